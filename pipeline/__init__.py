@@ -1,0 +1,1 @@
+"""needling-outcomes: the dry-needling outcomes pipeline."""
