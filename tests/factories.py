@@ -1,0 +1,61 @@
+"""Small synthetic studies for the tests, written as raw CSV text exactly as clinics would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PATIENTS = """patient_id,site,enrolment_date,age,sex,symptom_weeks,anticoagulants,protocol_deviation
+P1,Northside,2025-01-06,44,female,3,no,no
+P2,Northside,2025-01-06,61,male,30,yes,no
+P3,Riverside,2025-01-13,38,female,8,no,yes
+"""
+
+SESSIONS = """patient_id,session_number,session_date,depth,twitch,ltr_count,adverse_event,ae_severity
+P1,1,2025-01-06,deep,yes,2,soreness,mild
+P1,2,2025-01-13,deep,no,0,none,
+P2,1,2025-01-07,superficial,no,0,none,
+P2,2,2025-01-14,superficial,yes,1,none,
+P2,3,2025-01-21,superficial,no,,bruising,moderate
+P3,1,2025-01-13,deep,,3,none,
+"""
+
+ASSESSMENTS = """patient_id,visit,assessment_date,nrs,vas_mm,odi,odi_q1,odi_q2,odi_q3,odi_q4,odi_q5,odi_q6,odi_q7,odi_q8,odi_q9,odi_q10
+P1,0,2025-01-06,8,75,,2,2,2,2,2,2,2,2,2,2
+P1,1,2025-01-13,6,60,,1,1,1,1,1,1,1,,1,1
+P1,2,2025-01-20,4,40,,1,1,1,1,1,1,1,,,1
+P2,0,2025-01-07,6,55,42,,,,,,,,,,
+P2,1,2025-01-21,6,52,,,,,,,,,,,
+P3,0,2025-01-13,7,,,,,,,,,,,,
+"""
+
+TABLES = {"patients": PATIENTS, "sessions": SESSIONS, "assessments": ASSESSMENTS}
+
+
+def write_study(folder: Path, **overrides: str) -> dict[str, Path]:
+    """Write the three CSVs (``overrides`` replaces a table's text) and return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, text in {**TABLES, **overrides}.items():
+        path = folder / f"{name}.csv"
+        path.write_text(text, encoding="utf-8")
+        paths[name] = path
+    return paths
+
+
+def append_rows(table: str, *rows: str) -> str:
+    """Return the text of ``table`` with ``rows`` appended (one CSV line each)."""
+    return TABLES[table] + "".join(row + "\n" for row in rows)
+
+
+def write_config(folder: Path, inputs: dict[str, Path], **sections: str) -> Path:
+    """Write an analysis TOML for ``inputs`` with outputs inside ``folder``; return its path."""
+    text = "[inputs]\n" + "".join(f'{k} = "{v}"\n' for k, v in inputs.items())
+    text += f'[outputs]\nprocessed = "{folder / "processed"}"\nreports = "{folder / "reports"}"\n'
+    for instrument, (points, percent) in {"nrs": (2, 30), "vas": (15, 30),
+                                          "odi": (10, 30)}.items():
+        text += f"[mcid.{instrument}]\npoints = {points}\npercent = {percent}\n"
+    for name, body in sections.items():
+        text += f"[{name}]\n{body}\n"
+    path = folder / "analysis.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

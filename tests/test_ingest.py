@@ -1,0 +1,51 @@
+import pytest
+from factories import PATIENTS, write_study
+
+from pipeline.errors import InputFileError
+from pipeline.ingest import SOURCE_ROW, read_raw_table, sha256_of
+
+
+def test_cells_are_text_with_missing_tokens_and_line_numbers(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(PATIENTS.replace("P3,Riverside", " P3 ,NA") + "\n\nP4,-,2025-01-20,50,n/a,4,,\n")
+    table = read_raw_table("patients", path)
+    frame = table.frame
+    assert list(frame[SOURCE_ROW]) == [2, 3, 4, 7]  # lines 5 and 6 are blank
+    assert table.blank_lines == 2
+    assert frame.loc[2, "patient_id"] == "P3"  # surrounding spaces removed
+    assert frame["site"].isna().tolist() == [False, False, True, True]  # NA and - are missing
+    assert frame.loc[3, "sex"] is None or frame["sex"].isna()[3]
+    assert table.sha256 == sha256_of(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("\npatient_id,site\n", "line 1 is blank"),
+        ("patient_id,site,site,enrolment_date,age,symptom_weeks\n", "column 'site' appears twice"),
+        ("patient_id,enrolment_date,age,symptom_weeks\nP1,2025-01-01,3,4\n",
+         "required column 'site' is missing from the patients file"),
+        ("This is a letter to the clinic, not a table.\nRegards\n", "required column"),
+    ],
+)
+def test_file_level_problems_are_one_sentence(tmp_path, text, message):
+    path = tmp_path / "patients.csv"
+    path.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        read_raw_table("patients", path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_binary_and_ragged_files(tmp_path):
+    with pytest.raises(InputFileError, match="patients file not found"):
+        read_raw_table("patients", tmp_path / "absent.csv")
+    binary = tmp_path / "patients.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(InputFileError, match="not UTF-8 text"):
+        read_raw_table("patients", binary)
+    ragged = write_study(tmp_path / "r", patients=PATIENTS + "P9,A,2025-01-01,3,4,5,6,7,8,9\n")
+    with pytest.raises(InputFileError, match="not a comma-separated table"):
+        read_raw_table("patients", ragged["patients"])
