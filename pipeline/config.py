@@ -31,7 +31,11 @@ class Inputs:
 
     def as_dict(self) -> dict[str, Path]:
         """Return ``{table name: path}`` in the canonical order."""
-        return {"patients": self.patients, "sessions": self.sessions, "assessments": self.assessments}
+        return {
+            "patients": self.patients,
+            "sessions": self.sessions,
+            "assessments": self.assessments,
+        }
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,9 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     th_raw = _table(raw, "thresholds", path, required=False)
     _check_keys(th_raw, {f.name for f in fields(Thresholds)}, path, "thresholds")
     d = Thresholds()
-    max_missing = _number(th_raw, "odi_max_missing_sections", path, "thresholds",
-                          d.odi_max_missing_sections, 0, 9)
+    max_missing = _number(
+        th_raw, "odi_max_missing_sections", path, "thresholds", d.odi_max_missing_sections, 0, 9
+    )
     if isinstance(max_missing, float) and not max_missing.is_integer():
         raise _fail(path, "thresholds.odi_max_missing_sections", "must be a whole number")
     acute = _number(th_raw, "acute_below_weeks", path, "thresholds", d.acute_below_weeks, 0, 520)
@@ -212,8 +217,9 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     if chronic < acute:
         raise _fail(path, "thresholds.chronic_above_weeks", "must not be below acute_below_weeks")
     thresholds = Thresholds(
-        twitch_share=float(_number(th_raw, "twitch_share", path, "thresholds",
-                                   d.twitch_share, 0, 1)),
+        twitch_share=float(
+            _number(th_raw, "twitch_share", path, "thresholds", d.twitch_share, 0, 1)
+        ),
         deep_share=float(_number(th_raw, "deep_share", path, "thresholds", d.deep_share, 0, 1)),
         odi_max_missing_sections=int(max_missing),
         acute_below_weeks=float(acute),
@@ -226,8 +232,11 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     covariates = m_raw.get("covariates", list(dm.covariates))
     allowed_cov = ("chronicity", "age", "sex", "site")
     if not isinstance(covariates, list) or any(c not in allowed_cov for c in covariates):
-        raise _fail(path, "model.covariates",
-                    f"must be a list drawn from {', '.join(allowed_cov)}, got {covariates!r}")
+        raise _fail(
+            path,
+            "model.covariates",
+            f"must be a list drawn from {', '.join(allowed_cov)}, got {covariates!r}",
+        )
     random_slope = m_raw.get("random_slope", dm.random_slope)
     if not isinstance(random_slope, bool):
         raise _fail(path, "model.random_slope", f"must be true or false, got {random_slope!r}")
@@ -237,5 +246,6 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         random_slope=random_slope,
         df_method=_choice(m_raw, "df_method", path, "model", dm.df_method, DF_METHODS),
     )
-    return Config(source=path, inputs=inputs, outputs=outputs, mcid=mcid,
-                  thresholds=thresholds, model=model)
+    return Config(
+        source=path, inputs=inputs, outputs=outputs, mcid=mcid, thresholds=thresholds, model=model
+    )

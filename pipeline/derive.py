@@ -60,16 +60,21 @@ def score_odi(assessments: pd.DataFrame, max_missing: int = 1) -> pd.DataFrame:
     source = pd.Series(pd.NA, index=assessments.index, dtype="str")
     source[from_items.notna()] = "items"
     source[from_items.isna() & recorded.notna()] = "total"
-    return pd.DataFrame({"odi": odi, "odi_answered": answered.astype("Int64"),
-                         "odi_source": source})
+    return pd.DataFrame(
+        {"odi": odi, "odi_answered": answered.astype("Int64"), "odi_source": source}
+    )
 
 
 def classify_chronicity(symptom_weeks: pd.Series, thresholds: Thresholds) -> pd.Series:
     """Return acute / subacute / chronic as an ordered categorical (acute first)."""
     labels = np.select(
-        [symptom_weeks < thresholds.acute_below_weeks,
-         symptom_weeks > thresholds.chronic_above_weeks],
-        ["acute", "chronic"], default="subacute")
+        [
+            symptom_weeks < thresholds.acute_below_weeks,
+            symptom_weeks > thresholds.chronic_above_weeks,
+        ],
+        ["acute", "chronic"],
+        default="subacute",
+    )
     labels = pd.Series(labels, index=symptom_weeks.index).where(symptom_weeks.notna())
     return pd.Categorical(labels, categories=CHRONICITY_LEVELS)
 
@@ -93,24 +98,30 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     twitch = sessions["twitch"].astype("boolean")
     twitch = twitch.fillna(sessions["ltr_count"] > 0)
     event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
-    per = pd.DataFrame({
-        "patient_id": sessions["patient_id"],
-        "deep": (sessions["depth"] == "deep").astype("float64"),
-        "twitch": twitch.astype("Float64"),
-        "event": event.astype("int64"),
-    }).groupby("patient_id", sort=True)
-    out = pd.DataFrame({
-        "n_sessions": per.size(),
-        "deep_share": per["deep"].mean(),
-        "twitch_share": per["twitch"].mean().astype("float64"),
-        "n_adverse_events": per["event"].sum(),
-    }).reset_index()
+    per = pd.DataFrame(
+        {
+            "patient_id": sessions["patient_id"],
+            "deep": (sessions["depth"] == "deep").astype("float64"),
+            "twitch": twitch.astype("Float64"),
+            "event": event.astype("int64"),
+        }
+    ).groupby("patient_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "n_sessions": per.size(),
+            "deep_share": per["deep"].mean(),
+            "twitch_share": per["twitch"].mean().astype("float64"),
+            "n_adverse_events": per["event"].sum(),
+        }
+    ).reset_index()
     out["depth"] = pd.Categorical(
         np.where(out["deep_share"] >= thresholds.deep_share, "deep", "superficial"),
-        categories=DEPTH_LEVELS)
+        categories=DEPTH_LEVELS,
+    )
     twitch_group = pd.Series(
         np.where(out["twitch_share"] >= thresholds.twitch_share, "twitch", "no twitch"),
-        index=out.index).where(out["twitch_share"].notna())
+        index=out.index,
+    ).where(out["twitch_share"].notna())
     out["twitch"] = pd.Categorical(twitch_group, categories=TWITCH_LEVELS)
     return out
 
@@ -125,13 +136,27 @@ def sessions_before(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Ser
     pandas.Series
         Integer counts on the index of ``assessments``.
     """
-    events = pd.concat([
-        pd.DataFrame({"patient_id": sessions["patient_id"].to_numpy(),
-                      "date": sessions["session_date"].to_numpy(), "order": 1, "row": -1}),
-        pd.DataFrame({"patient_id": assessments["patient_id"].to_numpy(),
-                      "date": assessments["assessment_date"].to_numpy(), "order": 0,
-                      "row": np.arange(len(assessments))}),
-    ], ignore_index=True).sort_values(["patient_id", "date", "order"], kind="stable")
+    events = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "patient_id": sessions["patient_id"].to_numpy(),
+                    "date": sessions["session_date"].to_numpy(),
+                    "order": 1,
+                    "row": -1,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "patient_id": assessments["patient_id"].to_numpy(),
+                    "date": assessments["assessment_date"].to_numpy(),
+                    "order": 0,
+                    "row": np.arange(len(assessments)),
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).sort_values(["patient_id", "date", "order"], kind="stable")
     done = events["order"].groupby(events["patient_id"]).cumsum()
     at = events["row"] >= 0
     counts = np.zeros(len(assessments), dtype="int64")
@@ -166,8 +191,9 @@ def add_change_and_responders(frame: pd.DataFrame, mcid: dict[str, Mcid]) -> pd.
     return out
 
 
-def analysis_dataset(patients: pd.DataFrame, sessions: pd.DataFrame,
-                     assessments: pd.DataFrame, config: Config) -> pd.DataFrame:
+def analysis_dataset(
+    patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
+) -> pd.DataFrame:
     """Build the long analysis data set: one row per valid assessment.
 
     Parameters
@@ -198,16 +224,21 @@ def analysis_dataset(patients: pd.DataFrame, sessions: pd.DataFrame,
     rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
     rows["sessions_completed"] = sessions_before(assessments, sessions)
 
-    baseline_date = rows["assessment_date"].where(rows["visit"] == 0).groupby(
-        rows["patient_id"]).transform("first")
+    baseline_date = (
+        rows["assessment_date"]
+        .where(rows["visit"] == 0)
+        .groupby(rows["patient_id"])
+        .transform("first")
+    )
     first_session = rows["patient_id"].map(sessions.groupby("patient_id")["session_date"].min())
     origin = baseline_date.fillna(first_session)
     rows["weeks"] = (rows["assessment_date"] - origin).dt.days / 7.0
 
     rows = add_change_and_responders(rows, config.mcid)
     out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")
-    out = out.merge(patient_exposure(sessions, th), on="patient_id", how="left",
-                    validate="many_to_one")
+    out = out.merge(
+        patient_exposure(sessions, th), on="patient_id", how="left", validate="many_to_one"
+    )
     out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
     out = out.drop(columns="assessment_date")
     return out.sort_values(["patient_id", "visit"], kind="stable").reset_index(drop=True)

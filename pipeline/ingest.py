@@ -98,7 +98,9 @@ def read_raw_table(name: str, path: Path) -> RawTable:
     try:
         header = _header(path)
     except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV")
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+        ) from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from None
     seen: set[str] = set()
@@ -114,8 +116,13 @@ def read_raw_table(name: str, path: Path) -> RawTable:
         )
     try:
         frame = pd.read_csv(
-            path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_filter=False,
-            skip_blank_lines=False, skipinitialspace=False,
+            path,
+            dtype=str,
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            skipinitialspace=False,
         )
     except pd.errors.ParserError as exc:
         raise InputFileError(f"{path}: not a comma-separated table ({exc})") from None
@@ -127,8 +134,9 @@ def read_raw_table(name: str, path: Path) -> RawTable:
     blank = (stripped == "").all(axis=1)
     stripped = stripped.mask(stripped.isin(MISSING_TOKENS))
     frame = pd.concat([frame[[SOURCE_ROW]], stripped], axis=1)[~blank].reset_index(drop=True)
-    return RawTable(name=name, path=path, sha256=sha256_of(path), frame=frame,
-                    blank_lines=int(blank.sum()))
+    return RawTable(
+        name=name, path=path, sha256=sha256_of(path), frame=frame, blank_lines=int(blank.sum())
+    )
 
 
 def read_raw_tables(paths: dict[str, Path]) -> dict[str, RawTable]:

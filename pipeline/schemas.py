@@ -13,7 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
-from typing import Optional  # noqa: UP035  (pandera reads Optional[...] to mark a column optional)
+from typing import Optional
 
 import pandas as pd
 import pandera.pandas as pa
@@ -22,11 +22,26 @@ from pandera.typing import Series
 DEPTHS = ("superficial", "deep")
 SEXES = ("female", "male", "other")
 TRIGGER_POINTS = ("active", "latent")
-ADVERSE_EVENTS = ("none", "soreness", "bruising", "fatigue", "discomfort", "bleeding", "fainting",
-                  "other")
+ADVERSE_EVENTS = (
+    "none",
+    "soreness",
+    "bruising",
+    "fatigue",
+    "discomfort",
+    "bleeding",
+    "fainting",
+    "other",
+)
 SEVERITIES = ("mild", "moderate", "severe")
-CONTRAINDICATIONS = ("anticoagulants", "bleeding_disorder", "pregnant", "immunocompromised",
-                     "recent_surgery", "needle_phobia", "unable_to_consent")
+CONTRAINDICATIONS = (
+    "anticoagulants",
+    "bleeding_disorder",
+    "pregnant",
+    "immunocompromised",
+    "recent_surgery",
+    "needle_phobia",
+    "unable_to_consent",
+)
 ODI_ITEMS = tuple(f"odi_q{k}" for k in range(1, 11))
 OUTCOMES = ("nrs", "vas_mm", "odi")
 
@@ -43,34 +58,49 @@ class Patients(pa.DataFrameModel):
 
     patient_id: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": 64},
-        description="Patient identifier, unique within the study (pseudonymised in outputs).")
+        description="Patient identifier, unique within the study (pseudonymised in outputs).",
+    )
     site: Series[str] = pa.Field(
-        str_length={"min_value": 1}, description="Clinic that treats the patient.")
+        str_length={"min_value": 1}, description="Clinic that treats the patient."
+    )
     enrolment_date: Series[pa.DateTime] = pa.Field(
-        description="Date of enrolment, YYYY-MM-DD; no session or assessment may precede it.")
+        description="Date of enrolment, YYYY-MM-DD; no session or assessment may precede it."
+    )
     age: Series[pd.Int64Dtype] = pa.Field(ge=0, le=110, description="Age in years at enrolment.")
     sex: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        isin=SEXES, nullable=True, description="Sex.")
+        isin=SEXES, nullable=True, description="Sex."
+    )
     symptom_weeks: Series[float] = pa.Field(
-        ge=0, le=5200, description="Duration of the current episode at enrolment, in weeks "
-        "(acute < 6, subacute 6-12, chronic > 12 by default).")
+        ge=0,
+        le=5200,
+        description="Duration of the current episode at enrolment, in weeks "
+        "(acute < 6, subacute 6-12, chronic > 12 by default).",
+    )
     arm: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        nullable=True, description="Randomised arm, when the patient was randomised.")
+        nullable=True, description="Randomised arm, when the patient was randomised."
+    )
     anticoagulants: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Takes anticoagulants (contraindication / caution).")
+        "Takes anticoagulants (contraindication / caution)."
+    )
     bleeding_disorder: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Has a bleeding disorder.")
+        "Has a bleeding disorder."
+    )
     pregnant: Optional[Series[pd.BooleanDtype]] = _yes_no("Pregnant.")  # noqa: UP045
     immunocompromised: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Weakened immune system.")
+        "Weakened immune system."
+    )
     recent_surgery: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Recent surgery in the treated region.")
+        "Recent surgery in the treated region."
+    )
     needle_phobia: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Severe needle phobia.")
+        "Severe needle phobia."
+    )
     unable_to_consent: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "Unable to give informed consent.")
+        "Unable to give informed consent."
+    )
     protocol_deviation: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
-        "A protocol deviation was recorded (excluded in a sensitivity analysis).")
+        "A protocol deviation was recorded (excluded in a sensitivity analysis)."
+    )
 
     class Config:
         """Validation settings."""
@@ -83,36 +113,53 @@ class Sessions(pa.DataFrameModel):
 
     patient_id: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": 64},
-        description="Patient identifier; must match a valid row of patients.")
+        description="Patient identifier; must match a valid row of patients.",
+    )
     session_number: Series[pd.Int64Dtype] = pa.Field(
-        ge=1, le=200, description="Session number within the patient's course, from 1.")
+        ge=1, le=200, description="Session number within the patient's course, from 1."
+    )
     session_date: Series[pa.DateTime] = pa.Field(
-        description="Date of the session, YYYY-MM-DD; not before enrolment.")
+        description="Date of the session, YYYY-MM-DD; not before enrolment."
+    )
     therapist: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        nullable=True, description="Therapist code.")
+        nullable=True, description="Therapist code."
+    )
     depth: Series[str] = pa.Field(isin=DEPTHS, description="Needling depth.")
     twitch: Optional[Series[pd.BooleanDtype]] = pa.Field(  # noqa: UP045
-        nullable=True, description="Local twitch response elicited (yes/no); may be left empty "
-        "when ltr_count is given.")
+        nullable=True,
+        description="Local twitch response elicited (yes/no); may be left empty "
+        "when ltr_count is given.",
+    )
     ltr_count: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=500, nullable=True, description="Number of local twitch responses elicited.")
+        ge=0, le=500, nullable=True, description="Number of local twitch responses elicited."
+    )
     needles: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=1, le=100, nullable=True, description="Needles inserted.")
+        ge=1, le=100, nullable=True, description="Needles inserted."
+    )
     retention_min: Optional[Series[float]] = pa.Field(  # noqa: UP045
-        ge=0, le=60, nullable=True, description="Needle retention time, minutes.")
+        ge=0, le=60, nullable=True, description="Needle retention time, minutes."
+    )
     trigger_point: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        isin=TRIGGER_POINTS, nullable=True, description="Trigger-point type.")
+        isin=TRIGGER_POINTS, nullable=True, description="Trigger-point type."
+    )
     co_intervention: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        nullable=True, description="Co-interventions in the session, free text separated by ';'.")
+        nullable=True, description="Co-interventions in the session, free text separated by ';'."
+    )
     adverse_event: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        isin=ADVERSE_EVENTS, nullable=True,
-        description="Adverse event after the session ('none' when none; empty: not recorded).")
+        isin=ADVERSE_EVENTS,
+        nullable=True,
+        description="Adverse event after the session ('none' when none; empty: not recorded).",
+    )
     ae_severity: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        isin=SEVERITIES, nullable=True,
-        description="Severity of the adverse event; required when adverse_event is not 'none'.")
+        isin=SEVERITIES,
+        nullable=True,
+        description="Severity of the adverse event; required when adverse_event is not 'none'.",
+    )
 
-    @pa.dataframe_check(error="twitch must agree with ltr_count (no twitch with a count above 0, "
-                              "or twitch with a count of 0)")
+    @pa.dataframe_check(
+        error="twitch must agree with ltr_count (no twitch with a count above 0, "
+        "or twitch with a count of 0)"
+    )
     @classmethod
     def twitch_agrees_with_count(cls, df: pd.DataFrame) -> Series[bool]:
         """Twitch yes/no and the LTR count must not contradict each other."""
@@ -130,11 +177,13 @@ class Sessions(pa.DataFrameModel):
         count = df["ltr_count"].notna() if "ltr_count" in df else False
         return pd.Series(twitch | count, index=df.index)
 
-    @pa.dataframe_check(error="ae_severity is required when an adverse event is recorded, "
-                              "and must be empty when adverse_event is 'none'")
+    @pa.dataframe_check(
+        error="ae_severity is required when an adverse event is recorded, "
+        "and must be empty when adverse_event is 'none'"
+    )
     @classmethod
     def severity_matches_event(cls, df: pd.DataFrame) -> Series[bool]:
-        """A severity goes with an event, and only with an event."""
+        """Require a severity with an event, and only with an event."""
         if "adverse_event" not in df:
             return pd.Series(True, index=df.index)
         severity = df["ae_severity"].notna() if "ae_severity" in df else False
@@ -152,47 +201,71 @@ class Assessments(pa.DataFrameModel):
 
     patient_id: Series[str] = pa.Field(
         str_length={"min_value": 1, "max_value": 64},
-        description="Patient identifier; must match a valid row of patients.")
+        description="Patient identifier; must match a valid row of patients.",
+    )
     visit: Series[pd.Int64Dtype] = pa.Field(
-        ge=0, le=100, description="Visit number: 0 = baseline before the first session, then "
-        "1, 2, ... in time order; unique per patient.")
+        ge=0,
+        le=100,
+        description="Visit number: 0 = baseline before the first session, then "
+        "1, 2, ... in time order; unique per patient.",
+    )
     assessment_date: Series[pa.DateTime] = pa.Field(
-        description="Date of the assessment, YYYY-MM-DD; not before enrolment.")
+        description="Date of the assessment, YYYY-MM-DD; not before enrolment."
+    )
     nrs: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=10, nullable=True, description="Pain, Numeric Rating Scale 0-10 (higher worse).")
+        ge=0, le=10, nullable=True, description="Pain, Numeric Rating Scale 0-10 (higher worse)."
+    )
     vas_mm: Optional[Series[float]] = pa.Field(  # noqa: UP045
-        ge=0, le=100, nullable=True,
-        description="Pain, Visual Analogue Scale in millimetres 0-100 (higher worse).")
+        ge=0,
+        le=100,
+        nullable=True,
+        description="Pain, Visual Analogue Scale in millimetres 0-100 (higher worse).",
+    )
     odi: Optional[Series[float]] = pa.Field(  # noqa: UP045
-        ge=0, le=100, nullable=True, description="Oswestry Disability Index total, per cent 0-100 "
-        "(used when the item responses are not given).")
+        ge=0,
+        le=100,
+        nullable=True,
+        description="Oswestry Disability Index total, per cent 0-100 "
+        "(used when the item responses are not given).",
+    )
     odi_q1: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 1, pain intensity, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 1, pain intensity, 0-5."
+    )
     odi_q2: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 2, personal care, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 2, personal care, 0-5."
+    )
     odi_q3: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 3, lifting, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 3, lifting, 0-5."
+    )
     odi_q4: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 4, walking, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 4, walking, 0-5."
+    )
     odi_q5: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 5, sitting, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 5, sitting, 0-5."
+    )
     odi_q6: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 6, standing, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 6, standing, 0-5."
+    )
     odi_q7: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 7, sleeping, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 7, sleeping, 0-5."
+    )
     odi_q8: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 8, sex life (often unanswered), 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 8, sex life (often unanswered), 0-5."
+    )
     odi_q9: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 9, social life, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 9, social life, 0-5."
+    )
     odi_q10: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 10, travelling, 0-5.")
+        ge=0, le=5, nullable=True, description="ODI section 10, travelling, 0-5."
+    )
     odi_version: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        nullable=True, description="ODI version when known, e.g. 2.1a.")
+        nullable=True, description="ODI version when known, e.g. 2.1a."
+    )
 
     @pa.dataframe_check(error="no outcome recorded (nrs, vas_mm, odi or an ODI item)")
     @classmethod
     def has_an_outcome(cls, df: pd.DataFrame) -> Series[bool]:
-        """An assessment row without any outcome carries no information."""
+        """Require at least one outcome: a row without any carries no information."""
         present = [c for c in (*OUTCOMES, *ODI_ITEMS) if c in df]
         if not present:
             return pd.Series(False, index=df.index)
@@ -287,21 +360,30 @@ def data_dictionary_markdown() -> str:
     for table, model in MODELS.items():
         schema = model.to_schema()
         kinds = column_kinds(table)
-        lines += [f"## {table}", "", (model.__doc__ or "").strip(), "",
-                  "| column | type | required | allowed values | description |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"## {table}",
+            "",
+            (model.__doc__ or "").strip(),
+            "",
+            "| column | type | required | allowed values | description |",
+            "|---|---|---|---|---|",
+        ]
         for name, column in schema.columns.items():
             need = "required" if column.required else "optional"
             if column.required and not column.nullable:
                 need += ", filled"
-            lines.append(f"| `{name}` | {kinds[name]} | {need} | {_allowed(column)} | "
-                         f"{column.description or ''} |")
+            lines.append(
+                f"| `{name}` | {kinds[name]} | {need} | {_allowed(column)} | "
+                f"{column.description or ''} |"
+            )
         key = ", ".join(f"`{k}`" for k in KEYS[table])
         lines += ["", f"Row key: {key} (a key written twice quarantines every copy)."]
         row_rules = [check.error for check in schema.checks]
         if table in DATE_COLUMNS:
-            row_rules.append(f"`patient_id` must belong to a valid patient, and "
-                             f"`{DATE_COLUMNS[table]}` must not precede the enrolment date")
+            row_rules.append(
+                f"`patient_id` must belong to a valid patient, and "
+                f"`{DATE_COLUMNS[table]}` must not precede the enrolment date"
+            )
         if row_rules:
             lines += ["", "Row rules:", ""] + [f"- {rule}" for rule in row_rules]
         lines.append("")

@@ -73,18 +73,25 @@ class Validation:
         return int(self.accounting["quarantined_rows"].sum())
 
 
-def _failures(table: str, rows: pd.Series, column: str, check: str, values: pd.Series,
-              reason: str | pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({
-        "table": table, SOURCE_ROW: rows.to_numpy(), "column": column, "check": check,
-        "value": values.astype("str").to_numpy(),
-        "reason": reason if isinstance(reason, str) else reason.to_numpy(),
-    })
+def _failures(
+    table: str, rows: pd.Series, column: str, check: str, values: pd.Series, reason: str | pd.Series
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "table": table,
+            SOURCE_ROW: rows.to_numpy(),
+            "column": column,
+            "check": check,
+            "value": values.astype("str").to_numpy(),
+            "reason": reason if isinstance(reason, str) else reason.to_numpy(),
+        }
+    )
 
 
 def _empty_failures() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == SOURCE_ROW else "str")
-                         for c in FAILURE_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == SOURCE_ROW else "str") for c in FAILURE_COLUMNS}
+    )
 
 
 def parse_cells(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,15 +129,28 @@ def parse_cells(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
             parsed = numbers.where(~fractional).astype("Int64")
         if bad.any():
             values = text[bad]
-            failed.append(_failures(table, frame.loc[bad, SOURCE_ROW], column, f"type:{kind}",
-                                    values, f"{column} = '" + values + f"' {bad_reason}"))
+            failed.append(
+                _failures(
+                    table,
+                    frame.loc[bad, SOURCE_ROW],
+                    column,
+                    f"type:{kind}",
+                    values,
+                    f"{column} = '" + values + f"' {bad_reason}",
+                )
+            )
         typed[column] = parsed
     return pd.DataFrame(typed, index=frame.index), _concat(failed)
 
 
 def _dtype(kind: str) -> str:
-    return {"integer": "Int64", "number": "float64", "yes/no": "boolean",
-            "date": "datetime64[us]", "text": "str"}[kind]
+    return {
+        "integer": "Int64",
+        "number": "float64",
+        "yes/no": "boolean",
+        "date": "datetime64[us]",
+        "text": "str",
+    }[kind]
 
 
 def _parse(text: pd.Series, kind: str) -> tuple[pd.Series, str]:
@@ -151,7 +171,10 @@ def _parse(text: pd.Series, kind: str) -> tuple[pd.Series, str]:
 
 
 _CHECK_PATTERNS = [
-    (re.compile(r"greater_than_or_equal_to\((.+)\)"), "{column} = {value} is below the minimum {0}"),
+    (
+        re.compile(r"greater_than_or_equal_to\((.+)\)"),
+        "{column} = {value} is below the minimum {0}",
+    ),
     (re.compile(r"less_than_or_equal_to\((.+)\)"), "{column} = {value} is above the maximum {0}"),
     (re.compile(r"isin\((.+)\)"), "{column} = '{value}' is not one of {0}"),
     (re.compile(r"not_nullable"), "{column} is empty but must be filled"),
@@ -184,8 +207,11 @@ def rule_text(check: str, column: str) -> str:
         return f"{column} is not a valid {check.removeprefix('type:')}"
     if not column:
         return check
-    return _describe(check, column, "value").replace(f"{column} = value", column).replace(
-        f"{column} = 'value'", column)
+    return (
+        _describe(check, column, "value")
+        .replace(f"{column} = value", column)
+        .replace(f"{column} = 'value'", column)
+    )
 
 
 def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
@@ -217,15 +243,19 @@ def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
     columns = np.where(row_rule, "", cases["column"].astype("str"))
     values = np.array([_show(v) for v in cases["failure_case"]], dtype=object)
     checks = cases["check"].astype("str").to_numpy()
-    out = pd.DataFrame({
-        "table": table,
-        SOURCE_ROW: typed.loc[index, SOURCE_ROW].to_numpy(),
-        "column": columns,
-        "check": checks,
-        "value": np.where(row_rule, "", values),
-        "reason": [c if rule else _describe(c, col, v)
-                   for c, col, v, rule in zip(checks, columns, values, row_rule, strict=True)],
-    })
+    out = pd.DataFrame(
+        {
+            "table": table,
+            SOURCE_ROW: typed.loc[index, SOURCE_ROW].to_numpy(),
+            "column": columns,
+            "check": checks,
+            "value": np.where(row_rule, "", values),
+            "reason": [
+                c if rule else _describe(c, col, v)
+                for c, col, v, rule in zip(checks, columns, values, row_rule, strict=True)
+            ],
+        }
+    )
     return out.drop_duplicates([SOURCE_ROW, "column", "check"])
 
 
@@ -248,12 +278,19 @@ def duplicate_keys(table: str, typed: pd.DataFrame) -> pd.DataFrame:
     if not dup.any():
         return _empty_failures()
     label = typed.loc[dup, keys].astype("str").agg("/".join, axis=1)
-    return _failures(table, typed.loc[dup, SOURCE_ROW], "/".join(keys), "duplicate_key", label,
-                     f"{'/'.join(keys)} " + label + " is written on more than one row")
+    return _failures(
+        table,
+        typed.loc[dup, SOURCE_ROW],
+        "/".join(keys),
+        "duplicate_key",
+        label,
+        f"{'/'.join(keys)} " + label + " is written on more than one row",
+    )
 
 
-def patient_links(table: str, typed: pd.DataFrame, patients: pd.DataFrame,
-                  all_patient_ids: pd.Series) -> pd.DataFrame:
+def patient_links(
+    table: str, typed: pd.DataFrame, patients: pd.DataFrame, all_patient_ids: pd.Series
+) -> pd.DataFrame:
     """Failures for rows of a patient-linked table that no valid patient row explains.
 
     Parameters
@@ -280,24 +317,46 @@ def patient_links(table: str, typed: pd.DataFrame, patients: pd.DataFrame,
     parts = []
     orphan = ids.notna() & ~known & ~written
     if orphan.any():
-        parts.append(_failures(table, typed.loc[orphan, SOURCE_ROW], "patient_id",
-                               "unknown_patient", ids[orphan],
-                               "patient_id '" + ids[orphan] + "' is not in the patients file"))
+        parts.append(
+            _failures(
+                table,
+                typed.loc[orphan, SOURCE_ROW],
+                "patient_id",
+                "unknown_patient",
+                ids[orphan],
+                "patient_id '" + ids[orphan] + "' is not in the patients file",
+            )
+        )
     held = ids.notna() & ~known & written
     if held.any():
-        parts.append(_failures(table, typed.loc[held, SOURCE_ROW], "patient_id",
-                               "quarantined_patient", ids[held],
-                               "patient_id '" + ids[held] + "' belongs to a quarantined "
-                               "patients row"))
+        parts.append(
+            _failures(
+                table,
+                typed.loc[held, SOURCE_ROW],
+                "patient_id",
+                "quarantined_patient",
+                ids[held],
+                "patient_id '" + ids[held] + "' belongs to a quarantined patients row",
+            )
+        )
     date_col = DATE_COLUMNS[table]
     enrolment = ids.map(patients.set_index("patient_id")["enrolment_date"])
     early = known & typed[date_col].notna() & (typed[date_col] < enrolment)
     if early.any():
         dates = typed.loc[early, date_col].dt.strftime("%Y-%m-%d")
-        parts.append(_failures(table, typed.loc[early, SOURCE_ROW], date_col,
-                               "date_before_enrolment", dates,
-                               f"{date_col} " + dates + " is before the patient's enrolment "
-                               + enrolment[early].dt.strftime("%Y-%m-%d")))
+        parts.append(
+            _failures(
+                table,
+                typed.loc[early, SOURCE_ROW],
+                date_col,
+                "date_before_enrolment",
+                dates,
+                f"{date_col} "
+                + dates
+                + " is before the patient's enrolment "
+                + enrolment[early].dt.strftime("%Y-%m-%d"),
+            )
+        )
     return _concat(parts)
 
 
@@ -305,15 +364,24 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
     bad_rows = failures[SOURCE_ROW].unique()
     is_bad = typed[SOURCE_ROW].isin(bad_rows)
     valid = typed[~is_bad].sort_values(list(KEYS[raw.name])).reset_index(drop=True)
-    grouped = (failures.sort_values([SOURCE_ROW, "column", "check"])
-               .groupby(SOURCE_ROW, sort=True)
-               .agg(failed_columns=("column", lambda s: "; ".join(dict.fromkeys(s))),
-                    failed_checks=("check", lambda s: "; ".join(dict.fromkeys(s))),
-                    reason=("reason", "; ".join)))
+    grouped = (
+        failures.sort_values([SOURCE_ROW, "column", "check"])
+        .groupby(SOURCE_ROW, sort=True)
+        .agg(
+            failed_columns=("column", lambda s: "; ".join(dict.fromkeys(s))),
+            failed_checks=("check", lambda s: "; ".join(dict.fromkeys(s))),
+            reason=("reason", "; ".join),
+        )
+    )
     quarantine = raw.frame[raw.frame[SOURCE_ROW].isin(bad_rows)].merge(
-        grouped, left_on=SOURCE_ROW, right_index=True, how="left")
-    return ValidatedTable(name=raw.name, valid=valid,
-                          quarantine=quarantine.reset_index(drop=True), raw_rows=len(raw.frame))
+        grouped, left_on=SOURCE_ROW, right_index=True, how="left"
+    )
+    return ValidatedTable(
+        name=raw.name,
+        valid=valid,
+        quarantine=quarantine.reset_index(drop=True),
+        raw_rows=len(raw.frame),
+    )
 
 
 def validate_study(raw: dict[str, RawTable]) -> Validation:
@@ -341,9 +409,11 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
         unparsed = pd.MultiIndex.from_frame(parse_failures[[SOURCE_ROW, "column"]])
         repeat = pd.MultiIndex.from_frame(value_failures[[SOURCE_ROW, "column"]]).isin(unparsed)
         repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
-            parse_failures[SOURCE_ROW]).to_numpy()
-        failures[name] = _concat([parse_failures, value_failures[~repeat],
-                                  duplicate_keys(name, frame)])
+            parse_failures[SOURCE_ROW]
+        ).to_numpy()
+        failures[name] = _concat(
+            [parse_failures, value_failures[~repeat], duplicate_keys(name, frame)]
+        )
 
     bad_patients = typed["patients"][SOURCE_ROW].isin(failures["patients"][SOURCE_ROW])
     valid_patients = typed["patients"][~bad_patients]
@@ -352,14 +422,22 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
         failures[name] = _concat([failures[name], links])
 
     tables = {name: _split(raw[name], typed[name], failures[name]) for name in TABLES}
-    accounting = pd.DataFrame([
-        {"table": name, "file": raw[name].path.name, "raw_rows": t.raw_rows,
-         "processed_rows": len(t.valid), "quarantined_rows": len(t.quarantine),
-         "blank_lines": raw[name].blank_lines}
-        for name, t in tables.items()
-    ])
+    accounting = pd.DataFrame(
+        [
+            {
+                "table": name,
+                "file": raw[name].path.name,
+                "raw_rows": t.raw_rows,
+                "processed_rows": len(t.valid),
+                "quarantined_rows": len(t.quarantine),
+                "blank_lines": raw[name].blank_lines,
+            }
+            for name, t in tables.items()
+        ]
+    )
     balance = accounting["raw_rows"] - accounting["processed_rows"] - accounting["quarantined_rows"]
     if (balance != 0).any():
         raise RuntimeError(f"row accounting does not balance:\n{accounting}")
-    return Validation(tables=tables, failures=_concat(list(failures.values())),
-                      accounting=accounting)
+    return Validation(
+        tables=tables, failures=_concat(list(failures.values())), accounting=accounting
+    )

@@ -51,8 +51,7 @@ def write_config(folder: Path, inputs: dict[str, Path], **sections: str) -> Path
     """Write an analysis TOML for ``inputs`` with outputs inside ``folder``; return its path."""
     text = "[inputs]\n" + "".join(f'{k} = "{v}"\n' for k, v in inputs.items())
     text += f'[outputs]\nprocessed = "{folder / "processed"}"\nreports = "{folder / "reports"}"\n'
-    for instrument, (points, percent) in {"nrs": (2, 30), "vas": (15, 30),
-                                          "odi": (10, 30)}.items():
+    for instrument, (points, percent) in {"nrs": (2, 30), "vas": (15, 30), "odi": (10, 30)}.items():
         text += f"[mcid.{instrument}]\npoints = {points}\npercent = {percent}\n"
     for name, body in sections.items():
         text += f"[{name}]\n{body}\n"

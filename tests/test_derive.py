@@ -57,25 +57,37 @@ def test_chronicity_thresholds():
 
 
 def test_same_day_session_counts_after_the_assessment():
-    sessions = pd.DataFrame({"patient_id": ["A", "A", "A", "B"],
-                             "session_date": pd.to_datetime(["2025-01-01", "2025-01-08",
-                                                             "2025-01-15", "2025-01-01"])})
-    assessments = pd.DataFrame({"patient_id": ["A", "A", "A", "B"],
-                                "assessment_date": pd.to_datetime(["2025-01-01", "2025-01-08",
-                                                                   "2025-01-20", "2025-01-02"])},
-                               index=[10, 11, 12, 13])
+    sessions = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "A", "B"],
+            "session_date": pd.to_datetime(
+                ["2025-01-01", "2025-01-08", "2025-01-15", "2025-01-01"]
+            ),
+        }
+    )
+    assessments = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "A", "B"],
+            "assessment_date": pd.to_datetime(
+                ["2025-01-01", "2025-01-08", "2025-01-20", "2025-01-02"]
+            ),
+        },
+        index=[10, 11, 12, 13],
+    )
     got = sessions_before(assessments, sessions)
     assert got.to_dict() == {10: 0, 11: 1, 12: 3, 13: 1}
 
 
 def test_exposure_groups_follow_thresholds():
-    sessions = pd.DataFrame({
-        "patient_id": ["A", "A", "B", "B", "B", "B"],
-        "depth": ["deep", "superficial", "superficial", "superficial", "superficial", "deep"],
-        "twitch": pd.array([True, None, False, False, True, False], dtype="boolean"),
-        "ltr_count": pd.array([2, 0, 0, 0, 1, 0], dtype="Int64"),
-        "adverse_event": ["soreness", "none", None, "none", "none", "bruising"],
-    })
+    sessions = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "B", "B", "B"],
+            "depth": ["deep", "superficial", "superficial", "superficial", "superficial", "deep"],
+            "twitch": pd.array([True, None, False, False, True, False], dtype="boolean"),
+            "ltr_count": pd.array([2, 0, 0, 0, 1, 0], dtype="Int64"),
+            "adverse_event": ["soreness", "none", None, "none", "none", "bruising"],
+        }
+    )
     got = patient_exposure(sessions, Thresholds()).set_index("patient_id")
     assert got.loc["A", "deep_share"] == 0.5 and got.loc["A", "depth"] == "deep"
     assert got.loc["A", "twitch_share"] == 0.5 and got.loc["A", "twitch"] == "twitch"
@@ -89,8 +101,9 @@ def test_analysis_dataset_change_responders_and_time(tmp_path):
     paths = write_study(tmp_path / "raw")
     config = load_config(write_config(tmp_path, paths))
     v = validate_study(read_raw_tables(paths))
-    data = analysis_dataset(v.valid("patients"), v.valid("sessions"), v.valid("assessments"),
-                            config).set_index(["patient_id", "visit"])
+    data = analysis_dataset(
+        v.valid("patients"), v.valid("sessions"), v.valid("assessments"), config
+    ).set_index(["patient_id", "visit"])
     # P1: NRS 8 -> 6 (-2 points: responder by points), 8 -> 4 (responder)
     assert data.loc[("P1", 1), "nrs_change"] == -2
     assert bool(data.loc[("P1", 1), "nrs_responder"])

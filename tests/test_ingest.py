@@ -7,7 +7,9 @@ from pipeline.ingest import SOURCE_ROW, read_raw_table, sha256_of
 
 def test_cells_are_text_with_missing_tokens_and_line_numbers(tmp_path):
     path = tmp_path / "p.csv"
-    path.write_text(PATIENTS.replace("P3,Riverside", " P3 ,NA") + "\n\nP4,-,2025-01-20,50,n/a,4,,\n")
+    path.write_text(
+        PATIENTS.replace("P3,Riverside", " P3 ,NA") + "\n\nP4,-,2025-01-20,50,n/a,4,,\n"
+    )
     table = read_raw_table("patients", path)
     frame = table.frame
     assert list(frame[SOURCE_ROW]) == [2, 3, 4, 7]  # lines 5 and 6 are blank
@@ -24,8 +26,10 @@ def test_cells_are_text_with_missing_tokens_and_line_numbers(tmp_path):
         ("", "the file is empty"),
         ("\npatient_id,site\n", "line 1 is blank"),
         ("patient_id,site,site,enrolment_date,age,symptom_weeks\n", "column 'site' appears twice"),
-        ("patient_id,enrolment_date,age,symptom_weeks\nP1,2025-01-01,3,4\n",
-         "required column 'site' is missing from the patients file"),
+        (
+            "patient_id,enrolment_date,age,symptom_weeks\nP1,2025-01-01,3,4\n",
+            "required column 'site' is missing from the patients file",
+        ),
         ("This is a letter to the clinic, not a table.\nRegards\n", "required column"),
     ],
 )

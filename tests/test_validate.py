@@ -47,8 +47,9 @@ def test_patient_rules(tmp_path):
         "P4,A,2025-01-01,30.5,male,4,no,no": ("age", "type:integer"),
     }
     for k, (row, (column, check)) in enumerate(cases.items()):
-        failure = _only_failure(_validate(tmp_path / str(k), patients=append_rows("patients", row)),
-                                "patients")
+        failure = _only_failure(
+            _validate(tmp_path / str(k), patients=append_rows("patients", row)), "patients"
+        )
         assert (failure["column"], failure["check"]) == (column, check), row
         assert failure["source_row"] == 5
 
@@ -56,20 +57,27 @@ def test_patient_rules(tmp_path):
 def test_session_rules(tmp_path):
     cases = {
         "P1,3,2025-01-20,medium,no,0,none,": ("depth", "isin(('superficial', 'deep'))"),
-        "P1,3,2025-01-20,deep,no,2,none,": ("", "twitch must agree with ltr_count (no twitch "
-                                               "with a count above 0, or twitch with a count "
-                                               "of 0)"),
+        "P1,3,2025-01-20,deep,no,2,none,": (
+            "",
+            "twitch must agree with ltr_count (no twitch "
+            "with a count above 0, or twitch with a count "
+            "of 0)",
+        ),
         "P1,3,2025-01-20,deep,,,none,": ("", "twitch or ltr_count must be given"),
-        "P1,3,2025-01-20,deep,no,0,soreness,": ("", "ae_severity is required when an adverse "
-                                                    "event is recorded, and must be empty when "
-                                                    "adverse_event is 'none'"),
+        "P1,3,2025-01-20,deep,no,0,soreness,": (
+            "",
+            "ae_severity is required when an adverse "
+            "event is recorded, and must be empty when "
+            "adverse_event is 'none'",
+        ),
         "P9,1,2025-01-20,deep,no,0,none,": ("patient_id", "unknown_patient"),
         "P1,3,2025-01-01,deep,no,0,none,": ("session_date", "date_before_enrolment"),
         "P1,0,2025-01-20,deep,no,0,none,": ("session_number", "greater_than_or_equal_to(1)"),
     }
     for k, (row, (column, check)) in enumerate(cases.items()):
-        failure = _only_failure(_validate(tmp_path / str(k), sessions=append_rows("sessions", row)),
-                                "sessions")
+        failure = _only_failure(
+            _validate(tmp_path / str(k), sessions=append_rows("sessions", row)), "sessions"
+        )
         assert (failure["column"], failure["check"]) == (column, check), row
 
 
@@ -81,8 +89,10 @@ def test_assessment_rules(tmp_path):
         f"P1,3,2025-01-27,,,,6{blank_items}": ("odi_q1", "less_than_or_equal_to(5)"),
         f"P1,3,2025-01-27,4.5,,,{blank_items}": ("nrs", "type:integer"),
         f"P1,3,2025-01-27,,abc,,{blank_items}": ("vas_mm", "type:number"),
-        f"P1,3,2025-01-27,,,,{blank_items}": ("", "no outcome recorded (nrs, vas_mm, odi or an "
-                                                   "ODI item)"),
+        f"P1,3,2025-01-27,,,,{blank_items}": (
+            "",
+            "no outcome recorded (nrs, vas_mm, odi or an ODI item)",
+        ),
         f"P1,3,2024-12-27,5,,,{blank_items}": ("assessment_date", "date_before_enrolment"),
         f"P1,-1,2025-01-27,5,,,{blank_items}": ("visit", "greater_than_or_equal_to(0)"),
     }
@@ -93,7 +103,9 @@ def test_assessment_rules(tmp_path):
 
 
 def test_every_copy_of_a_duplicated_key_is_quarantined(tmp_path):
-    v = _validate(tmp_path, assessments=append_rows("assessments", "P1,1,2025-01-13,6,60" + "," * 11))
+    v = _validate(
+        tmp_path, assessments=append_rows("assessments", "P1,1,2025-01-13,6,60" + "," * 11)
+    )
     q = v.tables["assessments"].quarantine
     assert sorted(q["source_row"]) == [3, 8]
     assert set(q["failed_checks"]) == {"duplicate_key"}

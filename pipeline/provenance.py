@@ -1,0 +1,80 @@
+"""Provenance of a run: input checksums, configuration, software versions and git commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+PACKAGES = (
+    "needling-outcomes",
+    "pandas",
+    "numpy",
+    "scipy",
+    "statsmodels",
+    "pandera",
+    "matplotlib",
+    "pyarrow",
+    "jinja2",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Return ``{package: version}`` for Python and the packages the results depend on."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit(folder: Path) -> str:
+    """Return the git commit of ``folder`` (``-dirty`` when changed) or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def run_date() -> str:
+    """Today's date (UTC), or the date of ``SOURCE_DATE_EPOCH`` when that is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (
+        dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+        if epoch and epoch.isdigit()
+        else dt.datetime.now(tz=dt.UTC)
+    )
+    return moment.date().isoformat()
+
+
+def input_files(files: dict[str, tuple[Path, str]]) -> pd.DataFrame:
+    """Tabulate input files as ``role, file, sha256`` (file names only, no folders)."""
+    return pd.DataFrame(
+        [
+            {"role": role, "file": Path(path).name, "sha256": digest}
+            for role, (path, digest) in files.items()
+        ]
+    )

@@ -1,0 +1,108 @@
+"""The whole pipeline on the committed demo data, as `make report` runs it."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from factories import write_config
+
+from pipeline.config import load_config
+from pipeline.ingest import sha256_of
+from pipeline.runner import run
+from pipeline.simulate import TRUE_EFFECTS
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "raw" / "demo"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
+    before = {name: sha256_of(path) for name, path in inputs.items()}
+    config = load_config(write_config(folder, inputs))
+    result = run(config, project_root=ROOT)
+    return folder, config, result, inputs, before
+
+
+def test_row_accounting_balances_and_bad_rows_are_quarantined(demo_run):
+    folder, *_ = demo_run
+    acc = pd.read_csv(folder / "reports" / "tables" / "row_accounting.csv").set_index("table")
+    assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
+    # the demo holds 10 deliberately bad rows (see README); the duplicated assessment
+    # quarantines both copies of its key, so 11 rows are quarantined
+    assert acc["quarantined_rows"].to_dict() == {"patients": 1, "sessions": 3, "assessments": 7}
+    for table in ("patients", "sessions", "assessments"):
+        quarantine = pd.read_csv(folder / "processed" / "quarantine" / f"{table}.csv")
+        assert len(quarantine) == acc.loc[table, "quarantined_rows"]
+        assert quarantine["reason"].notna().all() and quarantine["failed_checks"].notna().all()
+        processed = pd.read_parquet(folder / "processed" / f"{table}.parquet")
+        assert len(processed) == acc.loc[table, "processed_rows"]
+
+
+def test_fixed_effects_table_has_the_agreed_columns(demo_run):
+    folder, *_ = demo_run
+    fe = pd.read_csv(folder / "reports" / "tables" / "fixed_effects.csv")
+    assert list(fe.columns) == [
+        "analysis",
+        "outcome",
+        "term",
+        "estimate",
+        "std_err",
+        "df",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    ]
+    assert set(fe["term"]) == {
+        "Intercept",
+        "depth[T.deep]",
+        "chronicity[T.chronic]",
+        "weeks",
+        "weeks:depth[T.deep]",
+    }
+    assert (fe["ci_low"] < fe["estimate"]).all() and (fe["estimate"] < fe["ci_high"]).all()
+
+
+def test_model_recovers_the_true_depth_by_time_effect(demo_run):
+    """The simulator's deep-minus-superficial NRS slope (pipeline/simulate.py TRUE_EFFECTS)."""
+    folder, *_ = demo_run
+    fe = pd.read_csv(folder / "reports" / "tables" / "fixed_effects.csv").set_index("term")
+    truth = TRUE_EFFECTS["nrs"]["deep_x_time_per_week"]
+    row = fe.loc["weeks:depth[T.deep]"]
+    assert row["ci_low"] <= truth <= row["ci_high"]
+    assert row["ci_high"] < 0  # 240 patients are enough to see the effect
+    assert (
+        fe.loc["weeks", "ci_low"]
+        <= TRUE_EFFECTS["nrs"]["time_per_week"]
+        <= fe.loc["weeks", "ci_high"]
+    )
+
+
+def test_report_is_self_contained_and_shows_no_identifiers_or_dates(demo_run):
+    folder, _, _, inputs, _ = demo_run
+    html = (folder / "reports" / "outcomes.html").read_text(encoding="utf-8")
+    for section in ("Summary", "Data: what was read", "Trajectory model", "Provenance", "Methods"):
+        assert section in html
+    assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', html)
+    assert "http://" not in html and "https://" not in html  # nothing fetched from outside
+    for path in inputs.values():
+        assert sha256_of(path) in html
+    raw = pd.concat([pd.read_csv(p, dtype=str) for p in inputs.values()], ignore_index=True)
+    ids = set(raw["patient_id"].dropna())
+    dates = set()
+    for column in ("enrolment_date", "session_date", "assessment_date"):
+        dates |= set(raw[column].dropna())
+    words = set(re.findall(r"[A-Za-z0-9-]+", re.sub(r"base64,[^\"]+", "", html)))
+    assert not ids & words, "patient identifiers in the report"
+    assert not dates & words, "calendar dates of patients in the report"
+
+
+def test_inputs_unchanged_and_outputs_reproducible(demo_run):
+    folder, config, _, inputs, before = demo_run
+    assert before == {name: sha256_of(path) for name, path in inputs.items()}
+    outputs = sorted((folder / "reports").rglob("*.*"))
+    first = {p: p.read_bytes() for p in outputs}
+    run(config, project_root=ROOT)
+    assert first == {p: p.read_bytes() for p in outputs}
