@@ -1,0 +1,396 @@
+"""Vectorised (RE)ML deviance of a linear mixed model with one grouping factor.
+
+This module is the numerical core behind :func:`pipeline.lmm.fit_lmm`. It evaluates the
+deviance (-2 log-likelihood) exactly as lme4 / lmerTest define it, in numpy only, so that the
+standard errors and Satterthwaite degrees of freedom can be computed the way lmerTest does.
+
+Model and parametrisation
+-------------------------
+For group ``i`` with ``n_i`` observations::
+
+    y_i = X_i beta + Z_i b_i + e_i,   b_i ~ N(0, sigma^2 Lambda Lambda'),   e_i ~ N(0, sigma^2 I)
+
+``Lambda`` is lme4's lower-triangular relative Cholesky factor; its lower triangle, stored
+column by column, is lme4's ``theta`` (for a 2 x 2 factor: ``(L11, L21, L22)``, which is also
+statsmodels' packed ``cov_re_sqrt`` order). The diagonal of ``Lambda`` is bounded below by 0.
+
+Vectorisation
+-------------
+Everything the deviance needs is a per-group sum of cross products (``Z_i'Z_i``, ``Z_i'X_i``,
+``Z_i'y_i``) plus the pooled ``X'X``, ``X'y`` and ``y'y``. These are computed once. With the
+Woodbury identity, ``V_i^{-1}`` and ``log|V_i|`` only need the ``q x q`` matrices
+``M_i = I + Lambda' Z_i'Z_i Lambda`` (``q`` = number of random effects per group, 1 or 2), so one
+evaluation is a single batched ``np.linalg`` call on a stacked ``(m, q, q)`` array, whatever
+the number of observations per group. This is equivalent to, and cheaper than, grouping the
+patients by their number of visits and working on stacked ``(k, n, n)`` matrices ``V_i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "DevianceTerms",
+    "GroupedCrossproducts",
+    "hessian_richardson",
+    "jacobian_richardson",
+    "lambda_from_theta",
+    "theta_from_relative_cov",
+]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def lambda_from_theta(theta: np.ndarray, q: int) -> np.ndarray:
+    """Build the lower-triangular relative Cholesky factor from lme4's ``theta``.
+
+    Parameters
+    ----------
+    theta : numpy.ndarray
+        Lower triangle of ``Lambda`` in column-major order, length ``q (q + 1) / 2``.
+    q : int
+        Number of random effects per group.
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``(q, q)`` lower-triangular matrix ``Lambda``.
+    """
+    lam = np.zeros((q, q))
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))  # column-major, as lme4 stores theta
+    lam[rows[order], cols[order]] = theta
+    return lam
+
+
+def theta_from_relative_cov(rel_cov: np.ndarray) -> np.ndarray:
+    """Return lme4's ``theta`` for a relative covariance ``G / sigma^2``.
+
+    A Cholesky factorisation that tolerates positive semi-definite input: a pivot that is
+    zero or slightly negative (a boundary fit) gives a zero diagonal element, as lme4's bounded
+    optimiser would.
+
+    Parameters
+    ----------
+    rel_cov : numpy.ndarray
+        Symmetric ``(q, q)`` matrix ``G / sigma^2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``theta`` (column-major lower triangle of ``Lambda``, non-negative diagonal).
+    """
+    c = np.asarray(rel_cov, dtype=float)
+    q = c.shape[0]
+    lam = np.zeros((q, q))
+    for j in range(q):
+        pivot = c[j, j] - lam[j, :j] @ lam[j, :j]
+        lam[j, j] = np.sqrt(pivot) if pivot > 0 else 0.0
+        for i in range(j + 1, q):
+            off = c[i, j] - lam[i, :j] @ lam[j, :j]
+            lam[i, j] = off / lam[j, j] if lam[j, j] > 0 else 0.0
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))
+    return lam[rows[order], cols[order]]
+
+
+@dataclass(frozen=True)
+class DevianceTerms:
+    """Pieces of the deviance at one value of ``theta`` (``sigma`` not yet chosen).
+
+    Attributes
+    ----------
+    logdet_m : float
+        ``sum_i log|M_i|`` (lme4's ``ldL2``).
+    logdet_xwx : float
+        ``log|X' (I + Z Lambda Lambda' Z')^{-1} X|`` (lme4's ``2 log|RX|``).
+    pwrss : float
+        Penalised weighted residual sum of squares at the GLS ``beta``.
+    beta : numpy.ndarray
+        Generalised least squares estimate of the fixed effects.
+    xwx_inv : numpy.ndarray
+        ``(X' (I + Z Lambda Lambda' Z')^{-1} X)^{-1}``; the fixed-effect covariance is
+        ``sigma^2`` times this.
+    """
+
+    logdet_m: float
+    logdet_xwx: float
+    pwrss: float
+    beta: np.ndarray
+    xwx_inv: np.ndarray
+
+
+class GroupedCrossproducts:
+    """Per-group cross products of one data set, and the deviance computed from them.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Response, shape ``(n,)``.
+    x : numpy.ndarray
+        Fixed-effect design, shape ``(n, p)``.
+    z : numpy.ndarray
+        Random-effect design, shape ``(n, q)``.
+    group_codes : numpy.ndarray
+        Integer group code of each row, shape ``(n,)``.
+    """
+
+    def __init__(
+        self, y: np.ndarray, x: np.ndarray, z: np.ndarray, group_codes: np.ndarray
+    ) -> None:
+        y = np.asarray(y, dtype=float)
+        x = np.asarray(x, dtype=float)
+        z = np.asarray(z, dtype=float)
+        codes = np.asarray(group_codes)
+        order = np.argsort(codes, kind="stable")
+        y, x, z, codes = y[order], x[order], z[order], codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        self.n_obs = int(y.shape[0])
+        self.p = int(x.shape[1])
+        self.q = int(z.shape[1])
+        self.n_groups = int(starts.shape[0])
+        self.ztz = np.add.reduceat(z[:, :, None] * z[:, None, :], starts, axis=0)
+        self.ztx = np.add.reduceat(z[:, :, None] * x[:, None, :], starts, axis=0)
+        self.zty = np.add.reduceat(z * y[:, None], starts, axis=0)
+        self.xtx = x.T @ x
+        self.xty = x.T @ y
+        self.yty = float(y @ y)
+        self.n_theta = self.q * (self.q + 1) // 2
+        rows, cols = np.tril_indices(self.q)
+        order_t = np.lexsort((rows, cols))
+        self.theta_diagonal = rows[order_t] == cols[order_t]
+        """Boolean mask: which elements of ``theta`` are diagonal (bounded below by 0)."""
+
+    def terms(self, theta: np.ndarray) -> DevianceTerms:
+        """Evaluate the ``sigma``-free pieces of the deviance at ``theta``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+
+        Returns
+        -------
+        DevianceTerms
+            Log-determinants, penalised RSS, GLS ``beta`` and ``(X'W X)^{-1}``.
+        """
+        lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
+        m = np.eye(self.q) + lam.T @ self.ztz @ lam  # (g, q, q)
+        a = lam.T @ self.ztx  # (g, q, p)
+        b = (self.zty @ lam)[:, :, None]  # (g, q, 1)
+        chol = np.linalg.cholesky(m)
+        logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+        sol = np.linalg.solve(m, np.concatenate([a, b], axis=2))  # M^{-1} [A b]
+        at = np.swapaxes(a, 1, 2)
+        xwx = self.xtx - (at @ sol[:, :, : self.p]).sum(axis=0)
+        xwy = self.xty - (at @ sol[:, :, self.p :]).sum(axis=0)[:, 0]
+        ywy = self.yty - float((b[:, :, 0] * sol[:, :, self.p]).sum())
+        chol_x = np.linalg.cholesky(xwx)
+        logdet_xwx = 2.0 * float(np.log(np.diag(chol_x)).sum())
+        xwx_inv = np.linalg.inv(xwx)
+        xwx_inv = 0.5 * (xwx_inv + xwx_inv.T)
+        beta = np.linalg.solve(xwx, xwy)
+        pwrss = ywy - float(beta @ xwy)
+        return DevianceTerms(logdet_m, logdet_xwx, pwrss, beta, xwx_inv)
+
+    def deviance(self, varpar: np.ndarray, reml: bool) -> float:
+        """Return the (RE)ML deviance at ``varpar = (theta, sigma)``, ``beta`` profiled out.
+
+        This is lmerTest's ``devfun_vp``: ``sigma`` is a free parameter, not profiled.
+
+        Parameters
+        ----------
+        varpar : numpy.ndarray
+            ``theta`` followed by the residual standard deviation ``sigma``.
+        reml : bool
+            REML deviance if true, ML deviance otherwise.
+
+        Returns
+        -------
+        float
+            -2 times the (restricted) log-likelihood.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        t = self.terms(varpar[:-1])
+        sigma2 = float(varpar[-1]) ** 2
+        dev = t.logdet_m + t.pwrss / sigma2 + self.n_obs * (_LOG_2PI + np.log(sigma2))
+        if reml:
+            dev += t.logdet_xwx - self.p * (_LOG_2PI + np.log(sigma2))
+        return float(dev)
+
+    def sigma_hat(self, theta: np.ndarray, reml: bool) -> float:
+        """Return the profiled residual standard deviation at ``theta``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+        reml : bool
+            Divide the penalised RSS by ``n - p`` (REML) or ``n`` (ML).
+
+        Returns
+        -------
+        float
+            ``sqrt(pwrss / (n - p))`` or ``sqrt(pwrss / n)``.
+        """
+        t = self.terms(theta)
+        dof = self.n_obs - self.p if reml else self.n_obs
+        return float(np.sqrt(t.pwrss / dof))
+
+    def profiled_deviance(self, theta: np.ndarray, reml: bool) -> float:
+        """Return lme4's objective: the deviance with ``sigma`` (and ``beta``) profiled out.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+        reml : bool
+            REML criterion if true, ML deviance otherwise.
+
+        Returns
+        -------
+        float
+            The REML criterion or ML deviance as ``lme4`` reports it. ``inf`` where the
+            matrices are not positive definite.
+        """
+        try:
+            t = self.terms(theta)
+        except np.linalg.LinAlgError:
+            return float("inf")
+        dof = self.n_obs - self.p if reml else self.n_obs
+        if not t.pwrss > 0:
+            return float("inf")
+        dev = t.logdet_m + dof * (1.0 + _LOG_2PI + np.log(t.pwrss / dof))
+        if reml:
+            dev += t.logdet_xwx
+        return float(dev)
+
+    def vcov_beta(self, varpar: np.ndarray) -> np.ndarray:
+        """Return the fixed-effect covariance ``sigma^2 (X'W X)^{-1}`` at ``(theta, sigma)``.
+
+        Parameters
+        ----------
+        varpar : numpy.ndarray
+            ``theta`` followed by ``sigma``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(p, p)`` covariance matrix ``(X' V^{-1} X)^{-1}``.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        return float(varpar[-1]) ** 2 * self.terms(varpar[:-1]).xwx_inv
+
+
+def _default_steps(x: np.ndarray, rel: float, zero_step: float) -> np.ndarray:
+    """Return initial steps as numDeriv chooses them: ``rel * |x|``, or a fixed step near 0."""
+    x = np.abs(np.asarray(x, dtype=float))
+    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
+    return np.where(x < zero_tol, zero_step, rel * x)
+
+
+def _richardson(estimates: list[np.ndarray]) -> np.ndarray:
+    """Richardson-extrapolate estimates whose error is a series in ``h^2`` (steps halved)."""
+    table = [np.asarray(e, dtype=float) for e in estimates]
+    for m in range(1, len(table)):
+        factor = 4.0**m
+        table = [(factor * table[k + 1] - table[k]) / (factor - 1.0) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def jacobian_richardson(
+    fun: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    rel_step: float = 1e-4,
+    zero_step: float = 1e-4,
+    n_steps: int = 4,
+) -> np.ndarray:
+    """Central-difference Jacobian with Richardson extrapolation (as ``numDeriv::jacobian``).
+
+    Parameters
+    ----------
+    fun : callable
+        Maps a vector to an array of any shape.
+    x : numpy.ndarray
+        Point of differentiation.
+    rel_step : float, default 1e-4
+        Initial step relative to ``|x_k|``.
+    zero_step : float, default 1e-4
+        Initial step where ``x_k`` is (nearly) zero.
+    n_steps : int, default 4
+        Number of step halvings combined by Richardson extrapolation.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape ``(len(x),) + fun(x).shape``: the derivative with respect to each
+        coordinate of ``x``.
+    """
+    x = np.asarray(x, dtype=float)
+    h0 = _default_steps(x, rel_step, zero_step)
+    out = []
+    for k in range(x.size):
+        estimates = []
+        for j in range(n_steps):
+            e = np.zeros_like(x)
+            e[k] = h0[k] / 2.0**j
+            estimates.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2.0 * e[k]))
+        out.append(_richardson(estimates))
+    return np.stack(out)
+
+
+def hessian_richardson(
+    fun: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    rel_step: float = 0.1,
+    zero_step: float = 1e-4,
+    n_steps: int = 4,
+) -> np.ndarray:
+    """Hessian of a scalar function by central differences with Richardson extrapolation.
+
+    The default steps follow ``numDeriv::hessian`` (which lmerTest uses): 10 % of each
+    coordinate, halved ``n_steps - 1`` times, the estimates extrapolated to step 0.
+
+    Parameters
+    ----------
+    fun : callable
+        Scalar function of a vector.
+    x : numpy.ndarray
+        Point of differentiation.
+    rel_step : float, default 0.1
+        Initial step relative to ``|x_k|``.
+    zero_step : float, default 1e-4
+        Initial step where ``x_k`` is (nearly) zero.
+    n_steps : int, default 4
+        Number of step halvings combined by Richardson extrapolation.
+
+    Returns
+    -------
+    numpy.ndarray
+        Symmetric ``(len(x), len(x))`` Hessian.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    h0 = _default_steps(x, rel_step, zero_step)
+    f0 = float(fun(x))
+    hess = np.zeros((n, n))
+    for i in range(n):
+        for k in range(i, n):
+            estimates = []
+            for j in range(n_steps):
+                hi = np.zeros(n)
+                hk = np.zeros(n)
+                hi[i] = h0[i] / 2.0**j
+                hk[k] = h0[k] / 2.0**j
+                if i == k:
+                    d2 = (fun(x + hi) - 2.0 * f0 + fun(x - hi)) / hi[i] ** 2
+                else:
+                    d2 = (
+                        fun(x + hi + hk) - fun(x + hi - hk) - fun(x - hi + hk) + fun(x - hi - hk)
+                    ) / (4.0 * hi[i] * hk[k])
+                estimates.append(np.asarray(d2))
+            hess[i, k] = hess[k, i] = float(_richardson(estimates))
+    return hess

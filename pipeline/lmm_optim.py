@@ -1,0 +1,557 @@
+"""Optimisation routes for :func:`pipeline.lmm.fit_lmm` (SAP section 6).
+
+Every route returns lme4's ``theta`` (relative Cholesky factor of the random-effects covariance)
+and every route's optimum is scored by the same numpy criterion
+(:meth:`pipeline.lmm_deviance.GroupedCrossproducts.profiled_deviance`), so that routes are
+compared on equal terms and the best (RE)ML criterion is kept.
+
+Routes (names accepted by ``fit_lmm(..., routes=...)``):
+
+``"powell+bfgs"``
+    statsmodels ``MixedLM.fit(method="powell")``, then ``method="bfgs"`` with ``gtol=1e-8``
+    from that point (the strategy that reached lme4's optimum in every SAP benchmark).
+``"lbfgs"``
+    statsmodels ``MixedLM.fit(method="lbfgs")`` from statsmodels' default start.
+``"numpy-powell"``
+    scipy's bounded Powell on the profiled criterion over ``theta`` (diagonal >= 0) from
+    lme4's default start (identity), a derivative-free route like lme4's bobyqa.
+
+The best optimum is then polished by bounded L-BFGS-B on the same criterion; the polished
+point is kept only when its criterion is not worse. At a boundary, statsmodels' unbounded
+Cholesky parametrisation only approaches zero asymptotically; the bounded polish reaches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+from statsmodels.regression.mixed_linear_model import MixedLM
+
+from pipeline.lmm_data import FORMULA_NAMESPACE, PreparedData, first_line, quote_name
+from pipeline.lmm_deviance import (
+    GroupedCrossproducts,
+    hessian_richardson,
+    lambda_from_theta,
+    theta_from_relative_cov,
+)
+
+__all__ = [
+    "DEFAULT_ROUTES",
+    "GRADIENT_TOL",
+    "SINGULAR_TOL",
+    "FitOutcome",
+    "ModelFitError",
+    "Trial",
+    "WarningRecorder",
+    "choose",
+    "criterion_gradient",
+    "fit_structure",
+    "numpy_lbfgsb",
+    "numpy_powell",
+    "run_routes",
+    "scaled_gradient",
+    "singular_reason",
+]
+
+DEFAULT_ROUTES: tuple[str, ...] = ("powell+bfgs", "lbfgs", "numpy-powell")
+"""Routes tried by default, in order of preference among equal optima."""
+
+SINGULAR_TOL = 1e-4
+"""lme4's ``isSingular`` tolerance on the diagonal of the relative Cholesky factor."""
+
+GRADIENT_TOL = 2e-3
+"""lme4's tolerance (0.002) on the Hessian-scaled gradient of the criterion at the optimum."""
+
+_TIE_TOL = 1e-8
+"""Criteria closer than this are equal optima; the earlier route wins."""
+
+
+class ModelFitError(RuntimeError):
+    """No optimisation route produced a usable fit."""
+
+
+@dataclass
+class Trial:
+    """One optimisation route's result.
+
+    Attributes
+    ----------
+    route : str
+        Route name.
+    theta : numpy.ndarray or None
+        Optimum found (None when the route failed).
+    criterion : float
+        Profiled (RE)ML criterion at ``theta`` (``inf`` when the route failed).
+    converged : bool
+        The optimiser's own verdict (statsmodels' ``converged``; for numpy routes, lme4's
+        gradient check at the end point, :func:`scaled_gradient`).
+    note : str
+        Error or optimiser message.
+    """
+
+    route: str
+    theta: np.ndarray | None
+    criterion: float
+    converged: bool
+    note: str = ""
+
+
+@dataclass
+class FitOutcome:
+    """All routes for one random-effects structure and the verdict on the best.
+
+    Attributes
+    ----------
+    trials : list of Trial
+        Every route tried (and the polish when it was kept).
+    best : Trial or None
+        The chosen optimum, None when every route failed.
+    converged : bool
+        Some route reported convergence and ``best`` passes lme4's gradient check.
+    singular : str or None
+        Why the fit is singular (lme4's rule), or None.
+    gradient_note : str or None
+        Set when the gradient check at ``best`` failed.
+    crossproducts : GroupedCrossproducts
+        The data summaries the criterion was computed from.
+    """
+
+    trials: list[Trial]
+    best: Trial | None
+    converged: bool
+    singular: str | None
+    gradient_note: str | None
+    crossproducts: GroupedCrossproducts = field(repr=False)
+
+
+class WarningRecorder:
+    """Collect warnings and notes with their source, in order; repeats are counted."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def record(self, source: str) -> Iterator[None]:
+        """Record every warning raised inside the block (nothing is filtered).
+
+        Parameters
+        ----------
+        source : str
+            Prefix naming where the warnings came from.
+
+        Yields
+        ------
+        None
+            Control to the block.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                for w in caught:
+                    self.add(f"{source}: {w.category.__name__}: {w.message}")
+
+    def add(self, text: str) -> None:
+        """Record one note.
+
+        Parameters
+        ----------
+        text : str
+            The note.
+        """
+        self._items[text] = self._items.get(text, 0) + 1
+
+    def texts(self) -> tuple[str, ...]:
+        """Return the notes in order, repeats shown as ``(xN)``.
+
+        Returns
+        -------
+        tuple of str
+            The recorded notes.
+        """
+        return tuple(t if n == 1 else f"{t} (x{n})" for t, n in self._items.items())
+
+
+@contextlib.contextmanager
+def _patsy_engine() -> Iterator[None]:
+    """Make statsmodels build formulas with patsy, as :func:`prepare_data` does."""
+    import statsmodels.formula
+
+    options = statsmodels.formula.options
+    previous = options.formula_engine
+    options.formula_engine = "patsy"
+    try:
+        yield
+    finally:
+        options.formula_engine = previous
+
+
+def criterion_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> np.ndarray:
+    """Gradient of the profiled criterion by a five-point central stencil (error O(h^4)).
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    theta : numpy.ndarray
+        Point of differentiation.
+    reml : bool
+        REML criterion or ML deviance.
+
+    Returns
+    -------
+    numpy.ndarray
+        Gradient with respect to ``theta``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    grad = np.empty_like(theta)
+    for k in range(theta.size):
+        h = 1e-4 * max(1.0, abs(theta[k]))
+        e = np.zeros_like(theta)
+        e[k] = h
+        f = [gc.profiled_deviance(theta + c * e, reml) for c in (-2.0, -1.0, 1.0, 2.0)]
+        grad[k] = (f[0] - 8.0 * f[1] + 8.0 * f[2] - f[3]) / (12.0 * h)
+    return grad
+
+
+def _bounds(gc: GroupedCrossproducts) -> list[tuple[float | None, float | None]]:
+    return [(0.0, None) if d else (None, None) for d in gc.theta_diagonal]
+
+
+def _clip(gc: GroupedCrossproducts, theta: np.ndarray) -> np.ndarray:
+    return np.where(gc.theta_diagonal, np.maximum(theta, 0.0), theta)
+
+
+def scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> float:
+    """lme4's convergence measure: the largest gradient component scaled by the Hessian.
+
+    As lme4's ``checkConv``: with ``H = R'R`` the Hessian of the criterion, the measure is
+    ``max(min(|R^{-T} g|, |g|))`` over the parameters not held at a bound (raw gradient when
+    ``H`` is not positive definite). An optimum passes when it is below
+    :data:`GRADIENT_TOL`.
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    theta : numpy.ndarray
+        Candidate optimum.
+    reml : bool
+        REML criterion or ML deviance.
+
+    Returns
+    -------
+    float
+        The convergence measure (0 when every parameter is held at a bound).
+    """
+    theta = np.asarray(theta, dtype=float)
+    grad = criterion_gradient(gc, theta, reml)
+    free = ~(gc.theta_diagonal & (theta <= 0) & (grad > 0))
+    if not free.any():
+        return 0.0
+    g = grad[free]
+
+    def restricted(t_free: np.ndarray) -> float:
+        t = theta.copy()
+        t[free] = t_free
+        return gc.profiled_deviance(t, reml)
+
+    hess = hessian_richardson(restricted, theta[free])
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(hess), g)
+    except np.linalg.LinAlgError:
+        scaled = g
+    return float(np.max(np.minimum(np.abs(scaled), np.abs(g))))
+
+
+def _gradient_ok(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> bool:
+    return scaled_gradient(gc, theta, reml) < GRADIENT_TOL
+
+
+def numpy_powell(
+    gc: GroupedCrossproducts, reml: bool, start: np.ndarray
+) -> tuple[np.ndarray, bool, str]:
+    """Bounded derivative-free Powell minimisation of the profiled criterion.
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    reml : bool
+        REML criterion or ML deviance.
+    start : numpy.ndarray
+        Starting ``theta``.
+
+    Returns
+    -------
+    tuple
+        ``(theta, converged, message)``; convergence is judged by lme4's gradient check
+        (:func:`scaled_gradient`).
+    """
+    res = scipy.optimize.minimize(
+        gc.profiled_deviance,
+        _clip(gc, start),
+        args=(reml,),
+        method="Powell",
+        bounds=_bounds(gc),
+        options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 50_000},
+    )
+    theta = _clip(gc, res.x)
+    return theta, _gradient_ok(gc, theta, reml), "" if res.success else f"Powell: {res.message}"
+
+
+def numpy_lbfgsb(
+    gc: GroupedCrossproducts, reml: bool, start: np.ndarray
+) -> tuple[np.ndarray, bool, str]:
+    """Bounded L-BFGS-B minimisation of the profiled criterion (used to polish an optimum).
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    reml : bool
+        REML criterion or ML deviance.
+    start : numpy.ndarray
+        Starting ``theta`` (near the optimum).
+
+    Returns
+    -------
+    tuple
+        ``(theta, converged, message)``; convergence is judged by lme4's gradient check
+        (:func:`scaled_gradient`; L-BFGS-B may report an abnormal line search at an optimum
+        reached with numerical gradients).
+    """
+    res = scipy.optimize.minimize(
+        gc.profiled_deviance,
+        _clip(gc, start),
+        args=(reml,),
+        jac=lambda t, r: criterion_gradient(gc, t, r),
+        method="L-BFGS-B",
+        bounds=_bounds(gc),
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-7},
+    )
+    theta = _clip(gc, res.x)
+    return theta, _gradient_ok(gc, theta, reml), "" if res.success else f"L-BFGS-B: {res.message}"
+
+
+def _sm_theta(result: object) -> np.ndarray:
+    return theta_from_relative_cov(np.asarray(result.cov_re_unscaled, dtype=float))
+
+
+RouteFunction = Callable[[], tuple[np.ndarray, bool, str]]
+
+
+def _route_functions(
+    model: MixedLM, gc: GroupedCrossproducts, reml: bool
+) -> dict[str, RouteFunction]:
+    def powell_bfgs() -> tuple[np.ndarray, bool, str]:
+        first = model.fit(reml=reml, method="powell")
+        second = model.fit(reml=reml, method="bfgs", start_params=_sm_theta(first), gtol=1e-8)
+        return _sm_theta(second), bool(second.converged), ""
+
+    def lbfgs() -> tuple[np.ndarray, bool, str]:
+        res = model.fit(reml=reml, method="lbfgs")
+        return _sm_theta(res), bool(res.converged), ""
+
+    def powell_numpy() -> tuple[np.ndarray, bool, str]:
+        return numpy_powell(gc, reml, np.where(gc.theta_diagonal, 1.0, 0.0))
+
+    return {"powell+bfgs": powell_bfgs, "lbfgs": lbfgs, "numpy-powell": powell_numpy}
+
+
+def run_routes(
+    model: MixedLM,
+    gc: GroupedCrossproducts,
+    reml: bool,
+    routes: Sequence[str],
+    recorder: WarningRecorder,
+    label: str,
+) -> list[Trial]:
+    """Run each route, then polish the best optimum.
+
+    Parameters
+    ----------
+    model : statsmodels MixedLM
+        The model (for the statsmodels routes).
+    gc : GroupedCrossproducts
+        Data summaries (criterion of every route, numpy routes).
+    reml : bool
+        REML or ML.
+    routes : sequence of str
+        Route names (see the module docstring).
+    recorder : WarningRecorder
+        Receives every warning, prefixed with ``label`` and the route.
+    label : str
+        Name of the random-effects structure, e.g. ``"(1 + weeks | patient)"``.
+
+    Returns
+    -------
+    list of Trial
+        One per route, plus ``"<best>+polish"`` when polishing moved the optimum.
+    """
+    functions = _route_functions(model, gc, reml)
+    trials: list[Trial] = []
+    for route in routes:
+        source = f"{label} [{route}]"
+        try:
+            with recorder.record(source):
+                theta, converged, note = functions[route]()
+            crit = gc.profiled_deviance(theta, reml)
+        except Exception as exc:  # any optimiser failure is recorded, and the next route tried
+            recorder.add(f"{source}: failed with {type(exc).__name__}: {first_line(exc)}")
+            trials.append(Trial(route, None, np.inf, False, f"{type(exc).__name__}: {exc}"))
+            continue
+        trials.append(Trial(route, theta, crit, converged, note))
+
+    best = choose(trials)
+    if best is not None:
+        source = f"{label} [polish]"
+        try:
+            with recorder.record(source):
+                theta, ok, note = numpy_lbfgsb(gc, reml, best.theta)
+            crit = gc.profiled_deviance(theta, reml)
+        except Exception as exc:  # the polish is optional; record and keep the best route
+            recorder.add(f"{source}: failed with {type(exc).__name__}: {first_line(exc)}")
+        else:
+            if crit <= best.criterion + 1e-10 and np.max(np.abs(theta - best.theta)) > 1e-7:
+                trials.append(
+                    Trial(f"{best.route}+polish", theta, crit, best.converged or ok, note)
+                )
+    return trials
+
+
+def choose(trials: Sequence[Trial]) -> Trial | None:
+    """Pick the best criterion; a polished optimum wins ties, then the earlier route.
+
+    Parameters
+    ----------
+    trials : sequence of Trial
+        Candidate optima.
+
+    Returns
+    -------
+    Trial or None
+        The chosen optimum, None when no trial has a finite criterion.
+    """
+    finite = [t for t in trials if np.isfinite(t.criterion)]
+    if not finite:
+        return None
+    best_crit = min(t.criterion for t in finite)
+    ties = [t for t in finite if t.criterion <= best_crit + _TIE_TOL]
+    polished = [t for t in ties if t.route.endswith("+polish")]
+    return polished[0] if polished else ties[0]
+
+
+def singular_reason(theta: np.ndarray, q: int, names: Sequence[str], sigma: float) -> str | None:
+    """Describe why a fit is singular by lme4's rule, or return None.
+
+    A fit is singular when a diagonal element of the relative Cholesky factor is below
+    :data:`SINGULAR_TOL`: that random effect's variance is ~0, or it is perfectly correlated
+    with the random effect before it.
+
+    Parameters
+    ----------
+    theta : numpy.ndarray
+        lme4's relative Cholesky parameters.
+    q : int
+        Number of random effects.
+    names : sequence of str
+        Random-effect names, for the message.
+    sigma : float
+        Residual standard deviation (to report standard deviations on the data scale).
+
+    Returns
+    -------
+    str or None
+        A short description with the estimates, or None when the fit is not singular.
+    """
+    lam = lambda_from_theta(theta, q)
+    cov = sigma**2 * (lam @ lam.T)
+    sd = np.sqrt(np.diag(cov))
+    parts = []
+    for j in range(q):
+        if lam[j, j] >= SINGULAR_TOL:
+            continue
+        if j == 0 or lam[j, j - 1] == 0 or sd[0] == 0:
+            parts.append(f"the {names[j]} variance is ~0 (SD {sd[j]:.3g})")
+        else:
+            corr = cov[j, 0] / (sd[j] * sd[0])
+            parts.append(
+                f"the {names[j]} (SD {sd[j]:.3g}) is perfectly correlated ({corr:+.0f}) with "
+                f"the {names[0]}"
+            )
+    return "; ".join(parts) if parts else None
+
+
+def fit_structure(
+    prep: PreparedData,
+    group: str,
+    random_slope: str | None,
+    reml: bool,
+    routes: Sequence[str],
+    recorder: WarningRecorder,
+) -> FitOutcome:
+    """Fit one random-effects structure with every route and check the chosen optimum.
+
+    Parameters
+    ----------
+    prep : PreparedData
+        Validated data and design.
+    group : str
+        Grouping column.
+    random_slope : str or None
+        Random-slope column, or None for a random intercept only.
+    reml : bool
+        REML or ML.
+    routes : sequence of str
+        Route names.
+    recorder : WarningRecorder
+        Receives every warning.
+
+    Returns
+    -------
+    FitOutcome
+        Trials, the chosen optimum and its diagnostics.
+
+    Raises
+    ------
+    ModelFitError
+        If statsmodels builds a different fixed-effect design than the validated one.
+    """
+    label = f"(1 + {random_slope} | {group})" if random_slope else f"(1 | {group})"
+    re_formula = f"~ {quote_name(random_slope)}" if random_slope else None
+    with _patsy_engine(), recorder.record(f"{label} [model setup]"):
+        model = MixedLM.from_formula(
+            prep.formula,
+            prep.frame,
+            re_formula=re_formula,
+            groups=prep.frame[group].to_numpy(),
+            eval_env=dict(FORMULA_NAMESPACE),
+        )
+    if list(model.exog_names) != list(prep.x.columns) or not np.allclose(
+        model.exog, prep.x.to_numpy()
+    ):
+        raise ModelFitError("statsmodels built a different fixed-effect design than patsy.")
+    gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), np.asarray(model.exog_re), prep.codes)
+    trials = run_routes(model, gc, reml, routes, recorder, label)
+    best = choose(trials)
+    if best is None:
+        return FitOutcome(trials, None, False, None, None, gc)
+    measure = scaled_gradient(gc, best.theta, reml)
+    grad_ok = measure < GRADIENT_TOL
+    note = None
+    if not grad_ok:
+        note = (
+            f"{label}: the best optimum found fails lme4's gradient check "
+            f"(scaled gradient {measure:.2g} > {GRADIENT_TOL})"
+        )
+    converged = grad_ok and any(t.converged for t in trials if np.isfinite(t.criterion))
+    names = ["intercept"] + ([f"{random_slope} slope"] if random_slope else [])
+    singular = singular_reason(best.theta, gc.q, names, gc.sigma_hat(best.theta, reml))
+    return FitOutcome(trials, best, converged, singular, note, gc)
