@@ -89,6 +89,13 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def sig(value: Any, digits: int = 4) -> str:
+    """Format a number to ``digits`` significant digits (for variances of any scale)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
 def fmt_p(p: float) -> str:
     """Format a p-value: three decimals, or ``< 0.001``."""
     if p is None or math.isnan(p):
@@ -178,7 +185,10 @@ def render_html(content: ReportContent) -> str:
             },
         ),
         fixed_effects=_records(content.fixed_effects, fe_formats),
-        variance=_records(content.variance_components, {}),
+        variance=_records(
+            content.variance_components,
+            {k: sig for k in ("variance", "std_dev", "correlation")},
+        ),
         diagnostics=_records(content.diagnostics),
     )
 
