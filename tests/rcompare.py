@@ -1,0 +1,94 @@
+"""Comparing the pipeline's mixed-model numbers with R's lme4 / lmerTest output.
+
+Helpers shared by the tests that run ``tests/r/lmer_fit.R`` (through the ``lmer_r`` fixture in
+``conftest.py``) or paste its numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from pipeline.lmm import LmmFit
+
+
+def r_name(term: str) -> str:
+    """patsy column name -> lme4 coefficient name (factor references set as in R)."""
+    term = re.sub(r"C\((\w+), Treatment\('[^']*'\)\)\[T\.([^\]]+)\]", r"\1\2", term)
+    term = re.sub(r"(\w+)\[T\.([^\]]+)\]", r"\1\2", term)
+    return "(Intercept)" if term == "Intercept" else term
+
+
+def sig_tol(expected: float, digits: int) -> float:
+    """Half a unit in the ``digits``-th significant digit of ``expected``."""
+    if expected == 0:
+        return 0.5 * 10.0 ** (-digits)
+    return 0.5 * 10.0 ** (math.floor(math.log10(abs(expected))) - digits + 1)
+
+
+def assert_sig(actual: float, expected: float, digits: int, what: str) -> None:
+    assert abs(actual - expected) <= sig_tol(expected, digits), (
+        f"{what}: {actual!r} vs R {expected!r} (not equal to {digits} significant digits)"
+    )
+
+
+def assert_rel(actual: float, expected: float, rel: float, what: str) -> None:
+    assert abs(actual - expected) <= rel * abs(expected), (
+        f"{what}: {actual!r} vs R {expected!r} (relative difference > {rel})"
+    )
+
+
+def vc_values(fit: LmmFit) -> dict[str, float]:
+    """Variance components as R's ``as.data.frame(VarCorr(fit))`` keys ``grp|var1|var2``."""
+    out = {}
+    for row in fit.variance_components.itertuples():
+        if row.group == "Residual":
+            out["Residual|NA|"] = row.variance
+        elif row.term.startswith("cor("):
+            slope = fit.random_slope
+            out[f"{row.group}|(Intercept)|{slope}"] = row.correlation
+        else:
+            out[f"{row.group}|{row.term}|"] = row.variance
+    return out
+
+
+def check_against(fit: LmmFit, ref: dict, fe_digits: int = 4, vc_digits: int = 3) -> None:
+    """Compare a fit with an R reference at the plan's tolerances."""
+    table = fit.fixed_effects.set_index("term")
+    assert sorted(r_name(t) for t in table.index) == sorted(ref["estimate"])
+    for term, row in table.iterrows():
+        name = r_name(term)
+        assert_sig(row.estimate, ref["estimate"][name], fe_digits, f"estimate {name}")
+        assert_sig(row.std_err, ref["std_err"][name], fe_digits, f"std_err {name}")
+        assert_rel(row.df, ref["df"][name], 0.01, f"df {name}")
+    ours = vc_values(fit)
+    for key, value in ref["vc"].items():
+        assert_sig(ours[key], value, vc_digits, f"variance component {key}")
+    assert_rel(fit.criterion, ref["criterion"], 1e-8, "criterion")
+
+
+def parse_r(table: pd.DataFrame) -> dict:
+    """The lmer_fit.R output as a reference dictionary like the pasted ones."""
+
+    def pick(kind: str) -> dict[str, float]:
+        sub = table[table.kind == kind]
+        return dict(zip(sub.name, sub.value.astype(float), strict=True))
+
+    return {
+        "estimate": pick("estimate"),
+        "std_err": pick("std_err"),
+        "df": pick("df"),
+        "vc": {**pick("variance"), **pick("correlation")},
+        "criterion": float(table.loc[table.kind == "criterion", "value"].iloc[0]),
+        "theta": np.array(list(pick("theta").values())),
+        "sigma": float(table.loc[table.kind == "sigma", "value"].iloc[0]),
+        "singular": table.loc[table.kind == "singular", "value"].iloc[0] == "TRUE",
+        "n_obs": int(table.loc[table.kind == "n_obs", "value"].iloc[0]),
+        "contrast_estimate": pick("contrast_estimate"),
+        "contrast_std_err": pick("contrast_std_err"),
+        "contrast_df": pick("contrast_df"),
+        "messages": table.loc[table.kind == "message", "value"].tolist(),
+    }
