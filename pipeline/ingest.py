@@ -61,6 +61,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _not_utf8(path: Path) -> InputFileError:
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return InputFileError(
+                    f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1} of the "
+                    f"line); save the file as UTF-8 CSV"
+                )
+    return InputFileError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV")
+
+
 def _header(path: Path) -> list[str]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         first = next(csv.reader(handle), None)
@@ -97,10 +110,8 @@ def read_raw_table(name: str, path: Path) -> RawTable:
         raise InputFileError(f"{path}: {name} file not found")
     try:
         header = _header(path)
-    except UnicodeDecodeError as exc:
-        raise InputFileError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
-        ) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from None
     seen: set[str] = set()
@@ -126,6 +137,8 @@ def read_raw_table(name: str, path: Path) -> RawTable:
         )
     except pd.errors.ParserError as exc:
         raise InputFileError(f"{path}: not a comma-separated table ({exc})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     # With blank lines kept, data row i sits on line i + 2 (line 1 is the header).
     frame.insert(0, SOURCE_ROW, pd.RangeIndex(2, len(frame) + 2))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.config import ModelSettings
-from pipeline.lmm import LmmFit, fit_lmm
+from pipeline.lmm import LmmFit, ModelDataError, fit_lmm
 
 FIXED_EFFECT_COLUMNS = [
     "analysis",
@@ -105,6 +105,9 @@ def fit_trajectory(
     """
     time = TIME_COLUMNS[settings.time_axis]
     rows = model_rows(data, response, group, time, settings.covariates)
+    if rows.empty:
+        needed = ", ".join([response, time, group, *settings.covariates])
+        raise ModelDataError(f"no assessment has all of {needed} recorded")
     fixed = " + ".join([f"{time} * {group}", *settings.covariates])
     slope = time if settings.random_slope else None
     fit = fit_lmm(

@@ -48,8 +48,13 @@ def test_missing_binary_and_ragged_files(tmp_path):
         read_raw_table("patients", tmp_path / "absent.csv")
     binary = tmp_path / "patients.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
-    with pytest.raises(InputFileError, match="not UTF-8 text"):
+    with pytest.raises(InputFileError, match="line 1 is not UTF-8 text"):
         read_raw_table("patients", binary)
+    # a Windows-1252 name far down a large file: the line is named
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(PATIENTS.encode() * 3000 + "P4,Zürich,2025-01-01,30,m,4,,\n".encode("cp1252"))
+    with pytest.raises(InputFileError, match="line 12001 is not UTF-8 text"):
+        read_raw_table("patients", latin)
     ragged = write_study(tmp_path / "r", patients=PATIENTS + "P9,A,2025-01-01,3,4,5,6,7,8,9\n")
     with pytest.raises(InputFileError, match="not a comma-separated table"):
         read_raw_table("patients", ragged["patients"])

@@ -10,6 +10,7 @@ from rcompare import check_against, parse_r
 from pipeline.config import ModelSettings, load_config
 from pipeline.derive import analysis_dataset
 from pipeline.ingest import read_raw_tables
+from pipeline.lmm import ModelDataError
 from pipeline.trajectory import fit_trajectory, model_rows
 from pipeline.validate import validate_study
 
@@ -58,6 +59,11 @@ def test_sessions_time_axis_and_intercept_only(demo_data):
     assert result.diagnostics.loc[0, "random_effects"] == "intercept"
     assert (result.fixed_effects["df"] == float("inf")).all()
     assert result.formula.endswith("(1 | patient)")
+
+
+def test_no_usable_rows_is_a_clear_model_data_error(demo_data):
+    with pytest.raises(ModelDataError, match="no assessment has all of nrs, weeks, depth"):
+        fit_trajectory(demo_data.assign(nrs=float("nan")), "nrs", "nrs", "depth", ModelSettings())
 
 
 def test_model_rows_drop_missing_and_unused_levels(demo_data):
