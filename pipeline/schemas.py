@@ -49,6 +49,10 @@ OUTCOMES = ("nrs", "vas_mm", "odi")
 TABLES = ("patients", "sessions", "assessments")
 
 
+def _odi_section(number: int, topic: str) -> pa.Field:
+    return pa.Field(ge=0, le=5, nullable=True, description=f"ODI section {number}, {topic}, 0-5.")
+
+
 def _yes_no(description: str) -> pa.Field:
     return pa.Field(nullable=True, description=description)
 
@@ -228,36 +232,16 @@ class Assessments(pa.DataFrameModel):
         description="Oswestry Disability Index total, per cent 0-100 "
         "(used when the item responses are not given).",
     )
-    odi_q1: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 1, pain intensity, 0-5."
-    )
-    odi_q2: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 2, personal care, 0-5."
-    )
-    odi_q3: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 3, lifting, 0-5."
-    )
-    odi_q4: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 4, walking, 0-5."
-    )
-    odi_q5: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 5, sitting, 0-5."
-    )
-    odi_q6: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 6, standing, 0-5."
-    )
-    odi_q7: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 7, sleeping, 0-5."
-    )
-    odi_q8: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 8, sex life (often unanswered), 0-5."
-    )
-    odi_q9: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 9, social life, 0-5."
-    )
-    odi_q10: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
-        ge=0, le=5, nullable=True, description="ODI section 10, travelling, 0-5."
-    )
+    odi_q1: Optional[Series[pd.Int64Dtype]] = _odi_section(1, "pain intensity")  # noqa: UP045
+    odi_q2: Optional[Series[pd.Int64Dtype]] = _odi_section(2, "personal care")  # noqa: UP045
+    odi_q3: Optional[Series[pd.Int64Dtype]] = _odi_section(3, "lifting")  # noqa: UP045
+    odi_q4: Optional[Series[pd.Int64Dtype]] = _odi_section(4, "walking")  # noqa: UP045
+    odi_q5: Optional[Series[pd.Int64Dtype]] = _odi_section(5, "sitting")  # noqa: UP045
+    odi_q6: Optional[Series[pd.Int64Dtype]] = _odi_section(6, "standing")  # noqa: UP045
+    odi_q7: Optional[Series[pd.Int64Dtype]] = _odi_section(7, "sleeping")  # noqa: UP045
+    odi_q8: Optional[Series[pd.Int64Dtype]] = _odi_section(8, "sex life (often unanswered)")  # noqa: UP045
+    odi_q9: Optional[Series[pd.Int64Dtype]] = _odi_section(9, "social life")  # noqa: UP045
+    odi_q10: Optional[Series[pd.Int64Dtype]] = _odi_section(10, "travelling")  # noqa: UP045
     odi_version: Optional[Series[str]] = pa.Field(  # noqa: UP045
         nullable=True, description="ODI version when known, e.g. 2.1a."
     )
@@ -292,6 +276,11 @@ KEYS: dict[str, tuple[str, ...]] = {
 
 # Date column that must not precede the patient's enrolment.
 DATE_COLUMNS: dict[str, str] = {"sessions": "session_date", "assessments": "assessment_date"}
+
+
+def column_names(table: str) -> tuple[str, ...]:
+    """Return the columns of ``table`` in the order of the data contract."""
+    return tuple(MODELS[table].__fields__)
 
 
 def column_kinds(table: str) -> dict[str, str]:

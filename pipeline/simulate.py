@@ -102,6 +102,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.schemas import CONTRAINDICATIONS as CONTRAINDICATION_FLAGS
+from pipeline.schemas import ODI_ITEMS, column_names
+
+PATIENT_SCHEMA_COLUMNS = column_names("patients")
+SESSION_SCHEMA_COLUMNS = column_names("sessions")
+ASSESSMENT_SCHEMA_COLUMNS = column_names("assessments")
+
 __all__ = [
     "ASSESSMENT_COLUMNS",
     "PATIENT_COLUMNS",
@@ -244,58 +251,12 @@ TRUE_EFFECTS: dict = {
     },
 }
 
-CONTRAINDICATION_FLAGS: tuple[str, ...] = (
-    "anticoagulants",
-    "bleeding_disorder",
-    "pregnant",
-    "immunocompromised",
-    "recent_surgery",
-    "needle_phobia",
-    "unable_to_consent",
-)
-
-PATIENT_COLUMNS: tuple[str, ...] = (
-    "patient_id",
-    "site",
-    "enrolment_date",
-    "age",
-    "sex",
-    "symptom_weeks",
-    "arm",
-    *CONTRAINDICATION_FLAGS,
-    "protocol_deviation",
-)
-
-SESSION_COLUMNS: tuple[str, ...] = (
-    "patient_id",
-    "session_number",
-    "session_date",
-    "therapist",
-    "depth",
-    "twitch",
-    "ltr_count",
-    "needles",
-    "retention_min",
-    "trigger_point",
-    "co_intervention",
-    "adverse_event",
-    "ae_severity",
-)
-
-ODI_ITEM_COLUMNS: tuple[str, ...] = tuple(f"odi_q{k}" for k in range(1, 11))
-
-ASSESSMENT_COLUMNS: tuple[str, ...] = (
-    "patient_id",
-    "visit",
-    "assessment_date",
-    "nrs",
-    "vas_mm",
-    "odi",
-    *ODI_ITEM_COLUMNS,
-    "odi_version",
-)
-
-#: Column order of each raw table, keyed by table name (= CSV file stem).
+#: Column order of each raw table (= CSV file stem): the data contract's, from
+#: :mod:`pipeline.schemas`, so the simulator cannot drift from what validation expects.
+PATIENT_COLUMNS: tuple[str, ...] = PATIENT_SCHEMA_COLUMNS
+SESSION_COLUMNS: tuple[str, ...] = SESSION_SCHEMA_COLUMNS
+ASSESSMENT_COLUMNS: tuple[str, ...] = ASSESSMENT_SCHEMA_COLUMNS
+ODI_ITEM_COLUMNS: tuple[str, ...] = ODI_ITEMS
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": PATIENT_COLUMNS,
     "sessions": SESSION_COLUMNS,
