@@ -10,7 +10,7 @@ from factories import write_config
 from pipeline.config import load_config
 from pipeline.ingest import sha256_of
 from pipeline.runner import run
-from pipeline.simulate import TRUE_EFFECTS
+from pipeline.simulate import TRUE_EFFECTS, add_bad_rows, simulate_study, write_raw_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "raw" / "demo"
@@ -106,3 +106,11 @@ def test_inputs_unchanged_and_outputs_reproducible(demo_run):
     first = {p: p.read_bytes() for p in outputs}
     run(config, project_root=ROOT)
     assert first == {p: p.read_bytes() for p in outputs}
+
+
+def test_committed_demo_is_what_the_readme_command_writes(tmp_path):
+    # README: outcomes simulate --patients 240 --seed 2026 --bad-rows --out data/raw/demo
+    tables, _ = add_bad_rows(simulate_study(240, 2026), seed=2026)
+    written = write_raw_tables(tables, tmp_path)
+    for name, path in written.items():
+        assert path.read_bytes() == (DEMO / f"{name}.csv").read_bytes(), name
