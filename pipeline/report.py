@@ -54,6 +54,10 @@ class ReportContent:
         Configuration values worth stating (time axis, df method, MCIDs, thresholds).
     headline : str
         The sentence answering the question, generated from the numbers.
+    adverse_event_rates, adverse_event_rate_ratio : pandas.DataFrame
+        Adverse events per 100 sessions by depth and the deep/superficial rate ratio.
+    responders : pandas.DataFrame
+        MCID responders at the last assessment by depth, per instrument.
     """
 
     title: str
@@ -72,6 +76,9 @@ class ReportContent:
     formula: str
     settings: dict[str, Any]
     headline: str
+    adverse_event_rates: pd.DataFrame
+    adverse_event_rate_ratio: pd.DataFrame
+    responders: pd.DataFrame
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -190,6 +197,15 @@ def render_html(content: ReportContent) -> str:
             {k: sig for k in ("variance", "std_dev", "correlation")},
         ),
         diagnostics=_records(content.diagnostics),
+        ae_rates=_records(content.adverse_event_rates),
+        ae_ratio=_records(content.adverse_event_rate_ratio, {"p_value": fmt_p}),
+        responders=_records(
+            content.responders,
+            {
+                "p_value": fmt_p,
+                **{k: lambda v: fmt(v, 3) for k in ("estimate", "ci_low", "ci_high")},
+            },
+        ),
     )
 
 

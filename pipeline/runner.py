@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import figures, outputs, provenance, summaries
+from pipeline import figures, outputs, provenance, responders, safety, summaries
 from pipeline.config import Config
-from pipeline.derive import analysis_dataset
+from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
 from pipeline.ingest import RawTable, read_raw_tables, sha256_of
 from pipeline.report import ReportContent, methods_text, render_html, slope_sentence
 from pipeline.schemas import TABLES
@@ -86,6 +86,16 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
         data, outcome="nrs", response="nrs", group="depth", settings=config.model
     )
     by_visit = summaries.mean_by_visit(data, "nrs", "depth")
+    sessions = validation.valid("sessions")
+    ae_rates = safety.adverse_event_rates(sessions, "depth")
+    ae_ratio = safety.rate_ratio(sessions, "depth")
+    responder_table = pd.concat(
+        [
+            responders.responders_at_last_visit(data, column, "depth").assign(outcome=instrument)
+            for instrument, column in INSTRUMENT_COLUMNS.items()
+        ],
+        ignore_index=True,
+    )
     reasons = summaries.quarantine_reasons(validation.failures)
     tables_dir = config.outputs.tables
     variance = result.fit.variance_components.assign(
@@ -98,6 +108,9 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
         "nrs_by_visit_depth": by_visit,
+        "adverse_event_rates": ae_rates,
+        "adverse_event_rate_ratio": ae_ratio,
+        "responders": responder_table,
     }.items():
         written.append(outputs.write_csv(tables_dir / f"{name}.csv", frame))
 
@@ -148,6 +161,9 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
             ),
         },
         headline=headline,
+        adverse_event_rates=ae_rates,
+        adverse_event_rate_ratio=ae_ratio,
+        responders=responder_table,
     )
     report = config.outputs.reports / REPORT_NAME
     written.append(outputs.write_text(report, render_html(content)))

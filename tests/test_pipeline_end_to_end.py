@@ -114,3 +114,17 @@ def test_committed_demo_is_what_the_readme_command_writes(tmp_path):
     written = write_raw_tables(tables, tmp_path)
     for name, path in written.items():
         assert path.read_bytes() == (DEMO / f"{name}.csv").read_bytes(), name
+
+
+def test_safety_and_responder_tables_recover_the_simulated_truth(demo_run):
+    folder, *_ = demo_run
+    tables = folder / "reports" / "tables"
+    ratio = pd.read_csv(tables / "adverse_event_rate_ratio.csv").iloc[0]
+    truth = (
+        TRUE_EFFECTS["adverse_events"]["p_per_session_deep"]
+        / TRUE_EFFECTS["adverse_events"]["p_per_session_superficial"]
+    )  # 0.20 / 0.08 = 2.5
+    assert ratio["ci_low"] <= truth <= ratio["ci_high"]
+    resp = pd.read_csv(tables / "responders.csv")
+    assert set(resp["outcome"]) == {"nrs", "vas", "odi"}
+    assert set(resp["quantity"]) == {"proportion", "risk difference", "odds ratio"}
