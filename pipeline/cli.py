@@ -182,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # an output folder that cannot be created or written
+        where = exc.filename or "an output file"
+        print(f"error: {where}: cannot be written ({exc.strerror})", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -77,6 +77,14 @@ def test_validate_exits_1_with_bad_rows_and_leaves_raw_files_alone(tmp_path):
     assert before == {k: sha256_of(p) for k, p in paths.items()}
 
 
+def test_unwritable_output_folder_is_one_sentence(tmp_path):
+    config = write_config(tmp_path, write_study(tmp_path / "raw"))
+    (tmp_path / "processed").write_text("a file where the output folder should be")
+    assert_one_sentence_error(
+        outcomes("validate", "--config", config), "processed", "cannot be written"
+    )
+
+
 def test_validate_exits_0_on_clean_data(tmp_path):
     result = outcomes("validate", "--config", write_config(tmp_path, write_study(tmp_path / "r")))
     assert result.returncode == 0, result.stderr
