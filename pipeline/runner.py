@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import figures, outputs, provenance, responders, safety, summaries
+from pipeline import outputs, responders, safety, summaries
 from pipeline.config import Config
 from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
-from pipeline.ingest import RawTable, read_raw_tables, sha256_of
-from pipeline.report import ReportContent, methods_text, render_html, slope_sentence
+from pipeline.ingest import RawTable, read_raw_tables
+from pipeline.report import render_html
+from pipeline.report_content import build_content
 from pipeline.schemas import TABLES
-from pipeline.trajectory import TIME_COLUMNS, fit_trajectory
+from pipeline.trajectory import fit_trajectory
 from pipeline.validate import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
@@ -101,7 +102,7 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
     variance = result.fit.variance_components.assign(
         analysis=result.analysis, outcome=result.outcome
     )
-    for name, frame in {
+    tables = {
         "fixed_effects": result.fixed_effects,
         "variance_components": variance,
         "diagnostics": result.diagnostics,
@@ -111,59 +112,18 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
         "adverse_event_rates": ae_rates,
         "adverse_event_rate_ratio": ae_ratio,
         "responders": responder_table,
-    }.items():
+    }
+    for name, frame in tables.items():
         written.append(outputs.write_csv(tables_dir / f"{name}.csv", frame))
 
-    files = {name: (t.path, t.sha256) for name, t in raw.items()}
-    files["configuration"] = (config.source, sha256_of(config.source))
-    versions = provenance.package_versions()
-    time_axis = config.model.time_axis
-    time_col = TIME_COLUMNS[time_axis]
-    interaction = f"{time_col}:depth[T.deep]"
-    headline = slope_sentence(
-        result.fixed_effects,
-        time_label="week" if time_axis == "weeks" else "session",
-        outcome_label="NRS pain",
-        group_term=interaction,
-        contrast_label="deep than superficial needling",
-    )
-    diagnostics = result.diagnostics.iloc[0]
-    content = ReportContent(
-        title="Dry needling for low back pain: outcome report",
-        run_date=provenance.run_date(),
-        config_file=config.source.name,
-        inputs=provenance.input_files(files),
-        versions=versions,
-        git_commit=provenance.git_commit(project_root or config.source.resolve().parent),
-        accounting=validation.accounting,
-        quarantine_reasons=reasons,
-        trajectory_summary=by_visit,
-        trajectory_figure=figures.mean_trajectories(
-            by_visit, outcome_label="NRS pain (0–10)", group_label="Needling depth"
-        ),
-        fixed_effects=result.fixed_effects[
-            ["term", "estimate", "std_err", "df", "ci_low", "ci_high", "p_value"]
-        ],
-        variance_components=result.fit.variance_components,
-        diagnostics=result.diagnostics,
-        formula=result.formula,
-        settings={
-            "mcid_nrs": f"{config.mcid['nrs'].points:g} points or "
-            f"{config.mcid['nrs'].percent:g} % of baseline",
-            "interaction_term": interaction,
-            "methods": methods_text(
-                formula=result.formula,
-                time_axis=time_axis,
-                df_method=config.model.df_method,
-                covariates=config.model.covariates,
-                random_effects=diagnostics["random_effects"],
-                versions=versions,
-            ),
-        },
-        headline=headline,
-        adverse_event_rates=ae_rates,
-        adverse_event_rate_ratio=ae_ratio,
-        responders=responder_table,
+    content = build_content(
+        config,
+        raw,
+        validation,
+        tables,
+        trajectory=result,
+        by_visit=by_visit,
+        project_root=project_root or config.source.resolve().parent,
     )
     report = config.outputs.reports / REPORT_NAME
     written.append(outputs.write_text(report, render_html(content)))
