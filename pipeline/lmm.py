@@ -62,6 +62,7 @@ fixed effect when it is needed alongside patient slopes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -177,6 +178,15 @@ class LmmFit:
         shape ``(len(theta) + 1, p, p)``; None when ``df_method="z"``.
     design_info : patsy.DesignInfo
         patsy design information of the fixed effects (used to build contrast vectors).
+    random_effects : pandas.DataFrame
+        Conditional modes (BLUPs) of the random effects, one row per group (index: group
+        value), columns ``(Intercept)`` and the slope variable, as lme4's ``ranef()``.
+    fitted : numpy.ndarray
+        Conditional fitted values ``X beta + Z b`` of the rows used, in input order.
+    residuals : numpy.ndarray
+        Conditional residuals ``y - fitted`` (lme4's ``residuals()``).
+    fit_seconds : float
+        Wall-clock time of the whole fit (all routes, fallback and inference).
     """
 
     fixed_effects: pd.DataFrame
@@ -204,6 +214,10 @@ class LmmFit:
     varpar_vcov: np.ndarray | None = field(repr=False)
     vcov_jacobian: np.ndarray | None = field(repr=False)
     design_info: Any = field(repr=False)
+    random_effects: pd.DataFrame = field(repr=False)
+    fitted: np.ndarray = field(repr=False)
+    residuals: np.ndarray = field(repr=False)
+    fit_seconds: float = 0.0
 
     @property
     def params(self) -> np.ndarray:
@@ -442,6 +456,7 @@ def fit_lmm(
     ``n_excluded`` and in ``warnings``. See the module docstring for the fitting routes,
     the boundary rule and the fallback to a random intercept.
     """
+    started = time.perf_counter()
     if df_method not in ("satterthwaite", "z"):
         raise ValueError(f"df_method must be 'satterthwaite' or 'z', not {df_method!r}")
     unknown = sorted(set(routes) - set(DEFAULT_ROUTES))
@@ -505,6 +520,13 @@ def fit_lmm(
         df = _satterthwaite_df(np.eye(gc.p), vcov, jac, varpar_vcov)
 
     columns = tuple(prep.x.columns)
+    modes = gc.conditional_modes(theta, terms.beta)
+    re_names = ["(Intercept)"] + ([slope] if slope else [])
+    z = np.ones((gc.n_obs, len(re_names)))
+    if slope:
+        z[:, 1] = prep.frame[slope].to_numpy(dtype=float)
+    fitted = prep.x.to_numpy() @ terms.beta + (z * modes[prep.codes]).sum(axis=1)
+    levels = np.sort(prep.frame[group].unique())
     return LmmFit(
         fixed_effects=_inference_table(columns, terms.beta, np.diag(vcov), df),
         variance_components=_variance_table(theta, sigma, gc.q, group, slope),
@@ -538,6 +560,10 @@ def fit_lmm(
         varpar_vcov=varpar_vcov,
         vcov_jacobian=jac,
         design_info=prep.design_info,
+        random_effects=pd.DataFrame(modes, index=pd.Index(levels, name=group), columns=re_names),
+        fitted=fitted,
+        residuals=prep.y - fitted,
+        fit_seconds=time.perf_counter() - started,
     )
 
 

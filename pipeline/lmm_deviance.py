@@ -196,6 +196,29 @@ class GroupedCrossproducts:
         pwrss = ywy - float(beta @ xwy)
         return DevianceTerms(logdet_m, logdet_xwx, pwrss, beta, xwx_inv)
 
+    def conditional_modes(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Return the random effects' conditional modes (BLUPs), one row per group.
+
+        ``b_i = Lambda M_i^{-1} Lambda' Z_i' (y_i - X_i beta)``, as ``ranef()`` in lme4.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+        beta : numpy.ndarray
+            Fixed effects.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_groups, q)``, groups in ascending code order.
+        """
+        lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
+        m = np.eye(self.q) + lam.T @ self.ztz @ lam
+        resid = self.zty - self.ztx @ np.asarray(beta, dtype=float)  # Z_i'(y_i - X_i beta)
+        u = np.linalg.solve(m, (resid @ lam)[:, :, None])[:, :, 0]
+        return u @ lam.T
+
     def deviance(self, varpar: np.ndarray, reml: bool) -> float:
         """Return the (RE)ML deviance at ``varpar = (theta, sigma)``, ``beta`` profiled out.
 

@@ -91,4 +91,6 @@ def parse_r(table: pd.DataFrame) -> dict:
         "contrast_std_err": pick("contrast_std_err"),
         "contrast_df": pick("contrast_df"),
         "messages": table.loc[table.kind == "message", "value"].tolist(),
+        "ranef": pick("ranef"),
+        "residuals": np.array(list(pick("residual").values())),
     }

@@ -397,6 +397,15 @@ def test_unbalanced_clinic_matches_live_lmertest(
         assert_sig(ours.loc[label, "std_err"], r_tight["contrast_std_err"][label], 4, label)
         assert_rel(ours.loc[label, "df"], r_tight["contrast_df"][label], 0.01, label)
 
+    # conditional modes and residuals, as ranef() and residuals() (residual plots use them)
+    modes = fit.random_effects.rename(columns={slope: r_name(slope)} if slope else {})
+    r_modes = {tuple(k.split("|")): v for k, v in r_tight["ranef"].items()}
+    ours_modes = np.array([modes.loc[g, t] for g, t in r_modes])
+    scale = np.abs(ours_modes).max()
+    np.testing.assert_allclose(ours_modes, list(r_modes.values()), rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(fit.residuals, r_tight["residuals"], rtol=0, atol=1e-4 * fit.sigma)
+    np.testing.assert_allclose(fit.fitted + fit.residuals, data["nrs"].to_numpy(), atol=1e-9)
+
 
 @pytest.mark.slow
 def test_clinic_small_slope_variance_is_not_a_boundary(clinic: tuple[pd.DataFrame, Path]) -> None:

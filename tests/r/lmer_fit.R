@@ -11,6 +11,8 @@
 # (on Orthodont the default stops 5.6e-6 REML-criterion units short, variances off by 0.2 %).
 # --contrasts=L.csv: one contrast per row, a "label" column and one column per fixed effect
 # named as R names it; each is tested with lmerTest::contest(fit, L, joint = FALSE).
+# Also written: the conditional modes (kind ranef, name "group|term") and the residuals in
+# data order (kind residual, name = row number).
 # OUT.csv has columns kind, name, value; numbers are written with 17 significant digits.
 suppressPackageStartupMessages({
   library(lme4)
@@ -97,5 +99,11 @@ if (!is.null(contrast_file)) {
     add("contrast_df", cdef$label[i], num(res[i, "df"]))
   }
 }
+re <- ranef(fit)[[1]]
+for (i in seq_len(nrow(re))) {
+  for (j in seq_len(ncol(re))) add("ranef", paste(rownames(re)[i], colnames(re)[j], sep = "|"), num(re[i, j]))
+}
+res <- residuals(fit)
+for (i in seq_along(res)) add("residual", as.character(i), num(res[[i]]))
 for (m in msgs) add("message", "message", m)
 write.csv(do.call(rbind, rows), out, row.names = FALSE)
