@@ -126,16 +126,34 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     return out
 
 
-def sessions_before(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
+def sessions_before(
+    assessments: pd.DataFrame, sessions: pd.DataFrame, flag: str | None = None
+) -> pd.Series:
     """Count each patient's sessions dated strictly before each assessment.
 
-    Same-day sessions do not count: the assessment of a session day is taken before needling.
+    Same-day sessions do not count: the assessment of a session day is taken before needling
+    (SAP §6: the assessment before session j+1 follows sessions 1..j).
+
+    Parameters
+    ----------
+    assessments : pandas.DataFrame
+        ``patient_id`` and ``assessment_date``.
+    sessions : pandas.DataFrame
+        ``patient_id``, ``session_date`` and, when ``flag`` is given, that boolean column.
+    flag : str, optional
+        Count only the sessions where this boolean column is true (e.g. ``twitch``); missing
+        values count as false.
 
     Returns
     -------
     pandas.Series
         Integer counts on the index of ``assessments``.
     """
+    weight = (
+        np.ones(len(sessions), dtype="int64")
+        if flag is None
+        else sessions[flag].fillna(False).astype(bool).to_numpy().astype("int64")
+    )
     events = pd.concat(
         [
             pd.DataFrame(
@@ -143,6 +161,7 @@ def sessions_before(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Ser
                     "patient_id": sessions["patient_id"].to_numpy(),
                     "date": sessions["session_date"].to_numpy(),
                     "order": 1,
+                    "weight": weight,
                     "row": -1,
                 }
             ),
@@ -151,13 +170,14 @@ def sessions_before(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Ser
                     "patient_id": assessments["patient_id"].to_numpy(),
                     "date": assessments["assessment_date"].to_numpy(),
                     "order": 0,
+                    "weight": 0,
                     "row": np.arange(len(assessments)),
                 }
             ),
         ],
         ignore_index=True,
     ).sort_values(["patient_id", "date", "order"], kind="stable")
-    done = events["order"].groupby(events["patient_id"]).cumsum()
+    done = events["weight"].groupby(events["patient_id"]).cumsum()
     at = events["row"] >= 0
     counts = np.zeros(len(assessments), dtype="int64")
     counts[events.loc[at, "row"].to_numpy()] = done[at].to_numpy()
@@ -206,8 +226,9 @@ def analysis_dataset(
     Returns
     -------
     pandas.DataFrame
-        ``patient_id, site, visit, weeks, sessions_completed, nrs, vas_mm, odi, odi_answered,
-        odi_source``, the baseline/change/percent/responder columns of every instrument, the
+        ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
+        the sessions before the assessment in which a twitch was elicited; missing before the
+        first session), ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline/change/percent/responder columns of every instrument, the
         patient's ``age, sex, chronicity, contraindicated, protocol_deviation`` and exposure
         (``n_sessions, deep_share, twitch_share, n_adverse_events, depth, twitch``), sorted by
         patient and visit.
@@ -223,6 +244,10 @@ def analysis_dataset(
     rows["nrs"] = rows["nrs"].astype("float64")
     rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
     rows["sessions_completed"] = sessions_before(assessments, sessions)
+    twitch_before = sessions_before(assessments, sessions, flag="twitch")
+    rows["twitch_share_before"] = (twitch_before / rows["sessions_completed"]).where(
+        rows["sessions_completed"] > 0
+    )
 
     baseline_date = (
         rows["assessment_date"]

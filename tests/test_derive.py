@@ -76,6 +76,10 @@ def test_same_day_session_counts_after_the_assessment():
     )
     got = sessions_before(assessments, sessions)
     assert got.to_dict() == {10: 0, 11: 1, 12: 3, 13: 1}
+    # only twitch sessions; the same-day session (A, 2025-01-08) is still not counted
+    sessions["twitch"] = pd.array([False, True, None, True], dtype="boolean")
+    twitched = sessions_before(assessments, sessions, flag="twitch")
+    assert twitched.to_dict() == {10: 0, 11: 0, 12: 1, 13: 1}
 
 
 def test_exposure_groups_follow_thresholds():
