@@ -90,6 +90,7 @@ from pipeline.lmm_optim import (
 
 __all__ = [
     "DEFAULT_ROUTES",
+    "FAST_ROUTES",
     "FIXED_EFFECT_COLUMNS",
     "GRADIENT_TOL",
     "HESSIAN_EIGEN_TOL",
@@ -100,6 +101,11 @@ __all__ = [
     "ModelFitError",
     "fit_lmm",
 ]
+
+FAST_ROUTES: tuple[str, ...] = ("numpy-powell",)
+"""The numpy route alone: bounded Powell on lme4's profiled criterion, polished by L-BFGS-B and
+verified by lme4's gradient check; with ``escalate=DEFAULT_ROUTES`` the statsmodels routes are
+added whenever that check fails or the fit is singular."""
 
 HESSIAN_EIGEN_TOL = 1e-8
 """lmerTest's tolerance for zero / negative eigenvalues of the deviance Hessian."""
@@ -406,6 +412,7 @@ def fit_lmm(
     df_method: Literal["satterthwaite", "z"] = "satterthwaite",
     *,
     routes: Sequence[str] = DEFAULT_ROUTES,
+    escalate: Sequence[str] = (),
 ) -> LmmFit:
     """Fit a linear mixed model and return lme4 / lmerTest-equivalent inference.
 
@@ -432,6 +439,11 @@ def fit_lmm(
         Optimisation routes to try, default ``("powell+bfgs", "lbfgs", "numpy-powell")``
         (see :mod:`pipeline.lmm_optim`). The statsmodels routes dominate the run time; a
         simulation study may pass e.g. ``("powell+bfgs", "numpy-powell")``.
+    escalate : sequence of str, keyword-only
+        Routes run only when the optimum of ``routes`` is not verified (fails lme4's gradient
+        check, no route converged) or is singular. ``routes=FAST_ROUTES,
+        escalate=DEFAULT_ROUTES`` fits with the numpy route alone and calls statsmodels only
+        when needed (:data:`FAST_ROUTES`).
 
     Returns
     -------
@@ -459,7 +471,7 @@ def fit_lmm(
     started = time.perf_counter()
     if df_method not in ("satterthwaite", "z"):
         raise ValueError(f"df_method must be 'satterthwaite' or 'z', not {df_method!r}")
-    unknown = sorted(set(routes) - set(DEFAULT_ROUTES))
+    unknown = sorted(set(routes).union(escalate) - set(DEFAULT_ROUTES))
     if unknown or not routes:
         raise ValueError(f"routes must be a non-empty subset of {DEFAULT_ROUTES}, got {routes}")
     prep = prepare_data(data, response, fixed, group, random_slope)
@@ -471,7 +483,7 @@ def fit_lmm(
 
     slope = random_slope
     fallback: str | None = None
-    outcome = fit_structure(prep, group, slope, reml, routes, recorder)
+    outcome = fit_structure(prep, group, slope, reml, routes, recorder, escalate)
     if random_slope is not None:
         reason = None
         if outcome.best is None or not outcome.converged:
@@ -488,7 +500,7 @@ def fit_lmm(
             )
             recorder.add(f"fallback: {fallback}")
             slope = None
-            outcome = fit_structure(prep, group, slope, reml, routes, recorder)
+            outcome = fit_structure(prep, group, slope, reml, routes, recorder, escalate)
 
     label = f"(1 + {slope} | {group})" if slope else f"(1 | {group})"
     best = outcome.best

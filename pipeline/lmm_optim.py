@@ -348,15 +348,15 @@ RouteFunction = Callable[[], tuple[np.ndarray, bool, str]]
 
 
 def _route_functions(
-    model: MixedLM, gc: GroupedCrossproducts, reml: bool
+    model: Callable[[], MixedLM], gc: GroupedCrossproducts, reml: bool
 ) -> dict[str, RouteFunction]:
     def powell_bfgs() -> tuple[np.ndarray, bool, str]:
-        first = model.fit(reml=reml, method="powell")
-        second = model.fit(reml=reml, method="bfgs", start_params=_sm_theta(first), gtol=1e-8)
+        first = model().fit(reml=reml, method="powell")
+        second = model().fit(reml=reml, method="bfgs", start_params=_sm_theta(first), gtol=1e-8)
         return _sm_theta(second), bool(second.converged), ""
 
     def lbfgs() -> tuple[np.ndarray, bool, str]:
-        res = model.fit(reml=reml, method="lbfgs")
+        res = model().fit(reml=reml, method="lbfgs")
         return _sm_theta(res), bool(res.converged), ""
 
     def powell_numpy() -> tuple[np.ndarray, bool, str]:
@@ -366,19 +366,20 @@ def _route_functions(
 
 
 def run_routes(
-    model: MixedLM,
+    model: Callable[[], MixedLM],
     gc: GroupedCrossproducts,
     reml: bool,
     routes: Sequence[str],
     recorder: WarningRecorder,
     label: str,
+    earlier: Sequence[Trial] = (),
 ) -> list[Trial]:
     """Run each route, then polish the best optimum.
 
     Parameters
     ----------
-    model : statsmodels MixedLM
-        The model (for the statsmodels routes).
+    model : callable
+        Returns the statsmodels MixedLM model (built on first use, for the statsmodels routes).
     gc : GroupedCrossproducts
         Data summaries (criterion of every route, numpy routes).
     reml : bool
@@ -389,14 +390,17 @@ def run_routes(
         Receives every warning, prefixed with ``label`` and the route.
     label : str
         Name of the random-effects structure, e.g. ``"(1 + weeks | patient)"``.
+    earlier : sequence of Trial
+        Trials of routes already run (escalation); they compete for the best optimum.
 
     Returns
     -------
     list of Trial
-        One per route, plus ``"<best>+polish"`` when polishing moved the optimum.
+        ``earlier``, then one per route, plus ``"<best>+polish"`` when polishing moved the
+        optimum.
     """
     functions = _route_functions(model, gc, reml)
-    trials: list[Trial] = []
+    trials: list[Trial] = list(earlier)
     for route in routes:
         source = f"{label} [{route}]"
         try:
@@ -496,6 +500,7 @@ def fit_structure(
     reml: bool,
     routes: Sequence[str],
     recorder: WarningRecorder,
+    escalate: Sequence[str] = (),
 ) -> FitOutcome:
     """Fit one random-effects structure with every route and check the chosen optimum.
 
@@ -513,6 +518,10 @@ def fit_structure(
         Route names.
     recorder : WarningRecorder
         Receives every warning.
+    escalate : sequence of str
+        Further routes run only when the best optimum of ``routes`` fails the gradient check,
+        no route converged, or the fit is singular (to confirm a boundary with a second,
+        independent optimiser).
 
     Returns
     -------
@@ -525,6 +534,34 @@ def fit_structure(
         If statsmodels builds a different fixed-effect design than the validated one.
     """
     label = f"(1 + {random_slope} | {group})" if random_slope else f"(1 | {group})"
+    z = np.ones((len(prep.y), 2 if random_slope else 1))
+    if random_slope:
+        z[:, 1] = prep.frame[random_slope].to_numpy(dtype=float)
+    gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
+    built: list[MixedLM] = []
+
+    def model() -> MixedLM:
+        if not built:
+            built.append(_statsmodels_model(prep, group, random_slope, recorder, label))
+        return built[0]
+
+    trials = run_routes(model, gc, reml, routes, recorder, label)
+    outcome = _judge(trials, gc, reml, random_slope, label)
+    extra = [r for r in escalate if r not in routes]
+    if extra and (not outcome.converged or outcome.singular):
+        trials = run_routes(model, gc, reml, extra, recorder, label, earlier=trials)
+        outcome = _judge(trials, gc, reml, random_slope, label)
+    return outcome
+
+
+def _statsmodels_model(
+    prep: PreparedData,
+    group: str,
+    random_slope: str | None,
+    recorder: WarningRecorder,
+    label: str,
+) -> MixedLM:
+    """Build statsmodels' MixedLM for the statsmodels routes; check it has the same design."""
     re_formula = f"~ {quote_name(random_slope)}" if random_slope else None
     with _patsy_engine(), recorder.record(f"{label} [model setup]"):
         model = MixedLM.from_formula(
@@ -538,8 +575,17 @@ def fit_structure(
         model.exog, prep.x.to_numpy()
     ):
         raise ModelFitError("statsmodels built a different fixed-effect design than patsy.")
-    gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), np.asarray(model.exog_re), prep.codes)
-    trials = run_routes(model, gc, reml, routes, recorder, label)
+    return model
+
+
+def _judge(
+    trials: list[Trial],
+    gc: GroupedCrossproducts,
+    reml: bool,
+    random_slope: str | None,
+    label: str,
+) -> FitOutcome:
+    """Choose the best trial and check it: lme4's gradient check and singularity rule."""
     best = choose(trials)
     if best is None:
         return FitOutcome(trials, None, False, None, None, gc)

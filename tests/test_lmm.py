@@ -26,6 +26,8 @@ from rcompare import assert_rel, assert_sig, check_against, parse_r, r_name
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.lmm import (
+    DEFAULT_ROUTES,
+    FAST_ROUTES,
     FIXED_EFFECT_COLUMNS,
     LmmFit,
     ModelDataError,
@@ -386,6 +388,19 @@ def test_unbalanced_clinic_matches_live_lmertest(
 
     check_against(fit, r_tight)
     assert fit.criterion <= r_default["criterion"] + 1e-7
+    # the fast path (numpy route, statsmodels only on escalation) reaches the same optimum
+    fast = fit_lmm(
+        data,
+        "nrs",
+        fixed,
+        "patient",
+        random_slope=slope,
+        reml=reml,
+        routes=FAST_ROUTES,
+        escalate=DEFAULT_ROUTES,
+    )
+    check_against(fast, r_tight)
+    assert fast.optimizer.startswith("numpy-powell") and fast.converged
     if not r_default["messages"]:  # default lme4 converged: plan tolerances hold against it too
         check_against(fit, r_default)
     assert fit.converged and fit.fallback is None and not fit.boundary
