@@ -43,16 +43,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _progress(i: int, n: int, plan) -> None:
+    """Show which model is being fitted, on one rewritten terminal line."""
+    end = "\n" if i == n or not sys.stderr.isatty() else "\r"
+    print(
+        f"  fitting model {i}/{n}: {plan.analysis} ({plan.outcome})".ljust(72),
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.lmm import ModelDataError
     from pipeline.runner import REPORT_NAME, run
 
     config = load_config(args.config)
-    try:
-        result = run(config)
-    except ModelDataError as exc:
-        raise UserError(f"the trajectory model cannot be fitted to these data: {exc}") from None
+    result = run(config, progress=_progress)
     _print_accounting(result.validation.accounting)
+    for row in result.not_estimable:
+        print(f"not estimable: {row}")
     if result.validation.quarantined_rows:
         print(
             f"{result.validation.quarantined_rows} row(s) quarantined; reasons in "

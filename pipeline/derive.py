@@ -228,10 +228,11 @@ def analysis_dataset(
     pandas.DataFrame
         ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
         the sessions before the assessment in which a twitch was elicited; missing before the
-        first session), ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline/change/percent/responder columns of every instrument, the
-        patient's ``age, sex, chronicity, contraindicated, protocol_deviation`` and exposure
-        (``n_sessions, deep_share, twitch_share, n_adverse_events, depth, twitch``), sorted by
-        patient and visit.
+        first session), ``nrs, vas_mm, odi, odi_answered, odi_source``, the
+        baseline/change/percent/responder columns of every instrument, the patient's ``age,
+        sex, chronicity, contraindicated, protocol_deviation`` and exposure (``n_sessions,
+        deep_share, twitch_share, n_adverse_events, depth, twitch``), sorted by patient and
+        visit.
     """
     th = config.thresholds
     people = patients[["patient_id", "site", "age", "sex"]].copy()

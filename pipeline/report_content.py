@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import figures, provenance
+from pipeline.analyses import TIME_COLUMNS, AnalysisResult
 from pipeline.config import Config
 from pipeline.ingest import RawTable, sha256_of
 from pipeline.report import ReportContent, methods_text, slope_sentence
-from pipeline.trajectory import TIME_COLUMNS, TrajectoryResult
 from pipeline.validate import Validation
 
 
@@ -24,7 +24,7 @@ def build_content(
     validation: Validation,
     tables: dict[str, pd.DataFrame],
     *,
-    trajectory: TrajectoryResult,
+    trajectory: AnalysisResult,
     by_visit: pd.DataFrame,
     project_root: Path,
 ) -> ReportContent:
@@ -40,7 +40,7 @@ def build_content(
         The validation result.
     tables : dict of str to pandas.DataFrame
         The tidy tables written to ``reports/tables`` (by file stem).
-    trajectory : TrajectoryResult
+    trajectory : AnalysisResult
         The primary trajectory fit.
     by_visit : pandas.DataFrame
         Mean outcome by visit and group.

@@ -14,23 +14,30 @@ import pandas as pd
 from pipeline import outputs, responders, safety, summaries
 from pipeline.config import Config
 from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
+from pipeline.errors import UserError
 from pipeline.ingest import RawTable, read_raw_tables
+from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
 from pipeline.report import render_html
 from pipeline.report_content import build_content
 from pipeline.schemas import TABLES
-from pipeline.trajectory import fit_trajectory
 from pipeline.validate import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
+PRIMARY_FOR_REPORT = ("trajectory_depth", "nrs")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced: the validation, the analysis data set and the files written."""
+    """What a run produced.
+
+    The validation, the analysis data set, the files written and the analyses the data could
+    not support (``"<analysis> (<outcome>): <reason>"``).
+    """
 
     validation: Validation
     analysis: pd.DataFrame
     written: tuple[Path, ...]
+    not_estimable: tuple[str, ...] = ()
 
 
 def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
@@ -59,7 +66,9 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
     return raw, validation, written
 
 
-def run(config: Config, project_root: Path | None = None) -> RunResult:
+def run(
+    config: Config, project_root: Path | None = None, progress: Progress | None = None
+) -> RunResult:
     """Run the whole pipeline and write the processed data, tidy tables and HTML report.
 
     Parameters
@@ -68,6 +77,8 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
         The loaded configuration.
     project_root : Path, optional
         Folder whose git commit is recorded (default: the configuration file's folder).
+    progress : callable, optional
+        Called as ``progress(i, n, plan)`` before each of the ``n`` models is fitted.
 
     Returns
     -------
@@ -83,8 +94,20 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
     )
     written.append(outputs.write_parquet(config.outputs.processed / "analysis.parquet", data))
 
-    result = fit_trajectory(
-        data, outcome="nrs", response="nrs", group="depth", settings=config.model
+    results = run_analyses(
+        analysis_plans(data, config.model), config.model.df_method, progress=progress
+    )
+    model_tables = combine(results)
+    result = next(r for r in results if (r.analysis, r.outcome) == PRIMARY_FOR_REPORT)
+    if result.fit is None:
+        message = result.diagnostics["message"].iloc[0]
+        raise UserError(
+            f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
+        )
+    skipped = tuple(
+        f"{r.analysis} ({r.outcome}): {r.diagnostics['message'].iloc[0]}"
+        for r in results
+        if r.fit is None
     )
     by_visit = summaries.mean_by_visit(data, "nrs", "depth")
     sessions = validation.valid("sessions")
@@ -92,20 +115,16 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
     ae_ratio = safety.rate_ratio(sessions, "depth")
     responder_table = pd.concat(
         [
-            responders.responders_at_last_visit(data, column, "depth").assign(outcome=instrument)
+            responders.responders_at_last_visit(data, column, factor).assign(outcome=instrument)
+            for factor in FACTORS
             for instrument, column in INSTRUMENT_COLUMNS.items()
         ],
         ignore_index=True,
     )
     reasons = summaries.quarantine_reasons(validation.failures)
     tables_dir = config.outputs.tables
-    variance = result.fit.variance_components.assign(
-        analysis=result.analysis, outcome=result.outcome
-    )
     tables = {
-        "fixed_effects": result.fixed_effects,
-        "variance_components": variance,
-        "diagnostics": result.diagnostics,
+        **model_tables,
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
         "nrs_by_visit_depth": by_visit,
@@ -127,4 +146,6 @@ def run(config: Config, project_root: Path | None = None) -> RunResult:
     )
     report = config.outputs.reports / REPORT_NAME
     written.append(outputs.write_text(report, render_html(content)))
-    return RunResult(validation=validation, analysis=data, written=tuple(written))
+    return RunResult(
+        validation=validation, analysis=data, written=tuple(written), not_estimable=skipped
+    )

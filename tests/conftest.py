@@ -14,19 +14,66 @@ import pytest
 LMER_SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"
 
 
-def _r_problem() -> str | None:
-    """Why the live R comparison cannot run here, or None when Rscript and lmerTest work."""
+EMMEANS_SCRIPT = Path(__file__).parent / "r" / "emmeans_fit.R"
+
+
+def _r_problem(package: str = "lmerTest") -> str | None:
+    """Why the live R comparison cannot run here, or None when Rscript and the package work."""
     if shutil.which("Rscript") is None:
         return "Rscript is not on PATH"
     probe = subprocess.run(
-        ["Rscript", "-e", "suppressPackageStartupMessages(library(lmerTest))"],
+        ["Rscript", "-e", f"suppressPackageStartupMessages(library({package}))"],
         capture_output=True,
         text=True,
         check=False,
     )
     if probe.returncode != 0:
-        return f"R package lmerTest does not load ({probe.stderr.strip()[-200:]})"
+        return f"R package {package} does not load ({probe.stderr.strip()[-200:]})"
     return None
+
+
+def _require_r(package: str) -> None:
+    problem = _r_problem("lmerTest") or _r_problem(package)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the live R comparison must run: {problem}")
+        pytest.skip(f"live R comparison skipped: {problem}")
+
+
+@pytest.fixture(scope="session")
+def emmeans_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFrame]:
+    """Marginal means and contrasts from R's emmeans through ``tests/r/emmeans_fit.R``.
+
+    Returns ``run(csv, formula, factor, time, *, at=None, trend=False, relevel=None)``, giving
+    the script's ``kind, level, time, estimate, std_err, df`` table. Skips or fails as
+    :func:`lmer_r`.
+    """
+    _require_r("emmeans")
+    out_dir = tmp_path_factory.mktemp("emmeans_r")
+
+    def run(
+        csv: Path,
+        formula: str,
+        factor: str,
+        time: str,
+        *,
+        at: Sequence[float] | None = None,
+        trend: bool = False,
+        relevel: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        out = out_dir / f"result_{len(list(out_dir.iterdir()))}.csv"
+        args = ["Rscript", str(EMMEANS_SCRIPT), str(csv), formula, factor, time, str(out)]
+        if at is not None:
+            args.append("AT=" + ",".join(repr(float(t)) for t in at))
+        if trend:
+            args.append("--trend")
+        args += [f"{k}={v}" for k, v in (relevel or {}).items()]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"emmeans_fit.R failed:\n{done.stderr}")
+        return pd.read_csv(out, dtype={"level": str, "time": str}, keep_default_na=False)
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +84,7 @@ def lmer_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFra
     the script's ``kind, name, value`` table. Skips when Rscript or lmerTest is missing, but
     fails instead when the environment variable ``CI`` is set.
     """
-    problem = _r_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the live R comparison must run: {problem}")
-        pytest.skip(f"live R comparison skipped: {problem}")
+    _require_r("lmerTest")
     out_dir = tmp_path_factory.mktemp("lmer_r")
 
     def run(
