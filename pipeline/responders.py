@@ -19,6 +19,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from pipeline.derive import INSTRUMENT_COLUMNS
+
 PROPORTION_METHOD = "observed proportion"
 RD_METHOD = "risk difference (Wald CI)"
 OR_METHOD = "logistic regression (Wald CI)"
@@ -232,3 +234,27 @@ def responders_at_last_visit(
     out["n"] = out["n"].astype("int64")
     out["responders"] = out["responders"].astype("int64")
     return out
+
+
+def responders_by_instrument(data: pd.DataFrame, group: str) -> pd.DataFrame:
+    """:func:`responders_at_last_visit` for NRS, VAS and ODI, stacked with an ``outcome`` column.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set.
+    group : str
+        Patient-level grouping column (``depth`` or ``twitch``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`COLUMNS`, instrument by instrument.
+    """
+    return pd.concat(
+        [
+            responders_at_last_visit(data, column, group).assign(outcome=instrument)
+            for instrument, column in INSTRUMENT_COLUMNS.items()
+        ],
+        ignore_index=True,
+    )

@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipeline import outputs, responders, safety, summaries
 from pipeline.config import Config
-from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
+from pipeline.derive import analysis_dataset
 from pipeline.errors import UserError
 from pipeline.ingest import RawTable, read_raw_tables
 from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
@@ -114,11 +114,7 @@ def run(
     ae_rates = safety.adverse_event_rates(sessions, "depth")
     ae_ratio = safety.rate_ratio(sessions, "depth")
     responder_table = pd.concat(
-        [
-            responders.responders_at_last_visit(data, column, factor).assign(outcome=instrument)
-            for factor in FACTORS
-            for instrument, column in INSTRUMENT_COLUMNS.items()
-        ],
+        [responders.responders_by_instrument(data, factor) for factor in FACTORS],
         ignore_index=True,
     )
     reasons = summaries.quarantine_reasons(validation.failures)

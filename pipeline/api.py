@@ -1,0 +1,243 @@
+"""The pipeline as a Python API for notebooks: data in, tidy tables out, no files written.
+
+Typical use::
+
+    from pipeline import api
+
+    study = api.load_study("analysis.toml")          # read, validate, derive (nothing written)
+    res = api.fit("trajectory", study.data, outcome="vas", group="twitch")
+    res.fixed_effects, res.emmeans, res.contrasts    # tidy tables, as in reports/tables/
+    api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
+    tables = api.fit_all(study)                      # every model of the plan (minutes)
+
+Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import analyses, plan, responders, safety
+from pipeline.config import Config, ModelSettings, load_config
+from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
+from pipeline.ingest import RawTable, read_raw_tables
+from pipeline.validate import Validation, validate_study
+
+KINDS: dict[str, Callable[..., analyses.ModelPlan]] = {
+    "trajectory": analyses.trajectory_plan,
+    "change": analyses.change_plan,
+    "session_twitch": analyses.session_twitch_plan,
+    "joint": analyses.joint_plan,
+    "subgroup": analyses.subgroup_plan,
+}
+"""Analysis kinds :func:`fit` accepts; ``trajectory``, ``change`` and ``subgroup`` need a group."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study read, validated and derived, held in memory.
+
+    Attributes
+    ----------
+    config : Config
+        The configuration it was read with.
+    raw : dict of str to RawTable
+        The raw tables as read (text).
+    validation : Validation
+        Valid and quarantined rows per table, failures and row accounting.
+    data : pandas.DataFrame
+        The analysis data set: one row per valid assessment with derived scores, change from
+        baseline, responders, time axes and patient-level exposure.
+    """
+
+    config: Config
+    raw: dict[str, RawTable]
+    validation: Validation
+    data: pd.DataFrame
+
+    @property
+    def sessions(self) -> pd.DataFrame:
+        """Valid sessions (one row per needling session)."""
+        return self.validation.valid("sessions")
+
+    @property
+    def patients(self) -> pd.DataFrame:
+        """Valid patients."""
+        return self.validation.valid("patients")
+
+
+def load_study(config: str | Path | Config = "analysis.toml") -> Study:
+    """Read, validate and derive a study without writing any file.
+
+    Parameters
+    ----------
+    config : str, Path or Config
+        A configuration file (relative paths inside it are resolved against its folder) or a
+        loaded :class:`~pipeline.config.Config`.
+
+    Returns
+    -------
+    Study
+        The validated tables and the analysis data set.
+    """
+    cfg = config if isinstance(config, Config) else load_config(config)
+    raw = read_raw_tables(cfg.inputs.as_dict())
+    validation = validate_study(raw)
+    data = analysis_dataset(
+        validation.valid("patients"),
+        validation.valid("sessions"),
+        validation.valid("assessments"),
+        cfg,
+    )
+    return Study(config=cfg, raw=raw, validation=validation, data=data)
+
+
+def settings_with(settings: ModelSettings | None = None, **changes: Any) -> ModelSettings:
+    """Model settings with some choices changed, e.g. ``time_axis="sessions"``.
+
+    Parameters
+    ----------
+    settings : ModelSettings, optional
+        Starting point (default: the defaults of :class:`~pipeline.config.ModelSettings`).
+    **changes
+        ``time_axis``, ``covariates``, ``random_slope``, ``df_method``, ``site``,
+        ``min_sites_random``.
+
+    Returns
+    -------
+    ModelSettings
+        The changed settings.
+    """
+    base = settings or ModelSettings()
+    if "covariates" in changes:
+        changes["covariates"] = tuple(changes["covariates"])
+    return dataclasses.replace(base, **changes)
+
+
+def fit(
+    kind: str,
+    data: pd.DataFrame,
+    outcome: str = "nrs",
+    group: str | None = "depth",
+    *,
+    settings: ModelSettings | None = None,
+    tests: bool = True,
+    **changes: Any,
+) -> analyses.AnalysisResult:
+    """Fit one analysis of the plan and return its tidy tables.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`: ``trajectory``, ``change``, ``session_twitch``, ``joint``,
+        ``subgroup``.
+    data : pandas.DataFrame
+        Analysis data set (``Study.data``), possibly filtered.
+    outcome : str, default "nrs"
+        ``nrs``, ``vas`` or ``odi``.
+    group : str or None, default "depth"
+        ``depth`` or ``twitch`` for trajectory, change and subgroup; ignored otherwise.
+    settings : ModelSettings, optional
+        Model settings (default: the configuration defaults).
+    tests : bool, default True
+        Run the likelihood-ratio tests (ML refits).
+    **changes
+        Setting changes, as :func:`settings_with` (e.g. ``random_slope=False``).
+
+    Returns
+    -------
+    AnalysisResult
+        ``fixed_effects``, ``variance_components``, ``emmeans``, ``contrasts``,
+        ``effect_sizes``, ``model_comparison``, ``diagnostics`` and the engine's ``fit``
+        (residuals, random effects, contrast helpers).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, outcome or group.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown analysis {kind!r}; choose from {', '.join(KINDS)}")
+    chosen = settings_with(settings, **changes)
+    builder = KINDS[kind]
+    if kind in ("trajectory", "change", "subgroup"):
+        if group not in plan.FACTORS:
+            raise ValueError(f"group must be one of {', '.join(plan.FACTORS)}, not {group!r}")
+        model_plan = builder(data, outcome, group, chosen)
+    else:
+        model_plan = builder(data, outcome, chosen)
+    return analyses.fit_plan(model_plan, chosen.df_method, tests=tests)
+
+
+def fit_all(
+    study: Study,
+    outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS),
+    settings: ModelSettings | None = None,
+    progress: plan.Progress | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Fit every model of the plan, as ``outcomes run`` does, and return the combined tables.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`load_study`.
+    outcomes : sequence of str
+        Instruments (default all three).
+    settings : ModelSettings, optional
+        Default: the study's configuration.
+    progress : callable, optional
+        ``progress(i, n, plan)`` before each model.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
+        model_comparison, diagnostics`` with the primary family and Holm-adjusted p.
+    """
+    chosen = settings or study.config.model
+    plans = plan.analysis_plans(study.data, chosen, outcomes)
+    return plan.combine(plan.run_analyses(plans, chosen.df_method, progress))
+
+
+def responder_table(study: Study, group: str = "depth") -> pd.DataFrame:
+    """MCID responders at the last assessment by group, for every instrument.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`load_study`.
+    group : str
+        ``depth`` or ``twitch``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As ``reports/tables/responders.csv``.
+    """
+    return responders.responders_by_instrument(study.data, group)
+
+
+def adverse_events(study: Study, group: str = "depth") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Adverse events per 100 sessions by group and the rate ratio.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`load_study`.
+    group : str
+        Session-level grouping column, ``depth`` by default.
+
+    Returns
+    -------
+    rates, ratio : pandas.DataFrame
+        As ``reports/tables/adverse_event_rates.csv`` and ``adverse_event_rate_ratio.csv``.
+    """
+    return safety.adverse_event_rates(study.sessions, group), safety.rate_ratio(
+        study.sessions, group
+    )
