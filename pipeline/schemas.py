@@ -306,6 +306,16 @@ def required_columns(table: str) -> list[str]:
     return [n for n, c in MODELS[table].to_schema().columns.items() if c.required]
 
 
+def coded_columns(table: str) -> dict[str, tuple[str, ...]]:
+    """Return ``{column: allowed values}`` for the columns of ``table`` limited to a code list."""
+    out = {}
+    for name, column in MODELS[table].to_schema().columns.items():
+        for check in column.checks:
+            if "allowed_values" in check.statistics:
+                out[name] = tuple(check.statistics["allowed_values"])
+    return out
+
+
 def _allowed(column: pa.Column) -> str:
     parts = []
     for check in column.checks:

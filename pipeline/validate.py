@@ -9,7 +9,13 @@ check, value, reason``):
    every row is reported at once.
 3. **Cross-table checks**: a row key written twice quarantines every copy (nothing tells which
    copy is right); sessions and assessments must belong to a valid patient and must not be dated
-   before that patient's enrolment.
+   before that patient's enrolment; among the rows that pass every other rule, a patient's
+   visits (and sessions) must not be dated out of the order of their numbers (every row of an
+   inverted pair is quarantined, since nothing tells which date is wrong).
+
+Problems an adapter of :mod:`pipeline.sources` found while mapping a clinic's file (e.g. a
+patient's age differing between the rows of a visit sheet) arrive with the raw table and are
+quarantined like any other failure.
 
 A row with any failure goes whole to the quarantine, with all its failures listed; all other rows
 are valid. Nothing is dropped: for every table, raw rows = valid rows + quarantined rows.
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from pipeline.ingest import SOURCE_ROW, RawTable
 from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, TABLES, column_kinds
@@ -94,8 +102,13 @@ def _empty_failures() -> pd.DataFrame:
     )
 
 
-def parse_cells(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parse_cells(
+    table: str, frame: pd.DataFrame, date_format: str = "YYYY-MM-DD"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert the text cells of a raw table to the types its schema declares.
+
+    Parsing is vectorised (pyarrow compute): a column is cast whole when every cell parses, and
+    cell by cell only when some do not.
 
     Parameters
     ----------
@@ -103,6 +116,9 @@ def parse_cells(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
         Canonical table name.
     frame : pandas.DataFrame
         The raw table as text, with ``source_row``.
+    date_format : str
+        How the source writes dates, named in the message of a date that does not parse (the
+        cells themselves must be ``YYYY-MM-DD`` by now).
 
     Returns
     -------
@@ -120,13 +136,9 @@ def parse_cells(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
             typed[column] = pd.Series(None, index=frame.index, dtype=_dtype(kind))
             continue
         text = frame[column]
-        parsed, bad_reason = _parse(text, kind)
-        bad = text.notna() & parsed.isna()
-        if kind == "integer":
-            numbers = pd.to_numeric(text, errors="coerce")
-            fractional = numbers.notna() & (numbers % 1 != 0)
-            bad = bad | fractional
-            parsed = numbers.where(~fractional).astype("Int64")
+        parsed, bad, bad_reason = _parse(text, kind)
+        if kind == "date":
+            bad_reason += date_format
         if bad.any():
             values = text[bad]
             failed.append(
@@ -153,21 +165,89 @@ def _dtype(kind: str) -> str:
     }[kind]
 
 
-def _parse(text: pd.Series, kind: str) -> tuple[pd.Series, str]:
-    if kind == "integer":
-        return pd.to_numeric(text, errors="coerce"), "is not a whole number"
-    if kind == "number":
-        return pd.to_numeric(text, errors="coerce").astype("float64"), "is not a number"
+_NUMBER = r"^[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_YES = pyarrow.array(YES)
+_NO = pyarrow.array(NO)
+
+
+def _arrow(text: pd.Series) -> pyarrow.ChunkedArray:
+    """Return a text column as a pyarrow array (no copy for the default string dtype)."""
+    if str(text.dtype) != "str":
+        text = text.astype("str")
+    array = pyarrow.array(text)
+    return array if isinstance(array, pyarrow.ChunkedArray) else pyarrow.chunked_array([array])
+
+
+def _keep(cells: pyarrow.ChunkedArray, pattern: str) -> pyarrow.ChunkedArray:
+    """Return the cells matching ``pattern``, the others missing."""
+    match = pc.match_substring_regex(cells, pattern)
+    return pc.if_else(match, cells, pyarrow.scalar(None, cells.type))
+
+
+def _numbers(cells: pyarrow.ChunkedArray) -> np.ndarray:
+    """Parse decimal numbers; NaN where missing, not a number or not finite."""
+    try:
+        values = pc.cast(cells, pyarrow.float64())
+    except pyarrow.ArrowInvalid:
+        values = pc.cast(_keep(cells, _NUMBER), pyarrow.float64())
+    out = np.asarray(values.to_numpy(), dtype="float64").copy()
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _parse(
+    text: pd.Series, kind: str
+) -> tuple[pd.Series | pd.api.extensions.ExtensionArray, pd.Series, str]:
+    """Parse one text column; return the values, the cells that did not parse and why."""
+    if kind == "text":
+        return text.astype("str"), pd.Series(False, index=text.index), ""
+    cells = _arrow(text)
+    present = ~np.asarray(pc.is_null(cells).to_numpy(), dtype=bool)
+    if kind in ("integer", "number"):
+        numbers = _numbers(cells)
+        parsed = ~np.isnan(numbers)
+        if kind == "number":
+            return (
+                pd.Series(numbers, index=text.index),
+                _bad(present & ~parsed, text),
+                ("is not a number"),
+            )
+        whole = parsed & (np.abs(numbers) <= 2**53)
+        whole[whole] = numbers[whole] % 1 == 0
+        values = pd.arrays.IntegerArray(np.where(whole, numbers, 0).astype("int64"), mask=~whole)
+        return (
+            pd.Series(values, index=text.index),
+            _bad(present & ~whole, text),
+            ("is not a whole number"),
+        )
     if kind == "yes/no":
-        lower = text.str.lower()
-        out = pd.Series(pd.NA, index=text.index, dtype="boolean")
-        out[lower.isin(YES)] = True
-        out[lower.isin(NO)] = False
-        return out, "is not yes or no"
-    if kind == "date":
-        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[us]")
-        return parsed, "is not a date written YYYY-MM-DD"
-    return text.astype("str"), ""
+        lower = pc.utf8_lower(cells)
+        yes = np.asarray(pc.is_in(lower, value_set=_YES).to_numpy(), dtype=bool)
+        no = np.asarray(pc.is_in(lower, value_set=_NO).to_numpy(), dtype=bool)
+        values = pd.arrays.BooleanArray(yes, mask=~(yes | no))
+        return (
+            pd.Series(values, index=text.index),
+            _bad(present & ~(yes | no), text),
+            ("is not yes or no"),
+        )
+    try:
+        dates = pc.cast(cells, pyarrow.date32())
+    except pyarrow.ArrowInvalid:
+        iso = _keep(cells, _ISO_DATE).to_pandas()
+        dates = pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce").to_numpy()
+    else:
+        dates = dates.to_numpy()
+    values = np.asarray(dates).astype("datetime64[us]")
+    return (
+        pd.Series(values, index=text.index),
+        _bad(present & np.isnat(values), text),
+        ("is not a date written "),
+    )
+
+
+def _bad(mask: np.ndarray, text: pd.Series) -> pd.Series:
+    return pd.Series(mask, index=text.index)
 
 
 _CHECK_PATTERNS = [
@@ -196,7 +276,13 @@ _RULES = {
     "unknown_patient": "patient_id is not in the patients file",
     "quarantined_patient": "patient_id belongs to a quarantined patients row",
     "date_before_enrolment": "dated before the patient's enrolment",
+    "out_of_order": "dated out of the order of its visit or session number",
+    "conflicting_values": "the patient's details differ between rows of the source file",
+    "unknown_event": "the REDCap event is not mapped to a visit",
 }
+
+# Number that orders a patient's rows in time, per table with dates.
+ORDER_COLUMNS: dict[str, str] = {"sessions": "session_number", "assessments": "visit"}
 
 
 def rule_text(check: str, column: str) -> str:
@@ -360,6 +446,71 @@ def patient_links(
     return _concat(parts)
 
 
+def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.DataFrame:
+    """Failures for a patient's visits (or sessions) dated out of the order of their numbers.
+
+    Only rows that passed every other rule take part. A row is out of order when it is dated
+    before a lower-numbered row of the same patient, or after a higher-numbered one; every row of
+    such a pair fails, since nothing tells which date is wrong. Equal dates are in order.
+
+    Parameters
+    ----------
+    table : str
+        ``sessions`` or ``assessments``.
+    typed : pandas.DataFrame
+        The parsed table.
+    excluded : pandas.Series
+        ``source_row`` of rows that already failed a rule.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Failures ``out_of_order`` on the date column.
+    """
+    number, date = ORDER_COLUMNS[table], DATE_COLUMNS[table]
+    keep = ~typed[SOURCE_ROW].isin(excluded) & typed[["patient_id", number, date]].notna().all(
+        axis=1
+    )
+    if keep.sum() < 2:
+        return _empty_failures()
+    rows = typed.loc[keep, SOURCE_ROW].to_numpy()
+    codes = pd.factorize(typed.loc[keep, "patient_id"])[0].astype("int64")
+    numbers = typed.loc[keep, number].to_numpy(dtype="int64")
+    days = typed.loc[keep, date].to_numpy().astype("datetime64[D]").astype("int64")
+    step_code, step_number = np.diff(codes), np.diff(numbers)
+    if not np.all((step_code > 0) | ((step_code == 0) & (step_number > 0))):
+        order = np.lexsort((numbers, codes))
+        rows, codes, numbers, days = rows[order], codes[order], numbers[order], days[order]
+    # Offsetting each patient's days by code x span keeps the running max/min within a patient.
+    first = days.min()
+    span = int(days.max() - first) + 1
+    shifted = codes * span + (days - first)
+    before = np.concatenate(([-1], np.maximum.accumulate(shifted)[:-1]))
+    after = np.concatenate((np.minimum.accumulate(shifted[::-1])[::-1][1:], [shifted.max() + 1]))
+    late, early = shifted < before, shifted > after
+    flagged = late | early
+    if not flagged.any():
+        return _empty_failures()
+    other = np.where(late, before, after)[flagged] - codes[flagged] * span + first
+    own = days[flagged].astype("datetime64[D]").astype("str")
+    other = other.astype("datetime64[D]").astype("str")
+    what = "visit" if table == "assessments" else "session"
+    relation = np.where(late[flagged], "earlier", "later")
+    side = np.where(late[flagged], "lower", "higher")
+    reasons = [
+        f"{what} {n} dated {d} is {rel} than a {sd}-numbered {what} of this patient ({o})"
+        for n, d, rel, sd, o in zip(numbers[flagged], own, relation, side, other, strict=True)
+    ]
+    return _failures(
+        table,
+        pd.Series(rows[flagged]),
+        date,
+        "out_of_order",
+        pd.Series(own),
+        pd.Series(reasons),
+    )
+
+
 def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
     bad_rows = failures[SOURCE_ROW].unique()
     is_bad = typed[SOURCE_ROW].isin(bad_rows)
@@ -384,6 +535,14 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
     )
 
 
+def file_names(raw: RawTable, shown: int = 3) -> str:
+    """Name the file(s) a table was read from, for the row accounting."""
+    labels = [f.label for f in raw.files] or [raw.path.name]
+    if len(labels) <= shown:
+        return ", ".join(labels)
+    return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"
+
+
 def validate_study(raw: dict[str, RawTable]) -> Validation:
     """Validate the three canonical tables together.
 
@@ -401,11 +560,14 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     typed: dict[str, pd.DataFrame] = {}
     failures: dict[str, pd.DataFrame] = {}
     for name in TABLES:
-        frame, parse_failures = parse_cells(name, raw[name].frame)
+        frame, parse_failures = parse_cells(name, raw[name].frame, raw[name].date_format)
         typed[name] = frame
         value_failures = check_values(name, frame)
+        if raw[name].problems is not None:
+            parse_failures = _concat([parse_failures, raw[name].problems[FAILURE_COLUMNS]])
         # A cell that did not parse is missing in ``frame``; its "must be filled" failure, and
-        # the row rules evaluated with it missing, would only repeat the parse failure.
+        # the row rules evaluated with it missing, would only repeat the parse failure (so
+        # would a cell an adapter found a problem with).
         unparsed = pd.MultiIndex.from_frame(parse_failures[[SOURCE_ROW, "column"]])
         repeat = pd.MultiIndex.from_frame(value_failures[[SOURCE_ROW, "column"]]).isin(unparsed)
         repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
@@ -420,13 +582,15 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     for name in ("sessions", "assessments"):
         links = patient_links(name, typed[name], valid_patients, typed["patients"]["patient_id"])
         failures[name] = _concat([failures[name], links])
+        order = out_of_order(name, typed[name], failures[name][SOURCE_ROW])
+        failures[name] = _concat([failures[name], order])
 
     tables = {name: _split(raw[name], typed[name], failures[name]) for name in TABLES}
     accounting = pd.DataFrame(
         [
             {
                 "table": name,
-                "file": raw[name].path.name,
+                "file": file_names(raw[name]),
                 "raw_rows": t.raw_rows,
                 "processed_rows": len(t.valid),
                 "quarantined_rows": len(t.quarantine),

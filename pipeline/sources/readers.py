@@ -1,0 +1,506 @@
+"""Read one clinic file into a frame of text cells, each row with the line it came from.
+
+The file may be a delimited text file (comma, semicolon, tab or bar; UTF-8 with or without a
+byte-order mark, UTF-16 with one, Windows-1252 or Latin-1; header on any line) or an Excel
+``.xlsx`` sheet. Whatever the form, the result is the same: one text column per header position,
+surrounding spaces removed, missing-value tokens as missing, blank rows skipped and counted, and
+the 1-based line (or sheet row) of every row. Nothing is converted to numbers or dates here.
+
+Delimited files are parsed by pyarrow when they are regular (every line a complete row), which is
+the common case and fast; anything irregular (a whitespace-only line, a short or long row, a
+quoted line break) is read by Python's :mod:`csv` module instead, which names the offending line.
+File-level problems raise :class:`~pipeline.errors.InputFileError` with one sentence naming the
+file. Files are only ever read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pipeline.errors import InputFileError
+
+# Cell contents read as missing (compared after stripping surrounding spaces).
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "-", "null", "NULL", "None")
+
+# Column of a :class:`TextTable` frame holding each row's 1-based line (or sheet row) number.
+LINE = "source_line"
+
+# Delimiters recognised when a source says ``delimiter = "auto"``, most usual first.
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+
+# Encodings accepted in the configuration besides ``auto`` (any name Python knows also works).
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+
+STR = pd.StringDtype("pyarrow", na_value=np.nan)
+_ARROW_TO_STR = {pa.string(): STR, pa.large_string(): STR}
+_TOKENS = pa.array(MISSING_TOKENS, pa.string())
+# Bytes next to which a space means a cell has surrounding whitespace.
+_EDGES = (ord("\n"), ord("\r"), ord('"'))
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """One file (or Excel sheet) as text.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    sha256 : str
+        SHA-256 of the file's bytes.
+    frame : pandas.DataFrame
+        ``source_line`` (1-based line or sheet row), then one text column per header position,
+        named as in :attr:`columns`; missing cells are missing. Blank rows are not rows.
+    header : tuple of str
+        Column names as written in the header (surrounding spaces removed), by position.
+    columns : tuple of str
+        The frame's name for each header position: the header name, or, for a blank or
+        repeated name, ``"[column k]"`` / ``"<name> [column k]"`` (k counted from 1).
+    header_line : int
+        Line (or sheet row) of the header.
+    blank_lines : int
+        Blank lines and rows of only missing cells after the header, skipped.
+    encoding : str
+        The text encoding used (``"xlsx"`` for a workbook).
+    delimiter : str or None
+        The delimiter used (``None`` for a workbook).
+    """
+
+    path: Path
+    sha256: str
+    frame: pd.DataFrame
+    header: tuple[str, ...]
+    columns: tuple[str, ...]
+    header_line: int
+    blank_lines: int
+    encoding: str
+    delimiter: str | None
+
+    @property
+    def rows(self) -> int:
+        """Number of data rows read (blank rows excluded)."""
+        return len(self.frame)
+
+    def duplicated(self) -> dict[str, tuple[int, ...]]:
+        """Return ``{name: positions}`` (1-based) of every non-blank name written twice or more."""
+        positions: dict[str, list[int]] = {}
+        for k, name in enumerate(self.header, start=1):
+            if name:
+                positions.setdefault(name, []).append(k)
+        return {n: tuple(p) for n, p in positions.items() if len(p) > 1}
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex SHA-256 digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(
+    path: Path,
+    *,
+    delimiter: str = "auto",
+    encoding: str = "auto",
+    header_row: int = 1,
+    sheet: str | None = None,
+    hint: str = "",
+) -> TextTable:
+    r"""Read a delimited text file or an Excel sheet as text.
+
+    Parameters
+    ----------
+    path : Path
+        The file; ``.xlsx``/``.xlsm`` are read as workbooks, anything else as delimited text.
+    delimiter : str
+        ``","``, ``";"``, ``"\t"``, ``"|"`` or ``"auto"`` (the one of these written most often in
+        the header line; a comma when none is).
+    encoding : str
+        ``"auto"`` (UTF-8, with or without byte-order mark; UTF-16 with a byte-order mark;
+        otherwise Windows-1252, falling back to Latin-1), ``"utf-8"`` (strict: anything else is an
+        error naming the line) or any encoding Python knows (``"cp1252"``, ``"latin-1"``, ...).
+    header_row : int
+        Line (sheet row) holding the column names, from 1; the lines above it are skipped.
+    sheet : str, optional
+        Sheet of a workbook (default: the first).
+    hint : str
+        Appended to the message when the header line is blank (e.g. where to set header_row).
+
+    Returns
+    -------
+    TextTable
+        The cells as text with their line numbers.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, unreadable, empty, binary, not valid in its encoding, or not a
+        table (a row longer than the header, an unreadable workbook, a missing sheet).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return _read_excel(path, data, digest, sheet, header_row, hint)
+    if path.suffix.lower() == ".xls":
+        raise InputFileError(
+            f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
+        )
+    return _read_delimited(path, data, digest, delimiter, encoding, header_row, hint)
+
+
+# ------------------------------------------------------------------------------------------
+# delimited text
+# ------------------------------------------------------------------------------------------
+def _not_utf8(path: Path, data: bytes) -> InputFileError:
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return InputFileError(
+                f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1} of the "
+                f"line); save the file as UTF-8 CSV"
+            )
+    return InputFileError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV")
+
+
+def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
+    """Return the file as UTF-8 bytes without a byte-order mark, and the encoding it was in."""
+    if encoding in ("auto", "utf-8", "utf8", "utf-8-sig"):
+        if data.startswith(codecs.BOM_UTF8):
+            data, used = data[len(codecs.BOM_UTF8) :], "utf-8 (with byte-order mark)"
+        elif encoding == "auto" and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16").encode("utf-8"), "utf-16"
+        else:
+            used = "utf-8"
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            if encoding != "auto":
+                raise _not_utf8(path, data) from None
+        else:
+            return data, used
+        if data.startswith(b"PK\x03\x04"):
+            raise InputFileError(
+                f"{path}: this is a zip archive (an Excel workbook?), not a text table; "
+                f"name an Excel file .xlsx"
+            )
+        if b"\x00" in data:
+            raise InputFileError(f"{path}: not a text table (the file holds binary data)")
+        try:
+            return data.decode("cp1252").encode("utf-8"), "windows-1252"
+        except UnicodeDecodeError:
+            return data.decode("latin-1").encode("utf-8"), "latin-1"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputFileError(
+            f"{path}: line {line} is not valid {encoding} text; set the source's encoding to "
+            f"the one the file was saved in"
+        ) from None
+    return text.removeprefix("\ufeff").encode("utf-8"), encoding
+
+
+def _pick_delimiter(header: str, delimiter: str) -> str:
+    if delimiter != "auto":
+        return delimiter
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    seen: set[str] = set()
+    names = []
+    for k, name in enumerate(header, start=1):
+        if not name:
+            unique = f"[column {k}]"
+        elif name in seen:
+            unique = f"{name} [column {k}]"
+        else:
+            unique = name
+        seen.add(name)
+        names.append(unique)
+    return names
+
+
+def _read_delimited(
+    path: Path,
+    data: bytes,
+    digest: str,
+    delimiter: str,
+    encoding: str,
+    header_row: int,
+    hint: str,
+) -> TextTable:
+    data, used = _as_utf8(path, data, encoding)
+    if not data.strip():
+        raise InputFileError(f"{path}: the file is empty (no header row)")
+    start = 0
+    for seen in range(1, header_row):
+        newline = data.find(b"\n", start)
+        if newline < 0:
+            raise InputFileError(
+                f"{path}: the header is set to line {header_row}, but the file has only "
+                f"{seen} line(s)"
+            )
+        start = newline + 1
+    end = data.find(b"\n", start)
+    end = len(data) if end < 0 else end
+    header_text = data[start:end].decode("utf-8").rstrip("\r")
+    if not header_text.strip():
+        raise InputFileError(
+            f"{path}: line {header_row} is blank; the column names must be on line "
+            f"{header_row}{hint}"
+        )
+    delimiter = _pick_delimiter(header_text, delimiter)
+    header = [c.strip() for c in next(csv.reader([header_text], delimiter=delimiter))]
+    names = _unique_names(header)
+    body = data[end + 1 :]
+    table, lines, blank = _parse_fast(body, names, delimiter, header_row)
+    if table is None:
+        table, lines, blank = _parse_slow(path, body, names, delimiter, header_row)
+    frame = _to_frame(table, lines)
+    return TextTable(
+        path=path,
+        sha256=digest,
+        frame=frame,
+        header=tuple(header),
+        columns=tuple(names),
+        header_line=header_row,
+        blank_lines=blank,
+        encoding=used,
+        delimiter=delimiter,
+    )
+
+
+def _needs_trim(body: bytes, delimiter: str) -> bool:
+    """Whether any cell may have surrounding whitespace (cheap, conservative byte test)."""
+    if not body.isascii():
+        return True  # non-breaking and other Unicode spaces: let the trim pass decide
+    arr = np.frombuffer(body, dtype=np.uint8)
+    space = (arr == 32) | (arr == 11) | (arr == 12)
+    if delimiter != "\t":
+        space |= arr == 9
+    where = np.flatnonzero(space)
+    if where.size == 0:
+        return False
+    if where[0] == 0 or where[-1] == arr.size - 1:
+        return True
+    edges = np.array([*_EDGES, ord(delimiter)], dtype=np.uint8)
+    return bool(np.isin(arr[where - 1], edges).any() or np.isin(arr[where + 1], edges).any())
+
+
+def _line_numbers(body: bytes, first: int) -> tuple[np.ndarray, int]:
+    """Numbers of the non-empty lines of ``body`` (its first line is ``first``), and the empties."""
+    total = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    if b"\n\n" not in body and b"\n\r\n" not in body and not body.startswith((b"\n", b"\r\n")):
+        return np.arange(first, first + total, dtype=np.int64), 0
+    arr = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if ends.size < total:
+        ends = np.append(ends, arr.size)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    length = ends - starts
+    cr_only = (length == 1) & (arr[np.minimum(starts, arr.size - 1)] == 13)
+    empty = (length == 0) | cr_only
+    return np.flatnonzero(~empty).astype(np.int64) + first, int(empty.sum())
+
+
+def _parse_fast(
+    body: bytes, names: list[str], delimiter: str, header_row: int
+) -> tuple[pa.Table | None, np.ndarray, int]:
+    """Parse a regular body with pyarrow; ``None`` when the file needs the careful reader."""
+    empty = (None, np.empty(0, np.int64), 0)
+    if not body.strip(b"\r\n"):
+        empty_table = pa.table({n: pa.array([], pa.string()) for n in names})
+        return empty_table, np.empty(0, np.int64), body.count(b"\n")
+    trim = _needs_trim(body, delimiter)
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, autogenerate_column_names=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=[] if trim else list(MISSING_TOKENS),
+                strings_can_be_null=not trim,
+                quoted_strings_can_be_null=not trim,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return empty
+    lines, empties = _line_numbers(body, header_row + 1)
+    if len(lines) != table.num_rows:
+        return empty  # a quoted line break: line numbers need the careful reader
+    return _clean(table, lines, empties, trim)
+
+
+def _clean(
+    table: pa.Table, lines: np.ndarray, blank: int, trim: bool
+) -> tuple[pa.Table, np.ndarray, int]:
+    """Trim cells (when needed), turn missing tokens into nulls and drop all-missing rows."""
+    if trim:
+        columns = []
+        for column in table.columns:
+            text = pc.utf8_trim_whitespace(column)
+            columns.append(pc.if_else(pc.is_in(text, value_set=_TOKENS), None, text))
+        table = pa.table(columns, names=table.column_names)
+    if table.num_columns and table.num_rows:
+        blank_rows = pc.is_null(table.column(0))
+        for column in table.columns[1:]:
+            blank_rows = pc.and_(blank_rows, pc.is_null(column))
+        n_blank = pc.sum(blank_rows).as_py() or 0
+        if n_blank:
+            keep = pc.invert(blank_rows)
+            table = table.filter(keep)
+            lines = lines[keep.to_numpy(zero_copy_only=False)]
+            blank += n_blank
+    return table, lines, blank
+
+
+def _parse_slow(
+    path: Path, body: bytes, names: list[str], delimiter: str, header_row: int
+) -> tuple[pa.Table, np.ndarray, int]:
+    """Parse any body with :mod:`csv`, naming the line of a row longer than the header."""
+    width = len(names)
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=delimiter)
+    cells: list[list[str]] = [[] for _ in names]
+    lines: list[int] = []
+    blank = 0
+    previous = header_row
+    kind = DELIMITERS.get(delimiter, repr(delimiter))
+    try:
+        for record in reader:
+            line, previous = previous + 1, header_row + reader.line_num
+            if not record:
+                blank += 1
+                continue
+            if len(record) > width:
+                if any(c.strip() for c in record[width:]):
+                    raise InputFileError(
+                        f"{path}: not a {kind}-separated table: line {line} has "
+                        f"{len(record)} cells but the header has {width} columns"
+                    )
+                record = record[:width]
+            elif len(record) < width:
+                record = record + [""] * (width - len(record))
+            for column, cell in zip(cells, record, strict=True):
+                column.append(cell)
+            lines.append(line)
+    except csv.Error as exc:
+        raise InputFileError(
+            f"{path}: not a {kind}-separated table (line {header_row + reader.line_num}: {exc})"
+        ) from None
+    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cells, strict=True)})
+    return _clean(table, np.asarray(lines, dtype=np.int64), blank, trim=True)
+
+
+def _to_frame(table: pa.Table, lines: np.ndarray) -> pd.DataFrame:
+    columns = {LINE: lines}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        columns[name] = column.to_pandas(types_mapper=_ARROW_TO_STR.get)
+    return pd.DataFrame(columns)
+
+
+# ------------------------------------------------------------------------------------------
+# Excel
+# ------------------------------------------------------------------------------------------
+def cell_text(value: object) -> str | None:
+    """Write one workbook cell as text: dates ISO, whole numbers without ``.0``, booleans yes/no.
+
+    A date-time at midnight is written as its date; Excel's ``#N/A`` is missing.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return None if value.strip() == "#N/A" else value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else format(value, ".15g")
+    return str(value)
+
+
+def _read_excel(
+    path: Path, data: bytes, digest: str, sheet: str | None, header_row: int, hint: str
+) -> TextTable:
+    import openpyxl  # imported here: only workbooks need it, and it is slow to import
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable Excel .xlsx workbook ({exc})") from None
+    try:
+        if sheet is None:
+            worksheet = book.worksheets[0]
+        elif sheet in book.sheetnames:
+            worksheet = book[sheet]
+        else:
+            raise InputFileError(
+                f"{path}: no sheet named '{sheet}' (sheets: {', '.join(book.sheetnames)})"
+            )
+        name = worksheet.title
+        rows = [
+            [cell_text(v) for v in row] for row in worksheet.iter_rows(min_row=1, values_only=True)
+        ]
+    finally:
+        book.close()
+    if not any(any(c is not None and c.strip() for c in row) for row in rows):
+        raise InputFileError(f"{path}: sheet '{name}' is empty (no header row)")
+    if len(rows) < header_row:
+        raise InputFileError(
+            f"{path}: the header is set to row {header_row}, but sheet '{name}' has only "
+            f"{len(rows)} row(s)"
+        )
+    header = [(c or "").strip() for c in rows[header_row - 1]]
+    if not any(header):
+        raise InputFileError(
+            f"{path}: row {header_row} of sheet '{name}' is blank; the column names must be on "
+            f"row {header_row}{hint}"
+        )
+    body = rows[header_row:]
+    width = max([len(header), *(len(r) for r in body)])
+    header += [""] * (width - len(header))
+    names = _unique_names(header)
+    cells = [[(r[k] if k < len(r) else None) for r in body] for k in range(width)]
+    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cells, strict=True)})
+    lines = np.arange(header_row + 1, header_row + 1 + len(body), dtype=np.int64)
+    table, lines, blank = _clean(table, lines, 0, trim=True)
+    return TextTable(
+        path=path,
+        sha256=digest,
+        frame=_to_frame(table, lines),
+        header=tuple(header),
+        columns=tuple(names),
+        header_line=header_row,
+        blank_lines=blank,
+        encoding="xlsx",
+        delimiter=None,
+    )
