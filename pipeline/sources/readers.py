@@ -33,7 +33,8 @@ import pyarrow.csv as pacsv
 from pipeline.errors import InputFileError
 
 # Cell contents read as missing (compared after stripping surrounding spaces).
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "-", "null", "NULL", "None")
+# "None" is not one of them: it is also how a clinic may write the adverse-event code "none".
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "-", "null", "NULL")
 
 # Column of a :class:`TextTable` frame holding each row's 1-based line (or sheet row) number.
 LINE = "source_line"
