@@ -259,12 +259,13 @@ def _read_delimited(
     if not data.strip():
         raise InputFileError(f"{path}: the file is empty (no header row)")
     start = 0
-    for seen in range(1, header_row):
+    for _ in range(1, header_row):
         newline = data.find(b"\n", start)
-        if newline < 0:
+        if newline < 0 or newline == len(data) - 1:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
             raise InputFileError(
                 f"{path}: the header is set to line {header_row}, but the file has only "
-                f"{seen} line(s)"
+                f"{lines} line(s)"
             )
         start = newline + 1
     end = data.find(b"\n", start)

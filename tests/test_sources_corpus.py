@@ -1,0 +1,133 @@
+"""The broken-input corpus (tests/corpus/): every bad file or configuration ends as it must.
+
+A file- or configuration-level problem is one sentence naming the problem (exit code 2 at the
+command line); a row-level problem quarantines the row with its reason. Either way the raw files
+are left unchanged, and, when the data could be read, every table and every source file adds up:
+raw rows = valid + quarantined (+ not used, for a file).
+"""
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.ingest import sha256_of
+from pipeline.quality import file_summary
+from pipeline.sources.combine import read_sources
+from pipeline.validate import validate_study
+
+CORPUS = Path(__file__).parent / "corpus"
+CASES = tomllib.loads((CORPUS / "cases.toml").read_text(encoding="utf-8"))["case"]
+ROOT = Path(__file__).resolve().parents[1]
+TAIL = """
+[outputs]
+processed = "out/processed"
+reports = "out/reports"
+[mcid.nrs]
+points = 2
+percent = 30
+[mcid.vas]
+points = 15
+percent = 30
+[mcid.odi]
+points = 10
+percent = 30
+"""
+
+
+def _project(case: dict, tmp_path: Path) -> Path:
+    folder = tmp_path / case["name"]
+    shutil.copytree(CORPUS / case["name"], folder)
+    config = folder / "analysis.toml"
+    config.write_text((folder / "sources.toml").read_text(encoding="utf-8") + TAIL)
+    return config
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_the_corpus_is_large_and_every_case_has_its_folder():
+    assert len(CASES) >= 30
+    names = [c["name"] for c in CASES]
+    assert len(names) == len(set(names))
+    folders = {p.name for p in CORPUS.iterdir() if p.is_dir()}
+    assert folders == set(names)
+    assert sum(c["expect"] == "error" for c in CASES) >= 10
+    assert sum(c["expect"] == "quarantine" for c in CASES) >= 10
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case(case, tmp_path):
+    originals = _hashes(CORPUS / case["name"])
+    config = _project(case, tmp_path)
+    before = _hashes(config.parent)
+    if case["expect"] == "error":
+        with pytest.raises(UserError) as info:
+            read_sources(load_config(config).sources)
+        message = str(info.value)
+        assert case["message"] in message, message
+        assert "\n" not in message
+    else:
+        raw = read_sources(load_config(config).sources)
+        validation = validate_study(raw)
+        failures = validation.failures
+        mine = failures[(failures["table"] == case["table"]) & (failures["check"] == case["check"])]
+        assert len(mine) == case["rows"], failures
+        assert mine["reason"].str.contains(case["message"], regex=False).any(), mine["reason"]
+        quarantine = validation.tables[case["table"]].quarantine
+        assert set(mine["source_row"]) <= set(quarantine["source_row"])
+        assert quarantine["reason"].str.contains(case["message"], regex=False).any()
+        acc = validation.accounting
+        assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
+        summary, _ = file_summary(raw, validation)
+        read = summary["rows_valid"] + summary["rows_quarantined"] + summary["rows_unused"]
+        assert (summary["rows_read"] == read).all()
+        assert summary["rows_quarantined"].sum() >= 1
+    assert _hashes(config.parent) == before
+    assert _hashes(CORPUS / case["name"]) == originals
+
+
+CLI_CASES = [c for c in CASES if c.get("cli")]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c["name"] for c in CLI_CASES])
+def test_cli_error_is_one_sentence_and_exit_2(case, tmp_path):
+    config = _project(case, tmp_path)
+    before = _hashes(config.parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "validate", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and case["message"] in lines[0], result.stderr
+    assert _hashes(config.parent) == before
+
+
+def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
+    case = next(c for c in CASES if c["name"] == "visits-out-of-order")
+    config = _project(case, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "validate", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "visits.csv" in result.stdout and "2 quarantined" in result.stdout
+    assert "(out_of_order)" in result.stdout
+    quarantine = config.parent / "out" / "processed" / "quarantine"
+    assert (quarantine / "summary.json").is_file() and (quarantine / "summary.csv").is_file()
+    assessments = (quarantine / "assessments.csv").read_text()
+    assert "source_file,source_line" in assessments and "out_of_order" in assessments
