@@ -162,6 +162,8 @@ class ModelPlan:
         Baseline outcome per patient in the model (for the standardised effect size).
     notes : tuple of str
         How the rows were chosen, for the diagnostics.
+    site : str or None
+        ``"site"`` when the model has a site random intercept (patients nested in sites).
     """
 
     analysis: str
@@ -180,11 +182,14 @@ class ModelPlan:
     coefficients: tuple[tuple[str, str, dict[str, float]], ...] = ()
     baseline: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
     notes: tuple[str, ...] = ()
+    site: str | None = None
 
     @property
     def formula(self) -> str:
         """The model in lme4 notation."""
         random = f"(1 + {self.random_slope} | patient)" if self.random_slope else "(1 | patient)"
+        if self.site:
+            random = f"(1 | {self.site}) + {random}"
         return f"{self.response} ~ {self.rhs} + {random}"
 
 
@@ -258,6 +263,25 @@ def _covariates(settings: ModelSettings, data: pd.DataFrame, exclude: Sequence[s
     return covariates
 
 
+def site_as_random(settings: ModelSettings, data: pd.DataFrame) -> bool:
+    """Whether the models get a site random intercept (SAP §4.5).
+
+    ``site = "random"``, or ``"auto"`` with at least ``min_sites_random`` sites; never with a
+    single site.
+    """
+    n_sites = data["site"].nunique()
+    if n_sites < 2:
+        return False
+    return settings.site == "random" or (
+        settings.site == "auto" and n_sites >= settings.min_sites_random
+    )
+
+
+def _site(settings: ModelSettings, data: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """``("site", ["site"])`` for a site random intercept, else ``(None, [])``."""
+    return ("site", ["site"]) if site_as_random(settings, data) else (None, [])
+
+
 def site_as_fixed(settings: ModelSettings, data: pd.DataFrame) -> bool:
     """Whether site enters the models as a fixed effect (SAP §4.5).
 
@@ -326,8 +350,10 @@ def trajectory_plan(
     response = response_column(outcome)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
-    rows = model_rows(data, [response, time, factor, "visit", *covariates])
+    site, site_column = _site(settings, data)
+    rows = model_rows(data, [response, time, factor, "visit", *covariates, *site_column])
     return ModelPlan(
+        site=site,
         analysis=analysis or f"trajectory_{factor}",
         outcome=outcome,
         response=response,
@@ -355,11 +381,13 @@ def change_plan(
     """
     response = response_column(outcome)
     covariates = _covariates(settings, data)
+    site, site_column = _site(settings, data)
     post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
-    rows = model_rows(post, [response, "baseline", "visit", factor, *covariates])
+    rows = model_rows(post, [response, "baseline", "visit", factor, *covariates, *site_column])
     rows["visit_c"] = pd.Categorical(rows["visit"].astype(int))
     visits = [int(v) for v in rows["visit_c"].cat.categories]
     return ModelPlan(
+        site=site,
         analysis=f"change_{factor}",
         outcome=outcome,
         response=response,
@@ -391,15 +419,18 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
     response = response_column(outcome)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
+    site, site_column = _site(settings, data)
     post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
     rows = model_rows(
-        post, [response, "baseline", time, "twitch_share_before", "visit", *covariates]
+        post,
+        [response, "baseline", time, "twitch_share_before", "visit", *covariates, *site_column],
     )
     share = rows["twitch_share_before"]
     rows["twitch_between"] = share.groupby(rows[GROUP]).transform("mean")
     rows["twitch_within"] = share - rows["twitch_between"]
     rhs = _rhs("baseline", time, "twitch_between", "twitch_within", *covariates)
     return ModelPlan(
+        site=site,
         analysis="session_twitch",
         outcome=outcome,
         response=response,
@@ -446,9 +477,11 @@ def joint_plan(data: pd.DataFrame, outcome: str, settings: ModelSettings) -> Mod
     response = response_column(outcome)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
-    rows = model_rows(data, [response, time, "depth", "twitch", "visit", *covariates])
+    site, site_column = _site(settings, data)
+    rows = model_rows(data, [response, time, "depth", "twitch", "visit", *covariates, *site_column])
     full = (f"{time} * depth", f"{time} * twitch")
     return ModelPlan(
+        site=site,
         analysis="joint",
         outcome=outcome,
         response=response,
@@ -478,9 +511,13 @@ def subgroup_plan(
     response = response_column(outcome)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data, exclude=("chronicity",))
-    rows = model_rows(data, [response, time, factor, "chronicity", "visit", *covariates])
+    site, site_column = _site(settings, data)
+    rows = model_rows(
+        data, [response, time, factor, "chronicity", "visit", *covariates, *site_column]
+    )
     two_way = (f"{time} * {factor}", f"{time} * chronicity", f"{factor} * chronicity")
     return ModelPlan(
+        site=site,
         analysis=f"subgroup_chronicity_{factor}",
         outcome=outcome,
         response=response,
@@ -639,6 +676,7 @@ def _likelihood_ratio_tests(
             df_method="z",
             routes=routes,
             escalate=escalate,
+            site=plan.site,
         )
 
     full = ml(plan.rhs, slope)
@@ -740,6 +778,7 @@ def fit_plan(
             df_method=df_method,
             routes=routes,
             escalate=escalate,
+            site=plan.site,
         )
         contrasts = _contrasts(plan, fit)
         means = _emmeans(plan, fit)
@@ -759,7 +798,8 @@ def fit_plan(
         "message": "; ".join(plan.notes),
         "n_obs": fit.n_obs,
         "n_patients": fit.n_groups,
-        "random_effects": "intercept + slope" if fit.random_slope else "intercept",
+        "random_effects": ("site intercept + " if plan.site else "")
+        + ("intercept + slope" if fit.random_slope else "intercept"),
         "converged": fit.converged,
         "optimizer": fit.optimizer,
         "boundary": fit.boundary,

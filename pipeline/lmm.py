@@ -193,6 +193,10 @@ class LmmFit:
         Conditional residuals ``y - fitted`` (lme4's ``residuals()``).
     fit_seconds : float
         Wall-clock time of the whole fit (all routes, fallback and inference).
+    site : str or None
+        Site column of a site random intercept, or None.
+    site_effects : pandas.Series or None
+        Conditional modes of the site intercepts (index: site value).
     """
 
     fixed_effects: pd.DataFrame
@@ -224,6 +228,8 @@ class LmmFit:
     fitted: np.ndarray = field(repr=False)
     residuals: np.ndarray = field(repr=False)
     fit_seconds: float = 0.0
+    site: str | None = None
+    site_effects: pd.Series | None = field(default=None, repr=False)
 
     @property
     def params(self) -> np.ndarray:
@@ -413,6 +419,7 @@ def fit_lmm(
     *,
     routes: Sequence[str] = DEFAULT_ROUTES,
     escalate: Sequence[str] = (),
+    site: str | None = None,
 ) -> LmmFit:
     """Fit a linear mixed model and return lme4 / lmerTest-equivalent inference.
 
@@ -444,6 +451,11 @@ def fit_lmm(
         check, no route converged) or is singular. ``routes=FAST_ROUTES,
         escalate=DEFAULT_ROUTES`` fits with the numpy route alone and calls statsmodels only
         when needed (:data:`FAST_ROUTES`).
+    site : str, keyword-only, optional
+        Column of the sites in which the groups are nested: adds a site random intercept,
+        ``(1 | site) + (1 + random_slope | group)`` as lme4 writes it. statsmodels cannot fit
+        this model, so only the numpy route is used (bounded Powell on lme4's criterion,
+        polished by L-BFGS-B and verified by lme4's gradient check).
 
     Returns
     -------
@@ -474,7 +486,7 @@ def fit_lmm(
     unknown = sorted(set(routes).union(escalate) - set(DEFAULT_ROUTES))
     if unknown or not routes:
         raise ValueError(f"routes must be a non-empty subset of {DEFAULT_ROUTES}, got {routes}")
-    prep = prepare_data(data, response, fixed, group, random_slope)
+    prep = prepare_data(data, response, fixed, group, random_slope, site)
     recorder = WarningRecorder()
     if prep.n_excluded:
         recorder.add(
@@ -503,6 +515,8 @@ def fit_lmm(
             outcome = fit_structure(prep, group, slope, reml, routes, recorder, escalate)
 
     label = f"(1 + {slope} | {group})" if slope else f"(1 | {group})"
+    if site:
+        label = f"(1 | {site}) + {label}"
     best = outcome.best
     if best is None:
         raise ModelFitError(
@@ -513,6 +527,8 @@ def fit_lmm(
         recorder.add(outcome.gradient_note)
     if outcome.singular:
         recorder.add(f"{label}: boundary (singular) fit: {outcome.singular}")
+    if outcome.site_singular:
+        recorder.add(f"{label}: boundary (singular) fit: {outcome.site_singular}")
     if not outcome.converged:
         recorder.add(f"{label}: no optimiser reached a verified optimum (converged=False)")
 
@@ -538,10 +554,15 @@ def fit_lmm(
     if slope:
         z[:, 1] = prep.frame[slope].to_numpy(dtype=float)
     fitted = prep.x.to_numpy() @ terms.beta + (z * modes[prep.codes]).sum(axis=1)
+    site_effects = None
+    if site:
+        site_modes = gc.site_modes(theta, terms.beta)
+        fitted = fitted + site_modes[prep.site_codes]
+        site_effects = pd.Series(site_modes, index=pd.Index(prep.site_levels, name=site))
     levels = np.sort(prep.frame[group].unique())
     return LmmFit(
         fixed_effects=_inference_table(columns, terms.beta, np.diag(vcov), df),
-        variance_components=_variance_table(theta, sigma, gc.q, group, slope),
+        variance_components=_variance_table(theta, sigma, gc.q, group, slope, site),
         loglik=-0.5 * criterion,
         criterion=criterion,
         reml=reml,
@@ -550,7 +571,7 @@ def fit_lmm(
         converged=outcome.converged,
         optimizer=best.route,
         fallback=fallback,
-        boundary=outcome.singular is not None,
+        boundary=outcome.singular is not None or outcome.site_singular is not None,
         warnings=recorder.texts(),
         vcov=pd.DataFrame(vcov, index=list(columns), columns=list(columns)),
         design_columns=columns,
@@ -576,13 +597,20 @@ def fit_lmm(
         fitted=fitted,
         residuals=prep.y - fitted,
         fit_seconds=time.perf_counter() - started,
+        site=site,
+        site_effects=site_effects,
     )
 
 
 def _variance_table(
-    theta: np.ndarray, sigma: float, q: int, group: str, slope: str | None
+    theta: np.ndarray, sigma: float, q: int, group: str, slope: str | None, site: str | None
 ) -> pd.DataFrame:
     """Tidy variance components: random-effect variances, correlation, residual."""
+    site_rows = []
+    if site:
+        site_var = (sigma * theta[-1]) ** 2
+        site_rows = [(site, "(Intercept)", site_var, np.sqrt(site_var), np.nan)]
+        theta = theta[:-1]
     lam = lambda_from_theta(theta, q)
     cov = sigma**2 * (lam @ lam.T)
     names = ["(Intercept)"] + ([slope] if slope else [])
@@ -593,5 +621,6 @@ def _variance_table(
         denom = np.sqrt(cov[0, 0] * cov[1, 1])
         corr = cov[0, 1] / denom if denom > 0 else np.nan
         rows.append((group, f"cor({names[0]}, {names[1]})", np.nan, np.nan, corr))
+    rows = site_rows + rows
     rows.append(("Residual", "Residual", sigma**2, sigma, np.nan))
     return pd.DataFrame(rows, columns=["group", "term", "variance", "std_dev", "correlation"])

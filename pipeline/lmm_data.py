@@ -61,6 +61,10 @@ class PreparedData:
         Input rows dropped for missing values.
     design_info : patsy.DesignInfo
         patsy design information of ``x``.
+    site_codes : numpy.ndarray or None
+        Integer site code of each row when the groups are nested in sites.
+    site_levels : tuple
+        Site values in code order.
     """
 
     frame: pd.DataFrame
@@ -70,6 +74,8 @@ class PreparedData:
     codes: np.ndarray
     n_excluded: int
     design_info: Any
+    site_codes: np.ndarray | None = None
+    site_levels: tuple[Any, ...] = ()
 
 
 def quote_name(name: str) -> str:
@@ -106,7 +112,12 @@ def first_line(exc: BaseException) -> str:
 
 
 def prepare_data(
-    data: pd.DataFrame, response: str, fixed: str, group: str, random_slope: str | None
+    data: pd.DataFrame,
+    response: str,
+    fixed: str,
+    group: str,
+    random_slope: str | None,
+    site: str | None = None,
 ) -> PreparedData:
     """Validate the inputs and build the fixed-effect design.
 
@@ -122,6 +133,8 @@ def prepare_data(
         Grouping column.
     random_slope : str or None
         Numeric column with a random slope, or None.
+    site : str or None
+        Column of the sites in which the groups are nested (site random intercept), or None.
 
     Returns
     -------
@@ -135,7 +148,7 @@ def prepare_data(
     """
     if not isinstance(data, pd.DataFrame):
         raise ModelDataError(f"data must be a pandas DataFrame, not {type(data).__name__}.")
-    needed = [response, group] + ([random_slope] if random_slope else [])
+    needed = [response, group] + ([random_slope] if random_slope else []) + ([site] if site else [])
     absent = [c for c in needed if c not in data.columns]
     if absent:
         raise ModelDataError(f"Column(s) {absent} are not in the data.")
@@ -227,4 +240,26 @@ def prepare_data(
                 f"{random_slope!r} does not vary within any level of {group!r} (a single "
                 "visit per group?), so a random slope cannot be estimated."
             )
-    return PreparedData(frame, formula, x, y, np.asarray(codes), n_excluded, design_info)
+    site_codes, site_levels = None, ()
+    if site:
+        per_group = frame.groupby(codes)[site].nunique()
+        if per_group.max() > 1:
+            raise ModelDataError(
+                f"{int((per_group > 1).sum())} level(s) of {group!r} appear in more than one "
+                f"{site!r}: a random {site} intercept needs each {group} within one {site}."
+            )
+        site_codes, uniques_site = pd.factorize(frame[site], sort=True)
+        if len(uniques_site) < 2:
+            raise ModelDataError(f"A random {site} intercept needs at least 2 levels of {site!r}.")
+        site_levels = tuple(uniques_site)
+    return PreparedData(
+        frame,
+        formula,
+        x,
+        y,
+        np.asarray(codes),
+        n_excluded,
+        design_info,
+        None if site_codes is None else np.asarray(site_codes),
+        site_levels,
+    )

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = [
     "DevianceTerms",
     "GroupedCrossproducts",
+    "NestedCrossproducts",
     "hessian_richardson",
     "jacobian_richardson",
     "lambda_from_theta",
@@ -123,6 +124,18 @@ class DevianceTerms:
     xwx_inv: np.ndarray
 
 
+def _terms_from(logdet: float, xwx: np.ndarray, xwy: np.ndarray, ywy: float) -> DevianceTerms:
+    """GLS solution and deviance pieces from the weighted cross products."""
+    xwx = 0.5 * (xwx + xwx.T)
+    chol_x = np.linalg.cholesky(xwx)
+    logdet_xwx = 2.0 * float(np.log(np.diag(chol_x)).sum())
+    xwx_inv = np.linalg.inv(xwx)
+    xwx_inv = 0.5 * (xwx_inv + xwx_inv.T)
+    beta = np.linalg.solve(xwx, xwy)
+    pwrss = ywy - float(beta @ xwy)
+    return DevianceTerms(logdet, logdet_xwx, pwrss, beta, xwx_inv)
+
+
 class GroupedCrossproducts:
     """Per-group cross products of one data set, and the deviance computed from them.
 
@@ -164,6 +177,34 @@ class GroupedCrossproducts:
         self.theta_diagonal = rows[order_t] == cols[order_t]
         """Boolean mask: which elements of ``theta`` are diagonal (bounded below by 0)."""
 
+    def weighted_crossproducts(
+        self, theta: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Return ``log|V / sigma^2|`` and ``X'WX``, ``X'Wy``, ``y'Wy`` with ``W = sigma^2 V^{-1}``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+
+        Returns
+        -------
+        tuple
+            ``(logdet, xwx, xwy, ywy)``.
+        """
+        lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
+        m = np.eye(self.q) + lam.T @ self.ztz @ lam  # (g, q, q)
+        a = lam.T @ self.ztx  # (g, q, p)
+        b = (self.zty @ lam)[:, :, None]  # (g, q, 1)
+        chol = np.linalg.cholesky(m)
+        logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+        sol = np.linalg.solve(m, np.concatenate([a, b], axis=2))  # M^{-1} [A b]
+        at = np.swapaxes(a, 1, 2)
+        xwx = self.xtx - (at @ sol[:, :, : self.p]).sum(axis=0)
+        xwy = self.xty - (at @ sol[:, :, self.p :]).sum(axis=0)[:, 0]
+        ywy = self.yty - float((b[:, :, 0] * sol[:, :, self.p]).sum())
+        return logdet_m, xwx, xwy, ywy
+
     def terms(self, theta: np.ndarray) -> DevianceTerms:
         """Evaluate the ``sigma``-free pieces of the deviance at ``theta``.
 
@@ -177,24 +218,7 @@ class GroupedCrossproducts:
         DevianceTerms
             Log-determinants, penalised RSS, GLS ``beta`` and ``(X'W X)^{-1}``.
         """
-        lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
-        m = np.eye(self.q) + lam.T @ self.ztz @ lam  # (g, q, q)
-        a = lam.T @ self.ztx  # (g, q, p)
-        b = (self.zty @ lam)[:, :, None]  # (g, q, 1)
-        chol = np.linalg.cholesky(m)
-        logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
-        sol = np.linalg.solve(m, np.concatenate([a, b], axis=2))  # M^{-1} [A b]
-        at = np.swapaxes(a, 1, 2)
-        xwx = self.xtx - (at @ sol[:, :, : self.p]).sum(axis=0)
-        xwy = self.xty - (at @ sol[:, :, self.p :]).sum(axis=0)[:, 0]
-        ywy = self.yty - float((b[:, :, 0] * sol[:, :, self.p]).sum())
-        chol_x = np.linalg.cholesky(xwx)
-        logdet_xwx = 2.0 * float(np.log(np.diag(chol_x)).sum())
-        xwx_inv = np.linalg.inv(xwx)
-        xwx_inv = 0.5 * (xwx_inv + xwx_inv.T)
-        beta = np.linalg.solve(xwx, xwy)
-        pwrss = ywy - float(beta @ xwy)
-        return DevianceTerms(logdet_m, logdet_xwx, pwrss, beta, xwx_inv)
+        return _terms_from(*self.weighted_crossproducts(theta))
 
     def conditional_modes(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
         """Return the random effects' conditional modes (BLUPs), one row per group.
@@ -417,3 +441,121 @@ def hessian_richardson(
                 estimates.append(np.asarray(d2))
             hess[i, k] = hess[k, i] = float(_richardson(estimates))
     return hess
+
+
+class NestedCrossproducts(GroupedCrossproducts):
+    """Cross products for patients nested in sites: ``(1 | site) + (1 [+ t] | patient)``.
+
+    ``theta`` is the patient ``theta`` (as :class:`GroupedCrossproducts`) followed by the
+    site's relative standard deviation ``theta_site``. With ``D_i = I + Z_i Lambda Lambda'
+    Z_i'`` for patient ``i`` and ``V_s / sigma^2 = D_s + theta_site^2 1 1'`` for site ``s``
+    (``D_s`` block-diagonal over the site's patients), the Sherman-Morrison identity gives
+    every quadratic form and the matrix determinant lemma the log-determinant from per-patient
+    ``q x q`` solves plus one scalar per site::
+
+        (V_s / sigma^2)^{-1} = D_s^{-1} - theta^2 D_s^{-1} 1 1' D_s^{-1} / (1 + theta^2 k_s)
+        log|V_s / sigma^2|   = sum_i log|M_i| + log(1 + theta^2 k_s),   k_s = 1' D_s^{-1} 1
+
+    This is the model lme4 fits as ``(1 | site) + (1 + t | patient)`` when patient codes are
+    unique across sites.
+
+    Parameters
+    ----------
+    y, x, z, group_codes : numpy.ndarray
+        As :class:`GroupedCrossproducts`.
+    site_codes : numpy.ndarray
+        Integer site code of each row; every group must lie within one site.
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        x: np.ndarray,
+        z: np.ndarray,
+        group_codes: np.ndarray,
+        site_codes: np.ndarray,
+    ) -> None:
+        super().__init__(y, x, z, group_codes)
+        codes = np.asarray(group_codes)
+        sites = np.asarray(site_codes)
+        order = np.argsort(codes, kind="stable")
+        codes, sites = codes[order], sites[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        y = np.asarray(y, dtype=float)[order]
+        x = np.asarray(x, dtype=float)[order]
+        z = np.asarray(z, dtype=float)[order]
+        self.site_of_group = sites[starts]
+        if np.any(np.minimum.reduceat(sites, starts) != np.maximum.reduceat(sites, starts)):
+            raise ValueError("every group must lie within one site")
+        self.n_sites = int(self.site_of_group.max()) + 1
+        self.zt1 = np.add.reduceat(z, starts, axis=0)  # Z_i' 1, (g, q)
+        self.x1 = np.add.reduceat(x, starts, axis=0)  # X_i' 1, (g, p)
+        self.y1 = np.add.reduceat(y, starts)  # 1' y_i, (g,)
+        self.n_i = np.diff(np.r_[starts, len(y)]).astype(float)
+        self.n_theta += 1
+        self.theta_diagonal = np.r_[self.theta_diagonal, True]
+
+    def _site_pieces(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-patient ``D_i^{-1}`` forms with the ones vector, summed by site."""
+        lam = lambda_from_theta(np.asarray(theta[:-1], dtype=float), self.q)
+        m = np.eye(self.q) + lam.T @ self.ztz @ lam
+        w = self.zt1 @ lam  # (Lambda' Z_i' 1)', (g, q)
+        mw = np.linalg.solve(m, w[:, :, None])[:, :, 0]  # M_i^{-1} Lambda' Z_i' 1
+        a = lam.T @ self.ztx  # (g, q, p)
+        b = self.zty @ lam  # (g, q)
+        k_i = self.n_i - (w * mw).sum(axis=1)
+        cx_i = self.x1 - np.einsum("gq,gqp->gp", mw, a)
+        cy_i = self.y1 - (mw * b).sum(axis=1)
+        k = np.bincount(self.site_of_group, k_i, self.n_sites)
+        cx = np.zeros((self.n_sites, self.p))
+        np.add.at(cx, self.site_of_group, cx_i)
+        cy = np.bincount(self.site_of_group, cy_i, self.n_sites)
+        return k, cx, cy
+
+    def weighted_crossproducts(
+        self, theta: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Weighted cross products of the nested model at ``(theta_patient, theta_site)``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Patient ``theta`` followed by the site's relative standard deviation.
+
+        Returns
+        -------
+        tuple
+            ``(logdet, xwx, xwy, ywy)`` as :meth:`GroupedCrossproducts.weighted_crossproducts`.
+        """
+        theta = np.asarray(theta, dtype=float)
+        logdet, xwx, xwy, ywy = super().weighted_crossproducts(theta[:-1])
+        t2 = float(theta[-1]) ** 2
+        k, cx, cy = self._site_pieces(theta)
+        shrink = t2 / (1.0 + t2 * k)  # (S,)
+        xwx = xwx - (cx.T * shrink) @ cx
+        xwy = xwy - (cx.T * shrink) @ cy
+        ywy = ywy - float((shrink * cy**2).sum())
+        return logdet + float(np.log1p(t2 * k).sum()), xwx, xwy, ywy
+
+    def site_modes(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Conditional modes of the site intercepts, ``theta^2 1'D^{-1} r / (1 + theta^2 k)``."""
+        theta = np.asarray(theta, dtype=float)
+        k, cx, cy = self._site_pieces(theta)
+        t2 = float(theta[-1]) ** 2
+        return t2 * (cy - cx @ np.asarray(beta, dtype=float)) / (1.0 + t2 * k)
+
+    def conditional_modes(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Patient random effects given the site effects (see :meth:`site_modes`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_groups, q)``, groups in ascending code order.
+        """
+        theta = np.asarray(theta, dtype=float)
+        lam = lambda_from_theta(theta[:-1], self.q)
+        m = np.eye(self.q) + lam.T @ self.ztz @ lam
+        site = self.site_modes(theta, beta)[self.site_of_group]  # (g,)
+        resid = self.zty - self.ztx @ np.asarray(beta, dtype=float) - site[:, None] * self.zt1
+        u = np.linalg.solve(m, (resid @ lam)[:, :, None])[:, :, 0]
+        return u @ lam.T

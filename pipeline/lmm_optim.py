@@ -35,6 +35,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from pipeline.lmm_data import FORMULA_NAMESPACE, PreparedData, first_line, quote_name
 from pipeline.lmm_deviance import (
     GroupedCrossproducts,
+    NestedCrossproducts,
     hessian_richardson,
     lambda_from_theta,
     theta_from_relative_cov,
@@ -60,6 +61,9 @@ __all__ = [
 
 DEFAULT_ROUTES: tuple[str, ...] = ("powell+bfgs", "lbfgs", "numpy-powell")
 """Routes tried by default, in order of preference among equal optima."""
+
+NUMPY_ROUTES: tuple[str, ...] = ("numpy-powell",)
+"""Routes that need no statsmodels model (the only ones for a site random intercept)."""
 
 SINGULAR_TOL = 1e-4
 """lme4's ``isSingular`` tolerance on the diagonal of the relative Cholesky factor."""
@@ -119,6 +123,8 @@ class FitOutcome:
         Set when the gradient check at ``best`` failed.
     crossproducts : GroupedCrossproducts
         The data summaries the criterion was computed from.
+    site_singular : str or None
+        Set when a site random intercept has variance ~0 (nested model only).
     """
 
     trials: list[Trial]
@@ -127,6 +133,7 @@ class FitOutcome:
     singular: str | None
     gradient_note: str | None
     crossproducts: GroupedCrossproducts = field(repr=False)
+    site_singular: str | None = None
 
 
 class WarningRecorder:
@@ -537,7 +544,13 @@ def fit_structure(
     z = np.ones((len(prep.y), 2 if random_slope else 1))
     if random_slope:
         z[:, 1] = prep.frame[random_slope].to_numpy(dtype=float)
-    gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
+    if prep.site_codes is not None:
+        # statsmodels cannot fit a site intercept with correlated patient effects: numpy only
+        gc = NestedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes, prep.site_codes)
+        routes, escalate = NUMPY_ROUTES, ()
+        label = f"(1 | site) + {label}"
+    else:
+        gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
     built: list[MixedLM] = []
 
     def model() -> MixedLM:
@@ -599,5 +612,11 @@ def _judge(
         )
     converged = grad_ok and any(t.converged for t in trials if np.isfinite(t.criterion))
     names = ["intercept"] + ([f"{random_slope} slope"] if random_slope else [])
-    singular = singular_reason(best.theta, gc.q, names, gc.sigma_hat(best.theta, reml))
-    return FitOutcome(trials, best, converged, singular, note, gc)
+    sigma = gc.sigma_hat(best.theta, reml)
+    nested = isinstance(gc, NestedCrossproducts)
+    patient_theta = best.theta[:-1] if nested else best.theta
+    singular = singular_reason(patient_theta, gc.q, names, sigma)
+    site_singular = None
+    if nested and best.theta[-1] < SINGULAR_TOL:
+        site_singular = f"the site intercept variance is ~0 (SD {sigma * best.theta[-1]:.3g})"
+    return FitOutcome(trials, best, converged, singular, note, gc, site_singular)

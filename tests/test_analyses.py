@@ -5,6 +5,7 @@ tests/r/emmeans_fit.R, bobyqa with rhoend 1e-12) and hold the plan's tolerances:
 and SEs to 4 significant digits, variance components to 3, Satterthwaite df within 1 %.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def rows_csv(plan: an.ModelPlan, path: Path) -> Path:
 
 def r_formula(plan: an.ModelPlan, slope: str | None) -> str:
     random = f"(1 + {slope} | patient_id)" if slope else "(1 | patient_id)"
+    if plan.site:
+        random = f"(1 | {plan.site}) + {random}"
     return f"{plan.response} ~ {plan.rhs} + {random}"
 
 
@@ -65,6 +68,9 @@ CASES = {
     "session_twitch-nrs": lambda d, s: an.session_twitch_plan(d, "nrs", s),
     "joint-odi": lambda d, s: an.joint_plan(d, "odi", s),
     "subgroup_chronicity_depth-nrs": lambda d, s: an.subgroup_plan(d, "nrs", "depth", s),
+    "trajectory_twitch-vas-site-random": lambda d, s: an.trajectory_plan(
+        d, "vas", "twitch", dataclasses.replace(s, site="random")
+    ),
 }
 
 
@@ -189,6 +195,11 @@ def test_site_is_fixed_below_the_random_threshold(demo_data):
     assert "site" in an.trajectory_plan(demo_data, "nrs", "depth", settings).rhs
     none = ModelSettings(site="none")
     assert "site" not in an.trajectory_plan(demo_data, "nrs", "depth", none).rhs
+    random = an.trajectory_plan(demo_data, "nrs", "depth", ModelSettings(site="random"))
+    assert "site" not in random.rhs and random.formula.startswith("nrs ~ weeks * depth")
+    assert "(1 | site) + (1 + weeks | patient)" in random.formula
+    # auto: random from min_sites_random sites on
+    assert an.site_as_random(ModelSettings(min_sites_random=3), demo_data)
 
 
 @pytest.mark.parametrize(

@@ -585,3 +585,64 @@ def test_reference_levels_must_be_explicit(orthodont: pd.DataFrame) -> None:
     ordered = orthodont.assign(Sex=pd.Categorical(orthodont["Sex"], ["Male", "Female"]))
     cat = fit_lmm(ordered, "distance", "age + Sex", "Subject")
     assert "Sex[T.Female]" in cat.design_columns
+
+
+# ---------------------------------------------------------------------------------------------
+# site random intercept: (1 | site) + (1 + weeks | patient), patients nested in sites
+
+
+@pytest.fixture(scope="module")
+def multisite(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    data = simulate_clinic(200, seed=5, slope_sd=0.1)
+    rng = np.random.default_rng(3)
+    patients = data["patient"].unique()
+    site_of = dict(zip(patients, rng.integers(0, 8, len(patients)), strict=True))
+    shift = rng.normal(0.0, 0.6, 8)
+    data["site"] = [f"S{site_of[p]}" for p in data["patient"]]
+    data["nrs"] = (data["nrs"] + [shift[site_of[p]] for p in data["patient"]]).round(3)
+    path = tmp_path_factory.mktemp("multisite") / "multisite.csv"
+    return write_and_reload(data, path), path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+def test_site_random_intercept_matches_live_lmertest(
+    multisite: tuple[pd.DataFrame, Path], lmer_r, reml: bool
+) -> None:
+    """R: lmerTest::lmer(nrs ~ weeks * depth + (1 | site) + (1 + weeks | patient), REML),
+    bobyqa rhoend 1e-12, depth relevelled to superficial: statsmodels cannot fit this model,
+    so the numpy route alone must reach lme4's optimum."""
+    data, csv = multisite
+    fixed = "weeks * C(depth, Treatment('superficial'))"
+    fit = fit_lmm(data, "nrs", fixed, "patient", random_slope="weeks", reml=reml, site="site")
+    ref = parse_r(
+        lmer_r(
+            csv,
+            "nrs ~ weeks * depth + (1 | site) + (1 + weeks | patient)",
+            reml,
+            relevel={"depth": "superficial"},
+        )
+    )
+    check_against(fit, ref)
+    assert fit.converged and not fit.boundary and fit.optimizer.startswith("numpy-powell")
+    assert list(fit.variance_components["group"]) == [
+        "site",
+        "patient",
+        "patient",
+        "patient",
+        "Residual",
+    ]
+    np.testing.assert_allclose(fit.residuals, ref["residuals"], rtol=0, atol=1e-4 * fit.sigma)
+    assert len(fit.site_effects) == data["site"].nunique()
+
+
+def test_site_random_intercept_needs_patients_within_one_site(
+    multisite: tuple[pd.DataFrame, Path],
+) -> None:
+    data = multisite[0].copy()
+    first = data["patient"] == data["patient"].iloc[0]
+    data.loc[first, "site"] = ["S0", "S1"] * (int(first.sum()) // 2) + ["S0"] * (
+        int(first.sum()) % 2
+    )
+    with pytest.raises(ModelDataError, match="appear in more than one 'site'"):
+        fit_lmm(data, "nrs", "weeks", "patient", random_slope="weeks", site="site")
