@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help report test lint format clean
+.PHONY: help report test lint format clean validate-stats
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,3 +33,6 @@ format: $(STAMP)  ## Apply ruff formatting and safe fixes
 
 clean:  ## Remove generated outputs (keeps the virtual environment and data/raw)
 	rm -rf data/processed/* reports/tables reports/outcomes.html
+
+validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario) -> reports/validation/
+	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation

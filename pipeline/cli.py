@@ -1,7 +1,8 @@
 """The ``outcomes`` command: ``run``, ``validate``, ``simulate`` and ``dictionary``.
 
-Exit codes: 0 success; 1 ``validate`` found rows to quarantine; 2 a user error (bad file, bad
-configuration, bad flag), reported as one sentence without a traceback.
+Exit codes: 0 success; 1 ``validate`` found rows to quarantine, or ``check-tables`` found a
+difference; 2 a user error (bad file, bad configuration, bad flag, no pseudonym key, a PDF that
+could not be printed), reported as one sentence without a traceback.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ def _print_accounting(accounting: pd.DataFrame) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline import quality
     from pipeline.runner import validate_inputs
 
     config = load_config(args.config)
-    _, validation, _ = validate_inputs(config)
+    raw, validation, _ = validate_inputs(config)
     _print_accounting(validation.accounting)
+    print("\n".join(quality.summary_lines(*quality.file_summary(raw, validation))))
     if validation.quarantined_rows:
         print(
             f"{validation.quarantined_rows} row(s) quarantined; reasons in "
@@ -55,7 +58,7 @@ def _progress(i: int, n: int, plan) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.runner import REPORT_NAME, run
+    from pipeline.runner import PDF_NAME, REPORT_NAME, run
 
     config = load_config(args.config)
     result = run(config, progress=_progress)
@@ -69,6 +72,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     print(f"Tables written to {config.outputs.tables}/")
     print(f"Report written to {config.outputs.reports / REPORT_NAME}")
+    if result.pdf_problem:
+        print(f"error: {result.pdf_problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if config.report.pdf:
+        print(f"PDF written to {config.outputs.reports / PDF_NAME}")
+    return EXIT_OK
+
+
+def _cmd_check_tables(args: argparse.Namespace) -> int:
+    from pipeline.table_check import compare_folders
+
+    actual = args.actual or load_config(args.config).outputs.tables
+    for folder in (args.expected, actual):
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder}: no such folder of tables")
+    differences = compare_folders(args.expected, actual)
+    for line in differences[:50]:
+        print(line)
+    if differences:
+        more = " (first 50 shown)" if len(differences) > 50 else ""
+        print(f"{len(differences)} difference(s) between {args.expected} and {actual}{more}")
+        return EXIT_QUARANTINE
+    print(f"The tables in {actual} carry the numbers of {args.expected}")
     return EXIT_OK
 
 
@@ -107,6 +133,36 @@ def _cmd_dictionary(args: argparse.Namespace) -> int:
         print(f"Wrote {args.out}")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _cmd_validate_stats(args: argparse.Namespace) -> int:
+    from pipeline import outputs
+    from pipeline.stat_validation import (
+        default_scenarios,
+        run_simulations,
+        summarise,
+        summary_markdown,
+    )
+
+    if args.sims < 1 or args.patients < 10:
+        raise UserError("--sims must be at least 1 and --patients at least 10")
+    scenarios = default_scenarios(args.patients)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            end = "\n" if done == total or not sys.stderr.isatty() else "\r"
+            print(f"  fitted {done}/{total} simulated data sets", end=end, file=sys.stderr)
+
+    sims = run_simulations(scenarios, args.sims, args.seed, args.workers or None, progress)
+    coverage, tests = summarise(sims, scenarios)
+    out = args.out
+    outputs.write_csv(out / "coverage.csv", coverage)
+    outputs.write_csv(out / "type_one_error.csv", tests)
+    text = summary_markdown(coverage, tests, sims, scenarios, args.sims, args.seed)
+    outputs.write_text(out / "summary.md", text)
+    print(text)
+    print(f"Wrote {out}/coverage.csv, type_one_error.csv, summary.md")
     return EXIT_OK
 
 
@@ -172,6 +228,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser(
+        "validate-stats",
+        help="coverage and type-I error of the model's inference by simulation",
+        description="Simulate data sets from the trajectory model with known parameters "
+        "(dropout, missed visits), fit each as the pipeline does and write the coverage of "
+        "the 95 %% intervals and the type-I error of the group-by-time test.",
+    )
+    p.add_argument("--sims", type=_positive_int, default=1000, help="data sets per scenario")
+    p.add_argument("--patients", type=_positive_int, default=120, help="patients per data set")
+    p.add_argument("--seed", type=_positive_int, default=20261120, help="random seed")
+    p.add_argument("--workers", type=_positive_int, default=0, help="processes (0: all cores)")
+    p.add_argument("--out", type=Path, default=Path("reports/validation"), help="output folder")
+    p.set_defaults(func=_cmd_validate_stats)
+
+    p = sub.add_parser(
+        "check-tables",
+        help="compare regenerated tables with committed ones",
+        description="Compare the tidy tables of a run with expected ones (same files, columns "
+        "and rows; text identical; numbers to a relative tolerance of 1e-6; fit times "
+        "ignored). Exits 1 and names the file, row and column of each difference.",
+    )
+    with_config(p)
+    p.add_argument("--expected", type=Path, required=True, help="folder of expected tables")
+    p.add_argument(
+        "--actual", type=Path, help="folder of regenerated tables (default: the configuration's)"
+    )
+    p.set_defaults(func=_cmd_check_tables)
 
     p = sub.add_parser(
         "dictionary",
