@@ -133,3 +133,28 @@ def test_raw_files_are_not_modified(tmp_path):
     before = {k: sha256_of(p) for k, p in paths.items()}
     validate_study(read_raw_tables(paths))
     assert before == {k: sha256_of(p) for k, p in paths.items()}
+
+
+def test_visits_and_sessions_dated_out_of_order_are_quarantined_in_pairs(tmp_path):
+    # P1's visit 2 (2025-01-20) is moved before visit 1 (2025-01-13); P2's session 3 before 2
+    assessments = append_rows("assessments").replace("P1,2,2025-01-20", "P1,2,2025-01-10")
+    sessions = append_rows("sessions").replace("P2,3,2025-01-21", "P2,3,2025-01-12")
+    v = _validate(tmp_path, assessments=assessments, sessions=sessions)
+    failures = v.failures[v.failures["check"] == "out_of_order"]
+    assert sorted(failures[failures["table"] == "assessments"]["source_row"]) == [3, 4]
+    assert sorted(failures[failures["table"] == "sessions"]["source_row"]) == [5, 6]
+    reasons = set(failures["reason"])
+    assert (
+        "visit 2 dated 2025-01-10 is earlier than a lower-numbered visit of this patient "
+        "(2025-01-13)" in reasons
+    )
+    assert (
+        "session 2 dated 2025-01-14 is later than a higher-numbered session of this "
+        "patient (2025-01-12)" in reasons
+    )
+
+
+def test_rows_failing_another_rule_do_not_make_others_out_of_order(tmp_path):
+    # a session dated before enrolment is quarantined for that alone, not its neighbours
+    v = _validate(tmp_path, sessions=append_rows("sessions", "P1,3,2025-01-01,deep,no,0,none,"))
+    assert set(v.failures["check"]) == {"date_before_enrolment"}

@@ -307,7 +307,7 @@ def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     Values not in ``codes`` are kept as written; a code mapped to ``""`` becomes missing.
     """
     folded = {_fold(k): v for k, v in codes.items()}
-    keys = text.str.replace(r"\s+", " ", regex=True).str.casefold()
+    keys = text.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
     mapped = keys.map(folded)
     out = text.where(mapped.isna(), mapped).astype(STR)
     return out.mask(out == "")
@@ -315,7 +315,7 @@ def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
 
 def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
-    return text.str.replace(r"\s+", " ", regex=True).str.lower()
+    return text.str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
 
 
 def scale(text: pd.Series, factor: float) -> pd.Series:

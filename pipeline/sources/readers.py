@@ -185,6 +185,16 @@ def _not_utf8(path: Path, data: bytes) -> InputFileError:
     return InputFileError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV")
 
 
+def _not_binary(path: Path, data: bytes) -> None:
+    if data.startswith(b"PK\x03\x04"):
+        raise InputFileError(
+            f"{path}: this is a zip archive (an Excel workbook?), not a text table; "
+            f"name an Excel file .xlsx"
+        )
+    if b"\x00" in data:
+        raise InputFileError(f"{path}: not a text table (the file holds binary data)")
+
+
 def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
     """Return the file as UTF-8 bytes without a byte-order mark, and the encoding it was in."""
     if encoding in ("auto", "utf-8", "utf8", "utf-8-sig"):
@@ -200,14 +210,9 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
             if encoding != "auto":
                 raise _not_utf8(path, data) from None
         else:
+            _not_binary(path, data)
             return data, used
-        if data.startswith(b"PK\x03\x04"):
-            raise InputFileError(
-                f"{path}: this is a zip archive (an Excel workbook?), not a text table; "
-                f"name an Excel file .xlsx"
-            )
-        if b"\x00" in data:
-            raise InputFileError(f"{path}: not a text table (the file holds binary data)")
+        _not_binary(path, data)
         try:
             return data.decode("cp1252").encode("utf-8"), "windows-1252"
         except UnicodeDecodeError:

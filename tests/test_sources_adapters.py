@@ -1,0 +1,243 @@
+"""Each adapter, the [[sources]] configuration and the per-source-file summary."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from factories import write_config, write_study
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError, InputFileError
+from pipeline.ingest import SOURCE_DETAIL, SOURCE_LINE
+from pipeline.quality import file_summary, summary_json, summary_lines
+from pipeline.sources.combine import read_sources
+from pipeline.validate import validate_study
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "raw" / "examples"
+TAIL = """
+[outputs]
+processed = "out"
+reports = "rep"
+[mcid.nrs]
+points = 2
+percent = 30
+[mcid.vas]
+points = 15
+percent = 30
+[mcid.odi]
+points = 10
+percent = 30
+"""
+
+
+def project(tmp_path, sources: str, files: dict[str, str] | None = None) -> Path:
+    for name, text in (files or {}).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    config = tmp_path / "analysis.toml"
+    config.write_text(sources + TAIL)
+    return config
+
+
+def ingest(config: Path):
+    raw = read_sources(load_config(config).sources)
+    return raw, validate_study(raw)
+
+
+VISITS = """\
+patient_id,site,enrolment_date,age,symptom_weeks,visit_date,session_number,depth,twitch,visit,nrs
+P1,A,2025-01-06,44,3,2025-01-06,1,deep,yes,0,8
+P1,,,,,2025-01-13,2,deep,no,,
+P1,,,,,2025-01-20,,,,1,6
+P2,B,2025-01-07,61,30,2025-01-07,1,superficial,no,0,6
+P-2,B,2025-01-07,62,30,2025-01-14,2,superficial,no,1,5
+P3,B,2025-01-08,50,8,,,,,,
+"""
+VISIT_SOURCE = '[[sources]]\nkind = "visit_sheet"\nfiles = ["visits.csv"]\n'
+
+
+def test_visit_sheet_rows_make_sessions_assessments_and_merged_patients(tmp_path):
+    raw, v = ingest(project(tmp_path, VISIT_SOURCE, {"visits.csv": VISITS}))
+    patients = raw["patients"].frame.set_index("patient_id")
+    assert patients.loc["P1", "age"] == "44"  # details from the first row fill the others
+    assert patients.loc["P1", SOURCE_DETAIL] == "merged from lines 2, 3, 4"
+    assert len(raw["sessions"].frame) == 4 and len(raw["assessments"].frame) == 4
+    # P2 and P-2 are one patient whose age differs: the patient and all its rows are quarantined
+    problem = raw["patients"].problems.iloc[0]
+    assert problem["reason"] == "age differs between the lines of patient 'P2' (61 / 62)"
+    assert set(v.tables["sessions"].quarantine["patient_id"]) == {"P2"}
+    assert set(v.valid("patients")["patient_id"]) == {"P1", "P3"}
+    summary, reasons = file_summary(raw, v)
+    row = summary.iloc[0]
+    assert (row.rows_read, row.rows_valid, row.rows_quarantined, row.rows_unused) == (6, 4, 2, 0)
+    assert "conflicting_values" in set(reasons["check"])
+
+
+def test_wide_rows_per_time_point_with_dates_from_weeks(tmp_path):
+    wide = (
+        "id,site,enrolled,age,weeks,start,nrs_0,nrs_2,nrs_6,odi_6\n"
+        "P1,A,2025-01-06,44,3,2025-01-07,8,,5,30\n"
+        "P2,B,2025-01-07,61,30,2025-01-09,6,11,,\n"
+    )
+    sources = (
+        '[[sources]]\nkind = "wide"\nfiles = ["wide.csv"]\n'
+        '[sources.columns]\npatient_id = "id"\nenrolment_date = "enrolled"\n'
+        'symptom_weeks = "weeks"\n'
+        "[sources.assessments]\n"
+        'points = { "0" = 0, "2" = 1, "6" = 2 }\nweeks = { "0" = 0, "2" = 2, "6" = 6 }\n'
+        'date_from = "start"\ncolumns = { nrs = "nrs_{t}", odi = "odi_{t}" }\n'
+        '[[sources]]\nkind = "canonical"\nsessions = "sessions.csv"\n'
+    )
+    sessions = "patient_id,session_number,session_date,depth,twitch\nP1,1,2025-01-07,deep,yes\n"
+    raw, v = ingest(project(tmp_path, sources, {"wide.csv": wide, "sessions.csv": sessions}))
+    frame = raw["assessments"].frame
+    assert frame["assessment_date"].tolist() == [
+        "2025-01-07",
+        "2025-02-18",
+        "2025-01-09",
+        "2025-01-23",
+    ]
+    assert frame["visit"].tolist() == ["0", "2", "0", "1"]  # empty time points are not rows
+    assert frame[SOURCE_DETAIL].tolist()[1] == "time point 6"
+    assert frame[SOURCE_LINE].tolist() == [2, 2, 3, 3]
+    bad = v.tables["assessments"].quarantine
+    assert bad[[SOURCE_LINE, SOURCE_DETAIL]].to_numpy().tolist() == [[3, "time point 2"]]
+    summary, _ = file_summary(raw, v)
+    wide_row = summary.set_index("file").loc["wide.csv"]
+    assert (wide_row.rows_read, wide_row.rows_valid, wide_row.rows_quarantined) == (2, 1, 1)
+    bad_pattern = sources.replace('odi = "odi_{t}"', 'odi = "oswestry_{t}"')
+    with pytest.raises(InputFileError, match="has no such column for any time point"):
+        ingest(project(tmp_path, bad_pattern))
+
+
+DICTIONARY = (
+    'Variable / Field Name,Form Name,Field Type,Field Label,"Choices, Calculations, OR Slider '
+    'Labels"\n'
+    "record_id,patient,text,Record ID,\n"
+    "enrolment_date,patient,text,Enrolled,\nage,patient,text,Age,\n"
+    "symptom_weeks,patient,text,Weeks,\n"
+    'meds,patient,checkbox,Medication,"1, anticoagulant | 2, other"\n'
+    "session_date,session,text,Date,\n"
+    'depth,session,radio,Depth,"1, Oberflächlich | 2, Tief"\n'
+    "twitch,session,yesno,Twitch,\n"
+    'cointerv,session,checkbox,Co-interventions,"1, exercise | 2, manual therapy"\n'
+    "assessment_date,outcomes,text,Date,\nnrs,outcomes,text,NRS,\n"
+)
+EXPORT = (
+    "record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,"
+    "redcap_data_access_group,enrolment_date,age,symptom_weeks,meds___1,meds___2,session_date,"
+    "depth,twitch,cointerv___1,cointerv___2,assessment_date,nrs\n"
+    "1,baseline_arm_2,,,north,2025-01-06,44,3,1,0,,,,,,2025-01-06,8\n"
+    "1,treatment_arm_2,session,1,north,,,,,,2025-01-06,2,1,1,1,,\n"
+    "1,treatment_arm_2,session,2,north,,,,,,2025-01-13,1,0,0,0,,\n"
+    "1,week_2_arm_2,,,north,,,,,,,,,,,2025-01-20,6\n"
+    "1,consent_arm_2,,,north,,,,,,,,,,,,\n"
+)
+REDCAP = (
+    '[[sources]]\nkind = "redcap"\nfiles = ["export.csv"]\ndictionary = "dict.csv"\n'
+    '[sources.instruments]\npatients = "patient"\nsessions = "session"\nassessments = "outcomes"\n'
+    "[sources.events]\nbaseline = 0\nweek_2 = 1\n"
+    '[sources.arms]\n"1" = "deep"\n"2" = "superficial"\n'
+    '[sources.columns]\nsite = "redcap_data_access_group"\nanticoagulants = "meds___1"\n'
+    'co_intervention = "cointerv"\n[sources.codes.depth]\n"Tief" = "deep"\n'
+    '"1" = "superficial"\n'
+)
+
+
+def test_redcap_export_events_arms_repeats_and_checkboxes(tmp_path):
+    raw, v = ingest(project(tmp_path, REDCAP, {"export.csv": EXPORT, "dict.csv": DICTIONARY}))
+    assert v.quarantined_rows == 0, v.failures
+    patient = v.valid("patients").iloc[0]
+    assert (patient["patient_id"], patient["arm"], patient["anticoagulants"]) == (
+        "1",
+        "superficial",
+        True,
+    )
+    sessions = v.valid("sessions")
+    assert sessions["depth"].tolist() == ["deep", "superficial"]  # by label, and by code
+    assert sessions["co_intervention"].tolist()[0] == "exercise; manual therapy"
+    assert pd.isna(sessions["co_intervention"].tolist()[1])
+    assert v.valid("assessments")["visit"].tolist() == [0, 1]
+    assert raw["sessions"].frame[SOURCE_DETAIL].tolist()[0] == "event treatment_arm_2, session #1"
+    summary, _ = file_summary(raw, v)
+    assert summary.iloc[0][["rows_read", "rows_valid", "rows_unused"]].tolist() == [5, 4, 1]
+    assert "1 not used" in "\n".join(summary_lines(*file_summary(raw, v)))
+
+
+def test_redcap_errors_name_the_instrument_and_the_missing_visit(tmp_path):
+    bad = REDCAP.replace('sessions = "session"', 'sessions = "treatment"')
+    with pytest.raises(InputFileError, match="names 'treatment' for sessions, but the data dict"):
+        ingest(project(tmp_path, bad, {"export.csv": EXPORT, "dict.csv": DICTIONARY}))
+    classic = EXPORT.replace("redcap_event_name", "event")
+    with pytest.raises(
+        InputFileError, match=r"must map visit: export\.csv has no redcap_event_name"
+    ):
+        ingest(project(tmp_path, REDCAP, {"export.csv": classic, "dict.csv": DICTIONARY}))
+
+
+def test_several_clinics_by_glob_with_a_site_per_file(tmp_path):
+    patients = "patient_id,enrolment_date,age,symptom_weeks\nP1,2025-01-06,44,3\n"
+    sessions = "patient_id,session_number,session_date,depth,twitch\nP1,1,2025-01-06,deep,yes\n"
+    assessments = "patient_id,visit,assessment_date,nrs\nP1,0,2025-01-06,7\n"
+    files = {}
+    for clinic in ("north", "south"):
+        prefix = "A" if clinic == "north" else "B"
+        files[f"{clinic}/patients.csv"] = patients.replace("P1", prefix + "1")
+        files[f"{clinic}/sessions.csv"] = sessions.replace("P1", prefix + "1")
+        files[f"{clinic}/assessments.csv"] = assessments.replace("P1", prefix + "1")
+    sources = (
+        '[[sources]]\nkind = "canonical"\npatients = "*/patients.csv"\n'
+        'sessions = "*/sessions.csv"\nassessments = "*/assessments.csv"\n'
+        '[sources.sites]\n"north/patients.csv" = "Northside"\n"south/patients.csv" = "Southside"\n'
+    )
+    raw, v = ingest(project(tmp_path, sources, files))
+    assert dict(
+        zip(v.valid("patients")["patient_id"], v.valid("patients")["site"], strict=True)
+    ) == {
+        "A1": "Northside",
+        "B1": "Southside",
+    }
+    assert raw["patients"].frame["source_row"].tolist() == [1, 2]
+    assert len(raw["patients"].sha256) == 64
+    with pytest.raises(InputFileError, match=r"names no site for south/patients\.csv"):
+        ingest(project(tmp_path, sources.replace('"south/patients.csv" = "Southside"\n', "")))
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        ("", "[inputs] section is missing (or declare [[sources]])"),
+        (VISIT_SOURCE + '[inputs]\npatients = "p.csv"\n', "[inputs] and [[sources]] are both"),
+        ('[[sources]]\nkind = "wide"\nfiles = ["w.csv"]\n', "a wide source needs"),
+        (VISIT_SOURCE + 'delimiter = ":"\n', "[sources.1.delimiter] must be one of"),
+        (VISIT_SOURCE + 'encoding = "klingon"\n', "[sources.1.encoding] unknown encoding"),
+        (VISIT_SOURCE + 'site = "A"\n[sources.sites]\n"a.csv" = "B"\n', "not both"),
+        (VISIT_SOURCE + '[sources.codes.depth]\n"Tief" = "deep"\n"tief" = "deep"\n', "same code"),
+        (VISIT_SOURCE + "header_row = 0\n", "[sources.1.header_row] must be between 1"),
+        (
+            '[[sources]]\nkind = "redcap"\nfiles = ["e.csv"]\ndictionary = "d.csv"\n',
+            "[sources.1.instruments] must name the instrument of each table",
+        ),
+    ],
+)
+def test_source_configuration_errors_name_the_key(tmp_path, sources, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(project(tmp_path, sources))
+    assert message in str(info.value)
+    assert str(info.value).startswith(str(tmp_path / "analysis.toml"))
+
+
+def test_inputs_form_is_one_legacy_source(tmp_path):
+    config = load_config(write_config(tmp_path, write_study(tmp_path / "raw")))
+    (legacy,) = config.sources
+    assert legacy.legacy and legacy.kind == "canonical" and legacy.key() == "[inputs]"
+    assert config.inputs.patients == tmp_path / "raw" / "patients.csv"
+
+
+def test_summary_json_mirrors_the_table():
+    raw, v = ingest(EXAMPLES / "visit_sheet" / "analysis.toml")
+    summary, reasons = file_summary(raw, v)
+    (entry,) = summary_json(summary, reasons)["files"]
+    assert entry["file"] == "visits.csv" and entry["rows_read"] == summary.iloc[0]["rows_read"]
+    assert entry["reasons"] == [] and entry["kind"] == "visit_sheet"

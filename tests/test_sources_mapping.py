@@ -1,0 +1,117 @@
+"""Column mapping and the normalisation every source shares (codes, units, dates, ids)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.config import Source, strptime_pattern
+from pipeline.errors import InputFileError
+from pipeline.sources.mapping import (
+    apply_codes,
+    compact_ids,
+    iso_dates,
+    normalise,
+    resolve_columns,
+    scale,
+)
+from pipeline.sources.readers import read_table
+
+
+def text(*values):
+    return pd.Series(list(values), dtype="str")
+
+
+def source(**keys):
+    return Source(number=1, kind="visit_sheet", config=Path("a.toml"), files={}, **keys)
+
+
+def test_codes_match_ignoring_case_and_spaces():
+    out = apply_codes(
+        text("Tief", " oberflächlich", "TIEF ", "mittel", None, "9"),
+        {"tief": "deep", "Oberflächlich": "superficial", "9": ""},
+    )
+    assert out.tolist()[:4] == ["deep", "superficial", "deep", "mittel"]
+    assert out.isna().tolist()[4:] == [True, True]  # missing stays missing; "9" means missing
+
+
+def test_dates_in_the_configured_format_iso_and_excel_serials():
+    out = iso_dates(
+        text(
+            "06/01/2025",
+            "6/1/2025",
+            "2025-01-06",
+            "2025-01-06 09:30:00",
+            "45663",
+            "31/02/2025",
+            "2025/01/06",
+            None,
+        ),
+        "DD/MM/YYYY",
+    )
+    assert out.tolist()[:5] == ["2025-01-06"] * 5
+    assert out.tolist()[5:7] == ["31/02/2025", "2025/01/06"]  # left for validation to reject
+    assert strptime_pattern("DD.MM.YYYY") == "%d.%m.%Y"
+    assert strptime_pattern("yyyymmdd") == "%Y%m%d"
+    for bad in ("DD/MM/YY", "MM/DD", "day/month/year"):
+        with pytest.raises(ValueError):
+            strptime_pattern(bad)
+
+
+def test_units_and_patient_ids():
+    assert scale(text("5.7", "14", "abc", None), 10).tolist()[:3] == ["57", "140", "abc"]
+    assert scale(text("20.65"), 2).tolist() == ["41.3"]
+    assert compact_ids(text("p-001", "P 001", "p_0.0/1", "P001", "--")).tolist()[:4] == ["P001"] * 4
+    assert compact_ids(text("--")).isna().all()
+
+
+def test_normalise_applies_every_configured_step():
+    frame = pd.DataFrame(
+        {
+            "patient_id": text("p-1", "P1"),
+            "depth": text(" Deep", "2"),
+            "vas_mm": text("5,5", "6"),
+            "odi": text("20,5", None),
+            "visit_date": text("06.01.2025", "13.01.2025"),
+            "therapist": text("T1", "T2"),
+        }
+    )
+    out = normalise(
+        frame,
+        source(
+            decimal=",",
+            date_format="DD.MM.YYYY",
+            codes={"depth": {"2": "deep"}},
+            units={"vas_mm": "cm", "odi": "points"},
+        ),
+    )
+    assert out["patient_id"].tolist() == ["P1", "P1"]
+    assert out["depth"].tolist() == ["deep", "deep"]
+    assert out["vas_mm"].tolist() == ["55", "60"]
+    assert out["odi"].tolist()[0] == "41"
+    assert out["visit_date"].tolist() == ["2025-01-06", "2025-01-13"]
+    kept = normalise(frame, source(patient_id="as_written"))
+    assert kept["patient_id"].tolist() == ["p-1", "P1"]
+
+
+def test_columns_are_found_by_name_ignoring_case_and_spaces(tmp_path):
+    path = tmp_path / "v.csv"
+    path.write_text("Patient ,NRS,Pain  score,nrs2\nP1,5,6,7\n")
+    table = read_table(path)
+    found = resolve_columns(
+        source(columns={"vas_mm": "pain score"}), table, "v.csv", ["patient_id", "nrs", "vas_mm"]
+    )
+    assert found == {"nrs": "NRS", "vas_mm": "Pain  score"}
+    with pytest.raises(InputFileError, match=r"maps nrs to 'Pain', but v.csv has no such column"):
+        resolve_columns(source(columns={"nrs": "Pain"}), table, "v.csv", ["nrs"])
+    with pytest.raises(InputFileError, match=r"does not map patient_id, and v\.csv has no column"):
+        resolve_columns(source(), table, "v.csv", ["patient_id"], ["patient_id"])
+
+
+def test_an_explicitly_used_column_is_not_taken_again_by_name(tmp_path):
+    path = tmp_path / "v.csv"
+    path.write_text("nrs,score\n5,6\n")
+    found = resolve_columns(
+        source(columns={"vas_mm": "nrs"}), read_table(path), "v", ["nrs", "vas_mm"]
+    )
+    assert found == {"vas_mm": "nrs"}
