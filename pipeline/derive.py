@@ -79,6 +79,26 @@ def classify_chronicity(symptom_weeks: pd.Series, thresholds: Thresholds) -> pd.
     return pd.Categorical(labels, categories=CHRONICITY_LEVELS)
 
 
+def twitch_elicited(sessions: pd.DataFrame) -> pd.Series:
+    """Whether a local twitch response was elicited in each session.
+
+    The recorded yes/no ``twitch`` when given, otherwise ``ltr_count > 0``; missing when
+    neither is recorded.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Valid sessions with ``twitch`` (boolean) and ``ltr_count``.
+
+    Returns
+    -------
+    pandas.Series
+        Nullable boolean on the index of ``sessions``.
+    """
+    twitch = sessions["twitch"].astype("boolean")
+    return twitch.fillna(sessions["ltr_count"] > 0)
+
+
 def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
     """Summarise each patient's course of needling.
 
@@ -95,8 +115,7 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
         One row per patient with sessions: ``patient_id, n_sessions, deep_share,
         twitch_share, n_adverse_events, depth, twitch`` (the last two categorical).
     """
-    twitch = sessions["twitch"].astype("boolean")
-    twitch = twitch.fillna(sessions["ltr_count"] > 0)
+    twitch = twitch_elicited(sessions)
     event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
     per = pd.DataFrame(
         {
