@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +111,40 @@ def lmer_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFra
         return pd.read_csv(out, dtype={"value": str}, keep_default_na=False)
 
     return run
+
+
+TEST_PSEUDONYM_KEY = "test-only pseudonym key, never for real data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pseudonym_key() -> Iterator[str]:
+    """Give every test a pseudonym key through the environment (as a real run would).
+
+    Session-scoped, so module fixtures that run the pipeline have it too; tests of the
+    missing-key path remove it with ``monkeypatch.delenv``.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEEDLING_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+        yield TEST_PSEUDONYM_KEY
+
+
+def browser_problem() -> str | None:
+    """Why headless Chromium cannot run here, or None."""
+    from pipeline.pdf import find_browser
+
+    if find_browser() is None:
+        return "no Chromium browser (chromium, google-chrome) on PATH or in $NEEDLING_BROWSER"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """The headless Chromium executable; skips without one, but fails when ``CI`` is set."""
+    from pipeline.pdf import find_browser
+
+    problem = browser_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the browser tests must run: {problem}")
+        pytest.skip(f"browser test skipped: {problem}")
+    return find_browser()
