@@ -2,67 +2,350 @@
 
 Colours are from the Okabe–Ito palette (distinguishable with the common colour-vision
 deficiencies) and every group also differs by marker and line style, so figures read in grey
-print. PNGs are written without a timestamp so the same data give the same bytes.
+print. Sizes are those of the printed A4 page (the text column is about 7 inches wide) with
+8–9 pt text. PNGs are written without a timestamp or software tag, so the same data give the
+same bytes. Every function takes tidy tables (suppressed cells already replaced by markers,
+which are not drawn) and returns PNG bytes.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", ":", "-.", "-", "--")
+GREY = "#777777"
+DPI = 150
+FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.hashsalt": "needling-outcomes",
+}
 
 
 def _png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
 
 
-def mean_trajectories(summary: pd.DataFrame, *, outcome_label: str, group_label: str) -> bytes:
-    """Plot the mean outcome by visit for each group with 95 % CI error bars.
+def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Coerce columns to numbers; suppressed markers (``<5``, ``[c]``) become missing."""
+    out = frame.copy()
+    for column in columns:
+        out[column] = pd.to_numeric(out[column], errors="coerce")
+    return out
+
+
+def mean_trajectories(
+    summary: pd.DataFrame,
+    *,
+    outcome_labels: Mapping[str, str],
+    group_label: str,
+) -> bytes:
+    """Mean of each outcome by visit and group with 95 % CI error bars, one panel per outcome.
 
     Parameters
     ----------
     summary : pandas.DataFrame
-        Output of :func:`pipeline.summaries.mean_by_visit`.
-    outcome_label, group_label : str
-        Axis and legend titles.
+        Rows of :func:`pipeline.summaries.means_by_visit` for one grouping: ``outcome, visit,
+        group, mean, ci_low, ci_high, mean_weeks``.
+    outcome_labels : mapping of str to str
+        Outcome -> axis label, in panel order (outcomes absent from ``summary`` are skipped).
+    group_label : str
+        Legend title.
 
     Returns
     -------
     bytes
         The figure as PNG.
     """
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    summary = _numeric(summary, ["mean", "ci_low", "ci_high", "mean_weeks"])
+    outcomes = [o for o in outcome_labels if o in set(summary["outcome"])]
     groups = list(dict.fromkeys(summary["group"]))
-    width = 0.25 * (len(groups) - 1)
-    for k, group in enumerate(groups):
-        part = summary[summary["group"] == group]
-        offset = (k * 0.25 - width / 2) if len(groups) > 1 else 0.0
-        x = part["mean_weeks"] + offset
-        yerr = [part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]
-        ax.errorbar(
-            x,
-            part["mean"],
-            yerr=yerr,
-            color=OKABE_ITO[k % 6],
-            marker=MARKERS[k % 6],
-            linestyle=LINESTYLES[k % 6],
-            capsize=3,
-            label=f"{group}",
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1, len(outcomes), figsize=(FULL_WIDTH, 2.6), squeeze=False, layout="constrained"
         )
-    ax.set_xlabel("Weeks since baseline (mean at each visit)")
-    ax.set_ylabel(outcome_label)
-    ax.grid(alpha=0.3)
-    ax.legend(title=group_label, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+        for ax, outcome in zip(axes[0], outcomes, strict=True):
+            part = summary[summary["outcome"] == outcome]
+            for k, group in enumerate(groups):
+                rows = part[(part["group"] == group) & part["mean"].notna()]
+                offset = 0.25 * (k - (len(groups) - 1) / 2)
+                ax.errorbar(
+                    rows["mean_weeks"] + offset,
+                    rows["mean"],
+                    yerr=[
+                        (rows["mean"] - rows["ci_low"]).fillna(0),
+                        (rows["ci_high"] - rows["mean"]).fillna(0),
+                    ],
+                    color=OKABE_ITO[k % 6],
+                    marker=MARKERS[k % 6],
+                    markersize=4,
+                    linestyle=LINESTYLES[k % 6],
+                    capsize=2.5,
+                    label=str(group),
+                )
+            ax.set_title(outcome_labels[outcome])
+            ax.set_xlabel("Weeks since baseline")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("Mean (95 % CI)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, title=group_label, loc="outside lower center", ncols=4)
+        return _png(fig)
+
+
+def spaghetti(
+    sample: pd.DataFrame, *, outcome_labels: Mapping[str, str], group_label: str
+) -> bytes:
+    """Individual trajectories of sampled patients: one row of panels per group.
+
+    Parameters
+    ----------
+    sample : pandas.DataFrame
+        :func:`pipeline.summaries.trajectory_sample` (``patient, group, weeks, outcome,
+        value``).
+    outcome_labels : mapping of str to str
+        Outcome -> column title, in panel order.
+    group_label : str
+        Grouping name for the row titles.
+
+    Returns
+    -------
+    bytes
+        The figure as PNG (no patient identifier is drawn).
+    """
+    outcomes = [o for o in outcome_labels if o in set(sample["outcome"])]
+    groups = list(dict.fromkeys(sample["group"]))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(groups),
+            len(outcomes),
+            figsize=(FULL_WIDTH, 1.7 * len(groups) + 0.4),
+            squeeze=False,
+            sharex=True,
+            sharey="col",
+            layout="constrained",
+        )
+        for i, group in enumerate(groups):
+            for j, outcome in enumerate(outcomes):
+                ax = axes[i][j]
+                part = sample[(sample["group"] == group) & (sample["outcome"] == outcome)]
+                for _, one in part.groupby("patient", sort=True):
+                    ax.plot(
+                        one["weeks"],
+                        one["value"],
+                        color=OKABE_ITO[i % 6],
+                        linestyle=LINESTYLES[i % 6],
+                        marker=MARKERS[i % 6],
+                        markersize=2.5,
+                        linewidth=0.8,
+                        alpha=0.7,
+                    )
+                if i == 0:
+                    ax.set_title(outcome_labels[outcome])
+                if j == 0:
+                    ax.set_ylabel(f"{group_label}:\n{group}")
+                if i == len(groups) - 1:
+                    ax.set_xlabel("Weeks since baseline")
+                ax.grid(alpha=0.3)
+        return _png(fig)
+
+
+def forest(rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: float = 0.0) -> bytes:
+    """Forest plot of contrasts, one panel per outcome (each on its own scale).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        ``panel, label, estimate, ci_low, ci_high, primary`` (bool: drawn as a filled
+        square in the first colour; others as open circles in the second).
+    panel_labels : mapping of str to str
+        Panel -> x-axis label, in panel order (panels absent from ``rows`` are skipped).
+    reference : float
+        Value of no difference (a vertical line).
+
+    Returns
+    -------
+    bytes
+        The figure as PNG.
+    """
+    rows = _numeric(rows, ["estimate", "ci_low", "ci_high"]).dropna(subset=["estimate"])
+    panels = [p for p in panel_labels if p in set(rows["panel"])]
+    heights = [max(1, int((rows["panel"] == p).sum())) for p in panels]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(panels),
+            1,
+            figsize=(FULL_WIDTH, 0.9 + 0.24 * sum(heights) + 0.5 * len(panels)),
+            squeeze=False,
+            gridspec_kw={"height_ratios": heights},
+            layout="constrained",
+        )
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
+            part = rows[rows["panel"] == panel].reset_index(drop=True)
+            y = np.arange(len(part))[::-1]
+            for primary, color, marker, face in (
+                (True, OKABE_ITO[0], "s", OKABE_ITO[0]),
+                (False, OKABE_ITO[1], "o", "white"),
+            ):
+                chosen = part["primary"].astype(bool) == primary
+                if not chosen.any():
+                    continue
+                sub = part[chosen]
+                ax.errorbar(
+                    sub["estimate"],
+                    y[chosen.to_numpy()],
+                    xerr=[sub["estimate"] - sub["ci_low"], sub["ci_high"] - sub["estimate"]],
+                    fmt=marker,
+                    color=color,
+                    markerfacecolor=face,
+                    markersize=5,
+                    capsize=2.5,
+                    linewidth=1.2,
+                    label="primary family (Holm)" if primary else "other analyses",
+                )
+            ax.axvline(reference, color=GREY, linewidth=0.8, linestyle="--")
+            ax.set_yticks(y, part["label"])
+            ax.set_ylim(-0.7, len(part) - 0.3)
+            ax.set_xlabel(panel_labels[panel])
+            ax.grid(axis="x", alpha=0.3)
+        handles, labels = [], []
+        for ax in axes[:, 0]:
+            for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if label not in labels:
+                    handles.append(h)
+                    labels.append(label)
+        fig.legend(handles, labels, loc="outside lower center", ncols=2)
+        return _png(fig)
+
+
+def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> bytes:
+    """Residuals against fitted values and a normal Q–Q plot of the residuals.
+
+    Parameters
+    ----------
+    fitted, residuals : numpy.ndarray
+        Conditional fitted values and residuals (with the random effects) of one model.
+    title : str
+        Figure title (the analysis and outcome).
+
+    Returns
+    -------
+    bytes
+        The figure as PNG.
+    """
+    fitted = np.asarray(fitted, dtype=float)
+    residuals = np.asarray(residuals, dtype=float)
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.5), layout="constrained")
+        left.scatter(fitted, residuals, s=5, color=OKABE_ITO[0], alpha=0.4, linewidths=0)
+        left.axhline(0.0, color=GREY, linewidth=0.8, linestyle="--")
+        left.set_xlabel("Fitted value")
+        left.set_ylabel("Residual")
+        left.set_title("Residuals against fitted values")
+        (theoretical, ordered), (slope, intercept, _) = stats.probplot(residuals, dist="norm")
+        right.scatter(theoretical, ordered, s=5, color=OKABE_ITO[1], alpha=0.5, linewidths=0)
+        right.plot(theoretical, intercept + slope * theoretical, color=GREY, linewidth=0.8)
+        right.set_xlabel("Normal quantile")
+        right.set_ylabel("Ordered residual")
+        right.set_title("Normal Q–Q plot")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+        return _png(fig)
+
+
+def flow_diagram(flow: pd.DataFrame) -> bytes:
+    """Draw the patient flow (:func:`pipeline.flow.flow_counts`, suppressed) as boxes and arrows.
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame
+        ``step, label, patients`` (counts may be suppression markers, drawn as written).
+
+    Returns
+    -------
+    bytes
+        The figure as PNG.
+    """
+    count = dict(zip(flow["step"], flow["patients"], strict=True))
+    label = dict(zip(flow["step"], flow["label"], strict=True))
+
+    def n(step: str) -> str:
+        return f"n = {count[step]}"
+
+    reasons = [s for s in flow["step"] if s.startswith("excluded:")]
+    visits = [s for s in flow["step"] if s.startswith("assessed:")]
+    analysed = [s for s in flow["step"] if s.startswith("analysed:")]
+    main = [
+        ("enrolled", f"{label['enrolled']}\n{n('enrolled')}"),
+        ("included", f"{label['included']}\n{n('included')}"),
+        ("treated", f"{label['treated']}\n{n('treated')}"),
+    ]
+    if visits:
+        lines = [f"{label[s].removeprefix('Assessed at ')}: {n(s)}" for s in visits]
+        main.append(("assessed", "Assessed (valid assessment)\n" + "\n".join(lines)))
+    if analysed:
+        lines = [f"{label[s].removeprefix('Analysed, ')}: {n(s)}" for s in analysed]
+        main.append(("analysed", "Analysed in the primary model\n" + "   ".join(lines)))
+    side = {
+        "enrolled": "Excluded (record quarantined)\n"
+        + n("excluded")
+        + "".join(f"\n• {label[s]}: {count[s]}" for s in reasons),
+        "included": f"{label['not_treated']}\n{n('not_treated')}",
+    }
+    box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
+    arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(FULL_WIDTH, 1.05 * len(main) + 0.6))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ys = np.linspace(0.93, 0.07, len(main))
+        texts = {}
+        for (step, text), y in zip(main, ys, strict=True):
+            texts[step] = ax.text(
+                0.33, y, text, ha="center", va="center", bbox=box, fontsize=8.5, wrap=False
+            )
+        for (a, _), (b, _) in itertools.pairwise(main):
+            ax.annotate(
+                "",
+                xy=(0.5, 1.0),
+                xycoords=texts[b],
+                xytext=(0.5, 0.0),
+                textcoords=texts[a],
+                arrowprops={**arrow, "shrinkA": 6, "shrinkB": 6},
+            )
+        for k, (step, _) in enumerate(main[:-1]):
+            if step not in side:
+                continue
+            y = (ys[k] + ys[k + 1]) / 2
+            target = ax.text(0.78, y, side[step], ha="center", va="center", bbox=box, fontsize=8)
+            ax.annotate(
+                "",
+                xy=(0.0, 0.5),
+                xycoords=target,
+                xytext=(0.33, y),
+                textcoords="data",
+                arrowprops={**arrow, "shrinkB": 6},
+            )
+        return _png(fig)

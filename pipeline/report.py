@@ -1,24 +1,107 @@
 """The HTML outcome report: a view of tables and figures the pipeline already produced.
 
-Nothing is computed here beyond formatting numbers and wording sentences from them; the template
-(``templates/outcomes.html.j2``) only lays them out. Figures are embedded as base64 PNG so the
-report is one self-contained file. No patient identifier or date appears in it.
+:mod:`pipeline.report_content` words and formats the run's tidy tables into sections of
+paragraphs, tables and figures (:class:`ReportContent`); this module lays them out with the
+template ``templates/outcomes.html.j2``. Figures are embedded as base64 PNG, so the report is one
+self-contained file that prints on A4 pages (print CSS in the template). No patient identifier
+or calendar date appears in it.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 import pandas as pd
 
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph; ``style`` is ``""``, ``"headline"`` (a key result) or ``"note"``."""
+
+    text: str
+    style: str = ""
+    kind: str = field(default="paragraph", init=False)
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    text: str
+    anchor: str = ""
+    kind: str = field(default="heading", init=False)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A formatted table: every cell is already text.
+
+    Attributes
+    ----------
+    header : tuple of str
+        Column titles.
+    rows : tuple of tuple of str
+        Cells, row by row.
+    numeric : tuple of bool
+        Right-align the column (numbers).
+    caption : str
+        Title shown above the table.
+    note : str
+        Small print below the table.
+    group_rows : frozenset of int
+        Rows drawn as sub-headings of the rows that follow.
+    anchor : str
+        HTML id of the table.
+    """
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+    caption: str = ""
+    note: str = ""
+    group_rows: frozenset[int] = frozenset()
+    anchor: str = ""
+    kind: str = field(default="table", init=False)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG figure with its alternative text and caption."""
+
+    png: bytes
+    alt: str
+    caption: str
+    anchor: str = ""
+    kind: str = field(default="figure", init=False)
+
+    @property
+    def data_uri(self) -> str:
+        """The PNG as a ``data:`` URI."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+Block = Paragraph | Heading | Table | Figure
+
+
+@dataclass(frozen=True)
+class Section:
+    """A numbered section of the report (``id`` is its HTML anchor)."""
+
+    id: str
+    title: str
+    blocks: tuple[Block, ...]
+
 
 @dataclass(frozen=True)
 class ReportContent:
-    """Everything the report shows.
+    """Everything the report shows, in reading order.
 
     Attributes
     ----------
@@ -26,137 +109,98 @@ class ReportContent:
         Report title.
     run_date : str
         Date the report was produced (``SOURCE_DATE_EPOCH`` when set).
-    config_file : str
-        Name of the configuration file and its SHA-256.
-    inputs : pandas.DataFrame
-        ``role, file, sha256``.
-    versions : dict
-        Package versions.
-    git_commit : str
-        Commit of the pipeline code.
-    accounting : pandas.DataFrame
-        Row accounting per table.
-    quarantine_reasons : pandas.DataFrame
-        Top reasons for quarantine.
-    trajectory_summary : pandas.DataFrame
-        Mean outcome by visit and group.
-    trajectory_figure : bytes
-        PNG of the mean trajectories.
-    fixed_effects : pandas.DataFrame
-        Tidy fixed effects of the trajectory model.
-    variance_components : pandas.DataFrame
-        Variance components of the trajectory model.
-    diagnostics : pandas.DataFrame
-        Fit diagnostics of the trajectory model.
-    formula : str
-        The model in lme4 notation.
-    settings : dict
-        Configuration values worth stating (time axis, df method, MCIDs, thresholds).
-    headline : str
-        The sentence answering the question, generated from the numbers.
-    adverse_event_rates, adverse_event_rate_ratio : pandas.DataFrame
-        Adverse events per 100 sessions by depth and the deep/superficial rate ratio.
-    responders : pandas.DataFrame
-        MCID responders at the last assessment by depth, per instrument.
+    intro : str
+        The line under the title (what the report is made from, what it never shows).
+    sections : tuple of Section
+        The sections; a section whose tables the run did not produce is absent, not empty.
     """
 
     title: str
     run_date: str
-    config_file: str
-    inputs: pd.DataFrame
-    versions: dict[str, str]
-    git_commit: str
-    accounting: pd.DataFrame
-    quarantine_reasons: pd.DataFrame
-    trajectory_summary: pd.DataFrame
-    trajectory_figure: bytes
-    fixed_effects: pd.DataFrame
-    variance_components: pd.DataFrame
-    diagnostics: pd.DataFrame
-    formula: str
-    settings: dict[str, Any]
-    headline: str
-    adverse_event_rates: pd.DataFrame
-    adverse_event_rate_ratio: pd.DataFrame
-    responders: pd.DataFrame
+    intro: str
+    sections: tuple[Section, ...]
 
 
 def fmt(value: Any, digits: int = 2) -> str:
-    """Format a number for a table: fixed decimals, an en dash for missing, ∞ for infinity."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
+    """Format a cell: fixed decimals, an en dash for missing, ∞, suppression markers as is."""
+    if value is None or value is pd.NA:
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
+        if math.isnan(value):
+            return MISSING
         if math.isinf(value):
-            return "∞"
-        return f"{value:,.{digits}f}"
+            return "∞" if value > 0 else "−∞"
+        return f"{value:,.{digits}f}".replace("-", "−")
+    if hasattr(value, "item"):  # numpy scalar
+        return fmt(value.item(), digits)
     return str(value)
 
 
 def sig(value: Any, digits: int = 4) -> str:
     """Format a number to ``digits`` significant digits (for variances of any scale)."""
+    if isinstance(value, str):
+        return value
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}g}"
+        return MISSING
+    return f"{float(value):.{digits}g}".replace("-", "−")
 
 
-def fmt_p(p: float) -> str:
-    """Format a p-value: three decimals, or ``< 0.001``."""
-    if p is None or math.isnan(p):
-        return "–"
+def fmt_p(p: Any) -> str:
+    """Format a p-value: three decimals, or ``< 0.001``; markers and text as is."""
+    if isinstance(p, str):
+        return p
+    if p is None or p is pd.NA or (isinstance(p, float) and math.isnan(p)):
+        return MISSING
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def slope_sentence(
-    fixed_effects: pd.DataFrame,
-    *,
-    time_label: str,
-    outcome_label: str,
-    group_term: str,
-    contrast_label: str,
-) -> str:
-    """Word the group-by-time interaction as a plain sentence.
+def fmt_ci(low: Any, high: Any, digits: int = 2) -> str:
+    """Format a confidence interval as ``low to high`` (a marker when either is withheld)."""
+    if isinstance(low, str) or isinstance(high, str):
+        return low if isinstance(low, str) else high
+    a, b = fmt(low, digits), fmt(high, digits)
+    return MISSING if MISSING in (a, b) else f"{a} to {b}"
+
+
+def table(
+    frame: pd.DataFrame,
+    columns: Sequence[tuple[str, str, Any]],
+    **options: Any,
+) -> Table:
+    """Build a :class:`Table` from a tidy frame.
 
     Parameters
     ----------
-    fixed_effects : pandas.DataFrame
-        Tidy fixed effects of one trajectory model.
-    time_label : str
-        ``week`` or ``session``.
-    outcome_label : str
-        e.g. ``NRS pain (0–10)``.
-    group_term : str
-        The interaction term, e.g. ``weeks:depth[T.deep]``.
-    contrast_label : str
-        e.g. ``deep than superficial needling``.
+    frame : pandas.DataFrame
+        The rows to show, in order.
+    columns : sequence of (title, column, formatter)
+        ``formatter`` is a function of the row (a dict) returning the cell text, or None to
+        show ``fmt(row[column])``; a column name starting with ``#`` is right-aligned (numbers).
+    **options
+        ``caption``, ``note``, ``anchor``, ``group_rows`` and ``numeric`` (overrides).
 
     Returns
     -------
-    str
-        The sentence, or a statement that the term is not in the model.
+    Table
+        The formatted table.
     """
-    row = fixed_effects[fixed_effects["term"] == group_term]
-    if row.empty:
-        return f"The model has no term {group_term}; the group-by-time effect was not estimated."
-    r = row.iloc[0]
-    direction = "faster" if r["estimate"] < 0 else "slower"
-    return (
-        f"{outcome_label} fell {direction} with {contrast_label}: a difference in slope of "
-        f"{r['estimate']:+.3f} points per {time_label} (95 % CI {r['ci_low']:+.3f} to "
-        f"{r['ci_high']:+.3f}; p {('= ' + fmt_p(r['p_value'])).replace('= <', '<')}; "
-        f"Satterthwaite df {fmt(float(r['df']), 1)})."
-    )
-
-
-def _records(frame: pd.DataFrame, formats: dict[str, Any] | None = None) -> list[dict]:
-    formats = formats or {}
     rows = []
     for record in frame.to_dict(orient="records"):
-        rows.append({k: formats.get(k, fmt)(v) for k, v in record.items()})
-    return rows
+        cells = []
+        for _, column, formatter in columns:
+            cells.append(formatter(record) if formatter else fmt(record.get(column.lstrip("#"))))
+        rows.append(tuple(cells))
+    numeric = options.pop("numeric", None) or tuple(c.startswith("#") for _, c, _ in columns)
+    return Table(
+        header=tuple(title for title, _, _ in columns),
+        rows=tuple(rows),
+        numeric=tuple(numeric),
+        **options,
+    )
 
 
 def render_html(content: ReportContent) -> str:
@@ -167,80 +211,6 @@ def render_html(content: ReportContent) -> str:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    fe_formats = {
-        "estimate": lambda v: fmt(v, 3),
-        "std_err": lambda v: fmt(v, 3),
-        "df": lambda v: fmt(v, 1),
-        "ci_low": lambda v: fmt(v, 3),
-        "ci_high": lambda v: fmt(v, 3),
-        "p_value": fmt_p,
-    }
-    template = env.get_template("outcomes.html.j2")
-    return template.render(
-        c=content,
-        figure=base64.b64encode(content.trajectory_figure).decode("ascii"),
-        inputs=_records(content.inputs),
-        accounting=_records(content.accounting),
-        reasons=_records(content.quarantine_reasons),
-        summary=_records(
-            content.trajectory_summary,
-            {
-                "mean": lambda v: fmt(v, 2),
-                "sd": lambda v: fmt(v, 2),
-                "mean_weeks": lambda v: fmt(v, 1),
-            },
-        ),
-        fixed_effects=_records(content.fixed_effects, fe_formats),
-        variance=_records(
-            content.variance_components,
-            {k: sig for k in ("variance", "std_dev", "correlation")},
-        ),
-        diagnostics=_records(content.diagnostics),
-        ae_rates=_records(content.adverse_event_rates),
-        ae_ratio=_records(content.adverse_event_rate_ratio, {"p_value": fmt_p}),
-        responders=_records(
-            content.responders,
-            {
-                "p_value": fmt_p,
-                **{k: lambda v: fmt(v, 3) for k in ("estimate", "ci_low", "ci_high")},
-            },
-        ),
-    )
-
-
-def methods_text(
-    *,
-    formula: str,
-    time_axis: str,
-    df_method: str,
-    covariates: tuple[str, ...],
-    random_effects: str,
-    versions: dict[str, str],
-) -> str:
-    """Generate the methods paragraph from the settings actually used."""
-    time_words = (
-        "weeks since the baseline assessment"
-        if time_axis == "weeks"
-        else "the number of needling sessions completed before the assessment"
-    )
-    df_words = (
-        "Satterthwaite degrees of freedom, computed as R's lmerTest does"
-        if df_method == "satterthwaite"
-        else "large-sample normal (z) reference"
-    )
-    covariate_words = ", ".join(covariates) if covariates else "none"
-    return (
-        f"NRS pain was analysed with a linear mixed-effects model ({formula}) with time as "
-        f"{time_words}, needling depth as a patient-level exposure (the depth used in most of "
-        f"the patient's sessions; superficial as reference) and baseline covariates: "
-        f"{covariate_words}. Random effects per patient: {random_effects}. Estimation was by "
-        f"restricted maximum likelihood in statsmodels {versions.get('statsmodels', '?')}, "
-        f"checked against a second optimiser and keeping the better REML criterion; standard "
-        f"errors are from (X'V⁻¹X)⁻¹ at the estimated variance components, as in lme4, and "
-        f"tests use {df_words}. All available assessments were used, which is valid when "
-        f"missing visits are missing at random given the observed data. Rows that broke the "
-        f"data contract were quarantined, not imputed. Software: Python "
-        f"{versions.get('python', '?')}, pandas {versions.get('pandas', '?')}, pandera "
-        f"{versions.get('pandera', '?')}, scipy {versions.get('scipy', '?')}."
-    )
+    return env.get_template("outcomes.html.j2").render(c=content)

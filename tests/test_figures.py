@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import report_tables
+
+from pipeline import figures
+from pipeline.report_content import OUTCOMES
+from pipeline.summaries import trajectory_sample
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def twice(draw, *args, **kwargs) -> bytes:
+    first, second = draw(*args, **kwargs), draw(*args, **kwargs)
+    assert first.startswith(PNG)
+    assert first == second, "the same data must give the same bytes"
+    assert b"tEXt" not in first or b"Software" not in first  # no software tag or timestamp
+    return first
+
+
+def test_mean_trajectories_skip_suppressed_cells():
+    means = report_tables.mean_by_visit()
+    means = means[means["factor"] == "depth"].astype(object)
+    means.iloc[0, means.columns.get_loc("mean")] = "[c]"  # a withheld mean is not drawn
+    twice(figures.mean_trajectories, means, outcome_labels=OUTCOMES, group_label="Depth")
+
+
+def test_spaghetti_forest_residuals_and_flow():
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame(
+        {
+            "patient_id": np.repeat([f"P{i}" for i in range(30)], 3),
+            "depth": pd.Categorical(
+                np.repeat(rng.choice(["superficial", "deep"], 30), 3),
+                categories=["superficial", "deep"],
+            ),
+            "weeks": np.tile([0.0, 4.0, 12.0], 30),
+            "nrs": rng.integers(0, 11, 90).astype(float),
+            "vas_mm": rng.uniform(0, 100, 90),
+            "odi": rng.uniform(0, 100, 90),
+        }
+    )
+    sample = trajectory_sample(data, {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}, "depth", 5)
+    assert sample.groupby("group")["patient"].nunique().tolist() == [5, 5]
+    assert "patient_id" not in sample and set(sample["patient"]) == set(range(1, 11))
+    pd.testing.assert_frame_equal(
+        sample, trajectory_sample(data, {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}, "depth", 5)
+    )
+    twice(figures.spaghetti, sample, outcome_labels=OUTCOMES, group_label="Depth")
+    rows = pd.DataFrame(
+        {
+            "panel": ["nrs", "nrs", "vas"],
+            "label": ["Trajectory model, depth", "Joint model", "Trajectory model, depth"],
+            "estimate": [-0.1, -0.09, -1.0],
+            "ci_low": [-0.14, -0.13, -1.4],
+            "ci_high": [-0.06, -0.05, -0.6],
+            "primary": [True, False, True],
+        }
+    )
+    twice(figures.forest, rows, panel_labels={"nrs": "NRS per week", "vas": "VAS per week"})
+    twice(figures.residual_plots, rng.normal(5, 1, 300), rng.normal(0, 1, 300), title="NRS")
+    _, _, flow = report_tables.accounting()
+    flow = flow.astype(object)
+    flow.loc[1, "patients"] = "<5"
+    twice(figures.flow_diagram, flow)
