@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help report test lint format clean validate-stats
+.PHONY: help report check-report test lint format clean validate-stats
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,11 +17,21 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-report: $(STAMP)  ## Run the whole pipeline on the demo data and write reports/outcomes.html
+report: $(STAMP)  ## Run the pipeline on the demo data: reports/outcomes.html, .pdf and tables/
 	$(BIN)/outcomes run --config analysis.toml
+
+check-report: $(STAMP)  ## Regenerate the demo report; compare its tables with the committed ones
+	@expected=$$(mktemp -d) && trap 'rm -rf "$$expected"' EXIT && \
+	git archive HEAD reports/tables | tar -x -C "$$expected" && \
+	$(BIN)/outcomes run --config analysis.toml && \
+	$(BIN)/outcomes check-tables --config analysis.toml --expected "$$expected/reports/tables"
 
 test: $(STAMP)  ## Run the whole test suite
 	$(BIN)/python -m pytest
+
+.PHONY: notebooks
+notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
+	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -32,7 +42,7 @@ format: $(STAMP)  ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff format .
 
 clean:  ## Remove generated outputs (keeps the virtual environment and data/raw)
-	rm -rf data/processed/* reports/tables reports/outcomes.html
+	rm -rf data/processed/* reports/outcomes.html reports/outcomes.pdf
 
 validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario) -> reports/validation/
 	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation
