@@ -30,7 +30,7 @@ CONFIG = "../analysis.toml"
 
 # %%
 # %matplotlib inline
-from pipeline import api, explore, summaries
+from pipeline import api, explore, quality, summaries
 from pipeline import explore_plots as plots
 
 study = api.load_study(CONFIG)
@@ -44,6 +44,14 @@ data = study.data
 
 # %%
 study.validation.accounting
+
+# %% [markdown]
+# The same per source file, as `outcomes validate` prints it: the kind of file, its encoding,
+# lines read, valid, quarantined and not used, and the SHA-256 that identifies the exact file.
+
+# %%
+files, file_reasons = quality.file_summary(study.raw, study.validation, top=50)
+files
 
 # %% [markdown]
 # Why rows were quarantined: one line per table and rule, with the number of rows (a row can
