@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help report check-report test lint format clean validate-stats
+.PHONY: help report check-report test lint format clean validate-stats bench
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: $(STAMP)  ## Run the whole test suite
 .PHONY: notebooks
 notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
 	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)  ## Time the pipeline: validation throughput (reports/benchmarks/)
+	$(BIN)/python benchmarks/ingest.py
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -133,7 +133,7 @@ def parse_cells(
     failed = []
     for column, kind in column_kinds(table).items():
         if column not in frame:
-            typed[column] = pd.Series(None, index=frame.index, dtype=_dtype(kind))
+            typed[column] = _absent(kind, len(frame))
             continue
         text = frame[column]
         parsed, bad, bad_reason = _parse(text, kind)
@@ -152,23 +152,26 @@ def parse_cells(
                 )
             )
         typed[column] = parsed
-    return pd.DataFrame(typed, index=frame.index), _concat(failed)
+    return pd.DataFrame(typed, index=frame.index, copy=False), _concat(failed)
 
 
-def _dtype(kind: str) -> str:
-    return {
-        "integer": "Int64",
-        "number": "float64",
-        "yes/no": "boolean",
-        "date": "datetime64[us]",
-        "text": "str",
-    }[kind]
+def _absent(kind: str, rows: int) -> object:
+    """Return an all-missing column of ``kind`` (an optional column the file lacks)."""
+    if kind == "integer":
+        return pd.arrays.IntegerArray(np.zeros(rows, np.int64), np.ones(rows, bool))
+    if kind == "yes/no":
+        return pd.arrays.BooleanArray(np.zeros(rows, bool), np.ones(rows, bool))
+    if kind == "number":
+        return np.full(rows, np.nan)
+    if kind == "date":
+        return np.full(rows, np.datetime64("NaT"), dtype="datetime64[us]")
+    return pd.array(np.full(rows, np.nan, dtype=object), dtype="str")
 
 
 _NUMBER = r"^[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_YES = pyarrow.array(YES)
-_NO = pyarrow.array(NO)
+_YES = pyarrow.array(YES, pyarrow.large_string())
+_NO = pyarrow.array(NO, pyarrow.large_string())
 
 
 def _arrow(text: pd.Series) -> pyarrow.ChunkedArray:
@@ -176,7 +179,9 @@ def _arrow(text: pd.Series) -> pyarrow.ChunkedArray:
     if str(text.dtype) != "str":
         text = text.astype("str")
     array = pyarrow.array(text)
-    return array if isinstance(array, pyarrow.ChunkedArray) else pyarrow.chunked_array([array])
+    if not isinstance(array, pyarrow.ChunkedArray):
+        array = pyarrow.chunked_array([array])
+    return array if array.type == pyarrow.large_string() else array.cast(pyarrow.large_string())
 
 
 def _keep(cells: pyarrow.ChunkedArray, pattern: str) -> pyarrow.ChunkedArray:
@@ -191,63 +196,75 @@ def _numbers(cells: pyarrow.ChunkedArray) -> np.ndarray:
         values = pc.cast(cells, pyarrow.float64())
     except pyarrow.ArrowInvalid:
         values = pc.cast(_keep(cells, _NUMBER), pyarrow.float64())
-    out = np.asarray(values.to_numpy(), dtype="float64").copy()
-    out[~np.isfinite(out)] = np.nan
+    out = np.asarray(values.to_numpy(), dtype="float64")
+    infinite = np.isinf(out)
+    if infinite.any():
+        out = np.where(infinite, np.nan, out)
     return out
 
 
-def _parse(
-    text: pd.Series, kind: str
-) -> tuple[pd.Series | pd.api.extensions.ExtensionArray, pd.Series, str]:
-    """Parse one text column; return the values, the cells that did not parse and why."""
+def _integers(cells: pyarrow.ChunkedArray) -> np.ndarray | None:
+    """Whole numbers when every cell is one, written in decimal digits; else ``None``.
+
+    The fast path: pyarrow casts the whole column at once (missing cells become 0, masked by
+    the caller). pyarrow also reads hexadecimal (``0x10``), which is not a score: such a column
+    takes the careful path.
+    """
+    try:
+        values = pc.cast(cells, pyarrow.int64())
+    except pyarrow.ArrowInvalid:
+        return None
+    if any(pc.any(pc.match_substring(cells, x)).as_py() for x in ("x", "X")):
+        return None  # (two plain searches are far faster than one ignoring case)
+    return _numpy_filled(values, 0)
+
+
+def _numpy_filled(values: pyarrow.Array | pyarrow.ChunkedArray, fill: int) -> np.ndarray:
+    """Integers as a numpy int64 array, missing values replaced by ``fill``."""
+    if values.null_count:
+        values = pc.fill_null(values, fill)
+    return np.asarray(values.to_numpy(), dtype=np.int64)
+
+
+def _missing(cells: pyarrow.ChunkedArray) -> np.ndarray:
+    """Return which cells are missing (quickly when none is)."""
+    if cells.null_count == 0:
+        return np.zeros(len(cells), dtype=bool)
+    return np.asarray(pc.is_null(cells).to_numpy(), dtype=bool)
+
+
+def _parse(text: pd.Series, kind: str) -> tuple[object, np.ndarray, str]:
+    """Parse one text column; return the values, which cells did not parse, and why."""
     if kind == "text":
-        return text.astype("str"), pd.Series(False, index=text.index), ""
+        return text.astype("str").array, np.zeros(len(text), dtype=bool), ""
     cells = _arrow(text)
-    present = ~np.asarray(pc.is_null(cells).to_numpy(), dtype=bool)
+    missing = _missing(cells)
+    if kind == "integer":
+        whole = _integers(cells)
+        if whole is not None:
+            return pd.arrays.IntegerArray(whole, missing), np.zeros(len(text), bool), ""
     if kind in ("integer", "number"):
         numbers = _numbers(cells)
-        parsed = ~np.isnan(numbers)
+        unparsed = np.isnan(numbers)
         if kind == "number":
-            return (
-                pd.Series(numbers, index=text.index),
-                _bad(present & ~parsed, text),
-                ("is not a number"),
-            )
-        whole = parsed & (np.abs(numbers) <= 2**53)
-        whole[whole] = numbers[whole] % 1 == 0
-        values = pd.arrays.IntegerArray(np.where(whole, numbers, 0).astype("int64"), mask=~whole)
-        return (
-            pd.Series(values, index=text.index),
-            _bad(present & ~whole, text),
-            ("is not a whole number"),
-        )
+            return numbers, unparsed & ~missing, "is not a number"
+        with np.errstate(invalid="ignore"):
+            whole = ~unparsed & (np.abs(numbers) <= 2**53) & (np.mod(numbers, 1) == 0)
+        values = pd.arrays.IntegerArray(np.where(whole, numbers, 0).astype("int64"), ~whole)
+        return values, ~whole & ~missing, "is not a whole number"
     if kind == "yes/no":
         lower = pc.utf8_lower(cells)
         yes = np.asarray(pc.is_in(lower, value_set=_YES).to_numpy(), dtype=bool)
         no = np.asarray(pc.is_in(lower, value_set=_NO).to_numpy(), dtype=bool)
-        values = pd.arrays.BooleanArray(yes, mask=~(yes | no))
-        return (
-            pd.Series(values, index=text.index),
-            _bad(present & ~(yes | no), text),
-            ("is not yes or no"),
-        )
+        values = pd.arrays.BooleanArray(yes, ~(yes | no))
+        return values, ~(yes | no) & ~missing, "is not yes or no"
     try:
-        dates = pc.cast(cells, pyarrow.date32())
+        dates = pc.cast(pc.cast(cells, pyarrow.date32()), pyarrow.timestamp("us")).to_numpy()
     except pyarrow.ArrowInvalid:
         iso = _keep(cells, _ISO_DATE).to_pandas()
         dates = pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce").to_numpy()
-    else:
-        dates = dates.to_numpy()
-    values = np.asarray(dates).astype("datetime64[us]")
-    return (
-        pd.Series(values, index=text.index),
-        _bad(present & np.isnat(values), text),
-        ("is not a date written "),
-    )
-
-
-def _bad(mask: np.ndarray, text: pd.Series) -> pd.Series:
-    return pd.Series(mask, index=text.index)
+    values = np.asarray(dates).astype("datetime64[us]", copy=False)
+    return values, np.isnat(values) & ~missing, "is not a date written "
 
 
 _CHECK_PATTERNS = [
@@ -316,7 +333,8 @@ def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
         One row per failing cell (column checks) or failing row (row rules, ``column`` empty).
     """
     try:
-        MODELS[table].validate(typed, lazy=True)
+        # inplace: nothing is coerced, so pandera need not copy the frame first
+        MODELS[table].validate(typed, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     else:
@@ -359,8 +377,13 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def duplicate_keys(table: str, typed: pd.DataFrame) -> pd.DataFrame:
     """Failures for every copy of a row key that appears more than once."""
     keys = list(KEYS[table])
-    known = typed[keys].notna().all(axis=1)
-    dup = known & typed.duplicated(keys, keep=False)
+    known = typed[keys].notna().all(axis=1).to_numpy()
+    codes = [_codes(typed[k]) for k in keys]
+    combined = codes[0].astype(np.int64)
+    for more in codes[1:]:
+        _, more = np.unique(more, return_inverse=True)  # small dense codes, no overflow
+        combined = combined * (int(more.max(initial=0)) + 1) + more
+    dup = known & pd.Series(combined).duplicated(keep=False).to_numpy()
     if not dup.any():
         return _empty_failures()
     label = typed.loc[dup, keys].astype("str").agg("/".join, axis=1)
@@ -397,9 +420,22 @@ def patient_links(
         Failures ``unknown_patient``, ``quarantined_patient`` and ``date_before_enrolment``.
     """
     ids = typed["patient_id"]
-    valid_ids = set(patients["patient_id"])
-    known = ids.isin(valid_ids)
-    written = ids.isin(set(all_patient_ids.dropna()))
+    cells = _arrow(ids)
+    # Row positions of each row's patient among the valid patients (-1: none), by pyarrow:
+    # pandas' isin/map on pyarrow strings go through Python objects, far slower at scale.
+    pool = _arrow(patients["patient_id"])
+    if pc.count_distinct(pool).as_py() != len(pool):
+        patients = patients.drop_duplicates("patient_id")
+        pool = _arrow(patients["patient_id"])
+    where = _numpy_filled(pc.index_in(cells, value_set=pool), -1)
+    known = pd.Series(where >= 0, index=ids.index)
+    written = pd.Series(False, index=ids.index)
+    rest = (ids.notna() & ~known).to_numpy()
+    if rest.any():
+        everyone = pc.unique(_arrow(all_patient_ids))
+        written[rest] = np.asarray(
+            pc.is_in(_arrow(ids[rest]), value_set=everyone).to_numpy(), dtype=bool
+        )
     parts = []
     orphan = ids.notna() & ~known & ~written
     if orphan.any():
@@ -426,7 +462,11 @@ def patient_links(
             )
         )
     date_col = DATE_COLUMNS[table]
-    enrolment = ids.map(patients.set_index("patient_id")["enrolment_date"])
+    dates = patients["enrolment_date"].to_numpy()
+    enrolment = pd.Series(
+        np.where(where >= 0, dates[np.maximum(where, 0)], np.datetime64("NaT")),
+        index=ids.index,
+    ).astype(typed[date_col].dtype)
     early = known & typed[date_col].notna() & (typed[date_col] < enrolment)
     if early.any():
         dates = typed.loc[early, date_col].dt.strftime("%Y-%m-%d")
@@ -474,7 +514,7 @@ def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.Dat
     if keep.sum() < 2:
         return _empty_failures()
     rows = typed.loc[keep, SOURCE_ROW].to_numpy()
-    codes = pd.factorize(typed.loc[keep, "patient_id"])[0].astype("int64")
+    codes = _codes(typed.loc[keep, "patient_id"])
     numbers = typed.loc[keep, number].to_numpy(dtype="int64")
     days = typed.loc[keep, date].to_numpy().astype("datetime64[D]").astype("int64")
     step_code, step_number = np.diff(codes), np.diff(numbers)
@@ -511,10 +551,36 @@ def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.Dat
     )
 
 
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a key column (equal values, equal codes; missing: -1)."""
+    if str(values.dtype) == "str":
+        indices = pc.dictionary_encode(_arrow(values)).combine_chunks().indices
+        return _numpy_filled(indices, -1)
+    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether ``frame`` is already sorted by ``keys`` (then sorting can be skipped)."""
+    if len(frame) < 2 or frame[keys].isna().any().any():
+        return len(frame) < 2
+    first = _arrow(frame[keys[0]]).combine_chunks()
+    before, after = first.slice(0, len(first) - 1), first.slice(1)
+    less = np.asarray(pc.less(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+    equal = np.asarray(pc.equal(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+    if len(keys) == 1:
+        return bool(less.all())
+    second = frame[keys[1]].to_numpy(dtype=np.int64)
+    return bool(np.all(less | (equal & (second[1:] > second[:-1]))))
+
+
 def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
     bad_rows = failures[SOURCE_ROW].unique()
     is_bad = typed[SOURCE_ROW].isin(bad_rows)
-    valid = typed[~is_bad].sort_values(list(KEYS[raw.name])).reset_index(drop=True)
+    valid = typed[~is_bad] if is_bad.any() else typed
+    keys = list(KEYS[raw.name])
+    if not _sorted_by(valid, keys):
+        valid = valid.sort_values(keys)
+    valid = valid.reset_index(drop=True)
     grouped = (
         failures.sort_values([SOURCE_ROW, "column", "check"])
         .groupby(SOURCE_ROW, sort=True)

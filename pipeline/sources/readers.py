@@ -46,8 +46,11 @@ DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
 STR = pd.StringDtype("pyarrow", na_value=np.nan)
-_ARROW_TO_STR = {pa.string(): STR, pa.large_string(): STR}
-_TOKENS = pa.array(MISSING_TOKENS, pa.string())
+# Cells are read as large_string: pandas' default string dtype holds that type, so handing the
+# columns to pandas copies nothing.
+TEXT = pa.large_string()
+_ARROW_TO_STR = {pa.string(): STR, TEXT: STR}
+_TOKENS = pa.array(MISSING_TOKENS, TEXT)
 # Bytes next to which a space means a cell has surrounding whitespace.
 _EDGES = (ord("\n"), ord("\r"), ord('"'))
 
@@ -228,6 +231,13 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
     return text.removeprefix("\ufeff").encode("utf-8"), encoding
 
 
+def _blank(data: bytes, chars: bytes | None = None) -> bool:
+    """Whether ``data`` holds only whitespace (or only ``chars``), without copying a large file."""
+    if data[:64].strip(chars):
+        return False
+    return not data.strip(chars)
+
+
 def _pick_delimiter(header: str, delimiter: str) -> str:
     if delimiter != "auto":
         return delimiter
@@ -261,7 +271,7 @@ def _read_delimited(
     hint: str,
 ) -> TextTable:
     data, used = _as_utf8(path, data, encoding)
-    if not data.strip():
+    if _blank(data):
         raise InputFileError(f"{path}: the file is empty (no header row)")
     start = 0
     for _ in range(1, header_row):
@@ -306,23 +316,27 @@ def _needs_trim(body: bytes, delimiter: str) -> bool:
     """Whether any cell may have surrounding whitespace (cheap, conservative byte test)."""
     if not body.isascii():
         return True  # non-breaking and other Unicode spaces: let the trim pass decide
-    arr = np.frombuffer(body, dtype=np.uint8)
-    space = (arr == 32) | (arr == 11) | (arr == 12)
-    if delimiter != "\t":
-        space |= arr == 9
-    where = np.flatnonzero(space)
-    if where.size == 0:
+    others = (b"\x0b", b"\x0c", *((b"\t",) if delimiter != "\t" else ()))
+    if any(o in body for o in others):
+        return True
+    if b" " not in body:  # single-byte searches are fast; most exports have no stray spaces
         return False
+    arr = np.frombuffer(body, dtype=np.uint8)
+    where = np.flatnonzero(arr == 32)
     if where[0] == 0 or where[-1] == arr.size - 1:
         return True
     edges = np.array([*_EDGES, ord(delimiter)], dtype=np.uint8)
     return bool(np.isin(arr[where - 1], edges).any() or np.isin(arr[where + 1], edges).any())
 
 
-def _line_numbers(body: bytes, first: int) -> tuple[np.ndarray, int]:
-    """Numbers of the non-empty lines of ``body`` (its first line is ``first``), and the empties."""
+def _line_numbers(body: bytes, first: int, rows: int) -> tuple[np.ndarray, int]:
+    """Numbers of the non-empty lines of ``body`` (its first line is ``first``), and the empties.
+
+    ``rows`` is the number of rows pyarrow read; when it equals the number of lines, no line was
+    empty (nor part of a quoted line break) and the numbers follow without looking further.
+    """
     total = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-    if b"\n\n" not in body and b"\n\r\n" not in body and not body.startswith((b"\n", b"\r\n")):
+    if rows == total:
         return np.arange(first, first + total, dtype=np.int64), 0
     arr = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
@@ -340,8 +354,8 @@ def _parse_fast(
 ) -> tuple[pa.Table | None, np.ndarray, int]:
     """Parse a regular body with pyarrow; ``None`` when the file needs the careful reader."""
     empty = (None, np.empty(0, np.int64), 0)
-    if not body.strip(b"\r\n"):
-        empty_table = pa.table({n: pa.array([], pa.string()) for n in names})
+    if _blank(body, b"\r\n"):
+        empty_table = pa.table({n: pa.array([], TEXT) for n in names})
         return empty_table, np.empty(0, np.int64), body.count(b"\n")
     trim = _needs_trim(body, delimiter)
     try:
@@ -350,7 +364,7 @@ def _parse_fast(
             read_options=pacsv.ReadOptions(column_names=names, autogenerate_column_names=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types=dict.fromkeys(names, TEXT),
                 null_values=[] if trim else list(MISSING_TOKENS),
                 strings_can_be_null=not trim,
                 quoted_strings_can_be_null=not trim,
@@ -358,7 +372,7 @@ def _parse_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return empty
-    lines, empties = _line_numbers(body, header_row + 1)
+    lines, empties = _line_numbers(body, header_row + 1, table.num_rows)
     if len(lines) != table.num_rows:
         return empty  # a quoted line break: line numbers need the careful reader
     return _clean(table, lines, empties, trim)
@@ -420,7 +434,7 @@ def _parse_slow(
         raise InputFileError(
             f"{path}: not a {kind}-separated table (line {header_row + reader.line_num}: {exc})"
         ) from None
-    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cells, strict=True)})
+    table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
     return _clean(table, np.asarray(lines, dtype=np.int64), blank, trim=True)
 
 
@@ -497,7 +511,7 @@ def _read_excel(
     header += [""] * (width - len(header))
     names = _unique_names(header)
     cells = [[(r[k] if k < len(r) else None) for r in body] for k in range(width)]
-    table = pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, cells, strict=True)})
+    table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
     lines = np.arange(header_row + 1, header_row + 1 + len(body), dtype=np.int64)
     table, lines, blank = _clean(table, lines, 0, trim=True)
     return TextTable(

@@ -1,0 +1,205 @@
+"""Validation throughput: read and validate one million canonical assessment rows.
+
+Writes a deterministic study in the canonical layout to a temporary folder (1,000,000
+assessments: 200,000 patients with five visits each and two needling sessions each), then times
+reading and validating all three tables together (:func:`pipeline.ingest.read_raw_tables` and
+:func:`pipeline.validate.validate_study`, exactly what ``outcomes validate`` runs for the
+``[inputs]`` form), best of three runs. The throughput is counted in assessment rows per second
+of the whole read + validate, so the patients and sessions come for free. The same files are
+also read once through a ``[[sources]]`` canonical entry, which adds the mapping and normalising
+steps (codes, dates, identifiers).
+
+Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+# Run as a script, this folder comes first on sys.path, where benchmarks/pipeline.py would
+# stand in for the pipeline package.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+from pipeline import outputs  # noqa: E402
+from pipeline.config import Source  # noqa: E402
+from pipeline.ingest import read_raw_tables  # noqa: E402
+from pipeline.sources.combine import read_sources  # noqa: E402
+from pipeline.validate import validate_study  # noqa: E402
+
+ASSESSMENTS = 1_000_000
+VISITS = 5
+SESSIONS = 2
+SEED = 20260101
+GOAL = 2_000_000
+OUT = Path("reports/benchmarks")
+
+
+def study(n_assessments: int = ASSESSMENTS, seed: int = SEED) -> dict[str, pa.Table]:
+    """Return a valid study in the canonical layout as text tables (deterministic)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n = n_assessments // VISITS
+    ids = np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+    enrol = np.datetime64("2025-01-06") + rng.integers(0, 548, n)
+
+    def iso(days: np.ndarray) -> np.ndarray:
+        return np.datetime_as_string(days, unit="D")
+
+    patients = {
+        "patient_id": ids,
+        "site": rng.choice(np.array(["Northside", "Riverside", "Hillview"]), n),
+        "enrolment_date": iso(enrol),
+        "age": rng.integers(18, 86, n).astype(str),
+        "sex": rng.choice(np.array(["female", "male", "other"]), n, p=[0.51, 0.47, 0.02]),
+        "symptom_weeks": np.round(rng.uniform(1, 260, n), 1).astype(str),
+        "anticoagulants": rng.choice(np.array(["yes", "no"]), n, p=[0.02, 0.98]),
+        "protocol_deviation": rng.choice(np.array(["yes", "no"]), n, p=[0.03, 0.97]),
+    }
+    number = np.tile(np.arange(1, SESSIONS + 1), n)
+    twitch = rng.random(n * SESSIONS) < 0.4
+    event = rng.random(n * SESSIONS) < 0.1
+    sessions = {
+        "patient_id": np.repeat(ids, SESSIONS),
+        "session_number": number.astype(str),
+        "session_date": iso(np.repeat(enrol, SESSIONS) + 7 * (number - 1)),
+        "therapist": rng.choice(np.array(["T01", "T02", "T03", "T04"]), n * SESSIONS),
+        "depth": np.repeat(rng.choice(np.array(["superficial", "deep"]), n), SESSIONS),
+        "twitch": np.where(twitch, "yes", "no"),
+        "ltr_count": np.where(twitch, rng.integers(1, 5, n * SESSIONS), 0).astype(str),
+        "needles": rng.integers(1, 8, n * SESSIONS).astype(str),
+        "retention_min": np.round(rng.uniform(1, 20, n * SESSIONS), 1).astype(str),
+        "adverse_event": np.where(event, "soreness", "none"),
+        "ae_severity": np.where(event, "mild", ""),
+    }
+    visit = np.tile(np.arange(VISITS), n)
+    weeks = np.array([0, 2, 4, 8, 12])[visit]
+    items = {
+        f"odi_q{k}": np.where(rng.random(n * VISITS) < 0.03, "", rng.integers(0, 6, n * VISITS))
+        for k in range(1, 11)
+    }
+    assessments = {
+        "patient_id": np.repeat(ids, VISITS),
+        "visit": visit.astype(str),
+        "assessment_date": iso(np.repeat(enrol, VISITS) + 7 * weeks),
+        "nrs": rng.integers(0, 11, n * VISITS).astype(str),
+        "vas_mm": np.where(
+            rng.random(n * VISITS) < 0.1, "", rng.integers(0, 101, n * VISITS).astype(str)
+        ),
+        "odi": "",
+        **{k: v.astype(str) for k, v in items.items()},
+        "odi_version": "2.1a",
+    }
+    return {
+        name: pa.table({k: np.broadcast_to(v, len(t["patient_id"])) for k, v in t.items()})
+        for name, t in {
+            "patients": patients,
+            "sessions": sessions,
+            "assessments": assessments,
+        }.items()
+    }
+
+
+def write(tables: dict[str, pa.Table], folder: Path) -> dict[str, Path]:
+    """Write the tables as canonical CSVs (quotes only where needed)."""
+    paths = {}
+    for name, table in tables.items():
+        paths[name] = folder / f"{name}.csv"
+        options = pacsv.WriteOptions(quoting_style="needed")
+        pacsv.write_csv(table, paths[name], write_options=options)
+    return paths
+
+
+def timed(run, repeat: int) -> list[float]:
+    """Wall-clock seconds of ``repeat`` calls of ``run``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    """Generate, time, print and write the results."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        folder = Path(tmp)
+        paths = write(study(), folder)
+        sizes = {n: len(pd.read_csv(p, usecols=[0])) for n, p in paths.items()}
+        total = sum(sizes.values())
+
+        def canonical() -> None:
+            validation = validate_study(read_raw_tables(paths))
+            assert validation.quarantined_rows == 0, validation.failures.head()
+
+        source = Source(
+            number=1,
+            kind="canonical",
+            config=folder / "analysis.toml",
+            files={n: (str(p),) for n, p in paths.items()},
+        )
+
+        def mapped() -> None:
+            validation = validate_study(read_sources((source,)))
+            assert validation.quarantined_rows == 0, validation.failures.head()
+
+        for layout, run, repeat in (
+            ("[inputs] canonical CSVs", canonical, 3),
+            ("[[sources]] canonical, normalised", mapped, 1),
+        ):
+            times = timed(run, repeat)
+            best = min(times)
+            rows.append(
+                {
+                    "layout": layout,
+                    "assessment_rows": sizes["assessments"],
+                    "all_rows": total,
+                    "runs": repeat,
+                    "best_seconds": round(best, 3),
+                    "median_seconds": round(statistics.median(times), 3),
+                    "assessment_rows_per_second": round(sizes["assessments"] / best),
+                    "all_rows_per_second": round(total / best),
+                }
+            )
+    result = pd.DataFrame(rows)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [
+        "# Ingest benchmark",
+        "",
+        f"Read + validate of {sizes['assessments']:,} canonical assessment rows with "
+        f"{sizes['patients']:,} patients and {sizes['sessions']:,} sessions "
+        f"(`benchmarks/ingest.py`, `make bench`).",
+        "",
+        "| layout | best s | median s | assessment rows/s | all rows/s |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r.layout} | {r.best_seconds} | {r.median_seconds} | "
+            f"{r.assessment_rows_per_second:,} | {r.all_rows_per_second:,} |"
+            for r in result.itertuples(index=False)
+        ],
+        "",
+        f"Goal: {GOAL:,} assessment rows/s for the canonical layout. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end, "
+        f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}.",
+        "",
+    ]
+    outputs.write_csv(OUT / "ingest.csv", result)
+    outputs.write_text(OUT / "ingest.md", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"Wrote {OUT / 'ingest.csv'} and {OUT / 'ingest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
