@@ -26,7 +26,8 @@ import pandas as pd
 from pipeline import analyses, plan, responders, safety
 from pipeline.config import Config, ModelSettings, load_config
 from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
-from pipeline.ingest import RawTable, read_raw_tables
+from pipeline.ingest import RawTable
+from pipeline.sources.combine import read_sources
 from pipeline.validate import Validation, validate_study
 
 KINDS: dict[str, Callable[..., analyses.ModelPlan]] = {
@@ -87,7 +88,7 @@ def load_study(config: str | Path | Config = "analysis.toml") -> Study:
         The validated tables and the analysis data set.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
-    raw = read_raw_tables(cfg.inputs.as_dict())
+    raw = read_sources(cfg.sources)
     validation = validate_study(raw)
     data = analysis_dataset(
         validation.valid("patients"),

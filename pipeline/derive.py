@@ -246,12 +246,12 @@ def analysis_dataset(
     -------
     pandas.DataFrame
         ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
-        the sessions before the assessment in which a twitch was elicited; missing before the
-        first session), ``nrs, vas_mm, odi, odi_answered, odi_source``, the
-        baseline/change/percent/responder columns of every instrument, the patient's ``age,
-        sex, chronicity, contraindicated, protocol_deviation`` and exposure (``n_sessions,
-        deep_share, twitch_share, n_adverse_events, depth, twitch``), sorted by patient and
-        visit.
+        the sessions before the assessment in which a twitch was elicited, among those where
+        it was recorded, as :func:`twitch_elicited`; missing when there is none),
+        ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline, change, percent change
+        and responder columns of every instrument, the patient's ``age, sex, chronicity,
+        contraindicated, protocol_deviation`` and exposure (``n_sessions, deep_share,
+        twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
     """
     th = config.thresholds
     people = patients[["patient_id", "site", "age", "sex"]].copy()
@@ -264,10 +264,11 @@ def analysis_dataset(
     rows["nrs"] = rows["nrs"].astype("float64")
     rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
     rows["sessions_completed"] = sessions_before(assessments, sessions)
-    twitch_before = sessions_before(assessments, sessions, flag="twitch")
-    rows["twitch_share_before"] = (twitch_before / rows["sessions_completed"]).where(
-        rows["sessions_completed"] > 0
-    )
+    elicited = twitch_elicited(sessions)
+    flagged = sessions.assign(_twitch=elicited.fillna(False), _known=elicited.notna())
+    twitch_before = sessions_before(assessments, flagged, flag="_twitch")
+    known_before = sessions_before(assessments, flagged, flag="_known")
+    rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
 
     baseline_date = (
         rows["assessment_date"]
