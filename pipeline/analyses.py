@@ -207,6 +207,9 @@ class AnalysisResult:
         ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
         model_comparison, diagnostics`` (empty frames with the right columns when a table does
         not apply).
+    rows : pandas.DataFrame or None
+        The model rows, aligned with ``fit.fitted`` and ``fit.residuals`` (e.g. to plot
+        residuals by visit or group).
     """
 
     analysis: str
@@ -214,6 +217,7 @@ class AnalysisResult:
     formula: str
     fit: LmmFit | None
     tables: dict[str, pd.DataFrame]
+    rows: pd.DataFrame | None = None
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Give each table as an attribute, e.g. ``result.contrasts``."""
@@ -733,7 +737,7 @@ def not_estimable(plan: ModelPlan, message: str, seconds: float = 0.0) -> Analys
         "model_comparison": _empty(COMPARISON_COLUMNS),
         "diagnostics": pd.DataFrame([row], columns=DIAGNOSTIC_COLUMNS),
     }
-    return AnalysisResult(plan.analysis, plan.outcome, plan.formula, None, tables)
+    return AnalysisResult(plan.analysis, plan.outcome, plan.formula, None, tables, plan.rows)
 
 
 def fit_plan(
@@ -825,4 +829,4 @@ def fit_plan(
         ),
         "diagnostics": pd.DataFrame([diagnostics], columns=DIAGNOSTIC_COLUMNS),
     }
-    return AnalysisResult(plan.analysis, plan.outcome, formula, fit, tables)
+    return AnalysisResult(plan.analysis, plan.outcome, formula, fit, tables, plan.rows)
