@@ -33,8 +33,10 @@ test: $(STAMP)  ## Run the whole test suite
 notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP)  ## Time the pipeline: validation throughput (reports/benchmarks/)
+bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs (reports/benchmarks/)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/end_to_end.py
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

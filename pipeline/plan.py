@@ -8,14 +8,24 @@ The primary family answers the two questions of the plan for the three outcomes:
 difference in slope between deep and superficial needling, and between patients with and
 without a twitch response, in the trajectory models (six comparisons). Every other contrast is
 secondary and reported unadjusted.
+
+The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
+core): each worker fits whole plans with the same code as a sequential run, so the numbers do
+not depend on the number of workers, and the results come back in the order of the plans.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import patsy
 
 from pipeline.analyses import (
     SENSITIVITY_POPULATIONS,
@@ -31,6 +41,8 @@ from pipeline.analyses import (
 )
 from pipeline.config import ModelSettings
 from pipeline.derive import INSTRUMENT_COLUMNS
+from pipeline.lmm import LmmFit
+from pipeline.lmm_data import FORMULA_NAMESPACE
 from pipeline.marginal import holm
 
 FACTORS = ("depth", "twitch")
@@ -81,10 +93,33 @@ def analysis_plans(
     return plans
 
 
+def default_workers(n_plans: int) -> int:
+    """Return the processes for :func:`run_analyses`: one per core, at most one per plan.
+
+    Parameters
+    ----------
+    n_plans : int
+        Number of plans to fit.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_plans))
+
+
 def run_analyses(
-    plans: Sequence[ModelPlan], df_method: str, progress: Progress | None = None
+    plans: Sequence[ModelPlan],
+    df_method: str,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> list[AnalysisResult]:
-    """Fit every plan in order.
+    """Fit every plan, in parallel processes when there are several cores.
 
     Parameters
     ----------
@@ -93,20 +128,106 @@ def run_analyses(
     df_method : {"satterthwaite", "z"}
         Inference for every test and interval.
     progress : callable, optional
-        Called as ``progress(i, n, plan)`` before plan ``i`` (1-based) of ``n`` is fitted.
+        Called as ``progress(i, n, plan)`` when plan ``i`` (1-based) of ``n`` starts being
+        fitted (in parallel runs, several plans are being fitted at a time).
+    workers : int, optional
+        Processes; default :func:`default_workers`. 1 fits every plan in this process.
 
     Returns
     -------
     list of AnalysisResult
-        One per plan, in order. Sensitivity analyses are fitted without likelihood-ratio tests.
+        One per plan, in the order of ``plans`` whatever the number of workers; the numbers
+        do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
     """
-    results = []
-    for i, plan in enumerate(plans, start=1):
-        if progress is not None:
-            progress(i, len(plans), plan)
-        tests = not plan.analysis.startswith("sensitivity_")
-        results.append(fit_plan(plan, df_method, tests=tests))
-    return results
+    jobs = [(plan, df_method, not plan.analysis.startswith("sensitivity_")) for plan in plans]
+    workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
+    if workers == 1 or len(jobs) < 2:
+        results = []
+        for i, job in enumerate(jobs, start=1):
+            if progress is not None:
+                progress(i, len(jobs), job[0])
+            results.append(_fit_job(job))
+        return results
+    return _run_in_processes(jobs, workers, progress)
+
+
+Job = tuple[ModelPlan, str, bool]
+
+
+def _fit_job(job: Job) -> AnalysisResult:
+    plan, df_method, tests = job
+    return fit_plan(plan, df_method, tests=tests)
+
+
+def _fit_job_portable(job: Job) -> AnalysisResult:
+    """Fit in a worker; drop patsy's design information, which cannot be pickled."""
+    result = _fit_job(job)
+    if result.fit is None:
+        return result
+    return replace(result, fit=replace(result.fit, design_info=None))
+
+
+def _with_design_info(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult:
+    """Rebuild the design information a worker dropped (the same formula on the same rows).
+
+    The first row is enough when every categorical variable carries its levels (the plan's
+    rows do); the full rows are used otherwise, and the design columns must come out the same.
+    """
+    fit = result.fit
+    if fit is None or fit.design_info is not None:
+        return result
+    env = patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)])
+    info = None
+    for rows in (plan.rows.head(1), plan.rows):
+        _, x = patsy.dmatrices(fit.formula, rows, NA_action="drop", eval_env=env)
+        if tuple(x.design_info.column_names) == fit.design_columns:
+            info = x.design_info
+            break
+    if info is None:
+        raise RuntimeError(f"the design of {fit.formula!r} could not be rebuilt")
+    restored: LmmFit = replace(fit, design_info=info)
+    return replace(result, fit=restored)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Fork the workers where the platform can (Linux), else spawn them.
+
+    Forked workers start at once with the pipeline already imported, and the caller's
+    ``__main__`` is not re-run (a script without an ``if __name__ == "__main__"`` guard still
+    works); spawned workers (macOS, Windows) need that guard.
+    """
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _run_in_processes(
+    jobs: Sequence[Job], workers: int, progress: Progress | None
+) -> list[AnalysisResult]:
+    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
+    results: list[AnalysisResult | None] = [None] * len(jobs)
+    pending: dict[Future, int] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+
+        def submit(i: int) -> None:
+            if progress is not None:
+                progress(i + 1, len(jobs), jobs[i][0])
+            pending[pool.submit(_fit_job_portable, jobs[i])] = i
+
+        queued = iter(range(len(jobs)))
+        for i in queued:
+            submit(i)
+            if len(pending) == workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = pending.pop(future)
+                results[i] = _with_design_info(future.result(), jobs[i][0])
+                nxt = next(queued, None)
+                if nxt is not None:
+                    submit(nxt)
+    return [r for r in results if r is not None]
 
 
 def combine(results: Sequence[AnalysisResult]) -> dict[str, pd.DataFrame]:
