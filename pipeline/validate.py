@@ -374,14 +374,21 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else _empty_failures()
 
 
-def duplicate_keys(table: str, typed: pd.DataFrame) -> pd.DataFrame:
-    """Failures for every copy of a row key that appears more than once."""
+def duplicate_keys(
+    table: str, typed: pd.DataFrame, patient_codes: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Failures for every copy of a row key that appears more than once.
+
+    ``patient_codes`` (integer codes of ``patient_id``, see :func:`_codes`) saves computing them
+    again when the caller has them.
+    """
     keys = list(KEYS[table])
     known = typed[keys].notna().all(axis=1).to_numpy()
-    codes = [_codes(typed[k]) for k in keys]
+    codes = [patient_codes if patient_codes is not None else _codes(typed[keys[0]])]
+    codes += [_codes(typed[k]) for k in keys[1:]]
     combined = codes[0].astype(np.int64)
     for more in codes[1:]:
-        _, more = np.unique(more, return_inverse=True)  # small dense codes, no overflow
+        more = more + 1  # dense codes from -1 (missing): no overflow
         combined = combined * (int(more.max(initial=0)) + 1) + more
     dup = known & pd.Series(combined).duplicated(keep=False).to_numpy()
     if not dup.any():
@@ -486,7 +493,12 @@ def patient_links(
     return _concat(parts)
 
 
-def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.DataFrame:
+def out_of_order(
+    table: str,
+    typed: pd.DataFrame,
+    excluded: pd.Series,
+    patient_codes: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Failures for a patient's visits (or sessions) dated out of the order of their numbers.
 
     Only rows that passed every other rule take part. A row is out of order when it is dated
@@ -501,6 +513,8 @@ def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.Dat
         The parsed table.
     excluded : pandas.Series
         ``source_row`` of rows that already failed a rule.
+    patient_codes : numpy.ndarray, optional
+        Integer codes of ``patient_id`` (computed when not given).
 
     Returns
     -------
@@ -514,7 +528,8 @@ def out_of_order(table: str, typed: pd.DataFrame, excluded: pd.Series) -> pd.Dat
     if keep.sum() < 2:
         return _empty_failures()
     rows = typed.loc[keep, SOURCE_ROW].to_numpy()
-    codes = _codes(typed.loc[keep, "patient_id"])
+    all_codes = patient_codes if patient_codes is not None else _codes(typed["patient_id"])
+    codes = all_codes[keep.to_numpy()]
     numbers = typed.loc[keep, number].to_numpy(dtype="int64")
     days = typed.loc[keep, date].to_numpy().astype("datetime64[D]").astype("int64")
     step_code, step_number = np.diff(codes), np.diff(numbers)
@@ -575,8 +590,8 @@ def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
 
 def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
     bad_rows = failures[SOURCE_ROW].unique()
-    is_bad = typed[SOURCE_ROW].isin(bad_rows)
-    valid = typed[~is_bad] if is_bad.any() else typed
+    is_bad = typed[SOURCE_ROW].isin(bad_rows) if len(bad_rows) else None
+    valid = typed[~is_bad] if is_bad is not None else typed
     keys = list(KEYS[raw.name])
     if not _sorted_by(valid, keys):
         valid = valid.sort_values(keys)
@@ -625,9 +640,11 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     """
     typed: dict[str, pd.DataFrame] = {}
     failures: dict[str, pd.DataFrame] = {}
+    codes: dict[str, np.ndarray] = {}
     for name in TABLES:
         frame, parse_failures = parse_cells(name, raw[name].frame, raw[name].date_format)
         typed[name] = frame
+        codes[name] = _codes(frame["patient_id"])
         value_failures = check_values(name, frame)
         if raw[name].problems is not None:
             parse_failures = _concat([parse_failures, raw[name].problems[FAILURE_COLUMNS]])
@@ -640,7 +657,7 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
             parse_failures[SOURCE_ROW]
         ).to_numpy()
         failures[name] = _concat(
-            [parse_failures, value_failures[~repeat], duplicate_keys(name, frame)]
+            [parse_failures, value_failures[~repeat], duplicate_keys(name, frame, codes[name])]
         )
 
     bad_patients = typed["patients"][SOURCE_ROW].isin(failures["patients"][SOURCE_ROW])
@@ -648,7 +665,7 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     for name in ("sessions", "assessments"):
         links = patient_links(name, typed[name], valid_patients, typed["patients"]["patient_id"])
         failures[name] = _concat([failures[name], links])
-        order = out_of_order(name, typed[name], failures[name][SOURCE_ROW])
+        order = out_of_order(name, typed[name], failures[name][SOURCE_ROW], codes[name])
         failures[name] = _concat([failures[name], order])
 
     tables = {name: _split(raw[name], typed[name], failures[name]) for name in TABLES}

@@ -14,6 +14,7 @@ from pipeline.sources.mapping import (
     Adapted,
     Piece,
     canonical_frame,
+    constant,
     expand,
     file_label,
     normalise,
@@ -59,8 +60,7 @@ def read(source: Source) -> Adapted:
                 raise_site_twice(source, label)
             frame = normalise(canonical_frame(text, columns, label), source)
             if site:
-                frame["site"] = site
-                frame["site"] = frame["site"].astype("str")
+                frame["site"] = constant(site, frame.index)
             pieces.append(Piece(table, frame, date_format=source.date_format))
             files.append((source_file(source, text, label), (table,)))
     return Adapted(tuple(pieces), tuple(files))

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import Source, strptime_pattern
 from pipeline.errors import InputFileError
@@ -268,18 +270,23 @@ def resolve_columns(
     return {c: found[c] for c in wanted if c in found}
 
 
+def constant(value: str | None, index: pd.Index) -> pd.Series:
+    """Return a text column of ``value`` (or missing) on every row, built without a loop."""
+    cells = pa.repeat(pa.scalar(value, pa.large_string()), len(index))
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([cells])), index=index, dtype=STR)
+
+
 def canonical_frame(text: TextTable, columns: Mapping[str, str], label: str) -> pd.DataFrame:
     """Return provenance columns plus the mapped columns renamed to their canonical names."""
     frame = pd.DataFrame(
         {
-            SOURCE_FILE: pd.Series(label, index=text.frame.index, dtype=STR),
+            SOURCE_FILE: constant(label, text.frame.index),
             SOURCE_LINE: text.frame[LINE].to_numpy(),
-            SOURCE_DETAIL: pd.Series(np.nan, index=text.frame.index, dtype=STR),
+            SOURCE_DETAIL: constant(None, text.frame.index),
         }
     )
     for canonical, column in columns.items():
-        frame[canonical] = text.frame[column].to_numpy()
-        frame[canonical] = frame[canonical].astype(STR)
+        frame[canonical] = text.frame[column].astype(STR).array  # no copy through Python
     return frame
 
 
@@ -313,9 +320,19 @@ def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     return out.mask(out == "")
 
 
+def _arrow_text(text: pd.Series) -> pa.ChunkedArray:
+    array = pa.array(text.astype(STR))
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+
+
+def _from_arrow(array: pa.ChunkedArray, like: pd.Series) -> pd.Series:
+    return pd.Series(array.to_pandas(types_mapper=lambda _: STR).array, index=like.index)
+
+
 def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
-    return text.str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
+    cells = pc.utf8_trim_whitespace(_arrow_text(text))
+    return _from_arrow(pc.utf8_lower(pc.replace_substring_regex(cells, r"\s+", " ")), text)
 
 
 def scale(text: pd.Series, factor: float) -> pd.Series:
@@ -338,7 +355,17 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
     """
     if text.isna().all():
         return text
-    parsed = pd.to_datetime(text, format=strptime_pattern(date_format), errors="coerce")
+    pattern = strptime_pattern(date_format)
+    # Already ISO dates throughout: nothing to do (the common case, and fast), unless the
+    # configured format also starts with the year and a dash and so could read them otherwise.
+    if pattern == "%Y-%m-%d" or not pattern.startswith("%Y-"):
+        try:
+            pc.cast(_arrow_text(text), pa.date32())
+        except pa.ArrowInvalid:
+            pass
+        else:
+            return text
+    parsed = pd.to_datetime(text, format=pattern, errors="coerce")
     iso = text.str.fullmatch(_ISO).fillna(False).astype(bool)
     if iso.any():
         parsed = parsed.where(
@@ -355,7 +382,8 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
 
 def compact_ids(text: pd.Series) -> pd.Series:
     """Patient identifiers in one form: upper case, without spaces, ``-``, ``_``, ``.``, ``/``."""
-    out = text.str.upper().str.replace(_ID_SEPARATORS, "", regex=True)
+    cells = pc.replace_substring_regex(pc.utf8_upper(_arrow_text(text)), _ID_SEPARATORS, "")
+    out = _from_arrow(cells, text)
     return out.mask(out == "").astype(STR)
 
 

@@ -208,7 +208,8 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
         else:
             used = "utf-8"
         try:
-            data.decode("utf-8")
+            if not data.isascii():  # (ASCII is UTF-8; the check is far cheaper than decoding)
+                data.decode("utf-8")
         except UnicodeDecodeError:
             if encoding != "auto":
                 raise _not_utf8(path, data) from None
@@ -388,7 +389,8 @@ def _clean(
             text = pc.utf8_trim_whitespace(column)
             columns.append(pc.if_else(pc.is_in(text, value_set=_TOKENS), None, text))
         table = pa.table(columns, names=table.column_names)
-    if table.num_columns and table.num_rows:
+    # A row can only be blank when every column has a missing cell.
+    if table.num_rows and all(column.null_count for column in table.columns):
         blank_rows = pc.is_null(table.column(0))
         for column in table.columns[1:]:
             blank_rows = pc.and_(blank_rows, pc.is_null(column))
