@@ -23,6 +23,7 @@ are valid. Nothing is dropped: for every table, raw rows = valid rows + quaranti
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -96,10 +97,15 @@ def _failures(
     )
 
 
-def _empty_failures() -> pd.DataFrame:
+@functools.cache
+def _no_failures() -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series(dtype="int64" if c == SOURCE_ROW else "str") for c in FAILURE_COLUMNS}
     )
+
+
+def _empty_failures() -> pd.DataFrame:
+    return _no_failures().copy()  # built once: it is asked for many times per validation
 
 
 def parse_cells(
