@@ -347,9 +347,24 @@ def data_dictionary_markdown() -> str:
         "",
         "Conventions for the raw CSV files: UTF-8, comma-separated, header on line 1; dates "
         "`YYYY-MM-DD`; yes/no columns accept `yes`/`no`, `true`/`false`, `y`/`n`, `1`/`0` "
-        "(any case); an empty cell, `NA`, `N/A`, `n/a`, `NaN`, `-` or `null` is missing; "
-        "surrounding spaces are removed. Column order does not matter and extra columns are "
+        "(any case); an empty cell, `NA`, `N/A`, `n/a`, `na`, `NaN`, `nan`, `-`, `null` or "
+        "`NULL` is missing (`None` is not: it may be the adverse-event code); "
+        "surrounding spaces are removed; a row of only missing cells is a blank row, skipped and "
+        "counted. Column order does not matter and extra columns are "
         "kept in the quarantine files but otherwise ignored.",
+        "",
+        "Files in other layouts (a visit sheet, a wide file, a REDCap export, several clinics' "
+        "files, other column names, codes, delimiters, encodings or date formats) are mapped to "
+        "these tables by the configuration; see `docs/ingestion.md`. What is normalised there, "
+        "before these rules apply: a byte-order mark; the encoding (UTF-8, UTF-16 with a "
+        "byte-order mark, otherwise Windows-1252, or as configured); the header line; code lists "
+        "(matched ignoring case and spaces) and the case and spacing of coded values; decimal "
+        "commas; VAS in cm (x 10) and ODI in raw points 0-50 (x 2); dates in the configured "
+        "format, ISO dates with a time of day and Excel serial day numbers; patient identifiers "
+        "(upper case without spaces, `-`, `_`, `.`, `/`: `p-001` is `P001`). What is "
+        "quarantined, with its reason: values out of range, unknown codes, numbers and dates "
+        "that do not parse, duplicated keys, unknown patients, dates before enrolment, visits "
+        "out of order, and a patient's details that differ between the rows of a visit sheet.",
         "",
         "**required** columns must be present in the file; *filled* means every row needs a "
         "value. A row that breaks a rule is not dropped: it goes to "
@@ -382,6 +397,11 @@ def data_dictionary_markdown() -> str:
             row_rules.append(
                 f"`patient_id` must belong to a valid patient, and "
                 f"`{DATE_COLUMNS[table]}` must not precede the enrolment date"
+            )
+            number = "visit" if table == "assessments" else "session_number"
+            row_rules.append(
+                f"a patient's rows must be dated in the order of `{number}` (equal dates "
+                f"allowed); every row of a pair dated out of order is quarantined"
             )
         if row_rules:
             lines += ["", "Row rules:", ""] + [f"- {rule}" for rule in row_rules]
