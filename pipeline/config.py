@@ -355,7 +355,9 @@ def _patterns(value: object, path: Path, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _text_map(section: object, path: Path, name: str, *, keys: tuple | None = None) -> dict:
+def _text_map(
+    section: object, path: Path, name: str, *, keys: tuple | None = None, empty: bool = False
+) -> dict:
     if not isinstance(section, dict):
         raise _fail(path, name, "must be a table of keys, e.g. [" + name + "]")
     out = {}
@@ -366,7 +368,7 @@ def _text_map(section: object, path: Path, name: str, *, keys: tuple | None = No
             value = "yes" if value else "no"
         elif isinstance(value, int | float):
             value = f"{value:g}"
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not (value.strip() or (empty and value == "")):
             raise _fail(path, f"{name}.{key}", f"must be text in quotes, got {value!r}")
         out[str(key)] = value
     return out
@@ -487,7 +489,8 @@ def _source(entry: object, number: int, path: Path) -> Source:
     for column, mapping in codes_raw.items():
         if column not in allowed:
             raise _fail(path, f"{name}.codes", f"unknown column '{column}'")
-        codes[column] = _text_map(mapping, path, f"{name}.codes.{column}")
+        # a code mapped to "" means missing (e.g. "9" = "" for "not recorded")
+        codes[column] = _text_map(mapping, path, f"{name}.codes.{column}", empty=True)
         folded: dict[str, str] = {}
         for code in codes[column]:
             other = folded.setdefault(_same_column(code), code)

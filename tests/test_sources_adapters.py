@@ -241,3 +241,13 @@ def test_summary_json_mirrors_the_table():
     (entry,) = summary_json(summary, reasons)["files"]
     assert entry["file"] == "visits.csv" and entry["rows_read"] == summary.iloc[0]["rows_read"]
     assert entry["reasons"] == [] and entry["kind"] == "visit_sheet"
+
+
+def test_a_code_mapped_to_nothing_is_missing(tmp_path):
+    sheet = VISITS.replace(
+        "P1,A,2025-01-06,44,3,2025-01-06,1,deep,yes,0,8",
+        "P1,A,2025-01-06,44,3,2025-01-06,1,deep,yes,0,99",
+    )
+    sources = VISIT_SOURCE + '[sources.codes.nrs]\n"99" = ""\n'
+    raw, _ = ingest(project(tmp_path, sources, {"visits.csv": sheet}))
+    assert raw["assessments"].frame["nrs"].isna().tolist()[0]
