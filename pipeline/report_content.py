@@ -1002,9 +1002,9 @@ def _diagnostics(
     ]
     if "residual_sd" in d:
         columns += [
-            ("Residual SD", "#rsd", lambda r: sig(r["residual_sd"], 3)),
+            ("Residual SD", "#rsd", lambda r: fmt(r["residual_sd"], 2)),
             ("Skew", "#skew", lambda r: fmt(r["residual_skewness"], 2)),
-            ("Excess kurtosis", "#kurt", lambda r: fmt(r["residual_excess_kurtosis"], 2)),
+            ("Kurtosis (excess)", "#kurt", lambda r: fmt(r["residual_excess_kurtosis"], 2)),
             (
                 "Beyond 3 SD",
                 "#b3",

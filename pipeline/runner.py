@@ -6,23 +6,29 @@ This module is the orchestrator and the only place, with :mod:`pipeline.ingest` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline import outputs, responders, safety, summaries
+from pipeline import outputs, pdf, privacy, quality, responders, safety, summaries
+from pipeline.analyses import AnalysisResult
 from pipeline.config import Config
 from pipeline.derive import analysis_dataset
 from pipeline.errors import UserError
-from pipeline.ingest import RawTable, read_raw_tables
+from pipeline.ingest import RawTable
 from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
 from pipeline.report import render_html
 from pipeline.report_content import build_content
 from pipeline.schemas import TABLES
+from pipeline.sources.combine import read_sources
 from pipeline.validate import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
+PDF_NAME = "outcomes.pdf"
+# Models whose residual plots the report shows: the trajectory models of the primary family.
+RESIDUAL_PLOTS = ("trajectory_depth", "trajectory_twitch")
 PRIMARY_FOR_REPORT = ("trajectory_depth", "nrs")
 
 
@@ -30,14 +36,16 @@ PRIMARY_FOR_REPORT = ("trajectory_depth", "nrs")
 class RunResult:
     """What a run produced.
 
-    The validation, the analysis data set, the files written and the analyses the data could
-    not support (``"<analysis> (<outcome>): <reason>"``).
+    The validation, the analysis data set, the files written, the analyses the data could
+    not support (``"<analysis> (<outcome>): <reason>"``) and, when the PDF report could not be
+    printed, why (one sentence).
     """
 
     validation: Validation
     analysis: pd.DataFrame
     written: tuple[Path, ...]
     not_estimable: tuple[str, ...] = ()
+    pdf_problem: str | None = None
 
 
 def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
@@ -50,19 +58,31 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
     validation : Validation
         Valid rows, quarantined rows and the row accounting.
     written : list of Path
-        Files written: ``<processed>/<table>.parquet``, ``<processed>/quarantine/<table>.csv``
-        (written even when empty, so no stale file survives) and
-        ``<processed>/row_accounting.csv``.
+        Files written: ``<processed>/<table>.parquet`` (with a pseudonym instead of the
+        patient id and days since the patient's time zero instead of dates, see
+        :mod:`pipeline.privacy`), ``<processed>/quarantine/<table>.csv`` (the raw rows as
+        written, so that the source can be corrected; written even when empty, so no stale
+        file survives), ``<processed>/row_accounting.csv`` and the per-source-file
+        summary ``<processed>/quarantine/summary.csv`` and ``summary.json``
+        (:mod:`pipeline.quality`).
     """
-    raw = read_raw_tables(config.inputs.as_dict())
+    raw = read_sources(config.sources)
     validation = validate_study(raw)
     out = config.outputs
+    key = privacy.load_key(config.privacy)
+    origin = privacy.time_zero(validation.valid("assessments"), validation.valid("sessions"))
     written = []
     for name in TABLES:
         table = validation.tables[name]
-        written.append(outputs.write_parquet(out.processed / f"{name}.parquet", table.valid))
+        processed = privacy.deidentify(table.valid, key, origin)
+        written.append(outputs.write_parquet(out.processed / f"{name}.parquet", processed))
         written.append(outputs.write_csv(out.quarantine / f"{name}.csv", table.quarantine))
     written.append(outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting))
+    summary, reasons = quality.file_summary(raw, validation)
+    written.append(outputs.write_csv(out.quarantine / "summary.csv", summary))
+    written.append(
+        outputs.write_json(out.quarantine / "summary.json", quality.summary_json(summary, reasons))
+    )
     return raw, validation, written
 
 
@@ -92,7 +112,12 @@ def run(
         validation.valid("assessments"),
         config,
     )
-    written.append(outputs.write_parquet(config.outputs.processed / "analysis.parquet", data))
+    key = privacy.load_key(config.privacy)
+    written.append(
+        outputs.write_parquet(
+            config.outputs.processed / "analysis.parquet", privacy.deidentify(data, key)
+        )
+    )
 
     results = run_analyses(
         analysis_plans(data, config.model), config.model.df_method, progress=progress
@@ -118,7 +143,6 @@ def run(
         ignore_index=True,
     )
     reasons = summaries.quarantine_reasons(validation.failures)
-    tables_dir = config.outputs.tables
     tables = {
         **model_tables,
         "row_accounting": validation.accounting,
@@ -128,20 +152,124 @@ def run(
         "adverse_event_rate_ratio": ae_ratio,
         "responders": responder_table,
     }
-    for name, frame in tables.items():
-        written.append(outputs.write_csv(tables_dir / f"{name}.csv", frame))
+    report = render_report(
+        config,
+        raw,
+        {**tables, **summaries.descriptive_tables(validation, data, tables.get("diagnostics"))},
+        results,
+        analysis=data,
+        key_source=key.source,
+        project_root=project_root or config.source.resolve().parent,
+    )
+    written += write_report(config, report)
+    return RunResult(
+        validation=validation,
+        analysis=data,
+        written=tuple(written),
+        not_estimable=skipped,
+        pdf_problem=report.pdf_problem,
+    )
 
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """The published tables, the HTML and the PDF of one run, rendered but not yet written."""
+
+    tables: dict[str, pd.DataFrame]
+    html: str
+    pdf: bytes | None
+    pdf_problem: str | None
+
+
+def render_report(
+    config: Config,
+    raw: dict[str, RawTable],
+    tables: dict[str, pd.DataFrame],
+    results: Sequence[AnalysisResult],
+    *,
+    analysis: pd.DataFrame,
+    key_source: str,
+    project_root: Path,
+) -> RenderedReport:
+    """Suppress small cells, build the report and print it to PDF, all in memory.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration.
+    raw : dict of str to RawTable
+        The raw tables (provenance).
+    tables : dict of str to pandas.DataFrame
+        Every tidy table to publish, before suppression.
+    results : sequence of AnalysisResult
+        The fitted analyses (residuals and formulas for the report).
+    analysis : pandas.DataFrame
+        The analysis data set (for the individual-trajectory panel).
+    key_source : str
+        Where the pseudonym key came from.
+    project_root : Path
+        Folder whose git commit is recorded.
+
+    Returns
+    -------
+    RenderedReport
+        What :func:`write_report` writes; nothing is written here, so a failure leaves the
+        previous report in place.
+    """
+    published = privacy.publish_tables(tables, config.privacy.small_cell_threshold)
+    residuals = {
+        (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
+        for r in results
+        if r.fit is not None and r.analysis in RESIDUAL_PLOTS
+    }
     content = build_content(
         config,
         raw,
-        validation,
-        tables,
-        trajectory=result,
-        by_visit=by_visit,
-        project_root=project_root or config.source.resolve().parent,
+        published,
+        project_root=project_root,
+        key_source=key_source,
+        analysis=analysis,
+        residuals=residuals,
+        formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
     )
-    report = config.outputs.reports / REPORT_NAME
-    written.append(outputs.write_text(report, render_html(content)))
-    return RunResult(
-        validation=validation, analysis=data, written=tuple(written), not_estimable=skipped
-    )
+    html = render_html(content)
+    document, problem = None, None
+    target = config.outputs.reports / PDF_NAME
+    if config.report.pdf:
+        browser = pdf.find_browser(config.report.browser)
+        if browser is None:
+            problem = f"{target} was not written: no Chromium browser was found; {pdf.INSTALL_HINT}"
+        else:
+            try:
+                document = pdf.print_pdf(html, browser)
+            except pdf.PdfError as exc:
+                problem = f"{target} was not written: {exc}"
+    return RenderedReport(tables=published, html=html, pdf=document, pdf_problem=problem)
+
+
+def write_report(config: Config, report: RenderedReport) -> list[Path]:
+    """Write the published tables, the HTML and the PDF, each atomically.
+
+    Tables of an earlier run that this run did not produce are removed, and so is an earlier
+    PDF when no PDF was printed, so the files in ``reports/`` always come from one run.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    tables_dir = config.outputs.tables
+    written = [
+        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(frame))
+        for name, frame in report.tables.items()
+    ]
+    for stale in sorted(tables_dir.glob("*.csv")):
+        if stale.stem not in report.tables:
+            stale.unlink()
+    reports = config.outputs.reports
+    written.append(outputs.write_text(reports / REPORT_NAME, report.html))
+    if report.pdf is not None:
+        written.append(outputs.write_bytes(reports / PDF_NAME, report.pdf))
+    else:
+        (reports / PDF_NAME).unlink(missing_ok=True)
+    return written
