@@ -87,7 +87,7 @@ def _cmd_check_tables(args: argparse.Namespace) -> int:
     for folder in (args.expected, actual):
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such folder of tables")
-    differences = compare_folders(args.expected, actual)
+    differences = compare_folders(args.expected, actual, args.rel_tol)
     for line in differences[:50]:
         print(line)
     if differences:
@@ -247,13 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
         "check-tables",
         help="compare regenerated tables with committed ones",
         description="Compare the tidy tables of a run with expected ones (same files, columns "
-        "and rows; text identical; numbers to a relative tolerance of 1e-6; fit times "
+        "and rows; text identical; numbers to a relative tolerance, 1e-6 by default; fit times "
         "ignored). Exits 1 and names the file, row and column of each difference.",
     )
     with_config(p)
     p.add_argument("--expected", type=Path, required=True, help="folder of expected tables")
     p.add_argument(
         "--actual", type=Path, help="folder of regenerated tables (default: the configuration's)"
+    )
+    p.add_argument(
+        "--rel-tol",
+        type=float,
+        default=1e-6,
+        help="relative tolerance on numbers (default 1e-6)",
     )
     p.set_defaults(func=_cmd_check_tables)
 
