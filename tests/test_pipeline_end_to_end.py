@@ -56,20 +56,26 @@ def test_fixed_effects_table_has_the_agreed_columns(demo_run):
         "ci_high",
         "p_value",
     ]
-    assert set(fe["term"]) == {
+    primary = fe[(fe["analysis"] == "trajectory_depth") & (fe["outcome"] == "nrs")]
+    # three sites (< 5): site is a fixed effect, Hillview the reference (SAP §4.5)
+    assert set(primary["term"]) == {
         "Intercept",
         "depth[T.deep]",
         "chronicity[T.chronic]",
+        "site[T.Northside]",
+        "site[T.Riverside]",
         "weeks",
         "weeks:depth[T.deep]",
     }
+    assert {"nrs", "vas", "odi"} == set(fe["outcome"])
     assert (fe["ci_low"] < fe["estimate"]).all() and (fe["estimate"] < fe["ci_high"]).all()
 
 
 def test_model_recovers_the_true_depth_by_time_effect(demo_run):
     """The simulator's deep-minus-superficial NRS slope (pipeline/simulate.py TRUE_EFFECTS)."""
     folder, *_ = demo_run
-    fe = pd.read_csv(folder / "reports" / "tables" / "fixed_effects.csv").set_index("term")
+    fe = pd.read_csv(folder / "reports" / "tables" / "fixed_effects.csv")
+    fe = fe[(fe["analysis"] == "trajectory_depth") & (fe["outcome"] == "nrs")].set_index("term")
     truth = TRUE_EFFECTS["nrs"]["deep_x_time_per_week"]
     row = fe.loc["weeks:depth[T.deep]"]
     assert row["ci_low"] <= truth <= row["ci_high"]
