@@ -14,8 +14,10 @@ way R's lme4 / lmerTest do, in numpy (:mod:`pipeline.lmm_deviance`):
 * Satterthwaite degrees of freedom as lmerTest computes them: for a contrast ``L``,
   ``df = 2 (L C L')^2 / (g' A g)``, ``g`` the gradient of ``L C L'`` with respect to the
   variance parameters ``(theta, sigma)`` and ``A = 2 H^{-1}``, ``H`` the Hessian of the
-  (RE)ML deviance with ``sigma`` not profiled out (numerical derivatives with Richardson
-  extrapolation, the step rules of ``numDeriv`` that lmerTest uses).
+  (RE)ML deviance with ``sigma`` not profiled out. lmerTest differentiates numerically
+  (``numDeriv``, Richardson extrapolation); here the deviance's gradient and the covariance's
+  Jacobian are exact (:class:`pipeline.lmm_deviance.DevianceDerivatives`) and ``H`` is the
+  Richardson-extrapolated Jacobian of that gradient.
 
 Fitting strategy (SAP section 6)
 --------------------------------
@@ -28,6 +30,11 @@ every route) is kept (details in :mod:`pipeline.lmm_optim`):
 2. ``lbfgs``: statsmodels with ``method="lbfgs"`` from statsmodels' default start;
 3. ``numpy-powell``: scipy's bounded Powell on the profiled criterion over lme4's ``theta``
    (diagonal >= 0) from lme4's default start.
+
+The fast path (:data:`FAST_ROUTES`, used by the analyses) runs a fourth route alone,
+``numpy-lbfgsb`` (bounded L-BFGS-B with the criterion's exact gradient from lme4's start), and
+escalates to the three routes above only when its optimum fails lme4's gradient check or is
+singular.
 
 The winner is then polished by bounded L-BFGS-B on the same criterion; the polish is kept only
 when it does not worsen the criterion (it matters at the boundary, which statsmodels' unbounded
@@ -72,16 +79,17 @@ import pandas as pd
 import patsy
 from scipy import stats
 
+from pipeline.blas import single_threaded
 from pipeline.lmm_data import MIN_GROUPS, ModelDataError, prepare_data
 from pipeline.lmm_deviance import (
     GroupedCrossproducts,
-    hessian_richardson,
     jacobian_richardson,
     lambda_from_theta,
 )
 from pipeline.lmm_optim import (
     DEFAULT_ROUTES,
     GRADIENT_TOL,
+    ROUTES,
     SINGULAR_TOL,
     ModelFitError,
     WarningRecorder,
@@ -102,10 +110,11 @@ __all__ = [
     "fit_lmm",
 ]
 
-FAST_ROUTES: tuple[str, ...] = ("numpy-powell",)
-"""The numpy route alone: bounded Powell on lme4's profiled criterion, polished by L-BFGS-B and
-verified by lme4's gradient check; with ``escalate=DEFAULT_ROUTES`` the statsmodels routes are
-added whenever that check fails or the fit is singular."""
+FAST_ROUTES: tuple[str, ...] = ("numpy-lbfgsb",)
+"""The fast path: bounded L-BFGS-B on lme4's profiled criterion with its exact gradient, from
+lme4's start, verified by lme4's gradient check; with ``escalate=DEFAULT_ROUTES`` the
+statsmodels routes and the derivative-free numpy Powell route are added whenever that check
+fails or the fit is singular."""
 
 HESSIAN_EIGEN_TOL = 1e-8
 """lmerTest's tolerance for zero / negative eigenvalues of the deviance Hessian."""
@@ -386,8 +395,14 @@ def _satterthwaite_df(
 def _satterthwaite_pieces(
     gc: GroupedCrossproducts, varpar: np.ndarray, reml: bool
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Return ``A = 2 H^+``, the Jacobian of the fixed-effect covariance and lmerTest warnings."""
-    hess = hessian_richardson(lambda v: gc.deviance(v, reml), varpar)
+    """Return ``A = 2 H^+``, the Jacobian of the fixed-effect covariance and lmerTest warnings.
+
+    ``H`` is the Jacobian of the deviance's exact gradient by central differences with one
+    Richardson extrapolation (error ~h^4; lmerTest differentiates the deviance twice
+    numerically, and the two agree to ~1e-7); the Jacobian of the covariance is exact.
+    """
+    jac_grad = jacobian_richardson(lambda v: gc.deviance_gradient(v, reml), varpar, n_steps=2)
+    hess = 0.5 * (jac_grad + jac_grad.T)
     evals, evecs = np.linalg.eigh(hess)
     notes = []
     neg = evals < -HESSIAN_EIGEN_TOL
@@ -404,10 +419,10 @@ def _satterthwaite_pieces(
         )
     pos = evals > HESSIAN_EIGEN_TOL
     h_inv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
-    jac = jacobian_richardson(gc.vcov_beta, varpar)
-    return 2.0 * h_inv, jac, notes
+    return 2.0 * h_inv, gc.vcov_jacobian(varpar), notes
 
 
+@single_threaded()  # small products: threads cost more than they save (pipeline.blas)
 def fit_lmm(
     data: pd.DataFrame,
     response: str,
@@ -483,9 +498,9 @@ def fit_lmm(
     started = time.perf_counter()
     if df_method not in ("satterthwaite", "z"):
         raise ValueError(f"df_method must be 'satterthwaite' or 'z', not {df_method!r}")
-    unknown = sorted(set(routes).union(escalate) - set(DEFAULT_ROUTES))
+    unknown = sorted(set(routes).union(escalate) - set(ROUTES))
     if unknown or not routes:
-        raise ValueError(f"routes must be a non-empty subset of {DEFAULT_ROUTES}, got {routes}")
+        raise ValueError(f"routes must be a non-empty subset of {ROUTES}, got {routes}")
     prep = prepare_data(data, response, fixed, group, random_slope, site)
     recorder = WarningRecorder()
     if prep.n_excluded:

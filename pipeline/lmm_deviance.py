@@ -32,7 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.lmm_blocks import apply_blocks, block_weights, sandwich_sum, sum_blocks
+
 __all__ = [
+    "DevianceDerivatives",
     "DevianceTerms",
     "GroupedCrossproducts",
     "NestedCrossproducts",
@@ -136,6 +139,36 @@ def _terms_from(logdet: float, xwx: np.ndarray, xwy: np.ndarray, ywy: float) -> 
     return DevianceTerms(logdet, logdet_xwx, pwrss, beta, xwx_inv)
 
 
+@dataclass(frozen=True)
+class DevianceDerivatives:
+    """The deviance pieces at ``theta`` and their exact first derivatives in ``theta``.
+
+    With ``V = I + Z Lambda Lambda' Z'`` (relative to ``sigma^2``), ``W = V^{-1}`` and
+    ``dV / dtheta_k = Z D_k Z'``: ``d log|V| = tr(W dV)``,
+    ``d pwrss = -r'W dV W r`` (``beta`` at its GLS value, so its own change does not count)
+    and ``d(X'WX) = -X'W dV W X``.
+
+    Attributes
+    ----------
+    terms : DevianceTerms
+        The pieces themselves.
+    logdet_m : numpy.ndarray
+        ``d log|V| / dtheta``, shape ``(n_theta,)``.
+    pwrss : numpy.ndarray
+        ``d pwrss / dtheta``, shape ``(n_theta,)``.
+    logdet_xwx : numpy.ndarray
+        ``d log|X'WX| / dtheta = tr((X'WX)^{-1} d(X'WX))``, shape ``(n_theta,)``.
+    xwx : numpy.ndarray or None
+        ``d (X'WX) / dtheta``, shape ``(n_theta, p, p)``, when asked for (``covariance=True``).
+    """
+
+    terms: DevianceTerms
+    logdet_m: np.ndarray
+    pwrss: np.ndarray
+    logdet_xwx: np.ndarray
+    xwx: np.ndarray | None = None
+
+
 class GroupedCrossproducts:
     """Per-group cross products of one data set, and the deviance computed from them.
 
@@ -176,6 +209,13 @@ class GroupedCrossproducts:
         order_t = np.lexsort((rows, cols))
         self.theta_diagonal = rows[order_t] == cols[order_t]
         """Boolean mask: which elements of ``theta`` are diagonal (bounded below by 0)."""
+        self._theta_at = (rows[order_t], cols[order_t])  # position of theta_k in Lambda
+        self.cache: dict[tuple, float] = {}
+        """Results computed once per ``theta`` by the optimiser's checks (see lmm_optim)."""
+        # component-major copies for the batched block algebra (pipeline.lmm_blocks)
+        self._gram = np.ascontiguousarray(self.ztz.transpose(1, 2, 0))  # (q, q, g)
+        augmented = np.concatenate([self.ztx, self.zty[:, :, None]], axis=2)
+        self._aug = np.ascontiguousarray(augmented.transpose(1, 0, 2))  # (q, g, p + 1)
 
     def weighted_crossproducts(
         self, theta: np.ndarray
@@ -193,17 +233,163 @@ class GroupedCrossproducts:
             ``(logdet, xwx, xwy, ywy)``.
         """
         lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
-        m = np.eye(self.q) + lam.T @ self.ztz @ lam  # (g, q, q)
-        a = lam.T @ self.ztx  # (g, q, p)
-        b = (self.zty @ lam)[:, :, None]  # (g, q, 1)
-        chol = np.linalg.cholesky(m)
-        logdet_m = 2.0 * float(np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
-        sol = np.linalg.solve(m, np.concatenate([a, b], axis=2))  # M^{-1} [A b]
-        at = np.swapaxes(a, 1, 2)
-        xwx = self.xtx - (at @ sol[:, :, : self.p]).sum(axis=0)
-        xwy = self.xty - (at @ sol[:, :, self.p :]).sum(axis=0)[:, 0]
-        ywy = self.yty - float((b[:, :, 0] * sol[:, :, self.p]).sum())
-        return logdet_m, xwx, xwy, ywy
+        logdet, h = block_weights(self._gram, lam)
+        return self._weighted(logdet, apply_blocks(h, self._aug))
+
+    def _weighted(
+        self, logdet: float, h_aug: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Subtract ``sum_i [X_i y_i]' Z_i H_i Z_i' [X_i y_i]`` from the pooled cross products.
+
+        ``h_aug`` is ``H_i [Z_i'X_i, Z_i'y_i]`` (Woodbury: ``W_i = I - Z_i H_i Z_i'``).
+        """
+        p = self.p
+        s = sum(self._aug[j].T @ h_aug[j] for j in range(self.q))
+        return logdet, self.xtx - s[:p, :p], self.xty - s[:p, p], self.yty - float(s[p, p])
+
+    def derivatives(self, theta: np.ndarray, covariance: bool = False) -> DevianceDerivatives:
+        """Return the deviance pieces at ``theta`` with their exact derivatives.
+
+        Per group, with ``H_i = Lambda M_i^{-1} Lambda'`` and ``K_i = I - G_i H_i``
+        (``Z_i' W_i = K_i Z_i'``): ``Z_i'W_iZ_i = K_i G_i``, ``Z_i'W_iX_i = K_i Z_i'X_i`` and
+        ``Z_i'W_i r_i = K_i Z_i'(y_i - X_i beta)``; every derivative is a sum over groups of
+        these ``q``-row blocks (:meth:`_assemble`).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+        covariance : bool, default False
+            Also return ``d(X'WX)`` (for the Jacobian of the fixed-effect covariance).
+
+        Returns
+        -------
+        DevianceDerivatives
+            The pieces and their gradients.
+        """
+        lam = lambda_from_theta(np.asarray(theta, dtype=float), self.q)
+        logdet, h = block_weights(self._gram, lam)
+        h_aug = apply_blocks(h, self._aug)
+        terms = _terms_from(*self._weighted(logdet, h_aug))
+        k_aug = self._aug - apply_blocks(self._gram, h_aug)  # K_i [Z_i'X_i, Z_i'y_i]
+        b = k_aug[:, :, : self.p]
+        c = k_aug[:, :, self.p] - b @ terms.beta
+        a_sum = self._gram.sum(axis=2) - sandwich_sum(self._gram, h)
+        return self._assemble(lam, terms, a_sum, b, sum_blocks(c, c), covariance)
+
+    def _assemble(
+        self,
+        lam: np.ndarray,
+        terms: DevianceTerms,
+        a_sum: np.ndarray,
+        b: np.ndarray,
+        cc: np.ndarray,
+        covariance: bool,
+    ) -> DevianceDerivatives:
+        """Assemble the derivatives in the patient ``theta`` from the per-group blocks.
+
+        ``dV / dtheta_k = Z D_k Z'`` with ``D_k = E_k Lambda' + Lambda E_k'`` (``E_k`` the unit
+        matrix at theta_k's place ``(r, c)`` in ``Lambda``), so for a symmetric ``S``,
+        ``tr(D_k S) = 2 (S Lambda)[r, c]``: with ``S`` = ``sum_i Z_i'W_iZ_i``,
+        ``sum_i B_i C^{-1} B_i'`` and ``sum_i c_i c_i'`` for ``log|V|``, ``log|C|`` and
+        ``pwrss``. And ``sum_i B_i' D_k B_i = Q_k + Q_k'`` with
+        ``Q_k = sum_i B_i[r]' (Lambda' B_i)[c]``.
+        """
+        rows, cols = self._theta_at
+        b_cinv = b @ terms.xwx_inv
+        d_xwx = None
+        if covariance:
+            lam_b = np.einsum("mc,mgp->cgp", lam, b)  # rows of Lambda' B_i
+            d_xwx = np.empty((rows.size, self.p, self.p))
+            for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
+                qk = b[r].T @ lam_b[c]
+                d_xwx[k] = -(qk + qk.T)
+        return DevianceDerivatives(
+            terms=terms,
+            logdet_m=2.0 * (a_sum @ lam)[rows, cols],
+            pwrss=-2.0 * (cc @ lam)[rows, cols],
+            logdet_xwx=-2.0 * (sum_blocks(b_cinv, b) @ lam)[rows, cols],
+            xwx=d_xwx,
+        )
+
+    def criterion_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+        """Return lme4's profiled criterion (:meth:`profiled_deviance`) and its exact gradient.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+        reml : bool
+            REML criterion if true, ML deviance otherwise.
+
+        Returns
+        -------
+        tuple
+            ``(criterion, gradient)``; ``(inf, 0)`` where the criterion is not finite.
+        """
+        theta = np.asarray(theta, dtype=float)
+        try:
+            d = self.derivatives(theta)
+        except np.linalg.LinAlgError:
+            return float("inf"), np.zeros_like(theta)
+        t = d.terms
+        dof = self.n_obs - self.p if reml else self.n_obs
+        if not t.pwrss > 0:
+            return float("inf"), np.zeros_like(theta)
+        crit = t.logdet_m + dof * (1.0 + _LOG_2PI + np.log(t.pwrss / dof))
+        grad = d.logdet_m + dof / t.pwrss * d.pwrss
+        if reml:
+            crit += t.logdet_xwx
+            grad = grad + d.logdet_xwx
+        return float(crit), grad
+
+    def deviance_gradient(self, varpar: np.ndarray, reml: bool) -> np.ndarray:
+        """Return the exact gradient of :meth:`deviance` (``sigma`` free) in ``(theta, sigma)``.
+
+        Parameters
+        ----------
+        varpar : numpy.ndarray
+            ``theta`` followed by the residual standard deviation ``sigma``.
+        reml : bool
+            REML deviance if true, ML deviance otherwise.
+
+        Returns
+        -------
+        numpy.ndarray
+            Gradient, same length as ``varpar``.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        sigma = float(varpar[-1])
+        d = self.derivatives(varpar[:-1])
+        grad = d.logdet_m + d.pwrss / sigma**2
+        dof = self.n_obs
+        if reml:
+            grad = grad + d.logdet_xwx
+            dof -= self.p
+        return np.r_[grad, -2.0 * d.terms.pwrss / sigma**3 + 2.0 * dof / sigma]
+
+    def vcov_jacobian(self, varpar: np.ndarray) -> np.ndarray:
+        """Return the exact derivative of :meth:`vcov_beta` in ``(theta, sigma)``.
+
+        ``d(sigma^2 C^{-1}) = -sigma^2 C^{-1} dC C^{-1}`` with ``C = X'WX``, and
+        ``2 sigma C^{-1}`` for ``sigma``.
+
+        Parameters
+        ----------
+        varpar : numpy.ndarray
+            ``theta`` followed by ``sigma``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(varpar), p, p)``.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        sigma = float(varpar[-1])
+        d = self.derivatives(varpar[:-1], covariance=True)
+        c_inv = d.terms.xwx_inv
+        jac_theta = -(sigma**2) * (c_inv @ d.xwx @ c_inv)
+        return np.concatenate([jac_theta, (2.0 * sigma * c_inv)[None]], axis=0)
 
     def terms(self, theta: np.ndarray) -> DevianceTerms:
         """Evaluate the ``sigma``-free pieces of the deviance at ``theta``.
@@ -494,23 +680,30 @@ class NestedCrossproducts(GroupedCrossproducts):
         self.n_i = np.diff(np.r_[starts, len(y)]).astype(float)
         self.n_theta += 1
         self.theta_diagonal = np.r_[self.theta_diagonal, True]
+        self._zt1 = np.ascontiguousarray(self.zt1.T)  # (q, g)
+        self._ones_aug = np.c_[self.x1, self.y1]  # 1'[X_i y_i], (g, p + 1)
+
+    def _site_sums(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``H_i Z_i'1`` and, summed by site, ``k = 1'D^{-1}1`` and ``1'D^{-1}[X y]``.
+
+        ``1'D_i^{-1} = 1' - (Z_i'1)' H_i Z_i'`` (Woodbury), so per patient
+        ``k_i = n_i - (Z_i'1)' H_i (Z_i'1)`` and
+        ``1'D_i^{-1}[X_i y_i] = 1'[X_i y_i] - (H_i Z_i'1)' [Z_i'X_i, Z_i'y_i]``.
+        """
+        h1 = apply_blocks(h, self._zt1)  # (q, g)
+        k_i = self.n_i - (self._zt1 * h1).sum(axis=0)
+        ones_aug = self._ones_aug - sum(h1[j][:, None] * self._aug[j] for j in range(self.q))
+        k = np.bincount(self.site_of_group, k_i, self.n_sites)
+        site_aug = np.zeros((self.n_sites, self.p + 1))
+        np.add.at(site_aug, self.site_of_group, ones_aug)
+        return h1, k, site_aug
 
     def _site_pieces(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-patient ``D_i^{-1}`` forms with the ones vector, summed by site."""
         lam = lambda_from_theta(np.asarray(theta[:-1], dtype=float), self.q)
-        m = np.eye(self.q) + lam.T @ self.ztz @ lam
-        w = self.zt1 @ lam  # (Lambda' Z_i' 1)', (g, q)
-        mw = np.linalg.solve(m, w[:, :, None])[:, :, 0]  # M_i^{-1} Lambda' Z_i' 1
-        a = lam.T @ self.ztx  # (g, q, p)
-        b = self.zty @ lam  # (g, q)
-        k_i = self.n_i - (w * mw).sum(axis=1)
-        cx_i = self.x1 - np.einsum("gq,gqp->gp", mw, a)
-        cy_i = self.y1 - (mw * b).sum(axis=1)
-        k = np.bincount(self.site_of_group, k_i, self.n_sites)
-        cx = np.zeros((self.n_sites, self.p))
-        np.add.at(cx, self.site_of_group, cx_i)
-        cy = np.bincount(self.site_of_group, cy_i, self.n_sites)
-        return k, cx, cy
+        _, h = block_weights(self._gram, lam)
+        _, k, site_aug = self._site_sums(h)
+        return k, site_aug[:, : self.p], site_aug[:, self.p]
 
     def weighted_crossproducts(
         self, theta: np.ndarray
@@ -528,14 +721,88 @@ class NestedCrossproducts(GroupedCrossproducts):
             ``(logdet, xwx, xwy, ywy)`` as :meth:`GroupedCrossproducts.weighted_crossproducts`.
         """
         theta = np.asarray(theta, dtype=float)
-        logdet, xwx, xwy, ywy = super().weighted_crossproducts(theta[:-1])
+        lam = lambda_from_theta(theta[:-1], self.q)
+        logdet, h = block_weights(self._gram, lam)
+        _, k, site_aug = self._site_sums(h)
+        return self._nested(theta, logdet, apply_blocks(h, self._aug), k, site_aug)
+
+    def _nested(
+        self,
+        theta: np.ndarray,
+        logdet: float,
+        h_aug: np.ndarray,
+        k: np.ndarray,
+        site_aug: np.ndarray,
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Patient-level cross products corrected by Sherman-Morrison for each site."""
+        logdet, xwx, xwy, ywy = self._weighted(logdet, h_aug)
         t2 = float(theta[-1]) ** 2
-        k, cx, cy = self._site_pieces(theta)
         shrink = t2 / (1.0 + t2 * k)  # (S,)
-        xwx = xwx - (cx.T * shrink) @ cx
-        xwy = xwy - (cx.T * shrink) @ cy
-        ywy = ywy - float((shrink * cy**2).sum())
-        return logdet + float(np.log1p(t2 * k).sum()), xwx, xwy, ywy
+        s = (site_aug.T * shrink) @ site_aug
+        p = self.p
+        return (
+            logdet + float(np.log1p(t2 * k).sum()),
+            xwx - s[:p, :p],
+            xwy - s[:p, p],
+            ywy - float(s[p, p]),
+        )
+
+    def derivatives(self, theta: np.ndarray, covariance: bool = False) -> DevianceDerivatives:
+        """Return the deviance pieces with their exact derivatives in the patient and site thetas.
+
+        With ``W_s = D_s^{-1} - shrink_s u_s u_s'`` (``u_s = D_s^{-1} 1``), the patient blocks
+        of :meth:`GroupedCrossproducts.derivatives` gain the site terms:
+        ``Z_i'W Z_i = K_i G_i - shrink v_i v_i'``, ``Z_i'W X = K_i Z_i'X_i - shrink v_i c_s'``
+        and ``Z_i'W r = K_i Z_i'r_i - shrink rho_s v_i`` (``v_i = K_i Z_i'1``,
+        ``c_s = 1'D_s^{-1}X_s``, ``rho_s = 1'D_s^{-1}r_s``). For the site's ``theta_t``,
+        ``dV_s = 2 theta_t 1 1'`` and ``W_s 1 = u_s / (1 + theta_t^2 k_s)``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Patient ``theta`` followed by the site's relative standard deviation.
+        covariance : bool, default False
+            Also return ``d(X'WX)``.
+
+        Returns
+        -------
+        DevianceDerivatives
+            The pieces and their gradients (the site's last).
+        """
+        theta = np.asarray(theta, dtype=float)
+        lam = lambda_from_theta(theta[:-1], self.q)
+        logdet, h = block_weights(self._gram, lam)
+        h_aug = apply_blocks(h, self._aug)
+        h1, k, site_aug = self._site_sums(h)
+        terms = _terms_from(*self._nested(theta, logdet, h_aug, k, site_aug))
+        beta, p, ts = terms.beta, self.p, float(theta[-1])
+        t2 = ts**2
+        scale = 1.0 / (1.0 + t2 * k)  # (S,)
+        shrink = t2 * scale
+        cx = site_aug[:, :p]
+        rho = site_aug[:, p] - cx @ beta  # 1'D_s^{-1} r_s
+
+        k_aug = self._aug - apply_blocks(self._gram, h_aug)
+        v = self._zt1 - apply_blocks(self._gram, h1)  # K_i Z_i'1, (q, g)
+        sv = shrink[self.site_of_group] * v  # (q, g)
+        b = k_aug[:, :, :p] - sv[:, :, None] * cx[self.site_of_group][None]
+        c = k_aug[:, :, p] - k_aug[:, :, :p] @ beta - rho[self.site_of_group] * sv
+        a_sum = self._gram.sum(axis=2) - sandwich_sum(self._gram, h) - sum_blocks(sv, v)
+        patient = self._assemble(lam, terms, a_sum, b, sum_blocks(c, c), covariance)
+
+        w = cx * scale[:, None]  # X_s'W_s 1
+        d_xwx_site = -2.0 * ts * (w.T @ w)
+        return DevianceDerivatives(
+            terms=terms,
+            logdet_m=np.r_[patient.logdet_m, 2.0 * ts * float((k * scale).sum())],
+            pwrss=np.r_[patient.pwrss, -2.0 * ts * float(((rho * scale) ** 2).sum())],
+            logdet_xwx=np.r_[patient.logdet_xwx, float(np.sum(terms.xwx_inv * d_xwx_site))],
+            xwx=(
+                None
+                if patient.xwx is None
+                else np.concatenate([patient.xwx, d_xwx_site[None]], axis=0)
+            ),
+        )
 
     def site_modes(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
         """Conditional modes of the site intercepts, ``theta^2 1'D^{-1} r / (1 + theta^2 k)``."""

@@ -15,10 +15,16 @@ Routes (names accepted by ``fit_lmm(..., routes=...)``):
 ``"numpy-powell"``
     scipy's bounded Powell on the profiled criterion over ``theta`` (diagonal >= 0) from
     lme4's default start (identity), a derivative-free route like lme4's bobyqa.
+``"numpy-lbfgsb"``
+    scipy's bounded L-BFGS-B on the same criterion from the same start, with the exact
+    gradient (:meth:`pipeline.lmm_deviance.GroupedCrossproducts.criterion_and_gradient`):
+    a few dozen evaluations where Powell needs hundreds. The engine's fast path
+    (:data:`pipeline.lmm.FAST_ROUTES`).
 
-The best optimum is then polished by bounded L-BFGS-B on the same criterion; the polished
-point is kept only when its criterion is not worse. At a boundary, statsmodels' unbounded
-Cholesky parametrisation only approaches zero asymptotically; the bounded polish reaches it.
+The best optimum is then polished by bounded L-BFGS-B on the same criterion (exact
+gradient); the polished point is kept only when its criterion is not worse. At a boundary,
+statsmodels' unbounded Cholesky parametrisation only approaches zero asymptotically; the
+bounded polish reaches it. The ``numpy-lbfgsb`` route is not polished: it is that polish.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ from pipeline.lmm_data import FORMULA_NAMESPACE, PreparedData, first_line, quote
 from pipeline.lmm_deviance import (
     GroupedCrossproducts,
     NestedCrossproducts,
-    hessian_richardson,
     lambda_from_theta,
     theta_from_relative_cov,
 )
@@ -44,6 +49,8 @@ from pipeline.lmm_deviance import (
 __all__ = [
     "DEFAULT_ROUTES",
     "GRADIENT_TOL",
+    "NUMPY_ROUTES",
+    "ROUTES",
     "SINGULAR_TOL",
     "FitOutcome",
     "ModelFitError",
@@ -52,6 +59,8 @@ __all__ = [
     "choose",
     "criterion_gradient",
     "fit_structure",
+    "newton_refine",
+    "numpy_gradient_route",
     "numpy_lbfgsb",
     "numpy_powell",
     "run_routes",
@@ -62,14 +71,20 @@ __all__ = [
 DEFAULT_ROUTES: tuple[str, ...] = ("powell+bfgs", "lbfgs", "numpy-powell")
 """Routes tried by default, in order of preference among equal optima."""
 
-NUMPY_ROUTES: tuple[str, ...] = ("numpy-powell",)
+NUMPY_ROUTES: tuple[str, ...] = ("numpy-powell", "numpy-lbfgsb")
 """Routes that need no statsmodels model (the only ones for a site random intercept)."""
+
+ROUTES: tuple[str, ...] = (*DEFAULT_ROUTES, "numpy-lbfgsb")
+"""Every route name :func:`fit_structure` accepts."""
 
 SINGULAR_TOL = 1e-4
 """lme4's ``isSingular`` tolerance on the diagonal of the relative Cholesky factor."""
 
 GRADIENT_TOL = 2e-3
 """lme4's tolerance (0.002) on the Hessian-scaled gradient of the criterion at the optimum."""
+
+_NEAR_BOUNDARY = 1e-3
+"""Below this, a diagonal element of ``Lambda`` found on the log scale is finished with bounds."""
 
 _TIE_TOL = 1e-8
 """Criteria closer than this are equal optima; the earlier route wins."""
@@ -241,7 +256,11 @@ def scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> 
     As lme4's ``checkConv``: with ``H = R'R`` the Hessian of the criterion, the measure is
     ``max(min(|R^{-T} g|, |g|))`` over the parameters not held at a bound (raw gradient when
     ``H`` is not positive definite). An optimum passes when it is below
-    :data:`GRADIENT_TOL`.
+    :data:`GRADIENT_TOL`. The measure is remembered per ``theta``
+    (``gc.cache``), so an optimum checked by its route is not checked again.
+
+    The gradient is exact and the Hessian is central differences of it (lme4 differentiates
+    the criterion twice numerically).
 
     Parameters
     ----------
@@ -258,18 +277,19 @@ def scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> 
         The convergence measure (0 when every parameter is held at a bound).
     """
     theta = np.asarray(theta, dtype=float)
-    grad = criterion_gradient(gc, theta, reml)
+    key = ("scaled_gradient", theta.tobytes(), reml)
+    if key not in gc.cache:
+        gc.cache[key] = _scaled_gradient(gc, theta, reml)
+    return gc.cache[key]
+
+
+def _scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> float:
+    _, grad = gc.criterion_and_gradient(theta, reml)
     free = ~(gc.theta_diagonal & (theta <= 0) & (grad > 0))
     if not free.any():
         return 0.0
     g = grad[free]
-
-    def restricted(t_free: np.ndarray) -> float:
-        t = theta.copy()
-        t[free] = t_free
-        return gc.profiled_deviance(t, reml)
-
-    hess = hessian_richardson(restricted, theta[free])
+    hess = _gradient_jacobian(gc, theta, reml)[np.ix_(free, free)]
     try:
         scaled = np.linalg.solve(np.linalg.cholesky(hess), g)
     except np.linalg.LinAlgError:
@@ -316,7 +336,10 @@ def numpy_powell(
 def numpy_lbfgsb(
     gc: GroupedCrossproducts, reml: bool, start: np.ndarray
 ) -> tuple[np.ndarray, bool, str]:
-    """Bounded L-BFGS-B minimisation of the profiled criterion (used to polish an optimum).
+    """Bounded L-BFGS-B minimisation of the profiled criterion with its exact gradient.
+
+    The ``numpy-lbfgsb`` route (from lme4's start) and the polish of every other route's
+    optimum.
 
     Parameters
     ----------
@@ -325,26 +348,153 @@ def numpy_lbfgsb(
     reml : bool
         REML criterion or ML deviance.
     start : numpy.ndarray
-        Starting ``theta`` (near the optimum).
+        Starting ``theta``.
 
     Returns
     -------
     tuple
         ``(theta, converged, message)``; convergence is judged by lme4's gradient check
-        (:func:`scaled_gradient`; L-BFGS-B may report an abnormal line search at an optimum
-        reached with numerical gradients).
+        (:func:`scaled_gradient`; L-BFGS-B may end on an abnormal line search once the
+        criterion cannot decrease in floating point).
     """
     res = scipy.optimize.minimize(
-        gc.profiled_deviance,
+        gc.criterion_and_gradient,
         _clip(gc, start),
         args=(reml,),
-        jac=lambda t, r: criterion_gradient(gc, t, r),
+        jac=True,
         method="L-BFGS-B",
         bounds=_bounds(gc),
         options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-7},
     )
     theta = _clip(gc, res.x)
     return theta, _gradient_ok(gc, theta, reml), "" if res.success else f"L-BFGS-B: {res.message}"
+
+
+def numpy_gradient_route(
+    gc: GroupedCrossproducts, reml: bool, start: np.ndarray
+) -> tuple[np.ndarray, bool, str]:
+    """Run the ``numpy-lbfgsb`` route: L-BFGS-B with the exact gradient, in two phases.
+
+    The criterion is even in the last diagonal element of ``Lambda`` (flipping the sign of a
+    column of ``Lambda`` leaves ``Lambda Lambda'`` unchanged), so its gradient there is 0 at
+    the bound 0: a bounded gradient method that lands on the bound stays there, at a saddle,
+    even when the optimum is inside. Phase 1 therefore works on ``log`` of the diagonal
+    (unbounded, the bound never reached); phase 2 finishes with bounded L-BFGS-B on
+    ``theta`` itself (:func:`numpy_lbfgsb`), which reaches an optimum on the boundary
+    exactly; it runs only when phase 1 ends near the boundary (a diagonal element below
+    1e-3) or its optimum fails the gradient check. An interior optimum is then refined by
+    Newton steps (:func:`newton_refine`).
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    reml : bool
+        REML criterion or ML deviance.
+    start : numpy.ndarray
+        Starting ``theta`` (diagonal elements below 1e-4 start at 1e-4).
+
+    Returns
+    -------
+    tuple
+        ``(theta, converged, message)`` as :func:`numpy_lbfgsb`.
+    """
+    diag = gc.theta_diagonal
+
+    def to_theta(u: np.ndarray) -> np.ndarray:
+        return np.where(diag, np.exp(np.clip(u, -40.0, 40.0)), u)
+
+    def on_log_scale(u: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = to_theta(u)
+        crit, grad = gc.criterion_and_gradient(theta, reml)
+        return crit, np.where(diag, grad * theta, grad)
+
+    start = np.asarray(start, dtype=float)
+    u0 = np.where(diag, np.log(np.maximum(start, 1e-4)), start)
+    first = scipy.optimize.minimize(
+        on_log_scale,
+        u0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
+    )
+    theta = to_theta(first.x)
+    note = ""
+    if np.all(theta[diag] >= _NEAR_BOUNDARY):
+        theta = newton_refine(gc, reml, theta)
+        if _gradient_ok(gc, theta, reml):
+            return theta, True, note
+    polished, _, note = numpy_lbfgsb(gc, reml, theta)
+    if gc.profiled_deviance(polished, reml) <= gc.profiled_deviance(theta, reml):
+        theta = newton_refine(gc, reml, polished)
+    return theta, _gradient_ok(gc, theta, reml), note
+
+
+def _gradient_jacobian(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> np.ndarray:
+    """Hessian of the criterion: central differences of its exact gradient, symmetrised."""
+    steps = 1e-5 * np.maximum(np.abs(theta), 0.1)
+    hess = np.empty((theta.size, theta.size))
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = steps[k]
+        hess[k] = (
+            gc.criterion_and_gradient(theta + e, reml)[1]
+            - gc.criterion_and_gradient(theta - e, reml)[1]
+        ) / (2.0 * steps[k])
+    return 0.5 * (hess + hess.T)
+
+
+def newton_refine(
+    gc: GroupedCrossproducts, reml: bool, theta: np.ndarray, max_steps: int = 6
+) -> np.ndarray:
+    """Refine an interior optimum by Newton steps on the exact gradient.
+
+    L-BFGS-B stops once the criterion no longer decreases in floating point, which leaves
+    ``theta`` uncertain in about its 7th digit (the criterion is flat to ~1e-10 there). The
+    gradient is exact, so Newton's method (Hessian by central differences of the gradient)
+    drives it to ~0 and fixes ``theta`` to ~1e-12: the estimates then no longer depend on the
+    optimiser's path. A step is kept only while it lowers the gradient's norm and keeps every
+    diagonal element of ``Lambda`` positive; an optimum on the boundary is left as it is.
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        Data summaries.
+    reml : bool
+        REML criterion or ML deviance.
+    theta : numpy.ndarray
+        An optimum found by L-BFGS-B.
+    max_steps : int, default 6
+        Most Newton steps.
+
+    Returns
+    -------
+    numpy.ndarray
+        The refined ``theta`` (``theta`` itself when no step helped).
+    """
+    theta = np.asarray(theta, dtype=float)
+    if np.any(theta[gc.theta_diagonal] < SINGULAR_TOL):
+        return theta
+    crit, grad = gc.criterion_and_gradient(theta, reml)
+    for _ in range(max_steps):
+        try:  # not positive definite: stop
+            chol = np.linalg.cholesky(_gradient_jacobian(gc, theta, reml))
+        except np.linalg.LinAlgError:
+            break
+        delta = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+        candidate = theta - delta
+        if np.any(candidate[gc.theta_diagonal] <= 0):
+            break
+        new_crit, new_grad = gc.criterion_and_gradient(candidate, reml)
+        if not (
+            np.linalg.norm(new_grad) < np.linalg.norm(grad)
+            and new_crit <= crit + 1e-11 * max(1.0, abs(crit))  # the criterion's rounding
+        ):
+            break
+        theta, crit, grad = candidate, new_crit, new_grad
+        if np.max(np.abs(delta)) <= 1e-12 * (1.0 + np.max(np.abs(theta))):
+            break
+    return theta
 
 
 def _sm_theta(result: object) -> np.ndarray:
@@ -366,10 +516,20 @@ def _route_functions(
         res = model().fit(reml=reml, method="lbfgs")
         return _sm_theta(res), bool(res.converged), ""
 
-    def powell_numpy() -> tuple[np.ndarray, bool, str]:
-        return numpy_powell(gc, reml, np.where(gc.theta_diagonal, 1.0, 0.0))
+    start = np.where(gc.theta_diagonal, 1.0, 0.0)  # lme4's default start
 
-    return {"powell+bfgs": powell_bfgs, "lbfgs": lbfgs, "numpy-powell": powell_numpy}
+    def powell_numpy() -> tuple[np.ndarray, bool, str]:
+        return numpy_powell(gc, reml, start)
+
+    def lbfgsb_numpy() -> tuple[np.ndarray, bool, str]:
+        return numpy_gradient_route(gc, reml, start)
+
+    return {
+        "powell+bfgs": powell_bfgs,
+        "lbfgs": lbfgs,
+        "numpy-powell": powell_numpy,
+        "numpy-lbfgsb": lbfgsb_numpy,
+    }
 
 
 def run_routes(
@@ -421,7 +581,8 @@ def run_routes(
         trials.append(Trial(route, theta, crit, converged, note))
 
     best = choose(trials)
-    if best is not None:
+    # the numpy-lbfgsb route already is the polish (L-BFGS-B with the exact gradient)
+    if best is not None and best.route != "numpy-lbfgsb":
         source = f"{label} [polish]"
         try:
             with recorder.record(source):
@@ -547,7 +708,9 @@ def fit_structure(
     if prep.site_codes is not None:
         # statsmodels cannot fit a site intercept with correlated patient effects: numpy only
         gc = NestedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes, prep.site_codes)
-        routes, escalate = NUMPY_ROUTES, ()
+        numpy_routes = [r for r in routes if r in NUMPY_ROUTES] or ["numpy-powell"]
+        escalate = [r for r in escalate if r in NUMPY_ROUTES and r not in numpy_routes]
+        routes = numpy_routes
         label = f"(1 | site) + {label}"
     else:
         gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
