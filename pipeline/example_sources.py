@@ -73,9 +73,11 @@ percent = 30
 
 def _outputs(kind: str) -> str:
     return (
-        "[outputs]\n"
+        "[outputs]  # under data/processed/, which git ignores\n"
         f'processed = "../../../processed/examples/{kind}"\n'
-        f'reports = "../../../../reports/examples/{kind}"\n'
+        f'reports = "../../../processed/examples/{kind}/reports"\n\n'
+        "[privacy]\n"
+        "demo_key = true  # simulated data: the public demo key is fine; never for real patients\n"
     )
 
 
