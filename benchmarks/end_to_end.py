@@ -3,10 +3,11 @@
 For each size the simulator writes a study (canonical CSVs), and ``outcomes run`` runs on it
 as a separate process with the project's ``analysis.toml`` (inputs and outputs redirected to
 the scratch folder): ingest, validate, derive, every analysis of the plan, the tables and the
-report in whatever formats the configuration asks for. Measured: the wall time of the
-command and the peak resident memory of its process tree (the command, its worker processes
-and any browser it starts; pages shared between forked workers are counted in each, so this
-is an upper bound). The command's progress lines are echoed.
+report in whatever formats the configuration asks for. Measured: the wall time and CPU time
+of the command, and the peak memory of its process tree (the command, its worker processes
+and any browser it starts), as proportional set size (pages shared by forked workers counted
+once) and as resident set size (counted in every process: an upper bound). The command's
+progress lines are echoed.
 
 Usage::
 
@@ -66,13 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                 "assessments": _data_lines(study / "assessments.csv"),
                 "sessions": _data_lines(study / "sessions.csv"),
                 "seconds": run.seconds,
-                "peak_memory_mb": run.peak_tree_mb,
+                "cpu_seconds": run.cpu_seconds,
+                "peak_memory_mb": run.peak_pss_mb,
+                "peak_rss_sum_mb": run.peak_rss_mb,
+                "load_average": run.load_average,
                 "goal": GOALS.get(size, ""),
                 "status": status,
             }
         )
         print(
-            f"  [{size:,} patients] {run.seconds:.1f} s, peak {run.peak_tree_mb:,.0f} MB, {status}",
+            f"  [{size:,} patients] {run.seconds:.1f} s, peak {run.peak_pss_mb:,.0f} MB, {status}",
             file=sys.stderr,
         )
     table = pd.DataFrame(rows)
@@ -81,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             "# Whole pipeline: `outcomes run` on simulated studies",
             "",
             f"Machine: {machine()}. Studies from `outcomes simulate --seed {args.seed}`; "
-            "the project's `analysis.toml` with inputs and outputs redirected. Peak memory: "
-            "highest sum of resident memory over the command's process tree, sampled every "
-            "0.2 s (shared pages of forked workers counted in each: an upper bound).",
+            "the project's `analysis.toml` with inputs and outputs redirected. "
+            "`peak_memory_mb`: highest proportional set size (PSS) summed over the command's "
+            "process tree (the command, its forked model workers, the browser printing the "
+            "PDF), sampled every 0.2 s: pages the forked workers share with the parent are "
+            "counted once. `peak_rss_sum_mb` counts them in every process (an upper bound). "
+            "`cpu_seconds`: user + system time of the whole tree. `load_average`: the "
+            "machine's 1-minute load when the run ended (2 cores; other work slows the run).",
             "",
             markdown_table(table, floats="{:,.1f}"),
             "",

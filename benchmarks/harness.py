@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 import subprocess
 import threading
 import time
@@ -109,11 +110,32 @@ def analysis_data(study: Path, scratch: Path) -> tuple[pd.DataFrame, Config]:
     return data, config
 
 
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants (Linux ``/proc``), in bytes."""
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """Resident and proportional set size of one process in kB (``smaps_rollup``)."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def _tree_memory_bytes(root: int) -> tuple[int, int]:
+    """Resident and proportional memory of a process and its descendants (Linux ``/proc``).
+
+    Returns
+    -------
+    tuple of int
+        ``(rss, pss)`` summed over the tree, in bytes. RSS counts a page shared by forked
+        workers once per process; PSS divides it between them (their sum is what the tree
+        really occupies).
+    """
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -122,15 +144,15 @@ def _tree_rss_bytes(root: int) -> int:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        rss[pid] = int(fields[21]) * page
-    total, stack = 0, [root]
+        parents[int(entry.name)] = int(fields[1])
+    rss = pss = 0
+    stack = [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        r, p = _memory_kb(pid)
+        rss, pss = rss + r, pss + p
         stack.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+    return rss * 1024, pss * 1024
 
 
 @dataclass(frozen=True)
@@ -141,9 +163,18 @@ class ChildRun:
     ----------
     seconds : float
         Wall-clock time of the command.
-    peak_tree_mb : float
-        Highest sum of resident memory of the command and its descendants (sampled every
-        0.2 s; NaN where ``/proc`` is not available).
+    cpu_seconds : float
+        User + system CPU time of the command and every descendant it waited for.
+    peak_pss_mb : float
+        Highest proportional set size summed over the command and its descendants (sampled
+        every 0.2 s): the memory the tree really occupies, pages shared between forked
+        workers counted once. NaN where ``/proc`` is not available.
+    peak_rss_mb : float
+        Highest resident set size summed the same way: shared pages counted in every process
+        (an upper bound).
+    load_average : float
+        The machine's 1-minute load average when the command ended (other work on the
+        machine slows the command down).
     returncode : int
         Exit code.
     stderr_tail : str
@@ -151,7 +182,10 @@ class ChildRun:
     """
 
     seconds: float
-    peak_tree_mb: float
+    cpu_seconds: float
+    peak_pss_mb: float
+    peak_rss_mb: float
+    load_average: float
     returncode: int
     stderr_tail: str
 
@@ -171,15 +205,17 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
     ChildRun
         Time, peak memory of the process tree and exit code.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
-    measurable = Path("/proc/self/stat").exists()
+    measurable = Path("/proc/self/smaps_rollup").exists()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss_bytes(proc.pid))
+            rss, pss = _tree_memory_bytes(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -196,9 +232,15 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
     done.set()
     if measurable:
         sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    nan = float("nan")
     return ChildRun(
         seconds=seconds,
-        peak_tree_mb=peak[0] / 2**20 if measurable else float("nan"),
+        cpu_seconds=cpu,
+        peak_pss_mb=peak[1] / 2**20 if measurable else nan,
+        peak_rss_mb=peak[0] / 2**20 if measurable else nan,
+        load_average=os.getloadavg()[0],
         returncode=returncode,
         stderr_tail="".join(lines[-5:]),
     )

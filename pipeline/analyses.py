@@ -662,14 +662,22 @@ def _effect_sizes(plan: ModelPlan, contrasts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _likelihood_ratio_tests(
-    plan: ModelPlan, slope: str | None, routes: Sequence[str], escalate: Sequence[str]
+    plan: ModelPlan,
+    slope: str | None,
+    routes: Sequence[str],
+    escalate: Sequence[str],
+    start: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[str], float]:
-    """ML fits of the full and each reduced model, with the same random effects."""
+    """ML fits of the full and each reduced model, with the same random effects.
+
+    Each ML fit starts from the nearest estimate at hand (the REML fit for the full model,
+    the full ML fit for a reduced one): fewer iterations, the same optimum.
+    """
     started = clock.perf_counter()
     notes: list[str] = []
     rows = []
 
-    def ml(rhs: str, random_slope: str | None) -> LmmFit:
+    def ml(rhs: str, random_slope: str | None, near: np.ndarray | None) -> LmmFit:
         return fit_lmm(
             plan.rows,
             plan.response,
@@ -681,14 +689,15 @@ def _likelihood_ratio_tests(
             routes=routes,
             escalate=escalate,
             site=plan.site,
+            start=near,
         )
 
-    full = ml(plan.rhs, slope)
+    full = ml(plan.rhs, slope, start)
     for test, reduced_rhs in plan.reduced:
-        reduced = ml(reduced_rhs, full.random_slope)
+        reduced = ml(reduced_rhs, full.random_slope, full.theta)
         current = full
         if reduced.random_slope != current.random_slope:  # keep the models nested
-            current = ml(plan.rhs, reduced.random_slope)
+            current = ml(plan.rhs, reduced.random_slope, reduced.theta)
         for label, f in (("full", current), ("reduced", reduced)):
             notes.extend(f"ML refit for the test of {test} ({label}): {w}" for w in f.warnings)
         df = len(current.design_columns) - len(reduced.design_columns)
@@ -789,7 +798,7 @@ def fit_plan(
         comparison, test_notes = _empty(COMPARISON_COLUMNS), []
         if tests and plan.reduced:
             comparison, test_notes, _ = _likelihood_ratio_tests(
-                plan, fit.random_slope, routes, escalate
+                plan, fit.random_slope, routes, escalate, start=fit.theta
             )
     except (ModelDataError, ModelFitError) as exc:
         return not_estimable(plan, str(exc), clock.perf_counter() - started)

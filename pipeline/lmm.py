@@ -435,6 +435,7 @@ def fit_lmm(
     routes: Sequence[str] = DEFAULT_ROUTES,
     escalate: Sequence[str] = (),
     site: str | None = None,
+    start: np.ndarray | None = None,
 ) -> LmmFit:
     """Fit a linear mixed model and return lme4 / lmerTest-equivalent inference.
 
@@ -469,8 +470,12 @@ def fit_lmm(
     site : str, keyword-only, optional
         Column of the sites in which the groups are nested: adds a site random intercept,
         ``(1 | site) + (1 + random_slope | group)`` as lme4 writes it. statsmodels cannot fit
-        this model, so only the numpy route is used (bounded Powell on lme4's criterion,
-        polished by L-BFGS-B and verified by lme4's gradient check).
+        this model, so only the numpy routes are used (see :mod:`pipeline.lmm_optim`).
+    start : numpy.ndarray, keyword-only, optional
+        Starting ``theta`` for the ``numpy-lbfgsb`` route, e.g. the REML estimate when the
+        same model is refitted by ML for a likelihood-ratio test (fewer iterations; the
+        optimum does not depend on it). Ignored when its length does not match the random
+        effects, and for the random-intercept refit after a fallback.
 
     Returns
     -------
@@ -510,7 +515,7 @@ def fit_lmm(
 
     slope = random_slope
     fallback: str | None = None
-    outcome = fit_structure(prep, group, slope, reml, routes, recorder, escalate)
+    outcome = fit_structure(prep, group, slope, reml, routes, recorder, escalate, start)
     if random_slope is not None:
         reason = None
         if outcome.best is None or not outcome.converged:

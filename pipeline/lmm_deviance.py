@@ -210,7 +210,7 @@ class GroupedCrossproducts:
         self.theta_diagonal = rows[order_t] == cols[order_t]
         """Boolean mask: which elements of ``theta`` are diagonal (bounded below by 0)."""
         self._theta_at = (rows[order_t], cols[order_t])  # position of theta_k in Lambda
-        self.cache: dict[tuple, float] = {}
+        self.cache: dict[tuple, object] = {}
         """Results computed once per ``theta`` by the optimiser's checks (see lmm_optim)."""
         # component-major copies for the batched block algebra (pipeline.lmm_blocks)
         self._gram = np.ascontiguousarray(self.ztz.transpose(1, 2, 0))  # (q, q, g)

@@ -86,6 +86,9 @@ GRADIENT_TOL = 2e-3
 _NEAR_BOUNDARY = 1e-3
 """Below this, a diagonal element of ``Lambda`` found on the log scale is finished with bounds."""
 
+_NEWTON_DONE = 1e-6
+"""A Newton step this small (relative to ``theta``) leaves an error of ~its square: stop."""
+
 _TIE_TOL = 1e-8
 """Criteria closer than this are equal optima; the earlier route wins."""
 
@@ -284,12 +287,18 @@ def scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> 
 
 
 def _scaled_gradient(gc: GroupedCrossproducts, theta: np.ndarray, reml: bool) -> float:
-    _, grad = gc.criterion_and_gradient(theta, reml)
+    key = theta.tobytes()
+    grad = gc.cache.get(("gradient", key, reml))
+    if grad is None:
+        grad = gc.criterion_and_gradient(theta, reml)[1]
     free = ~(gc.theta_diagonal & (theta <= 0) & (grad > 0))
     if not free.any():
         return 0.0
     g = grad[free]
-    hess = _gradient_jacobian(gc, theta, reml)[np.ix_(free, free)]
+    hess = gc.cache.get(("hessian", key, reml))
+    if hess is None:
+        hess = _gradient_jacobian(gc, theta, reml)
+    hess = hess[np.ix_(free, free)]
     try:
         scaled = np.linalg.solve(np.linalg.cholesky(hess), g)
     except np.linalg.LinAlgError:
@@ -416,7 +425,8 @@ def numpy_gradient_route(
         u0,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
+        # Newton finishes from here (quadratic convergence), so L-BFGS-B need not creep on
+        options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-6},
     )
     theta = to_theta(first.x)
     note = ""
@@ -449,12 +459,14 @@ def newton_refine(
 ) -> np.ndarray:
     """Refine an interior optimum by Newton steps on the exact gradient.
 
-    L-BFGS-B stops once the criterion no longer decreases in floating point, which leaves
-    ``theta`` uncertain in about its 7th digit (the criterion is flat to ~1e-10 there). The
-    gradient is exact, so Newton's method (Hessian by central differences of the gradient)
-    drives it to ~0 and fixes ``theta`` to ~1e-12: the estimates then no longer depend on the
-    optimiser's path. A step is kept only while it lowers the gradient's norm and keeps every
-    diagonal element of ``Lambda`` positive; an optimum on the boundary is left as it is.
+    A quasi-Newton or derivative-free optimiser leaves ``theta`` uncertain in about its 7th
+    digit (the criterion is flat to ~1e-10 there), so the estimates would depend on the
+    optimiser's path. The gradient is exact, so Newton's method (Hessian by central
+    differences of the gradient) drives it to ~0 and fixes ``theta`` to ~1e-12. A step is kept
+    only while it lowers the gradient's norm and keeps every diagonal element of ``Lambda``
+    positive; an optimum on the boundary is left as it is. Once a step is below 1e-6 (the
+    error is then ~its square), the refinement stops and its last Hessian and gradient are
+    left in ``gc.cache`` for the gradient check (:func:`scaled_gradient`).
 
     Parameters
     ----------
@@ -477,8 +489,9 @@ def newton_refine(
         return theta
     crit, grad = gc.criterion_and_gradient(theta, reml)
     for _ in range(max_steps):
+        hessian = _gradient_jacobian(gc, theta, reml)
         try:  # not positive definite: stop
-            chol = np.linalg.cholesky(_gradient_jacobian(gc, theta, reml))
+            chol = np.linalg.cholesky(hessian)
         except np.linalg.LinAlgError:
             break
         delta = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
@@ -492,7 +505,10 @@ def newton_refine(
         ):
             break
         theta, crit, grad = candidate, new_crit, new_grad
-        if np.max(np.abs(delta)) <= 1e-12 * (1.0 + np.max(np.abs(theta))):
+        if np.max(np.abs(delta)) <= _NEWTON_DONE * (1.0 + np.max(np.abs(theta))):
+            # converged to ~|delta|^2; this Hessian (|delta| away) serves the gradient check
+            gc.cache[("hessian", theta.tobytes(), reml)] = hessian
+            gc.cache[("gradient", theta.tobytes(), reml)] = grad
             break
     return theta
 
@@ -505,7 +521,10 @@ RouteFunction = Callable[[], tuple[np.ndarray, bool, str]]
 
 
 def _route_functions(
-    model: Callable[[], MixedLM], gc: GroupedCrossproducts, reml: bool
+    model: Callable[[], MixedLM],
+    gc: GroupedCrossproducts,
+    reml: bool,
+    start: np.ndarray | None = None,
 ) -> dict[str, RouteFunction]:
     def powell_bfgs() -> tuple[np.ndarray, bool, str]:
         first = model().fit(reml=reml, method="powell")
@@ -516,13 +535,16 @@ def _route_functions(
         res = model().fit(reml=reml, method="lbfgs")
         return _sm_theta(res), bool(res.converged), ""
 
-    start = np.where(gc.theta_diagonal, 1.0, 0.0)  # lme4's default start
+    default = np.where(gc.theta_diagonal, 1.0, 0.0)  # lme4's default start
+    warm = default
+    if start is not None and np.shape(start) == default.shape and np.all(np.isfinite(start)):
+        warm = np.asarray(start, dtype=float)
 
     def powell_numpy() -> tuple[np.ndarray, bool, str]:
-        return numpy_powell(gc, reml, start)
+        return numpy_powell(gc, reml, default)  # an independent check: always lme4's start
 
     def lbfgsb_numpy() -> tuple[np.ndarray, bool, str]:
-        return numpy_gradient_route(gc, reml, start)
+        return numpy_gradient_route(gc, reml, warm)
 
     return {
         "powell+bfgs": powell_bfgs,
@@ -540,6 +562,7 @@ def run_routes(
     recorder: WarningRecorder,
     label: str,
     earlier: Sequence[Trial] = (),
+    start: np.ndarray | None = None,
 ) -> list[Trial]:
     """Run each route, then polish the best optimum.
 
@@ -559,6 +582,9 @@ def run_routes(
         Name of the random-effects structure, e.g. ``"(1 + weeks | patient)"``.
     earlier : sequence of Trial
         Trials of routes already run (escalation); they compete for the best optimum.
+    start : numpy.ndarray, optional
+        Starting ``theta`` of the ``numpy-lbfgsb`` route (default, and when its length does
+        not fit: lme4's start). The other routes start where they always do.
 
     Returns
     -------
@@ -566,7 +592,7 @@ def run_routes(
         ``earlier``, then one per route, plus ``"<best>+polish"`` when polishing moved the
         optimum.
     """
-    functions = _route_functions(model, gc, reml)
+    functions = _route_functions(model, gc, reml, start)
     trials: list[Trial] = list(earlier)
     for route in routes:
         source = f"{label} [{route}]"
@@ -669,6 +695,7 @@ def fit_structure(
     routes: Sequence[str],
     recorder: WarningRecorder,
     escalate: Sequence[str] = (),
+    start: np.ndarray | None = None,
 ) -> FitOutcome:
     """Fit one random-effects structure with every route and check the chosen optimum.
 
@@ -690,6 +717,8 @@ def fit_structure(
         Further routes run only when the best optimum of ``routes`` fails the gradient check,
         no route converged, or the fit is singular (to confirm a boundary with a second,
         independent optimiser).
+    start : numpy.ndarray, optional
+        Starting ``theta`` of the ``numpy-lbfgsb`` route (see :func:`run_routes`).
 
     Returns
     -------
@@ -721,7 +750,7 @@ def fit_structure(
             built.append(_statsmodels_model(prep, group, random_slope, recorder, label))
         return built[0]
 
-    trials = run_routes(model, gc, reml, routes, recorder, label)
+    trials = run_routes(model, gc, reml, routes, recorder, label, start=start)
     outcome = _judge(trials, gc, reml, random_slope, label)
     extra = [r for r in escalate if r not in routes]
     if extra and (not outcome.converged or outcome.singular):
