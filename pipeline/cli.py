@@ -61,7 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import PDF_NAME, REPORT_NAME, run
 
     config = load_config(args.config)
-    result = run(config, progress=_progress)
+    result = run(config, progress=_progress, refit=args.refit)
     _print_accounting(result.validation.accounting)
     for row in result.not_estimable:
         print(f"not estimable: {row}")
@@ -200,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the models and write tables and reports/outcomes.html.",
     )
     with_config(p)
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="fit every model again (by default a model whose data, specification and code "
+        "are unchanged since the last run is read back from <processed>/model_cache)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(

@@ -12,6 +12,8 @@ secondary and reported unadjusted.
 The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
 core): each worker fits whole plans with the same code as a sequential run, so the numbers do
 not depend on the number of workers, and the results come back in the order of the plans.
+Given a :class:`~pipeline.plan_cache.FitCache`, an analysis whose rows, specification and code
+are those of an earlier run is read back instead of refitted.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import patsy
 
 from pipeline.analyses import (
     SENSITIVITY_POPULATIONS,
@@ -41,9 +42,8 @@ from pipeline.analyses import (
 )
 from pipeline.config import ModelSettings
 from pipeline.derive import INSTRUMENT_COLUMNS
-from pipeline.lmm import LmmFit
-from pipeline.lmm_data import FORMULA_NAMESPACE
 from pipeline.marginal import holm
+from pipeline.plan_cache import FitCache, plan_key, portable, restore
 
 FACTORS = ("depth", "twitch")
 PRIMARY_ANALYSES = ("trajectory_depth", "trajectory_twitch")
@@ -118,6 +118,7 @@ def run_analyses(
     df_method: str,
     progress: Progress | None = None,
     workers: int | None = None,
+    cache: FitCache | None = None,
 ) -> list[AnalysisResult]:
     """Fit every plan, in parallel processes when there are several cores.
 
@@ -132,6 +133,10 @@ def run_analyses(
         fitted (in parallel runs, several plans are being fitted at a time).
     workers : int, optional
         Processes; default :func:`default_workers`. 1 fits every plan in this process.
+    cache : FitCache, optional
+        Fits kept from earlier runs (:mod:`pipeline.plan_cache`): an analysis whose data,
+        specification and code are unchanged is read back instead of refitted, new fits are
+        added, and entries this run did not use are deleted.
 
     Returns
     -------
@@ -139,54 +144,39 @@ def run_analyses(
         One per plan, in the order of ``plans`` whatever the number of workers; the numbers
         do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
     """
-    jobs = [(plan, df_method, not plan.analysis.startswith("sensitivity_")) for plan in plans]
+    where = None if cache is None else (cache.folder, cache.read)
+    jobs = [
+        (plan, df_method, not plan.analysis.startswith("sensitivity_"), where) for plan in plans
+    ]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
     if workers == 1 or len(jobs) < 2:
-        results = []
+        done = []
         for i, job in enumerate(jobs, start=1):
             if progress is not None:
                 progress(i, len(jobs), job[0])
-            results.append(_fit_job(job))
-        return results
-    return _run_in_processes(jobs, workers, progress)
+            done.append(_fit_job(job))
+    else:
+        done = _run_in_processes(jobs, workers, progress)
+    if cache is not None:
+        cache.keep_only({key for key, _ in done if key})
+    return [restore(result, job[0]) for (_, result), job in zip(done, jobs, strict=True)]
 
 
-Job = tuple[ModelPlan, str, bool]
+Job = tuple[ModelPlan, str, bool, tuple[Path, bool] | None]
 
 
-def _fit_job(job: Job) -> AnalysisResult:
-    plan, df_method, tests = job
-    return fit_plan(plan, df_method, tests=tests)
-
-
-def _fit_job_portable(job: Job) -> AnalysisResult:
-    """Fit in a worker; drop patsy's design information, which cannot be pickled."""
-    result = _fit_job(job)
-    if result.fit is None:
-        return result
-    return replace(result, fit=replace(result.fit, design_info=None))
-
-
-def _with_design_info(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult:
-    """Rebuild the design information a worker dropped (the same formula on the same rows).
-
-    The first row is enough when every categorical variable carries its levels (the plan's
-    rows do); the full rows are used otherwise, and the design columns must come out the same.
-    """
-    fit = result.fit
-    if fit is None or fit.design_info is not None:
-        return result
-    env = patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)])
-    info = None
-    for rows in (plan.rows.head(1), plan.rows):
-        _, x = patsy.dmatrices(fit.formula, rows, NA_action="drop", eval_env=env)
-        if tuple(x.design_info.column_names) == fit.design_columns:
-            info = x.design_info
-            break
-    if info is None:
-        raise RuntimeError(f"the design of {fit.formula!r} could not be rebuilt")
-    restored: LmmFit = replace(fit, design_info=info)
-    return replace(result, fit=restored)
+def _fit_job(job: Job) -> tuple[str, AnalysisResult]:
+    """Fit one plan (or read it from the cache); return its cache key and portable result."""
+    plan, df_method, tests, where = job
+    if where is None:
+        return "", portable(fit_plan(plan, df_method, tests=tests))
+    cache = FitCache(*where)
+    key = plan_key(plan, df_method, tests)
+    result = cache.load(key, plan)
+    if result is None:
+        result = portable(fit_plan(plan, df_method, tests=tests))
+        cache.store(key, result)
+    return key, result
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -203,16 +193,16 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 def _run_in_processes(
     jobs: Sequence[Job], workers: int, progress: Progress | None
-) -> list[AnalysisResult]:
+) -> list[tuple[str, AnalysisResult]]:
     """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
-    results: list[AnalysisResult | None] = [None] * len(jobs)
+    results: list[tuple[str, AnalysisResult] | None] = [None] * len(jobs)
     pending: dict[Future, int] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
 
         def submit(i: int) -> None:
             if progress is not None:
                 progress(i + 1, len(jobs), jobs[i][0])
-            pending[pool.submit(_fit_job_portable, jobs[i])] = i
+            pending[pool.submit(_fit_job, jobs[i])] = i
 
         queued = iter(range(len(jobs)))
         for i in queued:
@@ -220,10 +210,9 @@ def _run_in_processes(
             if len(pending) == workers:
                 break
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                i = pending.pop(future)
-                results[i] = _with_design_info(future.result(), jobs[i][0])
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[pending.pop(future)] = future.result()
                 nxt = next(queued, None)
                 if nxt is not None:
                     submit(nxt)

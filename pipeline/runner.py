@@ -19,6 +19,7 @@ from pipeline.derive import analysis_dataset
 from pipeline.errors import UserError
 from pipeline.ingest import RawTable
 from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
+from pipeline.plan_cache import FitCache
 from pipeline.report import render_html
 from pipeline.report_content import build_content
 from pipeline.schemas import TABLES
@@ -26,6 +27,7 @@ from pipeline.sources.combine import read_sources
 from pipeline.validate import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
+MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
 PDF_NAME = "outcomes.pdf"
 # Models whose residual plots the report shows: the trajectory models of the primary family.
 RESIDUAL_PLOTS = ("trajectory_depth", "trajectory_twitch")
@@ -87,7 +89,10 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
 
 
 def run(
-    config: Config, project_root: Path | None = None, progress: Progress | None = None
+    config: Config,
+    project_root: Path | None = None,
+    progress: Progress | None = None,
+    refit: bool = False,
 ) -> RunResult:
     """Run the whole pipeline and write the processed data, tidy tables and HTML report.
 
@@ -99,6 +104,10 @@ def run(
         Folder whose git commit is recorded (default: the configuration file's folder).
     progress : callable, optional
         Called as ``progress(i, n, plan)`` before each of the ``n`` models is fitted.
+    refit : bool, default False
+        Fit every model again. By default an analysis whose rows, specification and code are
+        unchanged since the last run is read back from ``<processed>/model_cache``
+        (:mod:`pipeline.plan_cache`).
 
     Returns
     -------
@@ -119,8 +128,9 @@ def run(
         )
     )
 
+    cache = FitCache(config.outputs.processed / MODEL_CACHE, read=not refit)
     results = run_analyses(
-        analysis_plans(data, config.model), config.model.df_method, progress=progress
+        analysis_plans(data, config.model), config.model.df_method, progress=progress, cache=cache
     )
     model_tables = combine(results)
     result = next(r for r in results if (r.analysis, r.outcome) == PRIMARY_FOR_REPORT)

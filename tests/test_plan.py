@@ -1,5 +1,6 @@
 """Running the plan: parallel workers give the sequential numbers, in the plan's order."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from pipeline import plan as pl
 from pipeline.config import ModelSettings, load_config
 from pipeline.derive import analysis_dataset
 from pipeline.ingest import read_raw_tables
+from pipeline.plan_cache import FitCache, plan_key
 from pipeline.validate import validate_study
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
@@ -44,7 +46,8 @@ def test_parallel_run_equals_sequential_run(demo_data):
             pd.testing.assert_frame_equal(
                 _without_times(seq.tables[name]), _without_times(par.tables[name])
             )
-        # the design information (not picklable) is rebuilt for contrasts after the run
+        # the rows and the design information are not sent back: both come from the plan
+        assert par.rows is plan.rows
         rows = plan.rows.head(20)
         assert par.fit.design_matrix(rows) == pytest.approx(seq.fit.design_matrix(rows))
 
@@ -52,3 +55,73 @@ def test_parallel_run_equals_sequential_run(demo_data):
 def test_default_workers_is_bounded_by_plans_and_cores():
     assert pl.default_workers(1) == 1
     assert 1 <= pl.default_workers(100) <= 100
+
+
+# ---------------------------------------------------------------------------------------------
+# fits kept between runs
+
+
+def test_cache_reads_back_an_unchanged_analysis_without_refitting(demo_data, tmp_path, monkeypatch):
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plans = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[:3]
+    cache = FitCache(tmp_path / "cache")
+    first = pl.run_analyses(plans, "z", workers=1, cache=cache)
+    files = sorted((tmp_path / "cache").glob("*.pkl"))
+    assert len(files) == 3
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("an unchanged analysis was refitted")
+
+    monkeypatch.setattr(pl, "fit_plan", no_fitting)
+    again = pl.run_analyses(plans, "z", workers=2, cache=cache)
+    for plan, a, b in zip(plans, first, again, strict=True):
+        for name in a.tables:
+            pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
+        pd.testing.assert_frame_equal(a.fit.random_effects, b.fit.random_effects)
+        assert b.rows is plan.rows
+        rows = plan.rows.head(5)
+        assert b.fit.design_matrix(rows) == pytest.approx(a.fit.design_matrix(rows))
+    # the processed folder holds pseudonymised data only: no patient identifier in the cache
+    some_id = str(plans[0].rows["patient_id"].iloc[0]).encode()
+    assert all(some_id not in f.read_bytes() for f in files)
+
+
+def test_cache_refits_what_changed_and_keeps_one_run(demo_data, tmp_path):
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[2]
+    nrs = plan.rows["nrs"].where(plan.rows.index > 0, 0.0)  # one value changed
+    changed = replace(plan, rows=plan.rows.assign(nrs=nrs))
+    assert plan_key(plan, "z", True) == plan_key(replace(plan), "z", True)
+    assert plan_key(changed, "z", True) != plan_key(plan, "z", True)
+    assert plan_key(plan, "satterthwaite", True) != plan_key(plan, "z", True)
+    assert plan_key(plan, "z", False) != plan_key(plan, "z", True)
+
+    cache = FitCache(tmp_path / "cache")
+    pl.run_analyses([plan, plan], "z", workers=1, cache=cache)
+    (new,) = pl.run_analyses([changed], "z", workers=1, cache=cache)
+    assert [p.stem for p in (tmp_path / "cache").glob("*.pkl")] == [plan_key(changed, "z", True)]
+    assert new.fixed_effects["estimate"].iloc[0] != pytest.approx(
+        pl.run_analyses([plan], "z", workers=1)[0].fixed_effects["estimate"].iloc[0]
+    )
+
+
+def test_refit_ignores_the_cache(demo_data, tmp_path, monkeypatch):
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[2]
+    pl.run_analyses([plan], "z", workers=1, cache=FitCache(tmp_path / "c"))
+    calls = []
+    real = pl.fit_plan
+    monkeypatch.setattr(pl, "fit_plan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pl.run_analyses([plan], "z", workers=1, cache=FitCache(tmp_path / "c", read=False))
+    pl.run_analyses([plan], "z", workers=1, cache=FitCache(tmp_path / "c"))
+    assert calls == [1]
+
+
+def test_an_unreadable_cache_entry_is_refitted(demo_data, tmp_path):
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[2]
+    cache = FitCache(tmp_path / "c")
+    (first,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
+    (tmp_path / "c" / f"{plan_key(plan, 'z', True)}.pkl").write_bytes(b"not a pickle")
+    (again,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
+    pd.testing.assert_frame_equal(first.fixed_effects, again.fixed_effects)
