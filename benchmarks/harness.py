@@ -125,15 +125,16 @@ def _memory_kb(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def _tree_memory_bytes(root: int) -> tuple[int, int]:
-    """Resident and proportional memory of a process and its descendants (Linux ``/proc``).
+def _tree_memory_bytes(root: int) -> tuple[int, int, int]:
+    """Memory of a process and its descendants (Linux ``/proc``).
 
     Returns
     -------
     tuple of int
-        ``(rss, pss)`` summed over the tree, in bytes. RSS counts a page shared by forked
-        workers once per process; PSS divides it between them (their sum is what the tree
-        really occupies).
+        ``(rss, pss, largest)`` in bytes: resident and proportional set size summed over the
+        tree, and the resident set size of its largest process. RSS counts a page shared by
+        forked workers once per process; PSS divides it between them (their sum is what the
+        tree really occupies).
     """
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -145,14 +146,14 @@ def _tree_memory_bytes(root: int) -> tuple[int, int]:
         except OSError:
             continue
         parents[int(entry.name)] = int(fields[1])
-    rss = pss = 0
+    rss = pss = largest = 0
     stack = [root]
     while stack:
         pid = stack.pop()
         r, p = _memory_kb(pid)
-        rss, pss = rss + r, pss + p
+        rss, pss, largest = rss + r, pss + p, max(largest, r)
         stack.extend(child for child, parent in parents.items() if parent == pid)
-    return rss * 1024, pss * 1024
+    return rss * 1024, pss * 1024, largest * 1024
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ class ChildRun:
     peak_rss_mb : float
         Highest resident set size summed the same way: shared pages counted in every process
         (an upper bound).
+    largest_process_mb : float
+        Highest resident set size of a single process of the tree.
     load_average : float
         The machine's 1-minute load average when the command ended (other work on the
         machine slows the command down).
@@ -185,6 +188,7 @@ class ChildRun:
     cpu_seconds: float
     peak_pss_mb: float
     peak_rss_mb: float
+    largest_process_mb: float
     load_average: float
     returncode: int
     stderr_tail: str
@@ -208,14 +212,14 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = [0, 0]
+    peak = [0, 0, 0]
     done = threading.Event()
     measurable = Path("/proc/self/smaps_rollup").exists()
 
     def sample() -> None:
         while not done.is_set():
-            rss, pss = _tree_memory_bytes(proc.pid)
-            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            for k, value in enumerate(_tree_memory_bytes(proc.pid)):
+                peak[k] = max(peak[k], value)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -240,6 +244,7 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
         cpu_seconds=cpu,
         peak_pss_mb=peak[1] / 2**20 if measurable else nan,
         peak_rss_mb=peak[0] / 2**20 if measurable else nan,
+        largest_process_mb=peak[2] / 2**20 if measurable else nan,
         load_average=os.getloadavg()[0],
         returncode=returncode,
         stderr_tail="".join(lines[-5:]),
