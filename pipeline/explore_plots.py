@@ -22,23 +22,9 @@ from scipy import stats
 from pipeline.derive import INSTRUMENT_COLUMNS
 from pipeline.explore import PATIENT, observed_levels
 from pipeline.lmm import LmmFit
+from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO, STYLE
 from pipeline.summaries import mean_by_visit
 
-# The report's palette (pipeline.figures); repeated here because importing pipeline.figures
-# selects the Agg backend, which would stop a notebook from showing figures inline.
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-MARKERS = ("o", "s", "^", "D", "v", "P")
-LINESTYLES = ("-", "--", ":", "-.", "-", "--")
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
 LABELS = {
     "nrs": "NRS pain (0–10)",
     "vas_mm": "VAS pain (mm)",
@@ -415,7 +401,7 @@ def forest(table: pd.DataFrame, label: str = "model", *, xlabel: str = "Estimate
             color=OKABE_ITO[0],
             capsize=3,
         )
-        ax.axvline(0.0, color="#777777", linestyle="--", linewidth=1)
+        ax.axvline(0.0, color=GREY, linestyle="--", linewidth=1)
         ax.set_yticks(y, [str(v) for v in table[label]])
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, axis="x")
@@ -494,7 +480,7 @@ def residual_plots(fit: LmmFit) -> Figure:
     with mpl.rc_context(STYLE):
         ax = panels[0]
         ax.scatter(fit.fitted, fit.residuals, s=6, alpha=0.4, color=OKABE_ITO[0])
-        ax.axhline(0.0, color="#777777", linestyle="--", linewidth=1)
+        ax.axhline(0.0, color=GREY, linestyle="--", linewidth=1)
         ax.set_xlabel("Fitted value")
         ax.set_ylabel("Residual")
         ax.set_title("Residuals vs fitted")

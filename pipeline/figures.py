@@ -22,23 +22,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-MARKERS = ("o", "s", "^", "D", "v", "P")
-LINESTYLES = ("-", "--", ":", "-.", "-", "--")
-GREY = "#777777"
+from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO
+from pipeline.style import STYLE as BASE_STYLE
+
 DPI = 150
 FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "svg.hashsalt": "needling-outcomes",
-}
+STYLE = {**BASE_STYLE, "svg.hashsalt": "needling-outcomes"}
 
 
 def _png(fig: plt.Figure) -> bytes:
