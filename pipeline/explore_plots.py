@@ -1,28 +1,36 @@
 """Exploration figures for the notebooks, returned as matplotlib Figures.
 
-The figures are built with :class:`matplotlib.figure.Figure` directly, not through pyplot:
-no global figure state, no backend chosen here, so a notebook shows each returned figure
-once (Jupyter's inline display) and tests draw them headless. Colours are the Okabe–Ito
-palette of the report (distinguishable with the common colour-vision deficiencies) and groups
-also differ by marker and line style. No figure labels a patient: individual trajectories are
-drawn as unlabelled lines.
+The figures are drawn with the panels of :mod:`pipeline.plotting`, as the report's figures
+are: :class:`matplotlib.figure.Figure` built directly (no pyplot, no backend chosen), so a
+notebook shows each returned figure once (Jupyter's inline display) and tests draw them
+headless. Colours are the Okabe–Ito palette of the report (distinguishable with the common
+colour-vision deficiencies) and groups also differ by marker and line style. No figure labels
+a patient: individual trajectories are drawn as unlabelled lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from scipy import stats
 
 from pipeline.derive import INSTRUMENT_COLUMNS
 from pipeline.explore import PATIENT, observed_levels
 from pipeline.lmm import LmmFit
-from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO, STYLE
+from pipeline.plotting import (
+    figure,
+    group_style,
+    horizontal_intervals,
+    house_style,
+    legend_below,
+    means_with_ci,
+    normal_qq,
+    patient_lines,
+    residuals_against_fitted,
+)
+from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO
 from pipeline.summaries import mean_by_visit
 
 LABELS = {
@@ -44,28 +52,6 @@ def _label(column: str) -> str:
     return LABELS.get(column, column)
 
 
-def _figure(nrows: int, ncols: int, width: float, height: float, **kw) -> tuple[Figure, np.ndarray]:
-    """Make a figure with a 2-D grid of axes, in the house style."""
-    with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
-    return fig, axes
-
-
-def _styled(k: int) -> dict:
-    return {
-        "color": OKABE_ITO[k % 6],
-        "marker": MARKERS[k % 6],
-        "linestyle": LINESTYLES[k % 6],
-    }
-
-
-def _legend(fig: Figure, ax: Axes, title: str | None) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, title=title, loc="outside lower center", ncols=6)
-
-
 def missingness(table: pd.DataFrame) -> Figure:
     """Per cent of patients with each outcome at each visit, one panel per outcome.
 
@@ -81,19 +67,19 @@ def missingness(table: pd.DataFrame) -> Figure:
     """
     outcomes = list(dict.fromkeys(table["outcome"]))
     groups = list(dict.fromkeys(table["group"]))
-    fig, axes = _figure(1, len(outcomes), 7.0, 2.6, sharey=True)
-    with mpl.rc_context(STYLE):
+    fig, axes = figure(1, len(outcomes), 7.0, 2.6, sharey=True)
+    with house_style():
         for ax, outcome in zip(axes[0], outcomes, strict=True):
             for k, group in enumerate(groups):
                 rows = table[(table["outcome"] == outcome) & (table["group"] == group)]
-                ax.plot(rows["visit"], 100.0 - rows["missing_pct"], label=group, **_styled(k))
+                ax.plot(rows["visit"], 100.0 - rows["missing_pct"], label=group, **group_style(k))
             ax.set_title(outcome.upper())
             ax.set_xlabel("Visit")
             ax.set_xticks(sorted(table["visit"].unique()))
             ax.set_ylim(0, 105)
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Patients with a value (%)")
-        _legend(fig, axes[0][0], None)
+        legend_below(fig, [axes[0][0]], ncols=6)
     return fig
 
 
@@ -110,12 +96,12 @@ def retention(table: pd.DataFrame) -> Figure:
     matplotlib.figure.Figure
         One line per group.
     """
-    fig, axes = _figure(1, 1, 4.0, 2.8)
+    fig, axes = figure(1, 1, 4.0, 2.8)
     ax = axes[0][0]
-    with mpl.rc_context(STYLE):
+    with house_style():
         for k, group in enumerate(dict.fromkeys(table["group"])):
             rows = table[table["group"] == group]
-            ax.plot(rows["visit"], rows["retained_pct"], label=group, **_styled(k))
+            ax.plot(rows["visit"], rows["retained_pct"], label=group, **group_style(k))
         ax.set_xlabel("Visit")
         ax.set_xticks(sorted(table["visit"].unique()))
         ax.set_ylabel("Still in follow-up (%)")
@@ -148,8 +134,8 @@ def baseline_distributions(
     """
     base = data.loc[data["visit"] == 0]
     levels = observed_levels(base[group]) if group else ["all"]
-    fig, axes = _figure(1, len(outcomes), 7.0, 2.6)
-    with mpl.rc_context(STYLE):
+    fig, axes = figure(1, len(outcomes), 7.0, 2.6)
+    with house_style():
         for ax, column in zip(axes[0], outcomes.values(), strict=True):
             for k, level in enumerate(levels):
                 rows = base if group is None else base[base[group].astype(str) == level]
@@ -166,7 +152,7 @@ def baseline_distributions(
             ax.set_xlabel(_label(column))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Patients")
-        _legend(fig, axes[0][0], group)
+        legend_below(fig, [axes[0][0]], ncols=6, title=group)
     return fig
 
 
@@ -215,10 +201,10 @@ def spaghetti(
     rows = data.dropna(subset=[response, time])
     columns = observed_levels(rows[group])
     facets = observed_levels(rows[facet]) if facet else [None]
-    fig, axes = _figure(
+    fig, axes = figure(
         len(facets), len(columns), 7.0, 0.5 + 2.3 * len(facets), sharex=True, sharey=True
     )
-    with mpl.rc_context(STYLE):
+    with house_style():
         for i, facet_level in enumerate(facets):
             for k, level in enumerate(columns):
                 ax = axes[i][k]
@@ -226,9 +212,17 @@ def spaghetti(
                 if facet:
                     cell = cell[cell[facet].astype(str) == facet_level]
                 members = list(dict.fromkeys(cell[PATIENT]))
-                for patient in _sample(members, max_patients, rng):
-                    one = cell[cell[PATIENT] == patient]
-                    ax.plot(one[time], one[response], color=OKABE_ITO[k % 6], alpha=0.3, lw=0.8)
+                patient_lines(
+                    ax,
+                    cell,
+                    patient=PATIENT,
+                    x=time,
+                    y=response,
+                    patients=_sample(members, max_patients, rng),
+                    color=OKABE_ITO[k % 6],
+                    alpha=0.3,
+                    lw=0.8,
+                )
                 means = cell.groupby("visit")[[time, response]].mean()
                 ax.plot(means[time], means[response], color="black", marker=MARKERS[k % 6], lw=2)
                 title = f"{level} (n = {len(members)})"
@@ -262,33 +256,17 @@ def mean_trajectories(
         Means (:func:`pipeline.summaries.mean_by_visit`) against mean weeks since baseline.
     """
     facets = observed_levels(data[facet]) if facet else [None]
-    fig, axes = _figure(1, len(facets), 7.0 if facet else 4.5, 2.8, sharey=True)
-    with mpl.rc_context(STYLE):
+    fig, axes = figure(1, len(facets), 7.0 if facet else 4.5, 2.8, sharey=True)
+    with house_style():
         for ax, level in zip(axes[0], facets, strict=True):
             part = data if facet is None else data[data[facet].astype(str) == level]
-            summary = mean_by_visit(part, response, group)
-            groups = list(dict.fromkeys(summary["group"]))
-            for k, g in enumerate(groups):
-                rows = summary[summary["group"] == g]
-                offset = 0.25 * (k - (len(groups) - 1) / 2)
-                ax.errorbar(
-                    rows["mean_weeks"] + offset,
-                    rows["mean"],
-                    yerr=[
-                        (rows["mean"] - rows["ci_low"]).fillna(0),
-                        (rows["ci_high"] - rows["mean"]).fillna(0),
-                    ],
-                    capsize=2.5,
-                    markersize=4,
-                    label=g,
-                    **_styled(k),
-                )
+            means_with_ci(ax, mean_by_visit(part, response, group))
             if facet:
                 ax.set_title(f"{level} (n = {part[PATIENT].nunique()})")
             ax.set_xlabel(_label("weeks"))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(f"Mean {_label(response)} (95 % CI)")
-        _legend(fig, axes[0][0], group)
+        legend_below(fig, [axes[0][0]], ncols=6, title=group)
     return fig
 
 
@@ -311,9 +289,9 @@ def sessions_per_patient(patients: pd.DataFrame, by: str = "chronicity") -> Figu
     levels = observed_levels(patients[by])
     counts = sorted(patients["n_sessions"].unique())
     width = 0.8 / max(len(levels), 1)
-    fig, axes = _figure(1, 1, 5.0, 2.8)
+    fig, axes = figure(1, 1, 5.0, 2.8)
     ax = axes[0][0]
-    with mpl.rc_context(STYLE):
+    with house_style():
         for k, level in enumerate(levels):
             n = patients.loc[patients[by].astype(str) == level, "n_sessions"].value_counts()
             x = np.arange(len(counts)) + (k - (len(levels) - 1) / 2) * width
@@ -350,9 +328,9 @@ def twitch_share_by_depth(patients: pd.DataFrame, threshold: float) -> Figure:
     matplotlib.figure.Figure
         Overlaid histograms with the threshold.
     """
-    fig, axes = _figure(1, 1, 5.0, 2.8)
+    fig, axes = figure(1, 1, 5.0, 2.8)
     ax = axes[0][0]
-    with mpl.rc_context(STYLE):
+    with house_style():
         for k, level in enumerate(observed_levels(patients["depth"])):
             values = patients.loc[patients["depth"].astype(str) == level, "twitch_share"].dropna()
             ax.hist(
@@ -390,17 +368,10 @@ def forest(table: pd.DataFrame, label: str = "model", *, xlabel: str = "Estimate
         The estimates against a dashed line at zero.
     """
     y = np.arange(len(table))[::-1]
-    fig, axes = _figure(1, 1, 6.0, 0.8 + 0.35 * len(table))
+    fig, axes = figure(1, 1, 6.0, 0.8 + 0.35 * len(table))
     ax = axes[0][0]
-    with mpl.rc_context(STYLE):
-        ax.errorbar(
-            table["estimate"],
-            y,
-            xerr=[table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]],
-            fmt="o",
-            color=OKABE_ITO[0],
-            capsize=3,
-        )
+    with house_style():
+        horizontal_intervals(ax, table, y, fmt="o", color=OKABE_ITO[0], capsize=3)
         ax.axvline(0.0, color=GREY, linestyle="--", linewidth=1)
         ax.set_yticks(y, [str(v) for v in table[label]])
         ax.set_xlabel(xlabel)
@@ -430,8 +401,8 @@ def model_means(
         Means against the time value of each visit (or the visit number).
     """
     factors = list(dict.fromkeys(emmeans["factor"]))
-    fig, axes = _figure(1, len(factors), 3.5 * len(factors), 2.8, sharey=True)
-    with mpl.rc_context(STYLE):
+    fig, axes = figure(1, len(factors), 3.5 * len(factors), 2.8, sharey=True)
+    with house_style():
         for ax, factor in zip(axes[0], factors, strict=True):
             part = emmeans[emmeans["factor"] == factor]
             x = pd.to_numeric(part["time"], errors="coerce")
@@ -447,7 +418,7 @@ def model_means(
                     capsize=2.5,
                     markersize=4,
                     label=str(level),
-                    **_styled(k),
+                    **group_style(k),
                 )
             ax.set_title(str(factor))
             ax.set_xlabel(xlabel if numeric_time else "Visit")
@@ -475,21 +446,18 @@ def residual_plots(fit: LmmFit) -> Figure:
     series = [("Q–Q: residuals / σ", fit.residuals / fit.sigma)]
     series += [(f"Q–Q: random {name}", fit.random_effects[name].to_numpy()) for name in effects]
     nrows = (len(series) + 2) // 2
-    fig, axes = _figure(nrows, 2, 6.0, 2.5 * nrows)
+    fig, axes = figure(nrows, 2, 6.0, 2.5 * nrows)
     panels = list(axes.flat)
-    with mpl.rc_context(STYLE):
-        ax = panels[0]
-        ax.scatter(fit.fitted, fit.residuals, s=6, alpha=0.4, color=OKABE_ITO[0])
-        ax.axhline(0.0, color=GREY, linestyle="--", linewidth=1)
-        ax.set_xlabel("Fitted value")
-        ax.set_ylabel("Residual")
-        ax.set_title("Residuals vs fitted")
+    with house_style():
+        residuals_against_fitted(
+            panels[0], fit.fitted, fit.residuals, line_width=1, s=6, alpha=0.4, color=OKABE_ITO[0]
+        )
+        panels[0].set_title("Residuals vs fitted")
         for ax, (title, values) in zip(panels[1:], series, strict=False):
-            (theory, ordered), (slope, intercept, _) = stats.probplot(values, dist="norm")
-            ax.scatter(theory, ordered, s=6, alpha=0.5, color=OKABE_ITO[1])
-            ax.plot(theory, intercept + slope * theory, color="black", linewidth=1)
+            normal_qq(
+                ax, values, line_color="black", line_width=1, s=6, alpha=0.5, color=OKABE_ITO[1]
+            )
             ax.set_title(title)
-            ax.set_xlabel("Normal quantile")
         for ax in panels[1 + len(series) :]:
             ax.set_visible(False)
         for ax in panels:

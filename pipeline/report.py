@@ -10,15 +10,23 @@ or calendar date appears in it.
 from __future__ import annotations
 
 import base64
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import pandas as pd
 
+from pipeline.plotting import house_style
+
+if TYPE_CHECKING:
+    import matplotlib.figure
+
 MISSING = "–"
+DPI = 150
+"""Resolution of the report's figures (dots per inch of the printed page)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,27 @@ class Figure:
 
 
 Block = Paragraph | Heading | Table | Figure
+
+
+def png(figure: matplotlib.figure.Figure) -> bytes:
+    """Encode a figure as the report's PNG: the same figure gives the same bytes.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        A figure of :mod:`pipeline.report_figures`.
+
+    Returns
+    -------
+    bytes
+        PNG at :data:`DPI`, trimmed to the drawn area, without timestamp or software tag.
+    """
+    buffer = io.BytesIO()
+    with house_style():
+        figure.savefig(
+            buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}
+        )
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)

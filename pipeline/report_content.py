@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import figures, provenance, summaries
+from pipeline import provenance, report_figures, summaries
 from pipeline.config import Config
 from pipeline.derive import INSTRUMENT_COLUMNS
 from pipeline.ingest import RawTable, sha256_of
@@ -37,6 +37,7 @@ from pipeline.report import (
     fmt,
     fmt_ci,
     fmt_p,
+    png,
     sig,
     table,
 )
@@ -475,7 +476,7 @@ def _data(tables: Mapping[str, pd.DataFrame], note: str) -> Section | None:
         counts = dict(zip(flow["step"], flow["patients"], strict=True))
         blocks.append(
             Figure(
-                figures.flow_diagram(flow),
+                png(report_figures.flow_diagram(flow)),
                 alt=(
                     f"Flow diagram: {counts.get('enrolled')} patients enrolled, "
                     f"{counts.get('excluded')} excluded, {counts.get('treated')} treated, "
@@ -758,7 +759,11 @@ def _outcomes(
         if not sample.empty:
             blocks.append(
                 Figure(
-                    figures.spaghetti(sample, outcome_labels=OUTCOMES, group_label="Depth"),
+                    png(
+                        report_figures.spaghetti(
+                            sample, outcome_labels=OUTCOMES, group_label="Depth"
+                        )
+                    ),
                     alt="Individual trajectories of NRS, VAS and ODI over weeks since baseline "
                     f"for a random sample of up to {config.report.spaghetti_patients} patients "
                     "per depth group",
@@ -777,7 +782,11 @@ def _outcomes(
         blocks.append(Heading(f"Question {q.number}. {q.title}", anchor=f"outcomes-{q.factor}"))
         blocks.append(
             Figure(
-                figures.mean_trajectories(part, outcome_labels=OUTCOMES, group_label=label),
+                png(
+                    report_figures.mean_trajectories(
+                        part, outcome_labels=OUTCOMES, group_label=label
+                    )
+                ),
                 alt=f"Mean NRS, VAS and ODI at each visit by {label.lower()} "
                 f"({q.reference} and {q.level}) with 95 % confidence intervals",
                 caption=f"Observed mean at each visit by {label.lower()}, plotted at the visit's "
@@ -811,7 +820,7 @@ def _outcomes(
                 }
                 blocks.append(
                     Figure(
-                        figures.forest(forest_rows, panel_labels=unit_of),
+                        png(report_figures.forest(forest_rows, panel_labels=unit_of)),
                         alt=f"Forest plot of the difference in slope, {q.level} minus "
                         f"{q.reference}, for each outcome and analysis, with 95 % CIs",
                         caption=f"Difference in slope ({q.level} − {q.reference}) across outcomes "
@@ -1052,7 +1061,7 @@ def _diagnostics(
         title = f"{analysis_label(analysis)}, {OUTCOMES.get(outcome, outcome)}"
         blocks.append(
             Figure(
-                figures.residual_plots(fitted, resid, title=title),
+                png(report_figures.residual_plots(fitted, resid, title=title)),
                 alt=f"Residuals against fitted values and normal quantile plot for {title}",
                 caption=f"Conditional residuals (with the random effects) of {title}; fit: "
                 f"{flags.get((analysis, outcome), MISSING)}.",

@@ -1,8 +1,7 @@
 """The figures' shared look: Okabe–Ito colours, markers, line styles and print-size text.
 
-Kept free of any matplotlib import so that both the report's figures (:mod:`pipeline.figures`,
-which selects the Agg backend) and the notebooks' figures (:mod:`pipeline.explore_plots`, which
-must not) draw from one definition.
+Plain values, no matplotlib import: :mod:`pipeline.plotting` draws every figure with them, for
+the report (:mod:`pipeline.report_figures`) and the notebooks (:mod:`pipeline.explore_plots`).
 """
 
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")

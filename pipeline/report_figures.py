@@ -1,40 +1,37 @@
-"""Figures for the report, drawn with matplotlib and returned as PNG bytes.
+"""The report's figures, built as matplotlib Figures (the report encodes them as PNG).
 
 Colours are from the Okabe–Ito palette (distinguishable with the common colour-vision
 deficiencies) and every group also differs by marker and line style, so figures read in grey
 print. Sizes are those of the printed A4 page (the text column is about 7 inches wide) with
-8–9 pt text. PNGs are written without a timestamp or software tag, so the same data give the
-same bytes. Every function takes tidy tables (suppressed cells already replaced by markers,
-which are not drawn) and returns PNG bytes.
+8–9 pt text. Every function takes tidy tables (suppressed cells already replaced by markers,
+which are not drawn) and returns a :class:`matplotlib.figure.Figure` drawn with the panels of
+:mod:`pipeline.plotting`, which the notebooks' figures share; :func:`pipeline.report.png`
+turns it into the same bytes for the same data.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed; set before pyplot is imported
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
+from matplotlib.figure import Figure
 
-from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO
-from pipeline.style import STYLE as BASE_STYLE
+from pipeline.plotting import (
+    figure,
+    group_style,
+    horizontal_intervals,
+    house_style,
+    legend_below,
+    means_with_ci,
+    normal_qq,
+    patient_lines,
+    residuals_against_fitted,
+)
+from pipeline.style import GREY, OKABE_ITO
 
-DPI = 150
 FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
-STYLE = {**BASE_STYLE, "svg.hashsalt": "needling-outcomes"}
-
-
-def _png(fig: plt.Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -50,7 +47,7 @@ def mean_trajectories(
     *,
     outcome_labels: Mapping[str, str],
     group_label: str,
-) -> bytes:
+) -> Figure:
     """Mean of each outcome by visit and group with 95 % CI error bars, one panel per outcome.
 
     Parameters
@@ -65,47 +62,27 @@ def mean_trajectories(
 
     Returns
     -------
-    bytes
-        The figure as PNG.
+    matplotlib.figure.Figure
+        One panel per outcome, one series per group (the same style in every panel).
     """
     summary = _numeric(summary, ["mean", "ci_low", "ci_high", "mean_weeks"])
     outcomes = [o for o in outcome_labels if o in set(summary["outcome"])]
     groups = list(dict.fromkeys(summary["group"]))
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            1, len(outcomes), figsize=(FULL_WIDTH, 2.6), squeeze=False, layout="constrained"
-        )
+    fig, axes = figure(1, len(outcomes), FULL_WIDTH, 2.6)
+    with house_style():
         for ax, outcome in zip(axes[0], outcomes, strict=True):
-            part = summary[summary["outcome"] == outcome]
-            for k, group in enumerate(groups):
-                rows = part[(part["group"] == group) & part["mean"].notna()]
-                offset = 0.25 * (k - (len(groups) - 1) / 2)
-                ax.errorbar(
-                    rows["mean_weeks"] + offset,
-                    rows["mean"],
-                    yerr=[
-                        (rows["mean"] - rows["ci_low"]).fillna(0),
-                        (rows["ci_high"] - rows["mean"]).fillna(0),
-                    ],
-                    color=OKABE_ITO[k % 6],
-                    marker=MARKERS[k % 6],
-                    markersize=4,
-                    linestyle=LINESTYLES[k % 6],
-                    capsize=2.5,
-                    label=str(group),
-                )
+            means_with_ci(ax, summary[summary["outcome"] == outcome], groups)
             ax.set_title(outcome_labels[outcome])
             ax.set_xlabel("Weeks since baseline")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Mean (95 % CI)")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, title=group_label, loc="outside lower center", ncols=4)
-        return _png(fig)
+        legend_below(fig, [axes[0][0]], ncols=4, title=group_label)
+    return fig
 
 
 def spaghetti(
     sample: pd.DataFrame, *, outcome_labels: Mapping[str, str], group_label: str
-) -> bytes:
+) -> Figure:
     """Individual trajectories of sampled patients: one row of panels per group.
 
     Parameters
@@ -120,36 +97,34 @@ def spaghetti(
 
     Returns
     -------
-    bytes
-        The figure as PNG (no patient identifier is drawn).
+    matplotlib.figure.Figure
+        Groups by outcomes panels (no patient identifier is drawn).
     """
     outcomes = [o for o in outcome_labels if o in set(sample["outcome"])]
     groups = list(dict.fromkeys(sample["group"]))
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            len(groups),
-            len(outcomes),
-            figsize=(FULL_WIDTH, 1.7 * len(groups) + 0.4),
-            squeeze=False,
-            sharex=True,
-            sharey="col",
-            layout="constrained",
-        )
+    fig, axes = figure(
+        len(groups),
+        len(outcomes),
+        FULL_WIDTH,
+        1.7 * len(groups) + 0.4,
+        sharex=True,
+        sharey="col",
+    )
+    with house_style():
         for i, group in enumerate(groups):
             for j, outcome in enumerate(outcomes):
                 ax = axes[i][j]
-                part = sample[(sample["group"] == group) & (sample["outcome"] == outcome)]
-                for _, one in part.groupby("patient", sort=True):
-                    ax.plot(
-                        one["weeks"],
-                        one["value"],
-                        color=OKABE_ITO[i % 6],
-                        linestyle=LINESTYLES[i % 6],
-                        marker=MARKERS[i % 6],
-                        markersize=2.5,
-                        linewidth=0.8,
-                        alpha=0.7,
-                    )
+                patient_lines(
+                    ax,
+                    sample[(sample["group"] == group) & (sample["outcome"] == outcome)],
+                    patient="patient",
+                    x="weeks",
+                    y="value",
+                    markersize=2.5,
+                    linewidth=0.8,
+                    alpha=0.7,
+                    **group_style(i),
+                )
                 if i == 0:
                     ax.set_title(outcome_labels[outcome])
                 if j == 0:
@@ -157,10 +132,12 @@ def spaghetti(
                 if i == len(groups) - 1:
                     ax.set_xlabel("Weeks since baseline")
                 ax.grid(alpha=0.3)
-        return _png(fig)
+    return fig
 
 
-def forest(rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: float = 0.0) -> bytes:
+def forest(
+    rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: float = 0.0
+) -> Figure:
     """Forest plot of contrasts, one panel per outcome (each on its own scale).
 
     Parameters
@@ -175,21 +152,20 @@ def forest(rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: fl
 
     Returns
     -------
-    bytes
-        The figure as PNG.
+    matplotlib.figure.Figure
+        One panel per outcome, rows top to bottom in table order.
     """
     rows = _numeric(rows, ["estimate", "ci_low", "ci_high"]).dropna(subset=["estimate"])
     panels = [p for p in panel_labels if p in set(rows["panel"])]
     heights = [max(1, int((rows["panel"] == p).sum())) for p in panels]
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            len(panels),
-            1,
-            figsize=(FULL_WIDTH, 0.9 + 0.24 * sum(heights) + 0.5 * len(panels)),
-            squeeze=False,
-            gridspec_kw={"height_ratios": heights},
-            layout="constrained",
-        )
+    fig, axes = figure(
+        len(panels),
+        1,
+        FULL_WIDTH,
+        0.9 + 0.24 * sum(heights) + 0.5 * len(panels),
+        gridspec_kw={"height_ratios": heights},
+    )
+    with house_style():
         for ax, panel in zip(axes[:, 0], panels, strict=True):
             part = rows[rows["panel"] == panel].reset_index(drop=True)
             y = np.arange(len(part))[::-1]
@@ -200,11 +176,10 @@ def forest(rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: fl
                 chosen = part["primary"].astype(bool) == primary
                 if not chosen.any():
                     continue
-                sub = part[chosen]
-                ax.errorbar(
-                    sub["estimate"],
+                horizontal_intervals(
+                    ax,
+                    part[chosen],
                     y[chosen.to_numpy()],
-                    xerr=[sub["estimate"] - sub["ci_low"], sub["ci_high"] - sub["estimate"]],
                     fmt=marker,
                     color=color,
                     markerfacecolor=face,
@@ -218,17 +193,11 @@ def forest(rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: fl
             ax.set_ylim(-0.7, len(part) - 0.3)
             ax.set_xlabel(panel_labels[panel])
             ax.grid(axis="x", alpha=0.3)
-        handles, labels = [], []
-        for ax in axes[:, 0]:
-            for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                if label not in labels:
-                    handles.append(h)
-                    labels.append(label)
-        fig.legend(handles, labels, loc="outside lower center", ncols=2)
-        return _png(fig)
+        legend_below(fig, axes[:, 0], ncols=2)
+    return fig
 
 
-def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> bytes:
+def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> Figure:
     """Residuals against fitted values and a normal Q–Q plot of the residuals.
 
     Parameters
@@ -240,31 +209,44 @@ def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> 
 
     Returns
     -------
-    bytes
-        The figure as PNG.
+    matplotlib.figure.Figure
+        Two panels side by side.
     """
     fitted = np.asarray(fitted, dtype=float)
     residuals = np.asarray(residuals, dtype=float)
-    with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.5), layout="constrained")
-        left.scatter(fitted, residuals, s=5, color=OKABE_ITO[0], alpha=0.4, linewidths=0)
-        left.axhline(0.0, color=GREY, linewidth=0.8, linestyle="--")
-        left.set_xlabel("Fitted value")
-        left.set_ylabel("Residual")
+    fig, axes = figure(1, 2, FULL_WIDTH, 2.5)
+    left, right = axes[0]
+    with house_style():
+        residuals_against_fitted(
+            left,
+            fitted,
+            residuals,
+            line_width=0.8,
+            s=5,
+            color=OKABE_ITO[0],
+            alpha=0.4,
+            linewidths=0,
+        )
         left.set_title("Residuals against fitted values")
-        (theoretical, ordered), (slope, intercept, _) = stats.probplot(residuals, dist="norm")
-        right.scatter(theoretical, ordered, s=5, color=OKABE_ITO[1], alpha=0.5, linewidths=0)
-        right.plot(theoretical, intercept + slope * theoretical, color=GREY, linewidth=0.8)
-        right.set_xlabel("Normal quantile")
+        normal_qq(
+            right,
+            residuals,
+            line_color=GREY,
+            line_width=0.8,
+            s=5,
+            color=OKABE_ITO[1],
+            alpha=0.5,
+            linewidths=0,
+        )
         right.set_ylabel("Ordered residual")
         right.set_title("Normal Q–Q plot")
         for ax in (left, right):
             ax.grid(alpha=0.3)
         fig.suptitle(title)
-        return _png(fig)
+    return fig
 
 
-def flow_diagram(flow: pd.DataFrame) -> bytes:
+def flow_diagram(flow: pd.DataFrame) -> Figure:
     """Draw the patient flow (:func:`pipeline.flow.flow_counts`, suppressed) as boxes and arrows.
 
     Parameters
@@ -274,8 +256,8 @@ def flow_diagram(flow: pd.DataFrame) -> bytes:
 
     Returns
     -------
-    bytes
-        The figure as PNG.
+    matplotlib.figure.Figure
+        Boxes of the main steps top to bottom, exclusions to the side.
     """
     count = dict(zip(flow["step"], flow["patients"], strict=True))
     label = dict(zip(flow["step"], flow["label"], strict=True))
@@ -305,8 +287,8 @@ def flow_diagram(flow: pd.DataFrame) -> bytes:
     }
     box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
     arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}
-    with plt.rc_context(STYLE):
-        fig = plt.figure(figsize=(FULL_WIDTH, 1.05 * len(main) + 0.6))
+    with house_style():
+        fig = Figure(figsize=(FULL_WIDTH, 1.05 * len(main) + 0.6))
         ax = fig.add_axes((0, 0, 1, 1))
         ax.set_axis_off()
         ys = np.linspace(0.93, 0.07, len(main))
@@ -337,4 +319,4 @@ def flow_diagram(flow: pd.DataFrame) -> bytes:
                 textcoords="data",
                 arrowprops={**arrow, "shrinkB": 6},
             )
-        return _png(fig)
+    return fig

@@ -1,8 +1,14 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import report_tables
+from matplotlib.figure import Figure
 
-from pipeline import figures
+from pipeline import report_figures
+from pipeline.report import png
 from pipeline.report_content import OUTCOMES
 from pipeline.summaries import trajectory_sample
 
@@ -10,7 +16,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def twice(draw, *args, **kwargs) -> bytes:
-    first, second = draw(*args, **kwargs), draw(*args, **kwargs)
+    """Draw the figure twice and encode it as the report does: the same bytes each time."""
+    drawn = draw(*args, **kwargs)
+    assert isinstance(drawn, Figure)
+    first, second = png(drawn), png(draw(*args, **kwargs))
     assert first.startswith(PNG)
     assert first == second, "the same data must give the same bytes"
     assert b"tEXt" not in first or b"Software" not in first  # no software tag or timestamp
@@ -21,7 +30,7 @@ def test_mean_trajectories_skip_suppressed_cells():
     means = report_tables.mean_by_visit()
     means = means[means["factor"] == "depth"].astype(object)
     means.iloc[0, means.columns.get_loc("mean")] = "[c]"  # a withheld mean is not drawn
-    twice(figures.mean_trajectories, means, outcome_labels=OUTCOMES, group_label="Depth")
+    twice(report_figures.mean_trajectories, means, outcome_labels=OUTCOMES, group_label="Depth")
 
 
 def test_spaghetti_forest_residuals_and_flow():
@@ -45,7 +54,7 @@ def test_spaghetti_forest_residuals_and_flow():
     pd.testing.assert_frame_equal(
         sample, trajectory_sample(data, {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}, "depth", 5)
     )
-    twice(figures.spaghetti, sample, outcome_labels=OUTCOMES, group_label="Depth")
+    twice(report_figures.spaghetti, sample, outcome_labels=OUTCOMES, group_label="Depth")
     rows = pd.DataFrame(
         {
             "panel": ["nrs", "nrs", "vas"],
@@ -56,9 +65,20 @@ def test_spaghetti_forest_residuals_and_flow():
             "primary": [True, False, True],
         }
     )
-    twice(figures.forest, rows, panel_labels={"nrs": "NRS per week", "vas": "VAS per week"})
-    twice(figures.residual_plots, rng.normal(5, 1, 300), rng.normal(0, 1, 300), title="NRS")
+    twice(report_figures.forest, rows, panel_labels={"nrs": "NRS per week", "vas": "VAS per week"})
+    twice(report_figures.residual_plots, rng.normal(5, 1, 300), rng.normal(0, 1, 300), title="NRS")
     _, _, flow = report_tables.accounting()
     flow = flow.astype(object)
     flow.loc[1, "patients"] = "<5"
-    twice(figures.flow_diagram, flow)
+    twice(report_figures.flow_diagram, flow)
+
+
+def test_figure_modules_leave_the_backend_to_the_caller():
+    """Importing the figures (report or notebooks) neither imports pyplot nor picks a backend."""
+    code = (
+        "import sys, matplotlib\n"
+        "import pipeline.report_content, pipeline.explore_plots\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "assert matplotlib.rcParams._get('backend') is matplotlib.rcsetup._auto_backend_sentinel\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": ""})
