@@ -84,6 +84,17 @@ Assessments
       patient drops out for good with P = 0.07, or 0.15 when the last *observed* NRS
       (the baseline if none since) is >= 7: missing at random given the observed data.
 
+Visit schedule
+    The schedule above (five visits, about 4.2 assessments per patient after missed visits
+    and dropout) is the default; the demo data use it. A study can be simulated with another
+    schedule, ``simulate_study(n, seed, visit_weeks=...)``: visits 0, 1, ..., K at the given
+    whole weeks, everything else as above (each post-baseline visit can be missed or end in
+    dropout). :data:`DENSE_VISIT_WEEKS` (weekly to week 4, then every two weeks to week 12:
+    nine visits, about 6.2 assessments per patient) gives the same 12-week course with more
+    rows per patient, e.g. the 600,000 assessments of 100,000 patients that the end-to-end
+    benchmark runs. Patients and sessions are drawn before the assessments, so they do not
+    depend on the schedule.
+
 Bad rows
     :func:`add_bad_rows` appends ten deliberately faulty rows (listed in its docstring) so that
     the pipeline's quarantine has something to show, and returns a manifest of them.
@@ -91,6 +102,7 @@ Bad rows
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -111,6 +123,7 @@ ASSESSMENT_SCHEMA_COLUMNS = column_names("assessments")
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
+    "DENSE_VISIT_WEEKS",
     "PATIENT_COLUMNS",
     "SESSION_COLUMNS",
     "TABLE_COLUMNS",
@@ -251,6 +264,12 @@ TRUE_EFFECTS: dict = {
     },
 }
 
+#: A longer visit schedule (visit -> nominal week) over the same 12 weeks as the default:
+#: weekly to week 4, then every two weeks. About 6.2 assessments per patient after missed
+#: visits and dropout (4.2 with the default), for studies of a given number of assessments.
+DENSE_VISIT_WEEKS: dict[int, int] = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8, 7: 10, 8: 12}
+_MAX_VISIT = 100  # the data contract's largest visit number (pipeline.schemas)
+
 #: Column order of each raw table (= CSV file stem): the data contract's, from
 #: :mod:`pipeline.schemas`, so the simulator cannot drift from what validation expects.
 PATIENT_COLUMNS: tuple[str, ...] = PATIENT_SCHEMA_COLUMNS
@@ -312,6 +331,36 @@ def _str_col(values: np.ndarray | list, missing: np.ndarray | None = None) -> pd
     return series
 
 
+def _schedule(visit_weeks: Mapping[int, int] | None) -> dict[int, int]:
+    """Check a visit schedule (visit -> nominal week); None gives the default schedule.
+
+    Visits must be 0, 1, ..., K (K at most 100, the data contract's limit) at whole weeks
+    that start at 0 and increase by at least one week, so that the +/- 3 days of jitter can
+    never date a visit before the previous one.
+    """
+    if visit_weeks is None:
+        return TRUE_EFFECTS["design"]["visit_weeks"]
+    if not isinstance(visit_weeks, Mapping) or not visit_weeks:
+        raise ValueError("visit_weeks must be a non-empty mapping of visit number to week.")
+    pairs = [
+        (_check_int(visit, "a visit number", 0), _check_int(week, "a visit week", 0))
+        for visit, week in visit_weeks.items()
+    ]
+    schedule = dict(sorted(pairs))
+    visits = list(schedule)
+    if visits != list(range(len(visits))) or visits[-1] > _MAX_VISIT:
+        raise ValueError(
+            f"visit_weeks must number the visits 0, 1, ..., K (K <= {_MAX_VISIT}), got {visits}."
+        )
+    weeks = list(schedule.values())
+    if weeks[0] != 0 or any(b - a < 1 for a, b in itertools.pairwise(weeks)):
+        raise ValueError(
+            "visit_weeks must put visit 0 at week 0 and each later visit at least one week "
+            f"after the previous one, got {weeks}."
+        )
+    return schedule
+
+
 def _probs(mapping: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
     """Split a ``{level: probability}`` mapping into levels and normalised probabilities."""
     levels = list(mapping)
@@ -322,7 +371,9 @@ def _probs(mapping: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
 # ----------------------------------------------------------------------------------------
 # simulation
 # ----------------------------------------------------------------------------------------
-def simulate_study(n_patients: int, seed: int) -> dict[str, pd.DataFrame]:
+def simulate_study(
+    n_patients: int, seed: int, *, visit_weeks: Mapping[int, int] | None = None
+) -> dict[str, pd.DataFrame]:
     """Simulate one observational dry-needling study in the canonical raw layout.
 
     Parameters
@@ -332,6 +383,10 @@ def simulate_study(n_patients: int, seed: int) -> dict[str, pd.DataFrame]:
     seed : int
         Non-negative seed of the ``numpy.random.PCG64`` generator; the same
         ``(n_patients, seed)`` always gives identical tables.
+    visit_weeks : mapping of int to int, optional
+        Visit schedule, visit number -> nominal week: visits 0, 1, ..., K at whole weeks
+        starting at 0, at least one week apart (e.g. :data:`DENSE_VISIT_WEEKS`). Default: the
+        schedule of :data:`TRUE_EFFECTS` (visits 0-4 at weeks 0, 2, 4, 8, 12).
 
     Returns
     -------
@@ -344,7 +399,8 @@ def simulate_study(n_patients: int, seed: int) -> dict[str, pd.DataFrame]:
     Raises
     ------
     ValueError
-        If ``n_patients`` is not an integer >= 10 or ``seed`` is not a non-negative integer.
+        If ``n_patients`` is not an integer >= 10, ``seed`` is not a non-negative integer or
+        ``visit_weeks`` is not a schedule as described.
 
     Notes
     -----
@@ -353,11 +409,12 @@ def simulate_study(n_patients: int, seed: int) -> dict[str, pd.DataFrame]:
     """
     n = _check_int(n_patients, "n_patients", _MIN_PATIENTS)
     seed = _check_int(seed, "seed", 0)
+    schedule = _schedule(visit_weeks)
     rng = np.random.Generator(np.random.PCG64(seed))
 
     patients, latent = _simulate_patients(rng, n)
     sessions, first_session_day = _simulate_sessions(rng, patients, latent)
-    assessments = _simulate_assessments(rng, patients, latent, first_session_day)
+    assessments = _simulate_assessments(rng, patients, latent, first_session_day, schedule)
     return {"patients": patients, "sessions": sessions, "assessments": assessments}
 
 
@@ -533,6 +590,7 @@ def _simulate_assessments(
     patients: pd.DataFrame,
     latent: dict,
     first_session_day: np.ndarray,
+    visit_weeks: Mapping[int, int],
 ) -> pd.DataFrame:
     """Draw the assessment table (NRS, VAS, ODI) with missed visits and dropout."""
     design = TRUE_EFFECTS["design"]
@@ -541,8 +599,8 @@ def _simulate_assessments(
     odi_par = TRUE_EFFECTS["odi"]
     miss_par = TRUE_EFFECTS["missing_data"]
     n = len(patients)
-    visits = np.array(sorted(design["visit_weeks"]))
-    weeks = np.array([design["visit_weeks"][v] for v in visits])
+    visits = np.array(sorted(visit_weeks))
+    weeks = np.array([visit_weeks[v] for v in visits])
     n_vis = visits.size
     chronic = latent["chronic"].astype(float)[:, None]
     deep = latent["deep"].astype(float)[:, None]
@@ -658,7 +716,10 @@ def _days(iso: str) -> int:
 
 
 def add_bad_rows(
-    tables: Mapping[str, pd.DataFrame], seed: int
+    tables: Mapping[str, pd.DataFrame],
+    seed: int,
+    *,
+    visit_weeks: Mapping[int, int] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Insert ten deliberately faulty rows so that the pipeline's quarantine is visible.
 
@@ -685,7 +746,8 @@ def add_bad_rows(
 
     Bad assessment rows (other than the duplicate) use (patient, visit) pairs that are absent
     from the data (missed visits or after dropout) so that each row carries one fault only;
-    when too few such pairs exist (tiny samples), visits 5, 6, ... are used instead.
+    when too few such pairs exist (tiny samples), the visits after the schedule's last are
+    used instead (5, 6, ... with the default schedule), four weeks apart.
 
     Parameters
     ----------
@@ -694,6 +756,9 @@ def add_bad_rows(
         :func:`simulate_study`. They are not modified.
     seed : int
         Non-negative seed choosing the patients and the insertion positions.
+    visit_weeks : mapping of int to int, optional
+        The visit schedule the tables were simulated with (see :func:`simulate_study`);
+        default: the schedule of :data:`TRUE_EFFECTS`.
 
     Returns
     -------
@@ -708,9 +773,11 @@ def add_bad_rows(
     Raises
     ------
     ValueError
-        If ``seed`` is not a non-negative integer or a table or column is missing.
+        If ``seed`` is not a non-negative integer, a table or column is missing or
+        ``visit_weeks`` is not a schedule as :func:`simulate_study` takes.
     """
     seed = _check_int(seed, "seed", 0)
+    visit_weeks = _schedule(visit_weeks)
     _check_tables(tables)
     rng = np.random.Generator(np.random.PCG64(seed))
     patients = tables["patients"]
@@ -720,7 +787,6 @@ def add_bad_rows(
     ids = patients["patient_id"].astype(str).tolist()
     enrol = dict(zip(ids, patients["enrolment_date"].astype(str), strict=True))
     site = dict(zip(ids, patients["site"].astype(str), strict=True))
-    visit_weeks = TRUE_EFFECTS["design"]["visit_weeks"]
     start = np.datetime64(TRUE_EFFECTS["design"]["enrolment_start"], "D")
 
     def iso(days: int) -> str:
@@ -738,7 +804,8 @@ def add_bad_rows(
     free = [(p, v) for p in with_baseline for v in sorted(visit_weeks) if (p, v) not in present]
     free = [free[k] for k in rng.permutation(len(free))]
     hidden = set(TRUE_EFFECTS["odi"]["total_only_sites"])
-    extra_visit = max(visit_weeks) + 1
+    last_visit = max(visit_weeks)
+    extra_visit = last_visit + 1
 
     def take_slot(require_items: bool = False) -> tuple[str, int]:
         nonlocal extra_visit
@@ -757,7 +824,7 @@ def add_bad_rows(
     def new_assessment(p: str, v: int) -> dict:
         row = template_row(p)
         base_day = _days(str(row["assessment_date"]))
-        week = visit_weeks.get(v, 12 + 4 * (v - max(visit_weeks)))
+        week = visit_weeks.get(v, visit_weeks[last_visit] + 4 * (v - last_visit))
         row["visit"] = v
         row["assessment_date"] = iso(base_day + 7 * week)
         return row

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.simulate import (
     ASSESSMENT_COLUMNS,
+    DENSE_VISIT_WEEKS,
     PATIENT_COLUMNS,
     SESSION_COLUMNS,
     TABLE_COLUMNS,
@@ -363,3 +364,75 @@ def test_bad_rows_deterministic_and_small_samples():
         add_bad_rows(small, seed=-1)
     with pytest.raises(ValueError, match="sessions"):
         add_bad_rows({"patients": small["patients"]}, seed=1)
+
+
+# ----------------------------------------------------------------------------- visit schedule
+@pytest.fixture(scope="module")
+def dense() -> dict[str, pd.DataFrame]:
+    return simulate_study(3000, 7, visit_weeks=DENSE_VISIT_WEEKS)
+
+
+def test_default_schedule_unchanged_when_given_explicitly(study):
+    again = simulate_study(300, 20250106, visit_weeks=TRUE_EFFECTS["design"]["visit_weeks"])
+    for name in TABLE_COLUMNS:
+        pd.testing.assert_frame_equal(study[name], again[name])
+
+
+def test_dense_schedule_changes_only_the_assessments(large, dense):
+    for name in ("patients", "sessions"):
+        pd.testing.assert_frame_equal(large[name], dense[name])
+    a = dense["assessments"]
+    assert list(a.columns) == list(ASSESSMENT_COLUMNS)
+    assert sorted(a["visit"].unique()) == sorted(DENSE_VISIT_WEEKS)
+    counts = a["visit"].value_counts().sort_index()
+    assert counts[0] == len(dense["patients"])
+    assert (np.diff(counts.to_numpy()) < 0).all()  # missed visits and dropout as before
+    # about 6.2 assessments per patient (4.2 with the default schedule)
+    assert 6.0 < len(a) / len(dense["patients"]) < 6.45
+    assert len(large["assessments"]) / len(large["patients"]) < 4.4
+
+
+def test_dense_schedule_dates_near_nominal_weeks_and_in_visit_order(dense):
+    a = dense["assessments"]
+    dates = pd.to_datetime(a["assessment_date"], format="%Y-%m-%d")
+    base = dates[a["visit"] == 0].set_axis(a.loc[a["visit"] == 0, "patient_id"])
+    days = (dates - base[a["patient_id"]].to_numpy()).dt.days
+    nominal = a["visit"].map(DENSE_VISIT_WEEKS) * 7
+    assert (days - nominal).abs().max() <= TRUE_EFFECTS["design"]["visit_jitter_days"]
+    ordered = a.assign(day=days).sort_values(["patient_id", "visit"])
+    assert (ordered.groupby("patient_id")["day"].diff().dropna() > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "match"),
+    [
+        ({}, "non-empty mapping"),
+        ([0, 2, 4], "non-empty mapping"),
+        ({0: 0, 2: 4}, "0, 1, ..., K"),
+        ({1: 0, 2: 4}, "0, 1, ..., K"),
+        ({v: v for v in range(102)}, "0, 1, ..., K"),
+        ({0: 1, 1: 4}, "at least one week"),
+        ({0: 0, 1: 4, 2: 4}, "at least one week"),
+        ({0: 0, 1: 4, 2: 3}, "at least one week"),
+        ({0: 0, 1: 2.5}, "must be an integer"),
+        ({0: 0, "1": 2}, "must be an integer"),
+    ],
+)
+def test_invalid_schedules_raise(schedule, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_study(20, 1, visit_weeks=schedule)
+    with pytest.raises(ValueError, match=match):
+        add_bad_rows(simulate_study(20, 1), seed=1, visit_weeks=schedule)
+
+
+def test_bad_rows_of_a_dense_study_dated_by_its_schedule():
+    tables = simulate_study(300, 5, visit_weeks=DENSE_VISIT_WEEKS)
+    bad, manifest = add_bad_rows(tables, seed=3, visit_weeks=DENSE_VISIT_WEEKS)
+    a = bad["assessments"]
+    base = tables["assessments"].query("visit == 0").set_index("patient_id")["assessment_date"]
+    for fault in ("nrs_out_of_range", "vas_out_of_range", "odi_item_out_of_range"):
+        rec = manifest.loc[manifest["fault"] == fault].iloc[0]
+        row = a.loc[rec["row"]]
+        assert row["visit"] in DENSE_VISIT_WEEKS
+        days = (pd.Timestamp(row["assessment_date"]) - pd.Timestamp(base[row["patient_id"]])).days
+        assert days == 7 * DENSE_VISIT_WEEKS[row["visit"]]
