@@ -43,7 +43,7 @@ from pipeline.marginal import (
     EMMEANS_COLUMNS,
     contrast_rows,
     emmeans,
-    group_difference,
+    group_differences,
     levels_of,
     pooled_sd,
     slope_difference,
@@ -600,27 +600,19 @@ def _contrasts(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
                             "contrast": f"{name}: difference in slope per {plan.time_unit}{suffix}",
                         }
                     )
-                for visit, value in plan.points.items():
-                    if visit == 0:
-                        continue
-                    vectors.append(
-                        group_difference(
-                            fit,
-                            plan.rows,
-                            plan.variables,
-                            factor,
-                            level,
-                            reference,
-                            {**given, plan.time: value},
-                        )
-                    )
-                    meta.append(
-                        {
-                            "question": factor,
-                            "contrast": f"{name}, visit {visit}{suffix}",
-                            "visit": visit,
-                        }
-                    )
+                visits = [visit for visit in plan.points if visit != 0]
+                ats = [{**given, plan.time: plan.points[visit]} for visit in visits]
+                vectors += list(
+                    group_differences(fit, plan.rows, plan.variables, factor, level, reference, ats)
+                )
+                meta += [
+                    {
+                        "question": factor,
+                        "contrast": f"{name}, visit {visit}{suffix}",
+                        "visit": visit,
+                    }
+                    for visit in visits
+                ]
     columns = list(fit.design_columns)
     for question, label, weights in plan.coefficients:
         vec = np.zeros(len(columns))

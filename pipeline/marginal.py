@@ -8,7 +8,9 @@ Satterthwaite formula (:meth:`LmmFit.contrast`), exactly as ``lmerTest::contest`
 Estimated marginal means follow R's ``emmeans`` defaults: the prediction at the chosen values
 of the variables of interest, averaged with **equal weights** over the levels of every other
 categorical variable in the model, with numeric covariates at their mean over the rows used in
-the fit.
+the fit. Every point asked for in one call (:func:`averaged_rows`, :func:`emmeans`,
+:func:`group_differences`) is evaluated on one reference grid, one design matrix built by
+patsy from the fit's design information, then averaged point by point.
 """
 
 from __future__ import annotations
@@ -60,6 +62,65 @@ def levels_of(values: pd.Series) -> list[Any]:
     return sorted(values.dropna().unique())
 
 
+def averaged_rows(
+    fit: LmmFit,
+    rows: pd.DataFrame,
+    ats: Sequence[Mapping[str, Any]],
+    variables: Sequence[str],
+) -> np.ndarray:
+    """Design rows at many points, each averaged over the other variables as ``emmeans`` does.
+
+    The reference grid of every point (the point's values, each combination of the levels of
+    the categorical variables it leaves free, the numeric ones at their mean) is stacked into
+    one frame and coded by one design matrix; each point's rows are then averaged with equal
+    weights.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        The fitted model.
+    rows : pandas.DataFrame
+        The rows used in the fit (for levels and means of the other variables).
+    ats : sequence of mapping
+        For each point, fixed values of some model variables, e.g.
+        ``{"weeks": 12.0, "depth": "deep"}``.
+    variables : sequence of str
+        Every variable of the fixed-effect formula.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(ats), p)``: row ``k`` is the vector ``L`` such that ``L @ beta`` is the
+        marginal mean at ``ats[k]``.
+    """
+    free: dict[tuple[str, ...], tuple[list[str], dict[str, float], list[tuple]]] = {}
+    records: list[dict[str, Any]] = []
+    bounds = [0]
+    for at in ats:
+        others = tuple(v for v in variables if v not in at)
+        if others not in free:
+            categorical = [v for v in others if is_categorical(rows[v])]
+            numeric = {
+                v: float(rows[v].astype("float64").mean()) for v in others if v not in categorical
+            }
+            combos = list(itertools.product(*(levels_of(rows[v]) for v in categorical))) or [()]
+            free[others] = (categorical, numeric, combos)
+        categorical, numeric, combos = free[others]
+        records += [
+            {**dict(at), **numeric, **dict(zip(categorical, combo, strict=True))}
+            for combo in combos
+        ]
+        bounds.append(len(records))
+    if not records:
+        return np.empty((0, len(fit.design_columns)))
+    grid = pd.DataFrame(records)
+    for v in variables:  # keep the declared level order so patsy codes the grid as the fit
+        if isinstance(rows[v].dtype, pd.CategoricalDtype):
+            grid[v] = pd.Categorical(grid[v], categories=rows[v].cat.categories)
+    design = fit.design_matrix(grid)
+    return np.vstack([design[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
+
+
 def averaged_row(
     fit: LmmFit, rows: pd.DataFrame, at: Mapping[str, Any], variables: Sequence[str]
 ) -> np.ndarray:
@@ -81,17 +142,7 @@ def averaged_row(
     numpy.ndarray
         Length-``p`` vector ``L`` such that ``L @ beta`` is the marginal mean.
     """
-    others = [v for v in variables if v not in at]
-    categorical = [v for v in others if is_categorical(rows[v])]
-    numeric = {v: float(rows[v].astype("float64").mean()) for v in others if v not in categorical}
-    combos = list(itertools.product(*(levels_of(rows[v]) for v in categorical))) or [()]
-    grid = pd.DataFrame(
-        [{**dict(at), **numeric, **dict(zip(categorical, combo, strict=True))} for combo in combos]
-    )
-    for v in variables:  # keep the declared level order so patsy codes the grid as the fit
-        if isinstance(rows[v].dtype, pd.CategoricalDtype):
-            grid[v] = pd.Categorical(grid[v], categories=rows[v].cat.categories)
-    return fit.design_matrix(grid).mean(axis=0)
+    return averaged_rows(fit, rows, [at], variables)[0]
 
 
 def emmeans(
@@ -127,19 +178,54 @@ def emmeans(
     pandas.DataFrame
         Columns :data:`EMMEANS_COLUMNS`, one row per level and visit.
     """
-    labels, vectors, keys = [], [], []
+    labels, ats, keys = [], [], []
     given = dict(given or {})
     for level in levels_of(rows[factor]):
         for visit, value in points.items():
-            at = {**given, factor: level, time: value}
-            vectors.append(averaged_row(fit, rows, at, variables))
+            ats.append({**given, factor: level, time: value})
             labels.append(f"{level} @ {visit}")
             keys.append((factor, level, visit, value))
-    table = fit.contrast(np.vstack(vectors), labels)
+    table = fit.contrast(averaged_rows(fit, rows, ats, variables), labels)
     meta = pd.DataFrame(keys, columns=["factor", "level", "visit", "time"])
     return pd.concat([meta, table.drop(columns=["term", "statistic", "p_value"])], axis=1)[
         EMMEANS_COLUMNS
     ]
+
+
+def group_differences(
+    fit: LmmFit,
+    rows: pd.DataFrame,
+    variables: Sequence[str],
+    factor: str,
+    level: Any,
+    reference: Any,
+    ats: Sequence[Mapping[str, Any]],
+) -> np.ndarray:
+    """Contrast vectors: marginal mean of ``level`` minus that of ``reference`` at each point.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        The fitted model.
+    rows : pandas.DataFrame
+        Rows used in the fit.
+    variables : sequence of str
+        Every variable of the fixed-effect formula.
+    factor : str
+        The group variable.
+    level, reference : object
+        The two levels of ``factor`` compared.
+    ats : sequence of mapping
+        Values of the other variables held fixed, one mapping per contrast.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(ats), p)``, one contrast vector per point (one design matrix for all).
+    """
+    pairs = [{**at, factor: side} for at in ats for side in (level, reference)]
+    means = averaged_rows(fit, rows, pairs, variables)
+    return means[0::2] - means[1::2]
 
 
 def group_difference(
@@ -152,9 +238,7 @@ def group_difference(
     at: Mapping[str, Any],
 ) -> np.ndarray:
     """Contrast vector: marginal mean of ``level`` minus that of ``reference`` at ``at``."""
-    return averaged_row(fit, rows, {**at, factor: level}, variables) - averaged_row(
-        fit, rows, {**at, factor: reference}, variables
-    )
+    return group_differences(fit, rows, variables, factor, level, reference, [at])[0]
 
 
 def slope_difference(
@@ -169,9 +253,10 @@ def slope_difference(
 ) -> np.ndarray:
     """Contrast vector: change per time unit in ``level`` minus that in ``reference``."""
     at = dict(at or {})
-    return group_difference(
-        fit, rows, variables, factor, level, reference, {**at, time: 1.0}
-    ) - group_difference(fit, rows, variables, factor, level, reference, {**at, time: 0.0})
+    at_one, at_zero = group_differences(
+        fit, rows, variables, factor, level, reference, [{**at, time: 1.0}, {**at, time: 0.0}]
+    )
+    return at_one - at_zero
 
 
 def contrast_rows(
