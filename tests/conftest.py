@@ -113,6 +113,19 @@ def lmer_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFra
     return run
 
 
+@pytest.fixture(scope="session")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    """Unbalanced clinic data (150 patients, random slope SD 0.08) and the CSV R reads.
+
+    The engine tests (``test_lmm.py``, ``test_lmm_fast.py``) fit these rows and compare with
+    R fitted on the CSV; nothing may change the frame.
+    """
+    from clinic_models import simulate_clinic, write_and_reload
+
+    path = tmp_path_factory.mktemp("clinic") / "clinic.csv"
+    return write_and_reload(simulate_clinic(150, seed=20240611, slope_sd=0.08), path), path
+
+
 TEST_PSEUDONYM_KEY = "test-only pseudonym key, never for real data"
 
 

@@ -16,17 +16,23 @@ default lme4.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from clinic_models import (
+    CLINIC_FIXED,
+    CLINIC_RELEVEL,
+    fit_fast,
+    r_formula,
+    simulate_clinic,
+    write_and_reload,
+)
 from rcompare import assert_rel, assert_sig, check_against, parse_r, r_name
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.lmm import (
-    DEFAULT_ROUTES,
     FAST_ROUTES,
     FIXED_EFFECT_COLUMNS,
     LmmFit,
@@ -40,53 +46,10 @@ from pipeline.lmm_deviance import GroupedCrossproducts, theta_from_relative_cov
 FIXTURES = Path(__file__).parent / "fixtures"
 SLEEP_FORMULA_R = "Reaction ~ Days + (Days | Subject)"
 ORTHO_FIXED = "age * C(Sex, Treatment('Male'))"
-CLINIC_FIXED = "weeks * C(depth, Treatment('superficial')) + C(chronicity, Treatment('acute'))"
-CLINIC_RELEVEL = {"depth": "superficial", "chronicity": "acute"}
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def simulate_clinic(n_patients: int, seed: int, slope_sd: float) -> pd.DataFrame:
-    """Clinic-like NRS data with dropout and missed visits (SAP section 6: unbalanced).
-
-    Visits at weeks 0, 1, 2, 4, 6, 8, 12; each patient drops out after a random number of
-    visits and misses 15 % of the post-baseline visits before that. Depth lowers the slope by
-    0.08 per week; the random slope SD ``slope_sd`` (0.08 gives a variance of 0.0064, below
-    statsmodels' fixed 0.01 "boundary" warning threshold, yet clearly non-zero).
-    """
-    rng = np.random.default_rng(seed)
-    weeks = np.array([0, 1, 2, 4, 6, 8, 12])
-    depth = rng.choice(["superficial", "deep"], n_patients)
-    chronicity = rng.choice(["acute", "subacute", "chronic"], n_patients, p=[0.3, 0.2, 0.5])
-    b0 = rng.normal(0.0, 1.2, n_patients)
-    b1 = rng.normal(0.0, slope_sd, n_patients)
-    rows = []
-    for i in range(n_patients):
-        deep = depth[i] == "deep"
-        n_visits = rng.integers(2, len(weeks) + 3)
-        for j, w in enumerate(weeks[:n_visits]):
-            if j > 0 and rng.random() < 0.15:
-                continue
-            mu = (
-                6.5
-                + 0.4 * (chronicity[i] == "chronic")
-                + 0.2 * (chronicity[i] == "subacute")
-                + 0.3 * deep
-                - (0.25 + 0.08 * deep) * w
-                + b0[i]
-                + b1[i] * w
-            )
-            nrs = round(mu + rng.normal(0.0, 0.9), 2)
-            rows.append((f"P{i:03d}", int(w), f"w{w:02d}", depth[i], chronicity[i], nrs))
-    return pd.DataFrame(rows, columns=["patient", "weeks", "visit", "depth", "chronicity", "nrs"])
-
-
-def write_and_reload(data: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Write the CSV R will read, and fit Python on exactly the same numbers."""
-    data.to_csv(path, index=False)
-    return pd.read_csv(path)
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +63,6 @@ def orthodont() -> pd.DataFrame:
     # R: o <- as.data.frame(nlme::Orthodont); o$Subject <- as.character(o$Subject);
     #    o$Sex <- as.character(o$Sex); write.csv(o, "tests/fixtures/orthodont.csv", row.names=FALSE)
     return pd.read_csv(FIXTURES / "orthodont.csv")
-
-
-@pytest.fixture(scope="module")
-def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
-    path = tmp_path_factory.mktemp("clinic") / "clinic.csv"
-    return write_and_reload(simulate_clinic(150, seed=20240611, slope_sd=0.08), path), path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,11 +304,6 @@ LIVE_MODELS = {
 }
 
 
-def r_formula(fixed: str, slope: str | None) -> str:
-    rhs = re.sub(r"C\((\w+), Treatment\('[^']*'\)\)", r"\1", fixed)
-    return f"nrs ~ {rhs} + ({slope or 1} | patient)"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(LIVE_MODELS))
 def test_unbalanced_clinic_matches_live_lmertest(
@@ -389,16 +341,7 @@ def test_unbalanced_clinic_matches_live_lmertest(
     check_against(fit, r_tight)
     assert fit.criterion <= r_default["criterion"] + 1e-7
     # the fast path (numpy route, statsmodels only on escalation) reaches the same optimum
-    fast = fit_lmm(
-        data,
-        "nrs",
-        fixed,
-        "patient",
-        random_slope=slope,
-        reml=reml,
-        routes=FAST_ROUTES,
-        escalate=DEFAULT_ROUTES,
-    )
+    fast = fit_fast(data, fixed, slope, reml)
     check_against(fast, r_tight)
     assert fast.optimizer.startswith(FAST_ROUTES[0]) and fast.converged
     if not r_default["messages"]:  # default lme4 converged: plan tolerances hold against it too

@@ -21,11 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from clinic_models import (
+    CLINIC_FIXED,
+    CLINIC_RELEVEL,
+    fit_fast,
+    r_formula,
+    simulate_clinic,
+    write_and_reload,
+)
 from rcompare import assert_rel, assert_sig, check_against, parse_r
-from test_lmm import CLINIC_FIXED, CLINIC_RELEVEL, r_formula, simulate_clinic, write_and_reload
 
 from pipeline import blas, lmm_optim
-from pipeline.lmm import DEFAULT_ROUTES, FAST_ROUTES, LmmFit, fit_lmm
+from pipeline.lmm import FAST_ROUTES, LmmFit, fit_lmm
 from pipeline.lmm_blocks import apply_blocks, block_weights, sandwich_sum, sum_blocks
 from pipeline.lmm_data import prepare_data
 from pipeline.lmm_deviance import (
@@ -46,12 +53,6 @@ CASES = {
     "intercept-REML": (VISIT_FIXED, None, True),
     "intercept-ML": (VISIT_FIXED, None, False),
 }
-
-
-@pytest.fixture(scope="module")
-def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
-    path = tmp_path_factory.mktemp("fast") / "clinic.csv"
-    return write_and_reload(simulate_clinic(150, seed=20240611, slope_sd=0.08), path), path
 
 
 @pytest.fixture(scope="module")
@@ -162,20 +163,6 @@ def test_blas_is_single_threaded_inside_and_restored_after() -> None:
 # against statsmodels and lme4
 
 
-def _fast(data: pd.DataFrame, fixed: str, slope: str | None, reml: bool, **kw) -> LmmFit:
-    return fit_lmm(
-        data,
-        "nrs",
-        fixed,
-        "patient",
-        random_slope=slope,
-        reml=reml,
-        routes=FAST_ROUTES,
-        escalate=DEFAULT_ROUTES,
-        **kw,
-    )
-
-
 def _same_fit(a: LmmFit, b: LmmFit, fe_rtol: float, vc_rtol: float) -> None:
     np.testing.assert_allclose(a.params, b.params, rtol=fe_rtol)
     np.testing.assert_allclose(a.fixed_effects.std_err, b.fixed_effects.std_err, rtol=fe_rtol)
@@ -196,7 +183,7 @@ def test_fast_path_reproduces_statsmodels_and_lme4(
     data, csv = clinic
     assert data.groupby("patient").size().nunique() > 3  # dropout and missed visits
     fixed, slope, reml = CASES[case]
-    fast = _fast(data, fixed, slope, reml)
+    fast = fit_fast(data, fixed, slope, reml)
     assert fast.optimizer == FAST_ROUTES[0] and fast.converged and fast.fallback is None
     assert list(fast.optimizer_trials.route) == [FAST_ROUTES[0]]  # statsmodels not needed
 
@@ -221,7 +208,7 @@ def test_fast_path_with_site_intercept_matches_lme4(
     """R: lmerTest::lmer(nrs ~ weeks * depth + (1 | site) + (1 + weeks | patient), REML),
     bobyqa rhoend 1e-12: statsmodels cannot fit it; the gradient route alone must."""
     data, csv = multisite
-    fast = _fast(data, CLINIC_FIXED, "weeks", reml, site="site")
+    fast = fit_fast(data, CLINIC_FIXED, "weeks", reml, site="site")
     assert fast.optimizer == FAST_ROUTES[0] and fast.converged and not fast.boundary
     powell = fit_lmm(
         data, "nrs", CLINIC_FIXED, "patient", random_slope="weeks", reml=reml, site="site"
@@ -252,7 +239,7 @@ def test_singular_fast_fit_is_confirmed_by_statsmodels_before_the_fallback(
         return original(prep, group, random_slope, recorder, label)
 
     monkeypatch.setattr(lmm_optim, "_statsmodels_model", spy)
-    fit = _fast(data, "weeks * C(depth, Treatment('superficial'))", "weeks", True)
+    fit = fit_fast(data, "weeks * C(depth, Treatment('superficial'))", "weeks", True)
     assert "weeks" in built  # statsmodels fitted the slope model
     assert fit.fallback is not None and fit.random_slope is None
     reference = fit_lmm(
@@ -272,12 +259,12 @@ def test_unverified_fast_optimum_escalates_to_statsmodels(
         return np.asarray(start, dtype=float), False, "stopped"
 
     monkeypatch.setattr(lmm_optim, "numpy_gradient_route", stuck)
-    fit = _fast(data, CLINIC_FIXED, "weeks", True)
+    fit = fit_fast(data, CLINIC_FIXED, "weeks", True)
     routes = list(fit.optimizer_trials.route)
     assert routes[:4] == ["numpy-lbfgsb", "powell+bfgs", "lbfgs", "numpy-powell"]
     assert not fit.optimizer.startswith("numpy-lbfgsb") and fit.converged
     monkeypatch.undo()
-    _same_fit(fit, _fast(data, CLINIC_FIXED, "weeks", True), fe_rtol=1e-6, vc_rtol=1e-4)
+    _same_fit(fit, fit_fast(data, CLINIC_FIXED, "weeks", True), fe_rtol=1e-6, vc_rtol=1e-4)
 
 
 def test_site_model_escalates_to_numpy_powell_not_statsmodels(
@@ -289,7 +276,7 @@ def test_site_model_escalates_to_numpy_powell_not_statsmodels(
         return np.asarray(start, dtype=float), False, "stopped"
 
     monkeypatch.setattr(lmm_optim, "numpy_gradient_route", stuck)
-    fit = _fast(data, CLINIC_FIXED, "weeks", True, site="site")
+    fit = fit_fast(data, CLINIC_FIXED, "weeks", True, site="site")
     assert list(fit.optimizer_trials.route)[:2] == ["numpy-lbfgsb", "numpy-powell"]
     assert "powell+bfgs" not in set(fit.optimizer_trials.route)
     assert fit.optimizer.startswith("numpy-powell") and fit.converged
@@ -302,7 +289,7 @@ def test_fast_path_satterthwaite_equals_numerical_derivatives(
     covariance (Richardson, as numDeriv) equal the fast path's (exact gradient, exact
     Jacobian) to 1e-6."""
     data, _ = clinic
-    fit = _fast(data, CLINIC_FIXED, "weeks", True)
+    fit = fit_fast(data, CLINIC_FIXED, "weeks", True)
     prep = prepare_data(data, "nrs", CLINIC_FIXED, "patient", "weeks")
     z = np.column_stack([np.ones(len(prep.y)), prep.frame["weeks"].to_numpy(float)])
     gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
