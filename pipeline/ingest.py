@@ -13,14 +13,27 @@ The canonical CSVs of the ``[inputs]`` form are read here; the other layouts a c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputFileError
-from pipeline.schemas import required_columns
-from pipeline.sources.readers import LINE, MISSING_TOKENS, read_table, sha256_of
+from pipeline.schemas import column_kinds, required_columns
+from pipeline.sources.readers import (
+    LINE,
+    MISSING_TOKENS,
+    FileDigest,
+    duplicated_names,
+    read_bytes,
+    read_text,
+    sha256_of,
+    split_header,
+)
+from pipeline.sources.typed_reader import read_typed
 
 __all__ = [
     "MISSING_TOKENS",
@@ -92,11 +105,12 @@ class RawTable:
         The file it was read from (the first, when several files were combined).
     sha256 : str
         SHA-256 of that file's bytes; for several files, of their sorted ``label:sha256`` lines.
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame or None
         Every column as text (missing cells are NA), plus ``source_row``: the 1-based line
         number of the row in the file (``[inputs]``), or the row's position in the combined
         table together with ``source_file``, ``source_line`` and ``source_detail``
-        (``[[sources]]``). Blank lines are not rows.
+        (``[[sources]]``). Blank lines are not rows. ``None`` when the reader parsed the cells
+        straight into their types (see ``typed``).
     blank_lines : int
         Number of blank lines skipped.
     files : tuple of SourceFile
@@ -110,6 +124,12 @@ class RawTable:
         their rows.
     date_format : str
         How the dates of the source are written, for messages about dates that do not parse.
+    typed : pandas.DataFrame or None
+        ``source_row`` and the schema's columns already parsed into their types, when the file
+        was regular enough to be read that way (:mod:`pipeline.sources.typed_reader`); validation
+        then skips parsing. ``None`` otherwise.
+    text_of : callable or None
+        With ``typed``: returns the text of the rows on the given lines, for the quarantine.
     """
 
     name: str
@@ -121,15 +141,28 @@ class RawTable:
     lineage: pd.DataFrame | None = None
     problems: pd.DataFrame | None = None
     date_format: str = "YYYY-MM-DD"
+    typed: pd.DataFrame | None = None
+    text_of: Callable[[np.ndarray], pd.DataFrame] | None = None
+
+    @property
+    def source_rows(self) -> pd.Series:
+        """``source_row`` of every row, in reading order."""
+        return (self.frame if self.frame is not None else self.typed)[SOURCE_ROW]
+
+    def text_rows(self, rows: np.ndarray | pd.Series) -> pd.DataFrame:
+        """Return the rows whose ``source_row`` is in ``rows`` as text cells, in reading order."""
+        if self.frame is not None:
+            return self.frame[self.frame[SOURCE_ROW].isin(rows)]
+        return self.text_of(np.asarray(rows)).rename(columns={LINE: SOURCE_ROW})
 
     def provenance(self) -> pd.DataFrame:
         """Return ``source_row, source_file, source_line``: the lines each row was made from."""
         if self.lineage is not None:
             return self.lineage
-        if SOURCE_FILE in self.frame:
+        if self.frame is not None and SOURCE_FILE in self.frame:
             return self.frame[[SOURCE_ROW, SOURCE_FILE, SOURCE_LINE]]
         label = self.files[0].label if self.files else self.path.name
-        rows = self.frame[SOURCE_ROW]
+        rows = self.source_rows
         return pd.DataFrame({SOURCE_ROW: rows, SOURCE_FILE: label, SOURCE_LINE: rows})
 
 
@@ -160,39 +193,56 @@ def read_raw_table(name: str, path: Path) -> RawTable:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: {name} file not found")
-    text = read_table(path, delimiter=",", encoding="utf-8", header_row=1)
-    for column, positions in text.duplicated().items():
-        raise InputFileError(
-            f"{path}: column '{column}' appears twice in the header (columns "
-            f"{' and '.join(map(str, positions[:2]))})"
-        )
-    missing = [c for c in required_columns(name) if c not in text.header]
-    if missing:
-        raise InputFileError(
-            f"{path}: required column '{missing[0]}' is missing from the {name} file "
-            f"(the header has: {', '.join(text.header)})"
-        )
-    frame = text.frame.rename(columns={LINE: SOURCE_ROW})
+    data = read_bytes(path)
+    with FileDigest(data) as digest:
+        layout = split_header(path, data, delimiter=",", encoding="utf-8", header_row=1)
+        for column, positions in duplicated_names(layout.header).items():
+            raise InputFileError(
+                f"{path}: column '{column}' appears twice in the header (columns "
+                f"{' and '.join(map(str, positions[:2]))})"
+            )
+        missing = [c for c in required_columns(name) if c not in layout.header]
+        if missing:
+            raise InputFileError(
+                f"{path}: required column '{missing[0]}' is missing from the {name} file "
+                f"(the header has: {', '.join(layout.header)})"
+            )
+        typed = read_typed(layout, column_kinds(name))
+        if typed is None:
+            text = read_text(layout, digest.hexdigest())
+            frame = text.frame.rename(columns={LINE: SOURCE_ROW})
+            rows, blank = text.rows, text.blank_lines
+        else:
+            frame, rows, blank = None, len(typed.frame), typed.blank_lines
+        sha256 = digest.hexdigest()
     source = SourceFile(
         label=path.name,
         path=path,
-        sha256=text.sha256,
+        sha256=sha256,
         kind="canonical",
         source=0,
-        rows=text.rows,
-        blank_lines=text.blank_lines,
-        encoding=text.encoding,
+        rows=rows,
+        blank_lines=blank,
+        encoding=layout.encoding,
     )
     return RawTable(
         name=name,
         path=path,
-        sha256=text.sha256,
+        sha256=sha256,
         frame=frame,
-        blank_lines=text.blank_lines,
+        blank_lines=blank,
         files=(source,),
+        typed=None if typed is None else typed.frame.rename(columns={LINE: SOURCE_ROW}),
+        text_of=None if typed is None else typed.text_of,
     )
 
 
 def read_raw_tables(paths: dict[str, Path]) -> dict[str, RawTable]:
-    """Read every canonical table named in ``paths`` (``{table: path}``)."""
-    return {name: read_raw_table(name, path) for name, path in paths.items()}
+    """Read every canonical table named in ``paths`` (``{table: path}``).
+
+    The files are read side by side in threads (reading, hashing and pyarrow's parsing release
+    the interpreter lock); a problem is reported for the first table in ``paths`` that has one.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(paths))) as pool:
+        futures = {name: pool.submit(read_raw_table, name, path) for name, path in paths.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -44,6 +44,9 @@ CONTRAINDICATIONS = (
 )
 ODI_ITEMS = tuple(f"odi_q{k}" for k in range(1, 11))
 OUTCOMES = ("nrs", "vas_mm", "odi")
+# How a yes/no cell may be written (any case).
+YES = ("yes", "y", "true", "t", "1")
+NO = ("no", "n", "false", "f", "0")
 
 # Short names used throughout for the three tables, in the order they are validated.
 TABLES = ("patients", "sessions", "assessments")

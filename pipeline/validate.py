@@ -34,11 +34,10 @@ import pyarrow
 import pyarrow.compute as pc
 
 from pipeline.ingest import SOURCE_ROW, RawTable
-from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, TABLES, column_kinds
+from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, NO, TABLES, YES, column_kinds
+from pipeline.value_screen import cleared_columns
 
 FAILURE_COLUMNS = ["table", SOURCE_ROW, "column", "check", "value", "reason"]
-YES = ("yes", "y", "true", "t", "1")
-NO = ("no", "n", "false", "f", "0")
 
 
 @dataclass(frozen=True)
@@ -161,6 +160,31 @@ def parse_cells(
     return pd.DataFrame(typed, index=frame.index, copy=False), _concat(failed)
 
 
+def typed_cells(raw: RawTable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a raw table's cells in the schema's types, and the cells that did not parse.
+
+    Parameters
+    ----------
+    raw : RawTable
+        The table as read: text (parsed here by :func:`parse_cells`), or already typed by the
+        reader (then only the optional columns the file lacks are added, all missing).
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        As :func:`parse_cells` returns it.
+    failures : pandas.DataFrame
+        As :func:`parse_cells` returns them (none for a table the reader typed).
+    """
+    if raw.typed is None:
+        return parse_cells(raw.name, raw.frame, raw.date_format)
+    given = raw.typed
+    columns = {SOURCE_ROW: given[SOURCE_ROW].to_numpy()}
+    for column, kind in column_kinds(raw.name).items():
+        columns[column] = given[column].array if column in given else _absent(kind, len(given))
+    return pd.DataFrame(columns, index=given.index, copy=False), _empty_failures()
+
+
 def _absent(kind: str, rows: int) -> object:
     """Return an all-missing column of ``kind`` (an optional column the file lacks)."""
     if kind == "integer":
@@ -171,7 +195,11 @@ def _absent(kind: str, rows: int) -> object:
         return np.full(rows, np.nan)
     if kind == "date":
         return np.full(rows, np.datetime64("NaT"), dtype="datetime64[us]")
-    return pd.array(np.full(rows, np.nan, dtype=object), dtype="str")
+    return pyarrow.nulls(rows, pyarrow.large_string()).to_pandas(types_mapper=_as_str).array
+
+
+def _as_str(_: pyarrow.DataType) -> pd.StringDtype:
+    return pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 _NUMBER = r"^[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -323,8 +351,24 @@ def rule_text(check: str, column: str) -> str:
     )
 
 
+@functools.cache
+def _schema(table: str) -> pa.DataFrameSchema:
+    return MODELS[table].to_schema()
+
+
+@functools.cache
+def _schema_without(table: str, columns: tuple[str, ...]) -> pa.DataFrameSchema:
+    """Return the table's schema without ``columns`` (its row rules are all kept)."""
+    schema = _schema(table)
+    return schema.remove_columns(list(columns)) if columns else schema
+
+
 def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
     """Run the table's pandera model lazily and return its failures in the tidy shape.
+
+    Columns whose statistics show that every cell passes every check
+    (:func:`pipeline.value_screen.cleared_columns`) are left out of the pandera run; all the
+    row rules always run. The failures are those of a run over every column.
 
     Parameters
     ----------
@@ -338,9 +382,10 @@ def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         One row per failing cell (column checks) or failing row (row rules, ``column`` empty).
     """
+    schema = _schema_without(table, tuple(cleared_columns(_schema(table), typed)))
     try:
         # inplace: nothing is coerced, so pandera need not copy the frame first
-        MODELS[table].validate(typed, lazy=True, inplace=True)
+        schema.validate(typed, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     else:
@@ -390,13 +435,18 @@ def duplicate_keys(
     """
     keys = list(KEYS[table])
     known = typed[keys].notna().all(axis=1).to_numpy()
-    codes = [patient_codes if patient_codes is not None else _codes(typed[keys[0]])]
-    codes += [_codes(typed[k]) for k in keys[1:]]
-    combined = codes[0].astype(np.int64)
-    for more in codes[1:]:
-        more = more + 1  # dense codes from -1 (missing): no overflow
-        combined = combined * (int(more.max(initial=0)) + 1) + more
-    dup = known & pd.Series(combined).duplicated(keep=False).to_numpy()
+    combined = patient_codes if patient_codes is not None else _codes(typed[keys[0]])
+    for key in keys[1:]:
+        more = _key_codes(typed[key], known)
+        span = int(more.max(initial=0)) + 1
+        if span * (int(combined.max(initial=0)) + 1) >= 2**62:
+            more = _codes(typed[key])  # dense codes keep the product small
+            span = int(more.max(initial=0)) + 1
+        combined = combined * span + more
+    combined = combined[known]
+    dup = np.zeros(len(known), dtype=bool)
+    if combined.size > 1 and not np.all(np.diff(combined) > 0):  # (increasing: all distinct)
+        dup[known] = pd.Series(combined).duplicated(keep=False).to_numpy()
     if not dup.any():
         return _empty_failures()
     label = typed.loc[dup, keys].astype("str").agg("/".join, axis=1)
@@ -410,8 +460,72 @@ def duplicate_keys(
     )
 
 
+def _key_codes(values: pd.Series, known: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes of a key column, equal for equal values among ``known`` rows.
+
+    A whole-number key is its own code (shifted to start at 0): no hashing needed.
+    """
+    if str(values.dtype) != "Int64":
+        return _codes(values)
+    numbers = values.array.to_numpy(dtype=np.int64, na_value=0)
+    low = int(numbers[known].min(initial=0))
+    return np.where(known, numbers - low, 0)
+
+
+@dataclass(frozen=True)
+class PatientIndex:
+    """Every patient id of the patients file, and which of them belong to a valid patient row.
+
+    Attributes
+    ----------
+    ids : pyarrow.Array
+        The distinct patient ids written in the patients file, valid or not.
+    valid : numpy.ndarray
+        Per id of ``ids``: whether a valid patients row carries it.
+    enrolment : numpy.ndarray
+        Per id of ``ids``: the enrolment date of its valid row (``NaT`` when none).
+    """
+
+    ids: pyarrow.Array
+    valid: np.ndarray
+    enrolment: np.ndarray
+
+    @classmethod
+    def of(cls, patients: pd.DataFrame, valid_rows: np.ndarray) -> PatientIndex:
+        """Index the typed patients table; ``valid_rows`` marks the rows that passed."""
+        ids = pc.drop_null(pc.unique(_arrow(patients["patient_id"]).combine_chunks()))
+        valid = np.zeros(len(ids), dtype=bool)
+        enrolment = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
+        kept = patients[valid_rows]
+        where = _numpy_filled(pc.index_in(_arrow(kept["patient_id"]), value_set=ids), -1)
+        dates = kept["enrolment_date"].to_numpy().astype("datetime64[us]")
+        valid[where] = True
+        # reversed: for an id on several valid rows, the first row's date is the one kept
+        enrolment[where[::-1]] = dates[::-1]
+        return cls(ids=ids, valid=valid, enrolment=enrolment)
+
+    def positions(self, ids: pd.Series) -> np.ndarray:
+        """Return the position of each id in :attr:`ids` (-1: not in the patients file)."""
+        return _numpy_filled(pc.index_in(_arrow(ids), value_set=self.ids), -1)
+
+
+def patient_codes(ids: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """Integer codes of a patient-linked table's ``patient_id`` (equal ids, equal codes).
+
+    Ids in the patients file take their position there (``positions``); other ids are numbered
+    after them; missing ids are -1.
+    """
+    unknown = positions < 0
+    if not unknown.any():
+        return positions
+    codes = positions.copy()
+    others = _codes(ids[unknown])
+    codes[unknown] = np.where(others >= 0, others + int(positions.max(initial=-1)) + 1, -1)
+    return codes
+
+
 def patient_links(
-    table: str, typed: pd.DataFrame, patients: pd.DataFrame, all_patient_ids: pd.Series
+    table: str, typed: pd.DataFrame, index: PatientIndex, positions: np.ndarray
 ) -> pd.DataFrame:
     """Failures for rows of a patient-linked table that no valid patient row explains.
 
@@ -421,11 +535,10 @@ def patient_links(
         ``sessions`` or ``assessments``.
     typed : pandas.DataFrame
         The parsed table.
-    patients : pandas.DataFrame
-        Valid patient rows (``patient_id``, ``enrolment_date``).
-    all_patient_ids : pandas.Series
-        Every patient id written in the patients file, valid or not, to tell an unknown patient
-        from a quarantined one.
+    index : PatientIndex
+        The patients file's ids, which of them are valid, and their enrolment dates.
+    positions : numpy.ndarray
+        Position of each row's ``patient_id`` in ``index.ids`` (:meth:`PatientIndex.positions`).
 
     Returns
     -------
@@ -433,24 +546,11 @@ def patient_links(
         Failures ``unknown_patient``, ``quarantined_patient`` and ``date_before_enrolment``.
     """
     ids = typed["patient_id"]
-    cells = _arrow(ids)
-    # Row positions of each row's patient among the valid patients (-1: none), by pyarrow:
-    # pandas' isin/map on pyarrow strings go through Python objects, far slower at scale.
-    pool = _arrow(patients["patient_id"])
-    if pc.count_distinct(pool).as_py() != len(pool):
-        patients = patients.drop_duplicates("patient_id")
-        pool = _arrow(patients["patient_id"])
-    where = _numpy_filled(pc.index_in(cells, value_set=pool), -1)
-    known = pd.Series(where >= 0, index=ids.index)
-    written = pd.Series(False, index=ids.index)
-    rest = (ids.notna() & ~known).to_numpy()
-    if rest.any():
-        everyone = pc.unique(_arrow(all_patient_ids))
-        written[rest] = np.asarray(
-            pc.is_in(_arrow(ids[rest]), value_set=everyone).to_numpy(), dtype=bool
-        )
+    at = np.maximum(positions, 0)
+    written = pd.Series(positions >= 0, index=ids.index)
+    known = written & index.valid[at]
     parts = []
-    orphan = ids.notna() & ~known & ~written
+    orphan = ids.notna() & ~written
     if orphan.any():
         parts.append(
             _failures(
@@ -462,7 +562,7 @@ def patient_links(
                 "patient_id '" + ids[orphan] + "' is not in the patients file",
             )
         )
-    held = ids.notna() & ~known & written
+    held = written & ~known
     if held.any():
         parts.append(
             _failures(
@@ -475,10 +575,8 @@ def patient_links(
             )
         )
     date_col = DATE_COLUMNS[table]
-    dates = patients["enrolment_date"].to_numpy()
     enrolment = pd.Series(
-        np.where(where >= 0, dates[np.maximum(where, 0)], np.datetime64("NaT")),
-        index=ids.index,
+        np.where(known, index.enrolment[at], np.datetime64("NaT")), index=ids.index
     ).astype(typed[date_col].dtype)
     early = known & typed[date_col].notna() & (typed[date_col] < enrolment)
     if early.any():
@@ -611,14 +709,14 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
             reason=("reason", "; ".join),
         )
     )
-    quarantine = raw.frame[raw.frame[SOURCE_ROW].isin(bad_rows)].merge(
+    quarantine = raw.text_rows(bad_rows).merge(
         grouped, left_on=SOURCE_ROW, right_index=True, how="left"
     )
     return ValidatedTable(
         name=raw.name,
         valid=valid,
         quarantine=quarantine.reset_index(drop=True),
-        raw_rows=len(raw.frame),
+        raw_rows=len(raw.source_rows),
     )
 
 
@@ -628,6 +726,29 @@ def file_names(raw: RawTable, shown: int = 3) -> str:
     if len(labels) <= shown:
         return ", ".join(labels)
     return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"
+
+
+def _own_failures(
+    raw: RawTable, typed: pd.DataFrame, parse_failures: pd.DataFrame, codes: np.ndarray
+) -> pd.DataFrame:
+    """Failures a table shows on its own: cells, values, row rules and duplicated keys.
+
+    ``codes`` are the integer codes of the table's ``patient_id``.
+    """
+    value_failures = check_values(raw.name, typed)
+    if raw.problems is not None:
+        parse_failures = _concat([parse_failures, raw.problems[FAILURE_COLUMNS]])
+    # A cell that did not parse is missing in ``typed``; its "must be filled" failure, and the
+    # row rules evaluated with it missing, would only repeat the parse failure (so would a cell
+    # an adapter found a problem with).
+    unparsed = pd.MultiIndex.from_frame(parse_failures[[SOURCE_ROW, "column"]])
+    repeat = pd.MultiIndex.from_frame(value_failures[[SOURCE_ROW, "column"]]).isin(unparsed)
+    repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
+        parse_failures[SOURCE_ROW]
+    ).to_numpy()
+    return _concat(
+        [parse_failures, value_failures[~repeat], duplicate_keys(raw.name, typed, codes)]
+    )
 
 
 def validate_study(raw: dict[str, RawTable]) -> Validation:
@@ -644,35 +765,27 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
         Valid and quarantined rows per table, every failure, and the row accounting
         (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``).
     """
-    typed: dict[str, pd.DataFrame] = {}
-    failures: dict[str, pd.DataFrame] = {}
-    codes: dict[str, np.ndarray] = {}
-    for name in TABLES:
-        frame, parse_failures = parse_cells(name, raw[name].frame, raw[name].date_format)
-        typed[name] = frame
-        codes[name] = _codes(frame["patient_id"])
-        value_failures = check_values(name, frame)
-        if raw[name].problems is not None:
-            parse_failures = _concat([parse_failures, raw[name].problems[FAILURE_COLUMNS]])
-        # A cell that did not parse is missing in ``frame``; its "must be filled" failure, and
-        # the row rules evaluated with it missing, would only repeat the parse failure (so
-        # would a cell an adapter found a problem with).
-        unparsed = pd.MultiIndex.from_frame(parse_failures[[SOURCE_ROW, "column"]])
-        repeat = pd.MultiIndex.from_frame(value_failures[[SOURCE_ROW, "column"]]).isin(unparsed)
-        repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
-            parse_failures[SOURCE_ROW]
-        ).to_numpy()
-        failures[name] = _concat(
-            [parse_failures, value_failures[~repeat], duplicate_keys(name, frame, codes[name])]
+    patients, parse_failures = typed_cells(raw["patients"])
+    typed = {"patients": patients}
+    failures = {
+        "patients": _own_failures(
+            raw["patients"], patients, parse_failures, _codes(patients["patient_id"])
         )
-
-    bad_patients = typed["patients"][SOURCE_ROW].isin(failures["patients"][SOURCE_ROW])
-    valid_patients = typed["patients"][~bad_patients]
+    }
+    valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
+    index = PatientIndex.of(patients, valid_rows)
     for name in ("sessions", "assessments"):
-        links = patient_links(name, typed[name], valid_patients, typed["patients"]["patient_id"])
-        failures[name] = _concat([failures[name], links])
-        order = out_of_order(name, typed[name], failures[name][SOURCE_ROW], codes[name])
-        failures[name] = _concat([failures[name], order])
+        frame, parse_failures = typed_cells(raw[name])
+        positions = index.positions(frame["patient_id"])
+        codes = patient_codes(frame["patient_id"], positions)
+        found = _concat(
+            [
+                _own_failures(raw[name], frame, parse_failures, codes),
+                patient_links(name, frame, index, positions),
+            ]
+        )
+        order = out_of_order(name, frame, found[SOURCE_ROW], codes)
+        typed[name], failures[name] = frame, _concat([found, order])
 
     tables = {name: _split(raw[name], typed[name], failures[name]) for name in TABLES}
     accounting = pd.DataFrame(

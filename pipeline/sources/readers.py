@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +101,16 @@ class TextTable:
 
     def duplicated(self) -> dict[str, tuple[int, ...]]:
         """Return ``{name: positions}`` (1-based) of every non-blank name written twice or more."""
-        positions: dict[str, list[int]] = {}
-        for k, name in enumerate(self.header, start=1):
-            if name:
-                positions.setdefault(name, []).append(k)
-        return {n: tuple(p) for n, p in positions.items() if len(p) > 1}
+        return duplicated_names(self.header)
+
+
+def duplicated_names(header: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """Return ``{name: positions}`` (1-based) of every non-blank name written twice or more."""
+    positions: dict[str, list[int]] = {}
+    for k, name in enumerate(header, start=1):
+        if name:
+            positions.setdefault(name, []).append(k)
+    return {n: tuple(p) for n, p in positions.items() if len(p) > 1}
 
 
 def sha256_of(path: Path) -> str:
@@ -157,20 +163,48 @@ def read_table(
         table (a row longer than the header, an unreadable workbook, a missing sheet).
     """
     path = Path(path)
+    data = read_bytes(path)
+    with FileDigest(data) as digest:
+        if path.suffix.lower() in EXCEL_SUFFIXES:
+            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint)
+        if path.suffix.lower() == ".xls":
+            raise InputFileError(
+                f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
+            )
+        layout = split_header(path, data, delimiter, encoding, header_row, hint)
+        return read_text(layout, digest.hexdigest())
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return a file's bytes, or raise :class:`InputFileError` naming why it cannot be read."""
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if path.suffix.lower() in EXCEL_SUFFIXES:
-        return _read_excel(path, data, digest, sheet, header_row, hint)
-    if path.suffix.lower() == ".xls":
-        raise InputFileError(
-            f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
-        )
-    return _read_delimited(path, data, digest, delimiter, encoding, header_row, hint)
+
+
+class FileDigest:
+    """SHA-256 of a file's bytes, computed in a second thread while the file is parsed.
+
+    Use as a context manager; :meth:`hexdigest` waits for the result. (hashlib releases the
+    interpreter lock on large buffers, so hashing and pyarrow's parsing run side by side.)
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._future = self._pool.submit(lambda: hashlib.sha256(data).hexdigest())
+
+    def __enter__(self) -> FileDigest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def hexdigest(self) -> str:
+        """Return the digest (waiting for it)."""
+        return self._future.result()
 
 
 # ------------------------------------------------------------------------------------------
@@ -262,15 +296,41 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _read_delimited(
-    path: Path,
-    data: bytes,
-    digest: str,
-    delimiter: str,
-    encoding: str,
-    header_row: int,
-    hint: str,
-) -> TextTable:
+@dataclass(frozen=True)
+class Layout:
+    """A delimited file split into its header and its body, before any cell is parsed.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    header : tuple of str
+        Column names as written (surrounding spaces removed), by position.
+    names : tuple of str
+        Unique names for the header positions (see :attr:`TextTable.columns`).
+    body : bytes
+        The lines after the header, as UTF-8 without a byte-order mark.
+    header_line : int
+        Line of the header; the body starts on the next line.
+    encoding : str
+        The text encoding the file was in.
+    delimiter : str
+        The delimiter.
+    """
+
+    path: Path
+    header: tuple[str, ...]
+    names: tuple[str, ...]
+    body: bytes
+    header_line: int
+    encoding: str
+    delimiter: str
+
+
+def split_header(
+    path: Path, data: bytes, delimiter: str, encoding: str, header_row: int, hint: str = ""
+) -> Layout:
+    """Decode a delimited file and split it at its header line (see :func:`read_table`)."""
     data, used = _as_utf8(path, data, encoding)
     if _blank(data):
         raise InputFileError(f"{path}: the file is empty (no header row)")
@@ -294,21 +354,32 @@ def _read_delimited(
         )
     delimiter = _pick_delimiter(header_text, delimiter)
     header = [c.strip() for c in next(csv.reader([header_text], delimiter=delimiter))]
-    names = _unique_names(header)
-    body = data[end + 1 :]
-    table, lines, blank = _parse_fast(body, names, delimiter, header_row)
-    if table is None:
-        table, lines, blank = _parse_slow(path, body, names, delimiter, header_row)
-    frame = _to_frame(table, lines)
-    return TextTable(
+    return Layout(
         path=path,
-        sha256=digest,
-        frame=frame,
         header=tuple(header),
-        columns=tuple(names),
+        names=tuple(_unique_names(header)),
+        body=data[end + 1 :],
+        header_line=header_row,
+        encoding=used,
+        delimiter=delimiter,
+    )
+
+
+def read_text(layout: Layout, digest: str) -> TextTable:
+    """Read the body of a split file as text cells (see :func:`read_table`)."""
+    names, delimiter, header_row = list(layout.names), layout.delimiter, layout.header_line
+    table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row)
+    if table is None:
+        table, lines, blank = _parse_slow(layout.path, layout.body, names, delimiter, header_row)
+    return TextTable(
+        path=layout.path,
+        sha256=digest,
+        frame=_to_frame(table, lines),
+        header=layout.header,
+        columns=layout.names,
         header_line=header_row,
         blank_lines=blank,
-        encoding=used,
+        encoding=layout.encoding,
         delimiter=delimiter,
     )
 
