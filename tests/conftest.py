@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
 LMER_SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"
 
 
@@ -111,6 +112,27 @@ def lmer_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFra
         return pd.read_csv(out, dtype={"value": str}, keep_default_na=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The analysis data set of the demo study (valid rows of ``data/raw/demo``, derived).
+
+    Shared by the analysis and plan tests; nothing may change the frame.
+    """
+    from factories import write_config
+
+    from pipeline.config import load_config
+    from pipeline.derive import analysis_dataset
+    from pipeline.ingest import read_raw_tables
+    from pipeline.validate import validate_study
+
+    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
+    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), inputs))
+    v = validate_study(read_raw_tables(inputs))
+    return analysis_dataset(
+        v.valid("patients"), v.valid("sessions"), v.valid("assessments"), config
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,30 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from factories import write_config
 from rcompare import assert_rel, assert_sig, check_against, parse_r
 
 from pipeline import analyses as an
-from pipeline.config import ModelSettings, load_config
-from pipeline.derive import analysis_dataset
-from pipeline.ingest import read_raw_tables
+from pipeline.config import ModelSettings
 from pipeline.marginal import holm, pooled_sd
 from pipeline.plan import analysis_plans, combine, run_analyses
-from pipeline.validate import validate_study
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "data" / "raw" / "demo"
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
-
-
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory):
-    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
-    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), inputs))
-    v = validate_study(read_raw_tables(inputs))
-    return analysis_dataset(
-        v.valid("patients"), v.valid("sessions"), v.valid("assessments"), config
-    )
 
 
 def rows_csv(plan: an.ModelPlan, path: Path) -> Path:

@@ -1,30 +1,13 @@
 """Running the plan: parallel workers give the sequential numbers, in the plan's order."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import write_config
 
 from pipeline import plan as pl
-from pipeline.config import ModelSettings, load_config
-from pipeline.derive import analysis_dataset
-from pipeline.ingest import read_raw_tables
+from pipeline.config import ModelSettings
 from pipeline.plan_cache import FitCache, plan_key
-from pipeline.validate import validate_study
-
-DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
-
-
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory):
-    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
-    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), inputs))
-    v = validate_study(read_raw_tables(inputs))
-    return analysis_dataset(
-        v.valid("patients"), v.valid("sessions"), v.valid("assessments"), config
-    )
 
 
 def _without_times(frame: pd.DataFrame) -> pd.DataFrame:
