@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.example_sources import MCID
+
 PATIENTS = """patient_id,site,enrolment_date,age,sex,symptom_weeks,anticoagulants,protocol_deviation
 P1,Northside,2025-01-06,44,female,3,no,no
 P2,Northside,2025-01-06,61,male,30,yes,no
@@ -47,12 +49,15 @@ def append_rows(table: str, *rows: str) -> str:
     return TABLES[table] + "".join(row + "\n" for row in rows)
 
 
+def outputs_and_mcid(processed: str | Path, reports: str | Path) -> str:
+    """Return the ``[outputs]`` section and the plan's ``[mcid.*]`` sections as TOML text."""
+    return f'\n[outputs]\nprocessed = "{processed}"\nreports = "{reports}"\n' + MCID
+
+
 def write_config(folder: Path, inputs: dict[str, Path], **sections: str) -> Path:
     """Write an analysis TOML for ``inputs`` with outputs inside ``folder``; return its path."""
     text = "[inputs]\n" + "".join(f'{k} = "{v}"\n' for k, v in inputs.items())
-    text += f'[outputs]\nprocessed = "{folder / "processed"}"\nreports = "{folder / "reports"}"\n'
-    for instrument, (points, percent) in {"nrs": (2, 30), "vas": (15, 30), "odi": (10, 30)}.items():
-        text += f"[mcid.{instrument}]\npoints = {points}\npercent = {percent}\n"
+    text += outputs_and_mcid(folder / "processed", folder / "reports")
     for name, body in sections.items():
         text += f"[{name}]\n{body}\n"
     path = folder / "analysis.toml"

@@ -1,32 +1,8 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from command import ROOT, assert_one_sentence_error, outcomes
 from factories import PATIENTS, append_rows, write_config, write_study
 
 from pipeline.ingest import sha256_of
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def outcomes(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def assert_one_sentence_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "simulate", "dictionary"])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import write_config, write_study
+from factories import outputs_and_mcid, write_config, write_study
 
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, InputFileError
@@ -14,20 +14,7 @@ from pipeline.sources.combine import read_sources
 from pipeline.validate import validate_study
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "raw" / "examples"
-TAIL = """
-[outputs]
-processed = "out"
-reports = "rep"
-[mcid.nrs]
-points = 2
-percent = 30
-[mcid.vas]
-points = 15
-percent = 30
-[mcid.odi]
-points = 10
-percent = 30
-"""
+TAIL = outputs_and_mcid("out", "rep")
 
 
 def project(tmp_path, sources: str, files: dict[str, str] | None = None) -> Path:

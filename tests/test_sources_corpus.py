@@ -7,12 +7,12 @@ raw rows = valid + quarantined (+ not used, for a file).
 """
 
 import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from command import assert_one_sentence_error, outcomes
+from factories import outputs_and_mcid
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
@@ -23,21 +23,7 @@ from pipeline.validate import validate_study
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = tomllib.loads((CORPUS / "cases.toml").read_text(encoding="utf-8"))["case"]
-ROOT = Path(__file__).resolve().parents[1]
-TAIL = """
-[outputs]
-processed = "out/processed"
-reports = "out/reports"
-[mcid.nrs]
-points = 2
-percent = 30
-[mcid.vas]
-points = 15
-percent = 30
-[mcid.odi]
-points = 10
-percent = 30
-"""
+TAIL = outputs_and_mcid("out/processed", "out/reports")
 
 
 def _project(case: dict, tmp_path: Path) -> Path:
@@ -100,30 +86,14 @@ CLI_CASES = [c for c in CASES if c.get("cli")]
 def test_cli_error_is_one_sentence_and_exit_2(case, tmp_path):
     config = _project(case, tmp_path)
     before = _hashes(config.parent)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "validate", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and case["message"] in lines[0], result.stderr
+    assert_one_sentence_error(outcomes("validate", "--config", config), case["message"])
     assert _hashes(config.parent) == before
 
 
 def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
     case = next(c for c in CASES if c["name"] == "visits-out-of-order")
     config = _project(case, tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "validate", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = outcomes("validate", "--config", config)
     assert result.returncode == 1, result.stderr
     assert "visits.csv" in result.stdout and "2 quarantined" in result.stdout
     assert "(out_of_order)" in result.stdout

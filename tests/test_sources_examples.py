@@ -1,12 +1,11 @@
 """The example of every source kind (data/raw/examples/) ingests to the canonical tables."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from command import outcomes
 
 from pipeline.config import load_config
 from pipeline.example_sources import KINDS, example_files
@@ -84,13 +83,7 @@ def test_clinics_example_names_each_file_with_its_encoding(tmp_path):
 def test_validate_command_on_the_workbook_example(tmp_path):
     folder = tmp_path / "data" / "raw" / "examples" / "excel"  # outputs go to ../../../processed
     shutil.copytree(EXAMPLES / "excel", folder)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "validate", "--config", "analysis.toml"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = outcomes("validate", "--config", "analysis.toml", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "visits.xlsx" in result.stdout and "0 quarantined" in result.stdout
     written = tmp_path / "data" / "processed" / "examples" / "excel" / "quarantine"
