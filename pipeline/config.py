@@ -238,6 +238,19 @@ def _check_keys(section: dict, allowed: set[str], path: Path, name: str) -> None
         )
 
 
+def _section(raw: dict[str, Any], name: str, path: Path, settings: type, *, required: bool) -> dict:
+    """Return the table ``[name]``, whose keys must be fields of the dataclass ``settings``."""
+    section = _table(raw, name, path, required=required)
+    _check_keys(section, {f.name for f in fields(settings)}, path, name)
+    return section
+
+
+def _paths(raw: dict[str, Any], name: str, path: Path, settings: type) -> Any:
+    """Read the required table ``[name]`` of paths into ``settings`` (one path per field)."""
+    section = _section(raw, name, path, settings, required=True)
+    return settings(**{f.name: _path(section, f.name, path, name) for f in fields(settings)})
+
+
 def _number(section: dict, key: str, path: Path, name: str, default: float, lo: float, hi: float):
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -278,8 +291,7 @@ def _whole(section: dict, key: str, path: Path, name: str, default: int, lo: int
 
 def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
     """Read the optional ``[privacy]`` section (pseudonym key and small-cell threshold)."""
-    section = _table(raw, "privacy", path, required=False)
-    _check_keys(section, {f.name for f in fields(PrivacySettings)}, path, "privacy")
+    section = _section(raw, "privacy", path, PrivacySettings, required=False)
     d = PrivacySettings()
     key_env = section.get("key_env", d.key_env)
     if not isinstance(key_env, str) or not key_env.strip():
@@ -296,8 +308,7 @@ def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
 
 def load_report(raw: dict[str, Any], path: Path) -> ReportSettings:
     """Read the optional ``[report]`` section (PDF, browser, spaghetti sample size)."""
-    section = _table(raw, "report", path, required=False)
-    _check_keys(section, {f.name for f in fields(ReportSettings)}, path, "report")
+    section = _section(raw, "report", path, ReportSettings, required=False)
     d = ReportSettings()
     return ReportSettings(
         pdf=_flag(section, "pdf", path, "report", d.pdf),
@@ -603,11 +614,7 @@ def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[
     if "sources" not in raw:
         if "inputs" not in raw:
             raise _fail(path, "inputs", "section is missing (or declare [[sources]])")
-        inputs_raw = _table(raw, "inputs", path)
-        _check_keys(inputs_raw, {f.name for f in fields(Inputs)}, path, "inputs")
-        inputs = Inputs(
-            **{f.name: _path(inputs_raw, f.name, path, "inputs") for f in fields(Inputs)}
-        )
+        inputs = _paths(raw, "inputs", path, Inputs)
         legacy = Source(
             number=0,
             kind="canonical",
@@ -669,11 +676,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
 
     inputs, sources = load_sources(raw, path)
 
-    outputs_raw = _table(raw, "outputs", path)
-    _check_keys(outputs_raw, {f.name for f in fields(Outputs)}, path, "outputs")
-    outputs = Outputs(
-        **{f.name: _path(outputs_raw, f.name, path, "outputs") for f in fields(Outputs)}
-    )
+    outputs = _paths(raw, "outputs", path, Outputs)
 
     mcid_raw = _table(raw, "mcid", path)
     _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
@@ -689,14 +692,11 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             percent=float(_number(section, "percent", path, name, 0, 0, 100)),
         )
 
-    th_raw = _table(raw, "thresholds", path, required=False)
-    _check_keys(th_raw, {f.name for f in fields(Thresholds)}, path, "thresholds")
+    th_raw = _section(raw, "thresholds", path, Thresholds, required=False)
     d = Thresholds()
-    max_missing = _number(
+    max_missing = _whole(
         th_raw, "odi_max_missing_sections", path, "thresholds", d.odi_max_missing_sections, 0, 9
     )
-    if isinstance(max_missing, float) and not max_missing.is_integer():
-        raise _fail(path, "thresholds.odi_max_missing_sections", "must be a whole number")
     acute = _number(th_raw, "acute_below_weeks", path, "thresholds", d.acute_below_weeks, 0, 520)
     chronic = _number(
         th_raw, "chronic_above_weeks", path, "thresholds", d.chronic_above_weeks, 0, 520
@@ -708,13 +708,12 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             _number(th_raw, "twitch_share", path, "thresholds", d.twitch_share, 0, 1)
         ),
         deep_share=float(_number(th_raw, "deep_share", path, "thresholds", d.deep_share, 0, 1)),
-        odi_max_missing_sections=int(max_missing),
+        odi_max_missing_sections=max_missing,
         acute_below_weeks=float(acute),
         chronic_above_weeks=float(chronic),
     )
 
-    m_raw = _table(raw, "model", path, required=False)
-    _check_keys(m_raw, {f.name for f in fields(ModelSettings)}, path, "model")
+    m_raw = _section(raw, "model", path, ModelSettings, required=False)
     dm = ModelSettings()
     covariates = m_raw.get("covariates", list(dm.covariates))
     allowed_cov = ("chronicity", "age", "sex")
@@ -728,19 +727,15 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             "model.covariates",
             f"must be a list drawn from {', '.join(allowed_cov)}, got {covariates!r}",
         )
-    min_sites = _number(m_raw, "min_sites_random", path, "model", dm.min_sites_random, 2, 1000)
-    if isinstance(min_sites, float) and not min_sites.is_integer():
-        raise _fail(path, "model.min_sites_random", "must be a whole number")
-    random_slope = m_raw.get("random_slope", dm.random_slope)
-    if not isinstance(random_slope, bool):
-        raise _fail(path, "model.random_slope", f"must be true or false, got {random_slope!r}")
+    min_sites = _whole(m_raw, "min_sites_random", path, "model", dm.min_sites_random, 2, 1000)
+    random_slope = _flag(m_raw, "random_slope", path, "model", dm.random_slope)
     model = ModelSettings(
         time_axis=_choice(m_raw, "time_axis", path, "model", dm.time_axis, TIME_AXES),
         covariates=tuple(covariates),
         random_slope=random_slope,
         df_method=_choice(m_raw, "df_method", path, "model", dm.df_method, DF_METHODS),
         site=_choice(m_raw, "site", path, "model", dm.site, SITE_EFFECTS),
-        min_sites_random=int(min_sites),
+        min_sites_random=min_sites,
     )
     return Config(
         source=path,
