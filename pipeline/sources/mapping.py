@@ -425,6 +425,39 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     return out
 
 
+def mapped_frame(
+    source: Source,
+    text: TextTable,
+    columns: Mapping[str, str],
+    label: str,
+    site: str | None,
+) -> pd.DataFrame:
+    """Return a file's mapped columns, normalised, with the configured site on every row.
+
+    Parameters
+    ----------
+    source : Source
+        The source (how to normalise).
+    text : TextTable
+        The file as read.
+    columns : mapping of str to str
+        Canonical column -> frame column (:func:`resolve_columns`).
+    label : str
+        The file as named in messages and provenance.
+    site : str or None
+        The file's clinic (:func:`site_for`); None leaves the site as the file gives it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Provenance and canonical columns, as text.
+    """
+    frame = normalise(canonical_frame(text, columns, label), source)
+    if site:
+        frame["site"] = constant(site, frame.index)
+    return frame
+
+
 def problems_frame(rows: list[dict]) -> pd.DataFrame | None:
     """Collect problem records (``row, column, check, value, reason``); ``None`` when empty."""
     if not rows:

@@ -24,13 +24,13 @@ from pipeline.config import VISIT_DATE, Source
 from pipeline.errors import InputFileError
 from pipeline.ingest import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.schemas import ODI_ITEMS, OUTCOMES, column_names, required_columns
+from pipeline.sources.canonical import raise_site_twice
 from pipeline.sources.mapping import (
     Adapted,
     Piece,
-    canonical_frame,
     expand,
     file_label,
-    normalise,
+    mapped_frame,
     problems_frame,
     read_source_file,
     resolve_columns,
@@ -93,10 +93,7 @@ def read(source: Source) -> Adapted:
         ]
         columns = resolve_columns(source, text, label, wanted, dict.fromkeys(required))
         if site and "site" in columns:
-            raise InputFileError(
-                f"{source.config}: {source.key()} sets the site, but {label} already has a "
-                f"site column; remove one of them"
-            )
+            raise_site_twice(source, label)
         for date in DATES.values():
             if date not in columns and VISIT_DATE not in columns:
                 raise InputFileError(
@@ -104,9 +101,7 @@ def read(source: Source) -> Adapted:
                     f"{date}, and {label} has no column of either name "
                     f"(columns: {', '.join(h for h in text.header if h)})"
                 )
-        frame = normalise(canonical_frame(text, columns, label), source)
-        if site:
-            frame["site"] = pd.Series(site, index=frame.index, dtype=STR)
+        frame = mapped_frame(source, text, columns, label, site)
         for date in DATES.values():
             if date not in frame:
                 frame[date] = frame[VISIT_DATE]

@@ -30,6 +30,7 @@ from pipeline.sources.mapping import (
     file_label,
     find_column,
     iso_dates,
+    mapped_frame,
     normalise,
     read_source_file,
     resolve_columns,
@@ -70,9 +71,7 @@ def read(source: Source) -> Adapted:
         site = site_for(source, path, label)
         required = [c for c in required_columns("patients") if not (c == "site" and site)]
         columns = resolve_columns(source, text, label, column_names("patients"), required)
-        patients = normalise(canonical_frame(text, columns, label), source)
-        if site:
-            patients["site"] = pd.Series(site, index=patients.index, dtype=STR)
+        patients = mapped_frame(source, text, columns, label, site)
         pieces.append(Piece("patients", patients, date_format=source.date_format))
         for table, group in source.time_points.items():
             long = long_rows(source, text, label, table, group)
