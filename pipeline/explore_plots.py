@@ -16,20 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline import plotting
 from pipeline.derive import INSTRUMENT_COLUMNS
 from pipeline.explore import PATIENT, observed_levels
 from pipeline.lmm import LmmFit
-from pipeline.plotting import (
-    figure,
-    group_style,
-    horizontal_intervals,
-    house_style,
-    legend_below,
-    means_with_ci,
-    normal_qq,
-    patient_lines,
-    residuals_against_fitted,
-)
 from pipeline.style import GREY, LINESTYLES, MARKERS, OKABE_ITO
 from pipeline.summaries import mean_by_visit
 
@@ -67,19 +57,24 @@ def missingness(table: pd.DataFrame) -> Figure:
     """
     outcomes = list(dict.fromkeys(table["outcome"]))
     groups = list(dict.fromkeys(table["group"]))
-    fig, axes = figure(1, len(outcomes), 7.0, 2.6, sharey=True)
-    with house_style():
+    fig, axes = plotting.figure(1, len(outcomes), 7.0, 2.6, sharey=True)
+    with plotting.house_style():
         for ax, outcome in zip(axes[0], outcomes, strict=True):
             for k, group in enumerate(groups):
                 rows = table[(table["outcome"] == outcome) & (table["group"] == group)]
-                ax.plot(rows["visit"], 100.0 - rows["missing_pct"], label=group, **group_style(k))
+                ax.plot(
+                    rows["visit"],
+                    100.0 - rows["missing_pct"],
+                    label=group,
+                    **plotting.group_style(k),
+                )
             ax.set_title(outcome.upper())
             ax.set_xlabel("Visit")
             ax.set_xticks(sorted(table["visit"].unique()))
             ax.set_ylim(0, 105)
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Patients with a value (%)")
-        legend_below(fig, [axes[0][0]], ncols=6)
+        plotting.legend_below(fig, [axes[0][0]], ncols=6)
     return fig
 
 
@@ -96,12 +91,12 @@ def retention(table: pd.DataFrame) -> Figure:
     matplotlib.figure.Figure
         One line per group.
     """
-    fig, axes = figure(1, 1, 4.0, 2.8)
+    fig, axes = plotting.figure(1, 1, 4.0, 2.8)
     ax = axes[0][0]
-    with house_style():
+    with plotting.house_style():
         for k, group in enumerate(dict.fromkeys(table["group"])):
             rows = table[table["group"] == group]
-            ax.plot(rows["visit"], rows["retained_pct"], label=group, **group_style(k))
+            ax.plot(rows["visit"], rows["retained_pct"], label=group, **plotting.group_style(k))
         ax.set_xlabel("Visit")
         ax.set_xticks(sorted(table["visit"].unique()))
         ax.set_ylabel("Still in follow-up (%)")
@@ -134,8 +129,8 @@ def baseline_distributions(
     """
     base = data.loc[data["visit"] == 0]
     levels = observed_levels(base[group]) if group else ["all"]
-    fig, axes = figure(1, len(outcomes), 7.0, 2.6)
-    with house_style():
+    fig, axes = plotting.figure(1, len(outcomes), 7.0, 2.6)
+    with plotting.house_style():
         for ax, column in zip(axes[0], outcomes.values(), strict=True):
             for k, level in enumerate(levels):
                 rows = base if group is None else base[base[group].astype(str) == level]
@@ -152,7 +147,7 @@ def baseline_distributions(
             ax.set_xlabel(_label(column))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Patients")
-        legend_below(fig, [axes[0][0]], ncols=6, title=group)
+        plotting.legend_below(fig, [axes[0][0]], ncols=6, title=group)
     return fig
 
 
@@ -201,10 +196,10 @@ def spaghetti(
     rows = data.dropna(subset=[response, time])
     columns = observed_levels(rows[group])
     facets = observed_levels(rows[facet]) if facet else [None]
-    fig, axes = figure(
+    fig, axes = plotting.figure(
         len(facets), len(columns), 7.0, 0.5 + 2.3 * len(facets), sharex=True, sharey=True
     )
-    with house_style():
+    with plotting.house_style():
         for i, facet_level in enumerate(facets):
             for k, level in enumerate(columns):
                 ax = axes[i][k]
@@ -212,7 +207,7 @@ def spaghetti(
                 if facet:
                     cell = cell[cell[facet].astype(str) == facet_level]
                 members = list(dict.fromkeys(cell[PATIENT]))
-                patient_lines(
+                plotting.patient_lines(
                     ax,
                     cell,
                     patient=PATIENT,
@@ -256,17 +251,17 @@ def mean_trajectories(
         Means (:func:`pipeline.summaries.mean_by_visit`) against mean weeks since baseline.
     """
     facets = observed_levels(data[facet]) if facet else [None]
-    fig, axes = figure(1, len(facets), 7.0 if facet else 4.5, 2.8, sharey=True)
-    with house_style():
+    fig, axes = plotting.figure(1, len(facets), 7.0 if facet else 4.5, 2.8, sharey=True)
+    with plotting.house_style():
         for ax, level in zip(axes[0], facets, strict=True):
             part = data if facet is None else data[data[facet].astype(str) == level]
-            means_with_ci(ax, mean_by_visit(part, response, group))
+            plotting.means_with_ci(ax, mean_by_visit(part, response, group))
             if facet:
                 ax.set_title(f"{level} (n = {part[PATIENT].nunique()})")
             ax.set_xlabel(_label("weeks"))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(f"Mean {_label(response)} (95 % CI)")
-        legend_below(fig, [axes[0][0]], ncols=6, title=group)
+        plotting.legend_below(fig, [axes[0][0]], ncols=6, title=group)
     return fig
 
 
@@ -289,9 +284,9 @@ def sessions_per_patient(patients: pd.DataFrame, by: str = "chronicity") -> Figu
     levels = observed_levels(patients[by])
     counts = sorted(patients["n_sessions"].unique())
     width = 0.8 / max(len(levels), 1)
-    fig, axes = figure(1, 1, 5.0, 2.8)
+    fig, axes = plotting.figure(1, 1, 5.0, 2.8)
     ax = axes[0][0]
-    with house_style():
+    with plotting.house_style():
         for k, level in enumerate(levels):
             n = patients.loc[patients[by].astype(str) == level, "n_sessions"].value_counts()
             x = np.arange(len(counts)) + (k - (len(levels) - 1) / 2) * width
@@ -328,9 +323,9 @@ def twitch_share_by_depth(patients: pd.DataFrame, threshold: float) -> Figure:
     matplotlib.figure.Figure
         Overlaid histograms with the threshold.
     """
-    fig, axes = figure(1, 1, 5.0, 2.8)
+    fig, axes = plotting.figure(1, 1, 5.0, 2.8)
     ax = axes[0][0]
-    with house_style():
+    with plotting.house_style():
         for k, level in enumerate(observed_levels(patients["depth"])):
             values = patients.loc[patients["depth"].astype(str) == level, "twitch_share"].dropna()
             ax.hist(
@@ -368,10 +363,10 @@ def forest(table: pd.DataFrame, label: str = "model", *, xlabel: str = "Estimate
         The estimates against a dashed line at zero.
     """
     y = np.arange(len(table))[::-1]
-    fig, axes = figure(1, 1, 6.0, 0.8 + 0.35 * len(table))
+    fig, axes = plotting.figure(1, 1, 6.0, 0.8 + 0.35 * len(table))
     ax = axes[0][0]
-    with house_style():
-        horizontal_intervals(ax, table, y, fmt="o", color=OKABE_ITO[0], capsize=3)
+    with plotting.house_style():
+        plotting.horizontal_intervals(ax, table, y, fmt="o", color=OKABE_ITO[0], capsize=3)
         ax.axvline(0.0, color=GREY, linestyle="--", linewidth=1)
         ax.set_yticks(y, [str(v) for v in table[label]])
         ax.set_xlabel(xlabel)
@@ -401,8 +396,8 @@ def model_means(
         Means against the time value of each visit (or the visit number).
     """
     factors = list(dict.fromkeys(emmeans["factor"]))
-    fig, axes = figure(1, len(factors), 3.5 * len(factors), 2.8, sharey=True)
-    with house_style():
+    fig, axes = plotting.figure(1, len(factors), 3.5 * len(factors), 2.8, sharey=True)
+    with plotting.house_style():
         for ax, factor in zip(axes[0], factors, strict=True):
             part = emmeans[emmeans["factor"] == factor]
             x = pd.to_numeric(part["time"], errors="coerce")
@@ -418,7 +413,7 @@ def model_means(
                     capsize=2.5,
                     markersize=4,
                     label=str(level),
-                    **group_style(k),
+                    **plotting.group_style(k),
                 )
             ax.set_title(str(factor))
             ax.set_xlabel(xlabel if numeric_time else "Visit")
@@ -446,15 +441,15 @@ def residual_plots(fit: LmmFit) -> Figure:
     series = [("Q–Q: residuals / σ", fit.residuals / fit.sigma)]
     series += [(f"Q–Q: random {name}", fit.random_effects[name].to_numpy()) for name in effects]
     nrows = (len(series) + 2) // 2
-    fig, axes = figure(nrows, 2, 6.0, 2.5 * nrows)
+    fig, axes = plotting.figure(nrows, 2, 6.0, 2.5 * nrows)
     panels = list(axes.flat)
-    with house_style():
-        residuals_against_fitted(
+    with plotting.house_style():
+        plotting.residuals_against_fitted(
             panels[0], fit.fitted, fit.residuals, line_width=1, s=6, alpha=0.4, color=OKABE_ITO[0]
         )
         panels[0].set_title("Residuals vs fitted")
         for ax, (title, values) in zip(panels[1:], series, strict=False):
-            normal_qq(
+            plotting.normal_qq(
                 ax, values, line_color="black", line_width=1, s=6, alpha=0.5, color=OKABE_ITO[1]
             )
             ax.set_title(title)

@@ -18,17 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipeline.plotting import (
-    figure,
-    group_style,
-    horizontal_intervals,
-    house_style,
-    legend_below,
-    means_with_ci,
-    normal_qq,
-    patient_lines,
-    residuals_against_fitted,
-)
+from pipeline import plotting
 from pipeline.style import GREY, OKABE_ITO
 
 FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
@@ -68,15 +58,15 @@ def mean_trajectories(
     summary = _numeric(summary, ["mean", "ci_low", "ci_high", "mean_weeks"])
     outcomes = [o for o in outcome_labels if o in set(summary["outcome"])]
     groups = list(dict.fromkeys(summary["group"]))
-    fig, axes = figure(1, len(outcomes), FULL_WIDTH, 2.6)
-    with house_style():
+    fig, axes = plotting.figure(1, len(outcomes), FULL_WIDTH, 2.6)
+    with plotting.house_style():
         for ax, outcome in zip(axes[0], outcomes, strict=True):
-            means_with_ci(ax, summary[summary["outcome"] == outcome], groups)
+            plotting.means_with_ci(ax, summary[summary["outcome"] == outcome], groups)
             ax.set_title(outcome_labels[outcome])
             ax.set_xlabel("Weeks since baseline")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("Mean (95 % CI)")
-        legend_below(fig, [axes[0][0]], ncols=4, title=group_label)
+        plotting.legend_below(fig, [axes[0][0]], ncols=4, title=group_label)
     return fig
 
 
@@ -102,7 +92,7 @@ def spaghetti(
     """
     outcomes = [o for o in outcome_labels if o in set(sample["outcome"])]
     groups = list(dict.fromkeys(sample["group"]))
-    fig, axes = figure(
+    fig, axes = plotting.figure(
         len(groups),
         len(outcomes),
         FULL_WIDTH,
@@ -110,11 +100,11 @@ def spaghetti(
         sharex=True,
         sharey="col",
     )
-    with house_style():
+    with plotting.house_style():
         for i, group in enumerate(groups):
             for j, outcome in enumerate(outcomes):
                 ax = axes[i][j]
-                patient_lines(
+                plotting.patient_lines(
                     ax,
                     sample[(sample["group"] == group) & (sample["outcome"] == outcome)],
                     patient="patient",
@@ -123,7 +113,7 @@ def spaghetti(
                     markersize=2.5,
                     linewidth=0.8,
                     alpha=0.7,
-                    **group_style(i),
+                    **plotting.group_style(i),
                 )
                 if i == 0:
                     ax.set_title(outcome_labels[outcome])
@@ -158,14 +148,14 @@ def forest(
     rows = _numeric(rows, ["estimate", "ci_low", "ci_high"]).dropna(subset=["estimate"])
     panels = [p for p in panel_labels if p in set(rows["panel"])]
     heights = [max(1, int((rows["panel"] == p).sum())) for p in panels]
-    fig, axes = figure(
+    fig, axes = plotting.figure(
         len(panels),
         1,
         FULL_WIDTH,
         0.9 + 0.24 * sum(heights) + 0.5 * len(panels),
         gridspec_kw={"height_ratios": heights},
     )
-    with house_style():
+    with plotting.house_style():
         for ax, panel in zip(axes[:, 0], panels, strict=True):
             part = rows[rows["panel"] == panel].reset_index(drop=True)
             y = np.arange(len(part))[::-1]
@@ -176,7 +166,7 @@ def forest(
                 chosen = part["primary"].astype(bool) == primary
                 if not chosen.any():
                     continue
-                horizontal_intervals(
+                plotting.horizontal_intervals(
                     ax,
                     part[chosen],
                     y[chosen.to_numpy()],
@@ -193,7 +183,7 @@ def forest(
             ax.set_ylim(-0.7, len(part) - 0.3)
             ax.set_xlabel(panel_labels[panel])
             ax.grid(axis="x", alpha=0.3)
-        legend_below(fig, axes[:, 0], ncols=2)
+        plotting.legend_below(fig, axes[:, 0], ncols=2)
     return fig
 
 
@@ -214,29 +204,22 @@ def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> 
     """
     fitted = np.asarray(fitted, dtype=float)
     residuals = np.asarray(residuals, dtype=float)
-    fig, axes = figure(1, 2, FULL_WIDTH, 2.5)
+    fig, axes = plotting.figure(1, 2, FULL_WIDTH, 2.5)
     left, right = axes[0]
-    with house_style():
-        residuals_against_fitted(
-            left,
-            fitted,
-            residuals,
-            line_width=0.8,
-            s=5,
-            color=OKABE_ITO[0],
-            alpha=0.4,
-            linewidths=0,
+    points = {"s": 5, "linewidths": 0}
+    with plotting.house_style():
+        plotting.residuals_against_fitted(
+            left, fitted, residuals, line_width=0.8, color=OKABE_ITO[0], alpha=0.4, **points
         )
         left.set_title("Residuals against fitted values")
-        normal_qq(
+        plotting.normal_qq(
             right,
             residuals,
             line_color=GREY,
             line_width=0.8,
-            s=5,
             color=OKABE_ITO[1],
             alpha=0.5,
-            linewidths=0,
+            **points,
         )
         right.set_ylabel("Ordered residual")
         right.set_title("Normal Q–Q plot")
@@ -287,7 +270,7 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
     }
     box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
     arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}
-    with house_style():
+    with plotting.house_style():
         fig = Figure(figsize=(FULL_WIDTH, 1.05 * len(main) + 0.6))
         ax = fig.add_axes((0, 0, 1, 1))
         ax.set_axis_off()
