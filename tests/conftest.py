@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
 LMER_SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"
 
 
@@ -120,16 +119,15 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
     Shared by the analysis and plan tests; nothing may change the frame.
     """
-    from factories import write_config
+    from factories import DEMO_INPUTS, write_config
 
     from pipeline.config import load_config
     from pipeline.derive import analysis_dataset
     from pipeline.ingest import read_raw_tables
     from pipeline.validate import validate_study
 
-    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
-    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), inputs))
-    v = validate_study(read_raw_tables(inputs))
+    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), DEMO_INPUTS))
+    v = validate_study(read_raw_tables(DEMO_INPUTS))
     return analysis_dataset(
         v.valid("patients"), v.valid("sessions"), v.valid("assessments"), config
     )

@@ -31,6 +31,9 @@ P3,0,2025-01-13,7,,,,,,,,,,,,
 """
 
 TABLES = {"patients": PATIENTS, "sessions": SESSIONS, "assessments": ASSESSMENTS}
+DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
+DEMO_INPUTS = {name: DEMO / f"{name}.csv" for name in TABLES}
+"""The committed demo study (240 patients, 10 deliberately bad rows): table -> CSV path."""
 
 
 def write_study(folder: Path, **overrides: str) -> dict[str, Path]:

@@ -1,21 +1,15 @@
 """The notebook API: one analysis on a DataFrame, tidy tables back, no files written."""
 
-from pathlib import Path
-
 import pytest
-from factories import write_config
+from factories import DEMO_INPUTS, write_config
 
 from pipeline import api
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "data" / "raw" / "demo"
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("api")
-    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
-    study = api.load_study(write_config(folder, inputs))
+    study = api.load_study(write_config(folder, DEMO_INPUTS))
     assert not any(folder.rglob("*.parquet")) and not (folder / "reports").exists()
     return study
 

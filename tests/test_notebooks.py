@@ -15,12 +15,11 @@ import jupytext
 import nbformat
 import pandas as pd
 import pytest
-from factories import write_config, write_study
+from factories import DEMO, write_config, write_study
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-DEMO = ROOT / "data" / "raw" / "demo"
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 EXPECTED = ["01-data-quality", "02-trajectories", "03-models", "04-twitch-and-depth"]
 CONFIG_CELL = 'CONFIG = "../analysis.toml"'

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import write_config
+from factories import DEMO, DEMO_INPUTS, write_config
 
 from pipeline.config import load_config
 from pipeline.ingest import sha256_of
@@ -13,13 +13,12 @@ from pipeline.runner import run
 from pipeline.simulate import TRUE_EFFECTS, add_bad_rows, simulate_study, write_raw_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "data" / "raw" / "demo"
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    inputs = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
+    inputs = dict(DEMO_INPUTS)
     before = {name: sha256_of(path) for name, path in inputs.items()}
     config = load_config(write_config(folder, inputs))
     result = run(config, project_root=ROOT)

@@ -16,14 +16,12 @@ import pandas as pd
 import pypdfium2 as pdfium
 import pytest
 from browser import load_page
-from factories import write_config
+from factories import DEMO_INPUTS, write_config
 
 from pipeline import cli, runner
 from pipeline.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "data" / "raw" / "demo"
-INPUTS = {name: DEMO / f"{name}.csv" for name in ("patients", "sessions", "assessments")}
 SECTIONS = (
     "Summary",
     "Provenance",
@@ -51,7 +49,7 @@ COUNTS = {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo-report")
-    config = load_config(write_config(folder, INPUTS))
+    config = load_config(write_config(folder, DEMO_INPUTS))
     fitted = {}
     real = runner.run_analyses
 
@@ -70,7 +68,7 @@ def reuse_fits(monkeypatch, demo):
 
 
 def test_processed_data_carry_pseudonyms_and_days_not_ids_and_dates(demo):
-    raw_ids = set(pd.read_csv(INPUTS["patients"], dtype=str)["patient_id"].dropna())
+    raw_ids = set(pd.read_csv(DEMO_INPUTS["patients"], dtype=str)["patient_id"].dropna())
     processed = demo.folder / "processed"
     pseudonyms = set()
     for name in ("patients", "sessions", "assessments", "analysis"):
@@ -85,14 +83,14 @@ def test_processed_data_carry_pseudonyms_and_days_not_ids_and_dates(demo):
     assert pseudonyms == set(patients["pseudonym"])  # one pseudonym per patient, everywhere
     # the quarantine keeps the raw rows, identifiers included, for the data manager
     quarantine = pd.read_csv(processed / "quarantine" / "sessions.csv", dtype=str)
-    raw_sessions = pd.read_csv(INPUTS["sessions"], dtype=str)
+    raw_sessions = pd.read_csv(DEMO_INPUTS["sessions"], dtype=str)
     assert len(quarantine) == 3
     assert set(quarantine["patient_id"]) <= set(raw_sessions["patient_id"])
     assert set(quarantine["session_date"]) <= set(raw_sessions["session_date"])
 
 
 def test_published_tables_hold_no_identifier_and_no_small_count(demo):
-    raw_ids = set(pd.read_csv(INPUTS["patients"], dtype=str)["patient_id"].dropna())
+    raw_ids = set(pd.read_csv(DEMO_INPUTS["patients"], dtype=str)["patient_id"].dropna())
     tables = demo.folder / "reports" / "tables"
     for path in sorted(tables.glob("*.csv")):
         text = path.read_text()
@@ -157,7 +155,7 @@ def test_a_failing_later_step_leaves_the_previous_report_in_place(demo, monkeypa
 def test_without_a_browser_the_html_is_written_and_run_exits_2(demo, tmp_path, monkeypatch, capsys):
     reuse_fits(monkeypatch, demo)
     monkeypatch.setattr("pipeline.pdf.find_browser", lambda *args, **kwargs: None)
-    config = write_config(tmp_path, INPUTS)
+    config = write_config(tmp_path, DEMO_INPUTS)
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "outcomes.pdf").write_bytes(b"%PDF- an older report")
@@ -172,7 +170,7 @@ def test_without_a_browser_the_html_is_written_and_run_exits_2(demo, tmp_path, m
 
 def test_a_run_without_a_pseudonym_key_is_one_sentence(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NEEDLING_PSEUDONYM_KEY")
-    config = write_config(tmp_path, INPUTS)
+    config = write_config(tmp_path, DEMO_INPUTS)
     assert cli.main(["validate", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert (
