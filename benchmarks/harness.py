@@ -13,6 +13,7 @@ import resource
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +23,22 @@ from pipeline import outputs
 from pipeline.config import Config, load_config
 from pipeline.derive import analysis_dataset
 from pipeline.ingest import read_raw_tables
-from pipeline.simulate import simulate_study, write_raw_tables
+from pipeline.simulate import DENSE_VISIT_WEEKS, simulate_study, write_raw_tables
 from pipeline.validate import validate_study
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_NAMES = ("patients", "sessions", "assessments")
 DEFAULT_WORK = ROOT / "data" / "processed" / "benchmarks"
 DEFAULT_OUT = ROOT / "reports" / "benchmarks"
+#: Visit schedules a benchmark can simulate (name -> visit -> week; None: the simulator's
+#: default, visits 0-4 at weeks 0, 2, 4, 8, 12, about 4.2 assessments per patient).
+SCHEDULES: dict[str, Mapping[int, int] | None] = {
+    "default": None,
+    "dense": DENSE_VISIT_WEEKS,  # visits 0-8 over the same 12 weeks, about 6.2 per patient
+}
 
 
-def simulated_study(n_patients: int, seed: int, work: Path) -> Path:
+def simulated_study(n_patients: int, seed: int, work: Path, schedule: str = "default") -> Path:
     """Write the simulator's canonical CSVs for ``n_patients`` once; return their folder.
 
     Parameters
@@ -41,16 +48,22 @@ def simulated_study(n_patients: int, seed: int, work: Path) -> Path:
     seed : int
         Simulator seed.
     work : Path
-        Scratch folder; the study goes to ``<work>/study-<n>-<seed>/``.
+        Scratch folder; the study goes to ``<work>/study-<n>-<seed>/`` (default schedule)
+        or ``<work>/study-<n>-<seed>-<schedule>/``.
+    schedule : str, default "default"
+        Visit schedule, a key of :data:`SCHEDULES`.
 
     Returns
     -------
     Path
         Folder holding ``patients.csv``, ``sessions.csv`` and ``assessments.csv``.
     """
-    folder = work / f"study-{n_patients}-{seed}"
+    visit_weeks = SCHEDULES[schedule]
+    suffix = "" if visit_weeks is None else f"-{schedule}"
+    folder = work / f"study-{n_patients}-{seed}{suffix}"
     if not all((folder / f"{name}.csv").exists() for name in TABLE_NAMES):
-        write_raw_tables(simulate_study(n_patients, seed), folder)
+        tables = simulate_study(n_patients, seed, visit_weeks=visit_weeks)
+        write_raw_tables(tables, folder)
     return folder
 
 
