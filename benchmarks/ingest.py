@@ -4,10 +4,18 @@ Writes a deterministic study in the canonical layout to a temporary folder (1,00
 assessments: 200,000 patients with five visits each and two needling sessions each), then times
 reading and validating all three tables together (:func:`pipeline.ingest.read_raw_tables` and
 :func:`pipeline.validate.validate_study`, exactly what ``outcomes validate`` runs for the
-``[inputs]`` form), best of three runs. The throughput is counted in assessment rows per second
-of the whole read + validate, so the patients and sessions come for free. The same files are
-also read once through a ``[[sources]]`` canonical entry, which adds the mapping and normalising
-steps (codes, dates, identifiers).
+``[inputs]`` form), best of five runs. The throughput is counted in assessment rows per second
+of the whole read + validate, so the patients and sessions come for free.
+
+Also timed, for what they cost:
+
+* the same study with 1 % of the assessment rows breaking a value rule (NRS 11), which stay on
+  the fast route and are quarantined;
+* the text route (:mod:`pipeline.sources.typed_reader` declines a file with stray spaces, cells
+  that do not parse and the like; every cell is then read as text and parsed), forced here on
+  the clean files;
+* a ``[[sources]]`` canonical entry, which adds the mapping and normalising steps (codes,
+  dates, identifiers).
 
 Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make bench``.
 """
@@ -32,6 +40,7 @@ import pyarrow.csv as pacsv
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
+import pipeline.ingest  # noqa: E402
 from pipeline import outputs  # noqa: E402
 from pipeline.config import Source  # noqa: E402
 from pipeline.ingest import read_raw_tables  # noqa: E402
@@ -43,6 +52,10 @@ VISITS = 5
 SESSIONS = 2
 SEED = 20260101
 GOAL = 2_000_000
+CANONICAL = "[inputs] canonical CSVs"
+BROKEN = "[inputs] canonical, 1 % of assessments out of range"
+TEXT_ROUTE = "[inputs] canonical, text route forced"
+SOURCES = "[[sources]] canonical, normalised"
 OUT = Path("reports/benchmarks")
 
 
@@ -110,8 +123,21 @@ def study(n_assessments: int = ASSESSMENTS, seed: int = SEED) -> dict[str, pa.Ta
     }
 
 
+def with_broken_scores(tables: dict[str, pa.Table], share: float = 0.01) -> dict[str, pa.Table]:
+    """Return the tables with ``share`` of the assessment rows given an NRS of 11 (out of range)."""
+    assessments = tables["assessments"]
+    rows = np.arange(0, assessments.num_rows, round(1 / share))
+    nrs = assessments.column("nrs").to_numpy(zero_copy_only=False).astype(object)
+    nrs[rows] = "11"
+    broken = assessments.set_column(
+        assessments.schema.get_field_index("nrs"), "nrs", pa.array(nrs, pa.string())
+    )
+    return {**tables, "assessments": broken}
+
+
 def write(tables: dict[str, pa.Table], folder: Path) -> dict[str, Path]:
     """Write the tables as canonical CSVs (quotes only where needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, table in tables.items():
         paths[name] = folder / f"{name}.csv"
@@ -138,13 +164,28 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         folder = Path(tmp)
-        paths = write(study(), folder)
-        sizes = {n: len(pd.read_csv(p, usecols=[0])) for n, p in paths.items()}
+        tables = study()
+        paths = write(tables, folder / "clean")
+        broken_paths = write(with_broken_scores(tables), folder / "broken")
+        sizes = {n: t.num_rows for n, t in tables.items()}
         total = sum(sizes.values())
+        routes: dict[str, str] = {}
 
-        def canonical() -> None:
-            validation = validate_study(read_raw_tables(paths))
-            assert validation.quarantined_rows == 0, validation.failures.head()
+        def validate(files: dict[str, Path], quarantined: int, label: str) -> None:
+            raw = read_raw_tables(files)
+            validation = validate_study(raw)
+            assert validation.quarantined_rows == quarantined, validation.failures.head()
+            routes[label] = ", ".join(
+                f"{n} {'typed' if r.typed is not None else 'text'}" for n, r in raw.items()
+            )
+
+        def text_route() -> None:
+            typed = pipeline.ingest.read_typed
+            pipeline.ingest.read_typed = lambda *args: None
+            try:
+                validate(paths, 0, TEXT_ROUTE)
+            finally:
+                pipeline.ingest.read_typed = typed
 
         source = Source(
             number=1,
@@ -156,10 +197,14 @@ def main() -> int:
         def mapped() -> None:
             validation = validate_study(read_sources((source,)))
             assert validation.quarantined_rows == 0, validation.failures.head()
+            routes[SOURCES] = "text (mapped)"
 
+        broken = sizes["assessments"] // 100
         for layout, run, repeat in (
-            ("[inputs] canonical CSVs", canonical, 3),
-            ("[[sources]] canonical, normalised", mapped, 1),
+            (CANONICAL, lambda: validate(paths, 0, CANONICAL), 5),
+            (BROKEN, lambda: validate(broken_paths, broken, BROKEN), 3),
+            (TEXT_ROUTE, text_route, 3),
+            (SOURCES, mapped, 1),
         ):
             runs = timed(run, repeat)
             times = [wall for wall, _ in runs]
@@ -167,6 +212,7 @@ def main() -> int:
             rows.append(
                 {
                     "layout": layout,
+                    "route": routes[layout],
                     "assessment_rows": sizes["assessments"],
                     "all_rows": total,
                     "runs": repeat,
@@ -186,11 +232,12 @@ def main() -> int:
         f"{sizes['patients']:,} patients and {sizes['sessions']:,} sessions "
         f"(`benchmarks/ingest.py`, `make bench`).",
         "",
-        "| layout | best s | median s | CPU s (best run) | assessment rows/s | all rows/s |",
-        "|---|---|---|---|---|---|",
+        "| layout | route per table | best s | median s | CPU s (best run) | "
+        "assessment rows/s | all rows/s |",
+        "|---|---|---|---|---|---|---|",
         *[
-            f"| {r.layout} | {r.best_seconds} | {r.median_seconds} | {r.cpu_seconds} | "
-            f"{r.assessment_rows_per_second:,} | {r.all_rows_per_second:,} |"
+            f"| {r.layout} | {r.route} | {r.best_seconds} | {r.median_seconds} | "
+            f"{r.cpu_seconds} | {r.assessment_rows_per_second:,} | {r.all_rows_per_second:,} |"
             for r in result.itertuples(index=False)
         ],
         "",

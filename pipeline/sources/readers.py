@@ -297,6 +297,60 @@ def _unique_names(header: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Body:
+    """The lines after a file's header, as a view of the file's bytes (a large file is not copied).
+
+    Attributes
+    ----------
+    data : bytes
+        The whole file as UTF-8 without a byte-order mark.
+    start : int
+        Offset of the first byte after the header line.
+    """
+
+    data: bytes
+    start: int = 0
+
+    def __len__(self) -> int:
+        return len(self.data) - self.start
+
+    def has(self, byte: bytes) -> bool:
+        """Whether ``byte`` (or any byte string) occurs in the body."""
+        return self.data.find(byte, self.start) >= 0
+
+    def count(self, byte: bytes) -> int:
+        """Return how often ``byte`` occurs in the body."""
+        return self.data.count(byte, self.start)
+
+    def ends_with_newline(self) -> bool:
+        """Whether the body is not empty and ends with a line break."""
+        return len(self) > 0 and self.data.endswith(b"\n")
+
+    def blank(self, chars: bytes | None = None) -> bool:
+        """Whether the body holds only whitespace (or only ``chars``)."""
+        head = self.data[self.start : self.start + 64]
+        if head.strip(chars):
+            return False
+        return len(self) <= 64 or not self.data[self.start :].strip(chars)
+
+    def array(self) -> np.ndarray:
+        """Return the body's bytes as a read-only numpy array (no copy)."""
+        return np.frombuffer(self.data, dtype=np.uint8, offset=self.start)
+
+    def stream(self) -> pa.BufferReader:
+        """Return the body as a file pyarrow reads (no copy)."""
+        return pa.BufferReader(pa.py_buffer(self.data).slice(self.start))
+
+    def text(self) -> str:
+        """Return the body decoded (a copy)."""
+        return self.data[self.start :].decode("utf-8")
+
+    def isascii(self) -> bool:
+        """Whether the whole file (header included, so a conservative answer) is ASCII."""
+        return self.data.isascii()
+
+
+@dataclass(frozen=True)
 class Layout:
     """A delimited file split into its header and its body, before any cell is parsed.
 
@@ -308,8 +362,8 @@ class Layout:
         Column names as written (surrounding spaces removed), by position.
     names : tuple of str
         Unique names for the header positions (see :attr:`TextTable.columns`).
-    body : bytes
-        The lines after the header, as UTF-8 without a byte-order mark.
+    body : Body
+        The lines after the header.
     header_line : int
         Line of the header; the body starts on the next line.
     encoding : str
@@ -321,7 +375,7 @@ class Layout:
     path: Path
     header: tuple[str, ...]
     names: tuple[str, ...]
-    body: bytes
+    body: Body
     header_line: int
     encoding: str
     delimiter: str
@@ -358,7 +412,7 @@ def split_header(
         path=path,
         header=tuple(header),
         names=tuple(_unique_names(header)),
-        body=data[end + 1 :],
+        body=Body(data, min(end + 1, len(data))),
         header_line=header_row,
         encoding=used,
         delimiter=delimiter,
@@ -384,16 +438,16 @@ def read_text(layout: Layout, digest: str) -> TextTable:
     )
 
 
-def _needs_trim(body: bytes, delimiter: str) -> bool:
+def _needs_trim(body: Body, delimiter: str) -> bool:
     """Whether any cell may have surrounding whitespace (cheap, conservative byte test)."""
     if not body.isascii():
         return True  # non-breaking and other Unicode spaces: let the trim pass decide
     others = (b"\x0b", b"\x0c", *((b"\t",) if delimiter != "\t" else ()))
-    if any(o in body for o in others):
+    if any(body.has(o) for o in others):
         return True
-    if b" " not in body:  # single-byte searches are fast; most exports have no stray spaces
+    if not body.has(b" "):  # single-byte searches are fast; most exports have no stray spaces
         return False
-    arr = np.frombuffer(body, dtype=np.uint8)
+    arr = body.array()
     where = np.flatnonzero(arr == 32)
     if where[0] == 0 or where[-1] == arr.size - 1:
         return True
@@ -401,16 +455,16 @@ def _needs_trim(body: bytes, delimiter: str) -> bool:
     return bool(np.isin(arr[where - 1], edges).any() or np.isin(arr[where + 1], edges).any())
 
 
-def _line_numbers(body: bytes, first: int, rows: int) -> tuple[np.ndarray, int]:
+def _line_numbers(body: Body, first: int, rows: int) -> tuple[np.ndarray, int]:
     """Numbers of the non-empty lines of ``body`` (its first line is ``first``), and the empties.
 
     ``rows`` is the number of rows pyarrow read; when it equals the number of lines, no line was
     empty (nor part of a quoted line break) and the numbers follow without looking further.
     """
-    total = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    total = body.count(b"\n") + (0 if body.ends_with_newline() or not len(body) else 1)
     if rows == total:
         return np.arange(first, first + total, dtype=np.int64), 0
-    arr = np.frombuffer(body, dtype=np.uint8)
+    arr = body.array()
     ends = np.flatnonzero(arr == 10)
     if ends.size < total:
         ends = np.append(ends, arr.size)
@@ -422,17 +476,17 @@ def _line_numbers(body: bytes, first: int, rows: int) -> tuple[np.ndarray, int]:
 
 
 def _parse_fast(
-    body: bytes, names: list[str], delimiter: str, header_row: int
+    body: Body, names: list[str], delimiter: str, header_row: int
 ) -> tuple[pa.Table | None, np.ndarray, int]:
     """Parse a regular body with pyarrow; ``None`` when the file needs the careful reader."""
     empty = (None, np.empty(0, np.int64), 0)
-    if _blank(body, b"\r\n"):
+    if body.blank(b"\r\n"):
         empty_table = pa.table({n: pa.array([], TEXT) for n in names})
         return empty_table, np.empty(0, np.int64), body.count(b"\n")
     trim = _needs_trim(body, delimiter)
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            body.stream(),
             read_options=pacsv.ReadOptions(column_names=names, autogenerate_column_names=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
@@ -475,11 +529,11 @@ def _clean(
 
 
 def _parse_slow(
-    path: Path, body: bytes, names: list[str], delimiter: str, header_row: int
+    path: Path, body: Body, names: list[str], delimiter: str, header_row: int
 ) -> tuple[pa.Table, np.ndarray, int]:
     """Parse any body with :mod:`csv`, naming the line of a row longer than the header."""
     width = len(names)
-    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(body.text(), newline=""), delimiter=delimiter)
     cells: list[list[str]] = [[] for _ in names]
     lines: list[int] = []
     blank = 0

@@ -16,7 +16,6 @@ text of a row that validation quarantines is taken from the file's bytes afterwa
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,8 +31,8 @@ from pipeline.sources.readers import (
     LINE,
     MISSING_TOKENS,
     TEXT,
+    Body,
     Layout,
-    _blank,
     _line_numbers,
     _needs_trim,
     _parse_fast,
@@ -93,11 +92,11 @@ class TypedRows:
         if not lines.size:
             return _to_frame(pa.table({n: pa.array([], TEXT) for n in names}), lines)
         body = layout.body
-        ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)
-        ends = np.append(ends, len(body))
+        ends = np.append(np.flatnonzero(body.array() == 10), len(body)) + body.start
         index = lines - (layout.header_line + 1)
-        starts = np.where(index > 0, ends[np.maximum(index - 1, 0)] + 1, 0)
-        chunk = b"\n".join(body[a:b] for a, b in zip(starts, ends[index], strict=True))
+        starts = np.where(index > 0, ends[np.maximum(index - 1, 0)] + 1, body.start)
+        data = body.data
+        chunk = Body(b"\n".join(data[a:b] for a, b in zip(starts, ends[index], strict=True)))
         table, _, _ = _parse_fast(chunk, names, layout.delimiter, 1)
         if table is None or table.num_rows != lines.size:
             table, _, _ = _parse_slow(layout.path, chunk, names, layout.delimiter, 1)
@@ -121,13 +120,13 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     """
     body, delimiter = layout.body, layout.delimiter
     columns = [n for n in layout.names if n in kinds]
-    if not columns or _blank(body, b"\r\n") or _needs_trim(body, delimiter):
+    if not columns or body.blank(b"\r\n") or _needs_trim(body, delimiter):
         return None
-    if any(kinds[c] == "integer" for c in columns) and (b"0x" in body or b"0X" in body):
+    if any(kinds[c] == "integer" for c in columns) and _holds_0x(body):
         return None
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            body.stream(),
             read_options=pacsv.ReadOptions(
                 column_names=list(layout.names), autogenerate_column_names=False
             ),
@@ -167,6 +166,18 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     for name in columns:
         frame[name] = _to_pandas(table.column(name), kinds[name])
     return TypedRows(frame=pd.DataFrame(frame, copy=False), blank_lines=blank, layout=layout)
+
+
+def _holds_0x(body: Body) -> bool:
+    """Whether ``0x`` or ``0X`` appears anywhere (pyarrow reads ``0x1F`` as a whole number).
+
+    Searching for one byte is many times faster than for two, so ``x`` is looked for first.
+    """
+    if not body.has(b"x") and not body.has(b"X"):
+        return False
+    data = body.array()
+    after = np.flatnonzero((data[1:] | 0x20) == ord("x"))  # (| 0x20 lowers the case of X)
+    return bool((data[after] == ord("0")).any())
 
 
 def _to_pandas(column: pa.ChunkedArray, kind: str) -> object:
