@@ -199,3 +199,22 @@ def test_screened_columns_give_the_failures_pandera_gives_on_every_column(monkey
                 patch.setattr(pipeline.validate, "cleared_columns", lambda schema, frame: [])
                 full = check_values(name, frame)
             pd.testing.assert_frame_equal(screened, full)
+
+
+def test_patient_positions_by_runs_equal_a_lookup_of_every_id():
+    patients = pd.DataFrame(
+        {
+            "patient_id": pd.array(["P1", "P2", "P3", "P4"], dtype="str"),
+            "enrolment_date": pd.to_datetime(["2025-01-01"] * 4).astype("datetime64[us]"),
+        }
+    )
+    index = pipeline.validate.PatientIndex.of(patients, np.array([True, False, True, True]))
+    rng = np.random.default_rng(7)
+    runs = np.repeat(["P1", "P2", None, "P9", "P3", "P3x", "P4"], rng.integers(1, 6, 7))
+    for ids in (runs, rng.permutation(runs)):
+        series = pd.Series(pd.array(list(ids), dtype="str"))
+        expected = [
+            ["P1", "P2", "P3", "P4"].index(i) if i in {"P1", "P2", "P3", "P4"} else -1 for i in ids
+        ]
+        assert index.positions(series).tolist() == expected
+    assert index.valid.tolist() == [True, False, True, True]
