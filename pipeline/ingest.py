@@ -155,6 +155,12 @@ class RawTable:
             return self.frame[self.frame[SOURCE_ROW].isin(rows)]
         return self.text_of(np.asarray(rows)).rename(columns={LINE: SOURCE_ROW})
 
+    def file_digests(self) -> list[tuple[str, str]]:
+        """Return ``(label, sha256)`` of every file the table was read from."""
+        if self.files:
+            return [(f.label, f.sha256) for f in self.files]
+        return [(self.path.name, self.sha256)]
+
     def provenance(self) -> pd.DataFrame:
         """Return ``source_row, source_file, source_line``: the lines each row was made from."""
         if self.lineage is not None:

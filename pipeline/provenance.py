@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -62,11 +63,31 @@ def run_date() -> str:
     return moment.date().isoformat()
 
 
-def input_files(files: dict[str, tuple[Path, str]]) -> pd.DataFrame:
-    """Tabulate input files as ``role, file, sha256`` (file names only, no folders)."""
+def input_files(files: Iterable[tuple[str, str | Path, str]]) -> pd.DataFrame:
+    """Tabulate input files as ``role, file, sha256``, one row per file.
+
+    Parameters
+    ----------
+    files : iterable of (str, str or Path, str)
+        ``(role, file, sha256)``; a file given for several roles (a visit sheet feeding three
+        tables) is listed once with its roles joined. A file named by an absolute path is shown
+        by its name only (no local folders in a report); a relative name is kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``role, file, sha256`` in the order first given.
+    """
+    roles: dict[tuple[str, str], list[str]] = {}
+    for role, file, digest in files:
+        shown = Path(file).name if Path(file).is_absolute() else str(file)
+        kept = roles.setdefault((shown, digest), [])
+        if role not in kept:
+            kept.append(role)
     return pd.DataFrame(
         [
-            {"role": role, "file": Path(path).name, "sha256": digest}
-            for role, (path, digest) in files.items()
-        ]
+            {"role": ", ".join(role), "file": file, "sha256": digest}
+            for (file, digest), role in roles.items()
+        ],
+        columns=["role", "file", "sha256"],
     )

@@ -388,8 +388,13 @@ def _provenance(
     key_source: str,
     versions: Mapping[str, str],
 ) -> Section:
-    files = {name: (t.path, t.sha256) for name, t in raw.items()}
-    files["configuration"] = (config.source, sha256_of(config.source))
+    files = [(name, *file) for name, table in raw.items() for file in table.file_digests()]
+    files += [
+        ("REDCap data dictionary", Path(s.dictionary), sha256_of(Path(s.dictionary)))
+        for s in config.sources
+        if s.kind == "redcap" and s.dictionary
+    ]
+    files.append(("configuration", config.source, sha256_of(config.source)))
     inputs = provenance.input_files(files)
     m = config.model
     settings = [

@@ -738,7 +738,7 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
 
 def file_names(raw: RawTable, shown: int = 3) -> str:
     """Name the file(s) a table was read from, for the row accounting."""
-    labels = [f.label for f in raw.files] or [raw.path.name]
+    labels = [label for label, _ in raw.file_digests()]
     if len(labels) <= shown:
         return ", ".join(labels)
     return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"

@@ -8,7 +8,7 @@ import report_tables
 from factories import write_config, write_study
 
 from pipeline.config import load_config
-from pipeline.ingest import read_raw_tables
+from pipeline.ingest import read_raw_tables, sha256_of
 from pipeline.privacy import publish_tables
 from pipeline.report import Figure, Paragraph, Table, render_html
 from pipeline.report_content import (
@@ -18,6 +18,7 @@ from pipeline.report_content import (
     mcid_sentence,
     slope_sentence,
 )
+from pipeline.sources.combine import read_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTH = next(q for q in QUESTIONS if q.factor == "depth")
@@ -184,3 +185,35 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
         assert phrase in methods, phrase
     published = publish_tables(report_tables.run_tables(), 5)
     assert isinstance(published["table_one"], pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        (
+            "clinics",
+            [
+                ("patients", "northside/patients.csv"),
+                ("patients", "riverside/patients.csv"),
+                ("assessments", "hillview/assessments.csv"),
+            ],
+        ),
+        (
+            "redcap",
+            [
+                ("patients, sessions, assessments", "export.csv"),
+                ("REDCap data dictionary", "dictionary.csv"),
+            ],
+        ),
+    ],
+)
+def test_provenance_lists_every_input_file_with_its_digest(example, expected):
+    folder = ROOT / "data" / "raw" / "examples" / example
+    config = load_config(folder / "analysis.toml")
+    raw = read_sources(config.sources)
+    content = build((config, raw), report_tables.run_tables())
+    table = next(b for b in blocks(content, "provenance") if isinstance(b, Table))
+    rows = [tuple(r) for r in table.rows]
+    for role, file in expected:
+        assert (role, file, sha256_of(folder / file)) in rows, rows
+    assert rows[-1][0] == "configuration"
