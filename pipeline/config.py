@@ -97,6 +97,7 @@ class Source:
     sheet: str | None = None
     date_format: str = "YYYY-MM-DD"
     patient_id: str = "compact"
+    id_prefix: str = ""
     columns: dict[str, str] = field(default_factory=dict)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
@@ -453,7 +454,7 @@ def _source(entry: object, number: int, path: Path) -> Source:
     if kind not in SOURCE_KINDS:
         raise _fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
-    common |= {"patient_id", "site", "sites", "columns", "codes", "units"}
+    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units"}
     own = {
         "canonical": {"patients", "sessions", "assessments"},
         "visit_sheet": {"files"},
@@ -588,6 +589,7 @@ def _source(entry: object, number: int, path: Path) -> Source:
         sheet=_text(entry, "sheet", path, name, None),
         date_format=date_format,
         patient_id=_choice(entry, "patient_id", path, name, d.patient_id, PATIENT_ID_RULES),
+        id_prefix=_text(entry, "id_prefix", path, name, None) or "",
         columns=columns,
         codes=codes,
         units=units,

@@ -191,10 +191,39 @@ def test_several_clinics_by_glob_with_a_site_per_file(tmp_path):
         ingest(project(tmp_path, sources.replace('"south/patients.csv" = "Southside"\n', "")))
 
 
+def test_clinics_numbering_patients_alike_are_kept_apart_by_an_id_prefix(tmp_path):
+    files = {
+        f"{clinic}/{name}.csv": text
+        for clinic in ("north", "south")
+        for name, text in (
+            ("patients", "patient_id,enrolment_date,age,symptom_weeks\np-001,2025-01-06,44,3\n"),
+            (
+                "sessions",
+                "patient_id,session_number,session_date,depth,twitch\nP001,1,2025-01-06,deep,yes\n",
+            ),
+            ("assessments", "patient_id,visit,assessment_date,nrs\nP001,0,2025-01-06,7\n"),
+        )
+    }
+    entry = '[[sources]]\nkind = "canonical"\nsite = "{site}"\n{prefix}' + "".join(
+        f'{name} = "{{clinic}}/{name}.csv"\n' for name in ("patients", "sessions", "assessments")
+    )
+    sources = entry.format(site="Northside", clinic="north", prefix='id_prefix = "N-"\n')
+    sources += entry.format(site="Southside", clinic="south", prefix='id_prefix = "S-"\n')
+    raw, v = ingest(project(tmp_path, sources, files))
+    assert v.quarantined_rows == 0
+    assert v.valid("patients")["patient_id"].tolist() == ["N-P001", "S-P001"]
+    assert v.valid("assessments")["patient_id"].tolist() == ["N-P001", "S-P001"]
+    unprefixed = entry.format(site="Northside", clinic="north", prefix="")
+    unprefixed += entry.format(site="Southside", clinic="south", prefix="")
+    _, collided = ingest(project(tmp_path, unprefixed))
+    assert set(collided.failures["check"]) == {"duplicate_key", "quarantined_patient"}
+
+
 @pytest.mark.parametrize(
     ("sources", "message"),
     [
         ("", "[inputs] section is missing (or declare [[sources]])"),
+        (VISIT_SOURCE + "id_prefix = 7\n", "[sources.1.id_prefix] must be text in quotes"),
         (VISIT_SOURCE + '[inputs]\npatients = "p.csv"\n', "[inputs] and [[sources]] are both"),
         ('[[sources]]\nkind = "wide"\nfiles = ["w.csv"]\n', "a wide source needs"),
         (VISIT_SOURCE + 'delimiter = ":"\n', "[sources.1.delimiter] must be one of"),

@@ -421,6 +421,8 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
             text = iso_dates(text, source.date_format)
         if column == "patient_id" and source.patient_id == "compact":
             text = compact_ids(text)
+        if column == "patient_id" and source.id_prefix:
+            text = source.id_prefix + text  # (a missing id stays missing)
         out[column] = text
     return out
 
