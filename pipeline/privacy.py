@@ -684,7 +684,6 @@ def _no_counts(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
 RULES: dict[str, Callable[[pd.DataFrame, int], pd.DataFrame]] = {
     "quarantine_reasons": _simple(["rows"]),
     "mean_by_visit": _by_visit,
-    "nrs_by_visit_depth": _by_visit,
     "responders": _responders,
     "adverse_event_rates": _event_rates,
     "adverse_event_rate_ratio": _rate_ratio,

@@ -144,7 +144,6 @@ def run(
         for r in results
         if r.fit is None
     )
-    by_visit = summaries.mean_by_visit(data, "nrs", "depth")
     sessions = validation.valid("sessions")
     ae_rates = safety.adverse_event_rates(sessions, "depth")
     ae_ratio = safety.rate_ratio(sessions, "depth")
@@ -157,7 +156,6 @@ def run(
         **model_tables,
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
-        "nrs_by_visit_depth": by_visit,
         "adverse_event_rates": ae_rates,
         "adverse_event_rate_ratio": ae_ratio,
         "responders": responder_table,
