@@ -31,7 +31,7 @@ test: $(STAMP)  ## Run the whole test suite
 
 .PHONY: notebooks
 notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs (reports/benchmarks/)
 	$(BIN)/python benchmarks/ingest.py
