@@ -230,6 +230,26 @@ def add_change_and_responders(frame: pd.DataFrame, mcid: dict[str, Mcid]) -> pd.
     return out
 
 
+def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
+    """Each patient's time zero: the baseline assessment date, else the first session date.
+
+    This is the origin of ``weeks`` in :func:`analysis_dataset`, and of the days that replace
+    dates in published data (:func:`pipeline.privacy.deidentify`).
+
+    Returns
+    -------
+    pandas.Series
+        Dates indexed by ``patient_id``; patients with neither are absent.
+    """
+    baseline = (
+        assessments.loc[assessments["visit"] == 0]
+        .groupby("patient_id", sort=True)["assessment_date"]
+        .min()
+    )
+    first_session = sessions.groupby("patient_id", sort=True)["session_date"].min()
+    return baseline.combine_first(first_session).rename("time_zero")
+
+
 def analysis_dataset(
     patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
 ) -> pd.DataFrame:
@@ -270,14 +290,7 @@ def analysis_dataset(
     known_before = sessions_before(assessments, flagged, flag="_known")
     rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
 
-    baseline_date = (
-        rows["assessment_date"]
-        .where(rows["visit"] == 0)
-        .groupby(rows["patient_id"])
-        .transform("first")
-    )
-    first_session = rows["patient_id"].map(sessions.groupby("patient_id")["session_date"].min())
-    origin = baseline_date.fillna(first_session)
+    origin = rows["patient_id"].map(time_zero(assessments, sessions))
     rows["weeks"] = (rows["assessment_date"] - origin).dt.days / 7.0
 
     rows = add_change_and_responders(rows, config.mcid)

@@ -12,7 +12,7 @@ included, so that a data manager can correct the source; they stay next to the p
 never in a report.
 
 **Dates** in processed data become whole days since the patient's time zero (the baseline
-assessment, else the first session; :func:`time_zero`), in ``<name>_day`` columns.
+assessment, else the first session; :func:`pipeline.derive.time_zero`), in ``<name>_day`` columns.
 
 **Small cells.** In every published table (``reports/tables`` and the report) a count from 1 to
 ``small_cell_threshold - 1`` (default 1–4) is replaced by ``<5`` (primary suppression). Counts
@@ -144,25 +144,6 @@ def pseudonyms(ids: pd.Series, key: PseudonymKey) -> pd.Series:
     return ids.astype("str").str.strip().map(table).astype("str").where(ids.notna())
 
 
-def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
-    """Each patient's time zero: the baseline assessment date, else the first session date.
-
-    This is the origin of ``weeks`` in :func:`pipeline.derive.analysis_dataset`.
-
-    Returns
-    -------
-    pandas.Series
-        Dates indexed by ``patient_id``; patients with neither are absent.
-    """
-    baseline = (
-        assessments.loc[assessments["visit"] == 0]
-        .groupby(PATIENT_ID, sort=True)["assessment_date"]
-        .min()
-    )
-    first_session = sessions.groupby(PATIENT_ID, sort=True)["session_date"].min()
-    return baseline.combine_first(first_session).rename("time_zero")
-
-
 def deidentify(
     frame: pd.DataFrame, key: PseudonymKey, origin: pd.Series | None = None
 ) -> pd.DataFrame:
@@ -175,8 +156,8 @@ def deidentify(
     key : PseudonymKey
         The pseudonym key.
     origin : pandas.Series, optional
-        Time zero per ``patient_id`` (:func:`time_zero`); required when ``frame`` has a date
-        column.
+        Time zero per ``patient_id`` (:func:`pipeline.derive.time_zero`); required when
+        ``frame`` has a date column.
 
     Returns
     -------

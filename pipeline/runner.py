@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import outputs, pdf, privacy, quality, responders, safety, summaries
+from pipeline import derive, outputs, pdf, privacy, quality, responders, safety, summaries
 from pipeline.analyses import AnalysisResult
 from pipeline.config import Config
-from pipeline.derive import analysis_dataset
 from pipeline.errors import UserError
 from pipeline.ingest import RawTable
 from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
@@ -72,7 +71,7 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
     validation = validate_study(raw)
     out = config.outputs
     key = privacy.load_key(config.privacy)
-    origin = privacy.time_zero(validation.valid("assessments"), validation.valid("sessions"))
+    origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
     written = []
     for name in TABLES:
         table = validation.tables[name]
@@ -115,7 +114,7 @@ def run(
         The validation, the analysis data set and every file written.
     """
     raw, validation, written = validate_inputs(config)
-    data = analysis_dataset(
+    data = derive.analysis_dataset(
         validation.valid("patients"),
         validation.valid("sessions"),
         validation.valid("assessments"),

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PrivacySettings
+from pipeline.derive import time_zero
 from pipeline.errors import UserError
 from pipeline.privacy import (
     COMPLEMENTARY,
@@ -16,7 +17,6 @@ from pipeline.privacy import (
     protect,
     pseudonyms,
     publish_tables,
-    time_zero,
 )
 
 KEY = PseudonymKey(b"a test key of more than sixteen bytes", "test")

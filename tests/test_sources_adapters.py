@@ -209,7 +209,7 @@ def test_clinics_numbering_patients_alike_are_kept_apart_by_an_id_prefix(tmp_pat
     )
     sources = entry.format(site="Northside", clinic="north", prefix='id_prefix = "N-"\n')
     sources += entry.format(site="Southside", clinic="south", prefix='id_prefix = "S-"\n')
-    raw, v = ingest(project(tmp_path, sources, files))
+    _, v = ingest(project(tmp_path, sources, files))
     assert v.quarantined_rows == 0
     assert v.valid("patients")["patient_id"].tolist() == ["N-P001", "S-P001"]
     assert v.valid("assessments")["patient_id"].tolist() == ["N-P001", "S-P001"]
