@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ import pyarrow
 import pyarrow.compute as pc
 
 from pipeline.ingest import SOURCE_ROW, RawTable
-from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, NO, TABLES, YES, column_kinds
+from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, NO, YES, column_kinds
 from pipeline.value_screen import cleared_columns
 
 FAILURE_COLUMNS = ["table", SOURCE_ROW, "column", "check", "value", "reason"]
@@ -767,6 +768,29 @@ def _own_failures(
     )
 
 
+LINKED = ("sessions", "assessments")
+
+
+def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, pd.DataFrame]:
+    """Validate a patient-linked table against the patient index.
+
+    Returns the validated table and its failures: its own (cells, values, row rules, keys),
+    links to the patients (:func:`patient_links`) and the order of its dates
+    (:func:`out_of_order`).
+    """
+    frame, parse_failures = typed_cells(raw)
+    positions = index.positions(frame["patient_id"])
+    codes = patient_codes(frame["patient_id"], positions)
+    found = _concat(
+        [
+            _own_failures(raw, frame, parse_failures, codes),
+            patient_links(raw.name, frame, index, positions),
+        ]
+    )
+    failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
+    return _split(raw, frame, failures), failures
+
+
 def validate_study(raw: dict[str, RawTable]) -> Validation:
     """Validate the three canonical tables together.
 
@@ -782,7 +806,6 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
         (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``).
     """
     patients, parse_failures = typed_cells(raw["patients"])
-    typed = {"patients": patients}
     failures = {
         "patients": _own_failures(
             raw["patients"], patients, parse_failures, _codes(patients["patient_id"])
@@ -790,20 +813,13 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     }
     valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
     index = PatientIndex.of(patients, valid_rows)
-    for name in ("sessions", "assessments"):
-        frame, parse_failures = typed_cells(raw[name])
-        positions = index.positions(frame["patient_id"])
-        codes = patient_codes(frame["patient_id"], positions)
-        found = _concat(
-            [
-                _own_failures(raw[name], frame, parse_failures, codes),
-                patient_links(name, frame, index, positions),
-            ]
-        )
-        order = out_of_order(name, frame, found[SOURCE_ROW], codes)
-        typed[name], failures[name] = frame, _concat([found, order])
-
-    tables = {name: _split(raw[name], typed[name], failures[name]) for name in TABLES}
+    tables = {"patients": _split(raw["patients"], patients, failures["patients"])}
+    # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
+    # and pandas kernels that release the interpreter lock, so two threads use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checked = pool.map(lambda name: _linked_table(raw[name], index), LINKED)
+        for name, (table, failed) in zip(LINKED, checked, strict=True):
+            tables[name], failures[name] = table, failed
     accounting = pd.DataFrame(
         [
             {
