@@ -218,3 +218,16 @@ def test_patient_positions_by_runs_equal_a_lookup_of_every_id():
         ]
         assert index.positions(series).tolist() == expected
     assert index.valid.tolist() == [True, False, True, True]
+
+
+def test_windows_line_ends_and_a_byte_order_mark_quarantine_the_same_on_both_routes(
+    tmp_path, monkeypatch
+):
+    paths = write_study(tmp_path, assessments=append_rows("assessments", *BROKEN["assessments"]))
+    for path in paths.values():
+        text = path.read_text(encoding="utf-8").replace("\n", "\r\n")
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    raw, fast, careful = _both_routes(paths, monkeypatch)
+    assert all(table.typed is not None for table in raw.values())
+    assert len(fast.tables["assessments"].quarantine) >= 5
+    _assert_same(fast, careful)
