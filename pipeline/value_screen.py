@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
@@ -51,17 +52,21 @@ def cleared_columns(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[str
 def _clears(column: pa.Column, values: pd.Series) -> bool:
     if column.unique or not _dtype_matches(column.dtype, str(values.dtype)):
         return False
-    missing = int(values.isna().sum())
-    if not column.nullable and missing:
+    if values.hasnans and not column.nullable:
         return False
-    if missing == len(values):
-        return True  # checks skip missing cells
+    low = high = None
     for check in column.checks:
         stats = check.statistics
-        if check.name == "greater_than_or_equal_to":
-            passed = values.min() >= stats["min_value"]
-        elif check.name == "less_than_or_equal_to":
-            passed = values.max() <= stats["max_value"]
+        if check.name in ("greater_than_or_equal_to", "less_than_or_equal_to"):
+            if low is None:
+                low, high = _min_max(values)
+            if low is None:
+                return True  # every cell missing: checks skip missing cells
+            passed = (
+                low >= stats["min_value"]
+                if check.name == "greater_than_or_equal_to"
+                else high <= stats["max_value"]
+            )
         elif check.name == "isin":
             passed = _distinct(values).issubset(stats["allowed_values"])
         elif check.name == "str_length":
@@ -71,6 +76,24 @@ def _clears(column: pa.Column, values: pd.Series) -> bool:
         if not passed:
             return False
     return True
+
+
+def _min_max(values: pd.Series) -> tuple[object, object]:
+    """Smallest and largest value, missing cells skipped; ``(None, None)`` when all are missing.
+
+    A float column without missing values, or with NaN as its only missing marker, is reduced
+    by numpy directly (several times faster than pandas' reductions).
+    """
+    if str(values.dtype) == "float64":
+        numbers = values.to_numpy()
+        if values.hasnans:
+            if np.isnan(numbers).all():
+                return None, None
+            return np.nanmin(numbers), np.nanmax(numbers)
+        return numbers.min(), numbers.max()
+    if values.hasnans and values.isna().all():
+        return None, None
+    return values.min(), values.max()
 
 
 @functools.cache
