@@ -746,13 +746,19 @@ def file_names(raw: RawTable, shown: int = 3) -> str:
 
 
 def _own_failures(
-    raw: RawTable, typed: pd.DataFrame, parse_failures: pd.DataFrame, codes: np.ndarray
+    raw: RawTable,
+    typed: pd.DataFrame,
+    parse_failures: pd.DataFrame,
+    codes: np.ndarray,
+    value_failures: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Failures a table shows on its own: cells, values, row rules and duplicated keys.
 
-    ``codes`` are the integer codes of the table's ``patient_id``.
+    ``codes`` are the integer codes of the table's ``patient_id``; ``value_failures`` those of
+    :func:`check_values` (run here when not given).
     """
-    value_failures = check_values(raw.name, typed)
+    if value_failures is None:
+        value_failures = check_values(raw.name, typed)
     if raw.problems is not None:
         parse_failures = _concat([parse_failures, raw.problems[FAILURE_COLUMNS]])
     # A cell that did not parse is missing in ``typed``; its "must be filled" failure, and the
@@ -779,14 +785,13 @@ def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, p
     (:func:`out_of_order`).
     """
     frame, parse_failures = typed_cells(raw)
-    positions = index.positions(frame["patient_id"])
-    codes = patient_codes(frame["patient_id"], positions)
-    found = _concat(
-        [
-            _own_failures(raw, frame, parse_failures, codes),
-            patient_links(raw.name, frame, index, positions),
-        ]
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        values = pool.submit(check_values, raw.name, frame)
+        positions = index.positions(frame["patient_id"])
+        codes = patient_codes(frame["patient_id"], positions)
+        links = patient_links(raw.name, frame, index, positions)
+        own = _own_failures(raw, frame, parse_failures, codes, values.result())
+    found = _concat([own, links])
     failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
     return _split(raw, frame, failures), failures
 
