@@ -709,6 +709,29 @@ def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
     return bool(np.all(less | (equal & (second[1:] > second[:-1]))))
 
 
+def _per_row(failures: pd.DataFrame) -> pd.DataFrame:
+    """Join each row's failures: ``failed_columns``, ``failed_checks``, ``reason`` by source row.
+
+    Columns and checks are listed once each, in sorted order; reasons all, in the same order. Rows
+    with a single failure (the usual case) take their values as they are; only rows with several
+    are grouped.
+    """
+    ordered = failures.sort_values([SOURCE_ROW, "column", "check"])
+    several = ordered[SOURCE_ROW].duplicated(keep=False).to_numpy()
+    single = ordered[~several].set_index(SOURCE_ROW)[["column", "check", "reason"]]
+    single.columns = ["failed_columns", "failed_checks", "reason"]
+    joined = (
+        ordered[several]
+        .groupby(SOURCE_ROW, sort=True)
+        .agg(
+            failed_columns=("column", lambda s: "; ".join(dict.fromkeys(s))),
+            failed_checks=("check", lambda s: "; ".join(dict.fromkeys(s))),
+            reason=("reason", "; ".join),
+        )
+    )
+    return pd.concat([single, joined]).sort_index() if len(joined) else single
+
+
 def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
     bad_rows = failures[SOURCE_ROW].unique()
     is_bad = typed[SOURCE_ROW].isin(bad_rows) if len(bad_rows) else None
@@ -717,15 +740,7 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
     if not _sorted_by(valid, keys):
         valid = valid.sort_values(keys)
     valid = valid.reset_index(drop=True)
-    grouped = (
-        failures.sort_values([SOURCE_ROW, "column", "check"])
-        .groupby(SOURCE_ROW, sort=True)
-        .agg(
-            failed_columns=("column", lambda s: "; ".join(dict.fromkeys(s))),
-            failed_checks=("check", lambda s: "; ".join(dict.fromkeys(s))),
-            reason=("reason", "; ".join),
-        )
-    )
+    grouped = _per_row(failures)
     quarantine = raw.text_rows(bad_rows).merge(
         grouped, left_on=SOURCE_ROW, right_index=True, how="left"
     )
