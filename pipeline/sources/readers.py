@@ -514,18 +514,23 @@ def _clean(
             text = pc.utf8_trim_whitespace(column)
             columns.append(pc.if_else(pc.is_in(text, value_set=_TOKENS), None, text))
         table = pa.table(columns, names=table.column_names)
+    table, lines, dropped = drop_blank_rows(table, lines)
+    return table, lines, blank + dropped
+
+
+def drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray, int]:
+    """Drop the rows whose every cell is missing; return the rest, their lines and how many."""
     # A row can only be blank when every column has a missing cell.
-    if table.num_rows and all(column.null_count for column in table.columns):
-        blank_rows = pc.is_null(table.column(0))
-        for column in table.columns[1:]:
-            blank_rows = pc.and_(blank_rows, pc.is_null(column))
-        n_blank = pc.sum(blank_rows).as_py() or 0
-        if n_blank:
-            keep = pc.invert(blank_rows)
-            table = table.filter(keep)
-            lines = lines[keep.to_numpy(zero_copy_only=False)]
-            blank += n_blank
-    return table, lines, blank
+    if not table.num_rows or not all(column.null_count for column in table.columns):
+        return table, lines, 0
+    blank_rows = pc.is_null(table.column(0))
+    for column in table.columns[1:]:
+        blank_rows = pc.and_(blank_rows, pc.is_null(column))
+    n_blank = pc.sum(blank_rows).as_py() or 0
+    if not n_blank:
+        return table, lines, 0
+    keep = pc.invert(blank_rows)
+    return table.filter(keep), lines[keep.to_numpy(zero_copy_only=False)], n_blank
 
 
 def _parse_slow(

@@ -38,6 +38,7 @@ from pipeline.sources.readers import (
     _parse_fast,
     _parse_slow,
     _to_frame,
+    drop_blank_rows,
 )
 
 ARROW_TYPES = {
@@ -150,18 +151,10 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
         column = table.column(name)
         if kinds[name] == "number" and pc.all(pc.is_finite(column)).as_py() is False:
             return None  # the text route says which cell is not a number
-    if table.num_rows and all(column.null_count for column in table.columns):
-        empty = pc.is_null(table.column(0))
-        for column in table.columns[1:]:
-            empty = pc.and_(empty, pc.is_null(column))
-        n_empty = pc.sum(empty).as_py() or 0
-        if n_empty:
-            if len(columns) < len(layout.names):
-                return None  # other columns decide whether the row is blank
-            keep = pc.invert(empty)
-            table = table.filter(keep)
-            lines = lines[keep.to_numpy(zero_copy_only=False)]
-            blank += n_empty
+    table, lines, dropped = drop_blank_rows(table, lines)
+    if dropped and len(columns) < len(layout.names):
+        return None  # the file's other columns decide whether those rows are blank
+    blank += dropped
     frame = {LINE: lines}
     for name in columns:
         frame[name] = _to_pandas(table.column(name), kinds[name])
