@@ -13,11 +13,10 @@ from pipeline.schemas import TABLES, column_names, required_columns
 from pipeline.sources.mapping import (
     Adapted,
     Piece,
-    canonical_frame,
-    constant,
     expand,
     file_label,
-    normalise,
+    mapped_frame,
+    raise_site_twice,
     read_source_file,
     resolve_columns,
     site_for,
@@ -58,19 +57,7 @@ def read(source: Source) -> Adapted:
             )
             if site and "site" in columns:
                 raise_site_twice(source, label)
-            frame = normalise(canonical_frame(text, columns, label), source)
-            if site:
-                frame["site"] = constant(site, frame.index)
+            frame = mapped_frame(source, text, columns, label, site)
             pieces.append(Piece(table, frame, date_format=source.date_format))
             files.append((source_file(source, text, label), (table,)))
     return Adapted(tuple(pieces), tuple(files))
-
-
-def raise_site_twice(source: Source, label: str) -> None:
-    """Raise: a configured site and a site column in the file (which one is meant?)."""
-    from pipeline.errors import InputFileError
-
-    raise InputFileError(
-        f"{source.config}: {source.key()} sets the site, but {label} already has a site "
-        f"column; remove one of them"
-    )

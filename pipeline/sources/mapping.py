@@ -460,6 +460,14 @@ def mapped_frame(
     return frame
 
 
+def raise_site_twice(source: Source, label: str) -> None:
+    """Raise: a configured site and a site column in the file (which one is meant?)."""
+    raise InputFileError(
+        f"{source.config}: {source.key()} sets the site, but {label} already has a site "
+        f"column; remove one of them"
+    )
+
+
 def problems_frame(rows: list[dict]) -> pd.DataFrame | None:
     """Collect problem records (``row, column, check, value, reason``); ``None`` when empty."""
     if not rows:

@@ -24,7 +24,6 @@ from pipeline.config import VISIT_DATE, Source
 from pipeline.errors import InputFileError
 from pipeline.ingest import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.schemas import ODI_ITEMS, OUTCOMES, column_names, required_columns
-from pipeline.sources.canonical import raise_site_twice
 from pipeline.sources.mapping import (
     Adapted,
     Piece,
@@ -32,6 +31,7 @@ from pipeline.sources.mapping import (
     file_label,
     mapped_frame,
     problems_frame,
+    raise_site_twice,
     read_source_file,
     resolve_columns,
     site_for,
