@@ -279,6 +279,8 @@ KEYS: dict[str, tuple[str, ...]] = {
 
 # Date column that must not precede the patient's enrolment.
 DATE_COLUMNS: dict[str, str] = {"sessions": "session_date", "assessments": "assessment_date"}
+# Number that orders a patient's rows in time, per table with dates (the second key column).
+NUMBER_COLUMNS: dict[str, str] = {"sessions": "session_number", "assessments": "visit"}
 
 
 def column_names(table: str) -> tuple[str, ...]:

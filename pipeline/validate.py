@@ -35,7 +35,7 @@ import pyarrow
 import pyarrow.compute as pc
 
 from pipeline.ingest import SOURCE_ROW, RawTable
-from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, NO, YES, column_kinds
+from pipeline.schemas import DATE_COLUMNS, KEYS, MODELS, NO, NUMBER_COLUMNS, YES, column_kinds
 from pipeline.value_screen import cleared_columns
 
 FAILURE_COLUMNS = ["table", SOURCE_ROW, "column", "check", "value", "reason"]
@@ -332,9 +332,6 @@ _RULES = {
     "conflicting_values": "the patient's details differ between rows of the source file",
     "unknown_event": "the REDCap event is not mapped to a visit",
 }
-
-# Number that orders a patient's rows in time, per table with dates.
-ORDER_COLUMNS: dict[str, str] = {"sessions": "session_number", "assessments": "visit"}
 
 
 def rule_text(check: str, column: str) -> str:
@@ -638,7 +635,7 @@ def out_of_order(
     pandas.DataFrame
         Failures ``out_of_order`` on the date column.
     """
-    number, date = ORDER_COLUMNS[table], DATE_COLUMNS[table]
+    number, date = NUMBER_COLUMNS[table], DATE_COLUMNS[table]
     keep = typed[["patient_id", number, date]].notna().all(axis=1).to_numpy()
     if len(excluded):
         keep = keep & ~typed[SOURCE_ROW].isin(excluded).to_numpy()

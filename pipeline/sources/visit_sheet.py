@@ -23,7 +23,7 @@ import pandas as pd
 from pipeline.config import VISIT_DATE, Source
 from pipeline.errors import InputFileError
 from pipeline.ingest import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.schemas import ODI_ITEMS, OUTCOMES, column_names, required_columns
+from pipeline.schemas import DATE_COLUMNS, ODI_ITEMS, OUTCOMES, column_names, required_columns
 from pipeline.sources.mapping import (
     Adapted,
     Piece,
@@ -48,7 +48,6 @@ ASSESSMENT_COLUMNS = tuple(
 )
 SESSION_TRIGGERS = tuple(c for c in SESSION_COLUMNS if c != "therapist")
 ASSESSMENT_TRIGGERS = ("visit", *OUTCOMES, *ODI_ITEMS)
-DATES = {"sessions": "session_date", "assessments": "assessment_date"}
 
 
 def read(source: Source) -> Adapted:
@@ -94,7 +93,7 @@ def read(source: Source) -> Adapted:
         columns = resolve_columns(source, text, label, wanted, dict.fromkeys(required))
         if site and "site" in columns:
             raise_site_twice(source, label)
-        for date in DATES.values():
+        for date in DATE_COLUMNS.values():
             if date not in columns and VISIT_DATE not in columns:
                 raise InputFileError(
                     f"{source.config}: {source.key('columns')} maps neither {VISIT_DATE} nor "
@@ -102,7 +101,7 @@ def read(source: Source) -> Adapted:
                     f"(columns: {', '.join(h for h in text.header if h)})"
                 )
         frame = mapped_frame(source, text, columns, label, site)
-        for date in DATES.values():
+        for date in DATE_COLUMNS.values():
             if date not in frame:
                 frame[date] = frame[VISIT_DATE]
         row_word = "rows" if text.delimiter is None else "lines"
@@ -113,7 +112,7 @@ def read(source: Source) -> Adapted:
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
-            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, "patient_id", DATES[table]]
+            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, "patient_id", DATE_COLUMNS[table]]
             keep += [c for c in own if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
             pieces.append(Piece(table, rows, date_format=source.date_format))

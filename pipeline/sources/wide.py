@@ -19,7 +19,7 @@ import pandas as pd
 from pipeline.config import Source, TimePoints
 from pipeline.errors import InputFileError
 from pipeline.ingest import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.schemas import column_names, required_columns
+from pipeline.schemas import DATE_COLUMNS, NUMBER_COLUMNS, column_names, required_columns
 from pipeline.sources.mapping import (
     Adapted,
     Piece,
@@ -39,8 +39,6 @@ from pipeline.sources.mapping import (
 )
 from pipeline.sources.readers import STR, TextTable
 
-NUMBERS = {"assessments": "visit", "sessions": "session_number"}
-DATES = {"assessments": "assessment_date", "sessions": "session_date"}
 POINT_WORDS = {"assessments": "time point", "sessions": "session"}
 
 
@@ -128,7 +126,7 @@ def long_rows(
                 f"{', '.join(h for h in text.header if h)})"
             )
     anchor = None
-    date = DATES[table]
+    date = DATE_COLUMNS[table]
     if group.date_from and date not in group.columns:
         where = find_column(source, text, label, date, group.date_from, f"{table}.date_from")
         anchor = iso_dates(text.frame[where].astype(STR), source.date_format)
@@ -144,11 +142,11 @@ def long_rows(
         filled = text.frame[list(own.values())].notna().any(axis=1).to_numpy()
         block.insert(0, "_row", np.arange(len(block)))
         block.insert(1, "_order", order)
-        block[NUMBERS[table]] = pd.Series(str(number), index=block.index, dtype=STR)
+        block[NUMBER_COLUMNS[table]] = pd.Series(str(number), index=block.index, dtype=STR)
         if anchor is not None:
             block[date] = _plus_weeks(anchor, group.weeks[point])
         blocks.append(block[filled])
-    columns = ["_row", SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, NUMBERS[table], date]
+    columns = ["_row", SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, NUMBER_COLUMNS[table], date]
     columns += [c for c in column_names(table) if c in group.columns and c not in columns]
     if not blocks:
         return pd.DataFrame({c: pd.Series(dtype=STR) for c in columns}).assign(
