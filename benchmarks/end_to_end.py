@@ -9,10 +9,10 @@ and any browser it starts), as proportional set size (pages shared by forked wor
 once) and as resident set size (counted in every process: an upper bound). The command's
 progress lines are echoed. Each size is run twice: a first run that fits every model
 (``--refit``), then the same command again, which reads the unchanged fits back from the
-processed folder's model cache (:mod:`pipeline.plan_cache`).
+processed folder's model cache (:mod:`pipeline.analyses.cache`).
 
 The studies follow the simulator's dense visit schedule (``--schedule dense``,
-:data:`pipeline.simulate.DENSE_VISIT_WEEKS`: visits 0-8 over 12 weeks, about 6.2 assessments
+:data:`pipeline.demo.simulate.DENSE_VISIT_WEEKS`: visits 0-8 over 12 weeks, about 6.2 assessments
 per patient after missed visits and dropout), so that 100,000 patients give the 600,000
 assessments of issue 7's goal; ``--schedule default`` runs the simulator's default five visits
 (about 4.2 per patient). The goals are checked against what was measured (``goal_met``): the
@@ -46,7 +46,7 @@ from harness import (
     write_results,
 )
 
-from pipeline.simulate import TRUE_EFFECTS
+from pipeline.demo.simulate import TRUE_EFFECTS
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Goal:
 GOALS = {2000: Goal(20.0), 100000: Goal(180.0, 4096.0, 600_000)}
 RUNS = (
     ("first run", ["--refit"]),  # every model fitted, whatever an earlier run left
-    ("re-run", []),  # the same inputs again: unchanged fits read back (pipeline.plan_cache)
+    ("re-run", []),  # the same inputs again: unchanged fits read back (pipeline.analyses.cache)
 )
 
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Whole pipeline: `outcomes run` on simulated studies",
             "",
-            f"Machine: {machine()}. Studies from the simulator (`pipeline.simulate`, seed "
+            f"Machine: {machine()}. Studies from the simulator (`pipeline.demo.simulate`, seed "
             f"{args.seed}) with {_schedule_text(args.schedule)}. Study sizes: {sizes}. "
             "The project's `analysis.toml` with inputs and outputs redirected. "
             "`peak_memory_mb`: highest proportional set size (PSS) summed over the command's "

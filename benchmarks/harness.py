@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import outputs
-from pipeline.config import Config, load_config
-from pipeline.derive import analysis_dataset
-from pipeline.ingest import read_raw_tables
-from pipeline.simulate import DENSE_VISIT_WEEKS, simulate_study, write_raw_tables
-from pipeline.validate import validate_study
+from pipeline.config.settings import Config, load_config
+from pipeline.demo.simulate import DENSE_VISIT_WEEKS, simulate_study, write_raw_tables
+from pipeline.derive.dataset import analysis_dataset
+from pipeline.ingest.raw_tables import read_raw_tables
+from pipeline.validate.study import validate_study
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_NAMES = ("patients", "sessions", "assessments")

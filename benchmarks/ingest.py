@@ -2,8 +2,9 @@
 
 Writes a deterministic study in the canonical layout to a temporary folder (1,000,000
 assessments: 200,000 patients with five visits each and two needling sessions each), then times
-reading and validating all three tables together (:func:`pipeline.ingest.read_raw_tables` and
-:func:`pipeline.validate.validate_study`, exactly what ``outcomes validate`` runs for the
+reading and validating all three tables together
+(:func:`pipeline.ingest.raw_tables.read_raw_tables` and
+:func:`pipeline.validate.study.validate_study`, exactly what ``outcomes validate`` runs for the
 ``[inputs]`` form), best of five runs. The throughput is counted in assessment rows per second
 of the whole read + validate, so the patients and sessions come for free.
 
@@ -11,7 +12,7 @@ Also timed, for what they cost:
 
 * the same study with 1 % of the assessment rows breaking a value rule (NRS 11), which stay on
   the fast route and are quarantined;
-* the text route (:mod:`pipeline.sources.typed_reader` declines a file with stray spaces, cells
+* the text route (:mod:`pipeline.ingest.typed_reader` declines a file with stray spaces, cells
   that do not parse and the like; every cell is then read as text and parsed), forced here on
   the clean files;
 * a ``[[sources]]`` canonical entry, which adds the mapping and normalising steps (codes,
@@ -40,12 +41,12 @@ import pyarrow.csv as pacsv
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-import pipeline.ingest  # noqa: E402
+import pipeline.ingest.raw_tables  # noqa: E402
 from pipeline import outputs  # noqa: E402
-from pipeline.config import Source  # noqa: E402
-from pipeline.ingest import read_raw_tables  # noqa: E402
-from pipeline.sources.combine import read_sources  # noqa: E402
-from pipeline.validate import validate_study  # noqa: E402
+from pipeline.config.settings import Source  # noqa: E402
+from pipeline.ingest.combine import read_sources  # noqa: E402
+from pipeline.ingest.raw_tables import read_raw_tables  # noqa: E402
+from pipeline.validate.study import validate_study  # noqa: E402
 
 ASSESSMENTS = 1_000_000
 VISITS = 5
@@ -180,12 +181,12 @@ def main() -> int:
             )
 
         def text_route() -> None:
-            typed = pipeline.ingest.read_typed
-            pipeline.ingest.read_typed = lambda *args: None
+            typed = pipeline.ingest.raw_tables.read_typed
+            pipeline.ingest.raw_tables.read_typed = lambda *args: None
             try:
                 validate(paths, 0, TEXT_ROUTE)
             finally:
-                pipeline.ingest.read_typed = typed
+                pipeline.ingest.raw_tables.read_typed = typed
 
         source = Source(
             number=1,

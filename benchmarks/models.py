@@ -1,8 +1,9 @@
 """Every mixed-model fit of the analysis plan, timed in Python and in R's lme4 on the same rows.
 
-For each study size the simulator (:mod:`pipeline.simulate`) writes a study, the pipeline
-ingests, validates and derives it, and :func:`pipeline.plan.analysis_plans` lists the models.
-Each plan is then fitted as ``outcomes run`` fits it (:func:`pipeline.analyses.fit_plan`, one
+For each study size the simulator (:mod:`pipeline.demo.simulate`) writes a study, the pipeline
+ingests, validates and derives it, and :func:`pipeline.analyses.run.analysis_plans` lists the
+models.
+Each plan is then fitted as ``outcomes run`` fits it (:func:`pipeline.analyses.plans.fit_plan`, one
 process), and every call of the mixed-model engine is timed: the REML fit with Satterthwaite
 degrees of freedom, and the ML fits of the likelihood-ratio tests. The same fits are then run
 by ``benchmarks/lme4_fits.R`` in one ``Rscript`` process per size, on the same rows (written
@@ -51,9 +52,9 @@ from harness import (
     write_results,
 )
 
-import pipeline.analyses as an
+import pipeline.analyses.plans as an
 from pipeline import outputs
-from pipeline.plan import analysis_plans
+from pipeline.analyses.run import analysis_plans
 
 R_SCRIPT = ROOT / "benchmarks" / "lme4_fits.R"
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
@@ -75,7 +76,7 @@ def r_problem() -> str | None:
 
 
 class FitRecorder:
-    """Wrap the engine's ``fit_lmm`` as :mod:`pipeline.analyses` calls it, timing each call."""
+    """Wrap the engine's ``fit_lmm`` as the analyses call it, timing each call."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []

@@ -20,8 +20,8 @@
 # (quarantined) and why, how complete are the pain and disability scores at each visit and in
 # each group, who stopped coming, and what do NRS, VAS and ODI look like at baseline?
 #
-# Everything here comes from the `pipeline` package (`pipeline.api`, `pipeline.explore`,
-# `pipeline.explore_plots`); the notebook only calls it. To look at another clinic's data,
+# Everything here comes from the `pipeline` package (`pipeline.api`, `pipeline.explore.tables`,
+# `pipeline.explore.plots`); the notebook only calls it. To look at another clinic's data,
 # change `CONFIG` below to that analysis file (relative to this folder) and run all cells.
 # No patient identifier is shown.
 
@@ -30,8 +30,11 @@ CONFIG = "../analysis.toml"
 
 # %%
 # %matplotlib inline
-from pipeline import api, explore, quality, summaries
-from pipeline import explore_plots as plots
+from pipeline import api
+from pipeline.explore import tables as explore
+from pipeline.validate import quality
+from pipeline.describe import summaries
+from pipeline.explore import plots
 
 study = api.load_study(CONFIG)
 data = study.data

@@ -29,8 +29,9 @@ CONFIG = "../analysis.toml"
 
 # %%
 # %matplotlib inline
-from pipeline import api, explore
-from pipeline import explore_plots as plots
+from pipeline import api
+from pipeline.explore import tables as explore
+from pipeline.explore import plots
 
 study = api.load_study(CONFIG)
 data = study.data

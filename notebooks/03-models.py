@@ -33,8 +33,10 @@ import dataclasses
 
 import pandas as pd
 
-from pipeline import analyses, api, explore
-from pipeline import explore_plots as plots
+from pipeline import api
+from pipeline.analyses import plans as analyses
+from pipeline.explore import tables as explore
+from pipeline.explore import plots
 
 OUTCOME = "nrs"  # "nrs", "vas" or "odi"
 

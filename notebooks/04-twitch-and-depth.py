@@ -30,8 +30,9 @@ CONFIG = "../analysis.toml"
 
 # %%
 # %matplotlib inline
-from pipeline import api, explore
-from pipeline import explore_plots as plots
+from pipeline import api
+from pipeline.explore import tables as explore
+from pipeline.explore import plots
 
 OUTCOME = "nrs"  # "nrs", "vas" or "odi"
 UNIT = {"nrs": "NRS points", "vas": "mm VAS", "odi": "ODI points"}[OUTCOME]

@@ -10,7 +10,7 @@ Typical use::
     api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
     tables = api.fit_all(study)                      # every model of the plan (minutes)
 
-Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses`).
+Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import analyses, plan, responders, safety
-from pipeline.config import Config, ModelSettings, load_config
-from pipeline.derive import INSTRUMENT_COLUMNS, analysis_dataset
-from pipeline.ingest import RawTable
-from pipeline.sources.combine import read_sources
-from pipeline.validate import Validation, validate_study
+from pipeline.analyses import plans as analyses
+from pipeline.analyses import run as plan
+from pipeline.config.settings import Config, ModelSettings, load_config
+from pipeline.derive.dataset import INSTRUMENT_COLUMNS, analysis_dataset
+from pipeline.describe import responders, safety
+from pipeline.ingest.combine import read_sources
+from pipeline.ingest.raw_tables import RawTable
+from pipeline.validate.study import Validation, validate_study
 
 KINDS: dict[str, Callable[..., analyses.ModelPlan]] = {
     "trajectory": analyses.trajectory_plan,
@@ -80,7 +82,7 @@ def load_study(config: str | Path | Config = "analysis.toml") -> Study:
     ----------
     config : str, Path or Config
         A configuration file (relative paths inside it are resolved against its folder) or a
-        loaded :class:`~pipeline.config.Config`.
+        loaded :class:`~pipeline.config.settings.Config`.
 
     Returns
     -------
@@ -105,7 +107,7 @@ def settings_with(settings: ModelSettings | None = None, **changes: Any) -> Mode
     Parameters
     ----------
     settings : ModelSettings, optional
-        Starting point (default: the defaults of :class:`~pipeline.config.ModelSettings`).
+        Starting point (default: the defaults of :class:`~pipeline.config.settings.ModelSettings`).
     **changes
         ``time_axis``, ``covariates``, ``random_slope``, ``df_method``, ``site``,
         ``min_sites_random``.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import DEFAULT_CONFIG, load_config
+from pipeline.config.settings import DEFAULT_CONFIG, load_config
 from pipeline.errors import UserError
 
 EXIT_OK, EXIT_QUARANTINE, EXIT_USER_ERROR = 0, 1, 2
@@ -30,8 +30,8 @@ def _print_accounting(accounting: pd.DataFrame) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline import quality
     from pipeline.runner import validate_inputs
+    from pipeline.validate import quality
 
     config = load_config(args.config)
     raw, validation, _ = validate_inputs(config)
@@ -81,7 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_tables(args: argparse.Namespace) -> int:
-    from pipeline.table_check import compare_folders
+    from pipeline.report.table_check import compare_folders
 
     actual = args.actual or load_config(args.config).outputs.tables
     for folder in (args.expected, actual):
@@ -99,7 +99,7 @@ def _cmd_check_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from pipeline.simulate import add_bad_rows, simulate_study, write_raw_tables
+    from pipeline.demo.simulate import add_bad_rows, simulate_study, write_raw_tables
 
     out = Path(args.out)
     names = ["patients.csv", "sessions.csv", "assessments.csv"]
@@ -125,7 +125,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_dictionary(args: argparse.Namespace) -> int:
     from pipeline.outputs import write_text
-    from pipeline.schemas import data_dictionary_markdown
+    from pipeline.schemas.raw import data_dictionary_markdown
 
     text = data_dictionary_markdown()
     if args.out:
@@ -138,7 +138,7 @@ def _cmd_dictionary(args: argparse.Namespace) -> int:
 
 def _cmd_validate_stats(args: argparse.Namespace) -> int:
     from pipeline import outputs
-    from pipeline.stat_validation import (
+    from pipeline.analyses.stat_validation import (
         default_scenarios,
         run_simulations,
         summarise,
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="write simulated raw files with known true effects",
         description="Simulate a three-clinic dry-needling study in the canonical "
-        "raw layout (true effects: pipeline/simulate.py, README).",
+        "raw layout (true effects: pipeline/demo/simulate.py, README).",
     )
     p.add_argument("--patients", type=_positive_int, default=240, help="number of patients")
     p.add_argument("--seed", type=_positive_int, default=2026, help="random seed")

@@ -1,6 +1,6 @@
 """The pipeline as a straight line: ingest → validate → derive → model → report.
 
-This module is the orchestrator and the only place, with :mod:`pipeline.ingest` and
+This module is the orchestrator and the only place, with :mod:`pipeline.ingest.raw_tables` and
 :mod:`pipeline.outputs`, that touches files. Every stage in between is a pure function.
 """
 
@@ -12,18 +12,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import derive, outputs, pdf, privacy, quality, responders, safety, summaries
-from pipeline.analyses import AnalysisResult
-from pipeline.config import Config
+from pipeline import outputs
+from pipeline.analyses.cache import FitCache
+from pipeline.analyses.plans import AnalysisResult
+from pipeline.analyses.run import FACTORS, Progress, analysis_plans, combine, run_analyses
+from pipeline.config.settings import Config
+from pipeline.derive import dataset as derive
+from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
-from pipeline.ingest import RawTable
-from pipeline.plan import FACTORS, Progress, analysis_plans, combine, run_analyses
-from pipeline.plan_cache import FitCache
-from pipeline.report import render_html
-from pipeline.report_content import build_content
-from pipeline.schemas import TABLES
-from pipeline.sources.combine import read_sources
-from pipeline.validate import Validation, validate_study
+from pipeline.ingest.combine import read_sources
+from pipeline.ingest.raw_tables import RawTable
+from pipeline.privacy import pseudonyms
+from pipeline.privacy import suppression as privacy
+from pipeline.report import pdf
+from pipeline.report.content import build_content
+from pipeline.report.html import render_html
+from pipeline.schemas.raw import TABLES
+from pipeline.validate import quality
+from pipeline.validate.study import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
 MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
@@ -61,21 +67,21 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
     written : list of Path
         Files written: ``<processed>/<table>.parquet`` (with a pseudonym instead of the
         patient id and days since the patient's time zero instead of dates, see
-        :mod:`pipeline.privacy`), ``<processed>/quarantine/<table>.csv`` (the raw rows as
+        :mod:`pipeline.privacy.pseudonyms`), ``<processed>/quarantine/<table>.csv`` (the raw rows as
         written, so that the source can be corrected; written even when empty, so no stale
         file survives), ``<processed>/row_accounting.csv`` and the per-source-file
         summary ``<processed>/quarantine/summary.csv`` and ``summary.json``
-        (:mod:`pipeline.quality`).
+        (:mod:`pipeline.validate.quality`).
     """
     raw = read_sources(config.sources)
     validation = validate_study(raw)
     out = config.outputs
-    key = privacy.load_key(config.privacy)
+    key = pseudonyms.load_key(config.privacy)
     origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
     written = []
     for name in TABLES:
         table = validation.tables[name]
-        processed = privacy.deidentify(table.valid, key, origin)
+        processed = pseudonyms.deidentify(table.valid, key, origin)
         written.append(outputs.write_parquet(out.processed / f"{name}.parquet", processed))
         written.append(outputs.write_csv(out.quarantine / f"{name}.csv", table.quarantine))
     written.append(outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting))
@@ -106,7 +112,7 @@ def run(
     refit : bool, default False
         Fit every model again. By default an analysis whose rows, specification and code are
         unchanged since the last run is read back from ``<processed>/model_cache``
-        (:mod:`pipeline.plan_cache`).
+        (:mod:`pipeline.analyses.cache`).
 
     Returns
     -------
@@ -120,10 +126,10 @@ def run(
         validation.valid("assessments"),
         config,
     )
-    key = privacy.load_key(config.privacy)
+    key = pseudonyms.load_key(config.privacy)
     written.append(
         outputs.write_parquet(
-            config.outputs.processed / "analysis.parquet", privacy.deidentify(data, key)
+            config.outputs.processed / "analysis.parquet", pseudonyms.deidentify(data, key)
         )
     )
 

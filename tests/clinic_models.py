@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.lmm import DEFAULT_ROUTES, FAST_ROUTES, LmmFit, fit_lmm
+from pipeline.lmm.fit import DEFAULT_ROUTES, FAST_ROUTES, LmmFit, fit_lmm
 
 CLINIC_FIXED = "weeks * C(depth, Treatment('superficial')) + C(chronicity, Treatment('acute'))"
 CLINIC_RELEVEL = {"depth": "superficial", "chronicity": "acute"}

@@ -121,10 +121,10 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """
     from factories import DEMO_INPUTS, write_config
 
-    from pipeline.config import load_config
-    from pipeline.derive import analysis_dataset
-    from pipeline.ingest import read_raw_tables
-    from pipeline.validate import validate_study
+    from pipeline.config.settings import load_config
+    from pipeline.derive.dataset import analysis_dataset
+    from pipeline.ingest.raw_tables import read_raw_tables
+    from pipeline.validate.study import validate_study
 
     config = load_config(write_config(tmp_path_factory.mktemp("cfg"), DEMO_INPUTS))
     v = validate_study(read_raw_tables(DEMO_INPUTS))
@@ -163,7 +163,7 @@ def pseudonym_key() -> Iterator[str]:
 
 def browser_problem() -> str | None:
     """Why headless Chromium cannot run here, or None."""
-    from pipeline.pdf import find_browser
+    from pipeline.report.pdf import find_browser
 
     if find_browser() is None:
         return "no Chromium browser (chromium, google-chrome) on PATH or in $NEEDLING_BROWSER"
@@ -173,7 +173,7 @@ def browser_problem() -> str | None:
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """The headless Chromium executable; skips without one, but fails when ``CI`` is set."""
-    from pipeline.pdf import find_browser
+    from pipeline.report.pdf import find_browser
 
     problem = browser_problem()
     if problem:

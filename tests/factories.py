@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.example_sources import MCID
+from pipeline.demo.example_sources import MCID
 
 PATIENTS = """patient_id,site,enrolment_date,age,sex,symptom_weeks,anticoagulants,protocol_deviation
 P1,Northside,2025-01-06,44,female,3,no,no

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.lmm import LmmFit
+from pipeline.lmm.fit import LmmFit
 
 
 def r_name(term: str) -> str:

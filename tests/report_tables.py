@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.table_one import table_one
+from pipeline.describe.table_one import table_one
 
 FIT_SECONDS = 12.3456789  # a value that must never reach the report
 

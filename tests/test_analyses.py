@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from rcompare import assert_rel, assert_sig, check_against, parse_r
 
-from pipeline import analyses as an
-from pipeline.config import ModelSettings
-from pipeline.marginal import holm, pooled_sd
-from pipeline.plan import analysis_plans, combine, run_analyses
+from pipeline.analyses import plans as an
+from pipeline.analyses.run import analysis_plans, combine, run_analyses
+from pipeline.config.settings import ModelSettings
+from pipeline.lmm.marginal import holm, pooled_sd
 
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
 

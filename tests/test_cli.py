@@ -2,7 +2,7 @@ import pytest
 from command import ROOT, assert_one_sentence_error, outcomes
 from factories import PATIENTS, append_rows, write_config, write_study
 
-from pipeline.ingest import sha256_of
+from pipeline.ingest.raw_tables import sha256_of
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "simulate", "dictionary"])

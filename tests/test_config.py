@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from factories import write_config, write_study
 
-from pipeline.config import load_config
+from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,17 +3,17 @@ import pandas as pd
 import pytest
 from factories import write_config, write_study
 
-from pipeline.config import Thresholds, load_config
-from pipeline.derive import (
+from pipeline.config.settings import Thresholds, load_config
+from pipeline.derive.dataset import (
     analysis_dataset,
     classify_chronicity,
     patient_exposure,
     score_odi,
     sessions_before,
 )
-from pipeline.ingest import read_raw_tables
-from pipeline.schemas import ODI_ITEMS
-from pipeline.validate import validate_study
+from pipeline.ingest.raw_tables import read_raw_tables
+from pipeline.schemas.raw import ODI_ITEMS
+from pipeline.validate.study import validate_study
 
 
 def _items(*responses, total=np.nan):

@@ -11,11 +11,11 @@ import pytest
 from matplotlib.figure import Figure
 from scipy import stats
 
-from pipeline import explore
-from pipeline import explore_plots as plots
-from pipeline.analyses import AnalysisResult
-from pipeline.config import ModelSettings
-from pipeline.derive import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.analyses.plans import AnalysisResult
+from pipeline.config.settings import ModelSettings
+from pipeline.derive.dataset import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.explore import plots
+from pipeline.explore import tables as explore
 
 # Four patients seen at visits 0, 1, 2:
 #   A deep/twitch/chronic at site S1, every visit;

@@ -1,9 +1,9 @@
 import pandas as pd
 from factories import append_rows, write_study
 
-from pipeline.flow import flow_counts
-from pipeline.ingest import read_raw_tables
-from pipeline.validate import validate_study
+from pipeline.describe.flow import flow_counts
+from pipeline.ingest.raw_tables import read_raw_tables
+from pipeline.validate.study import validate_study
 
 
 def test_flow_counts_follow_patients_from_enrolment_to_analysis(tmp_path):

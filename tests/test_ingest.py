@@ -3,7 +3,7 @@ import pytest
 from factories import PATIENTS, write_study
 
 from pipeline.errors import InputFileError
-from pipeline.ingest import SOURCE_ROW, read_raw_table, sha256_of
+from pipeline.ingest.raw_tables import SOURCE_ROW, read_raw_table, sha256_of
 
 
 def test_cells_are_text_with_missing_tokens_and_line_numbers(tmp_path):

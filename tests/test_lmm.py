@@ -32,7 +32,8 @@ from clinic_models import (
 from rcompare import assert_rel, assert_sig, check_against, parse_r, r_name
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from pipeline.lmm import (
+from pipeline.lmm.deviance import GroupedCrossproducts, theta_from_relative_cov
+from pipeline.lmm.fit import (
     FAST_ROUTES,
     FIXED_EFFECT_COLUMNS,
     LmmFit,
@@ -41,7 +42,6 @@ from pipeline.lmm import (
     _satterthwaite_pieces,
     fit_lmm,
 )
-from pipeline.lmm_deviance import GroupedCrossproducts, theta_from_relative_cov
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLEEP_FORMULA_R = "Reaction ~ Days + (Days | Subject)"

@@ -31,17 +31,18 @@ from clinic_models import (
 )
 from rcompare import assert_rel, assert_sig, check_against, parse_r
 
-from pipeline import blas, lmm_optim
-from pipeline.lmm import FAST_ROUTES, LmmFit, fit_lmm
-from pipeline.lmm_blocks import apply_blocks, block_weights, sandwich_sum, sum_blocks
-from pipeline.lmm_data import prepare_data
-from pipeline.lmm_deviance import (
+from pipeline.lmm import blas
+from pipeline.lmm import optim as lmm_optim
+from pipeline.lmm.blocks import apply_blocks, block_weights, sandwich_sum, sum_blocks
+from pipeline.lmm.data import prepare_data
+from pipeline.lmm.deviance import (
     GroupedCrossproducts,
     NestedCrossproducts,
     hessian_richardson,
     jacobian_richardson,
 )
-from pipeline.lmm_optim import criterion_gradient, newton_refine, numpy_powell
+from pipeline.lmm.fit import FAST_ROUTES, LmmFit, fit_lmm
+from pipeline.lmm.optim import criterion_gradient, newton_refine, numpy_powell
 
 VISIT_FIXED = (
     "C(visit, Treatment('w00')) * C(depth, Treatment('superficial'))"

@@ -1,4 +1,4 @@
-"""Marginal means on one reference grid (pipeline.marginal): the emmeans definition by hand.
+"""Marginal means on one reference grid (pipeline.lmm.marginal): the emmeans definition by hand.
 
 The agreement of the means and contrasts with R's emmeans is tested live in
 tests/test_analyses.py; here the vectorised evaluation (every point of a call coded by one
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.lmm import FAST_ROUTES, LmmFit, fit_lmm
-from pipeline.marginal import (
+from pipeline.lmm.fit import FAST_ROUTES, LmmFit, fit_lmm
+from pipeline.lmm.marginal import (
     averaged_row,
     averaged_rows,
     emmeans,

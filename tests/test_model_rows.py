@@ -1,11 +1,11 @@
-"""Text covariates coded as categoricals for the models (pipeline.analyses.model_rows)."""
+"""Text covariates coded as categoricals for the models (pipeline.analyses.plans.model_rows)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from pipeline.analyses import _sorted_categorical, model_rows
+from pipeline.analyses.plans import _sorted_categorical, model_rows
 
 TEXT = ["Riverside", "hillview", "Éast", "Northside", "", "Riverside", "east", "Z"]
 

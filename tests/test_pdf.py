@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from pipeline.pdf import BROWSER_ENV, PdfError, find_browser, print_pdf
+from pipeline.report.pdf import BROWSER_ENV, PdfError, find_browser, print_pdf
 
 
 def fake_browser(folder, body: str):

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from factories import DEMO, DEMO_INPUTS, write_config
 
-from pipeline.config import load_config
-from pipeline.ingest import sha256_of
+from pipeline.config.settings import load_config
+from pipeline.demo.simulate import TRUE_EFFECTS, add_bad_rows, simulate_study, write_raw_tables
+from pipeline.ingest.raw_tables import sha256_of
 from pipeline.runner import run
-from pipeline.simulate import TRUE_EFFECTS, add_bad_rows, simulate_study, write_raw_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_fixed_effects_table_has_the_agreed_columns(demo_run):
 
 
 def test_model_recovers_the_true_depth_by_time_effect(demo_run):
-    """The simulator's deep-minus-superficial NRS slope (pipeline/simulate.py TRUE_EFFECTS)."""
+    """The simulator's deep-minus-superficial NRS slope (pipeline/demo/simulate.py TRUE_EFFECTS)."""
     folder, *_ = demo_run
     fe = pd.read_csv(folder / "reports" / "tables" / "fixed_effects.csv")
     fe = fe[(fe["analysis"] == "trajectory_depth") & (fe["outcome"] == "nrs")].set_index("term")

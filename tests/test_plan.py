@@ -5,9 +5,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from pipeline import plan as pl
-from pipeline.config import ModelSettings
-from pipeline.plan_cache import FitCache, plan_key
+from pipeline.analyses import run as pl
+from pipeline.analyses.cache import FitCache, plan_key
+from pipeline.config.settings import ModelSettings
 
 
 def _without_times(frame: pd.DataFrame) -> pd.DataFrame:

@@ -2,22 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import PrivacySettings
-from pipeline.derive import time_zero
+from pipeline.config.settings import PrivacySettings
+from pipeline.derive.dataset import time_zero
 from pipeline.errors import UserError
-from pipeline.privacy import (
-    COMPLEMENTARY,
+from pipeline.privacy.pseudonyms import (
     DEMO_KEY,
     PSEUDONYM_LENGTH,
-    CellGrid,
     PseudonymKey,
     deidentify,
-    for_csv,
     load_key,
-    protect,
     pseudonyms,
-    publish_tables,
 )
+from pipeline.privacy.suppression import COMPLEMENTARY, CellGrid, for_csv, protect, publish_tables
 
 KEY = PseudonymKey(b"a test key of more than sixteen bytes", "test")
 

@@ -7,18 +7,18 @@ import pytest
 import report_tables
 from factories import write_config, write_study
 
-from pipeline.config import load_config
-from pipeline.ingest import read_raw_tables, sha256_of
-from pipeline.privacy import publish_tables
-from pipeline.report import Figure, Paragraph, Table, render_html
-from pipeline.report_content import (
+from pipeline.config.settings import load_config
+from pipeline.ingest.combine import read_sources
+from pipeline.ingest.raw_tables import read_raw_tables, sha256_of
+from pipeline.privacy.suppression import publish_tables
+from pipeline.report.content import (
     QUESTIONS,
     analysis_label,
     build_content,
     mcid_sentence,
     slope_sentence,
 )
-from pipeline.sources.combine import read_sources
+from pipeline.report.html import Figure, Paragraph, Table, render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTH = next(q for q in QUESTIONS if q.factor == "depth")

@@ -7,10 +7,10 @@ import pandas as pd
 import report_tables
 from matplotlib.figure import Figure
 
-from pipeline import report_figures
-from pipeline.report import png
-from pipeline.report_content import OUTCOMES
-from pipeline.summaries import trajectory_sample
+from pipeline.describe.summaries import trajectory_sample
+from pipeline.report import figures as report_figures
+from pipeline.report.content import OUTCOMES
+from pipeline.report.html import png
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -77,7 +77,7 @@ def test_figure_modules_leave_the_backend_to_the_caller():
     """Importing the figures (report or notebooks) neither imports pyplot nor picks a backend."""
     code = (
         "import sys, matplotlib\n"
-        "import pipeline.report_content, pipeline.explore_plots\n"
+        "import pipeline.report.content, pipeline.explore.plots\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
         "assert matplotlib.rcParams._get('backend') is matplotlib.rcsetup._auto_backend_sentinel\n"
     )

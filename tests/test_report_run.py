@@ -19,7 +19,7 @@ from browser import load_page
 from factories import DEMO_INPUTS, write_config
 
 from pipeline import cli, runner
-from pipeline.config import load_config
+from pipeline.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (
@@ -154,7 +154,7 @@ def test_a_failing_later_step_leaves_the_previous_report_in_place(demo, monkeypa
 
 def test_without_a_browser_the_html_is_written_and_run_exits_2(demo, tmp_path, monkeypatch, capsys):
     reuse_fits(monkeypatch, demo)
-    monkeypatch.setattr("pipeline.pdf.find_browser", lambda *args, **kwargs: None)
+    monkeypatch.setattr("pipeline.report.pdf.find_browser", lambda *args, **kwargs: None)
     config = write_config(tmp_path, DEMO_INPUTS)
     reports = tmp_path / "reports"
     reports.mkdir()

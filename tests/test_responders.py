@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.responders import last_responder_status, responders_at_last_visit
+from pipeline.describe.responders import last_responder_status, responders_at_last_visit
 
 DEPTH = ["superficial", "deep"]
 

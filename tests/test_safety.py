@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.safety import adverse_event_counts, adverse_event_rates, rate_ratio
+from pipeline.describe.safety import adverse_event_counts, adverse_event_rates, rate_ratio
 
 
 def _sessions(spec):

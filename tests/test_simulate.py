@@ -1,4 +1,4 @@
-"""Tests for pipeline.simulate: layout, ranges, design facts, bad rows and CSV writing."""
+"""Tests for pipeline.demo.simulate: layout, ranges, design facts, bad rows and CSV writing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.simulate import (
+from pipeline.demo.simulate import (
     ASSESSMENT_COLUMNS,
     DENSE_VISIT_WEEKS,
     PATIENT_COLUMNS,

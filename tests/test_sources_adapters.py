@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 from factories import outputs_and_mcid, write_config, write_study
 
-from pipeline.config import load_config
+from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError, InputFileError
-from pipeline.ingest import SOURCE_DETAIL, SOURCE_LINE
-from pipeline.quality import file_summary, summary_json, summary_lines
-from pipeline.sources.combine import read_sources
-from pipeline.validate import validate_study
+from pipeline.ingest.combine import read_sources
+from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_LINE
+from pipeline.validate.quality import file_summary, summary_json, summary_lines
+from pipeline.validate.study import validate_study
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "raw" / "examples"
 TAIL = outputs_and_mcid("out", "rep")

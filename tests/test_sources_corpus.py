@@ -14,12 +14,12 @@ import pytest
 from command import assert_one_sentence_error, outcomes
 from factories import outputs_and_mcid
 
-from pipeline.config import load_config
+from pipeline.config.settings import load_config
 from pipeline.errors import UserError
-from pipeline.ingest import sha256_of
-from pipeline.quality import file_summary
-from pipeline.sources.combine import read_sources
-from pipeline.validate import validate_study
+from pipeline.ingest.combine import read_sources
+from pipeline.ingest.raw_tables import sha256_of
+from pipeline.validate.quality import file_summary
+from pipeline.validate.study import validate_study
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = tomllib.loads((CORPUS / "cases.toml").read_text(encoding="utf-8"))["case"]

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from command import outcomes
 
-from pipeline.config import load_config
-from pipeline.example_sources import KINDS, example_files
-from pipeline.quality import file_summary
-from pipeline.schemas import KEYS, TABLES
-from pipeline.sources.combine import read_sources
-from pipeline.validate import validate_study
+from pipeline.config.settings import load_config
+from pipeline.demo.example_sources import KINDS, example_files
+from pipeline.ingest.combine import read_sources
+from pipeline.schemas.raw import KEYS, TABLES
+from pipeline.validate.quality import file_summary
+from pipeline.validate.study import validate_study
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "data" / "raw" / "examples"
@@ -35,7 +35,7 @@ def _table(validation, table):
 
 
 def test_committed_examples_are_what_the_generator_writes():
-    # Rewrite them with `python -m pipeline.example_sources data/raw/examples`.
+    # Rewrite them with `python -m pipeline.demo.example_sources data/raw/examples`.
     expected = example_files()
     on_disk = {
         p.relative_to(EXAMPLES).as_posix(): p.read_bytes()

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config import Source, strptime_pattern
+from pipeline.config.settings import Source, strptime_pattern
 from pipeline.errors import InputFileError
-from pipeline.sources.mapping import (
+from pipeline.ingest.adapters.mapping import (
     apply_codes,
     compact_ids,
     iso_dates,
@@ -15,7 +15,7 @@ from pipeline.sources.mapping import (
     resolve_columns,
     scale,
 )
-from pipeline.sources.readers import read_table
+from pipeline.ingest.readers import read_table
 
 
 def text(*values):

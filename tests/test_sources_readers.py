@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import InputFileError
-from pipeline.sources.readers import LINE, cell_text, read_table
+from pipeline.ingest.readers import LINE, cell_text, read_table
 
 
 def _write(tmp_path, text, name="f.csv", encoding="utf-8"):

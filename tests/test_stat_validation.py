@@ -9,7 +9,7 @@ fits, or a random-intercept-only model that ignores the slope variance).
 import numpy as np
 import pytest
 
-from pipeline.stat_validation import (
+from pipeline.analyses.stat_validation import (
     INTERACTION,
     Scenario,
     default_scenarios,

@@ -1,7 +1,7 @@
 import shutil
 
 from pipeline.cli import main
-from pipeline.table_check import compare_folders
+from pipeline.report.table_check import compare_folders
 
 TABLE = (
     "analysis,outcome,estimate,p_value,fit_seconds\n"

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from pipeline.table_one import (
+from pipeline.describe.table_one import (
     MISSING,
     std_diff_binary,
     std_diff_categorical,

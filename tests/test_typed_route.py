@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from factories import append_rows, write_study
 
-import pipeline.ingest
-import pipeline.validate
-from pipeline.ingest import read_raw_table, read_raw_tables
-from pipeline.schemas import MODELS, TABLES, column_kinds
-from pipeline.sources.readers import read_text, split_header
-from pipeline.sources.typed_reader import read_typed
-from pipeline.validate import check_values, parse_cells, typed_cells, validate_study
+import pipeline.ingest.raw_tables
+import pipeline.validate.study
+from pipeline.ingest.raw_tables import read_raw_table, read_raw_tables
+from pipeline.ingest.readers import read_text, split_header
+from pipeline.ingest.typed_reader import read_typed
+from pipeline.schemas.raw import MODELS, TABLES, column_kinds
+from pipeline.validate.study import check_values, parse_cells, typed_cells, validate_study
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
 
@@ -51,7 +51,7 @@ BROKEN = {
 
 
 def _text_route(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline.ingest, "read_typed", lambda *args: None)
+    monkeypatch.setattr(pipeline.ingest.raw_tables, "read_typed", lambda *args: None)
 
 
 def _assert_same(fast, careful) -> None:
@@ -196,7 +196,7 @@ def test_screened_columns_give_the_failures_pandera_gives_on_every_column(monkey
             frame = _perturbed(typed, name, rng)
             screened = check_values(name, frame)
             with monkeypatch.context() as patch:
-                patch.setattr(pipeline.validate, "cleared_columns", lambda schema, frame: [])
+                patch.setattr(pipeline.validate.study, "cleared_columns", lambda schema, frame: [])
                 full = check_values(name, frame)
             pd.testing.assert_frame_equal(screened, full)
 
@@ -208,7 +208,7 @@ def test_patient_positions_by_runs_equal_a_lookup_of_every_id():
             "enrolment_date": pd.to_datetime(["2025-01-01"] * 4).astype("datetime64[us]"),
         }
     )
-    index = pipeline.validate.PatientIndex.of(patients, np.array([True, False, True, True]))
+    index = pipeline.validate.study.PatientIndex.of(patients, np.array([True, False, True, True]))
     rng = np.random.default_rng(7)
     runs = np.repeat(["P1", "P2", None, "P9", "P3", "P3x", "P4"], rng.integers(1, 6, 7))
     for ids in (runs, rng.permutation(runs)):

@@ -1,7 +1,7 @@
 from factories import append_rows, write_study
 
-from pipeline.ingest import read_raw_tables, sha256_of
-from pipeline.validate import validate_study
+from pipeline.ingest.raw_tables import read_raw_tables, sha256_of
+from pipeline.validate.study import validate_study
 
 
 def _validate(tmp_path, **overrides):

@@ -1,5 +1,5 @@
 # Estimated marginal means and group contrasts with lme4 + lmerTest + emmeans, for comparison
-# with pipeline.marginal.
+# with pipeline.lmm.marginal.
 #
 # Usage:
 #   Rscript tests/r/emmeans_fit.R DATA.csv "FORMULA" FACTOR TIME OUT.csv [AT=t1,t2,...]

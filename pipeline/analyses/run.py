@@ -1,0 +1,253 @@
+"""Every mixed-model analysis of the statistical analysis plan, run and gathered into tables.
+
+:func:`analysis_plans` lists the models of SAP §4 for NRS, VAS and ODI;
+:func:`run_analyses` fits them and :func:`combine` stacks their tidy tables, marks the primary
+family of comparisons and adds Holm-adjusted p-values across it.
+
+The primary family answers the two questions of the plan for the three outcomes: the
+difference in slope between deep and superficial needling, and between patients with and
+without a twitch response, in the trajectory models (six comparisons). Every other contrast is
+secondary and reported unadjusted.
+
+The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
+core): each worker fits whole plans with the same code as a sequential run, so the numbers do
+not depend on the number of workers, and the results come back in the order of the plans.
+Given a :class:`~pipeline.analyses.cache.FitCache`, an analysis whose rows, specification and code
+are those of an earlier run is read back instead of refitted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.analyses.cache import FitCache, plan_key, portable, restore
+from pipeline.analyses.plans import (
+    SENSITIVITY_POPULATIONS,
+    TABLES,
+    AnalysisResult,
+    ModelPlan,
+    change_plan,
+    fit_plan,
+    joint_plan,
+    session_twitch_plan,
+    subgroup_plan,
+    trajectory_plan,
+)
+from pipeline.config.settings import ModelSettings
+from pipeline.derive.dataset import INSTRUMENT_COLUMNS
+from pipeline.lmm.marginal import holm
+
+FACTORS = ("depth", "twitch")
+PRIMARY_ANALYSES = ("trajectory_depth", "trajectory_twitch")
+PRIMARY_CONTRAST = "difference in slope"
+
+Progress = Callable[[int, int, ModelPlan], None]
+
+
+def analysis_plans(
+    data: pd.DataFrame,
+    settings: ModelSettings,
+    outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS),
+) -> list[ModelPlan]:
+    """List every model of SAP §4 for each outcome.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set (:func:`pipeline.derive.dataset.analysis_dataset`).
+    settings : ModelSettings
+        Time axis, covariates, random slope, df method and site handling.
+    outcomes : sequence of str
+        Instruments to analyse (default NRS, VAS and ODI).
+
+    Returns
+    -------
+    list of ModelPlan
+        Per outcome: trajectory and change-from-baseline models for depth and for twitch,
+        the session-level twitch model, the joint model, the chronicity subgroup models, and
+        the trajectory models in the sensitivity populations.
+    """
+    plans: list[ModelPlan] = []
+    for outcome in outcomes:
+        plans += [trajectory_plan(data, outcome, f, settings) for f in FACTORS]
+        plans += [change_plan(data, outcome, f, settings) for f in FACTORS]
+        plans.append(session_twitch_plan(data, outcome, settings))
+        plans.append(joint_plan(data, outcome, settings))
+        plans += [subgroup_plan(data, outcome, f, settings) for f in FACTORS]
+        for name, select in SENSITIVITY_POPULATIONS.items():
+            subset, note = select(data)
+            plans += [
+                trajectory_plan(
+                    subset, outcome, f, settings, analysis=f"sensitivity_{name}_{f}", notes=[note]
+                )
+                for f in FACTORS
+            ]
+    return plans
+
+
+def default_workers(n_plans: int) -> int:
+    """Return the processes for :func:`run_analyses`: one per core, at most one per plan.
+
+    Parameters
+    ----------
+    n_plans : int
+        Number of plans to fit.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_plans))
+
+
+def run_analyses(
+    plans: Sequence[ModelPlan],
+    df_method: str,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    cache: FitCache | None = None,
+) -> list[AnalysisResult]:
+    """Fit every plan, in parallel processes when there are several cores.
+
+    Parameters
+    ----------
+    plans : sequence of ModelPlan
+        From :func:`analysis_plans`.
+    df_method : {"satterthwaite", "z"}
+        Inference for every test and interval.
+    progress : callable, optional
+        Called as ``progress(i, n, plan)`` when plan ``i`` (1-based) of ``n`` starts being
+        fitted (in parallel runs, several plans are being fitted at a time).
+    workers : int, optional
+        Processes; default :func:`default_workers`. 1 fits every plan in this process.
+    cache : FitCache, optional
+        Fits kept from earlier runs (:mod:`pipeline.analyses.cache`): an analysis whose data,
+        specification and code are unchanged is read back instead of refitted, new fits are
+        added, and entries this run did not use are deleted.
+
+    Returns
+    -------
+    list of AnalysisResult
+        One per plan, in the order of ``plans`` whatever the number of workers; the numbers
+        do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
+    """
+    where = None if cache is None else (cache.folder, cache.read)
+    jobs = [
+        (plan, df_method, not plan.analysis.startswith("sensitivity_"), where) for plan in plans
+    ]
+    workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
+    if workers == 1 or len(jobs) < 2:
+        done = []
+        for i, job in enumerate(jobs, start=1):
+            if progress is not None:
+                progress(i, len(jobs), job[0])
+            done.append(_fit_job(job))
+    else:
+        done = _run_in_processes(jobs, workers, progress)
+    if cache is not None:
+        cache.keep_only({key for key, _ in done if key})
+    return [restore(result, job[0]) for (_, result), job in zip(done, jobs, strict=True)]
+
+
+Job = tuple[ModelPlan, str, bool, tuple[Path, bool] | None]
+
+
+def _fit_job(job: Job) -> tuple[str, AnalysisResult]:
+    """Fit one plan (or read it from the cache); return its cache key and portable result."""
+    plan, df_method, tests, where = job
+    if where is None:
+        return "", portable(fit_plan(plan, df_method, tests=tests))
+    cache = FitCache(*where)
+    key = plan_key(plan, df_method, tests)
+    result = cache.load(key, plan)
+    if result is None:
+        result = portable(fit_plan(plan, df_method, tests=tests))
+        cache.store(key, result)
+    return key, result
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Fork the workers where the platform can (Linux), else spawn them.
+
+    Forked workers start at once with the pipeline already imported, and the caller's
+    ``__main__`` is not re-run (a script without an ``if __name__ == "__main__"`` guard still
+    works); spawned workers (macOS, Windows) need that guard.
+    """
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _run_in_processes(
+    jobs: Sequence[Job], workers: int, progress: Progress | None
+) -> list[tuple[str, AnalysisResult]]:
+    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
+    results: list[tuple[str, AnalysisResult] | None] = [None] * len(jobs)
+    pending: dict[Future, int] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+
+        def submit(i: int) -> None:
+            if progress is not None:
+                progress(i + 1, len(jobs), jobs[i][0])
+            pending[pool.submit(_fit_job, jobs[i])] = i
+
+        queued = iter(range(len(jobs)))
+        for i in queued:
+            submit(i)
+            if len(pending) == workers:
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[pending.pop(future)] = future.result()
+                nxt = next(queued, None)
+                if nxt is not None:
+                    submit(nxt)
+    return [r for r in results if r is not None]
+
+
+def combine(results: Sequence[AnalysisResult]) -> dict[str, pd.DataFrame]:
+    """Stack the tidy tables of every analysis; add the family and Holm's adjustment.
+
+    Parameters
+    ----------
+    results : sequence of AnalysisResult
+        Fitted analyses.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
+        model_comparison, diagnostics``. ``contrasts`` gains ``family`` (``primary`` or
+        ``secondary``) and ``p_holm`` (Holm-adjusted p across the primary family, empty for
+        secondary contrasts).
+    """
+    tables = {}
+    for name in TABLES:
+        frames = [r.tables[name] for r in results if len(r.tables[name])]
+        columns = results[0].tables[name].columns if results else []
+        tables[name] = (
+            pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        )
+    contrasts = tables["contrasts"]
+    primary = contrasts["analysis"].isin(PRIMARY_ANALYSES) & contrasts["contrast"].str.contains(
+        PRIMARY_CONTRAST, regex=False
+    )
+    contrasts["family"] = np.where(primary, "primary", "secondary")
+    adjusted = holm(contrasts.loc[primary, "p_value"].to_numpy(dtype=float))
+    contrasts["p_holm"] = np.nan
+    contrasts.loc[primary, "p_holm"] = adjusted
+    return tables

@@ -1,0 +1,1 @@
+"""Configuration: one TOML file, loaded once into typed, frozen settings (:mod:`.settings`)."""

@@ -1,0 +1,752 @@
+"""The analysis configuration: one TOML file, loaded into typed, frozen dataclasses.
+
+``analysis.toml`` at the project root is the default; ``--config`` picks another. Relative paths
+in the file are resolved against the folder that holds the file, so a configuration can live next
+to the data it describes. Every problem is reported as a :class:`~pipeline.errors.ConfigError`
+naming the file and the key. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CONFIG = Path("analysis.toml")
+INSTRUMENTS = ("nrs", "vas", "odi")
+TIME_AXES = ("weeks", "sessions")
+DF_METHODS = ("satterthwaite", "z")
+SITE_EFFECTS = ("auto", "random", "fixed", "none")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Paths of the three canonical raw tables."""
+
+    patients: Path
+    sessions: Path
+    assessments: Path
+
+    def as_dict(self) -> dict[str, Path]:
+        """Return ``{table name: path}`` in the canonical order."""
+        return {
+            "patients": self.patients,
+            "sessions": self.sessions,
+            "assessments": self.assessments,
+        }
+
+
+# --- sources: the clinic's files and how to read them (see docs/ingestion.md) ---------------
+SOURCE_KINDS = ("canonical", "visit_sheet", "wide", "redcap")
+SOURCE_DELIMITERS = ("auto", ",", ";", "\t", "|")
+PATIENT_ID_RULES = ("compact", "as_written")
+SOURCE_UNITS = {"vas_mm": ("mm", "cm"), "odi": ("percent", "points")}
+# A visit sheet's one date column, filling session_date and assessment_date alike.
+VISIT_DATE = "visit_date"
+
+
+@dataclass(frozen=True)
+class TimePoints:
+    """The repeated column groups of a wide layout: one group per time point (or session).
+
+    Attributes
+    ----------
+    points : dict of str to int
+        Time-point label (as written in the column names) to visit (or session) number.
+    columns : dict of str to str
+        Canonical column to clinic column pattern; ``{t}`` stands for the label. A pattern
+        without ``{t}`` names one column used for every time point.
+    weeks : dict of str to float
+        Label to nominal week, used with ``date_from`` when no date column is mapped.
+    date_from : str or None
+        Clinic column with the date of week 0; dates are ``date_from + 7 x week`` days.
+    """
+
+    points: dict[str, int]
+    columns: dict[str, str]
+    weeks: dict[str, float] = field(default_factory=dict)
+    date_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One ``[[sources]]`` entry: files of one layout and how they map to the canonical tables.
+
+    ``files`` maps a role to path patterns (absolute; a pattern with ``*``, ``?`` or ``[`` is a
+    glob): ``data`` for visit sheets, wide files and REDCap exports; the table names for the
+    canonical layout. ``number`` is the entry's position from 1 (0 for the ``[inputs]`` form,
+    which is read exactly as written: ``legacy``). The other attributes are the keys of the
+    entry, documented in ``docs/ingestion.md``.
+    """
+
+    number: int
+    kind: str
+    config: Path
+    files: dict[str, tuple[str, ...]]
+    dictionary: str | None = None
+    site: str | None = None
+    sites: dict[str, str] = field(default_factory=dict)
+    delimiter: str = "auto"
+    encoding: str = "auto"
+    decimal: str = "."
+    header_row: int = 1
+    sheet: str | None = None
+    date_format: str = "YYYY-MM-DD"
+    patient_id: str = "compact"
+    id_prefix: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    time_points: dict[str, TimePoints] = field(default_factory=dict)
+    instruments: dict[str, str] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    arms: dict[str, str] = field(default_factory=dict)
+    legacy: bool = False
+
+    @property
+    def root(self) -> Path:
+        """Folder of the configuration file (relative paths are resolved against it)."""
+        return self.config.parent
+
+    def key(self, name: str = "") -> str:
+        """Name a key of this entry for messages, e.g. ``[sources.2.columns]``."""
+        if self.legacy:
+            return f"[inputs{'.' + name if name else ''}]"
+        return f"[sources.{self.number}{'.' + name if name else ''}]"
+
+    def tables(self) -> tuple[str, ...]:
+        """Return the canonical tables this source provides."""
+        if self.kind == "canonical":
+            return tuple(t for t in ("patients", "sessions", "assessments") if t in self.files)
+        if self.kind == "visit_sheet":
+            return ("patients", "sessions", "assessments")
+        if self.kind == "wide":
+            return ("patients", *(t for t in ("sessions", "assessments") if t in self.time_points))
+        return tuple(t for t in ("patients", "sessions", "assessments") if t in self.instruments)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Folders the pipeline writes to."""
+
+    processed: Path
+    reports: Path
+
+    @property
+    def quarantine(self) -> Path:
+        """Folder of the per-table quarantine CSVs."""
+        return self.processed / "quarantine"
+
+    @property
+    def tables(self) -> Path:
+        """Folder of the tidy result tables."""
+        return self.reports / "tables"
+
+
+@dataclass(frozen=True)
+class Mcid:
+    """Minimal clinically important improvement for one instrument (SAP §2).
+
+    A patient is a responder when the improvement from baseline reaches ``points`` **or**
+    ``percent`` per cent of the baseline value.
+    """
+
+    points: float
+    percent: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cut-offs that turn session-level facts into patient-level exposure groups."""
+
+    twitch_share: float = 0.5
+    deep_share: float = 0.5
+    odi_max_missing_sections: int = 1
+    acute_below_weeks: float = 6.0
+    chronic_above_weeks: float = 12.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How the mixed models are specified."""
+
+    time_axis: str = "weeks"
+    covariates: tuple[str, ...] = ("chronicity",)
+    random_slope: bool = True
+    df_method: str = "satterthwaite"
+    site: str = "auto"
+    min_sites_random: int = 5
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """Pseudonym key and small-cell threshold (see :mod:`pipeline.privacy.suppression`)."""
+
+    key_env: str = "NEEDLING_PSEUDONYM_KEY"
+    key_file: Path | None = None
+    demo_key: bool = False
+    small_cell_threshold: int = 5
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How the report is rendered."""
+
+    pdf: bool = True
+    browser: Path | None = None
+    spaghetti_patients: int = 12
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one analysis run."""
+
+    source: Path
+    inputs: Inputs | None
+    outputs: Outputs
+    mcid: dict[str, Mcid]
+    sources: tuple[Source, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+
+
+def _fail(path: Path, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: [{key}] {message}")
+
+
+def _table(raw: dict[str, Any], name: str, path: Path, *, required: bool = True) -> dict:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise _fail(path, name, "section is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, name, "must be a table of keys, e.g. [" + name + "]")
+    return value
+
+
+def _check_keys(section: dict, allowed: set[str], path: Path, name: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise _fail(
+            path, name, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _section(raw: dict[str, Any], name: str, path: Path, settings: type, *, required: bool) -> dict:
+    """Return the table ``[name]``, whose keys must be fields of the dataclass ``settings``."""
+    section = _table(raw, name, path, required=required)
+    _check_keys(section, {f.name for f in fields(settings)}, path, name)
+    return section
+
+
+def _paths(raw: dict[str, Any], name: str, path: Path, settings: type) -> Any:
+    """Read the required table ``[name]`` of paths into ``settings`` (one path per field)."""
+    section = _section(raw, name, path, settings, required=True)
+    return settings(**{f.name: _path(section, f.name, path, name) for f in fields(settings)})
+
+
+def _number(section: dict, key: str, path: Path, name: str, default: float, lo: float, hi: float):
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, f"{name}.{key}", f"must be a number, got {value!r}")
+    if not lo <= value <= hi:
+        raise _fail(path, f"{name}.{key}", f"must be between {lo:g} and {hi:g}, got {value!r}")
+    return value
+
+
+def _choice(section: dict, key: str, path: Path, name: str, default: str, allowed: tuple) -> str:
+    value = section.get(key, default)
+    if value not in allowed:
+        raise _fail(path, f"{name}.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _path(section: dict, key: str, path: Path, name: str) -> Path:
+    value = section.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, f"{name}.{key}", "must be a file or folder path in quotes")
+    p = Path(value)
+    return p if p.is_absolute() else (path.parent / p)
+
+
+def _flag(section: dict, key: str, path: Path, name: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise _fail(path, f"{name}.{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def _whole(section: dict, key: str, path: Path, name: str, default: int, lo: int, hi: int) -> int:
+    value = _number(section, key, path, name, default, lo, hi)
+    if isinstance(value, float) and not value.is_integer():
+        raise _fail(path, f"{name}.{key}", "must be a whole number")
+    return int(value)
+
+
+def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
+    """Read the optional ``[privacy]`` section (pseudonym key and small-cell threshold)."""
+    section = _section(raw, "privacy", path, PrivacySettings, required=False)
+    d = PrivacySettings()
+    key_env = section.get("key_env", d.key_env)
+    if not isinstance(key_env, str) or not key_env.strip():
+        raise _fail(path, "privacy.key_env", "must be the name of an environment variable")
+    return PrivacySettings(
+        key_env=key_env,
+        key_file=_path(section, "key_file", path, "privacy") if "key_file" in section else None,
+        demo_key=_flag(section, "demo_key", path, "privacy", d.demo_key),
+        small_cell_threshold=_whole(
+            section, "small_cell_threshold", path, "privacy", d.small_cell_threshold, 0, 1000
+        ),
+    )
+
+
+def load_report(raw: dict[str, Any], path: Path) -> ReportSettings:
+    """Read the optional ``[report]`` section (PDF, browser, spaghetti sample size)."""
+    section = _section(raw, "report", path, ReportSettings, required=False)
+    d = ReportSettings()
+    return ReportSettings(
+        pdf=_flag(section, "pdf", path, "report", d.pdf),
+        browser=_path(section, "browser", path, "report") if "browser" in section else None,
+        spaghetti_patients=_whole(
+            section, "spaghetti_patients", path, "report", d.spaghetti_patients, 1, 100
+        ),
+    )
+
+
+def strptime_pattern(date_format: str) -> str:
+    """Turn a date format written like ``DD/MM/YYYY`` into a :func:`~time.strptime` pattern.
+
+    ``YYYY``, ``MM`` and ``DD`` must each appear once (``MM`` and ``DD`` also read one digit),
+    separated by nothing or by ``-``, ``/``, ``.`` or spaces.
+
+    Raises
+    ------
+    ValueError
+        When the text is not such a format.
+    """
+    text, out, seen, k = date_format.strip().upper(), "", [], 0
+    while k < len(text):
+        token = next((t for t in ("YYYY", "MM", "DD") if text.startswith(t, k)), None)
+        if token:
+            out += {"YYYY": "%Y", "MM": "%m", "DD": "%d"}[token]
+            seen.append(token)
+            k += len(token)
+        elif text[k] in "-/. ":
+            out += text[k]
+            k += 1
+        else:
+            raise ValueError(date_format)
+    if sorted(seen) != ["DD", "MM", "YYYY"]:
+        raise ValueError(date_format)
+    return out
+
+
+def _text(section: dict, key: str, path: Path, name: str, default: str | None) -> str | None:
+    value = section.get(key, default)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _fail(path, f"{name}.{key}", f"must be text in quotes, got {value!r}")
+    return value
+
+
+def _patterns(value: object, path: Path, name: str) -> tuple[str, ...]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise _fail(path, name, "must be a file path (or glob) in quotes, or a list of them")
+    out = []
+    for item in values:
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(path, name, f"must hold file paths in quotes, got {item!r}")
+        out.append(item if Path(item).is_absolute() else str(path.parent / item))
+    return tuple(out)
+
+
+def _text_map(
+    section: object, path: Path, name: str, *, keys: tuple | None = None, empty: bool = False
+) -> dict:
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table of keys, e.g. [" + name + "]")
+    out = {}
+    for key, value in section.items():
+        if keys is not None and key not in keys:
+            raise _fail(path, name, f"unknown column '{key}' (allowed: {', '.join(keys)})")
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, int | float):
+            value = f"{value:g}"
+        if not isinstance(value, str) or not (value.strip() or (empty and value == "")):
+            raise _fail(path, f"{name}.{key}", f"must be text in quotes, got {value!r}")
+        out[str(key)] = value
+    return out
+
+
+def _same_column(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _one_column_each(mapping: dict[str, str], path: Path, name: str) -> None:
+    """Two canonical columns mapped to one clinic column is an error (which one is meant?)."""
+    seen: dict[str, str] = {}
+    for canonical, clinic in mapping.items():
+        other = seen.setdefault(_same_column(clinic), canonical)
+        if other != canonical:
+            raise _fail(
+                path,
+                name,
+                f"{other} and {canonical} both map to '{clinic}'; a clinic column can fill "
+                f"only one canonical column",
+            )
+
+
+def _time_points(section: object, table: str, path: Path, name: str) -> TimePoints:
+    from pipeline.schemas.raw import column_names
+
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table with points and columns")
+    _check_keys(section, {"points", "columns", "weeks", "date_from"}, path, name)
+    points = section.get("points")
+    if not isinstance(points, dict) or not points:
+        raise _fail(path, f"{name}.points", "must map each time-point label to its number")
+    for label, number in points.items():
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise _fail(path, f"{name}.points.{label}", f"must be a whole number, got {number!r}")
+    number_column = "visit" if table == "assessments" else "session_number"
+    allowed = tuple(c for c in column_names(table) if c not in ("patient_id", number_column))
+    columns = _text_map(section.get("columns", {}), path, f"{name}.columns", keys=allowed)
+    weeks = section.get("weeks", {})
+    if not isinstance(weeks, dict) or any(
+        isinstance(w, bool) or not isinstance(w, int | float) for w in weeks.values()
+    ):
+        raise _fail(path, f"{name}.weeks", "must map time-point labels to numbers of weeks")
+    unknown = sorted(set(weeks) - set(points))
+    if unknown:
+        raise _fail(path, f"{name}.weeks", f"'{unknown[0]}' is not one of the points")
+    date_column = "assessment_date" if table == "assessments" else "session_date"
+    date_from = _text(section, "date_from", path, name, None)
+    if date_column not in columns:
+        if date_from is None:
+            raise _fail(path, name, f"needs columns.{date_column} or date_from with weeks")
+        missing = [p for p in points if p not in weeks]
+        if missing:
+            raise _fail(path, f"{name}.weeks", f"gives no week for the point '{missing[0]}'")
+    return TimePoints(
+        points={str(k): int(v) for k, v in points.items()},
+        columns=columns,
+        weeks={str(k): float(v) for k, v in weeks.items()},
+        date_from=date_from,
+    )
+
+
+def _source(entry: object, number: int, path: Path) -> Source:
+    """Check one ``[[sources]]`` entry and return it typed."""
+    from pipeline.schemas.raw import TABLES, column_kinds, column_names
+
+    name = f"sources.{number}"
+    if not isinstance(entry, dict):
+        raise _fail(path, name, "must be a table of keys")
+    kind = entry.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise _fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
+    common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
+    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units"}
+    own = {
+        "canonical": {"patients", "sessions", "assessments"},
+        "visit_sheet": {"files"},
+        "wide": {"files", "assessments", "sessions"},
+        "redcap": {"files", "dictionary", "instruments", "events", "arms"},
+    }[kind]
+    _check_keys(entry, common | own, path, name)
+
+    if kind == "canonical":
+        files = {t: _patterns(entry[t], path, f"{name}.{t}") for t in TABLES if t in entry}
+        if not files:
+            raise _fail(path, name, "a canonical source names at least one of " + ", ".join(TABLES))
+    else:
+        if "files" not in entry:
+            raise _fail(path, name, "needs files = [...] (paths or globs)")
+        files = {"data": _patterns(entry["files"], path, f"{name}.files")}
+
+    every = {c: k for t in TABLES for c, k in column_kinds(t).items()}
+    allowed = tuple(every) + ((VISIT_DATE,) if kind == "visit_sheet" else ())
+    columns = _text_map(entry.get("columns", {}), path, f"{name}.columns", keys=allowed)
+    if kind == "wide":
+        patient_columns = column_names("patients")
+        stray = [c for c in columns if c not in patient_columns]
+        if stray:
+            raise _fail(
+                path,
+                f"{name}.columns",
+                f"'{stray[0]}' is not a patients column; map it under "
+                f"[{name}.assessments.columns] or [{name}.sessions.columns] with {{t}}",
+            )
+    if kind == "canonical":
+        for table in TABLES:
+            mine = {c: v for c, v in columns.items() if c in column_names(table)}
+            _one_column_each(mine, path, f"{name}.columns")
+    else:
+        _one_column_each(columns, path, f"{name}.columns")
+
+    codes_raw = entry.get("codes", {})
+    if not isinstance(codes_raw, dict):
+        raise _fail(
+            path, f"{name}.codes", "must hold one table per column, e.g. [sources.codes.depth]"
+        )
+    codes = {}
+    for column, mapping in codes_raw.items():
+        if column not in allowed:
+            raise _fail(path, f"{name}.codes", f"unknown column '{column}'")
+        # a code mapped to "" means missing (e.g. "9" = "" for "not recorded")
+        codes[column] = _text_map(mapping, path, f"{name}.codes.{column}", empty=True)
+        folded: dict[str, str] = {}
+        for code in codes[column]:
+            other = folded.setdefault(_same_column(code), code)
+            if other != code:
+                raise _fail(
+                    path, f"{name}.codes.{column}", f"'{other}' and '{code}' are the same code"
+                )
+
+    units = _text_map(entry.get("units", {}), path, f"{name}.units", keys=tuple(SOURCE_UNITS))
+    for column, unit in units.items():
+        if unit not in SOURCE_UNITS[column]:
+            raise _fail(
+                path,
+                f"{name}.units.{column}",
+                f"must be one of {', '.join(SOURCE_UNITS[column])}, got {unit!r}",
+            )
+
+    date_format = _text(entry, "date_format", path, name, "YYYY-MM-DD")
+    try:
+        strptime_pattern(date_format)
+    except ValueError:
+        raise _fail(
+            path,
+            f"{name}.date_format",
+            f"must be written like DD/MM/YYYY or YYYY-MM-DD, got {date_format!r}",
+        ) from None
+    encoding = _text(entry, "encoding", path, name, "auto")
+    if encoding != "auto":
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise _fail(path, f"{name}.encoding", f"unknown encoding {encoding!r}") from None
+    site = _text(entry, "site", path, name, None)
+    sites = _text_map(entry.get("sites", {}), path, f"{name}.sites")
+    if site and sites:
+        raise _fail(path, name, "give site (one clinic) or [sites] (per file), not both")
+    if (site or sites) and "site" in columns:
+        raise _fail(path, name, "site is set here and also mapped in columns; keep one")
+
+    time_points = {}
+    if kind == "wide":
+        for table in ("assessments", "sessions"):
+            if table in entry:
+                time_points[table] = _time_points(entry[table], table, path, f"{name}.{table}")
+        if "assessments" not in time_points:
+            raise _fail(path, name, f"a wide source needs [{name}.assessments] (points, columns)")
+        patterns = dict(columns)
+        for table, group in time_points.items():
+            patterns.update({f"{table}.{c}": p for c, p in group.columns.items()})
+        _one_column_each(patterns, path, name)
+
+    instruments, events, arms, dictionary = {}, {}, {}, None
+    if kind == "redcap":
+        dictionary = _patterns(entry.get("dictionary"), path, f"{name}.dictionary")[0]
+        instruments = _text_map(
+            entry.get("instruments", {}), path, f"{name}.instruments", keys=TABLES
+        )
+        if not instruments:
+            raise _fail(path, f"{name}.instruments", "must name the instrument of each table")
+        events_raw = entry.get("events", {})
+        if not isinstance(events_raw, dict):
+            raise _fail(path, f"{name}.events", "must map event names to visit numbers")
+        for event, visit in events_raw.items():
+            if isinstance(visit, bool) or not isinstance(visit, int) or visit < 0:
+                raise _fail(
+                    path, f"{name}.events.{event}", f"must be a visit number, got {visit!r}"
+                )
+            events[str(event)] = int(visit)
+        arms = _text_map(entry.get("arms", {}), path, f"{name}.arms")
+
+    d = Source(number=number, kind=kind, config=path, files=files)
+    return Source(
+        number=number,
+        kind=kind,
+        config=path,
+        files=files,
+        dictionary=dictionary,
+        site=site,
+        sites=sites,
+        delimiter=_choice(entry, "delimiter", path, name, d.delimiter, SOURCE_DELIMITERS),
+        encoding=encoding,
+        decimal=_choice(entry, "decimal", path, name, d.decimal, (".", ",")),
+        header_row=_whole(entry, "header_row", path, name, d.header_row, 1, 10_000),
+        sheet=_text(entry, "sheet", path, name, None),
+        date_format=date_format,
+        patient_id=_choice(entry, "patient_id", path, name, d.patient_id, PATIENT_ID_RULES),
+        id_prefix=_text(entry, "id_prefix", path, name, None) or "",
+        columns=columns,
+        codes=codes,
+        units=units,
+        time_points=time_points,
+        instruments=instruments,
+        events=events,
+        arms=arms,
+    )
+
+
+def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[Source, ...]]:
+    """Read the input files: the ``[inputs]`` form or the ``[[sources]]`` entries (not both).
+
+    Returns
+    -------
+    inputs : Inputs or None
+        The three canonical paths of the ``[inputs]`` form; ``None`` with ``[[sources]]``.
+    sources : tuple of Source
+        The sources to read; the ``[inputs]`` form becomes one canonical source read exactly as
+        written (``legacy``).
+    """
+    from pipeline.schemas.raw import TABLES
+
+    if "sources" not in raw:
+        if "inputs" not in raw:
+            raise _fail(path, "inputs", "section is missing (or declare [[sources]])")
+        inputs = _paths(raw, "inputs", path, Inputs)
+        legacy = Source(
+            number=0,
+            kind="canonical",
+            config=path,
+            files={t: (str(p),) for t, p in inputs.as_dict().items()},
+            delimiter=",",
+            encoding="utf-8",
+            patient_id="as_written",
+            legacy=True,
+        )
+        return inputs, (legacy,)
+    if "inputs" in raw:
+        raise _fail(path, "inputs", "and [[sources]] are both given; declare the files in one")
+    entries = raw["sources"]
+    if not isinstance(entries, list) or not entries:
+        raise _fail(path, "sources", "must be one or more [[sources]] tables")
+    sources = tuple(_source(entry, k, path) for k, entry in enumerate(entries, start=1))
+    provided = {t for s in sources for t in s.tables()}
+    for table in TABLES:
+        if table not in provided:
+            raise _fail(path, "sources", f"no source provides the {table} table")
+    return None, sources
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
+    """Read and check a TOML configuration file.
+
+    Parameters
+    ----------
+    path : Path or str
+        The TOML file; relative paths inside it are resolved against its folder.
+
+    Returns
+    -------
+    Config
+        The typed configuration.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not valid TOML, or holds a missing, unknown or invalid key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+    _check_keys(
+        raw,
+        {"inputs", "sources", "outputs", "mcid", "thresholds", "model", "privacy", "report"},
+        path,
+        "top level",
+    )
+
+    inputs, sources = load_sources(raw, path)
+
+    outputs = _paths(raw, "outputs", path, Outputs)
+
+    mcid_raw = _table(raw, "mcid", path)
+    _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
+    mcid = {}
+    for instrument in INSTRUMENTS:
+        section = _table(mcid_raw, instrument, path)
+        name = f"mcid.{instrument}"
+        _check_keys(section, {"points", "percent"}, path, name)
+        if "points" not in section or "percent" not in section:
+            raise _fail(path, name, "needs both 'points' and 'percent'")
+        mcid[instrument] = Mcid(
+            points=float(_number(section, "points", path, name, 0, 0, 100)),
+            percent=float(_number(section, "percent", path, name, 0, 0, 100)),
+        )
+
+    th_raw = _section(raw, "thresholds", path, Thresholds, required=False)
+    d = Thresholds()
+    max_missing = _whole(
+        th_raw, "odi_max_missing_sections", path, "thresholds", d.odi_max_missing_sections, 0, 9
+    )
+    acute = _number(th_raw, "acute_below_weeks", path, "thresholds", d.acute_below_weeks, 0, 520)
+    chronic = _number(
+        th_raw, "chronic_above_weeks", path, "thresholds", d.chronic_above_weeks, 0, 520
+    )
+    if chronic < acute:
+        raise _fail(path, "thresholds.chronic_above_weeks", "must not be below acute_below_weeks")
+    thresholds = Thresholds(
+        twitch_share=float(
+            _number(th_raw, "twitch_share", path, "thresholds", d.twitch_share, 0, 1)
+        ),
+        deep_share=float(_number(th_raw, "deep_share", path, "thresholds", d.deep_share, 0, 1)),
+        odi_max_missing_sections=max_missing,
+        acute_below_weeks=float(acute),
+        chronic_above_weeks=float(chronic),
+    )
+
+    m_raw = _section(raw, "model", path, ModelSettings, required=False)
+    dm = ModelSettings()
+    covariates = m_raw.get("covariates", list(dm.covariates))
+    allowed_cov = ("chronicity", "age", "sex")
+    if isinstance(covariates, list) and "site" in covariates:
+        raise _fail(
+            path, "model.covariates", "site is not a covariate here: set [model] site instead"
+        )
+    if not isinstance(covariates, list) or any(c not in allowed_cov for c in covariates):
+        raise _fail(
+            path,
+            "model.covariates",
+            f"must be a list drawn from {', '.join(allowed_cov)}, got {covariates!r}",
+        )
+    min_sites = _whole(m_raw, "min_sites_random", path, "model", dm.min_sites_random, 2, 1000)
+    random_slope = _flag(m_raw, "random_slope", path, "model", dm.random_slope)
+    model = ModelSettings(
+        time_axis=_choice(m_raw, "time_axis", path, "model", dm.time_axis, TIME_AXES),
+        covariates=tuple(covariates),
+        random_slope=random_slope,
+        df_method=_choice(m_raw, "df_method", path, "model", dm.df_method, DF_METHODS),
+        site=_choice(m_raw, "site", path, "model", dm.site, SITE_EFFECTS),
+        min_sites_random=min_sites,
+    )
+    return Config(
+        source=path,
+        inputs=inputs,
+        sources=sources,
+        outputs=outputs,
+        mcid=mcid,
+        thresholds=thresholds,
+        model=model,
+        privacy=load_privacy(raw, path),
+        report=load_report(raw, path),
+    )

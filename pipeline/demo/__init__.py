@@ -1,0 +1,1 @@
+"""The simulated demo study and example exports in every layout a clinic may hold."""

@@ -1,0 +1,303 @@
+"""Derivation: from valid canonical tables to the analysis data set (pure functions).
+
+What is derived, and how (SAP §2–§4):
+
+- **ODI** from its ten section responses: ``sum / (5 × answered) × 100`` (Fairbank & Pynsent
+  2000), scored while at most ``odi_max_missing_sections`` sections are unanswered (default 1),
+  otherwise missing. When no section is given, the recorded total is used. ``odi_source`` says
+  which (``items``, ``total`` or empty).
+- **Time**: weeks since the baseline assessment (visit 0); a patient without a valid baseline
+  row is timed from the first session. ``sessions_completed`` counts the patient's sessions
+  dated *before* the assessment: an assessment on a session day is taken before needling (SAP
+  §3: baseline "before the first session"), so session j's own assessment does not count it.
+- **Change from baseline** (``<outcome>_change``, follow-up minus baseline, negative = better),
+  **percent change**, and **MCID responders** (improvement ≥ points or ≥ percent of baseline).
+- **Exposure** per patient: number of sessions, share deep, share with a twitch response
+  (over sessions where twitch is known), and the patient-level groups ``depth`` (deep when the
+  deep share reaches ``deep_share``) and ``twitch`` (when the twitch share reaches
+  ``twitch_share``), as categoricals whose first level is the reference (superficial,
+  no twitch).
+- **Chronicity**: acute (< 6 weeks), subacute (6–12), chronic (> 12), thresholds configurable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config.settings import Config, Mcid, Thresholds
+from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
+
+# Instrument (configuration name) -> column holding its score in the analysis data set.
+INSTRUMENT_COLUMNS = {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}
+DEPTH_LEVELS = ["superficial", "deep"]
+TWITCH_LEVELS = ["no twitch", "twitch"]
+CHRONICITY_LEVELS = ["acute", "subacute", "chronic"]
+
+
+def score_odi(assessments: pd.DataFrame, max_missing: int = 1) -> pd.DataFrame:
+    """Score the Oswestry Disability Index from its section responses.
+
+    Parameters
+    ----------
+    assessments : pandas.DataFrame
+        Valid assessments with ``odi_q1`` … ``odi_q10`` and ``odi`` (recorded total).
+    max_missing : int
+        Most unanswered sections that still give a score (SAP §2: one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``odi`` (0–100, float), ``odi_answered`` (sections answered, 0–10) and
+        ``odi_source`` (``items``, ``total`` or missing), on the index of ``assessments``.
+    """
+    items = assessments[list(ODI_ITEMS)].astype("float64")
+    answered = items.notna().sum(axis=1)
+    scorable = answered >= len(ODI_ITEMS) - max_missing
+    from_items = (items.sum(axis=1) / (5.0 * answered) * 100.0).where(scorable)
+    recorded = assessments["odi"].astype("float64").where(answered == 0)
+    odi = from_items.fillna(recorded)
+    source = pd.Series(pd.NA, index=assessments.index, dtype="str")
+    source[from_items.notna()] = "items"
+    source[from_items.isna() & recorded.notna()] = "total"
+    return pd.DataFrame(
+        {"odi": odi, "odi_answered": answered.astype("Int64"), "odi_source": source}
+    )
+
+
+def classify_chronicity(symptom_weeks: pd.Series, thresholds: Thresholds) -> pd.Series:
+    """Return acute / subacute / chronic as an ordered categorical (acute first)."""
+    labels = np.select(
+        [
+            symptom_weeks < thresholds.acute_below_weeks,
+            symptom_weeks > thresholds.chronic_above_weeks,
+        ],
+        ["acute", "chronic"],
+        default="subacute",
+    )
+    labels = pd.Series(labels, index=symptom_weeks.index).where(symptom_weeks.notna())
+    return pd.Categorical(labels, categories=CHRONICITY_LEVELS)
+
+
+def twitch_elicited(sessions: pd.DataFrame) -> pd.Series:
+    """Whether a local twitch response was elicited in each session.
+
+    The recorded yes/no ``twitch`` when given, otherwise ``ltr_count > 0``; missing when
+    neither is recorded.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Valid sessions with ``twitch`` (boolean) and ``ltr_count``.
+
+    Returns
+    -------
+    pandas.Series
+        Nullable boolean on the index of ``sessions``.
+    """
+    twitch = sessions["twitch"].astype("boolean")
+    return twitch.fillna(sessions["ltr_count"] > 0)
+
+
+def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
+    """Summarise each patient's course of needling.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Valid sessions (``patient_id, depth, twitch, ltr_count, adverse_event``).
+    thresholds : Thresholds
+        ``deep_share`` and ``twitch_share`` cut-offs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient with sessions: ``patient_id, n_sessions, deep_share,
+        twitch_share, n_adverse_events, depth, twitch`` (the last two categorical).
+    """
+    twitch = twitch_elicited(sessions)
+    event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
+    per = pd.DataFrame(
+        {
+            "patient_id": sessions["patient_id"],
+            "deep": (sessions["depth"] == "deep").astype("float64"),
+            "twitch": twitch.astype("Float64"),
+            "event": event.astype("int64"),
+        }
+    ).groupby("patient_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "n_sessions": per.size(),
+            "deep_share": per["deep"].mean(),
+            "twitch_share": per["twitch"].mean().astype("float64"),
+            "n_adverse_events": per["event"].sum(),
+        }
+    ).reset_index()
+    out["depth"] = pd.Categorical(
+        np.where(out["deep_share"] >= thresholds.deep_share, "deep", "superficial"),
+        categories=DEPTH_LEVELS,
+    )
+    twitch_group = pd.Series(
+        np.where(out["twitch_share"] >= thresholds.twitch_share, "twitch", "no twitch"),
+        index=out.index,
+    ).where(out["twitch_share"].notna())
+    out["twitch"] = pd.Categorical(twitch_group, categories=TWITCH_LEVELS)
+    return out
+
+
+def sessions_before(
+    assessments: pd.DataFrame, sessions: pd.DataFrame, flag: str | None = None
+) -> pd.Series:
+    """Count each patient's sessions dated strictly before each assessment.
+
+    Same-day sessions do not count: the assessment of a session day is taken before needling
+    (SAP §6: the assessment before session j+1 follows sessions 1..j).
+
+    Parameters
+    ----------
+    assessments : pandas.DataFrame
+        ``patient_id`` and ``assessment_date``.
+    sessions : pandas.DataFrame
+        ``patient_id``, ``session_date`` and, when ``flag`` is given, that boolean column.
+    flag : str, optional
+        Count only the sessions where this boolean column is true (e.g. ``twitch``); missing
+        values count as false.
+
+    Returns
+    -------
+    pandas.Series
+        Integer counts on the index of ``assessments``.
+    """
+    weight = (
+        np.ones(len(sessions), dtype="int64")
+        if flag is None
+        else sessions[flag].fillna(False).astype(bool).to_numpy().astype("int64")
+    )
+    events = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "patient_id": sessions["patient_id"].to_numpy(),
+                    "date": sessions["session_date"].to_numpy(),
+                    "order": 1,
+                    "weight": weight,
+                    "row": -1,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "patient_id": assessments["patient_id"].to_numpy(),
+                    "date": assessments["assessment_date"].to_numpy(),
+                    "order": 0,
+                    "weight": 0,
+                    "row": np.arange(len(assessments)),
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).sort_values(["patient_id", "date", "order"], kind="stable")
+    done = events["weight"].groupby(events["patient_id"]).cumsum()
+    at = events["row"] >= 0
+    counts = np.zeros(len(assessments), dtype="int64")
+    counts[events.loc[at, "row"].to_numpy()] = done[at].to_numpy()
+    return pd.Series(counts, index=assessments.index)
+
+
+def add_change_and_responders(frame: pd.DataFrame, mcid: dict[str, Mcid]) -> pd.DataFrame:
+    """Add baseline, change, percent change and responder columns for every instrument.
+
+    For instrument column ``y`` this adds ``y_baseline``, ``y_change`` (follow-up minus
+    baseline), ``y_pct_change`` (per cent of baseline; missing when the baseline is 0) and
+    ``y_responder`` (improvement ≥ ``points`` or ≥ ``percent`` % of baseline; missing at the
+    baseline visit and where either value is missing).
+    """
+    out = frame.copy()
+    is_baseline = out["visit"] == 0
+    for instrument, column in INSTRUMENT_COLUMNS.items():
+        baseline = out[column].where(is_baseline).groupby(out["patient_id"]).transform("first")
+        value = out[column].astype("float64")
+        baseline = baseline.astype("float64")
+        change = value - baseline
+        pct = (100.0 * change / baseline).where(baseline != 0)
+        rule = mcid[instrument]
+        improvement = -change
+        responder = (improvement >= rule.points) | (-pct >= rule.percent)
+        known = change.notna() & ~is_baseline
+        out[f"{column}_baseline"] = baseline
+        out[f"{column}_change"] = change
+        out[f"{column}_pct_change"] = pct
+        out[f"{column}_responder"] = responder.astype("boolean").where(known)
+    return out
+
+
+def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
+    """Each patient's time zero: the baseline assessment date, else the first session date.
+
+    This is the origin of ``weeks`` in :func:`analysis_dataset`, and of the days that replace
+    dates in published data (:func:`pipeline.privacy.suppression.deidentify`).
+
+    Returns
+    -------
+    pandas.Series
+        Dates indexed by ``patient_id``; patients with neither are absent.
+    """
+    baseline = (
+        assessments.loc[assessments["visit"] == 0]
+        .groupby("patient_id", sort=True)["assessment_date"]
+        .min()
+    )
+    first_session = sessions.groupby("patient_id", sort=True)["session_date"].min()
+    return baseline.combine_first(first_session).rename("time_zero")
+
+
+def analysis_dataset(
+    patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
+) -> pd.DataFrame:
+    """Build the long analysis data set: one row per valid assessment.
+
+    Parameters
+    ----------
+    patients, sessions, assessments : pandas.DataFrame
+        Valid, typed canonical tables.
+    config : Config
+        Thresholds and MCIDs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
+        the sessions before the assessment in which a twitch was elicited, among those where
+        it was recorded, as :func:`twitch_elicited`; missing when there is none),
+        ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline, change, percent change
+        and responder columns of every instrument, the patient's ``age, sex, chronicity,
+        contraindicated, protocol_deviation`` and exposure (``n_sessions, deep_share,
+        twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
+    """
+    th = config.thresholds
+    people = patients[["patient_id", "site", "age", "sex"]].copy()
+    people["chronicity"] = classify_chronicity(patients["symptom_weeks"], th)
+    flags = patients[list(CONTRAINDICATIONS)].fillna(False).astype(bool).any(axis=1)
+    people["contraindicated"] = flags | (patients["age"] < 12).fillna(False).astype(bool)
+    people["protocol_deviation"] = patients["protocol_deviation"].fillna(False).astype(bool)
+
+    rows = assessments[["patient_id", "visit", "assessment_date", "nrs", "vas_mm"]].copy()
+    rows["nrs"] = rows["nrs"].astype("float64")
+    rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
+    rows["sessions_completed"] = sessions_before(assessments, sessions)
+    elicited = twitch_elicited(sessions)
+    flagged = sessions.assign(_twitch=elicited.fillna(False), _known=elicited.notna())
+    twitch_before = sessions_before(assessments, flagged, flag="_twitch")
+    known_before = sessions_before(assessments, flagged, flag="_known")
+    rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
+
+    origin = rows["patient_id"].map(time_zero(assessments, sessions))
+    rows["weeks"] = (rows["assessment_date"] - origin).dt.days / 7.0
+
+    rows = add_change_and_responders(rows, config.mcid)
+    out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")
+    out = out.merge(
+        patient_exposure(sessions, th), on="patient_id", how="left", validate="many_to_one"
+    )
+    out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
+    out = out.drop(columns="assessment_date")
+    return out.sort_values(["patient_id", "visit"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Descriptive statistics: responders, safety, Table 1, patient flow, summaries (pure functions)."""

@@ -1,0 +1,84 @@
+"""Flow of patients through the study, in the spirit of a CONSORT diagram (pure function).
+
+Enrolled (rows of the patients file) → excluded, with the rules their row broke (quarantined
+patients) → included (valid patient records) → treated (at least one valid session), or not →
+assessed at each visit (a valid assessment at that visit) → analysed (patients in the primary
+analysis, from its diagnostics, per outcome).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.ingest.raw_tables import SOURCE_ROW
+from pipeline.validate.study import Validation, rule_text
+
+COLUMNS = ["step", "label", "patients"]
+PRIMARY_ANALYSIS = "trajectory_depth"
+OUTCOME_LABELS = {"nrs": "NRS", "vas": "VAS", "odi": "ODI"}
+
+
+def flow_counts(
+    validation: Validation,
+    diagnostics: pd.DataFrame | None = None,
+    analysis: str = PRIMARY_ANALYSIS,
+) -> pd.DataFrame:
+    """Count patients at each step of the flow.
+
+    Parameters
+    ----------
+    validation : Validation
+        The validation result (raw rows, quarantine and failures of every table).
+    diagnostics : pandas.DataFrame, optional
+        The diagnostics table; its ``n_patients`` for ``analysis`` give the analysed counts.
+    analysis : str
+        The primary analysis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``step, label, patients``. Steps: ``enrolled``, ``excluded``, one
+        ``excluded:<check>:<column>`` per rule broken by an excluded patient's row (a row can
+        break several), ``included``, ``not_treated``, ``treated``, ``assessed:<visit>`` and
+        ``analysed:<outcome>``.
+    """
+    patients = validation.tables["patients"]
+    valid = patients.valid
+    sessions = validation.valid("sessions")
+    assessments = validation.valid("assessments")
+    rows = [
+        ("enrolled", "Patients enrolled (rows of the patients file)", patients.raw_rows),
+        ("excluded", "Excluded: patient record broke the data contract", len(patients.quarantine)),
+    ]
+    failures = validation.failures
+    failures = failures[failures["table"] == "patients"]
+    reasons = (
+        failures.groupby(["check", "column"], sort=True)[SOURCE_ROW]
+        .nunique()
+        .reset_index()
+        .sort_values([SOURCE_ROW, "check"], ascending=[False, True], kind="stable")
+    )
+    for r in reasons.itertuples(index=False):
+        rows.append(
+            (f"excluded:{r.check}:{r.column}", rule_text(r.check, r.column), getattr(r, SOURCE_ROW))
+        )
+    treated = valid["patient_id"].isin(sessions["patient_id"])
+    rows += [
+        ("included", "Valid patient records", len(valid)),
+        ("not_treated", "No valid needling session", int((~treated).sum())),
+        ("treated", "Treated: at least one valid needling session", int(treated.sum())),
+    ]
+    by_visit = assessments.groupby("visit", sort=True)["patient_id"].nunique()
+    for visit, count in by_visit.items():
+        label = "baseline (visit 0)" if visit == 0 else f"visit {visit}"
+        rows.append((f"assessed:{visit}", f"Assessed at {label}", int(count)))
+    if diagnostics is not None and not diagnostics.empty:
+        primary = diagnostics[diagnostics["analysis"] == analysis]
+        if "status" in primary:
+            primary = primary[primary["status"] == "ok"]
+        for r in primary.itertuples(index=False):
+            label = OUTCOME_LABELS.get(r.outcome, r.outcome)
+            rows.append((f"analysed:{r.outcome}", f"Analysed, {label}", int(r.n_patients)))
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out["patients"] = out["patients"].astype("int64")
+    return out

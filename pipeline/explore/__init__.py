@@ -1,0 +1,1 @@
+"""Exploration tables (:mod:`.tables`) and figures (:mod:`.plots`) for the notebooks."""

@@ -1,0 +1,63 @@
+"""The canonical layout (three tables, as in the data dictionary), from one or many clinics.
+
+Each table may come from several files of the same layout, e.g. one ``patients.csv`` per clinic
+(``patients = ["north/patients.csv", "south/patients.csv"]`` or a glob); ``site`` or
+``[sources.sites]`` fills the site column of patients files that lack one. The clinic may use its
+own column names (``[sources.columns]``), codes, units, delimiter, encoding and date format.
+"""
+
+from __future__ import annotations
+
+from pipeline.config.settings import Source
+from pipeline.ingest.adapters.mapping import (
+    Adapted,
+    Piece,
+    expand,
+    file_label,
+    mapped_frame,
+    raise_site_twice,
+    read_source_file,
+    resolve_columns,
+    site_for,
+    source_file,
+)
+from pipeline.schemas.raw import TABLES, column_names, required_columns
+
+
+def read(source: Source) -> Adapted:
+    """Read every file of a canonical source into pieces of its tables.
+
+    Parameters
+    ----------
+    source : Source
+        A ``kind = "canonical"`` source.
+
+    Returns
+    -------
+    Adapted
+        One piece per file, and the files read.
+
+    Raises
+    ------
+    InputFileError
+        A file is missing or unreadable, or lacks a mapped or required column.
+    """
+    pieces, files = [], []
+    for table in TABLES:
+        if table not in source.files:
+            continue
+        explicit = {c: v for c, v in source.columns.items() if c in column_names(table)}
+        for path in expand(source, table):
+            text = read_source_file(source, path)
+            label = file_label(source, path)
+            site = site_for(source, path, label) if table == "patients" else None
+            required = [c for c in required_columns(table) if not (c == "site" and site)]
+            columns = resolve_columns(
+                source, text, label, column_names(table), required, explicit=explicit
+            )
+            if site and "site" in columns:
+                raise_site_twice(source, label)
+            frame = mapped_frame(source, text, columns, label, site)
+            pieces.append(Piece(table, frame, date_format=source.date_format))
+            files.append((source_file(source, text, label), (table,)))
+    return Adapted(tuple(pieces), tuple(files))

@@ -1,0 +1,475 @@
+"""What every source adapter shares: finding the clinic's columns and normalising their text.
+
+A source's ``[sources.columns]`` maps canonical columns to the clinic's column names; a canonical
+column not mapped is taken from a clinic column of the same name when there is one. Names match
+exactly, or else ignoring case and repeated spaces when that singles out one column.
+
+Normalising keeps cells as text but writes them the canonical way, so that validation sees one
+form whatever the source (each step documented in ``docs/ingestion.md``):
+
+* code lists (``[sources.codes.<column>]``), matched ignoring case and repeated spaces; coded
+  columns (depth, sex, ...) are then lower-cased with single spaces;
+* decimal commas (``decimal = ","``) in numeric columns;
+* units (``[sources.units]``): VAS in cm to mm (x 10), ODI raw points 0-50 to per cent (x 2);
+* dates in the configured format, ISO dates (with or without a time of day) and Excel serial
+  day numbers (five digits, days since 1899-12-30) to ``YYYY-MM-DD``;
+* patient identifiers (``patient_id = "compact"``): upper case without spaces, ``-``, ``_``, ``.``
+  or ``/``, so ``p-001`` and ``P001`` are one patient.
+
+A cell that cannot be normalised is left as written, so that validation quarantines it with the
+reason. Everything here is a pure function of frames, except :func:`read_source_file` and
+:func:`expand`, which touch the file system.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config.settings import Source, strptime_pattern
+from pipeline.errors import InputFileError
+from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
+from pipeline.ingest.readers import LINE, STR, TextTable, read_table
+from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
+
+PROVENANCE = (SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL)
+PROBLEM_COLUMNS = ("row", "column", "check", "value", "reason")
+UNIT_FACTORS = {("vas_mm", "cm"): 10.0, ("odi", "points"): 2.0}
+EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
+_ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+_SERIAL = r"\d{5}(?:\.\d+)?"
+_ID_SEPARATORS = r"[\s\-_./]+"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows of one canonical table made from one file.
+
+    Attributes
+    ----------
+    table : str
+        Canonical table name.
+    frame : pandas.DataFrame
+        ``source_file, source_line, source_detail`` and canonical columns as text.
+    lineage : pandas.DataFrame or None
+        ``row`` (position in ``frame``), ``source_file``, ``source_line`` for rows made from
+        several lines; ``None`` when each row comes from its own line.
+    problems : pandas.DataFrame or None
+        ``row, column, check, value, reason``: row problems found while mapping.
+    date_format : str
+        How the source writes dates.
+    """
+
+    table: str
+    frame: pd.DataFrame
+    lineage: pd.DataFrame | None = None
+    problems: pd.DataFrame | None = None
+    date_format: str = "YYYY-MM-DD"
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """What an adapter returns: its pieces and, per file read, the tables it feeds."""
+
+    pieces: tuple[Piece, ...]
+    files: tuple[tuple[SourceFile, tuple[str, ...]], ...]
+
+
+def all_kinds() -> dict[str, str]:
+    """Return ``{column: kind}`` over the three canonical tables (names are unique but one)."""
+    return {c: k for t in TABLES for c, k in column_kinds(t).items()}
+
+
+def all_codes() -> dict[str, tuple[str, ...]]:
+    """Return ``{column: allowed values}`` of every coded column of the three tables."""
+    return {c: v for t in TABLES for c, v in coded_columns(t).items()}
+
+
+# ------------------------------------------------------------------------------------------
+# files
+# ------------------------------------------------------------------------------------------
+def expand(source: Source, role: str) -> list[Path]:
+    """Return the files of ``role`` in the order written, each glob expanded in sorted order.
+
+    Raises
+    ------
+    InputFileError
+        A glob matches no file.
+    """
+    paths: list[Path] = []
+    for pattern in source.files[role]:
+        if any(ch in pattern for ch in "*?["):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                key = source.key(role if source.kind == "canonical" else "files")
+                raise InputFileError(f"{source.config}: {key} '{pattern}' matches no file")
+            paths += [Path(m) for m in matches]
+        else:
+            paths.append(Path(pattern))
+    return paths
+
+
+def file_label(source: Source, path: Path) -> str:
+    """Name a file as summaries show it: relative to the configuration's folder when inside."""
+    try:
+        return path.resolve().relative_to(source.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_source_file(source: Source, path: Path) -> TextTable:
+    """Read one file of ``source`` with its delimiter, encoding, header row and sheet."""
+    if not path.is_file():
+        key = source.key("files" if source.kind != "canonical" else "")
+        raise InputFileError(f"{path}: file not found (named in {source.config}: {key})")
+    return read_table(
+        path,
+        delimiter=source.delimiter,
+        encoding=source.encoding,
+        header_row=source.header_row,
+        sheet=source.sheet,
+        hint=f"; set header_row in {source.key()} to the line that holds them",
+    )
+
+
+def source_file(source: Source, text: TextTable, label: str) -> SourceFile:
+    """Describe a file read for the per-file summary."""
+    return SourceFile(
+        label=label,
+        path=text.path,
+        sha256=text.sha256,
+        kind=source.kind,
+        source=source.number,
+        rows=text.rows,
+        blank_lines=text.blank_lines,
+        encoding=text.encoding,
+    )
+
+
+def combined_digest(files: Iterable[SourceFile]) -> str:
+    """SHA-256 naming a set of files: of their sorted ``label:sha256`` lines."""
+    lines = sorted(f"{f.label}:{f.sha256}" for f in files)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+# columns
+# ------------------------------------------------------------------------------------------
+def _fold(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _positions(text: TextTable, name: str) -> list[int]:
+    exact = [k for k, h in enumerate(text.header) if h == name.strip()]
+    if exact:
+        return exact
+    return [k for k, h in enumerate(text.header) if h and _fold(h) == _fold(name)]
+
+
+def _header_list(text: TextTable, limit: int = 40) -> str:
+    names = [h for h in text.header if h]
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def find_column(
+    source: Source, text: TextTable, label: str, canonical: str, clinic: str, key: str
+) -> str:
+    """Return the frame column of the clinic column ``clinic`` mapped to ``canonical``.
+
+    Raises
+    ------
+    InputFileError
+        The file has no such column, or has it twice.
+    """
+    positions = _positions(text, clinic)
+    if not positions:
+        raise InputFileError(
+            f"{source.config}: {source.key(key)} maps {canonical} to '{clinic}', but {label} "
+            f"has no such column (columns: {_header_list(text)})"
+        )
+    _single(text, label, positions, source.key(key))
+    return text.columns[positions[0]]
+
+
+def _single(text: TextTable, label: str, positions: list[int], key: str) -> None:
+    if len(positions) > 1:
+        raise InputFileError(
+            f"{label}: column '{text.header[positions[0]]}' appears twice in the header "
+            f"(columns {positions[0] + 1} and {positions[1] + 1}) and {key} uses it; rename "
+            f"or remove one of them"
+        )
+
+
+def resolve_columns(
+    source: Source,
+    text: TextTable,
+    label: str,
+    wanted: Iterable[str],
+    required: Iterable[str] = (),
+    explicit: Mapping[str, str] | None = None,
+    key: str = "columns",
+) -> dict[str, str]:
+    """Find the clinic column of each wanted canonical column.
+
+    Parameters
+    ----------
+    source : Source
+        The source (for messages and its ``columns`` mapping).
+    text : TextTable
+        The file as read.
+    label : str
+        The file as named in messages.
+    wanted : iterable of str
+        Canonical columns to look for, in order.
+    required : iterable of str
+        Canonical columns that must be found.
+    explicit : mapping of str to str, optional
+        Canonical to clinic column (default: ``source.columns``).
+    key : str
+        Configuration key of ``explicit``, for messages.
+
+    Returns
+    -------
+    dict of str to str
+        Canonical column to the frame column holding it.
+
+    Raises
+    ------
+    InputFileError
+        A mapped column is absent or written twice, or a required column is not found.
+    """
+    explicit = source.columns if explicit is None else explicit
+    wanted = list(wanted)
+    found: dict[str, str] = {}
+    for canonical in wanted:
+        if canonical in explicit:
+            found[canonical] = find_column(source, text, label, canonical, explicit[canonical], key)
+    used = set(found.values())
+    for canonical in wanted:
+        if canonical in found:
+            continue
+        positions = [p for p in _positions(text, canonical) if text.columns[p] not in used]
+        if positions:
+            _single(text, label, positions, f"{source.key()} (column {canonical})")
+            found[canonical] = text.columns[positions[0]]
+    for canonical in required:
+        if canonical not in found:
+            raise InputFileError(
+                f"{source.config}: {source.key(key)} does not map {canonical}, and {label} has "
+                f"no column named '{canonical}' (columns: {_header_list(text)})"
+            )
+    return {c: found[c] for c in wanted if c in found}
+
+
+def constant(value: str | None, index: pd.Index) -> pd.Series:
+    """Return a text column of ``value`` (or missing) on every row, built without a loop."""
+    cells = pa.repeat(pa.scalar(value, pa.large_string()), len(index))
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([cells])), index=index, dtype=STR)
+
+
+def canonical_frame(text: TextTable, columns: Mapping[str, str], label: str) -> pd.DataFrame:
+    """Return provenance columns plus the mapped columns renamed to their canonical names."""
+    frame = pd.DataFrame(
+        {
+            SOURCE_FILE: constant(label, text.frame.index),
+            SOURCE_LINE: text.frame[LINE].to_numpy(),
+            SOURCE_DETAIL: constant(None, text.frame.index),
+        }
+    )
+    for canonical, column in columns.items():
+        frame[canonical] = text.frame[column].astype(STR).array  # no copy through Python
+    return frame
+
+
+def site_for(source: Source, path: Path, label: str) -> str | None:
+    """Return the clinic of a file's patients, from ``site`` or ``[sources.sites]``."""
+    if source.site:
+        return source.site
+    for key in (label, path.name, path.stem):
+        if key in source.sites:
+            return source.sites[key]
+    if source.sites:
+        raise InputFileError(
+            f"{source.config}: {source.key('sites')} names no site for {label} "
+            f"(it names: {', '.join(source.sites)})"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# normalising text
+# ------------------------------------------------------------------------------------------
+def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
+    """Replace coded values by their canonical values (matched ignoring case and spaces).
+
+    Values not in ``codes`` are kept as written; a code mapped to ``""`` becomes missing.
+    """
+    folded = {_fold(k): v for k, v in codes.items()}
+    keys = text.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+    mapped = keys.map(folded)
+    out = text.where(mapped.isna(), mapped).astype(STR)
+    return out.mask(out == "")
+
+
+def _arrow_text(text: pd.Series) -> pa.ChunkedArray:
+    array = pa.array(text.astype(STR))
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+
+
+def _from_arrow(array: pa.ChunkedArray, like: pd.Series) -> pd.Series:
+    return pd.Series(array.to_pandas(types_mapper=lambda _: STR).array, index=like.index)
+
+
+def fold_code_case(text: pd.Series) -> pd.Series:
+    """Lower-case a coded column and reduce runs of spaces to one."""
+    cells = pc.utf8_trim_whitespace(_arrow_text(text))
+    return _from_arrow(pc.utf8_lower(pc.replace_substring_regex(cells, r"\s+", " ")), text)
+
+
+def scale(text: pd.Series, factor: float) -> pd.Series:
+    """Multiply the numbers of a text column by ``factor``; other cells stay as written."""
+    numbers = pd.to_numeric(text, errors="coerce")
+    ok = numbers.notna() & np.isfinite(numbers)
+    if not ok.any():
+        return text
+    scaled = (numbers[ok] * factor).round(9)
+    out = text.copy()
+    out[ok] = [format(x, ".12g") for x in scaled]
+    return out
+
+
+def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
+    """Write the dates of a text column as ``YYYY-MM-DD``; other cells stay as written.
+
+    Accepted: the configured format, ISO dates (a time of day is dropped) and Excel serial day
+    numbers of five digits (the 1900 date system, days since 1899-12-30).
+    """
+    if text.isna().all():
+        return text
+    pattern = strptime_pattern(date_format)
+    # Already ISO dates throughout: nothing to do (the common case, and fast), unless the
+    # configured format also starts with the year and a dash and so could read them otherwise.
+    if pattern == "%Y-%m-%d" or not pattern.startswith("%Y-"):
+        try:
+            pc.cast(_arrow_text(text), pa.date32())
+        except pa.ArrowInvalid:
+            pass
+        else:
+            return text
+    parsed = pd.to_datetime(text, format=pattern, errors="coerce")
+    iso = text.str.fullmatch(_ISO).fillna(False).astype(bool)
+    if iso.any():
+        parsed = parsed.where(
+            parsed.notna(),
+            pd.to_datetime(text.where(iso).str.slice(0, 10), format="%Y-%m-%d", errors="coerce"),
+        )
+    serial = text.str.fullmatch(_SERIAL).fillna(False).astype(bool) & parsed.isna()
+    if serial.any():
+        days = np.floor(pd.to_numeric(text[serial])).astype("int64").to_numpy()
+        parsed[serial] = pd.to_datetime(EXCEL_EPOCH + days.astype("timedelta64[D]"))
+    written = parsed.dt.strftime("%Y-%m-%d").astype(STR)
+    return written.where(parsed.notna(), text).astype(STR)
+
+
+def compact_ids(text: pd.Series) -> pd.Series:
+    """Patient identifiers in one form: upper case, without spaces, ``-``, ``_``, ``.``, ``/``."""
+    cells = pc.replace_substring_regex(pc.utf8_upper(_arrow_text(text)), _ID_SEPARATORS, "")
+    out = _from_arrow(cells, text)
+    return out.mask(out == "").astype(STR)
+
+
+def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
+    """Normalise the canonical text columns of ``frame`` as ``source`` says (module docstring).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Canonical columns as text (other columns are left alone).
+    source : Source
+        The source's codes, units, decimal mark, date format and patient-id rule.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame, still text.
+    """
+    kinds = {**all_kinds(), "visit_date": "date"}
+    coded = all_codes()
+    out = frame.copy()
+    for column in [c for c in out.columns if c in kinds]:
+        text = out[column].astype(STR)
+        if column in source.codes:
+            text = apply_codes(text, source.codes[column])
+        if column in coded:
+            text = fold_code_case(text)
+        if kinds[column] in ("integer", "number"):
+            if source.decimal == ",":
+                text = text.str.replace(",", ".", regex=False)
+            factor = UNIT_FACTORS.get((column, source.units.get(column, "")))
+            if factor:
+                text = scale(text, factor)
+        if kinds[column] == "date":
+            text = iso_dates(text, source.date_format)
+        if column == "patient_id" and source.patient_id == "compact":
+            text = compact_ids(text)
+        if column == "patient_id" and source.id_prefix:
+            text = source.id_prefix + text  # (a missing id stays missing)
+        out[column] = text
+    return out
+
+
+def mapped_frame(
+    source: Source,
+    text: TextTable,
+    columns: Mapping[str, str],
+    label: str,
+    site: str | None,
+) -> pd.DataFrame:
+    """Return a file's mapped columns, normalised, with the configured site on every row.
+
+    Parameters
+    ----------
+    source : Source
+        The source (how to normalise).
+    text : TextTable
+        The file as read.
+    columns : mapping of str to str
+        Canonical column -> frame column (:func:`resolve_columns`).
+    label : str
+        The file as named in messages and provenance.
+    site : str or None
+        The file's clinic (:func:`site_for`); None leaves the site as the file gives it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Provenance and canonical columns, as text.
+    """
+    frame = normalise(canonical_frame(text, columns, label), source)
+    if site:
+        frame["site"] = constant(site, frame.index)
+    return frame
+
+
+def raise_site_twice(source: Source, label: str) -> None:
+    """Raise: a configured site and a site column in the file (which one is meant?)."""
+    raise InputFileError(
+        f"{source.config}: {source.key()} sets the site, but {label} already has a site "
+        f"column; remove one of them"
+    )
+
+
+def problems_frame(rows: list[dict]) -> pd.DataFrame | None:
+    """Collect problem records (``row, column, check, value, reason``); ``None`` when empty."""
+    if not rows:
+        return None
+    return pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))

@@ -1,0 +1,194 @@
+"""One visit sheet: a single table (CSV or Excel sheet) with one row per patient visit.
+
+Each row carries the patient's details, and what happened at the visit: a needling session, an
+outcome assessment, or both. From every row the adapter makes
+
+* a **session** when any session column other than the therapist is filled (session number,
+  depth, twitch, ...);
+* an **assessment** when the visit number or any score (NRS, VAS, ODI or an ODI section) is
+  filled;
+* the **patient**: the rows of one patient are merged, each detail taken from the rows that fill
+  it. When two rows of a patient give different values for a detail (age 44 on one row, 45 on
+  another), the patient row is quarantined (``conflicting_values``) and, with it, the patient's
+  sessions and assessments.
+
+``visit_date`` maps the one date column to both ``session_date`` and ``assessment_date`` (either
+may also be mapped on its own).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.config.settings import VISIT_DATE, Source
+from pipeline.errors import InputFileError
+from pipeline.ingest.adapters.mapping import (
+    Adapted,
+    Piece,
+    expand,
+    file_label,
+    mapped_frame,
+    problems_frame,
+    raise_site_twice,
+    read_source_file,
+    resolve_columns,
+    site_for,
+    source_file,
+)
+from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
+from pipeline.ingest.readers import STR
+from pipeline.schemas.raw import DATE_COLUMNS, ODI_ITEMS, OUTCOMES, column_names, required_columns
+
+PATIENT_DETAILS = tuple(c for c in column_names("patients") if c != "patient_id")
+SESSION_COLUMNS = tuple(
+    c for c in column_names("sessions") if c not in ("patient_id", "session_date")
+)
+ASSESSMENT_COLUMNS = tuple(
+    c for c in column_names("assessments") if c not in ("patient_id", "assessment_date")
+)
+SESSION_TRIGGERS = tuple(c for c in SESSION_COLUMNS if c != "therapist")
+ASSESSMENT_TRIGGERS = ("visit", *OUTCOMES, *ODI_ITEMS)
+
+
+def read(source: Source) -> Adapted:
+    """Read every visit sheet of a source into pieces of the three tables.
+
+    Parameters
+    ----------
+    source : Source
+        A ``kind = "visit_sheet"`` source.
+
+    Returns
+    -------
+    Adapted
+        Per file: a patients, a sessions and an assessments piece.
+
+    Raises
+    ------
+    InputFileError
+        A file is missing or unreadable, or lacks a mapped or required column.
+    """
+    pieces: list[Piece] = []
+    files: list[tuple[SourceFile, tuple[str, ...]]] = []
+    for path in expand(source, "data"):
+        text = read_source_file(source, path)
+        label = file_label(source, path)
+        site = site_for(source, path, label)
+        wanted = [
+            "patient_id",
+            VISIT_DATE,
+            *PATIENT_DETAILS,
+            "session_date",
+            *SESSION_COLUMNS,
+            "assessment_date",
+            *ASSESSMENT_COLUMNS,
+        ]
+        required = [
+            "patient_id",
+            *(c for c in required_columns("patients") if not (c == "site" and site)),
+            "session_number",
+            "depth",
+            "visit",
+        ]
+        columns = resolve_columns(source, text, label, wanted, dict.fromkeys(required))
+        if site and "site" in columns:
+            raise_site_twice(source, label)
+        for date in DATE_COLUMNS.values():
+            if date not in columns and VISIT_DATE not in columns:
+                raise InputFileError(
+                    f"{source.config}: {source.key('columns')} maps neither {VISIT_DATE} nor "
+                    f"{date}, and {label} has no column of either name "
+                    f"(columns: {', '.join(h for h in text.header if h)})"
+                )
+        frame = mapped_frame(source, text, columns, label, site)
+        for date in DATE_COLUMNS.values():
+            if date not in frame:
+                frame[date] = frame[VISIT_DATE]
+        row_word = "rows" if text.delimiter is None else "lines"
+        pieces.append(patients_piece(frame, row_word, source.date_format))
+        for table, triggers, own in (
+            ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
+            ("assessments", ASSESSMENT_TRIGGERS, ASSESSMENT_COLUMNS),
+        ):
+            present = [c for c in triggers if c in frame]
+            recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
+            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, "patient_id", DATE_COLUMNS[table]]
+            keep += [c for c in own if c in frame]
+            rows = frame.loc[recorded, keep].reset_index(drop=True)
+            pieces.append(Piece(table, rows, date_format=source.date_format))
+        files.append((source_file(source, text, label), ("patients", "sessions", "assessments")))
+    return Adapted(tuple(pieces), tuple(files))
+
+
+def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piece:
+    """Merge the rows of each patient into one patient row; report conflicting details.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The normalised visit sheet (provenance and canonical columns).
+    row_word : str
+        ``lines`` (text files) or ``rows`` (sheets), for ``source_detail``.
+    date_format : str
+        How the source writes dates.
+
+    Returns
+    -------
+    Piece
+        One row per patient id (rows without an id stay one patient row each), its lineage (all
+        the lines merged) and ``conflicting_values`` problems.
+    """
+    details = [c for c in PATIENT_DETAILS if c in frame]
+    ids = frame["patient_id"]
+    key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
+    groups = frame.assign(_key=key).groupby("_key", sort=False)
+    merged = groups[details].first() if details else pd.DataFrame(index=groups.size().index)
+    lines = groups[SOURCE_LINE].agg(list)
+    label = frame[SOURCE_FILE].iloc[0] if len(frame) else ""
+    out = pd.DataFrame(
+        {
+            SOURCE_FILE: pd.Series(label, index=merged.index, dtype=STR),
+            SOURCE_LINE: [ls[0] for ls in lines],
+            SOURCE_DETAIL: pd.Series(
+                [_lines_text(ls, row_word) for ls in lines], index=merged.index, dtype=STR
+            ),
+            "patient_id": groups["patient_id"].first().astype(STR),
+        }
+    )
+    for column in details:
+        out[column] = merged[column].astype(STR)
+    out = out.reset_index(drop=True)
+    lineage = pd.DataFrame(
+        {
+            "row": [k for k, ls in enumerate(lines) for _ in ls],
+            SOURCE_FILE: label,
+            SOURCE_LINE: [line for ls in lines for line in ls],
+        }
+    )
+    problems = []
+    if details:
+        distinct = groups[details].nunique()
+        position = {k: i for i, k in enumerate(merged.index)}
+        for patient, row in distinct[(distinct > 1).any(axis=1)].iterrows():
+            mine = frame[key == patient]
+            for column in [c for c in details if row[c] > 1]:
+                values = list(dict.fromkeys(mine[column].dropna()))
+                problems.append(
+                    {
+                        "row": position[patient],
+                        "column": column,
+                        "check": "conflicting_values",
+                        "value": " / ".join(values),
+                        "reason": f"{column} differs between the {row_word} of patient "
+                        f"'{patient}' ({' / '.join(values)})",
+                    }
+                )
+    return Piece("patients", out, lineage, problems_frame(problems), date_format)
+
+
+def _lines_text(lines: list[int], word: str, shown: int = 8) -> str | None:
+    if len(lines) == 1:
+        return None
+    listed = ", ".join(map(str, lines[:shown]))
+    more = f", ... ({len(lines)} in all)" if len(lines) > shown else ""
+    return f"merged from {word} {listed}{more}"

@@ -1,0 +1,165 @@
+"""Wide layout: one row per patient, one group of columns per time point (or session).
+
+``[sources.columns]`` maps the patient's details (one value per row). ``[sources.assessments]``
+(and optionally ``[sources.sessions]``) describe the repeated groups: ``points`` maps each
+time-point label to its visit (session) number, and ``columns`` maps canonical columns to column
+patterns in which ``{t}`` stands for the label (``nrs = "nrs_{t}"`` reads ``nrs_baseline``,
+``nrs_wk2``, ...). A pattern without ``{t}`` is one column used for every time point (e.g. a depth
+used in every session). A time point whose columns are all empty is a missed visit, not a row.
+
+Without a date column per time point, dates are ``date_from + 7 x weeks[label]`` days. Every row
+made keeps its line and, in ``source_detail``, its time point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config.settings import Source, TimePoints
+from pipeline.errors import InputFileError
+from pipeline.ingest.adapters.mapping import (
+    Adapted,
+    Piece,
+    _positions,
+    _single,
+    canonical_frame,
+    expand,
+    file_label,
+    find_column,
+    iso_dates,
+    mapped_frame,
+    normalise,
+    read_source_file,
+    resolve_columns,
+    site_for,
+    source_file,
+)
+from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
+from pipeline.ingest.readers import STR, TextTable
+from pipeline.schemas.raw import DATE_COLUMNS, NUMBER_COLUMNS, column_names, required_columns
+
+POINT_WORDS = {"assessments": "time point", "sessions": "session"}
+
+
+def read(source: Source) -> Adapted:
+    """Read every wide file of a source into a patients piece and one piece per repeated group.
+
+    Parameters
+    ----------
+    source : Source
+        A ``kind = "wide"`` source.
+
+    Returns
+    -------
+    Adapted
+        Per file: patients, assessments and (when configured) sessions.
+
+    Raises
+    ------
+    InputFileError
+        A file is missing or unreadable, lacks a mapped or required column, or a column
+        pattern matches no column.
+    """
+    pieces: list[Piece] = []
+    files: list[tuple[SourceFile, tuple[str, ...]]] = []
+    for path in expand(source, "data"):
+        text = read_source_file(source, path)
+        label = file_label(source, path)
+        site = site_for(source, path, label)
+        required = [c for c in required_columns("patients") if not (c == "site" and site)]
+        columns = resolve_columns(source, text, label, column_names("patients"), required)
+        patients = mapped_frame(source, text, columns, label, site)
+        pieces.append(Piece("patients", patients, date_format=source.date_format))
+        for table, group in source.time_points.items():
+            long = long_rows(source, text, label, table, group)
+            owner = patients["patient_id"].to_numpy()[long.pop("_row").to_numpy()]
+            long.insert(3, "patient_id", pd.Series(owner, dtype=STR))
+            pieces.append(Piece(table, long, date_format=source.date_format))
+        files.append((source_file(source, text, label), source.tables()))
+    return Adapted(tuple(pieces), tuple(files))
+
+
+def long_rows(
+    source: Source, text: TextTable, label: str, table: str, group: TimePoints
+) -> pd.DataFrame:
+    """Turn one repeated column group into one row per patient and filled time point.
+
+    Parameters
+    ----------
+    source : Source
+        The source (for messages and normalising).
+    text : TextTable
+        The wide file as read.
+    label : str
+        The file as named in messages.
+    table : str
+        ``assessments`` or ``sessions``.
+    group : TimePoints
+        The group's points, column patterns, weeks and ``date_from``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Provenance, ``_row`` (the patient's position in the file), the number column and the
+        mapped columns as normalised text; ordered by line, then time point.
+    """
+    key = f"{table}.columns"
+    per_point: dict[str, dict[str, str]] = {p: {} for p in group.points}
+    constant: dict[str, str] = {}
+    for canonical, pattern in group.columns.items():
+        if "{t}" not in pattern:
+            constant[canonical] = find_column(source, text, label, canonical, pattern, key)
+            continue
+        hits = 0
+        for point in group.points:
+            positions = _positions(text, pattern.replace("{t}", point))
+            if positions:
+                _single(text, label, positions, source.key(key))
+                per_point[point][canonical] = text.columns[positions[0]]
+                hits += 1
+        if not hits:
+            example = pattern.replace("{t}", next(iter(group.points)))
+            raise InputFileError(
+                f"{source.config}: {source.key(key)} maps {canonical} to '{pattern}', but "
+                f"{label} has no such column for any time point (e.g. '{example}'; columns: "
+                f"{', '.join(h for h in text.header if h)})"
+            )
+    anchor = None
+    date = DATE_COLUMNS[table]
+    if group.date_from and date not in group.columns:
+        where = find_column(source, text, label, date, group.date_from, f"{table}.date_from")
+        anchor = iso_dates(text.frame[where].astype(STR), source.date_format)
+    blocks = []
+    for order, (point, number) in enumerate(group.points.items()):
+        own = per_point[point]
+        if not own:
+            continue
+        block = canonical_frame(text, {**constant, **own}, label)
+        block[SOURCE_DETAIL] = pd.Series(
+            f"{POINT_WORDS[table]} {point}", index=block.index, dtype=STR
+        )
+        filled = text.frame[list(own.values())].notna().any(axis=1).to_numpy()
+        block.insert(0, "_row", np.arange(len(block)))
+        block.insert(1, "_order", order)
+        block[NUMBER_COLUMNS[table]] = pd.Series(str(number), index=block.index, dtype=STR)
+        if anchor is not None:
+            block[date] = _plus_weeks(anchor, group.weeks[point])
+        blocks.append(block[filled])
+    columns = ["_row", SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, NUMBER_COLUMNS[table], date]
+    columns += [c for c in column_names(table) if c in group.columns and c not in columns]
+    if not blocks:
+        return pd.DataFrame({c: pd.Series(dtype=STR) for c in columns}).assign(
+            _row=pd.Series(dtype="int64"), **{SOURCE_LINE: pd.Series(dtype="int64")}
+        )
+    long = pd.concat(blocks, ignore_index=True)
+    long = long.sort_values([SOURCE_LINE, "_order"], kind="stable").reset_index(drop=True)
+    long = normalise(long.drop(columns="_order"), source)
+    return long[[c for c in columns if c in long]]
+
+
+def _plus_weeks(anchor: pd.Series, weeks: float) -> pd.Series:
+    """Dates ``weeks`` after ``anchor`` (ISO text); cells that are not dates stay as written."""
+    dates = pd.to_datetime(anchor, format="%Y-%m-%d", errors="coerce")
+    moved = (dates + pd.Timedelta(days=round(7 * weeks))).dt.strftime("%Y-%m-%d").astype(STR)
+    return moved.where(dates.notna(), anchor).astype(STR)

@@ -1,0 +1,306 @@
+"""The report's figures, built as matplotlib Figures (the report encodes them as PNG).
+
+Colours are from the Okabe–Ito palette (distinguishable with the common colour-vision
+deficiencies) and every group also differs by marker and line style, so figures read in grey
+print. Sizes are those of the printed A4 page (the text column is about 7 inches wide) with
+8–9 pt text. Every function takes tidy tables (suppressed cells already replaced by markers,
+which are not drawn) and returns a :class:`matplotlib.figure.Figure` drawn with the panels of
+:mod:`pipeline.figures.panels`, which the notebooks' figures share; :func:`pipeline.report.html.png`
+turns it into the same bytes for the same data.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline.figures import panels as plotting
+from pipeline.figures.style import GREY, OKABE_ITO
+
+FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
+
+
+def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Coerce columns to numbers; suppressed markers (``<5``, ``[c]``) become missing."""
+    out = frame.copy()
+    for column in columns:
+        out[column] = pd.to_numeric(out[column], errors="coerce")
+    return out
+
+
+def mean_trajectories(
+    summary: pd.DataFrame,
+    *,
+    outcome_labels: Mapping[str, str],
+    group_label: str,
+) -> Figure:
+    """Mean of each outcome by visit and group with 95 % CI error bars, one panel per outcome.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Rows of :func:`pipeline.describe.summaries.means_by_visit` for one grouping: ``outcome,
+        visit,
+        group, mean, ci_low, ci_high, mean_weeks``.
+    outcome_labels : mapping of str to str
+        Outcome -> axis label, in panel order (outcomes absent from ``summary`` are skipped).
+    group_label : str
+        Legend title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per outcome, one series per group (the same style in every panel).
+    """
+    summary = _numeric(summary, ["mean", "ci_low", "ci_high", "mean_weeks"])
+    outcomes = [o for o in outcome_labels if o in set(summary["outcome"])]
+    groups = list(dict.fromkeys(summary["group"]))
+    fig, axes = plotting.figure(1, len(outcomes), FULL_WIDTH, 2.6)
+    with plotting.house_style():
+        for ax, outcome in zip(axes[0], outcomes, strict=True):
+            plotting.means_with_ci(ax, summary[summary["outcome"] == outcome], groups)
+            ax.set_title(outcome_labels[outcome])
+            ax.set_xlabel("Weeks since baseline")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("Mean (95 % CI)")
+        plotting.legend_below(fig, [axes[0][0]], ncols=4, title=group_label)
+    return fig
+
+
+def spaghetti(
+    sample: pd.DataFrame, *, outcome_labels: Mapping[str, str], group_label: str
+) -> Figure:
+    """Individual trajectories of sampled patients: one row of panels per group.
+
+    Parameters
+    ----------
+    sample : pandas.DataFrame
+        :func:`pipeline.describe.summaries.trajectory_sample` (``patient, group, weeks, outcome,
+        value``).
+    outcome_labels : mapping of str to str
+        Outcome -> column title, in panel order.
+    group_label : str
+        Grouping name for the row titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Groups by outcomes panels (no patient identifier is drawn).
+    """
+    outcomes = [o for o in outcome_labels if o in set(sample["outcome"])]
+    groups = list(dict.fromkeys(sample["group"]))
+    fig, axes = plotting.figure(
+        len(groups),
+        len(outcomes),
+        FULL_WIDTH,
+        1.7 * len(groups) + 0.4,
+        sharex=True,
+        sharey="col",
+    )
+    with plotting.house_style():
+        for i, group in enumerate(groups):
+            for j, outcome in enumerate(outcomes):
+                ax = axes[i][j]
+                plotting.patient_lines(
+                    ax,
+                    sample[(sample["group"] == group) & (sample["outcome"] == outcome)],
+                    patient="patient",
+                    x="weeks",
+                    y="value",
+                    markersize=2.5,
+                    linewidth=0.8,
+                    alpha=0.7,
+                    **plotting.group_style(i),
+                )
+                if i == 0:
+                    ax.set_title(outcome_labels[outcome])
+                if j == 0:
+                    ax.set_ylabel(f"{group_label}:\n{group}")
+                if i == len(groups) - 1:
+                    ax.set_xlabel("Weeks since baseline")
+                ax.grid(alpha=0.3)
+    return fig
+
+
+def forest(
+    rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: float = 0.0
+) -> Figure:
+    """Forest plot of contrasts, one panel per outcome (each on its own scale).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        ``panel, label, estimate, ci_low, ci_high, primary`` (bool: drawn as a filled
+        square in the first colour; others as open circles in the second).
+    panel_labels : mapping of str to str
+        Panel -> x-axis label, in panel order (panels absent from ``rows`` are skipped).
+    reference : float
+        Value of no difference (a vertical line).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per outcome, rows top to bottom in table order.
+    """
+    rows = _numeric(rows, ["estimate", "ci_low", "ci_high"]).dropna(subset=["estimate"])
+    panels = [p for p in panel_labels if p in set(rows["panel"])]
+    heights = [max(1, int((rows["panel"] == p).sum())) for p in panels]
+    fig, axes = plotting.figure(
+        len(panels),
+        1,
+        FULL_WIDTH,
+        0.9 + 0.24 * sum(heights) + 0.5 * len(panels),
+        gridspec_kw={"height_ratios": heights},
+    )
+    with plotting.house_style():
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
+            part = rows[rows["panel"] == panel].reset_index(drop=True)
+            y = np.arange(len(part))[::-1]
+            for primary, color, marker, face in (
+                (True, OKABE_ITO[0], "s", OKABE_ITO[0]),
+                (False, OKABE_ITO[1], "o", "white"),
+            ):
+                chosen = part["primary"].astype(bool) == primary
+                if not chosen.any():
+                    continue
+                plotting.horizontal_intervals(
+                    ax,
+                    part[chosen],
+                    y[chosen.to_numpy()],
+                    fmt=marker,
+                    color=color,
+                    markerfacecolor=face,
+                    markersize=5,
+                    capsize=2.5,
+                    linewidth=1.2,
+                    label="primary family (Holm)" if primary else "other analyses",
+                )
+            ax.axvline(reference, color=GREY, linewidth=0.8, linestyle="--")
+            ax.set_yticks(y, part["label"])
+            ax.set_ylim(-0.7, len(part) - 0.3)
+            ax.set_xlabel(panel_labels[panel])
+            ax.grid(axis="x", alpha=0.3)
+        plotting.legend_below(fig, axes[:, 0], ncols=2)
+    return fig
+
+
+def residual_plots(fitted: np.ndarray, residuals: np.ndarray, *, title: str) -> Figure:
+    """Residuals against fitted values and a normal Q–Q plot of the residuals.
+
+    Parameters
+    ----------
+    fitted, residuals : numpy.ndarray
+        Conditional fitted values and residuals (with the random effects) of one model.
+    title : str
+        Figure title (the analysis and outcome).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels side by side.
+    """
+    fitted = np.asarray(fitted, dtype=float)
+    residuals = np.asarray(residuals, dtype=float)
+    fig, axes = plotting.figure(1, 2, FULL_WIDTH, 2.5)
+    left, right = axes[0]
+    points = {"s": 5, "linewidths": 0}
+    with plotting.house_style():
+        plotting.residuals_against_fitted(
+            left, fitted, residuals, line_width=0.8, color=OKABE_ITO[0], alpha=0.4, **points
+        )
+        left.set_title("Residuals against fitted values")
+        plotting.normal_qq(
+            right,
+            residuals,
+            line_color=GREY,
+            line_width=0.8,
+            color=OKABE_ITO[1],
+            alpha=0.5,
+            **points,
+        )
+        right.set_ylabel("Ordered residual")
+        right.set_title("Normal Q–Q plot")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+    return fig
+
+
+def flow_diagram(flow: pd.DataFrame) -> Figure:
+    """Draw the patient flow (``flow_counts``, suppressed) as boxes and arrows.
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame
+        ``step, label, patients`` (counts may be suppression markers, drawn as written).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Boxes of the main steps top to bottom, exclusions to the side.
+    """
+    count = dict(zip(flow["step"], flow["patients"], strict=True))
+    label = dict(zip(flow["step"], flow["label"], strict=True))
+
+    def n(step: str) -> str:
+        return f"n = {count[step]}"
+
+    reasons = [s for s in flow["step"] if s.startswith("excluded:")]
+    visits = [s for s in flow["step"] if s.startswith("assessed:")]
+    analysed = [s for s in flow["step"] if s.startswith("analysed:")]
+    main = [
+        ("enrolled", f"{label['enrolled']}\n{n('enrolled')}"),
+        ("included", f"{label['included']}\n{n('included')}"),
+        ("treated", f"{label['treated']}\n{n('treated')}"),
+    ]
+    if visits:
+        lines = [f"{label[s].removeprefix('Assessed at ')}: {n(s)}" for s in visits]
+        main.append(("assessed", "Assessed (valid assessment)\n" + "\n".join(lines)))
+    if analysed:
+        lines = [f"{label[s].removeprefix('Analysed, ')}: {n(s)}" for s in analysed]
+        main.append(("analysed", "Analysed in the primary model\n" + "   ".join(lines)))
+    side = {
+        "enrolled": "Excluded (record quarantined)\n"
+        + n("excluded")
+        + "".join(f"\n• {label[s]}: {count[s]}" for s in reasons),
+        "included": f"{label['not_treated']}\n{n('not_treated')}",
+    }
+    box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
+    arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}
+    with plotting.house_style():
+        fig = Figure(figsize=(FULL_WIDTH, 1.05 * len(main) + 0.6))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ys = np.linspace(0.93, 0.07, len(main))
+        texts = {}
+        for (step, text), y in zip(main, ys, strict=True):
+            texts[step] = ax.text(
+                0.33, y, text, ha="center", va="center", bbox=box, fontsize=8.5, wrap=False
+            )
+        for (a, _), (b, _) in itertools.pairwise(main):
+            ax.annotate(
+                "",
+                xy=(0.5, 1.0),
+                xycoords=texts[b],
+                xytext=(0.5, 0.0),
+                textcoords=texts[a],
+                arrowprops={**arrow, "shrinkA": 6, "shrinkB": 6},
+            )
+        for k, (step, _) in enumerate(main[:-1]):
+            if step not in side:
+                continue
+            y = (ys[k] + ys[k + 1]) / 2
+            target = ax.text(0.78, y, side[step], ha="center", va="center", bbox=box, fontsize=8)
+            ax.annotate(
+                "",
+                xy=(0.0, 0.5),
+                xycoords=target,
+                xytext=(0.33, y),
+                textcoords="data",
+                arrowprops={**arrow, "shrinkB": 6},
+            )
+    return fig

@@ -1,0 +1,169 @@
+"""Data-quality summary per source file: rows read, valid, quarantined, and why.
+
+A line of a clinic's file can feed several canonical rows (a visit-sheet row is a session and an
+assessment; a wide row is a patient and several assessments; a patient of a visit sheet is made
+from all of its lines). A line counts as **quarantined** when any row made from it was
+quarantined, **valid** when every row made from it is valid, and **not used** when no row was
+made from it (e.g. a REDCap row of an instrument no table reads). For every file
+
+    rows read = valid + quarantined + not used.
+
+Reasons are counted in lines and described without quoting any cell value (as in the report).
+``outcomes validate`` prints the summary and writes it next to the quarantine files.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.ingest.raw_tables import SOURCE_FILE, SOURCE_LINE, SOURCE_ROW, RawTable, SourceFile
+from pipeline.validate.study import Validation, rule_text
+
+SUMMARY_COLUMNS = [
+    "file",
+    "kind",
+    "source",
+    "encoding",
+    "rows_read",
+    "rows_valid",
+    "rows_quarantined",
+    "rows_unused",
+    "blank_lines",
+    "sha256",
+]
+REASON_COLUMNS = ["file", "check", "column", "rows", "rule"]
+
+
+def source_files(raw: dict[str, RawTable]) -> list[SourceFile]:
+    """Every file read for the study, once each, in reading order."""
+    seen: dict[str, SourceFile] = {}
+    for table in raw.values():
+        for file in table.files:
+            seen.setdefault(file.label, file)
+    return sorted(seen.values(), key=lambda f: f.source)
+
+
+def _lines(raw: dict[str, RawTable], validation: Validation) -> pd.DataFrame:
+    """``table, source_row, source_file, source_line, quarantined`` for every row made."""
+    parts = []
+    for name, table in raw.items():
+        links = table.provenance()
+        bad = validation.tables[name].quarantine[SOURCE_ROW]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": name,
+                    SOURCE_ROW: links[SOURCE_ROW].to_numpy(),
+                    SOURCE_FILE: links[SOURCE_FILE].astype("str").to_numpy(),
+                    SOURCE_LINE: links[SOURCE_LINE].to_numpy(),
+                    "quarantined": links[SOURCE_ROW].isin(bad).to_numpy(),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def file_summary(
+    raw: dict[str, RawTable], validation: Validation, top: int = 5
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Summarise the validation per source file.
+
+    Parameters
+    ----------
+    raw : dict of str to RawTable
+        The raw tables as read (with their files and provenance).
+    validation : Validation
+        Their validation.
+    top : int
+        Number of reasons kept per file, most frequent first.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        One row per file: ``file, kind, source, encoding, rows_read, rows_valid,
+        rows_quarantined, rows_unused, blank_lines, sha256``.
+    reasons : pandas.DataFrame
+        ``file, check, column, rows, rule``: quarantined lines per rule broken, up to ``top``
+        per file.
+
+    Raises
+    ------
+    RuntimeError
+        When a file's rows do not add up (a programming error).
+    """
+    lines = _lines(raw, validation)
+    per_line = lines.groupby([SOURCE_FILE, SOURCE_LINE], sort=False)["quarantined"].any()
+    used = per_line.groupby(level=0).size()
+    quarantined = per_line.groupby(level=0).sum()
+    records = []
+    for file in source_files(raw):
+        n_used = int(used.get(file.label, 0))
+        n_bad = int(quarantined.get(file.label, 0))
+        records.append(
+            {
+                "file": file.label,
+                "kind": file.kind,
+                "source": file.source,
+                "encoding": file.encoding,
+                "rows_read": file.rows,
+                "rows_valid": n_used - n_bad,
+                "rows_quarantined": n_bad,
+                "rows_unused": file.rows - n_used,
+                "blank_lines": file.blank_lines,
+                "sha256": file.sha256,
+            }
+        )
+    summary = pd.DataFrame(records, columns=SUMMARY_COLUMNS)
+    if (summary["rows_unused"] < 0).any():
+        raise RuntimeError(f"per-file accounting does not add up:\n{summary}")
+    failures = validation.failures[["table", SOURCE_ROW, "column", "check"]]
+    located = failures.merge(lines, on=["table", SOURCE_ROW], how="inner")
+    if located.empty:
+        return summary, pd.DataFrame(columns=REASON_COLUMNS)
+    reasons = (
+        located.groupby([SOURCE_FILE, "check", "column"], sort=True)[SOURCE_LINE]
+        .nunique()
+        .rename("rows")
+        .reset_index()
+        .rename(columns={SOURCE_FILE: "file"})
+        .sort_values(["file", "rows", "check"], ascending=[True, False, True], kind="stable")
+    )
+    reasons = reasons.groupby("file", sort=False).head(top).reset_index(drop=True)
+    reasons["rule"] = [
+        rule_text(c, col) for c, col in zip(reasons["check"], reasons["column"], strict=True)
+    ]
+    return summary, reasons[REASON_COLUMNS]
+
+
+def summary_json(summary: pd.DataFrame, reasons: pd.DataFrame) -> dict:
+    """Return the per-file summary as one JSON-ready object, reasons nested per file."""
+    files = []
+    for record in summary.to_dict("records"):
+        mine = reasons[reasons["file"] == record["file"]]
+        record = {
+            k: (int(v) if k.startswith(("rows", "blank", "source")) else v)
+            for k, v in record.items()
+        }
+        record["reasons"] = [
+            {"check": r.check, "column": r.column, "rows": int(r.rows), "rule": r.rule}
+            for r in mine.itertuples(index=False)
+        ]
+        files.append(record)
+    return {"files": files}
+
+
+def summary_lines(summary: pd.DataFrame, reasons: pd.DataFrame, shown: int = 3) -> list[str]:
+    """Return the per-file summary as printed by ``outcomes validate``."""
+    width = max([len(f) for f in summary["file"]] + [4])
+    out = ["Source files (rows read = valid + quarantined + not used):"]
+    for row in summary.itertuples(index=False):
+        line = (
+            f"  {row.file:<{width}} {row.rows_read:>7} read = {row.rows_valid:>7} valid "
+            f"+ {row.rows_quarantined:>5} quarantined"
+        )
+        if row.rows_unused:
+            line += f" + {row.rows_unused} not used"
+        out.append(line)
+        for reason in reasons[reasons["file"] == row.file].head(shown).itertuples(index=False):
+            out.append(f"  {'':<{width}} {reason.rows:>7} x {reason.rule} ({reason.check})")
+    return out

@@ -1,0 +1,858 @@
+"""Validation: split every raw table into valid typed rows and quarantined rows with reasons.
+
+Three layers, each producing failures of the same tidy shape (``table, source_row, column,
+check, value, reason``):
+
+1. **Parsing** text cells into the types the schema declares (whole numbers, numbers, yes/no,
+   ``YYYY-MM-DD`` dates). A cell that does not parse fails ``type:<kind>``.
+2. **pandera** value checks of :mod:`pipeline.schemas.raw`, run lazily so that every failing cell of
+   every row is reported at once.
+3. **Cross-table checks**: a row key written twice quarantines every copy (nothing tells which
+   copy is right); sessions and assessments must belong to a valid patient and must not be dated
+   before that patient's enrolment; among the rows that pass every other rule, a patient's
+   visits (and sessions) must not be dated out of the order of their numbers (every row of an
+   inverted pair is quarantined, since nothing tells which date is wrong).
+
+Problems an adapter of :mod:`pipeline.ingest.adapters` found while mapping a clinic's file (e.g. a
+patient's age differing between the rows of a visit sheet) arrive with the raw table and are
+quarantined like any other failure.
+
+A row with any failure goes whole to the quarantine, with all its failures listed; all other rows
+are valid. Nothing is dropped: for every table, raw rows = valid rows + quarantined rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
+
+from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable
+from pipeline.schemas.raw import DATE_COLUMNS, KEYS, MODELS, NO, NUMBER_COLUMNS, YES, column_kinds
+from pipeline.validate.screen import cleared_columns
+
+FAILURE_COLUMNS = ["table", SOURCE_ROW, "column", "check", "value", "reason"]
+
+
+@dataclass(frozen=True)
+class ValidatedTable:
+    """The outcome of validating one raw table.
+
+    Attributes
+    ----------
+    name : str
+        Canonical table name.
+    valid : pandas.DataFrame
+        Rows that passed every check, typed as the schema declares, with ``source_row``.
+    quarantine : pandas.DataFrame
+        Failed rows as written in the file (text), with ``source_row``, ``failed_columns``,
+        ``failed_checks`` and ``reason`` (all failures of the row, separated by ``; ``).
+    raw_rows : int
+        Non-blank data rows read from the file.
+    """
+
+    name: str
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    raw_rows: int
+
+
+@dataclass(frozen=True)
+class Validation:
+    """All tables of a study after validation, with the failures and the row accounting."""
+
+    tables: dict[str, ValidatedTable]
+    failures: pd.DataFrame
+    accounting: pd.DataFrame
+
+    def valid(self, table: str) -> pd.DataFrame:
+        """Return the valid, typed rows of ``table``."""
+        return self.tables[table].valid
+
+    @property
+    def quarantined_rows(self) -> int:
+        """Total number of quarantined rows over all tables."""
+        return int(self.accounting["quarantined_rows"].sum())
+
+
+def _failures(
+    table: str, rows: pd.Series, column: str, check: str, values: pd.Series, reason: str | pd.Series
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "table": table,
+            SOURCE_ROW: rows.to_numpy(),
+            "column": column,
+            "check": check,
+            "value": values.astype("str").to_numpy(),
+            "reason": reason if isinstance(reason, str) else reason.to_numpy(),
+        }
+    )
+
+
+@functools.cache
+def _no_failures() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == SOURCE_ROW else "str") for c in FAILURE_COLUMNS}
+    )
+
+
+def _empty_failures() -> pd.DataFrame:
+    return _no_failures().copy()  # built once: it is asked for many times per validation
+
+
+def parse_cells(
+    table: str, frame: pd.DataFrame, date_format: str = "YYYY-MM-DD"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert the text cells of a raw table to the types its schema declares.
+
+    Parsing is vectorised (pyarrow compute): a column is cast whole when every cell parses, and
+    cell by cell only when some do not.
+
+    Parameters
+    ----------
+    table : str
+        Canonical table name.
+    frame : pandas.DataFrame
+        The raw table as text, with ``source_row``.
+    date_format : str
+        How the source writes dates, named in the message of a date that does not parse (the
+        cells themselves must be ``YYYY-MM-DD`` by now).
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        ``source_row`` plus every schema column (absent optional columns are all missing);
+        cells that did not parse are missing.
+    failures : pandas.DataFrame
+        One row per cell that did not parse (columns ``table, source_row, column, check, value,
+        reason``).
+    """
+    typed = {SOURCE_ROW: frame[SOURCE_ROW].to_numpy()}
+    failed = []
+    for column, kind in column_kinds(table).items():
+        if column not in frame:
+            typed[column] = _absent(kind, len(frame))
+            continue
+        text = frame[column]
+        parsed, bad, bad_reason = _parse(text, kind)
+        if kind == "date":
+            bad_reason += date_format
+        if bad.any():
+            values = text[bad]
+            failed.append(
+                _failures(
+                    table,
+                    frame.loc[bad, SOURCE_ROW],
+                    column,
+                    f"type:{kind}",
+                    values,
+                    f"{column} = '" + values + f"' {bad_reason}",
+                )
+            )
+        typed[column] = parsed
+    return pd.DataFrame(typed, index=frame.index, copy=False), _concat(failed)
+
+
+def typed_cells(raw: RawTable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a raw table's cells in the schema's types, and the cells that did not parse.
+
+    Parameters
+    ----------
+    raw : RawTable
+        The table as read: text (parsed here by :func:`parse_cells`), or already typed by the
+        reader (then only the optional columns the file lacks are added, all missing).
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        As :func:`parse_cells` returns it.
+    failures : pandas.DataFrame
+        As :func:`parse_cells` returns them (none for a table the reader typed).
+    """
+    if raw.typed is None:
+        return parse_cells(raw.name, raw.frame, raw.date_format)
+    given = raw.typed
+    columns = {SOURCE_ROW: given[SOURCE_ROW].to_numpy()}
+    for column, kind in column_kinds(raw.name).items():
+        columns[column] = given[column].array if column in given else _absent(kind, len(given))
+    return pd.DataFrame(columns, index=given.index, copy=False), _empty_failures()
+
+
+def _absent(kind: str, rows: int) -> object:
+    """Return an all-missing column of ``kind`` (an optional column the file lacks)."""
+    if kind == "integer":
+        return pd.arrays.IntegerArray(np.zeros(rows, np.int64), np.ones(rows, bool))
+    if kind == "yes/no":
+        return pd.arrays.BooleanArray(np.zeros(rows, bool), np.ones(rows, bool))
+    if kind == "number":
+        return np.full(rows, np.nan)
+    if kind == "date":
+        return np.full(rows, np.datetime64("NaT"), dtype="datetime64[us]")
+    return pyarrow.nulls(rows, pyarrow.large_string()).to_pandas(types_mapper=_as_str).array
+
+
+def _as_str(_: pyarrow.DataType) -> pd.StringDtype:
+    return pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+_NUMBER = r"^[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_YES = pyarrow.array(YES, pyarrow.large_string())
+_NO = pyarrow.array(NO, pyarrow.large_string())
+
+
+def _arrow(text: pd.Series) -> pyarrow.ChunkedArray:
+    """Return a text column as a pyarrow array (no copy for the default string dtype)."""
+    if str(text.dtype) != "str":
+        text = text.astype("str")
+    array = pyarrow.array(text)
+    if not isinstance(array, pyarrow.ChunkedArray):
+        array = pyarrow.chunked_array([array])
+    return array if array.type == pyarrow.large_string() else array.cast(pyarrow.large_string())
+
+
+def _keep(cells: pyarrow.ChunkedArray, pattern: str) -> pyarrow.ChunkedArray:
+    """Return the cells matching ``pattern``, the others missing."""
+    match = pc.match_substring_regex(cells, pattern)
+    return pc.if_else(match, cells, pyarrow.scalar(None, cells.type))
+
+
+def _numbers(cells: pyarrow.ChunkedArray) -> np.ndarray:
+    """Parse decimal numbers; NaN where missing, not a number or not finite."""
+    try:
+        values = pc.cast(cells, pyarrow.float64())
+    except pyarrow.ArrowInvalid:
+        values = pc.cast(_keep(cells, _NUMBER), pyarrow.float64())
+    out = np.asarray(values.to_numpy(), dtype="float64")
+    infinite = np.isinf(out)
+    if infinite.any():
+        out = np.where(infinite, np.nan, out)
+    return out
+
+
+def _integers(cells: pyarrow.ChunkedArray) -> np.ndarray | None:
+    """Whole numbers when every cell is one, written in decimal digits; else ``None``.
+
+    The fast path: pyarrow casts the whole column at once (missing cells become 0, masked by
+    the caller). pyarrow also reads hexadecimal (``0x10``), which is not a score: such a column
+    takes the careful path.
+    """
+    try:
+        values = pc.cast(cells, pyarrow.int64())
+    except pyarrow.ArrowInvalid:
+        return None
+    if any(pc.any(pc.match_substring(cells, x)).as_py() for x in ("x", "X")):
+        return None  # (two plain searches are far faster than one ignoring case)
+    return _numpy_filled(values, 0)
+
+
+def _numpy_filled(values: pyarrow.Array | pyarrow.ChunkedArray, fill: int) -> np.ndarray:
+    """Integers as a numpy int64 array, missing values replaced by ``fill``."""
+    if values.null_count:
+        values = pc.fill_null(values, fill)
+    return np.asarray(values.to_numpy(), dtype=np.int64)
+
+
+def _missing(cells: pyarrow.ChunkedArray) -> np.ndarray:
+    """Return which cells are missing (quickly when none is)."""
+    if cells.null_count == 0:
+        return np.zeros(len(cells), dtype=bool)
+    return np.asarray(pc.is_null(cells).to_numpy(), dtype=bool)
+
+
+def _parse(text: pd.Series, kind: str) -> tuple[object, np.ndarray, str]:
+    """Parse one text column; return the values, which cells did not parse, and why."""
+    if kind == "text":
+        return text.astype("str").array, np.zeros(len(text), dtype=bool), ""
+    cells = _arrow(text)
+    missing = _missing(cells)
+    if kind == "integer":
+        whole = _integers(cells)
+        if whole is not None:
+            return pd.arrays.IntegerArray(whole, missing), np.zeros(len(text), bool), ""
+    if kind in ("integer", "number"):
+        numbers = _numbers(cells)
+        unparsed = np.isnan(numbers)
+        if kind == "number":
+            return numbers, unparsed & ~missing, "is not a number"
+        with np.errstate(invalid="ignore"):
+            whole = ~unparsed & (np.abs(numbers) <= 2**53) & (np.mod(numbers, 1) == 0)
+        values = pd.arrays.IntegerArray(np.where(whole, numbers, 0).astype("int64"), ~whole)
+        return values, ~whole & ~missing, "is not a whole number"
+    if kind == "yes/no":
+        lower = pc.utf8_lower(cells)
+        yes = np.asarray(pc.is_in(lower, value_set=_YES).to_numpy(), dtype=bool)
+        no = np.asarray(pc.is_in(lower, value_set=_NO).to_numpy(), dtype=bool)
+        values = pd.arrays.BooleanArray(yes, ~(yes | no))
+        return values, ~(yes | no) & ~missing, "is not yes or no"
+    try:
+        dates = pc.cast(pc.cast(cells, pyarrow.date32()), pyarrow.timestamp("us")).to_numpy()
+    except pyarrow.ArrowInvalid:
+        iso = _keep(cells, _ISO_DATE).to_pandas()
+        dates = pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce").to_numpy()
+    values = np.asarray(dates).astype("datetime64[us]", copy=False)
+    return values, np.isnat(values) & ~missing, "is not a date written "
+
+
+_CHECK_PATTERNS = [
+    (
+        re.compile(r"greater_than_or_equal_to\((.+)\)"),
+        "{column} = {value} is below the minimum {0}",
+    ),
+    (re.compile(r"less_than_or_equal_to\((.+)\)"), "{column} = {value} is above the maximum {0}"),
+    (re.compile(r"isin\((.+)\)"), "{column} = '{value}' is not one of {0}"),
+    (re.compile(r"not_nullable"), "{column} is empty but must be filled"),
+    (re.compile(r"str_length\((.+)\)"), "{column} = '{value}' has a length outside {0}"),
+]
+
+
+def _describe(check: str, column: str, value: object) -> str:
+    for pattern, template in _CHECK_PATTERNS:
+        match = pattern.fullmatch(check)
+        if match:
+            args = [a.strip("[]()").replace("'", "") for a in match.groups()]
+            return template.format(*args, column=column, value=value)
+    return check
+
+
+_RULES = {
+    "duplicate_key": "the row key is written on more than one row",
+    "unknown_patient": "patient_id is not in the patients file",
+    "quarantined_patient": "patient_id belongs to a quarantined patients row",
+    "date_before_enrolment": "dated before the patient's enrolment",
+    "out_of_order": "dated out of the order of its visit or session number",
+    "conflicting_values": "the patient's details differ between rows of the source file",
+    "unknown_event": "the REDCap event is not mapped to a visit",
+}
+
+
+def rule_text(check: str, column: str) -> str:
+    """Describe a failed check without quoting any cell value (safe for published reports)."""
+    if check in _RULES:
+        return _RULES[check]
+    if check.startswith("type:"):
+        return f"{column} is not a valid {check.removeprefix('type:')}"
+    if not column:
+        return check
+    return (
+        _describe(check, column, "value")
+        .replace(f"{column} = value", column)
+        .replace(f"{column} = 'value'", column)
+    )
+
+
+@functools.cache
+def _schema(table: str) -> pa.DataFrameSchema:
+    return MODELS[table].to_schema()
+
+
+@functools.cache
+def _schema_without(table: str, columns: tuple[str, ...]) -> pa.DataFrameSchema:
+    """Return the table's schema without ``columns`` (its row rules are all kept)."""
+    schema = _schema(table)
+    return schema.remove_columns(list(columns)) if columns else schema
+
+
+def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
+    """Run the table's pandera model lazily and return its failures in the tidy shape.
+
+    Columns whose statistics show that every cell passes every check
+    (:func:`pipeline.validate.screen.cleared_columns`) are left out of the pandera run; all the
+    row rules always run. The failures are those of a run over every column.
+
+    Parameters
+    ----------
+    table : str
+        Canonical table name.
+    typed : pandas.DataFrame
+        Output of :func:`parse_cells`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per failing cell (column checks) or failing row (row rules, ``column`` empty).
+    """
+    schema = _schema_without(table, tuple(cleared_columns(_schema(table), typed)))
+    try:
+        # inplace: nothing is coerced, so pandera need not copy the frame first
+        schema.validate(typed, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    else:
+        return _empty_failures()
+    if cases["index"].isna().any():
+        whole = cases[cases["index"].isna()].iloc[0]
+        raise RuntimeError(f"{table}: column-level schema failure after parsing: {whole.to_dict()}")
+    index = cases["index"].astype("int64").to_numpy()
+    row_rule = (cases["schema_context"] == "DataFrameSchema").to_numpy()
+    columns = np.where(row_rule, "", cases["column"].astype("str"))
+    values = np.array([_show(v) for v in cases["failure_case"]], dtype=object)
+    checks = cases["check"].astype("str").to_numpy()
+    out = pd.DataFrame(
+        {
+            "table": table,
+            SOURCE_ROW: typed.loc[index, SOURCE_ROW].to_numpy(),
+            "column": columns,
+            "check": checks,
+            "value": np.where(row_rule, "", values),
+            "reason": [
+                c if rule else _describe(c, col, v)
+                for c, col, v, rule in zip(checks, columns, values, row_rule, strict=True)
+            ],
+        }
+    )
+    return out.drop_duplicates([SOURCE_ROW, "column", "check"])
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else _empty_failures()
+
+
+def duplicate_keys(
+    table: str, typed: pd.DataFrame, patient_codes: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Failures for every copy of a row key that appears more than once.
+
+    ``patient_codes`` (integer codes of ``patient_id``, see :func:`_codes`) saves computing them
+    again when the caller has them.
+    """
+    keys = list(KEYS[table])
+    known = typed[keys].notna().all(axis=1).to_numpy()
+    combined = patient_codes if patient_codes is not None else _codes(typed[keys[0]])
+    for key in keys[1:]:
+        more = _key_codes(typed[key], known)
+        span = int(more.max(initial=0)) + 1
+        if span * (int(combined.max(initial=0)) + 1) >= 2**62:
+            more = _codes(typed[key])  # dense codes keep the product small
+            span = int(more.max(initial=0)) + 1
+        combined = combined * span + more
+    combined = combined[known]
+    dup = np.zeros(len(known), dtype=bool)
+    if combined.size > 1 and not np.all(np.diff(combined) > 0):  # (increasing: all distinct)
+        dup[known] = pd.Series(combined).duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return _empty_failures()
+    label = typed.loc[dup, keys].astype("str").agg("/".join, axis=1)
+    return _failures(
+        table,
+        typed.loc[dup, SOURCE_ROW],
+        "/".join(keys),
+        "duplicate_key",
+        label,
+        f"{'/'.join(keys)} " + label + " is written on more than one row",
+    )
+
+
+def _key_codes(values: pd.Series, known: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes of a key column, equal for equal values among ``known`` rows.
+
+    A whole-number key is its own code (shifted to start at 0): no hashing needed.
+    """
+    if str(values.dtype) != "Int64":
+        return _codes(values)
+    numbers = values.array.to_numpy(dtype=np.int64, na_value=0)
+    low = int(numbers[known].min(initial=0))
+    return np.where(known, numbers - low, 0)
+
+
+@dataclass(frozen=True)
+class PatientIndex:
+    """Every patient id of the patients file, and which of them belong to a valid patient row.
+
+    Attributes
+    ----------
+    ids : pyarrow.Array
+        The distinct patient ids written in the patients file, valid or not.
+    valid : numpy.ndarray
+        Per id of ``ids``: whether a valid patients row carries it.
+    enrolment : numpy.ndarray
+        Per id of ``ids``: the enrolment date of its valid row (``NaT`` when none).
+    """
+
+    ids: pyarrow.Array
+    valid: np.ndarray
+    enrolment: np.ndarray
+
+    @classmethod
+    def of(cls, patients: pd.DataFrame, valid_rows: np.ndarray) -> PatientIndex:
+        """Index the typed patients table; ``valid_rows`` marks the rows that passed."""
+        ids = pc.drop_null(pc.unique(_arrow(patients["patient_id"]).combine_chunks()))
+        valid = np.zeros(len(ids), dtype=bool)
+        enrolment = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
+        kept = patients[valid_rows]
+        where = _numpy_filled(pc.index_in(_arrow(kept["patient_id"]), value_set=ids), -1)
+        dates = kept["enrolment_date"].to_numpy().astype("datetime64[us]")
+        valid[where] = True
+        # reversed: for an id on several valid rows, the first row's date is the one kept
+        enrolment[where[::-1]] = dates[::-1]
+        return cls(ids=ids, valid=valid, enrolment=enrolment)
+
+    def positions(self, ids: pd.Series) -> np.ndarray:
+        """Return the position of each id in :attr:`ids` (-1: not in the patients file).
+
+        A patient's rows usually follow one another, so each run of equal ids is looked up
+        once (comparing neighbours is far cheaper than hashing every id).
+        """
+        cells = _arrow(ids).combine_chunks()
+        n = len(cells)
+        if n > 1:
+            changed = pc.fill_null(pc.not_equal(cells.slice(1), cells.slice(0, n - 1)), True)
+            heads = np.flatnonzero(np.concatenate(([True], changed.to_numpy(False))))
+            if heads.size < n // 2:
+                found = pc.index_in(cells.take(heads), value_set=self.ids)
+                return np.repeat(_numpy_filled(found, -1), np.diff(np.append(heads, n)))
+        return _numpy_filled(pc.index_in(cells, value_set=self.ids), -1)
+
+
+def patient_codes(ids: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """Integer codes of a patient-linked table's ``patient_id`` (equal ids, equal codes).
+
+    Ids in the patients file take their position there (``positions``); other ids are numbered
+    after them; missing ids are -1.
+    """
+    unknown = positions < 0
+    if not unknown.any():
+        return positions
+    codes = positions.copy()
+    others = _codes(ids[unknown])
+    codes[unknown] = np.where(others >= 0, others + int(positions.max(initial=-1)) + 1, -1)
+    return codes
+
+
+def patient_links(
+    table: str, typed: pd.DataFrame, index: PatientIndex, positions: np.ndarray
+) -> pd.DataFrame:
+    """Failures for rows of a patient-linked table that no valid patient row explains.
+
+    Parameters
+    ----------
+    table : str
+        ``sessions`` or ``assessments``.
+    typed : pandas.DataFrame
+        The parsed table.
+    index : PatientIndex
+        The patients file's ids, which of them are valid, and their enrolment dates.
+    positions : numpy.ndarray
+        Position of each row's ``patient_id`` in ``index.ids`` (:meth:`PatientIndex.positions`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Failures ``unknown_patient``, ``quarantined_patient`` and ``date_before_enrolment``.
+    """
+    ids = typed["patient_id"]
+    at = np.maximum(positions, 0)
+    written = pd.Series(positions >= 0, index=ids.index)
+    known = written & index.valid[at]
+    parts = []
+    orphan = ids.notna() & ~written
+    if orphan.any():
+        parts.append(
+            _failures(
+                table,
+                typed.loc[orphan, SOURCE_ROW],
+                "patient_id",
+                "unknown_patient",
+                ids[orphan],
+                "patient_id '" + ids[orphan] + "' is not in the patients file",
+            )
+        )
+    held = written & ~known
+    if held.any():
+        parts.append(
+            _failures(
+                table,
+                typed.loc[held, SOURCE_ROW],
+                "patient_id",
+                "quarantined_patient",
+                ids[held],
+                "patient_id '" + ids[held] + "' belongs to a quarantined patients row",
+            )
+        )
+    date_col = DATE_COLUMNS[table]
+    enrolment = pd.Series(
+        np.where(known, index.enrolment[at], np.datetime64("NaT")), index=ids.index
+    ).astype(typed[date_col].dtype)
+    early = known & typed[date_col].notna() & (typed[date_col] < enrolment)
+    if early.any():
+        dates = typed.loc[early, date_col].dt.strftime("%Y-%m-%d")
+        parts.append(
+            _failures(
+                table,
+                typed.loc[early, SOURCE_ROW],
+                date_col,
+                "date_before_enrolment",
+                dates,
+                f"{date_col} "
+                + dates
+                + " is before the patient's enrolment "
+                + enrolment[early].dt.strftime("%Y-%m-%d"),
+            )
+        )
+    return _concat(parts)
+
+
+def out_of_order(
+    table: str,
+    typed: pd.DataFrame,
+    excluded: pd.Series,
+    patient_codes: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Failures for a patient's visits (or sessions) dated out of the order of their numbers.
+
+    Only rows that passed every other rule take part. A row is out of order when it is dated
+    before a lower-numbered row of the same patient, or after a higher-numbered one; every row of
+    such a pair fails, since nothing tells which date is wrong. Equal dates are in order.
+
+    Parameters
+    ----------
+    table : str
+        ``sessions`` or ``assessments``.
+    typed : pandas.DataFrame
+        The parsed table.
+    excluded : pandas.Series
+        ``source_row`` of rows that already failed a rule.
+    patient_codes : numpy.ndarray, optional
+        Integer codes of ``patient_id`` (computed when not given).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Failures ``out_of_order`` on the date column.
+    """
+    number, date = NUMBER_COLUMNS[table], DATE_COLUMNS[table]
+    keep = typed[["patient_id", number, date]].notna().all(axis=1).to_numpy()
+    if len(excluded):
+        keep = keep & ~typed[SOURCE_ROW].isin(excluded).to_numpy()
+    if keep.sum() < 2:
+        return _empty_failures()
+    every = bool(keep.all())  # (then nothing need be copied)
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if every else values[keep]
+
+    rows = kept(typed[SOURCE_ROW].to_numpy())
+    codes = kept(patient_codes if patient_codes is not None else _codes(typed["patient_id"]))
+    numbers = kept(typed[number].to_numpy(dtype="int64", na_value=0))
+    days = kept(typed[date].to_numpy()).astype("datetime64[D]").astype("int64")
+    step_code, step_number = np.diff(codes), np.diff(numbers)
+    if not np.all((step_code > 0) | ((step_code == 0) & (step_number > 0))):
+        order = np.lexsort((numbers, codes))
+        rows, codes, numbers, days = rows[order], codes[order], numbers[order], days[order]
+    # Offsetting each patient's days by code x span keeps the running max/min within a patient.
+    first = days.min()
+    span = int(days.max() - first) + 1
+    shifted = codes * span + (days - first)
+    before = np.concatenate(([-1], np.maximum.accumulate(shifted)[:-1]))
+    after = np.concatenate((np.minimum.accumulate(shifted[::-1])[::-1][1:], [shifted.max() + 1]))
+    late, early = shifted < before, shifted > after
+    flagged = late | early
+    if not flagged.any():
+        return _empty_failures()
+    other = np.where(late, before, after)[flagged] - codes[flagged] * span + first
+    own = days[flagged].astype("datetime64[D]").astype("str")
+    other = other.astype("datetime64[D]").astype("str")
+    what = "visit" if table == "assessments" else "session"
+    relation = np.where(late[flagged], "earlier", "later")
+    side = np.where(late[flagged], "lower", "higher")
+    reasons = [
+        f"{what} {n} dated {d} is {rel} than a {sd}-numbered {what} of this patient ({o})"
+        for n, d, rel, sd, o in zip(numbers[flagged], own, relation, side, other, strict=True)
+    ]
+    return _failures(
+        table,
+        pd.Series(rows[flagged]),
+        date,
+        "out_of_order",
+        pd.Series(own),
+        pd.Series(reasons),
+    )
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a key column (equal values, equal codes; missing: -1)."""
+    if str(values.dtype) == "str":
+        indices = pc.dictionary_encode(_arrow(values)).combine_chunks().indices
+        return _numpy_filled(indices, -1)
+    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether ``frame`` is already sorted by ``keys`` (then sorting can be skipped)."""
+    if len(frame) < 2 or frame[keys].isna().any().any():
+        return len(frame) < 2
+    first = _arrow(frame[keys[0]]).combine_chunks()
+    before, after = first.slice(0, len(first) - 1), first.slice(1)
+    less = np.asarray(pc.less(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+    equal = np.asarray(pc.equal(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+    if len(keys) == 1:
+        return bool(less.all())
+    second = frame[keys[1]].to_numpy(dtype=np.int64)
+    return bool(np.all(less | (equal & (second[1:] > second[:-1]))))
+
+
+def _per_row(failures: pd.DataFrame) -> pd.DataFrame:
+    """Join each row's failures: ``failed_columns``, ``failed_checks``, ``reason`` by source row.
+
+    Columns and checks are listed once each, in sorted order; reasons all, in the same order. Rows
+    with a single failure (the usual case) take their values as they are; only rows with several
+    are grouped.
+    """
+    ordered = failures.sort_values([SOURCE_ROW, "column", "check"])
+    several = ordered[SOURCE_ROW].duplicated(keep=False).to_numpy()
+    single = ordered[~several].set_index(SOURCE_ROW)[["column", "check", "reason"]]
+    single.columns = ["failed_columns", "failed_checks", "reason"]
+    joined = (
+        ordered[several]
+        .groupby(SOURCE_ROW, sort=True)
+        .agg(
+            failed_columns=("column", lambda s: "; ".join(dict.fromkeys(s))),
+            failed_checks=("check", lambda s: "; ".join(dict.fromkeys(s))),
+            reason=("reason", "; ".join),
+        )
+    )
+    return pd.concat([single, joined]).sort_index() if len(joined) else single
+
+
+def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
+    bad_rows = failures[SOURCE_ROW].unique()
+    is_bad = typed[SOURCE_ROW].isin(bad_rows) if len(bad_rows) else None
+    valid = typed[~is_bad] if is_bad is not None else typed
+    keys = list(KEYS[raw.name])
+    if not _sorted_by(valid, keys):
+        valid = valid.sort_values(keys)
+    valid = valid.reset_index(drop=True)
+    grouped = _per_row(failures)
+    quarantine = raw.text_rows(bad_rows).merge(
+        grouped, left_on=SOURCE_ROW, right_index=True, how="left"
+    )
+    return ValidatedTable(
+        name=raw.name,
+        valid=valid,
+        quarantine=quarantine.reset_index(drop=True),
+        raw_rows=len(raw.source_rows),
+    )
+
+
+def file_names(raw: RawTable, shown: int = 3) -> str:
+    """Name the file(s) a table was read from, for the row accounting."""
+    labels = [label for label, _ in raw.file_digests()]
+    if len(labels) <= shown:
+        return ", ".join(labels)
+    return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"
+
+
+def _own_failures(
+    raw: RawTable,
+    typed: pd.DataFrame,
+    parse_failures: pd.DataFrame,
+    codes: np.ndarray,
+    value_failures: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Failures a table shows on its own: cells, values, row rules and duplicated keys.
+
+    ``codes`` are the integer codes of the table's ``patient_id``; ``value_failures`` those of
+    :func:`check_values` (run here when not given).
+    """
+    if value_failures is None:
+        value_failures = check_values(raw.name, typed)
+    if raw.problems is not None:
+        parse_failures = _concat([parse_failures, raw.problems[FAILURE_COLUMNS]])
+    # A cell that did not parse is missing in ``typed``; its "must be filled" failure, and the
+    # row rules evaluated with it missing, would only repeat the parse failure (so would a cell
+    # an adapter found a problem with).
+    unparsed = pd.MultiIndex.from_frame(parse_failures[[SOURCE_ROW, "column"]])
+    repeat = pd.MultiIndex.from_frame(value_failures[[SOURCE_ROW, "column"]]).isin(unparsed)
+    repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
+        parse_failures[SOURCE_ROW]
+    ).to_numpy()
+    return _concat(
+        [parse_failures, value_failures[~repeat], duplicate_keys(raw.name, typed, codes)]
+    )
+
+
+LINKED = ("sessions", "assessments")
+
+
+def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, pd.DataFrame]:
+    """Validate a patient-linked table against the patient index.
+
+    Returns the validated table and its failures: its own (cells, values, row rules, keys),
+    links to the patients (:func:`patient_links`) and the order of its dates
+    (:func:`out_of_order`).
+    """
+    frame, parse_failures = typed_cells(raw)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        values = pool.submit(check_values, raw.name, frame)
+        positions = index.positions(frame["patient_id"])
+        codes = patient_codes(frame["patient_id"], positions)
+        links = patient_links(raw.name, frame, index, positions)
+        own = _own_failures(raw, frame, parse_failures, codes, values.result())
+    found = _concat([own, links])
+    failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
+    return _split(raw, frame, failures), failures
+
+
+def validate_study(raw: dict[str, RawTable]) -> Validation:
+    """Validate the three canonical tables together.
+
+    Parameters
+    ----------
+    raw : dict of str to RawTable
+        The raw tables, keyed ``patients``, ``sessions``, ``assessments``.
+
+    Returns
+    -------
+    Validation
+        Valid and quarantined rows per table, every failure, and the row accounting
+        (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``).
+    """
+    patients, parse_failures = typed_cells(raw["patients"])
+    failures = {
+        "patients": _own_failures(
+            raw["patients"], patients, parse_failures, _codes(patients["patient_id"])
+        )
+    }
+    valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
+    index = PatientIndex.of(patients, valid_rows)
+    tables = {"patients": _split(raw["patients"], patients, failures["patients"])}
+    # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
+    # and pandas kernels that release the interpreter lock, so two threads use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checked = pool.map(lambda name: _linked_table(raw[name], index), LINKED)
+        for name, (table, failed) in zip(LINKED, checked, strict=True):
+            tables[name], failures[name] = table, failed
+    accounting = pd.DataFrame(
+        [
+            {
+                "table": name,
+                "file": file_names(raw[name]),
+                "raw_rows": t.raw_rows,
+                "processed_rows": len(t.valid),
+                "quarantined_rows": len(t.quarantine),
+                "blank_lines": raw[name].blank_lines,
+            }
+            for name, t in tables.items()
+        ]
+    )
+    balance = accounting["raw_rows"] - accounting["processed_rows"] - accounting["quarantined_rows"]
+    if (balance != 0).any():
+        raise RuntimeError(f"row accounting does not balance:\n{accounting}")
+    return Validation(
+        tables=tables, failures=_concat(list(failures.values())), accounting=accounting
+    )
