@@ -24,7 +24,7 @@ from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
-from pipeline.report import pdf
+from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
@@ -239,10 +239,8 @@ def render_report(
     }
     content = build_content(
         config,
-        raw,
         published,
-        project_root=project_root,
-        key_source=key_source,
+        provenance.collect(config, raw, project_root, key_source),
         analysis=analysis,
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
