@@ -26,10 +26,11 @@ import pandas as pd
 from pipeline.analyses import plans as analyses
 from pipeline.analyses import run as plan
 from pipeline.config.settings import Config, ModelSettings, load_config
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS, analysis_dataset
+from pipeline.derive.dataset import analysis_dataset
 from pipeline.describe import responders, safety
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.validate.study import Validation, validate_study
 
 KINDS: dict[str, Callable[..., analyses.ModelPlan]] = {

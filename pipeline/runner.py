@@ -27,8 +27,9 @@ from pipeline.privacy import suppression as privacy
 from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
+from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
-from pipeline.schemas.outputs import for_publication
+from pipeline.schemas.outputs import check_output, for_publication
 from pipeline.schemas.raw import TABLES
 from pipeline.validate import quality
 from pipeline.validate.study import Validation, validate_study
@@ -128,6 +129,7 @@ def run(
         validation.valid("assessments"),
         config,
     )
+    check_analysis(data)
     key = pseudonyms.load_key(config.privacy)
     written.append(
         outputs.write_parquet(
@@ -215,7 +217,8 @@ def render_report(
     raw : dict of str to RawTable
         The raw tables (provenance).
     tables : dict of str to pandas.DataFrame
-        Every tidy table to publish, before suppression.
+        Every tidy table to publish, before suppression; each is checked against its contract
+        (:mod:`pipeline.schemas.outputs`).
     results : sequence of AnalysisResult
         The fitted analyses (residuals and formulas for the report).
     analysis : pandas.DataFrame
@@ -231,6 +234,8 @@ def render_report(
         What :func:`write_report` writes; nothing is written here, so a failure leaves the
         previous report in place.
     """
+    for name, frame in tables.items():
+        check_output(name, frame)
     published = privacy.publish_tables(tables, config.privacy.small_cell_threshold)
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)

@@ -44,8 +44,8 @@ from pipeline.analyses.plans import (
     trajectory_plan,
 )
 from pipeline.config.settings import ModelSettings
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.lmm.marginal import holm
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.schemas.identity import FACTORS, AnalysisKind, ContrastKind, Family
 
 Progress = Callable[[int, int, ModelPlan], None]

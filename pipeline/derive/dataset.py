@@ -26,13 +26,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import Config, Mcid, Thresholds
+from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
-
-# Instrument (configuration name) -> column holding its score in the analysis data set.
-INSTRUMENT_COLUMNS = {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}
-DEPTH_LEVELS = ["superficial", "deep"]
-TWITCH_LEVELS = ["no twitch", "twitch"]
-CHRONICITY_LEVELS = ["acute", "subacute", "chronic"]
 
 
 def score_odi(assessments: pd.DataFrame, max_missing: int = 1) -> pd.DataFrame:
@@ -119,12 +115,12 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
     per = pd.DataFrame(
         {
-            "patient_id": sessions["patient_id"],
+            PATIENT_ID: sessions[PATIENT_ID],
             "deep": (sessions["depth"] == "deep").astype("float64"),
             "twitch": twitch.astype("Float64"),
             "event": event.astype("int64"),
         }
-    ).groupby("patient_id", sort=True)
+    ).groupby(PATIENT_ID, sort=True)
     out = pd.DataFrame(
         {
             "n_sessions": per.size(),
@@ -177,7 +173,7 @@ def sessions_before(
         [
             pd.DataFrame(
                 {
-                    "patient_id": sessions["patient_id"].to_numpy(),
+                    PATIENT_ID: sessions[PATIENT_ID].to_numpy(),
                     "date": sessions["session_date"].to_numpy(),
                     "order": 1,
                     "weight": weight,
@@ -186,7 +182,7 @@ def sessions_before(
             ),
             pd.DataFrame(
                 {
-                    "patient_id": assessments["patient_id"].to_numpy(),
+                    PATIENT_ID: assessments[PATIENT_ID].to_numpy(),
                     "date": assessments["assessment_date"].to_numpy(),
                     "order": 0,
                     "weight": 0,
@@ -195,8 +191,8 @@ def sessions_before(
             ),
         ],
         ignore_index=True,
-    ).sort_values(["patient_id", "date", "order"], kind="stable")
-    done = events["weight"].groupby(events["patient_id"]).cumsum()
+    ).sort_values([PATIENT_ID, "date", "order"], kind="stable")
+    done = events["weight"].groupby(events[PATIENT_ID]).cumsum()
     at = events["row"] >= 0
     counts = np.zeros(len(assessments), dtype="int64")
     counts[events.loc[at, "row"].to_numpy()] = done[at].to_numpy()
@@ -214,7 +210,7 @@ def add_change_and_responders(frame: pd.DataFrame, mcid: dict[str, Mcid]) -> pd.
     out = frame.copy()
     is_baseline = out["visit"] == 0
     for instrument, column in INSTRUMENT_COLUMNS.items():
-        baseline = out[column].where(is_baseline).groupby(out["patient_id"]).transform("first")
+        baseline = out[column].where(is_baseline).groupby(out[PATIENT_ID]).transform("first")
         value = out[column].astype("float64")
         baseline = baseline.astype("float64")
         change = value - baseline
@@ -243,10 +239,10 @@ def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
     """
     baseline = (
         assessments.loc[assessments["visit"] == 0]
-        .groupby("patient_id", sort=True)["assessment_date"]
+        .groupby(PATIENT_ID, sort=True)["assessment_date"]
         .min()
     )
-    first_session = sessions.groupby("patient_id", sort=True)["session_date"].min()
+    first_session = sessions.groupby(PATIENT_ID, sort=True)["session_date"].min()
     return baseline.combine_first(first_session).rename("time_zero")
 
 
@@ -274,13 +270,13 @@ def analysis_dataset(
         twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
     """
     th = config.thresholds
-    people = patients[["patient_id", "site", "age", "sex"]].copy()
+    people = patients[[PATIENT_ID, "site", "age", "sex"]].copy()
     people["chronicity"] = classify_chronicity(patients["symptom_weeks"], th)
     flags = patients[list(CONTRAINDICATIONS)].fillna(False).astype(bool).any(axis=1)
     people["contraindicated"] = flags | (patients["age"] < 12).fillna(False).astype(bool)
     people["protocol_deviation"] = patients["protocol_deviation"].fillna(False).astype(bool)
 
-    rows = assessments[["patient_id", "visit", "assessment_date", "nrs", "vas_mm"]].copy()
+    rows = assessments[[PATIENT_ID, "visit", "assessment_date", "nrs", "vas_mm"]].copy()
     rows["nrs"] = rows["nrs"].astype("float64")
     rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
     rows["sessions_completed"] = sessions_before(assessments, sessions)
@@ -290,14 +286,14 @@ def analysis_dataset(
     known_before = sessions_before(assessments, flagged, flag="_known")
     rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
 
-    origin = rows["patient_id"].map(time_zero(assessments, sessions))
+    origin = rows[PATIENT_ID].map(time_zero(assessments, sessions))
     rows["weeks"] = (rows["assessment_date"] - origin).dt.days / 7.0
 
     rows = add_change_and_responders(rows, config.mcid)
-    out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")
+    out = rows.merge(people, on=PATIENT_ID, how="left", validate="many_to_one")
     out = out.merge(
-        patient_exposure(sessions, th), on="patient_id", how="left", validate="many_to_one"
+        patient_exposure(sessions, th), on=PATIENT_ID, how="left", validate="many_to_one"
     )
     out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
     out = out.drop(columns="assessment_date")
-    return out.sort_values(["patient_id", "visit"], kind="stable").reset_index(drop=True)
+    return out.sort_values([PATIENT_ID, "visit"], kind="stable").reset_index(drop=True)

@@ -16,7 +16,13 @@ from pipeline.report.html import (
     sig,
     table,
 )
-from pipeline.report.sections.common import SHORT, analysis_label, is_main, present
+from pipeline.report.sections.common import (
+    ANALYSIS_COLUMN,
+    OUTCOME_COLUMN,
+    analysis_label,
+    is_main,
+    present,
+)
 
 
 def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
@@ -31,7 +37,7 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
             table(
                 fe[fe["analysis"] == analysis],
                 [
-                    ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], "")),
+                    OUTCOME_COLUMN,
                     ("Term", "term", None),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("SE", "#se", lambda r: fmt(r["std_err"], 3)),
@@ -49,8 +55,8 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
             table(
                 vc,
                 [
-                    ("Analysis", "analysis", lambda r: analysis_label(r["analysis"])),
-                    ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], "")),
+                    ANALYSIS_COLUMN,
+                    OUTCOME_COLUMN,
                     ("Group", "group", None),
                     ("Term", "term", None),
                     ("Variance", "#v", lambda r: sig(r["variance"])),

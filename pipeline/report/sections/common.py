@@ -8,7 +8,7 @@ status of each model. Analyses are named from their typed identity
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from pipeline.report.html import (
     MISSING,
     fmt,
 )
+from pipeline.schemas.columns import INSTRUMENTS
 from pipeline.schemas.identity import (
     MAIN_KINDS,
     AnalysisKind,
@@ -26,13 +27,13 @@ from pipeline.schemas.identity import (
     kind_of,
 )
 
-OUTCOMES = {"nrs": "NRS pain (0–10)", "vas": "VAS pain (mm)", "odi": "ODI (%)"}
+OUTCOMES = {name: i.title for name, i in INSTRUMENTS.items()}
 
-SHORT = {"nrs": "NRS", "vas": "VAS (mm)", "odi": "ODI (%)"}
+SHORT = {name: i.short for name, i in INSTRUMENTS.items()}
 
-OUTCOME_WORDS = {"nrs": "NRS pain", "vas": "VAS pain", "odi": "ODI disability"}
+OUTCOME_WORDS = {name: i.words for name, i in INSTRUMENTS.items()}
 
-UNITS = {"nrs": "points", "vas": "mm", "odi": "points"}
+UNITS = {name: i.unit for name, i in INSTRUMENTS.items()}
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,17 @@ def analysis_label(name: str) -> str:
     if identity.modifier:
         words = f"{words} by {identity.modifier}"
     return f"{words}, {identity.factor}" if identity.factor else words
+
+
+ANALYSIS_COLUMN = ("Analysis", "analysis", lambda r: analysis_label(r["analysis"]))
+"""Table column naming the analysis of a row (for :func:`pipeline.report.html.table`)."""
+OUTCOME_COLUMN = ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], r["outcome"]))
+"""Table column naming the outcome of a row."""
+
+
+def fit_column(flags: Mapping[tuple[str, str], str]) -> tuple[str, str, Callable]:
+    """Table column with the fit flag of the model a row comes from (:func:`fit_flags`)."""
+    return ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING))
 
 
 def is_main(analysis: str) -> bool:

@@ -19,7 +19,15 @@ from pipeline.report.html import (
     png,
     table,
 )
-from pipeline.report.sections.common import OUTCOMES, SHORT, analysis_label, number, present
+from pipeline.report.sections.common import (
+    ANALYSIS_COLUMN,
+    OUTCOME_COLUMN,
+    OUTCOMES,
+    analysis_label,
+    fit_column,
+    number,
+    present,
+)
 
 
 def diagnostics_section(
@@ -32,9 +40,9 @@ def diagnostics_section(
         return None
     d = tables["diagnostics"].drop(columns=["fit_seconds"], errors="ignore")
     columns: list[tuple[str, str, Callable | None]] = [
-        ("Analysis", "analysis", lambda r: analysis_label(r["analysis"])),
-        ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], r["outcome"])),
-        ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING)),
+        ANALYSIS_COLUMN,
+        OUTCOME_COLUMN,
+        fit_column(flags),
         ("Obs.", "#n_obs", None),
         ("Patients", "#n_patients", None),
         ("Random effects", "random_effects", None),

@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config.settings import Config
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.describe import summaries
 from pipeline.report import figures as report_figures
 from pipeline.report.html import (
@@ -25,17 +24,21 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
+    ANALYSIS_COLUMN,
     FACTOR_LABELS,
+    OUTCOME_COLUMN,
     OUTCOMES,
     QUESTIONS,
     SHORT,
     UNITS,
     analysis_label,
+    fit_column,
     is_main,
     is_slope,
     number,
     present,
 )
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.schemas.identity import (
     ContrastKind,
     Family,
@@ -134,8 +137,8 @@ def contrast_table(
         return 3 if r["kind"] == ContrastKind.SLOPE else 2
 
     columns: list[tuple[str, str, Callable | None]] = [
-        ("Analysis", "analysis", lambda r: analysis_label(r["analysis"])),
-        ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], r["outcome"])),
+        ANALYSIS_COLUMN,
+        OUTCOME_COLUMN,
         ("Contrast", "contrast", None),
         ("Estimate", "#estimate", lambda r: fmt(r["estimate"], digits(r))),
         ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], digits(r))),
@@ -156,7 +159,7 @@ def contrast_table(
                 ),
             )
         )
-    columns.append(("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING)))
+    columns.append(fit_column(flags))
     return table(rows, columns, caption=caption, note=note)
 
 
@@ -283,8 +286,8 @@ def outcomes_section(
                     table(
                         tests,
                         [
-                            ("Analysis", "analysis", lambda r: analysis_label(r["analysis"])),
-                            ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], "")),
+                            ANALYSIS_COLUMN,
+                            OUTCOME_COLUMN,
                             ("Test", "test", None),
                             ("df", "#df", lambda r: fmt(r["df"])),
                             ("χ²", "#chisq", lambda r: fmt(r["chisq"], 2)),

@@ -15,7 +15,7 @@ from pipeline.report.html import (
     fmt_p,
     table,
 )
-from pipeline.report.sections.common import SHORT, UNITS, present
+from pipeline.report.sections.common import OUTCOME_COLUMN, UNITS, present
 
 
 def responders_section(
@@ -40,7 +40,7 @@ def responders_section(
             table(
                 resp,
                 [
-                    ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], "")),
+                    OUTCOME_COLUMN,
                     ("Grouping", "group", None),
                     ("Quantity", "quantity", None),
                     (

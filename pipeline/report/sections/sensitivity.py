@@ -17,10 +17,11 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
+    ANALYSIS_COLUMN,
     FACTOR_LABELS,
+    OUTCOME_COLUMN,
     QUESTIONS,
-    SHORT,
-    analysis_label,
+    fit_column,
     is_slope,
     present,
 )
@@ -63,14 +64,14 @@ def sensitivity_section(
             table(
                 rows.sort_values(["outcome", "analysis"], key=lambda s: s.map(str), kind="stable"),
                 [
-                    ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], "")),
-                    ("Analysis", "analysis", lambda r: analysis_label(r["analysis"])),
+                    OUTCOME_COLUMN,
+                    ANALYSIS_COLUMN,
                     ("Contrast", "contrast", None),
                     ("Patients", "#patients", None),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
                     ("p", "#p", lambda r: fmt_p(r["p_value"])),
-                    ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING)),
+                    fit_column(flags),
                 ],
                 caption=f"{FACTOR_LABELS[q.factor]}: difference in slope in the primary, "
                 "sensitivity and subgroup analyses",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.describe.table_one import Summary
 from pipeline.report.html import (
     Block,
     Paragraph,
@@ -41,7 +42,7 @@ def _table_one_block(one: pd.DataFrame, diffs: pd.DataFrame, factor: str) -> Tab
             cells = []
             for lv in levels:
                 r = block[block["level"] == lv].iloc[0]
-                if first["statistic"].startswith("median"):
+                if first["summary"] == Summary.MEDIAN_IQR:
                     text = f"{fmt(r['median'], 1)} ({fmt(r['q1'], 1)}–{fmt(r['q3'], 1)})"
                 else:
                     text = f"{fmt(r['mean'], 1)} ({fmt(r['sd'], 1)})"
