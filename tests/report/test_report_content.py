@@ -17,7 +17,7 @@ from pipeline.report.html import Figure, Paragraph, Table, render_html
 from pipeline.report.sections.common import QUESTIONS, analysis_label
 from pipeline.report.sections.summary import mcid_sentence, slope_sentence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPTH = next(q for q in QUESTIONS if q.factor == "depth")
 TWITCH = next(q for q in QUESTIONS if q.factor == "twitch")
 
