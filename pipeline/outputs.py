@@ -10,7 +10,7 @@ left by a killed run (``.<name>.<random>.tmp``) is removed by the next run
 **CSV.** Every CSV is written spreadsheet-safe (:func:`neutralise`): a text cell that starts with
 ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading single quote, as OWASP
 recommends against formula injection, so Excel or LibreOffice shows it as text instead of running
-it. Numbers are untouched.
+it. Numbers are untouched, and so is text that is a plain signed number (``-3``).
 
 **Output sets.** The reports folder is written all or nothing (:class:`OutputSet`): the run writes
 every file into a staging folder beside the target, adds ``manifest.json`` (run id, SHA-256 of
@@ -102,12 +102,23 @@ def write_json(path: Path, obj: Any, private: bool = False) -> Path:
     return write_text(path, json_text(obj), private)
 
 
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 def _is_formula(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+    """Whether a cell starts like a formula (a plain signed number such as ``-3.5`` does not)."""
+    return (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not _PLAIN_NUMBER.match(value)
+    )
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix a single quote to every text cell (and header) a spreadsheet would run as a formula.
+
+    A text cell that is a plain signed number (``-3``, ``+1.5e-2``) is left alone: a
+    spreadsheet reads it as that number and runs nothing.
 
     Parameters
     ----------
