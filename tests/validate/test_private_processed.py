@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pandas as pd
@@ -101,3 +102,25 @@ def test_published_tables_neutralise_text_and_leave_numbers_alone(tmp_path):
     # a carriage return first (the CSV reader would split the row there, so checked before)
     cell = outputs.neutralise(pd.DataFrame({"label": ["\rcmd"]}))["label"].iloc[0]
     assert cell == "'\rcmd"
+
+
+@pytest.mark.parametrize(
+    ("section", "body", "message"),
+    [
+        ("privacy", 'demo_key = true\nkeep_free_text = ["notes"]', "[privacy.keep_free_text]"),
+        ("engine", "workers = -1", "[engine.workers] must be between 0 and 512"),
+        ("engine", "threads = 2", "[engine] unknown key 'threads'"),
+    ],
+)
+def test_privacy_and_engine_settings_are_checked(tmp_path, section, body, message):
+    from pipeline.errors import ConfigError
+
+    inputs = write_study(tmp_path / "raw")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write_config(tmp_path, inputs, **{section: body}))
+
+
+def test_engine_workers_reach_the_run(tmp_path):
+    inputs = write_study(tmp_path / "raw")
+    config = load_config(write_config(tmp_path, inputs, engine="workers = 1"))
+    assert config.engine.workers == 1 and config.engine.cache_key_file is None
