@@ -124,3 +124,15 @@ def test_engine_workers_reach_the_run(tmp_path):
     inputs = write_study(tmp_path / "raw")
     config = load_config(write_config(tmp_path, inputs, engine="workers = 1"))
     assert config.engine.workers == 1 and config.engine.cache_key_file is None
+
+
+def test_temporary_files_a_killed_run_left_are_removed_by_the_next(tmp_path):
+    config = study(tmp_path)
+    quarantine = config.outputs.quarantine
+    quarantine.mkdir(parents=True)
+    left = quarantine / ".patients.csv.a1b2c3d4.tmp"  # the writers' own pattern
+    left.write_text("patient_id\nP1\n")
+    mine = quarantine / ".my-notes.tmp"  # not the writers' pattern: not theirs to delete
+    mine.write_text("mine")
+    runner.validate_inputs(config)
+    assert not left.exists() and mine.read_text() == "mine"
