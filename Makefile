@@ -10,21 +10,20 @@ STAMP  := $(VENV)/.installed
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-build.lock requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary=:all: -r requirements-build.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-report: $(STAMP)  ## Run the pipeline on the demo data: reports/outcomes.html, .pdf and tables/
+report: $(STAMP)  ## Run the pipeline on the demo data: reports/demo/outcomes.html, .pdf and tables/
 	$(BIN)/outcomes run --config analysis.toml
 
-check-report: $(STAMP)  ## Regenerate the demo report; compare its tables with the committed ones
-	@expected=$$(mktemp -d) && trap 'rm -rf "$$expected"' EXIT && \
-	git archive HEAD reports/tables | tar -x -C "$$expected" && \
-	$(BIN)/outcomes run --config analysis.toml && \
-	$(BIN)/outcomes check-tables --config analysis.toml --expected "$$expected/reports/tables"
+check-report: $(STAMP)  ## Regenerate the demo report; compare its tables with tests/expected/tables
+	$(BIN)/outcomes run --config analysis.toml
+	$(BIN)/outcomes check reports/demo
+	$(BIN)/outcomes check-tables --config analysis.toml --expected tests/expected/tables
 
 test: $(STAMP)  ## Run the whole test suite
 	$(BIN)/python -m pytest
@@ -47,7 +46,7 @@ format: $(STAMP)  ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff format .
 
 clean:  ## Remove generated outputs (keeps the virtual environment and data/raw)
-	rm -rf data/processed/* reports/outcomes.html reports/outcomes.pdf
+	rm -rf data/processed/* reports/demo
 
 validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario) -> reports/validation/
 	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation

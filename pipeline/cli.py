@@ -1,14 +1,20 @@
-"""The ``outcomes`` command: ``run``, ``validate``, ``simulate`` and ``dictionary``.
+"""The ``outcomes`` command: ``run``, ``validate``, ``check``, ``simulate`` and ``dictionary``.
 
-Exit codes: 0 success; 1 ``validate`` found rows to quarantine, or ``check-tables`` found a
-difference; 2 a user error (bad file, bad configuration, bad flag, no pseudonym key, a PDF that
-could not be printed), reported as one sentence without a traceback.
+Exit codes: 0 success; 1 ``validate`` found rows to quarantine, ``check-tables`` found a
+difference, or ``check`` found a folder that is not one complete output set; 2 a user error (bad
+file, bad configuration, bad flag, no pseudonym key, a PDF that could not be printed, another run
+holding the output folder), reported as one sentence without a traceback; 130 and 143 a run
+stopped by Ctrl-C (SIGINT) or SIGTERM, with one sentence and no traceback (worker processes are
+stopped with it, and the reports folder keeps its previous complete set).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +24,31 @@ from pipeline.config.settings import DEFAULT_CONFIG, load_config
 from pipeline.errors import UserError
 
 EXIT_OK, EXIT_QUARANTINE, EXIT_USER_ERROR = 0, 1, 2
+
+
+class Stopped(BaseException):
+    """The command received SIGINT or SIGTERM (a BaseException, as KeyboardInterrupt is)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a pipeline warning as one line (``warning: ...``); others as Python does."""
+    from pipeline.analyses.cache import CacheWarning
+
+    if issubclass(category, CacheWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
 
 
 def _print_accounting(accounting: pd.DataFrame) -> None:
@@ -95,6 +126,24 @@ def _cmd_check_tables(args: argparse.Namespace) -> int:
         print(f"{len(differences)} difference(s) between {args.expected} and {actual}{more}")
         return EXIT_QUARANTINE
     print(f"The tables in {actual} carry the numbers of {args.expected}")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pipeline.runner import check_output_set
+
+    problems = check_output_set(args.folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        print(f"{args.folder} is not one complete output set: {problems[0]}{more}")
+        return EXIT_QUARANTINE
+    from pipeline.outputs import read_manifest
+
+    manifest = read_manifest(args.folder)
+    print(
+        f"{args.folder} holds one complete output set: run {manifest['run_id']}, "
+        f"{len(manifest['files'])} file(s) as listed in its manifest"
+    )
     return EXIT_OK
 
 
@@ -270,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check_tables)
 
     p = sub.add_parser(
+        "check",
+        help="check that a reports folder holds one complete output set",
+        description="Check that a folder written by 'outcomes run' holds one complete output "
+        "set: every file of its manifest.json present with its SHA-256, no other file, and the "
+        "HTML carrying the manifest's run id. Exits 0 when it does, 1 when it does not.",
+    )
+    p.add_argument("folder", type=Path, help="the reports folder ([outputs] reports)")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
         "dictionary",
         help="print the data dictionary (Markdown)",
         description="Print the data dictionary generated from the schemas.",
@@ -282,8 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``outcomes`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stop) for sig in stopping} if main_thread else {}
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
+    except Stopped as exc:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the message
+        name = signal.Signals(exc.signum).name
+        print(
+            f"stopped by {name}: the run was cancelled and its worker processes ended; "
+            "the output folders keep their previous complete files",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -291,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = exc.filename or "an output file"
         print(f"error: {where}: cannot be written ({exc.strerror})", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        warnings.showwarning = _python_showwarning
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,27 @@
 
 This module is the orchestrator and the only place, with :mod:`pipeline.ingest.raw_tables` and
 :mod:`pipeline.outputs`, that touches files. Every stage in between is a pure function.
+
+A run holds a lock on the processed folder and on the reports folder (:func:`outputs.folder_lock`),
+so a second run on the same folders stops with one sentence. Processed data and the quarantine are
+written private (0600, or stricter by the umask) and without free-text columns unless
+``[privacy] keep_free_text`` names them. The reports folder is written all or nothing
+(:class:`outputs.OutputSet`): tables, HTML, PDF and ``manifest.json`` share one run id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import outputs
-from pipeline.analyses.cache import FitCache
+from pipeline.analyses.cache import FitCache, cache_key
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.analyses.run import Progress, analysis_plans, combine, run_analyses
 from pipeline.config.settings import Config
@@ -30,13 +39,15 @@ from pipeline.report.html import render_html
 from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
 from pipeline.schemas.outputs import check_output, for_publication
-from pipeline.schemas.raw import TABLES
+from pipeline.schemas.raw import TABLES, free_text_columns
 from pipeline.validate import quality
 from pipeline.validate.study import Validation, validate_study
 
 REPORT_NAME = "outcomes.html"
 MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
+RUN_LOG = "run_log.csv"  # fit times of the last run, in the processed folder (they vary by machine)
 PDF_NAME = "outcomes.pdf"
+TABLES_FOLDER = "tables"
 # The model that must fit for a report: the depth trajectory of NRS. Residual plots are shown
 # for the analyses of the primary family (AnalysisId.primary).
 PRIMARY_FOR_REPORT = (AnalysisId(AnalysisKind.TRAJECTORY, "depth"), "nrs")
@@ -58,8 +69,45 @@ class RunResult:
     pdf_problem: str | None = None
 
 
+@contextlib.contextmanager
+def _locked(*folders: Path) -> Iterator[None]:
+    """Hold the lock of every folder and remove what a killed run left in them."""
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(outputs.folder_lock(folder))
+        yield
+
+
+def _processed_folders(config: Config) -> list[Path]:
+    out = config.outputs
+    return [out.processed, out.quarantine, out.processed / MODEL_CACHE]
+
+
+def without_free_text(frame: pd.DataFrame, table: str, keep: Sequence[str]) -> pd.DataFrame:
+    """Drop the free-text columns of ``table`` (:func:`free_text_columns`) not named in ``keep``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Valid rows of the table.
+    table : str
+        Its name (``patients``, ``sessions``, ``assessments``).
+    keep : sequence of str
+        ``[privacy] keep_free_text``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The frame without those columns.
+    """
+    drop = [c for c in free_text_columns()[table] if c not in keep and c in frame]
+    return frame.drop(columns=drop)
+
+
 def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
     """Read and validate the raw tables; write the processed tables and the quarantine.
+
+    Holds the lock of the processed folder while it runs (:func:`outputs.folder_lock`).
 
     Returns
     -------
@@ -76,22 +124,37 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
         summary ``<processed>/quarantine/summary.csv`` and ``summary.json``
         (:mod:`pipeline.validate.quality`).
     """
+    with _locked(config.outputs.processed):
+        return _validate_inputs(config)
+
+
+def _validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
+    outputs.remove_stale_temporaries(_processed_folders(config))
     raw = read_sources(config.sources)
     validation = validate_study(raw)
     out = config.outputs
     key = pseudonyms.load_key(config.privacy)
     origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
+    keep = config.privacy.keep_free_text
     written = []
     for name in TABLES:
         table = validation.tables[name]
-        processed = pseudonyms.deidentify(table.valid, key, origin)
-        written.append(outputs.write_parquet(out.processed / f"{name}.parquet", processed))
-        written.append(outputs.write_csv(out.quarantine / f"{name}.csv", table.quarantine))
-    written.append(outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting))
-    summary, reasons = quality.file_summary(raw, validation)
-    written.append(outputs.write_csv(out.quarantine / "summary.csv", summary))
+        processed = pseudonyms.deidentify(without_free_text(table.valid, name, keep), key, origin)
+        written.append(
+            outputs.write_parquet(out.processed / f"{name}.parquet", processed, private=True)
+        )
+        written.append(
+            outputs.write_csv(out.quarantine / f"{name}.csv", table.quarantine, private=True)
+        )
     written.append(
-        outputs.write_json(out.quarantine / "summary.json", quality.summary_json(summary, reasons))
+        outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting, private=True)
+    )
+    summary, reasons = quality.file_summary(raw, validation)
+    written.append(outputs.write_csv(out.quarantine / "summary.csv", summary, private=True))
+    written.append(
+        outputs.write_json(
+            out.quarantine / "summary.json", quality.summary_json(summary, reasons), private=True
+        )
     )
     return raw, validation, written
 
@@ -122,7 +185,17 @@ def run(
     RunResult
         The validation, the analysis data set and every file written.
     """
-    raw, validation, written = validate_inputs(config)
+    out = config.outputs
+    with _locked(out.processed, out.reports):
+        outputs.tidy_output_folder(out.reports)
+        outputs.check_owned(out.reports)
+        return _run(config, project_root, progress, refit)
+
+
+def _run(
+    config: Config, project_root: Path | None, progress: Progress | None, refit: bool
+) -> RunResult:
+    raw, validation, written = _validate_inputs(config)
     data = derive.analysis_dataset(
         validation.valid("patients"),
         validation.valid("sessions"),
@@ -133,15 +206,31 @@ def run(
     key = pseudonyms.load_key(config.privacy)
     written.append(
         outputs.write_parquet(
-            config.outputs.processed / "analysis.parquet", pseudonyms.deidentify(data, key)
+            config.outputs.processed / "analysis.parquet",
+            pseudonyms.deidentify(data, key),
+            private=True,
         )
     )
 
-    cache = FitCache(config.outputs.processed / MODEL_CACHE, read=not refit)
+    secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
+    folder = config.outputs.processed / MODEL_CACHE
+    cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
     results = run_analyses(
-        analysis_plans(data, config.model), config.model.df_method, progress=progress, cache=cache
+        analysis_plans(data, config.model),
+        config.model.df_method,
+        progress=progress,
+        workers=config.engine.workers or None,
+        cache=cache,
     )
     model_tables = combine(results)
+    diagnostics = model_tables["diagnostics"]
+    written.append(
+        outputs.write_csv(
+            config.outputs.processed / RUN_LOG,
+            diagnostics.loc[:, ["analysis", "outcome", "status", "fit_seconds"]],
+        )
+    )
+    model_tables["diagnostics"] = diagnostics.drop(columns=["fit_seconds"])
     result = next(r for r in results if (r.identity, r.outcome) == PRIMARY_FOR_REPORT)
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]
@@ -196,6 +285,23 @@ class RenderedReport:
     html: str
     pdf: bytes | None
     pdf_problem: str | None
+    run_id: str = ""
+
+
+def set_id(tables: dict[str, pd.DataFrame], html: str) -> str:
+    """Return the id of an output set: the first 16 hex digits of the SHA-256 of its content.
+
+    It is computed from the published tables (as written) and the HTML before the id is put
+    into it, so the same inputs, settings and code give the same id (the HTML stays
+    reproducible) and any change of a number gives another.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tables):
+        digest.update(
+            name.encode() + b"\0" + outputs.csv_text(privacy.for_csv(tables[name])).encode()
+        )
+    digest.update(html.encode())
+    return digest.hexdigest()[:16]
 
 
 def render_report(
@@ -250,7 +356,8 @@ def render_report(
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
     )
-    html = render_html(content)
+    run_id = set_id(published, render_html(content))
+    html = render_html(content, run_id=run_id)
     document, problem = None, None
     target = config.outputs.reports / PDF_NAME
     if config.report.pdf:
@@ -262,32 +369,43 @@ def render_report(
                 document = pdf.print_pdf(html, browser)
             except pdf.PdfError as exc:
                 problem = f"{target} was not written: {exc}"
-    return RenderedReport(tables=published, html=html, pdf=document, pdf_problem=problem)
+    return RenderedReport(
+        tables=published, html=html, pdf=document, pdf_problem=problem, run_id=run_id
+    )
 
 
 def write_report(config: Config, report: RenderedReport) -> list[Path]:
-    """Write the published tables, the HTML and the PDF, each atomically.
+    """Write the published tables, the HTML and the PDF as one set, all or nothing.
 
-    Tables of an earlier run that this run did not produce are removed, and so is an earlier
-    PDF when no PDF was printed, so the files in ``reports/`` always come from one run.
+    Everything is written into a staging folder beside ``[outputs] reports`` with a
+    ``manifest.json`` (run id, SHA-256 of each file) and swapped in at the end
+    (:class:`outputs.OutputSet`): the folder holds the whole earlier set until then, and the
+    earlier set's files (those of its manifest) are deleted only after. A run that prints no
+    PDF leaves none.
 
     Returns
     -------
     list of Path
-        The files written.
+        The files written, the manifest last.
     """
-    tables_dir = config.outputs.tables
-    written = [
-        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(for_publication(name, frame)))
-        for name, frame in report.tables.items()
-    ]
-    for stale in sorted(tables_dir.glob("*.csv")):
-        if stale.stem not in report.tables:
-            stale.unlink()
-    reports = config.outputs.reports
-    written.append(outputs.write_text(reports / REPORT_NAME, report.html))
-    if report.pdf is not None:
-        written.append(outputs.write_bytes(reports / PDF_NAME, report.pdf))
-    else:
-        (reports / PDF_NAME).unlink(missing_ok=True)
+    with outputs.OutputSet(config.outputs.reports, report.run_id) as staged:
+        written = [
+            staged.write_csv(
+                f"{TABLES_FOLDER}/{name}.csv", privacy.for_csv(for_publication(name, frame))
+            )
+            for name, frame in report.tables.items()
+        ]
+        written.append(staged.write_text(REPORT_NAME, report.html))
+        if report.pdf is not None:
+            written.append(staged.write_bytes(PDF_NAME, report.pdf))
+        created = dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds")
+        written.append(staged.commit(created))
     return written
+
+
+def check_output_set(folder: Path) -> list[str]:
+    """Return what keeps ``folder`` from being one complete output set (empty: nothing).
+
+    See :func:`outputs.verify_set`; the HTML report must also carry the manifest's run id.
+    """
+    return outputs.verify_set(folder, marked=[REPORT_NAME])

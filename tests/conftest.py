@@ -14,6 +14,19 @@ import pytest
 LMER_SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The fit cache's HMAC key for the whole session (never the user's own under ~/.config)."""
+    path = tmp_path_factory.mktemp("cache-key") / "cache.key"
+    old = os.environ.get("NEEDLING_CACHE_KEY_FILE")
+    os.environ["NEEDLING_CACHE_KEY_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("NEEDLING_CACHE_KEY_FILE", None)
+    else:
+        os.environ["NEEDLING_CACHE_KEY_FILE"] = old
+
+
 EMMEANS_SCRIPT = Path(__file__).parent / "r" / "emmeans_fit.R"
 
 

@@ -16,22 +16,38 @@ A changed row, setting, module or library therefore gives a new key and a new fi
 unchanged analysis is read back with the numbers it had. The entries a run did not use are
 deleted at its end (:meth:`FitCache.keep_only`), so the folder holds one run's fits.
 
-Results travel between processes and to disk as pickles without the model rows (the plan
-has them) and without patsy's design information, which patsy cannot pickle
-(:func:`portable`); :func:`restore` gives both back from the plan. On disk nothing names a
-patient (the processed folder holds pseudonymised data only): the conditional modes are
-stored by position and given back their patients, in the sorted order the engine uses, from
-the plan's rows when read. The cache files are written by
-the pipeline into its own processed-data folder and, like any pickle, must not be taken from
-anywhere else.
+Results travel between processes as pickles without the model rows (the plan has them) and
+without patsy's design information, which patsy cannot pickle (:func:`portable`);
+:func:`restore` gives both back from the plan. On disk nothing names a patient (the processed
+folder holds pseudonymised data only): the conditional modes are stored by position and given
+back their patients, in the sorted order the engine uses, from the plan's rows when read.
+
+**Nothing on disk can run code.** The processed folder may sit on a shared drive where anyone
+can plant a file, so an entry is a JSON document (``<key>.json``) encoded by
+:mod:`pipeline.analyses.codec`, which can only build numbers, text, arrays, frames and the two
+result classes, never call anything. Each entry is authenticated with HMAC-SHA256 under a
+per-installation key kept outside the processed folder (:func:`cache_key`): by default
+``$XDG_CONFIG_HOME/needling-outcomes/cache.key`` (``~/.config/...``), 32 random bytes created
+0600 on first use; ``$NEEDLING_CACHE_KEY_FILE`` or ``[engine] cache_key_file`` name another
+file. The tag covers the entry's key (its file name) and its body, so an entry that was edited,
+moved to another key or written by another installation fails the check; it is then ignored
+with a warning (:class:`CacheWarning`) and the analysis is refitted. A file the cache did not
+write (any name other than ``<64 hex digits>.json``, an old ``.pkl`` included) is never read
+and never deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.util
-import pickle
+import json
+import os
 import platform
+import re
+import secrets
+import warnings
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from functools import cache
 from pathlib import Path
@@ -41,10 +57,28 @@ import pandas as pd
 import patsy
 
 from pipeline import outputs
+from pipeline.analyses import codec
 from pipeline.analyses.plans import AnalysisResult, ModelPlan
+from pipeline.errors import UserError
 from pipeline.lmm.data import FORMULA_NAMESPACE
 
-__all__ = ["CODE_PACKAGES", "FitCache", "plan_key", "portable", "restore"]
+__all__ = [
+    "CODE_PACKAGES",
+    "KEY_ENV",
+    "CacheWarning",
+    "FitCache",
+    "cache_key",
+    "default_key_file",
+    "plan_key",
+    "portable",
+    "restore",
+]
+
+KEY_ENV = "NEEDLING_CACHE_KEY_FILE"
+"""Environment variable naming the cache key file (wins over ``[engine] cache_key_file``)."""
+ENTRY_FORMAT = "needling-outcomes fit cache 2"
+KEY_BYTES = 32
+_ENTRY = re.compile(r"^[0-9a-f]{64}\.json$")
 
 CODE_PACKAGES = ("pipeline.lmm", "pipeline.analyses")
 """Packages whose every source file is part of every key (a new module is covered unasked)."""
@@ -188,8 +222,87 @@ def plan_key(plan: ModelPlan, df_method: str, tests: bool) -> str:
     return digest.hexdigest()
 
 
+class CacheWarning(UserWarning):
+    """A cache entry was ignored (tampered, foreign or unreadable) or the cache is off."""
+
+
+def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the per-installation key file: ``$XDG_CONFIG_HOME/needling-outcomes/cache.key``.
+
+    ``$XDG_CONFIG_HOME`` defaults to ``~/.config``.
+    """
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "needling-outcomes" / "cache.key"
+
+
+def cache_key(
+    configured: Path | None = None,
+    processed: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bytes | None:
+    """Read the HMAC key of the fit cache, creating it (0600, 32 random bytes) on first use.
+
+    Parameters
+    ----------
+    configured : Path, optional
+        ``[engine] cache_key_file``.
+    processed : Path, optional
+        The processed folder, which must not hold the key (anyone who can write entries there
+        could then forge them).
+    environ : mapping, optional
+        Environment (default :data:`os.environ`); ``$NEEDLING_CACHE_KEY_FILE`` wins.
+
+    Returns
+    -------
+    bytes or None
+        The key, or None (with a :class:`CacheWarning`) when it can be neither read nor
+        created: the run then fits every model and keeps nothing.
+
+    Raises
+    ------
+    UserError
+        When the key file is inside the processed folder, or holds fewer than 32 bytes.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(environ.get(KEY_ENV) or configured or default_key_file(environ))
+    if processed is not None and path.absolute().is_relative_to(Path(processed).absolute()):
+        raise UserError(
+            f"{path}: the fit cache's key must not be kept in the processed folder "
+            f"{processed}; set [engine] cache_key_file or ${KEY_ENV} to a file outside it"
+        )
+    try:
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            key = secrets.token_bytes(KEY_BYTES)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key)
+    except OSError as exc:
+        warnings.warn(
+            f"the fit cache is off for this run: its key {path} can be neither read nor "
+            f"created ({exc.strerror}); every model is fitted",
+            CacheWarning,
+            stacklevel=2,
+        )
+        return None
+    if len(key) < KEY_BYTES:
+        raise UserError(
+            f"{path}: the fit cache's key holds {len(key)} bytes, fewer than {KEY_BYTES}; "
+            "delete the file and a new key is made"
+        )
+    return key
+
+
+def _tag(secret: bytes, key: str, body: str) -> str:
+    message = f"{ENTRY_FORMAT}\0{key}\0".encode() + body.encode("utf-8")
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
 class FitCache:
-    """A folder of fitted analyses, one pickle per key (:func:`plan_key`).
+    """A folder of fitted analyses, one authenticated JSON entry per key (:func:`plan_key`).
 
     Parameters
     ----------
@@ -197,20 +310,47 @@ class FitCache:
         Where the fits are kept (created when first written).
     read : bool, default True
         Read fits back; False refits everything and replaces the entries.
+    secret : bytes, optional
+        The HMAC key; default :func:`cache_key` (the installation's key). When no key can be
+        had the cache neither reads nor writes.
     """
 
-    def __init__(self, folder: Path, read: bool = True) -> None:
+    def __init__(self, folder: Path, read: bool = True, secret: bytes | None = None) -> None:
         self.folder = Path(folder)
         self.read = read
+        self.secret = cache_key(processed=None) if secret is None else secret
 
     def _path(self, key: str) -> Path:
-        return self.folder / f"{key}.pkl"
+        return self.folder / f"{key}.json"
 
-    def load(self, key: str, plan: ModelPlan) -> AnalysisResult | None:
-        """Return the portable result stored under ``key``, or None.
+    def check(self, key: str) -> tuple[str | None, str | None]:
+        """Return ``(body, problem)`` of the entry under ``key``, authenticated.
 
-        A file that cannot be read back (truncated, written by an incompatible version) is
-        treated as missing.
+        ``body`` is the entry's encoded result when its tag verifies; otherwise it is None and
+        ``problem`` says why (None when there is simply no entry).
+        """
+        path = self._path(key)
+        if self.secret is None or not self.read or not path.is_file():
+            return None, None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            body, tag = entry["body"], entry["tag"]
+            if entry.get("format") != ENTRY_FORMAT or not isinstance(body, str):
+                raise ValueError("not an entry of this version")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, f"{path} is unreadable or not a fit-cache entry; the model is refitted"
+        if not isinstance(tag, str) or not hmac.compare_digest(tag, _tag(self.secret, key, body)):
+            return None, (
+                f"{path} failed authentication (changed, or written by another installation); "
+                "it was ignored and the model refitted"
+            )
+        return body, None
+
+    def load(self, key: str, plan: ModelPlan) -> tuple[AnalysisResult | None, str | None]:
+        """Return the portable result stored under ``key`` and why it was not, if it was not.
+
+        An entry that fails authentication, cannot be decoded or does not fit the plan is
+        treated as missing, with a one-sentence reason for a :class:`CacheWarning`.
 
         Parameters
         ----------
@@ -221,22 +361,25 @@ class FitCache:
 
         Returns
         -------
-        AnalysisResult or None
+        result : AnalysisResult or None
             The stored result (without design information: see :func:`restore`).
+        problem : str or None
+            Why an entry present was not used.
         """
-        path = self._path(key)
-        if not self.read or not path.exists():
-            return None
+        body, problem = self.check(key)
+        if body is None:
+            return None, problem
         try:
-            result = pickle.loads(path.read_bytes())
-        except Exception:  # an unreadable entry is a cache miss, never an error
-            return None
-        if not isinstance(result, AnalysisResult):
-            return None
-        return _with_patients(result, plan)
+            result = codec.decode(json.loads(body))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return None, f"{self._path(key)} could not be decoded ({exc}); the model is refitted"
+        restored = _with_patients(result, plan) if isinstance(result, AnalysisResult) else None
+        if restored is None:
+            return None, f"{self._path(key)} does not fit its analysis; the model is refitted"
+        return restored, None
 
     def store(self, key: str, result: AnalysisResult) -> None:
-        """Write a result under ``key`` atomically, without patient identifiers.
+        """Write a result under ``key`` atomically, authenticated, without patient identifiers.
 
         Parameters
         ----------
@@ -246,18 +389,25 @@ class FitCache:
             The result; its design information is dropped (:func:`portable`) and its
             conditional modes are indexed by position.
         """
-        outputs.write_bytes(self._path(key), pickle.dumps(_without_patients(result), protocol=5))
+        if self.secret is None:
+            return
+        body = json.dumps(codec.encode(_without_patients(result)), separators=(",", ":"))
+        entry = {"format": ENTRY_FORMAT, "tag": _tag(self.secret, key, body), "body": body}
+        outputs.write_text(self._path(key), json.dumps(entry), private=True)
 
     def keep_only(self, keys: set[str]) -> None:
-        """Delete every entry whose key is not in ``keys``.
+        """Delete every entry of the cache whose key is not in ``keys``.
+
+        Only names the cache writes (``<64 hex digits>.json``) are considered; any other file
+        in the folder is left alone.
 
         Parameters
         ----------
         keys : set of str
             The keys to keep (those of the run that just ended).
         """
-        if not self.folder.is_dir():
+        if self.secret is None or not self.folder.is_dir():
             return
-        for path in self.folder.glob("*.pkl"):
-            if path.stem not in keys:
+        for path in self.folder.iterdir():
+            if _ENTRY.match(path.name) and path.is_file() and path.stem not in keys:
                 path.unlink(missing_ok=True)

@@ -16,21 +16,33 @@ core): each worker fits whole plans with the same code as a sequential run, so t
 not depend on the number of workers, and the results come back in the order of the plans.
 Given a :class:`~pipeline.analyses.cache.FitCache`, an analysis whose rows, specification and code
 are those of an earlier run is read back instead of refitted.
+
+Workers never outlive the run: each asks the kernel to kill it when its parent dies (Linux
+``prctl(PR_SET_PDEATHSIG)``, which covers SIGKILL and the out-of-memory killer) and watches its
+parent's pid as a second line; workers ignore Ctrl-C, and a parent interrupted by a signal or an
+exception kills them before it stops. A worker killed from outside (usually for memory) ends the
+run with one sentence naming the models being fitted and the ``[engine] workers`` setting.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.analyses.cache import FitCache, plan_key, portable, restore
+from pipeline.analyses.cache import CacheWarning, FitCache, plan_key, portable, restore
 from pipeline.analyses.plans import (
     SENSITIVITY_POPULATIONS,
     TABLES,
@@ -44,6 +56,7 @@ from pipeline.analyses.plans import (
     trajectory_plan,
 )
 from pipeline.config.settings import ModelSettings
+from pipeline.errors import UserError
 from pipeline.lmm.marginal import holm
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.schemas.identity import FACTORS, AnalysisKind, ContrastKind, Family
@@ -141,7 +154,7 @@ def run_analyses(
         One per plan, in the order of ``plans`` whatever the number of workers; the numbers
         do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
     """
-    where = None if cache is None else (cache.folder, cache.read)
+    where = None if cache is None else (cache.folder, cache.read, cache.secret)
     jobs = [(plan, df_method, _with_tests(plan), where) for plan in plans]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
     if workers == 1 or len(jobs) < 2:
@@ -152,9 +165,12 @@ def run_analyses(
             done.append(_fit_job(job))
     else:
         done = _run_in_processes(jobs, workers, progress)
+    for _, _, problem in done:
+        if problem:
+            warnings.warn(problem, CacheWarning, stacklevel=2)
     if cache is not None:
-        cache.keep_only({key for key, _ in done if key})
-    return [restore(result, job[0]) for (_, result), job in zip(done, jobs, strict=True)]
+        cache.keep_only({key for key, _, _ in done if key})
+    return [restore(result, job[0]) for (_, result, _), job in zip(done, jobs, strict=True)]
 
 
 def _with_tests(plan: ModelPlan) -> bool:
@@ -162,21 +178,75 @@ def _with_tests(plan: ModelPlan) -> bool:
     return plan.identity is None or plan.identity.kind is not AnalysisKind.SENSITIVITY
 
 
-Job = tuple[ModelPlan, str, bool, tuple[Path, bool] | None]
+Job = tuple[ModelPlan, str, bool, tuple[Path, bool, bytes | None] | None]
+Done = tuple[str, AnalysisResult, str | None]
 
 
-def _fit_job(job: Job) -> tuple[str, AnalysisResult]:
-    """Fit one plan (or read it from the cache); return its cache key and portable result."""
+def _fit_job(job: Job) -> Done:
+    """Fit one plan (or read it from the cache); return its key, result and cache problem."""
     plan, df_method, tests, where = job
-    if where is None:
-        return "", portable(fit_plan(plan, df_method, tests=tests))
+    if where is None or where[2] is None:
+        return "", portable(fit_plan(plan, df_method, tests=tests)), None
     cache = FitCache(*where)
     key = plan_key(plan, df_method, tests)
-    result = cache.load(key, plan)
+    result, problem = cache.load(key, plan)
     if result is None:
         result = portable(fit_plan(plan, df_method, tests=tests))
         cache.store(key, result)
-    return key, result
+    return key, result, problem
+
+
+_PR_SET_PDEATHSIG = 1
+WATCH_SECONDS = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker die when ``parent`` does, however the parent dies.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent thread ends
+    (``prctl(PR_SET_PDEATHSIG)``); a daemon thread also exits the worker when its parent pid
+    changes (the parent died before the request, or the platform has no prctl).
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _worker_init(parent: int) -> None:
+    """Initialise a worker: die with the parent; leave Ctrl-C and SIGTERM to the parent's care."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches every worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler was inherited by fork
+    _die_with_parent(parent)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers at once (the parent is stopping) and wait for them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _killed_message(plans: Sequence[ModelPlan]) -> str:
+    fitting = ", ".join(f"{p.analysis} ({p.outcome})" for p in plans) or "a model"
+    return (
+        f"a worker process fitting {fitting} was killed from outside, most likely for lack "
+        "of memory; set [engine] workers to a smaller number (1 fits one model at a time) "
+        "in the configuration, or give the run more memory"
+    )
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -191,13 +261,17 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _run_in_processes(
-    jobs: Sequence[Job], workers: int, progress: Progress | None
-) -> list[tuple[str, AnalysisResult]]:
+def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
     """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
-    results: list[tuple[str, AnalysisResult] | None] = [None] * len(jobs)
+    results: list[Done | None] = [None] * len(jobs)
     pending: dict[Future, int] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    try:
 
         def submit(i: int) -> None:
             if progress is not None:
@@ -212,10 +286,19 @@ def _run_in_processes(
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                results[pending.pop(future)] = future.result()
+                try:
+                    results[pending[future]] = future.result()
+                except BrokenProcessPool:
+                    fitting = [jobs[i][0] for i in sorted(pending.values())]
+                    raise UserError(_killed_message(fitting)) from None
+                del pending[future]
                 nxt = next(queued, None)
                 if nxt is not None:
                     submit(nxt)
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return [r for r in results if r is not None]
 
 

@@ -192,6 +192,21 @@ class PrivacySettings:
     key_file: Path | None = None
     demo_key: bool = False
     small_cell_threshold: int = 5
+    keep_free_text: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the models are fitted: worker processes and the fit cache's key.
+
+    ``workers`` is the number of processes fitting models at a time (0: one per core); each
+    holds one model's design, so fewer workers need less memory. ``cache_key_file`` is the
+    HMAC key that authenticates the fit cache (default: ``$NEEDLING_CACHE_KEY_FILE``, else
+    ``$XDG_CONFIG_HOME/needling-outcomes/cache.key``, see :mod:`pipeline.analyses.cache`).
+    """
+
+    workers: int = 0
+    cache_key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +231,7 @@ class Config:
     model: ModelSettings = field(default_factory=ModelSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 def _fail(path: Path, key: str, message: str) -> ConfigError:
@@ -306,6 +322,31 @@ def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
         small_cell_threshold=_whole(
             section, "small_cell_threshold", path, "privacy", d.small_cell_threshold, 0, 1000
         ),
+        keep_free_text=_free_text(section, path),
+    )
+
+
+def _free_text(section: dict, path: Path) -> tuple[str, ...]:
+    from pipeline.schemas.raw import free_text_columns
+
+    value = section.get("keep_free_text", [])
+    allowed = sorted({c for columns in free_text_columns().values() for c in columns})
+    if not isinstance(value, list) or any(c not in allowed for c in value):
+        raise _fail(
+            path,
+            "privacy.keep_free_text",
+            f"must be a list drawn from {', '.join(allowed)}, got {value!r}",
+        )
+    return tuple(value)
+
+
+def load_engine(raw: dict[str, Any], path: Path) -> EngineSettings:
+    """Read the optional ``[engine]`` section (worker processes, fit-cache key file)."""
+    section = _section(raw, "engine", path, EngineSettings, required=False)
+    key_file = section.get("cache_key_file")
+    return EngineSettings(
+        workers=_whole(section, "workers", path, "engine", EngineSettings.workers, 0, 512),
+        cache_key_file=_path(section, "cache_key_file", path, "engine") if key_file else None,
     )
 
 
@@ -673,7 +714,17 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
 
     _check_keys(
         raw,
-        {"inputs", "sources", "outputs", "mcid", "thresholds", "model", "privacy", "report"},
+        {
+            "inputs",
+            "sources",
+            "outputs",
+            "mcid",
+            "thresholds",
+            "model",
+            "privacy",
+            "report",
+            "engine",
+        },
         path,
         "top level",
     )
@@ -751,4 +802,5 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         model=model,
         privacy=load_privacy(raw, path),
         report=load_report(raw, path),
+        engine=load_engine(raw, path),
     )

@@ -232,8 +232,17 @@ def table(
     )
 
 
-def render_html(content: ReportContent) -> str:
-    """Render the report to one self-contained HTML string."""
+def render_html(content: ReportContent, run_id: str | None = None) -> str:
+    """Render the report to one self-contained HTML string.
+
+    Parameters
+    ----------
+    content : ReportContent
+        What the report shows.
+    run_id : str, optional
+        Identifier of the output set, shown under the title (the tables and the PDF carry it
+        in ``manifest.json``, :class:`pipeline.outputs.OutputSet`).
+    """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -242,4 +251,4 @@ def render_html(content: ReportContent) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env.get_template("outcomes.html.j2").render(c=content)
+    return env.get_template("outcomes.html.j2").render(c=content, run_id=run_id)

@@ -2,8 +2,12 @@
 
 The browser is ``$NEEDLING_BROWSER`` when set, else ``[report] browser`` of the configuration,
 else the first of :data:`BROWSER_NAMES` on ``PATH``. It runs headless with a fresh profile in a
-temporary folder, without network services, first-run dialogs or extensions, and prints with the
-page size and margins of the report's print CSS and no header or footer. Chromium writes the
+temporary folder, without first-run dialogs or extensions, and prints with the page size and
+margins of the report's print CSS and no header or footer. It needs no network and is kept off
+it (:data:`NO_NETWORK_FLAGS`): background networking, component and Safe Browsing updates,
+metrics, crash reports, sync, pings, domain reliability and translation are off, and every host
+name resolves to nothing, so not even a DNS query leaves the machine (the report is one
+self-contained file). Chromium writes the
 creation date into the PDF, so two PDFs of the same report differ in a few bytes; the HTML and
 the tables are the reproducible outputs.
 """
@@ -24,6 +28,25 @@ INSTALL_HINT = (
     "install Chromium (Debian/Ubuntu: apt-get install chromium) or point [report] browser "
     f"or the environment variable {BROWSER_ENV} at a Chromium or Chrome executable"
 )
+NO_NETWORK_FLAGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
+    "--safebrowsing-disable-auto-update",
+    "--metrics-recording-only",
+    "--no-pings",
+    "--no-service-autorun",
+    "--dns-prefetch-disable",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,"
+    "CertificateTransparencyComponentUpdater,AutofillServerCommunication,NetworkTimeServiceQuerying",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+"""Flags that keep Chromium off the network: no background service, and no host resolves."""
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -32,11 +55,7 @@ FLAGS = (
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-extensions",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--metrics-recording-only",
+    *NO_NETWORK_FLAGS,
     "--mute-audio",
     "--hide-scrollbars",
     "--no-pdf-header-footer",

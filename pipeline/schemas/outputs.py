@@ -138,7 +138,6 @@ class Diagnostics(_ByAnalysis):
     residual_skewness: Series[float] = pa.Field(nullable=True)
     residual_excess_kurtosis: Series[float] = pa.Field(nullable=True)
     residual_share_beyond_3sd: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    fit_seconds: Series[float] = pa.Field(ge=0)
 
 
 class Responders(_Output):

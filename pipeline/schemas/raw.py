@@ -50,6 +50,10 @@ OUTCOMES = tuple(INSTRUMENT_COLUMNS.values())
 YES = ("yes", "y", "true", "t", "1")
 NO = ("no", "n", "false", "f", "0")
 
+# Metadata key of a column written as free text: clinicians type names, phone numbers and dates
+# into such cells, so processed data leave them out unless [privacy] keep_free_text names them.
+FREE_TEXT = "free_text"
+
 # Short names used throughout for the three tables, in the order they are validated.
 TABLES = ("patients", "sessions", "assessments")
 
@@ -152,7 +156,9 @@ class Sessions(pa.DataFrameModel):
         isin=TRIGGER_POINTS, nullable=True, description="Trigger-point type."
     )
     co_intervention: Optional[Series[str]] = pa.Field(  # noqa: UP045
-        nullable=True, description="Co-interventions in the session, free text separated by ';'."
+        nullable=True,
+        description="Co-interventions in the session, free text separated by ';'.",
+        metadata={FREE_TEXT: True},
     )
     adverse_event: Optional[Series[str]] = pa.Field(  # noqa: UP045
         isin=ADVERSE_EVENTS,
@@ -306,6 +312,15 @@ def column_kinds(table: str) -> dict[str, str]:
         else:
             kinds[name] = "text"
     return kinds
+
+
+def free_text_columns() -> dict[str, tuple[str, ...]]:
+    """Return ``{table: columns}`` of the columns declared as free text (metadata ``free_text``)."""
+    out = {}
+    for table, model in MODELS.items():
+        columns = model.to_schema().columns.items()
+        out[table] = tuple(n for n, c in columns if (c.metadata or {}).get(FREE_TEXT))
+    return out
 
 
 def required_columns(table: str) -> list[str]:

@@ -49,7 +49,7 @@ def test_cache_reads_back_an_unchanged_analysis_without_refitting(demo_data, tmp
     plans = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[:3]
     cache = FitCache(tmp_path / "cache")
     first = pl.run_analyses(plans, "z", workers=1, cache=cache)
-    files = sorted((tmp_path / "cache").glob("*.pkl"))
+    files = sorted((tmp_path / "cache").glob("*.json"))
     assert len(files) == 3
 
     def no_fitting(*args, **kwargs):
@@ -82,7 +82,7 @@ def test_cache_refits_what_changed_and_keeps_one_run(demo_data, tmp_path):
     cache = FitCache(tmp_path / "cache")
     pl.run_analyses([plan, plan], "z", workers=1, cache=cache)
     (new,) = pl.run_analyses([changed], "z", workers=1, cache=cache)
-    assert [p.stem for p in (tmp_path / "cache").glob("*.pkl")] == [plan_key(changed, "z", True)]
+    assert [p.stem for p in (tmp_path / "cache").glob("*.json")] == [plan_key(changed, "z", True)]
     assert new.fixed_effects["estimate"].iloc[0] != pytest.approx(
         pl.run_analyses([plan], "z", workers=1)[0].fixed_effects["estimate"].iloc[0]
     )
@@ -105,6 +105,6 @@ def test_an_unreadable_cache_entry_is_refitted(demo_data, tmp_path):
     plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[2]
     cache = FitCache(tmp_path / "c")
     (first,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
-    (tmp_path / "c" / f"{plan_key(plan, 'z', True)}.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "c" / f"{plan_key(plan, 'z', True)}.json").write_bytes(b"not an entry")
     (again,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
     pd.testing.assert_frame_equal(first.fixed_effects, again.fixed_effects)

@@ -108,24 +108,23 @@ def test_report_is_self_contained_and_shows_no_identifiers_or_dates(demo_run):
 def test_inputs_unchanged_and_outputs_reproducible(demo_run):
     folder, config, _, inputs, before = demo_run
     assert before == {name: sha256_of(path) for name, path in inputs.items()}
-    # every table and the HTML byte for byte, except the fit times (diagnostics.fit_seconds);
-    # the PDF embeds Chromium's creation date (README)
-    outputs = sorted(p for p in (folder / "reports").rglob("*.*") if p.suffix != ".pdf")
+    # every table and the HTML byte for byte (the fit times are in the run log, not in
+    # diagnostics.csv); the PDF embeds Chromium's creation date and the manifest its hash and
+    # the time of the run (README)
+    outputs = sorted(
+        p
+        for p in (folder / "reports").rglob("*.*")
+        if p.suffix != ".pdf" and p.name != "manifest.json"
+    )
     assert folder / "reports" / "outcomes.html" in outputs
 
-    def content(path: Path) -> bytes | pd.DataFrame:
-        if path.name == "diagnostics.csv":
-            return pd.read_csv(path, dtype=str).drop(columns="fit_seconds")
+    def content(path: Path) -> bytes:
         return path.read_bytes()
 
     first = {p: content(p) for p in outputs}
     run(config, project_root=ROOT)
     for path in outputs:
-        again = content(path)
-        if isinstance(again, pd.DataFrame):
-            pd.testing.assert_frame_equal(first[path], again)
-        else:
-            assert first[path] == again, path
+        assert first[path] == content(path), path
 
 
 def test_committed_demo_is_what_the_readme_command_writes(tmp_path):

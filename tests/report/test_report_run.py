@@ -18,7 +18,7 @@ import pytest
 from browser import load_page
 from factories import DEMO_INPUTS, write_config
 
-from pipeline import cli, runner
+from pipeline import cli, outputs, runner
 from pipeline.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,8 +157,9 @@ def test_without_a_browser_the_html_is_written_and_run_exits_2(demo, tmp_path, m
     monkeypatch.setattr("pipeline.report.pdf.find_browser", lambda *args, **kwargs: None)
     config = write_config(tmp_path, DEMO_INPUTS)
     reports = tmp_path / "reports"
-    reports.mkdir()
-    (reports / "outcomes.pdf").write_bytes(b"%PDF- an older report")
+    with outputs.OutputSet(reports, "an older run") as older:  # an earlier set, with a PDF
+        older.write_bytes("outcomes.pdf", b"%PDF- an older report")
+        older.commit("2025-01-01T00:00:00+00:00")
     assert cli.main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and err.count("\n") == 0
