@@ -229,7 +229,9 @@ def render_report(
         What :func:`write_report` writes; nothing is written here, so a failure leaves the
         previous report in place.
     """
-    published = privacy.publish_tables(tables, config.privacy.small_cell_threshold)
+    published = privacy.publish_tables(
+        tables, config.privacy.small_cell_threshold, config.privacy.audience
+    )
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results
