@@ -495,4 +495,15 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
             for ae in AE_TABLES:
                 if ae in tables:
                     _adverse_events(grid, tables[ae], links, ae)
+    return _true_relations(grid)
+
+
+def _true_relations(grid: CellGrid) -> CellGrid:
+    """Keep the relations the counts satisfy (tables made from other data may break one)."""
+
+    def value(relation: dict[Hashable, int]) -> float:
+        return sum(coef * grid.cells[k].value for k, coef in relation.items())
+
+    grid.equations = [eq for eq in grid.equations if abs(value(eq)) < 1e-9]
+    grid.inequalities = [ineq for ineq in grid.inequalities if value(ineq) < 1e-9]
     return grid

@@ -30,7 +30,7 @@ from collections.abc import Hashable, Mapping
 
 import pandas as pd
 
-from pipeline.privacy.audit import COMPLEMENT, PRIMARY, Audit
+from pipeline.privacy.audit import COMPLEMENT, PRIMARY, Audit, audit_tables
 from pipeline.privacy.cells import KNOWN, CellGrid, Place, link_tables
 
 COMPLEMENTARY = "[c]"
@@ -309,6 +309,8 @@ def publish_tables(
 
     Raises
     ------
+    RuntimeError
+        When the audit of the published tables finds a determined hidden count (a bug).
     ValueError
         When a table has no known content (:data:`pipeline.privacy.cells.KNOWN`): decide
         whether it holds counts and add it there; or when the audience is unknown.
@@ -349,6 +351,9 @@ def publish_tables(
         out[name][column] = out[name][column].astype(object)
     for (name, row, column), text in sorted(changes, key=lambda c: (c[0][0], c[0][1], c[0][2])):
         out[name].loc[row, column] = text
+    leaks = audit_tables(frames, out, threshold)
+    if leaks:  # protect() rules this out; the audit of the tables as written proves it
+        raise RuntimeError("suppression left a hidden count determined: " + leaks[0].describe())
     return out
 
 
