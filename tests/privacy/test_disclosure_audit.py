@@ -297,3 +297,47 @@ def test_trajectory_panel_leaves_out_a_small_group_whose_counts_are_hidden():
     )
     kept, none = publishable_sample(sample, published, "depth", 12, "internal")
     assert none == [] and len(kept) == len(sample)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_small_studies_publish_soundly(seed):
+    # small studies unlike the demo: 12-40 patients, rare categories, a missing category
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 40))
+    sex = rng.choice(["female", "male", "missing", "other"], size=n, p=[0.45, 0.4, 0.1, 0.05])
+    responder = rng.random(n) < 0.7
+    spec, rows = {}, []
+    for factor, levels in (("depth", ("superficial", "deep")), ("twitch", ("no twitch", "twitch"))):
+        group = rng.choice(levels, size=n)
+        spec[factor] = {
+            lv: (
+                int((group == lv).sum()),
+                {
+                    c: int((sex[group == lv] == c).sum())
+                    for c in ("female", "male", "missing", "other")
+                },
+            )
+            for lv in levels
+        }
+        for lv in levels:
+            m = group == lv
+            rows.append(("nrs", factor, "proportion", lv, int(m.sum()), int(responder[m].sum())))
+        rows.append(("nrs", factor, "risk difference", levels[1], n, int(responder.sum())))
+    responders = pd.DataFrame(
+        rows, columns=["outcome", "group", "quantity", "level", "n", "responders"]
+    )
+    responders[["reference", "method", "note"]] = ""
+    responders[["estimate", "ci_low", "ci_high", "p_value"]] = 0.5
+    tables = {
+        "table_one": table_one(spec),
+        "table_one_std_diff": std_diff(["depth", "twitch"]),
+        "responders": responders,
+    }
+    published = publish_tables(tables, 5)  # raises when its own audit finds a leak
+    assert audit_tables(tables, published, 5) == []
+    t1 = published["table_one"]
+    shown = t1["n"].map(lambda v: not isinstance(v, str))
+    assert (t1.loc[shown, "n"].astype(float).between(1, 4)).sum() == 0  # no small count shown
+    assert (t1.loc[~shown, "n"] != 0).all()  # zeros are never hidden
+    totals = published["responders"]
+    assert totals.loc[totals["quantity"] == "risk difference", "n"].eq(n).all()
