@@ -181,12 +181,27 @@ class Audit:
         ]
         return [k for k in [*self.marker, *hidden_small] if k not in self.shown_elsewhere]
 
+    def follows_from_totals(self, key: Hashable) -> bool:
+        """Whether the cell is determined even when every count that may be hidden is.
+
+        Such a cell follows from totals that are never suppressed (all patients assessed at a
+        visit were in one group): it is public by the rule, not a leak.
+        """
+        if not self.rule_known:  # another rule may have promised to hide totals too
+            return False
+        markers = {}
+        for k, c in self.grid.cells.items():
+            if c.places and not c.fixed and c.value != 0:
+                small = c.sensitive and 1 <= c.value < self.threshold
+                markers[k] = PRIMARY if small else COMPLEMENT
+        return Audit(self.grid, markers, self.threshold).disclosed(key)
+
     def findings(self) -> list[Finding]:
-        """Every target whose value the published numbers determine."""
+        """Every target whose value the published numbers determine (and the totals do not)."""
         return [
             Finding(k, self.grid.cells[k].value, tuple(self.grid.cells[k].places))
             for k in self.targets()
-            if self.disclosed(k)
+            if self.disclosed(k) and not self.follows_from_totals(k)
         ]
 
 

@@ -178,11 +178,14 @@ def protect(grid: CellGrid, threshold: int) -> tuple[set[Hashable], set[Hashable
             pending.pop(0)
             continue
         candidates = _candidates(audit, target)
-        if not candidates:
-            raise RuntimeError(
-                f"cannot protect the count {target!r}: it follows from totals that are never "
-                "suppressed"
-            )
+        if not candidates:  # it follows from totals that are never hidden: public by the rule
+            pending.pop(0)
+            if audit.follows_from_totals(target):
+                audit.marker.pop(target, None)
+                primary = [k for k in primary if k != target]
+                complementary = [k for k in complementary if k != target]
+                continue
+            raise RuntimeError(f"cannot protect the count {target!r}")
         for chosen in _choose(audit, target, candidates):
             audit.suppress(chosen, COMPLEMENT)
             complementary.append(chosen)
@@ -195,7 +198,7 @@ def protect(grid: CellGrid, threshold: int) -> tuple[set[Hashable], set[Hashable
 Hidden = dict[str, set[tuple[int, str]]]  # table -> {(row, column)}
 
 
-def _table_one(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _primary: Hidden) -> list:
+def _table_one(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _threshold: int) -> list:
     """Withhold Table 1 statistics that would reveal a hidden count.
 
     A percentage of a hidden count or of a group whose size is hidden; a standardised
@@ -230,20 +233,21 @@ def _table_one(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _primary: Hid
 STATISTICS = ("mean", "sd", "ci_low", "ci_high", "mean_weeks")
 
 
-def _mean_by_visit(frames: Mapping[str, pd.DataFrame], hidden: Hidden, primary: Hidden) -> list:
+def _mean_by_visit(frames: Mapping[str, pd.DataFrame], hidden: Hidden, threshold: int) -> list:
     """Withhold a mean of fewer than ``k`` patients, and the interval of a hidden ``n``.
 
     With the SD, the width of a t interval gives ``n``.
     """
     frame = frames["mean_by_visit"]
-    few = {r for r, _ in primary.get("mean_by_visit", set())}
+    n = pd.to_numeric(frame["n"], errors="coerce")
+    few = set(frame.index[(n >= 1) & (n < threshold)])
     out = [("mean_by_visit", r, c) for r in few for c in STATISTICS if c in frame]
     for r, _ in hidden.get("mean_by_visit", set()):
         out += [("mean_by_visit", r, c) for c in ("ci_low", "ci_high") if c in frame]
     return out
 
 
-def _responders(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _primary: Hidden) -> list:
+def _responders(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _threshold: int) -> list:
     """Every estimate of an outcome's responder block with a hidden count."""
     frame = frames["responders"]
     touched = {r for r, _ in hidden.get("responders", set())}
@@ -258,7 +262,7 @@ def _responders(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _primary: Hi
     return out
 
 
-def _rates(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _primary: Hidden) -> list:
+def _rates(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _threshold: int) -> list:
     """Withhold a rate and its interval, a rate ratio with its interval and p, of hidden counts."""
     out: list[Place] = []
     for name, columns in (
@@ -342,7 +346,7 @@ def publish_tables(
         if name in frames:
             changes += [
                 (p, COMPLEMENTARY)
-                for p in rule(frames, hidden, primary_places)
+                for p in rule(frames, hidden, threshold)
                 if p not in taken and p[0] in frames
             ]
             taken = {p for p, _ in changes}

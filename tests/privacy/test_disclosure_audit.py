@@ -341,3 +341,14 @@ def test_random_small_studies_publish_soundly(seed):
     assert (t1.loc[~shown, "n"] != 0).all()  # zeros are never hidden
     totals = published["responders"]
     assert totals.loc[totals["quantity"] == "risk difference", "n"].eq(n).all()
+
+
+def test_a_count_that_equals_a_published_total_is_shown_not_an_error():
+    # 3 patients assessed at visit 4 (the flow, never hidden), all of them deep
+    flow = pd.DataFrame({"step": ["assessed:4"], "label": ["a4"], "patients": [3]})
+    means = MEANS.iloc[2:].assign(visit=4, n=[0, 3]).reset_index(drop=True)
+    published = publish_tables({"flow": flow, "mean_by_visit": means}, 5)
+    assert published["mean_by_visit"]["n"].tolist() == [0, 3]
+    # a mean of 3 patients is still withheld
+    assert published["mean_by_visit"].loc[1, "mean"] == COMPLEMENTARY
+    assert audit_tables({"flow": flow, "mean_by_visit": means}, published, 5) == []
