@@ -15,11 +15,15 @@ suppressed: they describe the data, not a patient. Zeros are shown.
 tables (:mod:`pipeline.privacy.cells`) and that ``<k`` means 1 to ``k − 1`` may be able to work
 out a suppressed count. While the exact integer audit (:mod:`pipeline.privacy.audit`) finds such a
 count, one more count is hidden as ``[c]``: of the counts tied to it, the first in the order
-(missing or unknown categories first, then the smallest count) that makes it undetermined. Zeros
-and fixed totals are never chosen. Statistics that would reveal a hidden count are withheld as
-``[c]`` too (a percentage, a proportion, a rate and its interval, a rate ratio, a responder block's
-risk difference and odds ratio, a standardised difference of proportions, a mean of fewer than
-``k`` patients and the interval of a mean whose ``n`` is hidden).
+(missing or unknown categories first, then the smallest count) that makes it undetermined without
+leaving another hidden count determined (else the cheapest such pair); at the end every ``[c]``
+that is not needed is shown again. Zeros and fixed totals are never chosen; a count that follows
+from fixed totals alone is public by the rule and shown.
+
+Statistics that would reveal a hidden count are withheld as ``[c]`` too (a percentage, a
+proportion, a rate and its interval, a rate ratio, a responder block's risk difference and odds
+ratio, a standardised difference of proportions, a mean of fewer than ``k`` patients and the
+interval of a mean whose ``n`` is hidden).
 """
 
 from __future__ import annotations
@@ -158,10 +162,15 @@ def protect(grid: CellGrid, threshold: int) -> tuple[set[Hashable], set[Hashable
         Further published cells hidden so that the exact integer audit determines no hidden
         cell (suppressed, or a small implied count such as non-responders).
 
+    Notes
+    -----
+    A count that follows from totals that are never hidden (all 3 patients assessed at a visit
+    were deep) is public by the rule: it is shown, not suppressed.
+
     Raises
     ------
     RuntimeError
-        When a small count is determined by counts that are never suppressed.
+        When a hidden count can be neither protected nor shown (a bug in the relations).
     """
     primary = [
         k
