@@ -342,7 +342,9 @@ def render_report(
     """
     for name, frame in tables.items():
         check_output(name, frame)
-    published = privacy.publish_tables(tables, config.privacy.small_cell_threshold)
+    published = privacy.publish_tables(
+        tables, config.privacy.small_cell_threshold, config.privacy.audience
+    )
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results

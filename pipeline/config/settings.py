@@ -184,14 +184,22 @@ class ModelSettings:
     min_sites_random: int = 5
 
 
+AUDIENCES = ("publication", "internal")
+
+
 @dataclass(frozen=True)
 class PrivacySettings:
-    """Pseudonym key and small-cell threshold (see :mod:`pipeline.privacy.suppression`)."""
+    """Pseudonym key, audience and small-cell threshold (see :mod:`pipeline.privacy.suppression`).
+
+    ``audience`` is ``"publication"`` (default: small counts of patients are suppressed) or
+    ``"internal"`` (exact counts, and the report says it is for internal use only).
+    """
 
     key_env: str = "NEEDLING_PSEUDONYM_KEY"
     key_file: Path | None = None
     demo_key: bool = False
     small_cell_threshold: int = 5
+    audience: str = "publication"
     keep_free_text: tuple[str, ...] = ()
 
 
@@ -322,6 +330,7 @@ def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
         small_cell_threshold=_whole(
             section, "small_cell_threshold", path, "privacy", d.small_cell_threshold, 0, 1000
         ),
+        audience=_choice(section, "audience", path, "privacy", d.audience, AUDIENCES),
         keep_free_text=_free_text(section, path),
     )
 

@@ -5,6 +5,8 @@ import pytest
 from pipeline.config.settings import PrivacySettings
 from pipeline.derive.dataset import time_zero
 from pipeline.errors import UserError
+from pipeline.privacy.audit import PRIMARY, Audit
+from pipeline.privacy.cells import CellGrid
 from pipeline.privacy.pseudonyms import (
     DEMO_KEY,
     PSEUDONYM_LENGTH,
@@ -13,7 +15,7 @@ from pipeline.privacy.pseudonyms import (
     load_key,
     pseudonyms,
 )
-from pipeline.privacy.suppression import COMPLEMENTARY, CellGrid, for_csv, protect, publish_tables
+from pipeline.privacy.suppression import COMPLEMENTARY, for_csv, protect, publish_tables
 
 KEY = PseudonymKey(b"a test key of more than sixteen bytes", "test")
 
@@ -97,73 +99,41 @@ def test_deidentify_replaces_ids_and_dates_by_pseudonym_and_days():
 # --- small-cell suppression ------------------------------------------------------------------
 
 
-def determined(grid: CellGrid, unknown: set) -> set:
-    """Independent check: unknowns fixed by the equations, by rank (not the module's method)."""
-    cells = [k for k in grid.counts if k in unknown]
-    rows = [eq for eq in grid.equations if any(k in unknown for k in eq)]
-    a = np.array([[eq.get(k, 0) for k in cells] for eq in rows], dtype=float).reshape(
-        len(rows), len(cells)
-    )
-    rank = np.linalg.matrix_rank(a) if rows else 0
-    fixed = set()
-    for j, k in enumerate(cells):
-        unit = np.zeros((1, len(cells)))
-        unit[0, j] = 1
-        if rows and np.linalg.matrix_rank(np.vstack([a, unit])) == rank:
-            fixed.add(k)
-    return fixed
+def undetermined_by_audit(grid: CellGrid, primary: set, complementary: set) -> bool:
+    """No hidden cell has a unique value (exact integer audit)."""
+    markers = {k: PRIMARY for k in primary} | {k: "complement" for k in complementary}
+    return Audit(grid, markers, 5).findings() == []
 
 
 def test_protect_leaves_no_small_cell_recoverable_from_a_total():
     grid = CellGrid()
-    total = grid.cell("total", 241, ("r", "total"))
-    parts = [grid.cell(f"p{i}", v, ("r", f"p{i}")) for i, v in enumerate([3, 120, 118, 0])]
+    total = grid.cell("total", 241, ("t", 0, "total"), fixed=True)
+    parts = [
+        grid.cell(f"p{i}", v, ("t", 0, f"p{i}"), sensitive=True)
+        for i, v in enumerate([3, 120, 118, 0])
+    ]
     grid.total(total, parts)
     primary, complementary = protect(grid, 5)
     assert primary == {"p0"}
-    # the zero is shown but is the cheapest complement: suppressing it hides p0
-    assert complementary == {"p3"}
-    assert not ({"p0"} & determined(grid, primary | complementary))
+    # the zero is shown (exact); the smallest other count goes
+    assert complementary == {"p2"}
+    assert undetermined_by_audit(grid, primary, complementary)
 
 
 def test_protect_covers_hidden_differences():
     # n = responders + non-responders, with 3 non-responders implied by the published counts
     grid = CellGrid()
-    n = grid.cell("n", 60, ("r", "n"))
-    r = grid.cell("r", 57, ("r", "responders"))
-    hidden = grid.cell("non", 3)
+    n = grid.cell("n", 60, ("t", 0, "n"), sensitive=True)
+    r = grid.cell("r", 57, ("t", 0, "responders"), sensitive=True)
+    hidden = grid.cell("non", 3, sensitive=True)
     grid.total(n, [r, hidden])
     primary, complementary = protect(grid, 5)
     assert primary == set()
     assert complementary == {"r"}  # the smaller published count goes
-    assert "non" not in determined(grid, {"non"} | complementary)
+    assert undetermined_by_audit(grid, primary, complementary)
 
 
-def test_protect_on_a_two_way_table_with_margins():
-    rng = np.random.default_rng(7)
-    values = rng.integers(0, 40, size=(4, 3))
-    values[1, 2] = 2
-    values[3, 0] = 1
-    grid = CellGrid()
-    cells = {(i, j): grid.cell((i, j), values[i, j], (i, j)) for i in range(4) for j in range(3)}
-    for i in range(4):
-        grid.total(
-            grid.cell(("row", i), values[i].sum(), (i, "total")), [cells[i, j] for j in range(3)]
-        )
-    for j in range(3):
-        grid.total(
-            grid.cell(("col", j), values[:, j].sum(), ("total", j)), [cells[i, j] for i in range(4)]
-        )
-    primary, complementary = protect(grid, 5)
-    small = {k for k, v in grid.counts.items() if 1 <= v < 5}
-    assert small <= primary
-    hidden = primary | complementary
-    assert not (small & determined(grid, hidden))
-    # deterministic
-    assert protect(grid, 5) == (primary, complementary)
-
-
-def test_row_accounting_and_flow_are_protected_together():
+def test_row_accounting_and_flow_are_published_as_counted():
     accounting = pd.DataFrame(
         {
             "table": ["patients", "sessions"],
@@ -183,19 +153,9 @@ def test_row_accounting_and_flow_are_protected_together():
         }
     )
     out = publish_tables({"row_accounting": accounting, "flow": flow}, 5)
-    acc, fl = out["row_accounting"], out["flow"].set_index("step")["patients"]
-    assert acc.loc[0, "quarantined_rows"] == "<5"
-    assert fl["excluded"] == "<5"
-    # the same count is shown (or hidden) in both tables
-    assert acc.loc[0, "raw_rows"] == fl["enrolled"]
-    assert acc.loc[0, "processed_rows"] == fl["included"]
-    shown = {k: v for k, v in fl.items() if not isinstance(v, str)}
-    if "enrolled" in shown and "included" in shown:
-        pytest.fail("excluded = enrolled - included would reveal the small count")
-    # 2 patients not analysed (240 - 238) is a small implied count: one of its terms is hidden
-    assert isinstance(fl["analysed:nrs"], str) or isinstance(fl["included"], str)
-    # zeros and blank lines are shown; the sessions row has no small count
-    assert acc.loc[1].tolist() == ["sessions", "sessions.csv", 1050, 1050, 0, 2]
+    # overall totals and row counts of files describe the data, not a patient: never hidden
+    pd.testing.assert_frame_equal(out["row_accounting"], accounting)
+    pd.testing.assert_frame_equal(out["flow"], flow)
 
 
 def test_responder_block_is_withheld_with_its_small_count():
@@ -253,9 +213,10 @@ def test_threshold_zero_publishes_everything_and_unknown_tables_are_refused():
     frame = pd.DataFrame({"table": ["t"], "rows": [1], "check": ["c"], "column": ["x"]})
     out = publish_tables({"quarantine_reasons": frame}, 0)
     pd.testing.assert_frame_equal(out["quarantine_reasons"], frame)
-    assert publish_tables({"quarantine_reasons": frame}, 5)["quarantine_reasons"].loc[
-        0, "rows"
-    ] == ("<5")
+    # rows quarantined per rule are row counts of a file: never hidden
+    assert (
+        publish_tables({"quarantine_reasons": frame}, 5)["quarantine_reasons"].loc[0, "rows"] == 1
+    )
     with pytest.raises(ValueError, match="no small-cell rule"):
         publish_tables({"new_table": frame}, 5)
 

@@ -68,7 +68,7 @@ def data_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | Non
                     )
                 ),
                 caption="Flow of patients. Excluded patients are those whose record broke the data "
-                "contract (a record can break several rules). Counts: " + note,
+                "contract (a record can break several rules).",
                 anchor="flow",
             )
         )
@@ -86,7 +86,7 @@ def data_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | Non
             caption="Row accounting: rows read = valid + quarantined",
             note="Every raw row is analysed or quarantined with its reason; nothing is dropped "
             "silently. Quarantined rows are kept, as written, in data/processed/quarantine/ for "
-            "the data manager. " + note,
+            "the data manager.",
         )
     )
     reasons = tables.get("quarantine_reasons")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from pipeline.config.settings import Config
+from pipeline.privacy import wording
 from pipeline.report.sections.common import analysis_label, present
 from pipeline.schemas.identity import (
     AnalysisKind,
@@ -130,9 +131,9 @@ def methods_text(
         "contract were quarantined. Responders reached the MCID (SAP §2) at their last "
         "post-baseline assessment (risk difference with a Wald interval; odds ratio by logistic "
         "regression); adverse events are given per 100 sessions with exact Poisson intervals and "
-        "compared by the exact conditional rate-ratio test. Published counts from 1 to "
-        f"{config.privacy.small_cell_threshold - 1} are suppressed, with complementary "
-        "suppression (README, Privacy). Software: "
+        "compared by the exact conditional rate-ratio test. "
+        + wording.methods_sentence(config.privacy.audience, config.privacy.small_cell_threshold)
+        + " Software: "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "needling-outcomes")
         + "."
     )

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.config.settings import Config
 from pipeline.describe import summaries
+from pipeline.privacy import panel
 from pipeline.report import figures as report_figures
 from pipeline.report.html import (
     MISSING,
@@ -202,8 +203,14 @@ def outcomes_section(
     time_unit = "week" if config.model.time_axis == "weeks" else "session"
     blocks: list[Block] = []
     if analysis is not None and "depth" in analysis:
-        sample = summaries.trajectory_sample(
-            analysis, INSTRUMENT_COLUMNS, "depth", config.report.spaghetti_patients
+        sample, dropped = panel.publishable_sample(
+            summaries.trajectory_sample(
+                analysis, INSTRUMENT_COLUMNS, "depth", config.report.spaghetti_patients
+            ),
+            tables,
+            "depth",
+            config.report.spaghetti_patients,
+            config.privacy.audience,
         )
         if not sample.empty:
             blocks.append(
@@ -218,7 +225,7 @@ def outcomes_section(
                     "per depth group",
                     caption=f"Individual trajectories of a reproducible random sample of up to "
                     f"{config.report.spaghetti_patients} patients per depth group (no identifiers; "
-                    "the same patients in every column).",
+                    "the same patients in every column)." + panel.dropped_note(dropped),
                     anchor="spaghetti",
                 )
             )

@@ -1,0 +1,532 @@
+"""The counts of every published table as one set of linked cells.
+
+Each count a reader sees (or can compute from what is shown, such as non-responders = n −
+responders) is a *cell*. A cell is
+
+- *sensitive* when it counts patients by a characteristic, an outcome or an event (a category of
+  Table 1, the patients of a group, responders, adverse events, patients seen at a visit in a
+  group): such a count from 1 to ``threshold − 1`` is suppressed;
+- *fixed* when it is never suppressed: overall totals of enrolled, included, assessed and
+  analysed patients, and row counts of the input files (rows read, kept and quarantined, by file
+  and by rule broken);
+- *preferred* when it is a missing or unknown category: the first choice when a further count
+  must be hidden.
+
+Cells are linked by the relations a reader knows or can guess: additions inside a table
+(categories add up to the group size, ``n = responders + non-responders``, ``raw = processed +
+quarantined``), the same patients counted under two groupings, and links between tables (the
+flow's patients assessed at a visit and the means by visit, Table 1's group sizes and the
+responders, the valid sessions of the row accounting and the sessions of the adverse-event
+table). A relation that holds only for some data (two totals that happen to be equal) is added
+when the numbers satisfy it: a true relation that a reader may not know only makes the audit
+stricter, never wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipeline.schemas.identity import AnalysisKind, FlowStage, kind_of
+
+Place = tuple[str, int, str]  # (table, row, column) of a published table
+
+MISSING_CATEGORIES = frozenset({"missing", "unknown"})
+
+
+@dataclass
+class Cell:
+    """One count: its value, where it is shown and how it may be treated."""
+
+    value: float
+    places: list[Place] = field(default_factory=list)
+    sensitive: bool = False
+    fixed: bool = False
+    preferred: bool = False
+
+
+@dataclass
+class CellGrid:
+    """Counts of the published tables and the linear relations between them.
+
+    ``equations`` are ``sum(coef * cell) = 0``; ``inequalities`` are ``sum(coef * cell) <= 0``.
+    """
+
+    cells: dict[Hashable, Cell] = field(default_factory=dict)
+    equations: list[dict[Hashable, int]] = field(default_factory=list)
+    inequalities: list[dict[Hashable, int]] = field(default_factory=list)
+
+    def cell(
+        self,
+        key: Hashable,
+        value: Any,
+        place: Place | None = None,
+        *,
+        sensitive: bool = False,
+        fixed: bool = False,
+        preferred: bool = False,
+    ) -> Hashable:
+        """Add (or locate again) a cell; ``place`` is where it is shown, if it is shown."""
+        if key not in self.cells:
+            self.cells[key] = Cell(float(value))
+        cell = self.cells[key]
+        if place is not None:
+            cell.places.append(place)
+        cell.sensitive |= sensitive
+        cell.fixed |= fixed
+        cell.preferred |= preferred
+        return key
+
+    @property
+    def counts(self) -> dict[Hashable, float]:
+        """Value of every cell."""
+        return {k: c.value for k, c in self.cells.items()}
+
+    def published(self, key: Hashable) -> bool:
+        """Whether the cell is shown somewhere."""
+        return bool(self.cells[key].places)
+
+    def total(self, total: Hashable, parts: Iterable[Hashable]) -> None:
+        """Relate ``total = sum(parts)``."""
+        equation: dict[Hashable, int] = {total: 1}
+        for part in parts:
+            equation[part] = equation.get(part, 0) - 1
+        self.equations.append(equation)
+
+    def at_most(self, small: Hashable, large: Hashable) -> None:
+        """Relate ``small <= large``."""
+        if small != large:
+            self.inequalities.append({small: 1, large: -1})
+
+    def same_if_equal(self, a: Hashable, b: Hashable) -> bool:
+        """Relate ``a = b`` when their values are equal (the same patients counted twice)."""
+        if a != b and self.cells[a].value == self.cells[b].value:
+            self.equations.append({a: 1, b: -1})
+            return True
+        return False
+
+
+def _value(value: Any) -> float | None:
+    """Return a count as a float, or None when missing."""
+    if value is None or isinstance(value, str):
+        return None
+    try:
+        return None if pd.isna(value) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class _Links:
+    """Cells that other tables link to."""
+
+    flow: dict[tuple[FlowStage, str], Hashable] = field(default_factory=dict)
+    rows: dict[tuple[str, str], Hashable] = field(default_factory=dict)
+    groups: dict[tuple[str, Any], Hashable] = field(default_factory=dict)
+    group_totals: dict[str, Hashable] = field(default_factory=dict)
+    baseline_n: dict[tuple[str, Any, str], Hashable] = field(default_factory=dict)
+
+
+def _detail(value: Any) -> str:
+    """Return what a flow row is about (visit, outcome or rule) as text, ``""`` for none."""
+    number = _value(value) if not isinstance(value, str) else None
+    if number is not None:
+        return f"{number:g}"
+    return "" if value is None or value is pd.NA or value != value else str(value)
+
+
+def _step(stage: FlowStage, detail: Any = None) -> tuple[FlowStage, str]:
+    """Key of a flow row: its typed stage and what it is about (never its label or step text)."""
+    return (stage, _detail(detail))
+
+
+def _flow(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Flow: enrolled = excluded + included = excluded + treated + not treated."""
+    steps = links.flow
+    for row in frame.index:
+        value = _value(frame.loc[row, "patients"])
+        if value is None:
+            continue
+        detail = frame.loc[row, "detail"] if "detail" in frame else None
+        key = _step(FlowStage(str(frame.loc[row, "stage"])), detail)
+        steps[key] = grid.cell(("flow", *key), value, ("flow", row, "patients"), fixed=True)
+    enrolled, excluded, included = (
+        _step(FlowStage.ENROLLED),
+        _step(FlowStage.EXCLUDED),
+        _step(FlowStage.INCLUDED),
+    )
+    treated, not_treated = _step(FlowStage.TREATED), _step(FlowStage.NOT_TREATED)
+    if {enrolled, excluded, included} <= set(steps):
+        grid.total(steps[enrolled], [steps[excluded], steps[included]])
+    if {included, treated, not_treated} <= set(steps):
+        grid.total(steps[included], [steps[treated], steps[not_treated]])
+    reasons = [steps[s] for s in steps if s[0] is FlowStage.EXCLUSION_REASON]
+    if reasons and excluded in steps:
+        if sum(grid.cells[k].value for k in reasons) == grid.cells[steps[excluded]].value:
+            grid.total(steps[excluded], reasons)
+
+
+ACCOUNTING = ("raw_rows", "processed_rows", "quarantined_rows")
+
+
+def _row_accounting(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Link rows read = rows kept + rows quarantined, per file; the patients file is the flow."""
+    for row in frame.index:
+        table = str(frame.loc[row, "table"])
+        keys = []
+        for column in ACCOUNTING:
+            value = _value(frame.loc[row, column])
+            if value is None:
+                break
+            keys.append(
+                grid.cell(
+                    ("rows", table, column), value, ("row_accounting", row, column), fixed=True
+                )
+            )
+            links.rows[(table, column)] = keys[-1]
+        if len(keys) == len(ACCOUNTING):
+            grid.total(keys[0], keys[1:])
+    patients = {c: links.rows.get(("patients", c)) for c in ACCOUNTING}
+    stages = (FlowStage.ENROLLED, FlowStage.INCLUDED, FlowStage.EXCLUDED)
+    for step, column in zip(map(_step, stages), ACCOUNTING, strict=True):
+        if step in links.flow and patients[column] is not None:
+            grid.same_if_equal(links.flow[step], patients[column])
+
+
+def _quarantine_reasons(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Link the rows quarantined per rule.
+
+    They add up to the file's quarantined rows when no row is counted twice.
+    """
+    by_table: dict[str, list[Hashable]] = {}
+    for row in frame.index:
+        value = _value(frame.loc[row, "rows"])
+        if value is None:
+            continue
+        key = grid.cell(("reason", row), value, ("quarantine_reasons", row, "rows"), fixed=True)
+        by_table.setdefault(str(frame.loc[row, "table"]), []).append(key)
+    for table, keys in by_table.items():
+        total = links.rows.get((table, "quarantined_rows"))
+        if total is not None and sum(grid.cells[k].value for k in keys) == grid.cells[total].value:
+            grid.total(total, keys)
+
+
+def _same_patients(grid: CellGrid, key: tuple, by_factor: Mapping[Any, list], **flags) -> None:
+    """Cells of each grouping add up to a total; equal totals are the same patients."""
+    totals = []
+    for factor, cells in by_factor.items():
+        value = sum(grid.cells[c].value for c in cells)
+        total = grid.cell(("sum", *key, factor), value, **flags)
+        grid.total(total, cells)
+        totals.append(total)
+    for a, b in itertools.pairwise(totals):
+        grid.same_if_equal(a, b)
+
+
+def _table_one(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Table 1: categories add up to the group size; the same patients under each grouping.
+
+    Group sizes and category counts (binary "yes" and its implied "no") are sensitive; the
+    number of patients with a continuous value is not (missing values are no characteristic).
+    """
+    kinds = frame["kind"]
+    by_factor: dict[Any, list] = {}
+    for row in frame.index[kinds == "patients"]:
+        factor, level = frame.loc[row, "factor"], frame.loc[row, "level"]
+        value = _value(frame.loc[row, "n"])
+        if value is None:
+            continue
+        key = grid.cell(("group", factor, level), value, ("table_one", row, "n"), sensitive=True)
+        links.groups[(factor, level)] = key
+        by_factor.setdefault(factor, []).append(key)
+    for factor, keys in by_factor.items():
+        total = grid.cell(("group total", factor), sum(grid.cells[k].value for k in keys))
+        grid.total(total, keys)
+        links.group_totals[factor] = total
+        for step in (_step(FlowStage.INCLUDED), _step(FlowStage.TREATED)):
+            if step in links.flow:
+                grid.same_if_equal(total, links.flow[step])
+    totals = list(links.group_totals.values())
+    for a, b in itertools.pairwise(totals):
+        grid.same_if_equal(a, b)
+
+    parts: dict[tuple, list] = {}
+    across: dict[tuple, dict[Any, list]] = {}
+    for row in frame.index[kinds != "patients"]:
+        factor, variable, level = (frame.loc[row, c] for c in ("factor", "variable", "level"))
+        kind, category = kinds[row], frame.loc[row, "category"]
+        category = "" if pd.isna(category) else str(category)
+        value = _value(frame.loc[row, "n"])
+        group = links.groups.get((factor, level))
+        if value is None or group is None:
+            continue
+        place = ("table_one", row, "n")
+        if kind == "categorical":
+            key = grid.cell(
+                ("t1", row),
+                value,
+                place,
+                sensitive=True,
+                preferred=category.strip().lower() in MISSING_CATEGORIES,
+            )
+            parts.setdefault((factor, variable, level), []).append(key)
+            across.setdefault((variable, category), {}).setdefault(factor, []).append(key)
+            continue
+        sensitive = kind == "binary"
+        key = grid.cell(("t1", row), value, place, sensitive=sensitive)
+        rest = grid.cell(("t1 rest", row), grid.cells[group].value - value, sensitive=sensitive)
+        grid.total(group, [key, rest])
+        across.setdefault((variable, category), {}).setdefault(factor, []).append(key)
+        across.setdefault((variable, "rest"), {}).setdefault(factor, []).append(rest)
+        if kind == "continuous":
+            links.baseline_n[(factor, level, str(variable))] = key
+    for (factor, _variable, level), keys in parts.items():
+        grid.total(links.groups[(factor, level)], keys)
+    for key, by in across.items():
+        sensitive = any(grid.cells[c].sensitive for cells in by.values() for c in cells)
+        _same_patients(grid, ("t1", *key), by, sensitive=sensitive)
+
+
+def _mean_by_visit(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Link the patients with a value at a visit, by group.
+
+    At most the group, at most those assessed (the flow), at baseline the n of Table 1;
+    groupings of the same patients add up alike.
+    """
+    factor_column = "factor" if "factor" in frame else None
+    sums: dict[tuple, dict[Any, list]] = {}
+    for row in frame.index:
+        value = _value(frame.loc[row, "n"])
+        if value is None:
+            continue
+        outcome, visit, level = (
+            frame.loc[row, "outcome"],
+            frame.loc[row, "visit"],
+            frame.loc[row, "group"],
+        )
+        factor = frame.loc[row, factor_column] if factor_column else ""
+        key = grid.cell(
+            ("visit n", outcome, factor, visit, level),
+            value,
+            ("mean_by_visit", row, "n"),
+            sensitive=True,
+        )
+        sums.setdefault((outcome, visit), {}).setdefault(factor, []).append(key)
+        group = links.groups.get((factor, level))
+        if group is not None:
+            grid.at_most(key, group)
+        if _value(visit) == 0:
+            for (f, lv, variable), n in links.baseline_n.items():
+                if f == factor and lv == level and variable.startswith(str(outcome)):
+                    grid.same_if_equal(key, n)
+    for (outcome, visit), by_factor in sums.items():
+        _same_patients(grid, ("visit", outcome, visit), by_factor)
+        assessed = (
+            links.flow.get(_step(FlowStage.ASSESSED, visit)) if _value(visit) is not None else None
+        )
+        if assessed is None:
+            continue
+        for factor in by_factor:
+            total = ("sum", "visit", outcome, visit, factor)
+            grid.at_most(total, assessed)
+            grid.same_if_equal(total, assessed)
+
+
+def _responders(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Per outcome and grouping: ``n = responders + non-responders`` per level and in total.
+
+    The total ``n`` (patients analysed for the outcome) is fixed; everything else is sensitive.
+    """
+    totals_r: dict[Any, dict[Any, list]] = {}
+    for (outcome, factor), part in frame.groupby(["outcome", "group"], sort=False):
+        levels_n, levels_r = [], []
+        total_n = total_r = None
+        for row in part.index:
+            n, r = _value(frame.loc[row, "n"]), _value(frame.loc[row, "responders"])
+            if n is None or r is None:
+                continue
+            if frame.loc[row, "quantity"] == "proportion":
+                level = frame.loc[row, "level"]
+                cn = grid.cell(
+                    ("resp n", outcome, factor, level), n, ("responders", row, "n"), sensitive=True
+                )
+                cr = grid.cell(
+                    ("resp r", outcome, factor, level),
+                    r,
+                    ("responders", row, "responders"),
+                    sensitive=True,
+                )
+                non = grid.cell(("resp non", outcome, factor, level), n - r, sensitive=True)
+                grid.total(cn, [cr, non])
+                levels_n.append(cn)
+                levels_r.append(cr)
+                group = links.groups.get((factor, level))
+                if group is not None:
+                    grid.at_most(cn, group)
+            else:
+                total_n = grid.cell(
+                    ("resp N", outcome, factor), n, ("responders", row, "n"), fixed=True
+                )
+                total_r = grid.cell(
+                    ("resp R", outcome, factor),
+                    r,
+                    ("responders", row, "responders"),
+                    sensitive=True,
+                )
+        if total_n is None or total_r is None or not levels_n:
+            continue
+        grid.total(total_n, levels_n)
+        grid.total(total_r, levels_r)
+        non = grid.cell(
+            ("resp NON", outcome, factor),
+            grid.cells[total_n].value - grid.cells[total_r].value,
+            sensitive=True,
+        )
+        grid.total(total_n, [total_r, non])
+        analysed = links.flow.get(_step(FlowStage.ANALYSED, outcome))
+        if analysed is not None:
+            grid.at_most(total_n, analysed)
+        totals_r.setdefault(outcome, {})[factor] = (total_n, total_r)
+    for by_factor in totals_r.values():
+        pairs = list(by_factor.values())
+        for (na, ra), (nb, rb) in itertools.pairwise(pairs):
+            if grid.same_if_equal(na, nb):
+                grid.same_if_equal(ra, rb)
+
+
+def _adverse_events(grid: CellGrid, frame: pd.DataFrame, links: _Links, name: str) -> None:
+    """Link adverse events (sensitive) and sessions per level.
+
+    The sessions add up to the valid sessions of the row accounting when every valid session
+    has a level.
+    """
+    columns = {
+        "adverse_event_rates": [("events", "level", "events"), ("sessions", "level", "sessions")],
+        "adverse_event_rate_ratio": [
+            ("events", "level", "events"),
+            ("sessions", "level", "sessions"),
+            ("events", "reference", "ref_events"),
+            ("sessions", "reference", "ref_sessions"),
+        ],
+    }[name]
+    sessions: dict[Any, dict[Any, Hashable]] = {}
+    for row in frame.index:
+        group = frame.loc[row, "group"]
+        for what, level_column, column in columns:
+            value = _value(frame.loc[row, column])
+            if value is None:
+                continue
+            level = frame.loc[row, level_column]
+            key = grid.cell(
+                ("ae", what, group, level), value, (name, row, column), sensitive=what == "events"
+            )
+            if what == "sessions":
+                sessions.setdefault(group, {})[level] = key
+        if name == "adverse_event_rates" and "not_recorded" in frame:
+            value = _value(frame.loc[row, "not_recorded"])
+            if value is not None:
+                grid.cell(
+                    ("ae", "not recorded", group, frame.loc[row, "level"]),
+                    value,
+                    (name, row, "not_recorded"),
+                )
+    valid = links.rows.get(("sessions", "processed_rows"))
+    for group, by_level in sessions.items():
+        keys = list(by_level.values())
+        total = grid.cell(("ae sessions", group), sum(grid.cells[k].value for k in keys))
+        grid.total(total, keys)
+        if valid is not None:
+            grid.same_if_equal(total, valid)
+
+
+def _diagnostics(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
+    """Link the patients per model.
+
+    The analysed total (fixed), or for a sensitivity analysis (completers, per protocol) a
+    count of patients by an event; observations are not patients.
+    """
+    for row in frame.index:
+        sensitive = kind_of(str(frame.loc[row, "analysis"])) is AnalysisKind.SENSITIVITY
+        for column in ("n_patients", "n_obs"):
+            if column not in frame:
+                continue
+            value = _value(frame.loc[row, column])
+            if value is None:
+                continue
+            is_patients = column == "n_patients"
+            grid.cell(
+                ("model", row, column),
+                value,
+                ("diagnostics", row, column),
+                sensitive=is_patients and sensitive,
+                fixed=is_patients and not sensitive,
+            )
+        outcome = frame.loc[row, "outcome"] if "outcome" in frame else None
+        analysed = links.flow.get(_step(FlowStage.ANALYSED, outcome))
+        if analysed is not None and ("model", row, "n_patients") in grid.cells:
+            grid.at_most(("model", row, "n_patients"), analysed)
+
+
+BUILDERS = {
+    "flow": _flow,
+    "row_accounting": _row_accounting,
+    "quarantine_reasons": _quarantine_reasons,
+    "table_one": _table_one,
+    "mean_by_visit": _mean_by_visit,
+    "responders": _responders,
+    "diagnostics": _diagnostics,
+}
+AE_TABLES = ("adverse_event_rates", "adverse_event_rate_ratio")
+# tables that hold no count (estimates only) or only counts derived in another table
+NO_COUNTS = frozenset(
+    {
+        "fixed_effects",
+        "variance_components",
+        "emmeans",
+        "contrasts",
+        "effect_sizes",
+        "model_comparison",
+        "table_one_std_diff",
+    }
+)
+KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})
+
+
+def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
+    """Every count of the tables as cells of one grid, linked within and across tables.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        The tables as computed (before suppression), by file stem, each with a ``RangeIndex``
+        (places are ``(table, row position, column)``).
+
+    Returns
+    -------
+    CellGrid
+    """
+    grid = CellGrid()
+    links = _Links()
+    for name, builder in BUILDERS.items():  # order matters: later tables link to earlier ones
+        if name in tables:
+            builder(grid, tables[name], links)
+        if name == "responders":
+            for ae in AE_TABLES:
+                if ae in tables:
+                    _adverse_events(grid, tables[ae], links, ae)
+    return _true_relations(grid)
+
+
+def _true_relations(grid: CellGrid) -> CellGrid:
+    """Keep the relations the counts satisfy (tables made from other data may break one)."""
+
+    def value(relation: dict[Hashable, int]) -> float:
+        return sum(coef * grid.cells[k].value for k, coef in relation.items())
+
+    grid.equations = [eq for eq in grid.equations if abs(value(eq)) < 1e-9]
+    grid.inequalities = [ineq for ineq in grid.inequalities if value(ineq) < 1e-9]
+    return grid
