@@ -1,0 +1,320 @@
+"""Pool clinics' share files: the exact one-stage fit and the two-stage meta-analysis.
+
+:func:`check_compatible` refuses files built for another model or by another pipeline version;
+:func:`pool_shares` fits every shared trajectory model from the summed sufficient statistics
+(:func:`pipeline.lmm.sufficient.fit_sufficient`), with each site as a fixed clinic effect when
+the specification says so, and returns tidy tables; :func:`two_stage` meta-analyses the
+clinics' own fits (:mod:`pipeline.federate.meta`).
+
+Clinic indicators are built from the intercept: for a patient of site ``s`` the design row is
+``[x, x_Intercept * 1(s = s_j) for j > 0]``, a linear map of the clinic's own design, so the
+site's statistics are mapped exactly (:meth:`~pipeline.lmm.sufficient.SufficientStatistics.mapped`).
+The reference clinic is the first site name in sorted order (as patsy orders a text factor),
+and a design column that is zero in every clinic (a level nobody has) is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import UserError
+from pipeline.federate.meta import random_effects_meta
+from pipeline.federate.schema import site_statistics
+from pipeline.federate.share import estimand_vectors
+from pipeline.federate.spec import pipeline_version
+from pipeline.lmm.sufficient import SufficientFit, combine_statistics, fit_sufficient
+
+__all__ = [
+    "CLINIC",
+    "PooledModel",
+    "check_compatible",
+    "pool_shares",
+    "two_stage",
+]
+
+CLINIC = "clinic"
+"""Name of the clinic factor in the pooled model (design columns ``clinic[T.<site>]``)."""
+
+
+class IncompatibleSharesError(UserError):
+    """Share files built for different models or by different pipeline versions."""
+
+
+@dataclass(frozen=True)
+class PooledModel:
+    """One trajectory model fitted exactly from the pooled statistics.
+
+    Attributes
+    ----------
+    outcome, group : str
+        Instrument and group of the model.
+    formula : str
+        Fixed effects of the pooled model (with the clinic term).
+    fit : SufficientFit
+        The fit.
+    estimands : pandas.DataFrame
+        Headline estimands: ``estimand, label, estimate, std_err, df, statistic, p_value,
+        ci_low, ci_high``.
+    dropped_columns : tuple of str
+        Design columns left out because they are zero in every clinic.
+    sites : tuple of str
+        Clinics (sites) pooled, reference first.
+    """
+
+    outcome: str
+    group: str
+    formula: str
+    fit: SufficientFit
+    estimands: pd.DataFrame
+    dropped_columns: tuple[str, ...]
+    sites: tuple[str, ...]
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first difference between two JSON values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f"{prefix}{key}"
+            found = _first_difference(a[key], b[key], f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def _lookup(spec: dict[str, Any], dotted: str) -> Any:
+    value: Any = spec
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def check_compatible(shares: Sequence[tuple[Path, dict[str, Any]]]) -> None:
+    """Refuse share files that differ in pipeline version or model specification.
+
+    Parameters
+    ----------
+    shares : sequence of (Path, dict)
+        Files as read by :func:`pipeline.federate.schema.read_share`.
+
+    Raises
+    ------
+    IncompatibleSharesError
+        One sentence naming the two files and what differs.
+    """
+    if not shares:
+        raise IncompatibleSharesError("no share file given.")
+    first_path, first = shares[0]
+    here = pipeline_version()
+    for path, share in shares:
+        if share["pipeline_version"] != here:
+            raise IncompatibleSharesError(
+                f"{path} was written by pipeline version {share['pipeline_version']}, but this "
+                f"is version {here}: every clinic must share with the same version."
+            )
+    for path, share in shares[1:]:
+        if share["specification_hash"] != first["specification_hash"]:
+            key = _first_difference(share["specification"], first["specification"])
+            if key is None:
+                raise IncompatibleSharesError(
+                    f"{path} and {first_path} carry different specification hashes for the "
+                    "same specification: a file was edited by hand."
+                )
+            raise IncompatibleSharesError(
+                f"{path} was built for a different model than {first_path}: its "
+                f"specification has {key} = {_lookup(share['specification'], key)!r}, not "
+                f"{_lookup(first['specification'], key)!r}."
+            )
+    seen: dict[str, Path] = {}
+    for path, share in shares:
+        for site in share["models"][0]["sites"] if share["models"] else []:
+            name = site["site"]
+            if name in seen:
+                raise IncompatibleSharesError(
+                    f"{path} and {seen[name]} both hold the clinic (site) {name!r}: each clinic "
+                    "must be shared once."
+                )
+            seen[name] = path
+
+
+def _clinic_map(p: int, intercept: int, position: int, n_sites: int) -> np.ndarray:
+    """``X -> [X, X_intercept * 1(site = j), j = 1..n_sites-1]`` for the site at ``position``."""
+    t = np.zeros((p, p + n_sites - 1))
+    t[:, :p] = np.eye(p)
+    if position > 0:
+        t[intercept, p + position - 1] = 1.0
+    return t
+
+
+def _pool_model(
+    models: Sequence[dict[str, Any]], spec: dict[str, Any], clinic_effect: str
+) -> PooledModel:
+    head = models[0]
+    columns = list(head["fixed_effects"])
+    random = list(head["random_effects"])
+    p, q = len(columns), len(random)
+    blocks = [(site["site"], site) for m in models for site in m["sites"]]
+    blocks.sort(key=lambda b: b[0])
+    sites = tuple(name for name, _ in blocks)
+    parts = []
+    names = list(columns)
+    if clinic_effect == "fixed" and len(sites) > 1:
+        if "Intercept" not in columns:
+            raise UserError("the shared model has no intercept to build clinic effects from.")
+        names += [f"{CLINIC}[T.{s}]" for s in sites[1:]]
+        for position, (_, site) in enumerate(blocks):
+            t = _clinic_map(p, columns.index("Intercept"), position, len(sites))
+            parts.append(site_statistics(site, p, q).mapped(t))
+    else:
+        parts = [site_statistics(site, p, q) for _, site in blocks]
+    stats = combine_statistics(parts)
+    zero = np.flatnonzero(np.diag(stats.xtx) == 0.0)
+    dropped = tuple(names[i] for i in zero)
+    if zero.size:
+        keep = np.setdiff1d(np.arange(len(names)), zero)
+        stats = stats.mapped(np.eye(len(names))[:, keep])
+        names = [names[i] for i in keep]
+    fit = fit_sufficient(stats, names, "patient", random, reml=True, df_method=spec["df_method"])
+    vectors = estimand_vectors(names, spec, head["group"])
+    if vectors:
+        table = fit.contrast(np.array([v for _, _, v in vectors]), [lab for _, lab, _ in vectors])
+        table.insert(0, "estimand", [key for key, _, _ in vectors])
+        table = table.rename(columns={"term": "label"})
+    else:
+        table = pd.DataFrame(columns=["estimand", "label", "estimate", "std_err", "df"])
+    rhs = head["formula"].split("~", 1)[1].strip()
+    if clinic_effect == "fixed" and len(sites) > 1:
+        rhs += f" + {CLINIC}"
+    return PooledModel(
+        outcome=head["outcome"],
+        group=head["group"],
+        formula=f"{head['response']} ~ {rhs}",
+        fit=fit,
+        estimands=table,
+        dropped_columns=dropped,
+        sites=sites,
+    )
+
+
+def pool_shares(shares: Sequence[tuple[Path, dict[str, Any]]]) -> list[PooledModel]:
+    """Fit every shared model exactly from the pooled statistics of all files.
+
+    Parameters
+    ----------
+    shares : sequence of (Path, dict)
+        Checked, compatible share files.
+
+    Returns
+    -------
+    list of PooledModel
+        One per model of the specification (outcome x group), in file order.
+    """
+    check_compatible(shares)
+    spec = shares[0][1]["specification"]
+    out = []
+    for m in range(len(shares[0][1]["models"])):
+        models = [share["models"][m] for _, share in shares]
+        out.append(_pool_model(models, spec, spec["clinic_effect"]))
+    return out
+
+
+def two_stage(shares: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Meta-analyse the clinics' own fits of every headline estimand.
+
+    Parameters
+    ----------
+    shares : sequence of (Path, dict)
+        Checked, compatible share files.
+
+    Returns
+    -------
+    clinics : pandas.DataFrame
+        One row per clinic, model and estimand: ``outcome, group, estimand, label, clinic,
+        status, estimate, std_err, df, n_patients, n_obs``.
+    meta : pandas.DataFrame
+        One row per model and estimand: ``outcome, group, estimand, label, k, estimate,
+        std_err, df, ci_low, ci_high, p_value, tau2, i2, q, q_p_value, pi_low, pi_high``
+        (NaN with fewer than 2 estimable clinics).
+    """
+    rows = []
+    for _, share in shares:
+        for model in share["models"]:
+            fit = model["clinic_fit"]
+            base = {
+                "outcome": model["outcome"],
+                "group": model["group"],
+                "clinic": share["clinic"],
+                "status": fit["status"],
+                "message": fit.get("message", ""),
+                "n_patients": fit["n_patients"],
+                "n_obs": fit["n_obs"],
+            }
+            for e in fit["estimands"]:
+                rows.append(
+                    {
+                        **base,
+                        "estimand": e["estimand"],
+                        "label": e["label"],
+                        "estimate": e["estimate"],
+                        "std_err": e["std_err"],
+                        "df": e["df"],
+                    }
+                )
+    clinics = pd.DataFrame(
+        rows,
+        columns=[
+            "outcome",
+            "group",
+            "estimand",
+            "label",
+            "clinic",
+            "status",
+            "message",
+            "estimate",
+            "std_err",
+            "df",
+            "n_patients",
+            "n_obs",
+        ],
+    )
+    meta_rows = []
+    for (outcome, group, estimand), block in clinics.groupby(
+        ["outcome", "group", "estimand"], sort=False
+    ):
+        base = {
+            "outcome": outcome,
+            "group": group,
+            "estimand": estimand,
+            "label": block["label"].iloc[0],
+            "k": len(block),
+        }
+        if len(block) >= 2:
+            r = random_effects_meta(block["estimate"], block["std_err"])
+            base.update({f: getattr(r, f) for f in _META_FIELDS})
+        meta_rows.append(base)
+    columns = ["outcome", "group", "estimand", "label", "k", *_META_FIELDS]
+    meta = pd.DataFrame(meta_rows, columns=columns)
+    return clinics, meta
+
+
+_META_FIELDS = (
+    "estimate",
+    "std_err",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "tau2",
+    "i2",
+    "q",
+    "q_p_value",
+    "pi_low",
+    "pi_high",
+)
