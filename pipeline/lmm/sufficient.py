@@ -147,6 +147,31 @@ class SufficientStatistics:
         sum_aa = np.einsum("cjukw,ua,wb->cjakb", self.sum_aa, full, full)
         return replace(self, sum_a=sum_a, sum_aa=sum_aa, xtx=t.T @ self.xtx @ t, xty=t.T @ self.xty)
 
+    def shifted(self, beta0: np.ndarray) -> SufficientStatistics:
+        """Statistics of the response ``y - X beta0`` (same design).
+
+        Parameters
+        ----------
+        beta0 : numpy.ndarray
+            Length-``p`` shift, e.g. the least-squares estimate.
+
+        Returns
+        -------
+        SufficientStatistics
+            ``X'X`` unchanged; ``X'y``, ``y'y`` and the blocks of the shifted response.
+        """
+        p = self.p
+        full = np.eye(p + 1)
+        full[:p, p] = -np.asarray(beta0, dtype=float)
+        b = np.asarray(beta0, dtype=float)
+        return replace(
+            self,
+            sum_a=np.einsum("cju,uv->cjv", self.sum_a, full),
+            sum_aa=np.einsum("cjukw,ua,wb->cjakb", self.sum_aa, full, full),
+            xty=self.xty - self.xtx @ b,
+            yty=float(self.yty - 2.0 * b @ self.xty + b @ self.xtx @ b),
+        )
+
     def random_effects_subset(self, keep: Sequence[int]) -> SufficientStatistics:
         """Statistics of the model with only some random effects (e.g. the intercept).
 
@@ -314,8 +339,15 @@ class SufficientCrossproducts(GroupedCrossproducts):
     It has the interface of :class:`~pipeline.lmm.deviance.GroupedCrossproducts`, whose
     criterion, deviance, gradient and Jacobian methods it inherits; only the two methods that
     touch per-group arrays (:meth:`weighted_crossproducts`, :meth:`derivatives`) are computed
-    here from the cell sums (module docstring). There are no rows, so the parent's
-    constructor is not called and conditional modes are not available.
+    here from the cell sums (module docstring), and :meth:`terms`. There are no rows, so the
+    parent's constructor is not called and conditional modes are not available.
+
+    The statistics are first shifted to the response ``y - X beta0`` with ``beta0`` the
+    least-squares estimate (:meth:`SufficientStatistics.shifted`; the GLS estimate is then
+    ``beta0`` plus that of the shifted response): the criterion's quadratic forms are then
+    computed from residual-sized sums, without the cancellation between large sums of squares
+    that would otherwise add rounding noise to the finite-difference Hessian behind the
+    Satterthwaite df.
 
     Parameters
     ----------
@@ -324,6 +356,9 @@ class SufficientCrossproducts(GroupedCrossproducts):
     """
 
     def __init__(self, stats: SufficientStatistics) -> None:
+        xtx = 0.5 * (stats.xtx + stats.xtx.T)
+        self.beta0 = np.linalg.solve(xtx, stats.xty)
+        stats = stats.shifted(self.beta0)
         self.stats = stats
         self.n_obs = int(stats.n_obs)
         self.p = stats.p
@@ -349,6 +384,27 @@ class SufficientCrossproducts(GroupedCrossproducts):
         h = lam @ np.linalg.inv(m) @ lam.T
         return lam, float(self._count @ logdets), h
 
+    def _shifted_terms(self, logdet: float, h: np.ndarray) -> DevianceTerms:
+        """Deviance pieces of the shifted response (``beta`` relative to ``beta0``)."""
+        return _terms_from(*self._weighted_from(logdet, h))
+
+    def terms(self, theta: np.ndarray) -> DevianceTerms:
+        """Evaluate the ``sigma``-free pieces of the deviance at ``theta`` (``beta`` unshifted).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            lme4's relative Cholesky parameters.
+
+        Returns
+        -------
+        DevianceTerms
+            As :meth:`GroupedCrossproducts.terms`.
+        """
+        _, logdet, h = self._blocks(theta)
+        t = self._shifted_terms(logdet, h)
+        return replace(t, beta=t.beta + self.beta0)
+
     def _weighted_from(
         self, logdet: float, h: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray, float]:
@@ -359,7 +415,7 @@ class SufficientCrossproducts(GroupedCrossproducts):
     def weighted_crossproducts(
         self, theta: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray, float]:
-        """Return ``log|V / sigma^2|``, ``X'WX``, ``X'Wy`` and ``y'Wy`` from the cell sums.
+        """Return ``log|V / sigma^2|``, ``X'WX``, ``X'Wy``, ``y'Wy`` of the *shifted* response.
 
         Parameters
         ----------
@@ -390,7 +446,7 @@ class SufficientCrossproducts(GroupedCrossproducts):
             As :meth:`GroupedCrossproducts.derivatives`.
         """
         lam, logdet, h = self._blocks(theta)
-        terms: DevianceTerms = _terms_from(*self._weighted_from(logdet, h))
+        terms = self._shifted_terms(logdet, h)
         p, s2 = self.p, self.stats.sum_aa
         k = np.eye(self.q) - self._g @ h  # K_s = I - G_s H_s
         w = np.r_[-terms.beta, 1.0]
@@ -408,7 +464,7 @@ class SufficientCrossproducts(GroupedCrossproducts):
                 qk = np.einsum("sj,sl,sjulv->uv", k[:, r, :], lam_k[:, c, :], s2[:, :, :p, :, :p])
                 d_xwx[idx] = -(qk + qk.T)
         return DevianceDerivatives(
-            terms=terms,
+            terms=replace(terms, beta=terms.beta + self.beta0),
             logdet_m=2.0 * (a_sum @ lam)[rows, cols],
             pwrss=-2.0 * (cc @ lam)[rows, cols],
             logdet_xwx=-2.0 * (bcb @ lam)[rows, cols],
