@@ -12,34 +12,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from command import assert_one_sentence_error, outcomes
-from factories import DEMO_INPUTS, write_config
+from factories import DEMO_INPUTS, outputs_and_mcid, write_config
 from helpers_federation import DEMO_SCHEDULE
 
 from pipeline import api
 from pipeline.cli import main
+from pipeline.demo.network import split_by_site
 
 SITES = ("Hillview", "Northside", "Riverside")
 
 
 def _split_demo(folder: Path) -> dict[str, Path]:
     """Each demo clinic's own raw files and configuration (as if at three places)."""
-    patients = pd.read_csv(DEMO_INPUTS["patients"], dtype=str, keep_default_na=False)
-    sessions = pd.read_csv(DEMO_INPUTS["sessions"], dtype=str, keep_default_na=False)
-    assessments = pd.read_csv(DEMO_INPUTS["assessments"], dtype=str, keep_default_na=False)
-    configs = {}
-    for site in SITES:
-        place = folder / site.lower()
-        place.mkdir()
-        ids = set(patients.loc[patients["site"] == site, "patient_id"])
-        inputs = {}
-        for name, table in (
-            ("patients", patients),
-            ("sessions", sessions),
-            ("assessments", assessments),
-        ):
-            inputs[name] = place / f"{name}.csv"
-            table.loc[table["patient_id"].isin(ids)].to_csv(inputs[name], index=False)
-        configs[site] = write_config(place, inputs, federation=DEMO_SCHEDULE)
+    sections = outputs_and_mcid(folder / "processed", folder / "reports")
+    sections += f"[federation]\n{DEMO_SCHEDULE}\n"
+    configs = split_by_site(DEMO_INPUTS["patients"].parent, folder, sections)
+    assert sorted(configs) == list(SITES)
     return configs
 
 
