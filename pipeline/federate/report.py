@@ -233,8 +233,9 @@ def pooled_report(
             f"{len(shares)} share file(s) from {len(sites)} clinic(s) were pooled: {n_pat:,} "
             f"patients and {n_obs:,} assessments. No patient row left any clinic: each file "
             "holds only sums over at least "
-            f"{k} patients, and the pooled fit computed from them equals the fit of all "
-            "patients' rows together (same estimates, standard errors and Satterthwaite df)."
+            f"{k} patients, and the pooled fit computed from them equals the fit of the same "
+            "patients' rows gathered in one place (same estimates, standard errors, "
+            "Satterthwaite df and variance components)."
         ),
         Paragraph(
             f"Time is the nominal time of each visit on the configured schedule, not the "
