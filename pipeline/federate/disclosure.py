@@ -27,6 +27,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["RULE", "CellAssignment", "assign_cells"]
@@ -84,24 +85,23 @@ def _candidates(patterns: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
     return sorted(subsets, key=lambda p: (-len(p), p))
 
 
-def _coarsen(patterns: dict[str, tuple[int, ...]], k: int) -> dict[str, tuple[int, ...] | None]:
-    """Apply the stated rule within one site and stratum: patient -> kept schedule or None."""
-    counts: dict[tuple[int, ...], int] = {}
-    for p in patterns.values():
-        counts[p] = counts.get(p, 0) + 1
-    target: dict[str, tuple[int, ...] | None] = {
-        pid: p for pid, p in patterns.items() if counts[p] >= k
-    }
-    movers = {pid: p for pid, p in patterns.items() if counts[p] < k}
+def _coarsen(counts: dict[tuple[int, ...], int], k: int) -> dict[tuple[int, ...], tuple | None]:
+    """Apply the stated rule within one site and stratum: schedule -> kept schedule or None.
+
+    The rule treats every patient of a schedule alike, so it works on the schedules' counts.
+    """
+    target: dict[tuple[int, ...], tuple | None] = {p: p for p, n in counts.items() if n >= k}
+    movers = {p: n for p, n in counts.items() if n < k}
     sizes = {p: n for p, n in counts.items() if n >= k}
-    for candidate in _candidates(list(movers.values())) if movers else []:
+    for candidate in _candidates(list(movers)) if movers else []:
         wanted = set(candidate)
-        takers = [pid for pid, p in movers.items() if wanted <= set(p)]
-        if takers and sizes.get(candidate, 0) + len(takers) >= k:
-            for pid in takers:
-                target[pid] = candidate
-                del movers[pid]
-            sizes[candidate] = sizes.get(candidate, 0) + len(takers)
+        takers = [p for p in movers if wanted <= set(p)]
+        joining = sum(movers[p] for p in takers)
+        if takers and sizes.get(candidate, 0) + joining >= k:
+            for p in takers:
+                target[p] = candidate
+                del movers[p]
+            sizes[candidate] = sizes.get(candidate, 0) + joining
         if not movers:
             break
     target.update(dict.fromkeys(movers))
@@ -132,29 +132,42 @@ def assign_cells(
     strata = list(strata)
     if rows.empty:
         return CellAssignment(rows, 0, 0, 0, 0, 0)
-    visits = rows.groupby(patient, sort=True, observed=True)[visit].agg(
-        lambda v: tuple(sorted(int(x) for x in v))
-    )
-    first = rows.groupby(patient, sort=True, observed=True)[strata].first()
-    people = first.assign(_pattern=visits)
-    target: dict[str, tuple[int, ...] | None] = {}
-    for _, block in people.groupby(strata, observed=True, dropna=False, sort=False):
-        target.update(_coarsen(block["_pattern"].to_dict(), k))
-    keep_visits = pd.Series(target, dtype=object)
-    kept_mask = [
-        keep_visits[p] is not None and int(v) in keep_visits[p]
-        for p, v in zip(rows[patient], rows[visit], strict=True)
-    ]
-    kept = rows.loc[kept_mask]
-    left_out = int(sum(t is None for t in target.values()))
-    coarsened = int(
-        sum(t is not None and t != people.loc[p, "_pattern"] for p, t in target.items())
-    )
+    codes, people = pd.factorize(rows[patient], sort=True)
+    visit_levels, visit_codes = np.unique(rows[visit].to_numpy(dtype=int), return_inverse=True)
+    presence = np.zeros((len(people), len(visit_levels)), dtype=bool)
+    presence[codes, visit_codes] = True
+    schedules, schedule_of = np.unique(presence, axis=0, return_inverse=True)
+    schedule_of = np.asarray(schedule_of).ravel()
+    names = [tuple(int(v) for v in visit_levels[row]) for row in schedules]
+    first = rows[strata].groupby(codes, sort=True, observed=True).first()
+    stratum_of = first.groupby(strata, observed=True, dropna=False, sort=False).ngroup()
+    stratum_of = stratum_of.to_numpy()
+    # per (stratum, schedule): the kept schedule (as a presence row) or none
+    pairs, pair_of = np.unique(np.c_[stratum_of, schedule_of], axis=0, return_inverse=True)
+    pair_of = np.asarray(pair_of).ravel()
+    pair_counts = np.bincount(pair_of, minlength=len(pairs))
+    kept_presence = np.zeros((len(pairs), len(visit_levels)), dtype=bool)
+    kept_any = np.zeros(len(pairs), dtype=bool)
+    changed = np.zeros(len(pairs), dtype=bool)
+    for stratum in np.unique(pairs[:, 0]):
+        mine = np.flatnonzero(pairs[:, 0] == stratum)
+        counts = {names[pairs[i, 1]]: int(pair_counts[i]) for i in mine}
+        target = _coarsen(counts, k)
+        for i in mine:
+            kept = target[names[pairs[i, 1]]]
+            if kept is not None:
+                kept_any[i] = True
+                kept_presence[i] = np.isin(visit_levels, kept)
+                changed[i] = kept != names[pairs[i, 1]]
+    row_pair = pair_of[codes]
+    keep = kept_any[row_pair] & kept_presence[row_pair, visit_codes]
+    kept_rows = rows.loc[keep]
+    left_out = int((~kept_any[pair_of]).sum())
     return CellAssignment(
-        rows=kept,
+        rows=kept_rows,
         patients_in=len(people),
         patients_kept=len(people) - left_out,
-        patients_coarsened=coarsened,
+        patients_coarsened=int(changed[pair_of].sum()),
         patients_left_out=left_out,
-        rows_dropped=len(rows) - len(kept),
+        rows_dropped=len(rows) - len(kept_rows),
     )

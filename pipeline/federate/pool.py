@@ -6,11 +6,7 @@
 the specification says so, and returns tidy tables; :func:`two_stage` meta-analyses the
 clinics' own fits (:mod:`pipeline.federate.meta`).
 
-Clinic indicators are built from the intercept: for a patient of site ``s`` the design row is
-``[x, x_Intercept * 1(s = s_j) for j > 0]``, a linear map of the clinic's own design, so the
-site's statistics are mapped exactly (:meth:`~pipeline.lmm.sufficient.SufficientStatistics.mapped`).
-The reference clinic is the first site name in sorted order (as patsy orders a text factor),
-and a design column that is zero in every clinic (a level nobody has) is left out.
+Clinic indicators and empty columns are handled by :mod:`pipeline.federate.design`.
 """
 
 from __future__ import annotations
@@ -24,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.federate.design import CLINIC, combine_sites
 from pipeline.federate.meta import random_effects_meta
 from pipeline.federate.schema import site_statistics
 from pipeline.federate.share import estimand_vectors
 from pipeline.federate.spec import pipeline_version
-from pipeline.lmm.sufficient import SufficientFit, combine_statistics, fit_sufficient
+from pipeline.lmm.sufficient import SufficientFit, fit_sufficient
 
 __all__ = [
     "CLINIC",
@@ -37,9 +34,6 @@ __all__ = [
     "pool_shares",
     "two_stage",
 ]
-
-CLINIC = "clinic"
-"""Name of the clinic factor in the pooled model (design columns ``clinic[T.<site>]``)."""
 
 
 class IncompatibleSharesError(UserError):
@@ -144,15 +138,6 @@ def check_compatible(shares: Sequence[tuple[Path, dict[str, Any]]]) -> None:
             seen[name] = path
 
 
-def _clinic_map(p: int, intercept: int, position: int, n_sites: int) -> np.ndarray:
-    """``X -> [X, X_intercept * 1(site = j), j = 1..n_sites-1]`` for the site at ``position``."""
-    t = np.zeros((p, p + n_sites - 1))
-    t[:, :p] = np.eye(p)
-    if position > 0:
-        t[intercept, p + position - 1] = 1.0
-    return t
-
-
 def _pool_model(
     models: Sequence[dict[str, Any]], spec: dict[str, Any], clinic_effect: str
 ) -> PooledModel:
@@ -160,28 +145,18 @@ def _pool_model(
     columns = list(head["fixed_effects"])
     random = list(head["random_effects"])
     p, q = len(columns), len(random)
-    blocks = [(site["site"], site) for m in models for site in m["sites"]]
-    blocks.sort(key=lambda b: b[0])
-    sites = tuple(name for name, _ in blocks)
-    parts = []
-    names = list(columns)
-    if clinic_effect == "fixed" and len(sites) > 1:
-        if "Intercept" not in columns:
-            raise UserError("the shared model has no intercept to build clinic effects from.")
-        names += [f"{CLINIC}[T.{s}]" for s in sites[1:]]
-        for position, (_, site) in enumerate(blocks):
-            t = _clinic_map(p, columns.index("Intercept"), position, len(sites))
-            parts.append(site_statistics(site, p, q).mapped(t))
-    else:
-        parts = [site_statistics(site, p, q) for _, site in blocks]
-    stats = combine_statistics(parts)
-    zero = np.flatnonzero(np.diag(stats.xtx) == 0.0)
-    dropped = tuple(names[i] for i in zero)
-    if zero.size:
-        keep = np.setdiff1d(np.arange(len(names)), zero)
-        stats = stats.mapped(np.eye(len(names))[:, keep])
-        names = [names[i] for i in keep]
-    fit = fit_sufficient(stats, names, "patient", random, reml=True, df_method=spec["df_method"])
+    blocks = [(site["site"], site_statistics(site, p, q)) for m in models for site in m["sites"]]
+    design = combine_sites(blocks, columns, clinic_effect == "fixed")
+    if design.rank_deficient:
+        raise UserError(
+            f"The pooled {head['outcome']} model cannot be estimated: design column(s) "
+            f"{', '.join(design.rank_deficient)} are combinations of the others in the pooled "
+            "data (e.g. a group that only one clinic has)."
+        )
+    fit = fit_sufficient(
+        design.stats, design.columns, "patient", random, reml=True, df_method=spec["df_method"]
+    )
+    names = design.columns
     vectors = estimand_vectors(names, spec, head["group"])
     if vectors:
         table = fit.contrast(np.array([v for _, _, v in vectors]), [lab for _, lab, _ in vectors])
@@ -190,7 +165,7 @@ def _pool_model(
     else:
         table = pd.DataFrame(columns=["estimand", "label", "estimate", "std_err", "df"])
     rhs = head["formula"].split("~", 1)[1].strip()
-    if clinic_effect == "fixed" and len(sites) > 1:
+    if clinic_effect == "fixed" and len(design.sites) > 1:
         rhs += f" + {CLINIC}"
     return PooledModel(
         outcome=head["outcome"],
@@ -198,8 +173,8 @@ def _pool_model(
         formula=f"{head['response']} ~ {rhs}",
         fit=fit,
         estimands=table,
-        dropped_columns=dropped,
-        sites=sites,
+        dropped_columns=design.dropped,
+        sites=design.sites,
     )
 
 

@@ -9,7 +9,7 @@
   the sums ``sum_i a_i`` and ``sum_i a_i a_i'`` of ``a_i = Z_i'[X_i, y_i]``
   (:func:`pipeline.lmm.sufficient.schedule_statistics`): enough for the exact pooled fit;
 * the clinic's own fit of the headline estimands (estimate, SE, Satterthwaite df, n) for the
-  two-stage meta-analysis;
+  two-stage meta-analysis, computed from the same statistics (the fit of its rows, exactly);
 * the outcome's mean and SD per nominal visit and group.
 
 Time is the *nominal* time of each visit from the configured schedule (``[federation]
@@ -31,6 +31,7 @@ from pipeline.analyses.plans import GROUP
 from pipeline.config.settings import Config
 from pipeline.derive.dataset import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.errors import UserError
+from pipeline.federate.design import combine_sites
 from pipeline.federate.disclosure import RULE, CellAssignment, assign_cells
 from pipeline.federate.spec import (
     CATEGORICAL_COVARIATES,
@@ -38,10 +39,7 @@ from pipeline.federate.spec import (
     specification,
     specification_hash,
 )
-from pipeline.lmm.data import ModelDataError
-from pipeline.lmm.fit import FAST_ROUTES, fit_lmm
-from pipeline.lmm.optim import ModelFitError
-from pipeline.lmm.sufficient import schedule_statistics
+from pipeline.lmm.sufficient import SufficientStatistics, fit_sufficient, schedule_statistics
 from pipeline.schemas.raw import SEXES
 
 __all__ = [
@@ -161,36 +159,37 @@ def estimand_vectors(
 
 
 def _clinic_fit(
-    rows: pd.DataFrame, spec: dict[str, Any], response: str, group: str
+    rows: pd.DataFrame,
+    spec: dict[str, Any],
+    group: str,
+    blocks: list[tuple[str, SufficientStatistics]],
+    columns: list[str],
 ) -> dict[str, Any]:
-    """Fit one model on the clinic's rows alone and give its headline estimands (two-stage)."""
-    frame = rows.copy()
-    for column in [group, *spec["covariates"]]:
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):
-            frame[column] = frame[column].cat.remove_unused_categories()
-    rhs = fixed_formula(spec, group)
-    if len(frame["site"].unique()) > 1:
-        rhs += " + site"
-    slope = spec["nominal_time"] if spec["random_slope"] else None
-    base = {"n_patients": int(frame[GROUP].nunique()), "n_obs": len(frame)}
-    try:
-        if frame[group].nunique() < 2:
-            raise ModelDataError(f"a single {group} group in this clinic")
-        fit = fit_lmm(
-            frame,
-            response,
-            rhs,
-            group=GROUP,
-            random_slope=slope,
-            df_method=spec["df_method"],
-            routes=FAST_ROUTES,
-            escalate=("numpy-powell",),
+    """Fit one model to the clinic's patients alone; its headline estimands (two-stage input).
+
+    The fit is computed from the clinic's own sufficient statistics (with its sites as fixed
+    effects when it has several), which gives the fit of its rows exactly.
+    """
+    random = ["(Intercept)"] + ([spec["nominal_time"]] if spec["random_slope"] else [])
+    design = combine_sites(blocks, columns, clinic_effect=True)
+    base = {"n_patients": int(rows[GROUP].nunique()), "n_obs": len(rows)}
+    levels = rows[group].nunique()
+    if levels < 2 or design.rank_deficient:
+        why = (
+            f"a single {group} group in this clinic"
+            if levels < 2
+            else f"design column(s) {', '.join(design.rank_deficient)} not estimable"
         )
-    except (ModelDataError, ModelFitError) as exc:
+        return {**base, "status": "not estimable", "message": why, "estimands": []}
+    try:
+        fit = fit_sufficient(
+            design.stats, design.columns, "patient", random, df_method=spec["df_method"]
+        )
+    except (ValueError, np.linalg.LinAlgError) as exc:
         return {**base, "status": "not estimable", "message": str(exc), "estimands": []}
     estimands = []
-    for key, label, vector in estimand_vectors(fit.design_columns, spec, group):
-        row = fit.contrast(vector, label).iloc[0]
+    for key, label, vector in estimand_vectors(design.columns, spec, group):
+        row = fit.contrast(vector, [label]).iloc[0]
         estimands.append(
             {
                 "estimand": key,
@@ -204,7 +203,7 @@ def _clinic_fit(
         **base,
         "status": "ok",
         "message": fit.fallback or "",
-        "random_effects": "(1 | patient)" if fit.random_slope is None else "(1 + time | patient)",
+        "random_effects": " + ".join(fit.random_effects),
         "estimands": estimands,
     }
 
@@ -232,12 +231,8 @@ def _descriptives(
     return out
 
 
-def _site_block(
-    rows: pd.DataFrame, y: np.ndarray, x: np.ndarray, z: np.ndarray, site: str
-) -> dict[str, Any]:
-    """Sufficient statistics of one site's rows."""
-    codes = pd.factorize(rows[GROUP])[0]
-    stats, _ = schedule_statistics(y, x, z, codes)
+def _site_block(stats: SufficientStatistics, site: str) -> dict[str, Any]:
+    """One site's sufficient statistics as JSON values."""
     cells = []
     for c in range(len(stats.z)):
         q, width = stats.sum_a[c].shape
@@ -268,14 +263,19 @@ def _model_block(
     x_all = patsy.dmatrix(fixed_formula(spec, group), rows, return_type="dataframe")
     columns = list(x_all.columns)
     random = ["(Intercept)"] + ([spec["nominal_time"]] if spec["random_slope"] else [])
-    sites = []
+    blocks = []
     for site, index in rows.groupby("site", sort=True).groups.items():
         part = rows.loc[index]
-        x = x_all.loc[index].to_numpy(dtype=float)
         z = np.ones((len(part), len(random)))
         if spec["random_slope"]:
             z[:, 1] = part[spec["nominal_time"]].to_numpy(dtype=float)
-        sites.append(_site_block(part, part[response].to_numpy(dtype=float), x, z, str(site)))
+        stats, _ = schedule_statistics(
+            part[response].to_numpy(dtype=float),
+            x_all.loc[index].to_numpy(dtype=float),
+            z,
+            pd.factorize(part[GROUP])[0],
+        )
+        blocks.append((str(site), stats))
     return {
         "outcome": outcome,
         "response": response,
@@ -283,8 +283,8 @@ def _model_block(
         "formula": f"{response} ~ {fixed_formula(spec, group)}",
         "fixed_effects": columns,
         "random_effects": random,
-        "sites": sites,
-        "clinic_fit": _clinic_fit(rows, spec, response, group),
+        "sites": [_site_block(stats, site) for site, stats in blocks],
+        "clinic_fit": _clinic_fit(rows, spec, group, blocks, columns),
         "descriptives": _descriptives(rows, spec, response, group, k),
     }
 
