@@ -212,7 +212,8 @@ def two_stage(shares: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[pd.DataFra
     -------
     clinics : pandas.DataFrame
         One row per clinic, model and estimand: ``outcome, group, estimand, label, clinic,
-        status, estimate, std_err, df, n_patients, n_obs``.
+        status, message, estimate, std_err, df, n_patients, n_obs`` (a clinic whose own model
+        is not estimable has NaN estimates, its status and the reason).
     meta : pandas.DataFrame
         One row per model and estimand: ``outcome, group, estimand, label, k, estimate,
         std_err, df, ci_low, ci_high, p_value, tau2, i2, q, q_p_value, pi_low, pi_high``
@@ -242,6 +243,33 @@ def two_stage(shares: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[pd.DataFra
                         "df": e["df"],
                     }
                 )
+    missing = []
+    for _, share in shares:
+        for model in share["models"]:
+            fit = model["clinic_fit"]
+            if fit["status"] == "ok":
+                continue
+            for r in rows:  # the estimands the other clinics report for this model
+                key = (r["outcome"], r["group"], r["estimand"])
+                if (r["outcome"], r["group"]) == (model["outcome"], model["group"]) and key not in {
+                    (m["outcome"], m["group"], m["estimand"])
+                    for m in missing
+                    if m["clinic"] == share["clinic"]
+                }:
+                    missing.append(
+                        {
+                            **{k: r[k] for k in ("outcome", "group", "estimand", "label")},
+                            "clinic": share["clinic"],
+                            "status": fit["status"],
+                            "message": fit.get("message", ""),
+                            "estimate": np.nan,
+                            "std_err": np.nan,
+                            "df": np.nan,
+                            "n_patients": fit["n_patients"],
+                            "n_obs": fit["n_obs"],
+                        }
+                    )
+    rows += missing
     clinics = pd.DataFrame(
         rows,
         columns=[
@@ -260,7 +288,8 @@ def two_stage(shares: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[pd.DataFra
         ],
     )
     meta_rows = []
-    for (outcome, group, estimand), block in clinics.groupby(
+    estimable = clinics.loc[clinics["status"] == "ok"]
+    for (outcome, group, estimand), block in estimable.groupby(
         ["outcome", "group", "estimand"], sort=False
     ):
         base = {

@@ -365,12 +365,19 @@ def _meta_blocks(tables: dict[str, pd.DataFrame]) -> tuple:
             caption="Meta-analysis of the clinics' own fits",
         ),
     ]
+    bad = per.loc[per["status"] != "ok"].drop_duplicates(["clinic", "outcome", "group"])
+    if len(bad):
+        listed = "; ".join(
+            f"{r.clinic} ({r.outcome.upper()}: {r.message})" for r in bad.itertuples()
+        )
+        blocks.append(Paragraph(f"Not in the meta-analysis: {listed}.", "note"))
     for rec in meta.itertuples():
         block = per.loc[
             (per["outcome"] == rec.outcome)
             & (per["group"] == rec.group)
             & (per["estimand"] == rec.estimand)
         ]
+        block = block.loc[block["status"] == "ok"]
         if block.empty:
             continue
         ex = exact.loc[
