@@ -218,7 +218,8 @@ class FederationSettings:
     groups : tuple of str
         Patient-level groups (depth, twitch) of the shared trajectory models.
     clinic_effect : str
-        ``fixed`` (clinic indicators) or ``none`` in the pooled model.
+        ``fixed`` (clinic indicators), ``random`` (clinic random intercept) or ``none`` in the
+        pooled model.
     clinic : str
         Name of the clinic in the pooled report; empty: the site name(s) of its data.
     """
@@ -321,7 +322,7 @@ def _whole(section: dict, key: str, path: Path, name: str, default: int, lo: int
     return int(value)
 
 
-CLINIC_EFFECTS = ("fixed", "none")
+CLINIC_EFFECTS = ("fixed", "random", "none")
 
 
 def _names(section: dict, key: str, path: Path, allowed: tuple, default: tuple) -> tuple:

@@ -73,9 +73,16 @@ def _aliased(xtx: np.ndarray, names: list[str]) -> tuple[str, ...]:
 
 
 def combine_sites(
-    blocks: Sequence[tuple[str, SufficientStatistics]], columns: Sequence[str], clinic_effect: bool
+    blocks: Sequence[tuple[str, SufficientStatistics]],
+    columns: Sequence[str],
+    clinic_effect: bool,
+    *,
+    random: bool = False,
 ) -> CombinedDesign:
     """Combine sites' statistics, with clinic indicators when asked and more than one site.
+
+    With ``random=True`` no indicators are added and each site's cells are kept apart, for a
+    clinic random intercept (:class:`pipeline.lmm.sufficient.NestedSufficientCrossproducts`).
 
     Parameters
     ----------
@@ -85,6 +92,8 @@ def combine_sites(
         The sites' design columns (with ``Intercept``).
     clinic_effect : bool
         Add clinic indicators.
+    random : bool, keyword-only, default False
+        Keep the sites apart for a clinic random intercept instead.
 
     Returns
     -------
@@ -95,7 +104,7 @@ def combine_sites(
     sites = tuple(name for name, _ in blocks)
     names = list(columns)
     p = len(names)
-    if clinic_effect and len(sites) > 1:
+    if clinic_effect and len(sites) > 1 and not random:
         intercept = names.index("Intercept")
         names += [f"{CLINIC}[T.{s}]" for s in sites[1:]]
         parts = [
@@ -104,7 +113,7 @@ def combine_sites(
         ]
     else:
         parts = [stats for _, stats in blocks]
-    stats = combine_statistics(parts)
+    stats = combine_statistics(parts, sites=random)
     zero = np.flatnonzero(np.diag(stats.xtx) == 0.0)
     dropped = tuple(names[i] for i in zero)
     if zero.size:

@@ -146,7 +146,10 @@ def _pool_model(
     random = list(head["random_effects"])
     p, q = len(columns), len(random)
     blocks = [(site["site"], site_statistics(site, p, q)) for m in models for site in m["sites"]]
-    design = combine_sites(blocks, columns, clinic_effect == "fixed")
+    random_clinic = clinic_effect == "random"
+    design = combine_sites(blocks, columns, clinic_effect == "fixed", random=random_clinic)
+    if random_clinic and len(design.sites) < 2:
+        raise UserError("a clinic random intercept needs share files from at least 2 clinics.")
     if design.rank_deficient:
         raise UserError(
             f"The pooled {head['outcome']} model cannot be estimated: design column(s) "
@@ -154,7 +157,13 @@ def _pool_model(
             "data (e.g. a group that only one clinic has)."
         )
     fit = fit_sufficient(
-        design.stats, design.columns, "patient", random, reml=True, df_method=spec["df_method"]
+        design.stats,
+        design.columns,
+        "patient",
+        random,
+        reml=True,
+        df_method=spec["df_method"],
+        site=CLINIC if random_clinic else None,
     )
     names = design.columns
     vectors = estimand_vectors(names, spec, head["group"])
@@ -167,6 +176,8 @@ def _pool_model(
     rhs = head["formula"].split("~", 1)[1].strip()
     if clinic_effect == "fixed" and len(design.sites) > 1:
         rhs += f" + {CLINIC}"
+    if random_clinic:
+        rhs += f" + (1 | {CLINIC})"
     return PooledModel(
         outcome=head["outcome"],
         group=head["group"],

@@ -223,11 +223,11 @@ def pooled_report(
     n_obs = int(clinics["assessments_shared"].sum())
     sites = models[0].sites if models else ()
     k = spec["min_patients_per_cell"]
-    effect = (
-        f"clinic as a fixed effect (reference: {sites[0]})"
-        if spec["clinic_effect"] == "fixed" and len(sites) > 1
-        else "no clinic term"
-    )
+    effect = "no clinic term"
+    if spec["clinic_effect"] == "fixed" and len(sites) > 1:
+        effect = f"clinic as a fixed effect (reference: {sites[0]})"
+    elif spec["clinic_effect"] == "random":
+        effect = "a random intercept per clinic"
     pooled = [
         Paragraph(
             f"{len(shares)} share file(s) from {len(sites)} clinic(s) were pooled: {n_pat:,} "

@@ -72,6 +72,7 @@ from pipeline.lmm.optim import (
 )
 
 __all__ = [
+    "NestedSufficientCrossproducts",
     "SufficientCrossproducts",
     "SufficientFit",
     "SufficientStatistics",
@@ -101,6 +102,9 @@ class SufficientStatistics:
         Pooled ``y'y``.
     n_obs : int
         Rows.
+    site : numpy.ndarray or None
+        Site code of each cell when the groups are nested in sites (a site random intercept
+        needs each site's cells apart), else None.
     """
 
     z: tuple[np.ndarray, ...]
@@ -111,6 +115,7 @@ class SufficientStatistics:
     xty: np.ndarray
     yty: float
     n_obs: int
+    site: np.ndarray | None = None
 
     @property
     def p(self) -> int:
@@ -207,16 +212,22 @@ def _empty_like(q: int, p: int) -> SufficientStatistics:
     )
 
 
-def combine_statistics(parts: Sequence[SufficientStatistics]) -> SufficientStatistics:
+def combine_statistics(
+    parts: Sequence[SufficientStatistics], *, sites: bool = False
+) -> SufficientStatistics:
     """Pool the statistics of disjoint sets of groups (e.g. clinics): cells side by side.
 
     Cells with the same ``Z`` are merged (their sums add up), so the result does not depend on
-    how the groups were split.
+    how the groups were split; with ``sites=True`` each part is a site, its cells are kept
+    apart from the other parts' and labelled with the part's index (for a site random
+    intercept, :class:`NestedSufficientCrossproducts`).
 
     Parameters
     ----------
     parts : sequence of SufficientStatistics
         Statistics with the same ``p`` and ``q``.
+    sites : bool, keyword-only, default False
+        Treat each part as a site.
 
     Returns
     -------
@@ -233,12 +244,16 @@ def combine_statistics(parts: Sequence[SufficientStatistics]) -> SufficientStati
     n: list[int] = []
     s1: list[np.ndarray] = []
     s2: list[np.ndarray] = []
-    for part in parts:
+    site_of: list[int] = []
+    for number, part in enumerate(parts):
         for c, z in enumerate(part.z):
             key = z.shape[0].to_bytes(4, "little") + np.ascontiguousarray(z).tobytes()
+            if sites:
+                key = number.to_bytes(4, "little") + key
             if key not in index:
                 index[key] = len(zs)
                 zs.append(z)
+                site_of.append(number)
                 n.append(0)
                 s1.append(np.zeros((q, p + 1)))
                 s2.append(np.zeros((q, p + 1, q, p + 1)))
@@ -257,6 +272,7 @@ def combine_statistics(parts: Sequence[SufficientStatistics]) -> SufficientStati
         xty=sum(s.xty for s in parts),
         yty=float(sum(s.yty for s in parts)),
         n_obs=int(sum(s.n_obs for s in parts)),
+        site=np.asarray(site_of, dtype=int) if sites else None,
     )
 
 
@@ -482,6 +498,195 @@ class SufficientCrossproducts(GroupedCrossproducts):
         raise ValueError("conditional modes need each group's own data, not pooled sums")
 
 
+class NestedSufficientCrossproducts(SufficientCrossproducts):
+    """``(1 | site) + (Z | group)`` from statistics whose cells carry their site.
+
+    The algebra of :class:`~pipeline.lmm.deviance.NestedCrossproducts` (Sherman-Morrison per
+    site), with every per-patient quantity summed over the site's cells: ``Z_i'1 = u_s`` and
+    ``1'[X_i, y_i]`` (the first row of ``a_i``, ``Z``'s first column being the intercept) are
+    constant or linear in ``a_i``, so a site needs the cells' first moments ``S1`` besides
+    ``S2``. ``theta`` is the patient ``theta`` followed by the site's relative SD.
+
+    Parameters
+    ----------
+    stats : SufficientStatistics
+        Statistics with ``site`` set (:func:`combine_statistics` with ``sites=True``) and the
+        intercept as the first column of ``Z``.
+    """
+
+    def __init__(self, stats: SufficientStatistics) -> None:
+        if stats.site is None:
+            raise ValueError("a site random intercept needs statistics whose cells carry a site")
+        super().__init__(stats)
+        self.cell_site = np.asarray(stats.site, dtype=int)
+        self.n_sites = int(self.cell_site.max()) + 1
+        self.n_theta += 1
+        self.theta_diagonal = np.r_[self.theta_diagonal, True]
+        self._u = np.array([z.sum(axis=0) for z in stats.z]).reshape(-1, self.q)  # Z'1
+        self._rows = np.array([z.shape[0] for z in stats.z], dtype=float)
+
+    def _site_sums(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``H_c u_c`` and, per site, ``k = sum 1'D^{-1}1`` and ``sum 1'D^{-1}[X y]``."""
+        hu = np.einsum("cjk,ck->cj", h, self._u)
+        k_cell = self._count * (self._rows - np.einsum("cj,cj->c", self._u, hu))
+        s1 = self.stats.sum_a  # (C, q, p + 1)
+        aug_cell = s1[:, 0, :] - np.einsum("cj,cju->cu", hu, s1)
+        k = np.bincount(self.cell_site, k_cell, self.n_sites)
+        site_aug = np.zeros((self.n_sites, self.p + 1))
+        np.add.at(site_aug, self.cell_site, aug_cell)
+        return hu, k, site_aug
+
+    def _nested(
+        self, theta: np.ndarray, logdet: float, h: np.ndarray, k: np.ndarray, site_aug: np.ndarray
+    ) -> DevianceTerms:
+        """Patient-level pieces corrected by Sherman-Morrison for each site."""
+        base_logdet, xwx, xwy, ywy = self._weighted_from(logdet, h)
+        t2 = float(theta[-1]) ** 2
+        shrink = t2 / (1.0 + t2 * k)
+        s = (site_aug.T * shrink) @ site_aug
+        p = self.p
+        return _terms_from(
+            base_logdet + float(np.log1p(t2 * k).sum()),
+            xwx - s[:p, :p],
+            xwy - s[:p, p],
+            ywy - float(s[p, p]),
+        )
+
+    def _pieces(self, theta: np.ndarray) -> tuple:
+        """``theta``, ``Lambda``, ``H_c``, ``H_c u_c``, site ``k``, site sums and the terms."""
+        theta = np.asarray(theta, dtype=float)
+        lam = lambda_from_theta(theta[:-1], self.q)
+        m = np.eye(self.q) + lam.T @ self._g @ lam
+        sign, logdets = np.linalg.slogdet(m)
+        if np.any(sign <= 0):
+            raise np.linalg.LinAlgError("a variance block is not positive definite")
+        h = lam @ np.linalg.inv(m) @ lam.T
+        hu, k, site_aug = self._site_sums(h)
+        terms = self._nested(theta, float(self._count @ logdets), h, k, site_aug)
+        return theta, lam, h, hu, k, site_aug, terms
+
+    def weighted_crossproducts(
+        self, theta: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Not used for the nested model (see :meth:`terms`).
+
+        Raises
+        ------
+        NotImplementedError
+            Always; the nested pieces come from :meth:`terms` and :meth:`derivatives`.
+        """
+        raise NotImplementedError("use terms() or derivatives() for the nested model")
+
+    def terms(self, theta: np.ndarray) -> DevianceTerms:
+        """Deviance pieces of the nested model at ``(theta_patient, theta_site)``.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Patient ``theta`` followed by the site's relative SD.
+
+        Returns
+        -------
+        DevianceTerms
+            As :meth:`GroupedCrossproducts.terms` (``beta`` unshifted).
+        """
+        t = self._pieces(theta)[-1]
+        return replace(t, beta=t.beta + self.beta0)
+
+    def derivatives(self, theta: np.ndarray, covariance: bool = False) -> DevianceDerivatives:
+        """Deviance pieces with exact derivatives in the patient and site ``theta``.
+
+        As :meth:`pipeline.lmm.deviance.NestedCrossproducts.derivatives`, the per-patient
+        blocks ``B_i = K_c Z_i'X_i - e_c`` and ``c_i = K_c a_i w - rho_s sv_c`` summed over
+        each cell from its first and second moments.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Patient ``theta`` followed by the site's relative SD.
+        covariance : bool, default False
+            Also return ``d(X'WX)``.
+
+        Returns
+        -------
+        DevianceDerivatives
+            The pieces and their gradients (the site's last).
+        """
+        theta, lam, h, _, k, site_aug, terms = self._pieces(theta)
+        p, q, n = self.p, self.q, self._count
+        s1, s2 = self.stats.sum_a, self.stats.sum_aa
+        ts = float(theta[-1])
+        t2 = ts**2
+        scale = 1.0 / (1.0 + t2 * k)
+        shrink = t2 * scale
+        beta = terms.beta
+        cx = site_aug[:, :p]
+        rho = site_aug[:, p] - cx @ beta
+        kmat = np.eye(q) - self._g @ h  # (C, q, q)
+        v = np.einsum("cjk,ck->cj", kmat, self._u)  # K_c u_c
+        sv = shrink[self.cell_site][:, None] * v
+        e = sv[:, :, None] * cx[self.cell_site][:, None, :]  # (C, q, p)
+        w = np.r_[-beta, 1.0]
+        s1x = s1[:, :, :p]  # sum_i Z_i'X_i
+        ka = np.einsum("cij,cju->ciu", kmat, s1x)  # K_c sum_i A_i
+        # sum_i B_i M B_i' with M = C^{-1}
+        minv = terms.xwx_inv
+        u_mat = np.einsum("cjukv,uv->cjk", s2[:, :, :p, :, :p], minv)
+        kuk = np.einsum("cij,cjk,clk->cil", kmat, u_mat, kmat)
+        cross = np.einsum("ciu,uv,clv->cil", ka, minv, e)
+        bcb = (
+            kuk
+            - cross
+            - cross.transpose(0, 2, 1)
+            + n[:, None, None] * (e @ minv @ e.transpose(0, 2, 1))
+        ).sum(axis=0)
+        # sum_i c_i c_i'
+        t_mat = np.einsum("cjukv,u,v->cjk", s2, w, w)
+        ktk = np.einsum("cij,cjk,clk->cil", kmat, t_mat, kmat)
+        kaw = np.einsum("cij,cju,u->ci", kmat, s1, w)  # K_c sum_i a_i w
+        rsv = rho[self.cell_site][:, None] * sv
+        cc = (
+            ktk
+            - np.einsum("ci,cl->cil", kaw, rsv)
+            - np.einsum("ci,cl->cil", rsv, kaw)
+            + n[:, None, None] * np.einsum("ci,cl->cil", rsv, rsv)
+        ).sum(axis=0)
+        a_sum = np.einsum(
+            "c,cjk->jk", n, self._g - self._g @ h @ self._g - sv[:, :, None] * v[:, None, :]
+        )
+        rows, cols = self._theta_at
+        d_xwx = None
+        if covariance:
+            lk = np.einsum("mc,smk->sck", lam, kmat)  # Lambda' K_c
+            le = np.einsum("mc,smu->scu", lam, e)  # Lambda' e_c
+            la = np.einsum("sck,sku->scu", lk, s1x)  # Lambda' K_c sum A_i
+            d_xwx = np.empty((rows.size + 1, p, p))
+            for idx, (r, c) in enumerate(zip(rows, cols, strict=True)):
+                sxy = np.einsum("sj,sl,sjulv->uv", kmat[:, r, :], lk[:, c, :], s2[:, :, :p, :, :p])
+                qk = (
+                    sxy
+                    - np.einsum("su,sv->uv", ka[:, r, :], le[:, c, :])
+                    - np.einsum("su,sv->uv", e[:, r, :], la[:, c, :])
+                    + np.einsum("s,su,sv->uv", n, e[:, r, :], le[:, c, :])
+                )
+                d_xwx[idx] = -(qk + qk.T)
+        wx = cx * scale[:, None]
+        d_xwx_site = -2.0 * ts * (wx.T @ wx)
+        if d_xwx is not None:
+            d_xwx[-1] = d_xwx_site
+        return DevianceDerivatives(
+            terms=replace(terms, beta=beta + self.beta0),
+            logdet_m=np.r_[2.0 * (a_sum @ lam)[rows, cols], 2.0 * ts * float((k * scale).sum())],
+            pwrss=np.r_[
+                -2.0 * (cc @ lam)[rows, cols], -2.0 * ts * float(((rho * scale) ** 2).sum())
+            ],
+            logdet_xwx=np.r_[
+                -2.0 * (bcb @ lam)[rows, cols], float(np.sum(terms.xwx_inv * d_xwx_site))
+            ],
+            xwx=d_xwx,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class SufficientFit:
     """A mixed model fitted from sufficient statistics, with lmerTest-style inference.
@@ -580,6 +785,7 @@ def fit_sufficient(
     random_effects: Sequence[str] = ("(Intercept)",),
     reml: bool = True,
     df_method: Literal["satterthwaite", "z"] = "satterthwaite",
+    site: str | None = None,
 ) -> SufficientFit:
     """Fit ``y ~ X + (Z | group)`` from sufficient statistics, as :func:`~pipeline.lmm.fit_lmm`.
 
@@ -603,6 +809,9 @@ def fit_sufficient(
         REML or ML.
     df_method : {"satterthwaite", "z"}
         Satterthwaite df (lmerTest) or normal inference.
+    site : str, optional
+        Name of the site factor: adds a site random intercept, ``(1 | site) + (Z | group)``
+        (statistics combined with ``sites=True``), as ``fit_lmm(..., site=...)``.
 
     Returns
     -------
@@ -612,12 +821,14 @@ def fit_sufficient(
     names = list(random_effects)
     if len(names) != stats.q or len(design_columns) != stats.p:
         raise ValueError("names do not match the statistics' random or fixed effects")
-    gc = SufficientCrossproducts(stats)
+    kind = NestedSufficientCrossproducts if site else SufficientCrossproducts
+    gc = kind(stats)
     theta, ok = _optimum(gc, reml)
     fallback = None
     if stats.q == 2:
         sigma = gc.sigma_hat(theta, reml)
-        reason = singular_reason(theta, 2, ["intercept", f"{names[1]} slope"], sigma)
+        patient = theta[:-1] if site else theta
+        reason = singular_reason(patient, 2, ["intercept", f"{names[1]} slope"], sigma)
         if reason or not ok:
             why = reason and f"is at the boundary ({reason}; lme4's isSingular rule)"
             fallback = (
@@ -627,7 +838,7 @@ def fit_sufficient(
             )
             stats = stats.random_effects_subset([0])
             names = names[:1]
-            gc = SufficientCrossproducts(stats)
+            gc = kind(stats)
             theta, ok = _optimum(gc, reml)
     terms = gc.terms(theta)
     sigma = float(np.sqrt(terms.pwrss / (gc.n_obs - gc.p if reml else gc.n_obs)))
@@ -640,7 +851,7 @@ def fit_sufficient(
     slope = names[1] if len(names) == 2 else None
     return SufficientFit(
         fixed_effects=_inference_table(list(design_columns), terms.beta, np.diag(vcov), df),
-        variance_components=_variance_table(theta, sigma, gc.q, group, slope, None),
+        variance_components=_variance_table(theta, sigma, gc.q, group, slope, site),
         vcov=vcov,
         theta=theta,
         sigma=sigma,

@@ -75,6 +75,7 @@ def all_rows_fit(rows: pd.DataFrame, config: Config, model: PooledModel):
         random_slope=spec["nominal_time"] if spec["random_slope"] else None,
         df_method=spec["df_method"],
         routes=FAST_ROUTES,
+        site=CLINIC if spec["clinic_effect"] == "random" else None,
     )
 
 

@@ -63,6 +63,16 @@ def test_simulated_network_with_dense_schedule_and_more_covariates(tmp_path):
     _assert_exact(shares, data, config)
 
 
+def test_split_demo_with_a_clinic_random_intercept(tmp_path, demo_data):
+    body = DEMO_SCHEDULE + 'clinic_effect = "random"\noutcomes = ["nrs", "vas"]\n'
+    config = federation_config(tmp_path, DEMO_INPUTS, body)
+    shares = shares_by_site(demo_data, config)
+    models = pool_shares(shares)
+    assert models[0].formula.endswith("+ (1 | clinic)")
+    assert models[0].fit.variance_components["group"].iloc[0] == "clinic"
+    _assert_exact(shares, demo_data, config)
+
+
 @pytest.mark.slow
 def test_six_clinic_network_of_20000_patients(tmp_path, capsys):
     tables = simulate_study(20_000, seed=2121)

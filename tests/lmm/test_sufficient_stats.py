@@ -14,8 +14,9 @@ import patsy
 import pytest
 
 from pipeline.lmm import FAST_ROUTES, fit_lmm
-from pipeline.lmm.deviance import GroupedCrossproducts
+from pipeline.lmm.deviance import GroupedCrossproducts, NestedCrossproducts
 from pipeline.lmm.sufficient import (
+    NestedSufficientCrossproducts,
     SufficientCrossproducts,
     combine_statistics,
     fit_sufficient,
@@ -158,3 +159,43 @@ def test_conditional_modes_are_refused():
     sums = SufficientCrossproducts(schedule_statistics(y, x.to_numpy(), z, codes)[0])
     with pytest.raises(ValueError, match="own data"):
         sums.conditional_modes(np.array([1.0, 0.0, 1.0]), np.zeros(x.shape[1]))
+
+
+def _by_site(frame: pd.DataFrame):
+    rhs = "t * arm + dose"
+    x = patsy.dmatrix(rhs, frame, return_type="dataframe")
+    z = np.c_[np.ones(len(frame)), frame["t"]]
+    y = frame["y"].to_numpy()
+    codes = pd.factorize(frame["pid"], sort=True)[0]
+    sites = frame["centre"].to_numpy()
+    parts = [
+        schedule_statistics(
+            y[sites == s], x.to_numpy()[sites == s], z[sites == s], codes[sites == s]
+        )[0]
+        for s in range(4)
+    ]
+    return rhs, x, z, y, codes, sites, combine_statistics(parts, sites=True)
+
+
+def test_site_random_intercept_from_statistics_equals_the_row_level_engine():
+    frame = _data(150, 7)
+    rhs, x, z, y, codes, sites, stats = _by_site(frame)
+    rows = NestedCrossproducts(y, x.to_numpy(), z, codes, sites)
+    sums = NestedSufficientCrossproducts(stats)
+    for theta in (np.array([1.0, 0.1, 0.3, 0.5]), np.array([0.4, -0.2, 0.05, 1.2])):
+        for reml in (True, False):
+            c1, g1 = rows.criterion_and_gradient(theta, reml)
+            c2, g2 = sums.criterion_and_gradient(theta, reml)
+            assert abs(c1 - c2) <= 1e-12 * abs(c1)
+            np.testing.assert_allclose(g2, g1, rtol=1e-9, atol=1e-9 * np.abs(g1).max())
+        varpar = np.r_[theta, 1.3]
+        jac = rows.vcov_jacobian(varpar)
+        np.testing.assert_allclose(sums.vcov_jacobian(varpar), jac, rtol=1e-9, atol=1e-12)
+
+    ref = fit_lmm(frame, "y", rhs, group="pid", random_slope="t", site="centre", routes=FAST_ROUTES)
+    fit = fit_sufficient(stats, list(x.columns), "pid", ("(Intercept)", "t"), site="centre")
+    cols = ["estimate", "std_err", "df"]
+    assert _rel(fit.fixed_effects[cols], ref.fixed_effects[cols]) < 1e-8
+    vc = ["variance", "std_dev"]
+    assert _rel(fit.variance_components[vc].dropna(), ref.variance_components[vc].dropna()) < 1e-8
+    assert list(fit.variance_components["group"]) == list(ref.variance_components["group"])
