@@ -51,7 +51,7 @@ POOL_GOAL_S = 5.0
 
 
 def _relabelled(study: Path, work: Path, sites: int, seed: int) -> Path:
-    """A copy of a study with its patients spread over ``sites`` sites (1: one clinic)."""
+    """Copy a study with its patients spread over ``sites`` sites (1: one clinic)."""
     folder = work / f"{study.name}-sites{sites}"
     if (folder / "patients.csv").exists():
         return folder
