@@ -251,7 +251,7 @@ def two_stage(shares: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[pd.DataFra
                         "label": e["label"],
                         "estimate": e["estimate"],
                         "std_err": e["std_err"],
-                        "df": e["df"],
+                        "df": np.inf if e["df"] is None else e["df"],
                     }
                 )
     missing = []

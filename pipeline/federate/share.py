@@ -196,7 +196,7 @@ def _clinic_fit(
                 "label": label,
                 "estimate": float(row["estimate"]),
                 "std_err": float(row["std_err"]),
-                "df": float(row["df"]),
+                "df": float(row["df"]) if np.isfinite(row["df"]) else None,  # None: normal
             }
         )
     return {
