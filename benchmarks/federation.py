@@ -70,6 +70,37 @@ def _cells(share: dict) -> int:
     return sum(len(site["cells"]) for m in share["models"] for site in m["sites"])
 
 
+def _summary(table: pd.DataFrame, p: int, q: int) -> str:
+    """Write the Markdown report of one run's measurements."""
+    by = table.set_index("measure")
+    share_cpu = by.loc["share (whole command)", "cpu_seconds"]
+    pool_cpu = by.loc["pool (read and fit, in process)", "cpu_seconds"]
+    command_cpu = by.loc["pool (whole command)", "cpu_seconds"]
+    return (
+        "# Federation benchmark\n\n"
+        f"Machine: {machine()}.\n\n"
+        "`outcomes share` at one clinic, `outcomes pool` of many clinics' files, and the share "
+        "file's size against the clinic's size (benchmarks/federation.py; simulated studies, "
+        "the project's analysis.toml with its [federation] section: three outcomes, depth, "
+        "random intercept and slope). The machine is shared: `load_average` is the 1-minute load "
+        "during the command, and `cpu_seconds` (the command's own CPU time, its children "
+        "included) is the figure that does not depend on the other processes; `goal_met` "
+        "judges the wall time as measured.\n\n" + markdown_table(table) + "\n\n"
+        f"In CPU time: `share` at {int(by.loc['share (whole command)', 'patients']):,} "
+        f"patients {share_cpu:.1f} s (goal {SHARE_GOAL_S:g} s of wall time), the pooling of "
+        f"{int(by.loc['pool (read and fit, in process)', 'files'])} files (reading and "
+        f"fitting) {pool_cpu:.1f} s (goal {POOL_GOAL_S:g} s), the whole `pool` command "
+        f"{command_cpu:.1f} s (Python start-up and imports, pooling, tables and report). The "
+        "wall times above are those of a loaded machine; the goals were not measured on an "
+        "idle one.\n\n"
+        f"Each model in a file holds per site the {p} x {p} X'X, and per cell (site x schedule)"
+        f" a {q} x {p + 1} sum and a {q * (p + 1)} x {q * (p + 1)} sum of outer products, so "
+        "the size grows with cells x parameters; the number of cells is bounded by the sites x "
+        "the schedules held by at least min_patients_per_cell patients, not by the patients "
+        "(the rows 'share file of the first n patients': the cells, and the size, level off).\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,7 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK / "federation")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="rewrite federation.md from the last run's federation.csv (no measurement)",
+    )
     args = parser.parse_args(argv)
+    if args.summary_only:
+        table = pd.read_csv(args.out / "federation.csv")
+        share = read_share(args.work / "big.share")
+        p = len(share["models"][0]["fixed_effects"])
+        q = len(share["models"][0]["random_effects"])
+        write_results(args.out, "federation", table, _summary(table, p, q))
+        return 0
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -204,22 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     p = len(share["models"][0]["fixed_effects"])
     q = len(share["models"][0]["random_effects"])
-    summary = (
-        "# Federation benchmark\n\n"
-        f"Machine: {machine()}.\n\n"
-        "`outcomes share` at one clinic, `outcomes pool` of many clinics' files, and the share "
-        "file's size against the clinic's size (benchmarks/federation.py; simulated studies, "
-        "the project's analysis.toml with its [federation] section: three outcomes, depth, "
-        "random intercept and slope). The machine is shared: `load_average` is the 1-minute load "
-        "during the command, and `cpu_seconds` (the command's own CPU time, its children "
-        "included) is the figure that does not depend on the other processes.\n\n"
-        + markdown_table(table)
-        + "\n\n"
-        f"Each model in a file holds per site the {p} x {p} X'X, and per cell (site x schedule)"
-        f" a {q} x {p + 1} sum and a {q * (p + 1)} x {q * (p + 1)} sum of outer products, so "
-        "the size grows with cells x parameters; the number of cells is bounded by the sites x "
-        "the schedules held by at least min_patients_per_cell patients, not by the patients.\n"
-    )
+    summary = _summary(table, p, q)
     for path in write_results(args.out, "federation", table, summary):
         print(f"Wrote {path}")
     return 0
