@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help report check-report test lint format clean validate-stats bench
+.PHONY: help report check-report test lint format clean validate-stats bench federation-demo
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,17 @@ bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/federation.py
+
+federation-demo: $(STAMP)  ## Split the demo into its 3 clinics, share each, pool -> reports/federation/
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -m pipeline.demo.network "$$tmp" && \
+	mkdir -p reports/federation/shares && \
+	for c in hillview northside riverside; do \
+	  $(BIN)/outcomes share --config "$$tmp/$$c/analysis.toml" \
+	    --out reports/federation/shares/$$c.share || exit 1; \
+	done && \
+	$(BIN)/outcomes pool reports/federation/shares/*.share --out reports/federation --two-stage
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -9,6 +9,8 @@ Typical use::
     res.fixed_effects, res.emmeans, res.contrasts    # tidy tables, as in reports/tables/
     api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
     tables = api.fit_all(study)                      # every model of the plan (minutes)
+    api.share("clinic.toml", "clinic.share")         # a clinic's share file (network pooling)
+    api.pool(["a.share", "b.share"], two_stage=True).tables  # exact pooled fit + meta-analysis
 
 Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
 """
@@ -245,3 +247,47 @@ def adverse_events(study: Study, group: str = "depth") -> tuple[pd.DataFrame, pd
     return safety.adverse_event_rates(study.sessions, group), safety.rate_ratio(
         study.sessions, group
     )
+
+
+def share(config: str | Path | Config, out: str | Path | None = None) -> dict[str, Any]:
+    """Build a clinic's share file for a pooled network analysis (``outcomes share``).
+
+    Parameters
+    ----------
+    config : str, Path or Config
+        The clinic's configuration with a ``[federation]`` section.
+    out : str or Path, optional
+        Write the file there too.
+
+    Returns
+    -------
+    dict
+        The share file's content (JSON values; schema in docs/federation.md).
+    """
+    from pipeline.federate.run import share_clinic
+
+    return share_clinic(config, None if out is None else Path(out))
+
+
+def pool(
+    shares: Sequence[str | Path], out: str | Path | None = None, *, two_stage: bool = False
+) -> Any:
+    """Pool share files: the exact one-stage fit and, optionally, the meta-analysis.
+
+    Parameters
+    ----------
+    shares : sequence of str or Path
+        Share files.
+    out : str or Path, optional
+        Folder for the tables and ``pooled.html`` (nothing written when omitted).
+    two_stage : bool, default False
+        Also meta-analyse the clinics' own fits.
+
+    Returns
+    -------
+    pipeline.federate.run.PooledAnalysis
+        ``models`` (fits), ``tables`` (tidy tables) and ``written`` (files).
+    """
+    from pipeline.federate.run import pool_files
+
+    return pool_files(shares, None if out is None else Path(out), two_stage_meta=two_stage)

@@ -1,4 +1,4 @@
-"""The ``outcomes`` command: ``run``, ``validate``, ``check``, ``simulate`` and ``dictionary``.
+"""The ``outcomes`` command: run, validate, check, check-tables, simulate, dictionary, share, pool.
 
 Exit codes: 0 success; 1 ``validate`` found rows to quarantine, ``check-tables`` found a
 difference, or ``check`` found a folder that is not one complete output set; 2 a user error (bad
@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -215,6 +215,73 @@ def _cmd_validate_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- federation: `share` and `pool` (issue 21; pipeline/federate, docs/federation.md) --------
+
+
+def _cmd_share(args: argparse.Namespace) -> int:
+    from pipeline.federate.run import share_clinic
+
+    share = share_clinic(load_config(args.config), Path(args.out))
+    d = share["disclosure"]
+    size = Path(args.out).stat().st_size
+    print(
+        f"Wrote {args.out} ({size:,} bytes) for {share['clinic']}: {d['patients_shared']} of "
+        f"{d['patients_in_data']} patients shared ({d['patients_coarsened']} coarsened, "
+        f"{d['patients_left_out']} left out by the disclosure rules)"
+    )
+    return EXIT_OK
+
+
+def _cmd_pool(args: argparse.Namespace) -> int:
+    from pipeline.federate.run import pool_files
+
+    result = pool_files(args.shares, Path(args.out), two_stage_meta=args.two_stage)
+    for model in result.models:
+        for rec in model.estimands.itertuples():
+            print(
+                f"{model.outcome}: {rec.label}: {rec.estimate:.3f} "
+                f"(95% CI {rec.ci_low:.3f} to {rec.ci_high:.3f})"
+            )
+    print(f"Wrote {result.written['report']} and {len(result.written) - 1} tables")
+    return EXIT_OK
+
+
+def _add_federation_commands(
+    sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the ``share`` and ``pool`` subcommands."""
+    p = sub.add_parser(
+        "share",
+        help="write this clinic's share file for a pooled network analysis",
+        description="Build the clinic's share file: sums over at least min_patients_per_cell "
+        "patients per visit schedule (no patient row, identifier or date), the clinic's own "
+        "headline fits and descriptives ([federation] in the configuration; "
+        "docs/federation.md).",
+    )
+    with_config(p)
+    p.add_argument("--out", type=Path, required=True, help="share file to write (JSON)")
+    p.set_defaults(func=_cmd_share)
+
+    p = sub.add_parser(
+        "pool",
+        help="pool clinics' share files into one exact analysis",
+        description="Fit the trajectory model exactly from the clinics' share files (the same "
+        "estimates, SEs and Satterthwaite df as a fit of all rows) and write tables and "
+        "pooled.html. Exits 2 when the files differ in version or model specification.",
+    )
+    p.add_argument("shares", nargs="+", type=Path, help="share files (one per clinic)")
+    p.add_argument("--out", type=Path, required=True, help="folder for tables and report")
+    p.add_argument(
+        "--two-stage",
+        action="store_true",
+        help="also meta-analyse the clinics' own fits (REML, Hartung-Knapp) with forest plots",
+    )
+    p.set_defaults(func=_cmd_pool)
+
+
+# --- end federation -------------------------------------------------------------------------
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -335,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="write it to this file instead of printing it")
     p.set_defaults(func=_cmd_dictionary)
+
+    _add_federation_commands(sub, with_config)
     return parser
 
 

@@ -9,6 +9,7 @@ naming the file and the key. Nothing happens at import time.
 from __future__ import annotations
 
 import codecs
+import itertools
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -227,6 +228,36 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    """How a clinic's share file for a multi-clinic network is built (:mod:`pipeline.federate`).
+
+    Attributes
+    ----------
+    schedule : tuple of (int, float)
+        Visit number -> nominal time on the model's time axis (weeks or sessions), ascending;
+        empty when not configured (``outcomes share`` then refuses to run).
+    min_patients_per_cell : int
+        Fewest patients behind any statistic in the share file.
+    outcomes : tuple of str
+        Instruments of the shared trajectory models.
+    groups : tuple of str
+        Patient-level groups (depth, twitch) of the shared trajectory models.
+    clinic_effect : str
+        ``fixed`` (clinic indicators), ``random`` (clinic random intercept) or ``none`` in the
+        pooled model.
+    clinic : str
+        Name of the clinic in the pooled report; empty: the site name(s) of its data.
+    """
+
+    schedule: tuple[tuple[int, float], ...] = ()
+    min_patients_per_cell: int = 5
+    outcomes: tuple[str, ...] = ("nrs", "vas", "odi")
+    groups: tuple[str, ...] = ("depth",)
+    clinic_effect: str = "fixed"
+    clinic: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one analysis run."""
 
@@ -240,6 +271,7 @@ class Config:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
 
 def _fail(path: Path, key: str, message: str) -> ConfigError:
@@ -314,6 +346,59 @@ def _whole(section: dict, key: str, path: Path, name: str, default: int, lo: int
     if isinstance(value, float) and not value.is_integer():
         raise _fail(path, f"{name}.{key}", "must be a whole number")
     return int(value)
+
+
+CLINIC_EFFECTS = ("fixed", "random", "none")
+
+
+def _names(section: dict, key: str, path: Path, allowed: tuple, default: tuple) -> tuple:
+    value = section.get(key, list(default))
+    if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+        raise _fail(
+            path,
+            f"federation.{key}",
+            f"must be a non-empty list drawn from {', '.join(allowed)}, got {value!r}",
+        )
+    return tuple(dict.fromkeys(value))
+
+
+def load_federation(raw: dict[str, Any], path: Path) -> FederationSettings:
+    """Read the optional ``[federation]`` section (share files of a clinic network)."""
+    section = _section(raw, "federation", path, FederationSettings, required=False)
+    d = FederationSettings()
+    schedule_raw = section.get("schedule", {})
+    if not isinstance(schedule_raw, dict):
+        raise _fail(
+            path, "federation.schedule", "must map visit numbers to times, e.g. { 0 = 0, 1 = 2 }"
+        )
+    pairs = []
+    for visit, time in schedule_raw.items():
+        if not str(visit).isdigit():
+            raise _fail(path, "federation.schedule", f"{visit!r} is not a visit number")
+        if isinstance(time, bool) or not isinstance(time, int | float) or time < 0:
+            raise _fail(
+                path, f"federation.schedule.{visit}", f"must be a time of at least 0, got {time!r}"
+            )
+        pairs.append((int(visit), float(time)))
+    pairs.sort()
+    times = [t for _, t in pairs]
+    if any(b <= a for a, b in itertools.pairwise(times)):
+        raise _fail(path, "federation.schedule", "times must increase with the visit number")
+    clinic = section.get("clinic", d.clinic)
+    if not isinstance(clinic, str):
+        raise _fail(path, "federation.clinic", f"must be a name in quotes, got {clinic!r}")
+    return FederationSettings(
+        schedule=tuple(pairs),
+        min_patients_per_cell=_whole(
+            section, "min_patients_per_cell", path, "federation", d.min_patients_per_cell, 3, 10**6
+        ),
+        outcomes=_names(section, "outcomes", path, INSTRUMENTS, d.outcomes),
+        groups=_names(section, "groups", path, ("depth", "twitch"), d.groups),
+        clinic_effect=_choice(
+            section, "clinic_effect", path, "federation", d.clinic_effect, CLINIC_EFFECTS
+        ),
+        clinic=clinic.strip(),
+    )
 
 
 def load_privacy(raw: dict[str, Any], path: Path) -> PrivacySettings:
@@ -733,6 +818,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             "privacy",
             "report",
             "engine",
+            "federation",
         },
         path,
         "top level",
@@ -812,4 +898,5 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         privacy=load_privacy(raw, path),
         report=load_report(raw, path),
         engine=load_engine(raw, path),
+        federation=load_federation(raw, path),
     )
