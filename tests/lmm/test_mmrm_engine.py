@@ -158,3 +158,12 @@ def test_user_errors_are_one_sentence() -> None:
         fit_mmrm(data, "y", f"C(visit) * {ARM}", "visit", "patient", "banded")
     with pytest.raises(ModelDataError, match="REML"):
         fit_mmrm(data, "y", f"C(visit) * {ARM}", "visit", "patient", "us", reml=False)
+
+
+def test_package_docstring_example_runs() -> None:
+    import doctest
+
+    import pipeline.lmm
+
+    result = doctest.testmod(pipeline.lmm, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0
