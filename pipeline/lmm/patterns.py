@@ -16,6 +16,7 @@ independent of the number of patients.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,79 @@ def _levels(values: pd.Series, given: Sequence[Any] | None) -> list[Any]:
     return sorted(values.dropna().unique())
 
 
+def fast_c(data: Any, contrast: Any = None, levels: Any = None) -> Any:
+    """Return what patsy's ``C()`` would, keeping a pandas categorical on the fast path.
+
+    patsy unboxes ``C(x, ...)`` before checking for a pandas categorical, so even a
+    categorical goes through its value-by-value Python path. For a categorical with no
+    ``levels`` and no contrast or a treatment contrast whose reference is a level, the same
+    coding is had by returning the categorical itself, the reference moved first (patsy's
+    treatment coding drops the first level; the other columns keep their order and their
+    ``[T.level]`` names, which come from the formula text). Anything else goes to patsy's ``C``.
+    """
+    if levels is None and isinstance(getattr(data, "dtype", None), pd.CategoricalDtype):
+        if contrast is None or contrast is patsy.Treatment:
+            return data
+        if isinstance(contrast, patsy.Treatment) and hasattr(data, "cat"):
+            cats = list(data.cat.categories)
+            ref = contrast.reference
+            if ref is None:
+                return data
+            if ref in cats:
+                return data.cat.reorder_categories([ref, *(c for c in cats if c != ref)])
+    return patsy.builtins.C(data, contrast, levels)
+
+
+def _categorical_for_patsy(frame: pd.DataFrame, fixed: str) -> pd.DataFrame:
+    """Code text columns, and columns wrapped in ``C(...)``, as pandas categoricals.
+
+    patsy reads a categorical's codes at C speed but tests text and numbers inside ``C()``
+    value by value in Python (minutes at a million rows). Levels keep patsy's order: the
+    declared order of a categorical, else sorted.
+    """
+    try:
+        desc = patsy.ModelDesc.from_formula(fixed)
+    except patsy.PatsyError:
+        return frame  # patsy reports the error itself
+    wrapped: set[str] = set()
+    for term in desc.rhs_termlist:
+        for factor in term.factors:
+            try:
+                tree = ast.parse(factor.code, mode="eval")
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "C"
+                    and node.args
+                ):
+                    arg = node.args[0]
+                    if isinstance(arg, ast.Name):
+                        wrapped.add(arg.id)
+                    elif (
+                        isinstance(arg, ast.Call)
+                        and isinstance(arg.func, ast.Name)
+                        and arg.func.id == "Q"
+                        and arg.args
+                        and isinstance(arg.args[0], ast.Constant)
+                    ):
+                        wrapped.add(str(arg.args[0].value))
+                elif isinstance(node, ast.Name) and node.id in frame.columns:
+                    col = frame[node.id]
+                    if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+                        wrapped.add(node.id)
+    changes = {}
+    for name in wrapped:
+        if name in frame.columns and not isinstance(frame[name].dtype, pd.CategoricalDtype):
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col.dtype):
+                continue
+            changes[name] = pd.Categorical(col, categories=sorted(col.dropna().unique()))
+    return frame.assign(**changes) if changes else frame
+
+
 def prepare_mmrm(
     data: pd.DataFrame,
     response: str,
@@ -183,6 +257,7 @@ def prepare_mmrm(
         raise ModelDataError(f"The response {response!r} must be numeric.")
     data = data.reset_index(drop=True)
     frame = data.loc[data[needed].notna().all(axis=1)]
+    frame = _categorical_for_patsy(frame, fixed)
     formula = f"{quote_name(response)} ~ {fixed}"
     try:
         y_df, x_df = patsy.dmatrices(
@@ -190,7 +265,7 @@ def prepare_mmrm(
             frame,
             NA_action="drop",
             return_type="dataframe",
-            eval_env=patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)]),
+            eval_env=patsy.EvalEnvironment([{**FORMULA_NAMESPACE, "C": fast_c}]),
         )
     except patsy.PatsyError as exc:
         raise ModelDataError(
@@ -218,7 +293,8 @@ def prepare_mmrm(
     visit_codes = visit_codes.to_numpy(dtype=np.int64)
     subject_codes, subjects = pd.factorize(frame[subject], sort=True)
     key = subject_codes.astype(np.int64) * len(levels) + visit_codes
-    if np.unique(key).size != key.size:
+    sorted_key = np.sort(key)  # (np.unique hashes, ~50x slower than a sort here)
+    if np.any(sorted_key[1:] == sorted_key[:-1]):
         dup = frame.loc[pd.Series(key).duplicated().to_numpy()].iloc[0]
         raise ModelDataError(
             f"Patient {dup[subject]!r} has visit {dup[visit]!r} more than once: an MMRM needs "
@@ -241,9 +317,11 @@ def prepare_mmrm(
         group_levels = (None,)
 
     p = x.shape[1]
-    _, r_mat, piv = scipy.linalg.qr(x, mode="economic", pivoting=True)
+    scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", x, x), 1e-300))
+    gram = (x.T @ x) / np.outer(scale, scale)
+    _, r_mat, piv = scipy.linalg.qr(gram, pivoting=True)
     diag = np.abs(np.diag(r_mat))
-    rank = int(np.sum(diag > diag[0] * max(x.shape) * np.finfo(float).eps * 10))
+    rank = int(np.sum(diag > diag[0] * 1e-10))
     if rank < p:
         aliased = [x_df.columns[i] for i in piv[rank:]]
         raise ModelDataError(
@@ -253,21 +331,24 @@ def prepare_mmrm(
     if n_subjects <= p:
         raise ModelDataError(f"{p} fixed effects but only {n_subjects} patients.")
 
-    # patterns: bit mask of attended visits per patient, then group rows by (group, mask)
+    # patterns: bit mask of attended visits per patient; rows sorted by (group, mask, patient,
+    # visit), so that each pattern is one contiguous run of whole patients
     masks = np.zeros(n_subjects, dtype=np.int64)
     np.bitwise_or.at(masks, subject_codes, np.left_shift(1, visit_codes))
-    order = np.lexsort(
-        (visit_codes, subject_codes, masks[subject_codes], subject_group[subject_codes])
-    )
-    patterns = []
     pattern_key = subject_group * (1 << len(levels)) + masks
-    for pk in np.unique(pattern_key):
+    row_key = pattern_key[subject_codes]
+    order = np.lexsort((visit_codes, subject_codes, row_key))
+    sorted_rows = row_key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    keys = sorted_rows[starts]
+    bounds = [*starts.tolist(), order.size]
+    patterns = []
+    for pk, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True):
         mask = int(pk % (1 << len(levels)))
         visits = np.array([k for k in range(len(levels)) if mask >> k & 1], dtype=np.int64)
-        n_p = int(np.sum(pattern_key == pk))
-        in_pattern = pattern_key[subject_codes[order]] == pk
-        rows = order[in_pattern].reshape(n_p, visits.size)
         k = visits.size
+        rows = order[a:b].reshape(-1, k)
+        n_p = rows.shape[0]
         xp = x[rows].reshape(n_p, k * p)
         yp = y[rows]
         xx = (xp.T @ xp).reshape(k, p, k, p)
@@ -275,15 +356,13 @@ def prepare_mmrm(
         yy = yp.T @ yp
         patterns.append(Pattern(int(pk >> len(levels)), visits, rows, xx, xy, yy))
 
-    within = np.zeros(p, dtype=bool)
-    for j in range(p):
-        col = x[:, j]
-        means = np.bincount(subject_codes, weights=col, minlength=n_subjects) / np.bincount(
-            subject_codes, minlength=n_subjects
-        )
-        within[j] = np.max(np.abs(col - means[subject_codes])) > 1e-10 * max(
-            1.0, float(np.max(np.abs(col)))
-        )
+    # between-patient columns: constant within every patient (rows of a patient are contiguous)
+    by_subject = np.lexsort((visit_codes, subject_codes))
+    firsts = np.flatnonzero(np.r_[True, np.diff(subject_codes[by_subject]) != 0])
+    xs = x[by_subject]
+    spread = np.maximum.reduceat(xs, firsts, axis=0) - np.minimum.reduceat(xs, firsts, axis=0)
+    tol = 1e-10 * np.maximum(1.0, np.max(np.abs(x), axis=0))
+    within = np.max(spread, axis=0) > tol
     return MmrmData(
         frame=frame,
         formula=formula,
