@@ -37,6 +37,7 @@ Information criteria are SAS PROC MIXED's: ``k`` covariance parameters (plus ``p
 from __future__ import annotations
 
 import ast
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,6 +183,8 @@ class MmrmFit:
     _varpar_vcov: np.ndarray | None = field(repr=False)
     _kr: KrPieces | None = field(repr=False)
     _between: np.ndarray = field(repr=False)
+    _likelihood: Likelihood | None = field(default=None, repr=False)
+    _hessian: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def params(self) -> np.ndarray:
@@ -203,6 +206,38 @@ class MmrmFit:
                 lmat, self.vcov_model.to_numpy(), self._jacobian, self._varpar_vcov
             )
         return np.array([kr_ftest(row, self._kr)[0] for row in lmat])
+
+    def with_df_method(self, df_method: DfMethod, robust: bool | None = None) -> MmrmFit:
+        """Return the same fit with another df method (or sandwich choice), not refitted.
+
+        Parameters
+        ----------
+        df_method : str
+            One of :data:`DF_METHODS` (the Kenward-Roger methods need a REML fit).
+        robust : bool, optional
+            Sandwich covariance (default: as this fit).
+
+        Returns
+        -------
+        MmrmFit
+        """
+        robust = self.robust if robust is None else robust
+        _check_options(df_method, self.reml, robust)
+        used, jac, varpar, kr = _inference(
+            self._likelihood, self.theta, self._hessian, df_method, robust
+        )
+        cols = list(self.design_columns)
+        fit = dataclasses.replace(
+            self,
+            df_method=df_method,
+            robust=robust,
+            vcov=pd.DataFrame(used, index=cols, columns=cols),
+            _jacobian=jac,
+            _varpar_vcov=varpar,
+            _kr=kr,
+        )
+        object.__setattr__(fit, "fixed_effects", fit.contrast(np.eye(len(cols)), cols))
+        return fit
 
     def contrast(
         self, contrasts: Sequence[float] | np.ndarray, label: str | Sequence[str] = "contrast"
@@ -436,6 +471,38 @@ def _fit_structure(
     return lik, theta, hess, True, ""
 
 
+def _check_options(df_method: str, reml: bool, robust: bool) -> None:
+    if df_method not in DF_METHODS:
+        raise ModelDataError(
+            f"df_method must be one of {', '.join(DF_METHODS)}, not {df_method!r}."
+        )
+    if df_method.startswith("kenward-roger") and not reml:
+        raise ModelDataError("Kenward-Roger degrees of freedom need a REML fit (reml=True).")
+    if robust and df_method not in ("residual", "between-within", "z"):
+        raise ModelDataError(
+            "Robust (sandwich) standard errors go with df_method 'residual', 'between-within' "
+            f"or 'z', not {df_method!r}."
+        )
+
+
+def _inference(
+    lik: Likelihood, theta: np.ndarray, hess: np.ndarray, df_method: str, robust: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, KrPieces | None]:
+    """Covariance used for inference and the pieces of the df method."""
+    jac = varpar = kr = None
+    if df_method == "satterthwaite":
+        jac = lik.vcov_jacobian(theta)
+        evals, evecs = np.linalg.eigh(hess)
+        keep = evals > 1e-10 * max(1.0, evals.max())
+        varpar = 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
+    if df_method.startswith("kenward-roger"):
+        kr = kr_pieces(lik, theta, linear=df_method == "kenward-roger-linear")
+        return kr.vcov_adjusted, jac, varpar, kr
+    if robust:
+        return _sandwich(lik, theta), jac, varpar, kr
+    return lik.state(theta).xtwx_inv, jac, varpar, kr
+
+
 def _information(criterion: float, k: int, n_star: int, n_subjects: int) -> tuple[float, ...]:
     aic = criterion + 2.0 * k
     aicc = criterion + 2.0 * k * n_star / (n_star - k - 1) if n_star - k - 1 > 0 else np.inf
@@ -534,17 +601,7 @@ def fit_mmrm(
         raise ModelDataError(
             f"Unknown covariance structure(s) {unknown}: choose from {', '.join(STRUCTURES)}."
         )
-    if df_method not in DF_METHODS:
-        raise ModelDataError(
-            f"df_method must be one of {', '.join(DF_METHODS)}, not {df_method!r}."
-        )
-    if df_method.startswith("kenward-roger") and not reml:
-        raise ModelDataError("Kenward-Roger degrees of freedom need a REML fit (reml=True).")
-    if robust and df_method not in ("residual", "between-within", "z"):
-        raise ModelDataError(
-            "Robust (sandwich) standard errors go with df_method 'residual', 'between-within' "
-            f"or 'z', not {df_method!r}."
-        )
+    _check_options(df_method, reml, robust)
     prep = prepare_mmrm(data, response, fixed, visit, subject, covariance_group, visit_levels)
     notes: list[str] = []
     if prep.n_excluded:
@@ -583,19 +640,7 @@ def fit_mmrm(
     aic, aicc, bic = _information(crit, k, n_star, prep.n_subjects)
     columns = list(prep.columns)
     phi = st.xtwx_inv
-    jac = varpar = kr = None
-    if df_method == "satterthwaite":
-        jac = lik.vcov_jacobian(theta)
-        evals, evecs = np.linalg.eigh(hess)
-        keep = evals > 1e-10 * max(1.0, evals.max())
-        varpar = 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
-    if df_method.startswith("kenward-roger"):
-        kr = kr_pieces(lik, theta, linear=df_method == "kenward-roger-linear")
-        used = kr.vcov_adjusted
-    elif robust:
-        used = _sandwich(lik, theta)
-    else:
-        used = phi
+    used, jac, varpar, kr = _inference(lik, theta, hess, df_method, robust)
     covariance = {}
     params = []
     for g, (s, t, sig) in enumerate(
@@ -642,6 +687,8 @@ def fit_mmrm(
         _varpar_vcov=varpar,
         _kr=kr,
         _between=prep.between,
+        _likelihood=lik,
+        _hessian=hess,
     )
     object.__setattr__(fit, "fixed_effects", fit.contrast(np.eye(len(columns)), columns))
     object.__setattr__(fit, "fit_seconds", time.perf_counter() - started)
