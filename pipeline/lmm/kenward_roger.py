@@ -16,6 +16,10 @@ parameters ``phi`` (:mod:`pipeline.lmm.covariance`), with ``G_k = dV/dphi_k``:
   F scaling follow Kenward & Roger's equations as ``pbkrtest:::.KR_adjust`` writes them.
   For ``q = 1`` this is ``df = 2 / A2`` with scaling 1.
 
+:func:`lmm_kenward_roger` computes the same for the random-effects models of
+:func:`pipeline.lmm.fit.fit_lmm` (random intercept, or correlated intercept and slope), patient
+by patient, in pbkrtest's linear parametrisation ``(G_11, G_12, G_22, sigma^2)``.
+
 All of ``P``, ``Q``, ``R`` and ``I_E`` are sums over patterns of the pattern's inverse block
 applied to its cross-products, so they cost ``O(patterns)``, not ``O(patients)``.
 
@@ -30,19 +34,58 @@ constant within every patient gets ``n_patients - p_between``, any other column
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
+from pipeline.lmm.data import prepare_data
+from pipeline.lmm.deviance import lambda_from_theta
+from pipeline.lmm.fit import LmmFit
 from pipeline.lmm.likelihood import Likelihood, PatternState
 
 __all__ = [
     "KrPieces",
     "between_within_df",
+    "inference_table",
+    "kr_fixed_effects",
     "kr_ftest",
     "kr_pieces",
+    "lmm_kenward_roger",
     "satterthwaite_df",
 ]
+
+
+def inference_table(
+    labels: Sequence[str], estimate: np.ndarray, variance: np.ndarray, df: np.ndarray
+) -> pd.DataFrame:
+    """Tabulate estimates with t (normal when df is infinite) tests and 95 % intervals."""
+    estimate = np.asarray(estimate, dtype=float)
+    se = np.sqrt(np.maximum(np.asarray(variance, dtype=float), 0.0))
+    df = np.asarray(df, dtype=float)
+    finite = np.isfinite(df)
+    safe_df = np.where(finite, df, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = estimate / se
+    p_value = np.where(
+        finite, 2.0 * stats.t.sf(np.abs(stat), safe_df), 2.0 * stats.norm.sf(np.abs(stat))
+    )
+    crit = np.where(finite, stats.t.ppf(0.975, safe_df), stats.norm.ppf(0.975))
+    return pd.DataFrame(
+        {
+            "term": list(labels),
+            "estimate": estimate,
+            "std_err": se,
+            "df": df,
+            "statistic": stat,
+            "p_value": p_value,
+            "ci_low": estimate - crit * se,
+            "ci_high": estimate + crit * se,
+        }
+    )
 
 
 def satterthwaite_df(
@@ -146,6 +189,18 @@ def kr_pieces(lik: Likelihood, theta: np.ndarray, linear: bool = False) -> KrPie
             sub2 = second[:, :, pat.visits][:, :, :, pat.visits]
             rr = inv @ sub2 @ inv
             r_mats[a:b, a:b] += np.tensordot(rr, pat.xx, axes=([2, 3], [0, 2]))
+    return _assemble(phi_vcov, p_mats, q_mats, r_mats, trace, all_linear)
+
+
+def _assemble(
+    phi_vcov: np.ndarray,
+    p_mats: np.ndarray,
+    q_mats: np.ndarray,
+    r_mats: np.ndarray,
+    trace: np.ndarray,
+    linear: bool,
+) -> KrPieces:
+    """``W`` and ``Phi_A`` from the summed ``P_k``, ``Q_kl``, ``R_kl`` and traces."""
     phi_p = np.einsum("ij,kjl->kil", phi_vcov, p_mats)  # Phi P_k
     info = (
         trace
@@ -160,7 +215,78 @@ def kr_pieces(lik: Likelihood, theta: np.ndarray, linear: bool = False) -> KrPie
     u -= np.einsum("kl,kij,jm,lmn->in", w, p_mats, phi_vcov, p_mats)
     u = 0.5 * (u + u.T)
     adjusted = phi_vcov + 2.0 * phi_vcov @ u @ phi_vcov
-    return KrPieces(phi_vcov, 0.5 * (adjusted + adjusted.T), p_mats, w, all_linear)
+    return KrPieces(phi_vcov, 0.5 * (adjusted + adjusted.T), p_mats, w, linear)
+
+
+def lmm_kenward_roger(fit: LmmFit, data: pd.DataFrame) -> KrPieces:
+    """Kenward-Roger for a random-effects fit of :func:`pipeline.lmm.fit.fit_lmm`.
+
+    The marginal covariance of patient ``i`` is ``V_i = Z_i G Z_i' + sigma^2 I``, linear in
+    the parameters ``(G_11, G_12, G_22, sigma^2)`` (random intercept: ``(G_11, sigma^2)``),
+    which is pbkrtest's parametrisation (``vcovAdj``), so the second-derivative term is zero.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        A REML fit without a site random effect.
+    data : pandas.DataFrame
+        The data it was fitted on (its rows are rebuilt as the fit built them).
+
+    Returns
+    -------
+    KrPieces
+        Use :func:`kr_ftest` for the df of a contrast and ``vcov_adjusted`` for its variance.
+
+    Raises
+    ------
+    ValueError
+        For an ML fit or a fit with a site random effect.
+    """
+    if not fit.reml:
+        raise ValueError("Kenward-Roger needs a REML fit")
+    if fit.site:
+        raise ValueError("Kenward-Roger is not implemented for models with a site random effect")
+    fixed = fit.formula.split("~", 1)[1].strip()
+    response = fit.formula.split("~", 1)[0].strip()
+    if response.startswith("Q("):
+        response = ast.literal_eval(response[2:-1])
+    prep = prepare_data(data, response, fixed, fit.group, fit.random_slope)
+    x = prep.x.to_numpy()
+    q = 2 if fit.random_slope else 1
+    lam = lambda_from_theta(fit.theta, q)
+    g_mat = fit.sigma**2 * (lam @ lam.T)
+    rows, cols = np.tril_indices(q)
+    units = []
+    for r, c in zip(rows, cols, strict=True):
+        e = np.zeros((q, q))
+        e[r, c] = e[c, r] = 1.0
+        units.append(e)
+    p = x.shape[1]
+    k = len(units) + 1
+    xtwx = np.zeros((p, p))
+    p_mats = np.zeros((k, p, p))
+    q_mats = np.zeros((k, k, p, p))
+    trace = np.zeros((k, k))
+    order = np.argsort(prep.codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(prep.codes[order]) != 0])
+    for a, b in zip(starts, [*starts[1:], order.size], strict=True):
+        idx = order[a:b]
+        xi = x[idx]
+        zi = np.ones((idx.size, q))
+        if fit.random_slope:
+            zi[:, 1] = prep.frame[fit.random_slope].to_numpy(dtype=float)[idx]
+        gs = np.array([zi @ e @ zi.T for e in units] + [np.eye(idx.size)])
+        vi = zi @ g_mat @ zi.T + fit.sigma**2 * np.eye(idx.size)
+        wi = np.linalg.inv(vi)
+        wx = wi @ xi
+        xtwx += xi.T @ wx
+        wg = wi @ gs  # W G_k
+        p_mats -= np.einsum("ia,kij,jb->kab", wx, gs, wx)
+        trace += np.einsum("kab,lba->kl", wg, wg)
+        q_mats += np.einsum("ia,kij,ljm,mb->klab", wx, gs, wg, wx, optimize=True)
+    phi_vcov = np.linalg.inv(xtwx)
+    phi_vcov = 0.5 * (phi_vcov + phi_vcov.T)
+    return _assemble(phi_vcov, p_mats, q_mats, np.zeros_like(q_mats), trace, True)
 
 
 def kr_ftest(lmat: np.ndarray, pieces: KrPieces) -> tuple[float, float, int]:
@@ -230,3 +356,26 @@ def between_within_df(
     col_df = np.where(between, n_subjects - p_between, n_obs - n_subjects - (p - p_between))
     used = np.abs(np.atleast_2d(lmat)) > 0
     return np.array([float(col_df[row].min()) if row.any() else np.inf for row in used])
+
+
+def kr_fixed_effects(fit: LmmFit, data: pd.DataFrame) -> pd.DataFrame:
+    """Return the fixed effects of a random-effects fit with Kenward-Roger SEs and df.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        REML fit of :func:`pipeline.lmm.fit.fit_lmm` (no site random effect).
+    data : pandas.DataFrame
+        The data it was fitted on.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``term, estimate, std_err, df, statistic, p_value, ci_low, ci_high`` with the SE from
+        ``Phi_A`` and the df of :func:`kr_ftest` (as ``pbkrtest`` / ``emmeans``'
+        ``lmer.df = "kenward-roger"``).
+    """
+    pieces = lmm_kenward_roger(fit, data)
+    eye = np.eye(len(fit.design_columns))
+    df = np.array([kr_ftest(row, pieces)[0] for row in eye])
+    return inference_table(fit.design_columns, fit.params, np.diag(pieces.vcov_adjusted), df)

@@ -55,6 +55,7 @@ from pipeline.lmm.data import ModelDataError
 from pipeline.lmm.kenward_roger import (
     KrPieces,
     between_within_df,
+    inference_table,
     kr_ftest,
     kr_pieces,
     satterthwaite_df,
@@ -337,35 +338,6 @@ class MmrmFit:
         table = table.drop(columns=["statistic"])
         table["p_holm"] = holm(table["p_value"].to_numpy())
         return table
-
-
-def inference_table(
-    labels: Sequence[str], estimate: np.ndarray, variance: np.ndarray, df: np.ndarray
-) -> pd.DataFrame:
-    """Estimates with t (normal when df is infinite) tests and 95 % intervals."""
-    estimate = np.asarray(estimate, dtype=float)
-    se = np.sqrt(np.maximum(np.asarray(variance, dtype=float), 0.0))
-    df = np.asarray(df, dtype=float)
-    finite = np.isfinite(df)
-    safe_df = np.where(finite, df, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = estimate / se
-    p_value = np.where(
-        finite, 2.0 * stats.t.sf(np.abs(stat), safe_df), 2.0 * stats.norm.sf(np.abs(stat))
-    )
-    crit = np.where(finite, stats.t.ppf(0.975, safe_df), stats.norm.ppf(0.975))
-    return pd.DataFrame(
-        {
-            "term": list(labels),
-            "estimate": estimate,
-            "std_err": se,
-            "df": df,
-            "statistic": stat,
-            "p_value": p_value,
-            "ci_low": estimate - crit * se,
-            "ci_high": estimate + crit * se,
-        }
-    )
 
 
 def _start_sigma(data: MmrmData) -> np.ndarray:
