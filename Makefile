@@ -37,6 +37,7 @@ bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/federation.py
+	$(BIN)/python benchmarks/mmrm.py
 
 federation-demo: $(STAMP)  ## Split the demo into its 3 clinics, share each, pool -> reports/federation/
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -61,3 +62,4 @@ clean:  ## Remove generated outputs (keeps the virtual environment and data/raw)
 
 validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario) -> reports/validation/
 	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation
+	$(BIN)/outcomes validate-mmrm --sims 1000 --out reports/validation

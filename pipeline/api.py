@@ -11,6 +11,8 @@ Typical use::
     tables = api.fit_all(study)                      # every model of the plan (minutes)
     api.share("clinic.toml", "clinic.share")         # a clinic's share file (network pooling)
     api.pool(["a.share", "b.share"], two_stage=True).tables  # exact pooled fit + meta-analysis
+    mm = api.fit_mmrm(study.data, outcome="odi", group="twitch", df_method="satterthwaite")
+    mm.differences, mm.lsmeans, mm.structure_trials  # the MMRM (SAP section 4, item 6)
 
 Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
 """
@@ -32,6 +34,10 @@ from pipeline.derive.dataset import analysis_dataset
 from pipeline.describe import responders, safety
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
+from pipeline.lmm.covariance import DEFAULT_FALLBACK
+from pipeline.lmm.data import quote_name
+from pipeline.lmm.mmrm import MmrmFit
+from pipeline.lmm.mmrm import fit_mmrm as _fit_mmrm
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.validate.study import Validation, validate_study
 
@@ -291,3 +297,122 @@ def pool(
     from pipeline.federate.run import pool_files
 
     return pool_files(shares, None if out is None else Path(out), two_stage_meta=two_stage)
+
+
+@dataclass(frozen=True)
+class MmrmResult:
+    """An MMRM fitted by :func:`fit_mmrm`, with its tidy tables.
+
+    Attributes
+    ----------
+    fit : MmrmFit
+        The engine's fit (contrast helpers, covariance, information criteria).
+    fixed_effects : pandas.DataFrame
+        Coefficients with SE, df, t, p and 95 % CI.
+    lsmeans : pandas.DataFrame
+        Least-squares means per group level and visit (R ``emmeans``' equal weights).
+    differences : pandas.DataFrame
+        Each non-reference level minus the reference at every visit, Holm-adjusted across
+        the visits of that level (``p_holm``).
+    structure_trials : pandas.DataFrame
+        Every covariance structure tried (fallback order) with AIC, AICc and BIC.
+    """
+
+    fit: MmrmFit
+    fixed_effects: pd.DataFrame
+    lsmeans: pd.DataFrame
+    differences: pd.DataFrame
+    structure_trials: pd.DataFrame
+
+
+def fit_mmrm(
+    data: pd.DataFrame,
+    outcome: str = "nrs",
+    group: str = "depth",
+    *,
+    reference: Any = None,
+    covariates: Sequence[str] = (),
+    structure: str | Sequence[str] = DEFAULT_FALLBACK,
+    df_method: str = "kenward-roger",
+    robust: bool = False,
+    separate_covariance: bool = False,
+) -> MmrmResult:
+    """Fit the MMRM ``y ~ baseline + visit * group + covariates`` on post-baseline visits.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set (``Study.data``) or any long frame with ``patient_id``, ``visit``
+        (0 = baseline, excluded), the response and, when present, ``<response>_baseline``.
+    outcome : str, default "nrs"
+        An instrument (``nrs``, ``vas``, ``odi``) or the name of any numeric column.
+    group : str, default "depth"
+        Any patient-level categorical column (arm, depth, twitch, ...).
+    reference : object, optional
+        Reference level of ``group`` (default: the first declared or sorted level).
+    covariates : sequence of str
+        Further baseline covariates.
+    structure : str or sequence of str
+        A covariance structure or an order to try (default ``us, toeph, ar1h, csh, cs``).
+    df_method : str, default "kenward-roger"
+        ``kenward-roger``, ``kenward-roger-linear``, ``satterthwaite``, ``residual``,
+        ``between-within`` or ``z``.
+    robust : bool, default False
+        Sandwich standard errors (then df ``residual``, ``between-within`` or ``z``).
+    separate_covariance : bool, default False
+        A separate covariance matrix for each level of ``group``.
+
+    Returns
+    -------
+    MmrmResult
+
+    Raises
+    ------
+    ValueError
+        A column is missing, or ``group`` has fewer than two levels.
+    """
+    response = INSTRUMENT_COLUMNS.get(outcome, outcome)
+    missing = [c for c in (response, group, "visit", analyses.GROUP, *covariates) if c not in data]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the data")
+    baseline = f"{response}_baseline" if f"{response}_baseline" in data else None
+    post = data.loc[data["visit"] > 0]
+    columns = [response, "visit", group, *covariates] + ([baseline] if baseline else [])
+    rows = analyses.model_rows(post, columns)
+    rows["visit_c"] = pd.Categorical(rows["visit"].astype(int))
+    values = rows[group]
+    levels = (
+        list(values.cat.categories)
+        if isinstance(values.dtype, pd.CategoricalDtype)
+        else sorted(values.unique())
+    )
+    if len(levels) < 2:
+        raise ValueError(f"{group!r} has {len(levels)} level(s) in the post-baseline rows")
+    reference = levels[0] if reference is None else reference
+    term = f"C({quote_name(group)}, Treatment({reference!r}))"
+    rhs = " + ".join(
+        [*([quote_name(baseline)] if baseline else []), f"visit_c * {term}"]
+        + [quote_name(c) for c in covariates]
+    )
+    fit = _fit_mmrm(
+        rows,
+        response,
+        rhs,
+        "visit_c",
+        analyses.GROUP,
+        structure,
+        df_method=df_method,  # type: ignore[arg-type]
+        robust=robust,
+        covariance_group=group if separate_covariance else None,
+    )
+    differences = pd.concat(
+        [fit.visit_differences(group, level, reference) for level in levels if level != reference],
+        ignore_index=True,
+    )
+    return MmrmResult(
+        fit=fit,
+        fixed_effects=fit.fixed_effects,
+        lsmeans=fit.lsmeans(group),
+        differences=differences,
+        structure_trials=fit.structure_trials,
+    )

@@ -27,10 +27,48 @@ lme4's ``sleepstudy`` (``Reaction ~ Days + (Days | Subject)``; lme4 reports fixe
 ``fit.variance_components`` holds the variances, standard deviations and correlation,
 ``fit.contrast(L)`` tests any linear combination of the fixed effects with Satterthwaite df,
 and ``pipeline.lmm.marginal.emmeans(fit, ...)`` gives marginal means.
+
+Mixed model for repeated measures
+---------------------------------
+:func:`fit_mmrm` fits ``y ~ fixed`` with no random effects and a residual covariance across
+visits (:mod:`.mmrm`; structures in :mod:`.covariance`: ``us``, ``toep``, ``toeph``, ``ar1``,
+``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``), by REML or ML over the patients' visit patterns
+(:mod:`.patterns`, :mod:`.likelihood`), with Kenward-Roger, Satterthwaite, residual or
+between-within df (:mod:`.kenward_roger`) and optional sandwich SEs. A simulated two-arm trial
+with dropout (``pipeline.demo.mmrm_trial``), unstructured covariance, Kenward-Roger df:
+
+>>> from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+>>> from pipeline.lmm import fit_mmrm
+>>> trial = simulate_mmrm_trial(n_per_arm=50, n_visits=4, effect=0.5, seed=1)
+>>> fit = fit_mmrm(trial, "y", "baseline + C(visit) * C(arm, Treatment('control'))",
+...                visit="visit", subject="patient", structure="us")
+>>> fit.structure, fit.n_subjects, fit.df_method
+('us', 100, 'kenward-roger')
+>>> diff = fit.visit_differences("arm", "active", "control")
+>>> diff[["visit", "estimate", "std_err", "df"]].round(3)
+   visit  estimate  std_err      df
+0      1     0.820    0.192  97.066
+1      2     0.667    0.212  94.504
+2      3     1.182    0.260  86.791
+3      4     1.266    0.293  82.484
+
+``fit.lsmeans("arm")`` gives the least-squares means per visit and arm, ``fit.covariance`` the
+estimated covariance matrix, ``fit.structure_trials`` every structure tried (the default
+``structure`` is the fallback order ``us, toeph, ar1h, csh, cs``) with AIC, AICc and BIC.
 """
 
 from pipeline.lmm.data import ModelDataError
 from pipeline.lmm.fit import DEFAULT_ROUTES, FAST_ROUTES, LmmFit, fit_lmm
+from pipeline.lmm.mmrm import MmrmFit, fit_mmrm
 from pipeline.lmm.optim import ModelFitError
 
-__all__ = ["DEFAULT_ROUTES", "FAST_ROUTES", "LmmFit", "ModelDataError", "ModelFitError", "fit_lmm"]
+__all__ = [
+    "DEFAULT_ROUTES",
+    "FAST_ROUTES",
+    "LmmFit",
+    "MmrmFit",
+    "ModelDataError",
+    "ModelFitError",
+    "fit_lmm",
+    "fit_mmrm",
+]

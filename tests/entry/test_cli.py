@@ -5,7 +5,9 @@ from factories import PATIENTS, append_rows, write_config, write_study
 from pipeline.ingest.raw_tables import sha256_of
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "check", "simulate", "dictionary"])
+@pytest.mark.parametrize(
+    "command", ["run", "validate", "check", "simulate", "dictionary", "validate-mmrm"]
+)
 def test_every_subcommand_has_help(command):
     result = outcomes(command, "--help")
     assert result.returncode == 0

@@ -1,0 +1,178 @@
+"""The unstructured MMRM with Satterthwaite df, timed in Python and in R on the same rows.
+
+For each size a two-arm trial with 6 post-baseline visits, MAR dropout and missed visits is
+simulated (:func:`pipeline.demo.mmrm_trial.simulate_mmrm_trial`) and written to CSV. Ours is
+:func:`pipeline.lmm.fit_mmrm` with ``structure="us"``, REML, ``df_method="satterthwaite"``
+(the Satterthwaite pieces, Hessian and covariance Jacobian, are included in the time), timed
+whole and split into the one pass over the rows (:func:`pipeline.lmm.patterns.prepare_mmrm`,
+grows with patients) and the rest (optimisation and df, grows with visit patterns). R fits the
+same model with ``nlme::gls`` (``corSymm`` + ``varIdent``) and ``glmmTMB`` (``us``, dispersion
+fixed at zero), one ``Rscript`` per fit, timing only the fitting call and ``vcov()``
+(``benchmarks/mmrm_fits.R``). An R fit still running after ``--r-timeout`` seconds is stopped
+and reported as "> timeout" (the machine is shared; this keeps the run bounded).
+
+Usage::
+
+    python benchmarks/mmrm.py [--sizes 2000 20000 100000] [--r-sizes 2000] [--r-timeout 900]
+
+R is run only at ``--r-sizes`` (default 2,000 patients): on this shared 2-core machine
+``nlme::gls`` needed more than two minutes and glmmTMB one minute already at 2,000 patients,
+so the larger sizes would hold the machine for hours.
+
+Results: ``reports/benchmarks/mmrm.csv`` and ``mmrm.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+from harness import DEFAULT_OUT, DEFAULT_WORK, ROOT, machine, markdown_table
+
+from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.lmm import fit_mmrm
+from pipeline.lmm.blas import single_threaded
+from pipeline.lmm.patterns import prepare_mmrm
+
+FIXED = "baseline + C(visit) * C(arm, Treatment('control'))"
+R_SCRIPT = ROOT / "benchmarks" / "mmrm_fits.R"
+
+
+def time_ours(data: pd.DataFrame) -> dict[str, float]:
+    """Fit ours once; return total, preparation and remaining seconds and the criterion."""
+    with single_threaded():
+        started = time.perf_counter()
+        prepare_mmrm(data, "y", FIXED, "visit", "patient")
+        prepare = time.perf_counter() - started
+    started = time.perf_counter()
+    fit = fit_mmrm(data, "y", FIXED, "visit", "patient", "us", df_method="satterthwaite")
+    total = time.perf_counter() - started
+    return {
+        "ours_s": total,
+        "ours_rows_s": prepare,
+        "ours_patterns_s": max(total - prepare, 0.0),
+        "patterns": fit.n_patterns,
+        "n_obs": fit.n_obs,
+        "ours_criterion": fit.criterion,
+    }
+
+
+def time_r(csv: Path, engine: str, timeout: float, work: Path) -> tuple[float, float, str]:
+    """Run ``mmrm_fits.R``; return seconds, criterion and a note (timeout or failure)."""
+    out = work / f"{csv.stem}_{engine}.csv"
+    try:
+        done = subprocess.run(
+            ["Rscript", str(R_SCRIPT), str(csv), engine, str(out)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return float("nan"), float("nan"), f"> {timeout:.0f} s (stopped)"
+    if done.returncode != 0:
+        return float("nan"), float("nan"), "failed: " + done.stderr.strip().splitlines()[-1]
+    row = pd.read_csv(out).iloc[0]
+    return float(row.seconds), float(row.criterion), ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time every size, write reports/benchmarks/mmrm.csv and mmrm.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000])
+    parser.add_argument("--r-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--r-sizes",
+        type=int,
+        nargs="*",
+        default=[2000],
+        help="sizes at which R is run too (R takes minutes already at 2,000 patients)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    work = DEFAULT_WORK / "mmrm"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes:
+        data = simulate_mmrm_trial(size // 2, 6, 0.3, seed=args.seed)
+        csv = work / f"mmrm_{size}.csv"
+        data.to_csv(csv, index=False)
+        row: dict[str, object] = {"patients": size, **time_ours(data)}
+        for engine in ("gls", "glmmTMB"):
+            if size in args.r_sizes:
+                seconds, criterion, note = time_r(csv, engine, args.r_timeout, work)
+            else:
+                seconds, criterion, note = float("nan"), float("nan"), "not run (--r-sizes)"
+            row[f"{engine}_s"] = seconds
+            row[f"{engine}_note"] = note
+            row[f"{engine}_criterion_diff"] = criterion - float(row["ours_criterion"])
+            row[f"{engine}_ratio"] = float(row["ours_s"]) / seconds
+        print(row, flush=True)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "mmrm.csv", index=False)
+    shown = table[
+        [
+            "patients",
+            "n_obs",
+            "patterns",
+            "ours_s",
+            "ours_rows_s",
+            "ours_patterns_s",
+            "gls_s",
+            "gls_ratio",
+            "glmmTMB_s",
+            "glmmTMB_ratio",
+        ]
+    ]
+    notes = [
+        f"- {r.patients:,} patients, {engine}: {getattr(r, engine + '_note')}"
+        for r in table.itertuples()
+        for engine in ("gls", "glmmTMB")
+        if getattr(r, engine + "_note")
+    ]
+    diffs = [
+        f"- {r.patients:,} patients: R's REML criterion minus ours: gls "
+        f"{r.gls_criterion_diff:+.2e}, glmmTMB {r.glmmTMB_criterion_diff:+.2e}"
+        for r in table.itertuples()
+    ]
+    text = "\n".join(
+        [
+            "# MMRM speed: unstructured REML with Satterthwaite df, ours vs nlme::gls and glmmTMB",
+            "",
+            f"Machine: {machine()}. Command: `python benchmarks/mmrm.py --sizes "
+            f"{' '.join(map(str, args.sizes))} --r-timeout {args.r_timeout:.0f} --r-sizes "
+            f"{' '.join(map(str, args.r_sizes))}` "
+            "(run by `make bench`). One run per size; the machine is shared with other jobs, so "
+            "times carry that noise.",
+            "",
+            "Two arms, 6 post-baseline visits, MAR dropout and 5 % missed visits "
+            "(`pipeline.demo.mmrm_trial`), model `y ~ baseline + visit * arm`, unstructured "
+            "covariance (21 parameters), REML. Ours (`ours_s`) includes the Satterthwaite "
+            "pieces; `ours_rows_s` is the one pass over the rows (design, per-pattern "
+            "cross-products), `ours_patterns_s` the rest (optimisation, df), whose cost "
+            "depends on the number of visit patterns, not patients. R times only the fitting "
+            "call and `vcov()`. Ratios are ours / R (below 1: ours faster). R is run only at "
+            "the `--r-sizes` (its cost at the larger sizes would hold the shared machine for "
+            "hours); where it is not run, the cells are empty.",
+            "",
+            markdown_table(shown),
+            "",
+            "Same optimum (positive: R's criterion is above ours):",
+            *diffs,
+            *(["", "R fits not finished:", *notes] if notes else []),
+            "",
+        ]
+    )
+    (args.out / "mmrm.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Small version of the MMRM coverage simulation (the full one: ``make validate-stats``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.analyses.stat_validation import (
+    MMRM_METHODS,
+    mmrm_markdown,
+    run_mmrm_simulations,
+    summarise_mmrm,
+)
+
+
+def test_mmrm_simulation_small_version() -> None:
+    sims = run_mmrm_simulations(2, per_arm=(12,), seed=5, workers=1)
+    assert len(sims) == 2 and not any(c.endswith("|failed") for c in sims)
+    summary = summarise_mmrm(sims)
+    assert list(summary["method"]) == list(MMRM_METHODS)
+    assert (summary["n_coverage"] == 2).all() and (summary["n_null"] == 2).all()
+    assert summary["coverage"].between(0, 1).all()
+    # the same fit under each method: identical estimates; Kenward-Roger inflates the SE and
+    # both small-sample methods have finite df below the number of observations
+    est = sims[[f"effect|{m}|estimate" for m in MMRM_METHODS]].to_numpy()
+    np.testing.assert_allclose(est, est[:, :1].repeat(3, axis=1))
+    assert (sims["effect|kenward-roger|std_err"] >= sims["effect|satterthwaite|std_err"]).all()
+    for method in ("kenward-roger", "satterthwaite"):
+        df = sims[f"effect|{method}|df"]
+        assert (df > 1).all() and (df < sims["effect|n_obs"]).all()
+    assert np.isinf(sims["effect|z|df"]).all()
+    text = mmrm_markdown(summary, sims, 2, 5)
+    assert "2 simulations per trial size (seed 5)" in text and "| 12 | kenward-roger |" in text
+
+
+def test_seeds_do_not_depend_on_workers() -> None:
+    one = run_mmrm_simulations(1, per_arm=(10,), seed=9, workers=1)
+    two = run_mmrm_simulations(1, per_arm=(10,), seed=9, workers=2)
+    np.testing.assert_allclose(
+        one["null|kenward-roger|estimate"], two["null|kenward-roger|estimate"], rtol=1e-10
+    )
