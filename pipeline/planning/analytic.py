@@ -332,7 +332,8 @@ def power(
     if distribution == "z":
         return float(stats.norm.sf(crit - ncp) + stats.norm.cdf(-crit - ncp))
     df = _df(n_total)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    lower = stats.nct.cdf(-crit, df, ncp)  # scipy returns NaN when this tail underflows
+    return float(stats.nct.sf(crit, df, ncp) + (0.0 if np.isnan(lower) else lower))
 
 
 def n_for_power(
