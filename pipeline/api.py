@@ -9,6 +9,7 @@ Typical use::
     res.fixed_effects, res.emmeans, res.contrasts    # tidy tables, as in reports/tables/
     api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
     tables = api.fit_all(study)                      # every model of the plan (minutes)
+    api.plan("analysis.toml", from_study=True).answers   # next study: power, n (docs/planning.md)
 
 Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
 """
