@@ -193,7 +193,13 @@ def _plan_progress(started: float) -> Callable[[int, int], None]:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from pipeline import api
-    from pipeline.planning.report import FILES, headline, type_one_sentence, write_plan
+    from pipeline.planning.report import (
+        FILES,
+        effect_sentence,
+        headline,
+        type_one_sentence,
+        write_plan,
+    )
     from pipeline.planning.simulate import default_workers
 
     config = load_config(args.config)
@@ -209,6 +215,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         progress=_plan_progress(time.perf_counter()),
     )
     print(headline(result))
+    print(effect_sentence(result))
     print(type_one_sentence(result))
     shown = result.answers[["question", "method", "value", "mc_se", "unit"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

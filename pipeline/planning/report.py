@@ -154,6 +154,39 @@ def headline(result: PlanResult) -> str:
     return text + "."
 
 
+def effect_sentence(result: PlanResult) -> str:
+    """Write the detectable effect and the precision at the planned size in words.
+
+    Parameters
+    ----------
+    result : PlanResult
+        The plan.
+
+    Returns
+    -------
+    str
+        One sentence, in the contrast's unit (and at the primary week for a slope).
+    """
+    d = result.design
+    unit = contrast_unit(d)
+    formula = _answer(result, "detectable effect at n", "analytic (t, N-2 df)")["value"]
+    simulated = _answer(result, "detectable effect at n", "simulation")
+    width = _answer(result, "CI half-width at n", "analytic (t, N-2 df)")["value"]
+
+    def at_week(value: float) -> str:
+        if d.analysis != "slope":
+            return ""
+        return f" ({value * d.primary_week:.3g} {d.unit} at week {d.primary_week:g})"
+
+    text = (
+        f"With {d.n} patients the smallest true difference detected with {d.target_power:.0%} "
+        f"power is {formula:.3g} {unit}{at_week(formula)} by the formula"
+    )
+    if simulated is not None:
+        text += f" and {simulated['value']:.3g} {unit} by simulation"
+    return text + f"; the 95 % confidence interval will be about ± {width:.3g} {unit} wide."
+
+
 def type_one_sentence(result: PlanResult) -> str:
     """Write the type-I error of the simulated analysis, in words (or why there is none)."""
     t1 = result.type_one_error
@@ -229,7 +262,7 @@ def power_curve(result: PlanResult):
         ax.text(
             0.98,
             0.04,
-            f"type-I error at n = {r.n_total}: {r.rejection_rate:.3f} (± {r.mc_se:.3f}), "
+            f"type-I error at n = {int(r.n_total)}: {r.rejection_rate:.3f} (± {r.mc_se:.3f}), "
             f"nominal {d.alpha_test:.3g}",
             transform=ax.transAxes,
             ha="right",
@@ -296,7 +329,7 @@ def planning_section(result: PlanResult, figure_png: bytes | None = None) -> Sec
     """
     d = result.design
     unit = contrast_unit(d)
-    blocks: list = [Paragraph(headline(result), "headline")]
+    blocks: list = [Paragraph(headline(result), "headline"), Paragraph(effect_sentence(result))]
     blocks += [Paragraph(s) for s in assumption_sentences(result)]
     blocks.append(Paragraph(type_one_sentence(result), "note"))
     answers = result.answers.assign(
