@@ -165,7 +165,7 @@ def observed_dropout(
                     n,
                     kept,
                     kept / n if n else np.nan,
-                    1.0 - kept / previous if previous else np.nan,
+                    1.0 - kept / previous if previous else 1.0,  # nobody left to lose
                     low,
                     high,
                 )

@@ -131,3 +131,9 @@ def test_plan_writes_the_section_for_a_typed_trial(tmp_path: Path) -> None:
     assert "Type-I error of the simulated analysis" in page
     assert "0.1, 0.1, 0.1" not in page  # dropout is printed as probabilities per visit
     assert "0.100, 0.100, 0.100 for usual care" in page
+
+
+def test_plan_has_help() -> None:
+    result = outcomes("plan", "--help")
+    assert result.returncode == 0
+    assert "--from-study" in result.stdout
