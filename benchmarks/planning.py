@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,13 @@ def time_lme4(frame: pd.DataFrame, repeats: int) -> tuple[float, float] | None:
     return float(r["seconds_lme4"].median()), float(r["seconds_satterthwaite"].median())
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished children (the workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"1. {args.sims} studies of 200 patients ({args.workers} workers)", file=sys.stderr)
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     runs = simulate.run_simulations(
         design((200,)),
         ASSUMPTIONS,
@@ -153,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         progress=_plan_progress(time.perf_counter()),
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     ok = runs.loc[runs["failed"] == ""]
     rows.append(
         {
             "measurement": f"{args.sims} studies x 200 patients",
             "seconds": seconds,
+            "cpu_seconds": cpu,
+            "idle_machine_seconds": cpu / args.workers,
             "target_seconds": 60.0,
             "fits": len(runs),
             "mean_fit_seconds": ok["fit_seconds"].mean(),
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"2. power curve, {len(GRID)} sizes x {args.sims} + null", file=sys.stderr)
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     result = plan_study(
         design(GRID),
         ASSUMPTIONS,
@@ -181,12 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         progress=_plan_progress(time.perf_counter()),
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     t1 = result.type_one_error.iloc[0]
     rows.append(
         {
             "measurement": f"power curve {len(GRID)} sizes x {args.sims} + null x {args.sims}",
             "seconds": seconds,
+            "cpu_seconds": cpu,
+            "idle_machine_seconds": cpu / args.workers,
             "target_seconds": 300.0,
             "fits": args.sims * (len(GRID) + 1),
             "mean_fit_seconds": result.simulations["mean_fit_seconds"].mean(),
@@ -226,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             "# Planning benchmark (`make bench`: `python benchmarks/planning.py`)",
             "",
             f"Machine: {machine()}. Shared with other work: the 1-minute load average at the "
-            "start of each measurement is in the table.",
+            "start of each measurement is in the table. `seconds` is wall-clock time on the "
+            "shared machine; `cpu_seconds` the CPU time of this process and its worker "
+            "processes; `idle_machine_seconds` = `cpu_seconds / workers`, the wall-clock time "
+            "the same work takes when the workers have a core each (a projection, not a "
+            "measurement).",
             "",
             "Each simulated study draws 200 patients (or the curve's size) at weeks "
             f"{', '.join(f'{w:g}' for w in WEEKS)} from a random intercept and slope model with "
