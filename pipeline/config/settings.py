@@ -893,7 +893,10 @@ def _planning_dropout(value: object, levels: tuple[str, str], path: Path) -> dic
 
 def _planning_assumptions(raw: dict, levels: tuple[str, str], path: Path) -> PlanningAssumptions:
     name = "planning.assumptions"
-    section = _section(raw, "assumptions", path, PlanningAssumptions, required=False)
+    section = raw.get("assumptions", {})
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table of keys, e.g. [planning.assumptions]")
+    _check_keys(section, {f.name for f in fields(PlanningAssumptions)}, path, name)
     if "effect" in section and "effect_mcid" in section:
         raise _fail(path, name, "give effect (outcome units) or effect_mcid, not both")
     dropout = _planning_dropout(section.get("dropout", 0.0), levels, path)

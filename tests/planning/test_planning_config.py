@@ -85,7 +85,8 @@ def test_no_section_means_no_plan(tmp_path: Path) -> None:
             "[planning.assumptions.dropout.dry needling] must be one number or one per",
         ),
         (TRIAL, ASSUMPTIONS.replace("correlation = 0.1", "correlation = 1.5"), "correlation"),
-        (TRIAL + "speed = 3\n", ASSUMPTIONS, "unknown key 'speed'"),
+        (TRIAL + "speed = 3\n", ASSUMPTIONS, "[planning] unknown key 'speed'"),
+        (TRIAL, ASSUMPTIONS + "icc = 0.3\n", "[planning.assumptions] unknown key 'icc'"),
     ],
 )
 def test_bad_values_are_one_sentence(tmp_path, planning, assumptions, fragment) -> None:
