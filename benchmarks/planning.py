@@ -5,7 +5,7 @@ Three measurements, written to ``reports/benchmarks/planning.md`` and ``planning
 1. **1,000 studies of 200 patients** (6 visits at weeks 0, 1, 2, 4, 8, 12; random intercept and
    slope; dropout 5 % before each visit in one group and 8 % in the other), each fitted with the
    trajectory model as the report fits it (:mod:`pipeline.planning.simulate`), target < 60 s;
-2. **a power curve of 8 sizes x 1,000 studies** (40 to 320 patients), plus 1,000 studies under
+2. **a power curve of 8 sizes x 1,000 studies** (`--curve-sims` to run fewer) (40 to 320 patients), plus 1,000 studies under
    the null at the smallest size, through :func:`pipeline.planning.answers.plan_study` with the
    progress bar of ``outcomes plan`` on stderr, target < 5 minutes;
 3. **one fit against lme4**: the same simulated study of 200 patients fitted 20 times by
@@ -139,17 +139,94 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def summary_text(
+    table: pd.DataFrame, per_fit: pd.DataFrame | None, result, repeats: int, load: float
+) -> str:
+    """Write the Markdown summary of what has been measured so far."""
+    parts = [
+        "# Planning benchmark (`make bench`: `python benchmarks/planning.py`)",
+        "",
+        f"Machine: {machine()}. Shared with other work: the 1-minute load average at the "
+        "start of each measurement is in the table. `seconds` is wall-clock time on the "
+        "shared machine; `cpu_seconds` the CPU time of this process and its worker "
+        "processes; `idle_machine_seconds` = `cpu_seconds / workers`, the wall-clock time "
+        "the same work takes when the workers have a core each (a projection, not a "
+        "measurement).",
+        "",
+        "Each simulated study draws 200 patients (or the curve's size) at weeks "
+        f"{', '.join(f'{w:g}' for w in WEEKS)} from a random intercept and slope model with "
+        "dropout (5 % / 8 % before each visit) and fits the report's trajectory model "
+        "`y ~ weeks * group + (1 + weeks | patient)` with `fit_lmm` (REML, the fast route "
+        "escalating when needed, the fallback rule, Satterthwaite df), the design prepared "
+        "once per size.",
+        "",
+    ]
+    if per_fit is not None:
+        parts += [
+            f"One fit of the same 200-patient study, median of {repeats} (load average "
+            f"{load:.1f}):",
+            "",
+            markdown_table(per_fit, "{:.4f}"),
+            "",
+        ]
+    if len(table):
+        parts += [markdown_table(table, "{:.3f}"), ""]
+    if result is not None:
+        t1 = result.type_one_error.iloc[0]
+        curve = result.curve[["n_total", "power_analytic_t", "power_simulated", "mc_se"]]
+        parts += [
+            f"Type-I error at n = {int(t1.n_total)}: {t1.rejection_rate:.3f} (Monte Carlo SE "
+            f"{t1.mc_se:.3f}) for a nominal {t1.alpha_test:g}.",
+            "",
+            "Power curve (formula with a t on N - 2 df; simulation):",
+            "",
+            markdown_table(curve, "{:.3f}"),
+            "",
+        ]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the three measurements and write the results."""
+    """Run the three measurements, writing the results after each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sims", type=int, default=1000)
+    parser.add_argument("--sims", type=int, default=1000, help="studies of 200 patients")
+    parser.add_argument("--curve-sims", type=int, help="studies per size of the curve")
     parser.add_argument("--workers", type=int, default=simulate.default_workers())
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    rows = []
+    curve_sims = args.curve_sims or args.sims
+    rows: list[dict] = []
 
-    print(f"1. {args.sims} studies of 200 patients ({args.workers} workers)", file=sys.stderr)
+    def save(per_fit, result, load) -> None:
+        text = summary_text(pd.DataFrame(rows), per_fit, result, args.repeats, load)
+        paths = write_results(args.out, "planning", pd.DataFrame(rows), text)
+        print("Wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+
+    print(f"1. one study, {args.repeats} fits: engine and lme4", file=sys.stderr)
+    frame = one_study_frame()
+    fit_load = os.getloadavg()[0]
+    plain, prepared = time_python(frame, args.repeats)
+    r = time_lme4(frame, args.repeats)
+    per_fit = pd.DataFrame(
+        {
+            "fit": [
+                "fit_lmm (DataFrame, patsy design)",
+                "fit_lmm (prepared design, as simulated)",
+                "lme4::lmer",
+                "lme4::lmer + lmerTest Satterthwaite set-up",
+            ],
+            "median_seconds": [
+                plain,
+                prepared,
+                np.nan if r is None else r[0],
+                np.nan if r is None else r[0] + r[1],
+            ],
+        }
+    )
+    save(per_fit, None, fit_load)
+
+    print(f"2. {args.sims} studies of 200 patients ({args.workers} workers)", file=sys.stderr)
     load = os.getloadavg()[0]
     started, cpu = time.perf_counter(), cpu_seconds()
     runs = simulate.run_simulations(
@@ -179,28 +256,28 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": load,
         }
     )
+    save(per_fit, None, fit_load)
 
-    print(f"2. power curve, {len(GRID)} sizes x {args.sims} + null", file=sys.stderr)
+    print(f"3. power curve, {len(GRID)} sizes x {curve_sims} + null", file=sys.stderr)
     load = os.getloadavg()[0]
     started, cpu = time.perf_counter(), cpu_seconds()
     result = plan_study(
         design(GRID),
         ASSUMPTIONS,
-        args.sims,
+        curve_sims,
         2026,
         workers=args.workers,
         progress=_plan_progress(time.perf_counter()),
     )
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    t1 = result.type_one_error.iloc[0]
     rows.append(
         {
-            "measurement": f"power curve {len(GRID)} sizes x {args.sims} + null x {args.sims}",
+            "measurement": f"power curve {len(GRID)} sizes x {curve_sims} + null x {curve_sims}",
             "seconds": seconds,
             "cpu_seconds": cpu,
             "idle_machine_seconds": cpu / args.workers,
-            "target_seconds": 300.0,
-            "fits": args.sims * (len(GRID) + 1),
+            "target_seconds": 300.0 * curve_sims / 1000,
+            "fits": curve_sims * (len(GRID) + 1),
             "mean_fit_seconds": result.simulations["mean_fit_seconds"].mean(),
             "power": np.nan,
             "share_fallback": result.curve["share_fallback"].mean(),
@@ -209,67 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": load,
         }
     )
-
-    print(f"3. one study, {args.repeats} fits: engine and lme4", file=sys.stderr)
-    frame = one_study_frame()
-    load = os.getloadavg()[0]
-    plain, prepared = time_python(frame, args.repeats)
-    r = time_lme4(frame, args.repeats)
-    per_fit = pd.DataFrame(
-        {
-            "fit": [
-                "fit_lmm (DataFrame, patsy design)",
-                "fit_lmm (prepared design, as simulated)",
-                "lme4::lmer",
-                "lme4::lmer + lmerTest Satterthwaite set-up",
-            ],
-            "median_seconds": [
-                plain,
-                prepared,
-                np.nan if r is None else r[0],
-                np.nan if r is None else r[0] + r[1],
-            ],
-        }
-    )
-    table = pd.DataFrame(rows)
-    curve = result.curve[["n_total", "power_analytic_t", "power_simulated", "mc_se"]]
-    text = "\n".join(
-        [
-            "# Planning benchmark (`make bench`: `python benchmarks/planning.py`)",
-            "",
-            f"Machine: {machine()}. Shared with other work: the 1-minute load average at the "
-            "start of each measurement is in the table. `seconds` is wall-clock time on the "
-            "shared machine; `cpu_seconds` the CPU time of this process and its worker "
-            "processes; `idle_machine_seconds` = `cpu_seconds / workers`, the wall-clock time "
-            "the same work takes when the workers have a core each (a projection, not a "
-            "measurement).",
-            "",
-            "Each simulated study draws 200 patients (or the curve's size) at weeks "
-            f"{', '.join(f'{w:g}' for w in WEEKS)} from a random intercept and slope model with "
-            "dropout (5 % / 8 % before each visit) and fits the report's trajectory model "
-            "`y ~ weeks * group + (1 + weeks | patient)` with `fit_lmm` (REML, the fast route "
-            "escalating when needed, the fallback rule, Satterthwaite df), the design prepared "
-            "once per size.",
-            "",
-            markdown_table(table, "{:.3f}"),
-            "",
-            f"Type-I error at n = {int(t1.n_total)}: {t1.rejection_rate:.3f} (Monte Carlo SE "
-            f"{t1.mc_se:.3f}) for a nominal {t1.alpha_test:g}.",
-            "",
-            "Power curve (formula with a t on N - 2 df; simulation):",
-            "",
-            markdown_table(curve, "{:.3f}"),
-            "",
-            f"One fit of the same 200-patient study, median of {args.repeats} (load average "
-            f"{load:.1f}):",
-            "",
-            markdown_table(per_fit, "{:.4f}"),
-            "",
-        ]
-    )
-    paths = write_results(args.out, "planning", table, text)
-    print(text)
-    print("Wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    save(per_fit, result, fit_load)
     return 0
 
 
