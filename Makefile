@@ -32,12 +32,13 @@ test: $(STAMP)  ## Run the whole test suite
 notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs (reports/benchmarks/)
+bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs, planning simulations (reports/benchmarks/)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/federation.py
 	$(BIN)/python benchmarks/mmrm.py
+	$(BIN)/python benchmarks/planning.py
 
 federation-demo: $(STAMP)  ## Split the demo into its 3 clinics, share each, pool -> reports/federation/
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -60,6 +61,7 @@ format: $(STAMP)  ## Apply ruff formatting and safe fixes
 clean:  ## Remove generated outputs (keeps the virtual environment and data/raw)
 	rm -rf data/processed/* reports/demo
 
-validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario) -> reports/validation/
+validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data sets per scenario), planning formulas vs simulation -> reports/validation/
 	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation
 	$(BIN)/outcomes validate-mmrm --sims 1000 --out reports/validation
+	$(BIN)/python -m pipeline.planning.agreement --sims 1000 --out reports/validation

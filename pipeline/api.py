@@ -9,6 +9,7 @@ Typical use::
     res.fixed_effects, res.emmeans, res.contrasts    # tidy tables, as in reports/tables/
     api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
     tables = api.fit_all(study)                      # every model of the plan (minutes)
+    api.plan("analysis.toml", from_study=True).answers   # next study: power, n (docs/planning.md)
     api.share("clinic.toml", "clinic.share")         # a clinic's share file (network pooling)
     api.pool(["a.share", "b.share"], two_stage=True).tables  # exact pooled fit + meta-analysis
     mm = api.fit_mmrm(study.data, outcome="odi", group="twitch", df_method="satterthwaite")
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.analyses import plans as analyses
-from pipeline.analyses import run as plan
+from pipeline.analyses import run as runs
 from pipeline.config.settings import Config, ModelSettings, load_config
 from pipeline.derive.dataset import analysis_dataset
 from pipeline.describe import responders, safety
@@ -179,8 +180,8 @@ def fit(
     chosen = settings_with(settings, **changes)
     builder = KINDS[kind]
     if kind in ("trajectory", "change", "subgroup"):
-        if group not in plan.FACTORS:
-            raise ValueError(f"group must be one of {', '.join(plan.FACTORS)}, not {group!r}")
+        if group not in runs.FACTORS:
+            raise ValueError(f"group must be one of {', '.join(runs.FACTORS)}, not {group!r}")
         model_plan = builder(data, outcome, group, chosen)
     else:
         model_plan = builder(data, outcome, chosen)
@@ -191,7 +192,7 @@ def fit_all(
     study: Study,
     outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS),
     settings: ModelSettings | None = None,
-    progress: plan.Progress | None = None,
+    progress: runs.Progress | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Fit every model of the plan, as ``outcomes run`` does, and return the combined tables.
 
@@ -213,8 +214,8 @@ def fit_all(
         model_comparison, diagnostics`` with the primary family and Holm-adjusted p.
     """
     chosen = settings or study.config.model
-    plans = plan.analysis_plans(study.data, chosen, outcomes)
-    return plan.combine(plan.run_analyses(plans, chosen.df_method, progress))
+    plans = runs.analysis_plans(study.data, chosen, outcomes)
+    return runs.combine(runs.run_analyses(plans, chosen.df_method, progress))
 
 
 def responder_table(study: Study, group: str = "depth") -> pd.DataFrame:
@@ -415,4 +416,72 @@ def fit_mmrm(
         lsmeans=fit.lsmeans(group),
         differences=differences,
         structure_trials=fit.structure_trials,
+    )
+
+
+def plan(
+    config: str | Path | Config = "analysis.toml",
+    *,
+    from_study: bool | Study = False,
+    sims: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """Plan the next study from the configuration's ``[planning]`` section (no file written).
+
+    Parameters
+    ----------
+    config : str, Path or Config
+        A configuration with a ``[planning]`` section (docs/planning.md).
+    from_study : bool or Study, default False
+        Estimate the variance components and the dropout from the configuration's study
+        (read, validated and derived as :func:`load_study` does), or from a study already
+        loaded; False uses the assumptions typed in the section.
+    sims : int, optional
+        Simulated studies per size (default: the section's ``sims``; 0: formulas only).
+    seed : int, optional
+        Root seed (default: the section's).
+    workers : int, default 1
+        Processes for the simulations.
+    progress : callable, optional
+        ``progress(done, total)`` as simulated studies finish.
+
+    Returns
+    -------
+    pipeline.planning.answers.PlanResult
+        ``answers``, ``curve``, ``type_one_error``, ``simulations``, the resolved ``design`` and
+        ``assumptions`` (and the study's ``dropout`` with ``from_study``).
+
+    Raises
+    ------
+    ConfigError
+        When the section is missing or lacks what the chosen route needs.
+    """
+    from pipeline.errors import ConfigError
+    from pipeline.planning.answers import plan_study
+    from pipeline.planning.design import from_settings
+    from pipeline.planning.from_study import assumptions_from_study
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    settings = cfg.planning
+    if settings is None:
+        raise ConfigError(
+            f"{cfg.source}: [planning] section is missing: declare the design and assumptions "
+            "of the next study (see docs/planning.md)"
+        )
+    dropout = None
+    if from_study is not False:
+        study = from_study if isinstance(from_study, Study) else load_study(cfg)
+        design, assumptions, dropout = assumptions_from_study(study.data, cfg, settings)
+    else:
+        design, assumptions = from_settings(settings, cfg.mcid[settings.outcome], str(cfg.source))
+    return plan_study(
+        design,
+        assumptions,
+        settings.sims if sims is None else sims,
+        settings.seed if seed is None else seed,
+        workers=workers,
+        progress=progress,
+        dropout=dropout,
     )

@@ -1,4 +1,4 @@
-"""The ``outcomes`` command: run, validate, check, check-tables, simulate, dictionary, share, pool.
+"""The ``outcomes`` command: the pipeline's stages, ``run``, and the planning and network tools.
 
 Exit codes: 0 success; 1 ``validate`` found rows to quarantine, ``check-tables`` found a
 difference, or ``check`` found a folder that is not one complete output set; 2 a user error (bad
@@ -14,6 +14,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -213,6 +214,98 @@ def _cmd_validate_stats(args: argparse.Namespace) -> int:
     print(text)
     print(f"Wrote {out}/coverage.csv, type_one_error.csv, summary.md")
     return EXIT_OK
+
+
+# --- outcomes plan (issue 20) ----------------------------------------------------------------
+
+
+def _plan_progress(started: float) -> Callable[[int, int], None]:
+    """Return a progress bar on stderr: simulated studies done, rate and time left."""
+
+    def show(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        width = 30
+        filled = int(width * done / total) if total else width
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else float("nan")
+        end = "\n" if done == total or not sys.stderr.isatty() else "\r"
+        print(
+            f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} simulated studies, "
+            f"{rate:.1f}/s, {left:.0f} s left",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from pipeline import api
+    from pipeline.planning.report import (
+        FILES,
+        effect_sentence,
+        headline,
+        type_one_sentence,
+        write_plan,
+    )
+    from pipeline.planning.simulate import default_workers
+
+    config = load_config(args.config)
+    if args.sims is not None and args.sims < 0:
+        raise UserError("--sims must be 0 (formulas only) or more")
+    workers = args.workers or default_workers()
+    result = api.plan(
+        config,
+        from_study=args.from_study,
+        sims=args.sims,
+        seed=args.seed,
+        workers=workers,
+        progress=_plan_progress(time.perf_counter()),
+    )
+    print(headline(result))
+    print(effect_sentence(result))
+    print(type_one_sentence(result))
+    shown = result.answers[["question", "method", "value", "mc_se", "unit"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    out = args.out or (config.outputs.reports / "planning")
+    written = write_plan(result, out)
+    print(f"Planning section written to {written['page']} ({len(written)} files in {out}/;")
+    print(
+        f"  fragment for the report: {FILES['fragment']}; simulations took {result.seconds:.1f} s)"
+    )
+    return EXIT_OK
+
+
+def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="power, sample size and precision for the next study",
+        description="Answer the planning questions of the [planning] section (power at n, n "
+        "for the target power, detectable effect, CI half-width) by the published formulas "
+        "(Diggle et al.; Lu, Luo & Chen) and by simulating the report's own model, and write "
+        "the section 'Planning the next study' with a power curve (docs/planning.md).",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"analysis configuration (TOML) with a [planning] section; default: {DEFAULT_CONFIG}",
+    )
+    p.add_argument(
+        "--from-study",
+        action="store_true",
+        help="estimate the variance components and the dropout from the configuration's study",
+    )
+    p.add_argument("--out", type=Path, help="output folder (default: <reports>/planning)")
+    p.add_argument(
+        "--sims", type=_positive_int, help="simulated studies per size (0: formulas only)"
+    )
+    p.add_argument("--seed", type=_positive_int, help="random seed (default: the section's)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=0, help="processes (0: the cores, at most 2)"
+    )
+    p.set_defaults(func=_cmd_plan)
 
 
 # --- federation: `share` and `pool` (issue 21; pipeline/federate, docs/federation.md) --------
@@ -447,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_dictionary)
 
     _add_federation_commands(sub, with_config)
+    _add_plan_parser(sub)
     return parser
 
 

@@ -83,7 +83,7 @@ import patsy
 from scipy import stats
 
 from pipeline.lmm.blas import single_threaded
-from pipeline.lmm.data import MIN_GROUPS, ModelDataError, prepare_data
+from pipeline.lmm.data import MIN_GROUPS, ModelDataError, PreparedData, prepare_data
 from pipeline.lmm.deviance import (
     GroupedCrossproducts,
     jacobian_richardson,
@@ -439,6 +439,7 @@ def fit_lmm(
     escalate: Sequence[str] = (),
     site: str | None = None,
     start: np.ndarray | None = None,
+    prepared: PreparedData | None = None,
 ) -> LmmFit:
     """Fit a linear mixed model and return lme4 / lmerTest-equivalent inference.
 
@@ -479,6 +480,12 @@ def fit_lmm(
         same model is refitted by ML for a likelihood-ratio test (fewer iterations; the
         optimum does not depend on it). Ignored when its length does not match the random
         effects, and for the random-intercept refit after a fallback.
+    prepared : PreparedData, keyword-only, optional
+        The validated design of ``data`` for this ``response``, ``fixed``, ``group``,
+        ``random_slope`` and ``site``, built by the caller (a simulation study that refits one
+        design with new responses builds the design once; :mod:`pipeline.planning.simulate`).
+        When given, ``data`` is not read and :func:`~pipeline.lmm.data.prepare_data` does not
+        run: the caller vouches for the checks it would have made.
 
     Returns
     -------
@@ -509,7 +516,9 @@ def fit_lmm(
     unknown = sorted(set(routes).union(escalate) - set(ROUTES))
     if unknown or not routes:
         raise ValueError(f"routes must be a non-empty subset of {ROUTES}, got {routes}")
-    prep = prepare_data(data, response, fixed, group, random_slope, site)
+    prep = prepared
+    if prep is None:
+        prep = prepare_data(data, response, fixed, group, random_slope, site)
     recorder = WarningRecorder()
     if prep.n_excluded:
         recorder.add(

@@ -1,0 +1,1 @@
+"""Planning the next study: power, sample size, detectable effect and precision (SAP §4b)."""
