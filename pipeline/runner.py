@@ -230,7 +230,6 @@ def _run(
             diagnostics.loc[:, ["analysis", "outcome", "status", "fit_seconds"]],
         )
     )
-    model_tables["diagnostics"] = diagnostics.drop(columns=["fit_seconds"])
     result = next(r for r in results if (r.identity, r.outcome) == PRIMARY_FOR_REPORT)
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]

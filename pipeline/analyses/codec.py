@@ -2,10 +2,10 @@
 
 :func:`encode` turns an :class:`~pipeline.analyses.plans.AnalysisResult` (with its
 :class:`~pipeline.lmm.fit.LmmFit`) into plain JSON values, and :func:`decode` builds it again.
-Unlike a pickle, the text names no importable object: the only classes it can build are the two
-of :data:`CLASSES`, every other value is a number, string, list, numpy array (raw bytes of a
-numeric dtype, base64), pandas index, series or frame. Floats travel as their bytes, so a result
-read back gives the same numbers to the last bit.
+Unlike a pickle, the text names no importable object: the only classes it can build are those
+of :data:`CLASSES` and :data:`ENUMS`; every other value is a number, string, list, numpy array
+(raw bytes of a numeric dtype, base64), pandas index, series or frame. Floats travel as their
+bytes, so a result read back gives the same numbers to the last bit.
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ import pandas as pd
 
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.lmm.fit import LmmFit
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family, FlowStage
 
-__all__ = ["CLASSES", "CodecError", "decode", "encode"]
+__all__ = ["CLASSES", "ENUMS", "CodecError", "decode", "encode"]
 
-CLASSES: dict[str, type] = {"AnalysisResult": AnalysisResult, "LmmFit": LmmFit}
+CLASSES: dict[str, type] = {
+    "AnalysisResult": AnalysisResult,
+    "LmmFit": LmmFit,
+    "AnalysisId": AnalysisId,
+}
 """The only classes an entry may build, by name."""
+
+ENUMS: dict[str, type] = {e.__name__: e for e in (AnalysisKind, ContrastKind, Family, FlowStage)}
+"""The only enumerations an entry may name (typed identities of the plan)."""
 
 _NUMERIC_KINDS = "biufcmM"  # bool, int, unsigned, float, complex, timedelta, datetime
 
@@ -140,6 +148,9 @@ def encode(value: Any) -> Any:
     CodecError
         For a value of another type.
     """
+    enum = ENUMS.get(type(value).__name__)
+    if enum is not None and type(value) is enum:
+        return {"@": "enum", "class": enum.__name__, "v": value.value}
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int) and not isinstance(value, np.integer):
@@ -210,6 +221,11 @@ def decode(node: Any) -> Any:
     if not isinstance(node, dict) or not isinstance(node.get("@"), str):
         raise CodecError("not an encoded value")
     kind = node["@"]
+    if kind == "enum":
+        enum = ENUMS.get(node.get("class"))
+        if enum is None:
+            raise CodecError(f"unknown enumeration {node.get('class')!r}")
+        return enum(node["v"])
     if kind == "float":
         return float.fromhex(node["v"])
     if kind == "scalar":

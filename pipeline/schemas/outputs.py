@@ -138,6 +138,7 @@ class Diagnostics(_ByAnalysis):
     residual_skewness: Series[float] = pa.Field(nullable=True)
     residual_excess_kurtosis: Series[float] = pa.Field(nullable=True)
     residual_share_beyond_3sd: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    fit_seconds: Series[float] = pa.Field(ge=0, description="In memory and the run log only.")
 
 
 class Responders(_Output):
@@ -183,10 +184,11 @@ MODELS: dict[str, type[_Output]] = {
 
 UNPUBLISHED = {
     "contrasts": ("kind", "within"),
+    "diagnostics": ("fit_seconds",),  # varies by machine: <processed>/run_log.csv keeps it
     "flow": ("stage", "detail"),
     "table_one": ("summary",),
 }
-"""Typed columns kept in memory only, by table."""
+"""Columns kept in memory only, by table (typed identities, machine-dependent timings)."""
 
 
 def columns(model: type[pa.DataFrameModel]) -> list[str]:
