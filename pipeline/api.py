@@ -10,7 +10,10 @@ Typical use::
     api.fit("trajectory", study.data, random_slope=False).diagnostics   # change one choice
     tables = api.fit_all(study)                      # every model of the plan (minutes)
 
-Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
+Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`);
+``contrasts`` also carries the typed ``kind`` and ``within`` columns that the published CSV leaves
+out (:mod:`pipeline.schemas.identity`): select slopes with ``kind == "slope_difference"``, not by
+the label.
 """
 
 from __future__ import annotations
