@@ -15,7 +15,10 @@ Typical use::
     mm = api.fit_mmrm(study.data, outcome="odi", group="twitch", df_method="satterthwaite")
     mm.differences, mm.lsmeans, mm.structure_trials  # the MMRM (SAP section 4, item 6)
 
-Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
+Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`);
+``contrasts`` also carries the typed ``kind`` and ``within`` columns that the published CSV leaves
+out (:mod:`pipeline.schemas.identity`): select slopes with ``kind == "slope_difference"``, not by
+the label.
 """
 
 from __future__ import annotations

@@ -91,10 +91,13 @@ def methods_text(
         + "; ".join(models)
         + "."
         + site_words
-        + " Estimation was by restricted maximum likelihood in statsmodels "
-        f"{versions.get('statsmodels', '?')}, checked against a second optimiser and keeping the "
-        "better REML criterion; standard errors are from (X'V⁻¹X)⁻¹ at the estimated variance "
-        f"components, as in lme4, and tests and intervals use {df_words}."
+        + " Estimation was by restricted maximum likelihood: lme4's profiled criterion, "
+        "minimised by bounded L-BFGS-B with its exact gradient and finished by Newton steps, "
+        "accepted when it passes lme4's gradient check; otherwise, or when the fit is singular, "
+        f"statsmodels {versions.get('statsmodels', '?')} MixedLM's optimisers and a "
+        "derivative-free route were run too and the best REML criterion kept. Standard errors "
+        "are from (X'V⁻¹X)⁻¹ at the estimated variance components, as in lme4, and tests and "
+        f"intervals use {df_words}."
     )
     if present(tables, "emmeans"):
         second += (
