@@ -194,32 +194,47 @@ def _lock_path(folder: Path) -> Path:
     return folder.parent / f".{folder.name}.lock"
 
 
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on an open file without waiting; False when another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[Path]:
     """Hold an exclusive lock on an output folder for the duration of the block.
 
-    The lock is ``fcntl.flock`` on ``.<folder>.lock`` beside the folder (the folder itself is
-    swapped by :class:`OutputSet`). The kernel releases it when the process ends, however it
-    ends, so a killed run never leaves a stale lock.
+    The lock is ``fcntl.flock`` (``msvcrt.locking`` on Windows) on ``.<folder>.lock`` beside
+    the folder (the folder itself is swapped by :class:`OutputSet`). The kernel releases it
+    when the process ends, however it ends, so a killed run never leaves a stale lock.
 
     Raises
     ------
     UserError
         When another run holds the lock.
     """
-    import fcntl  # POSIX only; imported here so that the module imports everywhere
-
     lock = _lock_path(folder)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             raise UserError(
                 f"another run is writing to {folder} (it holds {lock}); wait for it to finish "
                 "or give this run other [outputs] folders"
-            ) from None
+            )
         yield lock
     finally:
         os.close(fd)
@@ -348,6 +363,9 @@ def _swap(staging: Path, target: Path, aside: Path) -> None:
     SIGINT and SIGTERM are held back during the swap, so a Ctrl-C cannot fall between the two
     renames of the fallback.
     """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        _rename_over(staging, target, aside)
+        return
     held = {signal.SIGINT, signal.SIGTERM}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:

@@ -1,10 +1,11 @@
 """Compare regenerated tidy tables with committed ones, number by number.
 
 CI regenerates the demo report and checks that its tables carry the same numbers as the tables
-committed in ``reports/tables``: the same files, columns and rows; text cells (labels,
+committed in ``tests/expected/tables``: the same files, columns and rows; text cells (labels,
 suppression markers) identical; numbers equal to a relative tolerance of 1e-6 (floating-point
 results may differ in the last digits between machines). Columns that legitimately change from
-run to run (:data:`IGNORED_COLUMNS`, the fit times) are not compared.
+run to run (:data:`IGNORED_COLUMNS`, the fit times, which runs now write to a run log instead)
+are not compared.
 """
 
 from __future__ import annotations
