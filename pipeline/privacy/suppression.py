@@ -405,11 +405,12 @@ def _table_one(tables: dict[str, pd.DataFrame], threshold: int) -> dict[str, pd.
         total = group_n[(factor, level)]
         if kind == "categorical":
             grid.total(total, cells)
-        else:  # a binary row or a continuous row's count: the rest is implied
+        else:  # binary rows (yes, not recorded) or a continuous row's count: the rest is implied
             rest = grid.cell(
-                ("rest", factor, variable, level), grid.counts[total] - grid.counts[cells[0]]
+                ("rest", factor, variable, level),
+                grid.counts[total] - sum(grid.counts[c] for c in cells),
             )
-            grid.total(total, [cells[0], rest])
+            grid.total(total, [*cells, rest])
     for key, by_factor in by_category.items():
         _same_patients(grid, key, by_factor)
 
@@ -504,6 +505,7 @@ def _no_counts(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
 
 RULES: dict[str, Callable[[pd.DataFrame, int], pd.DataFrame]] = {
     "quarantine_reasons": _simple(["rows"]),
+    "recorded_fields": _simple(["rows", "filled"]),
     "mean_by_visit": _by_visit,
     "responders": _responders,
     "adverse_event_rates": _event_rates,
