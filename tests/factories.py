@@ -107,14 +107,20 @@ def write_demo_without(
     return paths
 
 
-def write_two_clinics(folder: Path, drop: dict[str, list[str]]) -> Path:
+def write_two_clinics(
+    folder: Path, drop: dict[str, list[str]], keep: set[str] | None = None
+) -> Path:
     """Write the demo as two clinics' sources; the second (all but Northside) lacks ``drop``.
+
+    ``keep`` keeps only those patients of the demo.
 
     Returns the path of an analysis TOML with one ``[[sources]]`` entry per clinic.
     """
     import pandas as pd
 
     patients = pd.read_csv(DEMO_INPUTS["patients"], dtype=str, keep_default_na=False)
+    if keep is not None:
+        patients = patients[patients["patient_id"].isin(keep)]
     north = set(patients.loc[patients["site"] == "Northside", "patient_id"])
     rest = set(patients["patient_id"]) - north
     first = write_demo_without(folder / "north", {}, north)
