@@ -317,7 +317,11 @@ _CHECK_PATTERNS = [
     (re.compile(r"less_than_or_equal_to\((.+)\)"), "{column} = {value} is above the maximum {0}"),
     (re.compile(r"isin\((.+)\)"), "{column} = '{value}' is not one of {0}"),
     (re.compile(r"not_nullable"), "{column} is empty but must be filled"),
-    (re.compile(r"str_length\((.+)\)"), "{column} = '{value}' has a length outside {0}"),
+    (
+        re.compile(r"str_length\((\d+), (\d+)\)"),
+        "{column} = '{value}' is not {0} to {1} characters long",
+    ),
+    (re.compile(r"str_length\((\d+), None\)"), "{column} is shorter than {0} character(s)"),
 ]
 
 
