@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache
 from pipeline.analyses.plans import AnalysisResult
-from pipeline.analyses.run import FACTORS, Progress, analysis_plans, combine, run_analyses
+from pipeline.analyses.run import Progress, analysis_plans, combine, run_analyses
 from pipeline.config.settings import Config
 from pipeline.derive import dataset as derive
 from pipeline.describe import responders, safety, summaries
@@ -24,9 +24,11 @@ from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
-from pipeline.report import pdf
+from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
+from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
+from pipeline.schemas.outputs import for_publication
 from pipeline.schemas.raw import TABLES
 from pipeline.validate import quality
 from pipeline.validate.study import Validation, validate_study
@@ -34,9 +36,9 @@ from pipeline.validate.study import Validation, validate_study
 REPORT_NAME = "outcomes.html"
 MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
 PDF_NAME = "outcomes.pdf"
-# Models whose residual plots the report shows: the trajectory models of the primary family.
-RESIDUAL_PLOTS = ("trajectory_depth", "trajectory_twitch")
-PRIMARY_FOR_REPORT = ("trajectory_depth", "nrs")
+# The model that must fit for a report: the depth trajectory of NRS. Residual plots are shown
+# for the analyses of the primary family (AnalysisId.primary).
+PRIMARY_FOR_REPORT = (AnalysisId(AnalysisKind.TRAJECTORY, "depth"), "nrs")
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def run(
         analysis_plans(data, config.model), config.model.df_method, progress=progress, cache=cache
     )
     model_tables = combine(results)
-    result = next(r for r in results if (r.analysis, r.outcome) == PRIMARY_FOR_REPORT)
+    result = next(r for r in results if (r.identity, r.outcome) == PRIMARY_FOR_REPORT)
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]
         raise UserError(
@@ -233,14 +235,12 @@ def render_report(
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results
-        if r.fit is not None and r.analysis in RESIDUAL_PLOTS
+        if r.fit is not None and r.identity is not None and r.identity.primary
     }
     content = build_content(
         config,
-        raw,
         published,
-        project_root=project_root,
-        key_source=key_source,
+        provenance.collect(config, raw, project_root, key_source),
         analysis=analysis,
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
@@ -273,7 +273,7 @@ def write_report(config: Config, report: RenderedReport) -> list[Path]:
     """
     tables_dir = config.outputs.tables
     written = [
-        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(frame))
+        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(for_publication(name, frame)))
         for name, frame in report.tables.items()
     ]
     for stale in sorted(tables_dir.glob("*.csv")):

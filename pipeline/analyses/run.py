@@ -6,7 +6,9 @@ family of comparisons and adds Holm-adjusted p-values across it.
 
 The primary family answers the two questions of the plan for the three outcomes: the
 difference in slope between deep and superficial needling, and between patients with and
-without a twitch response, in the trajectory models (six comparisons). Every other contrast is
+without a twitch response, in the trajectory models (six comparisons). It is chosen by typed
+fields, never by a label: the contrasts of ``kind`` :attr:`ContrastKind.SLOPE` in the analyses
+whose :class:`~pipeline.schemas.identity.AnalysisId` is primary. Every other contrast is
 secondary and reported unadjusted.
 
 The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
@@ -45,10 +47,7 @@ from pipeline.analyses.plans import (
 from pipeline.config.settings import ModelSettings
 from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.lmm.marginal import holm
-
-FACTORS = ("depth", "twitch")
-PRIMARY_ANALYSES = ("trajectory_depth", "trajectory_twitch")
-PRIMARY_CONTRAST = "difference in slope"
+from pipeline.schemas.identity import FACTORS, AnalysisKind, ContrastKind, Family
 
 Progress = Callable[[int, int, ModelPlan], None]
 
@@ -86,9 +85,7 @@ def analysis_plans(
         for name, select in SENSITIVITY_POPULATIONS.items():
             subset, note = select(data)
             plans += [
-                trajectory_plan(
-                    subset, outcome, f, settings, analysis=f"sensitivity_{name}_{f}", notes=[note]
-                )
+                trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in FACTORS
             ]
     return [mark_unrecorded(plan, data) for plan in plans]
@@ -153,9 +150,7 @@ def run_analyses(
         do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
     """
     where = None if cache is None else (cache.folder, cache.read)
-    jobs = [
-        (plan, df_method, not plan.analysis.startswith("sensitivity_"), where) for plan in plans
-    ]
+    jobs = [(plan, df_method, _with_tests(plan), where) for plan in plans]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
     if workers == 1 or len(jobs) < 2:
         done = []
@@ -168,6 +163,11 @@ def run_analyses(
     if cache is not None:
         cache.keep_only({key for key, _ in done if key})
     return [restore(result, job[0]) for (_, result), job in zip(done, jobs, strict=True)]
+
+
+def _with_tests(plan: ModelPlan) -> bool:
+    """Whether a plan gets its likelihood-ratio tests: every analysis but the sensitivity ones."""
+    return plan.identity is None or plan.identity.kind is not AnalysisKind.SENSITIVITY
 
 
 Job = tuple[ModelPlan, str, bool, tuple[Path, bool] | None]
@@ -251,10 +251,11 @@ def combine(results: Sequence[AnalysisResult]) -> dict[str, pd.DataFrame]:
             pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         )
     contrasts = tables["contrasts"]
-    primary = contrasts["analysis"].isin(PRIMARY_ANALYSES) & contrasts["contrast"].str.contains(
-        PRIMARY_CONTRAST, regex=False
+    primary_analyses = {r.analysis for r in results if r.identity and r.identity.primary}
+    primary = contrasts["analysis"].isin(primary_analyses) & (
+        contrasts["kind"] == ContrastKind.SLOPE
     )
-    contrasts["family"] = np.where(primary, "primary", "secondary")
+    contrasts["family"] = np.where(primary, Family.PRIMARY.value, Family.SECONDARY.value)
     adjusted = holm(contrasts.loc[primary, "p_value"].to_numpy(dtype=float))
     contrasts["p_holm"] = np.nan
     contrasts.loc[primary, "p_holm"] = adjusted
