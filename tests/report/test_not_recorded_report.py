@@ -58,11 +58,11 @@ def bare_run(tmp_path_factory):
         runner.run(config)
     tables = {p.stem: pd.read_csv(p, dtype=str) for p in config.outputs.tables.glob("*.csv")}
     page = (config.outputs.reports / runner.REPORT_NAME).read_text(encoding="utf-8")
-    return tables, text_of(page)
+    return tables, text_of(page), page
 
 
 def test_table_one_csv_marks_every_field_no_source_recorded(bare_run):
-    tables, _ = bare_run
+    tables, _, _ = bare_run
     one = tables["table_one"]
     for field in ("sex", *CONTRAINDICATIONS, "contraindicated", "protocol_deviation"):
         rows = one[one["variable"] == field]
@@ -74,7 +74,7 @@ def test_table_one_csv_marks_every_field_no_source_recorded(bare_run):
 
 
 def test_csvs_say_adverse_events_vas_and_deviations_were_not_recorded(bare_run):
-    tables, _ = bare_run
+    tables, _, _ = bare_run
     assert set(tables["adverse_event_rates"]["note"]) == {safety.NOT_RECORDED_NOTE}
     assert set(tables["adverse_event_rate_ratio"]["note"]) == {safety.NOT_RECORDED_NOTE}
     responders = tables["responders"]
@@ -100,13 +100,16 @@ def test_csvs_say_adverse_events_vas_and_deviations_were_not_recorded(bare_run):
 
 
 def test_the_report_says_not_recorded_and_never_zero(bare_run):
-    _, text = bare_run
+    _, text, page = bare_run
     assert "Pregnant, n (%) not recorded not recorded not recorded" in text
     assert "Pregnant, n (%) 0 (0.0 %)" not in text
     assert "Adverse events were not recorded" in text
     assert "protocol deviations were not recorded, so no patient was excluded for them" in text
     assert "VAS (mm) and ODI (%) were not recorded by any source" in text
     assert "Optional fields not recorded" in text
+    # the figures have no empty VAS or ODI panel, and their captions say why
+    assert "VAS (mm) and ODI (%) were not recorded by any source: no panel." in text
+    assert 'alt="Mean NRS at each visit by needling depth' in page
 
 
 def test_two_clinics_the_report_shows_the_recorded_denominator(tmp_path):
