@@ -8,12 +8,16 @@ STAMP  := $(VENV)/.installed
 .PHONY: help report check-report test lint format clean validate-stats bench federation-demo
 
 help:  ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "} \
+	  {name[NR]=$$1; text[NR]=$$2; if (length($$1) > w) w = length($$1)} \
+	  END{for (i = 1; i <= NR; i++) printf "  make %-" w "s  %s\n", name[i], text[i]}'
 
-$(STAMP): requirements-build.lock requirements.lock pyproject.toml
+# requirements-build.lock: pip and setuptools; requirements.lock: what the pipeline needs;
+# requirements-dev.lock: tests, lint and notebooks (all hash-pinned)
+$(STAMP): requirements-build.lock requirements.lock requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --only-binary=:all: -r requirements-build.lock
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

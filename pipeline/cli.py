@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline.config.settings import DEFAULT_CONFIG, load_config
 from pipeline.errors import UserError
+from pipeline.report.provenance import pipeline_version
 
 EXIT_OK, EXIT_QUARANTINE, EXIT_USER_ERROR = 0, 1, 2
 
@@ -419,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dry-needling outcomes pipeline: validate clinic files, derive scores, fit "
         "the mixed models and write the outcome report.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {pipeline_version()}",
+        help="print the version of needling-outcomes and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -476,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="coverage and type-I error of the model's inference by simulation",
         description="Simulate data sets from the trajectory model with known parameters "
         "(dropout, missed visits), fit each as the pipeline does and write the coverage of "
-        "the 95 %% intervals and the type-I error of the group-by-time test.",
+        "the 95\N{NO-BREAK SPACE}% intervals and the type-I error of the group-by-time test.",
     )
     p.add_argument("--sims", type=_positive_int, default=1000, help="data sets per scenario")
     p.add_argument("--patients", type=_positive_int, default=120, help="patients per data set")

@@ -66,3 +66,70 @@ def write_config(folder: Path, inputs: dict[str, Path], **sections: str) -> Path
     path = folder / "analysis.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def optional_columns_of(table: str) -> list[str]:
+    """The columns of a canonical table that a source may leave out."""
+    from pipeline.ingest.recorded import optional_columns
+
+    return list(optional_columns(table))
+
+
+# Optional columns an outcome study cannot do without: a twitch record (twitch or ltr_count)
+# and at least one outcome.
+KEPT_OPTIONAL = {"sessions": ("twitch",), "assessments": ("nrs",)}
+
+
+def write_demo_without(
+    folder: Path, drop: dict[str, list[str]] | None = None, patients: set[str] | None = None
+) -> dict[str, Path]:
+    """Write the demo study without some columns (default: every optional column it can lose).
+
+    ``drop`` maps a table to the columns to leave out; ``patients`` keeps only those patients.
+    Returns ``{table: path}``.
+    """
+    import pandas as pd
+
+    if drop is None:
+        drop = {
+            t: [c for c in optional_columns_of(t) if c not in KEPT_OPTIONAL.get(t, ())]
+            for t in TABLES
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, source in DEMO_INPUTS.items():
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        if patients is not None:
+            frame = frame[frame["patient_id"].isin(patients)]
+        frame = frame.drop(columns=[c for c in drop.get(name, []) if c in frame])
+        paths[name] = folder / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+def write_two_clinics(
+    folder: Path, drop: dict[str, list[str]], keep: set[str] | None = None
+) -> Path:
+    """Write the demo as two clinics' sources; the second (all but Northside) lacks ``drop``.
+
+    ``keep`` keeps only those patients of the demo.
+
+    Returns the path of an analysis TOML with one ``[[sources]]`` entry per clinic.
+    """
+    import pandas as pd
+
+    patients = pd.read_csv(DEMO_INPUTS["patients"], dtype=str, keep_default_na=False)
+    if keep is not None:
+        patients = patients[patients["patient_id"].isin(keep)]
+    north = set(patients.loc[patients["site"] == "Northside", "patient_id"])
+    rest = set(patients["patient_id"]) - north
+    first = write_demo_without(folder / "north", {}, north)
+    second = write_demo_without(folder / "south", drop, rest)
+    text = ""
+    for paths in (first, second):
+        text += '[[sources]]\nkind = "canonical"\n'
+        text += "".join(f'{k} = "{v}"\n' for k, v in paths.items()) + "\n"
+    text += outputs_and_mcid(folder / "processed", folder / "reports")
+    path = folder / "analysis.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -127,6 +127,9 @@ class ModelPlan:
     identity : AnalysisId or None
         The typed identity of the analysis (kind, factor, population); ``analysis`` is its
         name. None for a model built outside the plan.
+    unrecorded : tuple of str
+        Variables of the model that have no value anywhere in the study's data (not recorded by
+        any source): the model cannot be fitted, and its diagnostics say so.
     """
 
     analysis: str
@@ -147,6 +150,7 @@ class ModelPlan:
     notes: tuple[str, ...] = ()
     site: str | None = None
     identity: AnalysisId | None = None
+    unrecorded: tuple[str, ...] = ()
 
     @property
     def formula(self) -> str:
@@ -537,11 +541,72 @@ def completers(data: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return data.loc[data[GROUP].isin(keep)], note
 
 
+EXCLUSION_WORDS = {
+    "contraindicated": "contraindications",
+    "protocol_deviation": "protocol deviations",
+}
+EXCLUSION_CRITERIA = {
+    "contraindicated": "a contraindication",
+    "protocol_deviation": "a protocol deviation",
+}
+
+
+def recorded_patients(data: pd.DataFrame, column: str) -> tuple[int, int]:
+    """Return ``(patients with column recorded, patients)`` of the analysis data set."""
+    known = data[column].notna().groupby(data[GROUP]).any()
+    return int(known.sum()), len(known)
+
+
+def unrecorded_exclusion(data: pd.DataFrame, column: str) -> str:
+    """Say how far an exclusion criterion was recorded; empty when recorded for every patient.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set with ``patient_id`` and the nullable boolean ``column``.
+    column : str
+        ``contraindicated`` or ``protocol_deviation``.
+
+    Returns
+    -------
+    str
+        ``"<what> were not recorded, so no patient was excluded for them"``, or ``"<what> were
+        recorded for k of n patients (the others were not excluded for them)"``, or ``""``.
+    """
+    known, patients = recorded_patients(data, column)
+    what = EXCLUSION_WORDS.get(column, column.replace("_", " "))
+    if known == patients:
+        return ""
+    if known == 0:
+        return f"{what} were not recorded, so no patient was excluded for them"
+    return (
+        f"{what} were recorded for {known} of {patients} patients "
+        "(the others were not excluded for them)"
+    )
+
+
 def per_protocol(data: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Patients without a contraindication and without a protocol deviation."""
-    keep = ~(data["contraindicated"].astype(bool) | data["protocol_deviation"].astype(bool))
-    note = "per protocol: excluding patients with a contraindication or a protocol deviation"
-    return data.loc[keep], note
+    """Patients without a recorded contraindication and without a recorded protocol deviation.
+
+    A criterion that was not recorded for a patient excludes nobody; the note says so (a
+    missing value is never read as "no deviation" silently).
+    """
+    flagged = data["contraindicated"].astype("boolean").fillna(False)
+    flagged |= data["protocol_deviation"].astype("boolean").fillna(False)
+    used = []  # criteria recorded for every patient, then for some ("a recorded ...")
+    for column, what in EXCLUSION_CRITERIA.items():
+        known, patients = recorded_patients(data, column)
+        if known == patients:
+            used.append(what)
+        elif known > 0:
+            used.append(f"a recorded {what.removeprefix('a ')}")
+    head = (
+        f"per protocol: excluding patients with {' or '.join(used)}"
+        if used
+        else "per protocol: no patient excluded"
+    )
+    gaps = [unrecorded_exclusion(data, c) for c in EXCLUSION_CRITERIA]
+    return data.loc[~flagged.to_numpy(dtype=bool)], "; ".join([head, *[g for g in gaps if g]])
 
 
 SENSITIVITY_POPULATIONS = {"completers": completers, "per_protocol": per_protocol}
@@ -774,6 +839,13 @@ def fit_plan(
         The fit and its tables; a ``not estimable`` result when the data cannot support it.
     """
     started = clock.perf_counter()
+    if plan.rows.empty and plan.unrecorded:
+        verb = "was" if len(plan.unrecorded) == 1 else "were"
+        return not_estimable(
+            plan,
+            f"{' and '.join(plan.unrecorded)} {verb} not recorded, so {plan.formula} "
+            "cannot be fitted",
+        )
     if plan.rows.empty:
         return not_estimable(plan, f"no assessment has every variable of {plan.formula}")
     try:

@@ -27,6 +27,7 @@ run with one sentence naming the models being fitted and the ``[engine] workers`
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -100,7 +101,14 @@ def analysis_plans(
                 trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in FACTORS
             ]
-    return plans
+    return [mark_unrecorded(plan, data) for plan in plans]
+
+
+def mark_unrecorded(plan: ModelPlan, data: pd.DataFrame) -> ModelPlan:
+    """Note the variables of ``plan`` that no row of ``data`` has a value of (not recorded)."""
+    wanted = dict.fromkeys([plan.response, *plan.variables])
+    gone = tuple(c for c in wanted if c in data and data[c].notna().sum() == 0)
+    return dataclasses.replace(plan, unrecorded=gone) if gone else plan
 
 
 def default_workers(n_plans: int) -> int:

@@ -374,14 +374,41 @@ def _fail(path: Path, key: str, message: str) -> ConfigError:
     return ConfigError(f"{path}: [{key}] {message}")
 
 
-def _table(raw: dict[str, Any], name: str, path: Path, *, required: bool = True) -> dict:
+# What each required section holds, for the message when it is missing (docs/ingestion.md
+# lists them too). The MCID values are those of the SAP (Ostelo et al., Spine 2008).
+REQUIRED_SECTIONS = {
+    "inputs": 'add [inputs] with patients = "...", sessions = "..." and assessments = "..." '
+    "(the three CSV files of the data dictionary)",
+    "outputs": 'add [outputs] with processed = "data/processed" and reports = "reports"',
+    "mcid": "add [mcid.nrs], [mcid.vas] and [mcid.odi], each with points and percent (the "
+    "SAP's: 2 and 30, 15 and 30, 10 and 30)",
+    "mcid.nrs": "add [mcid.nrs] with points = 2 and percent = 30",
+    "mcid.vas": "add [mcid.vas] with points = 15 and percent = 30",
+    "mcid.odi": "add [mcid.odi] with points = 10 and percent = 30",
+}
+
+
+def _missing(path: Path, name: str, note: str = "") -> ConfigError:
+    """Return the error for a missing required section: what to add, and where they are listed."""
+    return _fail(
+        path,
+        name,
+        f"section is missing{note}; {REQUIRED_SECTIONS[name]} "
+        "(every required section: docs/ingestion.md)",
+    )
+
+
+def _table(
+    raw: dict[str, Any], name: str, path: Path, *, required: bool = True, label: str = ""
+) -> dict:
     value = raw.get(name)
+    label = label or name
     if value is None:
         if required:
-            raise _fail(path, name, "section is missing")
+            raise _missing(path, label)
         return {}
     if not isinstance(value, dict):
-        raise _fail(path, name, "must be a table of keys, e.g. [" + name + "]")
+        raise _fail(path, label, "must be a table of keys, e.g. [" + label + "]")
     return value
 
 
@@ -848,7 +875,7 @@ def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[
 
     if "sources" not in raw:
         if "inputs" not in raw:
-            raise _fail(path, "inputs", "section is missing (or declare [[sources]])")
+            raise _missing(path, "inputs", " (or declare [[sources]])")
         inputs = _paths(raw, "inputs", path, Inputs)
         legacy = Source(
             number=0,
@@ -929,8 +956,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
     mcid = {}
     for instrument in INSTRUMENTS:
-        section = _table(mcid_raw, instrument, path)
         name = f"mcid.{instrument}"
+        section = _table(mcid_raw, instrument, path, label=name)
         _check_keys(section, {"points", "percent"}, path, name)
         if "points" not in section or "percent" not in section:
             raise _fail(path, name, "needs both 'points' and 'percent'")

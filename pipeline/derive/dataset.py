@@ -246,6 +246,32 @@ def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
     return baseline.combine_first(first_session).rename("time_zero")
 
 
+def contraindicated(patients: pd.DataFrame) -> pd.Series:
+    """Whether each patient has a contraindication or caution, as far as it was recorded.
+
+    Yes when a recorded flag is yes or the patient is younger than 12; no when at least one
+    flag was recorded for the patient and none is yes; missing (not recorded) when no flag was
+    recorded for the patient. A flag that was not recorded is never taken for "no": which
+    flags each source recorded is told by :func:`pipeline.ingest.recorded.field_status`.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        Valid patients with ``age`` and the flags of
+        :data:`pipeline.schemas.raw.CONTRAINDICATIONS` (missing where not recorded).
+
+    Returns
+    -------
+    pandas.Series
+        Nullable boolean on the index of ``patients``.
+    """
+    flags = patients[list(CONTRAINDICATIONS)].astype("boolean")
+    child = (patients["age"] < 12).fillna(False).astype(bool).to_numpy()
+    yes = flags.fillna(False).any(axis=1).to_numpy() | child
+    known = flags.notna().any(axis=1).to_numpy() | yes
+    return pd.Series(pd.array(yes, dtype="boolean"), index=patients.index).where(known, pd.NA)
+
+
 def analysis_dataset(
     patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
 ) -> pd.DataFrame:
@@ -266,15 +292,15 @@ def analysis_dataset(
         it was recorded, as :func:`twitch_elicited`; missing when there is none),
         ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline, change, percent change
         and responder columns of every instrument, the patient's ``age, sex, chronicity,
-        contraindicated, protocol_deviation`` and exposure (``n_sessions, deep_share,
+        contraindicated, protocol_deviation`` (nullable: missing where not recorded, see
+        :func:`contraindicated`) and exposure (``n_sessions, deep_share,
         twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
     """
     th = config.thresholds
     people = patients[[PATIENT_ID, "site", "age", "sex"]].copy()
     people["chronicity"] = classify_chronicity(patients["symptom_weeks"], th)
-    flags = patients[list(CONTRAINDICATIONS)].fillna(False).astype(bool).any(axis=1)
-    people["contraindicated"] = flags | (patients["age"] < 12).fillna(False).astype(bool)
-    people["protocol_deviation"] = patients["protocol_deviation"].fillna(False).astype(bool)
+    people["contraindicated"] = contraindicated(patients)
+    people["protocol_deviation"] = patients["protocol_deviation"].astype("boolean")
 
     rows = assessments[[PATIENT_ID, "visit", "assessment_date", "nrs", "vas_mm"]].copy()
     rows["nrs"] = rows["nrs"].astype("float64")

@@ -149,7 +149,9 @@ def responders_at_last_visit(
         - ``responders``: responders (in the level, or in both levels for contrasts).
         - ``method``: ``observed proportion``, ``risk difference (Wald CI)`` or
           ``logistic regression (Wald CI)``.
-        - ``note``: empty, or why an estimate is missing.
+        - ``note``: empty, or why an estimate is missing; ``<instrument_column> was not
+          recorded`` on every row when no assessment has a value of the instrument (not
+          recorded is not "no responder").
 
     Raises
     ------
@@ -217,6 +219,9 @@ def responders_at_last_visit(
             est, low, high, pval = _logistic_odds_ratio(y, x, conf_level)
             odds.update(estimate=est, ci_low=low, ci_high=high, p_value=pval)
     rows += [rd, odds]
+    if instrument_column in data and data[instrument_column].notna().sum() == 0:
+        for row in rows:
+            row["note"] = f"{instrument_column} was not recorded"
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["n"] = out["n"].astype("int64")
     out["responders"] = out["responders"].astype("int64")

@@ -12,7 +12,10 @@ Pure functions over the valid ``sessions`` table (:class:`pipeline.schemas.raw.S
 
 The denominator is the number of sessions whose ``adverse_event`` was *recorded* (``none`` or
 an event name); sessions with ``adverse_event`` missing (not recorded) are excluded from both
-the numerator and the denominator, and their number is reported in ``not_recorded``.
+the numerator and the denominator, and their number is reported in ``not_recorded``. When no
+session of the study has ``adverse_event`` recorded (no source recorded the column), every rate
+and ratio is missing and its ``note`` says :data:`NOT_RECORDED_NOTE`: no event recorded is not
+"no event".
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipeline.schemas.raw import DEPTHS
 
 RATE_METHOD = "exact Poisson (Garwood) CI"
 RATIO_METHOD = "exact conditional binomial test (as R poisson.test)"
+NOT_RECORDED_NOTE = "adverse events were not recorded"
 
 
 def _levels(sessions: pd.DataFrame, group: str) -> list[str]:
@@ -124,6 +128,7 @@ def adverse_event_rates(
         - ``note``: empty, or why the rate is missing.
     """
     counts = _counts(sessions, group)
+    nothing_recorded = int(counts["sessions"].sum()) == 0
     rows = []
     for rec in counts.itertuples(index=False):
         n, x = int(rec.sessions), int(rec.events)
@@ -139,7 +144,11 @@ def adverse_event_rates(
                 "ci_low": 100.0 * low,
                 "ci_high": 100.0 * high,
                 "method": RATE_METHOD,
-                "note": "" if n > 0 else "no sessions with adverse_event recorded",
+                "note": ""
+                if n > 0
+                else NOT_RECORDED_NOTE
+                if nothing_recorded
+                else "no sessions with adverse_event recorded",
             }
         )
     return pd.DataFrame(rows)
@@ -215,7 +224,9 @@ def rate_ratio(
             "method": RATIO_METHOD,
             "note": "",
         }
-        if t == 0 or ref_t == 0:
+        if t + ref_t == 0 and int(counts["sessions"].sum()) == 0:
+            row["note"] = NOT_RECORDED_NOTE
+        elif t == 0 or ref_t == 0:
             row["note"] = "a level has no sessions with adverse_event recorded"
         elif x + ref_x == 0:
             row["note"] = "no adverse events in either level; rate ratio not estimable"

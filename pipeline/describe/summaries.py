@@ -164,7 +164,9 @@ def descriptive_tables(
     dict of str to pandas.DataFrame
         ``flow`` (:func:`pipeline.describe.flow.flow_counts`), ``table_one`` and
         ``table_one_std_diff`` (:func:`pipeline.describe.table_one.table_one`) and ``mean_by_visit``
-        (:func:`means_by_visit` of NRS, VAS and ODI).
+        (:func:`means_by_visit` of NRS, VAS and ODI), and ``recorded_fields``: per source file
+        and optional column, whether the source recorded it and how many of its valid rows
+        carry a value (:func:`pipeline.ingest.recorded.recorded_by_file`).
     """
     people = patient_characteristics(data, validation.valid("patients"))
     table, std_diff = table_one(people, factors)
@@ -173,4 +175,5 @@ def descriptive_tables(
         "table_one": table,
         "table_one_std_diff": std_diff,
         "mean_by_visit": means_by_visit(data, INSTRUMENT_COLUMNS, factors),
+        "recorded_fields": validation.recorded,
     }

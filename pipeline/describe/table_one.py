@@ -12,8 +12,16 @@ differences follow Yang & Dalton (2012, SAS Global Forum paper 335-2012), as R's
   ``S_kl = -(p_1k p_1l + p_0k p_0l) / 2``; levels absent from both groups are left out.
 
 The sign of a continuous or binary difference is the second level minus the reference (deep −
-superficial, twitch − no twitch). A missing value is its own category in the counts and is left
-out of the standardised difference. Quartiles are pandas' (R's type 7).
+superficial, twitch − no twitch). Quartiles are pandas' (R's type 7).
+
+**Not recorded is not zero.** A missing value (a field the patient's source did not record, or
+an empty cell) is never counted as "no": a yes/no characteristic is summarised over the patients
+for whom it was recorded (``percent`` of those), and a ``not recorded`` row gives, per level, how
+many patients it was not recorded for, so the denominator is the level's size minus that count.
+A characteristic recorded for no patient of a grouping has only ``not recorded`` rows (``n``:
+all patients of the level), for a measurement as well, and its standardised difference is
+missing with ``method`` ``not recorded``. For a categorical characteristic ``not recorded`` is
+its own category in the counts; it is left out of the standardised differences.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from pipeline.ingest.recorded import NOT_RECORDED
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS, SEXES
 
 FACTOR_LEVELS = {"depth": DEPTH_LEVELS, "twitch": TWITCH_LEVELS}
-MISSING = "missing"
+MISSING = NOT_RECORDED
 COLUMNS = [
     "factor",
     "variable",
@@ -196,6 +205,13 @@ def _rows(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence[str
     base = {"factor": factor, "variable": var.column, "label": var.label, "kind": var.kind}
     base["statistic"] = var.statistic
     base["summary"] = var.summary.value
+    if people[var.column].notna().sum() == 0:
+        return [
+            {**base, "category": MISSING, "level": level, "n": len(part), "percent": 100.0}
+            if len(part)
+            else {**base, "category": MISSING, "level": level, "n": 0}
+            for level, part in groups.items()
+        ]
     if var.kind == "continuous":
         for level, part in groups.items():
             x = part[var.column].astype(float).dropna()
@@ -214,17 +230,31 @@ def _rows(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence[str
             )
         return rows
     if var.kind == "binary":
+        unknown = people[var.column].isna().any()
         for level, part in groups.items():
-            yes = int(part[var.column].fillna(False).astype(bool).sum())
+            known = part[var.column].dropna().astype(bool)
+            yes = int(known.sum())
             rows.append(
                 {
                     **base,
                     "category": "yes",
                     "level": level,
                     "n": yes,
-                    "percent": 100.0 * yes / len(part) if len(part) else math.nan,
+                    "percent": 100.0 * yes / len(known) if len(known) else math.nan,
                 }
             )
+        if unknown:
+            for level, part in groups.items():
+                count = int(part[var.column].isna().sum())
+                rows.append(
+                    {
+                        **base,
+                        "category": MISSING,
+                        "level": level,
+                        "n": count,
+                        "percent": 100.0 * count / len(part) if len(part) else math.nan,
+                    }
+                )
         return rows
     values = people[var.column].astype("str").where(people[var.column].notna())
     categories = list(var.categories)
@@ -249,12 +279,15 @@ def _rows(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence[str
 def _std_diff(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence[str]) -> dict:
     reference, other = levels[0], levels[-1]
     g1, g0 = people[people[factor] == other], people[people[factor] == reference]
-    if var.kind == "continuous":
+    if people[var.column].notna().sum() == 0:
+        value, method = math.nan, NOT_RECORDED
+    elif var.kind == "continuous":
         value = std_diff_continuous(g1[var.column], g0[var.column])
         method = "difference in means / sqrt of the mean of the two variances"
     elif var.kind == "binary":
-        p1 = g1[var.column].fillna(False).astype(bool).mean() if len(g1) else math.nan
-        p0 = g0[var.column].fillna(False).astype(bool).mean() if len(g0) else math.nan
+        y1, y0 = g1[var.column].dropna().astype(bool), g0[var.column].dropna().astype(bool)
+        p1 = y1.mean() if len(y1) else math.nan
+        p0 = y0.mean() if len(y0) else math.nan
         value = std_diff_binary(p1, p0)
         method = "difference in proportions (Yang & Dalton 2012)"
     else:
@@ -289,8 +322,9 @@ def table_one(
     -------
     table : pandas.DataFrame
         Columns :data:`COLUMNS`: per factor a ``patients`` row per level (``n``), then per
-        variable and level: counts and percentages of each category (``missing`` included), or
-        ``n`` with values, mean, SD, median and quartiles.
+        variable and level: counts and percentages of each category (``not recorded``
+        included, see the module's notes), or ``n`` with values, mean, SD, median and
+        quartiles.
     std_diff : pandas.DataFrame
         ``factor, variable, label, std_diff, method``: second level versus the reference.
     """

@@ -116,6 +116,11 @@ def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> R
     for column in present:
         frame[column] = frame[column].astype(STR)
     frame = frame[order + present]
+    had: dict[str, list[str]] = {}
+    for piece in pieces:
+        for label in piece.frame[SOURCE_FILE].unique():
+            known = had.setdefault(str(label), [])
+            known += [c for c in column_names(table) if c in piece.frame and c not in known]
     merged = any(p.lineage is not None for p in pieces)
     formats = {p.date_format for p in pieces}
     unique = {f.label: f for f in files}
@@ -132,4 +137,5 @@ def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> R
         lineage=pd.concat(lineage, ignore_index=True) if merged else None,
         problems=pd.concat(problems, ignore_index=True) if problems else None,
         date_format=formats.pop() if len(formats) == 1 else "as configured for its source",
+        columns_by_file=tuple((label, tuple(columns)) for label, columns in had.items()),
     )

@@ -33,7 +33,7 @@ from pipeline.ingest.readers import (
     split_header,
 )
 from pipeline.ingest.typed_reader import read_typed
-from pipeline.schemas.raw import column_kinds, required_columns
+from pipeline.schemas.raw import column_kinds, column_names, required_columns
 
 __all__ = [
     "MISSING_TOKENS",
@@ -130,6 +130,11 @@ class RawTable:
         then skips parsing. ``None`` otherwise.
     text_of : callable or None
         With ``typed``: returns the text of the rows on the given lines, for the quarantine.
+    columns_by_file : tuple of (str, tuple of str)
+        Per file label, the canonical columns that file actually had (mapped, for the
+        ``[[sources]]`` form): what each source *recorded*. A canonical column a file lacks
+        is missing on its rows because the source never recorded it, not because a cell was
+        left empty (:mod:`pipeline.ingest.recorded`).
     """
 
     name: str
@@ -143,6 +148,7 @@ class RawTable:
     date_format: str = "YYYY-MM-DD"
     typed: pd.DataFrame | None = None
     text_of: Callable[[np.ndarray], pd.DataFrame] | None = None
+    columns_by_file: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def source_rows(self) -> pd.Series:
@@ -240,6 +246,7 @@ def read_raw_table(name: str, path: Path) -> RawTable:
         files=(source,),
         typed=None if typed is None else typed.frame.rename(columns={LINE: SOURCE_ROW}),
         text_of=None if typed is None else typed.text_of,
+        columns_by_file=((path.name, tuple(c for c in column_names(name) if c in layout.header)),),
     )
 
 

@@ -255,6 +255,7 @@ def _table_one(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
         grid.same_if_equal(a, b)
 
     parts: dict[tuple, list] = {}
+    binary: dict[tuple, list] = {}
     across: dict[tuple, dict[Any, list]] = {}
     for row in frame.index[kinds != "patients"]:
         factor, variable, level = (frame.loc[row, c] for c in ("factor", "variable", "level"))
@@ -276,16 +277,29 @@ def _table_one(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
             parts.setdefault((factor, variable, level), []).append(key)
             across.setdefault((variable, category), {}).setdefault(factor, []).append(key)
             continue
-        sensitive = kind == "binary"
-        key = grid.cell(("t1", row), value, place, sensitive=sensitive)
-        rest = grid.cell(("t1 rest", row), grid.cells[group].value - value, sensitive=sensitive)
+        if kind == "binary":  # "yes" and, where some were not recorded, "not recorded"
+            key = grid.cell(("t1", row), value, place, sensitive=True)
+            binary.setdefault((factor, variable, level), []).append(key)
+            across.setdefault((variable, category), {}).setdefault(factor, []).append(key)
+            continue
+        key = grid.cell(("t1", row), value, place)
+        rest = grid.cell(("t1 rest", row), grid.cells[group].value - value)
         grid.total(group, [key, rest])
         across.setdefault((variable, category), {}).setdefault(factor, []).append(key)
         across.setdefault((variable, "rest"), {}).setdefault(factor, []).append(rest)
-        if kind == "continuous":
-            links.baseline_n[(factor, level, str(variable))] = key
+        links.baseline_n[(factor, level, str(variable))] = key
     for (factor, _variable, level), keys in parts.items():
         grid.total(links.groups[(factor, level)], keys)
+    for (factor, variable, level), keys in binary.items():
+        # the implied "no": the group less "yes" and "not recorded"
+        group = links.groups[(factor, level)]
+        rest = grid.cell(
+            ("t1 no", factor, variable, level),
+            grid.cells[group].value - sum(grid.cells[k].value for k in keys),
+            sensitive=True,
+        )
+        grid.total(group, [*keys, rest])
+        across.setdefault((variable, "no"), {}).setdefault(factor, []).append(rest)
     for key, by in across.items():
         sensitive = any(grid.cells[c].sensitive for cells in by.values() for c in cells)
         _same_patients(grid, ("t1", *key), by, sensitive=sensitive)
@@ -491,6 +505,7 @@ NO_COUNTS = frozenset(
         "effect_sizes",
         "model_comparison",
         "table_one_std_diff",
+        "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
     }
 )
 KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})

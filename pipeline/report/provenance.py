@@ -22,7 +22,6 @@ from pipeline.config.settings import Config
 from pipeline.ingest.raw_tables import RawTable, sha256_of
 
 PACKAGES = (
-    "needling-outcomes",
     "pandas",
     "numpy",
     "scipy",
@@ -34,9 +33,24 @@ PACKAGES = (
 )
 
 
+DISTRIBUTION = "needling-outcomes"
+
+
+def pipeline_version() -> str:
+    """Return the version of the installed ``needling-outcomes`` package (its metadata).
+
+    ``unknown (not installed)`` when the package is imported from a source tree that was never
+    installed (``pip install -e .`` writes the metadata).
+    """
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def package_versions() -> dict[str, str]:
     """Return ``{package: version}`` for Python and the packages the results depend on."""
-    versions = {"python": platform.python_version()}
+    versions = {"python": platform.python_version(), DISTRIBUTION: pipeline_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

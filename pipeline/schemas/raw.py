@@ -392,6 +392,11 @@ def data_dictionary_markdown() -> str:
         "value. A row that breaks a rule is not dropped: it goes to "
         "`data/processed/quarantine/<table>.csv` with the rule and column it broke.",
         "",
+        "An *optional* column a file does not have is **not recorded** for that file's rows: "
+        "the report and its tables say *not recorded*, never no or 0, and summarise a field "
+        "recorded by some sources only over the rows that recorded it "
+        "(`reports/tables/recorded_fields.csv` lists which source recorded which column).",
+        "",
     ]
     for table, model in MODELS.items():
         schema = model.to_schema()

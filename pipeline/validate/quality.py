@@ -153,7 +153,12 @@ def summary_json(summary: pd.DataFrame, reasons: pd.DataFrame) -> dict:
 
 
 def summary_lines(summary: pd.DataFrame, reasons: pd.DataFrame, shown: int = 3) -> list[str]:
-    """Return the per-file summary as printed by ``outcomes validate``."""
+    """Return the per-file summary as printed by ``outcomes validate``.
+
+    Reasons are worded as the data dictionary words the rules (``nrs is above the maximum
+    10``), never by the name of the check that failed (``less_than_or_equal_to(10)``); the check
+    names stay in ``summary.csv`` and the quarantine files, for programs.
+    """
     width = max([len(f) for f in summary["file"]] + [4])
     out = ["Source files (rows read = valid + quarantined + not used):"]
     for row in summary.itertuples(index=False):
@@ -165,5 +170,5 @@ def summary_lines(summary: pd.DataFrame, reasons: pd.DataFrame, shown: int = 3) 
             line += f" + {row.rows_unused} not used"
         out.append(line)
         for reason in reasons[reasons["file"] == row.file].head(shown).itertuples(index=False):
-            out.append(f"  {'':<{width}} {reason.rows:>7} x {reason.rule} ({reason.check})")
+            out.append(f"  {'':<{width}} {reason.rows:>7} x {reason.rule}")
     return out

@@ -23,6 +23,7 @@ are valid. Nothing is dropped: for every table, raw rows = valid rows + quaranti
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ import pyarrow
 import pyarrow.compute as pc
 
 from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable
+from pipeline.ingest.recorded import empty_recorded, recorded_by_file
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import DATE_COLUMNS, KEYS, MODELS, NO, NUMBER_COLUMNS, YES, column_kinds
 from pipeline.validate.screen import cleared_columns
@@ -67,11 +69,16 @@ class ValidatedTable:
 
 @dataclass(frozen=True)
 class Validation:
-    """All tables of a study after validation, with the failures and the row accounting."""
+    """All tables of a study after validation, with the failures and the row accounting.
+
+    ``recorded`` says, per source file and optional column, whether the source recorded the
+    column and how many of its valid rows carry a value (:mod:`pipeline.ingest.recorded`).
+    """
 
     tables: dict[str, ValidatedTable]
     failures: pd.DataFrame
     accounting: pd.DataFrame
+    recorded: pd.DataFrame = dataclasses.field(default_factory=empty_recorded)
 
     def valid(self, table: str) -> pd.DataFrame:
         """Return the valid, typed rows of ``table``."""
@@ -311,7 +318,11 @@ _CHECK_PATTERNS = [
     (re.compile(r"less_than_or_equal_to\((.+)\)"), "{column} = {value} is above the maximum {0}"),
     (re.compile(r"isin\((.+)\)"), "{column} = '{value}' is not one of {0}"),
     (re.compile(r"not_nullable"), "{column} is empty but must be filled"),
-    (re.compile(r"str_length\((.+)\)"), "{column} = '{value}' has a length outside {0}"),
+    (
+        re.compile(r"str_length\((\d+), (\d+)\)"),
+        "{column} = '{value}' is not {0} to {1} characters long",
+    ),
+    (re.compile(r"str_length\((\d+), None\)"), "{column} is shorter than {0} character(s)"),
 ]
 
 
@@ -820,8 +831,9 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     Returns
     -------
     Validation
-        Valid and quarantined rows per table, every failure, and the row accounting
-        (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``).
+        Valid and quarantined rows per table, every failure, the row accounting
+        (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``) and which
+        optional columns each source recorded.
     """
     patients, parse_failures = typed_cells(raw["patients"])
     failures = {
@@ -854,6 +866,12 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     balance = accounting["raw_rows"] - accounting["processed_rows"] - accounting["quarantined_rows"]
     if (balance != 0).any():
         raise RuntimeError(f"row accounting does not balance:\n{accounting}")
+    recorded = pd.concat(
+        [recorded_by_file(raw[name], tables[name].valid) for name in tables], ignore_index=True
+    )
     return Validation(
-        tables=tables, failures=_concat(list(failures.values())), accounting=accounting
+        tables=tables,
+        failures=_concat(list(failures.values())),
+        accounting=accounting,
+        recorded=recorded,
     )

@@ -81,8 +81,11 @@ def test_table_one_counts_and_percentages(people):
     assert nrs.loc["superficial", "n"] == 2 and nrs.loc["superficial", "mean"] == 6.5
     weeks = depth[depth["variable"] == "symptom_weeks"].set_index("level")
     assert weeks.loc["deep", ["median", "q1", "q3"]].tolist() == [5.0, 3.0, 20.0]
-    pregnant = depth[depth["variable"] == "pregnant"].set_index("level")
-    assert pregnant["n"].to_dict() == {"superficial": 0, "deep": 1}  # missing counted as no
+    # not recorded is not "no": yes over the patients it was recorded for, and a count of the rest
+    pregnant = depth[depth["variable"] == "pregnant"].set_index(["category", "level"])
+    assert pregnant.loc["yes", "n"].to_dict() == {"superficial": 0, "deep": 1}
+    assert pregnant.loc["yes", "percent"].to_dict() == {"superficial": 0.0, "deep": 20.0}
+    assert pregnant.loc[MISSING, "n"].to_dict() == {"superficial": 1, "deep": 0}
     # the twitch grouping leaves out the patient whose twitch group is unknown
     twitch = table[(table["factor"] == "twitch") & (table["kind"] == "patients")]
     assert twitch["n"].sum() == 7

@@ -96,7 +96,9 @@ def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
     result = outcomes("validate", "--config", config)
     assert result.returncode == 1, result.stderr
     assert "visits.csv" in result.stdout and "2 quarantined" in result.stdout
-    assert "(out_of_order)" in result.stdout
+    # the rule in the data dictionary's words; the check's name only in the files, for programs
+    assert "2 x dated out of the order of its visit or session number" in result.stdout
+    assert "out_of_order" not in result.stdout
     quarantine = config.parent / "out" / "processed" / "quarantine"
     assert (quarantine / "summary.json").is_file() and (quarantine / "summary.csv").is_file()
     assessments = (quarantine / "assessments.csv").read_text()

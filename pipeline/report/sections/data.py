@@ -17,6 +17,7 @@ from pipeline.report.html import (
     png,
     table,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import present
 from pipeline.schemas.identity import (
     FlowStage,
@@ -102,4 +103,7 @@ def data_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | Non
         blocks.append(Paragraph("No row was quarantined."))
     if present(tables, "mean_by_visit"):
         blocks.append(_observed_by_visit(tables["mean_by_visit"]))
+    unrecorded = recorded.recorded_table(tables)
+    if unrecorded is not None:
+        blocks.append(unrecorded)
     return Section("data", "Data", tuple(blocks))

@@ -76,7 +76,8 @@ def methods_text(
     if AnalysisKind.SENSITIVITY in kinds:
         models.append(
             "sensitivity refits of the trajectory model in completers and excluding patients "
-            "with contraindications or protocol deviations"
+            "with a recorded contraindication or protocol deviation (one that was not recorded "
+            "excludes nobody)"
         )
     site = getattr(m, "site", None)
     site_words = (

@@ -24,6 +24,7 @@ from pipeline.report.html import (
     png,
     table,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import (
     ANALYSIS_COLUMN,
     FACTOR_LABELS,
@@ -202,6 +203,18 @@ def outcomes_section(
     means = tables["mean_by_visit"]
     time_unit = "week" if config.model.time_axis == "weeks" else "session"
     blocks: list[Block] = []
+    # an instrument no source recorded gets no empty panel, and the captions say so
+    none, _ = recorded.gaps(tables, INSTRUMENT_COLUMNS.values())
+    gone = [o for o, column in INSTRUMENT_COLUMNS.items() if column in none]
+    shown = {o: text for o, text in OUTCOMES.items() if o not in gone}
+    names = [{"nrs": "NRS", "vas": "VAS", "odi": "ODI"}.get(o, o) for o in shown]
+    names_text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    not_shown = (
+        f" {' and '.join(SHORT.get(o, o) for o in gone)} "
+        f"{'was' if len(gone) == 1 else 'were'} not recorded by any source: no panel."
+        if gone
+        else ""
+    )
     if analysis is not None and "depth" in analysis:
         sample, dropped = panel.publishable_sample(
             summaries.trajectory_sample(
@@ -216,16 +229,14 @@ def outcomes_section(
             blocks.append(
                 Figure(
                     png(
-                        report_figures.spaghetti(
-                            sample, outcome_labels=OUTCOMES, group_label="Depth"
-                        )
+                        report_figures.spaghetti(sample, outcome_labels=shown, group_label="Depth")
                     ),
-                    alt="Individual trajectories of NRS, VAS and ODI over weeks since baseline "
+                    alt=f"Individual trajectories of {names_text} over weeks since baseline "
                     f"for a random sample of up to {config.report.spaghetti_patients} patients "
                     "per depth group",
                     caption=f"Individual trajectories of a reproducible random sample of up to "
                     f"{config.report.spaghetti_patients} patients per depth group (no identifiers; "
-                    "the same patients in every column)." + panel.dropped_note(dropped),
+                    "the same patients in every column)." + not_shown + panel.dropped_note(dropped),
                     anchor="spaghetti",
                 )
             )
@@ -239,15 +250,14 @@ def outcomes_section(
         blocks.append(
             Figure(
                 png(
-                    report_figures.mean_trajectories(
-                        part, outcome_labels=OUTCOMES, group_label=label
-                    )
+                    report_figures.mean_trajectories(part, outcome_labels=shown, group_label=label)
                 ),
-                alt=f"Mean NRS, VAS and ODI at each visit by {label.lower()} "
+                alt=f"Mean {names_text} at each visit by {label.lower()} "
                 f"({q.reference} and {q.level}) with 95 % confidence intervals",
                 caption=f"Observed mean at each visit by {label.lower()}, plotted at the visit's "
                 "mean weeks since baseline; bars are 95 % t confidence intervals. Patients who "
-                "left early are missing from later visits (the models account for that).",
+                "left early are missing from later visits (the models account for that)."
+                + not_shown,
                 anchor=f"trajectories-{q.factor}",
             )
         )

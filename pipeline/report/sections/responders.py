@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from pipeline.config.settings import Config
+from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.report.html import (
     Paragraph,
     Section,
@@ -15,7 +16,8 @@ from pipeline.report.html import (
     fmt_p,
     table,
 )
-from pipeline.report.sections.common import OUTCOME_COLUMN, UNITS, present
+from pipeline.report.sections import recorded
+from pipeline.report.sections.common import OUTCOME_COLUMN, SHORT, UNITS, present
 
 
 def responders_section(
@@ -25,6 +27,17 @@ def responders_section(
     if not present(tables, "responders"):
         return None
     resp = tables["responders"]
+    none, _ = recorded.gaps(tables, INSTRUMENT_COLUMNS.values())
+    gone = [name for name, column in INSTRUMENT_COLUMNS.items() if column in none]
+    resp = resp[~resp["outcome"].isin(gone)]
+    unrecorded = (
+        f" {' and '.join(SHORT.get(g, g) for g in gone)} "
+        f"{'was' if len(gone) == 1 else 'were'} not recorded by any source, so no responders "
+        "are reported for "
+        f"{'it' if len(gone) == 1 else 'them'}."
+        if gone
+        else ""
+    )
     mcid = "; ".join(
         f"{name.upper()} ≥ {r.points:g} {UNITS[name]} or ≥ {r.percent:g} %"
         for name, r in config.mcid.items()
@@ -36,6 +49,7 @@ def responders_section(
             Paragraph(
                 "A responder improved from baseline by at least the MCID at their last "
                 f"post-baseline assessment ({mcid}); patients without one are not counted."
+                + unrecorded
             ),
             table(
                 resp,

@@ -8,12 +8,14 @@ import pandas as pd
 
 from pipeline.report.html import (
     Block,
+    Paragraph,
     Section,
     fmt,
     fmt_ci,
     fmt_p,
     table,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import present
 
 
@@ -21,6 +23,19 @@ def safety_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | N
     """Adverse events per 100 sessions by group and their rate ratio."""
     if not present(tables, "adverse_event_rates"):
         return None
+    none, _ = recorded.gaps(tables, ["adverse_event"])
+    if none:
+        return Section(
+            "safety",
+            "Safety",
+            (
+                Paragraph(
+                    "Adverse events were not recorded: no source has an adverse-event field, so "
+                    "no adverse-event rate or rate ratio is reported (this is not a rate of "
+                    "zero). " + note
+                ),
+            ),
+        )
     blocks: list[Block] = [
         table(
             tables["adverse_event_rates"],
@@ -38,8 +53,9 @@ def safety_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | N
                 ("Not recorded", "#not_recorded", None),
             ],
             caption="Adverse events per 100 sessions",
-            note="Sessions whose adverse-event field was left empty are not in the "
-            "denominators. " + note,
+            note="Sessions whose adverse event was not recorded (the field left empty, or "
+            "missing from the source's files) are not in the denominators. "
+            + " ".join(t for t in (recorded.sentence(tables, recorded.SAFETY_FIELDS), note) if t),
         )
     ]
     if present(tables, "adverse_event_rate_ratio"):

@@ -16,6 +16,7 @@ from pipeline.report.html import (
     fmt_p,
     table,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import (
     ANALYSIS_COLUMN,
     FACTOR_LABELS,
@@ -29,6 +30,31 @@ from pipeline.schemas.identity import (
     AnalysisKind,
     kind_of,
 )
+
+
+def per_protocol_gaps(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Say which per-protocol criteria were not recorded, so excluded nobody (or fewer)."""
+    none, some = recorded.gaps(tables, recorded.PER_PROTOCOL_FIELDS)
+    out = ""
+    if "protocol_deviation" in none:
+        out += (
+            " Per protocol: protocol deviations were not recorded, so no patient was excluded "
+            "for them."
+        )
+    flags = [c for c in none if c != "protocol_deviation"]
+    if flags:
+        out += (
+            f" Per protocol: {', '.join(flags)} {'was' if len(flags) == 1 else 'were'} not "
+            "recorded, so no patient was excluded for "
+            f"{'it' if len(flags) == 1 else 'them'}."
+        )
+    if some:
+        listed = ", ".join(f"{c} (not in {files})" for c, files in some)
+        out += (
+            f" Per protocol: {listed} recorded by some sources only; patients of the other "
+            "sources were not excluded for them."
+        )
+    return out
 
 
 def sensitivity_section(
@@ -82,7 +108,7 @@ def sensitivity_section(
             "Sensitivity analyses refit the trajectory model in sub-populations (completers; "
             "excluding patients with contraindications or protocol deviations); subgroup analyses "
             "estimate the difference within each level of the subgroup. Their p-values are not "
-            "adjusted for multiplicity.",
+            "adjusted for multiplicity." + per_protocol_gaps(tables),
             "note",
         )
     )

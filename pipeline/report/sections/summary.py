@@ -18,6 +18,7 @@ from pipeline.report.html import (
     fmt_ci,
     fmt_p,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import (
     OUTCOME_WORDS,
     OUTCOMES,
@@ -231,9 +232,13 @@ def summary_section(tables: Mapping[str, pd.DataFrame], config: Config) -> Secti
             "note",
         )
     )
-    if present(tables, "adverse_event_rate_ratio"):
+    if recorded.gaps(tables, ["adverse_event"])[0]:
+        blocks.append(
+            Paragraph("Safety: adverse events were not recorded, so none is reported; see Safety.")
+        )
+    elif present(tables, "adverse_event_rate_ratio"):
         for r in tables["adverse_event_rate_ratio"].to_dict(orient="records"):
-            if isinstance(r["rate_ratio"], str):
+            if isinstance(r["rate_ratio"], str) or pd.isna(r["rate_ratio"]):
                 continue
             blocks.append(
                 Paragraph(

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.describe.table_one import Summary
+from pipeline.ingest.recorded import NOT_RECORDED
 from pipeline.report.html import (
     Block,
     Paragraph,
@@ -16,6 +17,7 @@ from pipeline.report.html import (
     Table,
     fmt,
 )
+from pipeline.report.sections import recorded
 from pipeline.report.sections.common import FACTOR_LABELS, number, present
 
 
@@ -26,18 +28,33 @@ def _pct(row: Mapping[str, Any]) -> str:
     return f"{fmt(n)} ({fmt(percent, 1)} %)" if not isinstance(percent, str) else f"{n} ({percent})"
 
 
+def _recorded_share(yes: Mapping[str, Any], unknown: Mapping[str, Any], size: Any) -> str:
+    """Format a yes/no cell over the patients it was recorded for: ``k (p %) of d recorded``."""
+    text = _pct(yes)
+    if isinstance(unknown["n"], str) or isinstance(size, str):
+        return f"{text}; not recorded: {unknown['n']}"
+    return f"{text} of {fmt(size - unknown['n'])} recorded"
+
+
 def _table_one_block(one: pd.DataFrame, diffs: pd.DataFrame, factor: str) -> Table:
     part = one[one["factor"] == factor]
     levels = list(dict.fromkeys(part["level"]))
     sizes = part[part["kind"] == "patients"].set_index("level")["n"]
     header = ("Characteristic", *(f"{lv} (n = {fmt(sizes[lv])})" for lv in levels), "Std. diff.")
-    diff = diffs[diffs["factor"] == factor].set_index("variable")["std_diff"]
+    mine = diffs[diffs["factor"] == factor].set_index("variable")
+    diff, method = mine["std_diff"], mine["method"]
     rows, groups = [], set()
     for variable in dict.fromkeys(part.loc[part["kind"] != "patients", "variable"]):
         block = part[part["variable"] == variable]
         first = block.iloc[0]
         d = diff.get(variable, math.nan)
         d_text = d if isinstance(d, str) else fmt(number(d), 2)
+        if set(block["category"]) == {NOT_RECORDED}:  # no source recorded it
+            text = "not recorded"
+            d_text = text if method.get(variable) == NOT_RECORDED else d_text
+            statistic = first["statistic"] if first["kind"] == "continuous" else "n (%)"
+            rows.append((f"{first['label']}, {statistic}", *([text] * len(levels)), d_text))
+            continue
         if first["kind"] == "continuous":
             cells = []
             for lv in levels:
@@ -51,7 +68,14 @@ def _table_one_block(one: pd.DataFrame, diffs: pd.DataFrame, factor: str) -> Tab
                 cells.append(text)
             rows.append((f"{first['label']}, {first['statistic']}", *cells, d_text))
         elif first["kind"] == "binary":
-            cells = [_pct(block[block["level"] == lv].iloc[0]) for lv in levels]
+            yes = block[block["category"] == "yes"].set_index("level")
+            unknown = block[block["category"] == NOT_RECORDED].set_index("level")
+            cells = [
+                _recorded_share(yes.loc[lv], unknown.loc[lv], sizes[lv])
+                if lv in unknown.index
+                else _pct(yes.loc[lv])
+                for lv in levels
+            ]
             rows.append((f"{first['label']}, n (%)", *cells, d_text))
         else:
             groups.add(len(rows))
@@ -86,7 +110,11 @@ def table_one_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section 
             "minus the first, in pooled standard deviations (Yang & Dalton 2012; categorical "
             "variables: multinomial, always positive); an absolute value above 0.1 is commonly "
             "read as imbalance. Continuous variables: mean (SD) or median (quartiles); "
-            "'n = ' when some values are missing. " + note,
+            "'n = ' when some values are missing. Yes/no characteristics recorded for some "
+            "patients only: n (%) of the patients for whom they were recorded. "
+            + " ".join(
+                t for t in (recorded.sentence(tables, recorded.TABLE_ONE_FIELDS), note) if t
+            ),
             "note",
         )
     )
