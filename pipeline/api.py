@@ -91,7 +91,7 @@ def load_study(config: str | Path | Config = "analysis.toml") -> Study:
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     raw = read_sources(cfg.sources)
-    validation = validate_study(raw)
+    validation = validate_study(raw, cfg.study.ranges())
     data = analysis_dataset(
         validation.valid("patients"),
         validation.valid("sessions"),

@@ -74,7 +74,7 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
         (:mod:`pipeline.validate.quality`).
     """
     raw = read_sources(config.sources)
-    validation = validate_study(raw)
+    validation = validate_study(raw, config.study.ranges())
     out = config.outputs
     key = pseudonyms.load_key(config.privacy)
     origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
