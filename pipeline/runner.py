@@ -15,9 +15,18 @@ import pandas as pd
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache
 from pipeline.analyses.plans import AnalysisResult
-from pipeline.analyses.run import FACTORS, Progress, analysis_plans, combine, run_analyses
-from pipeline.config.settings import Config
+from pipeline.analyses.run import (
+    Progress,
+    combine,
+    headline,
+    primary_visit,
+    run_analyses,
+    skipped_analyses,
+    study_plans,
+)
+from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
+from pipeline.derive.dataset import outcome_column
 from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
@@ -34,9 +43,6 @@ from pipeline.validate.study import Validation, validate_study
 REPORT_NAME = "outcomes.html"
 MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
 PDF_NAME = "outcomes.pdf"
-# Models whose residual plots the report shows: the trajectory models of the primary family.
-RESIDUAL_PLOTS = ("trajectory_depth", "trajectory_twitch")
-PRIMARY_FOR_REPORT = ("trajectory_depth", "nrs")
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class RunResult:
 
     The validation, the analysis data set, the files written, the analyses the data could
     not support (``"<analysis> (<outcome>): <reason>"``) and, when the PDF report could not be
-    printed, why (one sentence).
+    printed, why (one sentence). ``not_supported`` names the analyses the design cannot
+    support (no session log...) with the reason, as the report states them.
     """
 
     validation: Validation
@@ -53,6 +60,7 @@ class RunResult:
     written: tuple[Path, ...]
     not_estimable: tuple[str, ...] = ()
     pdf_problem: str | None = None
+    not_supported: tuple[str, ...] = ()
 
 
 def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
@@ -133,27 +141,45 @@ def run(
         )
     )
 
+    study = config.study
+    check_design(data, study)
     cache = FitCache(config.outputs.processed / MODEL_CACHE, read=not refit)
     results = run_analyses(
-        analysis_plans(data, config.model), config.model.df_method, progress=progress, cache=cache
+        study_plans(data, config.model, study),
+        config.model.df_method,
+        progress=progress,
+        cache=cache,
     )
-    model_tables = combine(results)
-    result = next(r for r in results if (r.analysis, r.outcome) == PRIMARY_FOR_REPORT)
+    visit = primary_visit(data, study)
+    headlines = [headline(c, o.name) for c in study.comparisons for o in study.outcomes]
+    family = [
+        (analysis, visit if analysis.startswith("change_") else None) for analysis, _ in headlines
+    ]
+    model_tables = combine(results, family)
+    result = next(r for r in results if (r.analysis, r.outcome) == headlines[0])
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]
         raise UserError(
             f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
         )
+    if visit is not None and headlines[0][0].startswith("change_"):
+        at = result.contrasts[pd.to_numeric(result.contrasts["visit"], errors="coerce") == visit]
+        if at.empty:
+            raise UserError(
+                f"the primary outcome {headlines[0][1]} has no between-group difference at the "
+                f"primary visit {visit}: no patient of both groups was assessed then; set [time] "
+                f"primary_visit to a visit the data hold"
+            )
     skipped = tuple(
         f"{r.analysis} ({r.outcome}): {r.diagnostics['message'].iloc[0]}"
         for r in results
         if r.fit is None
     )
     sessions = validation.valid("sessions")
-    ae_rates = safety.adverse_event_rates(sessions, "depth")
-    ae_ratio = safety.rate_ratio(sessions, "depth")
+    groups = [c.name for c in study.comparisons]
+    outcome_names = [o.name for o in study.outcomes]
     responder_table = pd.concat(
-        [responders.responders_by_instrument(data, factor) for factor in FACTORS],
+        [responders.responders_by_instrument(data, g, outcome_names) for g in groups],
         ignore_index=True,
     )
     reasons = summaries.quarantine_reasons(validation.failures)
@@ -161,14 +187,21 @@ def run(
         **model_tables,
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
-        "adverse_event_rates": ae_rates,
-        "adverse_event_rate_ratio": ae_ratio,
-        "responders": responder_table,
     }
+    if study.sessions:
+        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
+        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
+    tables["responders"] = responder_table
+    not_supported = skipped_analyses(data, study)
+    if not_supported:
+        tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
+    descriptive = summaries.descriptive_tables(
+        validation, data, tables.get("diagnostics"), groups, study, headlines[0][0]
+    )
     report = render_report(
         config,
         raw,
-        {**tables, **summaries.descriptive_tables(validation, data, tables.get("diagnostics"))},
+        {**tables, **descriptive},
         results,
         analysis=data,
         key_source=key.source,
@@ -181,7 +214,48 @@ def run(
         written=tuple(written),
         not_estimable=skipped,
         pdf_problem=report.pdf_problem,
+        not_supported=tuple(f"{name}: {reason}" for name, reason in not_supported),
     )
+
+
+def check_design(data: pd.DataFrame, study: Study) -> None:
+    """Stop with one sentence when the data cannot answer the declared design at all.
+
+    Raises
+    ------
+    UserError
+        No valid assessment; a declared comparison with fewer than two groups in the data;
+        the first (primary) outcome never recorded; a trial's primary visit never assessed.
+    """
+    if data.empty:
+        raise UserError("no valid assessment is left after validation; see the quarantine files")
+    for comparison in study.comparisons:
+        groups = data.drop_duplicates("patient_id")[comparison.name].dropna()
+        present = sorted(map(str, groups.unique()))
+        if len(present) < 2:
+            levels = list(comparison.levels) or [comparison.reference]
+            empty = [v for v in levels if v not in present] or ["a second group"]
+            raise UserError(
+                f"the comparison '{comparison.name}' ({comparison.label}) has no patient in "
+                f"{empty[0]}: the data hold only {', '.join(present) or 'no group'}, so there "
+                f"is nothing to compare"
+            )
+    primary = study.outcomes[0]
+    column = outcome_column(primary.name)
+    if data[column].notna().sum() == 0:
+        raise UserError(
+            f"the primary outcome {primary.name} ({primary.label}) is never recorded in the "
+            f"valid assessments; map its column in [[sources]]"
+        )
+    visit = study.time.primary_visit
+    if visit is not None and study.design == "trial":
+        at = data.loc[(data["visit"] == visit) & data[column].notna()]
+        if at.empty:
+            raise UserError(
+                f"the primary outcome {primary.name} is never recorded at the primary visit "
+                f"{visit} ([time] primary_visit); the data hold visits "
+                f"{', '.join(map(str, sorted(data['visit'].unique())))}"
+            )
 
 
 @dataclass(frozen=True)
@@ -233,7 +307,8 @@ def render_report(
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results
-        if r.fit is not None and r.analysis in RESIDUAL_PLOTS
+        if r.fit is not None
+        and r.analysis in {f"trajectory_{c.name}" for c in config.study.comparisons}
     }
     content = build_content(
         config,

@@ -22,6 +22,7 @@ def flow_counts(
     validation: Validation,
     diagnostics: pd.DataFrame | None = None,
     analysis: str = PRIMARY_ANALYSIS,
+    has_sessions: bool = True,
 ) -> pd.DataFrame:
     """Count patients at each step of the flow.
 
@@ -33,6 +34,8 @@ def flow_counts(
         The diagnostics table; its ``n_patients`` for ``analysis`` give the analysed counts.
     analysis : str
         The primary analysis.
+    has_sessions : bool, default True
+        Whether the study has a session log; without one there are no ``treated`` steps.
 
     Returns
     -------
@@ -63,11 +66,12 @@ def flow_counts(
             (f"excluded:{r.check}:{r.column}", rule_text(r.check, r.column), getattr(r, SOURCE_ROW))
         )
     treated = valid["patient_id"].isin(sessions["patient_id"])
-    rows += [
-        ("included", "Valid patient records", len(valid)),
-        ("not_treated", "No valid needling session", int((~treated).sum())),
-        ("treated", "Treated: at least one valid needling session", int(treated.sum())),
-    ]
+    rows.append(("included", "Valid patient records", len(valid)))
+    if has_sessions:
+        rows += [
+            ("not_treated", "No valid needling session", int((~treated).sum())),
+            ("treated", "Treated: at least one valid needling session", int(treated.sum())),
+        ]
     by_visit = assessments.groupby("visit", sort=True)["patient_id"].nunique()
     for visit, count in by_visit.items():
         label = "baseline (visit 0)" if visit == 0 else f"visit {visit}"

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS
+from pipeline.config.settings import Study
+from pipeline.derive.dataset import INSTRUMENT_COLUMNS, outcome_column
 from pipeline.describe.flow import flow_counts
 from pipeline.describe.table_one import patient_characteristics, table_one
 from pipeline.ingest.raw_tables import SOURCE_ROW
@@ -156,8 +157,14 @@ def descriptive_tables(
     data: pd.DataFrame,
     diagnostics: pd.DataFrame | None,
     factors: Sequence[str] = ("depth", "twitch"),
+    study: Study | None = None,
+    primary_analysis: str = "trajectory_depth",
 ) -> dict[str, pd.DataFrame]:
     """Compute the descriptive tables of the report: flow, Table 1 and means by visit.
+
+    ``study`` (the declared design) gives the outcomes, the covariates Table 1 adds and whether
+    there is a session log; by default NRS, VAS and ODI. ``primary_analysis`` names the model
+    whose patients the flow counts as analysed.
 
     Returns
     -------
@@ -166,11 +173,22 @@ def descriptive_tables(
         ``table_one_std_diff`` (:func:`pipeline.describe.table_one.table_one`) and ``mean_by_visit``
         (:func:`means_by_visit` of NRS, VAS and ODI).
     """
-    people = patient_characteristics(data, validation.valid("patients"))
-    table, std_diff = table_one(people, factors)
+    outcomes, extra, sessions = INSTRUMENT_COLUMNS, [], True
+    if study is not None:
+        outcomes = {o.name: outcome_column(o.name) for o in study.outcomes}
+        sessions = study.sessions
+        extra = [(c.name, c.label.capitalize()) for c in study.covariates.values()]
+        extra += [
+            (f"{outcome_column(o.name)}_baseline", f"Baseline {o.short} ({o.unit})")
+            for o in study.outcomes
+        ]
+    people = patient_characteristics(
+        data, validation.valid("patients"), [*factors, *(c for c, _ in extra)]
+    )
+    table, std_diff = table_one(people, factors, extra)
     return {
-        "flow": flow_counts(validation, diagnostics),
+        "flow": flow_counts(validation, diagnostics, primary_analysis, sessions),
         "table_one": table,
         "table_one_std_diff": std_diff,
-        "mean_by_visit": means_by_visit(data, INSTRUMENT_COLUMNS, factors),
+        "mean_by_visit": means_by_visit(data, outcomes, factors),
     }

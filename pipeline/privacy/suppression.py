@@ -515,6 +515,7 @@ RULES: dict[str, Callable[[pd.DataFrame, int], pd.DataFrame]] = {
     "contrasts": _no_counts,
     "effect_sizes": _no_counts,
     "model_comparison": _no_counts,
+    "skipped_analyses": _no_counts,
 }
 # rules over several tables at once, and the rule of a table published without its partner
 ALONE = {"row_accounting": _row_accounting, "flow": _flow}
