@@ -36,6 +36,8 @@ from pipeline.privacy import suppression as privacy
 from pipeline.report import pdf
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
+from pipeline.schemas.identity import AnalysisKind
+from pipeline.schemas.outputs import for_publication
 from pipeline.schemas.raw import TABLES
 from pipeline.validate import quality
 from pipeline.validate.study import Validation, validate_study
@@ -151,22 +153,24 @@ def run(
         cache=cache,
     )
     visit = primary_visit(data, study)
-    headlines = [headline(c, o.name) for c in study.comparisons for o in study.outcomes]
+    headlines = [headline(c) for c in study.comparisons]
     family = [
-        (analysis, visit if analysis.startswith("change_") else None) for analysis, _ in headlines
+        (identity, visit if identity.kind is AnalysisKind.CHANGE else None)
+        for identity in headlines
     ]
     model_tables = combine(results, family)
-    result = next(r for r in results if (r.analysis, r.outcome) == headlines[0])
+    primary_outcome = study.outcomes[0].name
+    result = next(r for r in results if (r.identity, r.outcome) == (headlines[0], primary_outcome))
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]
         raise UserError(
             f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
         )
-    if visit is not None and headlines[0][0].startswith("change_"):
+    if visit is not None and headlines[0].kind is AnalysisKind.CHANGE:
         at = result.contrasts[pd.to_numeric(result.contrasts["visit"], errors="coerce") == visit]
         if at.empty:
             raise UserError(
-                f"the primary outcome {headlines[0][1]} has no between-group difference at the "
+                f"the primary outcome {primary_outcome} has no between-group difference at the "
                 f"primary visit {visit}: no patient of both groups was assessed then; set [time] "
                 f"primary_visit to a visit the data hold"
             )
@@ -196,7 +200,7 @@ def run(
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
     descriptive = summaries.descriptive_tables(
-        validation, data, tables.get("diagnostics"), groups, study, headlines[0][0]
+        validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
     )
     report = render_report(
         config,
@@ -308,7 +312,9 @@ def render_report(
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results
         if r.fit is not None
-        and r.analysis in {f"trajectory_{c.name}" for c in config.study.comparisons}
+        and r.identity is not None
+        and r.identity.kind is AnalysisKind.TRAJECTORY
+        and r.identity.population is None
     }
     content = build_content(
         config,
@@ -348,7 +354,7 @@ def write_report(config: Config, report: RenderedReport) -> list[Path]:
     """
     tables_dir = config.outputs.tables
     written = [
-        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(frame))
+        outputs.write_csv(tables_dir / f"{name}.csv", privacy.for_csv(for_publication(name, frame)))
         for name, frame in report.tables.items()
     ]
     for stale in sorted(tables_dir.glob("*.csv")):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.describe.table_one import table_one
+from pipeline.schemas.identity import ContrastKind, FlowStage
 
 FIT_SECONDS = 12.3456789  # a value that must never reach the report
 
@@ -181,6 +182,10 @@ def contrasts() -> pd.DataFrame:
     ]
     out = pd.DataFrame(rows, columns=columns)
     out["visit"] = out["visit"].astype("Int64")
+    # typed fields, as the analyses give them (not derived from the labels)
+    slope, visit = ContrastKind.SLOPE.value, ContrastKind.VISIT.value
+    out.insert(3, "kind", [slope, visit, slope, slope, slope, visit, slope, slope, slope, slope])
+    out.insert(4, "within", [None] * 9 + ["acute"])
     return out
 
 
@@ -460,6 +465,18 @@ def accounting() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
                 "Analysed, NRS",
             ],
             "patients": [241, 1, 1, 240, 0, 240, 240, 173, 240],
+            "stage": [
+                FlowStage.ENROLLED.value,
+                FlowStage.EXCLUDED.value,
+                FlowStage.EXCLUSION_REASON.value,
+                FlowStage.INCLUDED.value,
+                FlowStage.NOT_TREATED.value,
+                FlowStage.TREATED.value,
+                FlowStage.ASSESSED.value,
+                FlowStage.ASSESSED.value,
+                FlowStage.ANALYSED.value,
+            ],
+            "detail": [None, None, "not_nullable:site", None, None, None, 0, 4, "nrs"],
         }
     )
     return rows, reasons, flow

@@ -179,6 +179,7 @@ def test_row_accounting_and_flow_are_protected_together():
             "step": ["enrolled", "excluded", "included", "not_treated", "treated", "analysed:nrs"],
             "label": ["e", "x", "i", "n", "t", "a"],
             "patients": [241, 1, 240, 0, 240, 238],
+            "stage": ["enrolled", "excluded", "included", "not_treated", "treated", "analysed"],
         }
     )
     out = publish_tables({"row_accounting": accounting, "flow": flow}, 5)

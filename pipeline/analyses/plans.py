@@ -56,6 +56,7 @@ from pipeline.lmm.marginal import (
     pooled_sd,
     slope_difference,
 )
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
 
 GROUP = "patient_id"
 TIME_COLUMNS = {"weeks": "weeks", "sessions": "sessions_completed"}
@@ -72,7 +73,17 @@ FIXED_EFFECT_COLUMNS = [
     "ci_high",
     "p_value",
 ]
-CONTRAST_TABLE_COLUMNS = ["analysis", "outcome", *CONTRAST_COLUMNS]
+CONTRAST_TABLE_COLUMNS = [
+    "analysis",
+    "outcome",
+    "question",
+    "kind",
+    "within",
+    *CONTRAST_COLUMNS[1:],
+]
+"""Columns of ``contrasts``; ``kind`` (:class:`~pipeline.schemas.identity.ContrastKind`) and
+``within`` (the level of the effect modifier a subgroup contrast is estimated in) are typed
+fields kept in memory, not published (:data:`pipeline.schemas.outputs.UNPUBLISHED`)."""
 VARIANCE_COLUMNS = [
     "analysis",
     "outcome",
@@ -122,6 +133,10 @@ DIAGNOSTIC_COLUMNS = [
     "residual_share_beyond_3sd",
     "fit_seconds",
 ]
+SLOPE_LABEL = "{name}: difference in slope per {unit}{suffix}"
+"""Label of a difference in slope (for readers; code matches the ``kind`` column)."""
+VISIT_LABEL = "{name}, visit {visit}{suffix}"
+"""Label of a difference between groups at one visit."""
 STANDARDISER = "pooled within-group SD of the outcome at baseline"
 TABLES = (
     "fixed_effects",
@@ -141,7 +156,7 @@ class ModelPlan:
     Attributes
     ----------
     analysis, outcome : str
-        Labels written in every table (``trajectory_depth``, ``nrs``).
+        Identifiers written in every table (``trajectory_depth``, ``nrs``).
     response : str
         Outcome column.
     rows : pandas.DataFrame
@@ -165,13 +180,17 @@ class ModelPlan:
     reduced : tuple of (str, str)
         ``(test label, reduced rhs)`` for each likelihood-ratio test.
     coefficients : tuple of (str, str, dict)
-        Extra contrasts of coefficients: ``(question, label, {design column: weight})``.
+        Extra contrasts of coefficients: ``(question, label, {design column: weight})``;
+        their kind is :attr:`~pipeline.schemas.identity.ContrastKind.COEFFICIENT`.
     baseline : pandas.Series
         Baseline outcome per patient in the model (for the standardised effect size).
     notes : tuple of str
         How the rows were chosen, for the diagnostics.
     site : str or None
         ``"site"`` when the model has a site random intercept (patients nested in sites).
+    identity : AnalysisId or None
+        The typed identity of the analysis (kind, factor, population); ``analysis`` is its
+        name. None for a model built outside the plan.
     """
 
     analysis: str
@@ -191,6 +210,7 @@ class ModelPlan:
     baseline: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
     notes: tuple[str, ...] = ()
     site: str | None = None
+    identity: AnalysisId | None = None
 
     @property
     def formula(self) -> str:
@@ -218,6 +238,8 @@ class AnalysisResult:
     rows : pandas.DataFrame or None
         The model rows, aligned with ``fit.fitted`` and ``fit.residuals`` (e.g. to plot
         residuals by visit or group).
+    identity : AnalysisId or None
+        The plan's typed identity (:attr:`ModelPlan.identity`).
     """
 
     analysis: str
@@ -226,6 +248,7 @@ class AnalysisResult:
     fit: LmmFit | None
     tables: dict[str, pd.DataFrame]
     rows: pd.DataFrame | None = None
+    identity: AnalysisId | None = None
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Give each table as an attribute, e.g. ``result.contrasts``."""
@@ -368,7 +391,7 @@ def trajectory_plan(
     factor: str,
     settings: ModelSettings,
     *,
-    analysis: str | None = None,
+    population: str | None = None,
     notes: Sequence[str] = (),
 ) -> ModelPlan:
     """SAP §4.1: ``y ~ T * G + covariates``, random intercept and slope for ``T``.
@@ -384,8 +407,9 @@ def trajectory_plan(
         ``arm``...).
     settings : ModelSettings
         Time axis, covariates, random slope, df method, site handling.
-    analysis : str, optional
-        Label (default ``trajectory_<factor>``).
+    population : str, optional
+        Sub-population of a sensitivity analysis (``completers``): the analysis is then a
+        :attr:`~pipeline.schemas.identity.AnalysisKind.SENSITIVITY` analysis.
     notes : sequence of str
         How the population was chosen (sensitivity analyses).
 
@@ -400,9 +424,15 @@ def trajectory_plan(
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
     rows = model_rows(data, [response, time, factor, "visit", *covariates, *site_column])
+    identity = (
+        AnalysisId(AnalysisKind.SENSITIVITY, factor, population=population)
+        if population
+        else AnalysisId(AnalysisKind.TRAJECTORY, factor)
+    )
     return ModelPlan(
         site=site,
-        analysis=analysis or f"trajectory_{factor}",
+        identity=identity,
+        analysis=identity.name,
         outcome=outcome,
         response=response,
         rows=rows,
@@ -456,7 +486,8 @@ def change_plan(
     visits = [int(v) for v in rows["visit_c"].cat.categories]
     return ModelPlan(
         site=site,
-        analysis=f"change_{factor}",
+        identity=AnalysisId(AnalysisKind.CHANGE, factor),
+        analysis=AnalysisId(AnalysisKind.CHANGE, factor).name,
         outcome=outcome,
         response=response,
         rows=rows,
@@ -499,7 +530,8 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
     rhs = _rhs("baseline", time, "twitch_between", "twitch_within", *covariates)
     return ModelPlan(
         site=site,
-        analysis="session_twitch",
+        identity=AnalysisId(AnalysisKind.SESSION, "twitch"),
+        analysis=AnalysisId(AnalysisKind.SESSION, "twitch").name,
         outcome=outcome,
         response=response,
         rows=rows,
@@ -550,7 +582,8 @@ def joint_plan(data: pd.DataFrame, outcome: str, settings: ModelSettings) -> Mod
     full = (f"{time} * depth", f"{time} * twitch")
     return ModelPlan(
         site=site,
-        analysis="joint",
+        identity=AnalysisId(AnalysisKind.JOINT),
+        analysis=AnalysisId(AnalysisKind.JOINT).name,
         outcome=outcome,
         response=response,
         rows=rows,
@@ -586,7 +619,8 @@ def subgroup_plan(
     two_way = (f"{time} * {factor}", f"{time} * chronicity", f"{factor} * chronicity")
     return ModelPlan(
         site=site,
-        analysis=f"subgroup_chronicity_{factor}",
+        identity=AnalysisId(AnalysisKind.SUBGROUP, factor, modifier="chronicity"),
+        analysis=AnalysisId(AnalysisKind.SUBGROUP, factor, modifier="chronicity").name,
         outcome=outcome,
         response=response,
         rows=rows,
@@ -661,7 +695,11 @@ def _contrasts(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
                     meta.append(
                         {
                             "question": factor,
-                            "contrast": f"{name}: difference in slope per {plan.time_unit}{suffix}",
+                            "kind": ContrastKind.SLOPE.value,
+                            "within": str(by_level) if plan.by else None,
+                            "contrast": SLOPE_LABEL.format(
+                                name=name, unit=plan.time_unit, suffix=suffix
+                            ),
                         }
                     )
                 visits = [visit for visit in plan.points if visit != 0]
@@ -672,7 +710,9 @@ def _contrasts(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
                 meta += [
                     {
                         "question": factor,
-                        "contrast": f"{name}, visit {visit}{suffix}",
+                        "kind": ContrastKind.VISIT.value,
+                        "within": str(by_level) if plan.by else None,
+                        "contrast": VISIT_LABEL.format(name=name, visit=visit, suffix=suffix),
                         "visit": visit,
                     }
                     for visit in visits
@@ -683,8 +723,13 @@ def _contrasts(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
         for name, weight in weights.items():
             vec[columns.index(name)] = weight
         vectors.append(vec)
-        meta.append({"question": question, "contrast": label})
-    return contrast_rows(fit, vectors, meta)
+        meta.append(
+            {"question": question, "kind": ContrastKind.COEFFICIENT.value, "contrast": label}
+        )
+    table = contrast_rows(fit, vectors, meta)
+    table.insert(1, "kind", [m["kind"] for m in meta] if len(table) else [])
+    table.insert(2, "within", [m.get("within") for m in meta] if len(table) else [])
+    return table
 
 
 def _emmeans(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
@@ -708,7 +753,7 @@ def _effect_sizes(plan: ModelPlan, contrasts: pd.DataFrame) -> pd.DataFrame:
         per_patient = plan.rows.drop_duplicates(GROUP).set_index(GROUP)[plan.factors[0]]
         groups = per_patient.reindex(plan.baseline.index)
     sd = pooled_sd(plan.baseline, groups)
-    rows = contrasts.loc[~contrasts["contrast"].str.contains("difference in slope")].copy()
+    rows = contrasts.loc[contrasts["kind"] != ContrastKind.SLOPE].copy()
     rows["standardiser"] = STANDARDISER
     rows["sd"] = sd
     rows["effect_size"] = rows["estimate"] / sd
@@ -802,7 +847,9 @@ def not_estimable(plan: ModelPlan, message: str, seconds: float = 0.0) -> Analys
         "model_comparison": _empty(COMPARISON_COLUMNS),
         "diagnostics": pd.DataFrame([row], columns=DIAGNOSTIC_COLUMNS),
     }
-    return AnalysisResult(plan.analysis, plan.outcome, plan.formula, None, tables, plan.rows)
+    return AnalysisResult(
+        plan.analysis, plan.outcome, plan.formula, None, tables, plan.rows, plan.identity
+    )
 
 
 def fit_plan(
@@ -894,4 +941,6 @@ def fit_plan(
         ),
         "diagnostics": pd.DataFrame([diagnostics], columns=DIAGNOSTIC_COLUMNS),
     }
-    return AnalysisResult(plan.analysis, plan.outcome, formula, fit, tables, plan.rows)
+    return AnalysisResult(
+        plan.analysis, plan.outcome, formula, fit, tables, plan.rows, plan.identity
+    )

@@ -10,7 +10,10 @@ The primary family holds one headline estimate per comparison and outcome (SAP ย
 estimands): for an observational exposure the difference in slope of the trajectory model
 (by default: deep vs superficial and twitch vs no twitch, three outcomes, six comparisons);
 for a randomised arm the baseline-adjusted difference at the primary visit from the visit-level
-model (``change_<arm>``). Every other contrast is secondary and reported unadjusted.
+model (``change_<arm>``). It is chosen by typed fields, never by a label: the contrasts of
+``kind`` :attr:`ContrastKind.SLOPE` (or :attr:`ContrastKind.VISIT` at the primary visit) in
+the headline analyses, named by their :class:`~pipeline.schemas.identity.AnalysisId`. Every
+other contrast is secondary and reported unadjusted.
 
 The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
 core): each worker fits whole plans with the same code as a sequential run, so the numbers do
@@ -47,10 +50,7 @@ from pipeline.analyses.plans import (
 from pipeline.config.settings import Comparison, ModelSettings, Study
 from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.lmm.marginal import holm
-
-FACTORS = ("depth", "twitch")
-PRIMARY_ANALYSES = ("trajectory_depth", "trajectory_twitch")
-PRIMARY_CONTRAST = "difference in slope"
+from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
 
 
 def primary_visit(data: pd.DataFrame, study: Study) -> int | None:
@@ -61,14 +61,15 @@ def primary_visit(data: pd.DataFrame, study: Study) -> int | None:
     return int(visits.max()) if len(visits) else None
 
 
-def headline(comparison: Comparison, outcome: str) -> tuple[str, str]:
-    """Return ``(analysis, outcome)`` of the headline estimate of one comparison and outcome.
+def headline(comparison: Comparison) -> AnalysisId:
+    """Return the analysis giving the headline estimate of one comparison (SAP ยง4).
 
-    A randomised arm: the visit-level model (``change_<name>``); an observational grouping:
-    the trajectory model (``trajectory_<name>``).
+    A randomised arm: the visit-level model (``change_<name>``), read at the primary visit;
+    an observational grouping: the trajectory model (``trajectory_<name>``), its difference in
+    slope.
     """
-    kind = "change" if comparison.randomised else "trajectory"
-    return f"{kind}_{comparison.name}", outcome
+    kind = AnalysisKind.CHANGE if comparison.randomised else AnalysisKind.TRAJECTORY
+    return AnalysisId(kind, comparison.name)
 
 
 def _has_levels(data: pd.DataFrame, column: str, at_least: int = 2) -> bool:
@@ -148,9 +149,7 @@ def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> li
             if name == "per_protocol" and "depth" not in kinds and len(subset) == len(data):
                 continue  # nobody to exclude: the same fit again
             plans += [
-                trajectory_plan(
-                    subset, outcome, f, settings, analysis=f"sensitivity_{name}_{f}", notes=[note]
-                )
+                trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in groups
             ]
     return plans
@@ -192,9 +191,7 @@ def analysis_plans(
         for name, select in SENSITIVITY_POPULATIONS.items():
             subset, note = select(data)
             plans += [
-                trajectory_plan(
-                    subset, outcome, f, settings, analysis=f"sensitivity_{name}_{f}", notes=[note]
-                )
+                trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in FACTORS
             ]
     return plans
@@ -252,9 +249,7 @@ def run_analyses(
         do not depend on it. Sensitivity analyses are fitted without likelihood-ratio tests.
     """
     where = None if cache is None else (cache.folder, cache.read)
-    jobs = [
-        (plan, df_method, not plan.analysis.startswith("sensitivity_"), where) for plan in plans
-    ]
+    jobs = [(plan, df_method, _with_tests(plan), where) for plan in plans]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
     if workers == 1 or len(jobs) < 2:
         done = []
@@ -267,6 +262,11 @@ def run_analyses(
     if cache is not None:
         cache.keep_only({key for key, _ in done if key})
     return [restore(result, job[0]) for (_, result), job in zip(done, jobs, strict=True)]
+
+
+def _with_tests(plan: ModelPlan) -> bool:
+    """Whether a plan gets its likelihood-ratio tests: every analysis but the sensitivity ones."""
+    return plan.identity is None or plan.identity.kind is not AnalysisKind.SENSITIVITY
 
 
 Job = tuple[ModelPlan, str, bool, tuple[Path, bool] | None]
@@ -328,7 +328,7 @@ def _run_in_processes(
 
 def combine(
     results: Sequence[AnalysisResult],
-    primary: Sequence[tuple[str, int | None]] | None = None,
+    primary: Sequence[tuple[AnalysisId, int | None]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Stack the tidy tables of every analysis; add the family and Holm's adjustment.
 
@@ -336,10 +336,10 @@ def combine(
     ----------
     results : sequence of AnalysisResult
         Fitted analyses.
-    primary : sequence of (str, int or None), optional
-        The headline contrasts: ``(analysis, visit)`` for the difference at ``visit`` in that
-        analysis, ``(analysis, None)`` for its difference in slope. Default: the difference in
-        slope of ``trajectory_depth`` and ``trajectory_twitch``.
+    primary : sequence of (AnalysisId, int or None), optional
+        The headline contrasts: ``(analysis, visit)`` for the differences at ``visit`` in that
+        analysis, ``(analysis, None)`` for its differences in slope. Default: the differences
+        in slope of the primary analyses (:attr:`AnalysisId.primary`).
 
     Returns
     -------
@@ -357,19 +357,20 @@ def combine(
             pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         )
     contrasts = tables["contrasts"]
-    if primary is None:
-        primary = [(name, None) for name in PRIMARY_ANALYSES]
     chosen = pd.Series(False, index=contrasts.index)
-    slope = contrasts["contrast"].astype(str).str.contains(PRIMARY_CONTRAST, regex=False)
-    for analysis, visit in primary:
-        mine = contrasts["analysis"] == analysis
+    if primary is None:
+        primary = [
+            (r.identity, None) for r in results if r.identity is not None and r.identity.primary
+        ]
+    for identity, visit in primary:
+        mine = contrasts["analysis"] == identity.name
         if visit is None:
-            chosen |= mine & slope
+            chosen |= mine & (contrasts["kind"] == ContrastKind.SLOPE)
         else:
             at = pd.to_numeric(contrasts["visit"], errors="coerce") == visit
-            chosen |= mine & at & (contrasts["question"] != "")
+            chosen |= mine & (contrasts["kind"] == ContrastKind.VISIT) & at
     primary = chosen.to_numpy()
-    contrasts["family"] = np.where(primary, "primary", "secondary")
+    contrasts["family"] = np.where(primary, Family.PRIMARY.value, Family.SECONDARY.value)
     adjusted = holm(contrasts.loc[primary, "p_value"].to_numpy(dtype=float))
     contrasts["p_holm"] = np.nan
     contrasts.loc[primary, "p_holm"] = adjusted

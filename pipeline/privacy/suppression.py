@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.schemas.identity import FlowStage
+
 COMPLEMENTARY = "[c]"
 
 
@@ -452,29 +454,40 @@ def _flow_cells(
 
     Patients not analysed in a model (included minus analysed) are a hidden difference. With
     ``patients`` (the row-accounting cells of the patients file), enrolled, excluded and
-    included *are* those cells: the two tables are protected together.
+    included *are* those cells: the two tables are protected together. Rows are told apart by
+    their typed ``stage`` (:class:`~pipeline.schemas.identity.FlowStage`).
     """
-    index: dict[str, Hashable] = {}
-    shared = dict(zip(("enrolled", "included", "excluded"), patients or (), strict=False))
+    one: dict[FlowStage, Hashable] = {}
+    many: dict[FlowStage, list[tuple[str, Hashable]]] = {}
+    shared = dict(
+        zip(
+            (FlowStage.ENROLLED, FlowStage.INCLUDED, FlowStage.EXCLUDED),
+            patients or (),
+            strict=False,
+        )
+    )
     for row in frame.index:
-        step = frame.loc[row, "step"]
-        key = shared.get(step, ("flow", step))
-        index[step] = grid.cell(key, frame.loc[row, "patients"], (name, row, "patients"))
-    if {"enrolled", "excluded", "included"} <= set(index) and patients is None:
-        grid.total(index["enrolled"], [index["excluded"], index["included"]])
-    if {"included", "treated", "not_treated"} <= set(index):
-        grid.total(index["included"], [index["treated"], index["not_treated"]])
-    reasons = [index[s] for s in index if s.startswith("excluded:")]
-    if reasons and "excluded" in index:
-        if sum(grid.counts[k] for k in reasons) == grid.counts[index["excluded"]]:
-            grid.total(index["excluded"], reasons)
-    for step in [s for s in index if s.startswith("analysed:")]:
-        if "included" in index:
-            rest = grid.cell(
-                ("flow", "not " + step),
-                grid.counts[index["included"]] - grid.counts[index[step]],
-            )
-            grid.total(index["included"], [index[step], rest])
+        step, stage = frame.loc[row, "step"], FlowStage(frame.loc[row, "stage"])
+        key = shared.get(stage, ("flow", step))
+        cell = grid.cell(key, frame.loc[row, "patients"], (name, row, "patients"))
+        if stage in (FlowStage.EXCLUSION_REASON, FlowStage.ASSESSED, FlowStage.ANALYSED):
+            many.setdefault(stage, []).append((step, cell))
+        else:
+            one[stage] = cell
+    main = {FlowStage.ENROLLED, FlowStage.EXCLUDED, FlowStage.INCLUDED}
+    if main <= set(one) and patients is None:
+        grid.total(one[FlowStage.ENROLLED], [one[FlowStage.EXCLUDED], one[FlowStage.INCLUDED]])
+    if {FlowStage.INCLUDED, FlowStage.TREATED, FlowStage.NOT_TREATED} <= set(one):
+        grid.total(one[FlowStage.INCLUDED], [one[FlowStage.TREATED], one[FlowStage.NOT_TREATED]])
+    reasons = [cell for _, cell in many.get(FlowStage.EXCLUSION_REASON, [])]
+    if reasons and FlowStage.EXCLUDED in one:
+        if sum(grid.counts[k] for k in reasons) == grid.counts[one[FlowStage.EXCLUDED]]:
+            grid.total(one[FlowStage.EXCLUDED], reasons)
+    for step, cell in many.get(FlowStage.ANALYSED, []):
+        if FlowStage.INCLUDED in one:
+            included = one[FlowStage.INCLUDED]
+            rest = grid.cell(("flow", "not " + step), grid.counts[included] - grid.counts[cell])
+            grid.total(included, [cell, rest])
 
 
 def _flow(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:

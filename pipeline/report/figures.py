@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.describe.flow import OUTCOME_LABELS, visit_words
 from pipeline.figures import panels as plotting
 from pipeline.figures.style import GREY, OKABE_ITO
+from pipeline.schemas.identity import FlowStage
 
 FULL_WIDTH = 7.0  # inches: the text column of an A4 page with 14 mm margins
 
@@ -236,38 +238,43 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
     Parameters
     ----------
     flow : pandas.DataFrame
-        ``step, label, patients`` (counts may be suppression markers, drawn as written).
+        ``step, label, patients, stage, detail`` (counts may be suppression markers, drawn as
+        written); rows are placed by their typed ``stage``.
 
     Returns
     -------
     matplotlib.figure.Figure
         Boxes of the main steps top to bottom, exclusions to the side.
     """
-    count = dict(zip(flow["step"], flow["patients"], strict=True))
-    label = dict(zip(flow["step"], flow["label"], strict=True))
+    rows = flow.to_dict(orient="records")
+    first = {FlowStage(r["stage"]): r for r in reversed(rows)}
 
-    def n(step: str) -> str:
-        return f"n = {count[step]}"
+    def n(row: dict) -> str:
+        return f"n = {row['patients']}"
 
-    reasons = [s for s in flow["step"] if s.startswith("excluded:")]
-    visits = [s for s in flow["step"] if s.startswith("assessed:")]
-    analysed = [s for s in flow["step"] if s.startswith("analysed:")]
+    def stage(wanted: FlowStage) -> list[dict]:
+        return [r for r in rows if r["stage"] == wanted]
+
+    def boxed(wanted: FlowStage) -> str:
+        return f"{first[wanted]['label']}\n{n(first[wanted])}"
+
+    visits, analysed = stage(FlowStage.ASSESSED), stage(FlowStage.ANALYSED)
     main = [
-        ("enrolled", f"{label['enrolled']}\n{n('enrolled')}"),
-        ("included", f"{label['included']}\n{n('included')}"),
-        ("treated", f"{label['treated']}\n{n('treated')}"),
+        (FlowStage.ENROLLED, boxed(FlowStage.ENROLLED)),
+        (FlowStage.INCLUDED, boxed(FlowStage.INCLUDED)),
+        (FlowStage.TREATED, boxed(FlowStage.TREATED)),
     ]
     if visits:
-        lines = [f"{label[s].removeprefix('Assessed at ')}: {n(s)}" for s in visits]
-        main.append(("assessed", "Assessed (valid assessment)\n" + "\n".join(lines)))
+        lines = [f"{visit_words(int(r['detail']))}: {n(r)}" for r in visits]
+        main.append((FlowStage.ASSESSED, "Assessed (valid assessment)\n" + "\n".join(lines)))
     if analysed:
-        lines = [f"{label[s].removeprefix('Analysed, ')}: {n(s)}" for s in analysed]
-        main.append(("analysed", "Analysed in the primary model\n" + "   ".join(lines)))
+        lines = [f"{OUTCOME_LABELS.get(r['detail'], r['detail'])}: {n(r)}" for r in analysed]
+        main.append((FlowStage.ANALYSED, "Analysed in the primary model\n" + "   ".join(lines)))
     side = {
-        "enrolled": "Excluded (record quarantined)\n"
-        + n("excluded")
-        + "".join(f"\n• {label[s]}: {count[s]}" for s in reasons),
-        "included": f"{label['not_treated']}\n{n('not_treated')}",
+        FlowStage.ENROLLED: "Excluded (record quarantined)\n"
+        + n(first[FlowStage.EXCLUDED])
+        + "".join(f"\n• {r['label']}: {r['patients']}" for r in stage(FlowStage.EXCLUSION_REASON)),
+        FlowStage.INCLUDED: boxed(FlowStage.NOT_TREATED),
     }
     box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
     arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}

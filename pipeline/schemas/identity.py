@@ -1,0 +1,171 @@
+"""Typed identities of analyses, contrasts, families and flow steps: what code matches on.
+
+Every row of an output table says *what it is* in typed fields, and *how to read it* in labels.
+Code selects rows by the typed fields only: the Holm primary family is the slope differences
+(:attr:`ContrastKind.SLOPE`) of the trajectory analyses (:attr:`AnalysisKind.TRAJECTORY`), the
+report's sensitivity section takes :attr:`AnalysisKind.SENSITIVITY` analyses, the flow figure
+takes the :attr:`FlowStage.EXCLUSION_REASON` rows. A label ("deep − superficial: difference in
+slope per week", "Assessed at visit 2") can be reworded without changing any selection.
+
+An analysis name (``trajectory_depth``, ``sensitivity_completers_twitch``) is an identifier
+written in every table; it is built from an :class:`AnalysisId` by :attr:`AnalysisId.name` and
+read back by :func:`identify`, a lookup in the catalogue of every analysis of the plan (never
+by taking the name apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+
+
+class AnalysisKind(StrEnum):
+    """The models of SAP §4."""
+
+    TRAJECTORY = "trajectory"
+    CHANGE = "change"
+    SESSION = "session"
+    JOINT = "joint"
+    SUBGROUP = "subgroup"
+    SENSITIVITY = "sensitivity"
+
+
+class ContrastKind(StrEnum):
+    """What a contrast estimates."""
+
+    SLOPE = "slope_difference"
+    """Difference between two groups in the rate of change per unit of time."""
+    VISIT = "visit_difference"
+    """Difference between two groups at one visit."""
+    COEFFICIENT = "coefficient"
+    """A named combination of coefficients (e.g. the between-within split of twitch)."""
+
+
+class Family(StrEnum):
+    """Multiplicity family of a contrast (SAP §4.6)."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class FlowStage(StrEnum):
+    """Steps of the flow of patients (``flow.csv``)."""
+
+    ENROLLED = "enrolled"
+    EXCLUDED = "excluded"
+    EXCLUSION_REASON = "exclusion_reason"
+    INCLUDED = "included"
+    NOT_TREATED = "not_treated"
+    TREATED = "treated"
+    ASSESSED = "assessed"
+    ANALYSED = "analysed"
+
+
+FACTORS = ("depth", "twitch")
+"""The two questions of the plan: patient-level groupings."""
+POPULATIONS = ("completers", "per_protocol")
+"""Sub-populations of the sensitivity analyses."""
+MODIFIERS = ("chronicity",)
+"""Effect modifiers of the subgroup analyses."""
+MAIN_KINDS = (
+    AnalysisKind.TRAJECTORY,
+    AnalysisKind.CHANGE,
+    AnalysisKind.SESSION,
+    AnalysisKind.JOINT,
+)
+"""Analyses reported in the main text (the others under sensitivity and subgroups)."""
+
+
+@dataclass(frozen=True)
+class AnalysisId:
+    """The identity of one analysis of the plan.
+
+    Attributes
+    ----------
+    kind : AnalysisKind
+        Which model.
+    factor : str or None
+        The grouping it answers (``depth``, ``twitch``); None for the joint model.
+    population : str or None
+        Sub-population of a sensitivity analysis.
+    modifier : str or None
+        Effect modifier of a subgroup analysis.
+    """
+
+    kind: AnalysisKind
+    factor: str | None = None
+    population: str | None = None
+    modifier: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The identifier written in the ``analysis`` column of every table."""
+        parts = {
+            AnalysisKind.SENSITIVITY: (self.kind, self.population, self.factor),
+            AnalysisKind.SUBGROUP: (self.kind, self.modifier, self.factor),
+        }.get(self.kind, (self.kind, self.factor))
+        return "_".join(str(p) for p in parts if p)
+
+    @property
+    def primary(self) -> bool:
+        """Whether the analysis answers a question of the plan in the whole population."""
+        return self.kind is AnalysisKind.TRAJECTORY and self.population is None
+
+
+def plan_identities(
+    factors: Sequence[str] = FACTORS,
+    populations: Sequence[str] = POPULATIONS,
+    modifiers: Sequence[str] = MODIFIERS,
+) -> list[AnalysisId]:
+    """List the identity of every analysis of the plan, in the order they are run.
+
+    Returns
+    -------
+    list of AnalysisId
+        Trajectory and change models per factor, the session-level twitch model, the joint
+        model, the subgroup models per modifier and factor, the sensitivity models per
+        population and factor.
+    """
+    ids = [AnalysisId(AnalysisKind.TRAJECTORY, f) for f in factors]
+    ids += [AnalysisId(AnalysisKind.CHANGE, f) for f in factors]
+    ids += [AnalysisId(AnalysisKind.SESSION, "twitch"), AnalysisId(AnalysisKind.JOINT)]
+    ids += [AnalysisId(AnalysisKind.SUBGROUP, f, modifier=m) for m in modifiers for f in factors]
+    ids += [
+        AnalysisId(AnalysisKind.SENSITIVITY, f, population=p) for p in populations for f in factors
+    ]
+    return ids
+
+
+@cache
+def _catalogue() -> dict[str, AnalysisId]:
+    return {a.name: a for a in plan_identities()}
+
+
+def identify(name: str) -> AnalysisId | None:
+    """Return the identity of an analysis name of the plan, or None for a name outside it.
+
+    Parameters
+    ----------
+    name : str
+        Value of an ``analysis`` column.
+
+    Returns
+    -------
+    AnalysisId or None
+        None for an analysis fitted outside the plan (e.g. from the notebook API under a name
+        of its own).
+    """
+    return _catalogue().get(str(name))
+
+
+def kind_of(name: str) -> AnalysisKind | None:
+    """Return the :class:`AnalysisKind` of an analysis name, or None outside the plan."""
+    found = identify(name)
+    return None if found is None else found.kind
+
+
+def name_of(kind: AnalysisKind, factor: str | None = None) -> str:
+    """Return the name of the analysis of ``kind`` for ``factor`` in the whole population."""
+    return AnalysisId(kind, factor).name

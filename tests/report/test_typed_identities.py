@@ -1,0 +1,92 @@
+"""Labels are for people: rewording every label changes no selection.
+
+The Holm primary family, the effect sizes, the report's headline rows, its forest plots and
+sensitivity tables, and the small-cell protection of the flow are chosen by typed fields
+(``kind``, ``family``, ``question``, ``stage``). These tests reword every label the code
+produces (monkeypatched label constants, then every remaining label replaced by a meaningless
+one) and check that the selections do not move.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import report_tables
+
+from pipeline.analyses import plans as an
+from pipeline.analyses import run as pl
+from pipeline.config.settings import ModelSettings
+from pipeline.privacy.suppression import publish_tables
+from pipeline.schemas.identity import AnalysisKind, ContrastKind, Family, identify, plan_identities
+
+REWORDED = {
+    "SLOPE_LABEL": "{name}: Steigungsunterschied je {unit}{suffix}",
+    "VISIT_LABEL": "{name} @ Termin {visit}{suffix}",
+}
+
+
+def _fit_some(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A primary, a secondary and a sensitivity analysis of NRS, combined (fast settings)."""
+    settings = ModelSettings(df_method="z", random_slope=False)
+    subset, note = an.completers(data)
+    plans = [
+        an.trajectory_plan(data, "nrs", "depth", settings),
+        an.trajectory_plan(data, "nrs", "twitch", settings),
+        an.change_plan(data, "nrs", "depth", settings),
+        an.trajectory_plan(subset, "nrs", "depth", settings, population="completers", notes=[note]),
+    ]
+    return pl.combine(pl.run_analyses(plans, "z", workers=1))
+
+
+@pytest.fixture(scope="module")
+def both_wordings(demo_data) -> tuple[dict, dict]:
+    plain = _fit_some(demo_data)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, text in REWORDED.items():
+            patch.setattr(an, name, text)
+        reworded = _fit_some(demo_data)
+    return plain, reworded
+
+
+def _numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return frame[columns].reset_index(drop=True)
+
+
+def test_rewording_the_contrast_labels_changes_no_family_and_no_effect_size(both_wordings):
+    plain, reworded = both_wordings
+    a, b = plain["contrasts"], reworded["contrasts"]
+    # the labels did change ...
+    assert not a["contrast"].str.contains("Steigung").any()
+    assert b.loc[b["kind"] == ContrastKind.SLOPE, "contrast"].str.contains("Steigung").all()
+    # ... and nothing chosen from them did
+    keys = ["analysis", "outcome", "question", "kind", "visit", "estimate", "family", "p_holm"]
+    pd.testing.assert_frame_equal(_numbers(a, keys), _numbers(b, keys))
+    primary = a[a["family"] == Family.PRIMARY]
+    assert sorted(primary["analysis"]) == ["trajectory_depth", "trajectory_twitch"]
+    assert (primary["kind"] == ContrastKind.SLOPE).all()
+    # the sensitivity analysis is fitted without its likelihood-ratio tests
+    assert "sensitivity_completers_depth" not in set(plain["model_comparison"]["analysis"])
+    sizes = ["analysis", "outcome", "estimate", "effect_size"]
+    pd.testing.assert_frame_equal(
+        _numbers(plain["effect_sizes"], sizes), _numbers(reworded["effect_sizes"], sizes)
+    )
+
+
+def test_the_flow_is_protected_the_same_whatever_its_labels():
+    accounting, _, flow = report_tables.accounting()
+    flow = flow.assign(patients=[241, 3, 3, 238, 2, 236, 236, 173, 230])
+    scrambled = flow.assign(label=[f"step {i}" for i in range(len(flow))])
+    a = publish_tables({"row_accounting": accounting, "flow": flow}, 5)
+    b = publish_tables({"row_accounting": accounting, "flow": scrambled}, 5)
+    assert a["flow"]["patients"].tolist() == b["flow"]["patients"].tolist()
+    assert a["flow"]["patients"].map(lambda v: isinstance(v, str)).any()
+
+
+def test_every_analysis_name_of_the_plan_reads_back_as_its_identity():
+    for identity in plan_identities():
+        assert identify(identity.name) == identity
+    assert identify("my_own_model") is None
+    kinds = {i.kind for i in plan_identities()}
+    assert kinds == set(AnalysisKind)
+    primary = [i.name for i in plan_identities() if i.primary]
+    assert primary == ["trajectory_depth", "trajectory_twitch"]
