@@ -394,6 +394,12 @@ class Study:
     sessions: bool = True
 
     @property
+    def declared(self) -> bool:
+        """Whether the study declares its own design (not NRS, VAS, ODI by depth and twitch)."""
+        default = tuple(o.name for o in self.outcomes) == ("nrs", "vas", "odi")
+        return not (default and self.comparisons == DEFAULT_COMPARISONS and not self.covariates)
+
+    @property
     def design(self) -> str:
         """``trial`` when a comparison is a randomised arm, else ``observational``."""
         return "trial" if any(c.randomised for c in self.comparisons) else "observational"
