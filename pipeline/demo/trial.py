@@ -237,6 +237,8 @@ primary_visit = 1               # 3 months: the headline estimate
 
 [model]
 covariates = ["age", "sex", "diagnosis", "symptom_weeks"]
+random_slope = false            # three visits and no patient-specific slopes in the design:
+                                # the trajectory model has a random intercept per patient
 
 [outputs]  # under data/processed/, which git ignores
 processed = "../../../processed/examples/trial"
