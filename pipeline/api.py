@@ -17,7 +17,10 @@ Any other model of the engine's family is one call away::
     fit = api.fit_formula(trial.data, "rmdq ~ rmdq_baseline + arm + age", "(1 | patient_id)")
     fit.fixed_effects                                # lme4 / lmerTest-equivalent inference
 
-Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`).
+Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`);
+``contrasts`` also carries the typed ``kind`` and ``within`` columns that the published CSV leaves
+out (:mod:`pipeline.schemas.identity`): select slopes with ``kind == "slope_difference"``, not by
+the label.
 """
 
 from __future__ import annotations

@@ -26,18 +26,19 @@ from pipeline.analyses.run import (
 )
 from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
-from pipeline.derive.dataset import outcome_column
 from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
-from pipeline.report import pdf
+from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
+from pipeline.schemas.analysis import check_analysis
+from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
-from pipeline.schemas.outputs import for_publication
+from pipeline.schemas.outputs import check_output, for_publication
 from pipeline.schemas.raw import TABLES
 from pipeline.validate import quality
 from pipeline.validate.study import Validation, validate_study
@@ -136,6 +137,7 @@ def run(
         validation.valid("assessments"),
         config,
     )
+    check_analysis(data, [outcome_column(o.name) for o in config.study.outcomes])
     key = pseudonyms.load_key(config.privacy)
     written.append(
         outputs.write_parquet(
@@ -291,7 +293,8 @@ def render_report(
     raw : dict of str to RawTable
         The raw tables (provenance).
     tables : dict of str to pandas.DataFrame
-        Every tidy table to publish, before suppression.
+        Every tidy table to publish, before suppression; each is checked against its contract
+        (:mod:`pipeline.schemas.outputs`).
     results : sequence of AnalysisResult
         The fitted analyses (residuals and formulas for the report).
     analysis : pandas.DataFrame
@@ -307,6 +310,8 @@ def render_report(
         What :func:`write_report` writes; nothing is written here, so a failure leaves the
         previous report in place.
     """
+    for name, frame in tables.items():
+        check_output(name, frame)
     published = privacy.publish_tables(tables, config.privacy.small_cell_threshold)
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
@@ -318,10 +323,8 @@ def render_report(
     }
     content = build_content(
         config,
-        raw,
         published,
-        project_root=project_root,
-        key_source=key_source,
+        provenance.collect(config, raw, project_root, key_source),
         analysis=analysis,
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},

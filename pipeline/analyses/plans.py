@@ -37,7 +37,6 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config.settings import ModelSettings
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS, outcome_column
 from pipeline.lmm.fit import (
     DEFAULT_ROUTES,
     FAST_ROUTES,
@@ -47,8 +46,6 @@ from pipeline.lmm.fit import (
     fit_lmm,
 )
 from pipeline.lmm.marginal import (
-    CONTRAST_COLUMNS,
-    EMMEANS_COLUMNS,
     contrast_rows,
     emmeans,
     group_differences,
@@ -56,83 +53,22 @@ from pipeline.lmm.marginal import (
     pooled_sd,
     slope_difference,
 )
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
+from pipeline.schemas.outputs import (
+    COMPARISON_COLUMNS,
+    CONTRAST_TABLE_COLUMNS,
+    DIAGNOSTIC_COLUMNS,
+    EFFECT_SIZE_COLUMNS,
+    EMMEANS_TABLE_COLUMNS,
+    FIXED_EFFECT_TABLE_COLUMNS,
+    VARIANCE_COLUMNS,
+)
 
-GROUP = "patient_id"
+GROUP = PATIENT_ID
 TIME_COLUMNS = {"weeks": "weeks", "sessions": "sessions_completed"}
 TIME_UNITS = {"weeks": "week", "sessions": "session"}
 TEXT_CATEGORICALS = ("sex", "site")
-FIXED_EFFECT_COLUMNS = [
-    "analysis",
-    "outcome",
-    "term",
-    "estimate",
-    "std_err",
-    "df",
-    "ci_low",
-    "ci_high",
-    "p_value",
-]
-CONTRAST_TABLE_COLUMNS = [
-    "analysis",
-    "outcome",
-    "question",
-    "kind",
-    "within",
-    *CONTRAST_COLUMNS[1:],
-]
-"""Columns of ``contrasts``; ``kind`` (:class:`~pipeline.schemas.identity.ContrastKind`) and
-``within`` (the level of the effect modifier a subgroup contrast is estimated in) are typed
-fields kept in memory, not published (:data:`pipeline.schemas.outputs.UNPUBLISHED`)."""
-VARIANCE_COLUMNS = [
-    "analysis",
-    "outcome",
-    "group",
-    "term",
-    "variance",
-    "std_dev",
-    "correlation",
-]
-EFFECT_SIZE_COLUMNS = [
-    "analysis",
-    "outcome",
-    "contrast",
-    "estimate",
-    "standardiser",
-    "sd",
-    "effect_size",
-    "ci_low",
-    "ci_high",
-]
-COMPARISON_COLUMNS = [
-    "analysis",
-    "outcome",
-    "test",
-    "df",
-    "chisq",
-    "p_value",
-    "loglik_reduced",
-    "loglik_full",
-]
-DIAGNOSTIC_COLUMNS = [
-    "analysis",
-    "outcome",
-    "status",
-    "message",
-    "n_obs",
-    "n_patients",
-    "random_effects",
-    "converged",
-    "optimizer",
-    "boundary",
-    "fallback",
-    "warnings",
-    "residual_sd",
-    "residual_skewness",
-    "residual_excess_kurtosis",
-    "residual_share_beyond_3sd",
-    "fit_seconds",
-]
 SLOPE_LABEL = "{name}: difference in slope per {unit}{suffix}"
 """Label of a difference in slope (for readers; code matches the ``kind`` column)."""
 VISIT_LABEL = "{name}, visit {visit}{suffix}"
@@ -828,7 +764,8 @@ def _residual_checks(fit: LmmFit) -> dict[str, float]:
 
 def not_estimable(plan: ModelPlan, message: str, seconds: float = 0.0) -> AnalysisResult:
     """Return the result of a plan the data cannot support: a diagnostics row saying why."""
-    row = {c: pd.NA for c in DIAGNOSTIC_COLUMNS}
+    row: dict[str, Any] = {c: np.nan for c in DIAGNOSTIC_COLUMNS}
+    row.update(random_effects=None, optimizer=None, fallback=None, warnings=None)
     row.update(
         analysis=plan.analysis,
         outcome=plan.outcome,
@@ -839,9 +776,9 @@ def not_estimable(plan: ModelPlan, message: str, seconds: float = 0.0) -> Analys
         fit_seconds=seconds,
     )
     tables = {
-        "fixed_effects": _empty(FIXED_EFFECT_COLUMNS),
+        "fixed_effects": _empty(FIXED_EFFECT_TABLE_COLUMNS),
         "variance_components": _empty(VARIANCE_COLUMNS),
-        "emmeans": _empty(["analysis", "outcome", *EMMEANS_COLUMNS]),
+        "emmeans": _empty(EMMEANS_TABLE_COLUMNS),
         "contrasts": _empty(CONTRAST_TABLE_COLUMNS),
         "effect_sizes": _empty(EFFECT_SIZE_COLUMNS),
         "model_comparison": _empty(COMPARISON_COLUMNS),
@@ -925,12 +862,12 @@ def fit_plan(
         "fit_seconds": clock.perf_counter() - started,
     }
     tables = {
-        "fixed_effects": _labelled(plan, fit.fixed_effects, FIXED_EFFECT_COLUMNS),
+        "fixed_effects": _labelled(plan, fit.fixed_effects, FIXED_EFFECT_TABLE_COLUMNS),
         "variance_components": _labelled(plan, variance, VARIANCE_COLUMNS),
         "emmeans": (
-            _labelled(plan, means, ["analysis", "outcome", *EMMEANS_COLUMNS])
+            _labelled(plan, means, EMMEANS_TABLE_COLUMNS)
             if means is not None
-            else _empty(["analysis", "outcome", *EMMEANS_COLUMNS])
+            else _empty(EMMEANS_TABLE_COLUMNS)
         ),
         "contrasts": _labelled(plan, contrasts, CONTRAST_TABLE_COLUMNS),
         "effect_sizes": _labelled(plan, _effect_sizes(plan, contrasts), EFFECT_SIZE_COLUMNS),

@@ -48,8 +48,8 @@ from pipeline.analyses.plans import (
     trajectory_plan,
 )
 from pipeline.config.settings import Comparison, ModelSettings, Study
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.lmm.marginal import holm
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
 
 

@@ -22,9 +22,11 @@ from pipeline.config.instruments import (
     SCORINGS,
 )
 from pipeline.errors import ConfigError
+from pipeline.schemas.columns import INSTRUMENTS as INSTRUMENT_TABLE
+from pipeline.schemas.columns import PATIENT_ID
 
 DEFAULT_CONFIG = Path("analysis.toml")
-INSTRUMENTS = ("nrs", "vas", "odi")
+INSTRUMENTS = tuple(INSTRUMENT_TABLE)
 TIME_AXES = ("weeks", "sessions")
 DF_METHODS = ("satterthwaite", "z")
 SITE_EFFECTS = ("auto", "random", "fixed", "none")
@@ -722,7 +724,7 @@ def _time_points(
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise _fail(path, f"{name}.points.{label}", f"must be a whole number, got {number!r}")
     number_column = "visit" if table == "assessments" else "session_number"
-    allowed = tuple(c for c in column_names(table) if c not in ("patient_id", number_column))
+    allowed = tuple(c for c in column_names(table) if c not in (PATIENT_ID, number_column))
     allowed += extra
     columns = _text_map(section.get("columns", {}), path, f"{name}.columns", keys=allowed)
     weeks = section.get("weeks", {})

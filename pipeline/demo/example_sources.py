@@ -46,6 +46,7 @@ import pandas as pd
 
 from pipeline import outputs
 from pipeline.demo.simulate import TABLE_COLUMNS, simulate_study
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
 
 EXAMPLE_PATIENTS = 15
@@ -116,11 +117,11 @@ def _dates(frame: pd.DataFrame, columns: Sequence[str], fmt: str) -> pd.DataFram
 
 
 def _by_site(study: dict, site: str) -> dict:
-    ids = study["patients"].loc[study["patients"]["site"] == site, "patient_id"]
+    ids = study["patients"].loc[study["patients"]["site"] == site, PATIENT_ID]
     return {
         "patients": study["patients"][study["patients"]["site"] == site].drop(columns="site"),
-        "sessions": study["sessions"][study["sessions"]["patient_id"].isin(ids)],
-        "assessments": study["assessments"][study["assessments"]["patient_id"].isin(ids)],
+        "sessions": study["sessions"][study["sessions"][PATIENT_ID].isin(ids)],
+        "assessments": study["assessments"][study["assessments"][PATIENT_ID].isin(ids)],
     }
 
 
@@ -140,7 +141,7 @@ def canonical_files(study: dict) -> dict[str, bytes]:
 
 
 RIVERSIDE_COLUMNS = {
-    "patient_id": "Patienten-Nr.",
+    PATIENT_ID: "Patienten-Nr.",
     "enrolment_date": "Aufnahmedatum",
     "age": "Alter",
     "sex": "Geschlecht",
@@ -225,7 +226,7 @@ def clinics_files(study: dict) -> dict[str, bytes]:
         for column, codes in RIVERSIDE_CODES.items():
             if column in frame:
                 frame[column] = frame[column].map(lambda v, c=codes: c.get(v, v))
-        frame["patient_id"] = frame["patient_id"].str.replace(r"^P(\d)", r"p-\1", regex=True)
+        frame[PATIENT_ID] = frame[PATIENT_ID].str.replace(r"^P(\d)", r"p-\1", regex=True)
         numbers = [c for c in ("symptom_weeks", "retention_min", "vas_mm", "odi") if c in frame]
         frame = _decimal_comma(frame, numbers)
         dates = [c for c in ("enrolment_date", "session_date", "assessment_date") if c in frame]
@@ -276,7 +277,7 @@ def clinics_files(study: dict) -> dict[str, bytes]:
 # visit sheet (CSV and Excel)
 # ------------------------------------------------------------------------------------------
 SHEET_COLUMNS = {
-    "patient_id": "Patient",
+    PATIENT_ID: "Patient",
     "site": "Clinic",
     "enrolment_date": "Enrolled",
     "age": "Age",
@@ -309,11 +310,11 @@ def visit_rows(study: dict) -> pd.DataFrame:
     """One row per patient and date: the session and/or assessment of that day, as text."""
     sessions = study["sessions"].rename(columns={"session_date": "visit_date"})
     assessments = study["assessments"].rename(columns={"assessment_date": "visit_date"})
-    visits = sessions.merge(assessments, on=["patient_id", "visit_date"], how="outer")
+    visits = sessions.merge(assessments, on=[PATIENT_ID, "visit_date"], how="outer")
     visits = visits.fillna("")
     patients = study["patients"].drop(columns="arm")
-    rows = patients.merge(visits, on="patient_id", how="right")
-    rows = rows.sort_values(["patient_id", "visit_date"], kind="stable").reset_index(drop=True)
+    rows = patients.merge(visits, on=PATIENT_ID, how="right")
+    rows = rows.sort_values([PATIENT_ID, "visit_date"], kind="stable").reset_index(drop=True)
     return rows.fillna("")
 
 
@@ -325,8 +326,8 @@ def _sheet_text(study: dict) -> pd.DataFrame:
     rows["visit"] = rows["visit"].map(lambda v: VISIT_NAMES.get(v, ""))
     rows["vas_mm"] = [f"{float(v) / 10:g}" if v else "" for v in rows["vas_mm"]]
     rows["odi"] = [f"{float(v) / 2:g}" if v else "" for v in rows["odi"]]
-    first = ~rows["patient_id"].duplicated()
-    odd = rows["patient_id"].str[-1].isin(list("13579"))
+    first = ~rows[PATIENT_ID].duplicated()
+    odd = rows[PATIENT_ID].str[-1].isin(list("13579"))
     details = ["enrolment_date", "age", "sex", "symptom_weeks", *FLAGS]
     rows.loc[~first & odd, details] = ""
     return rows[[c for c in SHEET_COLUMNS if c in rows]]
@@ -387,7 +388,7 @@ def excel_files(study: dict) -> dict[str, bytes]:
         for column, value in record.items():
             if value == "":
                 cells.append(None)
-            elif column == "patient_id" and k % 4 == 1:
+            elif column == PATIENT_ID and k % 4 == 1:
                 cells.append("p " + value[1:])
             elif column in ("enrolment_date", "visit_date"):
                 day = dt.date.fromisoformat(value)
@@ -453,23 +454,23 @@ WIDE_ASSESSMENT = {
     **{f"odi_q{k}": f"odi{k}_{{t}}" for k in range(1, 11)},
 }
 WIDE_SESSION = {
-    c: f"s{{t}}_{c}" for c in TABLE_COLUMNS["sessions"] if c not in ("patient_id", "session_number")
+    c: f"s{{t}}_{c}" for c in TABLE_COLUMNS["sessions"] if c not in (PATIENT_ID, "session_number")
 }
 
 
 def wide_files(study: dict) -> dict[str, bytes]:
     """One row per patient with column groups per time point and per session."""
-    wide = study["patients"].set_index("patient_id")
+    wide = study["patients"].set_index(PATIENT_ID)
     assessments = study["assessments"].assign(point=lambda f: f["visit"].map(POINTS))
     for point in POINTS.values():
-        mine = assessments[assessments["point"] == point].set_index("patient_id")
+        mine = assessments[assessments["point"] == point].set_index(PATIENT_ID)
         for canonical, pattern in WIDE_ASSESSMENT.items():
             wide[pattern.replace("{t}", point)] = mine[canonical].reindex(wide.index)
     wide["odi_version"] = "2.1a"
     sessions = study["sessions"]
     numbers = sorted(sessions["session_number"].astype(int).unique())
     for number in numbers:
-        mine = sessions[sessions["session_number"] == str(number)].set_index("patient_id")
+        mine = sessions[sessions["session_number"] == str(number)].set_index(PATIENT_ID)
         for canonical, pattern in WIDE_SESSION.items():
             wide[pattern.replace("{t}", str(number))] = mine[canonical].reindex(wide.index)
     wide = wide.reset_index().fillna("")
@@ -598,11 +599,11 @@ def redcap_export(study: dict) -> pd.DataFrame:
         else:
             columns.append(name)
     columns += ["demographics_complete", "needling_session_complete", "outcomes_complete"]
-    deep = set(study["sessions"].loc[study["sessions"]["depth"] == "deep", "patient_id"])
+    deep = set(study["sessions"].loc[study["sessions"]["depth"] == "deep", PATIENT_ID])
     rows = []
-    assessments = study["assessments"].set_index(["patient_id", "visit"])
+    assessments = study["assessments"].set_index([PATIENT_ID, "visit"])
     for patient in study["patients"].to_dict("records"):
-        pid = patient["patient_id"]
+        pid = patient[PATIENT_ID]
         arm = "arm_1" if pid in deep else "arm_2"
         dag = patient["site"].lower()
         base = {"record_id": pid, "redcap_data_access_group": dag}
@@ -631,7 +632,7 @@ def redcap_export(study: dict) -> pd.DataFrame:
                 row["outcomes_complete"] = "2"
             if visit == "0" or key in assessments.index:
                 rows.append(row)
-        for session in study["sessions"][study["sessions"]["patient_id"] == pid].to_dict("records"):
+        for session in study["sessions"][study["sessions"][PATIENT_ID] == pid].to_dict("records"):
             chosen = {c.strip() for c in session["co_intervention"].split(";") if c.strip()}
             rows.append(
                 {
@@ -661,7 +662,7 @@ def redcap_export(study: dict) -> pd.DataFrame:
 
 def redcap_files(study: dict) -> dict[str, bytes]:
     """Return the raw export, its data dictionary and the configuration mapping them."""
-    columns = {"patient_id": "record_id", "site": "redcap_data_access_group"}
+    columns = {PATIENT_ID: "record_id", "site": "redcap_data_access_group"}
     columns |= {flag: f"contra___{code}" for code, flag in CONTRA_CHOICES.items()}
     columns["co_intervention"] = "cointerv"
     config = (

@@ -114,6 +114,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS as CONTRAINDICATION_FLAGS
 from pipeline.schemas.raw import ODI_ITEMS, column_names
 
@@ -287,7 +288,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "table",
     "fault",
     "description",
-    "patient_id",
+    PATIENT_ID,
     "visit",
     "session_number",
     "row",
@@ -476,7 +477,7 @@ def _simulate_patients(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, 
     site = np.asarray(site_levels, dtype=object)[site_idx]
 
     columns: dict[str, pd.Series | np.ndarray] = {
-        "patient_id": _str_col(ids),
+        PATIENT_ID: _str_col(ids),
         "site": _str_col(site),
         "enrolment_date": _str_col(_iso(enrol_day)),
         "age": age,
@@ -565,10 +566,10 @@ def _simulate_sessions(
         dtype=object,
     )
 
-    ids = patients["patient_id"].to_numpy(dtype=object)
+    ids = patients[PATIENT_ID].to_numpy(dtype=object)
     sessions = pd.DataFrame(
         {
-            "patient_id": _str_col(ids[owner]),
+            PATIENT_ID: _str_col(ids[owner]),
             "session_number": session_number.astype(np.int64),
             "session_date": _str_col(_iso(day)),
             "therapist": _str_col(therapist),
@@ -675,9 +676,9 @@ def _simulate_assessments(
 
     rows_i, rows_j = np.nonzero(observed)  # row-major: patient, then visit
     total_only = np.isin(latent["site"][rows_i], odi_par["total_only_sites"])
-    ids = patients["patient_id"].to_numpy(dtype=object)
+    ids = patients[PATIENT_ID].to_numpy(dtype=object)
     columns: dict[str, pd.Series | np.ndarray] = {
-        "patient_id": _str_col(ids[rows_i]),
+        PATIENT_ID: _str_col(ids[rows_i]),
         "visit": visits[rows_j].astype(np.int64),
         "assessment_date": _str_col(_iso(day[rows_i, rows_j])),
         "nrs": nrs[rows_i, rows_j],
@@ -785,7 +786,7 @@ def add_bad_rows(
     sessions = tables["sessions"]
     assessments = tables["assessments"]
 
-    ids = patients["patient_id"].astype(str).tolist()
+    ids = patients[PATIENT_ID].astype(str).tolist()
     enrol = dict(zip(ids, patients["enrolment_date"].astype(str), strict=True))
     site = dict(zip(ids, patients["site"].astype(str), strict=True))
     start = np.datetime64(TRUE_EFFECTS["design"]["enrolment_start"], "D")
@@ -794,10 +795,10 @@ def add_bad_rows(
         return str(start + np.timedelta64(int(days), "D"))
 
     # (patient, visit) pairs absent from the data, in a seeded random order.
-    present = set(zip(assessments["patient_id"].astype(str), assessments["visit"], strict=True))
+    present = set(zip(assessments[PATIENT_ID].astype(str), assessments["visit"], strict=True))
     with_baseline = [
         p
-        for p in assessments.loc[assessments["visit"] == 0, "patient_id"].astype(str).unique()
+        for p in assessments.loc[assessments["visit"] == 0, PATIENT_ID].astype(str).unique()
         if p in enrol
     ]
     if not with_baseline:
@@ -819,7 +820,7 @@ def add_bad_rows(
         return pool[int(rng.integers(len(pool)))], extra_visit - 1
 
     def template_row(p: str) -> dict:
-        mine = assessments.loc[(assessments["patient_id"] == p) & (assessments["visit"] == 0)]
+        mine = assessments.loc[(assessments[PATIENT_ID] == p) & (assessments["visit"] == 0)]
         return mine.iloc[0].to_dict()
 
     def new_assessment(p: str, v: int) -> dict:
@@ -881,10 +882,10 @@ def add_bad_rows(
 
     # --- sessions ----------------------------------------------------------------------
     def last_session(p: str) -> dict:
-        own = sessions.loc[sessions["patient_id"] == p]
+        own = sessions.loc[sessions[PATIENT_ID] == p]
         return own.iloc[int(np.argmax(own["session_number"].to_numpy()))].to_dict()
 
-    known = [p for p in sessions["patient_id"].astype(str).unique() if p in enrol]
+    known = [p for p in sessions[PATIENT_ID].astype(str).unique() if p in enrol]
     if not known:
         raise ValueError("the sessions table has no session of a known patient.")
     chosen = rng.choice(len(known), size=min(2, len(known)), replace=False)
@@ -900,7 +901,7 @@ def add_bad_rows(
     if orphan in enrol:
         orphan = "P" + "9" * (len(ids[-1]) + 1)
     row = sessions.iloc[int(rng.integers(len(sessions)))].to_dict()
-    row["patient_id"] = orphan
+    row[PATIENT_ID] = orphan
     row["session_number"] = 1
     bad["sessions"].append((row, "orphan_session", f"session of unknown patient {orphan}", -1))
 
@@ -918,7 +919,7 @@ def add_bad_rows(
     new_id = f"P{max(numbers, default=0) + 1:0{width}d}"
     while new_id in enrol or new_id == orphan:
         new_id = f"P{int(new_id[1:]) + 1:0{width}d}"
-    row["patient_id"] = new_id
+    row[PATIENT_ID] = new_id
     row["site"] = np.nan
     bad["patients"].append((row, "missing_site", "patient row with an empty site", -1))
 
@@ -952,7 +953,7 @@ def add_bad_rows(
                     "table": name,
                     "fault": fault,
                     "description": description,
-                    "patient_id": str(row["patient_id"]),
+                    PATIENT_ID: str(row[PATIENT_ID]),
                     "visit": row.get("visit", pd.NA) if name == "assessments" else pd.NA,
                     "session_number": row.get("session_number", pd.NA)
                     if name == "sessions"
@@ -968,7 +969,7 @@ def add_bad_rows(
             "table": "str",
             "fault": "str",
             "description": "str",
-            "patient_id": "str",
+            PATIENT_ID: "str",
             "visit": "Int64",
             "session_number": "Int64",
             "row": "int64",

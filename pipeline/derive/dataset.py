@@ -37,13 +37,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import Comparison, Config, Mcid, Outcome, Study, Thresholds
+from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
-
-# Instrument (configuration name) -> column holding its score in the analysis data set.
-INSTRUMENT_COLUMNS = {"nrs": "nrs", "vas": "vas_mm", "odi": "odi"}
-DEPTH_LEVELS = ["superficial", "deep"]
-TWITCH_LEVELS = ["no twitch", "twitch"]
-CHRONICITY_LEVELS = ["acute", "subacute", "chronic"]
 
 
 def score_odi(assessments: pd.DataFrame, max_missing: int = 1) -> pd.DataFrame:
@@ -130,12 +126,12 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
     per = pd.DataFrame(
         {
-            "patient_id": sessions["patient_id"],
+            PATIENT_ID: sessions[PATIENT_ID],
             "deep": (sessions["depth"] == "deep").astype("float64"),
             "twitch": twitch.astype("Float64"),
             "event": event.astype("int64"),
         }
-    ).groupby("patient_id", sort=True)
+    ).groupby(PATIENT_ID, sort=True)
     out = pd.DataFrame(
         {
             "n_sessions": per.size(),
@@ -188,7 +184,7 @@ def sessions_before(
         [
             pd.DataFrame(
                 {
-                    "patient_id": sessions["patient_id"].to_numpy(),
+                    PATIENT_ID: sessions[PATIENT_ID].to_numpy(),
                     "date": sessions["session_date"].to_numpy(),
                     "order": 1,
                     "weight": weight,
@@ -197,7 +193,7 @@ def sessions_before(
             ),
             pd.DataFrame(
                 {
-                    "patient_id": assessments["patient_id"].to_numpy(),
+                    PATIENT_ID: assessments[PATIENT_ID].to_numpy(),
                     "date": assessments["assessment_date"].to_numpy(),
                     "order": 0,
                     "weight": 0,
@@ -206,20 +202,12 @@ def sessions_before(
             ),
         ],
         ignore_index=True,
-    ).sort_values(["patient_id", "date", "order"], kind="stable")
-    done = events["weight"].groupby(events["patient_id"]).cumsum()
+    ).sort_values([PATIENT_ID, "date", "order"], kind="stable")
+    done = events["weight"].groupby(events[PATIENT_ID]).cumsum()
     at = events["row"] >= 0
     counts = np.zeros(len(assessments), dtype="int64")
     counts[events.loc[at, "row"].to_numpy()] = done[at].to_numpy()
     return pd.Series(counts, index=assessments.index)
-
-
-def outcome_column(name: str) -> str:
-    """Column of the outcome ``name`` in the analysis data set (``vas`` -> ``vas_mm``).
-
-    The built-in instruments keep their canonical column; every other outcome is its name.
-    """
-    return INSTRUMENT_COLUMNS.get(name, name)
 
 
 def add_change_and_responders(
@@ -286,10 +274,10 @@ def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
     """
     baseline = (
         assessments.loc[assessments["visit"] == 0]
-        .groupby("patient_id", sort=True)["assessment_date"]
+        .groupby(PATIENT_ID, sort=True)["assessment_date"]
         .min()
     )
-    first_session = sessions.groupby("patient_id", sort=True)["session_date"].min()
+    first_session = sessions.groupby(PATIENT_ID, sort=True)["session_date"].min()
     return baseline.combine_first(first_session).rename("time_zero")
 
 
@@ -424,5 +412,7 @@ def analysis_dataset(
     exposure = patient_exposure(sessions, th) if len(sessions) else _empty_exposure()
     out = out.merge(exposure, on="patient_id", how="left", validate="many_to_one")
     out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
+    # no session, no adverse event after one (a study without a session log has none)
+    out["n_adverse_events"] = out["n_adverse_events"].fillna(0).astype("int64")
     out = out.drop(columns="assessment_date")
-    return out.sort_values(["patient_id", "visit"], kind="stable").reset_index(drop=True)
+    return out.sort_values([PATIENT_ID, "visit"], kind="stable").reset_index(drop=True)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.ingest.raw_tables import SOURCE_ROW
+from pipeline.schemas.columns import INSTRUMENTS, PATIENT_ID
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, FlowStage
+from pipeline.schemas.outputs import FLOW_COLUMNS
 from pipeline.validate.study import Validation, rule_text
 
-COLUMNS = ["step", "label", "patients", "stage", "detail"]
+COLUMNS = FLOW_COLUMNS
 PRIMARY_ANALYSIS = AnalysisId(AnalysisKind.TRAJECTORY, "depth").name
-OUTCOME_LABELS = {"nrs": "NRS", "vas": "VAS", "odi": "ODI"}
+OUTCOME_LABELS = {name: i.abbreviation for name, i in INSTRUMENTS.items()}
 
 
 def visit_words(visit: int) -> str:
@@ -96,7 +98,7 @@ def flow_counts(
                 rule,
             )
         )
-    treated = valid["patient_id"].isin(sessions["patient_id"])
+    treated = valid[PATIENT_ID].isin(sessions[PATIENT_ID])
     rows.append(("included", "Valid patient records", len(valid), FlowStage.INCLUDED, None))
     if has_sessions:
         rows += [
@@ -115,7 +117,7 @@ def flow_counts(
                 None,
             ),
         ]
-    by_visit = assessments.groupby("visit", sort=True)["patient_id"].nunique()
+    by_visit = assessments.groupby("visit", sort=True)[PATIENT_ID].nunique()
     for visit, count in by_visit.items():
         rows.append(
             (

@@ -21,27 +21,14 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS, outcome_column
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
+from pipeline.schemas.outputs import RESPONDER_COLUMNS
 
 PROPORTION_METHOD = "observed proportion"
 RD_METHOD = "risk difference (Wald CI)"
 OR_METHOD = "logistic regression (Wald CI)"
 
-COLUMNS = [
-    "outcome",
-    "group",
-    "quantity",
-    "level",
-    "reference",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "n",
-    "responders",
-    "method",
-    "note",
-]
+COLUMNS = RESPONDER_COLUMNS
 
 
 def last_responder_status(data: pd.DataFrame, instrument_column: str, group: str) -> pd.DataFrame:
@@ -71,14 +58,14 @@ def last_responder_status(data: pd.DataFrame, instrument_column: str, group: str
     keep = (data["visit"] > 0).fillna(False) & status.notna()
     rows = pd.DataFrame(
         {
-            "patient_id": data.loc[keep, "patient_id"],
+            PATIENT_ID: data.loc[keep, PATIENT_ID],
             "visit": data.loc[keep, "visit"],
             "responder": status[keep].astype(bool),
             group: _as_categorical(data[group])[keep.to_numpy()],
         }
     )
-    rows = rows.sort_values(["patient_id", "visit"], kind="stable")
-    last = rows.groupby("patient_id", sort=True).tail(1)
+    rows = rows.sort_values([PATIENT_ID, "visit"], kind="stable")
+    last = rows.groupby(PATIENT_ID, sort=True).tail(1)
     return last.reset_index(drop=True)
 
 

@@ -9,10 +9,10 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config.settings import Study
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS, outcome_column
 from pipeline.describe.flow import flow_counts
 from pipeline.describe.table_one import patient_characteristics, table_one
 from pipeline.ingest.raw_tables import SOURCE_ROW
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.validate.study import Validation, rule_text
 
 # Seed of the individual-trajectory sample (any fixed number gives a reproducible sample).
@@ -122,17 +122,17 @@ def trajectory_sample(
         ``patient, group, weeks, outcome, value``, long format, by patient and time.
     """
     rng = np.random.default_rng(seed)
-    people = data.dropna(subset=[factor]).drop_duplicates("patient_id")
-    people = people.sort_values("patient_id")
+    people = data.dropna(subset=[factor]).drop_duplicates(PATIENT_ID)
+    people = people.sort_values(PATIENT_ID)
     frames = []
     number = 0
     levels = people[factor].astype("category").cat.remove_unused_categories().cat.categories
     for level in levels:
-        ids = people.loc[people[factor] == level, "patient_id"].to_numpy()
+        ids = people.loc[people[factor] == level, PATIENT_ID].to_numpy()
         chosen = np.sort(rng.choice(ids, size=min(per_group, len(ids)), replace=False))
         for patient_id in chosen:
             number += 1
-            rows = data[data["patient_id"] == patient_id]
+            rows = data[data[PATIENT_ID] == patient_id]
             for outcome, column in outcomes.items():
                 part = rows[["weeks", column]].dropna()
                 frames.append(

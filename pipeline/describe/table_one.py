@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
-from pipeline.derive.dataset import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS, SEXES
 
 FACTOR_LEVELS = {"depth": DEPTH_LEVELS, "twitch": TWITCH_LEVELS}
@@ -45,19 +47,43 @@ COLUMNS = [
     "median",
     "q1",
     "q3",
+    "summary",
 ]
+"""Columns of ``table_one``; ``summary`` (:class:`Summary`) is typed and kept in memory only
+(:data:`pipeline.schemas.outputs.UNPUBLISHED`): the report formats a row by it, not by the
+``statistic`` label."""
 STD_DIFF_COLUMNS = ["factor", "variable", "label", "std_diff", "method"]
+
+
+class Summary(StrEnum):
+    """How a characteristic is summarised (typed; ``statistic`` is its label)."""
+
+    MEAN_SD = "mean_sd"
+    MEDIAN_IQR = "median_iqr"
+    COUNT = "count"
+
+
+STATISTIC_LABELS = {
+    Summary.MEAN_SD: "mean (SD)",
+    Summary.MEDIAN_IQR: "median (IQR)",
+    Summary.COUNT: "n (%)",
+}
 
 
 @dataclass(frozen=True)
 class Variable:
-    """One characteristic: column, label, kind and, for categories, their order."""
+    """One characteristic: column, label, kind, summary and, for categories, their order."""
 
     column: str
     label: str
     kind: str  # continuous | categorical | binary
-    statistic: str = ""
+    summary: Summary = Summary.COUNT
     categories: tuple[str, ...] = ()
+
+    @property
+    def statistic(self) -> str:
+        """How the summary is labelled for readers."""
+        return STATISTIC_LABELS[self.summary]
 
 
 def variables(patients: pd.DataFrame, extra: Sequence[tuple[str, str]] = ()) -> list[Variable]:
@@ -68,30 +94,30 @@ def variables(patients: pd.DataFrame, extra: Sequence[tuple[str, str]] = ()) -> 
     by mean and SD).
     """
     out = [
-        Variable("age", "Age, years", "continuous", "mean (SD)"),
-        Variable("sex", "Sex", "categorical", "n (%)", SEXES),
+        Variable("age", "Age, years", "continuous", Summary.MEAN_SD),
+        Variable("sex", "Sex", "categorical", Summary.COUNT, SEXES),
         Variable(
-            "chronicity", "Symptom duration", "categorical", "n (%)", tuple(CHRONICITY_LEVELS)
+            "chronicity", "Symptom duration", "categorical", Summary.COUNT, tuple(CHRONICITY_LEVELS)
         ),
-        Variable("symptom_weeks", "Symptom duration, weeks", "continuous", "median (IQR)"),
+        Variable("symptom_weeks", "Symptom duration, weeks", "continuous", Summary.MEDIAN_IQR),
         Variable(
             "site",
             "Clinic",
             "categorical",
-            "n (%)",
+            Summary.COUNT,
             tuple(sorted(patients["site"].dropna().astype(str).unique())),
         ),
-        Variable("nrs_baseline", "Baseline NRS pain (0–10)", "continuous", "mean (SD)"),
-        Variable("vas_mm_baseline", "Baseline VAS pain, mm", "continuous", "mean (SD)"),
-        Variable("odi_baseline", "Baseline ODI, %", "continuous", "mean (SD)"),
-        Variable("contraindicated", "Any contraindication or caution", "binary", "n (%)"),
+        Variable("nrs_baseline", "Baseline NRS pain (0–10)", "continuous", Summary.MEAN_SD),
+        Variable("vas_mm_baseline", "Baseline VAS pain, mm", "continuous", Summary.MEAN_SD),
+        Variable("odi_baseline", "Baseline ODI, %", "continuous", Summary.MEAN_SD),
+        Variable("contraindicated", "Any contraindication or caution", "binary", Summary.COUNT),
     ]
     out += [
-        Variable(flag, f"  {flag.replace('_', ' ').capitalize()}", "binary", "n (%)")
+        Variable(flag, f"  {flag.replace('_', ' ').capitalize()}", "binary", Summary.COUNT)
         for flag in CONTRAINDICATIONS
         if flag in patients
     ]
-    out.append(Variable("protocol_deviation", "Protocol deviation", "binary", "n (%)"))
+    out.append(Variable("protocol_deviation", "Protocol deviation", "binary", Summary.COUNT))
     out = [v for v in out if v.column in patients]
     known = {v.column for v in out}
     for column, label in extra:
@@ -106,9 +132,9 @@ def variables(patients: pd.DataFrame, extra: Sequence[tuple[str, str]] = ()) -> 
                 if isinstance(values.dtype, pd.CategoricalDtype)
                 else tuple(sorted(values.dropna().astype(str).unique()))
             )
-            out.append(Variable(column, label, "categorical", "n (%)", categories))
+            out.append(Variable(column, label, "categorical", Summary.COUNT, categories))
         else:
-            out.append(Variable(column, label, "continuous", "mean (SD)"))
+            out.append(Variable(column, label, "continuous", Summary.MEAN_SD))
     return out
 
 
@@ -134,7 +160,7 @@ def patient_characteristics(
         protocol_deviation``, the baseline outcomes, ``symptom_weeks`` and the flags.
     """
     keep = [
-        "patient_id",
+        PATIENT_ID,
         "depth",
         "twitch",
         "age",
@@ -148,11 +174,11 @@ def patient_characteristics(
         "odi_baseline",
     ]
     keep += [c for c in extra if c not in keep and c != "symptom_weeks"]
-    first = data.sort_values(["patient_id", "visit"]).drop_duplicates("patient_id")
+    first = data.sort_values([PATIENT_ID, "visit"]).drop_duplicates(PATIENT_ID)
     people = first[[c for c in keep if c in data]]
     extra = ["symptom_weeks", *[c for c in CONTRAINDICATIONS if c in patients]]
     return people.merge(
-        patients[["patient_id", *extra]], on="patient_id", how="left", validate="one_to_one"
+        patients[[PATIENT_ID, *extra]], on=PATIENT_ID, how="left", validate="one_to_one"
     ).reset_index(drop=True)
 
 
@@ -197,6 +223,7 @@ def _rows(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence[str
     groups = {level: people[people[factor] == level] for level in levels}
     base = {"factor": factor, "variable": var.column, "label": var.label, "kind": var.kind}
     base["statistic"] = var.statistic
+    base["summary"] = var.summary.value
     if var.kind == "continuous":
         for level, part in groups.items():
             x = part[var.column].astype(float).dropna()
@@ -313,6 +340,7 @@ def table_one(
                     "label": "Patients",
                     "kind": "patients",
                     "statistic": "n",
+                    "summary": Summary.COUNT.value,
                     "category": "",
                     "level": level,
                     "n": int((in_factor[factor] == level).sum()),

@@ -16,17 +16,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.describe.summaries import mean_by_visit
-from pipeline.explore.tables import PATIENT, observed_levels
+from pipeline.explore.tables import observed_levels
 from pipeline.figures import panels as plotting
 from pipeline.figures.style import GREY, LINESTYLES, MARKERS, OKABE_ITO
 from pipeline.lmm.fit import LmmFit
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, INSTRUMENTS, PATIENT_ID
 
 LABELS = {
-    "nrs": "NRS pain (0–10)",
-    "vas_mm": "VAS pain (mm)",
-    "odi": "ODI (%)",
+    **{i.column: i.title for i in INSTRUMENTS.values()},
     "weeks": "Weeks since baseline",
     "sessions_completed": "Sessions completed",
 }
@@ -207,11 +205,11 @@ def spaghetti(
                 cell = rows[rows[group].astype(str) == level]
                 if facet:
                     cell = cell[cell[facet].astype(str) == facet_level]
-                members = list(dict.fromkeys(cell[PATIENT]))
+                members = list(dict.fromkeys(cell[PATIENT_ID]))
                 plotting.patient_lines(
                     ax,
                     cell,
-                    patient=PATIENT,
+                    patient=PATIENT_ID,
                     x=time,
                     y=response,
                     patients=_sample(members, max_patients, rng),
@@ -258,7 +256,7 @@ def mean_trajectories(
             part = data if facet is None else data[data[facet].astype(str) == level]
             plotting.means_with_ci(ax, mean_by_visit(part, response, group))
             if facet:
-                ax.set_title(f"{level} (n = {part[PATIENT].nunique()})")
+                ax.set_title(f"{level} (n = {part[PATIENT_ID].nunique()})")
             ax.set_xlabel(_label("weeks"))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(f"Mean {_label(response)} (95 % CI)")

@@ -21,10 +21,11 @@ from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.analyses.plans import TABLES, AnalysisResult, session_twitch_plan
 from pipeline.config.settings import ModelSettings
-from pipeline.derive.dataset import DEPTH_LEVELS, INSTRUMENT_COLUMNS, twitch_elicited
+from pipeline.derive.dataset import twitch_elicited
 from pipeline.lmm.fit import LmmFit
+from pipeline.schemas.analysis import DEPTH_LEVELS
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 
-PATIENT = "patient_id"
 ALL = "all"
 MISSING = "(missing)"
 TOTAL = "Total"
@@ -78,12 +79,12 @@ def overview(data: pd.DataFrame, sessions: pd.DataFrame, patients: pd.DataFrame)
     pandas.DataFrame
         ``quantity, value``, one row per count.
     """
-    baseline = data.loc[data["visit"] == 0, PATIENT].nunique()
+    baseline = data.loc[data["visit"] == 0, PATIENT_ID].nunique()
     rows = [
         ("valid patients", len(patients)),
-        ("patients with at least one valid assessment", data[PATIENT].nunique()),
+        ("patients with at least one valid assessment", data[PATIENT_ID].nunique()),
         ("patients with a valid baseline assessment (visit 0)", baseline),
-        ("patients with at least one valid session", sessions[PATIENT].nunique()),
+        ("patients with at least one valid session", sessions[PATIENT_ID].nunique()),
         ("valid assessments", len(data)),
         ("valid sessions", len(sessions)),
         ("sites", patients["site"].nunique()),
@@ -106,8 +107,8 @@ def patient_level(data: pd.DataFrame) -> pd.DataFrame:
         :data:`PATIENT_COLUMNS` plus ``n_assessments`` (valid assessments) and ``last_visit``
         (highest visit assessed), in patient order.
     """
-    per = data.groupby(PATIENT, sort=True)["visit"]
-    first = data.drop_duplicates(PATIENT).set_index(PATIENT).sort_index()
+    per = data.groupby(PATIENT_ID, sort=True)["visit"]
+    first = data.drop_duplicates(PATIENT_ID).set_index(PATIENT_ID).sort_index()
     out = first[list(PATIENT_COLUMNS)].copy()
     out["n_assessments"] = per.size()
     out["last_visit"] = per.max().astype("int64")
@@ -206,14 +207,14 @@ def missingness_by_visit(
         ``group, visit, outcome, patients, assessed, observed, not_assessed, unscored,
         missing, missing_pct``.
     """
-    people = data.drop_duplicates(PATIENT)
+    people = data.drop_duplicates(PATIENT_ID)
     records = []
     for label, mask in _groups(people, group):
-        members = people.loc[mask, PATIENT]
-        rows = data.loc[data[PATIENT].isin(members)]
+        members = people.loc[mask, PATIENT_ID]
+        rows = data.loc[data[PATIENT_ID].isin(members)]
         for visit in _visits(data):
             at = rows.loc[rows["visit"] == visit]
-            assessed = at[PATIENT].nunique()
+            assessed = at[PATIENT_ID].nunique()
             for outcome, column in outcomes.items():
                 observed = int(at[column].notna().sum())
                 missing = len(members) - observed
@@ -254,14 +255,14 @@ def dropout_pattern(data: pd.DataFrame, group: str | None = None) -> pd.DataFram
     pandas.DataFrame
         ``group, visit, patients, assessed, missed, retained, retained_pct, last_seen``.
     """
-    people = data.drop_duplicates(PATIENT).set_index(PATIENT)
-    last = data.groupby(PATIENT)["visit"].max()
+    people = data.drop_duplicates(PATIENT_ID).set_index(PATIENT_ID)
+    last = data.groupby(PATIENT_ID)["visit"].max()
     records = []
     for label, mask in _groups(people, group):
         members = people.index[mask.to_numpy()]
         last_visit = last.reindex(members)
         for visit in _visits(data):
-            at = data.loc[(data["visit"] == visit) & data[PATIENT].isin(members), PATIENT]
+            at = data.loc[(data["visit"] == visit) & data[PATIENT_ID].isin(members), PATIENT_ID]
             assessed = at.nunique()
             retained = int((last_visit >= visit).sum())
             records.append(
@@ -301,7 +302,7 @@ def dropout_by_value(data: pd.DataFrame, outcome: str = "nrs") -> pd.DataFrame:
         ``dropout_pct, mean_stayed, mean_dropped_out``.
     """
     column = INSTRUMENT_COLUMNS[outcome]
-    last = data[PATIENT].map(data.groupby(PATIENT)["visit"].max())
+    last = data[PATIENT_ID].map(data.groupby(PATIENT_ID)["visit"].max())
     records = []
     for visit in _visits(data)[:-1]:
         at = (data["visit"] == visit) & data[column].notna()
@@ -343,12 +344,12 @@ def baseline_summary(
         ``outcome, group, patients, n, missing, mean, sd, min, q1, median, q3, max``;
         ``missing`` counts patients of the group without a baseline value.
     """
-    people = data.drop_duplicates(PATIENT)
-    base = data.loc[data["visit"] == 0].drop_duplicates(PATIENT).set_index(PATIENT)
+    people = data.drop_duplicates(PATIENT_ID)
+    base = data.loc[data["visit"] == 0].drop_duplicates(PATIENT_ID).set_index(PATIENT_ID)
     records = []
     for outcome, column in outcomes.items():
         for label, mask in _groups(people, group):
-            members = people.loc[mask, PATIENT]
+            members = people.loc[mask, PATIENT_ID]
             values = base[column].reindex(members).dropna().astype("float64")
             records.append(
                 {
@@ -442,9 +443,9 @@ def twitch_decomposition(
         among superficial and deep patients).
     """
     rows = session_twitch_plan(data, outcome, settings or ModelSettings()).rows
-    per_patient = data.drop_duplicates(PATIENT).set_index(PATIENT)
-    deep_share = rows[PATIENT].map(per_patient["deep_share"]).astype("float64")
-    depth = rows[PATIENT].map(per_patient["depth"].astype(object))
+    per_patient = data.drop_duplicates(PATIENT_ID).set_index(PATIENT_ID)
+    deep_share = rows[PATIENT_ID].map(per_patient["deep_share"]).astype("float64")
+    depth = rows[PATIENT_ID].map(per_patient["depth"].astype(object))
     parts = {
         "total": rows["twitch_share_before"],
         "between patients": rows["twitch_between"],

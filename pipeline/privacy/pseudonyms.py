@@ -29,11 +29,11 @@ import pandas as pd
 
 from pipeline.config.settings import PrivacySettings
 from pipeline.errors import UserError
+from pipeline.schemas.columns import PATIENT_ID
 
 PSEUDONYM_LENGTH = 16
 MIN_KEY_LENGTH = 16
 DEMO_KEY = b"needling-outcomes PUBLIC demo key: for the simulated demo data only"
-PATIENT_ID = "patient_id"
 PSEUDONYM = "pseudonym"
 
 

@@ -1,4 +1,9 @@
-"""Provenance of a run: input checksums, configuration, software versions and git commit."""
+"""Provenance of a run: input checksums, configuration, software versions and git commit.
+
+This is the report's edge: it reads files (SHA-256 of every input), asks git for the commit and
+the environment for the date. :func:`collect` gathers everything into a :class:`RunProvenance`
+that the (pure) report sections only format.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ import datetime as dt
 import os
 import platform
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.config.settings import Config
+from pipeline.ingest.raw_tables import RawTable, sha256_of
 
 PACKAGES = (
     "needling-outcomes",
@@ -90,4 +99,66 @@ def input_files(files: Iterable[tuple[str, str | Path, str]]) -> pd.DataFrame:
             for (file, digest), role in roles.items()
         ],
         columns=["role", "file", "sha256"],
+    )
+
+
+@dataclass(frozen=True)
+class RunProvenance:
+    """What the report records about where its numbers came from.
+
+    Attributes
+    ----------
+    inputs : pandas.DataFrame
+        ``role, file, sha256`` of every input file (:func:`input_files`).
+    versions : dict of str to str
+        Python and package versions (:func:`package_versions`).
+    commit : str
+        Git commit of the pipeline (:func:`git_commit`).
+    run_date : str
+        Date of the report (:func:`run_date`).
+    key_source : str
+        Where the pseudonym key came from (never the key).
+    """
+
+    inputs: pd.DataFrame
+    versions: dict[str, str]
+    commit: str
+    run_date: str
+    key_source: str
+
+
+def collect(
+    config: Config, raw: Mapping[str, RawTable], project_root: Path, key_source: str
+) -> RunProvenance:
+    """Hash the inputs, read the versions, the commit and the date of one run.
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration (its file and any REDCap data dictionary are hashed too).
+    raw : mapping of str to RawTable
+        Raw tables as read (file names and SHA-256).
+    project_root : Path
+        Folder whose git commit is recorded.
+    key_source : str
+        Where the pseudonym key came from.
+
+    Returns
+    -------
+    RunProvenance
+        Everything the provenance section shows.
+    """
+    files = [(name, *file) for name, table in raw.items() for file in table.file_digests()]
+    files += [
+        ("REDCap data dictionary", Path(s.dictionary), sha256_of(Path(s.dictionary)))
+        for s in config.sources
+        if s.kind == "redcap" and s.dictionary
+    ]
+    files.append(("configuration", config.source, sha256_of(config.source)))
+    return RunProvenance(
+        inputs=input_files(files),
+        versions=package_versions(),
+        commit=git_commit(project_root),
+        run_date=run_date(),
+        key_source=key_source,
     )

@@ -1,17 +1,244 @@
-"""Contracts of the output tables: which columns each published table holds.
+"""Contracts of the output tables: one pandera model per table, and their column lists.
+
+Each model declares the columns of one tidy table in their published order, with their type and
+allowed values; the column lists used by the stages that build the tables
+(:data:`FIXED_EFFECT_TABLE_COLUMNS`, ...) are read from the models, so a column is named in one
+place.
+:func:`check_output` validates a table against its model; the runner checks every table that has
+a model before it is suppressed and written.
 
 Some tables carry typed identity columns in memory that the published CSV files do not hold
-(``kind`` and ``within`` of a contrast, ``stage`` and ``detail`` of a flow step): code matches
+(``kind`` and ``within`` of a contrast, ``stage`` and ``detail`` of a flow step, ``summary`` of a
+Table 1 row): code matches
 on them, readers of ``reports/tables/`` read the labels. :func:`for_publication` drops them
 when a table is written.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Optional
 
-UNPUBLISHED = {"contrasts": ("kind", "within"), "flow": ("stage", "detail")}
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+from pandera.typing import Series
+
+from pipeline.schemas.analysis import failures
+from pipeline.schemas.columns import INSTRUMENTS
+from pipeline.schemas.identity import ContrastKind, Family, FlowStage
+
+OUTCOME_NAMES = tuple(INSTRUMENTS)
+# A built-in instrument or a study's declared outcome ([outcomes.NAME]: lower case, digits, _).
+OUTCOME_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _Output(pa.DataFrameModel):
+    class Config:
+        """Validation settings."""
+
+        strict = True
+        ordered = True
+        coerce = True
+
+
+class _ByAnalysis(_Output):
+    analysis: Series[str] = pa.Field(description="Analysis identifier (schemas.identity).")
+    outcome: Series[str] = pa.Field(
+        str_matches=OUTCOME_NAME, description="Outcome: a built-in instrument or a declared one."
+    )
+
+
+class FixedEffects(_ByAnalysis):
+    """``fixed_effects``: one row per model term."""
+
+    term: Series[str]
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
+class VarianceComponents(_ByAnalysis):
+    """``variance_components``: variances, SDs and correlations of the random effects."""
+
+    group: Series[str]
+    term: Series[str]
+    variance: Series[float] = pa.Field(nullable=True)
+    std_dev: Series[float] = pa.Field(nullable=True)
+    correlation: Series[float] = pa.Field(nullable=True, ge=-1, le=1)
+
+
+class Emmeans(_ByAnalysis):
+    """``emmeans``: estimated marginal means per group at each visit."""
+
+    factor: Series[str]
+    level: Series[str]
+    visit: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    time: Series[float] = pa.Field(nullable=True)
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+
+
+class Contrasts(_ByAnalysis):
+    """``contrasts``: between-group contrasts; ``kind`` and ``within`` stay in memory."""
+
+    question: Series[str]
+    kind: Series[str] = pa.Field(isin=[k.value for k in ContrastKind])
+    within: Series[str] = pa.Field(nullable=True)
+    contrast: Series[str] = pa.Field(description="Label, for readers only.")
+    visit: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    family: Optional[Series[str]] = pa.Field(isin=[f.value for f in Family])  # noqa: UP045
+    p_holm: Optional[Series[float]] = pa.Field(nullable=True, ge=0, le=1)  # noqa: UP045
+
+
+class EffectSizes(_ByAnalysis):
+    """``effect_sizes``: contrasts of group means divided by the pooled baseline SD."""
+
+    contrast: Series[str]
+    estimate: Series[float] = pa.Field(nullable=True)
+    standardiser: Series[str]
+    sd: Series[float] = pa.Field(nullable=True)
+    effect_size: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+
+
+class ModelComparison(_ByAnalysis):
+    """``model_comparison``: likelihood-ratio tests between nested ML fits."""
+
+    test: Series[str]
+    df: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    chisq: Series[float] = pa.Field(ge=0)
+    p_value: Series[float] = pa.Field(ge=0, le=1)
+    loglik_reduced: Series[float]
+    loglik_full: Series[float]
+
+
+class Diagnostics(_ByAnalysis):
+    """``diagnostics``: one row per fitted (or not estimable) analysis."""
+
+    status: Series[str] = pa.Field(isin=["ok", "not estimable"])
+    message: Series[str] = pa.Field(nullable=True)
+    n_obs: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    n_patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    random_effects: Series[str] = pa.Field(nullable=True)
+    converged: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    optimizer: Series[str] = pa.Field(nullable=True)
+    boundary: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    fallback: Series[str] = pa.Field(nullable=True)
+    warnings: Series[str] = pa.Field(nullable=True)
+    residual_sd: Series[float] = pa.Field(nullable=True, ge=0)
+    residual_skewness: Series[float] = pa.Field(nullable=True)
+    residual_excess_kurtosis: Series[float] = pa.Field(nullable=True)
+    residual_share_beyond_3sd: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    fit_seconds: Series[float] = pa.Field(ge=0)
+
+
+class Responders(_Output):
+    """``responders``: MCID responders at the last assessment, by group."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    group: Series[str]
+    quantity: Series[str]
+    level: Series[str]
+    reference: Series[str] = pa.Field(nullable=True)
+    estimate: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    n: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    responders: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class Flow(_Output):
+    """``flow``: patients at each step; ``stage`` and ``detail`` stay in memory."""
+
+    step: Series[str] = pa.Field(unique=True)
+    label: Series[str] = pa.Field(description="Label, for readers only.")
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    stage: Series[str] = pa.Field(isin=[s.value for s in FlowStage])
+    detail: Series[object] = pa.Field(nullable=True)
+
+
+MODELS: dict[str, type[_Output]] = {
+    "fixed_effects": FixedEffects,
+    "variance_components": VarianceComponents,
+    "emmeans": Emmeans,
+    "contrasts": Contrasts,
+    "effect_sizes": EffectSizes,
+    "model_comparison": ModelComparison,
+    "diagnostics": Diagnostics,
+    "responders": Responders,
+    "flow": Flow,
+}
+"""The output tables with a contract, by name (file stem in ``reports/tables``)."""
+
+UNPUBLISHED = {
+    "contrasts": ("kind", "within"),
+    "flow": ("stage", "detail"),
+    "table_one": ("summary",),
+}
 """Typed columns kept in memory only, by table."""
+
+
+def columns(model: type[pa.DataFrameModel]) -> list[str]:
+    """Return the columns of a model in their declared order."""
+    return list(model.to_schema().columns)
+
+
+FIXED_EFFECT_TABLE_COLUMNS = columns(FixedEffects)
+"""The engine's fixed effects (:data:`pipeline.lmm.fit.FIXED_EFFECT_COLUMNS`, without the test
+statistic), labelled with the analysis and outcome."""
+VARIANCE_COLUMNS = columns(VarianceComponents)
+EMMEANS_TABLE_COLUMNS = columns(Emmeans)
+CONTRAST_TABLE_COLUMNS = [c for c in columns(Contrasts) if c not in ("family", "p_holm")]
+"""Columns of the contrasts of one analysis (the family and Holm p are added across them)."""
+EFFECT_SIZE_COLUMNS = columns(EffectSizes)
+COMPARISON_COLUMNS = columns(ModelComparison)
+DIAGNOSTIC_COLUMNS = columns(Diagnostics)
+RESPONDER_COLUMNS = columns(Responders)
+FLOW_COLUMNS = columns(Flow)
+
+
+class OutputContractError(ValueError):
+    """An output table does not meet its contract (a bug in the pipeline, not in the data)."""
+
+
+def check_output(name: str, frame: pd.DataFrame) -> None:
+    """Validate a table against its contract (tables without a model pass unchecked).
+
+    Parameters
+    ----------
+    name : str
+        Table name (:data:`MODELS`).
+    frame : pandas.DataFrame
+        The table as the pipeline built it (before small-cell suppression).
+
+    Raises
+    ------
+    OutputContractError
+        Naming the table and the first columns that break the contract.
+    """
+    model = MODELS.get(name)
+    if model is None:
+        return
+    try:
+        model.validate(frame, lazy=True)
+    except (SchemaError, SchemaErrors) as exc:
+        raise OutputContractError(f"table {name!r} breaks its contract: {failures(exc)}") from exc
 
 
 def for_publication(name: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+
 DEPTHS = ("superficial", "deep")
 SEXES = ("female", "male", "other")
 TRIGGER_POINTS = ("active", "latent")
@@ -44,7 +46,7 @@ CONTRAINDICATIONS = (
     "unable_to_consent",
 )
 ODI_ITEMS = tuple(f"odi_q{k}" for k in range(1, 11))
-OUTCOMES = ("nrs", "vas_mm", "odi")
+OUTCOMES = tuple(INSTRUMENT_COLUMNS.values())
 # How a yes/no cell may be written (any case).
 YES = ("yes", "y", "true", "t", "1")
 NO = ("no", "n", "false", "f", "0")
@@ -293,9 +295,9 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
 
 # Keys that identify one row; a key written twice quarantines every copy.
 KEYS: dict[str, tuple[str, ...]] = {
-    "patients": ("patient_id",),
-    "sessions": ("patient_id", "session_number"),
-    "assessments": ("patient_id", "visit"),
+    "patients": (PATIENT_ID,),
+    "sessions": (PATIENT_ID, "session_number"),
+    "assessments": (PATIENT_ID, "visit"),
 }
 
 # Date column that must not precede the patient's enrolment.

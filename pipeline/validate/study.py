@@ -35,6 +35,7 @@ import pyarrow
 import pyarrow.compute as pc
 
 from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import (
     DATE_COLUMNS,
     KEYS,
@@ -522,11 +523,11 @@ class PatientIndex:
     @classmethod
     def of(cls, patients: pd.DataFrame, valid_rows: np.ndarray) -> PatientIndex:
         """Index the typed patients table; ``valid_rows`` marks the rows that passed."""
-        ids = pc.drop_null(pc.unique(_arrow(patients["patient_id"]).combine_chunks()))
+        ids = pc.drop_null(pc.unique(_arrow(patients[PATIENT_ID]).combine_chunks()))
         valid = np.zeros(len(ids), dtype=bool)
         enrolment = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
         kept = patients[valid_rows]
-        where = _numpy_filled(pc.index_in(_arrow(kept["patient_id"]), value_set=ids), -1)
+        where = _numpy_filled(pc.index_in(_arrow(kept[PATIENT_ID]), value_set=ids), -1)
         dates = kept["enrolment_date"].to_numpy().astype("datetime64[us]")
         valid[where] = True
         # reversed: for an id on several valid rows, the first row's date is the one kept
@@ -586,7 +587,7 @@ def patient_links(
     pandas.DataFrame
         Failures ``unknown_patient``, ``quarantined_patient`` and ``date_before_enrolment``.
     """
-    ids = typed["patient_id"]
+    ids = typed[PATIENT_ID]
     at = np.maximum(positions, 0)
     written = pd.Series(positions >= 0, index=ids.index)
     known = written & index.valid[at]
@@ -597,7 +598,7 @@ def patient_links(
             _failures(
                 table,
                 typed.loc[orphan, SOURCE_ROW],
-                "patient_id",
+                PATIENT_ID,
                 "unknown_patient",
                 ids[orphan],
                 "patient_id '" + ids[orphan] + "' is not in the patients file",
@@ -609,7 +610,7 @@ def patient_links(
             _failures(
                 table,
                 typed.loc[held, SOURCE_ROW],
-                "patient_id",
+                PATIENT_ID,
                 "quarantined_patient",
                 ids[held],
                 "patient_id '" + ids[held] + "' belongs to a quarantined patients row",
@@ -667,7 +668,7 @@ def out_of_order(
         Failures ``out_of_order`` on the date column.
     """
     number, date = NUMBER_COLUMNS[table], DATE_COLUMNS[table]
-    keep = typed[["patient_id", number, date]].notna().all(axis=1).to_numpy()
+    keep = typed[[PATIENT_ID, number, date]].notna().all(axis=1).to_numpy()
     if len(excluded):
         keep = keep & ~typed[SOURCE_ROW].isin(excluded).to_numpy()
     if keep.sum() < 2:
@@ -678,7 +679,7 @@ def out_of_order(
         return values if every else values[keep]
 
     rows = kept(typed[SOURCE_ROW].to_numpy())
-    codes = kept(patient_codes if patient_codes is not None else _codes(typed["patient_id"]))
+    codes = kept(patient_codes if patient_codes is not None else _codes(typed[PATIENT_ID]))
     numbers = kept(typed[number].to_numpy(dtype="int64", na_value=0))
     days = kept(typed[date].to_numpy()).astype("datetime64[D]").astype("int64")
     step_code, step_number = np.diff(codes), np.diff(numbers)
@@ -833,8 +834,8 @@ def _linked_table(
     frame, parse_failures = typed_cells(raw)
     with ThreadPoolExecutor(max_workers=1) as pool:
         values = pool.submit(check_values, raw.name, frame, extra)
-        positions = index.positions(frame["patient_id"])
-        codes = patient_codes(frame["patient_id"], positions)
+        positions = index.positions(frame[PATIENT_ID])
+        codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
         own = _own_failures(raw, frame, parse_failures, codes, values.result())
     found = _concat([own, links])
@@ -869,7 +870,7 @@ def validate_study(
             raw["patients"],
             patients,
             parse_failures,
-            _codes(patients["patient_id"]),
+            _codes(patients[PATIENT_ID]),
             extra=keys["patients"],
         )
     }

@@ -17,6 +17,10 @@ from pipeline.analyses import plans as an
 from pipeline.analyses import run as pl
 from pipeline.config.settings import ModelSettings
 from pipeline.privacy.suppression import publish_tables
+from pipeline.report.sections.common import fit_flags
+from pipeline.report.sections.outcomes import forest_rows
+from pipeline.report.sections.sensitivity import sensitivity_section
+from pipeline.report.sections.summary import primary_effects
 from pipeline.schemas.identity import AnalysisKind, ContrastKind, Family, identify, plan_identities
 
 REWORDED = {
@@ -70,6 +74,43 @@ def test_rewording_the_contrast_labels_changes_no_family_and_no_effect_size(both
     pd.testing.assert_frame_equal(
         _numbers(plain["effect_sizes"], sizes), _numbers(reworded["effect_sizes"], sizes)
     )
+
+
+def _scrambled(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every label replaced by a meaningless one (same label, same replacement)."""
+    out = dict(tables)
+    labels = {text: f"label {i}" for i, text in enumerate(tables["contrasts"]["contrast"].unique())}
+    out["contrasts"] = tables["contrasts"].assign(contrast=lambda t: t["contrast"].map(labels))
+    if "effect_sizes" in tables:
+        out["effect_sizes"] = tables["effect_sizes"].assign(
+            contrast=lambda t: t["contrast"].map(labels)
+        )
+    if "flow" in tables:
+        out["flow"] = tables["flow"].assign(label=[f"step {i}" for i in range(len(tables["flow"]))])
+    return out
+
+
+def test_the_report_selects_the_same_rows_from_reworded_tables(both_wordings):
+    plain, _ = both_wordings
+    for tables in (plain, report_tables.run_tables()):
+        scrambled = _scrambled(tables)
+        headline = ["question", "outcome", "analysis", "estimate", "p", "adjusted"]
+        before = primary_effects(tables, "weeks")
+        after = primary_effects(scrambled, "weeks")
+        assert len(before)
+        pd.testing.assert_frame_equal(before[headline], after[headline])
+        for factor in ("depth", "twitch"):
+            pd.testing.assert_frame_equal(
+                forest_rows(tables["contrasts"], factor),
+                forest_rows(scrambled["contrasts"], factor),
+            )
+        flags = fit_flags(tables.get("diagnostics"))
+        one = sensitivity_section(tables, flags)
+        two = sensitivity_section(scrambled, flags)
+        assert (one is None) == (two is None)
+        if one is not None:
+            rows = [[row[:2] + row[3:] for row in block.rows] for block in one.blocks[:-1]]
+            assert rows == [[row[:2] + row[3:] for row in block.rows] for block in two.blocks[:-1]]
 
 
 def test_the_flow_is_protected_the_same_whatever_its_labels():

@@ -38,6 +38,7 @@ from pipeline.config.settings import Source, strptime_pattern
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import LINE, STR, TextTable, read_table
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
 
 PROVENANCE = (SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL)
@@ -429,9 +430,9 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
                 text = scale(text, factor)
         if kinds[column] == "date":
             text = iso_dates(text, source.date_format)
-        if column == "patient_id" and source.patient_id == "compact":
+        if column == PATIENT_ID and source.patient_id == "compact":
             text = compact_ids(text)
-        if column == "patient_id" and source.id_prefix:
+        if column == PATIENT_ID and source.id_prefix:
             text = source.id_prefix + text  # (a missing id stays missing)
         out[column] = text
     return out

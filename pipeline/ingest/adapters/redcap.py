@@ -45,6 +45,7 @@ from pipeline.ingest.adapters.mapping import (
 )
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import LINE, STR, TextTable, read_table
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import column_names, required_columns
 
 EVENT, REPEAT, INSTANCE, DAG = (
@@ -298,7 +299,7 @@ def _table_piece(
         frame[_column(text, EVENT)].astype(STR) if EVENT in header else pd.Series("", frame.index)
     )
     mapping = {c: source.columns.get(c, c) for c in column_names(table)}
-    mapping["patient_id"] = source.columns.get("patient_id", record_id)
+    mapping[PATIENT_ID] = source.columns.get(PATIENT_ID, record_id)
     present = {
         c: n
         for c, n in mapping.items()
@@ -308,7 +309,7 @@ def _table_piece(
     if repeating.any():
         rows = repeating
     else:
-        own = [n for c, n in present.items() if c != "patient_id" and _form(fields, n) == form]
+        own = [n for c, n in present.items() if c != PATIENT_ID and _form(fields, n) == form]
         rows = _filled(frame, text, fields, own) & repeat.isna()
     out = pd.DataFrame(
         {

@@ -37,14 +37,15 @@ from pipeline.ingest.adapters.mapping import (
 )
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import STR
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import DATE_COLUMNS, ODI_ITEMS, OUTCOMES, column_names, required_columns
 
-PATIENT_DETAILS = tuple(c for c in column_names("patients") if c != "patient_id")
+PATIENT_DETAILS = tuple(c for c in column_names("patients") if c != PATIENT_ID)
 SESSION_COLUMNS = tuple(
-    c for c in column_names("sessions") if c not in ("patient_id", "session_date")
+    c for c in column_names("sessions") if c not in (PATIENT_ID, "session_date")
 )
 ASSESSMENT_COLUMNS = tuple(
-    c for c in column_names("assessments") if c not in ("patient_id", "assessment_date")
+    c for c in column_names("assessments") if c not in (PATIENT_ID, "assessment_date")
 )
 SESSION_TRIGGERS = tuple(c for c in SESSION_COLUMNS if c != "therapist")
 ASSESSMENT_TRIGGERS = ("visit", *OUTCOMES, *ODI_ITEMS)
@@ -75,7 +76,7 @@ def read(source: Source) -> Adapted:
         label = file_label(source, path)
         site = site_for(source, path, label)
         wanted = [
-            "patient_id",
+            PATIENT_ID,
             VISIT_DATE,
             *PATIENT_DETAILS,
             "session_date",
@@ -84,7 +85,7 @@ def read(source: Source) -> Adapted:
             *ASSESSMENT_COLUMNS,
         ]
         required = [
-            "patient_id",
+            PATIENT_ID,
             *(c for c in required_columns("patients") if not (c == "site" and site)),
             "session_number",
             "depth",
@@ -112,7 +113,7 @@ def read(source: Source) -> Adapted:
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
-            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, "patient_id", DATE_COLUMNS[table]]
+            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID, DATE_COLUMNS[table]]
             keep += [c for c in own if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
             pieces.append(Piece(table, rows, date_format=source.date_format))
@@ -139,7 +140,7 @@ def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piec
         the lines merged) and ``conflicting_values`` problems.
     """
     details = [c for c in PATIENT_DETAILS if c in frame]
-    ids = frame["patient_id"]
+    ids = frame[PATIENT_ID]
     key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
     groups = frame.assign(_key=key).groupby("_key", sort=False)
     merged = groups[details].first() if details else pd.DataFrame(index=groups.size().index)
@@ -152,7 +153,7 @@ def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piec
             SOURCE_DETAIL: pd.Series(
                 [_lines_text(ls, row_word) for ls in lines], index=merged.index, dtype=STR
             ),
-            "patient_id": groups["patient_id"].first().astype(STR),
+            PATIENT_ID: groups[PATIENT_ID].first().astype(STR),
         }
     )
     for column in details:

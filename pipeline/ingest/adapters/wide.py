@@ -40,6 +40,7 @@ from pipeline.ingest.adapters.mapping import (
 )
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import STR, TextTable
+from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import DATE_COLUMNS, NUMBER_COLUMNS, column_names, required_columns
 
 POINT_WORDS = {"assessments": "time point", "sessions": "session"}
@@ -87,8 +88,8 @@ def read(source: Source) -> Adapted:
         pieces.append(Piece("patients", patients, date_format=source.date_format))
         for table, group in source.time_points.items():
             long = long_rows(source, text, label, table, group)
-            owner = patients["patient_id"].to_numpy()[long.pop("_row").to_numpy()]
-            long.insert(3, "patient_id", pd.Series(owner, dtype=STR))
+            owner = patients[PATIENT_ID].to_numpy()[long.pop("_row").to_numpy()]
+            long.insert(3, PATIENT_ID, pd.Series(owner, dtype=STR))
             pieces.append(Piece(table, long, date_format=source.date_format))
         files.append((source_file(source, text, label), source.tables()))
     return Adapted(tuple(pieces), tuple(files))

@@ -21,7 +21,7 @@ from factories import DEMO_INPUTS, write_config
 from pipeline import cli, runner
 from pipeline.config.settings import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "Summary",
     "Provenance",

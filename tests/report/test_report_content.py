@@ -11,16 +11,13 @@ from pipeline.config.settings import load_config
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import read_raw_tables, sha256_of
 from pipeline.privacy.suppression import publish_tables
-from pipeline.report.content import (
-    QUESTIONS,
-    analysis_label,
-    build_content,
-    mcid_sentence,
-    slope_sentence,
-)
+from pipeline.report import provenance
+from pipeline.report.content import build_content
 from pipeline.report.html import Figure, Paragraph, Table, render_html
+from pipeline.report.sections.common import QUESTIONS, analysis_label
+from pipeline.report.sections.summary import mcid_sentence, slope_sentence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPTH = next(q for q in QUESTIONS if q.factor == "depth")
 TWITCH = next(q for q in QUESTIONS if q.factor == "twitch")
 
@@ -36,9 +33,8 @@ def setting(tmp_path_factory):
 def build(setting, tables, **extra):
     config, raw = setting
     published = publish_tables(tables, config.privacy.small_cell_threshold)
-    return build_content(
-        config, raw, published, project_root=ROOT, key_source="environment variable X", **extra
-    )
+    run = provenance.collect(config, raw, ROOT, "environment variable X")
+    return build_content(config, published, run, **extra)
 
 
 def blocks(content, section_id):

@@ -1,7 +1,7 @@
 """Marginal means on one reference grid (pipeline.lmm.marginal): the emmeans definition by hand.
 
 The agreement of the means and contrasts with R's emmeans is tested live in
-tests/test_analyses.py; here the vectorised evaluation (every point of a call coded by one
+tests/analyses/test_analyses.py; here the vectorised evaluation (every point of a call coded by one
 design matrix) is checked against the definition written out coefficient by coefficient.
 """
 

@@ -13,7 +13,7 @@ from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_LINE
 from pipeline.validate.quality import file_summary, summary_json, summary_lines
 from pipeline.validate.study import validate_study
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "raw" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "raw" / "examples"
 TAIL = outputs_and_mcid("out", "rep")
 
 

@@ -6,7 +6,7 @@ from factories import write_config, write_study
 from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_configuration_loads_with_plan_values():

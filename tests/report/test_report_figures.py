@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 
 from pipeline.describe.summaries import trajectory_sample
 from pipeline.report import figures as report_figures
-from pipeline.report.content import OUTCOMES
 from pipeline.report.html import png
+from pipeline.report.sections.common import OUTCOMES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

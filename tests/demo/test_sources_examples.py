@@ -14,7 +14,7 @@ from pipeline.schemas.raw import KEYS, TABLES
 from pipeline.validate.quality import file_summary
 from pipeline.validate.study import validate_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "data" / "raw" / "examples"
 
 

@@ -17,7 +17,7 @@ from pipeline.ingest.typed_reader import read_typed
 from pipeline.schemas.raw import MODELS, TABLES, column_kinds
 from pipeline.validate.study import check_values, parse_cells, typed_cells, validate_study
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "raw" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "data" / "raw" / "demo"
 
 # Rows that break rules but still parse, so the tables keep the fast route (see test_validate).
 BROKEN = {

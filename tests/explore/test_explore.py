@@ -13,9 +13,9 @@ from scipy import stats
 
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.config.settings import ModelSettings
-from pipeline.derive.dataset import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.explore import plots
 from pipeline.explore import tables as explore
+from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 
 # Four patients seen at visits 0, 1, 2:
 #   A deep/twitch/chronic at site S1, every visit;

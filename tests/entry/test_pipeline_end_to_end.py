@@ -12,7 +12,7 @@ from pipeline.demo.simulate import TRUE_EFFECTS, add_bad_rows, simulate_study, w
 from pipeline.ingest.raw_tables import sha256_of
 from pipeline.runner import run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

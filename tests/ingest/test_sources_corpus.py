@@ -21,7 +21,7 @@ from pipeline.ingest.raw_tables import sha256_of
 from pipeline.validate.quality import file_summary
 from pipeline.validate.study import validate_study
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 CASES = tomllib.loads((CORPUS / "cases.toml").read_text(encoding="utf-8"))["case"]
 TAIL = outputs_and_mcid("out/processed", "out/reports")
 

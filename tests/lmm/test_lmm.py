@@ -43,7 +43,7 @@ from pipeline.lmm.fit import (
     fit_lmm,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SLEEP_FORMULA_R = "Reaction ~ Days + (Days | Subject)"
 ORTHO_FIXED = "age * C(Sex, Treatment('Male'))"
 

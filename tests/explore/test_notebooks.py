@@ -18,7 +18,7 @@ import pytest
 from factories import DEMO, write_config, write_study
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 EXPECTED = ["01-data-quality", "02-trajectories", "03-models", "04-twitch-and-depth"]

@@ -1,0 +1,144 @@
+"""The import graph follows the stages of the pipeline: no cycle, no import against the order.
+
+Every ``import`` of every module of ``pipeline`` is read with :mod:`ast` (including imports
+inside functions, which run later but still tie the modules together). A sub-package may import
+only sub-packages of a lower stage; the engine (``pipeline.lmm``) imports nothing from the rest
+of the pipeline, so it can be used, tested and cached on its own.
+
+Stage order (lowest first). ``schemas`` sits below ``config``: the configuration checks source
+mappings against the raw-table contract, and the contracts need no setting.
+
+    errors, outputs -> schemas -> config -> privacy -> ingest -> validate -> derive
+    -> analyses (on lmm) -> describe -> figures -> report -> explore, demo
+    -> runner, api -> cli
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "pipeline"
+STAGES = {
+    "errors": 0,
+    "outputs": 0,
+    "schemas": 1,
+    "config": 2,
+    "privacy": 3,
+    "ingest": 4,
+    "validate": 5,
+    "derive": 6,
+    "analyses": 7,
+    "describe": 8,
+    "figures": 9,
+    "report": 10,
+    "explore": 11,
+    "demo": 11,
+    "runner": 12,
+    "api": 12,
+    "cli": 13,
+}
+ENGINE = "lmm"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every pipeline module imported by a file, with the line, wherever the import sits."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found += [(f"{base}.{a.name}", node.lineno) for a in node.names]
+            found.append((base, node.lineno))
+    return [(name, line) for name, line in found if name.split(".")[0] == "pipeline"]
+
+
+def _unit(module: str) -> str | None:
+    """The sub-package (or top-level module) of ``pipeline`` a dotted name belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def _edges() -> list[tuple[str, str, str]]:
+    """``(from unit, to unit, where)`` for every import between different sub-packages."""
+    edges = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = _unit(_module_name(path))
+        for name, line in _imports(path):
+            target = _unit(name)
+            if source and target and target != source:
+                where = f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+                edges.append((source, target, where))
+    return edges
+
+
+def test_every_sub_package_has_a_stage():
+    units = {_unit(_module_name(p)) for p in PACKAGE.rglob("*.py")} - {None}
+    assert units - {ENGINE} == set(STAGES), "add the new sub-package to STAGES"
+
+
+def test_the_engine_imports_nothing_from_the_pipeline():
+    wrong = [where for source, _, where in _edges() if source == ENGINE]
+    assert wrong == []
+
+
+def test_no_import_goes_against_the_stage_order():
+    wrong = [
+        where
+        for source, target, where in _edges()
+        if source != ENGINE and target != ENGINE and STAGES[target] >= STAGES[source]
+    ]
+    assert wrong == []
+
+
+def test_the_sub_packages_form_no_cycle():
+    graph: dict[str, set[str]] = {}
+    for source, target, _ in _edges():
+        graph.setdefault(source, set()).add(target)
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                pytest.fail("import cycle: " + " -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+
+
+def test_the_checks_see_an_import_against_the_order(tmp_path):
+    """The parser finds imports inside functions and relative imports (so the test can fail)."""
+    source = tmp_path / "pipeline" / "derive" / "late.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "def f():\n    from pipeline.report import content\n    from ..analyses import run\n"
+    )
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "pipeline"
+    try:
+        names = [name for name, _ in _imports(source)]
+    finally:
+        PACKAGE = saved
+    assert "pipeline.report.content" in names
+    assert "pipeline.analyses.run" in names
