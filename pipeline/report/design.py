@@ -34,7 +34,7 @@ from pipeline.report.html import (
     fmt_p,
     table,
 )
-from pipeline.schemas.identity import AnalysisKind, ContrastKind
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
 
 CLASSES = {
     "important": "clinically important",
@@ -194,8 +194,8 @@ def summary(
         title = "Randomised comparison" if comparison.randomised else "Comparison"
         versus = " vs ".join([*levels, comparison.reference]) if levels else comparison.name
         blocks.append(Heading(f"{title}: {comparison.label} ({versus})"))
-        trajectory = f"{AnalysisKind.TRAJECTORY.value}_{comparison.name}"
-        change = f"{AnalysisKind.CHANGE.value}_{comparison.name}"
+        trajectory = AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name
+        change = AnalysisId(AnalysisKind.CHANGE, comparison.name).name
         for number, outcome in enumerate(study.outcomes):
             role = "Primary outcome" if number == 0 else "Secondary outcome"
             texts = [
@@ -332,8 +332,8 @@ def outcomes(
         )
         if contrasts is not None and not contrasts.empty:
             names = {
-                f"{AnalysisKind.TRAJECTORY.value}_{comparison.name}",
-                f"{AnalysisKind.CHANGE.value}_{comparison.name}",
+                AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name,
+                AnalysisId(AnalysisKind.CHANGE, comparison.name).name,
             }
             main = contrasts[contrasts["analysis"].isin(names)]
             if not main.empty:

@@ -84,7 +84,7 @@ def check_analysis(
     if missing:
         raise AnalysisContractError(
             f"the analysis data set breaks its contract: no column {missing[0]} (every outcome "
-            f"has its score, baseline and change columns)"
+            f"instrument has its score, baseline and change columns)"
         )
     try:
         AnalysisData.validate(frame, lazy=True)
