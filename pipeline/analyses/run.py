@@ -103,7 +103,11 @@ def skipped_analyses(data: pd.DataFrame, study: Study) -> list[tuple[str, str]]:
                 f"adverse events are counted per 100 sessions, which needs a session log; "
                 f"{reason}.",
             ),
-            ("sessions", f"the sessions-to-response analyses need a session log; {reason}."),
+            (
+                "session_counts",
+                f'time counted in needling sessions ([model] time_axis = "sessions") needs a '
+                f"session log; {reason}, so time is counted in weeks.",
+            ),
         ]
     else:
         if "twitch" not in names:

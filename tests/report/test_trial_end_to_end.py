@@ -65,7 +65,7 @@ def test_analyses_that_need_sessions_are_left_out_with_a_reason(trial_run):
     tables = out / "reports" / "tables"
     assert not (tables / "adverse_event_rates.csv").exists()
     skipped = pd.read_csv(tables / "skipped_analyses.csv")
-    assert {"session_twitch", "joint", "adverse_event_rates", "sessions"} <= set(
+    assert {"session_twitch", "joint", "adverse_event_rates", "session_counts"} <= set(
         skipped["analysis"]
     )
 
