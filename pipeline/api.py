@@ -15,6 +15,13 @@ Typical use::
     mm = api.fit_mmrm(study.data, outcome="odi", group="twitch", df_method="satterthwaite")
     mm.differences, mm.lsmeans, mm.structure_trials  # the MMRM (SAP section 4, item 6)
 
+A study that declares its design (``[outcomes.NAME]``, ``[[comparisons]]``) is fitted the same
+way with its own names, e.g. ``api.fit("change", trial.data, outcome="rmdq", group="arm")``.
+Any other model of the engine's family is one call away::
+
+    fit = api.fit_formula(trial.data, "rmdq ~ rmdq_baseline + arm + age", "(1 | patient_id)")
+    fit.fixed_effects                                # lme4 / lmerTest-equivalent inference
+
 Every analysis name, table and column is the one the report uses (:mod:`pipeline.analyses.plans`);
 ``contrasts`` also carries the typed ``kind`` and ``within`` columns that the published CSV leaves
 out (:mod:`pipeline.schemas.identity`): select slopes with ``kind == "slope_difference"``, not by
@@ -24,6 +31,7 @@ the label.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +48,7 @@ from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
 from pipeline.lmm.covariance import DEFAULT_FALLBACK
 from pipeline.lmm.data import quote_name
+from pipeline.lmm.fit import LmmFit, fit_lmm
 from pipeline.lmm.mmrm import MmrmFit
 from pipeline.lmm.mmrm import fit_mmrm as _fit_mmrm
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS
@@ -104,7 +113,7 @@ def load_study(config: str | Path | Config = "analysis.toml") -> Study:
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     raw = read_sources(cfg.sources)
-    validation = validate_study(raw)
+    validation = validate_study(raw, cfg.study.ranges())
     data = analysis_dataset(
         validation.valid("patients"),
         validation.valid("sessions"),
@@ -156,9 +165,10 @@ def fit(
     data : pandas.DataFrame
         Analysis data set (``Study.data``), possibly filtered.
     outcome : str, default "nrs"
-        ``nrs``, ``vas`` or ``odi``.
+        A declared outcome of the study (``nrs``, ``vas``, ``odi`` by default; ``rmdq``...).
     group : str or None, default "depth"
-        ``depth`` or ``twitch`` for trajectory, change and subgroup; ignored otherwise.
+        A declared comparison (a categorical patient-level column of ``data``: ``depth``,
+        ``twitch``, ``arm``...) for trajectory, change and subgroup; ignored otherwise.
     settings : ModelSettings, optional
         Model settings (default: the configuration defaults).
     tests : bool, default True
@@ -183,17 +193,92 @@ def fit(
     chosen = settings_with(settings, **changes)
     builder = KINDS[kind]
     if kind in ("trajectory", "change", "subgroup"):
-        if group not in runs.FACTORS:
-            raise ValueError(f"group must be one of {', '.join(runs.FACTORS)}, not {group!r}")
+        analyses.check_group(data, group)
         model_plan = builder(data, outcome, group, chosen)
     else:
         model_plan = builder(data, outcome, chosen)
     return analyses.fit_plan(model_plan, chosen.df_method, tests=tests)
 
 
+RANDOM_PARTS = re.compile(
+    r"^\s*(?:\(\s*1\s*\|\s*(?P<site>\w+)\s*\)\s*\+\s*)?"
+    r"\(\s*1\s*(?:\+\s*(?P<slope>\w+)\s*)?\|\s*(?P<group>\w+)\s*\)\s*$"
+)
+"""The random parts :func:`fit_formula` supports, in lme4 notation."""
+
+
+def fit_formula(
+    data: pd.DataFrame,
+    fixed: str,
+    random: str = "(1 | patient_id)",
+    *,
+    reml: bool = True,
+    df_method: str = "satterthwaite",
+) -> LmmFit:
+    """Fit any linear mixed model of the engine's family with the pipeline's engine.
+
+    The engine minimises lme4's profiled (RE)ML criterion and gives lme4's standard errors and
+    lmerTest's Satterthwaite degrees of freedom (:mod:`pipeline.lmm`).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long data, one row per observation (e.g. ``Study.data``); rows with a missing value in
+        a model variable are dropped. Not modified.
+    fixed : str
+        ``response ~ terms`` in patsy notation (``*`` and ``:`` for interactions,
+        ``C(x, Treatment('ref'))`` for a reference level; a categorical column keeps its first
+        category as the reference).
+    random : str, default "(1 | patient_id)"
+        One of the supported random parts, in lme4 notation: ``(1 | g)``, ``(1 + t | g)``
+        (correlated random intercept and slope of the numeric ``t``), or either preceded by
+        ``(1 | s) +`` (a random intercept of the sites ``s`` in which the groups are nested).
+    reml : bool, default True
+        REML (estimates) or ML (likelihood-ratio tests of fixed effects).
+    df_method : {"satterthwaite", "z"}
+        Degrees of freedom of the tests and intervals.
+
+    Returns
+    -------
+    LmmFit
+        ``fixed_effects`` (term, estimate, std_err, df, ci_low, ci_high, p_value),
+        ``variance_components``, ``criterion``, ``contrast(L)`` and the fit diagnostics.
+
+    Raises
+    ------
+    ValueError
+        A formula without ``~``, an unsupported random part, or a column not in ``data``.
+    """
+    response, tilde, rhs = fixed.partition("~")
+    if not tilde or not response.strip() or not rhs.strip():
+        raise ValueError(f"fixed must read 'response ~ terms', got {fixed!r}")
+    found = RANDOM_PARTS.match(random)
+    if found is None:
+        raise ValueError(
+            f"unsupported random part {random!r}; use (1 | g), (1 + t | g), or either after "
+            f"(1 | site) +"
+        )
+    group, slope, site = found["group"], found["slope"], found["site"]
+    response = response.strip()
+    named = [response, group, *(c for c in (slope, site) if c)]
+    missing = [c for c in named if c not in data]
+    if missing:
+        raise ValueError(f"column {missing[0]!r} is not in the data")
+    return fit_lmm(
+        data,
+        response,
+        rhs.strip(),
+        group,
+        random_slope=slope,
+        reml=reml,
+        df_method=df_method,
+        site=site,
+    )
+
+
 def fit_all(
     study: Study,
-    outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS),
+    outcomes: Sequence[str] | None = None,
     settings: ModelSettings | None = None,
     progress: runs.Progress | None = None,
 ) -> dict[str, pd.DataFrame]:
@@ -203,8 +288,8 @@ def fit_all(
     ----------
     study : Study
         From :func:`load_study`.
-    outcomes : sequence of str
-        Instruments (default all three).
+    outcomes : sequence of str, optional
+        Declared outcomes to fit (default every one the study declares).
     settings : ModelSettings, optional
         Default: the study's configuration.
     progress : callable, optional
@@ -217,8 +302,18 @@ def fit_all(
         model_comparison, diagnostics`` with the primary family and Holm-adjusted p.
     """
     chosen = settings or study.config.model
-    plans = runs.analysis_plans(study.data, chosen, outcomes)
-    return runs.combine(runs.run_analyses(plans, chosen.df_method, progress))
+    design = study.config.study
+    if outcomes is not None:
+        design = dataclasses.replace(
+            design, outcomes=tuple(o for o in design.outcomes if o.name in outcomes)
+        )
+    plans = runs.study_plans(study.data, chosen, design)
+    visit = runs.primary_visit(study.data, design)
+    family = [
+        (identity, visit if identity.kind is analyses.AnalysisKind.CHANGE else None)
+        for identity in (runs.headline(c) for c in design.comparisons)
+    ]
+    return runs.combine(runs.run_analyses(plans, chosen.df_method, progress), family)
 
 
 def responder_table(study: Study, group: str = "depth") -> pd.DataFrame:
@@ -236,7 +331,8 @@ def responder_table(study: Study, group: str = "depth") -> pd.DataFrame:
     pandas.DataFrame
         As ``reports/tables/responders.csv``.
     """
-    return responders.responders_by_instrument(study.data, group)
+    names = [o.name for o in study.config.study.outcomes]
+    return responders.responders_by_instrument(study.data, group, names)
 
 
 def adverse_events(study: Study, group: str = "depth") -> tuple[pd.DataFrame, pd.DataFrame]:

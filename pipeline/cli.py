@@ -98,6 +98,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _print_accounting(result.validation.accounting)
     for row in result.not_estimable:
         print(f"not estimable: {row}")
+    for row in result.not_supported:
+        print(f"not in this design: {row}")
     if result.validation.quarantined_rows:
         print(
             f"{result.validation.quarantined_rows} row(s) quarantined; reasons in "

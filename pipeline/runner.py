@@ -24,8 +24,16 @@ import pandas as pd
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache, cache_key
 from pipeline.analyses.plans import AnalysisResult
-from pipeline.analyses.run import Progress, analysis_plans, combine, run_analyses
-from pipeline.config.settings import Config
+from pipeline.analyses.run import (
+    Progress,
+    combine,
+    headline,
+    primary_visit,
+    run_analyses,
+    skipped_analyses,
+    study_plans,
+)
+from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
 from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
@@ -37,7 +45,8 @@ from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import render_html
 from pipeline.schemas.analysis import check_analysis
-from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
+from pipeline.schemas.columns import outcome_column
+from pipeline.schemas.identity import AnalysisKind
 from pipeline.schemas.outputs import check_output, for_publication
 from pipeline.schemas.raw import TABLES, free_text_columns
 from pipeline.validate import quality
@@ -48,9 +57,6 @@ MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
 RUN_LOG = "run_log.csv"  # fit times of the last run, in the processed folder (they vary by machine)
 PDF_NAME = "outcomes.pdf"
 TABLES_FOLDER = "tables"
-# The model that must fit for a report: the depth trajectory of NRS. Residual plots are shown
-# for the analyses of the primary family (AnalysisId.primary).
-PRIMARY_FOR_REPORT = (AnalysisId(AnalysisKind.TRAJECTORY, "depth"), "nrs")
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,8 @@ class RunResult:
 
     The validation, the analysis data set, the files written, the analyses the data could
     not support (``"<analysis> (<outcome>): <reason>"``) and, when the PDF report could not be
-    printed, why (one sentence).
+    printed, why (one sentence). ``not_supported`` names the analyses the design cannot
+    support (no session log...) with the reason, as the report states them.
     """
 
     validation: Validation
@@ -67,6 +74,7 @@ class RunResult:
     written: tuple[Path, ...]
     not_estimable: tuple[str, ...] = ()
     pdf_problem: str | None = None
+    not_supported: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -131,7 +139,7 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
 def _validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
     outputs.remove_stale_temporaries(_processed_folders(config))
     raw = read_sources(config.sources)
-    validation = validate_study(raw)
+    validation = validate_study(raw, config.study.ranges())
     out = config.outputs
     key = pseudonyms.load_key(config.privacy)
     origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
@@ -202,7 +210,7 @@ def _run(
         validation.valid("assessments"),
         config,
     )
-    check_analysis(data)
+    check_analysis(data, [outcome_column(o.name) for o in config.study.outcomes])
     key = pseudonyms.load_key(config.privacy)
     written.append(
         outputs.write_parquet(
@@ -212,17 +220,25 @@ def _run(
         )
     )
 
+    study = config.study
+    check_design(data, study)
     secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
     folder = config.outputs.processed / MODEL_CACHE
     cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
     results = run_analyses(
-        analysis_plans(data, config.model),
+        study_plans(data, config.model, study),
         config.model.df_method,
         progress=progress,
         workers=config.engine.workers or None,
         cache=cache,
     )
-    model_tables = combine(results)
+    visit = primary_visit(data, study)
+    headlines = [headline(c) for c in study.comparisons]
+    family = [
+        (identity, visit if identity.kind is AnalysisKind.CHANGE else None)
+        for identity in headlines
+    ]
+    model_tables = combine(results, family)
     diagnostics = model_tables["diagnostics"]
     written.append(
         outputs.write_csv(
@@ -230,22 +246,31 @@ def _run(
             diagnostics.loc[:, ["analysis", "outcome", "status", "fit_seconds"]],
         )
     )
-    result = next(r for r in results if (r.identity, r.outcome) == PRIMARY_FOR_REPORT)
+    primary_outcome = study.outcomes[0].name
+    result = next(r for r in results if (r.identity, r.outcome) == (headlines[0], primary_outcome))
     if result.fit is None:
         message = result.diagnostics["message"].iloc[0]
         raise UserError(
             f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
         )
+    if visit is not None and headlines[0].kind is AnalysisKind.CHANGE:
+        at = result.contrasts[pd.to_numeric(result.contrasts["visit"], errors="coerce") == visit]
+        if at.empty:
+            raise UserError(
+                f"the primary outcome {primary_outcome} has no between-group difference at the "
+                f"primary visit {visit}: no patient of both groups was assessed then; set [time] "
+                f"primary_visit to a visit the data hold"
+            )
     skipped = tuple(
         f"{r.analysis} ({r.outcome}): {r.diagnostics['message'].iloc[0]}"
         for r in results
         if r.fit is None
     )
     sessions = validation.valid("sessions")
-    ae_rates = safety.adverse_event_rates(sessions, "depth")
-    ae_ratio = safety.rate_ratio(sessions, "depth")
+    groups = [c.name for c in study.comparisons]
+    outcome_names = [o.name for o in study.outcomes]
     responder_table = pd.concat(
-        [responders.responders_by_instrument(data, factor) for factor in FACTORS],
+        [responders.responders_by_instrument(data, g, outcome_names) for g in groups],
         ignore_index=True,
     )
     reasons = summaries.quarantine_reasons(validation.failures)
@@ -253,14 +278,21 @@ def _run(
         **model_tables,
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
-        "adverse_event_rates": ae_rates,
-        "adverse_event_rate_ratio": ae_ratio,
-        "responders": responder_table,
     }
+    if study.sessions:
+        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
+        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
+    tables["responders"] = responder_table
+    not_supported = skipped_analyses(data, study)
+    if not_supported:
+        tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
+    descriptive = summaries.descriptive_tables(
+        validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
+    )
     report = render_report(
         config,
         raw,
-        {**tables, **summaries.descriptive_tables(validation, data, tables.get("diagnostics"))},
+        {**tables, **descriptive},
         results,
         analysis=data,
         key_source=key.source,
@@ -273,7 +305,48 @@ def _run(
         written=tuple(written),
         not_estimable=skipped,
         pdf_problem=report.pdf_problem,
+        not_supported=tuple(f"{name}: {reason}" for name, reason in not_supported),
     )
+
+
+def check_design(data: pd.DataFrame, study: Study) -> None:
+    """Stop with one sentence when the data cannot answer the declared design at all.
+
+    Raises
+    ------
+    UserError
+        No valid assessment; a declared comparison with fewer than two groups in the data;
+        the first (primary) outcome never recorded; a trial's primary visit never assessed.
+    """
+    if data.empty:
+        raise UserError("no valid assessment is left after validation; see the quarantine files")
+    for comparison in study.comparisons:
+        groups = data.drop_duplicates("patient_id")[comparison.name].dropna()
+        present = sorted(map(str, groups.unique()))
+        if len(present) < 2:
+            levels = list(comparison.levels) or [comparison.reference]
+            empty = [v for v in levels if v not in present] or ["a second group"]
+            raise UserError(
+                f"the comparison '{comparison.name}' ({comparison.label}) has no patient in "
+                f"{empty[0]}: the data hold only {', '.join(present) or 'no group'}, so there "
+                f"is nothing to compare"
+            )
+    primary = study.outcomes[0]
+    column = outcome_column(primary.name)
+    if data[column].notna().sum() == 0:
+        raise UserError(
+            f"the primary outcome {primary.name} ({primary.label}) is never recorded in the "
+            f"valid assessments; map its column in [[sources]]"
+        )
+    visit = study.time.primary_visit
+    if visit is not None and study.design == "trial":
+        at = data.loc[(data["visit"] == visit) & data[column].notna()]
+        if at.empty:
+            raise UserError(
+                f"the primary outcome {primary.name} is never recorded at the primary visit "
+                f"{visit} ([time] primary_visit); the data hold visits "
+                f"{', '.join(map(str, sorted(data['visit'].unique())))}"
+            )
 
 
 @dataclass(frozen=True)
@@ -347,7 +420,10 @@ def render_report(
     residuals = {
         (r.analysis, r.outcome): (r.fit.fitted, r.fit.residuals)
         for r in results
-        if r.fit is not None and r.identity is not None and r.identity.primary
+        if r.fit is not None
+        and r.identity is not None
+        and r.identity.kind is AnalysisKind.TRAJECTORY
+        and r.identity.population is None
     }
     content = build_content(
         config,

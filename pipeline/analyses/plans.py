@@ -53,7 +53,7 @@ from pipeline.lmm.marginal import (
     pooled_sd,
     slope_difference,
 )
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
 from pipeline.schemas.outputs import (
     COMPARISON_COLUMNS,
@@ -201,14 +201,36 @@ class AnalysisResult:
 # rows
 
 
-def response_column(outcome: str) -> str:
-    """Column of an instrument in the analysis data set (``vas`` -> ``vas_mm``)."""
-    try:
-        return INSTRUMENT_COLUMNS[outcome]
-    except KeyError:
+def response_column(outcome: str, data: pd.DataFrame | None = None) -> str:
+    """Column of an outcome in the analysis data set (``vas`` -> ``vas_mm``, ``rmdq`` -> ``rmdq``).
+
+    Raises
+    ------
+    ValueError
+        When ``data`` is given and holds no such outcome (it names the outcomes it holds).
+    """
+    column = outcome_column(outcome)
+    if data is not None and f"{column}_baseline" not in data:
+        held = [c.removesuffix("_baseline") for c in data.columns if c.endswith("_baseline")]
+        names = {v: k for k, v in INSTRUMENT_COLUMNS.items()}
         raise ValueError(
-            f"unknown outcome {outcome!r}; choose from {', '.join(INSTRUMENT_COLUMNS)}"
-        ) from None
+            f"unknown outcome {outcome!r}; these data hold "
+            f"{', '.join(names.get(c, c) for c in held)}"
+        )
+    return column
+
+
+def check_group(data: pd.DataFrame, factor: str) -> None:
+    """Raise ``ValueError`` unless ``factor`` is a categorical patient-level grouping."""
+    if factor not in data or not isinstance(data[factor].dtype, pd.CategoricalDtype):
+        groups = [
+            c
+            for c in data.columns
+            if isinstance(data[c].dtype, pd.CategoricalDtype) and c not in ("chronicity",)
+        ]
+        raise ValueError(
+            f"unknown group {factor!r}; these data hold the groupings {', '.join(groups)}"
+        )
 
 
 def _sorted_categorical(values: pd.Series) -> pd.Categorical:
@@ -319,9 +341,10 @@ def trajectory_plan(
     data : pandas.DataFrame
         Analysis data set.
     outcome : str
-        ``nrs``, ``vas`` or ``odi``.
+        A declared outcome (``nrs``, ``vas``, ``odi``, ``rmdq``...).
     factor : str
-        Patient-level group: ``depth`` or ``twitch``.
+        A declared comparison: a categorical patient-level column (``depth``, ``twitch``,
+        ``arm``...).
     settings : ModelSettings
         Time axis, covariates, random slope, df method, site handling.
     population : str, optional
@@ -335,7 +358,8 @@ def trajectory_plan(
     ModelPlan
         The plan.
     """
-    response = response_column(outcome)
+    response = response_column(outcome, data)
+    check_group(data, factor)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
@@ -371,9 +395,29 @@ def change_plan(
     """SAP §4.2: post-baseline ``y ~ baseline + visit * G + covariates + (1 | patient)``.
 
     Visit is categorical; the between-group difference at each visit is the clinically read
-    quantity. Post-baseline assessments of patients with a baseline value only.
+    quantity (in a trial, the baseline-adjusted difference at the primary visit is the
+    headline). Post-baseline assessments of patients with a baseline value only. This is the
+    repeated-measures model of the plan's visit-level analysis (``kind`` ``change``); its
+    random intercept stands in for the residual covariance of the MMRM (SAP §4.6).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set.
+    outcome : str
+        A declared outcome (``nrs``, ``rmdq``...).
+    factor : str
+        A declared comparison: a categorical patient-level column (``depth``, ``arm``...).
+    settings : ModelSettings
+        Covariates, df method, site handling.
+
+    Returns
+    -------
+    ModelPlan
+        The plan, labelled ``change_<factor>``.
     """
-    response = response_column(outcome)
+    response = response_column(outcome, data)
+    check_group(data, factor)
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
     post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
@@ -411,7 +455,7 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
     deviation from it. The within coefficient (twitch in every earlier session versus none, for
     the same patient) is free of between-patient confounding.
     """
-    response = response_column(outcome)
+    response = response_column(outcome, data)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
@@ -470,7 +514,7 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
 
 def joint_plan(data: pd.DataFrame, outcome: str, settings: ModelSettings) -> ModelPlan:
     """SAP §4.4: depth and twitch together, ``y ~ T * depth + T * twitch + covariates``."""
-    response = response_column(outcome)
+    response = response_column(outcome, data)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
@@ -505,7 +549,7 @@ def subgroup_plan(
     data: pd.DataFrame, outcome: str, factor: str, settings: ModelSettings
 ) -> ModelPlan:
     """SAP §4 (acute vs chronic): ``y ~ T * G * chronicity``; the three-way term is the test."""
-    response = response_column(outcome)
+    response = response_column(outcome, data)
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data, exclude=("chronicity",))
     site, site_column = _site(settings, data)

@@ -1,15 +1,19 @@
 """Every mixed-model analysis of the statistical analysis plan, run and gathered into tables.
 
-:func:`analysis_plans` lists the models of SAP §4 for NRS, VAS and ODI;
-:func:`run_analyses` fits them and :func:`combine` stacks their tidy tables, marks the primary
-family of comparisons and adds Holm-adjusted p-values across it.
+:func:`analysis_plans` lists the models of SAP §4 for the study's declared outcomes and
+comparisons (NRS, VAS and ODI by depth and twitch by default); :func:`skipped_analyses` says
+which models the design cannot support and why; :func:`run_analyses` fits them and
+:func:`combine` stacks their tidy tables, marks the primary family of comparisons and adds
+Holm-adjusted p-values across it.
 
-The primary family answers the two questions of the plan for the three outcomes: the
-difference in slope between deep and superficial needling, and between patients with and
-without a twitch response, in the trajectory models (six comparisons). It is chosen by typed
-fields, never by a label: the contrasts of ``kind`` :attr:`ContrastKind.SLOPE` in the analyses
-whose :class:`~pipeline.schemas.identity.AnalysisId` is primary. Every other contrast is
-secondary and reported unadjusted.
+The primary family holds one headline estimate per comparison and outcome (SAP §4, headline
+estimands): for an observational exposure the difference in slope of the trajectory model
+(by default: deep vs superficial and twitch vs no twitch, three outcomes, six comparisons);
+for a randomised arm the baseline-adjusted difference at the primary visit from the visit-level
+model (``change_<arm>``). It is chosen by typed fields, never by a label: the contrasts of
+``kind`` :attr:`ContrastKind.SLOPE` (or :attr:`ContrastKind.VISIT` at the primary visit) in
+the headline analyses, named by their :class:`~pipeline.schemas.identity.AnalysisId`. Every
+other contrast is secondary and reported unadjusted.
 
 The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
 core): each worker fits whole plans with the same code as a sequential run, so the numbers do
@@ -56,11 +60,118 @@ from pipeline.analyses.plans import (
     subgroup_plan,
     trajectory_plan,
 )
-from pipeline.config.settings import ModelSettings
+from pipeline.config.settings import Comparison, ModelSettings, Study
 from pipeline.errors import UserError
 from pipeline.lmm.marginal import holm
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS
-from pipeline.schemas.identity import FACTORS, AnalysisKind, ContrastKind, Family
+from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
+
+
+def primary_visit(data: pd.DataFrame, study: Study) -> int | None:
+    """Return the visit of a trial's headline: the declared one, else the last in the data."""
+    if study.time.primary_visit is not None:
+        return study.time.primary_visit
+    visits = data.loc[data["visit"] > 0, "visit"]
+    return int(visits.max()) if len(visits) else None
+
+
+def headline(comparison: Comparison) -> AnalysisId:
+    """Return the analysis giving the headline estimate of one comparison (SAP §4).
+
+    A randomised arm: the visit-level model (``change_<name>``), read at the primary visit;
+    an observational grouping: the trajectory model (``trajectory_<name>``), its difference in
+    slope.
+    """
+    kind = AnalysisKind.CHANGE if comparison.randomised else AnalysisKind.TRAJECTORY
+    return AnalysisId(kind, comparison.name)
+
+
+def _has_levels(data: pd.DataFrame, column: str, at_least: int = 2) -> bool:
+    return column in data and data[column].dropna().nunique() >= at_least
+
+
+def skipped_analyses(data: pd.DataFrame, study: Study) -> list[tuple[str, str]]:
+    """List the analyses of the plan this design cannot support, with the reason.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set.
+    study : Study
+        The declared design.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(analysis, reason)``; the reason is one sentence for the report.
+    """
+    skipped = []
+    names = {c.kind for c in study.comparisons}
+    if not study.sessions:
+        reason = "this study has no session log"
+        skipped += [
+            ("session_twitch", f"the session-level twitch model needs a session log; {reason}."),
+            ("joint", f"the joint model of depth and twitch needs a session log; {reason}."),
+            (
+                "adverse_event_rates",
+                f"adverse events are counted per 100 sessions, which needs a session log; "
+                f"{reason}.",
+            ),
+            (
+                "session_counts",
+                f'time counted in needling sessions ([model] time_axis = "sessions") needs a '
+                f"session log; {reason}, so time is counted in weeks.",
+            ),
+        ]
+    else:
+        if "twitch" not in names:
+            skipped.append(
+                ("session_twitch", "the twitch exposure is not among the declared comparisons.")
+            )
+        if not {"depth", "twitch"} <= names:
+            skipped.append(("joint", "depth and twitch are not both declared comparisons."))
+    if not _has_levels(data, "chronicity"):
+        skipped.append(
+            (
+                "subgroup_chronicity",
+                "the chronicity subgroups need patients in at least two chronicity groups "
+                "(symptom duration); these data have fewer.",
+            )
+        )
+    return skipped
+
+
+def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> list[ModelPlan]:
+    """List every model of SAP §4 the declared design supports.
+
+    Per outcome and comparison: the trajectory and change-from-baseline models, the chronicity
+    subgroup model and the sensitivity populations; with a session log and both built-in
+    exposures, also the session-level twitch model and the joint model (as
+    :func:`analysis_plans`). What is left out is listed by :func:`skipped_analyses`.
+    """
+    skipped = {name for name, _ in skipped_analyses(data, study)}
+    kinds = {c.kind: c for c in study.comparisons}
+    groups = [c.name for c in study.comparisons]
+    plans: list[ModelPlan] = []
+    for outcome in (o.name for o in study.outcomes):
+        plans += [trajectory_plan(data, outcome, f, settings) for f in groups]
+        plans += [change_plan(data, outcome, f, settings) for f in groups]
+        if "session_twitch" not in skipped:
+            plans.append(session_twitch_plan(data, outcome, settings))
+        if "joint" not in skipped:
+            plans.append(joint_plan(data, outcome, settings))
+        if "subgroup_chronicity" not in skipped:
+            plans += [subgroup_plan(data, outcome, f, settings) for f in groups]
+        for name, select in SENSITIVITY_POPULATIONS.items():
+            subset, note = select(data)
+            if name == "per_protocol" and "depth" not in kinds and len(subset) == len(data):
+                continue  # nobody to exclude: the same fit again
+            plans += [
+                trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
+                for f in groups
+            ]
+    return plans
+
 
 Progress = Callable[[int, int, ModelPlan], None]
 
@@ -310,13 +421,20 @@ def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | No
     return [r for r in results if r is not None]
 
 
-def combine(results: Sequence[AnalysisResult]) -> dict[str, pd.DataFrame]:
+def combine(
+    results: Sequence[AnalysisResult],
+    primary: Sequence[tuple[AnalysisId, int | None]] | None = None,
+) -> dict[str, pd.DataFrame]:
     """Stack the tidy tables of every analysis; add the family and Holm's adjustment.
 
     Parameters
     ----------
     results : sequence of AnalysisResult
         Fitted analyses.
+    primary : sequence of (AnalysisId, int or None), optional
+        The headline contrasts: ``(analysis, visit)`` for the differences at ``visit`` in that
+        analysis, ``(analysis, None)`` for its differences in slope. Default: the differences
+        in slope of the primary analyses (:attr:`AnalysisId.primary`).
 
     Returns
     -------
@@ -334,10 +452,19 @@ def combine(results: Sequence[AnalysisResult]) -> dict[str, pd.DataFrame]:
             pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         )
     contrasts = tables["contrasts"]
-    primary_analyses = {r.analysis for r in results if r.identity and r.identity.primary}
-    primary = contrasts["analysis"].isin(primary_analyses) & (
-        contrasts["kind"] == ContrastKind.SLOPE
-    )
+    chosen = pd.Series(False, index=contrasts.index)
+    if primary is None:
+        primary = [
+            (r.identity, None) for r in results if r.identity is not None and r.identity.primary
+        ]
+    for identity, visit in primary:
+        mine = contrasts["analysis"] == identity.name
+        if visit is None:
+            chosen |= mine & (contrasts["kind"] == ContrastKind.SLOPE)
+        else:
+            at = pd.to_numeric(contrasts["visit"], errors="coerce") == visit
+            chosen |= mine & (contrasts["kind"] == ContrastKind.VISIT) & at
+    primary = chosen.to_numpy()
     contrasts["family"] = np.where(primary, Family.PRIMARY.value, Family.SECONDARY.value)
     adjusted = holm(contrasts.loc[primary, "p_value"].to_numpy(dtype=float))
     contrasts["p_holm"] = np.nan

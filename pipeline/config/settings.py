@@ -11,10 +11,17 @@ from __future__ import annotations
 import codecs
 import itertools
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.instruments import (
+    BUILT_IN_COLUMNS,
+    DIRECTIONS,
+    HIGHER_BETTER,
+    LIBRARY,
+    SCORINGS,
+)
 from pipeline.errors import ConfigError
 from pipeline.schemas.columns import INSTRUMENTS as INSTRUMENT_TABLE
 from pipeline.schemas.columns import PATIENT_ID
@@ -46,8 +53,12 @@ class Inputs:
 # --- sources: the clinic's files and how to read them (see docs/ingestion.md) ---------------
 SOURCE_KINDS = ("canonical", "visit_sheet", "wide", "redcap")
 SOURCE_DELIMITERS = ("auto", ",", ";", "\t", "|")
-PATIENT_ID_RULES = ("compact", "as_written")
-SOURCE_UNITS = {"vas_mm": ("mm", "cm"), "odi": ("percent", "points")}
+PATIENT_ID_RULES = ("compact", "as_written", "row")
+SOURCE_UNITS = {
+    "vas_mm": ("mm", "cm"),
+    "odi": ("percent", "points"),
+    "symptom_weeks": ("weeks", "days", "months", "years"),
+}
 # A visit sheet's one date column, filling session_date and assessment_date alike.
 VISIT_DATE = "visit_date"
 
@@ -82,8 +93,10 @@ class Source:
     ``files`` maps a role to path patterns (absolute; a pattern with ``*``, ``?`` or ``[`` is a
     glob): ``data`` for visit sheets, wide files and REDCap exports; the table names for the
     canonical layout. ``number`` is the entry's position from 1 (0 for the ``[inputs]`` form,
-    which is read exactly as written: ``legacy``). The other attributes are the keys of the
-    entry, documented in ``docs/ingestion.md``.
+    which is read exactly as written: ``legacy``). ``extra`` holds the study's own columns
+    (declared outcomes and covariates, :meth:`Study.extra_columns`) as ``{table: {column:
+    kind}}``. The other attributes are the keys of the entry, documented in
+    ``docs/ingestion.md``.
     """
 
     number: int
@@ -109,6 +122,7 @@ class Source:
     events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
     legacy: bool = False
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -155,11 +169,294 @@ class Mcid:
     """Minimal clinically important improvement for one instrument (SAP §2).
 
     A patient is a responder when the improvement from baseline reaches ``points`` **or**
-    ``percent`` per cent of the baseline value.
+    ``percent`` per cent of the baseline value (either may be absent, not both).
     """
 
-    points: float
-    percent: float
+    points: float | None
+    percent: float | None
+
+    def describe(self, unit: str) -> str:
+        """Return the rule in words, e.g. ``2 points or 30 % of baseline``."""
+        parts = []
+        if self.points is not None:
+            parts.append(f"{self.points:g} {unit}")
+        if self.percent is not None:
+            parts.append(f"{self.percent:g} % of baseline")
+        return " or ".join(parts)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One declared outcome (``[outcomes.NAME]``, SAP §3): what it measures and how to read it.
+
+    Attributes
+    ----------
+    name : str
+        The name in the configuration and in every table (``rmdq``).
+    column : str
+        Column of the assessments table holding the score (``nrs``, ``vas_mm``, ``odi`` for the
+        built-in instruments, otherwise the name).
+    label, short, unit : str
+        Name for people, short name, unit of the score.
+    low, high : float
+        Range of possible scores (a value outside is quarantined).
+    direction : {"higher_worse", "higher_better"}
+        Whether a rise of the score is a worsening or an improvement.
+    mcid : Mcid
+        Minimal clinically important improvement.
+    scoring : {"recorded", "odi_items"}
+        As recorded, or scored from the ODI sections.
+    source : str
+        Where the range and MCID come from (library instruments), or ``declared``.
+    integer : bool
+        Whether scores are whole numbers.
+    """
+
+    name: str
+    column: str
+    label: str
+    short: str
+    unit: str
+    low: float
+    high: float
+    direction: str
+    mcid: Mcid
+    scoring: str = "recorded"
+    source: str = "declared in the configuration"
+    integer: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a rise of the score is an improvement."""
+        return self.direction == HIGHER_BETTER
+
+    @property
+    def improvement_sign(self) -> float:
+        """+1 when a rise is an improvement, -1 when a fall is."""
+        return 1.0 if self.higher_is_better else -1.0
+
+
+COMPARISON_KINDS = ("depth", "twitch", "randomised", "column")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One declared patient-level grouping to compare (``[[comparisons]]``, SAP §3).
+
+    Attributes
+    ----------
+    name : str
+        Name in analysis labels (``trajectory_<name>``) and in the API's ``group=``.
+    kind : {"depth", "twitch", "randomised", "column"}
+        The built-in exposures (derived from the sessions), a randomised arm, or any
+        categorical patient column.
+    column : str
+        Patient column holding the group (``depth``, ``twitch``, ``arm``, or the declared one).
+    reference : str
+        Reference level (the first level of the model's factor).
+    label : str
+        Name for people (``treatment arm``).
+    levels : tuple of str
+        Every level in model order (reference first); empty: the reference, then the others
+        in sorted order as found in the data.
+    """
+
+    name: str
+    kind: str
+    column: str
+    reference: str
+    label: str
+    levels: tuple[str, ...] = ()
+
+    @property
+    def randomised(self) -> bool:
+        """Whether the grouping is a randomised arm (the design is then a trial)."""
+        return self.kind == "randomised"
+
+    @property
+    def needs_sessions(self) -> bool:
+        """Whether the grouping is derived from the session log."""
+        return self.kind in ("depth", "twitch")
+
+
+COVARIATE_KINDS = ("number", "category")
+# Covariates every study may name without declaring them: patient columns of the data contract
+# (``chronicity`` is derived from ``symptom_weeks``).
+BUILT_IN_COVARIATES = {
+    "chronicity": "category",
+    "age": "number",
+    "sex": "category",
+    "symptom_weeks": "number",
+}
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """One baseline covariate of the models: a patient column, numeric or categorical.
+
+    Attributes
+    ----------
+    name : str
+        Patient column (``age``, ``diagnosis``...).
+    kind : {"number", "category"}
+        Numeric (a slope) or categorical (one coefficient per level but the reference).
+    reference : str or None
+        Reference level of a categorical covariate (default: the first in sorted order).
+    label : str
+        Name for people.
+    """
+
+    name: str
+    kind: str
+    reference: str | None = None
+    label: str = ""
+
+
+TIME_SOURCES = ("dates", "weeks", "visits")
+
+
+@dataclass(frozen=True)
+class TimeSettings:
+    """Where the time of each assessment comes from (``[time]``, SAP §3).
+
+    Attributes
+    ----------
+    source : {"dates", "weeks", "visits"}
+        ``dates``: weeks since the baseline assessment date; ``weeks``: the assessments'
+        ``weeks`` column (a wide source's ``weeks`` mapping fills it); ``visits``: the
+        ``visit_weeks`` mapping of visit numbers to weeks.
+    visit_weeks : dict of int to float
+        Visit number to nominal week (``source = "visits"``).
+    primary_visit : int or None
+        Visit of the headline estimate of a trial (default: the last visit in the data).
+    """
+
+    source: str = "dates"
+    visit_weeks: dict[int, float] = field(default_factory=dict)
+    primary_visit: int | None = None
+
+
+def legacy_outcomes(mcid: dict[str, Mcid]) -> tuple[Outcome, ...]:
+    """NRS, VAS and ODI from the library with the MCIDs of ``[mcid]`` (the needling default)."""
+    return tuple(
+        library_outcome(name, BUILT_IN_COLUMNS[name], mcid.get(name))
+        for name in ("nrs", "vas", "odi")
+    )
+
+
+def library_outcome(name: str, column: str, mcid: Mcid | None = None) -> Outcome:
+    """Return an outcome measured with the library instrument ``name`` (:mod:`.instruments`)."""
+    item = LIBRARY[name]
+    return Outcome(
+        name=name,
+        column=column,
+        label=item.label,
+        short=item.short,
+        unit=item.unit,
+        low=float(item.low),
+        high=float(item.high),
+        direction=item.direction,
+        mcid=mcid or Mcid(item.mcid_points, item.mcid_percent),
+        scoring=item.scoring,
+        source=item.source,
+        integer=item.integer,
+    )
+
+
+DEFAULT_COMPARISONS = (
+    Comparison("depth", "depth", "depth", "superficial", "needling depth", ("superficial", "deep")),
+    Comparison(
+        "twitch", "twitch", "twitch", "no twitch", "twitch response", ("no twitch", "twitch")
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the study declares: outcomes, comparisons, covariates and time (SAP §3).
+
+    Attributes
+    ----------
+    outcomes : tuple of Outcome
+        The declared outcomes, in order (default NRS, VAS, ODI).
+    comparisons : tuple of Comparison
+        The declared groupings (default depth and twitch share).
+    covariates : dict of str to Covariate
+        Covariates declared under ``[covariates.NAME]`` (the built-in ones need no
+        declaration).
+    time : TimeSettings
+        Where time comes from, and the primary visit.
+    sessions : bool
+        Whether a source provides a session log.
+    """
+
+    outcomes: tuple[Outcome, ...]
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS
+    covariates: dict[str, Covariate] = field(default_factory=dict)
+    time: TimeSettings = field(default_factory=TimeSettings)
+    sessions: bool = True
+
+    @property
+    def declared(self) -> bool:
+        """Whether the study declares its own design (not NRS, VAS, ODI by depth and twitch)."""
+        default = tuple(o.name for o in self.outcomes) == ("nrs", "vas", "odi")
+        return not (default and self.comparisons == DEFAULT_COMPARISONS and not self.covariates)
+
+    @property
+    def design(self) -> str:
+        """``trial`` when a comparison is a randomised arm, else ``observational``."""
+        return "trial" if any(c.randomised for c in self.comparisons) else "observational"
+
+    def outcome(self, name: str) -> Outcome:
+        """Return the declared outcome ``name``.
+
+        Raises
+        ------
+        KeyError
+            When the study declares no such outcome.
+        """
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def comparison(self, name: str) -> Comparison:
+        """Return the declared comparison ``name``.
+
+        Raises
+        ------
+        KeyError
+            When the study declares no such comparison.
+        """
+        for c in self.comparisons:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def extra_columns(self) -> dict[str, dict[str, str]]:
+        """Return the study's own columns beyond the data contract, ``{table: {column: kind}}``.
+
+        Outcomes that are not built-in columns are numeric assessment columns; declared
+        covariates and the columns of ``column`` comparisons are patient columns.
+        """
+        from pipeline.schemas.raw import column_names
+
+        assessments = {
+            o.column: "number" for o in self.outcomes if o.column not in column_names("assessments")
+        }
+        patients = {
+            c.name: "number" if c.kind == "number" else "text"
+            for c in self.covariates.values()
+            if c.name not in column_names("patients")
+        }
+        for c in self.comparisons:
+            if c.kind == "column" and c.column not in column_names("patients"):
+                patients[c.column] = "text"
+        return {"patients": patients, "assessments": assessments}
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """``{assessment column: (low, high)}`` of the outcomes stored in their own column."""
+        return {o.column: (o.low, o.high) for o in self.outcomes}
 
 
 @dataclass(frozen=True)
@@ -361,6 +658,7 @@ class Config:
     outputs: Outputs
     mcid: dict[str, Mcid]
     sources: tuple[Source, ...] = ()
+    study: Study | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     model: ModelSettings = field(default_factory=ModelSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
@@ -368,6 +666,11 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     planning: PlanningSettings | None = None
+
+    def __post_init__(self) -> None:
+        """Fill the study with the needling default (NRS, VAS, ODI; depth, twitch)."""
+        if self.study is None:
+            object.__setattr__(self, "study", Study(outcomes=legacy_outcomes(self.mcid)))
 
 
 def _fail(path: Path, key: str, message: str) -> ConfigError:
@@ -664,7 +967,9 @@ def _one_column_each(mapping: dict[str, str], path: Path, name: str) -> None:
             )
 
 
-def _time_points(section: object, table: str, path: Path, name: str) -> TimePoints:
+def _time_points(
+    section: object, table: str, path: Path, name: str, extra: tuple[str, ...] = ()
+) -> TimePoints:
     from pipeline.schemas.raw import column_names
 
     if not isinstance(section, dict):
@@ -678,6 +983,7 @@ def _time_points(section: object, table: str, path: Path, name: str) -> TimePoin
             raise _fail(path, f"{name}.points.{label}", f"must be a whole number, got {number!r}")
     number_column = "visit" if table == "assessments" else "session_number"
     allowed = tuple(c for c in column_names(table) if c not in (PATIENT_ID, number_column))
+    allowed += extra
     columns = _text_map(section.get("columns", {}), path, f"{name}.columns", keys=allowed)
     weeks = section.get("weeks", {})
     if not isinstance(weeks, dict) or any(
@@ -689,9 +995,17 @@ def _time_points(section: object, table: str, path: Path, name: str) -> TimePoin
         raise _fail(path, f"{name}.weeks", f"'{unknown[0]}' is not one of the points")
     date_column = "assessment_date" if table == "assessments" else "session_date"
     date_from = _text(section, "date_from", path, name, None)
-    if date_column not in columns:
-        if date_from is None:
-            raise _fail(path, name, f"needs columns.{date_column} or date_from with weeks")
+    # Assessments may be timed by their weeks alone (no dates): a wide file without dates.
+    by_weeks = table == "assessments" and "weeks" not in columns and bool(weeks)
+    if date_column not in columns and "weeks" not in columns:
+        if date_from is None and not by_weeks:
+            raise _fail(
+                path,
+                name,
+                f"needs columns.{date_column}, or weeks (with date_from to make dates)"
+                if table == "assessments"
+                else f"needs columns.{date_column} or date_from with weeks",
+            )
         missing = [p for p in points if p not in weeks]
         if missing:
             raise _fail(path, f"{name}.weeks", f"gives no week for the point '{missing[0]}'")
@@ -703,8 +1017,14 @@ def _time_points(section: object, table: str, path: Path, name: str) -> TimePoin
     )
 
 
-def _source(entry: object, number: int, path: Path) -> Source:
-    """Check one ``[[sources]]`` entry and return it typed."""
+def _source(
+    entry: object, number: int, path: Path, extra: dict[str, dict[str, str]] | None = None
+) -> Source:
+    """Check one ``[[sources]]`` entry and return it typed.
+
+    ``extra`` holds the study's own columns (:meth:`Study.extra_columns`), which the entry may
+    map like the columns of the data contract.
+    """
     from pipeline.schemas.raw import TABLES, column_kinds, column_names
 
     name = f"sources.{number}"
@@ -732,11 +1052,25 @@ def _source(entry: object, number: int, path: Path) -> Source:
             raise _fail(path, name, "needs files = [...] (paths or globs)")
         files = {"data": _patterns(entry["files"], path, f"{name}.files")}
 
+    extra = extra or {}
     every = {c: k for t in TABLES for c, k in column_kinds(t).items()}
+    for table_extra in extra.values():
+        every.update(table_extra)
     allowed = tuple(every) + ((VISIT_DATE,) if kind == "visit_sheet" else ())
     columns = _text_map(entry.get("columns", {}), path, f"{name}.columns", keys=allowed)
+    patient_id = _choice(entry, "patient_id", path, name, "compact", PATIENT_ID_RULES)
+    if patient_id == "row" and kind != "wide":
+        raise _fail(
+            path,
+            f"{name}.patient_id",
+            "'row' (the row number as identifier) needs a wide source, one row per patient",
+        )
+    if patient_id == "row" and "patient_id" in columns:
+        raise _fail(
+            path, f"{name}.patient_id", "is 'row', so columns.patient_id must not be mapped too"
+        )
     if kind == "wide":
-        patient_columns = column_names("patients")
+        patient_columns = column_names("patients") + tuple(extra.get("patients", {}))
         stray = [c for c in columns if c not in patient_columns]
         if stray:
             raise _fail(
@@ -747,7 +1081,8 @@ def _source(entry: object, number: int, path: Path) -> Source:
             )
     if kind == "canonical":
         for table in TABLES:
-            mine = {c: v for c, v in columns.items() if c in column_names(table)}
+            own = column_names(table) + tuple(extra.get(table, {}))
+            mine = {c: v for c, v in columns.items() if c in own}
             _one_column_each(mine, path, f"{name}.columns")
     else:
         _one_column_each(columns, path, f"{name}.columns")
@@ -806,7 +1141,9 @@ def _source(entry: object, number: int, path: Path) -> Source:
     if kind == "wide":
         for table in ("assessments", "sessions"):
             if table in entry:
-                time_points[table] = _time_points(entry[table], table, path, f"{name}.{table}")
+                time_points[table] = _time_points(
+                    entry[table], table, path, f"{name}.{table}", tuple(extra.get(table, {}))
+                )
         if "assessments" not in time_points:
             raise _fail(path, name, f"a wide source needs [{name}.assessments] (points, columns)")
         patterns = dict(columns)
@@ -848,7 +1185,7 @@ def _source(entry: object, number: int, path: Path) -> Source:
         header_row=_whole(entry, "header_row", path, name, d.header_row, 1, 10_000),
         sheet=_text(entry, "sheet", path, name, None),
         date_format=date_format,
-        patient_id=_choice(entry, "patient_id", path, name, d.patient_id, PATIENT_ID_RULES),
+        patient_id=patient_id,
         id_prefix=_text(entry, "id_prefix", path, name, None) or "",
         columns=columns,
         codes=codes,
@@ -857,11 +1194,17 @@ def _source(entry: object, number: int, path: Path) -> Source:
         instruments=instruments,
         events=events,
         arms=arms,
+        extra={t: dict(c) for t, c in extra.items()},
     )
 
 
-def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[Source, ...]]:
+def load_sources(
+    raw: dict[str, Any], path: Path, extra: dict[str, dict[str, str]] | None = None
+) -> tuple[Inputs | None, tuple[Source, ...]]:
     """Read the input files: the ``[inputs]`` form or the ``[[sources]]`` entries (not both).
+
+    ``extra`` holds the study's own columns (:meth:`Study.extra_columns`). No source needs to
+    provide the sessions table: a study without a session log runs without it.
 
     Returns
     -------
@@ -886,6 +1229,7 @@ def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[
             encoding="utf-8",
             patient_id="as_written",
             legacy=True,
+            extra={t: dict(c) for t, c in (extra or {}).items()},
         )
         return inputs, (legacy,)
     if "inputs" in raw:
@@ -893,12 +1237,302 @@ def load_sources(raw: dict[str, Any], path: Path) -> tuple[Inputs | None, tuple[
     entries = raw["sources"]
     if not isinstance(entries, list) or not entries:
         raise _fail(path, "sources", "must be one or more [[sources]] tables")
-    sources = tuple(_source(entry, k, path) for k, entry in enumerate(entries, start=1))
+    sources = tuple(_source(entry, k, path, extra) for k, entry in enumerate(entries, start=1))
     provided = {t for s in sources for t in s.tables()}
     for table in TABLES:
-        if table not in provided:
+        if table not in provided and table != "sessions":
             raise _fail(path, "sources", f"no source provides the {table} table")
     return None, sources
+
+
+# --- the study: outcomes, comparisons, covariates, time (see docs/study-design.md) -----------
+OUTCOME_KEYS = {
+    "instrument",
+    "column",
+    "label",
+    "short",
+    "unit",
+    "low",
+    "high",
+    "direction",
+    "mcid_points",
+    "mcid_percent",
+    "scoring",
+    "integer",
+}
+COMPARISON_KEYS = {"name", "kind", "column", "reference", "label", "levels"}
+COVARIATE_KEYS = {"kind", "reference", "label"}
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _identifier(value: object, path: Path, key: str) -> str:
+    """Check a name usable as a column and in analysis labels: lower case, digits, underscores."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or not set(value) <= _NAME_CHARS
+        or value[0].isdigit()
+    ):
+        raise _fail(
+            path,
+            key,
+            f"must be a name of lower-case letters, digits and underscores, got {value!r}",
+        )
+    return value
+
+
+def _optional_number(section: dict, key: str, path: Path, name: str, default: float | None):
+    if key not in section:
+        return default
+    return float(_number(section, key, path, name, 0, -1e9, 1e9))
+
+
+def _outcome(name: str, section: object, path: Path) -> Outcome:
+    """Check one ``[outcomes.NAME]`` table and return the outcome."""
+    from pipeline.schemas.raw import column_names
+
+    key = f"outcomes.{name}"
+    _identifier(name, path, key)
+    if not isinstance(section, dict):
+        raise _fail(path, key, 'must be a table of keys, e.g. instrument = "rmdq"')
+    _check_keys(section, OUTCOME_KEYS, path, key)
+    instrument = section.get("instrument")
+    if instrument is not None and instrument not in LIBRARY:
+        raise _fail(
+            path,
+            f"{key}.instrument",
+            f"must be one of the library instruments {', '.join(LIBRARY)}, got {instrument!r}",
+        )
+    base = None
+    if instrument:
+        base = library_outcome(instrument, BUILT_IN_COLUMNS.get(instrument, name))
+    else:
+        missing = [k for k in ("low", "high", "direction") if k not in section]
+        if missing:
+            raise _fail(
+                path,
+                key,
+                f"names no library instrument, so it needs {missing[0]} (or instrument = one "
+                f"of {', '.join(LIBRARY)})",
+            )
+    column = _identifier(section.get("column", base.column if base else name), path, key)
+    if column in column_names("assessments") and column not in BUILT_IN_COLUMNS.values():
+        raise _fail(
+            path, f"{key}.column", f"'{column}' is a column of the data contract, not a score"
+        )
+    low = _optional_number(section, "low", path, key, base.low if base else None)
+    high = _optional_number(section, "high", path, key, base.high if base else None)
+    if high <= low:
+        raise _fail(path, f"{key}.high", f"must be above low ({low:g}), got {high:g}")
+    direction = _choice(section, "direction", path, key, base.direction if base else "", DIRECTIONS)
+    points = _optional_number(section, "mcid_points", path, key, base.mcid.points if base else None)
+    percent = _optional_number(
+        section, "mcid_percent", path, key, base.mcid.percent if base else None
+    )
+    if points is not None and not 0 < points <= high - low:
+        raise _fail(
+            path,
+            f"{key}.mcid_points",
+            f"must be above 0 and at most the range ({high - low:g}), got {points:g}",
+        )
+    if percent is not None and not 0 < percent <= 100:
+        raise _fail(path, f"{key}.mcid_percent", f"must be between 0 and 100, got {percent:g}")
+    if points is None and percent is None:
+        raise _fail(path, key, "needs mcid_points or mcid_percent (the smallest important change)")
+    scoring = _choice(section, "scoring", path, key, base.scoring if base else "recorded", SCORINGS)
+    if scoring == "odi_items" and column != "odi":
+        raise _fail(
+            path, f"{key}.scoring", "'odi_items' scores the ODI sections into the odi column"
+        )
+    return Outcome(
+        name=name,
+        column=column,
+        label=_text(section, "label", path, key, base.label if base else name),
+        short=_text(section, "short", path, key, base.short if base else name.upper()),
+        unit=_text(section, "unit", path, key, base.unit if base else "points"),
+        low=float(low),
+        high=float(high),
+        direction=direction,
+        mcid=Mcid(points, percent),
+        scoring=scoring,
+        source=base.source if base else "declared in the configuration",
+        integer=_flag(section, "integer", path, key, base.integer if base else False),
+    )
+
+
+def _comparison(entry: object, number: int, path: Path, covariates: dict) -> Comparison:
+    """Check one ``[[comparisons]]`` entry and return it."""
+    key = f"comparisons.{number}"
+    if not isinstance(entry, dict):
+        raise _fail(path, key, "must be a table of keys")
+    _check_keys(entry, COMPARISON_KEYS, path, key)
+    kind = entry.get("kind")
+    if kind not in COMPARISON_KINDS:
+        raise _fail(
+            path, f"{key}.kind", f"must be one of {', '.join(COMPARISON_KINDS)}, got {kind!r}"
+        )
+    if kind in ("depth", "twitch"):
+        default = next(c for c in DEFAULT_COMPARISONS if c.kind == kind)
+        for given in ("column", "levels"):
+            if given in entry:
+                raise _fail(path, f"{key}.{given}", f"is fixed for the built-in {kind} exposure")
+        reference = entry.get("reference", default.reference)
+        if reference not in default.levels:
+            raise _fail(
+                path,
+                f"{key}.reference",
+                f"must be one of {', '.join(default.levels)}, got {reference!r}",
+            )
+        return Comparison(
+            name=_identifier(entry.get("name", kind), path, f"{key}.name"),
+            kind=kind,
+            column=kind,
+            reference=reference,
+            label=_text(entry, "label", path, key, default.label),
+            levels=(reference, *(v for v in default.levels if v != reference)),
+        )
+    column = entry.get("column", "arm" if kind == "randomised" else None)
+    if column is None:
+        raise _fail(path, f"{key}.column", "is required: the patient column holding the groups")
+    column = _identifier(column, path, f"{key}.column")
+    if column in covariates and covariates[column].kind == "number":
+        raise _fail(path, f"{key}.column", f"'{column}' is declared a numeric covariate")
+    if "reference" not in entry:
+        raise _fail(path, f"{key}.reference", "is required: the level the others are compared with")
+    reference = _text(entry, "reference", path, key, None)
+    levels = entry.get("levels", [])
+    if not isinstance(levels, list) or any(not isinstance(v, str) or not v for v in levels):
+        raise _fail(path, f"{key}.levels", "must be a list of levels in quotes")
+    if levels and reference not in levels:
+        raise _fail(path, f"{key}.reference", f"'{reference}' is not one of the levels")
+    if len(set(levels)) != len(levels):
+        raise _fail(path, f"{key}.levels", "names a level twice")
+    default_label = "randomised arm" if kind == "randomised" else column
+    return Comparison(
+        name=_identifier(entry.get("name", column), path, f"{key}.name"),
+        kind=kind,
+        column=column,
+        reference=reference,
+        label=_text(entry, "label", path, key, default_label),
+        levels=(reference, *(v for v in levels if v != reference)) if levels else (),
+    )
+
+
+def _covariates_table(raw: dict[str, Any], path: Path) -> dict[str, Covariate]:
+    section = _table(raw, "covariates", path, required=False)
+    out = {}
+    for name, entry in section.items():
+        key = f"covariates.{name}"
+        _identifier(name, path, key)
+        if name in BUILT_IN_COVARIATES:
+            raise _fail(path, key, f"'{name}' is built in; name it in [model] covariates only")
+        if not isinstance(entry, dict):
+            raise _fail(path, key, 'must be a table of keys, e.g. kind = "category"')
+        _check_keys(entry, COVARIATE_KEYS, path, key)
+        kind = entry.get("kind")
+        if kind not in COVARIATE_KINDS:
+            raise _fail(
+                path, f"{key}.kind", f"must be one of {', '.join(COVARIATE_KINDS)}, got {kind!r}"
+            )
+        reference = _text(entry, "reference", path, key, None)
+        if reference is not None and kind == "number":
+            raise _fail(path, f"{key}.reference", "applies to a category, not a number")
+        out[name] = Covariate(
+            name=name, kind=kind, reference=reference, label=_text(entry, "label", path, key, name)
+        )
+    return out
+
+
+def _time(raw: dict[str, Any], path: Path) -> TimeSettings:
+    section = _table(raw, "time", path, required=False)
+    _check_keys(section, {"source", "visit_weeks", "primary_visit"}, path, "time")
+    source = _choice(section, "source", path, "time", "dates", TIME_SOURCES)
+    mapping = section.get("visit_weeks", {})
+    if not isinstance(mapping, dict):
+        raise _fail(path, "time.visit_weeks", 'must map visit numbers to weeks, e.g. "1" = 12')
+    visit_weeks = {}
+    for visit, weeks in mapping.items():
+        if not str(visit).isdigit():
+            raise _fail(path, "time.visit_weeks", f"'{visit}' is not a visit number")
+        if isinstance(weeks, bool) or not isinstance(weeks, int | float) or weeks < 0:
+            raise _fail(
+                path, f"time.visit_weeks.{visit}", f"must be weeks (0 or more), got {weeks!r}"
+            )
+        visit_weeks[int(visit)] = float(weeks)
+    if source == "visits" and not visit_weeks:
+        raise _fail(path, "time.visit_weeks", 'is needed with source = "visits"')
+    if source != "visits" and visit_weeks:
+        raise _fail(path, "time.visit_weeks", 'is used only with source = "visits"')
+    primary = None
+    if "primary_visit" in section:
+        primary = _whole(section, "primary_visit", path, "time", 1, 1, 100)
+        if visit_weeks and primary not in visit_weeks:
+            raise _fail(path, "time.primary_visit", f"visit {primary} is not in visit_weeks")
+    return TimeSettings(source=source, visit_weeks=visit_weeks, primary_visit=primary)
+
+
+def load_study(raw: dict[str, Any], path: Path) -> tuple[Study, dict[str, Mcid]]:
+    """Read what the study declares, or the needling default when it declares nothing.
+
+    The tables are ``[outcomes.NAME]``, ``[[comparisons]]``, ``[covariates.NAME]`` and
+    ``[time]`` (``docs/study-design.md``); without ``[outcomes]`` the outcomes are NRS, VAS and
+    ODI with the MCIDs of ``[mcid]``, without ``[[comparisons]]`` depth and twitch.
+
+    Returns
+    -------
+    study : Study
+        The declarations (``sessions`` is set later, from the sources).
+    mcid : dict of str to Mcid
+        The MCID of each outcome by name.
+    """
+    if "outcomes" in raw:
+        if "mcid" in raw:
+            raise _fail(path, "mcid", "and [outcomes] are both given; put each MCID in its outcome")
+        section = _table(raw, "outcomes", path)
+        if not section:
+            raise _fail(path, "outcomes", "declares no outcome")
+        outcomes = tuple(_outcome(name, entry, path) for name, entry in section.items())
+        columns = [o.column for o in outcomes]
+        twice = next((c for c in columns if columns.count(c) > 1), None)
+        if twice:
+            raise _fail(path, "outcomes", f"two outcomes use the column '{twice}'")
+    else:
+        outcomes = legacy_outcomes(load_mcid(raw, path))
+    covariates = _covariates_table(raw, path)
+    comparisons = DEFAULT_COMPARISONS
+    if "comparisons" in raw:
+        entries = raw["comparisons"]
+        if not isinstance(entries, list) or not entries:
+            raise _fail(path, "comparisons", "must be one or more [[comparisons]] tables")
+        comparisons = tuple(
+            _comparison(e, k, path, covariates) for k, e in enumerate(entries, start=1)
+        )
+        names = [c.name for c in comparisons]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise _fail(path, "comparisons", f"two comparisons are named '{twice}'; set name")
+    study = Study(
+        outcomes=outcomes, comparisons=comparisons, covariates=covariates, time=_time(raw, path)
+    )
+    return study, {o.name: o.mcid for o in outcomes}
+
+
+def load_mcid(raw: dict[str, Any], path: Path) -> dict[str, Mcid]:
+    """Read ``[mcid.nrs]``, ``[mcid.vas]`` and ``[mcid.odi]`` (the needling default)."""
+    mcid_raw = _table(raw, "mcid", path)
+    _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
+    mcid = {}
+    for instrument in INSTRUMENTS:
+        section = _table(mcid_raw, instrument, path)
+        name = f"mcid.{instrument}"
+        _check_keys(section, {"points", "percent"}, path, name)
+        if "points" not in section or "percent" not in section:
+            raise _fail(path, name, "needs both 'points' and 'percent'")
+        mcid[instrument] = Mcid(
+            points=float(_number(section, "points", path, name, 0, 0, 100)),
+            percent=float(_number(section, "percent", path, name, 0, 0, 100)),
+        )
+    return mcid
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
@@ -936,6 +1570,10 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             "sources",
             "outputs",
             "mcid",
+            "outcomes",
+            "comparisons",
+            "covariates",
+            "time",
             "thresholds",
             "model",
             "privacy",
@@ -948,23 +1586,24 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         "top level",
     )
 
-    inputs, sources = load_sources(raw, path)
+    if "sources" not in raw and "inputs" not in raw:
+        raise _fail(path, "inputs", "section is missing (or declare [[sources]])")
+    study, mcid = load_study(raw, path)
+    inputs, sources = load_sources(raw, path, study.extra_columns())
+    has_sessions = any("sessions" in s.tables() for s in sources)
+    study = replace(study, sessions=has_sessions)
+    if not has_sessions:
+        needs = next((c for c in study.comparisons if c.needs_sessions), None)
+        if needs is not None:
+            raise _fail(
+                path,
+                "comparisons",
+                f"'{needs.name}' is derived from the session log, but no source provides "
+                f"sessions; declare [[comparisons]] that the data hold (e.g. kind = "
+                f'"randomised")',
+            )
 
     outputs = _paths(raw, "outputs", path, Outputs)
-
-    mcid_raw = _table(raw, "mcid", path)
-    _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
-    mcid = {}
-    for instrument in INSTRUMENTS:
-        name = f"mcid.{instrument}"
-        section = _table(mcid_raw, instrument, path, label=name)
-        _check_keys(section, {"points", "percent"}, path, name)
-        if "points" not in section or "percent" not in section:
-            raise _fail(path, name, "needs both 'points' and 'percent'")
-        mcid[instrument] = Mcid(
-            points=float(_number(section, "points", path, name, 0, 0, 100)),
-            percent=float(_number(section, "percent", path, name, 0, 0, 100)),
-        )
 
     th_raw = _section(raw, "thresholds", path, Thresholds, required=False)
     d = Thresholds()
@@ -990,7 +1629,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     m_raw = _section(raw, "model", path, ModelSettings, required=False)
     dm = ModelSettings()
     covariates = m_raw.get("covariates", list(dm.covariates))
-    allowed_cov = ("chronicity", "age", "sex")
+    allowed_cov = (*BUILT_IN_COVARIATES, *study.covariates)
     if isinstance(covariates, list) and "site" in covariates:
         raise _fail(
             path, "model.covariates", "site is not a covariate here: set [model] site instead"
@@ -1001,10 +1640,20 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             "model.covariates",
             f"must be a list drawn from {', '.join(allowed_cov)}, got {covariates!r}",
         )
+    undeclared = [c for c in study.covariates if c not in covariates]
+    if undeclared:
+        raise _fail(
+            path,
+            f"covariates.{undeclared[0]}",
+            "is declared but not in [model] covariates; add it there or remove the table",
+        )
     min_sites = _whole(m_raw, "min_sites_random", path, "model", dm.min_sites_random, 2, 1000)
     random_slope = _flag(m_raw, "random_slope", path, "model", dm.random_slope)
+    time_axis = _choice(m_raw, "time_axis", path, "model", dm.time_axis, TIME_AXES)
+    if time_axis == "sessions" and not has_sessions:
+        raise _fail(path, "model.time_axis", "is 'sessions', but no source provides sessions")
     model = ModelSettings(
-        time_axis=_choice(m_raw, "time_axis", path, "model", dm.time_axis, TIME_AXES),
+        time_axis=time_axis,
         covariates=tuple(covariates),
         random_slope=random_slope,
         df_method=_choice(m_raw, "df_method", path, "model", dm.df_method, DF_METHODS),
@@ -1017,6 +1666,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         sources=sources,
         outputs=outputs,
         mcid=mcid,
+        study=study,
         thresholds=thresholds,
         model=model,
         privacy=load_privacy(raw, path),

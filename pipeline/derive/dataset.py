@@ -6,18 +6,29 @@ What is derived, and how (SAP §2–§4):
   2000), scored while at most ``odi_max_missing_sections`` sections are unanswered (default 1),
   otherwise missing. When no section is given, the recorded total is used. ``odi_source`` says
   which (``items``, ``total`` or empty).
+- **Outcomes**: the study's declared outcomes (``[outcomes.NAME]``; NRS, VAS and ODI by
+  default), each in the column :func:`outcome_column` names.
 - **Time**: weeks since the baseline assessment (visit 0); a patient without a valid baseline
-  row is timed from the first session. ``sessions_completed`` counts the patient's sessions
-  dated *before* the assessment: an assessment on a session day is taken before needling (SAP
-  §3: baseline "before the first session"), so session j's own assessment does not count it.
-- **Change from baseline** (``<outcome>_change``, follow-up minus baseline, negative = better),
-  **percent change**, and **MCID responders** (improvement ≥ points or ≥ percent of baseline).
+  row is timed from the first session. A study without dates takes the weeks from the
+  assessments' ``weeks`` column or from its visit → weeks mapping (``[time]``).
+  ``sessions_completed`` counts the patient's sessions dated *before* the assessment: an
+  assessment on a session day is taken before needling (SAP §3: baseline "before the first
+  session"), so session j's own assessment does not count it.
+- **Change from baseline** (``<outcome>_change``, follow-up minus baseline: negative is better
+  on a higher-is-worse scale, positive on a higher-is-better one), **percent change**, and
+  **MCID responders** (improvement ≥ points or ≥ percent of baseline, in the outcome's
+  direction).
 - **Exposure** per patient: number of sessions, share deep, share with a twitch response
   (over sessions where twitch is known), and the patient-level groups ``depth`` (deep when the
   deep share reaches ``deep_share``) and ``twitch`` (when the twitch share reaches
   ``twitch_share``), as categoricals whose first level is the reference (superficial,
   no twitch).
 - **Chronicity**: acute (< 6 weeks), subacute (6–12), chronic (> 12), thresholds configurable.
+- **Comparisons and covariates**: a randomised arm or any categorical patient column as a
+  categorical whose first level is the declared reference; declared categorical covariates
+  likewise (reference first), numeric ones as numbers.
+- **Without a session log** the exposure columns are empty (``n_sessions`` 0) and the
+  analyses that need sessions are not planned (:mod:`pipeline.analyses.run`).
 """
 
 from __future__ import annotations
@@ -25,9 +36,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Config, Mcid, Thresholds
+from pipeline.config.settings import Comparison, Config, Mcid, Outcome, Study, Thresholds
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
 
 
@@ -199,25 +210,49 @@ def sessions_before(
     return pd.Series(counts, index=assessments.index)
 
 
-def add_change_and_responders(frame: pd.DataFrame, mcid: dict[str, Mcid]) -> pd.DataFrame:
-    """Add baseline, change, percent change and responder columns for every instrument.
+def add_change_and_responders(
+    frame: pd.DataFrame,
+    mcid: dict[str, Mcid],
+    outcomes: tuple[Outcome, ...] | None = None,
+) -> pd.DataFrame:
+    """Add baseline, change, percent change and responder columns for every outcome.
 
-    For instrument column ``y`` this adds ``y_baseline``, ``y_change`` (follow-up minus
+    For outcome column ``y`` this adds ``y_baseline``, ``y_change`` (follow-up minus
     baseline), ``y_pct_change`` (per cent of baseline; missing when the baseline is 0) and
-    ``y_responder`` (improvement ≥ ``points`` or ≥ ``percent`` % of baseline; missing at the
-    baseline visit and where either value is missing).
+    ``y_responder`` (improvement ≥ ``points`` or ≥ ``percent`` % of baseline, where the
+    improvement is the fall of a higher-is-worse score and the rise of a higher-is-better one;
+    missing at the baseline visit and where either value is missing).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per assessment with ``patient_id``, ``visit`` and the outcome columns.
+    mcid : dict of str to Mcid
+        MCID by outcome name (used when ``outcomes`` is not given: NRS, VAS, ODI).
+    outcomes : tuple of Outcome, optional
+        The declared outcomes (direction and MCID); default NRS, VAS and ODI with ``mcid``.
     """
     out = frame.copy()
     is_baseline = out["visit"] == 0
-    for instrument, column in INSTRUMENT_COLUMNS.items():
-        baseline = out[column].where(is_baseline).groupby(out[PATIENT_ID]).transform("first")
+    if outcomes is None:
+        from pipeline.config.settings import legacy_outcomes
+
+        outcomes = legacy_outcomes(mcid)
+    for outcome in outcomes:
+        column = outcome_column(outcome.name)
+        baseline = out[column].where(is_baseline).groupby(out["patient_id"]).transform("first")
         value = out[column].astype("float64")
         baseline = baseline.astype("float64")
         change = value - baseline
         pct = (100.0 * change / baseline).where(baseline != 0)
-        rule = mcid[instrument]
-        improvement = -change
-        responder = (improvement >= rule.points) | (-pct >= rule.percent)
+        rule = outcome.mcid
+        improvement = outcome.improvement_sign * change
+        reached = pd.Series(False, index=out.index)
+        if rule.points is not None:
+            reached = reached | (improvement >= rule.points)
+        if rule.percent is not None:
+            reached = reached | (outcome.improvement_sign * pct >= rule.percent)
+        responder = reached
         known = change.notna() & ~is_baseline
         out[f"{column}_baseline"] = baseline
         out[f"{column}_change"] = change
@@ -272,6 +307,60 @@ def contraindicated(patients: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.array(yes, dtype="boolean"), index=patients.index).where(known, pd.NA)
 
 
+def study_weeks(assessments: pd.DataFrame, sessions: pd.DataFrame, study: Study) -> pd.Series:
+    """Weeks since baseline of each assessment, from the source the study declares (``[time]``).
+
+    ``dates``: days since the patient's time zero (:func:`time_zero`) / 7; ``weeks``: the
+    assessments' ``weeks`` column; ``visits``: the visit → weeks mapping (a visit it does not
+    name has no time and leaves the models).
+    """
+    source = study.time.source
+    if source == "weeks":
+        return assessments["weeks"].astype("float64")
+    if source == "visits":
+        mapping = study.time.visit_weeks
+        return assessments["visit"].astype("int64").map(mapping).astype("float64")
+    origin = assessments["patient_id"].map(time_zero(assessments, sessions))
+    return (assessments["assessment_date"] - origin).dt.days / 7.0
+
+
+def _group_levels(values: pd.Series, reference: str, levels: tuple[str, ...]) -> pd.Categorical:
+    """Return a categorical: ``reference`` first, then ``levels`` (or the others, sorted)."""
+    found = sorted(v for v in values.dropna().unique() if v != reference)
+    order = list(levels) if levels else [reference, *found]
+    order += [v for v in found if v not in order]
+    return pd.Categorical(values, categories=order)
+
+
+def comparison_groups(patients: pd.DataFrame, comparisons: tuple[Comparison, ...]) -> dict:
+    """Return the patient-level groups of the randomised and column comparisons.
+
+    Returns
+    -------
+    dict of str to pandas.Categorical
+        Comparison name -> its groups on the rows of ``patients`` (reference level first).
+    """
+    return {
+        c.name: _group_levels(patients[c.column].astype("object"), c.reference, c.levels)
+        for c in comparisons
+        if not c.needs_sessions
+    }
+
+
+def _empty_exposure() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "patient_id": pd.Series(dtype="str"),
+            "n_sessions": pd.Series(dtype="int64"),
+            "deep_share": pd.Series(dtype="float64"),
+            "twitch_share": pd.Series(dtype="float64"),
+            "n_adverse_events": pd.Series(dtype="int64"),
+            "depth": pd.Categorical([], categories=DEPTH_LEVELS),
+            "twitch": pd.Categorical([], categories=TWITCH_LEVELS),
+        }
+    )
+
+
 def analysis_dataset(
     patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
 ) -> pd.DataFrame:
@@ -280,9 +369,10 @@ def analysis_dataset(
     Parameters
     ----------
     patients, sessions, assessments : pandas.DataFrame
-        Valid, typed canonical tables.
+        Valid, typed canonical tables (``sessions`` may be empty: a study without a session
+        log).
     config : Config
-        Thresholds and MCIDs.
+        Thresholds, the declared outcomes, comparisons, covariates and time.
 
     Returns
     -------
@@ -290,36 +380,64 @@ def analysis_dataset(
         ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
         the sessions before the assessment in which a twitch was elicited, among those where
         it was recorded, as :func:`twitch_elicited`; missing when there is none),
-        ``nrs, vas_mm, odi, odi_answered, odi_source``, the baseline, change, percent change
-        and responder columns of every instrument, the patient's ``age, sex, chronicity,
-        contraindicated, protocol_deviation`` (nullable: missing where not recorded, see
-        :func:`contraindicated`) and exposure (``n_sessions, deep_share,
-        twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
+        the outcome columns (``nrs, vas_mm, odi, odi_answered, odi_source`` by default), the
+        baseline, change, percent change and responder columns of every outcome, the patient's
+        ``age, sex, symptom_weeks, chronicity, contraindicated, protocol_deviation`` (the last
+        two nullable: missing where not recorded, see :func:`contraindicated`), the declared
+        covariates, the groups of every declared comparison, and the exposure (``n_sessions,
+        deep_share, twitch_share, n_adverse_events, depth, twitch``), sorted by patient and visit.
     """
     th = config.thresholds
-    people = patients[[PATIENT_ID, "site", "age", "sex"]].copy()
+    study = config.study
+    people = patients[["patient_id", "site", "age", "sex"]].copy()
     people["chronicity"] = classify_chronicity(patients["symptom_weeks"], th)
     people["contraindicated"] = contraindicated(patients)
     people["protocol_deviation"] = patients["protocol_deviation"].astype("boolean")
+    legacy = [o.name for o in study.outcomes] == list(INSTRUMENT_COLUMNS)
+    if not legacy:
+        people["symptom_weeks"] = patients["symptom_weeks"].astype("float64")
+    for covariate in study.covariates.values():
+        values = patients[covariate.name]
+        if covariate.kind == "number":
+            people[covariate.name] = values.astype("float64")
+        else:
+            reference = covariate.reference or min(values.dropna().unique(), default="")
+            people[covariate.name] = _group_levels(values.astype("object"), reference, ())
+    for name, groups in comparison_groups(patients, study.comparisons).items():
+        people[name] = groups
 
-    rows = assessments[[PATIENT_ID, "visit", "assessment_date", "nrs", "vas_mm"]].copy()
-    rows["nrs"] = rows["nrs"].astype("float64")
-    rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
-    rows["sessions_completed"] = sessions_before(assessments, sessions)
-    elicited = twitch_elicited(sessions)
-    flagged = sessions.assign(_twitch=elicited.fillna(False), _known=elicited.notna())
-    twitch_before = sessions_before(assessments, flagged, flag="_twitch")
-    known_before = sessions_before(assessments, flagged, flag="_known")
-    rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
+    if legacy:
+        rows = assessments[["patient_id", "visit", "assessment_date", "nrs", "vas_mm"]].copy()
+        rows["nrs"] = rows["nrs"].astype("float64")
+        rows = rows.join(score_odi(assessments, th.odi_max_missing_sections))
+    else:
+        rows = assessments[["patient_id", "visit", "assessment_date"]].copy()
+        for outcome in study.outcomes:
+            if outcome.scoring == "odi_items":
+                scored = score_odi(assessments, th.odi_max_missing_sections)
+                rows = rows.join(scored.rename(columns={"odi": outcome_column(outcome.name)}))
+            else:
+                values = assessments[outcome.column].astype("float64")
+                rows[outcome_column(outcome.name)] = values
+    if len(sessions) and rows["assessment_date"].notna().any():
+        rows["sessions_completed"] = sessions_before(assessments, sessions)
+        elicited = twitch_elicited(sessions)
+        flagged = sessions.assign(_twitch=elicited.fillna(False), _known=elicited.notna())
+        twitch_before = sessions_before(assessments, flagged, flag="_twitch")
+        known_before = sessions_before(assessments, flagged, flag="_known")
+        rows["twitch_share_before"] = (twitch_before / known_before).where(known_before > 0)
+    else:
+        rows["sessions_completed"] = np.zeros(len(rows), dtype="int64")
+        rows["twitch_share_before"] = np.nan
 
-    origin = rows[PATIENT_ID].map(time_zero(assessments, sessions))
-    rows["weeks"] = (rows["assessment_date"] - origin).dt.days / 7.0
+    rows["weeks"] = study_weeks(assessments, sessions, study)
 
-    rows = add_change_and_responders(rows, config.mcid)
-    out = rows.merge(people, on=PATIENT_ID, how="left", validate="many_to_one")
-    out = out.merge(
-        patient_exposure(sessions, th), on=PATIENT_ID, how="left", validate="many_to_one"
-    )
+    rows = add_change_and_responders(rows, config.mcid, study.outcomes)
+    out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")
+    exposure = patient_exposure(sessions, th) if len(sessions) else _empty_exposure()
+    out = out.merge(exposure, on="patient_id", how="left", validate="many_to_one")
     out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
+    # no session, no adverse event after one (a study without a session log has none)
+    out["n_adverse_events"] = out["n_adverse_events"].fillna(0).astype("int64")
     out = out.drop(columns="assessment_date")
     return out.sort_values([PATIENT_ID, "visit"], kind="stable").reset_index(drop=True)

@@ -35,6 +35,7 @@ def flow_counts(
     validation: Validation,
     diagnostics: pd.DataFrame | None = None,
     analysis: str = PRIMARY_ANALYSIS,
+    has_sessions: bool = True,
 ) -> pd.DataFrame:
     """Count patients at each step of the flow.
 
@@ -46,6 +47,8 @@ def flow_counts(
         The diagnostics table; its ``n_patients`` for ``analysis`` give the analysed counts.
     analysis : str
         The primary analysis.
+    has_sessions : bool, default True
+        Whether the study has a session log; without one there are no ``treated`` steps.
 
     Returns
     -------
@@ -96,23 +99,24 @@ def flow_counts(
             )
         )
     treated = valid[PATIENT_ID].isin(sessions[PATIENT_ID])
-    rows += [
-        ("included", "Valid patient records", len(valid), FlowStage.INCLUDED, None),
-        (
-            "not_treated",
-            "No valid needling session",
-            int((~treated).sum()),
-            FlowStage.NOT_TREATED,
-            None,
-        ),
-        (
-            "treated",
-            "Treated: at least one valid needling session",
-            int(treated.sum()),
-            FlowStage.TREATED,
-            None,
-        ),
-    ]
+    rows.append(("included", "Valid patient records", len(valid), FlowStage.INCLUDED, None))
+    if has_sessions:
+        rows += [
+            (
+                "not_treated",
+                "No valid needling session",
+                int((~treated).sum()),
+                FlowStage.NOT_TREATED,
+                None,
+            ),
+            (
+                "treated",
+                "Treated: at least one valid needling session",
+                int(treated.sum()),
+                FlowStage.TREATED,
+                None,
+            ),
+        ]
     by_visit = assessments.groupby("visit", sort=True)[PATIENT_ID].nunique()
     for visit, count in by_visit.items():
         rows.append(

@@ -14,12 +14,14 @@ exposure (depth or twitch, a categorical whose first category is the reference) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.outputs import RESPONDER_COLUMNS
 
 PROPORTION_METHOD = "observed proportion"
@@ -228,15 +230,20 @@ def responders_at_last_visit(
     return out
 
 
-def responders_by_instrument(data: pd.DataFrame, group: str) -> pd.DataFrame:
-    """:func:`responders_at_last_visit` for NRS, VAS and ODI, stacked with an ``outcome`` column.
+def responders_by_instrument(
+    data: pd.DataFrame, group: str, outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS)
+) -> pd.DataFrame:
+    """:func:`responders_at_last_visit` for every outcome, stacked with an ``outcome`` column.
 
     Parameters
     ----------
     data : pandas.DataFrame
         Analysis data set.
     group : str
-        Patient-level grouping column (``depth`` or ``twitch``).
+        Patient-level grouping column (``depth``, ``twitch``, ``arm``...).
+    outcomes : sequence of str
+        Declared outcomes (default NRS, VAS and ODI); their responder columns follow each
+        outcome's direction (:func:`pipeline.derive.dataset.add_change_and_responders`).
 
     Returns
     -------
@@ -245,8 +252,8 @@ def responders_by_instrument(data: pd.DataFrame, group: str) -> pd.DataFrame:
     """
     return pd.concat(
         [
-            responders_at_last_visit(data, column, group).assign(outcome=instrument)
-            for instrument, column in INSTRUMENT_COLUMNS.items()
+            responders_at_last_visit(data, outcome_column(name), group).assign(outcome=name)
+            for name in outcomes
         ],
         ignore_index=True,
     )

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.config.settings import Study
 from pipeline.describe.flow import flow_counts
 from pipeline.describe.table_one import patient_characteristics, table_one
 from pipeline.ingest.raw_tables import SOURCE_ROW
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.validate.study import Validation, rule_text
 
 # Seed of the individual-trajectory sample (any fixed number gives a reproducible sample).
@@ -156,8 +157,14 @@ def descriptive_tables(
     data: pd.DataFrame,
     diagnostics: pd.DataFrame | None,
     factors: Sequence[str] = ("depth", "twitch"),
+    study: Study | None = None,
+    primary_analysis: str = "trajectory_depth",
 ) -> dict[str, pd.DataFrame]:
     """Compute the descriptive tables of the report: flow, Table 1 and means by visit.
+
+    ``study`` (the declared design) gives the outcomes, the covariates Table 1 adds and whether
+    there is a session log; by default NRS, VAS and ODI. ``primary_analysis`` names the model
+    whose patients the flow counts as analysed.
 
     Returns
     -------
@@ -168,12 +175,23 @@ def descriptive_tables(
         and optional column, whether the source recorded it and how many of its valid rows
         carry a value (:func:`pipeline.ingest.recorded.recorded_by_file`).
     """
-    people = patient_characteristics(data, validation.valid("patients"))
-    table, std_diff = table_one(people, factors)
+    outcomes, extra, sessions = INSTRUMENT_COLUMNS, [], True
+    if study is not None:
+        outcomes = {o.name: outcome_column(o.name) for o in study.outcomes}
+        sessions = study.sessions
+        extra = [(c.name, c.label.capitalize()) for c in study.covariates.values()]
+        extra += [
+            (f"{outcome_column(o.name)}_baseline", f"Baseline {o.short} ({o.unit})")
+            for o in study.outcomes
+        ]
+    people = patient_characteristics(
+        data, validation.valid("patients"), [*factors, *(c for c, _ in extra)]
+    )
+    table, std_diff = table_one(people, factors, extra)
     return {
-        "flow": flow_counts(validation, diagnostics),
+        "flow": flow_counts(validation, diagnostics, primary_analysis, sessions),
         "table_one": table,
         "table_one_std_diff": std_diff,
-        "mean_by_visit": means_by_visit(data, INSTRUMENT_COLUMNS, factors),
+        "mean_by_visit": means_by_visit(data, outcomes, factors),
         "recorded_fields": validation.recorded,
     }

@@ -95,8 +95,13 @@ class Variable:
         return STATISTIC_LABELS[self.summary]
 
 
-def variables(patients: pd.DataFrame) -> list[Variable]:
-    """List the characteristics of Table 1, in the order shown, for the columns present."""
+def variables(patients: pd.DataFrame, extra: Sequence[tuple[str, str]] = ()) -> list[Variable]:
+    """List the characteristics of Table 1, in the order shown, for the columns present.
+
+    ``extra`` adds ``(column, label)`` pairs after the built-in ones: a study's declared
+    covariates and baseline outcomes (a categorical column is counted, a numeric one summarised
+    by mean and SD).
+    """
     out = [
         Variable("age", "Age, years", "continuous", Summary.MEAN_SD),
         Variable("sex", "Sex", "categorical", Summary.COUNT, SEXES),
@@ -122,10 +127,29 @@ def variables(patients: pd.DataFrame) -> list[Variable]:
         if flag in patients
     ]
     out.append(Variable("protocol_deviation", "Protocol deviation", "binary", Summary.COUNT))
-    return [v for v in out if v.column in patients]
+    out = [v for v in out if v.column in patients]
+    known = {v.column for v in out}
+    for column, label in extra:
+        if column in known or column not in patients or patients[column].isna().all():
+            continue
+        values = patients[column]
+        if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
+            values
+        ):
+            categories = (
+                tuple(values.cat.categories)
+                if isinstance(values.dtype, pd.CategoricalDtype)
+                else tuple(sorted(values.dropna().astype(str).unique()))
+            )
+            out.append(Variable(column, label, "categorical", Summary.COUNT, categories))
+        else:
+            out.append(Variable(column, label, "continuous", Summary.MEAN_SD))
+    return out
 
 
-def patient_characteristics(data: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+def patient_characteristics(
+    data: pd.DataFrame, patients: pd.DataFrame, extra: Sequence[str] = ()
+) -> pd.DataFrame:
     """One row per patient of the analysis data set with everything Table 1 describes.
 
     Parameters
@@ -134,6 +158,9 @@ def patient_characteristics(data: pd.DataFrame, patients: pd.DataFrame) -> pd.Da
         The analysis data set (one row per assessment).
     patients : pandas.DataFrame
         Valid patients (``symptom_weeks`` and the contraindication flags).
+    extra : sequence of str
+        Further columns of ``data`` to keep: declared comparisons, covariates and baseline
+        outcomes.
 
     Returns
     -------
@@ -155,6 +182,7 @@ def patient_characteristics(data: pd.DataFrame, patients: pd.DataFrame) -> pd.Da
         "vas_mm_baseline",
         "odi_baseline",
     ]
+    keep += [c for c in extra if c not in keep and c != "symptom_weeks"]
     first = data.sort_values([PATIENT_ID, "visit"]).drop_duplicates(PATIENT_ID)
     people = first[[c for c in keep if c in data]]
     extra = ["symptom_weeks", *[c for c in CONTRAINDICATIONS if c in patients]]
@@ -307,7 +335,9 @@ def _std_diff(people: pd.DataFrame, factor: str, var: Variable, levels: Sequence
 
 
 def table_one(
-    people: pd.DataFrame, factors: Sequence[str] = ("depth", "twitch")
+    people: pd.DataFrame,
+    factors: Sequence[str] = ("depth", "twitch"),
+    extra: Sequence[tuple[str, str]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Baseline characteristics by group, and the standardised differences.
 
@@ -316,7 +346,10 @@ def table_one(
     people : pandas.DataFrame
         Output of :func:`patient_characteristics`.
     factors : sequence of str
-        Patient-level exposures (levels from :data:`FACTOR_LEVELS`, reference first).
+        Patient-level groupings (levels from :data:`FACTOR_LEVELS` for depth and twitch, else
+        the column's categories, reference first).
+    extra : sequence of (str, str)
+        Further characteristics ``(column, label)`` (:func:`variables`).
 
     Returns
     -------
@@ -329,9 +362,9 @@ def table_one(
         ``factor, variable, label, std_diff, method``: second level versus the reference.
     """
     rows, diffs = [], []
-    spec = variables(people)
+    spec = variables(people, extra)
     for factor in factors:
-        levels = FACTOR_LEVELS[factor]
+        levels = FACTOR_LEVELS.get(factor) or list(people[factor].cat.categories)
         in_factor = people[people[factor].notna()]
         for level in levels:
             rows.append(

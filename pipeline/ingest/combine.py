@@ -55,7 +55,10 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
         A file-level problem in any source (one sentence naming the file).
     """
     if len(sources) == 1 and sources[0].legacy:
-        return read_raw_tables({t: Path(p[0]) for t, p in sources[0].files.items()})
+        return read_raw_tables(
+            {t: Path(p[0]) for t, p in sources[0].files.items()}, sources[0].extra
+        )
+    extra = sources[0].extra if sources else {}
     pieces: list[Piece] = []
     files: dict[str, list[SourceFile]] = {t: [] for t in TABLES}
     for source in sources:
@@ -65,12 +68,19 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
             for table in tables:
                 files[table].append(file)
     return {
-        table: combine(table, [p for p in pieces if p.table == table], tuple(files[table]))
+        table: combine(
+            table, [p for p in pieces if p.table == table], tuple(files[table]), extra.get(table)
+        )
         for table in TABLES
     }
 
 
-def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> RawTable:
+def combine(
+    table: str,
+    pieces: list[Piece],
+    files: tuple[SourceFile, ...],
+    extra: dict[str, str] | None = None,
+) -> RawTable:
     """Join the pieces of one canonical table, numbering the rows ``source_row`` from 1.
 
     Parameters
@@ -81,6 +91,8 @@ def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> R
         The table's pieces, in reading order.
     files : tuple of SourceFile
         The files read for the table.
+    extra : dict of str to str, optional
+        The study's own columns of the table, ``{column: kind}``.
 
     Returns
     -------
@@ -106,7 +118,7 @@ def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> R
             problems.append(found[["table", SOURCE_ROW, "column", "check", "value", "reason"]])
         offset += len(frame)
     order = [SOURCE_ROW, *PROVENANCE]
-    present = [c for c in column_names(table) if any(c in f for f in frames)]
+    present = [c for c in column_names(table, {table: extra or {}}) if any(c in f for f in frames)]
     if frames:
         frame = pd.concat(frames, ignore_index=True)
     else:
@@ -138,4 +150,5 @@ def combine(table: str, pieces: list[Piece], files: tuple[SourceFile, ...]) -> R
         problems=pd.concat(problems, ignore_index=True) if problems else None,
         date_format=formats.pop() if len(formats) == 1 else "as configured for its source",
         columns_by_file=tuple((label, tuple(columns)) for label, columns in had.items()),
+        extra=dict(extra or {}),
     )

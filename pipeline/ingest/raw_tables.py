@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +135,9 @@ class RawTable:
         ``[[sources]]`` form): what each source *recorded*. A canonical column a file lacks
         is missing on its rows because the source never recorded it, not because a cell was
         left empty (:mod:`pipeline.ingest.recorded`).
+    extra : dict of str to str
+        The study's own columns of this table, ``{column: kind}``
+        (:meth:`pipeline.config.settings.Study.extra_columns`).
     """
 
     name: str
@@ -149,6 +152,7 @@ class RawTable:
     typed: pd.DataFrame | None = None
     text_of: Callable[[np.ndarray], pd.DataFrame] | None = None
     columns_by_file: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def source_rows(self) -> pd.Series:
@@ -178,7 +182,7 @@ class RawTable:
         return pd.DataFrame({SOURCE_ROW: rows, SOURCE_FILE: label, SOURCE_LINE: rows})
 
 
-def read_raw_table(name: str, path: Path) -> RawTable:
+def read_raw_table(name: str, path: Path, extra: dict[str, str] | None = None) -> RawTable:
     """Read one canonical raw CSV as text and check its columns.
 
     The file must be UTF-8 (a byte-order mark is allowed), comma-separated, with the column
@@ -219,7 +223,7 @@ def read_raw_table(name: str, path: Path) -> RawTable:
                 f"{path}: required column '{missing[0]}' is missing from the {name} file "
                 f"(the header has: {', '.join(layout.header)})"
             )
-        typed = read_typed(layout, column_kinds(name))
+        typed = read_typed(layout, column_kinds(name, {name: extra or {}}))
         if typed is None:
             text = read_text(layout, digest.hexdigest())
             frame = text.frame.rename(columns={LINE: SOURCE_ROW})
@@ -247,15 +251,21 @@ def read_raw_table(name: str, path: Path) -> RawTable:
         typed=None if typed is None else typed.frame.rename(columns={LINE: SOURCE_ROW}),
         text_of=None if typed is None else typed.text_of,
         columns_by_file=((path.name, tuple(c for c in column_names(name) if c in layout.header)),),
+        extra=dict(extra or {}),
     )
 
 
-def read_raw_tables(paths: dict[str, Path]) -> dict[str, RawTable]:
+def read_raw_tables(
+    paths: dict[str, Path], extra: dict[str, dict[str, str]] | None = None
+) -> dict[str, RawTable]:
     """Read every canonical table named in ``paths`` (``{table: path}``).
 
     The files are read side by side in threads (reading, hashing and pyarrow's parsing release
     the interpreter lock); a problem is reported for the first table in ``paths`` that has one.
     """
     with ThreadPoolExecutor(max_workers=max(1, len(paths))) as pool:
-        futures = {name: pool.submit(read_raw_table, name, path) for name, path in paths.items()}
+        futures = {
+            name: pool.submit(read_raw_table, name, path, (extra or {}).get(name))
+            for name, path in paths.items()
+        }
         return {name: future.result() for name, future in futures.items()}

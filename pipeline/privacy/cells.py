@@ -506,6 +506,7 @@ NO_COUNTS = frozenset(
         "model_comparison",
         "table_one_std_diff",
         "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
+        "skipped_analyses",  # analyses a design cannot support, with the reason
     }
 )
 KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})

@@ -262,8 +262,9 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
     main = [
         (FlowStage.ENROLLED, boxed(FlowStage.ENROLLED)),
         (FlowStage.INCLUDED, boxed(FlowStage.INCLUDED)),
-        (FlowStage.TREATED, boxed(FlowStage.TREATED)),
     ]
+    if FlowStage.TREATED in first:  # a study without a session log has no treated step
+        main.append((FlowStage.TREATED, boxed(FlowStage.TREATED)))
     if visits:
         lines = [f"{visit_words(int(r['detail']))}: {n(r)}" for r in visits]
         main.append((FlowStage.ASSESSED, "Assessed (valid assessment)\n" + "\n".join(lines)))
@@ -274,8 +275,9 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
         FlowStage.ENROLLED: "Excluded (record quarantined)\n"
         + n(first[FlowStage.EXCLUDED])
         + "".join(f"\n• {r['label']}: {r['patients']}" for r in stage(FlowStage.EXCLUSION_REASON)),
-        FlowStage.INCLUDED: boxed(FlowStage.NOT_TREATED),
     }
+    if FlowStage.NOT_TREATED in first:
+        side[FlowStage.INCLUDED] = boxed(FlowStage.NOT_TREATED)
     box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "#333333"}
     arrow = {"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0}
     with plotting.house_style():

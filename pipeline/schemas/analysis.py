@@ -8,6 +8,9 @@ every declared column must be there with its type and range.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
@@ -28,14 +31,19 @@ class AnalysisData(pa.DataFrameModel):
     weeks: Series[float] = pa.Field(nullable=True, description="Weeks since baseline.")
     sessions_completed: Series[int] = pa.Field(ge=0, description="Sessions before the visit.")
     twitch_share_before: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    nrs: Series[float] = pa.Field(nullable=True, ge=0, le=10)
-    vas_mm: Series[float] = pa.Field(nullable=True, ge=0, le=100)
-    odi: Series[float] = pa.Field(nullable=True, ge=0, le=100)
+    # the needling default's outcomes; a declared design has its own (check_analysis)
+    nrs: Optional[Series[float]] = pa.Field(nullable=True, ge=0, le=10)  # noqa: UP045
+    vas_mm: Optional[Series[float]] = pa.Field(nullable=True, ge=0, le=100)  # noqa: UP045
+    odi: Optional[Series[float]] = pa.Field(nullable=True, ge=0, le=100)  # noqa: UP045
     site: Series[str]
     age: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
     chronicity: Series[pa.Category] = pa.Field(nullable=True, isin=CHRONICITY_LEVELS)
-    contraindicated: Series[bool]
-    protocol_deviation: Series[bool]
+    contraindicated: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True, description="Missing where no contraindication flag was recorded."
+    )
+    protocol_deviation: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True, description="Missing where not recorded."
+    )
     n_sessions: Series[int] = pa.Field(ge=0)
     deep_share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     twitch_share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
@@ -48,29 +56,40 @@ class AnalysisData(pa.DataFrameModel):
 
         strict = False
 
-    @pa.dataframe_check(error="every instrument has its score, baseline and change columns")
-    @classmethod
-    def _instrument_columns(cls, frame: pd.DataFrame) -> bool:
-        wanted = [
-            f"{column}{suffix}"
-            for column in INSTRUMENT_COLUMNS.values()
-            for suffix in ("", "_baseline", "_change", "_pct_change", "_responder")
-        ]
-        return all(c in frame.columns for c in wanted)
-
 
 class AnalysisContractError(ValueError):
     """The analysis data set breaks its contract (a bug in the derivation, not in the data)."""
 
 
-def check_analysis(frame: pd.DataFrame) -> None:
+def check_analysis(
+    frame: pd.DataFrame, outcomes: Sequence[str] = tuple(INSTRUMENT_COLUMNS.values())
+) -> None:
     """Validate the analysis data set against :class:`AnalysisData`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The analysis data set.
+    outcomes : sequence of str
+        Columns of the study's outcomes (NRS, VAS and ODI by default): each must come with its
+        baseline, change, percent change and responder columns.
 
     Raises
     ------
     AnalysisContractError
         Naming the first columns and checks that fail.
     """
+    wanted = [
+        f"{column}{suffix}"
+        for column in outcomes
+        for suffix in ("", "_baseline", "_change", "_pct_change", "_responder")
+    ]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise AnalysisContractError(
+            f"the analysis data set breaks its contract: no column {missing[0]} (every outcome "
+            f"instrument has its score, baseline and change columns)"
+        )
     try:
         AnalysisData.validate(frame, lazy=True)
     except (SchemaError, SchemaErrors) as exc:

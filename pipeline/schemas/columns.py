@@ -56,3 +56,12 @@ INSTRUMENTS: dict[str, Instrument] = {
 
 INSTRUMENT_COLUMNS = {name: i.column for name, i in INSTRUMENTS.items()}
 """Instrument -> score column (``vas`` -> ``vas_mm``)."""
+
+
+def outcome_column(name: str) -> str:
+    """Return the column of the outcome ``name`` (``vas`` -> ``vas_mm``, ``rmdq`` -> ``rmdq``).
+
+    The built-in instruments keep their canonical column; a study's declared outcome
+    (``[outcomes.NAME]``) is its name.
+    """
+    return INSTRUMENT_COLUMNS.get(name, name)

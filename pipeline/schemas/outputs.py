@@ -28,6 +28,8 @@ from pipeline.schemas.columns import INSTRUMENTS
 from pipeline.schemas.identity import ContrastKind, Family, FlowStage
 
 OUTCOME_NAMES = tuple(INSTRUMENTS)
+# A built-in instrument or a study's declared outcome ([outcomes.NAME]: lower case, digits, _).
+OUTCOME_NAME = r"^[a-z][a-z0-9_]*$"
 
 
 class _Output(pa.DataFrameModel):
@@ -41,7 +43,9 @@ class _Output(pa.DataFrameModel):
 
 class _ByAnalysis(_Output):
     analysis: Series[str] = pa.Field(description="Analysis identifier (schemas.identity).")
-    outcome: Series[str] = pa.Field(isin=OUTCOME_NAMES, description="Outcome instrument.")
+    outcome: Series[str] = pa.Field(
+        str_matches=OUTCOME_NAME, description="Outcome: a built-in instrument or a declared one."
+    )
 
 
 class FixedEffects(_ByAnalysis):
@@ -144,7 +148,7 @@ class Diagnostics(_ByAnalysis):
 class Responders(_Output):
     """``responders``: MCID responders at the last assessment, by group."""
 
-    outcome: Series[str] = pa.Field(isin=OUTCOME_NAMES)
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
     group: Series[str]
     quantity: Series[str]
     level: Series[str]

@@ -13,6 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Optional
 
 import pandas as pd
@@ -76,18 +77,23 @@ class Patients(pa.DataFrameModel):
     site: Series[str] = pa.Field(
         str_length={"min_value": 1}, description="Clinic that treats the patient."
     )
-    enrolment_date: Series[pa.DateTime] = pa.Field(
-        description="Date of enrolment, YYYY-MM-DD; no session or assessment may precede it."
+    enrolment_date: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045
+        nullable=True,
+        description="Date of enrolment, YYYY-MM-DD; no session or assessment may precede it.",
     )
-    age: Series[pd.Int64Dtype] = pa.Field(ge=0, le=110, description="Age in years at enrolment.")
+    age: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
+        ge=0, le=110, nullable=True, description="Age in years at enrolment."
+    )
     sex: Optional[Series[str]] = pa.Field(  # noqa: UP045
         isin=SEXES, nullable=True, description="Sex."
     )
-    symptom_weeks: Series[float] = pa.Field(
+    symptom_weeks: Optional[Series[float]] = pa.Field(  # noqa: UP045
         ge=0,
         le=5200,
+        nullable=True,
         description="Duration of the current episode at enrolment, in weeks "
-        "(acute < 6, subacute 6-12, chronic > 12 by default).",
+        "(acute < 6, subacute 6-12, chronic > 12 by default; a source may give days, months "
+        "or years in [sources.units]).",
     )
     arm: Optional[Series[str]] = pa.Field(  # noqa: UP045
         nullable=True, description="Randomised arm, when the patient was randomised."
@@ -224,8 +230,17 @@ class Assessments(pa.DataFrameModel):
         description="Visit number: 0 = baseline before the first session, then "
         "1, 2, ... in time order; unique per patient.",
     )
-    assessment_date: Series[pa.DateTime] = pa.Field(
-        description="Date of the assessment, YYYY-MM-DD; not before enrolment."
+    assessment_date: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045
+        nullable=True,
+        description="Date of the assessment, YYYY-MM-DD; not before enrolment "
+        "(optional when the study times assessments by weeks or visits, see [time]).",
+    )
+    weeks: Optional[Series[float]] = pa.Field(  # noqa: UP045
+        ge=0,
+        le=520,
+        nullable=True,
+        description="Weeks since baseline, when the study records time in weeks instead of "
+        'dates ([time] source = "weeks").',
     )
     nrs: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045
         ge=0, le=10, nullable=True, description="Pain, Numeric Rating Scale 0-10 (higher worse)."
@@ -260,8 +275,14 @@ class Assessments(pa.DataFrameModel):
     @pa.dataframe_check(error="no outcome recorded (nrs, vas_mm, odi or an ODI item)")
     @classmethod
     def has_an_outcome(cls, df: pd.DataFrame) -> Series[bool]:
-        """Require at least one outcome: a row without any carries no information."""
-        present = [c for c in (*OUTCOMES, *ODI_ITEMS) if c in df]
+        """Require at least one outcome: a row without any carries no information.
+
+        A column beyond the data contract is a study's declared outcome
+        (:meth:`pipeline.config.settings.Study.extra_columns`).
+        """
+        contract = set(cls.__fields__) | {"source_row"}
+        declared = [c for c in df.columns if c not in contract]
+        present = [c for c in (*OUTCOMES, *ODI_ITEMS, *declared) if c in df]
         if not present:
             return pd.Series(False, index=df.index)
         return df[present].notna().any(axis=1)
@@ -291,13 +312,28 @@ DATE_COLUMNS: dict[str, str] = {"sessions": "session_date", "assessments": "asse
 NUMBER_COLUMNS: dict[str, str] = {"sessions": "session_number", "assessments": "visit"}
 
 
-def column_names(table: str) -> tuple[str, ...]:
-    """Return the columns of ``table`` in the order of the data contract."""
-    return tuple(MODELS[table].__fields__)
+def column_names(table: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> tuple:
+    """Return the columns of ``table`` in the order of the data contract.
+
+    ``extra`` holds a study's own columns, ``{table: {column: kind}}``
+    (:meth:`pipeline.config.settings.Study.extra_columns`); they follow the contract's.
+    """
+    own = tuple(MODELS[table].__fields__)
+    return own + tuple(c for c in (extra or {}).get(table, {}) if c not in own)
 
 
-def column_kinds(table: str) -> dict[str, str]:
-    """Return ``{column: kind}`` for a table, kind one of text, integer, number, yes/no, date."""
+def column_kinds(table: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> dict:
+    """Return ``{column: kind}`` for a table, kind one of text, integer, number, yes/no, date.
+
+    ``extra`` adds a study's own columns, as :func:`column_names`.
+    """
+    kinds = _contract_kinds(table)
+    for column, kind in (extra or {}).get(table, {}).items():
+        kinds.setdefault(column, kind)
+    return kinds
+
+
+def _contract_kinds(table: str) -> dict[str, str]:
     kinds = {}
     for name, column in MODELS[table].to_schema().columns.items():
         dtype = str(column.dtype)
@@ -320,6 +356,42 @@ def free_text_columns() -> dict[str, tuple[str, ...]]:
     for table, model in MODELS.items():
         columns = model.to_schema().columns.items()
         out[table] = tuple(n for n, c in columns if (c.metadata or {}).get(FREE_TEXT))
+    return out
+
+
+def extra_schema_columns(
+    table: str,
+    extra: Mapping[str, Mapping[str, str]] | None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, pa.Column]:
+    """Pandera columns for a study's own columns of ``table`` (never required in the file).
+
+    Parameters
+    ----------
+    table : str
+        Canonical table name.
+    extra : mapping
+        ``{table: {column: kind}}`` (kind ``number`` or ``text``).
+    ranges : mapping of str to (float, float), optional
+        Allowed range of numeric columns (a declared outcome's ``low`` and ``high``).
+
+    Returns
+    -------
+    dict of str to pandera.Column
+        Optional, nullable columns; numbers checked against their range.
+    """
+    out = {}
+    for column, kind in (extra or {}).get(table, {}).items():
+        if column in MODELS[table].__fields__:
+            continue
+        if kind == "number":
+            checks = []
+            if ranges and column in ranges:
+                low, high = ranges[column]
+                checks = [pa.Check.ge(low), pa.Check.le(high)]
+            out[column] = pa.Column(float, checks=checks, nullable=True, required=False)
+        else:
+            out[column] = pa.Column(str, nullable=True, required=False)
     return out
 
 

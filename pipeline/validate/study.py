@@ -38,7 +38,16 @@ import pyarrow.compute as pc
 from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable
 from pipeline.ingest.recorded import empty_recorded, recorded_by_file
 from pipeline.schemas.columns import PATIENT_ID
-from pipeline.schemas.raw import DATE_COLUMNS, KEYS, MODELS, NO, NUMBER_COLUMNS, YES, column_kinds
+from pipeline.schemas.raw import (
+    DATE_COLUMNS,
+    KEYS,
+    MODELS,
+    NO,
+    NUMBER_COLUMNS,
+    YES,
+    column_kinds,
+    extra_schema_columns,
+)
 from pipeline.validate.screen import cleared_columns
 
 FAILURE_COLUMNS = ["table", SOURCE_ROW, "column", "check", "value", "reason"]
@@ -117,7 +126,10 @@ def _empty_failures() -> pd.DataFrame:
 
 
 def parse_cells(
-    table: str, frame: pd.DataFrame, date_format: str = "YYYY-MM-DD"
+    table: str,
+    frame: pd.DataFrame,
+    date_format: str = "YYYY-MM-DD",
+    extra: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert the text cells of a raw table to the types its schema declares.
 
@@ -133,6 +145,8 @@ def parse_cells(
     date_format : str
         How the source writes dates, named in the message of a date that does not parse (the
         cells themselves must be ``YYYY-MM-DD`` by now).
+    extra : dict of str to str, optional
+        The study's own columns of the table, ``{column: kind}``, parsed like the others.
 
     Returns
     -------
@@ -145,7 +159,7 @@ def parse_cells(
     """
     typed = {SOURCE_ROW: frame[SOURCE_ROW].to_numpy()}
     failed = []
-    for column, kind in column_kinds(table).items():
+    for column, kind in column_kinds(table, {table: extra or {}}).items():
         if column not in frame:
             typed[column] = _absent(kind, len(frame))
             continue
@@ -186,10 +200,10 @@ def typed_cells(raw: RawTable) -> tuple[pd.DataFrame, pd.DataFrame]:
         As :func:`parse_cells` returns them (none for a table the reader typed).
     """
     if raw.typed is None:
-        return parse_cells(raw.name, raw.frame, raw.date_format)
+        return parse_cells(raw.name, raw.frame, raw.date_format, raw.extra)
     given = raw.typed
     columns = {SOURCE_ROW: given[SOURCE_ROW].to_numpy()}
-    for column, kind in column_kinds(raw.name).items():
+    for column, kind in column_kinds(raw.name, {raw.name: raw.extra}).items():
         columns[column] = given[column].array if column in given else _absent(kind, len(given))
     return pd.DataFrame(columns, index=given.index, copy=False), _empty_failures()
 
@@ -361,19 +375,34 @@ def rule_text(check: str, column: str) -> str:
     )
 
 
-@functools.cache
-def _schema(table: str) -> pa.DataFrameSchema:
-    return MODELS[table].to_schema()
+# A study's own columns of one table, hashable: ((column, kind, low, high), ...).
+Extra = tuple[tuple[str, str, float | None, float | None], ...]
+
+
+def extra_key(extra: dict[str, str] | None, ranges: dict | None = None) -> Extra:
+    """Describe a table's own columns and their ranges as a hashable key for the schema cache."""
+    ranges = ranges or {}
+    return tuple((c, k, *(ranges.get(c) or (None, None))) for c, k in sorted((extra or {}).items()))
 
 
 @functools.cache
-def _schema_without(table: str, columns: tuple[str, ...]) -> pa.DataFrameSchema:
+def _schema(table: str, extra: Extra = ()) -> pa.DataFrameSchema:
+    schema = MODELS[table].to_schema()
+    if not extra:
+        return schema
+    kinds = {table: {c: k for c, k, _, _ in extra}}
+    ranges = {c: (lo, hi) for c, _, lo, hi in extra if lo is not None}
+    return schema.add_columns(extra_schema_columns(table, kinds, ranges))
+
+
+@functools.cache
+def _schema_without(table: str, columns: tuple[str, ...], extra: Extra = ()) -> pa.DataFrameSchema:
     """Return the table's schema without ``columns`` (its row rules are all kept)."""
-    schema = _schema(table)
+    schema = _schema(table, extra)
     return schema.remove_columns(list(columns)) if columns else schema
 
 
-def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
+def check_values(table: str, typed: pd.DataFrame, extra: Extra = ()) -> pd.DataFrame:
     """Run the table's pandera model lazily and return its failures in the tidy shape.
 
     Columns whose statistics show that every cell passes every check
@@ -386,13 +415,15 @@ def check_values(table: str, typed: pd.DataFrame) -> pd.DataFrame:
         Canonical table name.
     typed : pandas.DataFrame
         Output of :func:`parse_cells`.
+    extra : tuple, optional
+        The study's own columns of the table and their ranges (:func:`extra_key`).
 
     Returns
     -------
     pandas.DataFrame
         One row per failing cell (column checks) or failing row (row rules, ``column`` empty).
     """
-    schema = _schema_without(table, tuple(cleared_columns(_schema(table), typed)))
+    schema = _schema_without(table, tuple(cleared_columns(_schema(table, extra), typed)), extra)
     try:
         # inplace: nothing is coerced, so pandera need not copy the frame first
         schema.validate(typed, lazy=True, inplace=True)
@@ -775,6 +806,7 @@ def _own_failures(
     parse_failures: pd.DataFrame,
     codes: np.ndarray,
     value_failures: pd.DataFrame | None = None,
+    extra: Extra = (),
 ) -> pd.DataFrame:
     """Failures a table shows on its own: cells, values, row rules and duplicated keys.
 
@@ -782,7 +814,7 @@ def _own_failures(
     :func:`check_values` (run here when not given).
     """
     if value_failures is None:
-        value_failures = check_values(raw.name, typed)
+        value_failures = check_values(raw.name, typed, extra)
     if raw.problems is not None:
         parse_failures = _concat([parse_failures, raw.problems[FAILURE_COLUMNS]])
     # A cell that did not parse is missing in ``typed``; its "must be filled" failure, and the
@@ -801,7 +833,9 @@ def _own_failures(
 LINKED = ("sessions", "assessments")
 
 
-def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, pd.DataFrame]:
+def _linked_table(
+    raw: RawTable, index: PatientIndex, extra: Extra = ()
+) -> tuple[ValidatedTable, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
     Returns the validated table and its failures: its own (cells, values, row rules, keys),
@@ -810,7 +844,7 @@ def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, p
     """
     frame, parse_failures = typed_cells(raw)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        values = pool.submit(check_values, raw.name, frame)
+        values = pool.submit(check_values, raw.name, frame, extra)
         positions = index.positions(frame[PATIENT_ID])
         codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
@@ -820,13 +854,19 @@ def _linked_table(raw: RawTable, index: PatientIndex) -> tuple[ValidatedTable, p
     return _split(raw, frame, failures), failures
 
 
-def validate_study(raw: dict[str, RawTable]) -> Validation:
+def validate_study(
+    raw: dict[str, RawTable], ranges: dict[str, tuple[float, float]] | None = None
+) -> Validation:
     """Validate the three canonical tables together.
 
     Parameters
     ----------
     raw : dict of str to RawTable
-        The raw tables, keyed ``patients``, ``sessions``, ``assessments``.
+        The raw tables, keyed ``patients``, ``sessions``, ``assessments``; each carries the
+        study's own columns (``RawTable.extra``), validated with the contract's.
+    ranges : dict of str to (float, float), optional
+        Allowed range of the study's own numeric columns (its declared outcomes,
+        :meth:`pipeline.config.settings.Study.ranges`).
 
     Returns
     -------
@@ -835,10 +875,15 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
         (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``) and which
         optional columns each source recorded.
     """
+    keys = {name: extra_key(table.extra, ranges) for name, table in raw.items()}
     patients, parse_failures = typed_cells(raw["patients"])
     failures = {
         "patients": _own_failures(
-            raw["patients"], patients, parse_failures, _codes(patients[PATIENT_ID])
+            raw["patients"],
+            patients,
+            parse_failures,
+            _codes(patients[PATIENT_ID]),
+            extra=keys["patients"],
         )
     }
     valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
@@ -847,7 +892,7 @@ def validate_study(raw: dict[str, RawTable]) -> Validation:
     # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
     # and pandas kernels that release the interpreter lock, so two threads use both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        checked = pool.map(lambda name: _linked_table(raw[name], index), LINKED)
+        checked = pool.map(lambda name: _linked_table(raw[name], index, keys[name]), LINKED)
         for name, (table, failed) in zip(LINKED, checked, strict=True):
             tables[name], failures[name] = table, failed
     accounting = pd.DataFrame(

@@ -47,7 +47,7 @@ def test_session_and_joint_models_need_no_group(study):
     ("kwargs", "message"),
     [
         ({"kind": "anova"}, "unknown analysis 'anova'"),
-        ({"kind": "trajectory", "group": "arm"}, "group must be one of depth, twitch"),
+        ({"kind": "trajectory", "group": "arm"}, "unknown group 'arm'; these data hold"),
         ({"kind": "trajectory", "outcome": "pain"}, "unknown outcome 'pain'"),
     ],
 )

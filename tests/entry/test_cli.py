@@ -37,9 +37,10 @@ def test_missing_input_file(tmp_path):
 
 
 def test_missing_required_column(tmp_path):
-    paths = write_study(tmp_path / "raw", patients=PATIENTS.replace(",age,", ",years,"))
+    # age is optional since a study declares its covariates; the clinic is always required
+    paths = write_study(tmp_path / "raw", patients=PATIENTS.replace(",site,", ",clinic,"))
     result = outcomes("run", "--config", write_config(tmp_path, paths))
-    assert_one_sentence_error(result, "patients.csv", "required column 'age' is missing")
+    assert_one_sentence_error(result, "patients.csv", "required column 'site' is missing")
 
 
 def test_validate_exits_1_with_bad_rows_and_leaves_raw_files_alone(tmp_path):

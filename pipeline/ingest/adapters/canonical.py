@@ -46,15 +46,14 @@ def read(source: Source) -> Adapted:
     for table in TABLES:
         if table not in source.files:
             continue
-        explicit = {c: v for c, v in source.columns.items() if c in column_names(table)}
+        names = column_names(table, source.extra)
+        explicit = {c: v for c, v in source.columns.items() if c in names}
         for path in expand(source, table):
             text = read_source_file(source, path)
             label = file_label(source, path)
             site = site_for(source, path, label) if table == "patients" else None
             required = [c for c in required_columns(table) if not (c == "site" and site)]
-            columns = resolve_columns(
-                source, text, label, column_names(table), required, explicit=explicit
-            )
+            columns = resolve_columns(source, text, label, names, required, explicit=explicit)
             if site and "site" in columns:
                 raise_site_twice(source, label)
             frame = mapped_frame(source, text, columns, label, site)

@@ -43,7 +43,14 @@ from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
 
 PROVENANCE = (SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL)
 PROBLEM_COLUMNS = ("row", "column", "check", "value", "reason")
-UNIT_FACTORS = {("vas_mm", "cm"): 10.0, ("odi", "points"): 2.0}
+UNIT_FACTORS = {
+    ("vas_mm", "cm"): 10.0,
+    ("odi", "points"): 2.0,
+    # symptom duration to weeks (a month is 365.25 / 12 days)
+    ("symptom_weeks", "days"): 1 / 7,
+    ("symptom_weeks", "months"): 365.25 / 12 / 7,
+    ("symptom_weeks", "years"): 365.25 / 7,
+}
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
 _ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _SERIAL = r"\d{5}(?:\.\d+)?"
@@ -404,6 +411,9 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         A new frame, still text.
     """
     kinds = {**all_kinds(), "visit_date": "date"}
+    for table_extra in source.extra.values():
+        for column, kind in table_extra.items():
+            kinds.setdefault(column, kind)
     coded = all_codes()
     out = frame.copy()
     for column in [c for c in out.columns if c in kinds]:

@@ -7,8 +7,11 @@ patterns in which ``{t}`` stands for the label (``nrs = "nrs_{t}"`` reads ``nrs_
 ``nrs_wk2``, ...). A pattern without ``{t}`` is one column used for every time point (e.g. a depth
 used in every session). A time point whose columns are all empty is a missed visit, not a row.
 
-Without a date column per time point, dates are ``date_from + 7 x weeks[label]`` days. Every row
-made keeps its line and, in ``source_detail``, its time point.
+Without a date column per time point, dates are ``date_from + 7 x weeks[label]`` days; without
+``date_from`` either, an assessment's ``weeks`` column is ``weeks[label]`` (a study timed by
+weeks, ``[time] source = "weeks"``). With ``patient_id = "row"`` a patient's identifier is the
+row's line number in the file (``id_prefix`` before it), for files whose ids repeat or are
+initials. Every row made keeps its line and, in ``source_detail``, its time point.
 """
 
 from __future__ import annotations
@@ -68,9 +71,20 @@ def read(source: Source) -> Adapted:
         text = read_source_file(source, path)
         label = file_label(source, path)
         site = site_for(source, path, label)
-        required = [c for c in required_columns("patients") if not (c == "site" and site)]
-        columns = resolve_columns(source, text, label, column_names("patients"), required)
+        by_row = source.patient_id == "row"
+        required = [
+            c
+            for c in required_columns("patients")
+            if not (c == "site" and site) and not (c == "patient_id" and by_row)
+        ]
+        wanted = [
+            c for c in column_names("patients", source.extra) if not (c == "patient_id" and by_row)
+        ]
+        columns = resolve_columns(source, text, label, wanted, required)
         patients = mapped_frame(source, text, columns, label, site)
+        if by_row:
+            lines = patients[SOURCE_LINE].astype("int64").astype(str)
+            patients.insert(3, "patient_id", pd.Series(source.id_prefix + lines, dtype=STR))
         pieces.append(Piece("patients", patients, date_format=source.date_format))
         for table, group in source.time_points.items():
             long = long_rows(source, text, label, table, group)
@@ -146,9 +160,15 @@ def long_rows(
         block[NUMBER_COLUMNS[table]] = pd.Series(str(number), index=block.index, dtype=STR)
         if anchor is not None:
             block[date] = _plus_weeks(anchor, group.weeks[point])
+        elif table == "assessments" and date not in group.columns and "weeks" not in group.columns:
+            block["weeks"] = pd.Series(f"{group.weeks[point]:g}", index=block.index, dtype=STR)
         blocks.append(block[filled])
     columns = ["_row", SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, NUMBER_COLUMNS[table], date]
-    columns += [c for c in column_names(table) if c in group.columns and c not in columns]
+    if table == "assessments" and anchor is None and date not in group.columns:
+        columns.append("weeks")
+    columns += [
+        c for c in column_names(table, source.extra) if c in group.columns and c not in columns
+    ]
     if not blocks:
         return pd.DataFrame({c: pd.Series(dtype=STR) for c in columns}).assign(
             _row=pd.Series(dtype="int64"), **{SOURCE_LINE: pd.Series(dtype="int64")}

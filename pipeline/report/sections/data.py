@@ -25,8 +25,9 @@ from pipeline.schemas.identity import (
 
 
 def _observed_by_visit(means: pd.DataFrame) -> Table:
-    """Patients with an NRS value at each visit, by group: the dropout pattern (SAP §5)."""
-    nrs = means[means["outcome"] == "nrs"]
+    """Patients with a value of the first outcome at each visit, by group: the dropout pattern."""
+    first = "nrs" if (means["outcome"] == "nrs").any() else str(means["outcome"].iloc[0])
+    nrs = means[means["outcome"] == first]
     columns = [(f, g) for f, g in dict.fromkeys(zip(nrs["factor"], nrs["group"], strict=True))]
     rows = []
     for visit in sorted(nrs["visit"].unique()):
@@ -39,7 +40,8 @@ def _observed_by_visit(means: pd.DataFrame) -> Table:
         header=("Visit", *(f"{g} ({f})" for f, g in columns)),
         rows=tuple(rows),
         numeric=(False, *([True] * len(columns))),
-        caption="Patients with an NRS assessment at each visit, by group (dropout pattern)",
+        caption=f"Patients with an {first.upper()} assessment at each visit, by group "
+        "(dropout pattern)",
         note="Missing visits are analysed under missing at random: the mixed models use every "
         "available assessment.",
     )

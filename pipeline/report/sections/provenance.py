@@ -32,21 +32,35 @@ def provenance_section(config: Config, run: RunProvenance) -> Section:
     if hasattr(m, "site"):
         settings.append(("Clinic effect", str(m.site)))
     settings += [
-        (
-            f"MCID {name.upper()}",
-            f"{rule.points:g} {UNITS[name]} or {rule.percent:g} % of baseline",
-        )
-        for name, rule in config.mcid.items()
+        (f"MCID {o.name.upper()}", o.mcid.describe(UNITS.get(o.name, o.unit)))
+        for o in config.study.outcomes
     ]
     th = config.thresholds
-    settings += [
-        ("Deep patient", f"deep needling in at least {th.deep_share:g} of sessions"),
-        ("Twitch patient", f"twitch response in at least {th.twitch_share:g} of sessions"),
+    study = config.study
+    kinds = {c.kind for c in study.comparisons}
+    if study.declared:
+        settings.append(("Design", study.design))
+        settings += [
+            (f"Comparison {c.name}", f"{c.kind}, reference {c.reference}")
+            for c in study.comparisons
+        ]
+    if "depth" in kinds:
+        settings.append(
+            ("Deep patient", f"deep needling in at least {th.deep_share:g} of sessions")
+        )
+    if "twitch" in kinds:
+        settings.append(
+            ("Twitch patient", f"twitch response in at least {th.twitch_share:g} of sessions")
+        )
+    settings.append(
         (
             "Chronicity",
             f"acute < {th.acute_below_weeks:g} weeks, chronic > {th.chronic_above_weeks:g}",
-        ),
-        ("ODI unanswered sections allowed", str(th.odi_max_missing_sections)),
+        )
+    )
+    if any(o.scoring == "odi_items" for o in study.outcomes):
+        settings.append(("ODI unanswered sections allowed", str(th.odi_max_missing_sections)))
+    settings += [
         ("Small-cell threshold", str(config.privacy.small_cell_threshold)),
         ("Pseudonym key", run.key_source),
     ]

@@ -1,0 +1,459 @@
+"""The report of a declared study design: a randomised trial, or any declared outcomes.
+
+The needling report (:mod:`pipeline.report.content`) answers the plan's two observational
+questions (depth, twitch) for NRS, VAS and ODI. A study that declares its own design
+(``[outcomes.NAME]``, ``[[comparisons]]``, SAP §3) gets the sections built here instead: a
+summary that leads with each comparison's headline estimate (SAP §4, headline estimands) worded
+in the direction of each outcome, a randomised comparison called one, the analyses the design
+cannot support listed with the reason, and the outcomes, responders and methods in the study's
+own words. The sections that do not depend on the design (provenance, data, Table 1,
+diagnostics, appendix) are those of the needling report.
+
+Sign convention, stated once in the report: a difference is the named group minus the
+reference group; whether a positive difference is an improvement depends on the outcome
+(a fall on a higher-is-worse scale, a rise on a higher-is-better one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config.settings import Comparison, Config, Outcome
+from pipeline.report.html import (
+    Block,
+    Heading,
+    Paragraph,
+    Section,
+    Table,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    table,
+)
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
+
+CLASSES = {
+    "important": "clinically important",
+    "below": "detectable but below the MCID",
+    "none": "no detectable difference",
+    "inconclusive": "inconclusive",
+}
+
+
+def classify_mcid(estimate: float, low: float, high: float, mcid: float, sign: float) -> str:
+    """Classify a between-group difference against the MCID (SAP §4, headline estimands).
+
+    Parameters
+    ----------
+    estimate, low, high : float
+        The difference (group minus reference) and its 95 % CI.
+    mcid : float
+        The minimal clinically important difference, in points (positive).
+    sign : float
+        +1 when a rise is an improvement, -1 when a fall is.
+
+    Returns
+    -------
+    str
+        ``important`` (CI excludes zero and the estimate reaches the MCID in either
+        direction), ``below`` (CI excludes zero, estimate smaller than the MCID), ``none`` (CI
+        within ± MCID) or ``inconclusive`` (CI includes zero and reaches the MCID).
+    """
+    del sign  # the classes are symmetric: the sentence says which way the difference goes
+    excludes_zero = low > 0 or high < 0
+    if excludes_zero:
+        return "important" if abs(estimate) >= mcid else "below"
+    if -mcid < low and high < mcid:
+        return "none"
+    return "inconclusive"
+
+
+def _p_words(p: float, adjusted: bool) -> str:
+    name = "Holm-adjusted p" if adjusted else "p"
+    shown = fmt_p(p)
+    return f"{name} < 0.001" if shown == "< 0.001" else f"{name} = {shown}"
+
+
+def difference_sentence(
+    effect: Mapping[str, Any],
+    outcome: Outcome,
+    comparison: Comparison,
+    level: str,
+    when: str,
+    per: str = "",
+) -> str:
+    """Word one between-group difference in the outcome's direction.
+
+    Parameters
+    ----------
+    effect : mapping
+        ``estimate, ci_low, ci_high, p_value`` and optionally ``p_holm``.
+    outcome : Outcome
+        Its direction, unit and name.
+    comparison : Comparison
+        The grouping (its reference level).
+    level : str
+        The group compared with the reference.
+    when : str
+        Where the difference is read, e.g. ``at visit 1 (week 13)``.
+    per : str
+        For a difference in slope, the time unit (``week``); empty for a difference in level.
+
+    Returns
+    -------
+    str
+        E.g. "RMDQ was lower (better) with deep than with sham at visit 1 (week 13): by 2.41
+        points (95 % CI 1.32 to 3.50; Holm-adjusted p < 0.001)."
+    """
+    est, low, high = (float(effect[k]) for k in ("estimate", "ci_low", "ci_high"))
+    holm = effect.get("p_holm")
+    adjusted = holm is not None and not (isinstance(holm, float) and math.isnan(holm))
+    p = _p_words(float(holm) if adjusted else float(effect["p_value"]), adjusted)
+    unit = f"{outcome.unit} per {per}" if per else outcome.unit
+    digits = 3 if per else 2
+    who = f"with {level} than with {comparison.reference}"
+    thing = f"{outcome.short} rose" if per else f"{outcome.short} was"
+    if low > 0 or high < 0:
+        up = est > 0
+        better = up == outcome.higher_is_better
+        if per:
+            words = f"{outcome.short} {'rose faster' if up else 'fell faster'}"
+        else:
+            words = f"{thing} {'higher' if up else 'lower'}"
+        quality = "better" if better else "worse"
+        size, a, b = (abs(est), min(abs(low), abs(high)), max(abs(low), abs(high)))
+        return (
+            f"{words} ({quality}) {who} {when}: by {fmt(size, digits)} {unit} (95 % CI "
+            f"{fmt(a, digits)} to {fmt(b, digits)}; {p})."
+        )
+    return (
+        f"{outcome.short}: no clear difference {who} {when} (difference "
+        f"{'+' if est >= 0 else ''}{fmt(est, digits)} {unit}, 95 % CI {fmt(low, digits)} to "
+        f"{fmt(high, digits)}, which includes no difference; {p})."
+    )
+
+
+def mcid_words(effect: Mapping[str, Any], outcome: Outcome) -> str:
+    """Say where a difference in level lies against the outcome's MCID (points)."""
+    if outcome.mcid.points is None:
+        return (
+            f"The MCID of {outcome.short} is given only as {outcome.mcid.percent:g} % of "
+            "baseline, a rule for one patient; the group difference is not classified against it."
+        )
+    est, low, high = (float(effect[k]) for k in ("estimate", "ci_low", "ci_high"))
+    found = classify_mcid(est, low, high, outcome.mcid.points, outcome.improvement_sign)
+    return f"Against the MCID of {outcome.mcid.points:g} {outcome.unit}: {CLASSES[found]}."
+
+
+def _weeks_at(tables: Mapping[str, pd.DataFrame], visit: int) -> str:
+    means = tables.get("mean_by_visit")
+    if means is None or means.empty:
+        return ""
+    weeks = pd.to_numeric(means.loc[means["visit"] == visit, "mean_weeks"], errors="coerce")
+    return f" (week {fmt(weeks.mean(), 0)})" if weeks.notna().any() else ""
+
+
+def _rows(contrasts: pd.DataFrame, analysis: str, outcome: str, kind: ContrastKind) -> pd.DataFrame:
+    return contrasts[
+        (contrasts["analysis"] == analysis)
+        & (contrasts["outcome"] == outcome)
+        & (contrasts["kind"].astype(str) == kind.value)
+    ]
+
+
+def summary(
+    tables: Mapping[str, pd.DataFrame], config: Config, visit: int | None
+) -> Section | None:
+    """Lead with each comparison's headline estimate per outcome, then the secondary ones.
+
+    A randomised arm: the baseline-adjusted difference at the primary visit (visit-level model),
+    then the difference in slope (trajectory model, secondary). An observational grouping: the
+    difference in slope. Each sentence follows the outcome's direction; each difference in level
+    is classified against the MCID.
+    """
+    contrasts = tables.get("contrasts")
+    if contrasts is None or contrasts.empty or "kind" not in contrasts:
+        return None
+    study = config.study
+    blocks: list[Block] = []
+    time_unit = "week" if config.model.time_axis == "weeks" else "session"
+    for comparison in study.comparisons:
+        levels = [
+            str(v)
+            for v in dict.fromkeys(
+                contrasts.loc[contrasts["question"] == comparison.name, "contrast"]
+                .astype(str)
+                .str.partition(" − ")[0]
+            )
+            if v
+        ]
+        title = "Randomised comparison" if comparison.randomised else "Comparison"
+        versus = " vs ".join([*levels, comparison.reference]) if levels else comparison.name
+        blocks.append(Heading(f"{title}: {comparison.label} ({versus})"))
+        trajectory = AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name
+        change = AnalysisId(AnalysisKind.CHANGE, comparison.name).name
+        for number, outcome in enumerate(study.outcomes):
+            role = "Primary outcome" if number == 0 else "Secondary outcome"
+            texts = [
+                f"{role}, {outcome.label} ({outcome.short}, {outcome.unit}; "
+                f"{'higher is better' if outcome.higher_is_better else 'higher is worse'})."
+            ]
+            if comparison.randomised and visit is not None:
+                at = _rows(contrasts, change, outcome.name, ContrastKind.VISIT)
+                at = at[pd.to_numeric(at["visit"], errors="coerce") == visit]
+                for r in at.to_dict(orient="records"):
+                    level = str(r["contrast"]).partition(" − ")[0]
+                    when = f"at the primary visit {visit}{_weeks_at(tables, visit)}"
+                    texts.append(difference_sentence(r, outcome, comparison, level, when))
+                    texts.append(mcid_words(r, outcome))
+                if at.empty:
+                    texts.append(
+                        f"No baseline-adjusted difference at the primary visit {visit} could be "
+                        "estimated (see Diagnostics)."
+                    )
+            slopes = _rows(contrasts, trajectory, outcome.name, ContrastKind.SLOPE)
+            for r in slopes.to_dict(orient="records"):
+                level = str(r["contrast"]).partition(" − ")[0]
+                lead = "Secondary (trajectory model): " if comparison.randomised else ""
+                texts.append(
+                    lead
+                    + difference_sentence(r, outcome, comparison, level, "over time", per=time_unit)
+                )
+            blocks.append(Paragraph(" ".join(texts), "headline"))
+        if comparison.randomised:
+            blocks.append(
+                Paragraph(
+                    "This is a randomised comparison: patients were allocated to the arms at "
+                    "random, so the difference estimates the effect of the allocation "
+                    "(treatment policy: every assessment counts whatever happened after "
+                    "randomisation). The headline is the baseline-adjusted difference at the "
+                    f"primary visit from the repeated-measures model (SAP §4.2, §4.6: post-"
+                    f"baseline visits, baseline value and covariates "
+                    f"({', '.join(config.model.covariates) or 'none'}) adjusted, a random "
+                    "intercept per patient); the trajectory model's difference in slope is "
+                    "secondary.",
+                    "note",
+                )
+            )
+        else:
+            blocks.append(
+                Paragraph(
+                    "Groups are patient-level exposures, not randomised arms: differences may "
+                    "reflect who received what as well as what they received.",
+                    "note",
+                )
+            )
+    blocks.append(
+        Paragraph(
+            "Sign convention: every difference is the named group minus the reference group; "
+            "whether that is an improvement depends on the outcome (a fall on a "
+            "higher-is-worse scale, a rise on a higher-is-better one), and each sentence says "
+            "which. p-values of the headline estimates are adjusted by Holm's method across "
+            "the primary family (one headline per comparison and outcome).",
+            "note",
+        )
+    )
+    return Section("summary", "Summary", tuple(blocks))
+
+
+def not_in_design(tables: Mapping[str, pd.DataFrame]) -> Section | None:
+    """List the analyses the design cannot support, each with its reason."""
+    skipped = tables.get("skipped_analyses")
+    if skipped is None or skipped.empty:
+        return None
+    return Section(
+        "design",
+        "Analyses this design cannot support",
+        (
+            Paragraph(
+                "These analyses of the plan are left out, for the reason given; everything "
+                "else was run."
+            ),
+            Table(
+                header=("Analysis", "Why it is not run"),
+                rows=tuple(
+                    (str(a).replace("_", " "), str(r))
+                    for a, r in zip(skipped["analysis"], skipped["reason"], strict=True)
+                ),
+                numeric=(False, False),
+                caption="Analyses not in this design",
+            ),
+        ),
+    )
+
+
+def outcomes(
+    tables: Mapping[str, pd.DataFrame], config: Config, flags: Mapping[tuple[str, str], str]
+) -> Section | None:
+    """Observed means by visit and the contrasts of the main models, per comparison."""
+    means = tables.get("mean_by_visit")
+    contrasts = tables.get("contrasts")
+    if means is None or means.empty:
+        return None
+    study = config.study
+    shorts = {o.name: o.short for o in study.outcomes}
+    blocks: list[Block] = []
+    for comparison in study.comparisons:
+        part = means[means["factor"] == comparison.name]
+        blocks.append(Heading(comparison.label.capitalize(), anchor=f"outcomes-{comparison.name}"))
+        groups = list(dict.fromkeys(part["group"].astype(str)))
+        rows = []
+        for outcome in study.outcomes:
+            mine = part[part["outcome"] == outcome.name]
+            for visit in sorted(mine["visit"].unique()):
+                cells = [outcome.short, "baseline" if visit == 0 else str(visit)]
+                for group in groups:
+                    hit = mine[(mine["visit"] == visit) & (mine["group"].astype(str) == group)]
+                    if hit.empty:
+                        cells += ["–", "0"]
+                        continue
+                    r = hit.iloc[0]
+                    cells += [
+                        f"{fmt(r['mean'], 2)} ({fmt_ci(r['ci_low'], r['ci_high'])})",
+                        fmt(r["n"]),
+                    ]
+                rows.append(tuple(cells))
+        header = ["Outcome", "Visit"]
+        for group in groups:
+            header += [f"{group}: mean (95 % CI)", "n"]
+        blocks.append(
+            Table(
+                header=tuple(header),
+                rows=tuple(rows),
+                numeric=(False, False, *([True] * (2 * len(groups)))),
+                caption=f"Observed means by visit and {comparison.label}",
+                note="Missing visits are analysed under missing at random: the models use "
+                "every available assessment.",
+            )
+        )
+        if contrasts is not None and not contrasts.empty:
+            names = {
+                AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name,
+                AnalysisId(AnalysisKind.CHANGE, comparison.name).name,
+            }
+            main = contrasts[contrasts["analysis"].isin(names)]
+            if not main.empty:
+                columns = [
+                    ("Analysis", "analysis", None),
+                    ("Outcome", "outcome", lambda r: shorts.get(r["outcome"], r["outcome"])),
+                    ("Contrast", "contrast", None),
+                    ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
+                    ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
+                    ("df", "#df", lambda r: fmt(r["df"], 1)),
+                    ("p", "#p", lambda r: fmt_p(r["p_value"])),
+                    ("Holm p", "#holm", lambda r: fmt_p(r["p_holm"])),
+                    ("Family", "family", None),
+                    ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), "–")),
+                ]
+                blocks.append(
+                    table(
+                        main,
+                        columns,
+                        caption=f"Contrasts of the main models by {comparison.label}: the "
+                        "difference at each visit (change-from-baseline model) and in slope "
+                        "(trajectory model)",
+                    )
+                )
+    return Section("outcomes", "Outcomes", tuple(blocks))
+
+
+def responders(tables: Mapping[str, pd.DataFrame], config: Config, note: str) -> Section | None:
+    """Responders at the last assessment, with each outcome's direction-aware MCID rule."""
+    resp = tables.get("responders")
+    if resp is None or resp.empty:
+        return None
+    rules = "; ".join(
+        f"{o.short}: {'a rise' if o.higher_is_better else 'a fall'} of at least "
+        f"{o.mcid.describe(o.unit)}"
+        for o in config.study.outcomes
+    )
+    shorts = {o.name: o.short for o in config.study.outcomes}
+    return Section(
+        "responders",
+        "Responders",
+        (
+            Paragraph(
+                "A responder improved from baseline by at least the MCID at their last "
+                f"post-baseline assessment ({rules}); patients without one are not counted."
+            ),
+            table(
+                resp,
+                [
+                    ("Outcome", "outcome", lambda r: shorts.get(r["outcome"], r["outcome"])),
+                    ("Grouping", "group", None),
+                    ("Quantity", "quantity", None),
+                    (
+                        "Level",
+                        "level",
+                        lambda r: (
+                            r["level"]
+                            if r["quantity"] == "proportion"
+                            else f"{r['level']} vs {r['reference']}"
+                        ),
+                    ),
+                    ("Patients", "#n", None),
+                    ("Responders", "#responders", None),
+                    ("Estimate", "#estimate", lambda r: fmt(r["estimate"], 3)),
+                    ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
+                    ("p", "#p", lambda r: fmt_p(r["p_value"])),
+                    ("Method", "method", None),
+                ],
+                caption="Responders at the last assessment",
+                note=note,
+            ),
+        ),
+    )
+
+
+def methods(config: Config, versions: Mapping[str, str], formulas: Mapping) -> list[str]:
+    """Methods paragraphs for a declared design."""
+    study, m = config.study, config.model
+    outcome_words = "; ".join(
+        f"{o.label} ({o.short}, {o.low:g}–{o.high:g} {o.unit}, "
+        f"{'higher is better' if o.higher_is_better else 'higher is worse'}, MCID "
+        f"{o.mcid.describe(o.unit)}; source: {o.source})"
+        for o in study.outcomes
+    )
+    time_words = {
+        "dates": "weeks since the baseline assessment date",
+        "weeks": "the weeks recorded for each assessment",
+        "visits": "the weeks of each visit as declared ([time] visit_weeks)",
+    }[study.time.source]
+    comparison_words = "; ".join(
+        f"{c.label} ({'randomised' if c.randomised else 'observational'}, reference {c.reference})"
+        for c in study.comparisons
+    )
+    first = (
+        f"Design: {'a randomised trial' if study.design == 'trial' else 'observational'}. "
+        f"Comparisons: {comparison_words}. Outcomes: {outcome_words}. Time is {time_words}. "
+        f"Baseline covariates: {', '.join(m.covariates) or 'none'}."
+    )
+    df_words = (
+        "Satterthwaite degrees of freedom, computed as R's lmerTest does"
+        if m.df_method == "satterthwaite"
+        else "large-sample normal (z) reference distributions"
+    )
+    second = (
+        "Visit-level (change-from-baseline) models: post-baseline assessments, outcome ~ "
+        "baseline + visit × group + covariates with visit categorical and a random intercept "
+        "per patient; the difference between groups at each visit is read from them, and at the "
+        "primary visit it is the headline of a randomised comparison. Trajectory models: "
+        "outcome ~ time × group + covariates with a correlated random intercept and slope for "
+        "time per patient (random intercept only when the slope variance is at the boundary). "
+        "Estimation by restricted maximum likelihood with the pipeline's engine (lme4's "
+        f"profiled criterion), SEs from (X'V⁻¹X)⁻¹, tests and intervals with {df_words}. "
+        "Holm's method across the primary family; other p-values unadjusted. All available "
+        "assessments are used (missing at random); no value is imputed."
+    )
+    quoted = [f"{a}, {o}: {f}" for (a, o), f in sorted(formulas.items())]
+    third = "Software: " + ", ".join(
+        f"{k} {v}" for k, v in versions.items() if k != "needling-outcomes"
+    )
+    paragraphs = [first, second, third + "."]
+    if quoted:
+        paragraphs.append("Models in lme4 notation: " + "; ".join(quoted) + ".")
+    return paragraphs
