@@ -1690,7 +1690,7 @@ def _numbers(value: object, path: Path, key: str, lo: float, hi: float) -> tuple
     return tuple(float(v) for v in values)
 
 
-def _optional_number(section: dict, key: str, path: Path, name: str, lo: float, hi: float):
+def _planning_number(section: dict, key: str, path: Path, name: str, lo: float, hi: float):
     if key not in section:
         return None
     return float(_number(section, key, path, name, 0, lo, hi))
@@ -1719,12 +1719,12 @@ def _planning_assumptions(raw: dict, levels: tuple[str, str], path: Path) -> Pla
         raise _fail(path, name, "give effect (outcome units) or effect_mcid, not both")
     dropout = _planning_dropout(section.get("dropout", 0.0), levels, path)
     return PlanningAssumptions(
-        effect=_optional_number(section, "effect", path, name, -1e6, 1e6),
-        effect_mcid=_optional_number(section, "effect_mcid", path, name, -100, 100),
-        sd_intercept=_optional_number(section, "sd_intercept", path, name, 0, 1e6),
-        sd_slope=_optional_number(section, "sd_slope", path, name, 0, 1e6),
-        correlation=_optional_number(section, "correlation", path, name, -1, 1),
-        sd_residual=_optional_number(section, "sd_residual", path, name, 1e-9, 1e6),
+        effect=_planning_number(section, "effect", path, name, -1e6, 1e6),
+        effect_mcid=_planning_number(section, "effect_mcid", path, name, -100, 100),
+        sd_intercept=_planning_number(section, "sd_intercept", path, name, 0, 1e6),
+        sd_slope=_planning_number(section, "sd_slope", path, name, 0, 1e6),
+        correlation=_planning_number(section, "correlation", path, name, -1, 1),
+        sd_residual=_planning_number(section, "sd_residual", path, name, 1e-9, 1e6),
         dropout=dropout,
     )
 
@@ -1778,7 +1778,7 @@ def load_planning(raw: dict[str, Any], path: Path) -> PlanningSettings | None:
                 f"must start at 0 (baseline) and increase, with at least two visits, got {weeks}",
             )
     analysis = _choice(section, "analysis", path, name, d.analysis, PLANNING_ANALYSES)
-    primary = _optional_number(section, "primary_week", path, name, 0, 520)
+    primary = _planning_number(section, "primary_week", path, name, 0, 520)
     if primary is not None and weeks is not None and primary not in weeks[1:]:
         raise _fail(
             path,
