@@ -1,21 +1,23 @@
 """Benchmark of ``outcomes plan``: simulated studies fitted with the report's model, and lme4.
 
-Three measurements, written to ``reports/benchmarks/planning.md`` and ``planning.csv``:
+Three measurements, written to ``reports/benchmarks/planning.md`` and ``planning.csv`` after
+each one:
 
-1. **1,000 studies of 200 patients** (6 visits at weeks 0, 1, 2, 4, 8, 12; random intercept and
-   slope; dropout 5 % before each visit in one group and 8 % in the other), each fitted with the
-   trajectory model as the report fits it (:mod:`pipeline.planning.simulate`), target < 60 s;
-2. **a power curve of 8 sizes x 1,000 studies** (`--curve-sims` to run fewer) (40 to 320
-   patients), plus 1,000 studies under
-   the null at the smallest size, through :func:`pipeline.planning.answers.plan_study` with the
-   progress bar of ``outcomes plan`` on stderr, target < 5 minutes;
-3. **one fit against lme4**: the same simulated study of 200 patients fitted 20 times by
+1. **one fit against lme4**: the same simulated study of 200 patients fitted 20 times by
    :func:`pipeline.lmm.fit.fit_lmm` (the DataFrame route, with patsy, and the prepared route the
    simulation uses) and by ``lme4::lmer`` plus lmerTest's Satterthwaite set-up
-   (``benchmarks/lme4_fits.R``, one R process, R start-up not timed).
+   (``benchmarks/lme4_fits.R``, one R process, R start-up not timed);
+2. **1,000 studies of 200 patients** (6 visits at weeks 0, 1, 2, 4, 8, 12; random intercept and
+   slope; dropout 5 % before each visit in one group and 8 % in the other), each fitted with the
+   trajectory model as the report fits it (:mod:`pipeline.planning.simulate`), target < 60 s;
+3. **a power curve of 8 sizes x 1,000 studies** (40 to 320 patients; ``--curve-sims`` runs
+   fewer), plus as many under the null at the smallest size, through
+   :func:`pipeline.planning.answers.plan_study` with the progress bar of ``outcomes plan`` on
+   stderr, target < 5 minutes (scaled to the number of studies).
 
-Usage: ``python benchmarks/planning.py [--sims 1000] [--workers 2] [--out reports/benchmarks]``.
-The machine is shared; the load average at the start of each measurement is recorded.
+Usage: ``python benchmarks/planning.py [--sims 1000] [--curve-sims N] [--workers 2]
+[--out reports/benchmarks]``. The machine is shared; the load average at the start of each
+measurement and the CPU time of the workers are recorded.
 """
 
 from __future__ import annotations
