@@ -1,8 +1,8 @@
 """The unstructured MMRM with Satterthwaite df, timed in Python and in R on the same rows.
 
 For each size a two-arm trial with 6 post-baseline visits, MAR dropout and missed visits is
-simulated (:func:`pipeline.demo.mmrm_trial.simulate_mmrm_trial`) and written to CSV. Ours is
-:func:`pipeline.lmm.fit_mmrm` with ``structure="us"``, REML, ``df_method="satterthwaite"``
+simulated (:func:`pipeline.analyses.simulated_trial.simulate_mmrm_trial`) and written to CSV.
+Ours is :func:`pipeline.lmm.fit_mmrm` with ``structure="us"``, REML, ``df_method="satterthwaite"``
 (the Satterthwaite pieces, Hessian and covariance Jacobian, are included in the time), timed
 whole and split into the one pass over the rows (:func:`pipeline.lmm.patterns.prepare_mmrm`,
 grows with patients) and the rest (optimisation and df, grows with visit patterns). R fits the
@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 from harness import DEFAULT_OUT, DEFAULT_WORK, ROOT, machine, markdown_table
 
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm import fit_mmrm
 from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.patterns import prepare_mmrm
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             "times carry that noise.",
             "",
             "Two arms, 6 post-baseline visits, MAR dropout and 5 % missed visits "
-            "(`pipeline.demo.mmrm_trial`), model `y ~ baseline + visit * arm`, unstructured "
+            "(`pipeline.analyses.simulated_trial`), model `y ~ baseline + visit * arm`, "
+            "unstructured "
             "covariance (21 parameters), REML. Ours (`ours_s`) includes the Satterthwaite "
             "pieces; `ours_rows_s` is the one pass over the rows (design, per-pattern "
             "cross-products), `ours_patterns_s` the rest (optimisation, df), whose cost "

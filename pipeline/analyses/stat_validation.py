@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm.fit import DEFAULT_ROUTES, FAST_ROUTES, ModelDataError, ModelFitError, fit_lmm
 from pipeline.lmm.mmrm import fit_mmrm
 
@@ -392,7 +392,7 @@ def run_mmrm_simulations(
 
     Each simulation draws two trials of ``per_arm`` patients per arm with
     :data:`MMRM_VISITS` visits, MAR dropout and missed visits
-    (:func:`pipeline.demo.mmrm_trial.simulate_mmrm_trial`): one with no treatment effect
+    (:func:`pipeline.analyses.simulated_trial.simulate_mmrm_trial`): one with no treatment effect
     (type-I error of the last-visit difference) and one with :data:`MMRM_EFFECT` at every
     visit (coverage of its 95 % interval). Each is fitted as the plan fits the MMRM
     (:func:`pipeline.lmm.fit_mmrm`: REML, the fallback order from unstructured) and the
@@ -481,7 +481,7 @@ def mmrm_markdown(summary: pd.DataFrame, sims: pd.DataFrame, n_sims: int, seed: 
         "",
         f"Trials: two arms, {MMRM_VISITS} post-baseline visits, unstructured-looking "
         "covariance (SDs rising 1.0 to 1.6), dropout missing at random (depends on the last "
-        "observed value) and 5 % missed visits (`pipeline/demo/mmrm_trial.py`). Model "
+        "observed value) and 5 % missed visits (`pipeline/analyses/simulated_trial.py`). Model "
         f"`y ~ {MMRM_FORMULA}`, REML, covariance by the plan's fallback order (unstructured "
         "first). Quantity: active - control at the last visit.",
         "",

@@ -35,9 +35,9 @@ visits (:mod:`.mmrm`; structures in :mod:`.covariance`: ``us``, ``toep``, ``toep
 ``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``), by REML or ML over the patients' visit patterns
 (:mod:`.patterns`, :mod:`.likelihood`), with Kenward-Roger, Satterthwaite, residual or
 between-within df (:mod:`.kenward_roger`) and optional sandwich SEs. A simulated two-arm trial
-with dropout (``pipeline.demo.mmrm_trial``), unstructured covariance, Kenward-Roger df:
+with dropout (``pipeline.analyses.simulated_trial``), unstructured covariance, Kenward-Roger df:
 
->>> from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+>>> from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 >>> from pipeline.lmm import fit_mmrm
 >>> trial = simulate_mmrm_trial(n_per_arm=50, n_visits=4, effect=0.5, seed=1)
 >>> fit = fit_mmrm(trial, "y", "baseline + C(visit) * C(arm, Treatment('control'))",

@@ -22,7 +22,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipeline"
 STAGES = {
-    "errors": 0,
+    "errors": -1,
     "outputs": 0,
     "schemas": 1,
     "config": 2,
@@ -36,6 +36,8 @@ STAGES = {
     "report": 10,
     "explore": 11,
     "demo": 11,
+    "planning": 11,  # the next study: simulates the analyses, words them like the report
+    "federate": 11,  # a network of clinics: shares and pools the analyses, its own report
     "runner": 12,
     "api": 12,
     "cli": 13,

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from rcompare import assert_rel, assert_sig, r_name
 
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm import fit_lmm
 from pipeline.lmm.kenward_roger import kr_fixed_effects, kr_ftest, lmm_kenward_roger
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import api
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 
 
 @pytest.fixture(scope="module")

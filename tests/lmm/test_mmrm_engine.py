@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm.covariance import STRUCTURES, get_structure
 from pipeline.lmm.data import ModelDataError
 from pipeline.lmm.likelihood import Likelihood

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from rcompare import assert_rel, assert_sig, r_name
 
-from pipeline.demo.mmrm_trial import simulate_mmrm_trial
+from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm.mmrm import MmrmFit, fit_mmrm
 
 SCRIPT = Path(__file__).resolve().parents[1] / "r" / "mmrm_fit.R"
