@@ -39,11 +39,14 @@ from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
+from pipeline.planning import report as planning_report
+from pipeline.planning.answers import plan_study
+from pipeline.planning.from_study import assumptions_from_study
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
 from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
-from pipeline.report.html import render_html
+from pipeline.report.html import Paragraph, Section, render_html
 from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
@@ -432,6 +435,7 @@ def render_report(
         analysis=analysis,
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
+        extra=planning_sections(config, analysis, published),
     )
     run_id = set_id(published, render_html(content))
     html = render_html(content, run_id=run_id)
@@ -486,3 +490,38 @@ def check_output_set(folder: Path) -> list[str]:
     See :func:`outputs.verify_set`; the HTML report must also carry the manifest's run id.
     """
     return outputs.verify_set(folder, marked=[REPORT_NAME])
+
+
+def planning_sections(
+    config: Config, analysis: pd.DataFrame, published: dict[str, pd.DataFrame]
+) -> tuple[Section, ...]:
+    """Return the section "Planning the next study" when ``[report] planning = true``.
+
+    The variance components and the dropout by group come from this study (as ``outcomes plan
+    --from-study``). Its retention percentages are worked out from counts of patients by group
+    and visit, so in a publication report the section is replaced by a note when any of those
+    counts is suppressed (``outcomes plan`` writes the full page for internal use).
+    """
+    if not config.report.planning or config.planning is None:
+        return ()
+    means = published.get("mean_by_visit")
+    hidden = means is not None and means["n"].map(lambda v: isinstance(v, str)).any()
+    if hidden and config.privacy.audience != "internal":
+        return (
+            Section(
+                planning_report.SECTION_ID,
+                planning_report.SECTION_TITLE,
+                (
+                    Paragraph(
+                        "Left out: the dropout it would plan from rests on counts of patients "
+                        "by group and visit that are suppressed in this report. Run `outcomes "
+                        "plan --from-study` for the planning page, for internal use."
+                    ),
+                ),
+            ),
+        )
+    design, assumptions, dropout = assumptions_from_study(analysis, config, config.planning)
+    result = plan_study(
+        design, assumptions, config.planning.sims, config.planning.seed, dropout=dropout
+    )
+    return (planning_report.planning_section(result),)

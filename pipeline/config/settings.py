@@ -522,6 +522,7 @@ class ReportSettings:
     pdf: bool = True
     browser: Path | None = None
     spaghetti_patients: int = 12
+    planning: bool = False
 
 
 # --- planning: the design and assumptions of the next study (see docs/planning.md) ----------
@@ -871,7 +872,7 @@ def load_engine(raw: dict[str, Any], path: Path) -> EngineSettings:
 
 
 def load_report(raw: dict[str, Any], path: Path) -> ReportSettings:
-    """Read the optional ``[report]`` section (PDF, browser, spaghetti sample size)."""
+    """Read the optional ``[report]`` section (PDF, browser, spaghetti sample, planning)."""
     section = _section(raw, "report", path, ReportSettings, required=False)
     d = ReportSettings()
     return ReportSettings(
@@ -880,6 +881,7 @@ def load_report(raw: dict[str, Any], path: Path) -> ReportSettings:
         spaghetti_patients=_whole(
             section, "spaghetti_patients", path, "report", d.spaghetti_patients, 1, 100
         ),
+        planning=_flag(section, "planning", path, "report", d.planning),
     )
 
 
@@ -1660,6 +1662,14 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         site=_choice(m_raw, "site", path, "model", dm.site, SITE_EFFECTS),
         min_sites_random=min_sites,
     )
+    report = load_report(raw, path)
+    planning = load_planning(raw, path)
+    if report.planning and planning is None:
+        raise _fail(
+            path,
+            "report.planning",
+            "is true but there is no [planning] section to plan from; add one (docs/planning.md)",
+        )
     return Config(
         source=path,
         inputs=inputs,
@@ -1670,10 +1680,10 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         thresholds=thresholds,
         model=model,
         privacy=load_privacy(raw, path),
-        report=load_report(raw, path),
+        report=report,
         engine=load_engine(raw, path),
         federation=load_federation(raw, path),
-        planning=load_planning(raw, path),
+        planning=planning,
     )
 
 
