@@ -1525,7 +1525,7 @@ def load_mcid(raw: dict[str, Any], path: Path) -> dict[str, Mcid]:
     _check_keys(mcid_raw, set(INSTRUMENTS), path, "mcid")
     mcid = {}
     for instrument in INSTRUMENTS:
-        section = _table(mcid_raw, instrument, path)
+        section = _table(mcid_raw, instrument, path, label=f"mcid.{instrument}")
         name = f"mcid.{instrument}"
         _check_keys(section, {"points", "percent"}, path, name)
         if "points" not in section or "percent" not in section:
@@ -1589,7 +1589,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     )
 
     if "sources" not in raw and "inputs" not in raw:
-        raise _fail(path, "inputs", "section is missing (or declare [[sources]])")
+        raise _missing(path, "inputs", " (or declare [[sources]])")
     study, mcid = load_study(raw, path)
     inputs, sources = load_sources(raw, path, study.extra_columns())
     has_sessions = any("sessions" in s.tables() for s in sources)
