@@ -61,6 +61,9 @@ def small_study() -> pd.DataFrame:
     frame["twitch"] = pd.Categorical(frame["patient_id"].map(groups), ["no twitch", "twitch"])
     frame["site"] = "only"
     frame.loc[frame["visit"] == 1, "weeks"] = frame.loc[frame["visit"] == 1, "weeks"].round(0)
+    # the analysis data set carries each outcome's baseline (it names the outcomes it holds)
+    baseline = frame.loc[frame["visit"] == 0].set_index("patient_id")["nrs"]
+    frame["nrs_baseline"] = frame["patient_id"].map(baseline)
     return frame
 
 

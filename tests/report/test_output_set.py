@@ -200,7 +200,8 @@ def test_html_tables_and_manifest_share_one_run_id_and_check_verifies_it(first):
 
 def test_fit_times_go_to_the_run_log_not_to_the_published_diagnostics(first):
     config, report = first
-    assert "fit_seconds" not in report.tables["diagnostics"]
+    published = pd.read_csv(config.outputs.reports / "tables" / "diagnostics.csv")
+    assert "fit_seconds" not in published  # machine-dependent: kept in memory and the run log
     log = pd.read_csv(config.outputs.processed / runner.RUN_LOG)
     assert list(log.columns) == ["analysis", "outcome", "status", "fit_seconds"]
     assert len(log) == len(report.tables["diagnostics"]) and (log["fit_seconds"] >= 0).all()

@@ -73,7 +73,7 @@ def test_analyses_that_need_sessions_are_left_out_with_a_reason(trial_run):
 def test_tables_keep_their_columns_and_name_the_comparison(trial_run):
     out, _ = trial_run
     tables = out / "reports" / "tables"
-    demo = ROOT / "reports" / "tables"
+    demo = ROOT / "tests" / "expected" / "tables"
     for name in ("contrasts", "fixed_effects", "diagnostics", "emmeans", "responders"):
         ours = pd.read_csv(tables / f"{name}.csv", nrows=0).columns.tolist()
         assert ours == pd.read_csv(demo / f"{name}.csv", nrows=0).columns.tolist(), name

@@ -18,7 +18,7 @@ from pipeline.schemas.outputs import (
     for_publication,
 )
 
-TABLES = Path(__file__).resolve().parents[2] / "reports" / "tables"
+TABLES = Path(__file__).resolve().parents[2] / "tests" / "expected" / "tables"
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
