@@ -34,6 +34,7 @@ from pipeline.report.html import (
     fmt_p,
     table,
 )
+from pipeline.report.sections.responders import responder_table
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
 
 CLASSES = {
@@ -380,30 +381,8 @@ def responders(tables: Mapping[str, pd.DataFrame], config: Config, note: str) ->
                 "A responder improved from baseline by at least the MCID at their last "
                 f"post-baseline assessment ({rules}); patients without one are not counted."
             ),
-            table(
-                resp,
-                [
-                    ("Outcome", "outcome", lambda r: shorts.get(r["outcome"], r["outcome"])),
-                    ("Grouping", "group", None),
-                    ("Quantity", "quantity", None),
-                    (
-                        "Level",
-                        "level",
-                        lambda r: (
-                            r["level"]
-                            if r["quantity"] == "proportion"
-                            else f"{r['level']} vs {r['reference']}"
-                        ),
-                    ),
-                    ("Patients", "#n", None),
-                    ("Responders", "#responders", None),
-                    ("Estimate", "#estimate", lambda r: fmt(r["estimate"], 3)),
-                    ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
-                    ("p", "#p", lambda r: fmt_p(r["p_value"])),
-                    ("Method", "method", None),
-                ],
-                caption="Responders at the last assessment",
-                note=note,
+            responder_table(
+                resp, ("Outcome", "outcome", lambda r: shorts.get(r["outcome"], r["outcome"])), note
             ),
         ),
     )

@@ -11,6 +11,7 @@ from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.report.html import (
     Paragraph,
     Section,
+    Table,
     fmt,
     fmt_ci,
     fmt_p,
@@ -51,30 +52,36 @@ def responders_section(
                 f"post-baseline assessment ({mcid}); patients without one are not counted."
                 + unrecorded
             ),
-            table(
-                resp,
-                [
-                    OUTCOME_COLUMN,
-                    ("Grouping", "group", None),
-                    ("Quantity", "quantity", None),
-                    (
-                        "Level",
-                        "level",
-                        lambda r: (
-                            r["level"]
-                            if r["quantity"] == "proportion"
-                            else f"{r['level']} vs {r['reference']}"
-                        ),
-                    ),
-                    ("Patients", "#n", None),
-                    ("Responders", "#responders", None),
-                    ("Estimate", "#estimate", lambda r: fmt(r["estimate"], 3)),
-                    ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
-                    ("p", "#p", lambda r: fmt_p(r["p_value"])),
-                    ("Method", "method", None),
-                ],
-                caption="Responders at the last assessment",
-                note=note,
-            ),
+            responder_table(resp, OUTCOME_COLUMN, note),
         ),
+    )
+
+
+def responder_table(resp: pd.DataFrame, outcome_column: tuple, note: str) -> Table:
+    """Lay out the published responders table (one row per outcome, grouping and quantity).
+
+    ``outcome_column`` is the ``(header, key, formatter)`` of the outcome's name.
+    """
+
+    def level(r: Mapping) -> str:
+        if r["quantity"] == "proportion":
+            return r["level"]
+        return f"{r['level']} vs {r['reference']}"
+
+    return table(
+        resp,
+        [
+            outcome_column,
+            ("Grouping", "group", None),
+            ("Quantity", "quantity", None),
+            ("Level", "level", level),
+            ("Patients", "#n", None),
+            ("Responders", "#responders", None),
+            ("Estimate", "#estimate", lambda r: fmt(r["estimate"], 3)),
+            ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
+            ("p", "#p", lambda r: fmt_p(r["p_value"])),
+            ("Method", "method", None),
+        ],
+        caption="Responders at the last assessment",
+        note=note,
     )
