@@ -170,7 +170,7 @@ def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> li
                 trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in groups
             ]
-    return plans
+    return [mark_unrecorded(plan, data) for plan in plans]
 
 
 Progress = Callable[[int, int, ModelPlan], None]

@@ -30,7 +30,13 @@ from pipeline.validate.study import validate_study
 
 PATIENTS = pd.read_csv(DEMO_INPUTS["patients"], dtype=str, keep_default_na=False)
 SOME = set(PATIENTS.groupby("site").head(12)["patient_id"])
-KEPT = {"sessions": ("twitch",), "assessments": ("nrs",)}
+# what the needling design itself uses stays: the time (dates), the default covariate
+# (chronicity, from symptom_weeks), the twitch record and one outcome
+KEPT = {
+    "patients": ("enrolment_date", "age", "symptom_weeks"),
+    "sessions": ("twitch",),
+    "assessments": ("assessment_date", "nrs"),
+}
 
 
 def text_of(page: str) -> str:
@@ -42,19 +48,18 @@ def text_of(page: str) -> str:
 def bare_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bare-run")
     drop = {t: [c for c in optional_columns(t) if c not in KEPT.get(t, ())] for t in KEPT}
-    drop["patients"] = list(optional_columns("patients"))
     paths = write_demo_without(folder, drop, SOME)
     config = load_config(
         write_config(folder, paths, privacy="demo_key = true", report="pdf = false")
     )
-    every_plan = runner.analysis_plans
+    every_plan = runner.study_plans
 
     def few(*args, **kwargs):  # the models these tests read; the others would only take time
         keep = ("trajectory_depth", "trajectory_twitch", "sensitivity_per_protocol_depth")
         return [p for p in every_plan(*args, **kwargs) if p.analysis in keep]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "analysis_plans", few)
+        patch.setattr(runner, "study_plans", few)
         runner.run(config)
     tables = {p.stem: pd.read_csv(p, dtype=str) for p in config.outputs.tables.glob("*.csv")}
     page = (config.outputs.reports / runner.REPORT_NAME).read_text(encoding="utf-8")
