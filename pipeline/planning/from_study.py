@@ -29,6 +29,7 @@ from pipeline.errors import UserError
 from pipeline.lmm.deviance import lambda_from_theta
 from pipeline.lmm.fit import LmmFit
 from pipeline.planning.design import Assumptions, Design, resolve_design, resolve_effect
+from pipeline.schemas.identity import ContrastKind
 
 __all__ = [
     "DROPOUT_COLUMNS",
@@ -310,7 +311,8 @@ def _uncertainty_sentences(
     sentences.append(
         f"Retention at the study's last visit, by group — {retained} (Wilson intervals)."
     )
-    slope_rows = result.contrasts.loc[result.contrasts["contrast"].str.contains("slope")]
+    kinds = result.contrasts["kind"].astype(str)
+    slope_rows = result.contrasts.loc[kinds == ContrastKind.SLOPE.value]
     if len(slope_rows):
         s = slope_rows.iloc[0]
         sentences.append(

@@ -31,6 +31,7 @@ def test_the_section_plans_from_this_study(demo):
     assert section.title == "Planning the next study"
     # the assumptions say where they came from: this study's fitted variance components
     assert "Variance (estimated from the study)" in text
+    assert "the study's own slope difference" in text  # chosen by its typed kind
     assert any(getattr(b, "caption", "").startswith("Answers at n") for b in section.blocks)
 
 
