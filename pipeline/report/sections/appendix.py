@@ -17,20 +17,30 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    ANALYSIS_COLUMN,
     OUTCOME_COLUMN,
+    analysis_column,
     analysis_label,
     is_main,
     present,
 )
+from pipeline.schemas.identity import declared_factors
+
+NEEDLING_REFERENCES = "superficial needling, no twitch, acute pain"
 
 
-def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
-    """Tabulate the fixed effects and variance components of the main analyses."""
+def appendix_section(
+    tables: Mapping[str, pd.DataFrame], references: str = NEEDLING_REFERENCES
+) -> Section | None:
+    """Tabulate the fixed effects and variance components of the main analyses.
+
+    ``references`` words the reference levels of the study's comparisons and covariates (the
+    needling default's, or those a study declares).
+    """
     if not present(tables, "fixed_effects"):
         return None
+    factors = declared_factors(tables)
     fe = tables["fixed_effects"]
-    fe = fe[fe["analysis"].map(is_main)]
+    fe = fe[fe["analysis"].map(lambda a: is_main(a, factors))]
     blocks: list[Block] = []
     for analysis in dict.fromkeys(fe["analysis"]):
         blocks.append(
@@ -45,17 +55,17 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
                     ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
                     ("p", "#p", lambda r: fmt_p(r["p_value"])),
                 ],
-                caption=f"Fixed effects: {analysis_label(analysis)}",
+                caption=f"Fixed effects: {analysis_label(analysis, factors)}",
             )
         )
     if present(tables, "variance_components"):
         vc = tables["variance_components"]
-        vc = vc[vc["analysis"].map(is_main)]
+        vc = vc[vc["analysis"].map(lambda a: is_main(a, factors))]
         blocks.append(
             table(
                 vc,
                 [
-                    ANALYSIS_COLUMN,
+                    analysis_column(factors),
                     OUTCOME_COLUMN,
                     ("Group", "group", None),
                     ("Term", "term", None),
@@ -68,8 +78,8 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
         )
     blocks.append(
         Paragraph(
-            "Reference levels: superficial needling, no twitch, acute pain. Estimates of the "
-            "sensitivity and subgroup models are in reports/tables/fixed_effects.csv.",
+            f"Reference levels: {references}. Estimates of the sensitivity and subgroup models "
+            "are in reports/tables/fixed_effects.csv.",
             "note",
         )
     )

@@ -20,14 +20,15 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    ANALYSIS_COLUMN,
     OUTCOME_COLUMN,
     OUTCOMES,
+    analysis_column,
     analysis_label,
     fit_column,
     number,
     present,
 )
+from pipeline.schemas.identity import declared_factors
 
 
 def diagnostics_section(
@@ -39,8 +40,9 @@ def diagnostics_section(
     if not present(tables, "diagnostics"):
         return None
     d = tables["diagnostics"].drop(columns=["fit_seconds"], errors="ignore")
+    factors = declared_factors(tables)
     columns: list[tuple[str, str, Callable | None]] = [
-        ANALYSIS_COLUMN,
+        analysis_column(factors),
         OUTCOME_COLUMN,
         fit_column(flags),
         ("Obs.", "#n_obs", None),
@@ -72,7 +74,7 @@ def diagnostics_section(
         if text:
             notes.append(
                 (
-                    analysis_label(r["analysis"]),
+                    analysis_label(r["analysis"], factors),
                     OUTCOMES.get(r["outcome"], r["outcome"]),
                     " | ".join(text),
                 )
@@ -97,7 +99,7 @@ def diagnostics_section(
         )
     )
     for (analysis, outcome), (fitted, resid) in residuals.items():
-        title = f"{analysis_label(analysis)}, {OUTCOMES.get(outcome, outcome)}"
+        title = f"{analysis_label(analysis, factors)}, {OUTCOMES.get(outcome, outcome)}"
         blocks.append(
             Figure(
                 png(report_figures.residual_plots(fitted, resid, title=title)),
