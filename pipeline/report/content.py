@@ -81,7 +81,9 @@ def build_content(
     note = wording.table_note(audience, threshold)
     flags = fit_flags(tables.get("diagnostics"))
     if config.study.declared:
-        return _declared_content(config, tables, run, note, flags, residuals, formulas, extra)
+        return _declared_content(
+            config, tables, run, note, flags, residuals, formulas, extra, analysis
+        )
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
         summary_section(tables, config),
@@ -127,6 +129,7 @@ def _declared_content(
     residuals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None,
     formulas: Mapping[tuple[str, str], str] | None,
     extra: Sequence[Section] = (),
+    analysis: pd.DataFrame | None = None,
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
     sections: list[Section | None] = [
@@ -135,7 +138,7 @@ def _declared_content(
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),
-        design.outcomes(tables, config, flags),
+        design.outcomes(tables, config, flags, analysis),
         design.responders(tables, config, note),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,
@@ -144,7 +147,7 @@ def _declared_content(
             "Methods",
             tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
         ),
-        appendix_section(tables),
+        appendix_section(tables, design.reference_words(config.study)),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"
     return ReportContent(
