@@ -132,6 +132,7 @@ def _declared_content(
     analysis: pd.DataFrame | None = None,
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
+    shorts = {o.name: o.short for o in config.study.outcomes}
     sections: list[Section | None] = [
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
@@ -140,14 +141,14 @@ def _declared_content(
         table_one_section(tables, note),
         design.outcomes(tables, config, flags, analysis),
         design.responders(tables, config, note),
-        diagnostics_section(tables, flags, residuals or {}),
+        diagnostics_section(tables, flags, residuals or {}, shorts),
         *extra,
         Section(
             "methods",
             "Methods",
             tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
         ),
-        appendix_section(tables, design.reference_words(config.study)),
+        appendix_section(tables, design.reference_words(config.study), shorts),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"
     return ReportContent(

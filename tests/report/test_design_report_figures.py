@@ -20,6 +20,7 @@ from pipeline.report import figures as report_figures
 from pipeline.report.html import Figure
 from pipeline.report.sections.appendix import appendix_section
 from pipeline.report.sections.common import analysis_label
+from pipeline.report.sections.diagnostics import diagnostics_section
 from pipeline.schemas.identity import (
     AnalysisId,
     AnalysisKind,
@@ -232,11 +233,23 @@ def test_declared_analyses_have_typed_identities():
 
 
 def test_the_appendix_of_a_declared_study_shows_its_models_and_reference_levels(config):
-    section = appendix_section(_tables(), design.reference_words(config.study))
+    shorts = {o.name: o.short for o in config.study.outcomes}
+    section = appendix_section(_tables(), design.reference_words(config.study), shorts)
     captions = [getattr(b, "caption", "") for b in section.blocks]
     assert "Fixed effects: Change from baseline, clinic_type" in captions
+    assert section.blocks[0].rows[0][0] == "PPT"  # the outcome in the study's own words
     assert not any("Sensitivity" in c for c in captions)
     assert "Reference levels: clinic type: private." in section.blocks[-1].text
+
+
+def test_diagnostics_name_the_declared_outcomes_and_analyses(config):
+    shorts = {o.name: o.short for o in config.study.outcomes}
+    section = diagnostics_section(_tables(), {}, {}, shorts)
+    fits = section.blocks[0]
+    assert [row[:2] for row in fits.rows] == [
+        ("Trajectory model, clinic_type", "PPT"),
+        ("Sensitivity: completers, clinic_type", "PPT"),
+    ]
 
 
 def test_a_subgroup_whose_variable_is_not_recorded_is_skipped_with_the_reason(config):

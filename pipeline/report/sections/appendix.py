@@ -17,10 +17,10 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    OUTCOME_COLUMN,
     analysis_column,
     analysis_label,
     is_main,
+    outcome_column,
     present,
 )
 from pipeline.schemas.identity import declared_factors
@@ -29,12 +29,15 @@ NEEDLING_REFERENCES = "superficial needling, no twitch, acute pain"
 
 
 def appendix_section(
-    tables: Mapping[str, pd.DataFrame], references: str = NEEDLING_REFERENCES
+    tables: Mapping[str, pd.DataFrame],
+    references: str = NEEDLING_REFERENCES,
+    outcome_labels: Mapping[str, str] | None = None,
 ) -> Section | None:
     """Tabulate the fixed effects and variance components of the main analyses.
 
     ``references`` words the reference levels of the study's comparisons and covariates (the
-    needling default's, or those a study declares).
+    needling default's, or those a study declares); ``outcome_labels`` names a study's declared
+    outcomes.
     """
     if not present(tables, "fixed_effects"):
         return None
@@ -47,7 +50,7 @@ def appendix_section(
             table(
                 fe[fe["analysis"] == analysis],
                 [
-                    OUTCOME_COLUMN,
+                    outcome_column(outcome_labels),
                     ("Term", "term", None),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("SE", "#se", lambda r: fmt(r["std_err"], 3)),
@@ -66,7 +69,7 @@ def appendix_section(
                 vc,
                 [
                     analysis_column(factors),
-                    OUTCOME_COLUMN,
+                    outcome_column(outcome_labels),
                     ("Group", "group", None),
                     ("Term", "term", None),
                     ("Variance", "#v", lambda r: sig(r["variance"])),

@@ -114,6 +114,12 @@ OUTCOME_COLUMN = ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], r["out
 """Table column naming the outcome of a row."""
 
 
+def outcome_column(labels: Mapping[str, str] | None = None) -> tuple[str, str, Callable]:
+    """Table column naming the outcome of a row, with a study's own outcome names (``labels``)."""
+    names = {**SHORT, **(labels or {})}
+    return ("Outcome", "outcome", lambda r: names.get(r["outcome"], r["outcome"]))
+
+
 def fit_column(flags: Mapping[tuple[str, str], str]) -> tuple[str, str, Callable]:
     """Table column with the fit flag of the model a row comes from (:func:`fit_flags`)."""
     return ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING))

@@ -20,12 +20,12 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    OUTCOME_COLUMN,
     OUTCOMES,
     analysis_column,
     analysis_label,
     fit_column,
     number,
+    outcome_column,
     present,
 )
 from pipeline.schemas.identity import declared_factors
@@ -35,15 +35,20 @@ def diagnostics_section(
     tables: Mapping[str, pd.DataFrame],
     flags: Mapping[tuple[str, str], str],
     residuals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    outcome_labels: Mapping[str, str] | None = None,
 ) -> Section | None:
-    """Model fits, every message and warning raised, residual plots of the primary models."""
+    """Model fits, every message and warning raised, residual plots of the primary models.
+
+    ``outcome_labels`` names a study's declared outcomes (default: NRS, VAS and ODI).
+    """
     if not present(tables, "diagnostics"):
         return None
+    named = {**OUTCOMES, **(outcome_labels or {})}
     d = tables["diagnostics"].drop(columns=["fit_seconds"], errors="ignore")
     factors = declared_factors(tables)
     columns: list[tuple[str, str, Callable | None]] = [
         analysis_column(factors),
-        OUTCOME_COLUMN,
+        outcome_column(outcome_labels),
         fit_column(flags),
         ("Obs.", "#n_obs", None),
         ("Patients", "#n_patients", None),
@@ -75,7 +80,7 @@ def diagnostics_section(
             notes.append(
                 (
                     analysis_label(r["analysis"], factors),
-                    OUTCOMES.get(r["outcome"], r["outcome"]),
+                    named.get(r["outcome"], r["outcome"]),
                     " | ".join(text),
                 )
             )
@@ -99,7 +104,7 @@ def diagnostics_section(
         )
     )
     for (analysis, outcome), (fitted, resid) in residuals.items():
-        title = f"{analysis_label(analysis, factors)}, {OUTCOMES.get(outcome, outcome)}"
+        title = f"{analysis_label(analysis, factors)}, {named.get(outcome, outcome)}"
         blocks.append(
             Figure(
                 png(report_figures.residual_plots(fitted, resid, title=title)),
