@@ -63,7 +63,7 @@ from pipeline.analyses.plans import (
 from pipeline.config.settings import Comparison, ModelSettings, Study
 from pipeline.errors import UserError
 from pipeline.lmm.marginal import holm
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
 
 
@@ -84,10 +84,6 @@ def headline(comparison: Comparison) -> AnalysisId:
     """
     kind = AnalysisKind.CHANGE if comparison.randomised else AnalysisKind.TRAJECTORY
     return AnalysisId(kind, comparison.name)
-
-
-def _has_levels(data: pd.DataFrame, column: str, at_least: int = 2) -> bool:
-    return column in data and data[column].dropna().nunique() >= at_least
 
 
 def skipped_analyses(data: pd.DataFrame, study: Study) -> list[tuple[str, str]]:
@@ -130,15 +126,69 @@ def skipped_analyses(data: pd.DataFrame, study: Study) -> list[tuple[str, str]]:
             )
         if not {"depth", "twitch"} <= names:
             skipped.append(("joint", "depth and twitch are not both declared comparisons."))
-    if not _has_levels(data, "chronicity"):
-        skipped.append(
-            (
-                "subgroup_chronicity",
-                "the chronicity subgroups need patients in at least two chronicity groups "
-                "(symptom duration); these data have fewer.",
-            )
-        )
+    for comparison in study.comparisons:
+        reason = subgroup_gap(data, comparison.name, "chronicity")
+        if reason:
+            name = AnalysisId(AnalysisKind.SUBGROUP, comparison.name, modifier="chronicity").name
+            skipped.append((name, reason))
     return skipped
+
+
+MODIFIER_SOURCES = {"chronicity": "the symptom duration (symptom_weeks)"}
+"""Where a derived effect modifier comes from, for the sentences saying it was not recorded."""
+
+
+def subgroup_gap(data: pd.DataFrame, factor: str, modifier: str) -> str | None:
+    """Say why the subgroup analysis of ``factor`` by ``modifier`` cannot be run, or None.
+
+    A modifier that no row has a value of was not recorded (never "not estimable": there is
+    nothing to estimate from); one whose levels do not each hold patients of every group of
+    ``factor`` cannot separate the groups' difference by subgroup.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis data set.
+    factor : str
+        The comparison's column.
+    modifier : str
+        The effect modifier's column (``chronicity``).
+
+    Returns
+    -------
+    str or None
+        One sentence for the report, or None when the subgroup model can be fitted.
+    """
+    source = MODIFIER_SOURCES.get(modifier, modifier)
+    if modifier not in data or data[modifier].notna().sum() == 0:
+        derived = f", which comes from {source}," if source != modifier else ""
+        return (
+            f"{modifier}{derived} is not recorded by any source: the {modifier} subgroups "
+            "cannot be formed."
+        )
+    people = data.drop_duplicates(PATIENT_ID)[[factor, modifier]].dropna()
+    groups = set(people[factor].astype(str))
+    levels = {
+        str(level): set(part[factor].astype(str))
+        for level, part in people.groupby(modifier, observed=True, sort=True)
+    }
+    missing = [
+        f"{level} has no patient in {' or '.join(sorted(groups - found))}"
+        for level, found in levels.items()
+        if found != groups
+    ]
+    if len(levels) < 2:
+        return (
+            f"the {modifier} subgroups need patients in at least two {modifier} groups; "
+            f"every patient of these data is {next(iter(levels), 'unclassified')}."
+        )
+    if missing:
+        return (
+            f"the {modifier} subgroups need patients of every {factor} group in each {modifier} "
+            f"group, and {'; '.join(missing)}: the difference between the {factor} groups "
+            f"cannot be estimated within each {modifier} group."
+        )
+    return None
 
 
 def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> list[ModelPlan]:
@@ -160,8 +210,11 @@ def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> li
             plans.append(session_twitch_plan(data, outcome, settings))
         if "joint" not in skipped:
             plans.append(joint_plan(data, outcome, settings))
-        if "subgroup_chronicity" not in skipped:
-            plans += [subgroup_plan(data, outcome, f, settings) for f in groups]
+        plans += [
+            subgroup_plan(data, outcome, f, settings)
+            for f in groups
+            if AnalysisId(AnalysisKind.SUBGROUP, f, modifier="chronicity").name not in skipped
+        ]
         for name, select in SENSITIVITY_POPULATIONS.items():
             subset, note = select(data)
             if name == "per_protocol" and "depth" not in kinds and len(subset) == len(data):

@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.schemas.identity import AnalysisKind, FlowStage, kind_of
+from pipeline.schemas.identity import AnalysisKind, FlowStage, declared_factors, kind_of
 
 Place = tuple[str, int, str]  # (table, row, column) of a published table
 
@@ -129,6 +129,8 @@ class _Links:
     groups: dict[tuple[str, Any], Hashable] = field(default_factory=dict)
     group_totals: dict[str, Hashable] = field(default_factory=dict)
     baseline_n: dict[tuple[str, Any, str], Hashable] = field(default_factory=dict)
+    factors: tuple[str, ...] = ()
+    """The comparisons the tables answer (:func:`pipeline.schemas.identity.declared_factors`)."""
 
 
 def _detail(value: Any) -> str:
@@ -464,7 +466,8 @@ def _diagnostics(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
     count of patients by an event; observations are not patients.
     """
     for row in frame.index:
-        sensitive = kind_of(str(frame.loc[row, "analysis"])) is AnalysisKind.SENSITIVITY
+        kind = kind_of(str(frame.loc[row, "analysis"]), links.factors)
+        sensitive = kind is AnalysisKind.SENSITIVITY
         for column in ("n_patients", "n_obs"):
             if column not in frame:
                 continue
@@ -526,7 +529,7 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
     CellGrid
     """
     grid = CellGrid()
-    links = _Links()
+    links = _Links(factors=declared_factors(tables))
     for name, builder in BUILDERS.items():  # order matters: later tables link to earlier ones
         if name in tables:
             builder(grid, tables[name], links)

@@ -81,7 +81,9 @@ def build_content(
     note = wording.table_note(audience, threshold)
     flags = fit_flags(tables.get("diagnostics"))
     if config.study.declared:
-        return _declared_content(config, tables, run, note, flags, residuals, formulas, extra)
+        return _declared_content(
+            config, tables, run, note, flags, residuals, formulas, extra, analysis
+        )
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
         summary_section(tables, config),
@@ -127,24 +129,26 @@ def _declared_content(
     residuals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None,
     formulas: Mapping[tuple[str, str], str] | None,
     extra: Sequence[Section] = (),
+    analysis: pd.DataFrame | None = None,
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
+    shorts = {o.name: o.short for o in config.study.outcomes}
     sections: list[Section | None] = [
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),
-        design.outcomes(tables, config, flags),
+        design.outcomes(tables, config, flags, analysis),
         design.responders(tables, config, note),
-        diagnostics_section(tables, flags, residuals or {}),
+        diagnostics_section(tables, flags, residuals or {}, shorts),
         *extra,
         Section(
             "methods",
             "Methods",
             tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
         ),
-        appendix_section(tables),
+        appendix_section(tables, design.reference_words(config.study), shorts),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"
     return ReportContent(

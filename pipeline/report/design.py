@@ -22,9 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config.settings import Comparison, Config, Outcome
+from pipeline.config.settings import Comparison, Config, Outcome, Study
+from pipeline.describe import summaries
+from pipeline.privacy import panel
+from pipeline.report import figures as report_figures
 from pipeline.report.html import (
     Block,
+    Figure,
     Heading,
     Paragraph,
     Section,
@@ -32,10 +36,12 @@ from pipeline.report.html import (
     fmt,
     fmt_ci,
     fmt_p,
+    png,
     table,
 )
+from pipeline.report.sections.common import analysis_column, analysis_label
 from pipeline.report.sections.responders import responder_table
-from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family
 
 CLASSES = {
     "important": "clinically important",
@@ -287,20 +293,179 @@ def not_in_design(tables: Mapping[str, pd.DataFrame]) -> Section | None:
     )
 
 
+def direction_words(outcome: Outcome) -> str:
+    """``higher is better`` or ``higher is worse``."""
+    return "higher is better" if outcome.higher_is_better else "higher is worse"
+
+
+def panel_labels(study: Study) -> dict[str, str]:
+    """Outcome -> panel title of the trajectory figures: name, unit and direction."""
+    return {o.name: f"{o.short} ({o.unit}; {direction_words(o)})" for o in study.outcomes}
+
+
+def difference_rows(
+    contrasts: pd.DataFrame, comparison: Comparison, tables: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Rows of the forest plot of one comparison: its baseline-adjusted differences.
+
+    Every difference between the groups at a post-baseline visit (typed ``kind`` visit
+    difference) of the comparison's visit-level model (``change_<name>``), one panel per
+    outcome; the primary family's (a trial's headline at the primary visit) is marked.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``panel, label, estimate, ci_low, ci_high, primary`` for
+        :func:`pipeline.report.figures.forest`.
+    """
+    change = AnalysisId(AnalysisKind.CHANGE, comparison.name).name
+    chosen = contrasts[
+        (contrasts["analysis"] == change)
+        & (contrasts["kind"].astype(str) == ContrastKind.VISIT.value)
+    ]
+    rows = [
+        {
+            "panel": r["outcome"],
+            "label": f"{r['contrast']}{_weeks_at(tables, int(r['visit']))}",
+            "estimate": r["estimate"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "primary": str(r.get("family", "")) == Family.PRIMARY,
+        }
+        for r in chosen.to_dict(orient="records")
+        if pd.notna(pd.to_numeric(r["visit"], errors="coerce"))
+    ]
+    return pd.DataFrame(
+        rows, columns=["panel", "label", "estimate", "ci_low", "ci_high", "primary"]
+    )
+
+
+def _figures(
+    tables: Mapping[str, pd.DataFrame],
+    config: Config,
+    comparison: Comparison,
+    analysis: pd.DataFrame | None,
+) -> tuple[list[Block], list[Block]]:
+    """Draw the trajectory figures (individual and mean) and the forest plot of a comparison."""
+    study = config.study
+    labels = panel_labels(study)
+    means = tables["mean_by_visit"]
+    part = means[means["factor"] == comparison.name]
+    names = " and ".join(o.short for o in study.outcomes)
+    trajectories: list[Block] = []
+    per_group = config.report.spaghetti_patients
+    columns = {o.name: o.column for o in study.outcomes}
+    if analysis is not None and comparison.name in analysis:
+        columns = {o: c for o, c in columns.items() if c in analysis}
+        sample, dropped = panel.publishable_sample(
+            summaries.trajectory_sample(analysis, columns, comparison.name, per_group),
+            tables,
+            comparison.name,
+            per_group,
+            config.privacy.audience,
+        )
+        if not sample.empty:
+            trajectories.append(
+                Figure(
+                    png(
+                        report_figures.spaghetti(
+                            sample, outcome_labels=labels, group_label=comparison.label
+                        )
+                    ),
+                    alt=f"Individual trajectories of {names} over weeks since baseline for a "
+                    f"random sample of up to {per_group} patients per {comparison.label} group",
+                    caption=f"Individual trajectories of a reproducible random sample of up to "
+                    f"{per_group} patients per {comparison.label} group (no identifiers; the "
+                    "same patients in every column)." + panel.dropped_note(dropped),
+                    anchor=f"spaghetti-{comparison.name}",
+                )
+            )
+    if not part.empty:
+        trajectories.append(
+            Figure(
+                png(
+                    report_figures.mean_trajectories(
+                        part, outcome_labels=labels, group_label=comparison.label
+                    )
+                ),
+                alt=f"Mean {names} at each visit by {comparison.label} with 95 % confidence "
+                "intervals",
+                caption=f"Observed mean at each visit by {comparison.label}, plotted at the "
+                "visit's mean weeks since baseline; bars are 95 % t confidence intervals. "
+                "Patients who left early are missing from later visits (the models account "
+                "for that).",
+                anchor=f"trajectories-{comparison.name}",
+            )
+        )
+    forest: list[Block] = []
+    contrasts = tables.get("contrasts")
+    if contrasts is not None and not contrasts.empty and "kind" in contrasts:
+        rows = difference_rows(contrasts, comparison, tables)
+        if not rows.empty:
+            axis = {
+                o.name: f"{o.short}: difference, {o.unit} "
+                f"({'positive' if o.higher_is_better else 'negative'} = better)"
+                for o in study.outcomes
+            }
+            bands = {o.name: o.mcid.points for o in study.outcomes if o.mcid.points}
+            with_band = [o.short for o in study.outcomes if o.mcid.points]
+            without = [o.short for o in study.outcomes if not o.mcid.points]
+            band_words = (
+                f" The shaded band is ± the MCID ({', '.join(with_band)}): a difference whose "
+                "CI lies inside it is smaller than important."
+                if with_band
+                else ""
+            )
+            if without:
+                band_words += (
+                    f" {', '.join(without)} has no MCID in points, so no band is drawn."
+                    if len(without) == 1
+                    else f" {', '.join(without)} have no MCID in points, so no band is drawn."
+                )
+            forest.append(
+                Figure(
+                    png(
+                        report_figures.forest(
+                            rows, panel_labels=axis, bands=bands, others="other visits"
+                        )
+                    ),
+                    alt=f"Forest plot of the baseline-adjusted difference between the "
+                    f"{comparison.label} groups at each visit, for {names}, with 95 % CIs and "
+                    "the MCID band",
+                    caption=f"Baseline-adjusted difference between the {comparison.label} "
+                    "groups at each post-baseline visit (visit-level model), with 95 % "
+                    "confidence intervals; filled squares: the primary family (Holm-adjusted "
+                    "p in the table), open circles: the other visits." + band_words,
+                    anchor=f"forest-{comparison.name}",
+                )
+            )
+    return trajectories, forest
+
+
 def outcomes(
-    tables: Mapping[str, pd.DataFrame], config: Config, flags: Mapping[tuple[str, str], str]
+    tables: Mapping[str, pd.DataFrame],
+    config: Config,
+    flags: Mapping[tuple[str, str], str],
+    analysis: pd.DataFrame | None = None,
 ) -> Section | None:
-    """Observed means by visit and the contrasts of the main models, per comparison."""
+    """Per comparison: trajectory figures, observed means, contrasts and their forest plot.
+
+    ``analysis`` (the analysis data set) gives the individual-trajectory panel: a reproducible
+    sample of patients, renumbered, without identifiers.
+    """
     means = tables.get("mean_by_visit")
     contrasts = tables.get("contrasts")
     if means is None or means.empty:
         return None
     study = config.study
     shorts = {o.name: o.short for o in study.outcomes}
+    factors = [c.name for c in study.comparisons]
     blocks: list[Block] = []
     for comparison in study.comparisons:
         part = means[means["factor"] == comparison.name]
         blocks.append(Heading(comparison.label.capitalize(), anchor=f"outcomes-{comparison.name}"))
+        trajectories, forest = _figures(tables, config, comparison, analysis)
+        blocks += trajectories
         groups = list(dict.fromkeys(part["group"].astype(str)))
         rows = []
         for outcome in study.outcomes:
@@ -339,7 +504,7 @@ def outcomes(
             main = contrasts[contrasts["analysis"].isin(names)]
             if not main.empty:
                 columns = [
-                    ("Analysis", "analysis", None),
+                    analysis_column(factors),
                     ("Outcome", "outcome", lambda r: shorts.get(r["outcome"], r["outcome"])),
                     ("Contrast", "contrast", None),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
@@ -359,7 +524,19 @@ def outcomes(
                         "(trajectory model)",
                     )
                 )
+        blocks += forest
     return Section("outcomes", "Outcomes", tuple(blocks))
+
+
+def reference_words(study: Study) -> str:
+    """Word the reference levels of the declared comparisons and categorical covariates."""
+    parts = [f"{c.label}: {c.reference}" for c in study.comparisons]
+    parts += [
+        f"{c.name}: {c.reference}"
+        for c in study.covariates.values()
+        if c.kind == "category" and c.reference
+    ]
+    return "; ".join(parts)
 
 
 def responders(tables: Mapping[str, pd.DataFrame], config: Config, note: str) -> Section | None:
@@ -428,7 +605,8 @@ def methods(config: Config, versions: Mapping[str, str], formulas: Mapping) -> l
         "Holm's method across the primary family; other p-values unadjusted. All available "
         "assessments are used (missing at random); no value is imputed."
     )
-    quoted = [f"{a}, {o}: {f}" for (a, o), f in sorted(formulas.items())]
+    factors = [c.name for c in study.comparisons]
+    quoted = [f"{analysis_label(a, factors)}, {o}: {f}" for (a, o), f in sorted(formulas.items())]
     third = "Software: " + ", ".join(
         f"{k} {v}" for k, v in versions.items() if k != "needling-outcomes"
     )

@@ -129,7 +129,12 @@ def spaghetti(
 
 
 def forest(
-    rows: pd.DataFrame, *, panel_labels: Mapping[str, str], reference: float = 0.0
+    rows: pd.DataFrame,
+    *,
+    panel_labels: Mapping[str, str],
+    reference: float = 0.0,
+    bands: Mapping[str, float] | None = None,
+    others: str = "other analyses",
 ) -> Figure:
     """Forest plot of contrasts, one panel per outcome (each on its own scale).
 
@@ -142,6 +147,12 @@ def forest(
         Panel -> x-axis label, in panel order (panels absent from ``rows`` are skipped).
     reference : float
         Value of no difference (a vertical line).
+    bands : mapping of str to float, optional
+        Panel -> MCID (points, positive): the band from -MCID to +MCID around ``reference`` is
+        shaded, so a reader sees whether a CI reaches an important difference (panels without
+        an MCID have no band).
+    others : str
+        Legend entry of the rows outside the primary family.
 
     Returns
     -------
@@ -179,14 +190,24 @@ def forest(
                     markersize=5,
                     capsize=2.5,
                     linewidth=1.2,
-                    label="primary family (Holm)" if primary else "other analyses",
+                    label="primary family (Holm)" if primary else others,
+                )
+            mcid = (bands or {}).get(panel)
+            if mcid:
+                ax.axvspan(
+                    reference - mcid,
+                    reference + mcid,
+                    color=GREY,
+                    alpha=0.15,
+                    linewidth=0,
+                    label="within ± MCID",
                 )
             ax.axvline(reference, color=GREY, linewidth=0.8, linestyle="--")
             ax.set_yticks(y, part["label"])
             ax.set_ylim(-0.7, len(part) - 0.3)
             ax.set_xlabel(panel_labels[panel])
             ax.grid(axis="x", alpha=0.3)
-        plotting.legend_below(fig, axes[:, 0], ncols=2)
+        plotting.legend_below(fig, axes[:, 0], ncols=3 if bands else 2)
     return fig
 
 

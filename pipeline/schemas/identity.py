@@ -10,15 +10,17 @@ slope per week", "Assessed at visit 2") can be reworded without changing any sel
 An analysis name (``trajectory_depth``, ``sensitivity_completers_twitch``) is an identifier
 written in every table; it is built from an :class:`AnalysisId` by :attr:`AnalysisId.name` and
 read back by :func:`identify`, a lookup in the catalogue of every analysis of the plan (never
-by taking the name apart).
+by taking the name apart): the needling plan's, and that of a study's declared comparisons
+(``trajectory_arm``, ``sensitivity_completers_arm``) and effect modifiers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import Any
 
 
 class AnalysisKind(StrEnum):
@@ -139,17 +141,30 @@ def plan_identities(
 
 
 @cache
-def _catalogue() -> dict[str, AnalysisId]:
-    return {a.name: a for a in plan_identities()}
+def _catalogue(factors: tuple[str, ...], modifiers: tuple[str, ...]) -> dict[str, AnalysisId]:
+    return {a.name: a for a in plan_identities(factors, POPULATIONS, modifiers)}
 
 
-def identify(name: str) -> AnalysisId | None:
+def identify(
+    name: str, factors: Iterable[str] = (), modifiers: Iterable[str] = ()
+) -> AnalysisId | None:
     """Return the identity of an analysis name of the plan, or None for a name outside it.
+
+    The plan is that of the needling default (depth and twitch, by chronicity) and of the
+    study's own design: every analysis of its declared comparisons (``factors``: a randomised
+    ``arm``, any patient column) and effect modifiers (``modifiers``: declared covariates). The
+    name is looked up in the catalogue of those analyses, never taken apart.
 
     Parameters
     ----------
     name : str
         Value of an ``analysis`` column.
+    factors : iterable of str
+        The study's declared comparisons beyond depth and twitch (their names, as in the
+        ``question`` column of the contrasts; :func:`declared_factors` reads them from the
+        published tables).
+    modifiers : iterable of str
+        Effect modifiers beyond chronicity.
 
     Returns
     -------
@@ -157,13 +172,39 @@ def identify(name: str) -> AnalysisId | None:
         None for an analysis fitted outside the plan (e.g. from the notebook API under a name
         of its own).
     """
-    return _catalogue().get(str(name))
+    every = tuple(dict.fromkeys((*FACTORS, *map(str, factors))))
+    by = tuple(dict.fromkeys((*MODIFIERS, *map(str, modifiers))))
+    return _catalogue(every, by).get(str(name))
 
 
-def kind_of(name: str) -> AnalysisKind | None:
+def kind_of(name: str, factors: Iterable[str] = ()) -> AnalysisKind | None:
     """Return the :class:`AnalysisKind` of an analysis name, or None outside the plan."""
-    found = identify(name)
+    found = identify(name, factors)
     return None if found is None else found.kind
+
+
+def declared_factors(tables: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the comparisons a run's published tables answer, from their typed columns.
+
+    The ``question`` of every contrast and the ``factor`` of the means by visit and Table 1 name
+    the comparison (``depth``, ``twitch``, ``arm``...); pass them to :func:`identify`.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Published tables by name.
+
+    Returns
+    -------
+    tuple of str
+        The comparisons, in order of appearance.
+    """
+    found: list[str] = []
+    for table, column in (("contrasts", "question"), ("mean_by_visit", "factor")):
+        frame = tables.get(table)
+        if frame is not None and column in frame:
+            found += [str(v) for v in frame[column].dropna()]
+    return tuple(dict.fromkeys(found))
 
 
 def name_of(kind: AnalysisKind, factor: str | None = None) -> str:

@@ -13,7 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 import pandas as pd
@@ -217,6 +217,44 @@ class Sessions(pa.DataFrameModel):
         strict = False
 
 
+def no_outcome_error(outcomes: Sequence[str]) -> str:
+    """Word the row rule "no outcome recorded", naming the study's own outcome columns.
+
+    Parameters
+    ----------
+    outcomes : sequence of str
+        The assessment columns of the study's outcomes (``nrs, vas_mm, odi`` by default); with
+        ``odi``, an ODI section counts too.
+
+    Returns
+    -------
+    str
+        E.g. ``no outcome recorded (nrs, vas_mm, odi or an ODI item)`` or ``no outcome recorded
+        (rmdq or psfs)``.
+    """
+    names = [*outcomes, *(["an ODI item"] if "odi" in outcomes else [])]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"no outcome recorded ({listed})"
+
+
+def has_outcome_check(outcomes: Sequence[str]) -> pa.Check:
+    """Make the row rule of a study's assessments: a row records one of the study's outcomes.
+
+    Replaces :meth:`Assessments.has_an_outcome` (same name) for a study that declares its own
+    outcomes (``[outcomes.NAME]``): only those columns count (and the ODI sections when the ODI
+    is one), and the reason names them.
+    """
+    columns = (*outcomes, *(ODI_ITEMS if "odi" in outcomes else ()))
+
+    def recorded(df: pd.DataFrame) -> pd.Series:
+        present = [c for c in columns if c in df]
+        if not present:
+            return pd.Series(False, index=df.index)
+        return df[present].notna().any(axis=1)
+
+    return pa.Check(recorded, name="has_an_outcome", error=no_outcome_error(outcomes))
+
+
 class Assessments(pa.DataFrameModel):
     """One row per outcome assessment (visit 0 is the baseline, before the first session)."""
 
@@ -272,7 +310,7 @@ class Assessments(pa.DataFrameModel):
         nullable=True, description="ODI version when known, e.g. 2.1a."
     )
 
-    @pa.dataframe_check(error="no outcome recorded (nrs, vas_mm, odi or an ODI item)")
+    @pa.dataframe_check(error=no_outcome_error(OUTCOMES))
     @classmethod
     def has_an_outcome(cls, df: pd.DataFrame) -> Series[bool]:
         """Require at least one outcome: a row without any carries no information.

@@ -23,6 +23,7 @@ are valid. Nothing is dropped: for every table, raw rows = valid rows + quaranti
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -44,9 +45,11 @@ from pipeline.schemas.raw import (
     MODELS,
     NO,
     NUMBER_COLUMNS,
+    OUTCOMES,
     YES,
     column_kinds,
     extra_schema_columns,
+    has_outcome_check,
 )
 from pipeline.validate.screen import cleared_columns
 
@@ -386,8 +389,15 @@ def extra_key(extra: dict[str, str] | None, ranges: dict | None = None) -> Extra
 
 
 @functools.cache
-def _schema(table: str, extra: Extra = ()) -> pa.DataFrameSchema:
+def _schema(table: str, extra: Extra = (), outcomes: tuple[str, ...] = ()) -> pa.DataFrameSchema:
     schema = MODELS[table].to_schema()
+    if table == "assessments" and outcomes and outcomes != OUTCOMES:
+        # the study's own outcomes make a row an assessment, and the reason names them
+        schema = copy.deepcopy(schema)
+        schema.checks = [
+            has_outcome_check(outcomes) if check.name == "has_an_outcome" else check
+            for check in schema.checks
+        ]
     if not extra:
         return schema
     kinds = {table: {c: k for c, k, _, _ in extra}}
@@ -396,13 +406,17 @@ def _schema(table: str, extra: Extra = ()) -> pa.DataFrameSchema:
 
 
 @functools.cache
-def _schema_without(table: str, columns: tuple[str, ...], extra: Extra = ()) -> pa.DataFrameSchema:
+def _schema_without(
+    table: str, columns: tuple[str, ...], extra: Extra = (), outcomes: tuple[str, ...] = ()
+) -> pa.DataFrameSchema:
     """Return the table's schema without ``columns`` (its row rules are all kept)."""
-    schema = _schema(table, extra)
+    schema = _schema(table, extra, outcomes)
     return schema.remove_columns(list(columns)) if columns else schema
 
 
-def check_values(table: str, typed: pd.DataFrame, extra: Extra = ()) -> pd.DataFrame:
+def check_values(
+    table: str, typed: pd.DataFrame, extra: Extra = (), outcomes: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Run the table's pandera model lazily and return its failures in the tidy shape.
 
     Columns whose statistics show that every cell passes every check
@@ -417,13 +431,17 @@ def check_values(table: str, typed: pd.DataFrame, extra: Extra = ()) -> pd.DataF
         Output of :func:`parse_cells`.
     extra : tuple, optional
         The study's own columns of the table and their ranges (:func:`extra_key`).
+    outcomes : tuple of str, optional
+        The assessment columns of the study's outcomes: a row of the assessments table must
+        record one of them (default: NRS, VAS, ODI or an ODI section).
 
     Returns
     -------
     pandas.DataFrame
         One row per failing cell (column checks) or failing row (row rules, ``column`` empty).
     """
-    schema = _schema_without(table, tuple(cleared_columns(_schema(table, extra), typed)), extra)
+    full = _schema(table, extra, outcomes)
+    schema = _schema_without(table, tuple(cleared_columns(full, typed)), extra, outcomes)
     try:
         # inplace: nothing is coerced, so pandera need not copy the frame first
         schema.validate(typed, lazy=True, inplace=True)
@@ -834,7 +852,7 @@ LINKED = ("sessions", "assessments")
 
 
 def _linked_table(
-    raw: RawTable, index: PatientIndex, extra: Extra = ()
+    raw: RawTable, index: PatientIndex, extra: Extra = (), outcomes: tuple[str, ...] = ()
 ) -> tuple[ValidatedTable, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
@@ -844,7 +862,7 @@ def _linked_table(
     """
     frame, parse_failures = typed_cells(raw)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        values = pool.submit(check_values, raw.name, frame, extra)
+        values = pool.submit(check_values, raw.name, frame, extra, outcomes)
         positions = index.positions(frame[PATIENT_ID])
         codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
@@ -866,7 +884,9 @@ def validate_study(
         study's own columns (``RawTable.extra``), validated with the contract's.
     ranges : dict of str to (float, float), optional
         Allowed range of the study's own numeric columns (its declared outcomes,
-        :meth:`pipeline.config.settings.Study.ranges`).
+        :meth:`pipeline.config.settings.Study.ranges`). Its columns are the study's outcomes:
+        an assessment must record one of them, and the reason of one that does not names them
+        (``no outcome recorded (rmdq or psfs)``); without it, NRS, VAS and ODI.
 
     Returns
     -------
@@ -892,7 +912,10 @@ def validate_study(
     # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
     # and pandas kernels that release the interpreter lock, so two threads use both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        checked = pool.map(lambda name: _linked_table(raw[name], index, keys[name]), LINKED)
+        outcomes = tuple(ranges or ())
+        checked = pool.map(
+            lambda name: _linked_table(raw[name], index, keys[name], outcomes), LINKED
+        )
         for name, (table, failed) in zip(LINKED, checked, strict=True):
             tables[name], failures[name] = table, failed
     accounting = pd.DataFrame(

@@ -70,6 +70,23 @@ def test_analyses_that_need_sessions_are_left_out_with_a_reason(trial_run):
     )
 
 
+def test_the_trial_report_has_its_figures_and_skips_the_subgroup_it_cannot_estimate(trial_run):
+    out, result = trial_run
+    page = (out / "reports" / "outcomes.html").read_text(encoding="utf-8")
+    for anchor in ("spaghetti-arm", "trajectories-arm", "forest-arm"):
+        assert f'id="{anchor}"' in page, anchor
+    text = _text(page)
+    assert "The shaded band is ± the MCID (RMDQ, PSFS)" in text
+    assert "Fixed effects: Change from baseline, arm" in text
+    assert "None treated" not in page
+    # the example's few acute patients are all in the deep arm: the chronicity subgroups are
+    # left out with that reason, not fitted and reported as not estimable
+    assert "not estimable" not in result.stdout
+    assert "acute has no patient in sham" in text
+    skipped = pd.read_csv(out / "reports" / "tables" / "skipped_analyses.csv")
+    assert "subgroup_chronicity_arm" in set(skipped["analysis"])
+
+
 def test_tables_keep_their_columns_and_name_the_comparison(trial_run):
     out, _ = trial_run
     tables = out / "reports" / "tables"

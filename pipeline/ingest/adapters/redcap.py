@@ -10,7 +10,8 @@ dictionary says which instrument (form) each field belongs to, its type and its 
 rows of its instrument: for a repeating instrument, the rows that name it (session number =
 repeat instance); otherwise the rows where any of the instrument's mapped fields is filled.
 ``[sources.events]`` maps event names, with or without the ``_arm_N`` suffix, to visit numbers;
-``[sources.arms]`` optionally maps arm numbers to the patients' ``arm``. Coded fields are written
+``[sources.arms]`` optionally maps arm numbers to the patients' ``arm``. The study's own
+columns (declared outcomes and covariates) are mapped like the contract's. Coded fields are written
 as their labels (``1`` -> ``Deep``), yes/no fields as yes/no, and a canonical column mapped to a
 checkbox field gets the labels of the ticked choices joined by ``; `` (a single choice column
 ``f___1`` can be mapped as a yes/no column). ``[sources.codes.<column>]`` may name a choice by
@@ -298,7 +299,8 @@ def _table_piece(
     events = (
         frame[_column(text, EVENT)].astype(STR) if EVENT in header else pd.Series("", frame.index)
     )
-    mapping = {c: source.columns.get(c, c) for c in column_names(table)}
+    # the contract's columns and the study's own (declared outcomes, covariates), alike
+    mapping = {c: source.columns.get(c, c) for c in column_names(table, source.extra)}
     mapping[PATIENT_ID] = source.columns.get(PATIENT_ID, record_id)
     present = {
         c: n

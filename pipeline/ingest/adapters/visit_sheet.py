@@ -5,15 +5,17 @@ outcome assessment, or both. From every row the adapter makes
 
 * a **session** when any session column other than the therapist is filled (session number,
   depth, twitch, ...);
-* an **assessment** when the visit number or any score (NRS, VAS, ODI or an ODI section) is
-  filled;
+* an **assessment** when the visit number or any score (NRS, VAS, ODI, an ODI section or a
+  study's declared outcome) is filled;
 * the **patient**: the rows of one patient are merged, each detail taken from the rows that fill
   it. When two rows of a patient give different values for a detail (age 44 on one row, 45 on
   another), the patient row is quarantined (``conflicting_values``) and, with it, the patient's
   sessions and assessments.
 
 ``visit_date`` maps the one date column to both ``session_date`` and ``assessment_date`` (either
-may also be mapped on its own).
+may also be mapped on its own). The study's own columns (``Source.extra``: declared outcomes and
+covariates) are mapped like the contract's: a declared patient column is a patient detail, a
+declared outcome an assessment score.
 """
 
 from __future__ import annotations
@@ -75,14 +77,15 @@ def read(source: Source) -> Adapted:
         text = read_source_file(source, path)
         label = file_label(source, path)
         site = site_for(source, path, label)
+        details, scores, assessment_triggers = declared_columns(source)
         wanted = [
             PATIENT_ID,
             VISIT_DATE,
-            *PATIENT_DETAILS,
+            *details,
             "session_date",
             *SESSION_COLUMNS,
             "assessment_date",
-            *ASSESSMENT_COLUMNS,
+            *scores,
         ]
         required = [
             PATIENT_ID,
@@ -106,10 +109,10 @@ def read(source: Source) -> Adapted:
             if date not in frame:
                 frame[date] = frame[VISIT_DATE]
         row_word = "rows" if text.delimiter is None else "lines"
-        pieces.append(patients_piece(frame, row_word, source.date_format))
+        pieces.append(patients_piece(frame, row_word, source.date_format, details))
         for table, triggers, own in (
             ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
-            ("assessments", ASSESSMENT_TRIGGERS, ASSESSMENT_COLUMNS),
+            ("assessments", assessment_triggers, scores),
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
@@ -121,7 +124,27 @@ def read(source: Source) -> Adapted:
     return Adapted(tuple(pieces), tuple(files))
 
 
-def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piece:
+def declared_columns(
+    source: Source,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Return the patient details, assessment columns and assessment triggers of ``source``.
+
+    The contract's columns followed by the study's own (``Source.extra``): a declared covariate
+    or ``column`` comparison is a patient detail, a declared outcome an assessment column whose
+    value makes a row an assessment.
+    """
+    own = source.extra.get("patients", {})
+    details = (*PATIENT_DETAILS, *(c for c in own if c not in PATIENT_DETAILS))
+    outcomes = tuple(c for c in source.extra.get("assessments", {}) if c not in ASSESSMENT_COLUMNS)
+    return details, (*ASSESSMENT_COLUMNS, *outcomes), (*ASSESSMENT_TRIGGERS, *outcomes)
+
+
+def patients_piece(
+    frame: pd.DataFrame,
+    row_word: str,
+    date_format: str,
+    columns: tuple[str, ...] = PATIENT_DETAILS,
+) -> Piece:
     """Merge the rows of each patient into one patient row; report conflicting details.
 
     Parameters
@@ -132,6 +155,8 @@ def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piec
         ``lines`` (text files) or ``rows`` (sheets), for ``source_detail``.
     date_format : str
         How the source writes dates.
+    columns : tuple of str
+        The patient details (the contract's and the study's own, :func:`declared_columns`).
 
     Returns
     -------
@@ -139,7 +164,7 @@ def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piec
         One row per patient id (rows without an id stay one patient row each), its lineage (all
         the lines merged) and ``conflicting_values`` problems.
     """
-    details = [c for c in PATIENT_DETAILS if c in frame]
+    details = [c for c in columns if c in frame]
     ids = frame[PATIENT_ID]
     key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
     groups = frame.assign(_key=key).groupby("_key", sort=False)

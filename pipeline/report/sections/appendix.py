@@ -17,27 +17,40 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    ANALYSIS_COLUMN,
-    OUTCOME_COLUMN,
+    analysis_column,
     analysis_label,
     is_main,
+    outcome_column,
     present,
 )
+from pipeline.schemas.identity import declared_factors
+
+NEEDLING_REFERENCES = "superficial needling, no twitch, acute pain"
 
 
-def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
-    """Tabulate the fixed effects and variance components of the main analyses."""
+def appendix_section(
+    tables: Mapping[str, pd.DataFrame],
+    references: str = NEEDLING_REFERENCES,
+    outcome_labels: Mapping[str, str] | None = None,
+) -> Section | None:
+    """Tabulate the fixed effects and variance components of the main analyses.
+
+    ``references`` words the reference levels of the study's comparisons and covariates (the
+    needling default's, or those a study declares); ``outcome_labels`` names a study's declared
+    outcomes.
+    """
     if not present(tables, "fixed_effects"):
         return None
+    factors = declared_factors(tables)
     fe = tables["fixed_effects"]
-    fe = fe[fe["analysis"].map(is_main)]
+    fe = fe[fe["analysis"].map(lambda a: is_main(a, factors))]
     blocks: list[Block] = []
     for analysis in dict.fromkeys(fe["analysis"]):
         blocks.append(
             table(
                 fe[fe["analysis"] == analysis],
                 [
-                    OUTCOME_COLUMN,
+                    outcome_column(outcome_labels),
                     ("Term", "term", None),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("SE", "#se", lambda r: fmt(r["std_err"], 3)),
@@ -45,18 +58,18 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
                     ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
                     ("p", "#p", lambda r: fmt_p(r["p_value"])),
                 ],
-                caption=f"Fixed effects: {analysis_label(analysis)}",
+                caption=f"Fixed effects: {analysis_label(analysis, factors)}",
             )
         )
     if present(tables, "variance_components"):
         vc = tables["variance_components"]
-        vc = vc[vc["analysis"].map(is_main)]
+        vc = vc[vc["analysis"].map(lambda a: is_main(a, factors))]
         blocks.append(
             table(
                 vc,
                 [
-                    ANALYSIS_COLUMN,
-                    OUTCOME_COLUMN,
+                    analysis_column(factors),
+                    outcome_column(outcome_labels),
                     ("Group", "group", None),
                     ("Term", "term", None),
                     ("Variance", "#v", lambda r: sig(r["variance"])),
@@ -68,8 +81,8 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
         )
     blocks.append(
         Paragraph(
-            "Reference levels: superficial needling, no twitch, acute pain. Estimates of the "
-            "sensitivity and subgroup models are in reports/tables/fixed_effects.csv.",
+            f"Reference levels: {references}. Estimates of the sensitivity and subgroup models "
+            "are in reports/tables/fixed_effects.csv.",
             "note",
         )
     )

@@ -8,7 +8,7 @@ status of each model. Analyses are named from their typed identity
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +82,14 @@ ANALYSIS_WORDS = {
 }
 
 
-def analysis_label(name: str) -> str:
+def analysis_label(name: str, factors: Iterable[str] = ()) -> str:
     """Name an analysis for readers, from its typed identity.
 
-    ``sensitivity_completers_depth`` becomes "Sensitivity: completers, depth"; a name outside
-    the plan (:func:`pipeline.schemas.identity.identify` gives None) is shown as it is.
+    ``sensitivity_completers_depth`` becomes "Sensitivity: completers, depth"; ``factors`` are
+    a study's declared comparisons (``change_arm`` becomes "Change from baseline, arm"); a name
+    outside the plan (:func:`pipeline.schemas.identity.identify` gives None) is shown as it is.
     """
-    identity = identify(name)
+    identity = identify(name, factors)
     if identity is None:
         return str(name)
     words = ANALYSIS_WORDS[identity.kind]
@@ -101,8 +102,22 @@ def analysis_label(name: str) -> str:
 
 ANALYSIS_COLUMN = ("Analysis", "analysis", lambda r: analysis_label(r["analysis"]))
 """Table column naming the analysis of a row (for :func:`pipeline.report.html.table`)."""
+
+
+def analysis_column(factors: Iterable[str] = ()) -> tuple[str, str, Callable]:
+    """Table column naming the analysis of a row, for a study's declared comparisons too."""
+    chosen = tuple(factors)
+    return ("Analysis", "analysis", lambda r: analysis_label(r["analysis"], chosen))
+
+
 OUTCOME_COLUMN = ("Outcome", "outcome", lambda r: SHORT.get(r["outcome"], r["outcome"]))
 """Table column naming the outcome of a row."""
+
+
+def outcome_column(labels: Mapping[str, str] | None = None) -> tuple[str, str, Callable]:
+    """Table column naming the outcome of a row, with a study's own outcome names (``labels``)."""
+    names = {**SHORT, **(labels or {})}
+    return ("Outcome", "outcome", lambda r: names.get(r["outcome"], r["outcome"]))
 
 
 def fit_column(flags: Mapping[tuple[str, str], str]) -> tuple[str, str, Callable]:
@@ -110,9 +125,9 @@ def fit_column(flags: Mapping[tuple[str, str], str]) -> tuple[str, str, Callable
     return ("Fit", "fit", lambda r: flags.get((r["analysis"], r["outcome"]), MISSING))
 
 
-def is_main(analysis: str) -> bool:
+def is_main(analysis: str, factors: Iterable[str] = ()) -> bool:
     """Whether an analysis is reported in the main text (not a sensitivity or subgroup one)."""
-    return kind_of(analysis) in MAIN_KINDS
+    return kind_of(analysis, factors) in MAIN_KINDS
 
 
 def is_slope(contrasts: pd.DataFrame) -> pd.Series:

@@ -61,7 +61,11 @@ def data_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | Non
                 alt=(
                     f"Flow diagram: {counts.get(FlowStage.ENROLLED)} patients enrolled, "
                     f"{counts.get(FlowStage.EXCLUDED)} excluded, "
-                    f"{counts.get(FlowStage.TREATED)} treated, "
+                    + (
+                        f"{counts[FlowStage.TREATED]} treated, "
+                        if FlowStage.TREATED in counts  # a study without a session log has none
+                        else ""
+                    )
                     + ", ".join(
                         f"{label.lower()} {patients}"
                         for stage, label, patients in zip(

@@ -20,28 +20,35 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import (
-    ANALYSIS_COLUMN,
-    OUTCOME_COLUMN,
     OUTCOMES,
+    analysis_column,
     analysis_label,
     fit_column,
     number,
+    outcome_column,
     present,
 )
+from pipeline.schemas.identity import declared_factors
 
 
 def diagnostics_section(
     tables: Mapping[str, pd.DataFrame],
     flags: Mapping[tuple[str, str], str],
     residuals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    outcome_labels: Mapping[str, str] | None = None,
 ) -> Section | None:
-    """Model fits, every message and warning raised, residual plots of the primary models."""
+    """Model fits, every message and warning raised, residual plots of the primary models.
+
+    ``outcome_labels`` names a study's declared outcomes (default: NRS, VAS and ODI).
+    """
     if not present(tables, "diagnostics"):
         return None
+    named = {**OUTCOMES, **(outcome_labels or {})}
     d = tables["diagnostics"].drop(columns=["fit_seconds"], errors="ignore")
+    factors = declared_factors(tables)
     columns: list[tuple[str, str, Callable | None]] = [
-        ANALYSIS_COLUMN,
-        OUTCOME_COLUMN,
+        analysis_column(factors),
+        outcome_column(outcome_labels),
         fit_column(flags),
         ("Obs.", "#n_obs", None),
         ("Patients", "#n_patients", None),
@@ -72,8 +79,8 @@ def diagnostics_section(
         if text:
             notes.append(
                 (
-                    analysis_label(r["analysis"]),
-                    OUTCOMES.get(r["outcome"], r["outcome"]),
+                    analysis_label(r["analysis"], factors),
+                    named.get(r["outcome"], r["outcome"]),
                     " | ".join(text),
                 )
             )
@@ -97,7 +104,7 @@ def diagnostics_section(
         )
     )
     for (analysis, outcome), (fitted, resid) in residuals.items():
-        title = f"{analysis_label(analysis)}, {OUTCOMES.get(outcome, outcome)}"
+        title = f"{analysis_label(analysis, factors)}, {named.get(outcome, outcome)}"
         blocks.append(
             Figure(
                 png(report_figures.residual_plots(fitted, resid, title=title)),
