@@ -281,9 +281,9 @@ def strategy_means(
 class _Imputer:
     """Conditional means of the missing values, grouped by the patients' observed-visit sets."""
 
-    def __init__(self, data: CmiData, strategies: Sequence[np.ndarray]):
+    def __init__(self, data: CmiData, strategies: Sequence[tuple[np.ndarray, np.ndarray]]):
         self.data = data
-        self.strategies = [np.asarray(s) for s in strategies]
+        self.strategies = [(np.asarray(s), np.asarray(ice, dtype=int)) for s, ice in strategies]
         observed = ~np.isnan(data.y)
         keys = observed @ (1 << np.arange(data.n_visits))
         self.groups = []
@@ -302,7 +302,7 @@ class _Imputer:
         mu_ref = d.x_ref @ beta
         out = np.repeat(d.y[None], len(self.strategies), axis=0)
         means = np.array(
-            [strategy_means(mu_own, mu_ref, d.ice, s) for s in self.strategies]
+            [strategy_means(mu_own, mu_ref, ice, s) for s, ice in self.strategies]
         )  # (S, n, T)
         for rows, obs, mis in self.groups:
             rows = rows[keep[rows]]
@@ -402,7 +402,7 @@ def _ancova_pieces(z: np.ndarray, effect_columns: np.ndarray) -> tuple[np.ndarra
 def conditional_mean_imputation(
     fit: MmrmFit,
     data: CmiData,
-    strategies: Mapping[str, np.ndarray],
+    strategies: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
     *,
     jackknife: bool = True,
 ) -> CmiResult:
@@ -415,9 +415,11 @@ def conditional_mean_imputation(
     data : CmiData
         The patients analysed and their designs (:func:`pipeline.analyses.missing_data` builds
         it from a study).
-    strategies : mapping of str to numpy.ndarray
+    strategies : mapping of str to numpy.ndarray or (numpy.ndarray, numpy.ndarray)
         Name -> ``(n,)`` strategy code of each patient (:data:`STRATEGIES`), e.g. ``J2R`` for
-        everyone, or a per-patient choice from the recorded intercurrent events.
+        everyone, or a per-patient choice from the recorded intercurrent events; or a pair
+        (codes, first post-ICE visit index) to use other events than ``data.ice``. Every
+        vector shares the imputation fit, so the jackknife refits serve them all.
     jackknife : bool, default True
         Leave each patient out in turn (otherwise ``jackknife`` holds the full estimate ``n``
         times and the SEs are zero).
@@ -427,7 +429,11 @@ def conditional_mean_imputation(
     CmiResult
     """
     names = tuple(strategies)
-    imputer = _Imputer(data, [strategies[k] for k in names])
+    pairs = [
+        strategies[k] if isinstance(strategies[k], tuple) else (strategies[k], data.ice)
+        for k in names
+    ]
+    imputer = _Imputer(data, pairs)  # type: ignore[arg-type]
     loo = _LeaveOneOut(fit)
     n = data.n
     weights, a_inv = _ancova_pieces(data.z, data.effect_columns)
