@@ -1,0 +1,71 @@
+"""``[estimand]``: the estimand statement and the missing-data analyses' settings."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config.settings import load_config
+from pipeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, extra: str) -> Path:
+    text = (ROOT / "analysis.toml").read_text(encoding="utf-8")
+    text = text.replace('"data/raw/demo/', f'"{ROOT}/data/raw/demo/')
+    path = tmp_path / "analysis.toml"
+    path.write_text(text + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_absent_section_is_none():
+    assert load_config(ROOT / "analysis.toml").estimand is None
+
+
+def test_section_is_read(tmp_path):
+    cfg = load_config(
+        _write(
+            tmp_path,
+            """
+[estimand]
+population = "adults with chronic low back pain"
+outcome = "odi"
+comparison = "depth"
+visit = 3
+strategies = ["MAR", "J2R"]
+tipping_deltas = 11
+tipping_range = 2
+tipping_groups = "both"
+
+[estimand.events.discontinued]
+strategy = "hypothetical"
+
+[estimand.events.protocol_deviation]
+strategy = "treatment policy"
+imputation = "CR"
+""",
+        )
+    )
+    est = cfg.estimand
+    assert est.outcome == "odi" and est.visit == 3 and est.tipping_range == 2.0
+    assert est.strategies == ("MAR", "J2R") and est.tipping_groups == "both"
+    assert [(e.event, e.strategy, e.imputation) for e in est.events] == [
+        ("discontinued", "hypothetical", "MAR"),
+        ("protocol_deviation", "treatment policy", "CR"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('[estimand]\noutcome = "rmdq"', "estimand.outcome"),
+        ('[estimand]\nstrategies = ["LOCF"]', "estimand.strategies"),
+        ('[estimand.events.fell_ill]\nstrategy = "hypothetical"', "estimand.events.fell_ill"),
+        ('[estimand.events.discontinued]\nstrategy = "composite"', "estimand.events.discontinued"),
+        ("[estimand]\ntipping_deltas = 2", "estimand.tipping_deltas"),
+        ("[estimand]\nwhatever = 1", "estimand"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path, extra, key):
+    with pytest.raises(ConfigError, match=rf"\[{key}"):
+        load_config(_write(tmp_path, extra))
