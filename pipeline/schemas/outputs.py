@@ -238,6 +238,7 @@ UNPUBLISHED = {
     "diagnostics": ("fit_seconds",),  # varies by machine: <processed>/run_log.csv keeps it
     "flow": ("stage", "detail"),
     "table_one": ("summary",),
+    "sensitivity_missing": ("n_patients", "n_imputed"),  # counts: shown only where not small
 }
 """Columns kept in memory only, by table (typed identities, machine-dependent timings)."""
 
