@@ -722,6 +722,11 @@ class EstimandSettings:
         ``level`` (the compared level's imputed values), ``both`` or ``reference``.
     jackknife : bool
         Jackknife standard errors (false: point estimates only; never for a report).
+    mi_imputations : int
+        Imputations of the bootstrapped multiple imputation pooled by Rubin's rules, the
+        alternative to the jackknife (default 50; 0 leaves it out).
+    mi_seed : int
+        Seed of the bootstrap and the draws.
     """
 
     population: str | None = None
@@ -738,6 +743,8 @@ class EstimandSettings:
     tipping_range: float | None = None
     tipping_groups: str = "level"
     jackknife: bool = True
+    mi_imputations: int = 50
+    mi_seed: int = 2022
 
 
 @dataclass(frozen=True)
@@ -1876,6 +1883,8 @@ def load_estimand(raw: dict[str, Any], path: Path, study: Study) -> EstimandSett
             section, "tipping_groups", path, name, d.tipping_groups, TIPPING_GROUPS
         ),
         jackknife=_flag(section, "jackknife", path, name, d.jackknife),
+        mi_imputations=_whole(section, "mi_imputations", path, name, d.mi_imputations, 0, 10000),
+        mi_seed=_whole(section, "mi_seed", path, name, d.mi_seed, 0, 2**31 - 1),
     )
 
 

@@ -12,14 +12,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _write(tmp_path: Path, extra: str) -> Path:
     text = (ROOT / "analysis.toml").read_text(encoding="utf-8")
+    # The demo declares an estimand: take it out, so each test writes its own.
+    text = text[: text.index("[estimand]")] + text[text.index("[engine]") :]
     text = text.replace('"data/raw/demo/', f'"{ROOT}/data/raw/demo/')
     path = tmp_path / "analysis.toml"
     path.write_text(text + "\n" + extra, encoding="utf-8")
     return path
 
 
-def test_absent_section_is_none():
-    assert load_config(ROOT / "analysis.toml").estimand is None
+def test_absent_section_is_none(tmp_path):
+    assert load_config(_write(tmp_path, "")).estimand is None
+
+
+def test_the_demo_declares_one():
+    est = load_config(ROOT / "analysis.toml").estimand
+    assert (est.outcome, est.comparison, est.visit) == ("nrs", "depth", 4)
+    assert est.events[0].imputation == "J2R" and est.mi_imputations == 50
 
 
 def test_section_is_read(tmp_path):
@@ -63,6 +71,7 @@ imputation = "CR"
         ('[estimand.events.fell_ill]\nstrategy = "hypothetical"', "estimand.events.fell_ill"),
         ('[estimand.events.discontinued]\nstrategy = "composite"', "estimand.events.discontinued"),
         ("[estimand]\ntipping_deltas = 2", "estimand.tipping_deltas"),
+        ("[estimand]\nmi_imputations = -1", "estimand.mi_imputations"),
         ("[estimand]\nwhatever = 1", "estimand"),
     ],
 )

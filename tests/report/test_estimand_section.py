@@ -45,7 +45,7 @@ def test_section_has_the_tables_and_figures(result):
     anchors = {b.anchor for b in section.blocks if isinstance(b, Table | Figure)}
     assert {"sensitivity-missing", "tipping-point", "dropout-pattern", "dropout-km"} <= anchors
     sens = next(b for b in section.blocks if getattr(b, "anchor", "") == "sensitivity-missing")
-    assert len(sens.rows) == 7
+    assert len(sens.rows) == 12  # MMRM, five CMI, the estimand, five MI
 
 
 def test_no_small_count_is_shown(result):

@@ -217,7 +217,10 @@ def estimand_section(
             )
         )
     blocks.append(Paragraph(answer_sentence(res), "headline"))
-    sens = res.sensitivity.assign(label=res.sensitivity["strategy"].map(ROW_WORDS))
+    mi = res.sensitivity["method"].str.startswith("bootstrapped")
+    labels = res.sensitivity["strategy"].map(ROW_WORDS)
+    labels = labels.where(~mi, "MI: " + res.sensitivity["strategy"].map(STRATEGY_LABELS))
+    sens = res.sensitivity.assign(label=labels)
     blocks.append(
         table(
             sens,
@@ -232,7 +235,9 @@ def estimand_section(
             "each assumption about the missing values",
             note="Reference-based rows apply the assumption to every patient who stopped "
             "attending; intermittent missed visits are imputed under missing at random. SEs of "
-            "imputed rows: leave-one-patient-out jackknife; 95 % CIs and p-values normal.",
+            "the conditional mean imputations: leave-one-patient-out jackknife, with normal 95 % "
+            "CIs and p-values; MI rows: bootstrapped multiple imputation pooled by Rubin's rules "
+            "(t with Barnard-Rubin df).",
             anchor="sensitivity-missing",
         )
     )
