@@ -28,6 +28,7 @@ def test_the_demo_declares_one():
     est = load_config(ROOT / "analysis.toml").estimand
     assert (est.outcome, est.comparison, est.visit) == ("nrs", "depth", 4)
     assert est.events[0].imputation == "J2R" and est.mi_imputations == 50
+    assert (est.events[1].event, est.events[1].imputation) == ("protocol_deviation", "MAR")
 
 
 def test_section_is_read(tmp_path):
