@@ -69,3 +69,4 @@ validate-stats: $(STAMP)  ## Coverage and type-I error by simulation (1,000 data
 	$(BIN)/outcomes validate-stats --sims 1000 --out reports/validation
 	$(BIN)/outcomes validate-mmrm --sims 1000 --out reports/validation
 	$(BIN)/python -m pipeline.planning.agreement --sims 1000 --out reports/validation
+	$(BIN)/python -m pipeline.analyses.missing_validation --sims 1000 --out reports/validation

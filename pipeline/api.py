@@ -14,6 +14,8 @@ Typical use::
     api.pool(["a.share", "b.share"], two_stage=True).tables  # exact pooled fit + meta-analysis
     mm = api.fit_mmrm(study.data, outcome="odi", group="twitch", df_method="satterthwaite")
     mm.differences, mm.lsmeans, mm.structure_trials  # the MMRM (SAP section 4, item 6)
+    md = api.missing_data(study)                     # estimand: MAR vs J2R/CR/CIR/LMCF (CMI)
+    md.sensitivity, md.tipping, md.tipping_deltas    # sensitivity_missing.csv, tipping_point.csv
 
 A study that declares its design (``[outcomes.NAME]``, ``[[comparisons]]``) is fitted the same
 way with its own names, e.g. ``api.fit("change", trial.data, outcome="rmdq", group="arm")``.
@@ -516,6 +518,32 @@ def fit_mmrm(
         differences=differences,
         structure_trials=fit.structure_trials,
     )
+
+
+def missing_data(study: Study, **changes: Any) -> Any:
+    """Run the estimand and its missing-data sensitivity analyses in memory (docs/estimands.md).
+
+    Parameters
+    ----------
+    study : Study
+        A study from :func:`load_study`; its ``[estimand]`` section (or the defaults) is used.
+    **changes
+        Any field of :class:`~pipeline.config.settings.EstimandSettings` to change, e.g.
+        ``visit=2``, ``strategies=("MAR", "J2R")``, ``tipping_groups="both"``,
+        ``jackknife=False`` (point estimates only, seconds faster).
+
+    Returns
+    -------
+    pipeline.analyses.missing_data.MissingDataResult
+        ``sensitivity`` (the likelihood MMRM and CMI under MAR, J2R, CR, CIR, LMCF and the
+        estimand's per-patient strategies), ``tipping`` and ``tipping_deltas``, ``events``,
+        ``dropout_pattern``, ``dropout_km``, ``last_value``, the imputation ``fit`` and ``cmi``.
+    """
+    from pipeline.analyses.missing_data import missing_data_analysis
+    from pipeline.config.settings import EstimandSettings
+
+    base = study.config.estimand or EstimandSettings()
+    return missing_data_analysis(study.data, study.config, dataclasses.replace(base, **changes))
 
 
 def plan(

@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache, cache_key
+from pipeline.analyses.missing_data import MissingDataResult, missing_data_analysis
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.analyses.run import (
     Progress,
@@ -39,6 +40,8 @@ from pipeline.describe import responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
+from pipeline.lmm.data import ModelDataError
+from pipeline.lmm.optim import ModelFitError
 from pipeline.planning import report as planning_report
 from pipeline.planning.answers import plan_study
 from pipeline.planning.from_study import assumptions_from_study
@@ -47,6 +50,7 @@ from pipeline.privacy import suppression as privacy
 from pipeline.report import pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import Paragraph, Section, render_html
+from pipeline.report.sections.estimand import estimand_section
 from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
@@ -292,6 +296,16 @@ def _run(
     descriptive = summaries.descriptive_tables(
         validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
     )
+    missing = None
+    if config.estimand is not None:  # [estimand]: reference-based sensitivity (issue 19)
+        try:
+            missing = missing_data_analysis(data, config)
+        except (ValueError, ModelDataError, ModelFitError) as exc:
+            raise UserError(
+                f"{config.source}: [estimand] cannot be analysed on these data: {exc}"
+            ) from None
+        tables["sensitivity_missing"] = missing.sensitivity
+        tables["tipping_point"] = missing.tipping
     report = render_report(
         config,
         raw,
@@ -300,6 +314,7 @@ def _run(
         analysis=data,
         key_source=key.source,
         project_root=project_root or config.source.resolve().parent,
+        missing=missing,
     )
     written += write_report(config, report)
     return RunResult(
@@ -388,6 +403,7 @@ def render_report(
     analysis: pd.DataFrame,
     key_source: str,
     project_root: Path,
+    missing: MissingDataResult | None = None,
 ) -> RenderedReport:
     """Suppress small cells, build the report and print it to PDF, all in memory.
 
@@ -408,6 +424,8 @@ def render_report(
         Where the pseudonym key came from.
     project_root : Path
         Folder whose git commit is recorded.
+    missing : MissingDataResult, optional
+        The ``[estimand]`` analyses: their section goes before the methods.
 
     Returns
     -------
@@ -435,7 +453,16 @@ def render_report(
         analysis=analysis,
         residuals=residuals,
         formulas={(r.analysis, r.outcome): r.formula for r in results if r.fit is not None},
-        extra=planning_sections(config, analysis, published),
+        extra=planning_sections(config, analysis, published)
+        + (
+            ()
+            if missing is None
+            else (
+                estimand_section(
+                    missing, config.privacy.small_cell_threshold, config.privacy.audience
+                ),
+            )
+        ),
     )
     run_id = set_id(published, render_html(content))
     html = render_html(content, run_id=run_id)

@@ -650,6 +650,103 @@ class FederationSettings:
     clinic: str = ""
 
 
+ESTIMAND_EVENTS = ("discontinued", "co_intervention", "protocol_deviation")
+"""Intercurrent events the ``[estimand.events.*]`` tables may name (ICH E9(R1))."""
+
+ESTIMAND_STRATEGIES = ("treatment policy", "hypothetical", "while on treatment")
+"""ICH E9(R1) strategies for an intercurrent event."""
+
+IMPUTATION_STRATEGIES = ("MAR", "J2R", "CR", "CIR", "LMCF")
+"""Reference-based assumptions for the values missing after an intercurrent event."""
+
+TIPPING_GROUPS = ("level", "both", "reference")
+"""Whose imputed values the tipping-point delta shifts: the compared level, both, the reference."""
+
+
+@dataclass(frozen=True)
+class IntercurrentEvent:
+    """One intercurrent event and its strategy (``[estimand.events.NAME]``).
+
+    Attributes
+    ----------
+    event : str
+        One of :data:`ESTIMAND_EVENTS`.
+    strategy : str
+        One of :data:`ESTIMAND_STRATEGIES`.
+    imputation : str
+        Assumption for the values missing after the event (:data:`IMPUTATION_STRATEGIES`):
+        default ``J2R`` for treatment policy, ``MAR`` for hypothetical, ``LMCF`` for while on
+        treatment.
+    """
+
+    event: str
+    strategy: str
+    imputation: str
+
+
+DEFAULT_IMPUTATION = {
+    "treatment policy": "J2R",
+    "hypothetical": "MAR",
+    "while on treatment": "LMCF",
+}
+"""The imputation each ICH strategy implies unless the event's table names another."""
+
+
+@dataclass(frozen=True)
+class EstimandSettings:
+    """The estimand and the missing-data sensitivity analyses (``[estimand]``, SAP §4).
+
+    Attributes
+    ----------
+    population : str or None
+        Who the question is about (default: worded from the design).
+    outcome : str or None
+        Outcome (default: the primary, i.e. first declared, outcome).
+    comparison : str or None
+        Comparison name (default: the first declared comparison).
+    visit : int or None
+        Visit of the estimand (default: ``[time] primary_visit``, else the last visit).
+    summary : str
+        Population-level summary measure.
+    events : tuple of IntercurrentEvent
+        The intercurrent events and their strategies (default: discontinuation under
+        treatment policy with J2R, protocol deviations under treatment policy).
+    strategies : tuple of str
+        Sensitivity strategies applied to every patient who stopped (all five by default).
+    tipping_deltas : int
+        Points of the tipping-point grid (default 21).
+    tipping_range : float or None
+        The grid spans ``-range`` to ``+range`` MCIDs of the outcome (default: wide enough to
+        show the tipping points, 1.25 times the farthest, at least 1).
+    tipping_groups : str
+        ``level`` (the compared level's imputed values), ``both`` or ``reference``.
+    jackknife : bool
+        Jackknife standard errors (false: point estimates only; never for a report).
+    mi_imputations : int
+        Imputations of the bootstrapped multiple imputation pooled by Rubin's rules, the
+        alternative to the jackknife (default 50; 0 leaves it out).
+    mi_seed : int
+        Seed of the bootstrap and the draws.
+    """
+
+    population: str | None = None
+    outcome: str | None = None
+    comparison: str | None = None
+    visit: int | None = None
+    summary: str = "difference in means"
+    events: tuple[IntercurrentEvent, ...] = (
+        IntercurrentEvent("discontinued", "treatment policy", "J2R"),
+        IntercurrentEvent("protocol_deviation", "treatment policy", "MAR"),
+    )
+    strategies: tuple[str, ...] = IMPUTATION_STRATEGIES
+    tipping_deltas: int = 21
+    tipping_range: float | None = None
+    tipping_groups: str = "level"
+    jackknife: bool = True
+    mi_imputations: int = 50
+    mi_seed: int = 2022
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration of one analysis run."""
@@ -667,6 +764,7 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     planning: PlanningSettings | None = None
+    estimand: EstimandSettings | None = None
 
     def __post_init__(self) -> None:
         """Fill the study with the needling default (NRS, VAS, ODI; depth, twitch)."""
@@ -1583,6 +1681,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             "engine",
             "federation",
             "planning",
+            "estimand",
         },
         path,
         "top level",
@@ -1684,6 +1783,108 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         engine=load_engine(raw, path),
         federation=load_federation(raw, path),
         planning=planning,
+        estimand=load_estimand(raw, path, study),
+    )
+
+
+# --- estimand ---------------------------------------------------------------------------------
+
+
+def load_estimand(raw: dict[str, Any], path: Path, study: Study) -> EstimandSettings | None:
+    """Read ``[estimand]`` (docs/estimands.md): the question and the missing-data analyses.
+
+    Returns
+    -------
+    EstimandSettings or None
+        None when the file has no ``[estimand]`` section.
+
+    Raises
+    ------
+    ConfigError
+        One sentence naming the key, for any unknown or invalid value.
+    """
+    if "estimand" not in raw:
+        return None
+    name = "estimand"
+    section = _section(raw, name, path, EstimandSettings, required=True)
+    d = EstimandSettings()
+    outcome = _text(section, "outcome", path, name, None)
+    if outcome is not None and outcome not in [o.name for o in study.outcomes]:
+        raise _fail(
+            path,
+            "estimand.outcome",
+            f"must be a declared outcome ({', '.join(o.name for o in study.outcomes)}), "
+            f"got {outcome!r}",
+        )
+    comparison = _text(section, "comparison", path, name, None)
+    if comparison is not None and comparison not in [c.name for c in study.comparisons]:
+        raise _fail(
+            path,
+            "estimand.comparison",
+            f"must be a declared comparison ({', '.join(c.name for c in study.comparisons)}), "
+            f"got {comparison!r}",
+        )
+    visit = section.get("visit")
+    if visit is not None:
+        visit = _whole(section, "visit", path, name, 1, 1, 100)
+    events_raw = section.get("events", None)
+    if events_raw is None:
+        events = d.events
+    else:
+        if not isinstance(events_raw, dict):
+            raise _fail(path, "estimand.events", "must hold tables such as [estimand.events.NAME]")
+        events = []
+        for event, table in events_raw.items():
+            key = f"estimand.events.{event}"
+            if event not in ESTIMAND_EVENTS:
+                raise _fail(
+                    path,
+                    key,
+                    f"is not an event this pipeline records: choose from "
+                    f"{', '.join(ESTIMAND_EVENTS)}",
+                )
+            if not isinstance(table, dict):
+                raise _fail(path, key, 'must be a table with strategy = "..."')
+            _check_keys(table, {"strategy", "imputation"}, path, key)
+            strategy = _choice(
+                table, "strategy", path, key, "treatment policy", ESTIMAND_STRATEGIES
+            )
+            imputation = _choice(
+                table, "imputation", path, key, DEFAULT_IMPUTATION[strategy], IMPUTATION_STRATEGIES
+            )
+            events.append(IntercurrentEvent(event, strategy, imputation))
+        events = tuple(events)
+    strategies = section.get("strategies", list(d.strategies))
+    if (
+        not isinstance(strategies, list)
+        or not strategies
+        or any(s not in IMPUTATION_STRATEGIES for s in strategies)
+    ):
+        raise _fail(
+            path,
+            "estimand.strategies",
+            f"must be a list drawn from {', '.join(IMPUTATION_STRATEGIES)}, got {strategies!r}",
+        )
+    return EstimandSettings(
+        population=_text(section, "population", path, name, None),
+        outcome=outcome,
+        comparison=comparison,
+        visit=visit,
+        summary=str(_text(section, "summary", path, name, d.summary)),
+        events=events,
+        strategies=tuple(dict.fromkeys(strategies)),
+        tipping_deltas=_whole(section, "tipping_deltas", path, name, d.tipping_deltas, 3, 201),
+        tipping_range=(
+            float(_number(section, "tipping_range", path, name, 1.0, 0.01, 100))
+            if "tipping_range" in section
+            else None
+        ),
+        tipping_groups=_choice(
+            section, "tipping_groups", path, name, d.tipping_groups, TIPPING_GROUPS
+        ),
+        jackknife=_flag(section, "jackknife", path, name, d.jackknife),
+        mi_imputations=_whole(section, "mi_imputations", path, name, d.mi_imputations, 0, 10000),
+        mi_seed=_whole(section, "mi_seed", path, name, d.mi_seed, 0, 2**31 - 1),
     )
 
 

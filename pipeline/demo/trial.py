@@ -250,6 +250,15 @@ small_cell_threshold = 5
 
 [report]
 pdf = false
+
+[estimand]                      # ICH E9(R1) estimand, missing-data sensitivity (docs/estimands.md)
+population = "adults with low back pain randomised to deep or sham needling"
+outcome = "rmdq"                # the primary outcome at the primary visit ([time] primary_visit)
+comparison = "arm"
+
+[estimand.events.discontinued]  # stopped attending: what they would have had off needling
+strategy = "treatment policy"
+imputation = "J2R"              # jump to the sham arm's mean after the last visit attended
 """
 
 

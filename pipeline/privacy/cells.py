@@ -510,6 +510,8 @@ NO_COUNTS = frozenset(
         "table_one_std_diff",
         "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
         "skipped_analyses",  # analyses a design cannot support, with the reason
+        "sensitivity_missing",  # its patient counts stay in memory (schemas.outputs.UNPUBLISHED)
+        "tipping_point",
     }
 )
 KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})

@@ -173,6 +173,51 @@ class Flow(_Output):
     detail: Series[object] = pa.Field(nullable=True)
 
 
+STRATEGY_CODES = ("MMRM", "MAR", "J2R", "CR", "CIR", "LMCF", "estimand")
+"""Rows of ``sensitivity_missing``: the likelihood MMRM, the five CMI strategies, and the
+per-patient strategies of the declared estimand."""
+
+MCID_VERDICTS = ("important", "below", "none", "inconclusive")
+"""Verdict codes against the MCID (SAP §4, headline estimands; words in the report)."""
+
+
+class SensitivityMissing(_Output):
+    """``sensitivity_missing``: the estimand's difference under each missing-data assumption."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    comparison: Series[str]
+    contrast: Series[str] = pa.Field(description="Label, for readers only.")
+    visit: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    strategy: Series[str] = pa.Field(isin=list(STRATEGY_CODES))
+    method: Series[str]
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    verdict: Series[str] = pa.Field(isin=list(MCID_VERDICTS))
+    n_patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    n_imputed: Series[pd.Int64Dtype] = pa.Field(ge=0)
+
+
+class TippingPoint(_Output):
+    """``tipping_point``: the MAR estimate with a delta added to imputed values, over a grid."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    comparison: Series[str]
+    contrast: Series[str] = pa.Field(description="Label, for readers only.")
+    visit: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    shifted: Series[str] = pa.Field(isin=["level", "both", "reference"])
+    delta: Series[float]
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    significant: Series[bool]
+    verdict: Series[str] = pa.Field(isin=list(MCID_VERDICTS))
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -183,6 +228,8 @@ MODELS: dict[str, type[_Output]] = {
     "diagnostics": Diagnostics,
     "responders": Responders,
     "flow": Flow,
+    "sensitivity_missing": SensitivityMissing,
+    "tipping_point": TippingPoint,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 
@@ -191,6 +238,7 @@ UNPUBLISHED = {
     "diagnostics": ("fit_seconds",),  # varies by machine: <processed>/run_log.csv keeps it
     "flow": ("stage", "detail"),
     "table_one": ("summary",),
+    "sensitivity_missing": ("n_patients", "n_imputed"),  # counts: shown only where not small
 }
 """Columns kept in memory only, by table (typed identities, machine-dependent timings)."""
 
@@ -212,6 +260,8 @@ COMPARISON_COLUMNS = columns(ModelComparison)
 DIAGNOSTIC_COLUMNS = columns(Diagnostics)
 RESPONDER_COLUMNS = columns(Responders)
 FLOW_COLUMNS = columns(Flow)
+SENSITIVITY_MISSING_COLUMNS = columns(SensitivityMissing)
+TIPPING_POINT_COLUMNS = columns(TippingPoint)
 
 
 class OutputContractError(ValueError):
