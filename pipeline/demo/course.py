@@ -1,0 +1,119 @@
+"""Simulate a needling course assessed after every session, with known sessions to response.
+
+The demo study (:mod:`pipeline.demo.simulate`) assesses patients at fixed weeks, so its true
+number of sessions to response has no closed form. This simulator draws it directly, so that
+the time-to-event analysis (:mod:`pipeline.describe.sessions_to_response`) can be checked
+against a known truth. It returns the analysis data set's shape (one row per assessment, the
+columns the analysis reads), not raw files.
+
+Data-generating model (every number in :data:`COURSE_TRUTHS`)
+------------------------------------------------------------
+* Chronicity: ``acute`` with P = 0.4, else ``chronic``; depth ``deep`` with P = 0.5.
+* A latent continuous time to response ``T ~ Exponential(rate)``, rate 0.5 per session (acute)
+  or 0.13 (chronic), times the hazard ratio 1.5 when deep: proportional hazards, so the survival
+  after ``k`` sessions is ``exp(-rate × HR^deep × k)`` (:func:`true_survival`).
+* Up to 10 sessions; an assessment before the first session (visit 0) and after each session
+  ``k`` (visit ``k``, ``sessions_completed = k``); the patient is a responder from the first
+  assessment with ``k ≥ T`` (``nrs_pct_change`` −60 from then on, −10 before).
+* After each session the patient drops out for good with P = 0.06 (independent censoring).
+
+Everything comes from one ``numpy.random.Generator(numpy.random.PCG64(seed))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS
+
+COURSE_TRUTHS: dict = {
+    "p_acute": 0.4,
+    "p_deep": 0.5,
+    "rate_per_session": {"acute": 0.5, "chronic": 0.13},
+    "hazard_ratio_deep": 1.5,
+    "max_sessions": 10,
+    "p_dropout_after_session": 0.06,
+}
+
+
+def true_survival(chronicity: str, sessions: int, deep_share: float | None = None) -> float:
+    """Return the true share not yet responded after ``sessions`` sessions.
+
+    Parameters
+    ----------
+    chronicity : str
+        ``acute`` or ``chronic``.
+    sessions : int
+        Sessions completed.
+    deep_share : float, optional
+        Share of deep patients in the mixture; default the simulator's ``p_deep``.
+    """
+    truth = COURSE_TRUTHS
+    share = truth["p_deep"] if deep_share is None else deep_share
+    rate = truth["rate_per_session"][chronicity]
+    hr = truth["hazard_ratio_deep"]
+    return float((1 - share) * np.exp(-rate * sessions) + share * np.exp(-rate * hr * sessions))
+
+
+def true_median(chronicity: str, deep_share: float | None = None) -> int:
+    """Return the true median sessions to response: the first ``k`` with survival below 0.5."""
+    k = 1
+    while true_survival(chronicity, k, deep_share) >= 0.5:
+        k += 1
+    return k
+
+
+def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
+    """Simulate courses assessed after every session (see the module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id, visit, sessions_completed, nrs_responder, nrs_pct_change, chronicity,
+        depth`` (the last two categorical, reference first), one row per assessment.
+    """
+    truth = COURSE_TRUTHS
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n = int(n_patients)
+    acute = rng.random(n) < truth["p_acute"]
+    deep = rng.random(n) < truth["p_deep"]
+    rate = np.where(acute, truth["rate_per_session"]["acute"], truth["rate_per_session"]["chronic"])
+    rate = rate * np.where(deep, truth["hazard_ratio_deep"], 1.0)
+    latent = rng.exponential(1.0 / rate)
+    k_max = truth["max_sessions"]
+    drop = rng.random((n, k_max)) < truth["p_dropout_after_session"]
+    # sessions attended: up to the first dropout (the assessment after it is still taken)
+    last = np.where(drop.any(axis=1), drop.argmax(axis=1) + 1, k_max)
+    rows = []
+    for i in range(n):
+        for k in range(last[i] + 1):
+            hit = k >= 1 and k >= latent[i]
+            rows.append(
+                (
+                    f"C{i + 1:05d}",
+                    k,
+                    k,
+                    pd.NA if k == 0 else hit,
+                    np.nan if k == 0 else (-60.0 if hit else -10.0),
+                    "acute" if acute[i] else "chronic",
+                    "deep" if deep[i] else "superficial",
+                )
+            )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "patient_id",
+            "visit",
+            "sessions_completed",
+            "nrs_responder",
+            "nrs_pct_change",
+            "chronicity",
+            "depth",
+        ],
+    )
+    out["visit"] = out["visit"].astype("Int64")
+    out["nrs_responder"] = out["nrs_responder"].astype("boolean")
+    out["chronicity"] = pd.Categorical(out["chronicity"], categories=CHRONICITY_LEVELS)
+    out["depth"] = pd.Categorical(out["depth"], categories=DEPTH_LEVELS)
+    return out
