@@ -39,7 +39,11 @@ import pandas as pd
 from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 
-from pipeline.schemas.columns import PATIENT_ID
+from pipeline.config.settings import Study
+from pipeline.schemas.columns import PATIENT_ID, outcome_column
+
+QUESTION = "sessions_to_response"
+"""This question's key in ``clinic_omitted``."""
 
 ENDPOINTS = ("mcid", "halved")
 """Endpoints: the MCID responder rule, and an improvement of at least half the baseline."""
@@ -403,3 +407,97 @@ def cox_model(
             p_value=float(2.0 * stats.norm.sf(abs(beta / se))),
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+CURVE_COLUMNS = ["outcome", "endpoint", "group", "level", "sessions", "survival", "std_err"]
+CURVE_COLUMNS += ["ci_low", "ci_high"]
+
+
+def omission_reason(data: pd.DataFrame, study: Study) -> str:
+    """Why sessions to response cannot be analysed in these data, or an empty string.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The analysis data set.
+    study : Study
+        The study's declarations (does it have a session log?).
+    """
+    if not study.sessions:
+        return "the study has no session log, so no assessment is timed by sessions completed"
+    if len(data) == 0 or int(data["sessions_completed"].max()) == 0:
+        return (
+            "no assessment follows a recorded session (sessions and assessments need dates "
+            "to be ordered), so sessions to response cannot be counted"
+        )
+    return ""
+
+
+def sessions_to_response_tables(
+    data: pd.DataFrame, study: Study, min_at_risk: int = 1
+) -> dict[str, pd.DataFrame]:
+    """Build the published tables of sessions to first response, for the primary outcome.
+
+    For each endpoint (:data:`ENDPOINTS`) and each grouping (chronicity, then every declared
+    comparison present in ``data``): the median sessions with its CI, the share responded
+    within the claimed sessions (:data:`CLAIMED_SESSIONS`, chronicity only), the Cox hazard
+    ratio (adjusted for chronicity when the grouping is not chronicity itself) and the curve.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The analysis data set.
+    study : Study
+        Outcomes (the first is primary) and comparisons.
+    min_at_risk : int
+        The curve is published while at least this many patients are at risk (the small-cell
+        threshold): a step made by fewer patients would reveal a count below it.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``sessions_to_response`` (medians), ``sessions_to_response_shares``,
+        ``sessions_to_response_hr`` and ``sessions_to_response_curve``, each led by ``outcome,
+        endpoint``; empty when :func:`omission_reason` gives a reason.
+    """
+    if omission_reason(data, study):
+        return {}
+    outcome = study.outcomes[0]
+    column = outcome_column(outcome.name)
+    groups = ["chronicity"] + [
+        c.name for c in study.comparisons if c.name in data and c.name != "chronicity"
+    ]
+    groups = [g for g in groups if data[g].notna().any()]
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("median", "share", "hr", "curve")}
+    for endpoint in ENDPOINTS:
+        times = response_times(data, column, groups, endpoint, outcome.improvement_sign)
+        for group in groups:
+            curves = kaplan_meier(times, group)
+            if curves.empty:
+                continue
+            label = {"outcome": outcome.name, "endpoint": endpoint}
+            parts["median"].append(median_sessions(curves).assign(**label))
+            if group == "chronicity":
+                parts["share"].append(share_within(curves, CLAIMED_SESSIONS).assign(**label))
+            adjust = ["chronicity"] if group != "chronicity" else []
+            parts["hr"].append(cox_model(times, group, adjust).assign(**label))
+            shown = curves[curves["at_risk"] >= min_at_risk]
+            parts["curve"].append(shown.assign(**label))
+    names = {
+        "median": "sessions_to_response",
+        "share": "sessions_to_response_shares",
+        "hr": "sessions_to_response_hr",
+        "curve": "sessions_to_response_curve",
+    }
+    out = {}
+    for key, frames in parts.items():
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            continue
+        table = pd.concat(frames, ignore_index=True)
+        lead = ["outcome", "endpoint"]
+        table = table[lead + [c for c in table.columns if c not in lead]]
+        if key == "curve":
+            table = table[CURVE_COLUMNS]
+        out[names[key]] = table.reset_index(drop=True)
+    return out

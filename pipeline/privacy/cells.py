@@ -485,6 +485,42 @@ def _diagnostics(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
             grid.at_most(("model", row, "n_patients"), analysed)
 
 
+def _sessions_to_response(grid: CellGrid, frame: pd.DataFrame, name: str) -> None:
+    """Link the patients and responders of each group level (both sensitive).
+
+    The same level's patients and events are one cell in the medians and hazard-ratio tables
+    (the patients of the shares table too); non-responders (patients − events) can be
+    computed, so they are a cell of their own. The curve table holds no count: it is cut
+    where fewer patients than the threshold remain at risk
+    (:func:`pipeline.describe.sessions_to_response.sessions_to_response_tables`).
+    """
+    columns = {
+        "sessions_to_response": ("patients", "events"),
+        "sessions_to_response_hr": ("patients", "events"),
+        "sessions_to_response_shares": ("patients", "at_risk_after"),
+    }[name]
+    for row in frame.index:
+        key = tuple(frame.loc[row, c] for c in ("outcome", "endpoint", "group", "level"))
+        found = {}
+        for column in columns:
+            value = _value(frame.loc[row, column])
+            if value is None:
+                continue
+            found[column] = grid.cell(
+                ("s2r", column, *key), value, (name, row, column), sensitive=True
+            )
+        if {"patients", "events"} <= set(found):
+            total = found["patients"]
+            non = grid.cell(
+                ("s2r", "non-events", *key),
+                grid.cells[total].value - grid.cells[found["events"]].value,
+                sensitive=True,
+            )
+            grid.total(total, [found["events"], non])
+        if {"patients", "at_risk_after"} <= set(found):
+            grid.at_most(found["at_risk_after"], found["patients"])
+
+
 BUILDERS = {
     "flow": _flow,
     "row_accounting": _row_accounting,
@@ -495,6 +531,7 @@ BUILDERS = {
     "diagnostics": _diagnostics,
 }
 AE_TABLES = ("adverse_event_rates", "adverse_event_rate_ratio")
+S2R_TABLES = ("sessions_to_response", "sessions_to_response_hr", "sessions_to_response_shares")
 # tables that hold no count (estimates only) or only counts derived in another table
 NO_COUNTS = frozenset(
     {
@@ -507,9 +544,11 @@ NO_COUNTS = frozenset(
         "table_one_std_diff",
         "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
         "skipped_analyses",  # analyses a design cannot support, with the reason
+        "sessions_to_response_curve",  # estimates only, cut below the threshold at risk
+        "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
     }
 )
-KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})
+KNOWN = frozenset({*BUILDERS, *AE_TABLES, *S2R_TABLES, *NO_COUNTS})
 
 
 def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
@@ -534,6 +573,9 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
             for ae in AE_TABLES:
                 if ae in tables:
                     _adverse_events(grid, tables[ae], links, ae)
+    for name in S2R_TABLES:
+        if name in tables:
+            _sessions_to_response(grid, tables[name], name)
     return _true_relations(grid)
 
 

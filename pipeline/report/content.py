@@ -34,6 +34,7 @@ from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
 from pipeline.report.sections.sensitivity import sensitivity_section
+from pipeline.report.sections.sessions_needed import sessions_needed_section
 from pipeline.report.sections.summary import summary_section
 from pipeline.report.sections.table_one import table_one_section
 
@@ -91,6 +92,7 @@ def build_content(
         outcomes_section(tables, analysis, config, flags),
         responders_section(tables, config, note),
         safety_section(tables, note),
+        sessions_needed_section(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,

@@ -313,3 +313,52 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
                 arrowprops={**arrow, "shrinkB": 6},
             )
     return fig
+
+
+def response_curves(curve: pd.DataFrame, *, panel_labels: Mapping[str, str]) -> Figure:
+    """Kaplan–Meier share not yet responded by sessions completed, one panel per endpoint.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        Rows of ``sessions_to_response_curve`` for one grouping: ``endpoint, level, sessions,
+        survival, ci_low, ci_high`` (levels in table order).
+    panel_labels : mapping of str to str
+        Endpoint -> panel title, in panel order (endpoints absent from ``curve`` are skipped).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Step curves from 1 at 0 sessions, with the pointwise 95 % CI as a shaded step band.
+    """
+    curve = _numeric(curve, ["sessions", "survival", "ci_low", "ci_high"])
+    panels = [p for p in panel_labels if p in set(curve["endpoint"])]
+    levels = list(dict.fromkeys(curve["level"]))
+    fig, axes = plotting.figure(1, max(1, len(panels)), FULL_WIDTH, 2.8, sharey=True)
+    with plotting.house_style():
+        for ax, panel in zip(axes[0], panels, strict=False):
+            for k, level in enumerate(levels):
+                part = curve[(curve["endpoint"] == panel) & (curve["level"] == level)]
+                if part.empty:
+                    continue
+                style = plotting.group_style(k)
+                x = np.concatenate([[0.0], part["sessions"].to_numpy(float)])
+                y = np.concatenate([[1.0], part["survival"].to_numpy(float)])
+                ax.step(
+                    x,
+                    y,
+                    where="post",
+                    color=style["color"],
+                    linestyle=style["linestyle"],
+                    label=str(level),
+                )
+                low = np.concatenate([[1.0], part["ci_low"].to_numpy(float)])
+                high = np.concatenate([[1.0], part["ci_high"].to_numpy(float)])
+                ax.fill_between(x, low, high, step="post", color=style["color"], alpha=0.15)
+            ax.set_title(panel_labels[panel])
+            ax.set_xlabel("Sessions completed")
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("Share not yet responded")
+        plotting.legend_below(fig, [axes[0][0]], ncols=4)
+    return fig

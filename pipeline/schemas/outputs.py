@@ -173,6 +173,64 @@ class Flow(_Output):
     detail: Series[object] = pa.Field(nullable=True)
 
 
+class _ByEndpoint(_Output):
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    endpoint: Series[str] = pa.Field(isin=["mcid", "halved"])
+    group: Series[str]
+    level: Series[str]
+
+
+class SessionsToResponse(_ByEndpoint):
+    """``sessions_to_response``: median sessions to first response per group level."""
+
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    median: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SessionsToResponseShares(_ByEndpoint):
+    """``sessions_to_response_shares``: share responded within the claimed sessions."""
+
+    within_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    at_risk_after: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    method: Series[str]
+
+
+class SessionsToResponseHr(_ByEndpoint):
+    """``sessions_to_response_hr``: Cox hazard ratio of responding, level vs reference."""
+
+    reference: Series[str]
+    adjusted_for: Series[str] = pa.Field(nullable=True)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    log_hr: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    hazard_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SessionsToResponseCurve(_ByEndpoint):
+    """``sessions_to_response_curve``: Kaplan–Meier share not yet responded, by sessions."""
+
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    survival: Series[float] = pa.Field(ge=0, le=1)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -183,6 +241,10 @@ MODELS: dict[str, type[_Output]] = {
     "diagnostics": Diagnostics,
     "responders": Responders,
     "flow": Flow,
+    "sessions_to_response": SessionsToResponse,
+    "sessions_to_response_shares": SessionsToResponseShares,
+    "sessions_to_response_hr": SessionsToResponseHr,
+    "sessions_to_response_curve": SessionsToResponseCurve,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 

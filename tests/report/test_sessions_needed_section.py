@@ -1,0 +1,78 @@
+"""The "How many sessions until it helps" section and its tables on the demo (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+from factories import DEMO_INPUTS, write_config
+
+from pipeline.config.settings import load_config
+from pipeline.describe.clinic import clinic_tables
+from pipeline.privacy.suppression import publish_tables
+from pipeline.report.html import Figure, Paragraph, Table
+from pipeline.report.sections.sessions_needed import (
+    sessions_needed_section,
+    sessions_needed_sentence,
+)
+from pipeline.schemas.outputs import check_output
+
+NAMES = [
+    "sessions_to_response",
+    "sessions_to_response_shares",
+    "sessions_to_response_hr",
+    "sessions_to_response_curve",
+]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return load_config(write_config(tmp_path_factory.mktemp("cfg"), DEMO_INPUTS))
+
+
+@pytest.fixture(scope="module")
+def tables(demo_data, config):
+    return clinic_tables(demo_data, pd.DataFrame(), config.study, 5)
+
+
+def test_demo_tables_meet_their_contracts_and_publish(tables):
+    assert set(NAMES) <= set(tables)
+    assert "clinic_omitted" not in tables
+    for name in NAMES:
+        check_output(name, tables[name])
+    published = publish_tables(tables, 5)
+    assert set(published) == set(tables)
+    curve = tables["sessions_to_response_curve"]
+    assert curve["survival"].between(0, 1).all()
+    medians = tables["sessions_to_response"]
+    assert set(medians["endpoint"]) == {"mcid", "halved"}
+    assert {"chronicity", "depth", "twitch"} <= set(medians["group"])
+
+
+def test_curve_is_cut_below_the_threshold(demo_data, config):
+    full = clinic_tables(demo_data, pd.DataFrame(), config.study, 1)["sessions_to_response_curve"]
+    cut = clinic_tables(demo_data, pd.DataFrame(), config.study, 40)["sessions_to_response_curve"]
+    assert len(cut) < len(full)
+
+
+def test_section_and_answer_sentence(tables):
+    published = publish_tables(tables, 5)
+    section = sessions_needed_section(published, "note")
+    assert section is not None
+    kinds = [type(b) for b in section.blocks]
+    assert Figure in kinds and Table in kinds
+    sentence = sessions_needed_sentence(published)
+    assert "acute" in sentence and "chronic" in sentence and "sessions" in sentence
+    acute = tables["sessions_to_response_shares"].query("endpoint == 'mcid' and level == 'acute'")
+    assert f"{100 * acute['share'].iloc[0]:.0f} % of acute patients within 3" in sentence
+
+
+def test_without_a_session_log_the_section_says_why(demo_data, config):
+    study = dataclasses.replace(config.study, sessions=False)
+    tables = clinic_tables(demo_data, pd.DataFrame(), study, 5)
+    assert list(tables) == ["clinic_omitted"]
+    section = sessions_needed_section(tables, "note")
+    (block,) = section.blocks
+    assert isinstance(block, Paragraph) and "no session log" in block.text
+    assert sessions_needed_sentence(tables) == ""
