@@ -36,6 +36,8 @@ ADVERSE_EVENTS = (
     "other",
 )
 SEVERITIES = ("mild", "moderate", "severe")
+# The kinds of one adverse-event row (``none`` is a session without an event, never a row).
+AE_TYPES = tuple(e for e in ADVERSE_EVENTS if e != "none")
 CONTRAINDICATIONS = (
     "anticoagulants",
     "bleeding_disorder",
@@ -286,6 +288,39 @@ class Assessments(pa.DataFrameModel):
         if not present:
             return pd.Series(False, index=df.index)
         return df[present].notna().any(axis=1)
+
+    class Config:
+        """Validation settings."""
+
+        strict = False
+
+
+class AdverseEvents(pa.DataFrameModel):
+    """One row per adverse event after a session; a session may have several (or none).
+
+    The canonical event table (issue 17; the ingestion adapters build it from flag columns or
+    delimited lists). A study whose sessions carry the single ``adverse_event`` /
+    ``ae_severity`` columns instead gets one row per session with an event
+    (:func:`pipeline.derive.adverse_events.canonical_adverse_events`).
+    """
+
+    patient_id: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": 64},
+        description="Patient identifier; with session_number, must match a valid session.",
+    )
+    session_number: Series[pd.Int64Dtype] = pa.Field(
+        ge=1, le=200, description="Session after which the event occurred."
+    )
+    ae_type: Series[str] = pa.Field(isin=AE_TYPES, description="Kind of adverse event.")
+    ae_severity: Optional[Series[str]] = pa.Field(  # noqa: UP045
+        isin=SEVERITIES, nullable=True, description="Severity of the event."
+    )
+    ae_duration_hours: Optional[Series[float]] = pa.Field(  # noqa: UP045
+        ge=0, nullable=True, description="How long the event lasted, in hours."
+    )
+    serious: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
+        "A serious adverse event (e.g. needing medical care)."
+    )
 
     class Config:
         """Validation settings."""
