@@ -286,7 +286,8 @@ def _run(
         tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
         tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
     tables["responders"] = responder_table
-    tables.update(clinic.clinic_tables(data, sessions, study, config.privacy.small_cell_threshold))
+    threshold = config.privacy.small_cell_threshold
+    tables.update(clinic.clinic_tables(data, sessions, study, threshold))
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])

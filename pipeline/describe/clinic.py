@@ -10,11 +10,19 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.config.settings import Study
-from pipeline.describe import sessions_to_response
+from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
+from pipeline.describe import sessions_to_response, side_effects
+
+SIDE_EFFECTS = "side_effects"
+"""The side-effects question's key in ``clinic_omitted``."""
 
 
 def clinic_tables(
-    data: pd.DataFrame, sessions: pd.DataFrame, study: Study, threshold: int
+    data: pd.DataFrame,
+    sessions: pd.DataFrame,
+    study: Study,
+    threshold: int,
+    events: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of the clinic questions, and ``clinic_omitted`` for those not analysable.
 
@@ -28,6 +36,9 @@ def clinic_tables(
         The study's declarations.
     threshold : int
         The small-cell threshold (curves are cut where fewer patients remain at risk).
+    events : pandas.DataFrame, optional
+        A valid adverse-event table (:class:`pipeline.schemas.raw.AdverseEvents`); without
+        it the sessions' ``adverse_event`` / ``ae_severity`` columns are read.
 
     Returns
     -------
@@ -41,6 +52,32 @@ def clinic_tables(
         omitted.append((sessions_to_response.QUESTION, reason))
     else:
         out.update(sessions_to_response.sessions_to_response_tables(data, study, max(1, threshold)))
+    reason = _side_effects(sessions, study, events, out)
+    if reason:
+        omitted.append((SIDE_EFFECTS, reason))
     if omitted:
         out["clinic_omitted"] = pd.DataFrame(omitted, columns=["question", "reason"])
     return out
+
+
+def _side_effects(
+    sessions: pd.DataFrame,
+    study: Study,
+    events: pd.DataFrame | None,
+    out: dict[str, pd.DataFrame],
+) -> str:
+    """Add the side-effect tables to ``out``; return why they cannot be made, or empty."""
+    if not study.sessions or len(sessions) == 0:
+        return "the study has no session log, so there are no sessions to relate events to"
+    recorded = sessions_recorded(sessions, events)
+    if not recorded.any():
+        return "adverse events were not recorded (this is not a rate of zero)"
+    canonical = canonical_adverse_events(sessions, events)
+    rates = side_effects.side_effect_rates(sessions, canonical, recorded)
+    out["side_effect_rates"] = rates
+    out["side_effect_rate_ratios"] = side_effects.side_effect_rate_ratios(rates)
+    durations = side_effects.event_durations(canonical)
+    if not durations.empty:
+        out["side_effect_durations"] = durations
+    out["serious_events"] = side_effects.serious_events(sessions, canonical)
+    return ""

@@ -253,20 +253,33 @@ def event_durations(events: pd.DataFrame, beyond_hours: float = 48.0) -> pd.Data
 
 
 def serious_events(sessions: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Every serious event (``serious`` yes, or severity ``severe``), without identifiers.
+    """Serious events (``serious`` yes, or severity ``severe``), counted without identifiers.
+
+    Listed by type, severity, seriousness and the session's depth: a count per combination
+    (never a patient, date or session), so the small-cell rules apply to it as to any count.
 
     Returns
     -------
     pandas.DataFrame
-        ``ae_type, ae_severity, serious, session_number, depth, twitch, ae_duration_hours``,
-        one row per event, sorted by type and session number; no patient identifier or date.
+        ``ae_type, ae_severity, serious, depth, events`` (``serious`` and ``ae_severity`` as
+        text, ``not recorded`` where missing), sorted by type; empty without such events.
     """
     serious = events["serious"].fillna(False).astype(bool)
     severe = events["ae_severity"].astype("object") == "severe"
     chosen = _events_with_groups(events[serious | severe], session_groups(sessions))
-    columns = ["ae_type", "ae_severity", "serious", "session_number", "depth", "twitch"]
-    columns.append("ae_duration_hours")
-    out = chosen[columns].copy()
-    out["depth"] = out["depth"].astype("object")
-    out["twitch"] = out["twitch"].astype("object")
-    return out.sort_values(["ae_type", "session_number"], kind="stable").reset_index(drop=True)
+    columns = ["ae_type", "ae_severity", "serious", "depth", "events"]
+    if chosen.empty:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(
+        {
+            "ae_type": chosen["ae_type"].astype("object"),
+            "ae_severity": chosen["ae_severity"].astype("object").fillna(NOT_RECORDED),
+            "serious": chosen["serious"]
+            .map({True: "yes", False: "no"})
+            .astype("object")
+            .fillna(NOT_RECORDED),
+            "depth": chosen["depth"].astype("object"),
+        }
+    )
+    out = frame.groupby(columns[:-1], sort=True).size().rename("events").reset_index()
+    return out[columns]

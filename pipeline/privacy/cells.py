@@ -521,6 +521,95 @@ def _sessions_to_response(grid: CellGrid, frame: pd.DataFrame, name: str) -> Non
             grid.at_most(found["at_risk_after"], found["patients"])
 
 
+def _side_effects(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Link the side-effect counts: events (sensitive) per level, type and severity.
+
+    Within a level, the types add up to ``any`` and so do the severities; the rate-ratio
+    table repeats the rates' counts; the durations' events of a type add up over the depth
+    levels, and the serious events are part of the severe ones.
+    """
+    sessions: dict[Any, dict[Any, Hashable]] = {}
+    rates = tables.get("side_effect_rates")
+    parts: dict[tuple, dict[str, list[Hashable]]] = {}
+    if rates is not None:
+        for row in rates.index:
+            group, level = rates.loc[row, "group"], rates.loc[row, "level"]
+            kind, severity = rates.loc[row, "ae_type"], rates.loc[row, "ae_severity"]
+            value = _value(rates.loc[row, "events"])
+            if value is not None:
+                key = grid.cell(
+                    ("se", group, level, kind, severity),
+                    value,
+                    ("side_effect_rates", row, "events"),
+                    sensitive=True,
+                )
+                split = "types" if severity == "all" else "severities"
+                if kind != "any" or severity != "all":
+                    parts.setdefault((group, level), {}).setdefault(split, []).append(key)
+            t = _value(rates.loc[row, "sessions"])
+            if t is not None:
+                place = ("side_effect_rates", row, "sessions")
+                cell = grid.cell(("se sessions", group, level), t, place)
+                sessions.setdefault(group, {})[level] = cell
+        for (group, level), split in parts.items():
+            total = ("se", group, level, "any", "all")
+            if total in grid.cells:
+                for keys in split.values():
+                    grid.total(total, keys)
+                # one event per session: the same count as the adverse-event table's
+                legacy = ("ae", "events", group, level)
+                if legacy in grid.cells:
+                    grid.same_if_equal(total, legacy)
+    ratios = tables.get("side_effect_rate_ratios")
+    if ratios is not None:
+        for row in ratios.index:
+            group, kind = ratios.loc[row, "group"], ratios.loc[row, "ae_type"]
+            for level_column, events, count in (
+                ("level", "events", "sessions"),
+                ("reference", "ref_events", "ref_sessions"),
+            ):
+                level = ratios.loc[row, level_column]
+                place = ("side_effect_rate_ratios", row)
+                value = _value(ratios.loc[row, events])
+                if value is not None:
+                    grid.cell(
+                        ("se", group, level, kind, "all"), value, (*place, events), sensitive=True
+                    )
+                value = _value(ratios.loc[row, count])
+                if value is not None:
+                    grid.cell(("se sessions", group, level), value, (*place, count))
+    durations = tables.get("side_effect_durations")
+    if durations is not None:
+        for row in durations.index:
+            kind = durations.loc[row, "ae_type"]
+            keys = {}
+            for column in ("events", "with_duration"):
+                value = _value(durations.loc[row, column])
+                if value is not None:
+                    keys[column] = grid.cell(
+                        ("se duration", kind, column),
+                        value,
+                        ("side_effect_durations", row, column),
+                        sensitive=True,
+                    )
+            if len(keys) == 2:
+                grid.at_most(keys["with_duration"], keys["events"])
+            by_depth = [("se", "depth", level, kind, "all") for level in sessions.get("depth", {})]
+            if "events" in keys and by_depth and all(k in grid.cells for k in by_depth):
+                grid.total(keys["events"], by_depth)
+    serious = tables.get("serious_events")
+    if serious is not None:
+        for row in serious.index:
+            value = _value(serious.loc[row, "events"])
+            if value is not None:
+                grid.cell(
+                    ("se serious", *(serious.loc[row, c] for c in serious.columns[:-1])),
+                    value,
+                    ("serious_events", row, "events"),
+                    sensitive=True,
+                )
+
+
 BUILDERS = {
     "flow": _flow,
     "row_accounting": _row_accounting,
@@ -532,6 +621,12 @@ BUILDERS = {
 }
 AE_TABLES = ("adverse_event_rates", "adverse_event_rate_ratio")
 S2R_TABLES = ("sessions_to_response", "sessions_to_response_hr", "sessions_to_response_shares")
+SIDE_EFFECT_TABLES = (
+    "side_effect_rates",
+    "side_effect_rate_ratios",
+    "side_effect_durations",
+    "serious_events",
+)
 # tables that hold no count (estimates only) or only counts derived in another table
 NO_COUNTS = frozenset(
     {
@@ -548,7 +643,7 @@ NO_COUNTS = frozenset(
         "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
     }
 )
-KNOWN = frozenset({*BUILDERS, *AE_TABLES, *S2R_TABLES, *NO_COUNTS})
+KNOWN = frozenset({*BUILDERS, *AE_TABLES, *S2R_TABLES, *SIDE_EFFECT_TABLES, *NO_COUNTS})
 
 
 def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
@@ -576,6 +671,7 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
     for name in S2R_TABLES:
         if name in tables:
             _sessions_to_response(grid, tables[name], name)
+    _side_effects(grid, tables)
     return _true_relations(grid)
 
 

@@ -35,6 +35,7 @@ from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
 from pipeline.report.sections.sensitivity import sensitivity_section
 from pipeline.report.sections.sessions_needed import sessions_needed_section
+from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.summary import summary_section
 from pipeline.report.sections.table_one import table_one_section
 
@@ -93,6 +94,7 @@ def build_content(
         responders_section(tables, config, note),
         safety_section(tables, note),
         sessions_needed_section(tables, note),
+        side_effects_section(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,

@@ -231,6 +231,65 @@ class SessionsToResponseCurve(_ByEndpoint):
     ci_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
 
 
+class SideEffectRates(_Output):
+    """``side_effect_rates``: events per 100 recorded sessions by type and severity."""
+
+    group: Series[str] = pa.Field(isin=["depth", "twitch"])
+    level: Series[str]
+    ae_type: Series[str]
+    ae_severity: Series[str]
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_per_100: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+
+
+class SideEffectRateRatios(_Output):
+    """``side_effect_rate_ratios``: rate ratio per event type, level vs reference."""
+
+    group: Series[str] = pa.Field(isin=["depth", "twitch"])
+    level: Series[str]
+    reference: Series[str]
+    ae_type: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SideEffectDurations(_Output):
+    """``side_effect_durations``: how long events lasted, per type, where recorded."""
+
+    ae_type: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    with_duration: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    median_hours: Series[float] = pa.Field(ge=0)
+    ci_low: Series[float] = pa.Field(ge=0)
+    ci_high: Series[float] = pa.Field(ge=0)
+    q1_hours: Series[float] = pa.Field(ge=0)
+    q3_hours: Series[float] = pa.Field(ge=0)
+    share_beyond: Series[float] = pa.Field(ge=0, le=1)
+    beyond_hours: Series[float] = pa.Field(ge=0)
+
+
+class SeriousEvents(_Output):
+    """``serious_events``: serious or severe events counted by kind, never by patient."""
+
+    ae_type: Series[str]
+    ae_severity: Series[str]
+    serious: Series[str]
+    depth: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -245,6 +304,10 @@ MODELS: dict[str, type[_Output]] = {
     "sessions_to_response_shares": SessionsToResponseShares,
     "sessions_to_response_hr": SessionsToResponseHr,
     "sessions_to_response_curve": SessionsToResponseCurve,
+    "side_effect_rates": SideEffectRates,
+    "side_effect_rate_ratios": SideEffectRateRatios,
+    "side_effect_durations": SideEffectDurations,
+    "serious_events": SeriousEvents,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 

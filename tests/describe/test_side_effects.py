@@ -131,8 +131,9 @@ def test_durations_and_serious_events_recover_the_truth(study):
         row = durations.loc[kind]
         assert row["ci_low"] <= truth <= row["ci_high"], kind
     serious = se.serious_events(sessions, events)
-    assert len(serious) == int((events["ae_severity"] == "severe").sum())
-    assert "patient_id" not in serious and set(serious["depth"]) <= {"deep", "superficial"}
+    assert serious["events"].sum() == int((events["ae_severity"] == "severe").sum())
+    assert list(serious.columns) == ["ae_type", "ae_severity", "serious", "depth", "events"]
+    assert set(serious["serious"]) == {"yes"} and set(serious["ae_severity"]) == {"severe"}
     # the second events: fatigue after ~10 % of soreness sessions (events > legacy events)
     assert len(events) > len(canonical_adverse_events(sessions))
 

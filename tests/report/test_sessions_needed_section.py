@@ -10,13 +10,16 @@ from factories import DEMO_INPUTS, write_config
 
 from pipeline.config.settings import load_config
 from pipeline.describe.clinic import clinic_tables
+from pipeline.ingest.raw_tables import read_raw_tables
 from pipeline.privacy.suppression import publish_tables
 from pipeline.report.html import Figure, Paragraph, Table
 from pipeline.report.sections.sessions_needed import (
     sessions_needed_section,
     sessions_needed_sentence,
 )
+from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.schemas.outputs import check_output
+from pipeline.validate.study import validate_study
 
 NAMES = [
     "sessions_to_response",
@@ -32,8 +35,13 @@ def config(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tables(demo_data, config):
-    return clinic_tables(demo_data, pd.DataFrame(), config.study, 5)
+def sessions():
+    return validate_study(read_raw_tables(DEMO_INPUTS)).valid("sessions")
+
+
+@pytest.fixture(scope="module")
+def tables(demo_data, sessions, config):
+    return clinic_tables(demo_data, sessions, config.study, 5)
 
 
 def test_demo_tables_meet_their_contracts_and_publish(tables):
@@ -51,8 +59,12 @@ def test_demo_tables_meet_their_contracts_and_publish(tables):
 
 
 def test_curve_is_cut_below_the_threshold(demo_data, config):
-    full = clinic_tables(demo_data, pd.DataFrame(), config.study, 1)["sessions_to_response_curve"]
-    cut = clinic_tables(demo_data, pd.DataFrame(), config.study, 40)["sessions_to_response_curve"]
+    def curve(threshold):
+        return clinic_tables(demo_data, pd.DataFrame(), config.study, threshold)[
+            "sessions_to_response_curve"
+        ]
+
+    full, cut = curve(1), curve(40)
     assert len(cut) < len(full)
 
 
@@ -72,7 +84,29 @@ def test_without_a_session_log_the_section_says_why(demo_data, config):
     study = dataclasses.replace(config.study, sessions=False)
     tables = clinic_tables(demo_data, pd.DataFrame(), study, 5)
     assert list(tables) == ["clinic_omitted"]
+    assert list(tables["clinic_omitted"]["question"]) == ["sessions_to_response", "side_effects"]
     section = sessions_needed_section(tables, "note")
     (block,) = section.blocks
     assert isinstance(block, Paragraph) and "no session log" in block.text
     assert sessions_needed_sentence(tables) == ""
+
+
+def test_side_effects_section_on_the_demo(tables):
+    for name in ("side_effect_rates", "side_effect_rate_ratios", "serious_events"):
+        check_output(name, tables[name])
+    assert "side_effect_durations" not in tables  # the demo records no duration
+    published = publish_tables(tables, 5)
+    section = side_effects_section(published, "note")
+    texts = [b.text for b in section.blocks if isinstance(b, Paragraph)]
+    assert any("was not recorded" in t for t in texts)
+    assert any(isinstance(b, Figure) for b in section.blocks)
+    rates = published["side_effect_rates"]
+    hidden = rates[rates["events"].astype(str).str.startswith("<")]
+    assert (hidden["rate_per_100"] == "[c]").all()  # a hidden count's rate is withheld
+
+
+def test_side_effects_without_sessions_say_why(demo_data, config):
+    study = dataclasses.replace(config.study, sessions=False)
+    tables = clinic_tables(demo_data, pd.DataFrame(), study, 5)
+    (block,) = side_effects_section(tables, "note").blocks
+    assert "no session log" in block.text
