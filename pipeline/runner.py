@@ -287,7 +287,8 @@ def _run(
         tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
     tables["responders"] = responder_table
     threshold = config.privacy.small_cell_threshold
-    tables.update(clinic.clinic_tables(data, sessions, study, threshold))
+    patients = validation.valid("patients")
+    tables.update(clinic.clinic_tables(data, sessions, study, threshold, patients=patients))
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])

@@ -11,10 +11,12 @@ import pandas as pd
 
 from pipeline.config.settings import Study
 from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
-from pipeline.describe import sessions_to_response, side_effects
+from pipeline.describe import safety_signals, sessions_to_response, side_effects
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
+SAFETY_SIGNALS = "safety_signals"
+"""The safety-signals question's key in ``clinic_omitted``."""
 
 
 def clinic_tables(
@@ -23,6 +25,7 @@ def clinic_tables(
     study: Study,
     threshold: int,
     events: pd.DataFrame | None = None,
+    patients: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of the clinic questions, and ``clinic_omitted`` for those not analysable.
 
@@ -39,6 +42,9 @@ def clinic_tables(
     events : pandas.DataFrame, optional
         A valid adverse-event table (:class:`pipeline.schemas.raw.AdverseEvents`); without
         it the sessions' ``adverse_event`` / ``ae_severity`` columns are read.
+    patients : pandas.DataFrame, optional
+        The valid patients (contraindication flags and age); without them the safety signals
+        are not analysed.
 
     Returns
     -------
@@ -55,6 +61,9 @@ def clinic_tables(
     reason = _side_effects(sessions, study, events, out)
     if reason:
         omitted.append((SIDE_EFFECTS, reason))
+    reason = _signals(patients, sessions, study, events, out)
+    if reason:
+        omitted.append((SAFETY_SIGNALS, reason))
     if omitted:
         out["clinic_omitted"] = pd.DataFrame(omitted, columns=["question", "reason"])
     return out
@@ -80,4 +89,31 @@ def _side_effects(
     if not durations.empty:
         out["side_effect_durations"] = durations
     out["serious_events"] = side_effects.serious_events(sessions, canonical)
+    return ""
+
+
+def _signals(
+    patients: pd.DataFrame | None,
+    sessions: pd.DataFrame,
+    study: Study,
+    events: pd.DataFrame | None,
+    out: dict[str, pd.DataFrame],
+) -> str:
+    """Add the safety-signal tables to ``out``; return why they cannot be made, or empty."""
+    if not study.sessions or len(sessions) == 0:
+        return "the study has no session log, so no patient is known to have been needled"
+    if patients is None or len(patients) == 0:
+        return "no patient table was given"
+    flags = safety_signals.patient_flags(patients)[list(safety_signals.FLAGS)]
+    if not flags.notna().any().any():
+        return "no contraindication or caution flag (nor age) was recorded"
+    recorded = sessions_recorded(sessions, events)
+    canonical = canonical_adverse_events(sessions, events)
+    out["safety_signals"] = safety_signals.needled_with_flags(
+        patients, sessions, canonical, recorded
+    )
+    if recorded.any():
+        out["safety_signal_rate_ratios"] = safety_signals.signal_rate_ratios(
+            patients, sessions, canonical, recorded
+        )
     return ""

@@ -610,6 +610,58 @@ def _side_effects(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
                 )
 
 
+def _safety_signals(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Link the flagged patients' counts: patients and events (sensitive), sessions.
+
+    Per flag, the depths' patients are at most the flag's (a patient may have both depths),
+    the depths' events and sessions add up to the flag's; the rate-ratio table repeats the
+    flag's events and recorded sessions.
+    """
+    signals = tables.get("safety_signals")
+    if signals is not None:
+        by_flag: dict[Any, dict[str, dict[Any, Hashable]]] = {}
+        for row in signals.index:
+            flag, depth = signals.loc[row, "flag"], signals.loc[row, "depth"]
+            for column in ("patients", "events", "sessions", "recorded_sessions"):
+                value = _value(signals.loc[row, column])
+                if value is None:
+                    continue
+                key = grid.cell(
+                    ("signal", column, flag, depth),
+                    value,
+                    ("safety_signals", row, column),
+                    sensitive=column in ("patients", "events"),
+                )
+                by_flag.setdefault(flag, {}).setdefault(column, {})[depth] = key
+        for columns in by_flag.values():
+            for column, keys in columns.items():
+                total = keys.get("all")
+                parts = [k for depth, k in keys.items() if depth != "all"]
+                if total is None or not parts:
+                    continue
+                if column == "patients":
+                    for part in parts:
+                        grid.at_most(part, total)
+                else:
+                    grid.total(total, parts)
+    ratios = tables.get("safety_signal_rate_ratios")
+    if ratios is not None:
+        for row in ratios.index:
+            flag = ratios.loc[row, "flag"]
+            for column, what, sensitive in (
+                ("events", "events", True),
+                ("sessions", "recorded_sessions", False),
+            ):
+                value = _value(ratios.loc[row, column])
+                if value is not None:
+                    grid.cell(
+                        ("signal", what, flag, "all"),
+                        value,
+                        ("safety_signal_rate_ratios", row, column),
+                        sensitive=sensitive,
+                    )
+
+
 BUILDERS = {
     "flow": _flow,
     "row_accounting": _row_accounting,
@@ -627,6 +679,7 @@ SIDE_EFFECT_TABLES = (
     "side_effect_durations",
     "serious_events",
 )
+SIGNAL_TABLES = ("safety_signals", "safety_signal_rate_ratios")
 # tables that hold no count (estimates only) or only counts derived in another table
 NO_COUNTS = frozenset(
     {
@@ -643,7 +696,9 @@ NO_COUNTS = frozenset(
         "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
     }
 )
-KNOWN = frozenset({*BUILDERS, *AE_TABLES, *S2R_TABLES, *SIDE_EFFECT_TABLES, *NO_COUNTS})
+KNOWN = frozenset(
+    {*BUILDERS, *AE_TABLES, *S2R_TABLES, *SIDE_EFFECT_TABLES, *SIGNAL_TABLES, *NO_COUNTS}
+)
 
 
 def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
@@ -672,6 +727,7 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
         if name in tables:
             _sessions_to_response(grid, tables[name], name)
     _side_effects(grid, tables)
+    _safety_signals(grid, tables)
     return _true_relations(grid)
 
 

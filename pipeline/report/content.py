@@ -33,6 +33,7 @@ from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
+from pipeline.report.sections.safety_signals import safety_signals_section
 from pipeline.report.sections.sensitivity import sensitivity_section
 from pipeline.report.sections.sessions_needed import sessions_needed_section
 from pipeline.report.sections.side_effects import side_effects_section
@@ -87,6 +88,7 @@ def build_content(
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
         summary_section(tables, config),
+        safety_signals_section(tables, note),
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),

@@ -290,6 +290,38 @@ class SeriousEvents(_Output):
     events: Series[pd.Int64Dtype] = pa.Field(ge=0)
 
 
+class SafetySignals(_Output):
+    """``safety_signals``: needled patients with a contraindication or caution flag."""
+
+    flag: Series[str]
+    not_a_candidate: Series[pd.BooleanDtype]
+    depth: Series[str]
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    recorded_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_per_100: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+
+
+class SafetySignalRateRatios(_Output):
+    """``safety_signal_rate_ratios``: adverse-event rate of flagged vs unflagged patients."""
+
+    flag: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -308,6 +340,8 @@ MODELS: dict[str, type[_Output]] = {
     "side_effect_rate_ratios": SideEffectRateRatios,
     "side_effect_durations": SideEffectDurations,
     "serious_events": SeriousEvents,
+    "safety_signals": SafetySignals,
+    "safety_signal_rate_ratios": SafetySignalRateRatios,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 

@@ -110,3 +110,25 @@ def test_side_effects_without_sessions_say_why(demo_data, config):
     tables = clinic_tables(demo_data, pd.DataFrame(), study, 5)
     (block,) = side_effects_section(tables, "note").blocks
     assert "no session log" in block.text
+
+
+def test_safety_signals_section_on_the_demo(demo_data, sessions, config):
+    from pipeline.report.sections.safety_signals import (
+        safety_signal_sentence,
+        safety_signals_section,
+    )
+
+    patients = validate_study(read_raw_tables(DEMO_INPUTS)).valid("patients")
+    tables = clinic_tables(demo_data, sessions, config.study, 5, patients=patients)
+    for name in ("safety_signals", "safety_signal_rate_ratios"):
+        check_output(name, tables[name])
+    published = publish_tables(tables, 5)
+    sentence = safety_signal_sentence(published)
+    signals = published["safety_signals"].set_index(["flag", "depth"])
+    assert sentence.startswith(f"{signals.loc[('any flag', 'all'), 'patients']} patients")
+    assert "on anticoagulants" in sentence and "<5" in sentence  # small cells keep the marker
+    section = safety_signals_section(published, "note")
+    assert section.id == "safety_signals" and len(section.blocks) == 3
+    without = clinic_tables(demo_data, sessions, config.study, 5)
+    (block,) = safety_signals_section(without, "note").blocks
+    assert "no patient table" in block.text
