@@ -16,6 +16,10 @@ Data-generating model (every number in :data:`COURSE_TRUTHS`)
   ``k`` (visit ``k``, ``sessions_completed = k``); the patient is a responder from the first
   assessment with ``k ≥ T`` (``nrs_pct_change`` −60 from then on, −10 before).
 * After each session the patient drops out for good with P = 0.06 (independent censoring).
+* Dose–response (drawn after everything above): ``nrs_baseline`` = 6.5 + N(0, 1), and the
+  change after ``k`` sessions ``nrs_change = −3 (1 − exp(−k / 2)) + u_i + e``, with
+  ``u_i ~ N(0, 1)`` per patient and ``e ~ N(0, 1)``: the true marginal gain of session ``k``
+  is :func:`true_marginal_gain` (1.18, 0.72, 0.43, ... points), independent of chronicity.
 
 Everything comes from one ``numpy.random.Generator(numpy.random.PCG64(seed))``.
 """
@@ -34,6 +38,12 @@ COURSE_TRUTHS: dict = {
     "hazard_ratio_deep": 1.5,
     "max_sessions": 10,
     "p_dropout_after_session": 0.06,
+    # dose-response of the NRS change after k sessions: -gain_max * (1 - exp(-k / scale))
+    "gain_max": 3.0,
+    "gain_scale_sessions": 2.0,
+    "sd_patient": 1.0,
+    "sd_residual": 1.0,
+    "baseline_mean": 6.5,
 }
 
 
@@ -64,6 +74,16 @@ def true_median(chronicity: str, deep_share: float | None = None) -> int:
     return k
 
 
+def true_marginal_gain(sessions: int, previous: int) -> float:
+    """Return the true improvement in NRS change from ``previous`` to ``sessions`` sessions."""
+    truth = COURSE_TRUTHS
+
+    def mean(k: int) -> float:
+        return truth["gain_max"] * (1.0 - np.exp(-k / truth["gain_scale_sessions"]))
+
+    return float(mean(sessions) - mean(previous))
+
+
 def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
     """Simulate courses assessed after every session (see the module docstring).
 
@@ -71,7 +91,8 @@ def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``patient_id, visit, sessions_completed, nrs_responder, nrs_pct_change, chronicity,
-        depth`` (the last two categorical, reference first), one row per assessment.
+        depth`` (the last two categorical, reference first), ``nrs_baseline``, ``nrs_change``
+        (missing at visit 0), one row per assessment.
     """
     truth = COURSE_TRUTHS
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -116,4 +137,13 @@ def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
     out["nrs_responder"] = out["nrs_responder"].astype("boolean")
     out["chronicity"] = pd.Categorical(out["chronicity"], categories=CHRONICITY_LEVELS)
     out["depth"] = pd.Categorical(out["depth"], categories=DEPTH_LEVELS)
+    # the dose-response draws come last, so the draws above do not depend on them
+    index = out["patient_id"].str[1:].astype(int).to_numpy() - 1
+    baseline = truth["baseline_mean"] + rng.normal(0.0, 1.0, size=n)
+    u = rng.normal(0.0, truth["sd_patient"], size=n)
+    e = rng.normal(0.0, truth["sd_residual"], size=len(out))
+    k = out["sessions_completed"].to_numpy(float)
+    mean = -truth["gain_max"] * (1.0 - np.exp(-k / truth["gain_scale_sessions"]))
+    out["nrs_baseline"] = baseline[index]
+    out["nrs_change"] = np.where(k > 0, mean + u[index] + e, np.nan)
     return out

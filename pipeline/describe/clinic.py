@@ -11,10 +11,13 @@ import pandas as pd
 
 from pipeline.config.settings import Study
 from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
-from pipeline.describe import safety_signals, sessions_to_response, side_effects
+from pipeline.describe import dose_response, safety_signals, sessions_to_response, side_effects
+from pipeline.schemas.columns import outcome_column
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
+DOSE_RESPONSE = "dose_response"
+"""The dose-response question's key in ``clinic_omitted``."""
 SAFETY_SIGNALS = "safety_signals"
 """The safety-signals question's key in ``clinic_omitted``."""
 
@@ -58,6 +61,20 @@ def clinic_tables(
         omitted.append((sessions_to_response.QUESTION, reason))
     else:
         out.update(sessions_to_response.sessions_to_response_tables(data, study, max(1, threshold)))
+    if reason:
+        omitted.append((DOSE_RESPONSE, reason))
+    else:
+        outcome = study.outcomes[0]
+        gains = dose_response.dose_response(
+            data,
+            outcome_column(outcome.name),
+            outcome.improvement_sign,
+            min_rows=max(10, threshold),
+        )
+        if gains.empty:
+            omitted.append((DOSE_RESPONSE, "fewer than two session counts were assessed often"))
+        else:
+            out["dose_response"] = gains.assign(outcome=outcome.name)[["outcome", *gains.columns]]
     reason = _side_effects(sessions, study, events, out)
     if reason:
         omitted.append((SIDE_EFFECTS, reason))

@@ -694,6 +694,8 @@ NO_COUNTS = frozenset(
         "skipped_analyses",  # analyses a design cannot support, with the reason
         "sessions_to_response_curve",  # estimates only, cut below the threshold at risk
         "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
+        # assessments per session count, pooled upwards to at least max(10, threshold) rows
+        "dose_response",
     }
 )
 KNOWN = frozenset(

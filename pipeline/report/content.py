@@ -28,6 +28,7 @@ from pipeline.report.sections.appendix import appendix_section
 from pipeline.report.sections.common import fit_flags
 from pipeline.report.sections.data import data_section
 from pipeline.report.sections.diagnostics import diagnostics_section
+from pipeline.report.sections.dose_response import dose_response_section
 from pipeline.report.sections.methods import methods_text
 from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
@@ -96,6 +97,7 @@ def build_content(
         responders_section(tables, config, note),
         safety_section(tables, note),
         sessions_needed_section(tables, note),
+        dose_response_section(tables, note),
         side_effects_section(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),

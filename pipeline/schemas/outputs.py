@@ -322,6 +322,24 @@ class SafetySignalRateRatios(_Output):
     note: Series[str] = pa.Field(nullable=True)
 
 
+class DoseResponse(_Output):
+    """``dose_response``: improvement from one session count to the next, with its CI."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    previous: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    top: Series[bool]
+    assessments: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    gain: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    flat_from: Series[bool]
+    method: Series[str]
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -340,6 +358,7 @@ MODELS: dict[str, type[_Output]] = {
     "side_effect_rate_ratios": SideEffectRateRatios,
     "side_effect_durations": SideEffectDurations,
     "serious_events": SeriousEvents,
+    "dose_response": DoseResponse,
     "safety_signals": SafetySignals,
     "safety_signal_rate_ratios": SafetySignalRateRatios,
 }

@@ -41,7 +41,8 @@ def sessions():
 
 @pytest.fixture(scope="module")
 def tables(demo_data, sessions, config):
-    return clinic_tables(demo_data, sessions, config.study, 5)
+    patients = validate_study(read_raw_tables(DEMO_INPUTS)).valid("patients")
+    return clinic_tables(demo_data, sessions, config.study, 5, patients=patients)
 
 
 def test_demo_tables_meet_their_contracts_and_publish(tables):
@@ -84,7 +85,12 @@ def test_without_a_session_log_the_section_says_why(demo_data, config):
     study = dataclasses.replace(config.study, sessions=False)
     tables = clinic_tables(demo_data, pd.DataFrame(), study, 5)
     assert list(tables) == ["clinic_omitted"]
-    assert list(tables["clinic_omitted"]["question"]) == ["sessions_to_response", "side_effects"]
+    assert list(tables["clinic_omitted"]["question"]) == [
+        "sessions_to_response",
+        "dose_response",
+        "side_effects",
+        "safety_signals",
+    ]
     section = sessions_needed_section(tables, "note")
     (block,) = section.blocks
     assert isinstance(block, Paragraph) and "no session log" in block.text
@@ -132,3 +138,18 @@ def test_safety_signals_section_on_the_demo(demo_data, sessions, config):
     without = clinic_tables(demo_data, sessions, config.study, 5)
     (block,) = safety_signals_section(without, "note").blocks
     assert "no patient table" in block.text
+
+
+def test_dose_response_on_the_demo(tables):
+    from pipeline.report.sections.dose_response import (
+        dose_response_section,
+        dose_response_sentence,
+    )
+
+    gains = tables["dose_response"]
+    check_output("dose_response", gains)
+    assert (gains["assessments"] >= 10).all()
+    published = publish_tables(tables, 5)
+    section = dose_response_section(published, "note")
+    assert [type(b) for b in section.blocks] == [Paragraph, Table]
+    assert dose_response_sentence(published).startswith("On NRS")
