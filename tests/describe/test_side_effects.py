@@ -15,6 +15,7 @@ from pipeline.demo.simulate import (
 from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
 from pipeline.describe import side_effects as se
 from pipeline.describe.safety import exact_rate_ratio
+from pipeline.schemas.outputs import MODELS, check_output, columns
 
 
 def _typed(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +126,10 @@ def test_simulated_rates_and_ratio_recover_the_truth(study):
 def test_durations_and_serious_events_recover_the_truth(study):
     sessions, events = study
     events = canonical_adverse_events(sessions, events)
-    durations = se.event_durations(events).set_index("ae_type")
+    table = se.event_durations(events)
+    check_output("side_effect_durations", table)
+    assert list(table.columns) == columns(MODELS["side_effect_durations"])
+    durations = table.set_index("ae_type")
     for kind in ("soreness", "bruising"):
         truth = AE_DETAIL_TRUTHS["duration_hours_median"][kind]
         row = durations.loc[kind]
