@@ -13,6 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Optional
 
@@ -298,10 +299,10 @@ class Assessments(pa.DataFrameModel):
 class AdverseEvents(pa.DataFrameModel):
     """One row per adverse event after a session; a session may have several (or none).
 
-    The canonical event table (issue 17; the ingestion adapters build it from flag columns or
-    delimited lists). A study whose sessions carry the single ``adverse_event`` /
-    ``ae_severity`` columns instead gets one row per session with an event
-    (:func:`pipeline.derive.adverse_events.canonical_adverse_events`).
+    Sources that record adverse events as several flag columns or a delimited list are mapped
+    to this table by the ingestion adapters. A study whose sessions carry the single
+    `adverse_event` / `ae_severity` columns instead gets one row per session with an event
+    (derive/adverse_events.py).
     """
 
     patient_id: Series[str] = pa.Field(
@@ -540,4 +541,42 @@ def data_dictionary_markdown() -> str:
         if row_rules:
             lines += ["", "Row rules:", ""] + [f"- {rule}" for rule in row_rules]
         lines.append("")
+    lines += _event_table_markdown()
     return "\n".join(lines)
+
+
+def _event_table_markdown() -> list[str]:
+    """Document the adverse-event table (not yet one of the tables :data:`MODELS` reads)."""
+    schema = AdverseEvents.to_schema()
+    kinds = {
+        name: "integer"
+        if str(c.dtype) == "Int64"
+        else "number"
+        if str(c.dtype) == "float64"
+        else "yes/no"
+        if str(c.dtype) == "boolean"
+        else "text"
+        for name, c in schema.columns.items()
+    }
+    lines = [
+        "## adverse_events",
+        "",
+        inspect.cleandoc(AdverseEvents.__doc__ or ""),
+        "",
+        "| column | type | required | allowed values | description |",
+        "|---|---|---|---|---|",
+    ]
+    for name, column in schema.columns.items():
+        need = "required" if column.required else "optional"
+        if column.required and not column.nullable:
+            need += ", filled"
+        lines.append(
+            f"| `{name}` | {kinds[name]} | {need} | {_allowed(column)} | "
+            f"{column.description or ''} |"
+        )
+    lines += [
+        "",
+        "No row key: a session may have several events, of the same type or not.",
+        "",
+    ]
+    return lines
