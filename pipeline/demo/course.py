@@ -21,7 +21,13 @@ Data-generating model (every number in :data:`COURSE_TRUTHS`)
   ``u_i ~ N(0, 1)`` per patient and ``e ~ N(0, 1)``: the true marginal gain of session ``k``
   is :func:`true_marginal_gain` (1.18, 0.72, 0.43, ... points), independent of chronicity.
 
-Everything comes from one ``numpy.random.Generator(numpy.random.PCG64(seed))``.
+* Follow-up (only with ``follow_up=True``; from ``PCG64([seed, 5])``, so nothing above
+  changes): patients who completed all 10 sessions are assessed 4 and 12 weeks after the end
+  of treatment (``weeks`` is the session count until then); their NRS rises from the end of
+  treatment by 0.5 and 1.0 on average (SD 0.8): relief wanes. An end-of-treatment responder
+  still responds at each follow-up with P = 0.8; a non-responder does not.
+
+Everything else comes from one ``numpy.random.Generator(numpy.random.PCG64(seed))``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ COURSE_TRUTHS: dict = {
     "sd_patient": 1.0,
     "sd_residual": 1.0,
     "baseline_mean": 6.5,
+    # follow-up after the course (simulate_course(..., follow_up=True)): its own stream
+    "follow_up_stream": 5,
+    "follow_up_weeks": (4, 12),
+    "waning_nrs": (0.5, 1.0),  # NRS rises by this much from the end of treatment (mean)
+    "sd_follow_up": 0.8,
+    "p_still_responding": 0.8,
 }
 
 
@@ -84,7 +96,7 @@ def true_marginal_gain(sessions: int, previous: int) -> float:
     return float(mean(sessions) - mean(previous))
 
 
-def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
+def simulate_course(n_patients: int, seed: int, follow_up: bool = False) -> pd.DataFrame:
     """Simulate courses assessed after every session (see the module docstring).
 
     Returns
@@ -92,7 +104,8 @@ def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
     pandas.DataFrame
         ``patient_id, visit, sessions_completed, nrs_responder, nrs_pct_change, chronicity,
         depth`` (the last two categorical, reference first), ``nrs_baseline``, ``nrs_change``
-        (missing at visit 0), one row per assessment.
+        (missing at visit 0), one row per assessment; with ``follow_up``, also ``weeks``,
+        ``n_sessions`` and ``nrs`` (baseline plus change) and the follow-up rows.
     """
     truth = COURSE_TRUTHS
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -146,4 +159,35 @@ def simulate_course(n_patients: int, seed: int) -> pd.DataFrame:
     mean = -truth["gain_max"] * (1.0 - np.exp(-k / truth["gain_scale_sessions"]))
     out["nrs_baseline"] = baseline[index]
     out["nrs_change"] = np.where(k > 0, mean + u[index] + e, np.nan)
+    if follow_up:
+        out = _with_follow_up(out, last, seed)
     return out
+
+
+def _with_follow_up(out: pd.DataFrame, last: np.ndarray, seed: int) -> pd.DataFrame:
+    """Add the follow-up assessments of the patients who completed the course."""
+    truth = COURSE_TRUTHS
+    rng = np.random.Generator(np.random.PCG64([seed, truth["follow_up_stream"]]))
+    k_max = truth["max_sessions"]
+    out = out.assign(
+        weeks=out["sessions_completed"].astype(float),
+        n_sessions=out["patient_id"].str[1:].astype(int).map(lambda i: int(last[i - 1])),
+    )
+    out["nrs"] = out["nrs_baseline"] + out["nrs_change"].fillna(0.0)
+    eot = out[(out["n_sessions"] == k_max) & (out["sessions_completed"] == k_max)]
+    extra = []
+    for j, (weeks, waning) in enumerate(
+        zip(truth["follow_up_weeks"], truth["waning_nrs"], strict=True), start=1
+    ):
+        noise = rng.normal(0.0, truth["sd_follow_up"], size=len(eot))
+        stays = rng.random(len(eot)) < truth["p_still_responding"]
+        rows = eot.copy()
+        rows["visit"] = rows["visit"] + j
+        rows["weeks"] = k_max + weeks
+        rows["nrs"] = eot["nrs"].to_numpy() + waning + noise
+        rows["nrs_change"] = rows["nrs"] - rows["nrs_baseline"]
+        was = eot["nrs_responder"].fillna(False).astype(bool).to_numpy()
+        rows["nrs_responder"] = pd.array(was & stays, dtype="boolean")
+        extra.append(rows)
+    both = pd.concat([out, *extra], ignore_index=True)
+    return both.sort_values(["patient_id", "visit"], kind="stable").reset_index(drop=True)

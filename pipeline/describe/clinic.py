@@ -11,13 +11,21 @@ import pandas as pd
 
 from pipeline.config.settings import Study
 from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
-from pipeline.describe import dose_response, safety_signals, sessions_to_response, side_effects
+from pipeline.describe import (
+    dose_response,
+    durability,
+    safety_signals,
+    sessions_to_response,
+    side_effects,
+)
 from pipeline.schemas.columns import outcome_column
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
 DOSE_RESPONSE = "dose_response"
 """The dose-response question's key in ``clinic_omitted``."""
+DURABILITY = "durability"
+"""The durability question's key in ``clinic_omitted``."""
 SAFETY_SIGNALS = "safety_signals"
 """The safety-signals question's key in ``clinic_omitted``."""
 
@@ -75,6 +83,7 @@ def clinic_tables(
             omitted.append((DOSE_RESPONSE, "fewer than two session counts were assessed often"))
         else:
             out["dose_response"] = gains.assign(outcome=outcome.name)[["outcome", *gains.columns]]
+    _durability(data, study, reason, out, omitted)
     reason = _side_effects(sessions, study, events, out)
     if reason:
         omitted.append((SIDE_EFFECTS, reason))
@@ -134,3 +143,28 @@ def _signals(
             patients, sessions, canonical, recorded
         )
     return ""
+
+
+def _durability(
+    data: pd.DataFrame,
+    study: Study,
+    reason: str,
+    out: dict[str, pd.DataFrame],
+    omitted: list[tuple[str, str]],
+) -> None:
+    """Add the durability table to ``out``, or its reason to ``omitted``."""
+    if reason:
+        omitted.append((DURABILITY, reason))
+        return
+    outcome = study.outcomes[0]
+    groups = ["chronicity"] + [
+        c.name for c in study.comparisons if c.name in data and c.name != "chronicity"
+    ]
+    groups = [g for g in groups if data[g].notna().any()]
+    table = durability.durability(
+        data, outcome_column(outcome.name), groups, outcome.improvement_sign
+    )
+    if table.empty:
+        omitted.append((DURABILITY, "no patient was assessed after the end of treatment"))
+    else:
+        out["durability"] = table.assign(outcome=outcome.name)[["outcome", *table.columns]]

@@ -662,6 +662,34 @@ def _safety_signals(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
                     )
 
 
+def _durability(grid: CellGrid, frame: pd.DataFrame) -> None:
+    """Link each follow-up's patients and responders (sensitive).
+
+    The still-responding patients are among the end-of-treatment responders, who are among
+    the patients; the non-responders of each can be computed, so they are cells too.
+    """
+    for row in frame.index:
+        key = tuple(frame.loc[row, c] for c in ("outcome", "group", "level", "follow_up"))
+        found = {}
+        for column in ("patients", "eot_responders", "still_responding"):
+            value = _value(frame.loc[row, column])
+            if value is not None:
+                found[column] = grid.cell(
+                    ("durable", column, *key), value, ("durability", row, column), sensitive=True
+                )
+        for small, large in (
+            ("still_responding", "eot_responders"),
+            ("eot_responders", "patients"),
+        ):
+            if small in found and large in found:
+                rest = grid.cell(
+                    ("durable", f"{large} not {small}", *key),
+                    grid.cells[found[large]].value - grid.cells[found[small]].value,
+                    sensitive=True,
+                )
+                grid.total(found[large], [found[small], rest])
+
+
 BUILDERS = {
     "flow": _flow,
     "row_accounting": _row_accounting,
@@ -679,7 +707,7 @@ SIDE_EFFECT_TABLES = (
     "side_effect_durations",
     "serious_events",
 )
-SIGNAL_TABLES = ("safety_signals", "safety_signal_rate_ratios")
+SIGNAL_TABLES = ("safety_signals", "safety_signal_rate_ratios", "durability")
 # tables that hold no count (estimates only) or only counts derived in another table
 NO_COUNTS = frozenset(
     {
@@ -730,6 +758,8 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
             _sessions_to_response(grid, tables[name], name)
     _side_effects(grid, tables)
     _safety_signals(grid, tables)
+    if "durability" in tables:
+        _durability(grid, tables["durability"])
     return _true_relations(grid)
 
 

@@ -281,6 +281,7 @@ def _rates(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _threshold: int) 
         ("side_effect_rate_ratios", ("rate_ratio", "ci_low", "ci_high", "p_value")),
         ("sessions_to_response", ("median", "ci_low", "ci_high")),
         ("safety_signals", ("rate_per_100", "ci_low", "ci_high")),
+        ("durability", ("change", "ci_low", "ci_high", "share", "share_low", "share_high")),
         ("safety_signal_rate_ratios", ("rate_ratio", "ci_low", "ci_high", "p_value")),
         ("sessions_to_response_shares", ("share", "ci_low", "ci_high")),
         ("sessions_to_response_hr", ("hazard_ratio", "log_hr", "std_err", "ci_low", "ci_high")),
@@ -299,6 +300,7 @@ WITHHOLD = {
     "side_effect_rates": _rates,
     "sessions_to_response": _rates,
     "safety_signals": _rates,
+    "durability": _rates,
 }
 
 

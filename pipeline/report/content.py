@@ -29,6 +29,7 @@ from pipeline.report.sections.common import fit_flags
 from pipeline.report.sections.data import data_section
 from pipeline.report.sections.diagnostics import diagnostics_section
 from pipeline.report.sections.dose_response import dose_response_section
+from pipeline.report.sections.durability import durability_section
 from pipeline.report.sections.methods import methods_text
 from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
@@ -98,6 +99,7 @@ def build_content(
         safety_section(tables, note),
         sessions_needed_section(tables, note),
         dose_response_section(tables, note),
+        durability_section(tables, note),
         side_effects_section(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),

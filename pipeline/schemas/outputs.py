@@ -340,6 +340,25 @@ class DoseResponse(_Output):
     method: Series[str]
 
 
+class Durability(_Output):
+    """``durability``: change from the end of treatment, and responders still responding."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    group: Series[str]
+    level: Series[str]
+    follow_up: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    weeks_after: Series[float] = pa.Field(nullable=True)
+    change: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    eot_responders: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    still_responding: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    share_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    share_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -359,6 +378,7 @@ MODELS: dict[str, type[_Output]] = {
     "side_effect_durations": SideEffectDurations,
     "serious_events": SeriousEvents,
     "dose_response": DoseResponse,
+    "durability": Durability,
     "safety_signals": SafetySignals,
     "safety_signal_rate_ratios": SafetySignalRateRatios,
 }

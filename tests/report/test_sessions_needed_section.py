@@ -88,6 +88,7 @@ def test_without_a_session_log_the_section_says_why(demo_data, config):
     assert list(tables["clinic_omitted"]["question"]) == [
         "sessions_to_response",
         "dose_response",
+        "durability",
         "side_effects",
         "safety_signals",
     ]
@@ -153,3 +154,15 @@ def test_dose_response_on_the_demo(tables):
     section = dose_response_section(published, "note")
     assert [type(b) for b in section.blocks] == [Paragraph, Table]
     assert dose_response_sentence(published).startswith("On NRS")
+
+
+def test_durability_on_the_demo(tables):
+    from pipeline.report.sections.durability import durability_section
+
+    table = tables["durability"]
+    check_output("durability", table)
+    assert (table["still_responding"] <= table["eot_responders"]).all()
+    assert (table["eot_responders"] <= table["patients"]).all()
+    published = publish_tables(tables, 5)
+    section = durability_section(published, "note")
+    assert [type(b) for b in section.blocks] == [Paragraph, Table]
