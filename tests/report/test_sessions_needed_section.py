@@ -166,3 +166,6 @@ def test_durability_on_the_demo(tables):
     published = publish_tables(tables, 5)
     section = durability_section(published, "note")
     assert [type(b) for b in section.blocks] == [Paragraph, Table]
+    shown = section.blocks[1]
+    eot = shown.header.index("Responders at end")
+    assert shown.rows[0][eot] == str(published["durability"]["eot_responders"].iloc[0])

@@ -50,8 +50,8 @@ def durability_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section
                     ("Weeks after", "#weeks", lambda r: fmt(r["weeks_after"], 1)),
                     ("Change", "#change", lambda r: fmt(r["change"], 2)),
                     ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"])),
-                    ("Responders at end", "#eot", None),
-                    ("Still responding", "#still", None),
+                    ("Responders at end", "#eot_responders", None),
+                    ("Still responding", "#still_responding", None),
                     ("Share", "#share", lambda r: _percent(r["share"])),
                     (
                         "95 % CI",
