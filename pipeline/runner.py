@@ -36,7 +36,7 @@ from pipeline.analyses.run import (
 )
 from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
-from pipeline.describe import responders, safety, summaries
+from pipeline.describe import clinic, responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
@@ -290,6 +290,9 @@ def _run(
         tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
         tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
     tables["responders"] = responder_table
+    threshold = config.privacy.small_cell_threshold
+    patients = validation.valid("patients")
+    tables.update(clinic.clinic_tables(data, sessions, study, threshold, patients=patients))
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])

@@ -1039,3 +1039,65 @@ def write_raw_tables(
             raise
         written[name] = target
     return written
+
+
+# ----------------------------------------------------------------------------------------
+# adverse-event details (issue 17): a separate random stream, so the demo's draws are unchanged
+# ----------------------------------------------------------------------------------------
+#: Truths of :func:`simulate_adverse_event_details` (not part of the demo's raw files).
+AE_DETAIL_TRUTHS: dict = {
+    "stream": 17,  # PCG64([seed, 17]): independent of the study's own PCG64(seed)
+    "duration_hours_median": {"soreness": 30.0, "bruising": 96.0, "fatigue": 12.0},
+    "duration_log_sd": 0.5,  # log-normal: median x exp(N(0, 0.5^2))
+    "default_duration_hours_median": 6.0,
+    "p_second_event_fatigue": 0.10,  # a soreness session also has fatigue, severity mild
+    "serious": "severity severe",  # serious exactly when the severity is severe
+}
+
+
+def simulate_adverse_event_details(sessions: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Expand the sessions' adverse events into an event table with durations (known truths).
+
+    Each session event of ``sessions`` (``adverse_event`` not ``none``) becomes one row of the
+    canonical event table (:class:`pipeline.schemas.raw.AdverseEvents`) with
+    ``ae_duration_hours`` log-normal around the median of :data:`AE_DETAIL_TRUTHS` for its
+    type (sd 0.5 on the log scale, rounded to 0.5 h), ``serious`` yes exactly when the severity
+    is severe; a soreness session gets a second event, ``fatigue`` (mild), with P = 0.10.
+    Draws come from ``PCG64([seed, 17])``, a stream of their own, so :func:`simulate_study`'s
+    tables (and the committed demo numbers) do not change.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Sessions as :func:`simulate_study` returns them.
+    seed : int
+        Non-negative seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id, session_number, ae_type, ae_severity, ae_duration_hours, serious``.
+    """
+    truth = AE_DETAIL_TRUTHS
+    rng = np.random.Generator(np.random.PCG64([_check_int(seed, "seed", 0), truth["stream"]]))
+    hit = sessions[sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")]
+    kind = hit["adverse_event"].to_numpy(dtype=object)
+    second = (kind == "soreness") & (rng.random(len(hit)) < truth["p_second_event_fatigue"])
+    rows = pd.DataFrame(
+        {
+            PATIENT_ID: np.concatenate([hit[PATIENT_ID], hit[PATIENT_ID][second]]),
+            "session_number": np.concatenate(
+                [hit["session_number"], hit["session_number"][second]]
+            ).astype(np.int64),
+            "ae_type": np.concatenate([kind, np.full(int(second.sum()), "fatigue", object)]),
+            "ae_severity": np.concatenate(
+                [hit["ae_severity"].to_numpy(object), np.full(int(second.sum()), "mild", object)]
+            ),
+        }
+    )
+    medians = rows["ae_type"].map(truth["duration_hours_median"])
+    medians = medians.fillna(truth["default_duration_hours_median"]).to_numpy(float)
+    noise = rng.normal(0.0, truth["duration_log_sd"], size=len(rows))
+    rows["ae_duration_hours"] = np.round(2.0 * medians * np.exp(noise)) / 2.0
+    rows["serious"] = np.where(rows["ae_severity"] == "severe", "yes", "no")
+    return rows.sort_values([PATIENT_ID, "session_number"], kind="stable").reset_index(drop=True)

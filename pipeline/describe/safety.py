@@ -167,6 +167,30 @@ def _odds_to_ratio(p: float, scale: float) -> float:
     return np.inf if p >= 1.0 else p / (1.0 - p) * scale
 
 
+def exact_rate_ratio(
+    x: int, t: float, ref_x: int, ref_t: float, conf_level: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Rate ratio ``(x / t) / (ref_x / ref_t)`` with R ``poisson.test``'s exact CI and p-value.
+
+    Conditional on ``x + ref_x`` events, ``x`` is binomial with probability
+    ``r t / (r t + ref_t)``: Clopper–Pearson limits mapped to the ratio scale and
+    ``binom.test``'s two-sided p-value for ``r = 1``, as
+    ``poisson.test(c(x, ref_x), c(t, ref_t))``. Needs ``t, ref_t > 0`` and ``x + ref_x > 0``.
+
+    Returns
+    -------
+    tuple of float
+        ``(rate_ratio, ci_low, ci_high, p_value)``; the ratio and upper limit are ∞ when
+        ``ref_x`` is 0.
+    """
+    n = x + ref_x
+    scale = ref_t / t
+    p_low, p_high = _binomial_ci(x, n, conf_level)
+    ratio = np.inf if ref_x == 0 else (x / t) / (ref_x / ref_t)
+    p_value = float(stats.binomtest(x, n, t / (t + ref_t)).pvalue)
+    return ratio, _odds_to_ratio(p_low, scale), _odds_to_ratio(p_high, scale), p_value
+
+
 def rate_ratio(
     sessions: pd.DataFrame, group: str = "depth", conf_level: float = 0.95
 ) -> pd.DataFrame:
@@ -231,13 +255,8 @@ def rate_ratio(
         elif x + ref_x == 0:
             row["note"] = "no adverse events in either level; rate ratio not estimable"
         else:
-            n = x + ref_x
-            scale = ref_t / t
-            p_low, p_high = _binomial_ci(x, n, conf_level)
-            row["rate_ratio"] = np.inf if ref_x == 0 else (x / t) / (ref_x / ref_t)
-            row["ci_low"] = _odds_to_ratio(p_low, scale)
-            row["ci_high"] = _odds_to_ratio(p_high, scale)
-            row["p_value"] = float(stats.binomtest(x, n, t / (t + ref_t)).pvalue)
+            ratio, low, high, p = exact_rate_ratio(x, t, ref_x, ref_t, conf_level)
+            row.update(rate_ratio=ratio, ci_low=low, ci_high=high, p_value=p)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -488,6 +488,211 @@ def _diagnostics(grid: CellGrid, frame: pd.DataFrame, links: _Links) -> None:
             grid.at_most(("model", row, "n_patients"), analysed)
 
 
+def _sessions_to_response(grid: CellGrid, frame: pd.DataFrame, name: str) -> None:
+    """Link the patients and responders of each group level (both sensitive).
+
+    The same level's patients and events are one cell in the medians and hazard-ratio tables
+    (the patients of the shares table too); non-responders (patients − events) can be
+    computed, so they are a cell of their own. The curve table holds no count: it is cut
+    where fewer patients than the threshold remain at risk
+    (:func:`pipeline.describe.sessions_to_response.sessions_to_response_tables`).
+    """
+    columns = {
+        "sessions_to_response": ("patients", "events"),
+        "sessions_to_response_hr": ("patients", "events"),
+        "sessions_to_response_shares": ("patients", "at_risk_after"),
+    }[name]
+    for row in frame.index:
+        key = tuple(frame.loc[row, c] for c in ("outcome", "endpoint", "group", "level"))
+        found = {}
+        for column in columns:
+            value = _value(frame.loc[row, column])
+            if value is None:
+                continue
+            found[column] = grid.cell(
+                ("s2r", column, *key), value, (name, row, column), sensitive=True
+            )
+        if {"patients", "events"} <= set(found):
+            total = found["patients"]
+            non = grid.cell(
+                ("s2r", "non-events", *key),
+                grid.cells[total].value - grid.cells[found["events"]].value,
+                sensitive=True,
+            )
+            grid.total(total, [found["events"], non])
+        if {"patients", "at_risk_after"} <= set(found):
+            grid.at_most(found["at_risk_after"], found["patients"])
+
+
+def _side_effects(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Link the side-effect counts: events (sensitive) per level, type and severity.
+
+    Within a level, the types add up to ``any`` and so do the severities; the rate-ratio
+    table repeats the rates' counts; the durations' events of a type add up over the depth
+    levels, and the serious events are part of the severe ones.
+    """
+    sessions: dict[Any, dict[Any, Hashable]] = {}
+    rates = tables.get("side_effect_rates")
+    parts: dict[tuple, dict[str, list[Hashable]]] = {}
+    if rates is not None:
+        for row in rates.index:
+            group, level = rates.loc[row, "group"], rates.loc[row, "level"]
+            kind, severity = rates.loc[row, "ae_type"], rates.loc[row, "ae_severity"]
+            value = _value(rates.loc[row, "events"])
+            if value is not None:
+                key = grid.cell(
+                    ("se", group, level, kind, severity),
+                    value,
+                    ("side_effect_rates", row, "events"),
+                    sensitive=True,
+                )
+                split = "types" if severity == "all" else "severities"
+                if kind != "any" or severity != "all":
+                    parts.setdefault((group, level), {}).setdefault(split, []).append(key)
+            t = _value(rates.loc[row, "sessions"])
+            if t is not None:
+                place = ("side_effect_rates", row, "sessions")
+                cell = grid.cell(("se sessions", group, level), t, place)
+                sessions.setdefault(group, {})[level] = cell
+        for (group, level), split in parts.items():
+            total = ("se", group, level, "any", "all")
+            if total in grid.cells:
+                for keys in split.values():
+                    grid.total(total, keys)
+                # one event per session: the same count as the adverse-event table's
+                legacy = ("ae", "events", group, level)
+                if legacy in grid.cells:
+                    grid.same_if_equal(total, legacy)
+    ratios = tables.get("side_effect_rate_ratios")
+    if ratios is not None:
+        for row in ratios.index:
+            group, kind = ratios.loc[row, "group"], ratios.loc[row, "ae_type"]
+            for level_column, events, count in (
+                ("level", "events", "sessions"),
+                ("reference", "ref_events", "ref_sessions"),
+            ):
+                level = ratios.loc[row, level_column]
+                place = ("side_effect_rate_ratios", row)
+                value = _value(ratios.loc[row, events])
+                if value is not None:
+                    grid.cell(
+                        ("se", group, level, kind, "all"), value, (*place, events), sensitive=True
+                    )
+                value = _value(ratios.loc[row, count])
+                if value is not None:
+                    grid.cell(("se sessions", group, level), value, (*place, count))
+    durations = tables.get("side_effect_durations")
+    if durations is not None:
+        for row in durations.index:
+            kind = durations.loc[row, "ae_type"]
+            keys = {}
+            for column in ("events", "with_duration"):
+                value = _value(durations.loc[row, column])
+                if value is not None:
+                    keys[column] = grid.cell(
+                        ("se duration", kind, column),
+                        value,
+                        ("side_effect_durations", row, column),
+                        sensitive=True,
+                    )
+            if len(keys) == 2:
+                grid.at_most(keys["with_duration"], keys["events"])
+            by_depth = [("se", "depth", level, kind, "all") for level in sessions.get("depth", {})]
+            if "events" in keys and by_depth and all(k in grid.cells for k in by_depth):
+                grid.total(keys["events"], by_depth)
+    serious = tables.get("serious_events")
+    if serious is not None:
+        for row in serious.index:
+            value = _value(serious.loc[row, "events"])
+            if value is not None:
+                grid.cell(
+                    ("se serious", *(serious.loc[row, c] for c in serious.columns[:-1])),
+                    value,
+                    ("serious_events", row, "events"),
+                    sensitive=True,
+                )
+
+
+def _safety_signals(grid: CellGrid, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Link the flagged patients' counts: patients and events (sensitive), sessions.
+
+    Per flag, the depths' patients are at most the flag's (a patient may have both depths),
+    the depths' events and sessions add up to the flag's; the rate-ratio table repeats the
+    flag's events and recorded sessions.
+    """
+    signals = tables.get("safety_signals")
+    if signals is not None:
+        by_flag: dict[Any, dict[str, dict[Any, Hashable]]] = {}
+        for row in signals.index:
+            flag, depth = signals.loc[row, "flag"], signals.loc[row, "depth"]
+            for column in ("patients", "events", "sessions", "recorded_sessions"):
+                value = _value(signals.loc[row, column])
+                if value is None:
+                    continue
+                key = grid.cell(
+                    ("signal", column, flag, depth),
+                    value,
+                    ("safety_signals", row, column),
+                    sensitive=column in ("patients", "events"),
+                )
+                by_flag.setdefault(flag, {}).setdefault(column, {})[depth] = key
+        for columns in by_flag.values():
+            for column, keys in columns.items():
+                total = keys.get("all")
+                parts = [k for depth, k in keys.items() if depth != "all"]
+                if total is None or not parts:
+                    continue
+                if column == "patients":
+                    for part in parts:
+                        grid.at_most(part, total)
+                else:
+                    grid.total(total, parts)
+    ratios = tables.get("safety_signal_rate_ratios")
+    if ratios is not None:
+        for row in ratios.index:
+            flag = ratios.loc[row, "flag"]
+            for column, what, sensitive in (
+                ("events", "events", True),
+                ("sessions", "recorded_sessions", False),
+            ):
+                value = _value(ratios.loc[row, column])
+                if value is not None:
+                    grid.cell(
+                        ("signal", what, flag, "all"),
+                        value,
+                        ("safety_signal_rate_ratios", row, column),
+                        sensitive=sensitive,
+                    )
+
+
+def _durability(grid: CellGrid, frame: pd.DataFrame) -> None:
+    """Link each follow-up's patients and responders (sensitive).
+
+    The still-responding patients are among the end-of-treatment responders, who are among
+    the patients; the non-responders of each can be computed, so they are cells too.
+    """
+    for row in frame.index:
+        key = tuple(frame.loc[row, c] for c in ("outcome", "group", "level", "follow_up"))
+        found = {}
+        for column in ("patients", "eot_responders", "still_responding"):
+            value = _value(frame.loc[row, column])
+            if value is not None:
+                found[column] = grid.cell(
+                    ("durable", column, *key), value, ("durability", row, column), sensitive=True
+                )
+        for small, large in (
+            ("still_responding", "eot_responders"),
+            ("eot_responders", "patients"),
+        ):
+            if small in found and large in found:
+                rest = grid.cell(
+                    ("durable", f"{large} not {small}", *key),
+                    grid.cells[found[large]].value - grid.cells[found[small]].value,
+                    sensitive=True,
+                )
+                grid.total(found[large], [found[small], rest])
+
+
 BUILDERS = {
     "flow": _flow,
     "row_accounting": _row_accounting,
@@ -498,6 +703,14 @@ BUILDERS = {
     "diagnostics": _diagnostics,
 }
 AE_TABLES = ("adverse_event_rates", "adverse_event_rate_ratio")
+S2R_TABLES = ("sessions_to_response", "sessions_to_response_hr", "sessions_to_response_shares")
+SIDE_EFFECT_TABLES = (
+    "side_effect_rates",
+    "side_effect_rate_ratios",
+    "side_effect_durations",
+    "serious_events",
+)
+SIGNAL_TABLES = ("safety_signals", "safety_signal_rate_ratios", "durability")
 # tables that hold no count (estimates only) or only counts derived in another table
 NO_COUNTS = frozenset(
     {
@@ -512,9 +725,15 @@ NO_COUNTS = frozenset(
         "skipped_analyses",  # analyses a design cannot support, with the reason
         "sensitivity_missing",  # its patient counts stay in memory (schemas.outputs.UNPUBLISHED)
         "tipping_point",
+        "sessions_to_response_curve",  # estimates only, cut below the threshold at risk
+        "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
+        # assessments per session count, pooled upwards to at least max(10, threshold) rows
+        "dose_response",
     }
 )
-KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})
+KNOWN = frozenset(
+    {*BUILDERS, *AE_TABLES, *S2R_TABLES, *SIDE_EFFECT_TABLES, *SIGNAL_TABLES, *NO_COUNTS}
+)
 
 
 def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
@@ -539,6 +758,13 @@ def link_tables(tables: Mapping[str, pd.DataFrame]) -> CellGrid:
             for ae in AE_TABLES:
                 if ae in tables:
                     _adverse_events(grid, tables[ae], links, ae)
+    for name in S2R_TABLES:
+        if name in tables:
+            _sessions_to_response(grid, tables[name], name)
+    _side_effects(grid, tables)
+    _safety_signals(grid, tables)
+    if "durability" in tables:
+        _durability(grid, tables["durability"])
     return _true_relations(grid)
 
 

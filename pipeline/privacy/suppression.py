@@ -277,6 +277,14 @@ def _rates(frames: Mapping[str, pd.DataFrame], hidden: Hidden, _threshold: int) 
     for name, columns in (
         ("adverse_event_rates", ("rate_per_100", "ci_low", "ci_high")),
         ("adverse_event_rate_ratio", ("rate_ratio", "ci_low", "ci_high", "p_value")),
+        ("side_effect_rates", ("rate_per_100", "ci_low", "ci_high")),
+        ("side_effect_rate_ratios", ("rate_ratio", "ci_low", "ci_high", "p_value")),
+        ("sessions_to_response", ("median", "ci_low", "ci_high")),
+        ("safety_signals", ("rate_per_100", "ci_low", "ci_high")),
+        ("durability", ("change", "ci_low", "ci_high", "share", "share_low", "share_high")),
+        ("safety_signal_rate_ratios", ("rate_ratio", "ci_low", "ci_high", "p_value")),
+        ("sessions_to_response_shares", ("share", "ci_low", "ci_high")),
+        ("sessions_to_response_hr", ("hazard_ratio", "log_hr", "std_err", "ci_low", "ci_high")),
     ):
         if name in frames:
             rows = {r for r, _ in hidden.get(name, set())}
@@ -289,6 +297,10 @@ WITHHOLD = {
     "mean_by_visit": _mean_by_visit,
     "responders": _responders,
     "adverse_event_rates": _rates,
+    "side_effect_rates": _rates,
+    "sessions_to_response": _rates,
+    "safety_signals": _rates,
+    "durability": _rates,
 }
 
 

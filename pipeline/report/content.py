@@ -28,12 +28,17 @@ from pipeline.report.sections.appendix import appendix_section
 from pipeline.report.sections.common import fit_flags
 from pipeline.report.sections.data import data_section
 from pipeline.report.sections.diagnostics import diagnostics_section
+from pipeline.report.sections.dose_response import dose_response_section
+from pipeline.report.sections.durability import durability_section
 from pipeline.report.sections.methods import methods_text
 from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
+from pipeline.report.sections.safety_signals import safety_signals_section
 from pipeline.report.sections.sensitivity import sensitivity_section
+from pipeline.report.sections.sessions_needed import sessions_needed_section
+from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.summary import summary_section
 from pipeline.report.sections.table_one import table_one_section
 
@@ -87,12 +92,17 @@ def build_content(
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
         summary_section(tables, config),
+        safety_signals_section(tables, note),
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),
         outcomes_section(tables, analysis, config, flags),
         responders_section(tables, config, note),
         safety_section(tables, note),
+        sessions_needed_section(tables, note),
+        dose_response_section(tables, note),
+        durability_section(tables, note),
+        side_effects_section(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,

@@ -334,3 +334,103 @@ def flow_diagram(flow: pd.DataFrame) -> Figure:
                 arrowprops={**arrow, "shrinkB": 6},
             )
     return fig
+
+
+def response_curves(curve: pd.DataFrame, *, panel_labels: Mapping[str, str]) -> Figure:
+    """Kaplan–Meier share not yet responded by sessions completed, one panel per endpoint.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        Rows of ``sessions_to_response_curve`` for one grouping: ``endpoint, level, sessions,
+        survival, ci_low, ci_high`` (levels in table order).
+    panel_labels : mapping of str to str
+        Endpoint -> panel title, in panel order (endpoints absent from ``curve`` are skipped).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Step curves from 1 at 0 sessions, with the pointwise 95 % CI as a shaded step band.
+    """
+    curve = _numeric(curve, ["sessions", "survival", "ci_low", "ci_high"])
+    panels = [p for p in panel_labels if p in set(curve["endpoint"])]
+    levels = list(dict.fromkeys(curve["level"]))
+    fig, axes = plotting.figure(1, max(1, len(panels)), FULL_WIDTH, 2.8, sharey=True)
+    with plotting.house_style():
+        for ax, panel in zip(axes[0], panels, strict=False):
+            for k, level in enumerate(levels):
+                part = curve[(curve["endpoint"] == panel) & (curve["level"] == level)]
+                if part.empty:
+                    continue
+                style = plotting.group_style(k)
+                x = np.concatenate([[0.0], part["sessions"].to_numpy(float)])
+                y = np.concatenate([[1.0], part["survival"].to_numpy(float)])
+                ax.step(
+                    x,
+                    y,
+                    where="post",
+                    color=style["color"],
+                    linestyle=style["linestyle"],
+                    label=str(level),
+                )
+                low = np.concatenate([[1.0], part["ci_low"].to_numpy(float)])
+                high = np.concatenate([[1.0], part["ci_high"].to_numpy(float)])
+                ax.fill_between(x, low, high, step="post", color=style["color"], alpha=0.15)
+            ax.set_title(panel_labels[panel])
+            ax.set_xlabel("Sessions completed")
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("Share not yet responded")
+        plotting.legend_below(fig, [axes[0][0]], ncols=4)
+    return fig
+
+
+def rates_by_kind(rates: pd.DataFrame, *, panel_labels: Mapping[str, str]) -> Figure:
+    """Adverse events per 100 sessions by type, one panel per grouping, levels side by side.
+
+    Parameters
+    ----------
+    rates : pandas.DataFrame
+        ``side_effect_rates`` rows over all severities: ``group, level, ae_type,
+        rate_per_100, ci_low, ci_high`` (withheld values are not drawn).
+    panel_labels : mapping of str to str
+        Grouping -> panel title, in panel order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rates with their exact 95 % CI; types top to bottom in table order.
+    """
+    rates = _numeric(rates, ["rate_per_100", "ci_low", "ci_high"])
+    panels = [p for p in panel_labels if p in set(rates["group"])]
+    kinds = list(dict.fromkeys(rates["ae_type"]))
+    fig, axes = plotting.figure(1, max(1, len(panels)), FULL_WIDTH, 0.9 + 0.3 * len(kinds))
+    with plotting.house_style():
+        for ax, panel in zip(axes[0], panels, strict=False):
+            part = rates[rates["group"] == panel]
+            levels = list(dict.fromkeys(part["level"]))
+            for k, level in enumerate(levels):
+                rows = part[part["level"] == level].set_index("ae_type").reindex(kinds)
+                y = np.arange(len(kinds))[::-1] + 0.15 * (k - (len(levels) - 1) / 2)
+                keep = rows["rate_per_100"].notna().to_numpy()
+                style = plotting.group_style(k)
+                ax.errorbar(
+                    rows["rate_per_100"].to_numpy()[keep],
+                    y[keep],
+                    xerr=[
+                        (rows["rate_per_100"] - rows["ci_low"]).to_numpy()[keep],
+                        (rows["ci_high"] - rows["rate_per_100"]).to_numpy()[keep],
+                    ],
+                    fmt=style["marker"],
+                    color=style["color"],
+                    markersize=4,
+                    capsize=2,
+                    linewidth=1,
+                    label=str(level),
+                )
+            ax.set_yticks(np.arange(len(kinds))[::-1], kinds)
+            ax.set_title(panel_labels[panel])
+            ax.set_xlabel("Events per 100 sessions (95 % CI)")
+            ax.grid(axis="x", alpha=0.3)
+        plotting.legend_below(fig, axes[0], ncols=4)
+    return fig

@@ -218,6 +218,192 @@ class TippingPoint(_Output):
     verdict: Series[str] = pa.Field(isin=list(MCID_VERDICTS))
 
 
+class _ByEndpoint(_Output):
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    endpoint: Series[str] = pa.Field(isin=["mcid", "halved"])
+    group: Series[str]
+    level: Series[str]
+
+
+class SessionsToResponse(_ByEndpoint):
+    """``sessions_to_response``: median sessions to first response per group level."""
+
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    median: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SessionsToResponseShares(_ByEndpoint):
+    """``sessions_to_response_shares``: share responded within the claimed sessions."""
+
+    within_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    at_risk_after: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    method: Series[str]
+
+
+class SessionsToResponseHr(_ByEndpoint):
+    """``sessions_to_response_hr``: Cox hazard ratio of responding, level vs reference."""
+
+    reference: Series[str]
+    adjusted_for: Series[str] = pa.Field(nullable=True)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    log_hr: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    hazard_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SessionsToResponseCurve(_ByEndpoint):
+    """``sessions_to_response_curve``: Kaplan–Meier share not yet responded, by sessions."""
+
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    survival: Series[float] = pa.Field(ge=0, le=1)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
+class SideEffectRates(_Output):
+    """``side_effect_rates``: events per 100 recorded sessions by type and severity."""
+
+    group: Series[str] = pa.Field(isin=["depth", "twitch"])
+    level: Series[str]
+    ae_type: Series[str]
+    ae_severity: Series[str]
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_per_100: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+
+
+class SideEffectRateRatios(_Output):
+    """``side_effect_rate_ratios``: rate ratio per event type, level vs reference."""
+
+    group: Series[str] = pa.Field(isin=["depth", "twitch"])
+    level: Series[str]
+    reference: Series[str]
+    ae_type: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class SideEffectDurations(_Output):
+    """``side_effect_durations``: how long events lasted, per type, where recorded."""
+
+    ae_type: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    with_duration: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    median_hours: Series[float] = pa.Field(ge=0)
+    ci_low: Series[float] = pa.Field(ge=0)
+    ci_high: Series[float] = pa.Field(ge=0)
+    q1_hours: Series[float] = pa.Field(ge=0)
+    q3_hours: Series[float] = pa.Field(ge=0)
+    share_beyond: Series[float] = pa.Field(ge=0, le=1)
+    beyond_hours: Series[float] = pa.Field(ge=0)
+
+
+class SeriousEvents(_Output):
+    """``serious_events``: serious or severe events counted by kind, never by patient."""
+
+    ae_type: Series[str]
+    ae_severity: Series[str]
+    serious: Series[str]
+    depth: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+
+
+class SafetySignals(_Output):
+    """``safety_signals``: needled patients with a contraindication or caution flag."""
+
+    flag: Series[str]
+    not_a_candidate: Series[pd.BooleanDtype]
+    depth: Series[str]
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    recorded_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_per_100: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    method: Series[str]
+
+
+class SafetySignalRateRatios(_Output):
+    """``safety_signal_rate_ratios``: adverse-event rate of flagged vs unflagged patients."""
+
+    flag: Series[str]
+    events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_events: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    ref_sessions: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    rate_ratio: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_low: Series[float] = pa.Field(nullable=True, ge=0)
+    ci_high: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+    note: Series[str] = pa.Field(nullable=True)
+
+
+class DoseResponse(_Output):
+    """``dose_response``: improvement from one session count to the next, with its CI."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    sessions: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    previous: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    top: Series[bool]
+    assessments: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    gain: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    flat_from: Series[bool]
+    method: Series[str]
+
+
+class Durability(_Output):
+    """``durability``: change from the end of treatment, and responders still responding."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    group: Series[str]
+    level: Series[str]
+    follow_up: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    weeks_after: Series[float] = pa.Field(nullable=True)
+    change: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    eot_responders: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    still_responding: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    share: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    share_low: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    share_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -230,6 +416,18 @@ MODELS: dict[str, type[_Output]] = {
     "flow": Flow,
     "sensitivity_missing": SensitivityMissing,
     "tipping_point": TippingPoint,
+    "sessions_to_response": SessionsToResponse,
+    "sessions_to_response_shares": SessionsToResponseShares,
+    "sessions_to_response_hr": SessionsToResponseHr,
+    "sessions_to_response_curve": SessionsToResponseCurve,
+    "side_effect_rates": SideEffectRates,
+    "side_effect_rate_ratios": SideEffectRateRatios,
+    "side_effect_durations": SideEffectDurations,
+    "serious_events": SeriousEvents,
+    "dose_response": DoseResponse,
+    "durability": Durability,
+    "safety_signals": SafetySignals,
+    "safety_signal_rate_ratios": SafetySignalRateRatios,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 

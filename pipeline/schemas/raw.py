@@ -13,6 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -36,6 +37,8 @@ ADVERSE_EVENTS = (
     "other",
 )
 SEVERITIES = ("mild", "moderate", "severe")
+# The kinds of one adverse-event row (``none`` is a session without an event, never a row).
+AE_TYPES = tuple(e for e in ADVERSE_EVENTS if e != "none")
 CONTRAINDICATIONS = (
     "anticoagulants",
     "bleeding_disorder",
@@ -331,6 +334,39 @@ class Assessments(pa.DataFrameModel):
         strict = False
 
 
+class AdverseEvents(pa.DataFrameModel):
+    """One row per adverse event after a session; a session may have several (or none).
+
+    Sources that record adverse events as several flag columns or a delimited list are mapped
+    to this table by the ingestion adapters. A study whose sessions carry the single
+    `adverse_event` / `ae_severity` columns instead gets one row per session with an event
+    (derive/adverse_events.py).
+    """
+
+    patient_id: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": 64},
+        description="Patient identifier; with session_number, must match a valid session.",
+    )
+    session_number: Series[pd.Int64Dtype] = pa.Field(
+        ge=1, le=200, description="Session after which the event occurred."
+    )
+    ae_type: Series[str] = pa.Field(isin=AE_TYPES, description="Kind of adverse event.")
+    ae_severity: Optional[Series[str]] = pa.Field(  # noqa: UP045
+        isin=SEVERITIES, nullable=True, description="Severity of the event."
+    )
+    ae_duration_hours: Optional[Series[float]] = pa.Field(  # noqa: UP045
+        ge=0, nullable=True, description="How long the event lasted, in hours."
+    )
+    serious: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
+        "A serious adverse event (e.g. needing medical care)."
+    )
+
+    class Config:
+        """Validation settings."""
+
+        strict = False
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "patients": Patients,
     "sessions": Sessions,
@@ -543,4 +579,42 @@ def data_dictionary_markdown() -> str:
         if row_rules:
             lines += ["", "Row rules:", ""] + [f"- {rule}" for rule in row_rules]
         lines.append("")
+    lines += _event_table_markdown()
     return "\n".join(lines)
+
+
+def _event_table_markdown() -> list[str]:
+    """Document the adverse-event table (not yet one of the tables :data:`MODELS` reads)."""
+    schema = AdverseEvents.to_schema()
+    kinds = {
+        name: "integer"
+        if str(c.dtype) == "Int64"
+        else "number"
+        if str(c.dtype) == "float64"
+        else "yes/no"
+        if str(c.dtype) == "boolean"
+        else "text"
+        for name, c in schema.columns.items()
+    }
+    lines = [
+        "## adverse_events",
+        "",
+        inspect.cleandoc(AdverseEvents.__doc__ or ""),
+        "",
+        "| column | type | required | allowed values | description |",
+        "|---|---|---|---|---|",
+    ]
+    for name, column in schema.columns.items():
+        need = "required" if column.required else "optional"
+        if column.required and not column.nullable:
+            need += ", filled"
+        lines.append(
+            f"| `{name}` | {kinds[name]} | {need} | {_allowed(column)} | "
+            f"{column.description or ''} |"
+        )
+    lines += [
+        "",
+        "No row key: a session may have several events, of the same type or not.",
+        "",
+    ]
+    return lines

@@ -19,9 +19,12 @@ from pipeline.schemas.outputs import (
 )
 
 TABLES = Path(__file__).resolve().parents[2] / "tests" / "expected" / "tables"
+# the demo records no adverse-event durations; tests/describe/test_side_effects.py checks the
+# table made from the simulator's event table against its contract
+NOT_IN_DEMO = {"side_effect_durations"}
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - NOT_IN_DEMO))
 def test_the_published_columns_are_those_of_the_contract(name):
     header = (TABLES / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     published = [c for c in columns(MODELS[name]) if c not in UNPUBLISHED.get(name, ())]
