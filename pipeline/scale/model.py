@@ -24,6 +24,7 @@ by schedule; they are reduced per evaluation (issue 22's second route).
 
 from __future__ import annotations
 
+import functools
 import time as clock
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -157,6 +158,18 @@ def scan_partition(path: Path, spec: ModelSpec) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=32)
+def _design_info(rhs: str, levels: tuple, numeric: tuple) -> Any:
+    """Build patsy's design of ``rhs`` for these levels (where used: it does not pickle)."""
+    width = max([len(v) for _, v in levels] + [2])
+    grid: dict[str, Any] = {
+        c: pd.Categorical([v[i % len(v)] for i in range(width)], categories=list(v))
+        for c, v in levels
+    }
+    grid.update({c: np.arange(width, dtype=float) for c in numeric})
+    return patsy.dmatrix(rhs, pd.DataFrame(grid)).design_info
+
+
 @dataclass(frozen=True)
 class ModelFrame:
     """The study-wide levels, means and visit times of one model's rows."""
@@ -167,11 +180,12 @@ class ModelFrame:
     points: dict[int, float]
     n_rows: int
     n_patients: int
-    design_info: Any
 
-    def categories(self) -> dict[str, list]:
-        """Levels of each categorical variable, in model order."""
-        return self.levels
+    @property
+    def design_info(self) -> Any:
+        """The patsy design of the model, coded with the study-wide levels."""
+        levels = tuple((c, tuple(v)) for c, v in self.levels.items())
+        return _design_info(self.spec.rhs, levels, tuple(self.means))
 
     def summary_rows(self) -> pd.DataFrame:
         """Return one row with every level (as categories) and the numeric means.
@@ -186,7 +200,9 @@ class ModelFrame:
         return pd.DataFrame(row)
 
 
-def model_frame(spec: ModelSpec, scans: Sequence[dict[str, Any]], order: Mapping[str, list]):
+def model_frame(
+    spec: ModelSpec, scans: Sequence[dict[str, Any]], order: Mapping[str, list]
+) -> ModelFrame:
     """Add the partitions' scans up into the :class:`ModelFrame` of ``spec``.
 
     ``order`` holds the study-wide level order of the categorical columns of the analysis data
@@ -210,16 +226,7 @@ def model_frame(spec: ModelSpec, scans: Sequence[dict[str, Any]], order: Mapping
             acc[0] += total
             acc[1] += count
     points = {v: visits[v][0] / visits[v][1] for v in sorted(visits)}
-    width = max([len(v) for v in levels.values()] + [2])
-    grid = {
-        c: pd.Categorical([v[i % len(v)] for i in range(width)], categories=v)
-        for c, v in levels.items()
-    }
-    grid.update({c: np.arange(width, dtype=float) for c in means})
-    design_info = patsy.dmatrix(spec.rhs, pd.DataFrame(grid)).design_info
-    return ModelFrame(
-        spec, levels, means, points, n_rows, sum(s["n_patients"] for s in scans), design_info
-    )
+    return ModelFrame(spec, levels, means, points, n_rows, sum(s["n_patients"] for s in scans))
 
 
 def build_part(path: Path, frame: ModelFrame, q: int) -> GroupedCrossproducts:

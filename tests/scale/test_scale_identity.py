@@ -121,12 +121,21 @@ def test_a_dask_cluster_gives_the_same_tables_and_survives_a_lost_worker(tmp_pat
     sentence without touching the reports; a rerun succeeds."""
     distributed = pytest.importorskip("distributed")
     _, reference = polars_run
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GB",
-        dashboard_address=None,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1GB",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         config = _config(
-            tmp_path, "dask", backend="dask", scheduler=cluster.scheduler_address,
+            tmp_path,
+            "dask",
+            backend="dask",
+            scheduler=cluster.scheduler_address,
             partition_size=60,
         )
         pids = list(client.run(os.getpid).values())
