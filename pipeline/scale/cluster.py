@@ -34,9 +34,20 @@ class LocalExecutor:
     name = "polars (this process)"
     n_workers = 1
 
-    def map(self, function: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
-        """Return ``[function(item, *args) for item in items]``."""
-        return [function(item, *args) for item in items]
+    def map(
+        self,
+        function: Callable[..., Any],
+        items: Sequence[Any],
+        *args: Any,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        """Return ``[function(item, *args) for item in items]``; ``progress(done, total)``."""
+        out = []
+        for item in items:
+            out.append(function(item, *args))
+            if progress:
+                progress(len(out), len(items))
+        return out
 
     def keep(self, function: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
         """Build one object per item and keep it (here: in memory); return handles to them."""
@@ -80,9 +91,24 @@ class DaskExecutor:
                 "written to the reports folder: run again"
             ) from None
 
-    def map(self, function: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
-        """Run ``function(item, *args)`` for every item on the cluster; return the results."""
-        return self._gather(self.keep(function, items, *args))
+    def map(
+        self,
+        function: Callable[..., Any],
+        items: Sequence[Any],
+        *args: Any,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        """Run ``function(item, *args)`` for every item on the cluster; return the results.
+
+        ``progress(done, total)`` is called as tasks finish.
+        """
+        from distributed import as_completed
+
+        futures = self.keep(function, items, *args)
+        if progress:
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress(done, len(futures))
+        return self._gather(futures)
 
     def keep(self, function: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
         """Build one object per item on the workers and keep it there; return the futures."""
@@ -143,4 +169,12 @@ def executor(engine: EngineSettings) -> Iterator[LocalExecutor | DaskExecutor]:
                     "start one with `dask scheduler` and workers with `dask worker "
                     f'{engine.scheduler}`, or set scheduler = "local"'
                 ) from None
-        yield DaskExecutor(client)
+        from distributed import CancelledError
+
+        try:
+            yield DaskExecutor(client)
+        except (CancelledError, OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"the Dask cluster stopped during the run ({type(exc).__name__}); nothing was "
+                "written to the reports folder: run again once the scheduler and workers are up"
+            ) from None

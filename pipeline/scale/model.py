@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import time as clock
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,7 +358,11 @@ def model_tables(frame: ModelFrame, scaled: ScaledFit, seconds: float) -> dict[s
 
 
 def fit_headlines(
-    executor: Any, paths: Sequence[Path], config: Config, order: Mapping[str, list]
+    executor: Any,
+    paths: Sequence[Path],
+    config: Config,
+    order: Mapping[str, list],
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Fit every headline trajectory model over the partitions; return the tidy tables.
 
@@ -373,14 +377,20 @@ def fit_headlines(
     order : mapping
         Study-wide level order of the categorical columns (:func:`tables.global_levels`).
 
+    progress : callable, optional
+        Called with one line as each model starts and ends.
+
     Returns
     -------
     dict of str to pandas.DataFrame
         ``fixed_effects, variance_components, contrasts, emmeans, diagnostics``, one block per
         model.
     """
+    say = progress or (lambda line: None)
     out: dict[str, list[pd.DataFrame]] = {}
-    for spec in model_specs(config, order):
+    specs = model_specs(config, order)
+    for number, spec in enumerate(specs, start=1):
+        say(f"  model {number}/{len(specs)}: {spec.response} ~ {spec.rhs}")
         started = clock.perf_counter()
         scans = executor.map(scan_partition, list(paths), spec)
         used = [p for p, s in zip(paths, scans, strict=True) if s["n_rows"]]
@@ -389,6 +399,10 @@ def fit_headlines(
             continue
         frame = model_frame(spec, scans, order)
         scaled = fit_partitions(executor, used, frame)
+        say(
+            f"  model {number}/{len(specs)}: {scaled.evaluations} criterion evaluations, "
+            f"{clock.perf_counter() - started:.1f} s"
+        )
         for name, table in model_tables(frame, scaled, clock.perf_counter() - started).items():
             out.setdefault(name, []).append(table)
     return {name: pd.concat(tables, ignore_index=True) for name, tables in out.items()}

@@ -159,7 +159,14 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
         with executor(config.engine) as pool:
             say(f"validate + derive: {n_parts} partition(s) on {pool.name}")
             t0 = clock.perf_counter()
-            reports = pool.map(process_partition, list(range(n_parts)), staging, raw, config)
+            reports = pool.map(
+                process_partition,
+                list(range(n_parts)),
+                staging,
+                raw,
+                config,
+                progress=lambda done, total: say(f"  validate + derive: {done}/{total} partitions"),
+            )
             merged = merge_reports(reports, raw)
             seconds["validate_derive"] = clock.perf_counter() - t0
             written = write_validation(config, merged)
@@ -171,7 +178,7 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
             parts = [out.processed / ANALYSIS / f"part-{k:05d}.parquet" for k in range(n_parts)]
             say(f"models: headline trajectory models over {n_parts} partition(s)")
             t0 = clock.perf_counter()
-            models = fit_headlines(pool, parts, config, levels)
+            models = fit_headlines(pool, parts, config, levels, say)
             seconds["models"] = clock.perf_counter() - t0
             backend = pool.name
     finally:
