@@ -152,9 +152,12 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
     shutil.rmtree(staging, ignore_errors=True)
     for stale in [*TABLES, ANALYSIS]:
         shutil.rmtree(out.processed / stale, ignore_errors=True)
-    say(f"partition: {n_patients} patients into {n_parts} partition(s) by patient hash")
     raw = partition_inputs(paths, staging, n_parts)
     seconds["partition"] = clock.perf_counter() - started
+    say(
+        f"partition: {n_patients} patients into {n_parts} partition(s) by patient hash, "
+        f"{seconds['partition']:.1f} s"
+    )
     try:
         with executor(config.engine) as pool:
             say(f"validate + derive: {n_parts} partition(s) on {pool.name}")
