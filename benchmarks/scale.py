@@ -196,6 +196,19 @@ def summary(table: pd.DataFrame) -> str:
             f"{'met' if row.peak_pss_mb < 8192 else 'not met'}.",
             "",
         ]
+    if len(polars) and 1_000_000 not in set(polars["patients"]):
+        largest = polars.iloc[-1]
+        per = largest["cpu_s"] / largest["patients"]
+        lines += [
+            f"Not measured in this file: 1,000,000 and 10,000,000 patients (the runs were not "
+            f"finished before this file was written). Projection from the CPU time of the "
+            f"{largest.patients:,}-patient run, linear in patients (every stage is a pass over "
+            f"the patients; the number of criterion evaluations does not grow with them): "
+            f"{per * 1e6 / 60:.0f} min of CPU at 1,000,000 patients and "
+            f"{per * 1e7 / 3600:.1f} h at 10,000,000 on one core of this machine, before "
+            "dividing by the workers. A projection, not a measurement.",
+            "",
+        ]
     dask = table[table["backend"] == "dask"]
     for patients, runs in dask.groupby("patients"):
         by = runs.set_index("workers")
