@@ -200,8 +200,8 @@ def summary(table: pd.DataFrame) -> str:
         largest = polars.iloc[-1]
         per = largest["cpu_s"] / largest["patients"]
         lines += [
-            f"Not measured in this file: 1,000,000 and 10,000,000 patients (the runs were not "
-            f"finished before this file was written). Projection from the CPU time of the "
+            f"Not measured in this file: 1,000,000 and 10,000,000 patients (not run). "
+            f"Projection from the CPU time of the "
             f"{largest.patients:,}-patient run, linear in patients (every stage is a pass over "
             f"the patients; the number of criterion evaluations does not grow with them): "
             f"{per * 1e6 / 60:.0f} min of CPU at 1,000,000 patients and "
