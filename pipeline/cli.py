@@ -94,6 +94,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import PDF_NAME, REPORT_NAME, run
 
     config = load_config(args.config)
+    if config.engine.backend != "pandas":
+        from pipeline.scale.run import run_scaled
+
+        scaled = run_scaled(config, progress=lambda line: print(line, file=sys.stderr))
+        _print_accounting(scaled.merged.accounting)
+        quarantined = int(scaled.merged.accounting["quarantined_rows"].sum())
+        if quarantined:
+            print(f"{quarantined} row(s) quarantined; reasons in {config.outputs.quarantine}/")
+        print(f"Tables written to {config.outputs.tables}/ (no HTML report at scale)")
+        return EXIT_OK
     result = run(config, progress=_progress, refit=args.refit)
     _print_accounting(result.validation.accounting)
     for row in result.not_estimable:

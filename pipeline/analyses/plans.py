@@ -747,6 +747,20 @@ def _emmeans(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def plan_contrasts(plan: ModelPlan, fit: Any) -> pd.DataFrame:
+    """Return the contrasts table of a plan fitted elsewhere (:mod:`pipeline.scale`), as here.
+
+    ``fit`` needs ``design_columns``, ``design_matrix`` and ``contrast``; ``plan.rows`` may be
+    any frame with the model rows' levels and means (what the marginal means read of them).
+    """
+    return _contrasts(plan, fit)
+
+
+def plan_emmeans(plan: ModelPlan, fit: Any) -> pd.DataFrame | None:
+    """Return the marginal means of a plan fitted elsewhere, as :func:`plan_contrasts`."""
+    return _emmeans(plan, fit)
+
+
 def _effect_sizes(plan: ModelPlan, contrasts: pd.DataFrame) -> pd.DataFrame:
     """Contrasts of group means (not of slopes) divided by the pooled baseline SD."""
     groups = None

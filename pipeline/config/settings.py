@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -503,16 +504,29 @@ class PrivacySettings:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """How the models are fitted: worker processes and the fit cache's key.
+    """How the data are processed and the models fitted.
 
     ``workers`` is the number of processes fitting models at a time (0: one per core); each
     holds one model's design, so fewer workers need less memory. ``cache_key_file`` is the
     HMAC key that authenticates the fit cache (default: ``$NEEDLING_CACHE_KEY_FILE``, else
     ``$XDG_CONFIG_HOME/needling-outcomes/cache.key``, see :mod:`pipeline.analyses.cache`).
+
+    ``backend`` chooses the engine (docs/scale.md): ``pandas`` (the default: every table in
+    memory in one process), ``polars`` (out of core on one machine: the raw tables are split
+    by patient hash into Parquet partitions by Polars' streaming engine and processed one
+    partition at a time) or ``dask`` (the partitions are processed and the models reduced on
+    a Dask distributed cluster). ``scheduler`` is ``"local"`` (a ``LocalCluster`` of
+    ``workers`` processes on this machine, ``worker_memory`` each) or the address of an
+    existing scheduler, ``"tcp://host:8786"``; ``partition_size`` is the number of patients
+    per partition.
     """
 
     workers: int = 0
     cache_key_file: Path | None = None
+    backend: str = "pandas"
+    scheduler: str = "local"
+    partition_size: int = 100_000
+    worker_memory: str = "4GB"
 
 
 @dataclass(frozen=True)
@@ -959,13 +973,39 @@ def _free_text(section: dict, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+BACKENDS = ("pandas", "polars", "dask")
+
+
 def load_engine(raw: dict[str, Any], path: Path) -> EngineSettings:
-    """Read the optional ``[engine]`` section (worker processes, fit-cache key file)."""
+    """Read the optional ``[engine]`` section (workers, fit-cache key, backend, partitions)."""
     section = _section(raw, "engine", path, EngineSettings, required=False)
     key_file = section.get("cache_key_file")
+    d = EngineSettings()
+    backend = _choice(section, "backend", path, "engine", d.backend, BACKENDS)
+    scheduler = _text(section, "scheduler", path, "engine", d.scheduler)
+    if scheduler != "local" and not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d{1,5}", scheduler):
+        raise _fail(
+            path,
+            "engine.scheduler",
+            f'must be "local" or a scheduler address such as "tcp://10.0.0.5:8786", '
+            f"got {scheduler!r}",
+        )
+    if "scheduler" in section and backend != "dask":
+        raise _fail(path, "engine.scheduler", f'is read by backend = "dask" only, not {backend!r}')
+    memory = _text(section, "worker_memory", path, "engine", d.worker_memory)
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(MB|GB|MiB|GiB)", memory):
+        raise _fail(
+            path, "engine.worker_memory", f'must be a size such as "4GB" or "512MB", got {memory!r}'
+        )
     return EngineSettings(
-        workers=_whole(section, "workers", path, "engine", EngineSettings.workers, 0, 512),
+        workers=_whole(section, "workers", path, "engine", d.workers, 0, 512),
         cache_key_file=_path(section, "cache_key_file", path, "engine") if key_file else None,
+        backend=backend,
+        scheduler=scheduler,
+        partition_size=_whole(
+            section, "partition_size", path, "engine", d.partition_size, 1, 100_000_000
+        ),
+        worker_memory=memory,
     )
 
 

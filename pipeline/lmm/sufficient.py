@@ -41,7 +41,7 @@ optimiser and inference code runs), and :func:`fit_sufficient` fits the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -77,6 +77,7 @@ __all__ = [
     "SufficientFit",
     "SufficientStatistics",
     "combine_statistics",
+    "fit_crossproducts",
     "fit_sufficient",
     "schedule_statistics",
 ]
@@ -822,10 +823,54 @@ def fit_sufficient(
     if len(names) != stats.q or len(design_columns) != stats.p:
         raise ValueError("names do not match the statistics' random or fixed effects")
     kind = NestedSufficientCrossproducts if site else SufficientCrossproducts
-    gc = kind(stats)
+    return fit_crossproducts(
+        kind(stats),
+        design_columns,
+        group,
+        names,
+        reml=reml,
+        df_method=df_method,
+        site=site,
+        intercept_only=lambda: kind(stats.random_effects_subset([0])),
+    )
+
+
+def fit_crossproducts(
+    gc: GroupedCrossproducts,
+    design_columns: Sequence[str],
+    group: str,
+    random_effects: Sequence[str],
+    *,
+    reml: bool = True,
+    df_method: Literal["satterthwaite", "z"] = "satterthwaite",
+    site: str | None = None,
+    intercept_only: Callable[[], GroupedCrossproducts] | None = None,
+) -> SufficientFit:
+    """Fit from any object with the criterion interface of ``GroupedCrossproducts``.
+
+    The optimiser, the random-slope fallback and lmerTest's Satterthwaite inference of
+    :func:`fit_sufficient`, for a criterion evaluated elsewhere, e.g. summed over the
+    partitions of a distributed data set (:mod:`pipeline.scale`): only ``gc`` touches data.
+
+    Parameters
+    ----------
+    gc : GroupedCrossproducts
+        The criterion (``terms``, ``derivatives``, ``profiled_deviance``...).
+    design_columns, group, random_effects, reml, df_method, site
+        As :func:`fit_sufficient`.
+    intercept_only : callable, optional
+        Returns the criterion of the random-intercept model, for the fallback of a singular
+        or non-converged random-slope model (required when ``gc.q == 2``).
+
+    Returns
+    -------
+    SufficientFit
+        Estimates and inference.
+    """
+    names = list(random_effects)
     theta, ok = _optimum(gc, reml)
     fallback = None
-    if stats.q == 2:
+    if gc.q == 2:
         sigma = gc.sigma_hat(theta, reml)
         patient = theta[:-1] if site else theta
         reason = singular_reason(patient, 2, ["intercept", f"{names[1]} slope"], sigma)
@@ -836,9 +881,10 @@ def fit_sufficient(
                 f"{why or 'did not converge'}; refitted with a random intercept only "
                 f"(1 | {group})."
             )
-            stats = stats.random_effects_subset([0])
+            if intercept_only is None:
+                raise ValueError("a random-slope fit needs the random-intercept criterion")
             names = names[:1]
-            gc = kind(stats)
+            gc = intercept_only()
             theta, ok = _optimum(gc, reml)
     terms = gc.terms(theta)
     sigma = float(np.sqrt(terms.pwrss / (gc.n_obs - gc.p if reml else gc.n_obs)))

@@ -38,6 +38,7 @@ STAGES = {
     "demo": 11,
     "planning": 11,  # the next study: simulates the analyses, words them like the report
     "federate": 11,  # a network of clinics: shares and pools the analyses, its own report
+    "scale": 11,  # registry scale: validates, derives and fits over partitions (Polars, Dask)
     "runner": 12,
     "api": 12,
     "cli": 13,
