@@ -9,9 +9,10 @@ check, value, reason``):
    every row is reported at once.
 3. **Cross-table checks**: a row key written twice quarantines every copy (nothing tells which
    copy is right); sessions and assessments must belong to a valid patient and must not be dated
-   before that patient's enrolment; among the rows that pass every other rule, a patient's
-   visits (and sessions) must not be dated out of the order of their numbers (every row of an
-   inverted pair is quarantined, since nothing tells which date is wrong).
+   before that patient's enrolment; no date may lie after the run date (``date_in_future``);
+   among the rows that pass every other rule, a patient's visits (and sessions) must not be dated
+   out of the order of their numbers (every row of an inverted pair is quarantined, since
+   nothing tells which date is wrong).
 
 Problems an adapter of :mod:`pipeline.ingest.adapters` found while mapping a clinic's file (e.g. a
 patient's age differing between the rows of a visit sheet) arrive with the raw table and are
@@ -24,6 +25,7 @@ are valid. Nothing is dropped: for every table, raw rows = valid rows + quaranti
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -354,6 +356,7 @@ _RULES = {
     "unknown_patient": "patient_id is not in the patients file",
     "quarantined_patient": "patient_id belongs to a quarantined patients row",
     "date_before_enrolment": "dated before the patient's enrolment",
+    "date_in_future": "dated after the day the data were validated",
     "out_of_order": "dated out of the order of its visit or session number",
     "conflicting_values": "the patient's details differ between rows of the source file",
     "unknown_event": "the REDCap event is not mapped to a visit",
@@ -800,6 +803,45 @@ def file_names(raw: RawTable, shown: int = 3) -> str:
     return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"
 
 
+def future_dates(table: str, typed: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+    """Failures ``date_in_future`` for every date after ``today`` (the run date).
+
+    Parameters
+    ----------
+    table : str
+        Canonical table name.
+    typed : pandas.DataFrame
+        The parsed table.
+    today : datetime.date
+        The day of the run; a date after it cannot have been recorded yet (a typing error such
+        as 2052 for 2025).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One failure per future date cell.
+    """
+    limit = pd.Timestamp(today)
+    parts = []
+    for column in [c for c, k in column_kinds(table).items() if k == "date" and c in typed]:
+        values = typed[column]
+        if not len(values) or not (values.max() > limit):
+            continue  # (the common case: one comparison of the column's maximum)
+        late = values > limit
+        dates = values[late].dt.strftime("%Y-%m-%d")
+        parts.append(
+            _failures(
+                table,
+                typed.loc[late, SOURCE_ROW],
+                column,
+                "date_in_future",
+                dates,
+                f"{column} " + dates + f" is after the run date {today.isoformat()}",
+            )
+        )
+    return _concat(parts) if parts else _empty_failures()
+
+
 def _own_failures(
     raw: RawTable,
     typed: pd.DataFrame,
@@ -807,11 +849,13 @@ def _own_failures(
     codes: np.ndarray,
     value_failures: pd.DataFrame | None = None,
     extra: Extra = (),
+    today: dt.date | None = None,
 ) -> pd.DataFrame:
     """Failures a table shows on its own: cells, values, row rules and duplicated keys.
 
     ``codes`` are the integer codes of the table's ``patient_id``; ``value_failures`` those of
-    :func:`check_values` (run here when not given).
+    :func:`check_values` (run here when not given); dates after ``today`` (default: the day of
+    the run) fail ``date_in_future``.
     """
     if value_failures is None:
         value_failures = check_values(raw.name, typed, extra)
@@ -825,8 +869,9 @@ def _own_failures(
     repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
         parse_failures[SOURCE_ROW]
     ).to_numpy()
+    future = future_dates(raw.name, typed, today or dt.date.today())
     return _concat(
-        [parse_failures, value_failures[~repeat], duplicate_keys(raw.name, typed, codes)]
+        [parse_failures, value_failures[~repeat], future, duplicate_keys(raw.name, typed, codes)]
     )
 
 
@@ -834,7 +879,7 @@ LINKED = ("sessions", "assessments")
 
 
 def _linked_table(
-    raw: RawTable, index: PatientIndex, extra: Extra = ()
+    raw: RawTable, index: PatientIndex, extra: Extra = (), today: dt.date | None = None
 ) -> tuple[ValidatedTable, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
@@ -848,14 +893,16 @@ def _linked_table(
         positions = index.positions(frame[PATIENT_ID])
         codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
-        own = _own_failures(raw, frame, parse_failures, codes, values.result())
+        own = _own_failures(raw, frame, parse_failures, codes, values.result(), today=today)
     found = _concat([own, links])
     failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
     return _split(raw, frame, failures), failures
 
 
 def validate_study(
-    raw: dict[str, RawTable], ranges: dict[str, tuple[float, float]] | None = None
+    raw: dict[str, RawTable],
+    ranges: dict[str, tuple[float, float]] | None = None,
+    today: dt.date | None = None,
 ) -> Validation:
     """Validate the three canonical tables together.
 
@@ -867,6 +914,8 @@ def validate_study(
     ranges : dict of str to (float, float), optional
         Allowed range of the study's own numeric columns (its declared outcomes,
         :meth:`pipeline.config.settings.Study.ranges`).
+    today : datetime.date, optional
+        The run date: later dates are quarantined (default: today).
 
     Returns
     -------
@@ -884,6 +933,7 @@ def validate_study(
             parse_failures,
             _codes(patients[PATIENT_ID]),
             extra=keys["patients"],
+            today=today,
         )
     }
     valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
@@ -892,7 +942,7 @@ def validate_study(
     # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
     # and pandas kernels that release the interpreter lock, so two threads use both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        checked = pool.map(lambda name: _linked_table(raw[name], index, keys[name]), LINKED)
+        checked = pool.map(lambda name: _linked_table(raw[name], index, keys[name], today), LINKED)
         for name, (table, failed) in zip(LINKED, checked, strict=True):
             tables[name], failures[name] = table, failed
     accounting = pd.DataFrame(

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from pipeline.config.settings import Source, strptime_pattern
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.ingest.readers import LINE, STR, TextTable, read_table
+from pipeline.ingest.readers import LINE, STR, TextTable, not_a_file, read_table
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
 
@@ -135,9 +135,10 @@ def file_label(source: Source, path: Path) -> str:
 
 def read_source_file(source: Source, path: Path) -> TextTable:
     """Read one file of ``source`` with its delimiter, encoding, header row and sheet."""
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem:
         key = source.key("files" if source.kind != "canonical" else "")
-        raise InputFileError(f"{path}: file not found (named in {source.config}: {key})")
+        raise InputFileError(f"{path}: {problem} (named in {source.config}: {key})")
     return read_table(
         path,
         delimiter=source.delimiter,

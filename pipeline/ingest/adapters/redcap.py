@@ -95,7 +95,7 @@ def read_dictionary(source: Source) -> dict[str, Field]:
         The file is missing, unreadable or not a data dictionary.
     """
     path = Path(source.dictionary or "")
-    if not path.is_file():
+    if not path.exists():
         raise InputFileError(
             f"{path}: REDCap data dictionary not found (named in {source.config}: "
             f"{source.key('dictionary')})"

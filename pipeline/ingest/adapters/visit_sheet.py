@@ -18,6 +18,7 @@ may also be mapped on its own).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import VISIT_DATE, Source
@@ -161,9 +162,9 @@ def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piec
     out = out.reset_index(drop=True)
     lineage = pd.DataFrame(
         {
-            "row": [k for k, ls in enumerate(lines) for _ in ls],
+            "row": np.array([k for k, ls in enumerate(lines) for _ in ls], dtype=np.int64),
             SOURCE_FILE: label,
-            SOURCE_LINE: [line for ls in lines for line in ls],
+            SOURCE_LINE: np.array([line for ls in lines for line in ls], dtype=np.int64),
         }
     )
     problems = []
