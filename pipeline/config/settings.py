@@ -61,6 +61,17 @@ SOURCE_UNITS = {
 }
 # A visit sheet's one date column, filling session_date and assessment_date alike.
 VISIT_DATE = "visit_date"
+# The number of ODI sections answered, next to an ODI total written as raw points (units.odi =
+# "points"): the score is points / (5 x answered) x 100, blank when more sections are unanswered
+# than [thresholds] odi_max_missing_sections allows.
+ODI_ANSWERED = "odi_answered"
+# Canonical columns one clinic column may fill together, because that is what it means: a
+# "Termin 3" column numbers the session and the assessment taken before it; one date per time
+# point dates the session and the assessment of that time point.
+SHARED_MEANINGS = (
+    frozenset({"session_number", "visit"}),
+    frozenset({"session_date", "assessment_date"}),
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,8 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
+    shift: dict[str, int] = field(default_factory=dict)
+    odi_max_missing_sections: int = 1
     time_points: dict[str, TimePoints] = field(default_factory=dict)
     instruments: dict[str, str] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
@@ -956,17 +969,35 @@ def _same_column(name: str) -> str:
 
 
 def _one_column_each(mapping: dict[str, str], path: Path, name: str) -> None:
-    """Two canonical columns mapped to one clinic column is an error (which one is meant?)."""
+    """Two canonical columns mapped to one clinic column is an error (which one is meant?).
+
+    Except the pairs of :data:`SHARED_MEANINGS`, which one column may fill together.
+    """
     seen: dict[str, str] = {}
     for canonical, clinic in mapping.items():
         other = seen.setdefault(_same_column(clinic), canonical)
-        if other != canonical:
+        pair = frozenset({other.split(".")[-1], canonical.split(".")[-1]})
+        if other != canonical and pair not in SHARED_MEANINGS:
             raise _fail(
                 path,
                 name,
                 f"{other} and {canonical} both map to '{clinic}'; a clinic column can fill "
                 f"only one canonical column",
             )
+
+
+def _shift(section: object, path: Path, name: str, kinds: dict[str, str]) -> dict[str, int]:
+    """Check ``[sources.shift]``: whole numbers added to whole-number columns (visit = -1)."""
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must map whole-number columns to a number to add, e.g. visit = -1")
+    out = {}
+    for column, step in section.items():
+        if kinds.get(column) != "integer":
+            raise _fail(path, f"{name}.{column}", "only whole-number columns can be shifted")
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise _fail(path, f"{name}.{column}", f"must be a whole number, got {step!r}")
+        out[str(column)] = int(step)
+    return out
 
 
 def _time_points(
@@ -985,7 +1016,7 @@ def _time_points(
             raise _fail(path, f"{name}.points.{label}", f"must be a whole number, got {number!r}")
     number_column = "visit" if table == "assessments" else "session_number"
     allowed = tuple(c for c in column_names(table) if c not in (PATIENT_ID, number_column))
-    allowed += extra
+    allowed += extra + ((ODI_ANSWERED,) if table == "assessments" else ())
     columns = _text_map(section.get("columns", {}), path, f"{name}.columns", keys=allowed)
     weeks = section.get("weeks", {})
     if not isinstance(weeks, dict) or any(
@@ -1036,7 +1067,7 @@ def _source(
     if kind not in SOURCE_KINDS:
         raise _fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
-    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units"}
+    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
     own = {
         "canonical": {"patients", "sessions", "assessments"},
         "visit_sheet": {"files"},
@@ -1059,6 +1090,7 @@ def _source(
     for table_extra in extra.values():
         every.update(table_extra)
     allowed = tuple(every) + ((VISIT_DATE,) if kind == "visit_sheet" else ())
+    allowed += (ODI_ANSWERED,) if kind in ("visit_sheet", "canonical", "redcap") else ()
     columns = _text_map(entry.get("columns", {}), path, f"{name}.columns", keys=allowed)
     patient_id = _choice(entry, "patient_id", path, name, "compact", PATIENT_ID_RULES)
     if patient_id == "row" and kind != "wide":
@@ -1116,6 +1148,8 @@ def _source(
                 f"{name}.units.{column}",
                 f"must be one of {', '.join(SOURCE_UNITS[column])}, got {unit!r}",
             )
+
+    shift = _shift(entry.get("shift", {}), path, f"{name}.shift", every)
 
     date_format = _text(entry, "date_format", path, name, "YYYY-MM-DD")
     try:
@@ -1192,6 +1226,7 @@ def _source(
         columns=columns,
         codes=codes,
         units=units,
+        shift=shift,
         time_points=time_points,
         instruments=instruments,
         events=events,
@@ -1627,6 +1662,9 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         acute_below_weeks=float(acute),
         chronic_above_weeks=float(chronic),
     )
+
+    # the missing-section rule applies to ODI totals given as raw points with answered sections
+    sources = tuple(replace(s, odi_max_missing_sections=max_missing) for s in sources)
 
     m_raw = _section(raw, "model", path, ModelSettings, required=False)
     dm = ModelSettings()

@@ -6,7 +6,9 @@ outcome assessment, or both. From every row the adapter makes
 * a **session** when any session column other than the therapist is filled (session number,
   depth, twitch, ...);
 * an **assessment** when the visit number or any score (NRS, VAS, ODI or an ODI section) is
-  filled;
+  filled (the visit number only when no other canonical column is read from its column: one
+  "Termin" column may number both the session and the visit, and a session row without a score
+  is then no assessment);
 * the **patient**: the rows of one patient are merged, each detail taken from the rows that fill
   it. When two rows of a patient give different values for a detail (age 44 on one row, 45 on
   another), the patient row is quarantined (``conflicting_values``) and, with it, the patient's
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import VISIT_DATE, Source
+from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
     Adapted,
@@ -84,6 +86,7 @@ def read(source: Source) -> Adapted:
             *SESSION_COLUMNS,
             "assessment_date",
             *ASSESSMENT_COLUMNS,
+            ODI_ANSWERED,
         ]
         required = [
             PATIENT_ID,
@@ -110,7 +113,7 @@ def read(source: Source) -> Adapted:
         pieces.append(patients_piece(frame, row_word, source.date_format))
         for table, triggers, own in (
             ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
-            ("assessments", ASSESSMENT_TRIGGERS, ASSESSMENT_COLUMNS),
+            ("assessments", assessment_triggers(columns), ASSESSMENT_COLUMNS),
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
@@ -120,6 +123,17 @@ def read(source: Source) -> Adapted:
             pieces.append(Piece(table, rows, date_format=source.date_format))
         files.append((source_file(source, text, label), ("patients", "sessions", "assessments")))
     return Adapted(tuple(pieces), tuple(files))
+
+
+def assessment_triggers(columns: dict[str, str]) -> tuple[str, ...]:
+    """Return the columns whose filling makes a row an assessment.
+
+    The visit number counts only when it has a column of its own: a column that numbers the
+    session too ("Termin 3") is filled on every session row, and a row with a session and no
+    score is not an assessment.
+    """
+    shared = "visit" in columns and columns["visit"] == columns.get("session_number")
+    return tuple(c for c in ASSESSMENT_TRIGGERS if not (shared and c == "visit"))
 
 
 def patients_piece(frame: pd.DataFrame, row_word: str, date_format: str) -> Piece:
