@@ -22,6 +22,7 @@ from pipeline.config.instruments import (
     LIBRARY,
     SCORINGS,
 )
+from pipeline.config.vocabulary import LANGUAGES, Vocabulary
 from pipeline.errors import ConfigError
 from pipeline.schemas.columns import INSTRUMENTS as INSTRUMENT_TABLE
 from pipeline.schemas.columns import PATIENT_ID
@@ -130,6 +131,7 @@ class Source:
     units: dict[str, str] = field(default_factory=dict)
     shift: dict[str, int] = field(default_factory=dict)
     odi_max_missing_sections: int = 1
+    vocabulary: Vocabulary = field(default_factory=Vocabulary.of)
     time_points: dict[str, TimePoints] = field(default_factory=dict)
     instruments: dict[str, str] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
@@ -986,6 +988,39 @@ def _one_column_each(mapping: dict[str, str], path: Path, name: str) -> None:
             )
 
 
+def _vocabulary_section(section: object, path: Path, name: str = "vocabulary") -> dict:
+    """Check a ``[vocabulary]`` table; return its keys as given (see :mod:`.vocabulary`)."""
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table with languages, yes, no and missing")
+    _check_keys(section, {"languages", "yes", "no", "missing"}, path, name)
+    out = {}
+    for key, value in section.items():
+        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+            raise _fail(path, f"{name}.{key}", 'must be a list of words, e.g. ["ja", "j"]')
+        if key == "languages":
+            unknown = [w for w in value if w not in LANGUAGES]
+            if unknown:
+                raise _fail(
+                    path,
+                    f"{name}.languages",
+                    f"unknown language '{unknown[0]}' (built in: {', '.join(LANGUAGES)})",
+                )
+        out[key] = tuple(value)
+    return out
+
+
+def _vocabulary(section: object, path: Path, name: str, common: dict) -> Vocabulary:
+    """Return a source's vocabulary: its languages (else the global ones), all words added."""
+    own = _vocabulary_section(section, path, name)
+    languages = own.get("languages", common.get("languages", tuple(LANGUAGES)))
+    words = {k: common.get(k, ()) + own.get(k, ()) for k in ("yes", "no", "missing")}
+    vocabulary = Vocabulary.of(tuple(languages), **words)
+    clash = vocabulary.clashes()
+    if clash:
+        raise _fail(path, name, f"{clash}; list it once")
+    return vocabulary
+
+
 def _shift(section: object, path: Path, name: str, kinds: dict[str, str]) -> dict[str, int]:
     """Check ``[sources.shift]``: whole numbers added to whole-number columns (visit = -1)."""
     if not isinstance(section, dict):
@@ -1051,7 +1086,11 @@ def _time_points(
 
 
 def _source(
-    entry: object, number: int, path: Path, extra: dict[str, dict[str, str]] | None = None
+    entry: object,
+    number: int,
+    path: Path,
+    extra: dict[str, dict[str, str]] | None = None,
+    vocabulary: dict | None = None,
 ) -> Source:
     """Check one ``[[sources]]`` entry and return it typed.
 
@@ -1068,6 +1107,7 @@ def _source(
         raise _fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
     common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
+    common |= {"vocabulary"}
     own = {
         "canonical": {"patients", "sessions", "assessments"},
         "visit_sheet": {"files"},
@@ -1150,6 +1190,7 @@ def _source(
             )
 
     shift = _shift(entry.get("shift", {}), path, f"{name}.shift", every)
+    words = _vocabulary(entry.get("vocabulary", {}), path, f"{name}.vocabulary", vocabulary or {})
 
     date_format = _text(entry, "date_format", path, name, "YYYY-MM-DD")
     try:
@@ -1227,6 +1268,7 @@ def _source(
         codes=codes,
         units=units,
         shift=shift,
+        vocabulary=words,
         time_points=time_points,
         instruments=instruments,
         events=events,
@@ -1274,7 +1316,10 @@ def load_sources(
     entries = raw["sources"]
     if not isinstance(entries, list) or not entries:
         raise _fail(path, "sources", "must be one or more [[sources]] tables")
-    sources = tuple(_source(entry, k, path, extra) for k, entry in enumerate(entries, start=1))
+    common = _vocabulary_section(raw.get("vocabulary", {}), path)
+    sources = tuple(
+        _source(entry, k, path, extra, common) for k, entry in enumerate(entries, start=1)
+    )
     provided = {t for s in sources for t in s.tables()}
     for table in TABLES:
         if table not in provided and table != "sessions":
@@ -1605,6 +1650,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         {
             "inputs",
             "sources",
+            "vocabulary",
             "outputs",
             "mcid",
             "outcomes",

@@ -132,6 +132,7 @@ def read_table(
     header_row: int = 1,
     sheet: str | None = None,
     hint: str = "",
+    missing: tuple[str, ...] = (),
 ) -> TextTable:
     r"""Read a delimited text file or an Excel sheet as text.
 
@@ -152,6 +153,9 @@ def read_table(
         Sheet of a workbook (default: the first).
     hint : str
         Appended to the message when the header line is blank (e.g. where to set header_row).
+    missing : tuple of str
+        More cell contents read as missing, besides :data:`MISSING_TOKENS` (exact, after
+        removing surrounding spaces; e.g. a source's ``k.A.``, ``K.A.``).
 
     Returns
     -------
@@ -168,13 +172,13 @@ def read_table(
     data = read_bytes(path)
     with FileDigest(data) as digest:
         if path.suffix.lower() in EXCEL_SUFFIXES:
-            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint)
+            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint, missing)
         if path.suffix.lower() == ".xls":
             raise InputFileError(
                 f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
             )
         layout = split_header(path, data, delimiter, encoding, header_row, hint)
-        return read_text(layout, digest.hexdigest())
+        return read_text(layout, digest.hexdigest(), missing)
 
 
 def not_a_file(path: Path) -> str | None:
@@ -480,12 +484,15 @@ def split_header(
     )
 
 
-def read_text(layout: Layout, digest: str) -> TextTable:
+def read_text(layout: Layout, digest: str, missing: tuple[str, ...] = ()) -> TextTable:
     """Read the body of a split file as text cells (see :func:`read_table`)."""
     names, delimiter, header_row = list(layout.names), layout.delimiter, layout.header_line
-    table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row)
+    tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
+    table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row, tokens)
     if table is None:
-        table, lines, blank = _parse_slow(layout.path, layout.body, names, delimiter, header_row)
+        table, lines, blank = _parse_slow(
+            layout.path, layout.body, names, delimiter, header_row, tokens
+        )
     return TextTable(
         path=layout.path,
         sha256=digest,
@@ -537,7 +544,11 @@ def _line_numbers(body: Body, first: int, rows: int) -> tuple[np.ndarray, int]:
 
 
 def _parse_fast(
-    body: Body, names: list[str], delimiter: str, header_row: int
+    body: Body,
+    names: list[str],
+    delimiter: str,
+    header_row: int,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table | None, np.ndarray, int]:
     """Parse a regular body with pyarrow; ``None`` when the file needs the careful reader."""
     empty = (None, np.empty(0, np.int64), 0)
@@ -554,7 +565,7 @@ def _parse_fast(
             parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, TEXT),
-                null_values=[] if trim else list(MISSING_TOKENS),
+                null_values=[] if trim else list(tokens),
                 strings_can_be_null=not trim,
                 quoted_strings_can_be_null=not trim,
             ),
@@ -564,18 +575,23 @@ def _parse_fast(
     lines, empties = _line_numbers(body, header_row + 1, table.num_rows)
     if len(lines) != table.num_rows:
         return empty  # a quoted line break: line numbers need the careful reader
-    return _clean(table, lines, empties, trim)
+    return _clean(table, lines, empties, trim, tokens)
 
 
 def _clean(
-    table: pa.Table, lines: np.ndarray, blank: int, trim: bool
+    table: pa.Table,
+    lines: np.ndarray,
+    blank: int,
+    trim: bool,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table, np.ndarray, int]:
     """Trim cells (when needed), turn missing tokens into nulls and drop all-missing rows."""
     if trim:
+        value_set = _TOKENS if tokens == MISSING_TOKENS else pa.array(tokens, TEXT)
         columns = []
         for column in table.columns:
             text = pc.utf8_trim_whitespace(column)
-            columns.append(pc.if_else(pc.is_in(text, value_set=_TOKENS), None, text))
+            columns.append(pc.if_else(pc.is_in(text, value_set=value_set), None, text))
         table = pa.table(columns, names=table.column_names)
     table, lines, dropped = drop_blank_rows(table, lines)
     return table, lines, blank + dropped
@@ -597,7 +613,12 @@ def drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.nd
 
 
 def _parse_slow(
-    path: Path, body: Body, names: list[str], delimiter: str, header_row: int
+    path: Path,
+    body: Body,
+    names: list[str],
+    delimiter: str,
+    header_row: int,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table, np.ndarray, int]:
     """Parse any body with :mod:`csv`, naming the line of a row longer than the header."""
     width = len(names)
@@ -634,7 +655,7 @@ def _parse_slow(
     if lines and body.count(b'"') % 2:
         _closed_quotes(path, body, lines[-1] - header_row - 1, lines[-1], delimiter)
     table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
-    return _clean(table, np.asarray(lines, dtype=np.int64), blank, trim=True)
+    return _clean(table, np.asarray(lines, dtype=np.int64), blank, True, tokens)
 
 
 def _same_delimiter(path: Path, record: list[str], width: int, delimiter: str, line: int) -> None:
@@ -701,7 +722,13 @@ def cell_text(value: object) -> str | None:
 
 
 def _read_excel(
-    path: Path, data: bytes, digest: str, sheet: str | None, header_row: int, hint: str
+    path: Path,
+    data: bytes,
+    digest: str,
+    sheet: str | None,
+    header_row: int,
+    hint: str,
+    missing: tuple[str, ...] = (),
 ) -> TextTable:
     import openpyxl  # imported here: only workbooks need it, and it is slow to import
     from openpyxl.utils.exceptions import InvalidFileException
@@ -747,7 +774,8 @@ def _read_excel(
     cells = [[(r[k] if k < len(r) else None) for r in body] for k in range(width)]
     table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
     lines = np.arange(header_row + 1, header_row + 1 + len(body), dtype=np.int64)
-    table, lines, blank = _clean(table, lines, 0, trim=True)
+    tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
+    table, lines, blank = _clean(table, lines, 0, True, tokens)
     return TextTable(
         path=path,
         sha256=digest,

@@ -127,3 +127,46 @@ def test_odi_points_follow_the_configured_missing_section_rule(tmp_path):
     raw = read_sources(load_config(config).sources)
     odi = validate_study(raw).valid("assessments")["odi"].tolist()
     assert odi[2] == 40.0  # 16 / (5 x 8) x 100, two unanswered sections now allowed
+
+
+def test_a_french_export_read_by_its_vocabulary_without_code_lists():
+    v = _valid("francais")
+    # oui/non in any case are yes/no; n.d. and ND are missing
+    assert _rows(v, "patients", ["patient_id", "anticoagulants"]) == [("F01", False), ("F02", None)]
+    assert _rows(v, "sessions", ["patient_id", "session_number", "twitch"]) == [
+        ("F01", 1, True),
+        ("F01", 2, False),
+        ("F01", 3, False),
+        ("F02", 1, True),
+        ("F02", 2, False),
+    ]
+    assert _rows(v, "assessments", ["patient_id", "visit", "nrs", "odi"]) == [
+        ("F01", 0, 7, None),
+        ("F01", 1, 5, 30.0),
+        ("F02", 0, 6, 44.0),
+        ("F02", 1, None, 40.0),
+    ]
+
+
+def test_vocabulary_global_and_per_source(tmp_path):
+    body = '[sources.vocabulary]\nlanguages = ["nl"]\nmissing = ["onbekend!"]'
+    config = _config(tmp_path, body)
+    config.write_text(config.read_text() + '[vocabulary]\nlanguages = ["de"]\nyes = ["jawohl"]\n')
+    words = load_config(config).sources[0].vocabulary
+    assert words.languages == ("nl",)  # the source's languages replace the global ones
+    assert "jawohl" in words.yes and "nee" in words.no and "ja" in words.yes
+    assert "nein" not in words.no
+    assert "onbekend!" in words.missing and "n.v.t." in words.missing
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[sources.vocabulary]\nlanguages = ["pt"]', "unknown language 'pt'"),
+        ('[sources.vocabulary]\nmissing = ["nein"]', "'nein' is both a no word and a missing"),
+        ('[sources.vocabulary]\nyes = "ja"', "must be a list of words"),
+    ],
+)
+def test_vocabulary_mistakes_are_named(tmp_path, body, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_config(tmp_path, body))

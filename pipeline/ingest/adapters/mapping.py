@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config.settings import ODI_ANSWERED, Source, strptime_pattern
+from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import LINE, STR, TextTable, not_a_file, read_table
@@ -154,6 +155,7 @@ def read_source_file(source: Source, path: Path) -> TextTable:
         header_row=source.header_row,
         sheet=source.sheet,
         hint=f"; set header_row in {source.key()} to the line that holds them",
+        missing=source.vocabulary.missing_spellings(),
     )
 
 
@@ -422,6 +424,21 @@ def shifted(text: pd.Series, step: int) -> pd.Series:
     return out.astype(STR)
 
 
+def yes_no(text: pd.Series, vocabulary: Vocabulary) -> pd.Series:
+    """Write the yes and no words of the source's languages as ``yes`` and ``no``.
+
+    Other cells stay as written (so that validation names what is neither).
+    """
+    if text.isna().all():
+        return text
+    folded = fold_code_case(text)
+    cells = _arrow_text(folded)
+    yes = pc.is_in(cells, value_set=pa.array(vocabulary.yes, pa.large_string()))
+    no = pc.is_in(cells, value_set=pa.array(vocabulary.no, pa.large_string()))
+    out = text.mask(yes.to_numpy(zero_copy_only=False), "yes")
+    return out.mask(no.to_numpy(zero_copy_only=False), "no").astype(STR)
+
+
 def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     """Normalise the canonical text columns of ``frame`` as ``source`` says (module docstring).
 
@@ -449,6 +466,8 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
             text = apply_codes(text, source.codes[column])
         if column in coded:
             text = fold_code_case(text)
+        if kinds[column] == "yes/no":
+            text = yes_no(text, source.vocabulary)
         if column in NUMBERED_COLUMNS:
             text = numbered(text)
         if column in source.shift:
