@@ -135,6 +135,7 @@ class Source:
     time_points: dict[str, TimePoints] = field(default_factory=dict)
     instruments: dict[str, str] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    session_events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -1112,7 +1113,7 @@ def _source(
         "canonical": {"patients", "sessions", "assessments"},
         "visit_sheet": {"files"},
         "wide": {"files", "assessments", "sessions"},
-        "redcap": {"files", "dictionary", "instruments", "events", "arms"},
+        "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"},
     }[kind]
     _check_keys(entry, common | own, path, name)
 
@@ -1228,7 +1229,7 @@ def _source(
             patterns.update({f"{table}.{c}": p for c, p in group.columns.items()})
         _one_column_each(patterns, path, name)
 
-    instruments, events, arms, dictionary = {}, {}, {}, None
+    instruments, events, session_events, arms, dictionary = {}, {}, {}, {}, None
     if kind == "redcap":
         dictionary = _patterns(entry.get("dictionary"), path, f"{name}.dictionary")[0]
         instruments = _text_map(
@@ -1236,15 +1237,19 @@ def _source(
         )
         if not instruments:
             raise _fail(path, f"{name}.instruments", "must name the instrument of each table")
-        events_raw = entry.get("events", {})
-        if not isinstance(events_raw, dict):
-            raise _fail(path, f"{name}.events", "must map event names to visit numbers")
-        for event, visit in events_raw.items():
-            if isinstance(visit, bool) or not isinstance(visit, int) or visit < 0:
-                raise _fail(
-                    path, f"{name}.events.{event}", f"must be a visit number, got {visit!r}"
-                )
-            events[str(event)] = int(visit)
+        for key, word, into in (
+            ("events", "visit", events),
+            ("session_events", "session", session_events),
+        ):
+            events_raw = entry.get(key, {})
+            if not isinstance(events_raw, dict):
+                raise _fail(path, f"{name}.{key}", f"must map event names to {word} numbers")
+            for event, number in events_raw.items():
+                if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                    raise _fail(
+                        path, f"{name}.{key}.{event}", f"must be a {word} number, got {number!r}"
+                    )
+                into[str(event)] = int(number)
         arms = _text_map(entry.get("arms", {}), path, f"{name}.arms")
 
     d = Source(number=number, kind=kind, config=path, files=files)
@@ -1272,6 +1277,7 @@ def _source(
         time_points=time_points,
         instruments=instruments,
         events=events,
+        session_events=session_events,
         arms=arms,
         extra={t: dict(c) for t, c in extra.items()},
     )

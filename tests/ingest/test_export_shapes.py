@@ -170,3 +170,34 @@ def test_vocabulary_global_and_per_source(tmp_path):
 def test_vocabulary_mistakes_are_named(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         load_config(_config(tmp_path, body))
+
+
+def test_redcap_session_instrument_filled_once_per_event():
+    v = _valid("redcap_events")
+    # the event gives the session number; follow_up has a visit but no session
+    assert _rows(
+        v, "sessions", ["patient_id", "session_number", "depth", "twitch", "co_intervention"]
+    ) == [
+        ("R01", 1, "deep", True, "exercise"),
+        ("R01", 2, "deep", False, "exercise; manual therapy"),
+        ("R02", 1, "superficial", False, None),
+        ("R02", 2, "superficial", True, "manual therapy"),
+    ]
+    assert _rows(v, "assessments", ["patient_id", "visit", "nrs"]) == [
+        ("R01", 0, 7),
+        ("R01", 1, 5),
+        ("R01", 2, 3),
+        ("R02", 0, 6),
+    ]
+
+
+def test_redcap_session_event_not_mapped_is_quarantined(tmp_path):
+    import shutil
+
+    shutil.copytree(EXPORTS / "redcap_events", tmp_path / "r")
+    config = tmp_path / "r" / "analysis.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("visit_2 = 2\n", "", 1))
+    failures = validate_study(read_sources(load_config(config).sources)).failures
+    mine = failures[failures["check"] == "unknown_event"]
+    assert len(mine) == 2 and set(mine["column"]) == {"session_number"}
+    assert mine["reason"].str.contains("is not mapped to a session in").all()
