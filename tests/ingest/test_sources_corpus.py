@@ -133,3 +133,9 @@ def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
     assert (quarantine / "summary.json").is_file() and (quarantine / "summary.csv").is_file()
     assessments = (quarantine / "assessments.csv").read_text()
     assert "source_file,source_line" in assessments and "out_of_order" in assessments
+
+
+def test_cli_run_on_an_empty_result_is_one_sentence_and_exit_2(tmp_path):
+    case = next(c for c in CASES if c["name"] == "header-no-rows")
+    result = outcomes("run", "--config", _project(case, tmp_path))
+    assert_one_sentence_error(result, "no valid assessment rows to analyse")
