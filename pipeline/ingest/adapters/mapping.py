@@ -40,7 +40,7 @@ from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import LINE, STR, TextTable, not_a_file, read_table
 from pipeline.schemas.columns import PATIENT_ID
-from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
+from pipeline.schemas.raw import NO, TABLES, YES, coded_columns, column_kinds
 
 PROVENANCE = (SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL)
 PROBLEM_COLUMNS = ("row", "column", "check", "value", "reason")
@@ -64,6 +64,11 @@ _VISIT_WORDS = (
 )
 _NUMBERED = rf"(?i)^\s*(?:{_VISIT_WORDS})\.?\s*(?:(?:nr|no|n°|nº)\.?\s*)?(\d+)\s*$"
 NUMBERED_COLUMNS = ("session_number", "visit")
+# Yes/no cells validation reads without a vocabulary (as in pipeline.schemas.raw YES and NO).
+_PLAIN_YES_NO = pa.array(
+    [w for word in (*YES, *NO) for w in (word, word.upper(), word.capitalize())],
+    pa.large_string(),
+)
 
 
 @dataclass(frozen=True)
@@ -411,6 +416,12 @@ def numbered(text: pd.Series) -> pd.Series:
 
     Used for session and visit numbers only; other cells stay as written.
     """
+    try:
+        pc.cast(_arrow_text(text), pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    else:
+        return text  # whole numbers throughout (the common case): one fast pass, no regex
     found = text.str.extract(_NUMBERED, expand=False)
     return found.where(found.notna(), text).astype(STR)
 
@@ -431,6 +442,10 @@ def yes_no(text: pd.Series, vocabulary: Vocabulary) -> pd.Series:
     """
     if text.isna().all():
         return text
+    cells = _arrow_text(text)
+    plain = pc.or_(pc.is_in(cells, value_set=_PLAIN_YES_NO), pc.is_null(cells))
+    if pc.all(plain).as_py():
+        return text  # written yes/no (or true/false, 1/0) throughout: validation reads them
     folded = fold_code_case(text)
     cells = _arrow_text(folded)
     yes = pc.is_in(cells, value_set=pa.array(vocabulary.yes, pa.large_string()))
