@@ -211,6 +211,14 @@ def _run(
     config: Config, project_root: Path | None, progress: Progress | None, refit: bool
 ) -> RunResult:
     raw, validation, written = _validate_inputs(config)
+    if validation.valid("assessments").empty:
+        # (validation itself accepts an empty result: a header without rows, every row
+        # quarantined; there is then nothing to analyse)
+        raise UserError(
+            f"{config.source}: no valid assessment rows to analyse ({validation.quarantined_rows} "
+            f"row(s) quarantined, reasons in {config.outputs.quarantine}); `outcomes validate` "
+            f"shows what was read"
+        )
     data = derive.analysis_dataset(
         validation.valid("patients"),
         validation.valid("sessions"),

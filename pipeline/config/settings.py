@@ -23,6 +23,7 @@ from pipeline.config.instruments import (
     LIBRARY,
     SCORINGS,
 )
+from pipeline.config.vocabulary import LANGUAGES, Vocabulary
 from pipeline.errors import ConfigError
 from pipeline.schemas.columns import INSTRUMENTS as INSTRUMENT_TABLE
 from pipeline.schemas.columns import PATIENT_ID
@@ -62,6 +63,17 @@ SOURCE_UNITS = {
 }
 # A visit sheet's one date column, filling session_date and assessment_date alike.
 VISIT_DATE = "visit_date"
+# The number of ODI sections answered, next to an ODI total written as raw points (units.odi =
+# "points"): the score is points / (5 x answered) x 100, blank when more sections are unanswered
+# than [thresholds] odi_max_missing_sections allows.
+ODI_ANSWERED = "odi_answered"
+# Canonical columns one clinic column may fill together, because that is what it means: a
+# "Termin 3" column numbers the session and the assessment taken before it; one date per time
+# point dates the session and the assessment of that time point.
+SHARED_MEANINGS = (
+    frozenset({"session_number", "visit"}),
+    frozenset({"session_date", "assessment_date"}),
+)
 
 
 @dataclass(frozen=True)
@@ -118,9 +130,13 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
+    shift: dict[str, int] = field(default_factory=dict)
+    odi_max_missing_sections: int = 1
+    vocabulary: Vocabulary = field(default_factory=Vocabulary.of)
     time_points: dict[str, TimePoints] = field(default_factory=dict)
     instruments: dict[str, str] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    session_events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -1094,17 +1110,68 @@ def _same_column(name: str) -> str:
 
 
 def _one_column_each(mapping: dict[str, str], path: Path, name: str) -> None:
-    """Two canonical columns mapped to one clinic column is an error (which one is meant?)."""
+    """Two canonical columns mapped to one clinic column is an error (which one is meant?).
+
+    Except the pairs of :data:`SHARED_MEANINGS`, which one column may fill together.
+    """
     seen: dict[str, str] = {}
     for canonical, clinic in mapping.items():
         other = seen.setdefault(_same_column(clinic), canonical)
-        if other != canonical:
+        pair = frozenset({other.split(".")[-1], canonical.split(".")[-1]})
+        if other != canonical and pair not in SHARED_MEANINGS:
             raise _fail(
                 path,
                 name,
                 f"{other} and {canonical} both map to '{clinic}'; a clinic column can fill "
                 f"only one canonical column",
             )
+
+
+def _vocabulary_section(section: object, path: Path, name: str = "vocabulary") -> dict:
+    """Check a ``[vocabulary]`` table; return its keys as given (see :mod:`.vocabulary`)."""
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table with languages, yes, no and missing")
+    _check_keys(section, {"languages", "yes", "no", "missing"}, path, name)
+    out = {}
+    for key, value in section.items():
+        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+            raise _fail(path, f"{name}.{key}", 'must be a list of words, e.g. ["ja", "j"]')
+        if key == "languages":
+            unknown = [w for w in value if w not in LANGUAGES]
+            if unknown:
+                raise _fail(
+                    path,
+                    f"{name}.languages",
+                    f"unknown language '{unknown[0]}' (built in: {', '.join(LANGUAGES)})",
+                )
+        out[key] = tuple(value)
+    return out
+
+
+def _vocabulary(section: object, path: Path, name: str, common: dict) -> Vocabulary:
+    """Return a source's vocabulary: its languages (else the global ones), all words added."""
+    own = _vocabulary_section(section, path, name)
+    languages = own.get("languages", common.get("languages", tuple(LANGUAGES)))
+    words = {k: common.get(k, ()) + own.get(k, ()) for k in ("yes", "no", "missing")}
+    vocabulary = Vocabulary.of(tuple(languages), **words)
+    clash = vocabulary.clashes()
+    if clash:
+        raise _fail(path, name, f"{clash}; list it once")
+    return vocabulary
+
+
+def _shift(section: object, path: Path, name: str, kinds: dict[str, str]) -> dict[str, int]:
+    """Check ``[sources.shift]``: whole numbers added to whole-number columns (visit = -1)."""
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must map whole-number columns to a number to add, e.g. visit = -1")
+    out = {}
+    for column, step in section.items():
+        if kinds.get(column) != "integer":
+            raise _fail(path, f"{name}.{column}", "only whole-number columns can be shifted")
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise _fail(path, f"{name}.{column}", f"must be a whole number, got {step!r}")
+        out[str(column)] = int(step)
+    return out
 
 
 def _time_points(
@@ -1123,7 +1190,7 @@ def _time_points(
             raise _fail(path, f"{name}.points.{label}", f"must be a whole number, got {number!r}")
     number_column = "visit" if table == "assessments" else "session_number"
     allowed = tuple(c for c in column_names(table) if c not in (PATIENT_ID, number_column))
-    allowed += extra
+    allowed += extra + ((ODI_ANSWERED,) if table == "assessments" else ())
     columns = _text_map(section.get("columns", {}), path, f"{name}.columns", keys=allowed)
     weeks = section.get("weeks", {})
     if not isinstance(weeks, dict) or any(
@@ -1158,7 +1225,11 @@ def _time_points(
 
 
 def _source(
-    entry: object, number: int, path: Path, extra: dict[str, dict[str, str]] | None = None
+    entry: object,
+    number: int,
+    path: Path,
+    extra: dict[str, dict[str, str]] | None = None,
+    vocabulary: dict | None = None,
 ) -> Source:
     """Check one ``[[sources]]`` entry and return it typed.
 
@@ -1174,12 +1245,13 @@ def _source(
     if kind not in SOURCE_KINDS:
         raise _fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
-    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units"}
+    common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
+    common |= {"vocabulary"}
     own = {
         "canonical": {"patients", "sessions", "assessments"},
         "visit_sheet": {"files"},
         "wide": {"files", "assessments", "sessions"},
-        "redcap": {"files", "dictionary", "instruments", "events", "arms"},
+        "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"},
     }[kind]
     _check_keys(entry, common | own, path, name)
 
@@ -1197,6 +1269,7 @@ def _source(
     for table_extra in extra.values():
         every.update(table_extra)
     allowed = tuple(every) + ((VISIT_DATE,) if kind == "visit_sheet" else ())
+    allowed += (ODI_ANSWERED,) if kind in ("visit_sheet", "canonical", "redcap") else ()
     columns = _text_map(entry.get("columns", {}), path, f"{name}.columns", keys=allowed)
     patient_id = _choice(entry, "patient_id", path, name, "compact", PATIENT_ID_RULES)
     if patient_id == "row" and kind != "wide":
@@ -1255,6 +1328,9 @@ def _source(
                 f"must be one of {', '.join(SOURCE_UNITS[column])}, got {unit!r}",
             )
 
+    shift = _shift(entry.get("shift", {}), path, f"{name}.shift", every)
+    words = _vocabulary(entry.get("vocabulary", {}), path, f"{name}.vocabulary", vocabulary or {})
+
     date_format = _text(entry, "date_format", path, name, "YYYY-MM-DD")
     try:
         strptime_pattern(date_format)
@@ -1291,7 +1367,7 @@ def _source(
             patterns.update({f"{table}.{c}": p for c, p in group.columns.items()})
         _one_column_each(patterns, path, name)
 
-    instruments, events, arms, dictionary = {}, {}, {}, None
+    instruments, events, session_events, arms, dictionary = {}, {}, {}, {}, None
     if kind == "redcap":
         dictionary = _patterns(entry.get("dictionary"), path, f"{name}.dictionary")[0]
         instruments = _text_map(
@@ -1299,15 +1375,19 @@ def _source(
         )
         if not instruments:
             raise _fail(path, f"{name}.instruments", "must name the instrument of each table")
-        events_raw = entry.get("events", {})
-        if not isinstance(events_raw, dict):
-            raise _fail(path, f"{name}.events", "must map event names to visit numbers")
-        for event, visit in events_raw.items():
-            if isinstance(visit, bool) or not isinstance(visit, int) or visit < 0:
-                raise _fail(
-                    path, f"{name}.events.{event}", f"must be a visit number, got {visit!r}"
-                )
-            events[str(event)] = int(visit)
+        for key, word, into in (
+            ("events", "visit", events),
+            ("session_events", "session", session_events),
+        ):
+            events_raw = entry.get(key, {})
+            if not isinstance(events_raw, dict):
+                raise _fail(path, f"{name}.{key}", f"must map event names to {word} numbers")
+            for event, number in events_raw.items():
+                if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                    raise _fail(
+                        path, f"{name}.{key}.{event}", f"must be a {word} number, got {number!r}"
+                    )
+                into[str(event)] = int(number)
         arms = _text_map(entry.get("arms", {}), path, f"{name}.arms")
 
     d = Source(number=number, kind=kind, config=path, files=files)
@@ -1330,9 +1410,12 @@ def _source(
         columns=columns,
         codes=codes,
         units=units,
+        shift=shift,
+        vocabulary=words,
         time_points=time_points,
         instruments=instruments,
         events=events,
+        session_events=session_events,
         arms=arms,
         extra={t: dict(c) for t, c in extra.items()},
     )
@@ -1377,7 +1460,10 @@ def load_sources(
     entries = raw["sources"]
     if not isinstance(entries, list) or not entries:
         raise _fail(path, "sources", "must be one or more [[sources]] tables")
-    sources = tuple(_source(entry, k, path, extra) for k, entry in enumerate(entries, start=1))
+    common = _vocabulary_section(raw.get("vocabulary", {}), path)
+    sources = tuple(
+        _source(entry, k, path, extra, common) for k, entry in enumerate(entries, start=1)
+    )
     provided = {t for s in sources for t in s.tables()}
     for table in TABLES:
         if table not in provided and table != "sessions":
@@ -1708,6 +1794,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         {
             "inputs",
             "sources",
+            "vocabulary",
             "outputs",
             "mcid",
             "outcomes",
@@ -1766,6 +1853,9 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         acute_below_weeks=float(acute),
         chronic_above_weeks=float(chronic),
     )
+
+    # the missing-section rule applies to ODI totals given as raw points with answered sections
+    sources = tuple(replace(s, odi_max_missing_sections=max_missing) for s in sources)
 
     m_raw = _section(raw, "model", path, ModelSettings, required=False)
     dm = ModelSettings()

@@ -207,7 +207,7 @@ def read_raw_table(name: str, path: Path, extra: dict[str, str] | None = None) -
         column name, or lacks a required column.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputFileError(f"{path}: {name} file not found")
     data = read_bytes(path)
     with FileDigest(data) as digest:

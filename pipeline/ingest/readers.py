@@ -20,6 +20,8 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
+import stat
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -130,6 +132,7 @@ def read_table(
     header_row: int = 1,
     sheet: str | None = None,
     hint: str = "",
+    missing: tuple[str, ...] = (),
 ) -> TextTable:
     r"""Read a delimited text file or an Excel sheet as text.
 
@@ -150,6 +153,9 @@ def read_table(
         Sheet of a workbook (default: the first).
     hint : str
         Appended to the message when the header line is blank (e.g. where to set header_row).
+    missing : tuple of str
+        More cell contents read as missing, besides :data:`MISSING_TOKENS` (exact, after
+        removing surrounding spaces; e.g. a source's ``k.A.``, ``K.A.``).
 
     Returns
     -------
@@ -166,19 +172,47 @@ def read_table(
     data = read_bytes(path)
     with FileDigest(data) as digest:
         if path.suffix.lower() in EXCEL_SUFFIXES:
-            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint)
+            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint, missing)
         if path.suffix.lower() == ".xls":
             raise InputFileError(
                 f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
             )
         layout = split_header(path, data, delimiter, encoding, header_row, hint)
-        return read_text(layout, digest.hexdigest())
+        return read_text(layout, digest.hexdigest(), missing)
+
+
+def not_a_file(path: Path) -> str | None:
+    """Say why ``path`` cannot be read as a file (``None`` when it is a readable regular file).
+
+    The sentence names what the path is: missing, a folder, a named pipe, a device or a socket,
+    or a file the user may not read.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot look at the path ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "this is a folder, not a file; name the file inside it (or a glob such as *.csv)"
+    if stat.S_ISFIFO(mode):
+        return "this is a named pipe (FIFO), not a file; save the export as a file and name it"
+    if stat.S_ISSOCK(mode):
+        return "this is a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "this is a device, not a file"
+    if not stat.S_ISREG(mode):
+        return "this is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "the file exists but you may not read it (permission denied)"
+    return None
 
 
 def read_bytes(path: Path) -> bytes:
     """Return a file's bytes, or raise :class:`InputFileError` naming why it cannot be read."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: file not found")
+    problem = not_a_file(path)
+    if problem:
+        raise InputFileError(f"{path}: {problem}")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -222,11 +256,42 @@ def _not_utf8(path: Path, data: bytes) -> InputFileError:
     return InputFileError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV")
 
 
+# What a file that is not a text table looks like, by its first bytes.
+SIGNATURES = (
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG picture"),
+    (b"\xff\xd8\xff", "a JPEG picture"),
+    (b"GIF8", "a GIF picture"),
+    (b"\x1f\x8b", "a gzip archive; unpack it first"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook (or another Office file); save it as .xlsx"),
+    (b"{\\rtf", "a rich-text (RTF) document"),
+)
+_MARKUP = (b"<!doctype html", b"<html", b"<head", b"<body", b"<table", b"<?xml", b"<!--")
+
+
+def looks_like(data: bytes) -> str | None:
+    """Name what a file that is not a delimited table looks like, from its first bytes."""
+    for magic, what in SIGNATURES:
+        if data.startswith(magic):
+            return what
+    start = data[:512].lstrip().lower()
+    for tag in _MARKUP:
+        if start.startswith(tag):
+            return "an XML document" if tag == b"<?xml" else "a web page in HTML"
+    return None
+
+
 def _not_binary(path: Path, data: bytes) -> None:
     if data.startswith(b"PK\x03\x04"):
         raise InputFileError(
             f"{path}: this is a zip archive (an Excel workbook?), not a text table; "
             f"name an Excel file .xlsx"
+        )
+    what = looks_like(data)
+    if what:
+        held = "" if what.endswith(("HTML", "XML document")) else "holds binary data: it "
+        raise InputFileError(
+            f"{path}: not a text table (the file {held}looks like {what}); export the data as CSV"
         )
     if b"\x00" in data:
         raise InputFileError(f"{path}: not a text table (the file holds binary data)")
@@ -419,12 +484,15 @@ def split_header(
     )
 
 
-def read_text(layout: Layout, digest: str) -> TextTable:
+def read_text(layout: Layout, digest: str, missing: tuple[str, ...] = ()) -> TextTable:
     """Read the body of a split file as text cells (see :func:`read_table`)."""
     names, delimiter, header_row = list(layout.names), layout.delimiter, layout.header_line
-    table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row)
+    tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
+    table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row, tokens)
     if table is None:
-        table, lines, blank = _parse_slow(layout.path, layout.body, names, delimiter, header_row)
+        table, lines, blank = _parse_slow(
+            layout.path, layout.body, names, delimiter, header_row, tokens
+        )
     return TextTable(
         path=layout.path,
         sha256=digest,
@@ -476,13 +544,19 @@ def _line_numbers(body: Body, first: int, rows: int) -> tuple[np.ndarray, int]:
 
 
 def _parse_fast(
-    body: Body, names: list[str], delimiter: str, header_row: int
+    body: Body,
+    names: list[str],
+    delimiter: str,
+    header_row: int,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table | None, np.ndarray, int]:
     """Parse a regular body with pyarrow; ``None`` when the file needs the careful reader."""
     empty = (None, np.empty(0, np.int64), 0)
     if body.blank(b"\r\n"):
         empty_table = pa.table({n: pa.array([], TEXT) for n in names})
         return empty_table, np.empty(0, np.int64), body.count(b"\n")
+    if body.count(b'"') % 2:
+        return empty  # perhaps a quote never closed: the careful reader names its line
     trim = _needs_trim(body, delimiter)
     try:
         table = pacsv.read_csv(
@@ -491,7 +565,7 @@ def _parse_fast(
             parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, TEXT),
-                null_values=[] if trim else list(MISSING_TOKENS),
+                null_values=[] if trim else list(tokens),
                 strings_can_be_null=not trim,
                 quoted_strings_can_be_null=not trim,
             ),
@@ -501,18 +575,23 @@ def _parse_fast(
     lines, empties = _line_numbers(body, header_row + 1, table.num_rows)
     if len(lines) != table.num_rows:
         return empty  # a quoted line break: line numbers need the careful reader
-    return _clean(table, lines, empties, trim)
+    return _clean(table, lines, empties, trim, tokens)
 
 
 def _clean(
-    table: pa.Table, lines: np.ndarray, blank: int, trim: bool
+    table: pa.Table,
+    lines: np.ndarray,
+    blank: int,
+    trim: bool,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table, np.ndarray, int]:
     """Trim cells (when needed), turn missing tokens into nulls and drop all-missing rows."""
     if trim:
+        value_set = _TOKENS if tokens == MISSING_TOKENS else pa.array(tokens, TEXT)
         columns = []
         for column in table.columns:
             text = pc.utf8_trim_whitespace(column)
-            columns.append(pc.if_else(pc.is_in(text, value_set=_TOKENS), None, text))
+            columns.append(pc.if_else(pc.is_in(text, value_set=value_set), None, text))
         table = pa.table(columns, names=table.column_names)
     table, lines, dropped = drop_blank_rows(table, lines)
     return table, lines, blank + dropped
@@ -534,7 +613,12 @@ def drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.nd
 
 
 def _parse_slow(
-    path: Path, body: Body, names: list[str], delimiter: str, header_row: int
+    path: Path,
+    body: Body,
+    names: list[str],
+    delimiter: str,
+    header_row: int,
+    tokens: tuple[str, ...] = MISSING_TOKENS,
 ) -> tuple[pa.Table, np.ndarray, int]:
     """Parse any body with :mod:`csv`, naming the line of a row longer than the header."""
     width = len(names)
@@ -550,6 +634,8 @@ def _parse_slow(
             if not record:
                 blank += 1
                 continue
+            if len(record) < width:
+                _same_delimiter(path, record, width, delimiter, line)
             if len(record) > width:
                 if any(c.strip() for c in record[width:]):
                     raise InputFileError(
@@ -566,8 +652,43 @@ def _parse_slow(
         raise InputFileError(
             f"{path}: not a {kind}-separated table (line {header_row + reader.line_num}: {exc})"
         ) from None
+    if lines and body.count(b'"') % 2:
+        _closed_quotes(path, body, lines[-1] - header_row - 1, lines[-1], delimiter)
     table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
-    return _clean(table, np.asarray(lines, dtype=np.int64), blank, trim=True)
+    return _clean(table, np.asarray(lines, dtype=np.int64), blank, True, tokens)
+
+
+def _same_delimiter(path: Path, record: list[str], width: int, delimiter: str, line: int) -> None:
+    """Raise when a short row is written with another delimiter than the header's."""
+    if width < 3:
+        return
+    written = delimiter.join(record)
+    for other, name in DELIMITERS.items():
+        if other != delimiter and written.count(other) + 1 >= width:
+            raise InputFileError(
+                f"{path}: line {line} is separated by {name}s, but the header by "
+                f"{DELIMITERS.get(delimiter, repr(delimiter))}s; save the file with one "
+                f"delimiter throughout"
+            )
+
+
+def _closed_quotes(path: Path, body: Body, index: int, line: int, delimiter: str) -> None:
+    """Raise when the file ends inside a quoted cell opened on the last row's line.
+
+    ``index`` is the 0-based position of that line in the body. (An odd number of quote marks
+    alone proves nothing: a quote inside an unquoted cell, ``5"``, is kept as written.)
+    """
+    tail = "".join(io.StringIO(body.text(), newline="").readlines()[index:])
+    try:
+        for _ in csv.reader(io.StringIO(tail, newline=""), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return
+        raise InputFileError(
+            f'{path}: line {line} opens a quoted cell (") that is never closed: the file ends '
+            f"inside it; close or remove the quote mark"
+        ) from None
 
 
 def _to_frame(table: pa.Table, lines: np.ndarray) -> pd.DataFrame:
@@ -601,7 +722,13 @@ def cell_text(value: object) -> str | None:
 
 
 def _read_excel(
-    path: Path, data: bytes, digest: str, sheet: str | None, header_row: int, hint: str
+    path: Path,
+    data: bytes,
+    digest: str,
+    sheet: str | None,
+    header_row: int,
+    hint: str,
+    missing: tuple[str, ...] = (),
 ) -> TextTable:
     import openpyxl  # imported here: only workbooks need it, and it is slow to import
     from openpyxl.utils.exceptions import InvalidFileException
@@ -625,6 +752,8 @@ def _read_excel(
         ]
     finally:
         book.close()
+    if _has_formulas(data):
+        _formulas_have_values(path, data, name, rows)
     if not any(any(c is not None and c.strip() for c in row) for row in rows):
         raise InputFileError(f"{path}: sheet '{name}' is empty (no header row)")
     if len(rows) < header_row:
@@ -645,7 +774,8 @@ def _read_excel(
     cells = [[(r[k] if k < len(r) else None) for r in body] for k in range(width)]
     table = pa.table({n: pa.array(c, TEXT) for n, c in zip(names, cells, strict=True)})
     lines = np.arange(header_row + 1, header_row + 1 + len(body), dtype=np.int64)
-    table, lines, blank = _clean(table, lines, 0, trim=True)
+    tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
+    table, lines, blank = _clean(table, lines, 0, True, tokens)
     return TextTable(
         path=path,
         sha256=digest,
@@ -657,3 +787,39 @@ def _read_excel(
         encoding="xlsx",
         delimiter=None,
     )
+
+
+def _has_formulas(data: bytes) -> bool:
+    """Whether any sheet of a workbook holds a formula (a cheap look at the sheets' XML)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.namelist():
+            if member.startswith("xl/worksheets/") and member.endswith(".xml"):
+                with archive.open(member) as sheet:
+                    if any(b"<f>" in block or b"<f " in block for block in sheet):
+                        return True
+    return False
+
+
+def _formulas_have_values(path: Path, data: bytes, name: str, rows: list[list]) -> None:
+    """Raise when a formula cell of sheet ``name`` has no saved value.
+
+    A workbook written by a program (not saved in Excel) keeps its formulas without their
+    results; read as values, those cells would be silently empty.
+    """
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    try:
+        formulas = book[name].iter_rows(min_row=1, values_only=True)
+        for r, (row, values) in enumerate(zip(formulas, rows, strict=False), start=1):
+            for c, cell in enumerate(row):
+                unsaved = c >= len(values) or values[c] is None
+                if isinstance(cell, str) and cell.startswith("=") and unsaved:
+                    raise InputFileError(
+                        f"{path}: sheet '{name}' cell {get_column_letter(c + 1)}{r} holds the "
+                        f"formula {cell} without its value (the workbook was not saved by "
+                        f"Excel); open and save it in Excel, or export the sheet as CSV"
+                    )
+    finally:
+        book.close()

@@ -155,7 +155,9 @@ def deidentify(
     if dates:
         if origin is None or PATIENT_ID not in out:
             raise ValueError("date columns need the patients' time zero to become days")
-        zero = out[PATIENT_ID].map(origin)
+        # (typed as dates even when no patient has a time zero, e.g. every row quarantined)
+        ids = out[PATIENT_ID].to_numpy()
+        zero = pd.Series(pd.to_datetime(origin).reindex(ids).to_numpy(), index=out.index)
         for column in dates:
             days = (out[column] - zero).dt.days.astype("Int64")
             name = column.removesuffix("_date") + "_day"

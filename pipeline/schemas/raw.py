@@ -527,12 +527,14 @@ def data_dictionary_markdown() -> str:
         "before these rules apply: a byte-order mark; the encoding (UTF-8, UTF-16 with a "
         "byte-order mark, otherwise Windows-1252, or as configured); the header line; code lists "
         "(matched ignoring case and spaces) and the case and spacing of coded values; decimal "
-        "commas; VAS in cm (x 10) and ODI in raw points 0-50 (x 2); dates in the configured "
+        "commas; yes/no words and missing tokens of six languages; VAS in cm (x 10) and ODI in "
+        "raw points 0-50 (x 2) or over the sections answered; dates in the configured "
         "format, ISO dates with a time of day and Excel serial day numbers; patient identifiers "
         "(upper case without spaces, `-`, `_`, `.`, `/`: `p-001` is `P001`). What is "
         "quarantined, with its reason: values out of range, unknown codes, numbers and dates "
-        "that do not parse, duplicated keys, unknown patients, dates before enrolment, visits "
-        "out of order, and a patient's details that differ between the rows of a visit sheet.",
+        "that do not parse, duplicated keys, unknown patients, dates before enrolment, dates "
+        "after the day of the run, visits out of order, and a patient's details that differ "
+        "between the rows of a visit sheet.",
         "",
         "**required** columns must be present in the file; *filled* means every row needs a "
         "value. A row that breaks a rule is not dropped: it goes to "

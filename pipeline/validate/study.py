@@ -9,9 +9,10 @@ check, value, reason``):
    every row is reported at once.
 3. **Cross-table checks**: a row key written twice quarantines every copy (nothing tells which
    copy is right); sessions and assessments must belong to a valid patient and must not be dated
-   before that patient's enrolment; among the rows that pass every other rule, a patient's
-   visits (and sessions) must not be dated out of the order of their numbers (every row of an
-   inverted pair is quarantined, since nothing tells which date is wrong).
+   before that patient's enrolment; no date may lie after the run date (``date_in_future``);
+   among the rows that pass every other rule, a patient's visits (and sessions) must not be dated
+   out of the order of their numbers (every row of an inverted pair is quarantined, since
+   nothing tells which date is wrong).
 
 Problems an adapter of :mod:`pipeline.ingest.adapters` found while mapping a clinic's file (e.g. a
 patient's age differing between the rows of a visit sheet) arrive with the raw table and are
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -357,6 +359,7 @@ _RULES = {
     "unknown_patient": "patient_id is not in the patients file",
     "quarantined_patient": "patient_id belongs to a quarantined patients row",
     "date_before_enrolment": "dated before the patient's enrolment",
+    "date_in_future": "dated after the day the data were validated",
     "out_of_order": "dated out of the order of its visit or session number",
     "conflicting_values": "the patient's details differ between rows of the source file",
     "unknown_event": "the REDCap event is not mapped to a visit",
@@ -818,6 +821,45 @@ def file_names(raw: RawTable, shown: int = 3) -> str:
     return f"{', '.join(labels[:shown])} and {len(labels) - shown} more"
 
 
+def future_dates(table: str, typed: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+    """Failures ``date_in_future`` for every date after ``today`` (the run date).
+
+    Parameters
+    ----------
+    table : str
+        Canonical table name.
+    typed : pandas.DataFrame
+        The parsed table.
+    today : datetime.date
+        The day of the run; a date after it cannot have been recorded yet (a typing error such
+        as 2052 for 2025).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One failure per future date cell.
+    """
+    limit = pd.Timestamp(today)
+    parts = []
+    for column in [c for c, k in column_kinds(table).items() if k == "date" and c in typed]:
+        values = typed[column]
+        if not len(values) or not (values.max() > limit):
+            continue  # (the common case: one comparison of the column's maximum)
+        late = values > limit
+        dates = values[late].dt.strftime("%Y-%m-%d")
+        parts.append(
+            _failures(
+                table,
+                typed.loc[late, SOURCE_ROW],
+                column,
+                "date_in_future",
+                dates,
+                f"{column} " + dates + f" is after the run date {today.isoformat()}",
+            )
+        )
+    return _concat(parts) if parts else _empty_failures()
+
+
 def _own_failures(
     raw: RawTable,
     typed: pd.DataFrame,
@@ -825,11 +867,13 @@ def _own_failures(
     codes: np.ndarray,
     value_failures: pd.DataFrame | None = None,
     extra: Extra = (),
+    today: dt.date | None = None,
 ) -> pd.DataFrame:
     """Failures a table shows on its own: cells, values, row rules and duplicated keys.
 
     ``codes`` are the integer codes of the table's ``patient_id``; ``value_failures`` those of
-    :func:`check_values` (run here when not given).
+    :func:`check_values` (run here when not given); dates after ``today`` (default: the day of
+    the run) fail ``date_in_future``.
     """
     if value_failures is None:
         value_failures = check_values(raw.name, typed, extra)
@@ -843,8 +887,9 @@ def _own_failures(
     repeat |= (value_failures["column"] == "").to_numpy() & value_failures[SOURCE_ROW].isin(
         parse_failures[SOURCE_ROW]
     ).to_numpy()
+    future = future_dates(raw.name, typed, today or dt.date.today())
     return _concat(
-        [parse_failures, value_failures[~repeat], duplicate_keys(raw.name, typed, codes)]
+        [parse_failures, value_failures[~repeat], future, duplicate_keys(raw.name, typed, codes)]
     )
 
 
@@ -852,7 +897,11 @@ LINKED = ("sessions", "assessments")
 
 
 def _linked_table(
-    raw: RawTable, index: PatientIndex, extra: Extra = (), outcomes: tuple[str, ...] = ()
+    raw: RawTable,
+    index: PatientIndex,
+    extra: Extra = (),
+    outcomes: tuple[str, ...] = (),
+    today: dt.date | None = None,
 ) -> tuple[ValidatedTable, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
@@ -866,14 +915,16 @@ def _linked_table(
         positions = index.positions(frame[PATIENT_ID])
         codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
-        own = _own_failures(raw, frame, parse_failures, codes, values.result())
+        own = _own_failures(raw, frame, parse_failures, codes, values.result(), today=today)
     found = _concat([own, links])
     failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
     return _split(raw, frame, failures), failures
 
 
 def validate_study(
-    raw: dict[str, RawTable], ranges: dict[str, tuple[float, float]] | None = None
+    raw: dict[str, RawTable],
+    ranges: dict[str, tuple[float, float]] | None = None,
+    today: dt.date | None = None,
 ) -> Validation:
     """Validate the three canonical tables together.
 
@@ -887,6 +938,8 @@ def validate_study(
         :meth:`pipeline.config.settings.Study.ranges`). Its columns are the study's outcomes:
         an assessment must record one of them, and the reason of one that does not names them
         (``no outcome recorded (rmdq or psfs)``); without it, NRS, VAS and ODI.
+    today : datetime.date, optional
+        The run date: later dates are quarantined (default: today).
 
     Returns
     -------
@@ -904,6 +957,7 @@ def validate_study(
             parse_failures,
             _codes(patients[PATIENT_ID]),
             extra=keys["patients"],
+            today=today,
         )
     }
     valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
@@ -914,7 +968,7 @@ def validate_study(
     with ThreadPoolExecutor(max_workers=2) as pool:
         outcomes = tuple(ranges or ())
         checked = pool.map(
-            lambda name: _linked_table(raw[name], index, keys[name], outcomes), LINKED
+            lambda name: _linked_table(raw[name], index, keys[name], outcomes, today), LINKED
         )
         for name, (table, failed) in zip(LINKED, checked, strict=True):
             tables[name], failures[name] = table, failed

@@ -59,9 +59,14 @@ def test_case(case, tmp_path):
         message = str(info.value)
         assert case["message"] in message, message
         assert "\n" not in message
+    elif case["expect"] == "empty":
+        validation = validate_study(read_sources(load_config(config).sources))
+        assert validation.failures.empty, validation.failures
+        _assert_valid_rows(case, validation)
     else:
         raw = read_sources(load_config(config).sources)
         validation = validate_study(raw)
+        _assert_valid_rows(case, validation)
         failures = validation.failures
         mine = failures[(failures["table"] == case["table"]) & (failures["check"] == case["check"])]
         assert len(mine) == case["rows"], failures
@@ -79,7 +84,15 @@ def test_case(case, tmp_path):
     assert _hashes(CORPUS / case["name"]) == originals
 
 
-CLI_CASES = [c for c in CASES if c.get("cli")]
+def _assert_valid_rows(case: dict, validation) -> None:
+    for table, rows in case.get("valid", {}).items():
+        assert len(validation.valid(table)) == rows, table
+    acc = validation.accounting
+    assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
+
+
+CLI_CASES = [c for c in CASES if c.get("cli") and c["expect"] == "error"]
+EMPTY_CASES = [c for c in CASES if c.get("cli") and c["expect"] == "empty"]
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c["name"] for c in CLI_CASES])
@@ -88,6 +101,23 @@ def test_cli_error_is_one_sentence_and_exit_2(case, tmp_path):
     before = _hashes(config.parent)
     assert_one_sentence_error(outcomes("validate", "--config", config), case["message"])
     assert _hashes(config.parent) == before
+
+
+@pytest.mark.parametrize("case", EMPTY_CASES, ids=[c["name"] for c in EMPTY_CASES])
+def test_cli_empty_result_is_written_without_a_traceback(case, tmp_path):
+    config = _project(case, tmp_path)
+    result = outcomes("validate", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    processed = config.parent / "out" / "processed"
+    assert (processed / "assessments.parquet").is_file()
+
+
+def test_cli_every_patient_quarantined_exits_1_without_a_traceback(tmp_path):
+    case = next(c for c in CASES if c["name"] == "every-patient-quarantined")
+    result = outcomes("validate", "--config", _project(case, tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "12 row(s) quarantined" in result.stdout
 
 
 def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
@@ -103,3 +133,9 @@ def test_cli_quarantine_case_prints_the_file_summary_and_writes_it(tmp_path):
     assert (quarantine / "summary.json").is_file() and (quarantine / "summary.csv").is_file()
     assessments = (quarantine / "assessments.csv").read_text()
     assert "source_file,source_line" in assessments and "out_of_order" in assessments
+
+
+def test_cli_run_on_an_empty_result_is_one_sentence_and_exit_2(tmp_path):
+    case = next(c for c in CASES if c["name"] == "header-no-rows")
+    result = outcomes("run", "--config", _project(case, tmp_path))
+    assert_one_sentence_error(result, "no valid assessment rows to analyse")

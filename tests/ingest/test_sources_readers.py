@@ -85,7 +85,7 @@ def test_duplicated_and_blank_header_names(tmp_path):
     ("data", "message"),
     [
         (b"", "the file is empty (no header row)"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text table (the file holds binary data)"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "the file holds binary data: it looks like a PNG picture"),
         (b"PK\x03\x04\x00\x00rest", "this is a zip archive"),
     ],
 )

@@ -8,7 +8,7 @@ own column names (``[sources.columns]``), codes, units, delimiter, encoding and 
 
 from __future__ import annotations
 
-from pipeline.config.settings import Source
+from pipeline.config.settings import ODI_ANSWERED, Source
 from pipeline.ingest.adapters.mapping import (
     Adapted,
     Piece,
@@ -47,6 +47,7 @@ def read(source: Source) -> Adapted:
         if table not in source.files:
             continue
         names = column_names(table, source.extra)
+        names += (ODI_ANSWERED,) if table == "assessments" else ()
         explicit = {c: v for c, v in source.columns.items() if c in names}
         for path in expand(source, table):
             text = read_source_file(source, path)

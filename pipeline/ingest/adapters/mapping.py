@@ -34,12 +34,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config.settings import Source, strptime_pattern
+from pipeline.config.settings import ODI_ANSWERED, Source, strptime_pattern
+from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.ingest.readers import LINE, STR, TextTable, read_table
+from pipeline.ingest.readers import LINE, STR, TextTable, not_a_file, read_table
 from pipeline.schemas.columns import PATIENT_ID
-from pipeline.schemas.raw import TABLES, coded_columns, column_kinds
+from pipeline.schemas.raw import NO, TABLES, YES, coded_columns, column_kinds
 
 PROVENANCE = (SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL)
 PROBLEM_COLUMNS = ("row", "column", "check", "value", "reason")
@@ -55,6 +56,19 @@ EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
 _ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _SERIAL = r"\d{5}(?:\.\d+)?"
 _ID_SEPARATORS = r"[\s\-_./]+"
+# A session or visit number written after a word meaning "session" or "visit" (not "week"):
+# "Termin 3", "visit 3", "V3", "Besuch Nr. 3", "séance 3", "sesión 3", "seduta 3", "bezoek 3".
+_VISIT_WORDS = (
+    "termin|visit|visite|visita|session|sitzung|behandlung|besuch|konsultation|seance|séance"
+    "|sesion|sesión|seduta|bezoek|behandeling|consult|v|s|t"
+)
+_NUMBERED = rf"(?i)^\s*(?:{_VISIT_WORDS})\.?\s*(?:(?:nr|no|n°|nº)\.?\s*)?(\d+)\s*$"
+NUMBERED_COLUMNS = ("session_number", "visit")
+# Yes/no cells validation reads without a vocabulary (as in pipeline.schemas.raw YES and NO).
+_PLAIN_YES_NO = pa.array(
+    [w for word in (*YES, *NO) for w in (word, word.upper(), word.capitalize())],
+    pa.large_string(),
+)
 
 
 @dataclass(frozen=True)
@@ -135,9 +149,10 @@ def file_label(source: Source, path: Path) -> str:
 
 def read_source_file(source: Source, path: Path) -> TextTable:
     """Read one file of ``source`` with its delimiter, encoding, header row and sheet."""
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem:
         key = source.key("files" if source.kind != "canonical" else "")
-        raise InputFileError(f"{path}: file not found (named in {source.config}: {key})")
+        raise InputFileError(f"{path}: {problem} (named in {source.config}: {key})")
     return read_table(
         path,
         delimiter=source.delimiter,
@@ -145,6 +160,7 @@ def read_source_file(source: Source, path: Path) -> TextTable:
         header_row=source.header_row,
         sheet=source.sheet,
         hint=f"; set header_row in {source.key()} to the line that holds them",
+        missing=source.vocabulary.missing_spellings(),
     )
 
 
@@ -395,6 +411,49 @@ def compact_ids(text: pd.Series) -> pd.Series:
     return out.mask(out == "").astype(STR)
 
 
+def numbered(text: pd.Series) -> pd.Series:
+    """Read a number written after a visit word (``Termin 3``, ``visit 3``, ``V3``) as the number.
+
+    Used for session and visit numbers only; other cells stay as written.
+    """
+    try:
+        pc.cast(_arrow_text(text), pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    else:
+        return text  # whole numbers throughout (the common case): one fast pass, no regex
+    found = text.str.extract(_NUMBERED, expand=False)
+    return found.where(found.notna(), text).astype(STR)
+
+
+def shifted(text: pd.Series, step: int) -> pd.Series:
+    """Add ``step`` to the whole numbers of a text column; other cells stay as written."""
+    numbers = pd.to_numeric(text, errors="coerce")
+    whole = numbers.notna() & (numbers == np.floor(numbers))
+    out = text.copy()
+    out[whole] = [str(int(x) + step) for x in numbers[whole]]
+    return out.astype(STR)
+
+
+def yes_no(text: pd.Series, vocabulary: Vocabulary) -> pd.Series:
+    """Write the yes and no words of the source's languages as ``yes`` and ``no``.
+
+    Other cells stay as written (so that validation names what is neither).
+    """
+    if text.isna().all():
+        return text
+    cells = _arrow_text(text)
+    plain = pc.or_(pc.is_in(cells, value_set=_PLAIN_YES_NO), pc.is_null(cells))
+    if pc.all(plain).as_py():
+        return text  # written yes/no (or true/false, 1/0) throughout: validation reads them
+    folded = fold_code_case(text)
+    cells = _arrow_text(folded)
+    yes = pc.is_in(cells, value_set=pa.array(vocabulary.yes, pa.large_string()))
+    no = pc.is_in(cells, value_set=pa.array(vocabulary.no, pa.large_string()))
+    out = text.mask(yes.to_numpy(zero_copy_only=False), "yes")
+    return out.mask(no.to_numpy(zero_copy_only=False), "no").astype(STR)
+
+
 def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     """Normalise the canonical text columns of ``frame`` as ``source`` says (module docstring).
 
@@ -422,10 +481,18 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
             text = apply_codes(text, source.codes[column])
         if column in coded:
             text = fold_code_case(text)
+        if kinds[column] == "yes/no":
+            text = yes_no(text, source.vocabulary)
+        if column in NUMBERED_COLUMNS:
+            text = numbered(text)
+        if column in source.shift:
+            text = shifted(text, source.shift[column])
         if kinds[column] in ("integer", "number"):
             if source.decimal == ",":
                 text = text.str.replace(",", ".", regex=False)
             factor = UNIT_FACTORS.get((column, source.units.get(column, "")))
+            if column == "odi" and ODI_ANSWERED in frame:
+                factor = None  # scored over the answered sections below
             if factor:
                 text = scale(text, factor)
         if kinds[column] == "date":
@@ -435,6 +502,44 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         if column == PATIENT_ID and source.id_prefix:
             text = source.id_prefix + text  # (a missing id stays missing)
         out[column] = text
+    if "odi" in out and ODI_ANSWERED in out and source.units.get("odi") == "points":
+        out["odi"] = odi_from_points(out["odi"], out[ODI_ANSWERED], source.odi_max_missing_sections)
+    return out
+
+
+def odi_from_points(points: pd.Series, answered: pd.Series, max_missing: int) -> pd.Series:
+    """Score ODI totals written as raw points over the sections answered (SAP section 2).
+
+    ``score = points / (5 x answered) x 100``. More than ``max_missing`` unanswered sections:
+    the score is blank (the missing-section rule). A count of answered sections that is not a
+    whole number from 1 to 10 leaves the score unreadable, written so that validation names
+    both cells (``odi = '30 points over 12 answered sections' is not a number``); points that
+    are not a number stay as written.
+
+    Parameters
+    ----------
+    points, answered : pandas.Series
+        Text: the raw points (0 to 5 per answered section) and the number of sections answered.
+    max_missing : int
+        Unanswered sections allowed (``[thresholds] odi_max_missing_sections``).
+
+    Returns
+    -------
+    pandas.Series
+        The ODI in per cent, as text.
+    """
+    total = pd.to_numeric(points, errors="coerce")
+    count = pd.to_numeric(answered, errors="coerce")
+    readable = count.notna() & (count == np.floor(count)) & count.between(1, 10)
+    out = points.copy().astype(STR)
+    scored = total.notna() & readable & (count >= 10 - max_missing)
+    out[scored] = [format(x, ".12g") for x in (total[scored] / (5 * count[scored]) * 100).round(9)]
+    out[total.notna() & readable & (count < 10 - max_missing)] = pd.NA
+    bad = total.notna() & answered.notna() & ~readable
+    out[bad] = points[bad] + " points over " + answered[bad] + " answered sections"
+    # points given without the count of answered sections: all ten were answered
+    plain = total.notna() & answered.isna()
+    out[plain] = [format(x, ".12g") for x in (total[plain] * 2).round(9)]
     return out
 
 

@@ -9,9 +9,11 @@ dictionary says which instrument (form) each field belongs to, its type and its 
 ``[sources.instruments]`` names the instrument of each canonical table. Rows of a table are the
 rows of its instrument: for a repeating instrument, the rows that name it (session number =
 repeat instance); otherwise the rows where any of the instrument's mapped fields is filled.
-``[sources.events]`` maps event names, with or without the ``_arm_N`` suffix, to visit numbers;
-``[sources.arms]`` optionally maps arm numbers to the patients' ``arm``. The study's own
-columns (declared outcomes and covariates) are mapped like the contract's. Coded fields are written
+``[sources.events]`` maps event names, with or without the ``_arm_N`` suffix, to visit numbers
+(and ``[sources.session_events]`` to session numbers, for a session instrument that is not
+repeating but filled once per event); ``[sources.arms]`` optionally maps arm numbers to the
+patients' ``arm``. The study's own columns (declared outcomes and covariates) are mapped like the
+contract's. Coded fields are written
 as their labels (``1`` -> ``Deep``), yes/no fields as yes/no, and a canonical column mapped to a
 checkbox field gets the labels of the ticked choices joined by ``; `` (a single choice column
 ``f___1`` can be mapped as a yes/no column). ``[sources.codes.<column>]`` may name a choice by
@@ -96,7 +98,7 @@ def read_dictionary(source: Source) -> dict[str, Field]:
         The file is missing, unreadable or not a data dictionary.
     """
     path = Path(source.dictionary or "")
-    if not path.is_file():
+    if not path.exists():
         raise InputFileError(
             f"{path}: REDCap data dictionary not found (named in {source.config}: "
             f"{source.key('dictionary')})"
@@ -323,7 +325,10 @@ def _table_piece(
     for canonical, name in present.items():
         out[canonical] = _field_values(source, text, fields, canonical, name)
     problems = []
-    if table == "sessions" and "session_number" not in source.columns and INSTANCE in header:
+    if table == "sessions" and "session_number" not in source.columns and source.session_events:
+        # a session instrument filled once per event: the event gives the session number
+        out["session_number"] = _event_numbers(source, table, events, rows, problems)
+    elif table == "sessions" and "session_number" not in source.columns and INSTANCE in header:
         out["session_number"] = frame[_column(text, INSTANCE)].astype(STR)
     if table == "patients" and "arm" not in source.columns and source.arms:
         arm = events.str.extract(_ARM.pattern, expand=False)
@@ -334,22 +339,7 @@ def _table_piece(
                 f"{source.config}: {source.key('columns')} must map visit: {label} has no "
                 f"redcap_event_name column to take visits from"
             )
-        base = events.str.replace(_ARM.pattern, "", regex=True)
-        visit = events.map(source.events)
-        visit = visit.where(visit.notna(), base.map(source.events))
-        out["visit"] = visit.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
-        unknown = rows & visit.isna() & events.notna()
-        for position in [k for k, flag in enumerate(unknown.to_numpy()) if flag]:
-            event = events.iloc[position]
-            problems.append(
-                {
-                    "row": position,
-                    "column": "visit",
-                    "check": "unknown_event",
-                    "value": event,
-                    "reason": f"event '{event}' is not mapped to a visit in {source.key('events')}",
-                }
-            )
+        out["visit"] = _event_numbers(source, table, events, rows, problems)
     missing = [c for c in required_columns(table) if c not in out]
     if missing:
         raise InputFileError(
@@ -365,6 +355,37 @@ def _table_piece(
     position = rows.to_numpy().cumsum() - 1
     found = problems_frame([{**p, "row": int(position[p["row"]])} for p in problems])
     return Piece(table, kept, problems=found, date_format=source.date_format)
+
+
+def _event_numbers(
+    source: Source, table: str, events: pd.Series, rows: pd.Series, problems: list[dict]
+) -> pd.Series:
+    """Return each row's number from its event: visit (``events``) or session (``session_events``).
+
+    Event names match with or without their ``_arm_N`` suffix. A row of the table whose event
+    is not mapped gets no number and an ``unknown_event`` problem (added to ``problems``).
+    """
+    sessions = table == "sessions"
+    mapping, key = (
+        (source.session_events, "session_events") if sessions else (source.events, "events")
+    )
+    column, word = ("session_number", "session") if sessions else ("visit", "visit")
+    base = events.str.replace(_ARM.pattern, "", regex=True)
+    number = events.map(mapping)
+    number = number.where(number.notna(), base.map(mapping))
+    unknown = rows & number.isna() & events.notna()
+    for position in [k for k, flag in enumerate(unknown.to_numpy()) if flag]:
+        event = events.iloc[position]
+        problems.append(
+            {
+                "row": position,
+                "column": column,
+                "check": "unknown_event",
+                "value": event,
+                "reason": f"event '{event}' is not mapped to a {word} in {source.key(key)}",
+            }
+        )
+    return number.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
 
 
 def _form(fields: dict[str, Field], name: str) -> str | None:

@@ -6,7 +6,9 @@ outcome assessment, or both. From every row the adapter makes
 * a **session** when any session column other than the therapist is filled (session number,
   depth, twitch, ...);
 * an **assessment** when the visit number or any score (NRS, VAS, ODI, an ODI section or a
-  study's declared outcome) is filled;
+  study's declared outcome) is filled (the visit number only when no other canonical column is
+  read from its column: one "Termin" column may number both the session and the visit, and a
+  session row without a score is then no assessment);
 * the **patient**: the rows of one patient are merged, each detail taken from the rows that fill
   it. When two rows of a patient give different values for a detail (age 44 on one row, 45 on
   another), the patient row is quarantined (``conflicting_values``) and, with it, the patient's
@@ -20,9 +22,10 @@ declared outcome an assessment score.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import VISIT_DATE, Source
+from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
     Adapted,
@@ -77,7 +80,7 @@ def read(source: Source) -> Adapted:
         text = read_source_file(source, path)
         label = file_label(source, path)
         site = site_for(source, path, label)
-        details, scores, assessment_triggers = declared_columns(source)
+        details, scores, score_triggers = declared_columns(source)
         wanted = [
             PATIENT_ID,
             VISIT_DATE,
@@ -86,6 +89,7 @@ def read(source: Source) -> Adapted:
             *SESSION_COLUMNS,
             "assessment_date",
             *scores,
+            ODI_ANSWERED,
         ]
         required = [
             PATIENT_ID,
@@ -112,7 +116,7 @@ def read(source: Source) -> Adapted:
         pieces.append(patients_piece(frame, row_word, source.date_format, details))
         for table, triggers, own in (
             ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
-            ("assessments", assessment_triggers, scores),
+            ("assessments", assessment_triggers(columns, score_triggers), scores),
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
@@ -137,6 +141,19 @@ def declared_columns(
     details = (*PATIENT_DETAILS, *(c for c in own if c not in PATIENT_DETAILS))
     outcomes = tuple(c for c in source.extra.get("assessments", {}) if c not in ASSESSMENT_COLUMNS)
     return details, (*ASSESSMENT_COLUMNS, *outcomes), (*ASSESSMENT_TRIGGERS, *outcomes)
+
+
+def assessment_triggers(
+    columns: dict[str, str], triggers: tuple[str, ...] = ASSESSMENT_TRIGGERS
+) -> tuple[str, ...]:
+    """Return the columns whose filling makes a row an assessment.
+
+    The visit number counts only when it has a column of its own: a column that numbers the
+    session too ("Termin 3") is filled on every session row, and a row with a session and no
+    score is not an assessment.
+    """
+    shared = "visit" in columns and columns["visit"] == columns.get("session_number")
+    return tuple(c for c in triggers if not (shared and c == "visit"))
 
 
 def patients_piece(
@@ -186,9 +203,9 @@ def patients_piece(
     out = out.reset_index(drop=True)
     lineage = pd.DataFrame(
         {
-            "row": [k for k, ls in enumerate(lines) for _ in ls],
+            "row": np.array([k for k, ls in enumerate(lines) for _ in ls], dtype=np.int64),
             SOURCE_FILE: label,
-            SOURCE_LINE: [line for ls in lines for line in ls],
+            SOURCE_LINE: np.array([line for ls in lines for line in ls], dtype=np.int64),
         }
     )
     problems = []

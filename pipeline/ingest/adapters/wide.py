@@ -5,7 +5,10 @@
 time-point label to its visit (session) number, and ``columns`` maps canonical columns to column
 patterns in which ``{t}`` stands for the label (``nrs = "nrs_{t}"`` reads ``nrs_baseline``,
 ``nrs_wk2``, ...). A pattern without ``{t}`` is one column used for every time point (e.g. a depth
-used in every session). A time point whose columns are all empty is a missed visit, not a row.
+used in every session). A time point whose columns are all empty is a missed visit, not a row;
+so is one whose only filled column is its date (one date per time point may date both the session
+and the assessment, ``session_date = "date_{t}"`` and ``assessment_date = "date_{t}"``, and a
+time point with a session but no score is then no assessment).
 
 Without a date column per time point, dates are ``date_from + 7 x weeks[label]`` days; without
 ``date_from`` either, an assessment's ``weeks`` column is ``weeks[label]`` (a study timed by
@@ -154,7 +157,8 @@ def long_rows(
         block[SOURCE_DETAIL] = pd.Series(
             f"{POINT_WORDS[table]} {point}", index=block.index, dtype=STR
         )
-        filled = text.frame[list(own.values())].notna().any(axis=1).to_numpy()
+        scored = [v for c, v in own.items() if c not in DATE_COLUMNS.values()]
+        filled = text.frame[scored or list(own.values())].notna().any(axis=1).to_numpy()
         block.insert(0, "_row", np.arange(len(block)))
         block.insert(1, "_order", order)
         block[NUMBER_COLUMNS[table]] = pd.Series(str(number), index=block.index, dtype=STR)
