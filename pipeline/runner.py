@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache, cache_key
+from pipeline.analyses.headline import answer_table
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.analyses.run import (
     Progress,
@@ -279,6 +280,7 @@ def _run(
     reasons = summaries.quarantine_reasons(validation.failures)
     tables = {
         **model_tables,
+        "answer": answer_table(model_tables, study, visit),
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
     }

@@ -507,6 +507,7 @@ NO_COUNTS = frozenset(
         "table_one_std_diff",
         "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
         "skipped_analyses",  # analyses a design cannot support, with the reason
+        "answer",  # headline estimates and their verdicts (analyses.headline): no counts
     }
 )
 KNOWN = frozenset({*BUILDERS, *AE_TABLES, *NO_COUNTS})

@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report import design
+from pipeline.report.answer import Contributor, answer_section, safety_line
 from pipeline.report.html import Paragraph, ReportContent, Section
 from pipeline.report.provenance import RunProvenance
 from pipeline.report.sections.appendix import appendix_section
@@ -34,10 +35,13 @@ from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
 from pipeline.report.sections.sensitivity import sensitivity_section
-from pipeline.report.sections.summary import summary_section
 from pipeline.report.sections.table_one import table_one_section
 
 TITLE = "Dry needling for low back pain: outcome report"
+
+ANSWER_CONTRIBUTORS: tuple[Contributor, ...] = (safety_line,)
+"""Sections' one-sentence contributions to the answer page (:mod:`pipeline.report.answer`):
+add a section's contributor here."""
 
 
 def build_content(
@@ -84,7 +88,7 @@ def build_content(
         return _declared_content(config, tables, run, note, flags, residuals, formulas, extra)
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
-        summary_section(tables, config),
+        answer_section(tables, config, ANSWER_CONTRIBUTORS),
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),
@@ -130,6 +134,7 @@ def _declared_content(
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
     sections: list[Section | None] = [
+        answer_section(tables, config, ANSWER_CONTRIBUTORS),
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
         provenance_section(config, run),

@@ -173,6 +173,44 @@ class Flow(_Output):
     detail: Series[object] = pa.Field(nullable=True)
 
 
+class Answer(_Output):
+    """``answer``: the headline estimate of each comparison × outcome, its verdict (SAP §4).
+
+    ``improvement``, ``ci_low`` and ``ci_high`` are ``level`` minus ``reference`` turned so that
+    a positive number is more improvement with ``level`` (:mod:`pipeline.analyses.headline`).
+    """
+
+    question: Series[str] = pa.Field(description="The comparison (declared name).")
+    level: Series[str]
+    reference: Series[str]
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    role: Series[str] = pa.Field(isin=["headline", "supporting", "unadjusted"])
+    estimand: Series[str] = pa.Field(
+        isin=["visit_difference", "total_effect", "direct_effect", "within_patient"]
+    )
+    analysis: Series[str]
+    visit: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    horizon: Series[float] = pa.Field(nullable=True, description="Model time at the visit.")
+    improvement: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    p_holm: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    mcid: Series[float] = pa.Field(nullable=True, description="MCID in the outcome's units.")
+    verdict: Series[str] = pa.Field(
+        nullable=True,
+        isin=[
+            "clinically_important",
+            "below_mcid",
+            "no_detectable_difference",
+            "inconclusive",
+            "detectable",
+            "not_detected",
+            "not_estimable",
+        ],
+    )
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -183,6 +221,7 @@ MODELS: dict[str, type[_Output]] = {
     "diagnostics": Diagnostics,
     "responders": Responders,
     "flow": Flow,
+    "answer": Answer,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 
@@ -212,6 +251,7 @@ COMPARISON_COLUMNS = columns(ModelComparison)
 DIAGNOSTIC_COLUMNS = columns(Diagnostics)
 RESPONDER_COLUMNS = columns(Responders)
 FLOW_COLUMNS = columns(Flow)
+ANSWER_TABLE_COLUMNS = columns(Answer)
 
 
 class OutputContractError(ValueError):
