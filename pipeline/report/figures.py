@@ -179,7 +179,7 @@ def forest(
                     markersize=5,
                     capsize=2.5,
                     linewidth=1.2,
-                    label="primary family (Holm)" if primary else "other analyses",
+                    label="headline estimate" if primary else "other analyses",
                 )
             ax.axvline(reference, color=GREY, linewidth=0.8, linestyle="--")
             ax.set_yticks(y, part["label"])

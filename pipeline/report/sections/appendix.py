@@ -16,6 +16,7 @@ from pipeline.report.html import (
     sig,
     table,
 )
+from pipeline.report.labels import term_label, variable_label
 from pipeline.report.sections.common import (
     ANALYSIS_COLUMN,
     OUTCOME_COLUMN,
@@ -38,7 +39,7 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
                 fe[fe["analysis"] == analysis],
                 [
                     OUTCOME_COLUMN,
-                    ("Term", "term", None),
+                    ("Term", "term", lambda r: term_label(r["term"])),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("SE", "#se", lambda r: fmt(r["std_err"], 3)),
                     ("df", "#df", lambda r: fmt(r["df"], 1)),
@@ -57,8 +58,8 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
                 [
                     ANALYSIS_COLUMN,
                     OUTCOME_COLUMN,
-                    ("Group", "group", None),
-                    ("Term", "term", None),
+                    ("Group", "group", lambda r: variable_label(r["group"]).replace("_", " ")),
+                    ("Term", "term", lambda r: term_label(r["term"])),
                     ("Variance", "#v", lambda r: sig(r["variance"])),
                     ("SD", "#sd", lambda r: sig(r["std_dev"])),
                     ("Correlation", "#c", lambda r: sig(r["correlation"], 3)),
@@ -68,8 +69,12 @@ def appendix_section(tables: Mapping[str, pd.DataFrame]) -> Section | None:
         )
     blocks.append(
         Paragraph(
-            "Reference levels: superficial needling, no twitch, acute pain. Estimates of the "
-            "sensitivity and subgroup models are in reports/tables/fixed_effects.csv.",
+            "Reference levels: superficial needling, no twitch, acute pain and, for the clinic "
+            "and the visit, the level without a row of its own; a level's coefficient is its "
+            "difference from the reference level, and '×' marks an interaction (a difference "
+            "in that difference). Estimates of the "
+            "sensitivity and subgroup models, under the engine's own term names, are in "
+            "reports/tables/fixed_effects.csv.",
             "note",
         )
     )
