@@ -23,6 +23,7 @@ from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report import design
 from pipeline.report.answer import Contributor, answer_section, safety_line
+from pipeline.report.glossary import glossary_section, methods_table
 from pipeline.report.html import Paragraph, ReportContent, Section
 from pipeline.report.provenance import RunProvenance
 from pipeline.report.sections.appendix import appendix_section
@@ -98,7 +99,8 @@ def build_content(
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,
-        Section("methods", "Methods", tuple(Paragraph(p) for p in methods)),
+        Section("methods", "Methods", (methods_table(methods),)),
+        glossary_section(),
         appendix_section(tables),
     ]
     return ReportContent(
@@ -149,6 +151,7 @@ def _declared_content(
             "Methods",
             tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
         ),
+        glossary_section(),
         appendix_section(tables),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"

@@ -69,6 +69,7 @@ def test_every_section_is_filled_in_reading_order(setting):
         "sensitivity",
         "diagnostics",
         "methods",
+        "glossary",
         "appendix",
     ]
     for section in content.sections:
@@ -154,9 +155,10 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
     content = build(setting, report_tables.run_tables())
     methods = text_of(content, "methods")
     for phrase in (
-        "trajectory models",
-        "change-from-baseline",
-        "joint model",
+        "Trajectory model (SAP §4.1)",
+        "Change from baseline (§4.2)",
+        "Joint model (§4.4)",
+        "Headline estimates (SAP §4)",
         "restricted maximum likelihood",
         "Satterthwaite",
         "Holm",
@@ -165,6 +167,10 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
         "pandas",
     ):
         assert phrase in methods, phrase
+    # a checklist a reviewer can go through: one table row per item, no long paragraph
+    (table,) = blocks(content, "methods")
+    assert isinstance(table, Table) and table.header == ("Item", "What was done")
+    assert max(len(text) for _, text in table.rows) < 600
     published = publish_tables(report_tables.run_tables(), 5)
     assert isinstance(published["table_one"], pd.DataFrame)
 
