@@ -184,7 +184,8 @@ def run(
     config : Config
         The loaded configuration.
     project_root : Path, optional
-        Folder whose git commit is recorded (default: the configuration file's folder).
+        Source folder of the pipeline whose git commit is recorded (default: the folder the
+        running package was imported from; the configuration's folder is recorded apart).
     progress : callable, optional
         Called as ``progress(i, n, plan)`` before each of the ``n`` models is fitted.
     refit : bool, default False
@@ -301,7 +302,7 @@ def _run(
         results,
         analysis=data,
         key_source=key.source,
-        project_root=project_root or config.source.resolve().parent,
+        project_root=project_root,
     )
     written += write_report(config, report)
     return RunResult(
@@ -389,7 +390,7 @@ def render_report(
     *,
     analysis: pd.DataFrame,
     key_source: str,
-    project_root: Path,
+    project_root: Path | None,
 ) -> RenderedReport:
     """Suppress small cells, build the report and print it to PDF, all in memory.
 
@@ -408,8 +409,8 @@ def render_report(
         The analysis data set (for the individual-trajectory panel).
     key_source : str
         Where the pseudonym key came from.
-    project_root : Path
-        Folder whose git commit is recorded.
+    project_root : Path or None
+        Source folder of the pipeline whose commit is recorded (None: the running package's).
 
     Returns
     -------
