@@ -96,6 +96,12 @@ def outcome_words(outcome: Outcome) -> str:
     return known.words if known is not None else outcome.short
 
 
+def outcome_unit(outcome: Outcome) -> str:
+    """Return the unit of a difference (``points`` for the ODI, whose scores are percentages)."""
+    known = INSTRUMENTS.get(outcome.name)
+    return known.unit if known is not None else outcome.unit
+
+
 def _digits(outcome: Outcome) -> int:
     """Decimals for an outcome's differences: one for wide scales (0–100), two otherwise."""
     return 1 if outcome.high - outcome.low > 20 else 2
@@ -142,7 +148,7 @@ def _amount(row: Mapping, outcome: Outcome, *, direction: bool = False) -> str:
             else f", less improvement with {level} than with {reference}"
         )
     return (
-        f"{signed(row['improvement'], d)} {outcome.unit} (95 % CI "
+        f"{signed(row['improvement'], d)} {outcome_unit(outcome)} (95 % CI "
         f"{signed(low, d)} to {signed(high, d)}){which}"
     )
 
@@ -163,7 +169,9 @@ def verdict_sentence(row: Mapping, outcome: Outcome, comparison: Comparison, tim
         return f"{outcome_words(outcome)}: {what}."
     mcid = number(row["mcid"])
     mcid_words = (
-        f"MCID {mcid:g} {outcome.unit}" if not math.isnan(mcid) else "no MCID in points declared"
+        f"MCID {mcid:g} {outcome_unit(outcome)}"
+        if not math.isnan(mcid)
+        else "no MCID in points declared"
     )
     return (
         f"{outcome_words(outcome)}: {what}. {_amount(row, outcome, direction=True)}, "
@@ -246,7 +254,9 @@ def _others(
                 "is confounded by depth"
             )
         parts.append(f"{lead}: {amounts}.")
-    return [Paragraph(" ".join(parts), "note")] if parts else []
+    if not parts:
+        return []
+    return [Paragraph(f"{comparison.label.capitalize()}. " + " ".join(parts), "note")]
 
 
 def answer_figure(rows: pd.DataFrame, labels: Mapping[str, str]) -> MplFigure:
@@ -333,7 +343,7 @@ def answer_section(
     config: Config,
     contributors: Sequence[Contributor] = (),
 ) -> Section | None:
-    """Build the answer page: verdicts, the figure, then each contributor's sentences.
+    """Build the answer page: verdicts, contributed sentences, the figure, supporting estimates.
 
     Parameters
     ----------
@@ -368,7 +378,7 @@ def answer_section(
             "note",
         )
     ]
-    figure_rows, figure_labels = [], {}
+    figure_rows, figure_labels, others = [], {}, []
     comparisons = list(study.comparisons)
     if not study.declared:  # the plan's numbering: question 1 twitch, question 2 depth
         numbers = {q.factor: q.number for q in QUESTIONS}
@@ -396,7 +406,12 @@ def answer_section(
             if not math.isnan(number(r["mcid"])) and not math.isnan(number(r["improvement"])):
                 figure_labels[len(figure_rows)] = f"{level} vs {reference} · {outcome.short}"
                 figure_rows.append(r)
-        blocks += _others(part, outcomes, comparison, time_unit)
+        others += _others(part, outcomes, comparison, time_unit)
+    lines = sorted(
+        (line for contribute in contributors for line in contribute(tables, config)),
+        key=lambda line: line.order,
+    )
+    blocks += [Paragraph(line.text) for line in lines]
     if figure_rows:
         rows = pd.DataFrame(figure_rows)
         blocks.append(
@@ -410,9 +425,7 @@ def answer_section(
                 anchor="answer-figure",
             )
         )
-    lines = sorted(
-        (line for contribute in contributors for line in contribute(tables, config)),
-        key=lambda line: line.order,
-    )
-    blocks += [Paragraph(line.text) for line in lines]
+    if others:
+        blocks.append(Heading("Supporting and unadjusted estimates", anchor="answer-others"))
+        blocks += others
     return Section(SECTION_ID, SECTION_TITLE, tuple(blocks))
