@@ -45,7 +45,7 @@ from pipeline.planning.answers import plan_study
 from pipeline.planning.from_study import assumptions_from_study
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
-from pipeline.report import pdf, provenance
+from pipeline.report import journal, pdf, provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import Paragraph, Section, render_html
 from pipeline.schemas.analysis import check_analysis
@@ -364,6 +364,7 @@ class RenderedReport:
     pdf: bytes | None
     pdf_problem: str | None
     run_id: str = ""
+    journal: journal.JournalFiles | None = None
 
 
 def set_id(tables: dict[str, pd.DataFrame], html: str) -> str:
@@ -454,12 +455,17 @@ def render_report(
             except pdf.PdfError as exc:
                 problem = f"{target} was not written: {exc}"
     return RenderedReport(
-        tables=published, html=html, pdf=document, pdf_problem=problem, run_id=run_id
+        tables=published,
+        html=html,
+        pdf=document,
+        pdf_problem=problem,
+        run_id=run_id,
+        journal=journal.journal_files(content),
     )
 
 
 def write_report(config: Config, report: RenderedReport) -> list[Path]:
-    """Write the published tables, the HTML and the PDF as one set, all or nothing.
+    """Write the published tables, the HTML, the PDF and the Word files as one set, all or nothing.
 
     Everything is written into a staging folder beside ``[outputs] reports`` with a
     ``manifest.json`` (run id, SHA-256 of each file) and swapped in at the end
@@ -482,6 +488,12 @@ def write_report(config: Config, report: RenderedReport) -> list[Path]:
         written.append(staged.write_text(REPORT_NAME, report.html))
         if report.pdf is not None:
             written.append(staged.write_bytes(PDF_NAME, report.pdf))
+        if report.journal is not None:
+            written.append(staged.write_bytes(journal.DOCUMENT_NAME, report.journal.document))
+            written += [
+                staged.write_bytes(f"{journal.TABLES_FOLDER}/{name}", data)
+                for name, data in report.journal.tables.items()
+            ]
         created = dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds")
         written.append(staged.commit(created))
     return written
