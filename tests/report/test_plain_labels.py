@@ -5,8 +5,10 @@ from __future__ import annotations
 import report_tables
 
 from pipeline.report.labels import optimiser_label, term_label
+from pipeline.report.sections.common import OUTCOME_COLUMN
 from pipeline.report.sections.diagnostics import split_warnings
 from pipeline.report.sections.outcomes import forest_rows
+from pipeline.report.sections.responders import responder_table
 
 
 def test_model_terms_are_named_in_words():
@@ -60,3 +62,18 @@ def test_the_forest_plot_fills_the_headline_and_labels_the_unadjusted_comparison
         else:  # the headline is the within-patient coefficient: no slope is filled
             assert not rows["primary"].any()
             assert "Trajectory model, twitch (unadjusted, confounded)" in rows.index
+
+
+def test_proportions_and_risk_differences_are_percentages():
+    shown = responder_table(report_tables.responders(), OUTCOME_COLUMN, "")
+    estimate, interval = shown.header.index("Estimate"), shown.header.index("95 % CI")
+    cells = [(r[estimate], r[interval]) for r in shown.rows]
+    assert cells == [
+        ("59.3 %", "–"),
+        ("73.8 %", "–"),
+        ("14.5 %-points", "2.6 to 26.4"),
+        ("1.93", "1.12 to 3.34"),  # an odds ratio stays a ratio
+    ]
+    hidden = report_tables.responders().astype({"estimate": object})
+    hidden.loc[0, "estimate"] = "[c]"  # a withheld value is shown as withheld
+    assert responder_table(hidden, OUTCOME_COLUMN, "").rows[0][estimate] == "[c]"

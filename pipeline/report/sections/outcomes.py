@@ -79,7 +79,7 @@ def _means_table(means: pd.DataFrame, factor: str) -> Table:
     )
 
 
-def _emmeans_tables(emmeans: pd.DataFrame, factor: str) -> list[Table]:
+def _emmeans_tables(emmeans: pd.DataFrame, factor: str, time_unit: str = "week") -> list[Table]:
     out = []
     part = emmeans[(emmeans["factor"] == factor) & emmeans["analysis"].map(is_main)]
     for analysis in dict.fromkeys(part["analysis"]):
@@ -102,7 +102,12 @@ def _emmeans_tables(emmeans: pd.DataFrame, factor: str) -> list[Table]:
                 rows.append(tuple(cells))
         out.append(
             Table(
-                header=("Outcome", "Visit", "Time", *(f"{lv} (95 % CI)" for lv in levels)),
+                header=(
+                    "Outcome",
+                    "Visit",
+                    f"{time_unit.capitalize()}s since baseline",
+                    *(f"{lv} (95 % CI)" for lv in levels),
+                ),
                 rows=tuple(rows),
                 numeric=(False, True, True, *([True] * len(levels))),
                 caption=f"Estimated marginal means: {analysis_label(analysis)}",
@@ -290,7 +295,7 @@ def outcomes_section(
         )
         blocks.append(_means_table(means, q.factor))
         if present(tables, "emmeans"):
-            blocks += _emmeans_tables(tables["emmeans"], q.factor)
+            blocks += _emmeans_tables(tables["emmeans"], q.factor, time_unit)
         if contrasts is not None and not contrasts.empty:
             main = contrasts[
                 (contrasts["question"] == q.factor) & contrasts["analysis"].map(is_main)
