@@ -260,7 +260,11 @@ def _at_visit(
         & contrasts["within"].isna()
     ]
     reference, *others = _levels(tables, analysis, outcome, comparison)
-    weeks = _horizon(tables, analysis, outcome, visit)
+    # the visit's time on the study's time axis, from the trajectory model's marginal means
+    # (the visit-level model's own time is the visit number)
+    weeks = _horizon(
+        tables, AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name, outcome, visit
+    )
     return [
         _Estimate(
             comparison.name,

@@ -194,9 +194,10 @@ def test_a_trial_is_answered_at_its_primary_visit_whichever_way_the_scale_runs()
             _contrast("change_arm", "psfs", "arm", VISIT, 0.85, 0.49, 1.21, 4.7e-6, 1),
         ]
     )
-    emmeans = pd.DataFrame(
-        _emmeans("change_arm", "rmdq", "arm", ["sham", "deep"], {1: 13.0, 2: 52.0})
-        + _emmeans("change_arm", "psfs", "arm", ["sham", "deep"], {1: 13.0, 2: 52.0})
+    emmeans = pd.DataFrame(  # the visit-level model's time is the visit number
+        _emmeans("change_arm", "rmdq", "arm", ["sham", "deep"], {1: 1.0, 2: 2.0})
+        + _emmeans("trajectory_arm", "rmdq", "arm", ["sham", "deep"], {1: 13.0, 2: 52.0})
+        + _emmeans("change_arm", "psfs", "arm", ["sham", "deep"], {1: 1.0, 2: 2.0})
     )
     tables = {"contrasts": contrasts, "emmeans": emmeans}
     answer = answer_table(tables, _study(rmdq, psfs, comparisons=(arm,)), visit=1)
