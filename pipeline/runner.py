@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import outputs
 from pipeline.analyses.cache import FitCache, cache_key
+from pipeline.analyses.headline import answer_table
 from pipeline.analyses.missing_data import MissingDataResult, missing_data_analysis
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.analyses.run import (
@@ -47,10 +48,11 @@ from pipeline.planning.answers import plan_study
 from pipeline.planning.from_study import assumptions_from_study
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
-from pipeline.report import pdf, provenance
+from pipeline.report import journal, pdf, provenance
+from pipeline.report.answer import AnswerLine
 from pipeline.report.content import build_content
 from pipeline.report.html import Paragraph, Section, render_html
-from pipeline.report.sections.estimand import estimand_section
+from pipeline.report.sections.estimand import answer_sentence, estimand_section
 from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
@@ -187,7 +189,8 @@ def run(
     config : Config
         The loaded configuration.
     project_root : Path, optional
-        Folder whose git commit is recorded (default: the configuration file's folder).
+        Source folder of the pipeline whose git commit is recorded (default: the folder the
+        running package was imported from; the configuration's folder is recorded apart).
     progress : callable, optional
         Called as ``progress(i, n, plan)`` before each of the ``n`` models is fitted.
     refit : bool, default False
@@ -291,6 +294,7 @@ def _run(
     reasons = summaries.quarantine_reasons(validation.failures)
     tables = {
         **model_tables,
+        "answer": answer_table(model_tables, study, visit),
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
     }
@@ -324,7 +328,7 @@ def _run(
         results,
         analysis=data,
         key_source=key.source,
-        project_root=project_root or config.source.resolve().parent,
+        project_root=project_root,
         missing=missing,
     )
     written += write_report(config, report)
@@ -387,6 +391,7 @@ class RenderedReport:
     pdf: bytes | None
     pdf_problem: str | None
     run_id: str = ""
+    journal: journal.JournalFiles | None = None
 
 
 def set_id(tables: dict[str, pd.DataFrame], html: str) -> str:
@@ -413,7 +418,7 @@ def render_report(
     *,
     analysis: pd.DataFrame,
     key_source: str,
-    project_root: Path,
+    project_root: Path | None,
     missing: MissingDataResult | None = None,
 ) -> RenderedReport:
     """Suppress small cells, build the report and print it to PDF, all in memory.
@@ -433,8 +438,8 @@ def render_report(
         The analysis data set (for the individual-trajectory panel).
     key_source : str
         Where the pseudonym key came from.
-    project_root : Path
-        Folder whose git commit is recorded.
+    project_root : Path or None
+        Source folder of the pipeline whose commit is recorded (None: the running package's).
     missing : MissingDataResult, optional
         The ``[estimand]`` analyses: their section goes before the methods.
 
@@ -474,6 +479,9 @@ def render_report(
                 ),
             )
         ),
+        contributors=()
+        if missing is None
+        else (lambda tables, config: [AnswerLine("tipping_point", answer_sentence(missing), 30)],),
     )
     run_id = set_id(published, render_html(content))
     html = render_html(content, run_id=run_id)
@@ -489,12 +497,17 @@ def render_report(
             except pdf.PdfError as exc:
                 problem = f"{target} was not written: {exc}"
     return RenderedReport(
-        tables=published, html=html, pdf=document, pdf_problem=problem, run_id=run_id
+        tables=published,
+        html=html,
+        pdf=document,
+        pdf_problem=problem,
+        run_id=run_id,
+        journal=journal.journal_files(content),
     )
 
 
 def write_report(config: Config, report: RenderedReport) -> list[Path]:
-    """Write the published tables, the HTML and the PDF as one set, all or nothing.
+    """Write the published tables, the HTML, the PDF and the Word files as one set, all or nothing.
 
     Everything is written into a staging folder beside ``[outputs] reports`` with a
     ``manifest.json`` (run id, SHA-256 of each file) and swapped in at the end
@@ -517,6 +530,12 @@ def write_report(config: Config, report: RenderedReport) -> list[Path]:
         written.append(staged.write_text(REPORT_NAME, report.html))
         if report.pdf is not None:
             written.append(staged.write_bytes(PDF_NAME, report.pdf))
+        if report.journal is not None:
+            written.append(staged.write_bytes(journal.DOCUMENT_NAME, report.journal.document))
+            written += [
+                staged.write_bytes(f"{journal.TABLES_FOLDER}/{name}", data)
+                for name, data in report.journal.tables.items()
+            ]
         created = dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds")
         written.append(staged.commit(created))
     return written

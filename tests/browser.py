@@ -33,6 +33,7 @@ class PageLoad:
     errors: list[str] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)
     figures: int = 0
+    result: Any = None
 
 
 class _Pipe:
@@ -135,8 +136,14 @@ def _error_text(event: dict) -> str | None:
     return None
 
 
-def load_page(browser: Path, url: str, timeout: float = 60.0) -> PageLoad:
-    """Open ``url`` in headless Chromium and report its errors and images once it has loaded."""
+def load_page(
+    browser: Path, url: str, timeout: float = 60.0, script: str | None = None
+) -> PageLoad:
+    """Open ``url`` in headless Chromium and report its errors and images once it has loaded.
+
+    ``script``, a JavaScript expression, is evaluated in the loaded page; its value (returned
+    by value, e.g. from ``JSON.stringify``) is :attr:`PageLoad.result`.
+    """
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="needling-browser-") as profile:
         pipe = _Pipe(browser, profile)
@@ -163,6 +170,8 @@ def load_page(browser: Path, url: str, timeout: float = 60.0) -> PageLoad:
                 return result["result"]["value"]
 
             page = PageLoad(images=json.loads(evaluate(IMAGES)), figures=evaluate(FIGURES))
+            if script is not None:
+                page.result = evaluate(script)
             page.errors = [t for e in pipe.events if (t := _error_text(e)) is not None]
             return page
         finally:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.analyses.headline import answer_table
+from pipeline.config.settings import Mcid, Study, legacy_outcomes
 from pipeline.describe.table_one import table_one
 from pipeline.schemas.identity import ContrastKind, FlowStage
 
+MCID = {"nrs": Mcid(2, 30), "vas": Mcid(15, 30), "odi": Mcid(10, 30)}
 FIT_SECONDS = 12.3456789  # a value that must never reach the report
 
 
@@ -191,14 +194,19 @@ def contrasts() -> pd.DataFrame:
 
 def emmeans() -> pd.DataFrame:
     rows = []
-    for level, start, slope in (("superficial", 6.8, -0.2), ("deep", 6.7, -0.3)):
+    for analysis, factor, level, start, slope in (
+        ("trajectory_depth", "depth", "superficial", 6.8, -0.2),
+        ("trajectory_depth", "depth", "deep", 6.7, -0.3),
+        ("trajectory_twitch", "twitch", "no twitch", 6.8, -0.22),
+        ("trajectory_twitch", "twitch", "twitch", 6.7, -0.28),
+    ):
         for visit, time in ((0, 0.0), (4, 12.0)):
             est = start + slope * time
             rows.append(
                 (
-                    "trajectory_depth",
+                    analysis,
                     "nrs",
-                    "depth",
+                    factor,
                     level,
                     visit,
                     time,
@@ -292,7 +300,7 @@ def diagnostics() -> pd.DataFrame:
 def fixed_effects() -> pd.DataFrame:
     terms = ["Intercept", "depth[T.deep]", "weeks", "weeks:depth[T.deep]"]
     est = [6.45, -0.12, -0.195, -0.102]
-    return pd.DataFrame(
+    trajectory = pd.DataFrame(
         {
             "analysis": "trajectory_depth",
             "outcome": "nrs",
@@ -305,6 +313,20 @@ def fixed_effects() -> pd.DataFrame:
             "p_value": [1e-100, 0.42, 3e-31, 3.5e-7],
         }
     )
+    within = pd.DataFrame(  # the session-level model's within-patient twitch coefficient
+        {
+            "analysis": ["session_twitch"],
+            "outcome": ["nrs"],
+            "term": ["twitch_within"],
+            "estimate": [0.69],
+            "std_err": [0.51],
+            "df": [566.8],
+            "ci_low": [-0.32],
+            "ci_high": [1.70],
+            "p_value": [0.18],
+        }
+    )
+    return pd.concat([trajectory, within], ignore_index=True)
 
 
 def variance_components() -> pd.DataFrame:
@@ -526,10 +548,15 @@ def run_tables(*, today_only: bool = False) -> dict[str, pd.DataFrame]:
     }
     if today_only:
         return tables
-    return {
-        **tables,
+    models = {
+        "fixed_effects": tables["fixed_effects"],
         "emmeans": emmeans(),
         "contrasts": contrasts(),
+    }
+    return {
+        **tables,
+        **models,
+        "answer": answer_table(models, Study(outcomes=legacy_outcomes(MCID)), visit=4),
         "effect_sizes": effect_sizes(),
         "model_comparison": model_comparison(),
         "flow": flow,

@@ -729,6 +729,7 @@ NO_COUNTS = frozenset(
         "clinic_omitted",  # the clinic questions the data cannot answer, with the reason
         # assessments per session count, pooled upwards to at least max(10, threshold) rows
         "dose_response",
+        "answer",  # headline estimates and their verdicts (analyses.headline): no counts
     }
 )
 KNOWN = frozenset(

@@ -22,6 +22,8 @@ import pandas as pd
 from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report import design
+from pipeline.report.answer import Contributor, answer_section, safety_line, sentence_line
+from pipeline.report.glossary import glossary_section, methods_table
 from pipeline.report.html import Paragraph, ReportContent, Section
 from pipeline.report.provenance import RunProvenance
 from pipeline.report.sections.appendix import appendix_section
@@ -35,14 +37,27 @@ from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
-from pipeline.report.sections.safety_signals import safety_signals_section
+from pipeline.report.sections.safety_signals import (
+    safety_signal_sentence,
+    safety_signals_section,
+)
 from pipeline.report.sections.sensitivity import sensitivity_section
-from pipeline.report.sections.sessions_needed import sessions_needed_section
+from pipeline.report.sections.sessions_needed import (
+    sessions_needed_section,
+    sessions_needed_sentence,
+)
 from pipeline.report.sections.side_effects import side_effects_section
-from pipeline.report.sections.summary import summary_section
 from pipeline.report.sections.table_one import table_one_section
 
 TITLE = "Dry needling for low back pain: outcome report"
+
+ANSWER_CONTRIBUTORS: tuple[Contributor, ...] = (
+    safety_line,
+    sentence_line("safety_signals", 15, safety_signal_sentence),
+    sentence_line("sessions_needed", 20, sessions_needed_sentence),
+)
+"""Sections' one-sentence contributions to the answer page (:mod:`pipeline.report.answer`):
+add a section's contributor here."""
 
 
 def build_content(
@@ -54,6 +69,7 @@ def build_content(
     residuals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
     formulas: Mapping[tuple[str, str], str] | None = None,
     extra: Sequence[Section] = (),
+    contributors: Sequence[Contributor] = (),
 ) -> ReportContent:
     """Assemble the report of one run.
 
@@ -75,6 +91,9 @@ def build_content(
         ``(analysis, outcome) -> formula`` in lme4 notation, quoted in the methods.
     extra : sequence of Section
         Sections built elsewhere (e.g. "Planning the next study"), placed before the methods.
+    contributors : sequence of Contributor
+        Answer-page sentences of analyses built elsewhere (e.g. the estimand's tipping point),
+        after those of :data:`ANSWER_CONTRIBUTORS`.
 
     Returns
     -------
@@ -87,11 +106,11 @@ def build_content(
     flags = fit_flags(tables.get("diagnostics"))
     if config.study.declared:
         return _declared_content(
-            config, tables, run, note, flags, residuals, formulas, extra, analysis
+            config, tables, run, note, flags, residuals, formulas, extra, analysis, contributors
         )
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
-        summary_section(tables, config),
+        answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
         safety_signals_section(tables, note),
         provenance_section(config, run),
         data_section(tables, note),
@@ -106,7 +125,8 @@ def build_content(
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,
-        Section("methods", "Methods", tuple(Paragraph(p) for p in methods)),
+        Section("methods", "Methods", (methods_table(methods),)),
+        glossary_section(),
         appendix_section(tables),
     ]
     return ReportContent(
@@ -140,10 +160,12 @@ def _declared_content(
     formulas: Mapping[tuple[str, str], str] | None,
     extra: Sequence[Section] = (),
     analysis: pd.DataFrame | None = None,
+    contributors: Sequence[Contributor] = (),
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
     shorts = {o.name: o.short for o in config.study.outcomes}
     sections: list[Section | None] = [
+        answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
         provenance_section(config, run),
@@ -158,6 +180,7 @@ def _declared_content(
             "Methods",
             tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
         ),
+        glossary_section(),
         appendix_section(tables, design.reference_words(config.study), shorts),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"

@@ -190,7 +190,7 @@ def forest(
                     markersize=5,
                     capsize=2.5,
                     linewidth=1.2,
-                    label="primary family (Holm)" if primary else others,
+                    label="headline estimate" if primary else others,
                 )
             mcid = (bands or {}).get(panel)
             if mcid:

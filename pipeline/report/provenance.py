@@ -8,6 +8,7 @@ that the (pure) report sections only format.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -75,6 +76,42 @@ def git_commit(folder: Path) -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def package_source() -> Path:
+    """Return the folder the running ``pipeline`` package was imported from, its parent."""
+    import pipeline  # the package itself, wherever it was installed
+
+    return Path(pipeline.__file__).resolve().parent.parent
+
+
+def installed_commit() -> str | None:
+    """Return the commit recorded when the package was installed from git (PEP 610), or None."""
+    try:
+        text = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not text:
+        return None
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return None
+    commit = info.get("vcs_info", {}).get("commit_id")
+    return str(commit) if commit else None
+
+
+def pipeline_commit(source: Path | None = None) -> str:
+    """Return the commit of the pipeline's own code, wherever the configuration lives.
+
+    The git checkout the package runs from (an editable install, ``source`` when given), else
+    the commit ``pip`` recorded when it installed the package from git, else ``unknown``
+    (a release installed from a wheel is identified by its version).
+    """
+    found = git_commit(source or package_source())
+    if found != "unknown":
+        return found
+    return installed_commit() or "unknown"
+
+
 def run_date() -> str:
     """Today's date (UTC), or the date of ``SOURCE_DATE_EPOCH`` when that is set."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -127,11 +164,13 @@ class RunProvenance:
     versions : dict of str to str
         Python and package versions (:func:`package_versions`).
     commit : str
-        Git commit of the pipeline (:func:`git_commit`).
+        Git commit of the pipeline's own code (:func:`pipeline_commit`).
     run_date : str
         Date of the report (:func:`run_date`).
     key_source : str
         Where the pseudonym key came from (never the key).
+    config_location : str
+        Folder of the configuration file, and its own git commit when it is in a repository.
     """
 
     inputs: pd.DataFrame
@@ -139,10 +178,11 @@ class RunProvenance:
     commit: str
     run_date: str
     key_source: str
+    config_location: str = ""
 
 
 def collect(
-    config: Config, raw: Mapping[str, RawTable], project_root: Path, key_source: str
+    config: Config, raw: Mapping[str, RawTable], project_root: Path | None, key_source: str
 ) -> RunProvenance:
     """Hash the inputs, read the versions, the commit and the date of one run.
 
@@ -152,8 +192,9 @@ def collect(
         The run's configuration (its file and any REDCap data dictionary are hashed too).
     raw : mapping of str to RawTable
         Raw tables as read (file names and SHA-256).
-    project_root : Path
-        Folder whose git commit is recorded.
+    project_root : Path or None
+        Source folder of the pipeline whose commit is recorded; None: the folder the running
+        package was imported from (:func:`pipeline_commit`), never the configuration's folder.
     key_source : str
         Where the pseudonym key came from.
 
@@ -169,10 +210,14 @@ def collect(
         if s.kind == "redcap" and s.dictionary
     ]
     files.append(("configuration", config.source, sha256_of(config.source)))
+    folder = config.source.resolve().parent
+    config_commit = git_commit(folder)
     return RunProvenance(
         inputs=input_files(files),
         versions=package_versions(),
-        commit=git_commit(project_root),
+        commit=pipeline_commit(project_root),
         run_date=run_date(),
         key_source=key_source,
+        config_location=str(folder)
+        + (f" (git commit {config_commit})" if config_commit != "unknown" else ""),
     )

@@ -404,6 +404,44 @@ class Durability(_Output):
     share_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
 
 
+class Answer(_Output):
+    """``answer``: the headline estimate of each comparison × outcome, its verdict (SAP §4).
+
+    ``improvement``, ``ci_low`` and ``ci_high`` are ``level`` minus ``reference`` turned so that
+    a positive number is more improvement with ``level`` (:mod:`pipeline.analyses.headline`).
+    """
+
+    question: Series[str] = pa.Field(description="The comparison (declared name).")
+    level: Series[str]
+    reference: Series[str]
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    role: Series[str] = pa.Field(isin=["headline", "supporting", "unadjusted"])
+    estimand: Series[str] = pa.Field(
+        isin=["visit_difference", "total_effect", "direct_effect", "within_patient"]
+    )
+    analysis: Series[str]
+    visit: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    horizon: Series[float] = pa.Field(nullable=True, description="Model time at the visit.")
+    improvement: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    p_holm: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    mcid: Series[float] = pa.Field(nullable=True, description="MCID in the outcome's units.")
+    verdict: Series[str] = pa.Field(
+        nullable=True,
+        isin=[
+            "clinically_important",
+            "below_mcid",
+            "no_detectable_difference",
+            "inconclusive",
+            "detectable",
+            "not_detected",
+            "not_estimable",
+        ],
+    )
+
+
 MODELS: dict[str, type[_Output]] = {
     "fixed_effects": FixedEffects,
     "variance_components": VarianceComponents,
@@ -428,6 +466,7 @@ MODELS: dict[str, type[_Output]] = {
     "durability": Durability,
     "safety_signals": SafetySignals,
     "safety_signal_rate_ratios": SafetySignalRateRatios,
+    "answer": Answer,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""
 
@@ -460,6 +499,7 @@ RESPONDER_COLUMNS = columns(Responders)
 FLOW_COLUMNS = columns(Flow)
 SENSITIVITY_MISSING_COLUMNS = columns(SensitivityMissing)
 TIPPING_POINT_COLUMNS = columns(TippingPoint)
+ANSWER_TABLE_COLUMNS = columns(Answer)
 
 
 class OutputContractError(ValueError):

@@ -89,7 +89,7 @@ def test_model_recovers_the_true_depth_by_time_effect(demo_run):
 def test_report_is_self_contained_and_shows_no_identifiers_or_dates(demo_run):
     folder, _, _, inputs, _ = demo_run
     html = (folder / "reports" / "outcomes.html").read_text(encoding="utf-8")
-    for section in ("Summary", "Provenance", "Data", "Table 1", "Outcomes", "Methods"):
+    for section in ("The answer", "Provenance", "Data", "Table 1", "Outcomes", "Methods"):
         assert section in html
     assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', html)
     assert "http://" not in html and "https://" not in html  # nothing fetched from outside

@@ -116,7 +116,8 @@ def test_the_set_is_all_old_or_all_new_after_a_fault_at_any_write(first, monkeyp
         writes = counting(patch, None, None)
         runner.write_report(config, new)
     total = writes[0]
-    assert total == len(new.tables) + 4  # tables, HTML, manifest, the swap and after it
+    # tables, HTML, manifest, the swap and after it, the Word document and its tables
+    assert total == len(new.tables) + 4 + 1 + len(new.journal.tables)
     runner.write_report(config, old)
 
     def fail():
@@ -185,9 +186,9 @@ def test_html_tables_and_manifest_share_one_run_id_and_check_verifies_it(first):
     manifest = outputs.read_manifest(reports)
     assert manifest["run_id"] == report.run_id and len(report.run_id) == 16
     assert f"Run {report.run_id}" in (reports / "outcomes.html").read_text()
-    assert set(manifest["files"]) == {"outcomes.html"} | {
+    assert set(manifest["files"]) == {"outcomes.html", "outcomes.docx"} | {
         f"tables/{name}.csv" for name in report.tables
-    }
+    } | {f"docx/{name}" for name in report.journal.tables}
     done = outcomes("check", reports)
     assert done.returncode == 0 and "one complete output set" in done.stdout
     # a table from another run beside this HTML is found

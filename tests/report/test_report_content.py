@@ -14,12 +14,9 @@ from pipeline.privacy.suppression import publish_tables
 from pipeline.report import provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import Figure, Paragraph, Table, render_html
-from pipeline.report.sections.common import QUESTIONS, analysis_label
-from pipeline.report.sections.summary import mcid_sentence, slope_sentence
+from pipeline.report.sections.common import analysis_label
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPTH = next(q for q in QUESTIONS if q.factor == "depth")
-TWITCH = next(q for q in QUESTIONS if q.factor == "twitch")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +59,7 @@ def test_every_section_is_filled_in_reading_order(setting):
         formulas={("trajectory_depth", "nrs"): "nrs ~ weeks * depth + (1 + weeks | patient)"},
     )
     assert [s.id for s in content.sections] == [
-        "summary",
+        "answer",
         "provenance",
         "data",
         "table-one",
@@ -72,6 +69,7 @@ def test_every_section_is_filled_in_reading_order(setting):
         "sensitivity",
         "diagnostics",
         "methods",
+        "glossary",
         "appendix",
     ]
     for section in content.sections:
@@ -83,20 +81,30 @@ def test_every_section_is_filled_in_reading_order(setting):
     assert all(f.alt and f.png.startswith(b"\x89PNG") for f in figures)
 
 
-def test_summary_answers_both_questions_from_the_primary_family(setting):
+def test_the_answer_page_gives_one_verdict_per_question_and_outcome(setting):
     content = build(setting, report_tables.run_tables())
-    summary = text_of(content, "summary")
+    assert content.sections[0].id == "answer"
+    answer = text_of(content, "answer")
+    # depth: -0.102 points per week over 12 weeks = 1.22 points more improvement with deep
     assert (
-        "NRS pain fell faster with deep needling than with superficial needling: by 0.102 points "
-        "per week more (95 % CI 0.064 to 0.140; Holm-adjusted p < 0.001)."
-    ) in summary
-    # 12 weeks to the last visit: -0.102 * 12 = -1.2 (CI -1.7 to -0.8), below the 2-point MCID
-    assert "Over 12 weeks that adds up to −1.2 points (95 % CI −1.7 to −0.8)" in summary
-    assert "2 points or 30 % of baseline, and the whole interval is smaller than that" in summary
-    assert "Adjusted for depth (joint model): +0.003 points per week" in summary
-    assert "VAS pain: no clear difference in the rate of change" in summary  # twitch, VAS
-    assert "Holm-adjusted p = 0.150" in summary
-    assert "2.31 times as frequent after deep as after superficial sessions" in summary
+        "NRS pain: detectable depth effect, but smaller than the MCID. +1.22 points (95 % CI "
+        "+0.77 to +1.68), more improvement with deep than with superficial, over 12 weeks of care; "
+        "Holm p < 0.001; MCID 2 points."
+    ) in answer
+    # twitch: the within-patient estimate answers, +0.69 points worse with twitch
+    assert "No detectable twitch effect on any outcome." in answer
+    assert (
+        "NRS pain: no detectable twitch effect; a clinically important one is ruled out. "
+        "−0.69 points (95 % CI −1.70 to +0.32), twitch in every earlier session vs none"
+    ) in answer
+    assert "Unadjusted (not adjusted for needling depth)" in answer
+    assert "confounded by depth" in answer
+    assert "primary" not in answer.lower()
+    assert "2.31 times as frequent after deep as after superficial sessions" in answer
+    # the sign convention is stated once, on this page only
+    assert answer.count("positive number means more improvement") == 1
+    figures = [b for b in blocks(content, "answer") if isinstance(b, Figure)]
+    assert [f.anchor for f in figures] == ["answer-figure"]
 
 
 def test_fit_flags_stand_next_to_the_estimates_they_affect(setting):
@@ -115,10 +123,7 @@ def test_sections_whose_tables_are_missing_are_left_out(setting):
     content = build(setting, report_tables.run_tables(today_only=True))
     ids = [s.id for s in content.sections]
     assert "sensitivity" not in ids and "table-one" not in ids
-    # the answer still comes from the trajectory model's interaction term (not adjusted)
-    summary = text_of(content, "summary")
-    assert "by 0.102 points per week more (95 % CI 0.064 to 0.140; p < 0.001)" in summary
-    assert "Holm" not in summary
+    assert "answer" not in ids  # no answer table: no answer page rather than an empty one
     outcome_tables = [b.caption for b in blocks(content, "outcomes") if isinstance(b, Table)]
     assert not any("marginal means" in c or "Contrasts" in c for c in outcome_tables)
     html = render_html(content)
@@ -137,24 +142,6 @@ def test_html_is_self_contained_and_hides_fit_times(setting):
     assert "&lt;5" in html and "[c]" in html  # suppressed cells, escaped
 
 
-def test_slope_sentences_in_every_direction():
-    effect = {"outcome": "odi", "estimate": 0.3, "ci_low": 0.1, "ci_high": 0.5, "p": 0.004}
-    text = slope_sentence({**effect, "adjusted": False}, DEPTH, "session")
-    assert text.startswith("ODI disability fell more slowly with deep needling")
-    assert "by 0.300 points per session less (95 % CI 0.100 to 0.500; p = 0.004)" in text
-    effect = {"outcome": "nrs", "estimate": -0.02, "ci_low": -0.06, "ci_high": 0.02, "p": 0.4}
-    text = slope_sentence({**effect, "adjusted": True}, TWITCH, "week")
-    assert "no clear difference in the rate of change with a twitch response elicited" in text
-    assert "−0.020 points per week, 95 % CI −0.060 to 0.020" in text
-
-
-def test_mcid_sentence_places_the_interval_against_the_mcid():
-    effect = {"outcome": "vas", "estimate": -1.5, "ci_low": -2.0, "ci_high": -1.3}
-    assert "the whole interval is at least that large" in mcid_sentence(effect, 12, 15, 30)
-    effect = {"outcome": "vas", "estimate": -1.0, "ci_low": -1.5, "ci_high": -0.5}
-    assert "the interval includes that size" in mcid_sentence(effect, 12, 15, 30)
-
-
 def test_analysis_labels():
     assert analysis_label("trajectory_depth") == "Trajectory model, depth"
     assert analysis_label("change_twitch") == "Change from baseline, twitch"
@@ -168,9 +155,10 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
     content = build(setting, report_tables.run_tables())
     methods = text_of(content, "methods")
     for phrase in (
-        "trajectory models",
-        "change-from-baseline",
-        "joint model",
+        "Trajectory model (SAP §4.1)",
+        "Change from baseline (§4.2)",
+        "Joint model (§4.4)",
+        "Headline estimates (SAP §4)",
         "restricted maximum likelihood",
         "Satterthwaite",
         "Holm",
@@ -179,6 +167,10 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
         "pandas",
     ):
         assert phrase in methods, phrase
+    # a checklist a reviewer can go through: one table row per item, no long paragraph
+    (table,) = blocks(content, "methods")
+    assert isinstance(table, Table) and table.header == ("Item", "What was done")
+    assert max(len(text) for _, text in table.rows) < 600
     published = publish_tables(report_tables.run_tables(), 5)
     assert isinstance(published["table_one"], pd.DataFrame)
 

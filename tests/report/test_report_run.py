@@ -23,7 +23,7 @@ from pipeline.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
-    "Summary",
+    "The answer",
     "Provenance",
     "Data",
     "Table 1: baseline characteristics",
@@ -139,6 +139,95 @@ def test_pdf_has_a4_pages_none_blank_and_every_section(demo, chromium):
         pdf.close()
     for section in SECTIONS:
         assert section in text, section
+
+
+def _page_text(page) -> list[str]:
+    return [line.strip() for line in page.get_textpage().get_text_bounded().splitlines()]
+
+
+def _font_sizes(page) -> list[float]:
+    """Printed size in pt of every visible character (font size × the text matrix's scale)."""
+    import ctypes
+
+    import pypdfium2.raw as raw
+
+    text = page.get_textpage()
+    matrix = raw.FS_MATRIX()
+    sizes = []
+    for k in range(text.count_chars()):
+        if chr(raw.FPDFText_GetUnicode(text.raw, k)).isspace():
+            continue
+        raw.FPDFText_GetMatrix(text.raw, k, ctypes.byref(matrix))
+        scale = (matrix.a**2 + matrix.b**2) ** 0.5
+        sizes.append(raw.FPDFText_GetFontSize(text.raw, k) * scale)
+    return sizes
+
+
+def test_pdf_prints_at_readable_sizes_with_page_numbers_and_no_half_empty_page(demo):
+    pdf = pdfium.PdfDocument(demo.folder / "reports" / "outcomes.pdf")
+    try:
+        pages = len(pdf)
+        texts = [_page_text(pdf[i]) for i in range(pages)]
+        for index in range(pages):
+            page = pdf[index]
+            assert f"page {index + 1} of {pages}" in texts[index], index + 1
+            sizes = np.round(_font_sizes(page), 1)
+            # tables, notes and the page number at 8 pt or more; body text at 9.5 pt
+            assert sizes.min() >= 8.0, (index + 1, sizes.min())
+            # no page less than half filled, unless a section starts on the next one
+            if index + 1 < pages:
+                following = [t for t in texts[index + 1] if t and not t.startswith("page ")]
+                if re.match(r"^\d+\. \S", following[0]):
+                    continue
+                pixels = np.asarray(page.render(scale=0.5, grayscale=True).to_pil())
+                body = pixels[: int(pixels.shape[0] * (1 - 18 / 297))]  # above the footer
+                inked = np.flatnonzero((body < 200).any(axis=1))
+                assert inked.max() / body.shape[0] > 0.5, f"page {index + 1} is half empty"
+        body_sizes = np.round(np.concatenate([_font_sizes(pdf[0])]), 1)
+        assert (body_sizes == 9.5).mean() > 0.3  # the answer page's sentences at 9.5 pt
+    finally:
+        pdf.close()
+    # page 1 gives the answer to both questions
+    first = " ".join(texts[0])
+    assert "1. The answer" in first and "Question 1. Twitch response" in first
+    assert "Question 2. Needling depth" in first
+
+
+def test_the_demo_answer_says_no_detectable_twitch_effect_and_places_depth_against_the_mcid(
+    demo,
+):
+    answer = pd.read_csv(demo.folder / "reports" / "tables" / "answer.csv")
+    top = answer[answer["role"] == "headline"].set_index(["question", "outcome"])
+    # the simulator's truth: no twitch effect (pipeline/demo/simulate.py)
+    assert set(top.loc["twitch", "estimand"]) == {"within_patient"}
+    assert (top.loc["twitch", "ci_low"] < 0).all() and (top.loc["twitch", "ci_high"] > 0).all()
+    # true depth effect -0.10 NRS points per week, about 1.2 points at week 12: below the MCID
+    assert set(top.loc["depth", "verdict"]) == {"below_mcid"}
+    assert top.loc[("depth", "nrs"), "improvement"] == pytest.approx(1.2, abs=0.3)
+    html = (demo.folder / "reports" / "outcomes.html").read_text(encoding="utf-8")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    for words in ("NRS pain", "VAS pain", "ODI disability"):
+        assert f"{words}: no detectable twitch effect" in text, words
+        assert f"{words}: detectable depth effect, but smaller than the MCID" in text, words
+    assert "No detectable twitch effect on any outcome." in text
+
+
+def test_the_html_speaks_plainly(demo):
+    html = (demo.folder / "reports" / "outcomes.html").read_text(encoding="utf-8")
+    shown = re.sub(r"<img [^>]*>", "", html)  # figures: their alt text is checked elsewhere
+    for jargon in (
+        "[T.",  # formula notation of model terms
+        "numpy-",  # optimiser route names
+        "lbfgsb",
+        "less_than_or_equal_to",  # data-contract check names
+        "greater_than_or_equal_to",
+        "not_nullable",
+        "isin(",
+        "str_matches",
+        "primary family",  # the unadjusted comparison was once drawn as "primary"
+        "Pipeline commit unknown",
+    ):
+        assert jargon not in shown, jargon
 
 
 def test_a_failing_later_step_leaves_the_previous_report_in_place(demo, monkeypatch):

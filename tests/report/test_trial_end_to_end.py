@@ -54,6 +54,22 @@ def test_the_run_writes_a_report_for_a_trial(trial_run):
     assert "RMDQ was lower (better) with deep than with sham" in text
     assert "PSFS was higher (better) with deep than with sham" in text
     assert "Against the MCID of 5 points" in text
+    # the answer page states the trial result: the randomised difference at the primary visit,
+    # one sign convention for RMDQ (higher is worse) and PSFS (higher is better)
+    assert text.index("1. The answer") < text.index("Question 1. Randomised arm: deep vs sham")
+    for short in ("RMDQ", "PSFS"):
+        assert (
+            f"{short}: detectable difference between deep and sham, but smaller than the MCID"
+            in text
+        )
+    assert "more improvement with deep than with sham, at the primary visit 1 (week 13)" in text
+    answer = pd.read_csv(out / "reports" / "tables" / "answer.csv").set_index("outcome")
+    assert set(answer["estimand"]) == {"visit_difference"} and set(answer["visit"]) == {1}
+    assert (answer["improvement"] > 0).all() and (answer["ci_low"] > 0).all()
+    contrasts = pd.read_csv(out / "reports" / "tables" / "contrasts.csv")
+    primary = contrasts[contrasts["family"] == "primary"].set_index("outcome")
+    # the trial's Holm family is the headline family: the same adjusted p on both tables
+    assert answer["p_holm"].to_dict() == pytest.approx(primary["p_holm"].to_dict())
 
 
 def test_analyses_that_need_sessions_are_left_out_with_a_reason(trial_run):

@@ -16,6 +16,7 @@ from pipeline.report.html import (
     sig,
     table,
 )
+from pipeline.report.labels import term_label, variable_label
 from pipeline.report.sections.common import (
     analysis_column,
     analysis_label,
@@ -51,7 +52,7 @@ def appendix_section(
                 fe[fe["analysis"] == analysis],
                 [
                     outcome_column(outcome_labels),
-                    ("Term", "term", None),
+                    ("Term", "term", lambda r: term_label(r["term"])),
                     ("Estimate", "#e", lambda r: fmt(r["estimate"], 3)),
                     ("SE", "#se", lambda r: fmt(r["std_err"], 3)),
                     ("df", "#df", lambda r: fmt(r["df"], 1)),
@@ -70,8 +71,8 @@ def appendix_section(
                 [
                     analysis_column(factors),
                     outcome_column(outcome_labels),
-                    ("Group", "group", None),
-                    ("Term", "term", None),
+                    ("Group", "group", lambda r: variable_label(r["group"]).replace("_", " ")),
+                    ("Term", "term", lambda r: term_label(r["term"])),
                     ("Variance", "#v", lambda r: sig(r["variance"])),
                     ("SD", "#sd", lambda r: sig(r["std_dev"])),
                     ("Correlation", "#c", lambda r: sig(r["correlation"], 3)),
@@ -81,8 +82,11 @@ def appendix_section(
         )
     blocks.append(
         Paragraph(
-            f"Reference levels: {references}. Estimates of the sensitivity and subgroup models "
-            "are in reports/tables/fixed_effects.csv.",
+            f"Reference levels: {references} and, for the clinic and the visit, the level "
+            "without a row of its own; a level's coefficient is its difference from the reference "
+            "level, and '×' marks an interaction (a difference in that difference). Estimates of "
+            "the sensitivity and subgroup models, under the engine's own term names, are in "
+            "reports/tables/fixed_effects.csv.",
             "note",
         )
     )

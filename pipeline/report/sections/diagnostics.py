@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.lmm.optim import ROUTES
 from pipeline.report import figures as report_figures
 from pipeline.report.html import (
     MISSING,
@@ -19,6 +21,7 @@ from pipeline.report.html import (
     png,
     table,
 )
+from pipeline.report.labels import optimiser_label
 from pipeline.report.sections.common import (
     OUTCOMES,
     analysis_column,
@@ -29,6 +32,37 @@ from pipeline.report.sections.common import (
     present,
 )
 from pipeline.schemas.identity import declared_factors
+
+
+def split_warnings(row: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Split a model's notes into those about the fit kept and warnings of discarded attempts.
+
+    The engine prefixes each warning with the route that raised it (``lbfgs: ConvergenceWarning:
+    ...``, :class:`pipeline.lmm.optim.WarningRecorder`); a warning from a route other than the
+    kept one (``optimizer``) comes from an attempt that was discarded.
+
+    Returns
+    -------
+    (list of str, list of str)
+        The message, fallback and warnings about the kept fit; the discarded attempts' warnings.
+    """
+    kept_route = row.get("optimizer")
+    about_fit, about_attempts = [], []
+    for key in ("message", "fallback"):
+        value = row.get(key)
+        if isinstance(value, str) and value.strip():
+            about_fit.append(value.strip())
+    value = row.get("warnings")
+    for text in value.split(" | ") if isinstance(value, str) else []:
+        text = text.strip()
+        if not text:
+            continue
+        route = text.split(":", 1)[0].strip()
+        if route in ROUTES and route != kept_route:
+            about_attempts.append(text)
+        else:
+            about_fit.append(text)
+    return about_fit, about_attempts
 
 
 def diagnostics_section(
@@ -53,7 +87,7 @@ def diagnostics_section(
         ("Obs.", "#n_obs", None),
         ("Patients", "#n_patients", None),
         ("Random effects", "random_effects", None),
-        ("Optimiser", "optimizer", None),
+        ("Optimiser", "optimizer", lambda r: optimiser_label(r["optimizer"])),
     ]
     if "residual_sd" in d:
         columns += [
@@ -69,28 +103,32 @@ def diagnostics_section(
     blocks: list[Block] = [
         table(d, columns, caption="Model fits"),
     ]
-    notes = []
+    kept, discarded = [], []
     for r in d.to_dict(orient="records"):
-        text = []
-        for key in ("message", "fallback", "warnings"):
-            value = r.get(key)
-            if isinstance(value, str) and value.strip():
-                text.append(value.strip())
-        if text:
-            notes.append(
-                (
-                    analysis_label(r["analysis"], factors),
-                    named.get(r["outcome"], r["outcome"]),
-                    " | ".join(text),
-                )
-            )
-    if notes:
+        about_fit, about_attempts = split_warnings(r)
+        where = (analysis_label(r["analysis"], factors), named.get(r["outcome"], r["outcome"]))
+        if about_fit:
+            kept.append((*where, " | ".join(about_fit)))
+        if about_attempts:
+            discarded.append((*where, len(about_attempts)))
+    if kept:
         blocks.append(
             Table(
-                header=("Analysis", "Outcome", "Messages and warnings, as raised"),
-                rows=tuple(notes),
+                header=("Analysis", "Outcome", "Notes and warnings about the fit kept"),
+                rows=tuple(kept),
                 numeric=(False, False, False),
-                caption="Every message and warning raised while fitting (none filtered)",
+                caption="Notes and warnings about the fits the estimates come from (none filtered)",
+            )
+        )
+    if discarded:
+        blocks.append(
+            Paragraph(
+                "Warnings from optimisation attempts that were discarded because another "
+                "attempt reached a better criterion: "
+                + "; ".join(f"{a}, {o}: {n}" for a, o, n in discarded)
+                + ". They do not concern the estimates shown; each is listed, as raised, in "
+                "the warnings column of reports/tables/diagnostics.csv.",
+                "note",
             )
         )
     blocks.append(

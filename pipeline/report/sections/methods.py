@@ -21,8 +21,16 @@ def methods_text(
     config: Config,
     versions: Mapping[str, str],
     formulas: Mapping[tuple[str, str], str],
-) -> list[str]:
-    """Generate the methods paragraphs from the analyses the run produced and its settings."""
+) -> list[tuple[str, str]]:
+    """Generate the methods as a structured list from the analyses the run produced.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(item, what was done)`` in the order a reviewer checks them: groups, time,
+        outcomes, each model, estimation, inference, the headline estimates and multiplicity,
+        missing data, secondary analyses, privacy, software, the model formulas.
+    """
     m = config.model
     time_words = (
         "weeks since the baseline assessment"
@@ -42,106 +50,175 @@ def methods_text(
     kinds = {kind_of(a) for a in analyses}
     th = config.thresholds
     covariates = ", ".join(m.covariates) or "none"
-    first = [
-        f"Groups are patient-level exposures: a patient is 'deep' when at least "
-        f"{th.deep_share:g} of their sessions were deep and 'twitch' when a twitch response was "
-        f"elicited in at least {th.twitch_share:g} of the sessions where it was recorded "
-        "(references: superficial, no twitch, acute pain). Time is "
-        f"{time_words}. Outcomes are NRS pain, VAS pain and the Oswestry Disability Index "
-        f"(scored over the answered sections, at most {th.odi_max_missing_sections} unanswered)."
+    items = [
+        (
+            "Groups",
+            "patient-level exposures: a patient is 'deep' when at least "
+            f"{th.deep_share:g} of their sessions were deep and 'twitch' when a twitch response "
+            f"was elicited in at least {th.twitch_share:g} of the sessions where it was "
+            "recorded (references: superficial, no twitch, acute pain).",
+        ),
+        ("Time", f"{time_words}."),
+        (
+            "Outcomes",
+            "NRS pain, VAS pain and the Oswestry Disability Index (scored over the answered "
+            f"sections, at most {th.odi_max_missing_sections} unanswered).",
+        ),
     ]
-    models = []
     if AnalysisKind.TRAJECTORY in kinds:
-        models.append(
-            "trajectory models (SAP §4.1): outcome ~ time × group + baseline covariates "
-            f"({covariates}), with a correlated random intercept and slope for time per patient, "
-            "refitted with a random intercept only when the slope variance is at the boundary"
+        items.append(
+            (
+                "Trajectory model (SAP §4.1)",
+                "outcome ~ time × group + baseline covariates "
+                f"({covariates}), with a correlated random intercept and slope for time per "
+                "patient, refitted with a random intercept only when the slope variance is at "
+                "the boundary.",
+            )
         )
     if AnalysisKind.CHANGE in kinds:
-        models.append(
-            "change-from-baseline (MMRM-style) models (§4.2): post-baseline assessments, "
-            "outcome ~ baseline + visit × group with visit categorical and a random intercept "
-            "per patient, giving the difference between groups at each visit"
+        items.append(
+            (
+                "Change from baseline (§4.2)",
+                "post-baseline assessments, outcome ~ baseline + visit × group with visit "
+                "categorical and a random intercept per patient, giving the difference between "
+                "groups at each visit.",
+            )
         )
     if AnalysisKind.SESSION in kinds:
-        models.append(
-            "a session-level twitch model (§4.3) splitting the share of earlier sessions with a "
-            "twitch response into the patient's mean (between) and the deviation from it "
-            "(within; free of between-patient confounding)"
+        items.append(
+            (
+                "Session-level twitch model (§4.3)",
+                "the share of earlier sessions with a twitch response split into the patient's "
+                "mean (between patients) and the deviation from it (within patient; free of "
+                "between-patient confounding).",
+            )
         )
     if AnalysisKind.JOINT in kinds:
-        models.append("a joint model with depth and twitch together (§4.4), as they are confounded")
+        items.append(("Joint model (§4.4)", "depth and twitch together, as they are confounded."))
     if AnalysisKind.SUBGROUP in kinds:
-        models.append("subgroup models with a three-way interaction with chronicity")
+        items.append(("Subgroups", "a three-way interaction with chronicity."))
     if AnalysisKind.SENSITIVITY in kinds:
-        models.append(
-            "sensitivity refits of the trajectory model in completers and excluding patients "
-            "with a recorded contraindication or protocol deviation (one that was not recorded "
-            "excludes nobody)"
+        items.append(
+            (
+                "Sensitivity analyses",
+                "the trajectory model refitted in completers and excluding patients with a "
+                "recorded contraindication or protocol deviation (one that was not recorded "
+                "excludes nobody).",
+            )
         )
     site = getattr(m, "site", None)
-    site_words = (
-        f" The clinic enters as configured ([model] site = {site}: with at least "
-        f"{getattr(m, 'min_sites_random', 5)} clinics a random intercept, otherwise a fixed "
-        "effect, when 'auto')."
-        if site
-        else ""
+    if site:
+        items.append(
+            (
+                "Clinic",
+                f"as configured ([model] site = {site}: with at least "
+                f"{getattr(m, 'min_sites_random', 5)} clinics a random intercept, otherwise a "
+                "fixed effect, when 'auto').",
+            )
+        )
+    items.append(
+        (
+            "Estimation",
+            "restricted maximum likelihood (REML): lme4's profiled criterion, minimised by "
+            "bounded L-BFGS-B with its exact gradient and finished by Newton steps, accepted "
+            "when it passes lme4's gradient check; otherwise, or when the fit is singular, "
+            f"statsmodels {versions.get('statsmodels', '?')} MixedLM's optimisers and a "
+            "derivative-free route were run too and the best REML criterion kept.",
+        )
     )
-    second = (
-        "Linear mixed-effects models were fitted for each outcome: "
-        + "; ".join(models)
-        + "."
-        + site_words
-        + " Estimation was by restricted maximum likelihood: lme4's profiled criterion, "
-        "minimised by bounded L-BFGS-B with its exact gradient and finished by Newton steps, "
-        "accepted when it passes lme4's gradient check; otherwise, or when the fit is singular, "
-        f"statsmodels {versions.get('statsmodels', '?')} MixedLM's optimisers and a "
-        "derivative-free route were run too and the best REML criterion kept. Standard errors "
-        "are from (X'V⁻¹X)⁻¹ at the estimated variance components, as in lme4, and tests and "
-        f"intervals use {df_words}."
+    items.append(
+        (
+            "Standard errors and tests",
+            "from (X'V⁻¹X)⁻¹ at the estimated variance components, as in lme4; tests and "
+            f"intervals use {df_words}.",
+        )
     )
     if present(tables, "emmeans"):
-        second += (
-            " Estimated marginal means are predictions at each visit averaged with equal weights "
-            "over the other categorical variables, as R's emmeans computes them."
+        items.append(
+            (
+                "Marginal means",
+                "predictions at each visit averaged with equal weights over the other "
+                "categorical variables, as R's emmeans computes them.",
+            )
         )
     if present(tables, "model_comparison"):
-        second += (
-            " Interactions were tested by likelihood-ratio tests between maximum-likelihood fits "
-            "of the nested models."
+        items.append(
+            (
+                "Interaction tests",
+                "likelihood-ratio tests between maximum-likelihood fits of the nested models.",
+            )
+        )
+    if present(tables, "answer"):
+        items.append(
+            (
+                "Headline estimates (SAP §4)",
+                "depth: the trajectory model's difference in slope accumulated to the last "
+                "visit (covariate-adjusted total effect; the joint model's is the direct effect, "
+                "supporting); twitch: the session-level model's within-patient estimate, "
+                "supported by the joint model adjusted for depth; the unadjusted twitch "
+                "comparison is shown as such. Each is classified against the outcome's MCID.",
+            )
         )
     contrasts = tables.get("contrasts")
-    if (
+    holm = (
         contrasts is not None
         and "family" in contrasts
         and (contrasts["family"] == Family.PRIMARY).any()
-    ):
-        second += (
-            " Multiplicity: Holm's method across the primary family, the difference in slopes for "
-            "depth and for twitch in the trajectory models of the three outcomes; other "
-            "p-values are unadjusted."
+    )
+    if present(tables, "answer"):
+        multiplicity = (
+            "Holm's method across the headline estimates (one per question and outcome) on the "
+            "answer page"
+            + (
+                "; the contrasts tables adjust across the differences in slope of the "
+                "trajectory models (the family of reports/tables/contrasts.csv)"
+                if holm
+                else ""
+            )
+            + "; other p-values are unadjusted."
+        )
+    elif holm:
+        multiplicity = (
+            "Holm's method across the primary family, the difference in slopes for depth and "
+            "for twitch in the trajectory models of the three outcomes; other p-values are "
+            "unadjusted."
         )
     else:
-        second += " p-values are not adjusted for multiplicity."
+        multiplicity = "p-values are not adjusted for multiplicity."
+    items.append(("Multiplicity", multiplicity))
     if present(tables, "effect_sizes"):
-        second += (
-            " Standardised effect sizes divide a between-group difference by the "
-            f"{tables['effect_sizes']['standardiser'].iloc[0]}."
+        items.append(
+            (
+                "Effect sizes",
+                "a between-group difference divided by the "
+                f"{tables['effect_sizes']['standardiser'].iloc[0]}.",
+            )
         )
-    quoted = [f"{analysis_label(a)}, {o}: {f}" for (a, o), f in sorted(formulas.items())]
-    third = (
-        "All available assessments were used, which is valid when missed visits are missing at "
-        "random given the observed data; no value was imputed, and rows that broke the data "
-        "contract were quarantined. Responders reached the MCID (SAP §2) at their last "
-        "post-baseline assessment (risk difference with a Wald interval; odds ratio by logistic "
-        "regression); adverse events are given per 100 sessions with exact Poisson intervals and "
-        "compared by the exact conditional rate-ratio test. "
-        + wording.methods_sentence(config.privacy.audience, config.privacy.small_cell_threshold)
-        + " Software: "
-        + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "needling-outcomes")
-        + "."
-    )
-    paragraphs = [*first, second, third]
-    if quoted:
-        paragraphs.append("Models in lme4 notation: " + "; ".join(quoted) + ".")
-    return paragraphs
+    items += [
+        (
+            "Missing data",
+            "all available assessments were used, which is valid when missed visits are "
+            "missing at random given the observed data; no value was imputed, and rows that "
+            "broke the data contract were quarantined.",
+        ),
+        (
+            "Responders",
+            "reached the MCID (SAP §2) at their last post-baseline assessment (risk difference "
+            "with a Wald interval; odds ratio by logistic regression).",
+        ),
+        (
+            "Safety",
+            "adverse events per 100 sessions with exact Poisson intervals, compared by the "
+            "exact conditional rate-ratio test.",
+        ),
+        (
+            "Privacy",
+            wording.methods_sentence(config.privacy.audience, config.privacy.small_cell_threshold),
+        ),
+        (
+            "Software",
+            ", ".join(f"{k} {v}" for k, v in versions.items() if k != "needling-outcomes") + ".",
+        ),
+    ]
+    items += [(f"Model: {analysis_label(a)}, {o}", f) for (a, o), f in sorted(formulas.items())]
+    return items

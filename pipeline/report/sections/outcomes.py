@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.analyses.headline import Role
 from pipeline.config.settings import Config
 from pipeline.describe import summaries
 from pipeline.privacy import panel
@@ -78,7 +79,7 @@ def _means_table(means: pd.DataFrame, factor: str) -> Table:
     )
 
 
-def _emmeans_tables(emmeans: pd.DataFrame, factor: str) -> list[Table]:
+def _emmeans_tables(emmeans: pd.DataFrame, factor: str, time_unit: str = "week") -> list[Table]:
     out = []
     part = emmeans[(emmeans["factor"] == factor) & emmeans["analysis"].map(is_main)]
     for analysis in dict.fromkeys(part["analysis"]):
@@ -101,7 +102,12 @@ def _emmeans_tables(emmeans: pd.DataFrame, factor: str) -> list[Table]:
                 rows.append(tuple(cells))
         out.append(
             Table(
-                header=("Outcome", "Visit", "Time", *(f"{lv} (95 % CI)" for lv in levels)),
+                header=(
+                    "Outcome",
+                    "Visit",
+                    f"{time_unit.capitalize()}s since baseline",
+                    *(f"{lv} (95 % CI)" for lv in levels),
+                ),
                 rows=tuple(rows),
                 numeric=(False, True, True, *([True] * len(levels))),
                 caption=f"Estimated marginal means: {analysis_label(analysis)}",
@@ -149,6 +155,10 @@ def contrast_table(
     ]
     if "p_holm" in rows:
         columns.append(("Holm p", "#p_holm", lambda r: fmt_p(r["p_holm"])))
+        note += (
+            " Holm p: adjusted across the family of reports/tables/contrasts.csv; the Holm p "
+            "of the headline estimates is on the answer page (reports/tables/answer.csv)."
+        )
     if "effect_size" in rows:
         columns.append(
             (
@@ -165,17 +175,30 @@ def contrast_table(
     return table(rows, columns, caption=caption, note=note)
 
 
-def forest_rows(contrasts: pd.DataFrame, factor: str) -> pd.DataFrame:
+def forest_rows(
+    contrasts: pd.DataFrame, factor: str, roles: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Rows of the forest plot of one question: every difference in slope (typed ``kind``).
 
     Subgroup contrasts are named with the level they are estimated in (typed ``within``).
+    ``roles`` (analysis -> role of the ``answer`` table, :class:`pipeline.analyses.headline.Role`)
+    marks the headline estimate (``primary``: a filled square) and labels an unadjusted
+    comparison "unadjusted"; without it, the contrasts' Holm family is drawn filled.
     """
     slopes = contrasts[(contrasts["question"] == factor) & is_slope(contrasts)]
     rows = []
     for r in slopes.to_dict(orient="records"):
         within = r.get("within")
         detail = within if isinstance(within, str) and within else ""
+        role = (roles or {}).get(r["analysis"]) if not detail else None
+        if role == Role.UNADJUSTED:
+            detail = "unadjusted, confounded"
         label = analysis_label(r["analysis"]) + (f" ({detail})" if detail else "")
+        primary = (
+            role == Role.HEADLINE
+            if roles is not None
+            else str(r.get("family", "")) == Family.PRIMARY
+        )
         rows.append(
             {
                 "panel": r["outcome"],
@@ -183,12 +206,21 @@ def forest_rows(contrasts: pd.DataFrame, factor: str) -> pd.DataFrame:
                 "estimate": r["estimate"],
                 "ci_low": r["ci_low"],
                 "ci_high": r["ci_high"],
-                "primary": str(r.get("family", "")) == Family.PRIMARY,
+                "primary": primary,
             }
         )
     return pd.DataFrame(
         rows, columns=["panel", "label", "estimate", "ci_low", "ci_high", "primary"]
     )
+
+
+def _roles(tables: Mapping[str, pd.DataFrame], factor: str) -> dict[str, str] | None:
+    """Analysis -> role in the answer of one question (None when the run has no answer)."""
+    if not present(tables, "answer"):
+        return None
+    answer = tables["answer"]
+    part = answer[answer["question"] == factor]
+    return dict(zip(part["analysis"], part["role"], strict=True))
 
 
 def outcomes_section(
@@ -263,7 +295,7 @@ def outcomes_section(
         )
         blocks.append(_means_table(means, q.factor))
         if present(tables, "emmeans"):
-            blocks += _emmeans_tables(tables["emmeans"], q.factor)
+            blocks += _emmeans_tables(tables["emmeans"], q.factor, time_unit)
         if contrasts is not None and not contrasts.empty:
             main = contrasts[
                 (contrasts["question"] == q.factor) & contrasts["analysis"].map(is_main)
@@ -277,7 +309,7 @@ def outcomes_section(
                         tables.get("effect_sizes"),
                     )
                 )
-            forest = forest_rows(contrasts, q.factor)
+            forest = forest_rows(contrasts, q.factor, _roles(tables, q.factor))
             if not forest.empty:
                 unit_of = {
                     o: f"{OUTCOMES[o]}: difference in slope, {UNITS[o]} per {time_unit}"
@@ -289,8 +321,9 @@ def outcomes_section(
                         alt=f"Forest plot of the difference in slope, {q.level} minus "
                         f"{q.reference}, for each outcome and analysis, with 95 % CIs",
                         caption=f"Difference in slope ({q.level} − {q.reference}) across outcomes "
-                        "and analyses, with 95 % confidence intervals; filled squares: the primary "
-                        "family (Holm-adjusted p in the table), open circles: other analyses.",
+                        "and analyses, with 95 % confidence intervals; filled squares: the "
+                        "headline estimate (see The answer), open circles: other analyses; "
+                        "'unadjusted' marks a comparison that the other grouping confounds.",
                         anchor=f"forest-{q.factor}",
                     )
                 )

@@ -24,6 +24,7 @@ def provenance_section(config: Config, run: RunProvenance) -> Section:
     m = config.model
     settings = [
         ("Configuration file", config.source.name),
+        *([("Configuration folder", run.config_location)] if run.config_location else []),
         ("Time axis", m.time_axis),
         ("Degrees of freedom", m.df_method),
         ("Baseline covariates", ", ".join(m.covariates) or "none"),
@@ -83,8 +84,10 @@ def provenance_section(config: Config, run: RunProvenance) -> Section:
             caption="Software",
         ),
         Paragraph(
-            f"Pipeline commit {run.commit}; report date {run.run_date}. The PDF is printed "
-            "from this HTML by headless Chromium."
+            f"Pipeline: needling-outcomes {run.versions.get('needling-outcomes', 'unknown')}, "
+            f"commit {run.commit} (of the installed pipeline, not of the configuration's "
+            f"folder); report date {run.run_date}. The PDF is printed from this HTML by "
+            "headless Chromium."
         ),
     ]
     return Section("provenance", "Provenance", tuple(blocks))

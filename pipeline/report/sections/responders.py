@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
 from pipeline.config.settings import Config
 from pipeline.derive.dataset import INSTRUMENT_COLUMNS
 from pipeline.report.html import (
+    MISSING,
     Paragraph,
     Section,
     Table,
@@ -18,7 +21,10 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections import recorded
-from pipeline.report.sections.common import OUTCOME_COLUMN, SHORT, UNITS, present
+from pipeline.report.sections.common import OUTCOME_COLUMN, SHORT, UNITS, number, present
+
+PERCENT = ("proportion", "risk difference")
+"""Quantities shown in per cent (a risk difference in percentage points)."""
 
 
 def responders_section(
@@ -68,6 +74,25 @@ def responder_table(resp: pd.DataFrame, outcome_column: tuple, note: str) -> Tab
             return r["level"]
         return f"{r['level']} vs {r['reference']}"
 
+    def scaled(r: Mapping, key: str) -> Any:
+        """Return a proportion or risk difference in per cent, an odds ratio as it is."""
+        value = r[key]
+        if r["quantity"] in PERCENT and not math.isnan(number(value)):
+            return 100 * float(value)
+        return value
+
+    def unit(r: Mapping) -> str:
+        return {"proportion": " %", "risk difference": " %-points"}.get(r["quantity"], "")
+
+    def estimate(r: Mapping) -> str:
+        text = fmt(scaled(r, "estimate"), 1 if r["quantity"] in PERCENT else 2)
+        shown = text != MISSING and not isinstance(r["estimate"], str)
+        return text + unit(r) if shown else text
+
+    def interval(r: Mapping) -> str:
+        digits = 1 if r["quantity"] in PERCENT else 2
+        return fmt_ci(scaled(r, "ci_low"), scaled(r, "ci_high"), digits)
+
     return table(
         resp,
         [
@@ -77,8 +102,8 @@ def responder_table(resp: pd.DataFrame, outcome_column: tuple, note: str) -> Tab
             ("Level", "level", level),
             ("Patients", "#n", None),
             ("Responders", "#responders", None),
-            ("Estimate", "#estimate", lambda r: fmt(r["estimate"], 3)),
-            ("95 % CI", "#ci", lambda r: fmt_ci(r["ci_low"], r["ci_high"], 3)),
+            ("Estimate", "#estimate", estimate),
+            ("95 % CI", "#ci", interval),
             ("p", "#p", lambda r: fmt_p(r["p_value"])),
             ("Method", "method", None),
         ],
