@@ -18,6 +18,12 @@ Also timed, for what they cost:
 * a ``[[sources]]`` canonical entry, which adds the mapping and normalising steps (codes,
   dates, identifiers).
 
+Side by side, as whole processes (a fresh Python each time: imports included, which is what a
+user waits for): a plain pyarrow read of the same three files (``pyarrow.csv.read_csv``, no
+types given) and the pipeline's read + validate of them, each the median of three runs, wall
+and CPU seconds; the ratio of the two is issue 23's measure (goal: at most 2). The in-process
+pyarrow read is timed too, so the import cost can be told apart.
+
 Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make bench``.
 """
 
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +65,60 @@ CANONICAL = "[inputs] canonical CSVs"
 BROKEN = "[inputs] canonical, 1 % of assessments out of range"
 TEXT_ROUTE = "[inputs] canonical, text route forced"
 SOURCES = "[[sources]] canonical, normalised"
+PYARROW_READ = "plain pyarrow read (pyarrow.csv.read_csv, in process)"
+PYARROW_PROCESS = "plain pyarrow read, whole process"
+PIPELINE_PROCESS = "[inputs] canonical read + validate, whole process"
+PROCESS_RUNS = 3
 OUT = Path("reports/benchmarks")
+ROOT = HERE.parent
+
+#: A fresh Python reading the files with pyarrow alone (the baseline).
+PYARROW_CHILD = "import sys, pyarrow.csv as c\nfor p in sys.argv[1:]: c.read_csv(p)"
+#: A fresh Python reading and validating them as ``outcomes validate`` does.
+PIPELINE_CHILD = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from pipeline.ingest.raw_tables import read_raw_tables\n"
+    "from pipeline.validate.study import validate_study\n"
+    "names = ('patients', 'sessions', 'assessments')\n"
+    "v = validate_study(read_raw_tables(dict(zip(names, map(Path, sys.argv[1:])))))\n"
+    "assert v.quarantined_rows == 0\n"
+)
+
+
+def commit() -> str:
+    """Return the short commit of the code measured, ``+changes`` when the tree is not clean."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
+def child_times(code: str, files: list[Path], repeat: int) -> list[tuple[float, float]]:
+    """Wall and CPU seconds (user + system) of ``repeat`` fresh Pythons running ``code``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    times = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code, *map(str, files)], check=True, env=env)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        times.append((wall, cpu))
+    return times
 
 
 def study(n_assessments: int = ASSESSMENTS, seed: int = SEED) -> dict[str, pa.Table]:
@@ -163,6 +224,7 @@ def timed(run, repeat: int) -> list[tuple[float, float]]:
 def main() -> int:
     """Generate, time, print and write the results."""
     rows = []
+    measured = commit()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         folder = Path(tmp)
         tables = study()
@@ -201,13 +263,29 @@ def main() -> int:
             routes[SOURCES] = "text (mapped)"
 
         broken = sizes["assessments"] // 100
+        files = [paths[name] for name in ("patients", "sessions", "assessments")]
+        routes[PYARROW_READ] = routes[PYARROW_PROCESS] = "pyarrow, types inferred"
+        routes[PIPELINE_PROCESS] = "as the canonical layout, plus imports"
+
+        def pyarrow_read() -> None:
+            for path in files:
+                pacsv.read_csv(path)
+
         for layout, run, repeat in (
             (CANONICAL, lambda: validate(paths, 0, CANONICAL), 5),
             (BROKEN, lambda: validate(broken_paths, broken, BROKEN), 3),
             (TEXT_ROUTE, text_route, 3),
             (SOURCES, mapped, 1),
+            (PYARROW_READ, pyarrow_read, 5),
+            (PYARROW_PROCESS, lambda: None, PROCESS_RUNS),
+            (PIPELINE_PROCESS, lambda: None, PROCESS_RUNS),
         ):
-            runs = timed(run, repeat)
+            if layout == PYARROW_PROCESS:
+                runs = child_times(PYARROW_CHILD, files, repeat)
+            elif layout == PIPELINE_PROCESS:
+                runs = child_times(PIPELINE_CHILD, files, repeat)
+            else:
+                runs = timed(run, repeat)
             times = [wall for wall, _ in runs]
             best, cpu = min(runs)
             rows.append(
@@ -220,12 +298,21 @@ def main() -> int:
                     "best_seconds": round(best, 3),
                     "median_seconds": round(statistics.median(times), 3),
                     "cpu_seconds": round(cpu, 3),
+                    "median_cpu_seconds": round(statistics.median(c for _, c in runs), 3),
                     "assessment_rows_per_second": round(sizes["assessments"] / best),
                     "all_rows_per_second": round(total / best),
                 }
             )
     result = pd.DataFrame(rows)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    by = result.set_index("layout")
+    ratio_wall = (
+        by.loc[PIPELINE_PROCESS, "median_seconds"] / by.loc[PYARROW_PROCESS, "median_seconds"]
+    )
+    ratio_cpu = (
+        by.loc[PIPELINE_PROCESS, "median_cpu_seconds"]
+        / by.loc[PYARROW_PROCESS, "median_cpu_seconds"]
+    )
     lines = [
         "# Ingest benchmark",
         "",
@@ -233,19 +320,26 @@ def main() -> int:
         f"{sizes['patients']:,} patients and {sizes['sessions']:,} sessions "
         f"(`benchmarks/ingest.py`, `make bench`).",
         "",
-        "| layout | route per table | best s | median s | CPU s (best run) | "
-        "assessment rows/s | all rows/s |",
-        "|---|---|---|---|---|---|---|",
+        "| layout | route per table | runs | best s | median s | CPU s (best run) | "
+        "median CPU s | assessment rows/s | all rows/s |",
+        "|---|---|---|---|---|---|---|---|---|",
         *[
-            f"| {r.layout} | {r.route} | {r.best_seconds} | {r.median_seconds} | "
-            f"{r.cpu_seconds} | {r.assessment_rows_per_second:,} | {r.all_rows_per_second:,} |"
+            f"| {r.layout} | {r.route} | {r.runs} | {r.best_seconds} | {r.median_seconds} | "
+            f"{r.cpu_seconds} | {r.median_cpu_seconds} | {r.assessment_rows_per_second:,} | "
+            f"{r.all_rows_per_second:,} |"
             for r in result.itertuples(index=False)
         ],
+        "",
+        f"Whole process (a fresh Python, imports included), median of {PROCESS_RUNS} runs: "
+        f"read + validate takes {ratio_wall:.1f}x the wall time and {ratio_cpu:.1f}x the CPU "
+        "time of a plain pyarrow read of the same three files (issue 23's goal: at most 2x).",
         "",
         f"Rows/s are wall-clock, best run; CPU s count every thread of this process, so they "
         f"show the work done even when other processes share the machine. "
         f"Goal: {GOAL:,} assessment rows/s for the canonical layout. Machine: "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end "
+        f"(other work on the machine lengthens the wall times, less the CPU times), commit "
+        f"{measured}, "
         f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}.",
         "",
     ]

@@ -63,6 +63,7 @@ from pipeline.analyses.plans import (
 from pipeline.config.settings import Comparison, ModelSettings, Study
 from pipeline.errors import UserError
 from pipeline.lmm.marginal import holm
+from pipeline.lmm.reuse import sharing_designs
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
 
@@ -358,14 +359,20 @@ def _fit_job(job: Job) -> Done:
     """Fit one plan (or read it from the cache); return its key, result and cache problem."""
     plan, df_method, tests, where = job
     if where is None or where[2] is None:
-        return "", portable(fit_plan(plan, df_method, tests=tests)), None
+        return "", portable(_fit(plan, df_method, tests)), None
     cache = FitCache(*where)
     key = plan_key(plan, df_method, tests)
     result, problem = cache.load(key, plan)
     if result is None:
-        result = portable(fit_plan(plan, df_method, tests=tests))
+        result = portable(_fit(plan, df_method, tests))
         cache.store(key, result)
     return key, result, problem
+
+
+def _fit(plan: ModelPlan, df_method: str, tests: bool) -> AnalysisResult:
+    """Fit one plan; its REML fit and the ML refit of the same model share one design."""
+    with sharing_designs():
+        return fit_plan(plan, df_method, tests=tests)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -98,6 +98,7 @@ from pipeline.lmm.optim import (
     WarningRecorder,
     fit_structure,
 )
+from pipeline.lmm.reuse import shared
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -517,8 +518,12 @@ def fit_lmm(
     if unknown or not routes:
         raise ValueError(f"routes must be a non-empty subset of {ROUTES}, got {routes}")
     prep = prepared
-    if prep is None:
-        prep = prepare_data(data, response, fixed, group, random_slope, site)
+    if prep is None:  # built once for the REML fit and its ML refit (lmm.reuse scope)
+        prep = shared(
+            data,
+            ("design", response, fixed, group, random_slope, site),
+            lambda: prepare_data(data, response, fixed, group, random_slope, site),
+        )
     recorder = WarningRecorder()
     if prep.n_excluded:
         recorder.add(

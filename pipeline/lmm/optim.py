@@ -45,6 +45,7 @@ from pipeline.lmm.deviance import (
     lambda_from_theta,
     theta_from_relative_cov,
 )
+from pipeline.lmm.reuse import shared
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -736,13 +737,21 @@ def fit_structure(
         z[:, 1] = prep.frame[random_slope].to_numpy(dtype=float)
     if prep.site_codes is not None:
         # statsmodels cannot fit a site intercept with correlated patient effects: numpy only
-        gc = NestedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes, prep.site_codes)
+        gc = shared(
+            prep,
+            ("nested crossproducts", random_slope),
+            lambda: NestedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes, prep.site_codes),
+        )
         numpy_routes = [r for r in routes if r in NUMPY_ROUTES] or ["numpy-powell"]
         escalate = [r for r in escalate if r in NUMPY_ROUTES and r not in numpy_routes]
         routes = numpy_routes
         label = f"(1 | site) + {label}"
-    else:
-        gc = GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
+    else:  # the same summaries serve REML and ML (lmm.reuse scope)
+        gc = shared(
+            prep,
+            ("crossproducts", random_slope),
+            lambda: GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes),
+        )
     built: list[MixedLM] = []
 
     def model() -> MixedLM:

@@ -1,0 +1,87 @@
+"""Designs shared between the REML fit and its ML refits (:mod:`pipeline.lmm.reuse`).
+
+Inside :func:`~pipeline.lmm.reuse.sharing_designs` the ML refit of the same model on the same
+rows reuses the REML fit's design and cross-products instead of building them again; the
+numbers must be exactly those of fits made without sharing, and a different frame, formula or
+random effect must get its own design.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from clinic_models import CLINIC_FIXED, simulate_clinic
+
+from pipeline.lmm import data as lmm_data
+from pipeline.lmm import deviance as lmm_deviance
+from pipeline.lmm import optim as lmm_optim
+from pipeline.lmm.fit import FAST_ROUTES, fit_lmm
+from pipeline.lmm.reuse import shared, sharing_designs
+
+
+def _fits(data):  # type: ignore[no-untyped-def]
+    kw = {"routes": FAST_ROUTES, "random_slope": "weeks"}
+    reml = fit_lmm(data, "nrs", CLINIC_FIXED, "patient", reml=True, **kw)
+    ml = fit_lmm(data, "nrs", CLINIC_FIXED, "patient", reml=False, start=reml.theta, **kw)
+    reduced = fit_lmm(data, "nrs", "weeks + C(depth)", "patient", reml=False, **kw)
+    return reml, ml, reduced
+
+
+@pytest.fixture()
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the designs and cross-products built."""
+    calls = {"design": 0, "crossproducts": 0}
+    prepare, grouped = lmm_data.prepare_data, lmm_deviance.GroupedCrossproducts
+
+    def counting_prepare(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["design"] += 1
+        return prepare(*args, **kwargs)
+
+    def counting_grouped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["crossproducts"] += 1
+        return grouped(*args, **kwargs)
+
+    monkeypatch.setattr("pipeline.lmm.fit.prepare_data", counting_prepare)
+    monkeypatch.setattr(lmm_optim, "GroupedCrossproducts", counting_grouped)
+    return calls
+
+
+def test_shared_fits_equal_unshared_fits_with_fewer_designs(counted: dict[str, int]) -> None:
+    data = simulate_clinic(120, seed=3, slope_sd=0.3)
+    alone = _fits(data)
+    assert counted == {"design": 3, "crossproducts": 3}
+    counted.update(design=0, crossproducts=0)
+    with sharing_designs():
+        together = _fits(data)
+    # REML and its ML refit share one design and one set of cross-products; the reduced
+    # model (another formula) builds its own
+    assert counted == {"design": 2, "crossproducts": 2}
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a.fixed_effects["estimate"], b.fixed_effects["estimate"])
+        np.testing.assert_array_equal(a.fixed_effects["std_err"], b.fixed_effects["std_err"])
+        np.testing.assert_array_equal(a.fixed_effects["df"], b.fixed_effects["df"])
+        np.testing.assert_array_equal(a.theta, b.theta)
+        assert a.criterion == b.criterion
+
+
+def test_another_frame_with_equal_content_gets_its_own_design(counted: dict[str, int]) -> None:
+    data = simulate_clinic(60, seed=4, slope_sd=0.3)
+    with sharing_designs():
+        fit_lmm(data, "nrs", CLINIC_FIXED, "patient", routes=FAST_ROUTES)
+        fit_lmm(data.copy(), "nrs", CLINIC_FIXED, "patient", routes=FAST_ROUTES)
+    assert counted["design"] == 2
+
+
+def test_nothing_is_kept_outside_a_scope() -> None:
+    owner = object()
+    built = []
+    for _ in range(2):
+        shared(owner, "k", lambda: built.append(1))
+    assert len(built) == 2
+    with sharing_designs():
+        for _ in range(2):
+            shared(owner, "k", lambda: built.append(1))
+    assert len(built) == 3
+    with sharing_designs():  # a new scope starts empty
+        shared(owner, "k", lambda: built.append(1))
+    assert len(built) == 4
