@@ -393,15 +393,25 @@ def _cmd_validate_mmrm(args: argparse.Namespace) -> int:
         if done == total or done % 50 == 0:
             print(f"  fitted {done}/{total} simulations", file=sys.stderr)
 
+    finished: list[dict] = []
+
+    def keep(row: dict) -> None:
+        # What finished of a long run stays readable: every 50 simulations the rows so far go
+        # to mmrm_sims.csv (summarise_mmrm summarises them), rewritten in full at the end.
+        finished.append(row)
+        if len(finished) % 50 == 0:
+            outputs.write_csv(args.out / "mmrm_sims.csv", pd.DataFrame(finished))
+
     sims = run_mmrm_simulations(
-        args.sims, tuple(args.per_arm), args.seed, args.workers or None, progress
+        args.sims, tuple(args.per_arm), args.seed, args.workers or None, progress, keep
     )
+    outputs.write_csv(args.out / "mmrm_sims.csv", sims)
     summary = summarise_mmrm(sims)
     outputs.write_csv(args.out / "mmrm.csv", summary)
     text = mmrm_markdown(summary, sims, args.sims, args.seed)
     outputs.write_text(args.out / "mmrm.md", text)
     print(text)
-    print(f"Wrote {args.out}/mmrm.csv, mmrm.md")
+    print(f"Wrote {args.out}/mmrm.csv, mmrm.md, mmrm_sims.csv")
     return EXIT_OK
 
 

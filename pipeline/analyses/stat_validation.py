@@ -387,6 +387,7 @@ def run_mmrm_simulations(
     seed: int = 20261202,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict], None] | None = None,
 ) -> pd.DataFrame:
     """Coverage and type-I error of the MMRM's visit-level difference, by simulation.
 
@@ -410,6 +411,9 @@ def run_mmrm_simulations(
         Processes (default: all cores).
     progress : callable, optional
         ``progress(done, total)``.
+    on_row : callable, optional
+        ``on_row(row)`` with each simulation's row as it arrives (in job order), so that a
+        caller can keep what finished of a long run.
 
     Returns
     -------
@@ -423,12 +427,16 @@ def run_mmrm_simulations(
     if workers == 1:
         for i, row in enumerate(map(_one_mmrm, jobs), start=1):
             results.append(row)
+            if on_row:
+                on_row(row)
             if progress:
                 progress(i, len(jobs))
         return pd.DataFrame(results)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for i, row in enumerate(pool.map(_one_mmrm, jobs, chunksize=4), start=1):
             results.append(row)
+            if on_row:
+                on_row(row)
             if progress:
                 progress(i, len(jobs))
     return pd.DataFrame(results)
