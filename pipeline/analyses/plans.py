@@ -921,7 +921,8 @@ def fit_plan(
     plan : ModelPlan
         What to fit and report.
     df_method : {"satterthwaite", "z"}
-        Degrees of freedom of every test and interval.
+        Degrees of freedom of every test and interval of a random-effects model (an MMRM,
+        ``plan.repeated`` set, uses ``plan.repeated_df``: ``[model] mmrm_df_method``).
     tests : bool, default True
         Also run the likelihood-ratio tests (ML refits of the full and reduced models).
     routes, escalate : sequence of str

@@ -159,3 +159,12 @@ def test_the_fitted_mmrm_of_each_comparison_and_outcome_is_exposed(trial):
     fits = mmrm_fits(results)
     assert list(fits) == [("arm", "rmdq")]
     assert fits[("arm", "rmdq")] is results[0].fit
+
+
+def test_a_declared_design_report_describes_the_mmrm(trial):
+    from pipeline.report import design
+
+    text = " ".join(design.methods(trial.config, {}, {}))
+    assert "mixed models for repeated measures (MMRM)" in text
+    assert "unstructured → heterogeneous Toeplitz" in text
+    assert "Kenward–Roger degrees of freedom" in text
