@@ -444,7 +444,8 @@ def change_plan(
     difference at the primary visit is the headline). Post-baseline assessments of patients
     with a baseline value only. A site random intercept has no place in a model without random
     effects: with ``site`` random by the settings, site enters as a fixed effect, and the notes
-    say so.
+    say so. With a single post-baseline visit the model is the analysis of covariance
+    ``y ~ baseline + G + covariates`` (no visit term, no interaction test).
 
     Parameters
     ----------
@@ -474,22 +475,32 @@ def change_plan(
     rows["visit_c"] = pd.Categorical(rows["visit"].astype(int))
     visits = [int(v) for v in rows["visit_c"].cat.categories]
     identity = AnalysisId(AnalysisKind.CHANGE, factor)
+    rhs = _rhs("baseline", f"visit_c * {factor}", *covariates)
+    variables: tuple[str, ...] = ("baseline", "visit_c", factor, *covariates)
+    reduced = (
+        (f"visit × {factor} interaction", _rhs("baseline", f"visit_c + {factor}", *covariates)),
+    )
+    if len(visits) == 1:  # one post-baseline visit: the MMRM is the analysis of covariance
+        rhs = _rhs("baseline", factor, *covariates)
+        variables = ("baseline", factor, *covariates)
+        reduced = ()
+        notes.append(
+            f"a single post-baseline visit ({visits[0]}): analysis of covariance, no visit term"
+        )
     return ModelPlan(
         identity=identity,
         analysis=identity.name,
         outcome=outcome,
         response=response,
         rows=rows,
-        rhs=_rhs("baseline", f"visit_c * {factor}", *covariates),
-        variables=("baseline", "visit_c", factor, *covariates),
+        rhs=rhs,
+        variables=variables,
         random_slope=None,
         time="visit_c",
         time_unit=None,
         points={v: v for v in visits},
         factors=(factor,),
-        reduced=(
-            (f"visit × {factor} interaction", _rhs("baseline", f"visit_c + {factor}", *covariates)),
-        ),
+        reduced=reduced,
         baseline=rows.drop_duplicates(GROUP).set_index(GROUP)["baseline"],
         notes=tuple(notes),
         repeated=tuple(settings.mmrm_structures),

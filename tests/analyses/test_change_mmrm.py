@@ -168,3 +168,21 @@ def test_a_declared_design_report_describes_the_mmrm(trial):
     assert "mixed models for repeated measures (MMRM)" in text
     assert "unstructured → heterogeneous Toeplitz" in text
     assert "Kenward–Roger degrees of freedom" in text
+
+
+def test_a_trial_with_one_post_baseline_visit_gets_the_analysis_of_covariance(trial):
+    import statsmodels.formula.api as smf
+
+    data = trial.data.loc[trial.data["visit"] < 2]
+    plan = pl.change_plan(data, "rmdq", "arm", trial.config.model)
+    assert "visit_c" not in plan.rhs and plan.reduced == ()
+    result = pl.fit_plan(plan)
+    assert result.diagnostics["status"].iloc[0] == "ok"
+    (row,) = result.contrasts.itertuples()
+    # closed form: with one visit the REML MMRM is ordinary least squares (the ANCOVA), its
+    # Kenward-Roger df the residual df n - p
+    ols = smf.ols(f"rmdq ~ {plan.rhs}", data=result.rows).fit()
+    assert row.estimate == pytest.approx(ols.params["arm[T.deep]"], rel=1e-8)
+    assert row.std_err == pytest.approx(ols.bse["arm[T.deep]"], rel=1e-6)
+    assert row.df == pytest.approx(ols.df_resid, rel=1e-6)
+    assert row.visit == 1
