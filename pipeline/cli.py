@@ -396,6 +396,8 @@ def _cmd_validate_mmrm(args: argparse.Namespace) -> int:
         summarise_mmrm,
     )
 
+    if args.summarise:
+        return _summarise_mmrm_runs(args)
     if args.sims < 1 or not args.per_arm or min(args.per_arm) < 5:
         raise UserError("--sims must be at least 1 and every --per-arm at least 5")
 
@@ -403,12 +405,59 @@ def _cmd_validate_mmrm(args: argparse.Namespace) -> int:
         if done == total or done % 50 == 0:
             print(f"  fitted {done}/{total} simulations", file=sys.stderr)
 
+    finished: list[dict] = []
+
+    def keep(row: dict) -> None:
+        # What finished of a long run stays readable: every 50 simulations the rows so far go
+        # to mmrm_sims.csv (summarise_mmrm summarises them), rewritten in full at the end.
+        finished.append(row)
+        if len(finished) % 50 == 0:
+            outputs.write_csv(args.out / "mmrm_sims.csv", pd.DataFrame(finished))
+
     sims = run_mmrm_simulations(
-        args.sims, tuple(args.per_arm), args.seed, args.workers or None, progress
+        args.sims, tuple(args.per_arm), args.seed, args.workers or None, progress, keep
     )
+    outputs.write_csv(args.out / "mmrm_sims.csv", sims)
     summary = summarise_mmrm(sims)
     outputs.write_csv(args.out / "mmrm.csv", summary)
     text = mmrm_markdown(summary, sims, args.sims, args.seed)
+    outputs.write_text(args.out / "mmrm.md", text)
+    print(text)
+    print(f"Wrote {args.out}/mmrm.csv, mmrm.md, mmrm_sims.csv")
+    return EXIT_OK
+
+
+def _summarise_mmrm_runs(args: argparse.Namespace) -> int:
+    """Summarise the simulations of earlier validate-mmrm runs (whole or stopped early)."""
+    from pipeline import outputs
+    from pipeline.analyses.stat_validation import mmrm_markdown, summarise_mmrm
+
+    frames = []
+    for path in args.summarise:
+        try:
+            frames.append(pd.read_csv(path))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise UserError(
+                f"{path}: cannot be read as simulations of validate-mmrm: {exc}"
+            ) from None
+        if "per_arm" not in frames[-1]:
+            raise UserError(f"{path}: has no per_arm column; give the mmrm_sims.csv of a run")
+    sims = pd.concat(frames, ignore_index=True)
+    counts = sims.groupby("per_arm").size()
+    done = ", ".join(f"{n} with {k} per arm" for k, n in counts.items())
+    note = (
+        f"Summarised with `outcomes validate-mmrm --summarise {' '.join(map(str, args.summarise))}`"
+        f" from runs of --sims {args.sims}: {done} finished"
+        + (
+            " (the runs were stopped before the end; the Monte Carlo SEs say how far these "
+            "figures can be read)."
+            if (counts < args.sims).any()
+            else "."
+        )
+    )
+    summary = summarise_mmrm(sims)
+    outputs.write_csv(args.out / "mmrm.csv", summary)
+    text = mmrm_markdown(summary, sims, done, args.seed, note)
     outputs.write_text(args.out / "mmrm.md", text)
     print(text)
     print(f"Wrote {args.out}/mmrm.csv, mmrm.md")
@@ -518,6 +567,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_positive_int, default=20261202, help="random seed")
     p.add_argument("--workers", type=_positive_int, default=0, help="processes (0: all cores)")
     p.add_argument("--out", type=Path, default=Path("reports/validation"), help="output folder")
+    p.add_argument(
+        "--summarise",
+        type=Path,
+        nargs="+",
+        metavar="SIMS_CSV",
+        help="summarise the mmrm_sims.csv of earlier runs (e.g. one per size, or a run stopped "
+        "early) instead of simulating; --sims is then the number each run was asked for",
+    )
     p.set_defaults(func=_cmd_validate_mmrm)
 
     p = sub.add_parser(

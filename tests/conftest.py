@@ -28,6 +28,7 @@ def cache_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 EMMEANS_SCRIPT = Path(__file__).parent / "r" / "emmeans_fit.R"
+GLS_SCRIPT = Path(__file__).parent / "r" / "gls_plan.R"
 
 
 def _r_problem(package: str = "lmerTest") -> str | None:
@@ -51,6 +52,38 @@ def _require_r(package: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, so the live R comparison must run: {problem}")
         pytest.skip(f"live R comparison skipped: {problem}")
+
+
+@pytest.fixture(scope="session")
+def gls_r(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., pd.DataFrame]:
+    """The plan's MMRM refitted by nlme::gls (unstructured) and emmeans, ``tests/r/gls_plan.R``.
+
+    Returns ``run(csv, formula, factor, visit, subject, *, relevel=None)``, giving the script's
+    ``kind, name, value`` table. Skips locally without R, nlme or emmeans; fails when ``CI`` is
+    set.
+    """
+    _require_r("nlme")
+    _require_r("emmeans")
+    out_dir = tmp_path_factory.mktemp("gls_r")
+
+    def run(
+        csv: Path,
+        formula: str,
+        factor: str,
+        visit: str,
+        subject: str,
+        *,
+        relevel: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        out = out_dir / f"result_{len(list(out_dir.iterdir()))}.csv"
+        args = ["Rscript", str(GLS_SCRIPT), str(csv), formula, factor, visit, subject, str(out)]
+        args += [f"{k}={v}" for k, v in (relevel or {}).items()]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"gls_plan.R failed:\n{done.stderr}")
+        return pd.read_csv(out, keep_default_na=False)
+
+    return run
 
 
 @pytest.fixture(scope="session")

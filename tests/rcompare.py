@@ -97,3 +97,47 @@ def parse_r(table: pd.DataFrame) -> dict:
         "ranef": pick("ranef"),
         "residuals": np.array(list(pick("residual").values())),
     }
+
+
+def check_mmrm_against_gls(result, ref: pd.DataFrame, factor: str) -> None:
+    """Compare a plan's MMRM result with ``tests/r/gls_plan.R`` (unstructured, REML).
+
+    Fixed effects and their model-based SEs to 4 significant digits, the covariance across
+    visits to 3, the LS means and SEs per level and visit and the differences at each visit to
+    4 (emmeans on the gls fit, ``mode = "df.error"``: model-based SEs, so ours are taken from
+    the model-based covariance, not Kenward-Roger's adjusted one).
+    """
+    table = ref[["kind", "name", "value"]]
+    values = {(k, n): float(v) for k, n, v in table.itertuples(index=False)}
+    fit = result.fit
+    model = fit.with_df_method("satterthwaite")  # model-based (X'V^-1X)^-1
+    for row in model.fixed_effects.itertuples():
+        name = r_name(row.term)
+        # R: coef(gls_fit); sqrt(diag(vcov(gls_fit)))
+        assert_sig(row.estimate, values[("estimate", name)], 4, f"estimate {name}")
+        assert_sig(row.std_err, values[("std_err", name)], 4, f"SE {name}")
+    sigma = fit.covariance[None].to_numpy()
+    for i in range(sigma.shape[0]):
+        for j in range(sigma.shape[1]):
+            # R: getVarCov(gls_fit, individual = <a patient seen at every visit>)
+            assert_sig(sigma[i, j], values[("sigma", f"{i + 1}|{j + 1}")], 3, f"sigma {i},{j}")
+    # R: -2 logLik(gls_fit) (REML) is the criterion
+    assert_sig(fit.criterion, -2.0 * values[("loglik", "REML")], 7, "REML criterion")
+    for row in result.emmeans.itertuples():
+        key = f"{row.level}|{row.time:g}"
+        # R: summary(emmeans(gls_fit, FACTOR, by = VISIT, mode = "df.error"))
+        assert_sig(row.estimate, values[("lsmean", key)], 4, f"LS mean {key}")
+    means = model.lsmeans(factor)
+    for row in means.itertuples():
+        key = f"{row.level}|{row.time:g}"
+        assert_sig(row.std_err, values[("lsmean_se", key)], 4, f"LS mean SE {key}")
+    levels = list(fit.rows[factor].cat.categories)
+    for level in levels[1:]:
+        own = model.visit_differences(factor, level, levels[0])
+        table = result.contrasts[result.contrasts["contrast"].str.startswith(f"{level} − ")]
+        for row, kr in zip(own.itertuples(), table.itertuples(), strict=True):
+            key = f"{level} - {levels[0]}|{row.time:g}"
+            # R: summary(contrast(emmeans(...), "trt.vs.ctrl"))
+            assert_sig(kr.estimate, values[("contrast", key)], 4, f"difference {key}")
+            assert_sig(row.std_err, values[("contrast_se", key)], 4, f"difference SE {key}")
+            assert kr.std_err >= row.std_err  # Kenward-Roger's adjustment only inflates

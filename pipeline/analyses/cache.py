@@ -61,6 +61,8 @@ from pipeline.analyses import codec
 from pipeline.analyses.plans import AnalysisResult, ModelPlan
 from pipeline.errors import UserError
 from pipeline.lmm.data import FORMULA_NAMESPACE
+from pipeline.lmm.fit import LmmFit
+from pipeline.lmm.mmrm import MmrmFit
 
 __all__ = [
     "CODE_PACKAGES",
@@ -104,6 +106,8 @@ def portable(result: AnalysisResult) -> AnalysisResult:
         The same result with ``rows=None`` and, if it has a fit, ``design_info=None``.
     """
     result = replace(result, rows=None)
+    if isinstance(result.fit, MmrmFit):
+        return replace(result, fit=result.fit.without_data())
     if result.fit is None or result.fit.design_info is None:
         return result
     return replace(result, fit=replace(result.fit, design_info=None))
@@ -135,6 +139,8 @@ def restore(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult:
     if result.rows is None:
         result = replace(result, rows=plan.rows)
     fit = result.fit
+    if isinstance(fit, MmrmFit):
+        return result if fit.rows is not None else replace(result, fit=fit.with_data(plan.rows))
     if fit is None or fit.design_info is not None:
         return result
     env = patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)])
@@ -148,7 +154,7 @@ def restore(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult:
 def _without_patients(result: AnalysisResult) -> AnalysisResult:
     """Portable result whose conditional modes are indexed 0..n-1 instead of by patient."""
     result = portable(result)
-    if result.fit is None:
+    if not isinstance(result.fit, LmmFit):
         return result
     modes = result.fit.random_effects.reset_index(drop=True)
     return replace(result, fit=replace(result.fit, random_effects=modes))
@@ -157,7 +163,7 @@ def _without_patients(result: AnalysisResult) -> AnalysisResult:
 def _with_patients(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult | None:
     """Give the conditional modes back their patients (None when they do not fit the plan)."""
     fit = result.fit
-    if fit is None:
+    if not isinstance(fit, LmmFit):
         return result
     patients = np.sort(plan.rows[fit.group].unique())
     if len(patients) != len(fit.random_effects):

@@ -1,7 +1,8 @@
 """A data-only encoding of fitted analyses to JSON: reading it back can never run code.
 
 :func:`encode` turns an :class:`~pipeline.analyses.plans.AnalysisResult` (with its
-:class:`~pipeline.lmm.fit.LmmFit`) into plain JSON values, and :func:`decode` builds it again.
+:class:`~pipeline.lmm.fit.LmmFit`, or the MMRM's :class:`~pipeline.lmm.mmrm.MmrmFit` without its
+rows) into plain JSON values, and :func:`decode` builds it again.
 Unlike a pickle, the text names no importable object: the only classes it can build are those
 of :data:`CLASSES` and :data:`ENUMS`; every other value is a number, string, list, numpy array
 (raw bytes of a numeric dtype, base64), pandas index, series or frame. Floats travel as their
@@ -19,6 +20,8 @@ import pandas as pd
 
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.lmm.fit import LmmFit
+from pipeline.lmm.kenward_roger import KrPieces
+from pipeline.lmm.mmrm import MmrmFit
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family, FlowStage
 
 __all__ = ["CLASSES", "ENUMS", "CodecError", "decode", "encode"]
@@ -26,6 +29,8 @@ __all__ = ["CLASSES", "ENUMS", "CodecError", "decode", "encode"]
 CLASSES: dict[str, type] = {
     "AnalysisResult": AnalysisResult,
     "LmmFit": LmmFit,
+    "MmrmFit": MmrmFit,
+    "KrPieces": KrPieces,
     "AnalysisId": AnalysisId,
 }
 """The only classes an entry may build, by name."""

@@ -11,7 +11,9 @@ likelihood-ratio tests. :func:`fit_plan` fits it with the mixed-model engine
 analysis                model (``T`` = weeks or sessions completed, ``G`` = depth or twitch)
 ======================  ========================================================================
 trajectory_<G>          ``y ~ T * G + covariates + (1 + T | patient)`` on every assessment
-change_<G>              ``y ~ baseline + visit * G + covariates + (1 | patient)``, post-baseline
+change_<G>              the MMRM ``y ~ baseline + visit * G + covariates``, post-baseline, no
+                        random effects, residual covariance across visits (``[model]
+                        mmrm_structures``, tried in order), Kenward-Roger df by default
 session_twitch          ``y ~ baseline + T + twitch_between + twitch_within + covariates
                         + (1 + T | patient)``, post-baseline, twitch share of earlier sessions
 joint                   ``y ~ T * depth + T * twitch + covariates + (1 + T | patient)``
@@ -20,9 +22,12 @@ sensitivity_*_<G>       the trajectory model in a sub-population (completers; pe
 ======================  ========================================================================
 
 Estimation is REML; the interaction tests are likelihood-ratio tests between ML fits of the
-full and the reduced model with the same random effects. A plan that the data cannot support
-(an empty group, a single visit, a constant outcome...) yields a diagnostics row with status
-``not estimable`` and the reason, and no estimates.
+full and the reduced model with the same random effects (for the MMRM: the same covariance
+structure). The MMRM's fit is :class:`pipeline.lmm.mmrm.MmrmFit` in ``AnalysisResult.fit``
+(``structure``, ``structure_trials``, ``lsmeans``, ``visit_differences``, ``with_df_method``);
+the structures it tried, with their AIC and BIC, are the ``covariance_structures`` table.
+A plan that the data cannot support (an empty group, a single visit, a constant outcome...)
+yields a diagnostics row with status ``not estimable`` and the reason, and no estimates.
 """
 
 from __future__ import annotations
@@ -53,11 +58,13 @@ from pipeline.lmm.marginal import (
     pooled_sd,
     slope_difference,
 )
+from pipeline.lmm.mmrm import MmrmFit, fit_mmrm
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
 from pipeline.schemas.outputs import (
     COMPARISON_COLUMNS,
     CONTRAST_TABLE_COLUMNS,
+    COVARIANCE_STRUCTURE_COLUMNS,
     DIAGNOSTIC_COLUMNS,
     EFFECT_SIZE_COLUMNS,
     EMMEANS_TABLE_COLUMNS,
@@ -82,7 +89,20 @@ TABLES = (
     "effect_sizes",
     "model_comparison",
     "diagnostics",
+    "covariance_structures",
 )
+STRUCTURE_WORDS = {
+    "us": "unstructured",
+    "toep": "Toeplitz",
+    "toeph": "heterogeneous Toeplitz",
+    "ar1": "AR(1)",
+    "ar1h": "heterogeneous AR(1)",
+    "cs": "compound symmetry",
+    "csh": "heterogeneous compound symmetry",
+    "ad": "ante-dependence",
+    "adh": "heterogeneous ante-dependence",
+}
+"""Readers' names of the MMRM's covariance structures (code matches the short names)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,13 @@ class ModelPlan:
     unrecorded : tuple of str
         Variables of the model that have no value anywhere in the study's data (not recorded by
         any source): the model cannot be fitted, and its diagnostics say so.
+    repeated : tuple of str
+        Non-empty for a mixed model for repeated measures (MMRM, SAP §4.6): no random effects,
+        a residual covariance across ``time`` (the categorical visit) with these structures
+        tried in order until one converges.
+    repeated_df : str
+        Degrees of freedom of the MMRM's tests and intervals (one of
+        :data:`pipeline.lmm.mmrm.DF_METHODS`).
     """
 
     analysis: str
@@ -151,14 +178,27 @@ class ModelPlan:
     site: str | None = None
     identity: AnalysisId | None = None
     unrecorded: tuple[str, ...] = ()
+    repeated: tuple[str, ...] = ()
+    repeated_df: str = "kenward-roger"
 
     @property
     def formula(self) -> str:
-        """The model in lme4 notation."""
+        """The model in lme4 notation (an MMRM: with its residual covariance in words)."""
+        if self.repeated:
+            return mmrm_formula(self.response, self.rhs, self.repeated)
         random = f"(1 + {self.random_slope} | patient)" if self.random_slope else "(1 | patient)"
         if self.site:
             random = f"(1 | {self.site}) + {random}"
         return f"{self.response} ~ {self.rhs} + {random}"
+
+
+def mmrm_formula(response: str, rhs: str, structures: Sequence[str]) -> str:
+    """Write the MMRM in words: ``y ~ rhs, residual covariance across visits: unstructured``.
+
+    Several structures (before the fit) are given as the order they are tried in.
+    """
+    words = " → ".join(STRUCTURE_WORDS.get(s, s) for s in structures)
+    return f"{response} ~ {rhs}, residual covariance across visits: {words}"
 
 
 @dataclass(frozen=True)
@@ -169,12 +209,13 @@ class AnalysisResult:
     ----------
     analysis, outcome, formula : str
         Labels and the model in lme4 notation.
-    fit : LmmFit or None
-        The REML fit (None when the data could not support the model).
+    fit : LmmFit or MmrmFit or None
+        The REML fit (None when the data could not support the model); an
+        :class:`~pipeline.lmm.mmrm.MmrmFit` for the visit-level model (``change_<G>``).
     tables : dict of str to pandas.DataFrame
         ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
-        model_comparison, diagnostics`` (empty frames with the right columns when a table does
-        not apply).
+        model_comparison, diagnostics, covariance_structures`` (empty frames with the right
+        columns when a table does not apply).
     rows : pandas.DataFrame or None
         The model rows, aligned with ``fit.fitted`` and ``fit.residuals`` (e.g. to plot
         residuals by visit or group).
@@ -185,7 +226,7 @@ class AnalysisResult:
     analysis: str
     outcome: str
     formula: str
-    fit: LmmFit | None
+    fit: LmmFit | MmrmFit | None
     tables: dict[str, pd.DataFrame]
     rows: pd.DataFrame | None = None
     identity: AnalysisId | None = None
@@ -392,13 +433,19 @@ def trajectory_plan(
 def change_plan(
     data: pd.DataFrame, outcome: str, factor: str, settings: ModelSettings
 ) -> ModelPlan:
-    """SAP §4.2: post-baseline ``y ~ baseline + visit * G + covariates + (1 | patient)``.
+    """SAP §4.2 and §4.6: the MMRM ``y ~ baseline + visit * G + covariates``, post-baseline.
 
-    Visit is categorical; the between-group difference at each visit is the clinically read
-    quantity (in a trial, the baseline-adjusted difference at the primary visit is the
-    headline). Post-baseline assessments of patients with a baseline value only. This is the
-    repeated-measures model of the plan's visit-level analysis (``kind`` ``change``); its
-    random intercept stands in for the residual covariance of the MMRM (SAP §4.6).
+    Visit is categorical; there are no random effects: the residuals of a patient's visits
+    share a covariance matrix across visits (``[model] mmrm_structures``, by default
+    unstructured, then heterogeneous Toeplitz, heterogeneous AR(1), heterogeneous compound
+    symmetry and compound symmetry when a structure does not converge), estimated by REML with
+    ``[model] mmrm_df_method`` degrees of freedom (Kenward-Roger by default). The between-group
+    difference at each visit is the clinically read quantity (in a trial, the baseline-adjusted
+    difference at the primary visit is the headline). Post-baseline assessments of patients
+    with a baseline value only. A site random intercept has no place in a model without random
+    effects: with ``site`` random by the settings, site enters as a fixed effect, and the notes
+    say so. With a single post-baseline visit the model is the analysis of covariance
+    ``y ~ baseline + G + covariates`` (no visit term, no interaction test).
 
     Parameters
     ----------
@@ -409,40 +456,55 @@ def change_plan(
     factor : str
         A declared comparison: a categorical patient-level column (``depth``, ``arm``...).
     settings : ModelSettings
-        Covariates, df method, site handling.
+        Covariates, site handling, covariance structures and df method of the MMRM.
 
     Returns
     -------
     ModelPlan
-        The plan, labelled ``change_<factor>``.
+        The plan, labelled ``change_<factor>``, with ``repeated`` set.
     """
     response = response_column(outcome, data)
     check_group(data, factor)
     covariates = _covariates(settings, data)
-    site, site_column = _site(settings, data)
+    notes = ["post-baseline assessments; baseline value as covariate"]
+    if site_as_random(settings, data) and "site" not in covariates:
+        covariates.append("site")
+        notes.append("site as a fixed effect (the MMRM has no random effects)")
     post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
-    rows = model_rows(post, [response, "baseline", "visit", factor, *covariates, *site_column])
+    rows = model_rows(post, [response, "baseline", "visit", factor, *covariates])
     rows["visit_c"] = pd.Categorical(rows["visit"].astype(int))
     visits = [int(v) for v in rows["visit_c"].cat.categories]
+    identity = AnalysisId(AnalysisKind.CHANGE, factor)
+    rhs = _rhs("baseline", f"visit_c * {factor}", *covariates)
+    variables: tuple[str, ...] = ("baseline", "visit_c", factor, *covariates)
+    reduced = (
+        (f"visit × {factor} interaction", _rhs("baseline", f"visit_c + {factor}", *covariates)),
+    )
+    if len(visits) == 1:  # one post-baseline visit: the MMRM is the analysis of covariance
+        rhs = _rhs("baseline", factor, *covariates)
+        variables = ("baseline", factor, *covariates)
+        reduced = ()
+        notes.append(
+            f"a single post-baseline visit ({visits[0]}): analysis of covariance, no visit term"
+        )
     return ModelPlan(
-        site=site,
-        identity=AnalysisId(AnalysisKind.CHANGE, factor),
-        analysis=AnalysisId(AnalysisKind.CHANGE, factor).name,
+        identity=identity,
+        analysis=identity.name,
         outcome=outcome,
         response=response,
         rows=rows,
-        rhs=_rhs("baseline", f"visit_c * {factor}", *covariates),
-        variables=("baseline", "visit_c", factor, *covariates),
+        rhs=rhs,
+        variables=variables,
         random_slope=None,
         time="visit_c",
         time_unit=None,
         points={v: v for v in visits},
         factors=(factor,),
-        reduced=(
-            (f"visit × {factor} interaction", _rhs("baseline", f"visit_c + {factor}", *covariates)),
-        ),
+        reduced=reduced,
         baseline=rows.drop_duplicates(GROUP).set_index(GROUP)["baseline"],
-        notes=("post-baseline assessments; baseline value as covariate",),
+        notes=tuple(notes),
+        repeated=tuple(settings.mmrm_structures),
+        repeated_df=settings.mmrm_df_method,
     )
 
 
@@ -862,6 +924,7 @@ def not_estimable(plan: ModelPlan, message: str, seconds: float = 0.0) -> Analys
         "effect_sizes": _empty(EFFECT_SIZE_COLUMNS),
         "model_comparison": _empty(COMPARISON_COLUMNS),
         "diagnostics": pd.DataFrame([row], columns=DIAGNOSTIC_COLUMNS),
+        "covariance_structures": _empty(COVARIANCE_STRUCTURE_COLUMNS),
     }
     return AnalysisResult(
         plan.analysis, plan.outcome, plan.formula, None, tables, plan.rows, plan.identity
@@ -883,7 +946,8 @@ def fit_plan(
     plan : ModelPlan
         What to fit and report.
     df_method : {"satterthwaite", "z"}
-        Degrees of freedom of every test and interval.
+        Degrees of freedom of every test and interval of a random-effects model (an MMRM,
+        ``plan.repeated`` set, uses ``plan.repeated_df``: ``[model] mmrm_df_method``).
     tests : bool, default True
         Also run the likelihood-ratio tests (ML refits of the full and reduced models).
     routes, escalate : sequence of str
@@ -906,6 +970,8 @@ def fit_plan(
         )
     if plan.rows.empty:
         return not_estimable(plan, f"no assessment has every variable of {plan.formula}")
+    if plan.repeated:
+        return _fit_mmrm_plan(plan, tests, started)
     try:
         fit = fit_lmm(
             plan.rows,
@@ -963,6 +1029,184 @@ def fit_plan(
             else _empty(COMPARISON_COLUMNS)
         ),
         "diagnostics": pd.DataFrame([diagnostics], columns=DIAGNOSTIC_COLUMNS),
+        "covariance_structures": _empty(COVARIANCE_STRUCTURE_COLUMNS),
+    }
+    return AnalysisResult(
+        plan.analysis, plan.outcome, formula, fit, tables, plan.rows, plan.identity
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the MMRM (SAP §4.6)
+
+
+def fit_plan_mmrm(plan: ModelPlan, structure: str | Sequence[str] | None = None, **options: Any):
+    """Fit the MMRM of a plan with ``repeated`` set (REML, the plan's df method by default).
+
+    Parameters
+    ----------
+    plan : ModelPlan
+        A plan from :func:`change_plan`.
+    structure : str or sequence of str, optional
+        Covariance structure(s) to try (default the plan's order).
+    **options
+        Passed to :func:`pipeline.lmm.mmrm.fit_mmrm` (``reml``, ``df_method``, ``robust``...).
+
+    Returns
+    -------
+    MmrmFit
+    """
+    options.setdefault("df_method", plan.repeated_df)
+    return fit_mmrm(
+        plan.rows,
+        plan.response,
+        plan.rhs,
+        plan.time,
+        GROUP,
+        plan.repeated if structure is None else structure,
+        **options,
+    )
+
+
+def _mmrm_tests(plan: ModelPlan, fit: MmrmFit) -> tuple[pd.DataFrame, list[str]]:
+    """Likelihood-ratio tests between ML fits with the covariance structure of the REML fit."""
+    rows, notes = [], []
+    try:
+        full = fit_plan_mmrm(plan, fit.structure, reml=False, df_method="z")
+    except (ModelDataError, ModelFitError) as exc:
+        return _empty(COMPARISON_COLUMNS), [f"ML refit for the tests did not converge: {exc}"]
+    for test, reduced_rhs in plan.reduced:
+        try:
+            reduced = fit_mmrm(
+                plan.rows,
+                plan.response,
+                reduced_rhs,
+                plan.time,
+                GROUP,
+                fit.structure,
+                reml=False,
+                df_method="z",
+            )
+        except (ModelDataError, ModelFitError) as exc:
+            notes.append(f"ML refit for the test of {test} did not converge: {exc}")
+            continue
+        df = len(full.design_columns) - len(reduced.design_columns)
+        chisq = max(0.0, 2.0 * (full.loglik - reduced.loglik))
+        rows.append(
+            {
+                "test": f"{test} (likelihood ratio, ML)",
+                "df": df,
+                "chisq": chisq,
+                "p_value": float(stats.chi2.sf(chisq, df)),
+                "loglik_reduced": reduced.loglik,
+                "loglik_full": full.loglik,
+            }
+        )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS), notes
+
+
+def mmrm_covariance_table(fit: MmrmFit) -> pd.DataFrame:
+    """Give the estimated residual covariance across visits as variance-components rows.
+
+    One row per visit (``term`` ``visit v``: variance and SD) and per pair of visits
+    (``visit v × visit w``: covariance in ``variance`` and the correlation); ``group`` is
+    ``residual`` (``residual: <level>`` with a separate matrix per group).
+    """
+    rows = []
+    for key, sigma in fit.covariance.items():
+        group = "residual" if key is None else f"residual: {key}"
+        values = sigma.to_numpy()
+        visits = list(sigma.index)
+        sd = np.sqrt(np.diag(values))
+        for i, v in enumerate(visits):
+            rows.append((group, f"visit {v}", values[i, i], sd[i], np.nan))
+        for i, j in zip(*np.triu_indices(len(visits), 1), strict=True):
+            correlation = values[i, j] / (sd[i] * sd[j])
+            rows.append(
+                (group, f"visit {visits[i]} × visit {visits[j]}", values[i, j], np.nan, correlation)
+            )
+    return pd.DataFrame(rows, columns=["group", "term", "variance", "std_dev", "correlation"])
+
+
+def mmrm_residual_checks(fit: MmrmFit, response: str) -> dict[str, float]:
+    """Residual checks of an MMRM: residuals ``y - X beta`` scaled by their visit's SD."""
+    rows = fit.rows
+    resid = rows[response].to_numpy(dtype=float) - fit.design_matrix(rows) @ fit.beta
+    scale = np.full(len(rows), np.nan)
+    for key, sigma in fit.covariance.items():
+        sd = pd.Series(np.sqrt(np.diag(sigma.to_numpy())), index=sigma.index)
+        mask = (
+            np.ones(len(rows), dtype=bool)
+            if key is None
+            else (rows[fit.covariance_group] == key).to_numpy()
+        )
+        scale[mask] = rows.loc[mask, fit.visit].astype(object).map(sd).to_numpy(dtype=float)
+    r = resid / scale
+    return {
+        "residual_sd": float(np.std(resid, ddof=1)),
+        "residual_skewness": float(stats.skew(r)),
+        "residual_excess_kurtosis": float(stats.kurtosis(r)),
+        "residual_share_beyond_3sd": float(np.mean(np.abs(r) > 3.0)),
+    }
+
+
+def structure_steps(trials: pd.DataFrame) -> str:
+    """Say which structures failed before the one used (empty when the first converged)."""
+    failed = trials.loc[~trials["converged"].astype(bool)]
+    if failed.empty:
+        return ""
+    used = trials.loc[trials["converged"].astype(bool), "structure"]
+    steps = "; ".join(
+        f"{STRUCTURE_WORDS.get(r.structure, r.structure)} did not converge ({r.message})"
+        for r in failed.itertuples()
+    )
+    if used.empty:
+        return steps
+    return f"{steps}; fitted with {STRUCTURE_WORDS.get(used.iloc[0], used.iloc[0])}"
+
+
+def _fit_mmrm_plan(plan: ModelPlan, tests: bool, started: float) -> AnalysisResult:
+    """Fit a plan's MMRM (REML, the structures in order) and build its tidy tables."""
+    try:
+        fit = fit_plan_mmrm(plan)
+        contrasts = _contrasts(plan, fit)
+        means = _emmeans(plan, fit)
+        comparison, test_notes = _empty(COMPARISON_COLUMNS), []
+        if tests and plan.reduced:
+            comparison, test_notes = _mmrm_tests(plan, fit)
+    except (ModelDataError, ModelFitError) as exc:
+        return not_estimable(plan, str(exc), clock.perf_counter() - started)
+    formula = mmrm_formula(plan.response, plan.rhs, [fit.structure])
+    trials = fit.structure_trials.assign(used=lambda t: t["structure"] == fit.structure)
+    diagnostics = {
+        "analysis": plan.analysis,
+        "outcome": plan.outcome,
+        "status": "ok",
+        "message": "; ".join(plan.notes),
+        "n_obs": fit.n_obs,
+        "n_patients": fit.n_subjects,
+        "random_effects": f"none (residual covariance: {STRUCTURE_WORDS[fit.structure]})",
+        "converged": fit.converged,
+        "optimizer": "L-BFGS-B + Newton",
+        "boundary": False,
+        "fallback": structure_steps(fit.structure_trials),
+        "warnings": " | ".join([*fit.warnings, *test_notes]),
+        **mmrm_residual_checks(fit, plan.response),
+        "fit_seconds": clock.perf_counter() - started,
+    }
+    tables = {
+        "fixed_effects": _labelled(plan, fit.fixed_effects, FIXED_EFFECT_TABLE_COLUMNS),
+        "variance_components": _labelled(plan, mmrm_covariance_table(fit), VARIANCE_COLUMNS),
+        "emmeans": _labelled(plan, means, EMMEANS_TABLE_COLUMNS),
+        "contrasts": _labelled(plan, contrasts, CONTRAST_TABLE_COLUMNS),
+        "effect_sizes": _labelled(plan, _effect_sizes(plan, contrasts), EFFECT_SIZE_COLUMNS),
+        "model_comparison": (
+            _labelled(plan, comparison, COMPARISON_COLUMNS)
+            if len(comparison)
+            else _empty(COMPARISON_COLUMNS)
+        ),
+        "diagnostics": pd.DataFrame([diagnostics], columns=DIAGNOSTIC_COLUMNS),
+        "covariance_structures": _labelled(plan, trials, COVARIANCE_STRUCTURE_COLUMNS),
     }
     return AnalysisResult(
         plan.analysis, plan.outcome, formula, fit, tables, plan.rows, plan.identity

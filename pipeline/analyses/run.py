@@ -10,7 +10,9 @@ The primary family holds one headline estimate per comparison and outcome (SAP ย
 estimands): for an observational exposure the difference in slope of the trajectory model
 (by default: deep vs superficial and twitch vs no twitch, three outcomes, six comparisons);
 for a randomised arm the baseline-adjusted difference at the primary visit from the visit-level
-model (``change_<arm>``). It is chosen by typed fields, never by a label: the contrasts of
+model (``change_<arm>``, the MMRM of SAP ยง4.6: :func:`pipeline.analyses.plans.change_plan`;
+:func:`mmrm_fits` gives its fitted :class:`~pipeline.lmm.mmrm.MmrmFit` per comparison and
+outcome). It is chosen by typed fields, never by a label: the contrasts of
 ``kind`` :attr:`ContrastKind.SLOPE` (or :attr:`ContrastKind.VISIT` at the primary visit) in
 the headline analyses, named by their :class:`~pipeline.schemas.identity.AnalysisId`. Every
 other contrast is secondary and reported unadjusted.
@@ -63,6 +65,7 @@ from pipeline.analyses.plans import (
 from pipeline.config.settings import Comparison, ModelSettings, Study
 from pipeline.errors import UserError
 from pipeline.lmm.marginal import holm
+from pipeline.lmm.mmrm import MmrmFit
 from pipeline.lmm.reuse import sharing_designs
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
@@ -481,6 +484,32 @@ def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | No
     return [r for r in results if r is not None]
 
 
+def mmrm_fits(results: Sequence[AnalysisResult]) -> dict[tuple[str, str], MmrmFit]:
+    """Return the fitted visit-level MMRM of each comparison and outcome.
+
+    Parameters
+    ----------
+    results : sequence of AnalysisResult
+        From :func:`run_analyses`.
+
+    Returns
+    -------
+    dict of (str, str) to MmrmFit
+        ``(comparison, outcome) -> fit`` for every ``change_<comparison>`` analysis that could
+        be fitted (the full sample; its ``lsmeans``, ``visit_differences``, ``with_df_method``
+        and ``structure_trials`` are there for analyses built on it, e.g. reference-based
+        imputation).
+    """
+    return {
+        (r.identity.factor, r.outcome): r.fit
+        for r in results
+        if r.identity is not None
+        and r.identity.kind is AnalysisKind.CHANGE
+        and r.identity.population is None
+        and isinstance(r.fit, MmrmFit)
+    }
+
+
 def combine(
     results: Sequence[AnalysisResult],
     primary: Sequence[tuple[AnalysisId, int | None]] | None = None,
@@ -500,9 +529,9 @@ def combine(
     -------
     dict of str to pandas.DataFrame
         ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
-        model_comparison, diagnostics``. ``contrasts`` gains ``family`` (``primary`` or
-        ``secondary``) and ``p_holm`` (Holm-adjusted p across the primary family, empty for
-        secondary contrasts).
+        model_comparison, diagnostics, covariance_structures``. ``contrasts`` gains ``family``
+        (``primary`` or ``secondary``) and ``p_holm`` (Holm-adjusted p across the primary
+        family, empty for secondary contrasts).
     """
     tables = {}
     for name in TABLES:

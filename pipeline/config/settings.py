@@ -32,6 +32,21 @@ DEFAULT_CONFIG = Path("analysis.toml")
 INSTRUMENTS = tuple(INSTRUMENT_TABLE)
 TIME_AXES = ("weeks", "sessions")
 DF_METHODS = ("satterthwaite", "z")
+MMRM_STRUCTURES = ("us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh")
+"""Residual covariance structures of the MMRM (the names of
+:data:`pipeline.lmm.covariance.STRUCTURES`; the configuration does not import the engine)."""
+MMRM_FALLBACK = ("us", "toeph", "ar1h", "csh", "cs")
+"""The pre-specified fallback order of SAP §4.6
+(:data:`pipeline.lmm.covariance.DEFAULT_FALLBACK`)."""
+MMRM_DF_METHODS = (
+    "kenward-roger",
+    "kenward-roger-linear",
+    "satterthwaite",
+    "residual",
+    "between-within",
+    "z",
+)
+"""Degrees of freedom of the MMRM's tests (:data:`pipeline.lmm.mmrm.DF_METHODS`)."""
 SITE_EFFECTS = ("auto", "random", "fixed", "none")
 
 
@@ -489,7 +504,12 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How the mixed models are specified."""
+    """How the mixed models are specified.
+
+    ``mmrm_structures`` is the residual covariance of the visit-level model (the MMRM of SAP
+    §4.6): the structures tried in order until one converges; ``mmrm_df_method`` its degrees of
+    freedom (Kenward-Roger by default, as the SAP asks of a trial's primary analysis).
+    """
 
     time_axis: str = "weeks"
     covariates: tuple[str, ...] = ("chronicity",)
@@ -497,6 +517,8 @@ class ModelSettings:
     df_method: str = "satterthwaite"
     site: str = "auto"
     min_sites_random: int = 5
+    mmrm_structures: tuple[str, ...] = MMRM_FALLBACK
+    mmrm_df_method: str = "kenward-roger"
 
 
 AUDIENCES = ("publication", "internal")
@@ -872,6 +894,26 @@ def _number(section: dict, key: str, path: Path, name: str, default: float, lo: 
     if not lo <= value <= hi:
         raise _fail(path, f"{name}.{key}", f"must be between {lo:g} and {hi:g}, got {value!r}")
     return value
+
+
+def _mmrm_structures(section: dict, path: Path, default: tuple[str, ...]) -> tuple[str, ...]:
+    """``[model] mmrm_structures``: a non-empty list of distinct structure names, tried in order."""
+    value = section.get("mmrm_structures", list(default))
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(v not in MMRM_STRUCTURES for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise _fail(
+            path,
+            "model.mmrm_structures",
+            f"must be a list of distinct structures from {', '.join(MMRM_STRUCTURES)}, tried in "
+            f"order, got {value!r}",
+        )
+    return tuple(value)
 
 
 def _choice(section: dict, key: str, path: Path, name: str, default: str, allowed: tuple) -> str:
@@ -1890,6 +1932,10 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         df_method=_choice(m_raw, "df_method", path, "model", dm.df_method, DF_METHODS),
         site=_choice(m_raw, "site", path, "model", dm.site, SITE_EFFECTS),
         min_sites_random=min_sites,
+        mmrm_structures=_mmrm_structures(m_raw, path, dm.mmrm_structures),
+        mmrm_df_method=_choice(
+            m_raw, "mmrm_df_method", path, "model", dm.mmrm_df_method, MMRM_DF_METHODS
+        ),
     )
     report = load_report(raw, path)
     planning = load_planning(raw, path)

@@ -13,8 +13,9 @@ The data-generating model, for patient *i* at follow-up visit *v* (1 = 3 months,
     y_iv = c_v + b · baseline_i + effect_v · [deep]_i + covariates_i + u_i + e_iv,
     u_i ~ N(0, sd_patient²),  e_iv ~ N(0, sd_residual²)
 
-is the change-from-baseline model the pipeline fits (``y ~ baseline + visit * arm +
-covariates + (1 | patient)``), so ``effect_v`` is the estimand: the baseline-adjusted difference
+a special case (compound-symmetric covariance across visits) of the change-from-baseline
+MMRM the pipeline fits (``y ~ baseline + visit * arm + covariates`` with an unstructured
+residual covariance), so ``effect_v`` is the estimand: the baseline-adjusted difference
 deep − sham at visit *v*. Scores are then rounded (RMDQ to whole points, PSFS to 0.1) and kept
 inside the scale's range; visits are missed completely at random (8 % at 3 months, 18 % at 12
 months). :data:`TRUE_EFFECTS` holds the truths; ``python -m pipeline.demo.trial

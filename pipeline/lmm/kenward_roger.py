@@ -18,7 +18,8 @@ parameters ``phi`` (:mod:`pipeline.lmm.covariance`), with ``G_k = dV/dphi_k``:
 
 :func:`lmm_kenward_roger` computes the same for the random-effects models of
 :func:`pipeline.lmm.fit.fit_lmm` (random intercept, or correlated intercept and slope), patient
-by patient, in pbkrtest's linear parametrisation ``(G_11, G_12, G_22, sigma^2)``.
+by patient, in pbkrtest's linear parametrisation ``(G_11, G_12, G_22, sigma^2)``; with patients
+nested in sites, site by site with the site variance as one more parameter.
 
 All of ``P``, ``Q``, ``R`` and ``I_E`` are sums over patterns of the pattern's inverse block
 applied to its cross-products, so they cost ``O(patterns)``, not ``O(patients)``.
@@ -224,11 +225,15 @@ def lmm_kenward_roger(fit: LmmFit, data: pd.DataFrame) -> KrPieces:
     The marginal covariance of patient ``i`` is ``V_i = Z_i G Z_i' + sigma^2 I``, linear in
     the parameters ``(G_11, G_12, G_22, sigma^2)`` (random intercept: ``(G_11, sigma^2)``),
     which is pbkrtest's parametrisation (``vcovAdj``), so the second-derivative term is zero.
+    With patients nested in sites (``fit.site``: ``(1 | site) + (1 + T | patient)``) the
+    independent blocks are the sites, ``V_s = tau^2 J + blockdiag_i(Z_i G Z_i') + sigma^2 I``,
+    and ``tau^2`` is one more linear parameter (``G_k = J`` for it, ``Z_i E_k Z_i'`` within a
+    patient and zero across patients for the entries of ``G``).
 
     Parameters
     ----------
     fit : LmmFit
-        A REML fit without a site random effect.
+        A REML fit (with or without a site random intercept).
     data : pandas.DataFrame
         The data it was fitted on (its rows are rebuilt as the fit built them).
 
@@ -240,20 +245,19 @@ def lmm_kenward_roger(fit: LmmFit, data: pd.DataFrame) -> KrPieces:
     Raises
     ------
     ValueError
-        For an ML fit or a fit with a site random effect.
+        For an ML fit.
     """
     if not fit.reml:
         raise ValueError("Kenward-Roger needs a REML fit")
-    if fit.site:
-        raise ValueError("Kenward-Roger is not implemented for models with a site random effect")
     fixed = fit.formula.split("~", 1)[1].strip()
     response = fit.formula.split("~", 1)[0].strip()
     if response.startswith("Q("):
         response = ast.literal_eval(response[2:-1])
-    prep = prepare_data(data, response, fixed, fit.group, fit.random_slope)
+    prep = prepare_data(data, response, fixed, fit.group, fit.random_slope, fit.site)
     x = prep.x.to_numpy()
     q = 2 if fit.random_slope else 1
-    lam = lambda_from_theta(fit.theta, q)
+    n_patient_theta = q * (q + 1) // 2
+    lam = lambda_from_theta(np.asarray(fit.theta)[:n_patient_theta], q)
     g_mat = fit.sigma**2 * (lam @ lam.T)
     rows, cols = np.tril_indices(q)
     units = []
@@ -261,22 +265,30 @@ def lmm_kenward_roger(fit: LmmFit, data: pd.DataFrame) -> KrPieces:
         e = np.zeros((q, q))
         e[r, c] = e[c, r] = 1.0
         units.append(e)
+    site_var = (fit.sigma * float(np.asarray(fit.theta)[-1])) ** 2 if fit.site else 0.0
     p = x.shape[1]
-    k = len(units) + 1
+    k = len(units) + 1 + (1 if fit.site else 0)
     xtwx = np.zeros((p, p))
     p_mats = np.zeros((k, p, p))
     q_mats = np.zeros((k, k, p, p))
     trace = np.zeros((k, k))
-    order = np.argsort(prep.codes, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(prep.codes[order]) != 0])
+    slope = prep.frame[fit.random_slope].to_numpy(dtype=float) if fit.random_slope else None
+    # independent blocks: the sites when patients are nested in them, else the patients
+    blocks = prep.site_codes if fit.site else prep.codes
+    order = np.argsort(blocks, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(blocks[order]) != 0])
     for a, b in zip(starts, [*starts[1:], order.size], strict=True):
         idx = order[a:b]
         xi = x[idx]
         zi = np.ones((idx.size, q))
-        if fit.random_slope:
-            zi[:, 1] = prep.frame[fit.random_slope].to_numpy(dtype=float)[idx]
-        gs = np.array([zi @ e @ zi.T for e in units] + [np.eye(idx.size)])
-        vi = zi @ g_mat @ zi.T + fit.sigma**2 * np.eye(idx.size)
+        if slope is not None:
+            zi[:, 1] = slope[idx]
+        same = prep.codes[idx][:, None] == prep.codes[idx][None, :]  # same patient
+        gs = [(zi @ e @ zi.T) * same for e in units] + [np.eye(idx.size)]
+        if fit.site:
+            gs.append(np.ones((idx.size, idx.size)))
+        gs = np.array(gs)
+        vi = (zi @ g_mat @ zi.T) * same + fit.sigma**2 * np.eye(idx.size) + site_var
         wi = np.linalg.inv(vi)
         wx = wi @ xi
         xtwx += xi.T @ wx
@@ -364,7 +376,7 @@ def kr_fixed_effects(fit: LmmFit, data: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     fit : LmmFit
-        REML fit of :func:`pipeline.lmm.fit.fit_lmm` (no site random effect).
+        REML fit of :func:`pipeline.lmm.fit.fit_lmm` (with or without a site random intercept).
     data : pandas.DataFrame
         The data it was fitted on.
 

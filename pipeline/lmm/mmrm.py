@@ -139,6 +139,8 @@ class MmrmFit:
         Optimiser-scale covariance parameters.
     beta : numpy.ndarray
         Fixed-effect estimates (generalised least squares at the estimate).
+    response, fixed : str
+        The response column and the fixed-effect right-hand side as given.
     converged : bool
         Whether the structure used converged.
     warnings : tuple of str
@@ -186,6 +188,52 @@ class MmrmFit:
     _between: np.ndarray = field(repr=False)
     _likelihood: Likelihood | None = field(default=None, repr=False)
     _hessian: np.ndarray | None = field(default=None, repr=False)
+    response: str = ""
+    fixed: str = ""
+
+    def without_data(self) -> MmrmFit:
+        """Return the fit without its rows, design information and likelihood.
+
+        What is left is numbers and text (it pickles, and a cache can store it without the
+        patients' rows); :meth:`with_data` gives the rest back from the same rows.
+        """
+        return dataclasses.replace(self, design_info=None, rows=None, _likelihood=None)
+
+    def with_data(self, data: pd.DataFrame) -> MmrmFit:
+        """Rebuild the rows, design information and likelihood dropped by :meth:`without_data`.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            The rows the model was fitted to.
+
+        Returns
+        -------
+        MmrmFit
+
+        Raises
+        ------
+        ModelDataError
+            When the rows do not give the same design columns.
+        """
+        prep = prepare_mmrm(
+            data,
+            self.response,
+            self.fixed,
+            self.visit,
+            self.subject,
+            self.covariance_group,
+            self.visit_levels,
+        )
+        if tuple(prep.columns) != self.design_columns:
+            raise ModelDataError(f"these rows do not give the design of {self.formula!r}")
+        structures = [get_structure(self.structure, prep.n_visits) for _ in prep.group_levels]
+        return dataclasses.replace(
+            self,
+            design_info=prep.design_info,
+            rows=prep.frame,
+            _likelihood=Likelihood(prep, structures, self.reml),
+        )
 
     @property
     def params(self) -> np.ndarray:
@@ -661,6 +709,8 @@ def fit_mmrm(
         _between=prep.between,
         _likelihood=lik,
         _hessian=hess,
+        response=response,
+        fixed=fixed,
     )
     object.__setattr__(fit, "fixed_effects", fit.contrast(np.eye(len(columns)), columns))
     object.__setattr__(fit, "fit_seconds", time.perf_counter() - started)

@@ -279,6 +279,12 @@ def prepare_mmrm(
     frame = frame.loc[x_df.index]
     if len(frame) == 0:
         raise ModelDataError("No rows are left after dropping rows with missing model variables.")
+    for factor, info in x_df.design_info.factor_infos.items():
+        if info.type == "categorical" and len(info.categories) < 2:
+            raise ModelDataError(
+                f"The factor {factor.name()} has only the level(s) {list(info.categories)} in "
+                "the data: every other level is empty, so its effect cannot be estimated."
+            )
     y = y_df.to_numpy(dtype=float)[:, 0]
     x = x_df.to_numpy(dtype=float)
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(x))):

@@ -720,6 +720,7 @@ NO_COUNTS = frozenset(
         "contrasts",
         "effect_sizes",
         "model_comparison",
+        "covariance_structures",  # the MMRM's covariance structures tried, with AIC and BIC
         "table_one_std_diff",
         "recorded_fields",  # rows of each file and rows with a value: file counts, never hidden
         "skipped_analyses",  # analyses a design cannot support, with the reason

@@ -32,7 +32,7 @@ from pipeline.report.sections.data import data_section
 from pipeline.report.sections.diagnostics import diagnostics_section
 from pipeline.report.sections.dose_response import dose_response_section
 from pipeline.report.sections.durability import durability_section
-from pipeline.report.sections.methods import methods_text
+from pipeline.report.sections.methods import methods_text, mmrm_structure_text
 from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
 from pipeline.report.sections.responders import responders_section
@@ -178,7 +178,13 @@ def _declared_content(
         Section(
             "methods",
             "Methods",
-            tuple(Paragraph(p) for p in design.methods(config, run.versions, formulas or {})),
+            tuple(
+                Paragraph(p)
+                for p in (
+                    *design.methods(config, run.versions, formulas or {}),
+                    *mmrm_structure_text(tables),
+                )
+            ),
         ),
         glossary_section(),
         appendix_section(tables, design.reference_words(config.study), shorts),

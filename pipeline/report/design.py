@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.analyses.plans import STRUCTURE_WORDS
 from pipeline.config.settings import Comparison, Config, Outcome, Study
 from pipeline.describe import summaries
 from pipeline.privacy import panel
@@ -40,6 +41,7 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.sections.common import analysis_column, analysis_label
+from pipeline.report.sections.methods import MMRM_DF_WORDS
 from pipeline.report.sections.responders import responder_table
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family
 
@@ -593,15 +595,21 @@ def methods(config: Config, versions: Mapping[str, str], formulas: Mapping) -> l
         if m.df_method == "satterthwaite"
         else "large-sample normal (z) reference distributions"
     )
+    order = " → ".join(STRUCTURE_WORDS.get(n, n) for n in m.mmrm_structures)
+    mmrm_df = MMRM_DF_WORDS.get(m.mmrm_df_method, m.mmrm_df_method)
     second = (
-        "Visit-level (change-from-baseline) models: post-baseline assessments, outcome ~ "
-        "baseline + visit × group + covariates with visit categorical and a random intercept "
-        "per patient; the difference between groups at each visit is read from them, and at the "
-        "primary visit it is the headline of a randomised comparison. Trajectory models: "
+        "Visit-level (change-from-baseline) models, fitted as mixed models for repeated measures "
+        "(MMRM): post-baseline assessments, outcome ~ baseline + visit × group + covariates with "
+        "visit categorical, no random effects and a residual covariance matrix across visits — "
+        f"the first structure of the pre-specified order that converged ({order}) — by REML "
+        f"with {mmrm_df}; least-squares means per visit and group, and the difference between "
+        "groups at each visit, are read from them, and at the primary visit it is the headline "
+        "of a randomised comparison. Trajectory models: "
         "outcome ~ time × group + covariates with a correlated random intercept and slope for "
         "time per patient (random intercept only when the slope variance is at the boundary). "
         "Estimation by restricted maximum likelihood with the pipeline's engine (lme4's "
-        f"profiled criterion), SEs from (X'V⁻¹X)⁻¹, tests and intervals with {df_words}. "
+        f"profiled criterion), SEs from (X'V⁻¹X)⁻¹, tests and intervals with {df_words} "
+        "(the MMRM as above). "
         "Holm's method across the primary family; other p-values unadjusted. All available "
         "assessments are used (missing at random); no value is imputed."
     )

@@ -145,6 +145,24 @@ class Diagnostics(_ByAnalysis):
     fit_seconds: Series[float] = pa.Field(ge=0, description="In memory and the run log only.")
 
 
+class CovarianceStructures(_ByAnalysis):
+    """``covariance_structures``: the residual covariance structures an MMRM tried, in order.
+
+    ``criterion`` is -2 REML log-likelihood; AIC, AICc and BIC as SAS PROC MIXED computes them
+    (BIC with the number of patients); ``used`` marks the structure of the reported fit.
+    """
+
+    structure: Series[str]
+    converged: Series[bool]
+    criterion: Series[float] = pa.Field(nullable=True)
+    n_parameters: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
+    aic: Series[float] = pa.Field(nullable=True)
+    aicc: Series[float] = pa.Field(nullable=True)
+    bic: Series[float] = pa.Field(nullable=True)
+    message: Series[str] = pa.Field(nullable=True)
+    used: Series[bool]
+
+
 class Responders(_Output):
     """``responders``: MCID responders at the last assessment, by group."""
 
@@ -450,6 +468,7 @@ MODELS: dict[str, type[_Output]] = {
     "effect_sizes": EffectSizes,
     "model_comparison": ModelComparison,
     "diagnostics": Diagnostics,
+    "covariance_structures": CovarianceStructures,
     "responders": Responders,
     "flow": Flow,
     "sensitivity_missing": SensitivityMissing,
@@ -495,6 +514,7 @@ CONTRAST_TABLE_COLUMNS = [c for c in columns(Contrasts) if c not in ("family", "
 EFFECT_SIZE_COLUMNS = columns(EffectSizes)
 COMPARISON_COLUMNS = columns(ModelComparison)
 DIAGNOSTIC_COLUMNS = columns(Diagnostics)
+COVARIANCE_STRUCTURE_COLUMNS = columns(CovarianceStructures)
 RESPONDER_COLUMNS = columns(Responders)
 FLOW_COLUMNS = columns(Flow)
 SENSITIVITY_MISSING_COLUMNS = columns(SensitivityMissing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from pipeline.analyses.stat_validation import (
     MMRM_METHODS,
@@ -38,3 +39,24 @@ def test_seeds_do_not_depend_on_workers() -> None:
     np.testing.assert_allclose(
         one["null|kenward-roger|estimate"], two["null|kenward-roger|estimate"], rtol=1e-10
     )
+
+
+def test_runs_keep_their_simulations_and_can_be_summarised_later(tmp_path) -> None:
+    from pipeline.cli import main
+
+    for per_arm in (10, 12):
+        out = tmp_path / f"run{per_arm}"
+        args = ["validate-mmrm", "--sims", "2", "--per-arm", str(per_arm), "--workers", "1"]
+        assert main([*args, "--seed", "3", "--out", str(out)]) == 0
+        assert (out / "mmrm_sims.csv").exists() and (out / "mmrm.md").exists()
+    sims = [str(tmp_path / f"run{n}" / "mmrm_sims.csv") for n in (10, 12)]
+    both = tmp_path / "both"
+    # as if each run had been asked for 5 and stopped after 2: the summary says so
+    assert main(["validate-mmrm", "--summarise", *sims, "--sims", "5", "--out", str(both)]) == 0
+    text = (both / "mmrm.md").read_text()
+    assert "Simulations finished: 2 with 10 per arm, 2 with 12 per arm" in text
+    assert "stopped before the end" in text
+    assert "| 10 | kenward-roger |" in text and "| 12 | z |" in text
+    summary = pd.read_csv(both / "mmrm.csv")
+    assert (summary["n_coverage"] == 2).all()
+    assert main(["validate-mmrm", "--summarise", str(tmp_path / "none.csv")]) == 2

@@ -16,6 +16,26 @@ def test_default_configuration_loads_with_plan_values():
     assert config.mcid["vas"].points == 15 and config.mcid["odi"].points == 10
     assert config.thresholds.twitch_share == 0.5
     assert config.model.time_axis == "weeks" and config.model.df_method == "satterthwaite"
+    # SAP §4.6: the MMRM's fallback order and Kenward-Roger df
+    assert config.model.mmrm_structures == ("us", "toeph", "ar1h", "csh", "cs")
+    assert config.model.mmrm_df_method == "kenward-roger"
+
+
+def test_mmrm_settings_name_what_the_engine_fits(tmp_path):
+    from pipeline.config import settings
+    from pipeline.lmm.covariance import DEFAULT_FALLBACK, STRUCTURES
+    from pipeline.lmm.mmrm import DF_METHODS
+
+    assert set(settings.MMRM_STRUCTURES) == set(STRUCTURES)
+    assert settings.MMRM_FALLBACK == DEFAULT_FALLBACK
+    assert set(settings.MMRM_DF_METHODS) == set(DF_METHODS)
+    path = write_config(
+        tmp_path,
+        write_study(tmp_path / "raw"),
+        model='mmrm_structures = "ar1h"\nmmrm_df_method = "satterthwaite"',
+    )
+    model = load_config(path).model
+    assert model.mmrm_structures == ("ar1h",) and model.mmrm_df_method == "satterthwaite"
 
 
 def test_relative_paths_resolve_against_the_configuration_folder(tmp_path):
@@ -33,6 +53,12 @@ def test_relative_paths_resolve_against_the_configuration_folder(tmp_path):
         ({"model": "random_slope = 1"}, "[model.random_slope] must be true or false"),
         ({"model": 'covariates = ["bmi"]'}, "[model.covariates] must be a list drawn from"),
         ({"thresholds": 'deep_share = "half"'}, "[thresholds.deep_share] must be a number"),
+        (
+            {"model": 'mmrm_structures = ["us", "banded"]'},
+            "[model.mmrm_structures] must be a list of distinct structures from us, toep",
+        ),
+        ({"model": "mmrm_structures = []"}, "[model.mmrm_structures] must be a list"),
+        ({"model": 'mmrm_df_method = "kr"'}, "[model.mmrm_df_method] must be one of kenward"),
     ],
 )
 def test_invalid_values_name_the_file_and_key(tmp_path, extra, message):

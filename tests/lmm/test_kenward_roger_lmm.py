@@ -2,8 +2,10 @@
 
 Expected numbers from ``tests/r/kr_lmer.R`` (lme4 REML fit, bobyqa rhoend 1e-12, then
 ``pbkrtest::vcovAdj`` and ``pbkrtest::Lb_ddf``) on lme4's sleepstudy (balanced: KR df are
-exactly 17 for both coefficients) and on a simulated trial with dropout and a random slope
-(unbalanced). Tolerances: adjusted covariance to 4 significant digits, df to 1 %.
+exactly 17 for both coefficients), on a simulated trial with dropout and a random slope
+(unbalanced), and on the same kind of trial with patients nested in eight clinics
+(``(1 | site) + (visit | patient)`` and ``(1 | site) + (1 | patient)``). Tolerances (issue 18):
+adjusted covariance to 4 significant digits, df to 1 %.
 """
 
 from __future__ import annotations
@@ -84,3 +86,48 @@ def test_unbalanced_trial_random_slope(tmp_path: Path) -> None:
         csv, "y ~ visit * arm + baseline + (visit | patient)", tmp_path / "out.csv", "arm=control"
     )
     _check(fit, data, ref)
+
+
+def _clinic_trial(seed: int) -> pd.DataFrame:
+    """A trial with dropout whose 80 patients are nested in 8 clinics with a clinic effect."""
+    data = simulate_mmrm_trial(40, 4, 0.4, seed=seed)
+    rng = np.random.default_rng(seed)
+    patients = np.sort(data["patient"].unique())
+    clinic = dict(zip(patients, rng.permutation(np.arange(patients.size) % 8), strict=True))
+    data["site"] = data["patient"].map(clinic).map(lambda c: f"c{c}")
+    effect = dict(zip([f"c{c}" for c in range(8)], rng.normal(0.0, 0.8, 8), strict=True))
+    data["y"] = data["y"] + data["site"].map(effect)
+    return data
+
+
+@pytest.mark.parametrize("slope", ["visit", None])
+def test_patients_nested_in_clinics(tmp_path: Path, slope: str | None) -> None:
+    data = _clinic_trial(7)
+    csv = tmp_path / "clinics.csv"
+    data.to_csv(csv, index=False)
+    fit = fit_lmm(
+        data,
+        "y",
+        "visit * C(arm, Treatment('control')) + baseline",
+        "patient",
+        slope,
+        site="site",
+    )
+    assert fit.site == "site"
+    patient = "(visit | patient)" if slope else "(1 | patient)"
+    # R: lmer(y ~ visit * arm + baseline + (1 | site) + <patient>, REML = TRUE), then
+    # pbkrtest::vcovAdj(fit) and pbkrtest::Lb_ddf(L, vcov(fit), vcovAdj(fit)) (tests/r/kr_lmer.R)
+    ref = _run_r(
+        csv,
+        f"y ~ visit * arm + baseline + (1 | site) + {patient}",
+        tmp_path / "out.csv",
+        "arm=control",
+    )
+    # the same REML optimum as lme4 first: the fixed effects to 4 significant digits
+    names = [r_name(t) for t in fit.design_columns]
+    for name, value in ref[ref.kind == "estimate"].set_index("name").value.items():
+        assert_sig(fit.params[names.index(name)], value, 4, f"estimate {name}")
+    _check(fit, data, ref)
+    # one covariance parameter more than the patient model: the site variance
+    pieces = lmm_kenward_roger(fit, data)
+    assert pieces.w.shape == ((5, 5) if slope else (3, 3))

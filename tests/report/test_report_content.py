@@ -175,6 +175,33 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
     assert isinstance(published["table_one"], pd.DataFrame)
 
 
+def test_methods_name_the_mmrm_structure_used_and_why(setting):
+    tables = report_tables.run_tables()
+    trials = pd.DataFrame(
+        {
+            "analysis": ["change_depth", "change_depth", "change_twitch"],
+            "outcome": ["nrs", "nrs", "nrs"],
+            "structure": ["us", "toeph", "us"],
+            "converged": [False, True, True],
+            "criterion": [2540.2, 2551.0, 2547.0],
+            "n_parameters": [10, 7, 10],
+            "aic": [2560.2, 2565.0, 2567.0],
+            "aicc": [2560.5, 2565.1, 2567.3],
+            "bic": [2594.9, 2589.3, 2601.8],
+            "message": ["the Hessian of the criterion is singular", "", ""],
+            "used": [False, True, True],
+        }
+    )
+    methods = text_of(build(setting, {**tables, "covariance_structures": trials}), "methods")
+    assert "mixed models for repeated measures (MMRM" in methods
+    assert "Kenward–Roger degrees of freedom" in methods  # [model] mmrm_df_method default
+    assert "unstructured → heterogeneous Toeplitz → heterogeneous AR(1)" in methods
+    assert "Change from baseline, depth, nrs: heterogeneous Toeplitz" in methods
+    assert "Change from baseline, twitch, nrs: unstructured" in methods
+    assert "depth, nrs: unstructured (the Hessian of the criterion is singular)" in methods
+    assert "AIC 2560.2, BIC 2594.9" in methods  # the failed structure's criteria, where fitted
+
+
 @pytest.mark.parametrize(
     ("example", "expected"),
     [

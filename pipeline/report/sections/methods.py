@@ -6,14 +6,107 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from pipeline.analyses.plans import STRUCTURE_WORDS
 from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report.sections.common import analysis_label, present
 from pipeline.schemas.identity import (
     AnalysisKind,
+    ContrastKind,
     Family,
     kind_of,
 )
+
+MMRM_DF_WORDS = {
+    "kenward-roger": "Kenward–Roger degrees of freedom and adjusted covariance of the fixed "
+    "effects (Kenward & Roger 1997, as R's pbkrtest and SAS DDFM=KR compute them)",
+    "kenward-roger-linear": "Kenward–Roger degrees of freedom and adjusted covariance, "
+    "without the second-derivative term (SAS DDFM=KR(LINEARITY))",
+    "satterthwaite": "Satterthwaite degrees of freedom",
+    "residual": "residual degrees of freedom (observations minus fixed effects)",
+    "between-within": "between-within degrees of freedom",
+    "z": "large-sample normal (z) reference distributions",
+}
+"""How the methods name the MMRM's df method (``[model] mmrm_df_method``)."""
+
+
+def _family_words(contrasts: pd.DataFrame) -> str:
+    """Describe the primary family from its typed rows (kind, visit), e.g. for a trial."""
+    primary = contrasts.loc[contrasts["family"] == Family.PRIMARY]
+    parts = []
+    if (primary["kind"] == ContrastKind.SLOPE).any():
+        parts.append("the differences in slope of the trajectory models")
+    visits = primary.loc[primary["kind"] == ContrastKind.VISIT, "visit"].dropna().unique()
+    if len(visits):
+        at = ", ".join(str(int(v)) for v in sorted(visits))
+        parts.append(f"the differences between groups at visit {at} of the MMRMs")
+    pairs = primary[["question", "outcome"]].drop_duplicates()
+    return f"{' and '.join(parts)} ({len(pairs)} comparison × outcome pairs, {len(primary)} tests)"
+
+
+def _structure(name: str) -> str:
+    return STRUCTURE_WORDS.get(name, name)
+
+
+def mmrm_structure_text(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Say which covariance structure each MMRM used and why, with the AIC and BIC of those tried.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        The run's tables; reads ``covariance_structures`` (typed columns ``structure``,
+        ``converged``, ``used``).
+
+    Returns
+    -------
+    list of str
+        One paragraph, or none when no MMRM was fitted.
+    """
+    if not present(tables, "covariance_structures"):
+        return []
+    trials = tables["covariance_structures"]
+    used_rows = trials.loc[trials["used"].astype(bool)]
+    first = trials.groupby(["analysis", "outcome"], sort=False)["structure"].first()
+    straight = used_rows.set_index(["analysis", "outcome"])["structure"].reindex(first.index)
+    at_first = bool((straight == first).all())
+    names = sorted({_structure(s) for s in used_rows["structure"]})
+    if at_first and len(names) == 1:
+        text = (
+            f"In every repeated-measures model the first structure of the order ({names[0]}) "
+            "converged and was used."
+        )
+    else:
+        text = "Covariance structures used: " + "; ".join(
+            f"{analysis_label(a)}, {o}: {_structure(s)}" for (a, o), s in straight.dropna().items()
+        )
+        text += "."
+    failures = trials.loc[~trials["converged"].astype(bool)]
+    if len(failures):
+        text += (
+            " Structures that did not converge, and were therefore replaced by the next of the "
+            "order: "
+            + "; ".join(
+                f"{analysis_label(r.analysis)}, {r.outcome}: {_structure(r.structure)} "
+                f"({r.message})"
+                for r in failures.itertuples()
+            )
+            + "."
+        )
+    fitted = trials.loc[pd.to_numeric(trials["aic"], errors="coerce").notna()]
+    if len(fitted):
+        text += (
+            " A structure converges when the Hessian of the REML criterion is positive definite "
+            "and the Newton decrement is below 1e-8. Information criteria of the structures "
+            "fitted (-2 REML log-likelihood + 2k for AIC, + k log(patients) for BIC, k "
+            "covariance parameters; smaller is better, comparable within a model only): "
+            + "; ".join(
+                f"{analysis_label(r.analysis)}, {r.outcome}, {_structure(r.structure)}: "
+                f"AIC {r.aic:.1f}, BIC {r.bic:.1f}"
+                for r in fitted.itertuples()
+            )
+            + "."
+        )
+    return [text]
 
 
 def methods_text(
@@ -76,12 +169,16 @@ def methods_text(
             )
         )
     if AnalysisKind.CHANGE in kinds:
+        order = " → ".join(STRUCTURE_WORDS.get(n, n) for n in m.mmrm_structures)
         items.append(
             (
-                "Change from baseline (§4.2)",
-                "post-baseline assessments, outcome ~ baseline + visit × group with visit "
-                "categorical and a random intercept per patient, giving the difference between "
-                "groups at each visit.",
+                "Change from baseline (MMRM, §4.2 and §4.6)",
+                "post-baseline assessments, outcome ~ baseline + visit × group"
+                f"{' + ' + covariates if m.covariates else ''} with visit categorical, no random "
+                "effects and a residual covariance matrix across visits, the first structure of "
+                f"the pre-specified order that converged ({order}), by REML with "
+                f"{MMRM_DF_WORDS.get(m.mmrm_df_method, m.mmrm_df_method)}, giving least-squares "
+                "means per visit and group and the difference between groups at each visit.",
             )
         )
     if AnalysisKind.SESSION in kinds:
@@ -170,8 +267,8 @@ def methods_text(
             "Holm's method across the headline estimates (one per question and outcome) on the "
             "answer page"
             + (
-                "; the contrasts tables adjust across the differences in slope of the "
-                "trajectory models (the family of reports/tables/contrasts.csv)"
+                f"; the contrasts tables adjust across {_family_words(contrasts)}"
+                " (the family of reports/tables/contrasts.csv)"
                 if holm
                 else ""
             )
@@ -179,9 +276,8 @@ def methods_text(
         )
     elif holm:
         multiplicity = (
-            "Holm's method across the primary family, the difference in slopes for depth and "
-            "for twitch in the trajectory models of the three outcomes; other p-values are "
-            "unadjusted."
+            f"Holm's method across the primary family, {_family_words(contrasts)}; other "
+            "p-values are unadjusted."
         )
     else:
         multiplicity = "p-values are not adjusted for multiplicity."
@@ -194,6 +290,7 @@ def methods_text(
                 f"{tables['effect_sizes']['standardiser'].iloc[0]}.",
             )
         )
+    items += [("Covariance structure", text) for text in mmrm_structure_text(tables)]
     items += [
         (
             "Missing data",
