@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.analyses.headline import classify
 from pipeline.config.settings import (
     Comparison,
     Config,
@@ -67,7 +68,6 @@ __all__ = [
     "MissingDataResult",
     "ResolvedEstimand",
     "intercurrent_events",
-    "mcid_verdict",
     "missing_data_analysis",
     "resolve_estimand",
 ]
@@ -77,20 +77,6 @@ ICE_COLUMNS = ["patient_id", "event", "visit", "strategy", "imputation"]
 
 SUBJECT = "patient_id"
 VISIT = "visit_c"
-
-
-def mcid_verdict(estimate: float, low: float, high: float, mcid: float) -> str:
-    """Classify a difference against the MCID, as :func:`pipeline.report.design.classify_mcid`.
-
-    ``important`` (CI excludes zero and the estimate reaches the MCID), ``below`` (CI excludes
-    zero, estimate smaller), ``none`` (CI within +/- MCID) or ``inconclusive``. The report's
-    function is the one that words it; a test holds the two to the same answers.
-    """
-    if low > 0 or high < 0:
-        return "important" if abs(estimate) >= mcid else "below"
-    if -mcid < low and high < mcid:
-        return "none"
-    return "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -360,7 +346,7 @@ def _tipping(
             p = np.where(se > 0, 2 * stats.norm.sf(np.abs(estimate) / se), np.nan)
         low, high = estimate - z * se, estimate + z * se
         verdict = np.array(
-            [mcid_verdict(e, lo, hi, mcid) for e, lo, hi in zip(estimate, low, high, strict=True)]
+            [classify(e, lo, hi, mcid).value for e, lo, hi in zip(estimate, low, high, strict=True)]
         )
         return estimate, se, low, high, p, p < 0.05, verdict
 
@@ -550,7 +536,7 @@ def missing_data_analysis(
             float(mmrm["ci_low"]),
             float(mmrm["ci_high"]),
             float(mmrm["p_value"]),
-            mcid_verdict(mmrm["estimate"], mmrm["ci_low"], mmrm["ci_high"], mcid),
+            classify(mmrm["estimate"], mmrm["ci_low"], mmrm["ci_high"], mcid).value,
             n_patients,
             0,  # the likelihood analysis imputes nothing
         ]
@@ -570,7 +556,7 @@ def missing_data_analysis(
                 lo,
                 hi,
                 p,
-                mcid_verdict(e, lo, hi, mcid),
+                classify(e, lo, hi, mcid).value,
                 n_patients,
                 n_imputed,
             ]
@@ -587,7 +573,7 @@ def missing_data_analysis(
             lo,
             hi,
             p,
-            mcid_verdict(e, lo, hi, mcid),
+            classify(e, lo, hi, mcid).value,
             n_patients,
             n_imputed_est,
         ]
@@ -604,7 +590,7 @@ def missing_data_analysis(
             q = float(stats.t.ppf(0.975, dfs)) if np.isfinite(dfs) else z
             lo, hi = e - q * se, e + q * se
             p = float(2 * stats.t.sf(abs(e) / se, dfs)) if se > 0 else float("nan")
-            cells = [e, se, lo, hi, p, mcid_verdict(e, lo, hi, mcid), n_patients, n_imputed]
+            cells = [e, se, lo, hi, p, classify(e, lo, hi, mcid).value, n_patients, n_imputed]
             rows.append([*labels.values(), name, mi_method, *cells])
     sensitivity = pd.DataFrame(rows, columns=SENSITIVITY_MISSING_COLUMNS)
     sensitivity["visit"] = sensitivity["visit"].astype("Int64")

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.analyses.headline import Verdict, classify
 from pipeline.analyses.plans import STRUCTURE_WORDS
 from pipeline.config.settings import Comparison, Config, Outcome, Study
 from pipeline.describe import summaries
@@ -46,39 +47,14 @@ from pipeline.report.sections.responders import responder_table
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family
 
 CLASSES = {
-    "important": "clinically important",
-    "below": "detectable but below the MCID",
-    "none": "no detectable difference",
-    "inconclusive": "inconclusive",
+    Verdict.IMPORTANT: "clinically important",
+    Verdict.BELOW_MCID: "detectable but below the MCID",
+    Verdict.NO_DIFFERENCE: "no detectable difference",
+    Verdict.INCONCLUSIVE: "inconclusive",
+    Verdict.DETECTABLE: "detectable",
+    Verdict.NOT_DETECTED: "not detected",
+    Verdict.NOT_ESTIMABLE: "not estimable",
 }
-
-
-def classify_mcid(estimate: float, low: float, high: float, mcid: float, sign: float) -> str:
-    """Classify a between-group difference against the MCID (SAP §4, headline estimands).
-
-    Parameters
-    ----------
-    estimate, low, high : float
-        The difference (group minus reference) and its 95 % CI.
-    mcid : float
-        The minimal clinically important difference, in points (positive).
-    sign : float
-        +1 when a rise is an improvement, -1 when a fall is.
-
-    Returns
-    -------
-    str
-        ``important`` (CI excludes zero and the estimate reaches the MCID in either
-        direction), ``below`` (CI excludes zero, estimate smaller than the MCID), ``none`` (CI
-        within ± MCID) or ``inconclusive`` (CI includes zero and reaches the MCID).
-    """
-    del sign  # the classes are symmetric: the sentence says which way the difference goes
-    excludes_zero = low > 0 or high < 0
-    if excludes_zero:
-        return "important" if abs(estimate) >= mcid else "below"
-    if -mcid < low and high < mcid:
-        return "none"
-    return "inconclusive"
 
 
 def _p_words(p: float, adjusted: bool) -> str:
@@ -154,7 +130,7 @@ def mcid_words(effect: Mapping[str, Any], outcome: Outcome) -> str:
             "baseline, a rule for one patient; the group difference is not classified against it."
         )
     est, low, high = (float(effect[k]) for k in ("estimate", "ci_low", "ci_high"))
-    found = classify_mcid(est, low, high, outcome.mcid.points, outcome.improvement_sign)
+    found = classify(est, low, high, outcome.mcid.points)
     return f"Against the MCID of {outcome.mcid.points:g} {outcome.unit}: {CLASSES[found]}."
 
 

@@ -195,8 +195,17 @@ STRATEGY_CODES = ("MMRM", "MAR", "J2R", "CR", "CIR", "LMCF", "estimand")
 """Rows of ``sensitivity_missing``: the likelihood MMRM, the five CMI strategies, and the
 per-patient strategies of the declared estimand."""
 
-MCID_VERDICTS = ("important", "below", "none", "inconclusive")
-"""Verdict codes against the MCID (SAP §4, headline estimands; words in the report)."""
+MCID_VERDICTS = (
+    "clinically_important",
+    "below_mcid",
+    "no_detectable_difference",
+    "inconclusive",
+    "detectable",
+    "not_detected",
+    "not_estimable",
+)
+"""Verdict codes against the MCID (SAP §4, headline estimands): the values of
+:class:`pipeline.analyses.headline.Verdict`, the one classifier; words in the report."""
 
 
 class SensitivityMissing(_Output):
@@ -446,18 +455,7 @@ class Answer(_Output):
     p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     p_holm: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     mcid: Series[float] = pa.Field(nullable=True, description="MCID in the outcome's units.")
-    verdict: Series[str] = pa.Field(
-        nullable=True,
-        isin=[
-            "clinically_important",
-            "below_mcid",
-            "no_detectable_difference",
-            "inconclusive",
-            "detectable",
-            "not_detected",
-            "not_estimable",
-        ],
-    )
+    verdict: Series[str] = pa.Field(nullable=True, isin=list(MCID_VERDICTS))
 
 
 MODELS: dict[str, type[_Output]] = {

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline import api
-from pipeline.analyses.missing_data import mcid_verdict, missing_data_analysis
+from pipeline.analyses.headline import classify
+from pipeline.analyses.missing_data import missing_data_analysis
 from pipeline.config.settings import EstimandSettings, IntercurrentEvent, load_config
-from pipeline.report.design import classify_mcid
-from pipeline.schemas.outputs import check_output
+from pipeline.schemas.outputs import MCID_VERDICTS, check_output
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIAL = ROOT / "data" / "raw" / "examples" / "trial" / "analysis.toml"
@@ -77,12 +77,14 @@ def test_dropout_description_adds_up(trial):
     assert set(res.last_value["status"]) == {"completer", "dropped out"}
 
 
-def test_verdict_is_the_reports():
-    for est in (-6.0, -3.0, -0.5, 0.5, 3.0, 6.0):
-        for half in (0.2, 1.0, 4.0, 8.0):
-            assert mcid_verdict(est, est - half, est + half, 5.0) == classify_mcid(
-                est, est - half, est + half, 5.0, -1.0
-            )
+def test_verdicts_are_the_headline_classifier(demo_data):
+    # One classifier (analyses.headline.classify) words every verdict against the MCID: each
+    # row of the sensitivity table carries the verdict of its own estimate and interval.
+    res = missing_data_analysis(demo_data, load_config(ROOT / "analysis.toml"))
+    mcid = 2.0  # the demo's NRS MCID in points (analysis.toml [mcid.nrs] points = 2)
+    for r in res.sensitivity.to_dict(orient="records"):
+        assert r["verdict"] == classify(r["estimate"], r["ci_low"], r["ci_high"], mcid).value
+    assert set(res.tipping["verdict"]) <= set(MCID_VERDICTS)
 
 
 def test_hypothetical_strategy_sets_data_aside_on_the_demo(demo_data):

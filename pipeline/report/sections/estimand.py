@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.analyses.headline import Verdict
 from pipeline.analyses.missing_data import MissingDataResult
 from pipeline.lmm.reference_based import STRATEGY_LABELS
 from pipeline.report.html import (
@@ -32,10 +33,13 @@ SECTION_ID = "estimand"
 SECTION_TITLE = "Estimand and missing data"
 
 VERDICT_WORDS = {
-    "important": "clinically important",
-    "below": "detectable but below the MCID",
-    "none": "no detectable difference",
-    "inconclusive": "inconclusive",
+    Verdict.IMPORTANT: "clinically important",
+    Verdict.BELOW_MCID: "detectable but below the MCID",
+    Verdict.NO_DIFFERENCE: "no detectable difference",
+    Verdict.INCONCLUSIVE: "inconclusive",
+    Verdict.DETECTABLE: "detectable (no MCID in points declared)",
+    Verdict.NOT_DETECTED: "not detected (no MCID in points declared)",
+    Verdict.NOT_ESTIMABLE: "not estimable",
 }
 
 ROW_WORDS = {
