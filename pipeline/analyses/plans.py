@@ -878,19 +878,26 @@ def _likelihood_ratio_tests(
             current = ml(plan.rhs, reduced.random_slope, reduced.theta)
         for label, f in (("full", current), ("reduced", reduced)):
             notes.extend(f"ML refit for the test of {test} ({label}): {w}" for w in f.warnings)
-        df = len(current.design_columns) - len(reduced.design_columns)
-        chisq = max(0.0, 2.0 * (current.loglik - reduced.loglik))
-        rows.append(
-            {
-                "test": f"{test} (likelihood ratio, ML)",
-                "df": df,
-                "chisq": chisq,
-                "p_value": float(stats.chi2.sf(chisq, df)),
-                "loglik_reduced": reduced.loglik,
-                "loglik_full": current.loglik,
-            }
-        )
+        rows.append(_likelihood_ratio_row(test, current, reduced))
     return pd.DataFrame(rows), notes, clock.perf_counter() - started
+
+
+def _likelihood_ratio_row(test: str, full: Any, reduced: Any) -> dict[str, object]:
+    """One ``model_comparison`` row: the likelihood-ratio test of two nested ML fits.
+
+    ``full`` and ``reduced`` are fits with ``design_columns`` and ``loglik`` (an
+    :class:`~pipeline.lmm.fit.LmmFit` or an :class:`~pipeline.lmm.mmrm.MmrmFit`).
+    """
+    df = len(full.design_columns) - len(reduced.design_columns)
+    chisq = max(0.0, 2.0 * (full.loglik - reduced.loglik))
+    return {
+        "test": f"{test} (likelihood ratio, ML)",
+        "df": df,
+        "chisq": chisq,
+        "p_value": float(stats.chi2.sf(chisq, df)),
+        "loglik_reduced": reduced.loglik,
+        "loglik_full": full.loglik,
+    }
 
 
 def _residual_checks(fit: LmmFit) -> dict[str, float]:
@@ -1090,18 +1097,7 @@ def _mmrm_tests(plan: ModelPlan, fit: MmrmFit) -> tuple[pd.DataFrame, list[str]]
         except (ModelDataError, ModelFitError) as exc:
             notes.append(f"ML refit for the test of {test} did not converge: {exc}")
             continue
-        df = len(full.design_columns) - len(reduced.design_columns)
-        chisq = max(0.0, 2.0 * (full.loglik - reduced.loglik))
-        rows.append(
-            {
-                "test": f"{test} (likelihood ratio, ML)",
-                "df": df,
-                "chisq": chisq,
-                "p_value": float(stats.chi2.sf(chisq, df)),
-                "loglik_reduced": reduced.loglik,
-                "loglik_full": full.loglik,
-            }
-        )
+        rows.append(_likelihood_ratio_row(test, full, reduced))
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS), notes
 
 

@@ -191,6 +191,59 @@ def exact_rate_ratio(
     return ratio, _odds_to_ratio(p_low, scale), _odds_to_ratio(p_high, scale), p_value
 
 
+def ratio_columns(
+    x: int,
+    t: int,
+    ref_x: int,
+    ref_t: int,
+    *,
+    no_sessions: str,
+    no_events: str,
+    conf_level: float = 0.95,
+) -> dict[str, object]:
+    """Give the rate-ratio columns of one comparison: the exact ratio, or why it is missing.
+
+    Parameters
+    ----------
+    x, t : int
+        Events and recorded sessions of the compared level.
+    ref_x, ref_t : int
+        The same for the reference.
+    no_sessions : str
+        The note when either side has no recorded session.
+    no_events : str
+        The note when neither side has an event.
+    conf_level : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    dict
+        ``events, sessions, ref_events, ref_sessions, rate_ratio, ci_low, ci_high, p_value,
+        method, note`` (:func:`exact_rate_ratio`; NaN with the note when not estimable).
+    """
+    row: dict[str, object] = {
+        "events": x,
+        "sessions": t,
+        "ref_events": ref_x,
+        "ref_sessions": ref_t,
+        "rate_ratio": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_value": np.nan,
+        "method": RATIO_METHOD,
+        "note": "",
+    }
+    if t == 0 or ref_t == 0:
+        row["note"] = no_sessions
+    elif x + ref_x == 0:
+        row["note"] = no_events
+    else:
+        ratio, low, high, p = exact_rate_ratio(x, t, ref_x, ref_t, conf_level)
+        row.update(rate_ratio=ratio, ci_low=low, ci_high=high, p_value=p)
+    return row
+
+
 def rate_ratio(
     sessions: pd.DataFrame, group: str = "depth", conf_level: float = 0.95
 ) -> pd.DataFrame:
@@ -237,26 +290,18 @@ def rate_ratio(
             "group": group,
             "level": level,
             "reference": reference,
-            "events": x,
-            "sessions": t,
-            "ref_events": ref_x,
-            "ref_sessions": ref_t,
-            "rate_ratio": np.nan,
-            "ci_low": np.nan,
-            "ci_high": np.nan,
-            "p_value": np.nan,
-            "method": RATIO_METHOD,
-            "note": "",
+            **ratio_columns(
+                x,
+                t,
+                ref_x,
+                ref_t,
+                no_sessions="a level has no sessions with adverse_event recorded",
+                no_events="no adverse events in either level; rate ratio not estimable",
+                conf_level=conf_level,
+            ),
         }
         if t + ref_t == 0 and int(counts["sessions"].sum()) == 0:
             row["note"] = NOT_RECORDED_NOTE
-        elif t == 0 or ref_t == 0:
-            row["note"] = "a level has no sessions with adverse_event recorded"
-        elif x + ref_x == 0:
-            row["note"] = "no adverse events in either level; rate ratio not estimable"
-        else:
-            ratio, low, high, p = exact_rate_ratio(x, t, ref_x, ref_t, conf_level)
-            row.update(rate_ratio=ratio, ci_low=low, ci_high=high, p_value=p)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.describe.safety import RATE_METHOD, RATIO_METHOD, exact_rate_ratio, poisson_exact_ci
+from pipeline.describe.safety import RATE_METHOD, poisson_exact_ci, ratio_columns
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS, DEPTHS
 
@@ -170,24 +170,15 @@ def signal_rate_ratios(
         x, t = int(flagged["events"].sum()), len(flagged)
         row = {
             "flag": flag,
-            "events": x,
-            "sessions": t,
-            "ref_events": rx,
-            "ref_sessions": rt,
-            "rate_ratio": np.nan,
-            "ci_low": np.nan,
-            "ci_high": np.nan,
-            "p_value": np.nan,
-            "method": RATIO_METHOD,
-            "note": "",
+            **ratio_columns(
+                x,
+                t,
+                rx,
+                rt,
+                no_sessions="no patient recorded without any flag",
+                no_events="no adverse event in either group",
+            ),
         }
-        if rt == 0:
-            row["note"] = "no patient recorded without any flag"
-        elif x + rx == 0:
-            row["note"] = "no adverse event in either group"
-        else:
-            ratio, low, high, p = exact_rate_ratio(x, t, rx, rt)
-            row.update(rate_ratio=ratio, ci_low=low, ci_high=high, p_value=p)
         out.append(row)
     columns = ["flag", "events", "sessions", "ref_events", "ref_sessions", "rate_ratio"]
     columns += ["ci_low", "ci_high", "p_value", "method", "note"]

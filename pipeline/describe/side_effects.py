@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.derive.dataset import twitch_elicited
-from pipeline.describe.safety import RATE_METHOD, RATIO_METHOD, exact_rate_ratio, poisson_exact_ci
+from pipeline.describe.safety import RATE_METHOD, poisson_exact_ci, ratio_columns
 from pipeline.schemas.analysis import DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import AE_TYPES, SEVERITIES
@@ -172,24 +172,15 @@ def side_effect_rate_ratios(rates: pd.DataFrame) -> pd.DataFrame:
                     "level": level,
                     "reference": reference,
                     "ae_type": kind,
-                    "events": x,
-                    "sessions": t,
-                    "ref_events": rx,
-                    "ref_sessions": rt,
-                    "rate_ratio": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": np.nan,
-                    "method": RATIO_METHOD,
-                    "note": "",
+                    **ratio_columns(
+                        x,
+                        t,
+                        rx,
+                        rt,
+                        no_sessions="a level has no sessions with adverse events recorded",
+                        no_events="no event of this type in either level",
+                    ),
                 }
-                if t == 0 or rt == 0:
-                    row["note"] = "a level has no sessions with adverse events recorded"
-                elif x + rx == 0:
-                    row["note"] = "no event of this type in either level"
-                else:
-                    ratio, low, high, p = exact_rate_ratio(x, t, rx, rt)
-                    row.update(rate_ratio=ratio, ci_low=low, ci_high=high, p_value=p)
                 rows.append(row)
     return pd.DataFrame(rows, columns=_RATIO_COLUMNS)
 
