@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     import matplotlib.figure
 
 MISSING = "–"
-DPI = 150
-"""Resolution of the report's figures (dots per inch of the printed page)."""
+DPI = 300
+"""Resolution of the report's figures (dots per inch of the printed page): 300, print quality
+(issue 16); the demo report grows from 1.9 to 4.2 MB of HTML and takes about 5 s more CPU."""
 
 
 @dataclass(frozen=True)
