@@ -218,9 +218,9 @@ def summary(
                     "randomisation). The headline is the baseline-adjusted difference at the "
                     f"primary visit from the repeated-measures model (SAP §4.2, §4.6: post-"
                     f"baseline visits, baseline value and covariates "
-                    f"({', '.join(config.model.covariates) or 'none'}) adjusted, a random "
-                    "intercept per patient); the trajectory model's difference in slope is "
-                    "secondary.",
+                    f"({', '.join(config.model.covariates) or 'none'}) adjusted, a residual "
+                    "covariance across visits, see Methods); the trajectory model's difference "
+                    "in slope is secondary.",
                     "note",
                 )
             )
@@ -242,7 +242,7 @@ def summary(
             "note",
         )
     )
-    return Section("summary", "Summary", tuple(blocks))
+    return Section("results", "Results by comparison", tuple(blocks))
 
 
 def not_in_design(tables: Mapping[str, pd.DataFrame]) -> Section | None:
