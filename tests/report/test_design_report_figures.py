@@ -140,6 +140,8 @@ def _tables() -> dict[str, pd.DataFrame]:
             "status": ["ok", "ok"],
             "n_obs": [90, 60],
             "n_patients": [30, 20],
+            "random_effects": ["intercept + slope", "intercept + slope"],
+            "optimizer": ["lbfgs", "lbfgs"],
         }
     )
     fixed = pd.DataFrame(
@@ -239,7 +241,7 @@ def test_the_appendix_of_a_declared_study_shows_its_models_and_reference_levels(
     assert "Fixed effects: Change from baseline, clinic_type" in captions
     assert section.blocks[0].rows[0][0] == "PPT"  # the outcome in the study's own words
     assert not any("Sensitivity" in c for c in captions)
-    assert "Reference levels: clinic type: private." in section.blocks[-1].text
+    assert "Reference levels: clinic type: private and" in section.blocks[-1].text
 
 
 def test_diagnostics_name_the_declared_outcomes_and_analyses(config):

@@ -156,7 +156,7 @@ def test_methods_name_models_estimation_df_multiplicity_and_missing_data(setting
     methods = text_of(content, "methods")
     for phrase in (
         "Trajectory model (SAP §4.1)",
-        "Change from baseline (§4.2)",
+        "Change from baseline (MMRM, §4.2 and §4.6)",
         "Joint model (§4.4)",
         "Headline estimates (SAP §4)",
         "restricted maximum likelihood",
@@ -193,7 +193,7 @@ def test_methods_name_the_mmrm_structure_used_and_why(setting):
         }
     )
     methods = text_of(build(setting, {**tables, "covariance_structures": trials}), "methods")
-    assert "mixed models for repeated measures (MMRM" in methods
+    assert "Change from baseline (MMRM, §4.2 and §4.6)" in methods
     assert "Kenward–Roger degrees of freedom" in methods  # [model] mmrm_df_method default
     assert "unstructured → heterogeneous Toeplitz → heterogeneous AR(1)" in methods
     assert "Change from baseline, depth, nrs: heterogeneous Toeplitz" in methods

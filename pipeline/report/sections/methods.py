@@ -174,11 +174,17 @@ def methods_text(
             (
                 "Change from baseline (MMRM, §4.2 and §4.6)",
                 "post-baseline assessments, outcome ~ baseline + visit × group"
-                f"{' + ' + covariates if m.covariates else ''} with visit categorical, no random "
-                "effects and a residual covariance matrix across visits, the first structure of "
-                f"the pre-specified order that converged ({order}), by REML with "
-                f"{MMRM_DF_WORDS.get(m.mmrm_df_method, m.mmrm_df_method)}, giving least-squares "
-                "means per visit and group and the difference between groups at each visit.",
+                f"{' + ' + covariates if m.covariates else ''} with visit categorical and no "
+                "random effects, giving least-squares means per visit and group and the "
+                "difference between groups at each visit.",
+            )
+        )
+        items.append(
+            (
+                "MMRM covariance and df",
+                "a residual covariance matrix across visits, the first structure of the "
+                f"pre-specified order that converged ({order}), by REML with "
+                f"{MMRM_DF_WORDS.get(m.mmrm_df_method, m.mmrm_df_method)}.",
             )
         )
     if AnalysisKind.SESSION in kinds:
