@@ -14,8 +14,10 @@ the text width (6.3 in) from the report's PNGs.
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -135,10 +137,29 @@ def _add_blocks(document, blocks: Iterable[Block], counters: dict[str, int]) -> 
             _set_font(caption, 9)
 
 
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+"""Time stamp of every part in a written ``.docx``: the same content gives the same bytes."""
+
+
 def _bytes(document) -> bytes:
+    """Save ``document`` reproducibly: fixed document dates and zip time stamps."""
+    stamp = datetime.datetime(*FIXED_TIME)
+    document.core_properties.created = stamp
+    document.core_properties.modified = stamp
+    document.core_properties.last_printed = stamp
     buffer = io.BytesIO()
     document.save(buffer)
-    return buffer.getvalue()
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            part = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+            part.compress_type = zipfile.ZIP_DEFLATED
+            part.external_attr = info.external_attr
+            target.writestr(part, source.read(info.filename))
+    return out.getvalue()
 
 
 def _slug(text: str) -> str:
