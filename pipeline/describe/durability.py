@@ -45,6 +45,9 @@ def follow_ups(data: pd.DataFrame, column: str) -> pd.DataFrame:
     rows["rank"] = rows.groupby(PATIENT_ID).cumcount()
     eot = rows[rows["rank"] == 0].set_index(PATIENT_ID)
     later = rows[rows["rank"] > 0]
+    if later.empty:  # no assessment after anyone's end of treatment
+        columns = [PATIENT_ID, "follow_up", "weeks_after", "change", "eot_responder", "responder"]
+        return pd.DataFrame(columns=columns)
     weeks = later["weeks"] if "weeks" in later else pd.Series(np.nan, later.index)
     eot_weeks = eot["weeks"] if "weeks" in eot else pd.Series(np.nan, eot.index)
     responder = f"{column}_responder"

@@ -394,7 +394,15 @@ def cox_model(
         return pd.DataFrame(rows, columns=columns)
     time = sub["sessions"].to_numpy(float)
     model = PHReg(time, design, status=events.astype(float), ties="efron")
-    fit = model.fit()
+    try:
+        fit = model.fit()
+        bse = np.asarray(fit.bse, dtype=float)
+    except np.linalg.LinAlgError:
+        bse = np.full(len(others), np.nan)
+    if not np.isfinite(bse[: len(others)]).all():
+        for row in rows:
+            row["note"] = "too few patients or responses for the Cox model; not estimable"
+        return pd.DataFrame(rows, columns=columns)
     z = stats.norm.ppf(0.5 + conf_level / 2.0)
     for i, row in enumerate(rows):
         beta, se = float(fit.params[i]), float(fit.bse[i])
