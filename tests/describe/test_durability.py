@@ -38,3 +38,20 @@ def test_the_end_of_treatment_is_the_first_assessment_after_the_last_session():
     assert list(found["change"]) == [1.0, 3.0]
     table = durability(data, "nrs", []).set_index("follow_up")
     assert table.loc[1, "change"] == -1.0 and table.loc[2, "share"] == 0.0
+
+
+def test_no_assessment_after_the_end_of_treatment_gives_no_follow_up():
+    # Every assessment falls before the last session ends (a short export): nothing to follow.
+    data = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "B"],
+            "visit": pd.array([0, 1, 0, 1], dtype="Int64"),
+            "sessions_completed": [0, 1, 0, 1],
+            "n_sessions": [3, 3, 3, 3],
+            "weeks": [0.0, 1.0, 0.0, 1.0],
+            "nrs": [7.0, 5.0, 6.0, 4.0],
+            "nrs_responder": pd.array([None, True, None, True], dtype="boolean"),
+        }
+    )
+    assert follow_ups(data, "nrs").empty
+    assert durability(data, "nrs", []).empty

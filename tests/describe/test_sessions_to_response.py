@@ -155,3 +155,18 @@ def test_cox_without_events_in_a_level_is_not_estimated():
     )
     row = s2r.cox_model(frame, "g").iloc[0]
     assert np.isnan(row["hazard_ratio"]) and "not estimable" in row["note"]
+
+
+def test_cox_with_a_singular_design_says_not_estimable():
+    # The adjustment column repeats the compared grouping, so the information matrix is
+    # singular (a 3-patient export ended in LinAlgError here): a note, never a traceback.
+    frame = pd.DataFrame(
+        {
+            "sessions": [1, 2, 3, 2, 4, 5],
+            "event": [True, False, True, True, True, False],
+            "g": ["x", "x", "x", "y", "y", "y"],
+            "a": ["p", "p", "p", "q", "q", "q"],
+        }
+    )
+    row = s2r.cox_model(frame, "g", adjust=["a"]).iloc[0]
+    assert np.isnan(row["hazard_ratio"]) and "not estimable" in row["note"]
