@@ -419,7 +419,13 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
             process.kill()
     for process in processes:
         process.join(timeout=5)
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:
+        # Let the pool's manager thread finish closing its wake-up pipe now: on Python 3.11 the
+        # interpreter's exit hook otherwise races it and writes to the closed pipe (a traceback
+        # after the one-sentence message).
+        manager.join(timeout=10)
 
 
 def _killed_message(plans: Sequence[ModelPlan]) -> str:
