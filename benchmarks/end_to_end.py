@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +44,8 @@ import pandas as pd
 from harness import (
     DEFAULT_OUT,
     DEFAULT_WORK,
-    ROOT,
     SCHEDULES,
+    commit,
     machine,
     markdown_table,
     run_child,
@@ -111,23 +110,6 @@ def _data_lines(path: Path) -> int:
     """Rows of a CSV file (lines minus the header)."""
     with open(path, "rb") as handle:
         return sum(1 for _ in handle) - 1
-
-
-def commit() -> str:
-    """Return the short commit of the code measured, ``+changes`` when the tree is not clean."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("+changes" if dirty else "")
 
 
 def _without_pdf(config: Path) -> None:

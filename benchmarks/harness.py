@@ -264,6 +264,23 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
     )
 
 
+def commit() -> str:
+    """Return the short commit of the code measured, ``+changes`` when the tree is not clean."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
 def machine() -> str:
     """One line describing the machine: CPU model, cores, memory, Python."""
     cpu = platform.processor() or platform.machine()
