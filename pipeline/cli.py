@@ -414,8 +414,17 @@ def _cmd_validate_mmrm(args: argparse.Namespace) -> int:
         if len(finished) % 50 == 0:
             outputs.write_csv(args.out / "mmrm_sims.csv", pd.DataFrame(finished))
 
+    first, last = args.sim_range or (1, args.sims)
+    if not 1 <= first <= last <= args.sims:
+        raise UserError(f"--sim-range {first} {last} is not within 1 to --sims {args.sims}")
     sims = run_mmrm_simulations(
-        args.sims, tuple(args.per_arm), args.seed, args.workers or None, progress, keep
+        args.sims,
+        tuple(args.per_arm),
+        args.seed,
+        args.workers or None,
+        progress,
+        keep,
+        sims=(first, last),
     )
     outputs.write_csv(args.out / "mmrm_sims.csv", sims)
     summary = summarise_mmrm(sims)
@@ -443,6 +452,14 @@ def _summarise_mmrm_runs(args: argparse.Namespace) -> int:
         if "per_arm" not in frames[-1]:
             raise UserError(f"{path}: has no per_arm column; give the mmrm_sims.csv of a run")
     sims = pd.concat(frames, ignore_index=True)
+    if "sim" in sims:
+        repeated = sims[sims.duplicated(["per_arm", "sim"])]
+        if not repeated.empty:
+            first = repeated.iloc[0]
+            raise UserError(
+                f"simulation {int(first.sim)} with {int(first.per_arm)} per arm is in more than "
+                "one of the files given to --summarise; give each part of a run once"
+            )
     counts = sims.groupby("per_arm").size()
     done = ", ".join(f"{n} with {k} per arm" for k, n in counts.items())
     note = (
@@ -574,6 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIMS_CSV",
         help="summarise the mmrm_sims.csv of earlier runs (e.g. one per size, or a run stopped "
         "early) instead of simulating; --sims is then the number each run was asked for",
+    )
+    p.add_argument(
+        "--sim-range",
+        type=_positive_int,
+        nargs=2,
+        metavar=("FIRST", "LAST"),
+        help="run only simulations FIRST to LAST of each size (of --sims; simulation k always "
+        "draws the same data, so parts run in separate processes, or the rest of a stopped "
+        "run, summarise with --summarise into the same figures as one whole run)",
     )
     p.set_defaults(func=_cmd_validate_mmrm)
 

@@ -356,11 +356,11 @@ MMRM_FORMULA = "baseline + C(visit) * C(arm, Treatment('control'))"
 MMRM_METHODS = ("kenward-roger", "satterthwaite", "z")
 
 
-def _one_mmrm(args: tuple[int, np.random.SeedSequence]) -> dict:
+def _one_mmrm(args: tuple[int, int, np.random.SeedSequence]) -> dict:
     """Fit one null and one non-null simulated trial; record the last-visit difference."""
-    per_arm, seed = args
+    per_arm, sim, seed = args
     rng = np.random.default_rng(seed)
-    out: dict = {"per_arm": per_arm}
+    out: dict = {"per_arm": per_arm, "sim": sim}
     for label, effect in (("null", 0.0), ("effect", MMRM_EFFECT)):
         data = simulate_mmrm_trial(per_arm, MMRM_VISITS, effect, seed=rng)
         try:
@@ -388,6 +388,7 @@ def run_mmrm_simulations(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_row: Callable[[dict], None] | None = None,
+    sims: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Coverage and type-I error of the MMRM's visit-level difference, by simulation.
 
@@ -414,14 +415,26 @@ def run_mmrm_simulations(
     on_row : callable, optional
         ``on_row(row)`` with each simulation's row as it arrives (in job order), so that a
         caller can keep what finished of a long run.
+    sims : tuple of int, optional
+        ``(first, last)``: run only simulations ``first`` to ``last`` (1-based, inclusive) of
+        each size. Simulation ``k`` always draws from the ``k``-th stream of the ``n_sims``
+        spawned, so parts run in separate processes (or a stopped run finished later) give
+        the same rows as one whole run; default all.
 
     Returns
     -------
     pandas.DataFrame
-        One row per simulation.
+        One row per simulation, numbered in ``sim`` (1-based, per size).
     """
+    first, last = sims or (1, n_sims)
+    if not 1 <= first <= last <= n_sims:
+        raise ValueError(f"simulations {first} to {last} are not within 1 to {n_sims}")
     streams = np.random.SeedSequence(seed).spawn(len(per_arm) * n_sims)
-    jobs = [(n, streams[k * n_sims + i]) for k, n in enumerate(per_arm) for i in range(n_sims)]
+    jobs = [
+        (n, i + 1, streams[k * n_sims + i])
+        for k, n in enumerate(per_arm)
+        for i in range(first - 1, last)
+    ]
     workers = workers or os.cpu_count() or 1
     results = []
     if workers == 1:

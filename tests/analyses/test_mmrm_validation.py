@@ -60,3 +60,30 @@ def test_runs_keep_their_simulations_and_can_be_summarised_later(tmp_path) -> No
     summary = pd.read_csv(both / "mmrm.csv")
     assert (summary["n_coverage"] == 2).all()
     assert main(["validate-mmrm", "--summarise", str(tmp_path / "none.csv")]) == 2
+
+
+def test_parts_of_a_run_give_the_rows_of_the_whole_run(tmp_path) -> None:
+    from pipeline.cli import main
+
+    whole = run_mmrm_simulations(3, per_arm=(10,), seed=4, workers=1)
+    assert list(whole["sim"]) == [1, 2, 3]
+    parts = []
+    for first, last in ((1, 1), (2, 3)):
+        out = tmp_path / f"part{first}"
+        args = ["validate-mmrm", "--sims", "3", "--per-arm", "10", "--workers", "1"]
+        assert (
+            main([*args, "--seed", "4", "--sim-range", str(first), str(last), "--out", str(out)])
+            == 0
+        )
+        parts.append(pd.read_csv(out / "mmrm_sims.csv"))
+    joined = pd.concat(parts, ignore_index=True)
+    np.testing.assert_allclose(
+        joined["null|kenward-roger|estimate"], whole["null|kenward-roger|estimate"], rtol=1e-9
+    )
+    files = [str(tmp_path / f"part{n}" / "mmrm_sims.csv") for n in (1, 2)]
+    assert (
+        main(["validate-mmrm", "--summarise", *files, "--sims", "3", "--out", str(tmp_path)]) == 0
+    )
+    # the same part twice is refused in one sentence
+    assert main(["validate-mmrm", "--summarise", files[0], files[0], "--out", str(tmp_path)]) == 2
+    assert main(["validate-mmrm", "--sims", "3", "--sim-range", "2", "4"]) == 2
