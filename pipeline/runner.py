@@ -37,6 +37,7 @@ from pipeline.analyses.run import (
 )
 from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
+from pipeline.derive.adverse_events import event_record
 from pipeline.describe import clinic, responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
@@ -298,13 +299,18 @@ def _run(
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
     }
+    record = None
     if study.sessions:
-        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
-        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
+        # the run's adverse events, assembled once: every safety table counts from this record
+        record = event_record(sessions, raw["sessions"].events)
+        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth", record=record)
+        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
     tables["responders"] = responder_table
     threshold = config.privacy.small_cell_threshold
     patients = validation.valid("patients")
-    tables.update(clinic.clinic_tables(data, sessions, study, threshold, patients=patients))
+    tables.update(
+        clinic.clinic_tables(data, sessions, study, threshold, patients=patients, record=record)
+    )
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
