@@ -223,11 +223,15 @@ def _run(
             f"row(s) quarantined, reasons in {config.outputs.quarantine}); `outcomes validate` "
             f"shows what was read"
         )
+    sessions = validation.valid("sessions")
+    # the run's adverse events, assembled once: the exposure and every safety table count them
+    record = event_record(sessions, raw["sessions"].events) if config.study.sessions else None
     data = derive.analysis_dataset(
         validation.valid("patients"),
-        validation.valid("sessions"),
+        sessions,
         validation.valid("assessments"),
         config,
+        record,
     )
     check_analysis(data, [outcome_column(o.name) for o in config.study.outcomes])
     key = pseudonyms.load_key(config.privacy)
@@ -285,7 +289,6 @@ def _run(
         for r in results
         if r.fit is None
     )
-    sessions = validation.valid("sessions")
     groups = [c.name for c in study.comparisons]
     outcome_names = [o.name for o in study.outcomes]
     responder_table = pd.concat(
@@ -299,10 +302,7 @@ def _run(
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
     }
-    record = None
-    if study.sessions:
-        # the run's adverse events, assembled once: every safety table counts from this record
-        record = event_record(sessions, raw["sessions"].events)
+    if record is not None:
         tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth", record=record)
         tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
     tables["responders"] = responder_table

@@ -129,7 +129,8 @@ def event_record(
             sessions["adverse_event"].notna().to_numpy() if "adverse_event" in sessions else False
         )
         recorded = pd.Series(by_table | single, index=sessions.index)
-    AdverseEvents.validate(canonical)
+    if len(canonical):  # (an empty object column is not 'str' to pandera)
+        AdverseEvents.validate(canonical)
     return EventRecord(events=canonical, recorded=recorded)
 
 
