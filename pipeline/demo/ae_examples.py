@@ -26,7 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import outputs
-from pipeline.demo.example_sources import MCID, SHEET_COLUMNS, _csv, canonical_text, visit_rows
+from pipeline.demo.example_sources import (
+    FLAGS,
+    MCID,
+    SHEET_COLUMNS,
+    _csv,
+    canonical_text,
+    visit_rows,
+)
 from pipeline.demo.simulate import simulate_adverse_event_details, simulate_study
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import AE_TYPES
@@ -57,6 +64,7 @@ COLUMNS = {
         "age",
         "sex",
         "symptom_weeks",
+        *FLAGS,
         "visit_date",
         "session_number",
         "depth",
