@@ -28,7 +28,6 @@ import pandas as pd
 from pipeline import outputs
 from pipeline.demo.example_sources import (
     FLAGS,
-    MCID,
     SHEET_COLUMNS,
     _csv,
     canonical_text,
@@ -144,13 +143,15 @@ def _config() -> str:
         + "# one column listing the events; no severity here (it is optional)\n"
         + f'list = "{LIST_COLUMN}"\ndelimiter = ";"\n'
         + f'codes = {{ {codes}, "{NO_EVENT}" = "none" }}\n\n'
+        + "[outcomes.nrs]  # one outcome (its MCID built in: 2 points or 30 %) keeps the run\n"
+        + 'instrument = "nrs"  # short; VAS and ODI are read and validated all the same\n\n'
+        + "[report]\npdf = false  # the HTML report is enough for the example\n\n"
         + "[outputs]  # under data/processed/, which git ignores\n"
         + f'processed = "../../../processed/examples/{FOLDER}"\n'
         + f'reports = "../../../processed/examples/{FOLDER}/reports"\n\n'
         + "[privacy]\n"
         + "demo_key = true  # simulated data: the public demo key is fine; never for real "
         + "patients\n"
-        + MCID
     )
 
 
