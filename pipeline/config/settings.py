@@ -1332,6 +1332,13 @@ def _source(
         "wide": {"files", "assessments", "sessions"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"},
     }[kind]
+    if "adverse_events" in entry and kind not in ("visit_sheet", "canonical"):
+        raise _fail(
+            path,
+            f"{name}.adverse_events",
+            f"is read from visit sheets and canonical sessions files (one session per line), "
+            f"not from a {kind} source; map the single adverse_event column there instead",
+        )
     _check_keys(entry, common | own, path, name)
 
     if kind == "canonical":

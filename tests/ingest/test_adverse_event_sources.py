@@ -205,6 +205,42 @@ def test_configuration_mistakes_are_one_sentence_at_load(tmp_path, events, messa
         load_config(_sheet(tmp_path, [{}], events))
 
 
+def test_a_wide_source_is_told_where_event_columns_are_read(tmp_path):
+    config = _sheet(tmp_path, [{}], FLAGS)
+    text = config.read_text().replace('kind = "visit_sheet"', 'kind = "wide"', 1)
+    config.write_text(text)
+    with pytest.raises(ConfigError, match="is read from visit sheets and canonical sessions"):
+        load_config(config)
+
+
+def test_a_canonical_sessions_file_with_flags(tmp_path):
+    (tmp_path / "patients.csv").write_text("patient_id,site\nP1,North\n", encoding="utf-8")
+    (tmp_path / "assessments.csv").write_text(
+        "patient_id,visit,assessment_date,nrs\nP1,0,2025-01-06,5\n", encoding="utf-8"
+    )
+    (tmp_path / "sessions.csv").write_text(
+        "patient_id,session_number,session_date,depth,twitch,sore,bruise\n"
+        "P1,1,2025-01-06,deep,no,1,1\nP1,2,2025-01-13,deep,no,0,0\nP1,3,2025-01-20,deep,no,,\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "analysis.toml"
+    tail = '[outputs]\nprocessed = "p"\nreports = "r"\n'
+    tail += "".join(f"[mcid.{i}]\npoints = 1\npercent = 30\n" for i in ("nrs", "vas", "odi"))
+    config.write_text(
+        '[[sources]]\nkind = "canonical"\npatients = "patients.csv"\n'
+        'sessions = "sessions.csv"\nassessments = "assessments.csv"\n'
+        '[sources.adverse_events]\nflags = { sore = "soreness", bruise = "bruising" }\n' + tail,
+        encoding="utf-8",
+    )
+    validation, _, record = _read(config)
+    assert validation.failures.empty, validation.failures
+    assert record.events[["session_number", "ae_type"]].to_numpy().tolist() == [
+        [1, "soreness"],
+        [1, "bruising"],
+    ]
+    assert record.recorded.tolist() == [True, True, False]
+
+
 def test_a_column_missing_from_the_file_is_named(tmp_path):
     config = _sheet(tmp_path, [{}], 'flags = { ae_fatigue = "fatigue" }')
     with pytest.raises(InputFileError, match=r"maps the fatigue flag to 'ae_fatigue', but v\.csv"):
