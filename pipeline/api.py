@@ -44,6 +44,7 @@ import pandas as pd
 from pipeline.analyses import plans as analyses
 from pipeline.analyses import run as runs
 from pipeline.config.settings import Config, ModelSettings, load_config
+from pipeline.derive.adverse_events import EventRecord, event_record
 from pipeline.derive.dataset import analysis_dataset
 from pipeline.describe import responders, safety
 from pipeline.ingest.combine import read_sources
@@ -98,6 +99,11 @@ class Study:
         """Valid patients."""
         return self.validation.valid("patients")
 
+    @property
+    def events(self) -> EventRecord:
+        """The adverse events of the valid sessions, from every source (one row per event)."""
+        return event_record(self.sessions, self.raw["sessions"].events)
+
 
 def load_study(config: str | Path | Config = "analysis.toml") -> Study:
     """Read, validate and derive a study without writing any file.
@@ -116,11 +122,13 @@ def load_study(config: str | Path | Config = "analysis.toml") -> Study:
     cfg = config if isinstance(config, Config) else load_config(config)
     raw = read_sources(cfg.sources)
     validation = validate_study(raw, cfg.study.ranges())
+    sessions = validation.valid("sessions")
     data = analysis_dataset(
         validation.valid("patients"),
-        validation.valid("sessions"),
+        sessions,
         validation.valid("assessments"),
         cfg,
+        event_record(sessions, raw["sessions"].events) if cfg.study.sessions else None,
     )
     return Study(config=cfg, raw=raw, validation=validation, data=data)
 
@@ -352,8 +360,10 @@ def adverse_events(study: Study, group: str = "depth") -> tuple[pd.DataFrame, pd
     rates, ratio : pandas.DataFrame
         As ``reports/tables/adverse_event_rates.csv`` and ``adverse_event_rate_ratio.csv``.
     """
-    return safety.adverse_event_rates(study.sessions, group), safety.rate_ratio(
-        study.sessions, group
+    record = study.events
+    return (
+        safety.adverse_event_rates(study.sessions, group, record=record),
+        safety.rate_ratio(study.sessions, group, record=record),
     )
 
 

@@ -37,6 +37,7 @@ from pipeline.analyses.run import (
 )
 from pipeline.config.settings import Config, Study
 from pipeline.derive import dataset as derive
+from pipeline.derive.adverse_events import event_record
 from pipeline.describe import clinic, responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
@@ -222,11 +223,15 @@ def _run(
             f"row(s) quarantined, reasons in {config.outputs.quarantine}); `outcomes validate` "
             f"shows what was read"
         )
+    sessions = validation.valid("sessions")
+    # the run's adverse events, assembled once: the exposure and every safety table count them
+    record = event_record(sessions, raw["sessions"].events) if config.study.sessions else None
     data = derive.analysis_dataset(
         validation.valid("patients"),
-        validation.valid("sessions"),
+        sessions,
         validation.valid("assessments"),
         config,
+        record,
     )
     check_analysis(data, [outcome_column(o.name) for o in config.study.outcomes])
     key = pseudonyms.load_key(config.privacy)
@@ -284,7 +289,6 @@ def _run(
         for r in results
         if r.fit is None
     )
-    sessions = validation.valid("sessions")
     groups = [c.name for c in study.comparisons]
     outcome_names = [o.name for o in study.outcomes]
     responder_table = pd.concat(
@@ -298,13 +302,15 @@ def _run(
         "row_accounting": validation.accounting,
         "quarantine_reasons": reasons,
     }
-    if study.sessions:
-        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth")
-        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth")
+    if record is not None:
+        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth", record=record)
+        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
     tables["responders"] = responder_table
     threshold = config.privacy.small_cell_threshold
     patients = validation.valid("patients")
-    tables.update(clinic.clinic_tables(data, sessions, study, threshold, patients=patients))
+    tables.update(
+        clinic.clinic_tables(data, sessions, study, threshold, patients=patients, record=record)
+    )
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])

@@ -115,6 +115,42 @@ class TimePoints:
 
 
 @dataclass(frozen=True)
+class EventColumns:
+    """How a source writes adverse events when a session may have several (issue 15).
+
+    Attributes
+    ----------
+    flags : dict of str to str
+        Clinic column -> adverse-event type (:data:`pipeline.schemas.raw.AE_TYPES`): one yes/no
+        (0/1) column per type, ``yes`` meaning the event occurred after the session.
+    flag_severity : dict of str to str
+        Flag column -> the clinic column holding that event's severity.
+    list_column : str or None
+        One clinic column listing the session's events, ``"soreness; bruising"``.
+    delimiter : str
+        What separates the items of ``list_column`` (and of a severity list beside it).
+    codes : dict of str to str
+        A listed item (matched ignoring case and spaces) -> adverse-event type, or ``none``
+        (the session had no event); the type names themselves need no code.
+    severity : str or None
+        One clinic column with the severity of the row's events: one severity for every event,
+        or (with ``list_column``) a list of severities in the order of the events.
+    """
+
+    flags: dict[str, str] = field(default_factory=dict)
+    flag_severity: dict[str, str] = field(default_factory=dict)
+    list_column: str | None = None
+    delimiter: str = ";"
+    codes: dict[str, str] = field(default_factory=dict)
+    severity: str | None = None
+
+    def clinic_columns(self) -> tuple[str, ...]:
+        """Every clinic column the record reads, in the order written."""
+        named = [*self.flags, *self.flag_severity.values(), self.list_column, self.severity]
+        return tuple(dict.fromkeys(c for c in named if c))
+
+
+@dataclass(frozen=True)
 class Source:
     """One ``[[sources]]`` entry: files of one layout and how they map to the canonical tables.
 
@@ -153,6 +189,7 @@ class Source:
     events: dict[str, int] = field(default_factory=dict)
     session_events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
+    adverse_events: EventColumns | None = None
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -1290,11 +1327,18 @@ def _source(
     common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
     common |= {"vocabulary"}
     own = {
-        "canonical": {"patients", "sessions", "assessments"},
-        "visit_sheet": {"files"},
+        "canonical": {"patients", "sessions", "assessments", "adverse_events"},
+        "visit_sheet": {"files", "adverse_events"},
         "wide": {"files", "assessments", "sessions"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"},
     }[kind]
+    if "adverse_events" in entry and kind not in ("visit_sheet", "canonical"):
+        raise _fail(
+            path,
+            f"{name}.adverse_events",
+            f"is read from visit sheets and canonical sessions files (one session per line), "
+            f"not from a {kind} source; map the single adverse_event column there instead",
+        )
     _check_keys(entry, common | own, path, name)
 
     if kind == "canonical":
@@ -1432,6 +1476,33 @@ def _source(
                 into[str(event)] = int(number)
         arms = _text_map(entry.get("arms", {}), path, f"{name}.arms")
 
+    adverse_events = None
+    if "adverse_events" in entry:
+        if kind == "canonical" and "sessions" not in files:
+            raise _fail(
+                path,
+                f"{name}.adverse_events",
+                "describes the sessions' adverse events, but this source names no sessions file",
+            )
+        adverse_events = _event_columns(entry["adverse_events"], path, f"{name}.adverse_events")
+        taken = [c for c in ("adverse_event", "ae_severity") if c in columns]
+        if taken:
+            raise _fail(
+                path,
+                f"{name}.columns",
+                f"maps {taken[0]}, and [{name}.adverse_events] records the adverse events too; "
+                f"a source records them one way, so remove one of them",
+            )
+        mapped = {_same_column(v): c for c, v in columns.items()}
+        for clinic in adverse_events.clinic_columns():
+            if _same_column(clinic) in mapped:
+                raise _fail(
+                    path,
+                    f"{name}.adverse_events",
+                    f"reads '{clinic}', which [{name}.columns] maps to "
+                    f"{mapped[_same_column(clinic)]}; a clinic column can fill only one field",
+                )
+
     d = Source(number=number, kind=kind, config=path, files=files)
     return Source(
         number=number,
@@ -1459,7 +1530,94 @@ def _source(
         events=events,
         session_events=session_events,
         arms=arms,
+        adverse_events=adverse_events,
         extra={t: dict(c) for t, c in extra.items()},
+    )
+
+
+EVENT_KEYS = {"flags", "list", "delimiter", "codes", "severity"}
+
+
+def _event_columns(section: object, path: Path, name: str) -> EventColumns:
+    """Check ``[sources.N.adverse_events]``: flag columns and/or a list column, severities."""
+    from pipeline.schemas.raw import AE_TYPES
+
+    if not isinstance(section, dict):
+        raise _fail(path, name, "must be a table with flags and/or list (see docs/ingestion.md)")
+    _check_keys(section, EVENT_KEYS, path, name)
+    known = ", ".join(AE_TYPES)
+    flags = _text_map(section.get("flags", {}), path, f"{name}.flags")
+    for column, kind in flags.items():
+        if kind not in AE_TYPES:
+            raise _fail(
+                path,
+                f"{name}.flags",
+                f"maps '{column}' to '{kind}', which is not an adverse-event type ({known})",
+            )
+    _one_column_each({f"flags.{k}": k for k in flags}, path, f"{name}.flags")
+    list_column = _text(section, "list", path, name, None)
+    if not flags and list_column is None:
+        raise _fail(
+            path,
+            name,
+            'needs flags = { column = "type", ... } (one yes/no column per event type) or '
+            'list = "column" (one column listing the events)',
+        )
+    if list_column is not None and any(_same_column(list_column) == _same_column(c) for c in flags):
+        raise _fail(path, f"{name}.list", f"'{list_column}' is a flag column too; keep one")
+    delimiter = _text(section, "delimiter", path, name, ";")
+    if len(delimiter.strip()) != 1:
+        raise _fail(
+            path, f"{name}.delimiter", f"must be one character such as ';', got {delimiter!r}"
+        )
+    if "delimiter" in section and list_column is None:
+        raise _fail(path, f"{name}.delimiter", "is set, but no list column is named (list = ...)")
+    codes = _text_map(section.get("codes", {}), path, f"{name}.codes")
+    if codes and list_column is None:
+        raise _fail(path, f"{name}.codes", "translates listed items, but no list column is named")
+    folded: dict[str, str] = {}
+    for item, kind in codes.items():
+        if kind not in (*AE_TYPES, "none"):
+            raise _fail(
+                path,
+                f"{name}.codes",
+                f"maps '{item}' to '{kind}', which is not an adverse-event type ({known}) or none",
+            )
+        if delimiter.strip() in item:
+            raise _fail(
+                path,
+                f"{name}.codes",
+                f"'{item}' contains the delimiter '{delimiter.strip()}', so it can never be "
+                f"one item of the list",
+            )
+        other = folded.setdefault(_same_column(item), item)
+        if other != item:
+            raise _fail(path, f"{name}.codes", f"'{other}' and '{item}' are the same item")
+    raw_severity = section.get("severity")
+    severity, flag_severity = None, {}
+    if isinstance(raw_severity, dict):
+        flag_severity = _text_map(raw_severity, path, f"{name}.severity")
+        stray = [c for c in flag_severity if c not in flags]
+        if stray:
+            raise _fail(
+                path,
+                f"{name}.severity",
+                f"names '{stray[0]}', which is not one of the flag columns ({', '.join(flags)})",
+            )
+    elif raw_severity is not None:
+        severity = _text(section, "severity", path, name, None)
+    reads = [*flags, list_column, severity, *flag_severity.values()]
+    seen: dict[str, str] = {}
+    for clinic in [c for c in reads if c]:
+        if seen.setdefault(_same_column(clinic), clinic) != clinic or reads.count(clinic) > 1:
+            raise _fail(path, name, f"reads the column '{clinic}' twice; each has one meaning")
+    return EventColumns(
+        flags=flags,
+        flag_severity=flag_severity,
+        list_column=list_column,
+        delimiter=delimiter.strip(),
+        codes=codes,
+        severity=severity,
     )
 
 

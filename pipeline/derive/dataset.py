@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import Comparison, Config, Mcid, Outcome, Study, Thresholds
+from pipeline.derive.adverse_events import EventRecord
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
 from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
@@ -106,7 +107,9 @@ def twitch_elicited(sessions: pd.DataFrame) -> pd.Series:
     return twitch.fillna(sessions["ltr_count"] > 0)
 
 
-def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
+def patient_exposure(
+    sessions: pd.DataFrame, thresholds: Thresholds, record: EventRecord | None = None
+) -> pd.DataFrame:
     """Summarise each patient's course of needling.
 
     Parameters
@@ -115,15 +118,22 @@ def patient_exposure(sessions: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
         Valid sessions (``patient_id, depth, twitch, ltr_count, adverse_event``).
     thresholds : Thresholds
         ``deep_share`` and ``twitch_share`` cut-offs.
+    record : EventRecord, optional
+        The run's adverse events (:func:`pipeline.derive.adverse_events.event_record`); without
+        it the sessions' single ``adverse_event`` column (one event at most per session).
 
     Returns
     -------
     pandas.DataFrame
         One row per patient with sessions: ``patient_id, n_sessions, deep_share,
-        twitch_share, n_adverse_events, depth, twitch`` (the last two categorical).
+        twitch_share, n_adverse_events, depth, twitch`` (the last two categorical);
+        ``n_adverse_events`` counts events (a session with two events adds two).
     """
     twitch = twitch_elicited(sessions)
-    event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
+    if record is None:
+        event = sessions["adverse_event"].notna() & (sessions["adverse_event"] != "none")
+    else:
+        event = record.events_per_session(sessions)
     per = pd.DataFrame(
         {
             PATIENT_ID: sessions[PATIENT_ID],
@@ -362,7 +372,11 @@ def _empty_exposure() -> pd.DataFrame:
 
 
 def analysis_dataset(
-    patients: pd.DataFrame, sessions: pd.DataFrame, assessments: pd.DataFrame, config: Config
+    patients: pd.DataFrame,
+    sessions: pd.DataFrame,
+    assessments: pd.DataFrame,
+    config: Config,
+    record: EventRecord | None = None,
 ) -> pd.DataFrame:
     """Build the long analysis data set: one row per valid assessment.
 
@@ -373,6 +387,8 @@ def analysis_dataset(
         log).
     config : Config
         Thresholds, the declared outcomes, comparisons, covariates and time.
+    record : EventRecord, optional
+        The run's adverse events, as :func:`patient_exposure` reads them.
 
     Returns
     -------
@@ -434,7 +450,7 @@ def analysis_dataset(
 
     rows = add_change_and_responders(rows, config.mcid, study.outcomes)
     out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")
-    exposure = patient_exposure(sessions, th) if len(sessions) else _empty_exposure()
+    exposure = patient_exposure(sessions, th, record) if len(sessions) else _empty_exposure()
     out = out.merge(exposure, on="patient_id", how="left", validate="many_to_one")
     out["n_sessions"] = out["n_sessions"].fillna(0).astype("int64")
     # no session, no adverse event after one (a study without a session log has none)

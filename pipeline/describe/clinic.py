@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.config.settings import Study
-from pipeline.derive.adverse_events import canonical_adverse_events, sessions_recorded
+from pipeline.derive.adverse_events import EventRecord, event_record
 from pipeline.describe import (
     dose_response,
     durability,
@@ -37,6 +37,7 @@ def clinic_tables(
     threshold: int,
     events: pd.DataFrame | None = None,
     patients: pd.DataFrame | None = None,
+    record: EventRecord | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of the clinic questions, and ``clinic_omitted`` for those not analysable.
 
@@ -56,6 +57,10 @@ def clinic_tables(
     patients : pandas.DataFrame, optional
         The valid patients (contraindication flags and age); without them the safety signals
         are not analysed.
+    record : EventRecord, optional
+        The run's adverse events as assembled once for every safety table
+        (:func:`pipeline.derive.adverse_events.event_record`); when given, ``events`` is not
+        read.
 
     Returns
     -------
@@ -84,10 +89,12 @@ def clinic_tables(
         else:
             out["dose_response"] = gains.assign(outcome=outcome.name)[["outcome", *gains.columns]]
     _durability(data, study, reason, out, omitted)
-    reason = _side_effects(sessions, study, events, out)
+    if record is None and study.sessions and len(sessions):
+        record = event_record(sessions, events=events)
+    reason = _side_effects(sessions, study, record, out)
     if reason:
         omitted.append((SIDE_EFFECTS, reason))
-    reason = _signals(patients, sessions, study, events, out)
+    reason = _signals(patients, sessions, study, record, out)
     if reason:
         omitted.append((SAFETY_SIGNALS, reason))
     if omitted:
@@ -98,16 +105,16 @@ def clinic_tables(
 def _side_effects(
     sessions: pd.DataFrame,
     study: Study,
-    events: pd.DataFrame | None,
+    record: EventRecord | None,
     out: dict[str, pd.DataFrame],
 ) -> str:
     """Add the side-effect tables to ``out``; return why they cannot be made, or empty."""
-    if not study.sessions or len(sessions) == 0:
+    if not study.sessions or len(sessions) == 0 or record is None:
         return "the study has no session log, so there are no sessions to relate events to"
-    recorded = sessions_recorded(sessions, events)
+    recorded = record.recorded
     if not recorded.any():
         return "adverse events were not recorded (this is not a rate of zero)"
-    canonical = canonical_adverse_events(sessions, events)
+    canonical = record.events
     rates = side_effects.side_effect_rates(sessions, canonical, recorded)
     out["side_effect_rates"] = rates
     out["side_effect_rate_ratios"] = side_effects.side_effect_rate_ratios(rates)
@@ -122,19 +129,18 @@ def _signals(
     patients: pd.DataFrame | None,
     sessions: pd.DataFrame,
     study: Study,
-    events: pd.DataFrame | None,
+    record: EventRecord | None,
     out: dict[str, pd.DataFrame],
 ) -> str:
     """Add the safety-signal tables to ``out``; return why they cannot be made, or empty."""
-    if not study.sessions or len(sessions) == 0:
+    if not study.sessions or len(sessions) == 0 or record is None:
         return "the study has no session log, so no patient is known to have been needled"
     if patients is None or len(patients) == 0:
         return "no patient table was given"
     flags = safety_signals.patient_flags(patients)[list(safety_signals.FLAGS)]
     if not flags.notna().any().any():
         return "no contraindication or caution flag (nor age) was recorded"
-    recorded = sessions_recorded(sessions, events)
-    canonical = canonical_adverse_events(sessions, events)
+    recorded, canonical = record.recorded, record.events
     out["safety_signals"] = safety_signals.needled_with_flags(
         patients, sessions, canonical, recorded
     )

@@ -16,6 +16,11 @@ the numerator and the denominator, and their number is reported in ``not_recorde
 session of the study has ``adverse_event`` recorded (no source recorded the column), every rate
 and ratio is missing and its ``note`` says :data:`NOT_RECORDED_NOTE`: no event recorded is not
 "no event".
+
+A run whose sources write several events per session (flag columns or a list) passes the
+:class:`pipeline.derive.adverse_events.EventRecord` assembled once for the run: then a session
+is recorded as the record says, and ``events`` counts the *sessions with at least one event*
+of its event table (the by-type tables of :mod:`pipeline.describe.side_effects` count events).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.derive.adverse_events import EventRecord
 from pipeline.schemas.raw import DEPTHS
 
 RATE_METHOD = "exact Poisson (Garwood) CI"
@@ -41,11 +47,19 @@ def _levels(sessions: pd.DataFrame, group: str) -> list[str]:
     return sorted(str(v) for v in column.dropna().unique())
 
 
-def _counts(sessions: pd.DataFrame, group: str) -> pd.DataFrame:
-    """Count recorded sessions, events and unrecorded sessions per level of ``group``."""
-    event = sessions["adverse_event"]
-    recorded = event.notna()
-    is_event = recorded & (event != "none")
+def _counts(sessions: pd.DataFrame, group: str, record: EventRecord | None = None) -> pd.DataFrame:
+    """Count recorded sessions, sessions with an event and unrecorded sessions per level.
+
+    Without ``record`` the sessions' single ``adverse_event`` column is read; with it, the
+    record's recorded sessions and its event table (sessions with at least one event).
+    """
+    if record is None:
+        event = sessions["adverse_event"]
+        recorded = event.notna()
+        is_event = recorded & (event != "none")
+    else:
+        recorded = record.recorded.reindex(sessions.index).fillna(False).astype(bool)
+        is_event = recorded & record.sessions_with_events(sessions)
     key = sessions[group].astype("object")
     frame = pd.DataFrame(
         {
@@ -92,7 +106,10 @@ def poisson_exact_ci(events: int, exposure: float, conf_level: float = 0.95) -> 
 
 
 def adverse_event_rates(
-    sessions: pd.DataFrame, group: str = "depth", conf_level: float = 0.95
+    sessions: pd.DataFrame,
+    group: str = "depth",
+    conf_level: float = 0.95,
+    record: EventRecord | None = None,
 ) -> pd.DataFrame:
     """Adverse events per 100 sessions for each level of ``group``, with exact Poisson CIs.
 
@@ -111,6 +128,9 @@ def adverse_event_rates(
         is reported in the order of its categories).
     conf_level : float
         Confidence level of the interval.
+    record : EventRecord, optional
+        The run's adverse events (:func:`pipeline.derive.adverse_events.event_record`); without
+        it the sessions' ``adverse_event`` column.
 
     Returns
     -------
@@ -127,7 +147,7 @@ def adverse_event_rates(
         - ``method``: how the interval was computed.
         - ``note``: empty, or why the rate is missing.
     """
-    counts = _counts(sessions, group)
+    counts = _counts(sessions, group, record)
     nothing_recorded = int(counts["sessions"].sum()) == 0
     rows = []
     for rec in counts.itertuples(index=False):
@@ -245,7 +265,10 @@ def ratio_columns(
 
 
 def rate_ratio(
-    sessions: pd.DataFrame, group: str = "depth", conf_level: float = 0.95
+    sessions: pd.DataFrame,
+    group: str = "depth",
+    conf_level: float = 0.95,
+    record: EventRecord | None = None,
 ) -> pd.DataFrame:
     """Rate ratio of adverse events, each level against the reference (first) level.
 
@@ -264,6 +287,8 @@ def rate_ratio(
         Grouping column, ``depth`` by default (deep compared with superficial).
     conf_level : float
         Confidence level of the interval.
+    record : EventRecord, optional
+        As in :func:`adverse_event_rates`.
 
     Returns
     -------
@@ -280,7 +305,7 @@ def rate_ratio(
         - ``method``: how the interval and p-value were computed.
         - ``note``: empty, or why the ratio is missing (no events at all, no sessions).
     """
-    counts = _counts(sessions, group).set_index("level")
+    counts = _counts(sessions, group, record).set_index("level")
     reference = counts.index[0]
     ref_x, ref_t = int(counts.loc[reference, "events"]), int(counts.loc[reference, "sessions"])
     rows = []

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config.settings import Config, load_config
+from pipeline.derive.adverse_events import event_record
 from pipeline.derive.dataset import analysis_dataset
 from pipeline.federate.pool import PooledModel, pool_shares, two_stage
 from pipeline.federate.report import pooled_tables, write_pooled
@@ -37,12 +38,15 @@ def share_clinic(config: str | Path | Config, out: Path | None = None) -> dict[s
         The share file's content.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
-    validation = validate_study(read_sources(cfg.sources))
+    raw = read_sources(cfg.sources)
+    validation = validate_study(raw)
+    sessions = validation.valid("sessions")
     data = analysis_dataset(
         validation.valid("patients"),
-        validation.valid("sessions"),
+        sessions,
         validation.valid("assessments"),
         cfg,
+        event_record(sessions, raw["sessions"].events) if cfg.study.sessions else None,
     )
     share = build_share(data, cfg)
     if out is not None:

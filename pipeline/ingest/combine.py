@@ -28,6 +28,9 @@ from pipeline.ingest.raw_tables import (
 from pipeline.ingest.readers import STR
 from pipeline.schemas.raw import TABLES, column_names
 
+EVENT_FIELDS = ("ae_severity",)
+"""Recorded through an event table when a severity is given (``adverse_event`` always is)."""
+
 ADAPTERS: dict[str, Callable[[Source], Adapted]] = {
     "canonical": canonical.read,
     "visit_sheet": visit_sheet.read,
@@ -99,7 +102,7 @@ def combine(
     RawTable
         Provenance columns, then the canonical columns present, as text.
     """
-    frames, lineage, problems = [], [], []
+    frames, lineage, problems, events = [], [], [], []
     offset = 0
     for piece in pieces:
         rows = np.arange(offset + 1, offset + len(piece.frame) + 1, dtype=np.int64)
@@ -116,6 +119,13 @@ def combine(
                 table=table, **{SOURCE_ROW: rows[piece.problems["row"].to_numpy()]}
             )
             problems.append(found[["table", SOURCE_ROW, "column", "check", "value", "reason"]])
+        if piece.events is not None:
+            rows_of = rows[piece.events["row"].to_numpy(dtype=np.int64)]
+            events.append(
+                piece.events.drop(columns="row").assign(**{SOURCE_ROW: rows_of})[
+                    [SOURCE_ROW, "ae_type", "ae_severity"]
+                ]
+            )
         offset += len(frame)
     order = [SOURCE_ROW, *PROVENANCE]
     present = [c for c in column_names(table, {table: extra or {}}) if any(c in f for f in frames)]
@@ -133,6 +143,9 @@ def combine(
         for label in piece.frame[SOURCE_FILE].unique():
             known = had.setdefault(str(label), [])
             known += [c for c in column_names(table) if c in piece.frame and c not in known]
+            if piece.events is not None:  # the event columns record the adverse events
+                fields = EVENT_FIELDS if piece.events["ae_severity"].notna().any() else ()
+                known += [c for c in ("adverse_event", *fields) if c not in known]
     merged = any(p.lineage is not None for p in pieces)
     formats = {p.date_format for p in pieces}
     unique = {f.label: f for f in files}
@@ -151,4 +164,5 @@ def combine(
         date_format=formats.pop() if len(formats) == 1 else "as configured for its source",
         columns_by_file=tuple((label, tuple(columns)) for label, columns in had.items()),
         extra=dict(extra or {}),
+        events=pd.concat(events, ignore_index=True) if events else None,
     )

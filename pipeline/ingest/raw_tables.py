@@ -138,6 +138,12 @@ class RawTable:
     extra : dict of str to str
         The study's own columns of this table, ``{column: kind}``
         (:meth:`pipeline.config.settings.Study.extra_columns`).
+    events : pandas.DataFrame or None
+        Sessions from sources with ``[sources.N.adverse_events]``: ``source_row, ae_type,
+        ae_severity``, one row per adverse event of the session on ``source_row`` and a row
+        with ``ae_type`` missing for a session that recorded its events and had none;
+        ``None`` when no source records events that way
+        (:func:`pipeline.derive.adverse_events.event_record` links them to valid sessions).
     """
 
     name: str
@@ -153,6 +159,7 @@ class RawTable:
     text_of: Callable[[np.ndarray], pd.DataFrame] | None = None
     columns_by_file: tuple[tuple[str, tuple[str, ...]], ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    events: pd.DataFrame | None = None
 
     @property
     def source_rows(self) -> pd.Series:

@@ -85,13 +85,14 @@ def recorded_by_file(raw: RawTable, valid: pd.DataFrame) -> pd.DataFrame:
     had = _columns_by_file(raw)
     labels = list(had)
     optional = list(optional_columns(raw.name))
+    present = _filled(raw, valid, optional)
     if len(labels) == 1:
         rows = pd.Series({labels[0]: len(valid)})
-        filled = valid[optional].notna().sum().to_frame(labels[0]).T
+        filled = present.sum().to_frame(labels[0]).T
     else:
         files = _file_of_rows(raw, valid[SOURCE_ROW], labels)
         rows = files.value_counts().reindex(labels, fill_value=0)
-        filled = valid[optional].notna().groupby(files.to_numpy()).sum()
+        filled = present.groupby(files.to_numpy()).sum()
         filled = filled.reindex(labels, fill_value=0)
     out = [
         {
@@ -106,6 +107,22 @@ def recorded_by_file(raw: RawTable, valid: pd.DataFrame) -> pd.DataFrame:
         for column in optional
     ]
     return pd.DataFrame(out, columns=RECORDED_COLUMNS)
+
+
+def _filled(raw: RawTable, valid: pd.DataFrame, optional: list[str]) -> pd.DataFrame:
+    """Whether each valid row carries each optional column.
+
+    A session whose adverse events come from an event table (``raw.events``) carries its
+    ``adverse_event`` field when it recorded its events, and ``ae_severity`` when one of its
+    events has a severity.
+    """
+    present = valid[optional].notna()
+    if raw.events is not None and "adverse_event" in present:
+        rows = valid[SOURCE_ROW]
+        present["adverse_event"] |= rows.isin(raw.events[SOURCE_ROW]).to_numpy()
+        graded = raw.events.loc[raw.events["ae_severity"].notna(), SOURCE_ROW]
+        present["ae_severity"] |= rows.isin(graded).to_numpy()
+    return present
 
 
 def empty_recorded() -> pd.DataFrame:

@@ -40,9 +40,10 @@ def test_committed_examples_are_what_the_generator_writes():
     on_disk = {
         p.relative_to(EXAMPLES).as_posix(): p.read_bytes()
         for p in sorted(EXAMPLES.rglob("*"))
-        if p.is_file() and p.relative_to(EXAMPLES).parts[0] not in ("trial", "exports")
+        if p.is_file() and p.relative_to(EXAMPLES).parts[0] not in ("trial", "exports", "ae_flags")
     }  # trial/ is written by pipeline.demo.trial (tests/demo/test_trial_example.py); exports/
-    # are hand-written clinic exports (tests/ingest/test_export_shapes.py)
+    # are hand-written clinic exports (tests/ingest/test_export_shapes.py); ae_flags/ is written
+    # by pipeline.demo.ae_examples (tests/ingest/test_adverse_event_sources.py)
     assert on_disk.keys() == expected.keys()
     for name, data in expected.items():
         assert on_disk[name] == data, name

@@ -8,13 +8,17 @@ own column names (``[sources.columns]``), codes, units, delimiter, encoding and 
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.config.settings import ODI_ANSWERED, Source
+from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (
     Adapted,
     Piece,
     expand,
     file_label,
     mapped_frame,
+    problems_frame,
     raise_site_twice,
     read_source_file,
     resolve_columns,
@@ -48,6 +52,9 @@ def read(source: Source) -> Adapted:
             continue
         names = column_names(table, source.extra)
         names += (ODI_ANSWERED,) if table == "assessments" else ()
+        by_events = table == "sessions" and source.adverse_events is not None
+        if by_events:  # read from the event columns instead
+            names = tuple(c for c in names if c not in ("adverse_event", "ae_severity"))
         explicit = {c: v for c, v in source.columns.items() if c in names}
         for path in expand(source, table):
             text = read_source_file(source, path)
@@ -58,6 +65,20 @@ def read(source: Source) -> Adapted:
             if site and "site" in columns:
                 raise_site_twice(source, label)
             frame = mapped_frame(source, text, columns, label, site)
-            pieces.append(Piece(table, frame, date_format=source.date_format))
+            if by_events:
+                found = event_columns.read_events(
+                    source, text, event_columns.event_columns(source, text, label)
+                )
+                events, problems = event_columns.for_rows(found, np.ones(len(frame), dtype=bool))
+                piece = Piece(
+                    table,
+                    frame,
+                    problems=problems_frame(problems),
+                    date_format=source.date_format,
+                    events=events,
+                )
+            else:
+                piece = Piece(table, frame, date_format=source.date_format)
+            pieces.append(piece)
             files.append((source_file(source, text, label), (table,)))
     return Adapted(tuple(pieces), tuple(files))

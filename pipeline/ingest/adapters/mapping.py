@@ -88,6 +88,11 @@ class Piece:
         ``row, column, check, value, reason``: row problems found while mapping.
     date_format : str
         How the source writes dates.
+    events : pandas.DataFrame or None
+        Sessions only, from a source with ``[sources.N.adverse_events]``: ``row`` (position in
+        ``frame``), ``ae_type``, ``ae_severity``, one row per adverse event, and a row with
+        ``ae_type`` missing for a session that recorded its events and had none
+        (:mod:`pipeline.ingest.adapters.events`).
     """
 
     table: str
@@ -95,6 +100,7 @@ class Piece:
     lineage: pd.DataFrame | None = None
     problems: pd.DataFrame | None = None
     date_format: str = "YYYY-MM-DD"
+    events: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

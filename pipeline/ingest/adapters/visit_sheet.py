@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source
 from pipeline.errors import InputFileError
+from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (
     Adapted,
     Piece,
@@ -91,6 +92,8 @@ def read(source: Source) -> Adapted:
             *scores,
             ODI_ANSWERED,
         ]
+        if source.adverse_events is not None:  # read from the event columns instead
+            wanted = [c for c in wanted if c not in ("adverse_event", "ae_severity")]
         required = [
             PATIENT_ID,
             *(c for c in required_columns("patients") if not (c == "site" and site)),
@@ -114,15 +117,35 @@ def read(source: Source) -> Adapted:
                 frame[date] = frame[VISIT_DATE]
         row_word = "rows" if text.delimiter is None else "lines"
         pieces.append(patients_piece(frame, row_word, source.date_format, details))
+        found = None
+        if source.adverse_events is not None:
+            found = event_columns.read_events(
+                source, text, event_columns.event_columns(source, text, label)
+            )
         for table, triggers, own in (
             ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
             ("assessments", assessment_triggers(columns, score_triggers), scores),
         ):
             present = [c for c in triggers if c in frame]
             recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
+            recorded = np.array(recorded, dtype=bool)
+            if found is not None and table == "sessions":
+                recorded |= event_columns.triggers(found)
             keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID, DATE_COLUMNS[table]]
             keep += [c for c in own if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
+            if found is not None and table == "sessions":
+                events, problems = event_columns.for_rows(found, recorded)
+                pieces.append(
+                    Piece(
+                        table,
+                        rows,
+                        problems=problems_frame(problems),
+                        date_format=source.date_format,
+                        events=events,
+                    )
+                )
+                continue
             pieces.append(Piece(table, rows, date_format=source.date_format))
         files.append((source_file(source, text, label), ("patients", "sessions", "assessments")))
     return Adapted(tuple(pieces), tuple(files))

@@ -43,7 +43,7 @@ def safety_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | N
                 ("Grouping", "group", None),
                 ("Level", "level", None),
                 ("Sessions", "#sessions", None),
-                ("Events", "#events", None),
+                ("Sessions with an event", "#events", None),
                 ("Per 100 sessions", "#rate", lambda r: fmt(r["rate_per_100"], 1)),
                 (
                     "95 % CI (exact Poisson)",
@@ -53,8 +53,9 @@ def safety_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | N
                 ("Not recorded", "#not_recorded", None),
             ],
             caption="Adverse events per 100 sessions",
-            note="Sessions whose adverse event was not recorded (the field left empty, or "
-            "missing from the source's files) are not in the denominators. "
+            note="A session with two adverse events counts once here (the side effects by "
+            "kind count every event). Sessions whose adverse event was not recorded (the field "
+            "left empty, or missing from the source's files) are not in the denominators. "
             + " ".join(t for t in (recorded.sentence(tables, recorded.SAFETY_FIELDS), note) if t),
         )
     ]
