@@ -24,12 +24,12 @@ are valid. Nothing is dropped: for every table, raw rows = valid rows + quaranti
 One exception keeps an assessment's readable scores: a **score cell** (NRS, VAS, ODI, an ODI
 section, a study's own outcome) that does not parse as a number, or lies outside its range, is
 **blanked** and the rest of its row kept, when that cell is the row's only kind of problem and
-another score of the row is left (:func:`blank_score_cells`). The blanked cell is recorded
-(``ValidatedTable.blanked``, written to ``quarantine/blanked_cells.csv`` with its file, line,
-column, value and reason) and counted (``blanked_cells`` in the row accounting). An assessment
-none of whose scores is left, or with any other problem (an identity, key or date column, a
-duplicate key, an unknown patient), is quarantined whole as before, its score cells among its
-reasons.
+the row still records one of the study's outcomes (:func:`blank_score_cells`). The blanked cell
+is recorded (``ValidatedTable.blanked``, written to ``quarantine/blanked_cells.csv`` with its
+file, line, column, value and reason) and counted (``blanked_cells`` in the row accounting). An
+assessment none of whose scores is left, or with any other problem (an identity, key or date
+column, a duplicate key, an unknown patient), is quarantined whole as before, its score cells
+among its reasons.
 """
 
 from __future__ import annotations
