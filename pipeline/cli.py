@@ -1,11 +1,12 @@
 """The ``outcomes`` command: the pipeline's stages, ``run``, and the planning and network tools.
 
-Exit codes: 0 success; 1 ``validate`` found rows to quarantine, ``check-tables`` found a
-difference, or ``check`` found a folder that is not one complete output set; 2 a user error (bad
-file, bad configuration, bad flag, no pseudonym key, a PDF that could not be printed, another run
-holding the output folder), reported as one sentence without a traceback; 130 and 143 a run
-stopped by Ctrl-C (SIGINT) or SIGTERM, with one sentence and no traceback (worker processes are
-stopped with it, and the reports folder keeps its previous complete set).
+Exit codes: 0 success; 1 ``validate`` found rows to quarantine or score cells to blank,
+``check-tables`` found a difference, or ``check`` found a folder that is not one complete output
+set; 2 a user error (bad file, bad configuration, bad flag, no pseudonym key, a PDF that could
+not be printed, another run holding the output folder), reported as one sentence without a
+traceback; 130 and 143 a run stopped by Ctrl-C (SIGINT) or SIGTERM, with one sentence and no
+traceback (worker processes are stopped with it, and the reports folder keeps its previous
+complete set).
 """
 
 from __future__ import annotations
@@ -56,9 +57,21 @@ _python_showwarning = warnings.showwarning
 def _print_accounting(accounting: pd.DataFrame) -> None:
     print("Row accounting (raw = processed + quarantined):")
     for row in accounting.itertuples(index=False):
+        blanked = f", {row.blanked_cells} score cell(s) blanked" if row.blanked_cells else ""
         print(
             f"  {row.table:<12} {row.raw_rows:>7} raw = {row.processed_rows:>7} processed "
-            f"+ {row.quarantined_rows:>5} quarantined   ({row.file})"
+            f"+ {row.quarantined_rows:>5} quarantined   ({row.file}){blanked}"
+        )
+
+
+def _print_blanked(accounting: pd.DataFrame, quarantine: Path) -> None:
+    from pipeline.validate import quality
+
+    blanked = int(accounting["blanked_cells"].sum())
+    if blanked:
+        print(
+            f"{blanked} unreadable or out-of-range score cell(s) blanked, the rest of their "
+            f"rows kept; listed in {quarantine / quality.BLANKED_FILE}"
         )
 
 
@@ -70,11 +83,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     raw, validation, _ = validate_inputs(config)
     _print_accounting(validation.accounting)
     print("\n".join(quality.summary_lines(*quality.file_summary(raw, validation))))
+    _print_blanked(validation.accounting, config.outputs.quarantine)
     if validation.quarantined_rows:
         print(
             f"{validation.quarantined_rows} row(s) quarantined; reasons in "
             f"{config.outputs.quarantine}/"
         )
+    if validation.quarantined_rows or validation.blanked_cells:
         return EXIT_QUARANTINE
     return EXIT_OK
 
@@ -102,6 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quarantined = int(scaled.merged.accounting["quarantined_rows"].sum())
         if quarantined:
             print(f"{quarantined} row(s) quarantined; reasons in {config.outputs.quarantine}/")
+        _print_blanked(scaled.merged.accounting, config.outputs.quarantine)
         print(f"Tables written to {config.outputs.tables}/ (no HTML report at scale)")
         return EXIT_OK
     result = run(config, progress=_progress, refit=args.refit)
@@ -115,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{result.validation.quarantined_rows} row(s) quarantined; reasons in "
             f"{config.outputs.quarantine}/"
         )
+    _print_blanked(result.validation.accounting, config.outputs.quarantine)
     print(f"Tables written to {config.outputs.tables}/")
     print(f"Report written to {config.outputs.reports / REPORT_NAME}")
     if result.pdf_problem:

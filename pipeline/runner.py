@@ -138,7 +138,9 @@ def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, li
         patient id and days since the patient's time zero instead of dates, see
         :mod:`pipeline.privacy.pseudonyms`), ``<processed>/quarantine/<table>.csv`` (the raw rows as
         written, so that the source can be corrected; written even when empty, so no stale
-        file survives), ``<processed>/row_accounting.csv`` and the per-source-file
+        file survives), ``<processed>/quarantine/blanked_cells.csv`` (each score cell blanked
+        in a kept row, with its file, line, column, value and reason),
+        ``<processed>/row_accounting.csv`` and the per-source-file
         summary ``<processed>/quarantine/summary.csv`` and ``summary.json``
         (:mod:`pipeline.validate.quality`).
     """
@@ -166,6 +168,13 @@ def _validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, l
         )
     written.append(
         outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting, private=True)
+    )
+    written.append(
+        outputs.write_csv(
+            out.quarantine / quality.BLANKED_FILE,
+            quality.blanked_cells(raw, validation),
+            private=True,
+        )
     )
     summary, reasons = quality.file_summary(raw, validation)
     written.append(outputs.write_csv(out.quarantine / "summary.csv", summary, private=True))

@@ -451,6 +451,7 @@ def accounting() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "processed_rows": [240, 1047, 1042],
             "quarantined_rows": [1, 3, 7],
             "blank_lines": [0, 0, 0],
+            "blanked_cells": [0, 0, 0],
         }
     )
     reasons = pd.DataFrame(

@@ -732,8 +732,12 @@ def add_bad_rows(
     * ``assessments`` / ``nrs_out_of_range``: NRS of 11;
     * ``assessments`` / ``vas_out_of_range``: VAS of 140 mm;
     * ``assessments`` / ``odi_item_out_of_range``: ODI section 3 scored 6 (for a patient of
-      an item-recording site; the other sections are 2);
+      an item-recording site);
     * ``assessments`` / ``vas_not_numeric``: VAS written ``abc``;
+
+    (each of these four is the row's only score, so that the row is quarantined whole: a bad
+    score beside readable ones would be blanked and the row kept, and the other scores of a
+    bad row would be copies of the patient's baseline);
     * ``assessments`` / ``duplicate_assessment``: exact copy of an existing row (same patient
       and visit), placed after the original;
     * ``assessments`` / ``assessment_before_enrolment``: dated 7 days before enrolment;
@@ -838,28 +842,31 @@ def add_bad_rows(
     }
 
     # --- assessments -------------------------------------------------------------------
+    def only_score(row: dict, column: str, value: object) -> dict:
+        # The faulty score is the row's only score: an unreadable score beside readable ones
+        # is blanked and the row kept (pipeline.validate.study.blank_score_cells), and the
+        # other scores of these rows are copies of the baseline, not measurements of the visit.
+        for name in ("nrs", "vas_mm", "odi", *ODI_ITEM_COLUMNS):
+            row[name] = np.nan
+        row[column] = value
+        return row
+
     p, v = take_slot()
-    row = new_assessment(p, v)
-    row["nrs"] = 11
+    row = only_score(new_assessment(p, v), "nrs", 11)
     bad["assessments"].append((row, "nrs_out_of_range", "NRS of 11 (valid range 0-10)", -1))
 
     p, v = take_slot()
-    row = new_assessment(p, v)
-    row["vas_mm"] = 140.0
+    row = only_score(new_assessment(p, v), "vas_mm", 140.0)
     bad["assessments"].append((row, "vas_out_of_range", "VAS of 140 mm (valid 0-100)", -1))
 
     p, v = take_slot(require_items=True)
-    row = new_assessment(p, v)
-    row["odi"] = np.nan
-    for k, name in enumerate(ODI_ITEM_COLUMNS):
-        row[name] = 6 if k == 2 else 2
+    row = only_score(new_assessment(p, v), "odi_q3", 6)
     bad["assessments"].append(
         (row, "odi_item_out_of_range", "ODI section 3 scored 6 (valid 0-5)", -1)
     )
 
     p, v = take_slot()
-    row = new_assessment(p, v)
-    row["vas_mm"] = "abc"
+    row = only_score(new_assessment(p, v), "vas_mm", "abc")
     bad["assessments"].append((row, "vas_not_numeric", "VAS recorded as 'abc'", -1))
 
     src = int(rng.integers(len(assessments)))
@@ -938,7 +945,9 @@ def add_bad_rows(
             try:
                 extra[col] = extra[col].astype(original[col].dtype)
             except (TypeError, ValueError):
-                extra[col] = extra[col].astype(object)
+                # whole numbers with a missing cell stay whole numbers (written without ".0")
+                whole = pd.api.types.is_integer_dtype(original[col].dtype)
+                extra[col] = extra[col].astype("Int64" if whole else object)
         combined = pd.concat(
             [original.reset_index(drop=True), extra.reset_index(drop=True)], ignore_index=True
         )

@@ -311,6 +311,8 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
                 data.decode("utf-8")
         except UnicodeDecodeError:
             if encoding != "auto":
+                if data.startswith(b"PK\x03\x04") or looks_like(data):
+                    _not_binary(path, data)  # a picture or a PDF: say so, not "not UTF-8"
                 raise _not_utf8(path, data) from None
         else:
             _not_binary(path, data)

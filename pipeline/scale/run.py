@@ -3,9 +3,9 @@
 ``outcomes run`` comes here when ``[engine] backend`` is ``"polars"`` or ``"dask"``
 (:func:`pipeline.runner.run`). The processed folder receives what the pandas path writes, with
 the same meaning and, for the quarantine and the row accounting, the same files:
-``quarantine/<table>.csv``, ``quarantine/summary.csv`` and ``summary.json``,
-``row_accounting.csv``; the valid tables and the analysis data set are Parquet partitions by
-patient hash, ``<table>/part-<k>.parquet`` and ``analysis/part-<k>.parquet``.
+``quarantine/<table>.csv``, ``quarantine/blanked_cells.csv``, ``quarantine/summary.csv`` and
+``summary.json``, ``row_accounting.csv``; the valid tables and the analysis data set are Parquet
+partitions by patient hash, ``<table>/part-<k>.parquet`` and ``analysis/part-<k>.parquet``.
 
 The reports folder receives the tables of the scaled run (the headline trajectory models'
 ``fixed_effects``, ``variance_components``, ``contrasts``, ``emmeans``, ``scale_fits``, and
@@ -101,6 +101,9 @@ def write_validation(config: Config, merged: Merged) -> list[Path]:
     ]
     written.append(
         outputs.write_csv(out.processed / "row_accounting.csv", merged.accounting, private=True)
+    )
+    written.append(
+        outputs.write_csv(out.quarantine / quality.BLANKED_FILE, merged.blanked, private=True)
     )
     written.append(outputs.write_csv(out.quarantine / "summary.csv", merged.summary, private=True))
     written.append(

@@ -27,7 +27,7 @@ import polars as pl
 from pipeline import outputs
 from pipeline.config.settings import Config
 from pipeline.derive import dataset as derive
-from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable, SourceFile
+from pipeline.ingest.raw_tables import SOURCE_LINE, SOURCE_ROW, RawTable, SourceFile
 from pipeline.ingest.readers import STR
 from pipeline.privacy import pseudonyms
 from pipeline.scale.partition import RawFile, partition_files
@@ -64,6 +64,9 @@ class PartitionReport:
         Patients with at least one analysis row.
     analysis_rows : int
         Rows of the analysis data set.
+    blanked : pandas.DataFrame
+        Score cells blanked in valid rows, located in their file
+        (:func:`pipeline.validate.quality.blanked_cells`).
     """
 
     part: int
@@ -74,6 +77,7 @@ class PartitionReport:
     levels: dict[str, list]
     patients: int
     analysis_rows: int
+    blanked: pd.DataFrame
 
 
 def read_partition_table(folder: Path, raw: RawFile, part: int) -> RawTable:
@@ -171,6 +175,7 @@ def process_partition(
         levels=_levels(data),
         patients=int(data["patient_id"].nunique()) if len(data) else 0,
         analysis_rows=len(data),
+        blanked=quality.blanked_cells(tables, validation),
     )
 
 
@@ -186,6 +191,7 @@ class Merged:
     levels: dict[str, list]
     patients: int
     analysis_rows: int
+    blanked: pd.DataFrame
 
 
 def _quarantine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -223,6 +229,7 @@ def merge_reports(reports: Sequence[PartitionReport], raw: Mapping[str, RawFile]
                 "processed_rows": int(counts.loc[name, "processed_rows"]),
                 "quarantined_rows": int(counts.loc[name, "quarantined_rows"]),
                 "blank_lines": raw[name].blank_lines,
+                "blanked_cells": int(counts.loc[name, "blanked_cells"]),
             }
             for name in TABLES
         ]
@@ -245,6 +252,7 @@ def merge_reports(reports: Sequence[PartitionReport], raw: Mapping[str, RawFile]
                 "rows_valid": int(accounting.loc[i, "processed_rows"]),
                 "rows_quarantined": int(accounting.loc[i, "quarantined_rows"]),
                 "rows_unused": 0,
+                "cells_blanked": int(accounting.loc[i, "blanked_cells"]),
                 "blank_lines": raw[name].blank_lines,
                 "sha256": raw[name].sha256,
             }
@@ -261,7 +269,18 @@ def merge_reports(reports: Sequence[PartitionReport], raw: Mapping[str, RawFile]
         levels=_union_levels([r.levels for r in reports]),
         patients=sum(r.patients for r in reports),
         analysis_rows=sum(r.analysis_rows for r in reports),
+        blanked=_blanked([r.blanked for r in reports]),
     )
+
+
+def _blanked(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Blanked cells of every partition in the order of the tables and their lines."""
+    full = [f for f in frames if len(f)]
+    if not full:
+        return frames[0]
+    merged = pd.concat(full, ignore_index=True)
+    order = merged.sort_values(["table", SOURCE_LINE], kind="stable", key=_table_order)
+    return order.reset_index(drop=True)
 
 
 def _table_order(column: pd.Series) -> pd.Series:

@@ -540,6 +540,16 @@ def data_dictionary_markdown() -> str:
         "value. A row that breaks a rule is not dropped: it goes to "
         "`data/processed/quarantine/<table>.csv` with the rule and column it broke.",
         "",
+        "One exception keeps an assessment's readable scores: a score cell (`nrs`, `vas_mm`, "
+        "`odi`, `odi_q1`-`odi_q10`, a study's own outcome) that is not a number or lies outside "
+        "its range is **blanked** and the rest of the row kept, when that is the row's only "
+        "problem and another of the study's outcomes is left; the cell is listed, with its "
+        "file, line, column, value and reason, in `data/processed/quarantine/blanked_cells.csv` "
+        "and counted (`blanked_cells` in the row accounting: rows read = kept + quarantined "
+        "still holds). Identity, key and date cells, codes and yes/no cells stay row-fatal, and "
+        'an assessment with no score left is quarantined whole (docs/ingestion.md, "One '
+        'unreadable cell").',
+        "",
         "An *optional* column a file does not have is **not recorded** for that file's rows: "
         "the report and its tables say *not recorded*, never no or 0, and summarise a field "
         "recorded by some sources only over the rows that recorded it "

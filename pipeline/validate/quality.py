@@ -8,6 +8,11 @@ made from it (e.g. a REDCap row of an instrument no table reads). For every file
 
     rows read = valid + quarantined + not used.
 
+A score cell blanked in a valid row (:func:`pipeline.validate.study.blank_score_cells`) does not
+make its line quarantined: the line counts as valid, and the cell is counted apart
+(``cells_blanked``) and listed, with its file, line, column, value and reason, by
+:func:`blanked_cells` (``quarantine/blanked_cells.csv``).
+
 Reasons are counted in lines and described without quoting any cell value (as in the report).
 ``outcomes validate`` prints the summary and writes it next to the quarantine files.
 """
@@ -16,7 +21,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.ingest.raw_tables import SOURCE_FILE, SOURCE_LINE, SOURCE_ROW, RawTable, SourceFile
+from pipeline.ingest.raw_tables import (
+    SOURCE_DETAIL,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    SOURCE_ROW,
+    RawTable,
+    SourceFile,
+)
+from pipeline.schemas.columns import PATIENT_ID
+from pipeline.schemas.raw import TABLES
 from pipeline.validate.study import Validation, rule_text
 
 SUMMARY_COLUMNS = [
@@ -28,10 +42,82 @@ SUMMARY_COLUMNS = [
     "rows_valid",
     "rows_quarantined",
     "rows_unused",
+    "cells_blanked",
     "blank_lines",
     "sha256",
 ]
 REASON_COLUMNS = ["file", "check", "column", "rows", "rule"]
+# The cell-level quarantine records, next to the per-table quarantine files.
+BLANKED_FILE = "blanked_cells.csv"
+BLANKED_COLUMNS = [
+    "table",
+    SOURCE_FILE,
+    SOURCE_LINE,
+    SOURCE_DETAIL,
+    PATIENT_ID,
+    "visit",
+    "column",
+    "value",
+    "check",
+    "reason",
+]
+
+
+def blanked_cells(raw: dict[str, RawTable], validation: Validation) -> pd.DataFrame:
+    """Locate every blanked score cell in its file: the cell-level quarantine records.
+
+    Parameters
+    ----------
+    raw : dict of str to RawTable
+        The raw tables as read (with their provenance).
+    validation : Validation
+        Their validation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per blanked cell, in the order of the tables and their rows: ``table,
+        source_file, source_line, source_detail`` (where the row was read: the file, its line
+        or sheet row, and the time point or REDCap event), ``patient_id`` and ``visit`` (the
+        assessment's key), ``column`` (canonical), ``value``
+        (as read, after the mapping of codes and units), ``check`` and ``reason``.
+    """
+    parts = []
+    for name in TABLES:
+        if name not in validation.tables:
+            continue
+        cells = validation.tables[name].blanked
+        if cells.empty:
+            continue
+        table = raw[name]
+        where = table.provenance().drop_duplicates(SOURCE_ROW).set_index(SOURCE_ROW)
+        rows = cells[SOURCE_ROW].to_numpy()
+        valid = validation.tables[name].valid.set_index(SOURCE_ROW)
+        frame = table.frame
+        detail = (
+            frame.set_index(SOURCE_ROW)[SOURCE_DETAIL].reindex(rows).to_numpy()
+            if frame is not None and SOURCE_DETAIL in frame
+            else None
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": name,
+                    SOURCE_FILE: where[SOURCE_FILE].reindex(rows).astype("str").to_numpy(),
+                    SOURCE_LINE: where[SOURCE_LINE].reindex(rows).to_numpy(),
+                    SOURCE_DETAIL: detail,
+                    PATIENT_ID: valid[PATIENT_ID].reindex(rows).astype("str").to_numpy(),
+                    "visit": valid["visit"].reindex(rows).to_numpy() if "visit" in valid else None,
+                    "column": cells["column"].to_numpy(),
+                    "value": cells["value"].to_numpy(),
+                    "check": cells["check"].to_numpy(),
+                    "reason": cells["reason"].to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in BLANKED_COLUMNS})
+    return pd.concat(parts, ignore_index=True)[BLANKED_COLUMNS]
 
 
 def source_files(raw: dict[str, RawTable]) -> list[SourceFile]:
@@ -81,7 +167,8 @@ def file_summary(
     -------
     summary : pandas.DataFrame
         One row per file: ``file, kind, source, encoding, rows_read, rows_valid,
-        rows_quarantined, rows_unused, blank_lines, sha256``.
+        rows_quarantined, rows_unused, cells_blanked, blank_lines, sha256`` (rows read = valid
+        + quarantined + not used; ``cells_blanked`` score cells of valid rows were blanked).
     reasons : pandas.DataFrame
         ``file, check, column, rows, rule``: quarantined lines per rule broken, up to ``top``
         per file.
@@ -95,6 +182,7 @@ def file_summary(
     per_line = lines.groupby([SOURCE_FILE, SOURCE_LINE], sort=False)["quarantined"].any()
     used = per_line.groupby(level=0).size()
     quarantined = per_line.groupby(level=0).sum()
+    blanked = blanked_cells(raw, validation)[SOURCE_FILE].value_counts()
     records = []
     for file in source_files(raw):
         n_used = int(used.get(file.label, 0))
@@ -109,6 +197,7 @@ def file_summary(
                 "rows_valid": n_used - n_bad,
                 "rows_quarantined": n_bad,
                 "rows_unused": file.rows - n_used,
+                "cells_blanked": int(blanked.get(file.label, 0)),
                 "blank_lines": file.blank_lines,
                 "sha256": file.sha256,
             }
@@ -141,7 +230,7 @@ def summary_json(summary: pd.DataFrame, reasons: pd.DataFrame) -> dict:
     for record in summary.to_dict("records"):
         mine = reasons[reasons["file"] == record["file"]]
         record = {
-            k: (int(v) if k.startswith(("rows", "blank", "source")) else v)
+            k: (int(v) if k.startswith(("rows", "blank", "source", "cells")) else v)
             for k, v in record.items()
         }
         record["reasons"] = [
@@ -171,4 +260,9 @@ def summary_lines(summary: pd.DataFrame, reasons: pd.DataFrame, shown: int = 3) 
         out.append(line)
         for reason in reasons[reasons["file"] == row.file].head(shown).itertuples(index=False):
             out.append(f"  {'':<{width}} {reason.rows:>7} x {reason.rule}")
+        if row.cells_blanked:
+            out.append(
+                f"  {'':<{width}} {row.cells_blanked:>7} score cell(s) blanked, the rest of "
+                "their rows kept"
+            )
     return out

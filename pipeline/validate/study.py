@@ -20,6 +20,16 @@ quarantined like any other failure.
 
 A row with any failure goes whole to the quarantine, with all its failures listed; all other rows
 are valid. Nothing is dropped: for every table, raw rows = valid rows + quarantined rows.
+
+One exception keeps an assessment's readable scores: a **score cell** (NRS, VAS, ODI, an ODI
+section, a study's own outcome) that does not parse as a number, or lies outside its range, is
+**blanked** and the rest of its row kept, when that cell is the row's only kind of problem and
+the row still records one of the study's outcomes (:func:`blank_score_cells`). The blanked cell
+is recorded (``ValidatedTable.blanked``, written to ``quarantine/blanked_cells.csv`` with its
+file, line, column, value and reason) and counted (``blanked_cells`` in the row accounting). An
+assessment none of whose scores is left, or with any other problem (an identity, key or date
+column, a duplicate key, an unknown patient), is quarantined whole as before, its score cells
+among its reasons.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from pipeline.schemas.raw import (
     MODELS,
     NO,
     NUMBER_COLUMNS,
+    ODI_ITEMS,
     OUTCOMES,
     YES,
     column_kinds,
@@ -73,12 +84,16 @@ class ValidatedTable:
         ``failed_checks`` and ``reason`` (all failures of the row, separated by ``; ``).
     raw_rows : int
         Non-blank data rows read from the file.
+    blanked : pandas.DataFrame
+        Score cells blanked in valid rows (:func:`blank_score_cells`), one per cell, in the
+        failure shape (``table, source_row, column, check, value, reason``).
     """
 
     name: str
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     raw_rows: int
+    blanked: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty_failures())
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,16 @@ class Validation:
     def quarantined_rows(self) -> int:
         """Total number of quarantined rows over all tables."""
         return int(self.accounting["quarantined_rows"].sum())
+
+    @property
+    def blanked_cells(self) -> int:
+        """Total number of score cells blanked in valid rows."""
+        return int(self.accounting["blanked_cells"].sum())
+
+    @property
+    def blanked(self) -> pd.DataFrame:
+        """Every blanked score cell, in the failure shape, table by table."""
+        return _concat([table.blanked for table in self.tables.values()])
 
 
 def _failures(
@@ -793,7 +818,9 @@ def _per_row(failures: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([single, joined]).sort_index() if len(joined) else single
 
 
-def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> ValidatedTable:
+def _split(
+    raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame, blanked: pd.DataFrame | None = None
+) -> ValidatedTable:
     bad_rows = failures[SOURCE_ROW].unique()
     is_bad = typed[SOURCE_ROW].isin(bad_rows) if len(bad_rows) else None
     valid = typed[~is_bad] if is_bad is not None else typed
@@ -810,6 +837,7 @@ def _split(raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame) -> Valida
         valid=valid,
         quarantine=quarantine.reset_index(drop=True),
         raw_rows=len(raw.source_rows),
+        blanked=_empty_failures() if blanked is None else blanked,
     )
 
 
@@ -893,6 +921,107 @@ def _own_failures(
     )
 
 
+# Checks whose failure on a score cell blanks the cell instead of quarantining the row: the cell
+# does not parse as a number, or lies outside the score's range (prefixes of pandera's names).
+CELL_CHECKS = ("type:integer", "type:number", "greater_than_or_equal_to(", "less_than_or_equal_to(")
+
+
+def score_columns(extra: Extra = ()) -> tuple[str, ...]:
+    """Return the score columns of assessments: NRS, VAS, ODI, its sections, own outcomes.
+
+    Parameters
+    ----------
+    extra : tuple, optional
+        The study's own assessment columns (:func:`extra_key`); its numeric ones are outcomes.
+
+    Returns
+    -------
+    tuple of str
+        Columns whose unreadable or out-of-range cells are blanked (:func:`blank_score_cells`).
+    """
+    return (*OUTCOMES, *ODI_ITEMS, *(c for c, kind, _, _ in extra if kind == "number"))
+
+
+def outcome_columns(extra: Extra = (), outcomes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Return the columns of which an assessment must record one (rule ``has_an_outcome``).
+
+    As :meth:`pipeline.schemas.raw.Assessments.has_an_outcome` and
+    :func:`pipeline.schemas.raw.has_outcome_check` count them: the study's outcomes (with the
+    ODI sections when the ODI is one), or by default NRS, VAS, ODI, the sections and the
+    study's own columns.
+    """
+    if outcomes and outcomes != OUTCOMES:
+        return (*outcomes, *(ODI_ITEMS if "odi" in outcomes else ()))
+    return (*OUTCOMES, *ODI_ITEMS, *(c for c, _, _, _ in extra))
+
+
+def blank_score_cells(
+    typed: pd.DataFrame,
+    failures: pd.DataFrame,
+    scores: tuple[str, ...],
+    outcomes: tuple[str, ...],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Blank the unreadable or out-of-range score cells of rows that are otherwise valid.
+
+    The rule: a failure of a score cell (a check of :data:`CELL_CHECKS` on a column of
+    ``scores``) blanks that cell and keeps the row when (1) every failure of the row is such a
+    score-cell failure and (2) the row still records an outcome (a column of ``outcomes``
+    filled and not blanked). Otherwise the row is quarantined whole, with every failure as its
+    reason, as any failing row is: a row with a bad identity, key or date cell, a duplicated
+    key or an unknown patient, and an assessment none of whose scores is readable.
+
+    Parameters
+    ----------
+    typed : pandas.DataFrame
+        The parsed assessments (cells that did not parse are already missing).
+    failures : pandas.DataFrame
+        Every failure found so far (cells, values, row rules, keys, links to the patients).
+    scores : tuple of str
+        The score columns (:func:`score_columns`).
+    outcomes : tuple of str
+        The columns of which a row must record one (:func:`outcome_columns`).
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        ``typed`` with the blanked cells missing (a new frame; the input is not changed).
+    failures : pandas.DataFrame
+        The failures that quarantine their row (the blanked cells' failures removed).
+    blanked : pandas.DataFrame
+        The failures of the blanked cells, one per cell.
+    """
+    if failures.empty:
+        return typed, failures, _empty_failures()
+    cell = failures["column"].isin(scores).to_numpy() & np.array(
+        [check.startswith(CELL_CHECKS) for check in failures["check"]], dtype=bool
+    )
+    if not cell.any():
+        return typed, failures, _empty_failures()
+    rows = failures[SOURCE_ROW].to_numpy()
+    candidate = cell & ~np.isin(rows, rows[~cell])
+    if not candidate.any():
+        return typed, failures, _empty_failures()
+    position = pd.Index(typed[SOURCE_ROW]).get_indexer(rows[candidate])
+    columns = failures["column"].to_numpy()[candidate]
+    marked = {c: np.zeros(len(typed), dtype=bool) for c in set(columns)}
+    for column, at in zip(columns, position, strict=True):
+        marked[column][at] = True
+    left = np.zeros(len(typed), dtype=bool)
+    for column in (c for c in outcomes if c in typed):
+        filled = typed[column].notna().to_numpy()
+        left |= filled & ~marked[column] if column in marked else filled
+    kept = left[position]
+    blanked = candidate.copy()
+    blanked[candidate] = kept
+    keep_row = np.zeros(len(typed), dtype=bool)
+    keep_row[position[kept]] = True
+    typed = typed.assign(
+        **{c: typed[c].mask(marked[c] & keep_row) for c in marked if (marked[c] & keep_row).any()}
+    )
+    cells = failures[blanked].sort_values([SOURCE_ROW, "column"], kind="stable")
+    return typed, failures[~blanked].reset_index(drop=True), cells.reset_index(drop=True)
+
+
 LINKED = ("sessions", "assessments")
 
 
@@ -917,8 +1046,13 @@ def _linked_table(
         links = patient_links(raw.name, frame, index, positions)
         own = _own_failures(raw, frame, parse_failures, codes, values.result(), today=today)
     found = _concat([own, links])
+    blanked = _empty_failures()
+    if raw.name == "assessments":
+        frame, found, blanked = blank_score_cells(
+            frame, found, score_columns(extra), outcome_columns(extra, outcomes)
+        )
     failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
-    return _split(raw, frame, failures), failures
+    return _split(raw, frame, failures, blanked), failures
 
 
 def validate_study(
@@ -944,9 +1078,11 @@ def validate_study(
     Returns
     -------
     Validation
-        Valid and quarantined rows per table, every failure, the row accounting
-        (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines``) and which
-        optional columns each source recorded.
+        Valid and quarantined rows per table, the failures of the quarantined rows, the row
+        accounting (``table, file, raw_rows, processed_rows, quarantined_rows, blank_lines,
+        blanked_cells``: raw = processed + quarantined, and the score cells blanked in processed
+        rows), the blanked cells (``tables[...].blanked``) and which optional columns each
+        source recorded.
     """
     keys = {name: extra_key(table.extra, ranges) for name, table in raw.items()}
     patients, parse_failures = typed_cells(raw["patients"])
@@ -981,6 +1117,7 @@ def validate_study(
                 "processed_rows": len(t.valid),
                 "quarantined_rows": len(t.quarantine),
                 "blank_lines": raw[name].blank_lines,
+                "blanked_cells": len(t.blanked),
             }
             for name, t in tables.items()
         ]

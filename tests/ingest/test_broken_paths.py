@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputFileError
+from pipeline.ingest.raw_tables import read_raw_table
 from pipeline.ingest.readers import looks_like, read_table
 
 
@@ -52,6 +53,39 @@ def test_what_a_file_looks_like_is_named(tmp_path, start, what):
     path.write_bytes(start + b"\n")
     with pytest.raises(InputFileError, match=f"looks like {what}"):
         read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("start", "what"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG picture"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG picture"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3", "a PDF document"),
+        (b"<!DOCTYPE html><html><body>Login</body></html>", "a web page in HTML"),
+    ],
+)
+def test_a_canonical_input_that_is_not_a_table_says_what_it_looks_like(tmp_path, start, what):
+    # the [inputs] form reads UTF-8 only: a picture is named, not called "not UTF-8 text"
+    path = tmp_path / "assessments.csv"
+    path.write_bytes(start + b"\n")
+    with pytest.raises(InputFileError, match=f"assessments.csv: not a text table .*{what}"):
+        read_raw_table("assessments", path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("folder", "this is a folder, not a file"), ("fifo", r"this is a named pipe \(FIFO\)")],
+)
+def test_a_canonical_input_that_is_not_a_file_says_what_it_is(tmp_path, kind, message):
+    path = tmp_path / "assessments.csv"
+    if kind == "folder":
+        path.mkdir()
+    elif hasattr(os, "mkfifo"):
+        os.mkfifo(path)  # opening it would block: the reader must not try
+    else:
+        pytest.skip("named pipes need a POSIX system")
+    with pytest.raises(InputFileError, match=f"assessments.csv: {message}"):
+        read_raw_table("assessments", path)
 
 
 def test_a_quote_inside_a_cell_is_not_an_open_quote(tmp_path):

@@ -49,7 +49,8 @@ def test_missing_binary_and_ragged_files(tmp_path):
         read_raw_table("patients", tmp_path / "absent.csv")
     binary = tmp_path / "patients.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
-    with pytest.raises(InputFileError, match="line 1 is not UTF-8 text"):
+    # issue 15: the sentence says what the file looks like, not only that it is not UTF-8
+    with pytest.raises(InputFileError, match=r"not a text table .*looks like a PNG picture"):
         read_raw_table("patients", binary)
     # a Windows-1252 name far down a large file: the line is named
     latin = tmp_path / "latin.csv"

@@ -61,6 +61,32 @@ def test_visit_sheet_rows_make_sessions_assessments_and_merged_patients(tmp_path
     assert "conflicting_values" in set(reasons["check"])
 
 
+def test_merged_excel_cells_are_read_in_their_first_cell(tmp_path):
+    # docs/ingestion.md: a merged range's value is in its top-left cell, the others are empty;
+    # patient details merged down a patient's rows count as given on the first row
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Visits"
+    sheet.append(VISITS.splitlines()[0].split(","))
+    sheet.append(["P1", "A", "2025-01-06", 44, 3, "2025-01-06", 1, "deep", "yes", 0, 8])
+    sheet.append(["P1", None, None, None, None, "2025-01-13", 2, "deep", "no", 1, 6])
+    sheet.append(["P2", "B", "2025-01-07", 61, 30, "2025-01-07", 1, "superficial", "no", 0, 6])
+    for column in "BCDE":  # site, enrolment date, age, symptom weeks merged over P1's rows
+        sheet.merge_cells(f"{column}2:{column}3")
+    book.save(tmp_path / "visits.xlsx")
+    source = '[[sources]]\nkind = "visit_sheet"\nfiles = ["visits.xlsx"]\n'
+    raw, v = ingest(project(tmp_path, source))
+    assert v.quarantined_rows == 0
+    patients = v.valid("patients").set_index("patient_id")
+    assert (patients.loc["P1", "site"], patients.loc["P1", "age"]) == ("A", 44)
+    assert len(v.valid("sessions")) == 3 and len(v.valid("assessments")) == 3
+    assert raw["patients"].frame.set_index("patient_id").loc["P1", SOURCE_DETAIL] == (
+        "merged from rows 2, 3"  # rows of the sheet
+    )
+
+
 def test_wide_rows_per_time_point_with_dates_from_weeks(tmp_path):
     wide = (
         "id,site,enrolled,age,weeks,start,nrs_0,nrs_2,nrs_6,odi_6\n"

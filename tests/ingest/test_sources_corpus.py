@@ -1,15 +1,18 @@
 """The broken-input corpus (tests/corpus/): every bad file or configuration ends as it must.
 
 A file- or configuration-level problem is one sentence naming the problem (exit code 2 at the
-command line); a row-level problem quarantines the row with its reason. Either way the raw files
-are left unchanged, and, when the data could be read, every table and every source file adds up:
-raw rows = valid + quarantined (+ not used, for a file).
+command line); a row-level problem quarantines the row with its reason; an unreadable or
+out-of-range score cell of an assessment with another readable score is blanked, its row kept,
+and recorded with its file, line, column, value and reason. Either way the raw files are left
+unchanged, and, when the data could be read, every table and every source file adds up: raw rows
+= valid + quarantined (+ not used, for a file).
 """
 
 import shutil
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from command import assert_one_sentence_error, outcomes
 from factories import outputs_and_mcid
@@ -18,7 +21,7 @@ from pipeline.config.settings import load_config
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import sha256_of
-from pipeline.validate.quality import file_summary
+from pipeline.validate.quality import blanked_cells, file_summary
 from pipeline.validate.study import validate_study
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -46,6 +49,7 @@ def test_the_corpus_is_large_and_every_case_has_its_folder():
     assert folders == set(names)
     assert sum(c["expect"] == "error" for c in CASES) >= 10
     assert sum(c["expect"] == "quarantine" for c in CASES) >= 10
+    assert sum(c["expect"] == "blank" for c in CASES) >= 5
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -63,6 +67,8 @@ def test_case(case, tmp_path):
         validation = validate_study(read_sources(load_config(config).sources))
         assert validation.failures.empty, validation.failures
         _assert_valid_rows(case, validation)
+    elif case["expect"] == "blank":
+        _assert_blanked(case, config)
     else:
         raw = read_sources(load_config(config).sources)
         validation = validate_study(raw)
@@ -74,6 +80,7 @@ def test_case(case, tmp_path):
         quarantine = validation.tables[case["table"]].quarantine
         assert set(mine["source_row"]) <= set(quarantine["source_row"])
         assert quarantine["reason"].str.contains(case["message"], regex=False).any()
+        assert not set(mine["source_row"]) & set(validation.blanked["source_row"])
         acc = validation.accounting
         assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
         summary, _ = file_summary(raw, validation)
@@ -82,6 +89,36 @@ def test_case(case, tmp_path):
         assert summary["rows_quarantined"].sum() >= 1
     assert _hashes(config.parent) == before
     assert _hashes(CORPUS / case["name"]) == originals
+
+
+def _assert_blanked(case: dict, config: Path) -> None:
+    """The case's score cells are blanked, their rows kept, and each cell located in its file."""
+    raw = read_sources(load_config(config).sources)
+    validation = validate_study(raw)
+    _assert_valid_rows(case, validation)
+    cells = validation.tables[case["table"]].blanked
+    mine = cells[cells["check"] == case["check"]]
+    assert len(mine) == case["rows"], cells
+    assert mine["reason"].str.contains(case["message"], regex=False).all(), mine["reason"]
+    kept = validation.valid(case["table"])
+    assert set(mine["source_row"]) <= set(kept["source_row"])  # the rows are kept ...
+    row = kept.set_index("source_row").loc[mine["source_row"]]
+    for column, at in zip(mine["column"], mine["source_row"], strict=True):
+        assert row.loc[at, column] is pd.NA or pd.isna(row.loc[at, column])  # ... the cell blank
+    quarantine = validation.tables[case["table"]].quarantine
+    assert not set(mine["source_row"]) & set(quarantine["source_row"])
+    assert validation.failures[validation.failures["check"] == case["check"]].empty
+    located = blanked_cells(raw, validation)
+    assert len(located) == len(cells)
+    assert located["source_file"].notna().all() and (located["source_line"] >= 2).all()
+    assert set(located["value"]) == set(cells["value"])
+    acc = validation.accounting.set_index("table")
+    assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
+    assert acc.loc[case["table"], "blanked_cells"] == len(cells)
+    summary, _ = file_summary(raw, validation)
+    read = summary["rows_valid"] + summary["rows_quarantined"] + summary["rows_unused"]
+    assert (summary["rows_read"] == read).all()
+    assert summary["cells_blanked"].sum() == len(cells)
 
 
 def _assert_valid_rows(case: dict, validation) -> None:

@@ -64,6 +64,7 @@ def _assert_same(fast, careful) -> None:
     for name in TABLES:
         pd.testing.assert_frame_equal(fast.valid(name), careful.valid(name))
         pd.testing.assert_frame_equal(fast.tables[name].quarantine, careful.tables[name].quarantine)
+        pd.testing.assert_frame_equal(fast.tables[name].blanked, careful.tables[name].blanked)
 
 
 def _both_routes(paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch):

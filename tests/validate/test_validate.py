@@ -34,7 +34,9 @@ def test_accounting_balances_for_every_table(tmp_path):
     acc = v.accounting.set_index("table")
     assert (acc["raw_rows"] == acc["processed_rows"] + acc["quarantined_rows"]).all()
     assert acc.loc["patients", "quarantined_rows"] == 1
-    assert acc.loc["assessments", "quarantined_rows"] == 1
+    # NRS 11 beside a readable VAS: the cell is blanked and counted, the assessment kept
+    assert acc.loc["assessments", "quarantined_rows"] == 0
+    assert acc.loc["assessments", "blanked_cells"] == 1
 
 
 def test_patient_rules(tmp_path):

@@ -89,11 +89,18 @@ def data_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | Non
                 ("Valid", "#processed_rows", None),
                 ("Quarantined", "#quarantined_rows", None),
                 ("Blank lines skipped", "#blank_lines", None),
+                *(
+                    [("Score cells blanked", "#blanked_cells", None)]
+                    if "blanked_cells" in tables["row_accounting"]
+                    else []
+                ),
             ],
             caption="Row accounting: rows read = valid + quarantined",
             note="Every raw row is analysed or quarantined with its reason; nothing is dropped "
             "silently. Quarantined rows are kept, as written, in data/processed/quarantine/ for "
-            "the data manager.",
+            "the data manager. A score cell that could not be read or lay outside its range was "
+            "blanked and the rest of its assessment kept when another score of it was readable; "
+            "each such cell is listed in data/processed/quarantine/blanked_cells.csv.",
         )
     )
     reasons = tables.get("quarantine_reasons")

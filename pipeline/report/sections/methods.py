@@ -301,8 +301,9 @@ def methods_text(
         (
             "Missing data",
             "all available assessments were used, which is valid when missed visits are "
-            "missing at random given the observed data; no value was imputed, and rows that "
-            "broke the data contract were quarantined.",
+            "missing at random given the observed data; no value was imputed, rows that "
+            "broke the data contract were quarantined, and a score that could not be read or "
+            "lay outside its range was set missing with the assessment's other scores kept.",
         ),
         (
             "Responders",
