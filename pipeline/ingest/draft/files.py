@@ -1,0 +1,173 @@
+"""The input and output edges of `outcomes init`: read the exports, write the draft.
+
+Files are read by the project's readers (:func:`pipeline.ingest.readers.read_table`, the REDCap
+dictionary reader), never parsed here. What is added is the search for the header: a file whose
+first lines hold a title is read again from the first line under which the file is a table,
+and a workbook from the sheet that holds the widest table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.config.settings import Source
+from pipeline.config.vocabulary import Vocabulary
+from pipeline.errors import InputFileError, UserError
+from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, Field, read_dictionary
+from pipeline.ingest.draft.guess import draft
+from pipeline.ingest.draft.model import Draft, Export
+from pipeline.ingest.draft.render import render
+from pipeline.ingest.readers import EXCEL_SUFFIXES, TextTable, read_bytes, read_table
+
+HEADER_ROWS = 10  # the header is looked for on the first lines (sheet rows)
+
+
+def _plausible(text: TextTable) -> bool:
+    """Whether a header looks like column names: two or more, most of them filled."""
+    names = [h for h in text.header if h]
+    numeric = sum(h.replace(".", "", 1).replace(",", "", 1).isdigit() for h in names)
+    return len(names) >= 2 and len(names) >= 0.6 * len(text.header) and numeric < len(names) / 2
+
+
+def read_with_header(path: Path, sheet: str | None = None) -> TextTable:
+    """Read a file from its header line: the first of the first lines under which it is a table.
+
+    Raises
+    ------
+    InputFileError
+        No line gives a table (the message of reading from line 1).
+    """
+    missing = Vocabulary.of().missing_spellings()
+    first_error: InputFileError | None = None
+    for row in range(1, HEADER_ROWS + 1):
+        try:
+            text = read_table(path, header_row=row, sheet=sheet, missing=missing)
+        except InputFileError as exc:
+            if row == 1:
+                first_error = exc
+                if "not a text table" in str(exc) or "binary" in str(exc):
+                    raise
+            continue
+        if _plausible(text):
+            return text
+    if first_error:
+        raise first_error
+    raise InputFileError(f"{path}: no line of the first {HEADER_ROWS} holds column names")
+
+
+def _sheets(path: Path) -> list[str]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True)
+    except Exception as exc:  # any workbook openpyxl cannot open: read_table names the problem
+        raise InputFileError(f"{path}: not a readable Excel .xlsx workbook ({exc})") from None
+    try:
+        return list(book.sheetnames)
+    finally:
+        book.close()
+
+
+def read_export(path: Path) -> tuple[TextTable, str | None]:
+    """Read one export; for a workbook, the sheet with the widest table (and its name)."""
+    read_bytes(path)  # a missing, unreadable or special file: one sentence saying which
+    if path.suffix.lower() not in EXCEL_SUFFIXES:
+        return read_with_header(path), None
+    names = _sheets(path)
+    best: tuple[int, TextTable, str | None] | None = None
+    for k, name in enumerate(names):
+        try:
+            text = read_with_header(path, sheet=name)
+        except InputFileError:
+            continue
+        size = len([h for h in text.header if h]) * max(text.rows, 1)
+        if best is None or size > best[0]:
+            best = (size, text, None if k == 0 else name)
+    if best is None:
+        return read_with_header(path), None
+    return best[1], best[2]
+
+
+def is_dictionary(text: TextTable) -> bool:
+    """Whether a table is a REDCap data dictionary (its 'Variable / Field Name' column)."""
+    wanted = DICTIONARY_COLUMNS["field"].casefold()
+    return any(h.casefold() == wanted for h in text.header)
+
+
+def _label(path: Path, folder: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+
+
+def read_exports(
+    paths: list[Path], config_folder: Path
+) -> tuple[list[Export], dict[str, dict[str, Field]]]:
+    """Read the files given to `init`: the exports, and the REDCap dictionaries among them.
+
+    Parameters
+    ----------
+    paths : list of Path
+        The files named on the command line.
+    config_folder : Path
+        Folder of the configuration to write (file labels are relative to it).
+    """
+    exports, dictionaries = [], {}
+    for path in paths:
+        text, sheet = read_export(Path(path))
+        label = _label(Path(path), config_folder)
+        if is_dictionary(text):
+            stub = Source(
+                number=1, kind="redcap", config=config_folder / "x", files={}, dictionary=str(path)
+            )
+            dictionaries[label] = read_dictionary(stub)
+            continue
+        exports.append(
+            Export(
+                label=label,
+                folder=Path(path).resolve().parent.name,
+                frame=text.frame,
+                columns=text.columns,
+                header_row=text.header_line,
+                delimiter=text.delimiter,
+                encoding=text.encoding,
+                sheet=sheet,
+            )
+        )
+    if not exports:
+        raise UserError("no export to draft from: the files given are all REDCap dictionaries")
+    return exports, dictionaries
+
+
+def draft_files(paths: list[Path], out: Path) -> tuple[Draft, str]:
+    """Draft the configuration of ``paths`` as it would be written to ``out`` (nothing written).
+
+    Returns
+    -------
+    draft : Draft
+        The guesses.
+    text : str
+        The commented TOML.
+    """
+    exports, dictionaries = read_exports(paths, out.parent)
+    found = draft(exports, dictionaries)
+    title = ", ".join(Path(p).name for p in paths[:6]) + (" ..." if len(paths) > 6 else "")
+    return found, render(found, title)
+
+
+def write_draft(paths: list[Path], out: Path, force: bool = False) -> Draft:
+    """Draft the configuration of ``paths`` and write it to ``out``.
+
+    Raises
+    ------
+    UserError
+        ``out`` exists and ``force`` is not set, or a file cannot be read.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
+    if out.exists() and out.is_dir():
+        raise UserError(f"{out}: this is a folder; name the configuration file to write")
+    found, text = draft_files(paths, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return found

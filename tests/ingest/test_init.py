@@ -1,0 +1,229 @@
+"""`outcomes init` and `outcomes preview` (issue 15): drafts compared with the hand-written configs.
+
+The measurement: for each example shape under data/raw/examples/ with a hand-written
+``analysis.toml``, `init` drafts a configuration from the shape's files alone, and the two are
+compared item by item on what decides the mapping: the source kind, every canonical column's
+clinic column (explicit, or taken by its own name as the adapters do), the wide files'
+patterns, time points and weeks, the REDCap instruments and events, units, shifts and the site.
+The share of items the draft gets right without edits (over the items of either configuration,
+so a wrong extra mapping counts against it) must be at least 0.9 per shape, including the
+German (``clinics`` Riverside, ``exports/termin``) and French (``exports/francais``) exports.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source, load_config
+from pipeline.ingest.adapters.mapping import expand, read_source_file
+from pipeline.ingest.adapters.redcap import read_dictionary
+from pipeline.ingest.draft.files import draft_files, write_draft
+from pipeline.ingest.draft.model import Confidence
+from pipeline.schemas.raw import TABLES, column_names
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "raw" / "examples"
+# shape -> the files a user would give `init` (all of the shape's data files)
+SHAPES = {
+    "canonical": ["canonical/patients.csv", "canonical/sessions.csv", "canonical/assessments.csv"],
+    "clinics": [
+        f"clinics/{c}/{t}.csv"
+        for c in ("northside", "riverside", "hillview")
+        for t in ("patients", "sessions", "assessments")
+    ],
+    "visit_sheet": ["visit_sheet/visits.csv"],
+    "excel": ["excel/visits.xlsx"],
+    "wide": ["wide/wide.csv"],
+    "redcap": ["redcap/export.csv", "redcap/dictionary.csv"],
+    "trial": ["trial/trial.csv"],
+    "exports/termin": ["exports/termin/visits.csv"],
+    "exports/francais": ["exports/francais/visits.csv"],
+    "exports/odi_points": ["exports/odi_points/visits.csv"],
+    "exports/wide_dates": ["exports/wide_dates/wide.csv"],
+    "exports/redcap_events": [
+        "exports/redcap_events/export.csv",
+        "exports/redcap_events/dictionary.csv",
+    ],
+}
+GOAL = 0.9
+KEY_ENV = "NEEDLING_PSEUDONYM_KEY"
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _wanted(source: Source, role: str) -> list[str]:
+    extra = [c for t in TABLES for c in source.extra.get(t, {})]
+    if source.kind == "canonical":
+        return [*column_names(role), *source.extra.get(role, {})]
+    if source.kind == "wide":
+        return [*column_names("patients"), *source.extra.get("patients", {})]
+    every = [c for t in TABLES for c in column_names(t)]
+    return list(dict.fromkeys([*every, *extra, ODI_ANSWERED, VISIT_DATE]))
+
+
+def mapping_items(config_path: Path) -> dict[tuple, object]:
+    """What decides how a configuration maps its files, item by item, keyed by file.
+
+    A canonical column not mapped explicitly is taken from the file's column of that name (as
+    the adapters do), so both the explicit and the implicit mappings are items.
+    """
+    config = load_config(config_path)
+    items: dict[tuple, object] = {}
+    for s in config.sources:
+        for role in s.files:
+            for path in expand(s, role):
+                f = str(path.resolve().relative_to(EXAMPLES))
+                items[(f, "kind")] = s.kind
+                header = {_fold(h): h for h in read_source_file(s, path).header if h}
+                for column in _wanted(s, role):
+                    clinic = s.columns.get(column) or header.get(_fold(column))
+                    if column == "patient_id" and s.kind == "redcap" and not clinic:
+                        clinic = next(iter(read_dictionary(s)))
+                    if column == "patient_id" and s.patient_id == "row":
+                        clinic = "<row>"
+                    if clinic:
+                        items[(f, column)] = _fold(clinic)
+                if s.site:
+                    items[(f, "site")] = "=" + s.site
+                for table, tp in s.time_points.items():
+                    items[(f, table, "points")] = tp.points
+                    if tp.weeks:
+                        items[(f, table, "weeks")] = tp.weeks
+                    for column, pattern in tp.columns.items():
+                        items[(f, table, column)] = _fold(pattern)
+                for table, form in s.instruments.items():
+                    items[(f, "instrument", table)] = form
+                if s.events:
+                    items[(f, "events")] = {
+                        re.sub(r"_arm_\d+$", "", k): v for k, v in s.events.items()
+                    }
+                if s.session_events:
+                    items[(f, "session_events")] = {
+                        re.sub(r"_arm_\d+$", "", k): v for k, v in s.session_events.items()
+                    }
+                for column, unit in s.units.items():
+                    items[(f, "unit", column)] = unit
+                for column, step in s.shift.items():
+                    items[(f, "shift", column)] = step
+    return items
+
+
+def share_correct(drafted: Path, hand: Path) -> tuple[float, list[str]]:
+    """Share of the mapping items the draft gets right, and the items it gets wrong."""
+    ours, theirs = mapping_items(drafted), mapping_items(hand)
+    keys = list(dict.fromkeys([*theirs, *ours]))
+    wrong = [
+        f"{k}: drafted {ours.get(k)!r}, hand-written {theirs.get(k)!r}"
+        for k in keys
+        if ours.get(k) != theirs.get(k)
+    ]
+    return 1 - len(wrong) / len(keys), wrong
+
+
+def _draft(shape: str, folder: Path) -> Path:
+    out = folder / "drafted.toml"
+    write_draft([EXAMPLES / f for f in SHAPES[shape]], out)
+    return out
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_init_maps_at_least_nine_fields_in_ten_of_each_example_shape(shape, tmp_path):
+    out = _draft(shape, tmp_path)
+    hand = EXAMPLES / shape / "analysis.toml"
+    share, wrong = share_correct(out, hand)
+    print(f"{shape}: {share:.3f} of the mapping items right; wrong: {wrong}")
+    assert share >= GOAL, wrong
+
+
+def test_a_drafted_visit_sheet_config_validates_as_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(KEY_ENV, "a-secret-key-for-this-test-only-0123456789")
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "exports" / "francais" / "visits.csv", folder / "visits.csv")
+    out = folder / "my-analysis.toml"
+    assert main(["init", str(folder / "visits.csv"), "--out", str(out)]) == 0
+    assert main(["validate", "--config", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "quarantined" in printed
+    assert "0 quarantined" in printed or " 0 quarantined" in printed
+
+
+def test_every_guess_carries_its_confidence_and_unmapped_columns_are_listed(tmp_path):
+    _, text = draft_files([EXAMPLES / "visit_sheet" / "visits.csv"], tmp_path / "a.toml")
+    assignments = [
+        line
+        for line in text.splitlines()
+        if re.match(r'^[\w"]+ = "', line)
+        and not line.startswith(("files", "processed", "reports", "key_env"))
+    ]
+    assert assignments
+    levels = "|".join(c.value for c in Confidence)
+    for line in assignments:
+        if "[sources.codes" in line:
+            continue
+        assert re.search(rf"# ({levels}): \S", line) or line.split(" = ")[0].strip('"') in (
+            "Baseline",
+            "Week 2",
+            "Week 4",
+            "Week 8",
+            "Week 12",
+            "1",
+            "2",
+            "NS",
+        ), line
+    assert "# Columns not mapped" in text
+    assert "Notes (empty)" in text
+
+
+def test_init_never_overwrites_without_force(tmp_path, capsys):
+    out = tmp_path / "mine.toml"
+    out.write_text("# my own edits\n", encoding="utf-8")
+    files = [str(EXAMPLES / "exports" / "termin" / "visits.csv")]
+    assert main(["init", *files, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists" in err and "--force" in err
+    assert out.read_text(encoding="utf-8") == "# my own edits\n"
+    assert main(["init", *files, "--out", str(out), "--force"]) == 0
+    assert "[[sources]]" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda d: d / "missing.csv", "not found"),
+        (lambda d: d, "folder"),
+        (lambda d: _write(d / "letter.csv", b"%PDF-1.4 binary"), "PDF"),
+        (lambda d: _write(d / "empty.csv", b""), "empty"),
+    ],
+)
+def test_a_file_init_cannot_read_ends_in_one_sentence(tmp_path, capsys, make, words):
+    path = make(tmp_path)
+    assert main(["init", str(path), "--out", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "x.toml").exists()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_preview_prints_mapped_rows_and_counts_without_writing(tmp_path, capsys):
+    config = EXAMPLES / "exports" / "termin" / "analysis.toml"
+    processed = load_config(config).outputs.processed
+    before = processed.exists()
+    assert main(["preview", "--config", str(config), "--rows", "2"]) == 0
+    out = capsys.readouterr().out
+    for table in TABLES:
+        assert f"{table}:" in out
+    assert "visits.csv" in out and "read" in out and "kept" in out and "quarantined" in out
+    # two rows shown per table: patients P01 and P02
+    assert "P01" in out and "P02" in out and "P03" not in out.split("sessions:")[0]
+    assert processed.exists() == before
