@@ -26,7 +26,10 @@ from pipeline.ingest.draft.files import draft_files, write_draft
 from pipeline.ingest.draft.model import Confidence
 from pipeline.schemas.raw import TABLES, column_names
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "raw" / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "data" / "raw" / "examples"
+# A Spanish visit sheet and its configuration, both written before `init` first read them
+HELD_OUT = ROOT / "tests" / "fixtures" / "init"
 # shape -> the files a user would give `init` (all of the shape's data files)
 SHAPES = {
     "canonical": ["canonical/patients.csv", "canonical/sessions.csv", "canonical/assessments.csv"],
@@ -49,6 +52,9 @@ SHAPES = {
         "exports/redcap_events/dictionary.csv",
     ],
 }
+FOLDERS = {shape: EXAMPLES for shape in SHAPES}
+SHAPES["espanol"] = ["espanol/visitas.csv"]
+FOLDERS["espanol"] = HELD_OUT
 GOAL = 0.9
 KEY_ENV = "NEEDLING_PSEUDONYM_KEY"
 
@@ -78,7 +84,7 @@ def mapping_items(config_path: Path) -> dict[tuple, object]:
     for s in config.sources:
         for role in s.files:
             for path in expand(s, role):
-                f = str(path.resolve().relative_to(EXAMPLES))
+                f = str(path.resolve().relative_to(ROOT))
                 items[(f, "kind")] = s.kind
                 header = {_fold(h): h for h in read_source_file(s, path).header if h}
                 for column in _wanted(s, role):
@@ -128,14 +134,14 @@ def share_correct(drafted: Path, hand: Path) -> tuple[float, list[str]]:
 
 def _draft(shape: str, folder: Path) -> Path:
     out = folder / "drafted.toml"
-    write_draft([EXAMPLES / f for f in SHAPES[shape]], out)
+    write_draft([FOLDERS[shape] / f for f in SHAPES[shape]], out)
     return out
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_init_maps_at_least_nine_fields_in_ten_of_each_example_shape(shape, tmp_path):
     out = _draft(shape, tmp_path)
-    hand = EXAMPLES / shape / "analysis.toml"
+    hand = FOLDERS[shape] / shape / "analysis.toml"
     share, wrong = share_correct(out, hand)
     print(f"{shape}: {share:.3f} of the mapping items right; wrong: {wrong}")
     assert share >= GOAL, wrong
@@ -227,3 +233,9 @@ def test_preview_prints_mapped_rows_and_counts_without_writing(tmp_path, capsys)
     # two rows shown per table: patients P01 and P02
     assert "P01" in out and "P02" in out and "P03" not in out.split("sessions:")[0]
     assert processed.exists() == before
+
+
+def test_spanish_sexes_m_and_h_are_mujer_and_hombre(tmp_path):
+    draft, _ = draft_files([HELD_OUT / "espanol" / "visitas.csv"], tmp_path / "a.toml")
+    (sex,) = [c for c in draft.sources[0].codes if c.column == "sex"]
+    assert sex.codes == {"M": "female", "H": "male"}

@@ -317,6 +317,10 @@ def code_list(column: str, cells: pd.Series) -> CodeDraft | None:
             LOW,
             "codes 1 and 2 read as superficial and deep; check your form",
         )
+    folded = {norm(v) for v in distinct}
+    if column == "sex" and {"m", "h"} <= folded:
+        # H is hombre / homme (male), so M is mujer (female): Spanish sheets write M and H
+        codes = {v: "female" if norm(v) == "m" else c for v, c in codes.items()}
     if not codes and not unknown:
         return None
     short = any(len(norm(v)) <= 1 for v in codes)
