@@ -400,6 +400,8 @@ def _cmd_draft(args: argparse.Namespace) -> int:
             f"Wrote {args.out}: {len(draft.sources)} source(s), {len(guesses)} column guesses "
             f"({low} low); check it, then run: outcomes preview --config {args.out}"
         )
+        for table in draft.missing_tables():
+            print(f"note: no file gives the {table} table; add its file to the configuration")
         return EXIT_OK
     from pipeline.ingest.draft.preview import preview_lines
 

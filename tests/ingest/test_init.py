@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "data" / "raw" / "examples"
 # A Spanish visit sheet and its configuration, both written before `init` first read them
 HELD_OUT = ROOT / "tests" / "fixtures" / "init"
+CORPUS = ROOT / "tests" / "corpus"
 # shape -> the files a user would give `init` (all of the shape's data files)
 SHAPES = {
     "canonical": ["canonical/patients.csv", "canonical/sessions.csv", "canonical/assessments.csv"],
@@ -206,6 +207,9 @@ def test_init_never_overwrites_without_force(tmp_path, capsys):
         (lambda d: d, "folder"),
         (lambda d: _write(d / "letter.csv", b"%PDF-1.4 binary"), "PDF"),
         (lambda d: _write(d / "empty.csv", b""), "empty"),
+        (lambda d: CORPUS / "ragged-row" / "visits.csv", "line 7 has 20 cells"),
+        (lambda d: CORPUS / "csv-open-quote-at-end" / "visits.csv", "never closed"),
+        (lambda d: CORPUS / "not-a-table-letter" / "visits.csv", "holds column names"),
     ],
 )
 def test_a_file_init_cannot_read_ends_in_one_sentence(tmp_path, capsys, make, words):
@@ -239,3 +243,11 @@ def test_spanish_sexes_m_and_h_are_mujer_and_hombre(tmp_path):
     draft, _ = draft_files([HELD_OUT / "espanol" / "visitas.csv"], tmp_path / "a.toml")
     (sex,) = [c for c in draft.sources[0].codes if c.column == "sex"]
     assert sex.codes == {"M": "female", "H": "male"}
+
+
+def test_a_table_no_file_gives_is_named_in_the_draft_and_on_the_terminal(tmp_path, capsys):
+    out = tmp_path / "a.toml"
+    assert main(["init", str(EXAMPLES / "canonical" / "sessions.csv"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: no file gives the patients table" in printed
+    assert "# NOTE: no file gives the assessments table" in out.read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ and a workbook from the sheet that holds the widest table.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pipeline.config.settings import Source
@@ -24,36 +25,54 @@ HEADER_ROWS = 10  # the header is looked for on the first lines (sheet rows)
 
 
 def _plausible(text: TextTable) -> bool:
-    """Whether a header looks like column names: two or more, most of them filled."""
+    """Whether a header looks like column names: two or more, most filled, hardly any data."""
     names = [h for h in text.header if h]
-    numeric = sum(h.replace(".", "", 1).replace(",", "", 1).isdigit() for h in names)
-    return len(names) >= 2 and len(names) >= 0.6 * len(text.header) and numeric < len(names) / 2
+    data = sum(bool(_DATA.match(h)) for h in names)
+    return len(names) >= 2 and len(names) >= 0.6 * len(text.header) and data <= len(names) / 10
+
+
+# A header cell that is a value, not a name: a number or a date.
+_DATA = re.compile(r"^[-+]?\d+(?:[.,]\d+)?$|^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+# The message of a file whose first line is far narrower than its rows: a title above the header.
+_TITLE = re.compile(r"line \d+ has (\d+) cells but the header has (\d+) column")
+
+
+def _title_above(exc: InputFileError) -> bool:
+    found = _TITLE.search(str(exc))
+    return bool(found) and int(found.group(2)) * 2 <= int(found.group(1))
 
 
 def read_with_header(path: Path, sheet: str | None = None) -> TextTable:
-    """Read a file from its header line: the first of the first lines under which it is a table.
+    """Read a file from its header line: the first line under which the file is a table.
+
+    Lines above the header are tried away only when line 1 is not a header: far fewer cells
+    than the rows below it (a title), or cells that are not column names. Any other problem of
+    the file (a quote never closed, a ragged row) is the file's, and reported as such.
 
     Raises
     ------
     InputFileError
-        No line gives a table (the message of reading from line 1).
+        The file cannot be read, or no line of the first ones gives a table.
     """
     missing = Vocabulary.of().missing_spellings()
-    first_error: InputFileError | None = None
+    first: InputFileError | None = None
     for row in range(1, HEADER_ROWS + 1):
         try:
             text = read_table(path, header_row=row, sheet=sheet, missing=missing)
         except InputFileError as exc:
-            if row == 1:
-                first_error = exc
-                if "not a text table" in str(exc) or "binary" in str(exc):
-                    raise
+            if row == 1 and not _title_above(exc):
+                raise
+            if "has only" in str(exc):  # no more lines to try
+                break
+            first = first or exc
             continue
         if _plausible(text):
             return text
-    if first_error:
-        raise first_error
-    raise InputFileError(f"{path}: no line of the first {HEADER_ROWS} holds column names")
+    if first is not None:
+        raise first
+    raise InputFileError(
+        f"{path}: none of the first {HEADER_ROWS} lines holds column names (is it a table?)"
+    )
 
 
 def _sheets(path: Path) -> list[str]:

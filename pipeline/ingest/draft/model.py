@@ -125,3 +125,17 @@ class Draft:
     covariates: list[Guess] = field(default_factory=list)
     comparisons: list[Guess] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+    def missing_tables(self) -> list[str]:
+        """Return the tables no drafted source gives among those a configuration needs."""
+        given: set[str] = set()
+        for s in self.sources:
+            if s.kind.value == Layout.CANONICAL:
+                given |= set(s.files)
+            elif s.kind.value == Layout.VISIT_SHEET:
+                given |= {"patients", "sessions", "assessments"}
+            elif s.kind.value == Layout.WIDE:
+                given |= {"patients", *s.time_points}
+            else:
+                given |= {g.key for g in s.instruments}
+        return [t for t in ("patients", "assessments") if t not in given]

@@ -94,6 +94,15 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
     return out
 
 
+def missing_sentences(draft: Draft) -> list[str]:
+    """Say which table no file gives (the configuration cannot be read until one does)."""
+    return [
+        f"no file gives the {table} table; name its file to `outcomes init` too, or add a "
+        f"[[sources]] entry for it"
+        for table in draft.missing_tables()
+    ]
+
+
 def render(draft: Draft, title: str = "") -> str:
     """Write the whole drafted configuration.
 
@@ -121,8 +130,9 @@ def render(draft: Draft, title: str = "") -> str:
         "# ones first, then run `outcomes preview --config <this file>` to see the mapped rows",
         "# and `outcomes validate --config <this file>`. docs/ingestion.md explains each key.",
         f"# Column guesses: {counts}.",
-        "",
     ]
+    out += [f"# NOTE: {sentence}" for sentence in missing_sentences(draft)]
+    out.append("")
     for number, source in enumerate(draft.sources, start=1):
         out += [*source_lines(source, number), ""]
     for g in draft.outcomes:
