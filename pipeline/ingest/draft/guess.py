@@ -34,6 +34,8 @@ from pipeline.ingest.draft.model import (
     SourceDraft,
 )
 from pipeline.ingest.draft.words import (
+    CO_INTERVENTION_WORDS,
+    LIST_SEPARATORS,
     UNIT_WORDS,
     VALUE_WORDS,
     label_weeks,
@@ -296,6 +298,13 @@ def code_list(column: str, cells: pd.Series) -> CodeDraft | None:
     distinct = list(dict.fromkeys(values))
     if column == "visit":
         return _visit_codes(distinct)
+    if column == "co_intervention":
+        return _co_intervention_codes(distinct)
+    if column == "site":
+        short = [v for v in distinct if len(v) <= 4 and v.isupper()]
+        if short and len(short) == len(distinct):
+            return CodeDraft("site", {}, LOW, "they look like abbreviations of clinics", short)
+        return None
     if column not in VALUE_WORDS:
         return None
     canonical = {norm(v) for v in cols.CODES.get(column, ())}
@@ -327,6 +336,26 @@ def code_list(column: str, cells: pd.Series) -> CodeDraft | None:
     level = MEDIUM if short or unknown else HIGH
     why = "words of the six languages" + (" (single letters)" if short else "")
     return CodeDraft(column, codes, level, why, unknown)
+
+
+def _co_intervention_codes(distinct: list[str]) -> CodeDraft | None:
+    """Translate co-interventions written in another language ("Übungen + Manuelle Therapie")."""
+    codes: dict[str, object] = {}
+    for value in distinct:
+        parts = [p for p in LIST_SEPARATORS.split(value) if p and p.strip()]
+        found = [CO_INTERVENTION_WORDS.get(norm(p)) for p in parts]
+        if parts and all(found):
+            written = "; ".join(dict.fromkeys(f for f in found if f))
+            if written != value:
+                codes[value] = written
+    if not codes:
+        return None
+    return CodeDraft(
+        "co_intervention",
+        codes,
+        MEDIUM,
+        "co-interventions translated; others stay as written (free text)",
+    )
 
 
 def _visit_codes(distinct: list[str]) -> CodeDraft | None:
@@ -444,7 +473,7 @@ def _values_settings(
             column = str(g.value)
             if column not in export.frame:
                 continue
-            if g.key in (*CODED, "visit"):
+            if g.key in (*CODED, "visit", "co_intervention", "site"):
                 found = code_list(g.key, export.frame[column])
                 if found and (found.codes or found.unknown):
                     if g.key in codes:

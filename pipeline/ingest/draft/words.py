@@ -344,20 +344,86 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     ),
 }
 
+# Co-interventions (free text, "; " between several): the words of the two the report counts.
+# fmt: off
+CO_INTERVENTION_WORDS = _values(**{
+    "exercise": (
+        "exercise", "exercises", "ubungen", "uebungen", "ubung", "training", "exercices",
+        "exercice", "ejercicios", "ejercicio", "esercizi", "esercizio", "oefeningen",
+        "oefentherapie",
+    ),
+    "manual therapy": (
+        "manual therapy", "manuelle therapie", "manualtherapie", "therapie manuelle",
+        "terapia manual", "terapia manuale", "manuele therapie",
+    ),
+})
+# fmt: on
+# How a cell lists several: "Übungen + Manuelle Therapie", "exercices et thérapie manuelle".
+LIST_SEPARATORS = re.compile(r"\s*(?:[+;,&/]|\b(?:und|and|et|y|e|en)\b)\s*", re.IGNORECASE)
+
 # Words naming the baseline time point, and the units of numbered time points (-> weeks).
 BASELINE_WORDS = _names(
-    "baseline", "bl", "base", "t0", "pre", "eingang", "ausgangswert", "inclusion", "initial",
-    "basal", "inicio", "iniziale", "basale", "nulmeting", "screening",
+    "baseline",
+    "bl",
+    "base",
+    "t0",
+    "pre",
+    "eingang",
+    "ausgangswert",
+    "inclusion",
+    "initial",
+    "basal",
+    "inicio",
+    "iniziale",
+    "basale",
+    "nulmeting",
+    "screening",
 )
 _WEEKS_PER = {
-    "w": 1.0, "wk": 1.0, "week": 1.0, "weeks": 1.0, "woche": 1.0, "wochen": 1.0, "semaine": 1.0,
-    "semaines": 1.0, "semana": 1.0, "semanas": 1.0, "settimana": 1.0, "settimane": 1.0,
-    "weken": 1.0, "sem": 1.0, "m": 52 / 12, "mo": 52 / 12, "month": 52 / 12, "months": 52 / 12,
-    "monat": 52 / 12, "monate": 52 / 12, "mois": 52 / 12, "mes": 52 / 12, "meses": 52 / 12,
-    "mese": 52 / 12, "mesi": 52 / 12, "maand": 52 / 12, "maanden": 52 / 12, "y": 52.0, "yr": 52.0,
-    "year": 52.0, "jahr": 52.0, "an": 52.0, "ano": 52.0, "anno": 52.0, "jaar": 52.0, "d": 1 / 7,
-    "day": 1 / 7, "days": 1 / 7, "tag": 1 / 7, "tage": 1 / 7, "jour": 1 / 7, "dia": 1 / 7,
-    "giorno": 1 / 7, "dag": 1 / 7,
+    "w": 1.0,
+    "wk": 1.0,
+    "week": 1.0,
+    "weeks": 1.0,
+    "woche": 1.0,
+    "wochen": 1.0,
+    "semaine": 1.0,
+    "semaines": 1.0,
+    "semana": 1.0,
+    "semanas": 1.0,
+    "settimana": 1.0,
+    "settimane": 1.0,
+    "weken": 1.0,
+    "sem": 1.0,
+    "m": 52 / 12,
+    "mo": 52 / 12,
+    "month": 52 / 12,
+    "months": 52 / 12,
+    "monat": 52 / 12,
+    "monate": 52 / 12,
+    "mois": 52 / 12,
+    "mes": 52 / 12,
+    "meses": 52 / 12,
+    "mese": 52 / 12,
+    "mesi": 52 / 12,
+    "maand": 52 / 12,
+    "maanden": 52 / 12,
+    "y": 52.0,
+    "yr": 52.0,
+    "year": 52.0,
+    "jahr": 52.0,
+    "an": 52.0,
+    "ano": 52.0,
+    "anno": 52.0,
+    "jaar": 52.0,
+    "d": 1 / 7,
+    "day": 1 / 7,
+    "days": 1 / 7,
+    "tag": 1 / 7,
+    "tage": 1 / 7,
+    "jour": 1 / 7,
+    "dia": 1 / 7,
+    "giorno": 1 / 7,
+    "dag": 1 / 7,
 }
 # fmt: on
 
