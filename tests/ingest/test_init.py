@@ -229,23 +229,29 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_preview_prints_mapped_rows_and_counts_without_writing(tmp_path, capsys):
-    config = EXAMPLES / "exports" / "termin" / "analysis.toml"
+    config = EXAMPLES / "visit_sheet" / "analysis.toml"
     processed = load_config(config).outputs.processed
     before = processed.exists()
     assert main(["preview", "--config", str(config), "--rows", "2"]) == 0
     out = capsys.readouterr().out
-    for table in TABLES:
-        assert f"{table}:" in out
-    assert "visits.csv" in out and "read" in out and "kept" in out and "quarantined" in out
-    # two rows shown per table: patients P01 and P02
-    assert "P01" in out and "P02" in out and "P03" not in out.split("sessions:")[0]
+    blocks = out.split("\n\n")
+    for table, block in zip(TABLES, blocks, strict=False):
+        lines = block.strip().splitlines()
+        assert lines[0].startswith(f"{table}: ") and "kept" in lines[0], lines[0]
+        assert len(lines) == 4, block  # the counts, the column names, two rows
+    patients = blocks[0]
+    # the patients as mapped: clinic codes translated, dates written YYYY-MM-DD
+    assert "P0001" in patients and "Hillview" in patients and "2025-01-27" in patients
+    assert "P0003" not in patients
+    assert "visits.csv" in out and "96 read =" in out and "kept" in out
     assert processed.exists() == before
 
 
-def test_spanish_sexes_m_and_h_are_mujer_and_hombre(tmp_path):
-    draft, _ = draft_files([HELD_OUT / "espanol" / "visitas.csv"], tmp_path / "a.toml")
-    (sex,) = [c for c in draft.sources[0].codes if c.column == "sex"]
-    assert sex.codes == {"M": "female", "H": "male"}
+def test_a_redcap_export_without_its_dictionary_is_one_sentence(tmp_path, capsys):
+    export = str(EXAMPLES / "redcap" / "export.csv")
+    assert main(["init", export, "--out", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data dictionary" in err
 
 
 def test_a_table_no_file_gives_is_named_in_the_draft_and_on_the_terminal(tmp_path, capsys):

@@ -211,6 +211,12 @@ def fit(column: str, cells: pd.Series) -> tuple[bool | None, str]:
         if len(unknown) < len(folded):
             return None, f"values partly its codes ({len(folded) - len(unknown)} of {len(folded)})"
         return False, "values are not its codes"
+    if column == "patient_id":
+        ids = values.str.match(r"^[A-Za-z0-9][\w\-./ ]{0,63}$") & ~is_date(values)
+        ok = float(ids.mean())
+        return ok >= share, f"{values.nunique()} identifiers" if ok >= share else "not codes"
+    if column == "site":
+        return values.nunique() <= 50, f"{values.nunique()} distinct values"
     return None, "free text"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.config.settings import Source
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError, UserError
-from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, Field, read_dictionary
+from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, EVENT, Field, read_dictionary
 from pipeline.ingest.draft.guess import draft
 from pipeline.ingest.draft.model import Draft, Export
 from pipeline.ingest.draft.render import render
@@ -154,6 +154,12 @@ def read_exports(
         )
     if not exports:
         raise UserError("no export to draft from: the files given are all REDCap dictionaries")
+    for export in exports:
+        if EVENT in export.columns and not dictionaries:
+            raise UserError(
+                f"{export.label}: a REDCap export (it has a {EVENT} column) is read with its "
+                f"data dictionary; name both: outcomes init {export.label} dictionary.csv"
+            )
     return exports, dictionaries
 
 

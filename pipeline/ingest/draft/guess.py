@@ -294,8 +294,7 @@ def languages(export: Export, mapped_columns: Mapping[str, str]) -> Guess | None
 # ------------------------------------------------------------------------------------------
 def code_list(column: str, cells: pd.Series) -> CodeDraft | None:
     """Propose the code list of a coded column from the values seen (``None``: none needed)."""
-    values = cols.values_of(cells)
-    distinct = list(dict.fromkeys(values))
+    distinct = list(dict.fromkeys(cells.dropna().astype(str).str.strip()))
     if column == "visit":
         return _visit_codes(distinct)
     if column == "co_intervention":
