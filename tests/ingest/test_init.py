@@ -291,3 +291,21 @@ def test_site_abbreviations_are_listed_for_a_code_list(tmp_path):
     assert "# site: values 'HV', 'NS', 'RS' need a code list" in text or (
         "# site: values" in text and "'NS'" in text
     )
+
+
+def test_columns_no_name_matches_are_recognised_by_their_cells_with_low_confidence(tmp_path):
+    sheet = tmp_path / "export.csv"
+    sheet.write_text(
+        "Pat;Tag;Schmerzwert;Behandlungsstufe\n"
+        "A1;03.02.2025;7;tief\nA1;10.02.2025;5;tief\nA2;04.02.2025;3;oberflächlich\n",
+        encoding="utf-8",
+    )
+    draft, _ = draft_files([sheet], tmp_path / "a.toml")
+    (source,) = draft.sources
+    assert source.kind.value == "visit_sheet"
+    found = {g.key: (g.value, g.confidence) for g in source.columns}
+    assert found["visit_date"] == ("Tag", Confidence.LOW)  # dates
+    assert found["nrs"] == ("Schmerzwert", Confidence.LOW)  # whole numbers 0-10
+    assert found["depth"] == ("Behandlungsstufe", Confidence.MEDIUM)  # tief / oberflächlich
+    (depth,) = [c for c in source.codes if c.column == "depth"]
+    assert depth.codes == {"tief": "deep", "oberflächlich": "superficial"}

@@ -158,9 +158,48 @@ def _content_guesses(
             target, why = found[0]
             taken.add(target)
             out.append(Guess(target, column, MEDIUM, f"by content: {why}"))
+            continue
+        by_range = _by_range(export, column, taken, allowed)
+        if by_range:
+            taken.add(by_range.key)
+            out.append(by_range)
         else:
             left.append(column)
     return out, left
+
+
+# Columns an unnamed column may be recognised as by its cells alone, in this order: a date
+# column where the table needs its date, a pain score on 0-10 in whole numbers.
+CONTENT_DATES = ("visit_date", "session_date", "assessment_date", "enrolment_date")
+
+
+def _by_range(export: Export, column: str, taken: set[str], allowed: set[str]) -> Guess | None:
+    """Recognise an unnamed date column, or an NRS (whole numbers 0-10), by its cells (low)."""
+    values = cols.values_of(export.frame[column])
+    if values.empty:
+        return None
+    if cols.is_date(values).mean() >= 0.9:
+        visit_dates = {"session_date", "assessment_date", "visit_date"}
+        wanted = [
+            d
+            for d in CONTENT_DATES
+            if d in allowed and d not in taken and not (d in visit_dates and visit_dates & taken)
+        ]
+        if wanted:
+            return Guess(wanted[0], column, LOW, f"by content: the cells of '{column}' are dates")
+        return None
+    numbers = cols.as_numbers(values)
+    whole = numbers.notna().all() and (numbers % 1 == 0).all()
+    if "nrs" in allowed and "nrs" not in taken and whole and numbers.between(0, 10).all():
+        if numbers.nunique() >= 3:
+            return Guess(
+                "nrs",
+                column,
+                LOW,
+                f"by content: whole numbers {numbers.min():g}-"
+                f"{numbers.max():g}, as a pain score 0-10",
+            )
+    return None
 
 
 def _unmapped_note(export: Export, column: str) -> str:
@@ -392,7 +431,27 @@ def unit(column: str, name: str, cells: pd.Series, odi_answered: bool = False) -
 # ------------------------------------------------------------------------------------------
 # flat files: canonical tables and visit sheets
 # ------------------------------------------------------------------------------------------
-def flat_layout(mapped: Mapping[str, Mapped]) -> tuple[Layout, str | None, str]:
+def _content_targets(export: Export, unmatched: list[str]) -> list[str]:
+    """Return what columns no name matched hold by their cells (coded values, a 0-10 score)."""
+    out = []
+    for column in unmatched:
+        found = cols.by_content(export.frame[column])
+        if len(found) == 1:
+            out.append(found[0][0])
+            continue
+        numbers = cols.as_numbers(cols.values_of(export.frame[column]))
+        if (
+            not numbers.empty
+            and numbers.notna().all()
+            and (numbers % 1 == 0).all()
+            and numbers.between(0, 10).all()
+            and numbers.nunique() >= 3
+        ):
+            out.append("nrs")
+    return out
+
+
+def flat_layout(mapped: Mapping[str, object]) -> tuple[Layout, str | None, str]:
     """Decide between a canonical table (which) and a visit sheet, from the columns mapped."""
     tables = {cols.table_of(t) for t in mapped} - {None}
     if "sessions" in tables and "assessments" in tables:
@@ -446,9 +505,11 @@ def flat_columns(
             out[number_column] = _guess(number_column, number, export)
         elif number:
             unmatched.append(number.column)
-    allowed = set(cols.CODES)
+    allowed = set(cols.CODES) | {"nrs", *CONTENT_DATES}
     if layout == Layout.CANONICAL:
         allowed = {c for c in allowed if cols.table_of(c) == table}
+    else:
+        allowed -= {"session_date", "assessment_date"}
     found, left = _content_guesses(export, unmatched, set(out), allowed)
     for g in found:
         out[g.key] = g
@@ -525,8 +586,9 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
     sources: list[SourceDraft] = []
     groups: dict[tuple, list[tuple[Export, str, list[Guess], list[str], str]]] = {}
     for export in exports:
-        mapped, _ = assign(export)
-        layout, table, why = flat_layout(mapped)
+        mapped, unmatched = assign(export)
+        seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
+        layout, table, why = flat_layout(seen)
         guesses, left = flat_columns(export, layout, table)
         settings = file_settings(export, {g.key: str(g.value) for g in guesses})
         if layout == Layout.VISIT_SHEET:
