@@ -16,7 +16,7 @@ from pipeline.config.settings import Source
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError, UserError
 from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, EVENT, Field, read_dictionary
-from pipeline.ingest.draft.guess import draft
+from pipeline.ingest.draft.assemble import draft
 from pipeline.ingest.draft.model import Draft, Export
 from pipeline.ingest.draft.render import render
 from pipeline.ingest.readers import EXCEL_SUFFIXES, TextTable, read_bytes, read_table
