@@ -391,11 +391,16 @@ def _add_federation_commands(
 def _cmd_draft(args: argparse.Namespace) -> int:
     """``init`` (draft a configuration from exports) and ``preview`` (its first mapped rows)."""
     from pipeline import api
+    from pipeline.ingest.draft.model import Confidence
 
     if args.command == "init":
         draft = api.init(args.exports, args.out, force=args.force)
-        guesses = [g.confidence for s in draft.sources for g in s.columns]
-        low = sum(c == "low" for c in guesses)
+        guesses = [
+            g.confidence
+            for s in draft.sources
+            for g in (*s.columns, *(c for tp in s.time_points.values() for c in tp.columns))
+        ]
+        low = guesses.count(Confidence.LOW)
         print(
             f"Wrote {args.out}: {len(draft.sources)} source(s), {len(guesses)} column guesses "
             f"({low} low); check it, then run: outcomes preview --config {args.out}"
