@@ -20,6 +20,7 @@ from pipeline.ingest.draft.model import (
     Layout,
     SourceDraft,
 )
+from pipeline.ingest.draft.words import label_weeks
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES
 
@@ -176,10 +177,14 @@ def _events(
     out_events, out_sessions = [], []
     if "assessments" in instruments:
         seen = list(dict.fromkeys(events[filled(instruments["assessments"])]))
+        weeks = {e: label_weeks(e) for e in seen}
+        if all(w is not None for w in weeks.values()):
+            seen = sorted(seen, key=lambda e: weeks[e])
+            level, why = HIGH, "events numbered in the order of the weeks they name"
+        else:
+            level, why = MEDIUM, "events in the order they first appear"
         for k, event in enumerate(seen):
-            out_events.append(
-                Guess(event, k, MEDIUM if k else HIGH, "events in the order they first appear")
-            )
+            out_events.append(Guess(event, k, level, why))
     if "sessions" in instruments:
         form = instruments["sessions"]
         repeating = REPEAT in frame and (frame[REPEAT] == form).any()
