@@ -16,6 +16,8 @@ Typical use::
     mm.differences, mm.lsmeans, mm.structure_trials  # the MMRM (SAP section 4, item 6)
     md = api.missing_data(study)                     # estimand: MAR vs J2R/CR/CIR/LMCF (CMI)
     md.sensitivity, md.tipping, md.tipping_deltas    # sensitivity_missing.csv, tipping_point.csv
+    draft, toml = api.draft(["visits.csv"])          # a first configuration of your exports
+    api.preview("my-analysis.toml").heads["sessions"]  # its first mapped rows (nothing written)
 
 A study that declares its design (``[outcomes.NAME]``, ``[[comparisons]]``) is fitted the same
 way with its own names, e.g. ``api.fit("change", trial.data, outcome="rmdq", group="arm")``.
@@ -622,3 +624,55 @@ def plan(
         progress=progress,
         dropout=dropout,
     )
+
+
+# --- a first configuration of a clinic's exports (issue 15; docs/ingestion.md) ---------------
+
+
+def draft(exports: Sequence[str | Path], out: str | Path = "analysis.toml") -> tuple[Any, str]:
+    """Draft the configuration of a clinic's exports, without writing it.
+
+    Parameters
+    ----------
+    exports : sequence of str or Path
+        The export files (CSV, Excel, a REDCap export with its data dictionary).
+    out : str or Path
+        Where the configuration would be written (its paths are relative to this file).
+
+    Returns
+    -------
+    draft : pipeline.ingest.draft.model.Draft
+        Every guess with its confidence.
+    text : str
+        The commented TOML that :func:`init` writes.
+    """
+    from pipeline.ingest.draft.files import draft_files
+
+    return draft_files([Path(p) for p in exports], Path(out))
+
+
+def init(exports: Sequence[str | Path], out: str | Path, force: bool = False) -> Any:
+    """Draft the configuration of a clinic's exports and write it to ``out`` (`outcomes init`).
+
+    Raises
+    ------
+    UserError
+        ``out`` exists and ``force`` is false, or an export cannot be read.
+    """
+    from pipeline.ingest.draft.files import write_draft
+
+    return write_draft([Path(p) for p in exports], Path(out), force=force)
+
+
+def preview(config: str | Path | Config, rows: int = 5) -> Any:
+    """Read and validate a configuration's files in memory: the first rows and the counts.
+
+    Returns
+    -------
+    pipeline.ingest.draft.preview.Preview
+        ``heads`` (first valid rows per table), ``rows`` (kept and quarantined per table),
+        ``summary`` and ``reasons`` (per file). Nothing is written.
+    """
+    from pipeline.ingest.draft.preview import preview as _preview
+
+    return _preview(config if isinstance(config, Config) else load_config(config), rows)

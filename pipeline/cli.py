@@ -405,6 +405,60 @@ def _add_federation_commands(
 # --- end federation -------------------------------------------------------------------------
 
 
+def _cmd_draft(args: argparse.Namespace) -> int:
+    """``init`` (draft a configuration from exports) and ``preview`` (its first mapped rows)."""
+    from pipeline import api
+    from pipeline.ingest.draft.model import Confidence
+
+    if args.command == "init":
+        draft = api.init(args.exports, args.out, force=args.force)
+        guesses = [
+            g.confidence
+            for s in draft.sources
+            for g in (*s.columns, *(c for tp in s.time_points.values() for c in tp.columns))
+        ]
+        low = guesses.count(Confidence.LOW)
+        print(
+            f"Wrote {args.out}: {len(draft.sources)} source(s), {len(guesses)} column guesses "
+            f"({low} low); check it, then run: outcomes preview --config {args.out}"
+        )
+        for table in draft.missing_tables():
+            print(f"note: no file gives the {table} table; add its file to the configuration")
+        return EXIT_OK
+    from pipeline.ingest.draft.preview import preview_lines
+
+    print("\n".join(preview_lines(api.preview(load_config(args.config), rows=args.rows))))
+    return EXIT_OK
+
+
+def _add_draft_parsers(
+    sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the ``init`` and ``preview`` subcommands (docs/ingestion.md, "A first draft")."""
+    p = sub.add_parser(
+        "init",
+        help="draft a first configuration from a clinic's exports",
+        description="Read the exports (CSV, Excel, a REDCap export with its data dictionary), "
+        "guess their layout and which canonical column each column holds, and write a "
+        "commented configuration in which every guess says how sure it is and why.",
+    )
+    p.add_argument("exports", nargs="+", type=Path, help="the export files (and dictionary)")
+    p.add_argument("--out", type=Path, required=True, help="configuration file to write (TOML)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_draft)
+
+    p = sub.add_parser(
+        "preview",
+        help="show the first mapped rows of each table and the per-file counts",
+        description="Read and validate the configured files in memory and print the first "
+        "rows of each canonical table and, per file, the rows read, kept and quarantined. "
+        "Writes nothing.",
+    )
+    with_config(p)
+    p.add_argument("--rows", type=_positive_int, default=5, help="rows shown per table")
+    p.set_defaults(func=_cmd_draft)
+
+
 def _cmd_validate_mmrm(args: argparse.Namespace) -> int:
     from pipeline import outputs
     from pipeline.analyses.stat_validation import (
@@ -660,6 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_federation_commands(sub, with_config)
     _add_plan_parser(sub)
+    _add_draft_parsers(sub, with_config)
     return parser
 
 

@@ -1,0 +1,141 @@
+"""What a drafted configuration holds: guesses with their confidence, per source.
+
+Pure data: :mod:`.guess` fills it from the files' cells, :mod:`.render` writes it as TOML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import pandas as pd
+
+
+class Confidence(StrEnum):
+    """How sure a guess is; written next to it in the drafted configuration."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Layout(StrEnum):
+    """The layouts `init` recognises (the ``kind`` of a ``[[sources]]`` entry)."""
+
+    CANONICAL = "canonical"
+    VISIT_SHEET = "visit_sheet"
+    WIDE = "wide"
+    REDCAP = "redcap"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One file (or Excel sheet) as read, with how it was read.
+
+    Attributes
+    ----------
+    label : str
+        The file as the drafted configuration names it (relative to the configuration's folder).
+    folder : str
+        Name of the folder holding the file (a clinic's folder may name its site).
+    frame : pandas.DataFrame
+        Text cells, one column per header position (named as ``columns``); missing cells NA.
+    columns : tuple of str
+        Column names by position (a blank or repeated name made unique by the reader).
+    header_row : int
+        Line (sheet row) of the header.
+    delimiter : str or None
+        Delimiter of a text file; ``None`` for a workbook.
+    encoding : str
+        Encoding read (``xlsx`` for a workbook).
+    sheet : str or None
+        Sheet of a workbook, when it is not the first.
+    """
+
+    label: str
+    folder: str
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+    header_row: int = 1
+    delimiter: str | None = ","
+    encoding: str = "utf-8"
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class Guess:
+    """One guessed key: its value, confidence and why (one short clause)."""
+
+    key: str
+    value: object
+    confidence: Confidence
+    why: str
+
+
+@dataclass
+class CodeDraft:
+    """A proposed code list for one canonical column: clinic value -> canonical value."""
+
+    column: str
+    codes: dict[str, object]
+    confidence: Confidence
+    why: str
+    unknown: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PointsDraft:
+    """The repeated groups of a wide file for one table (``[sources.assessments]``)."""
+
+    points: list[Guess]
+    columns: list[Guess]
+    weeks: list[Guess] = field(default_factory=list)
+
+
+@dataclass
+class SourceDraft:
+    """One drafted ``[[sources]]`` entry."""
+
+    kind: Guess
+    files: dict[str, list[str]]
+    dictionary: str | None = None
+    settings: list[Guess] = field(default_factory=list)
+    columns: list[Guess] = field(default_factory=list)
+    codes: list[CodeDraft] = field(default_factory=list)
+    units: list[Guess] = field(default_factory=list)
+    shift: list[Guess] = field(default_factory=list)
+    languages: Guess | None = None
+    time_points: dict[str, PointsDraft] = field(default_factory=dict)
+    instruments: list[Guess] = field(default_factory=list)
+    events: list[Guess] = field(default_factory=list)
+    session_events: list[Guess] = field(default_factory=list)
+    unmapped: list[tuple[str, str]] = field(default_factory=list)
+
+    def column(self, key: str) -> Guess | None:
+        """Return the guess of canonical column ``key`` under ``[sources.columns]``, if any."""
+        return next((g for g in self.columns if g.key == key), None)
+
+
+@dataclass
+class Draft:
+    """A drafted configuration: its sources, the study's own outcomes, covariates, comparisons."""
+
+    sources: list[SourceDraft]
+    outcomes: list[Guess] = field(default_factory=list)
+    covariates: list[Guess] = field(default_factory=list)
+    comparisons: list[Guess] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def missing_tables(self) -> list[str]:
+        """Return the tables no drafted source gives among those a configuration needs."""
+        given: set[str] = set()
+        for s in self.sources:
+            if s.kind.value == Layout.CANONICAL:
+                given |= set(s.files)
+            elif s.kind.value == Layout.VISIT_SHEET:
+                given |= {"patients", "sessions", "assessments"}
+            elif s.kind.value == Layout.WIDE:
+                given |= {"patients", *s.time_points}
+            else:
+                given |= {g.key for g in s.instruments}
+        return [t for t in ("patients", "assessments") if t not in given]

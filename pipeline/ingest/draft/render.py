@@ -1,0 +1,188 @@
+"""Write a drafted configuration as commented TOML (a pure function of the draft).
+
+Every guessed key is followed by a comment with its confidence and why; the columns no guess
+used are listed in a comment under their source. The sections every configuration needs
+(``[outputs]``, ``[privacy]``, ``[mcid.*]`` with the SAP's values) close the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pipeline.ingest.draft.model import CodeDraft, Confidence, Draft, Guess, SourceDraft
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+MCID = {"nrs": (2, 30), "vas": (15, 30), "odi": (10, 30)}  # SAP section 2: points, per cent
+
+
+def value(v: object) -> str:
+    """Write a value as TOML (strings quoted, lists of strings, whole numbers, floats)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(value(x) for x in v) + "]"
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def key(k: str) -> str:
+    """Write a key bare when TOML allows, else quoted."""
+    return k if _BARE.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def line(g: Guess, name: str | None = None) -> str:
+    """Write one guess: ``key = value  # confidence: why``."""
+    return f"{key(name or g.key)} = {value(g.value)}  # {g.confidence}: {g.why}"
+
+
+def _codes(code: CodeDraft, number: int) -> list[str]:
+    out = [f"[sources.codes.{code.column}]  # {code.confidence}: {code.why}"]
+    out += [f"{key(k)} = {value(v)}" for k, v in code.codes.items()]
+    if code.unknown:
+        shown = ", ".join(f"'{u}'" for u in code.unknown[:10])
+        out.append(f"# not recognised, add by hand: {shown}")
+    return out
+
+
+def source_lines(source: SourceDraft, number: int) -> list[str]:
+    """Write one ``[[sources]]`` entry."""
+    out = ["[[sources]]", line(source.kind)]
+    for role, files in source.files.items():
+        out.append(f"{'files' if role == 'data' else role} = {value(files)}")
+    if source.dictionary:
+        out.append(f"dictionary = {value(source.dictionary)}")
+    out += [line(g) for g in source.settings]
+    if source.unmapped:
+        out.append("# Columns not mapped (the pipeline ignores them; map any you need):")
+        out += [f"#   {label}: {text}" for label, text in source.unmapped]
+    if source.languages:
+        out += ["", "[sources.vocabulary]", line(source.languages)]
+    if source.columns:
+        out += ["", "[sources.columns]  # canonical column = your column"]
+        out += [line(g) for g in source.columns]
+    for table, group in source.time_points.items():
+        out += ["", f"[sources.{table}.points]  # time-point label = number"]
+        out += [line(g) for g in group.points]
+        out += ["", f"[sources.{table}.columns]  # {{t}} stands for the label"]
+        out += [line(g) for g in group.columns]
+        if group.weeks:
+            out += ["", f"[sources.{table}.weeks]  # label = weeks since baseline"]
+            out += [line(g) for g in group.weeks]
+    if source.instruments:
+        out += ["", "[sources.instruments]  # canonical table = REDCap instrument"]
+        out += [line(g) for g in source.instruments]
+    if source.events:
+        out += ["", "[sources.events]  # event = visit"]
+        out += [line(g) for g in source.events]
+    if source.session_events:
+        out += ["", "[sources.session_events]  # event = session number"]
+        out += [line(g) for g in source.session_events]
+    if source.units:
+        out += ["", "[sources.units]"] + [line(g) for g in source.units]
+    if source.shift:
+        out += ["", "[sources.shift]  # added to the number"] + [line(g) for g in source.shift]
+    for code in source.codes:
+        if code.codes:
+            out += ["", *_codes(code, number)]
+        elif code.unknown:
+            shown = ", ".join(f"'{u}'" for u in code.unknown[:10])
+            out += ["", f"# {code.column}: values {shown} need a code list ({code.why})"]
+    return out
+
+
+def missing_sentences(draft: Draft) -> list[str]:
+    """Say which table no file gives (the configuration cannot be read until one does)."""
+    return [
+        f"no file gives the {table} table; name its file to `outcomes init` too, or add a "
+        f"[[sources]] entry for it"
+        for table in draft.missing_tables()
+    ]
+
+
+def render(draft: Draft, title: str = "") -> str:
+    """Write the whole drafted configuration.
+
+    Parameters
+    ----------
+    draft : Draft
+        From :func:`pipeline.ingest.draft.guess.draft`.
+    title : str
+        What the draft was made from, for the first comment.
+
+    Returns
+    -------
+    str
+        TOML text that :func:`pipeline.config.settings.load_config` reads.
+    """
+    levels = [
+        g.confidence
+        for s in draft.sources
+        for g in (*s.columns, *(c for tp in s.time_points.values() for c in tp.columns))
+    ]
+    counts = ", ".join(f"{levels.count(c)} {c}" for c in Confidence)
+    out = [
+        "# Drafted by `outcomes init`" + (f" from {title}" if title else "") + ".",
+        "# Every guess says how sure it is (high / medium / low) and why. Check each, the low",
+        "# ones first, then run `outcomes preview --config <this file>` to see the mapped rows",
+        "# and `outcomes validate --config <this file>`. docs/ingestion.md explains each key.",
+        f"# Column guesses: {counts}.",
+    ]
+    out += [f"# NOTE: {sentence}" for sentence in missing_sentences(draft)]
+    out.append("")
+    for number, source in enumerate(draft.sources, start=1):
+        out += [*source_lines(source, number), ""]
+    for g in draft.outcomes:
+        out += [
+            f"[outcomes.{g.key}]  # {g.confidence}: {g.why}",
+            f"instrument = {value(g.value)}",
+            "",
+        ]
+    for g in draft.covariates:
+        out += [
+            f"[covariates.{g.key}]  # {g.confidence}: {g.why}; remove it if it is no covariate",
+            'kind = "category"',
+            "",
+        ]
+    if draft.covariates:
+        names = ["chronicity", *(g.key for g in draft.covariates)]
+        out += [
+            "[model]  # the default covariate (chronicity) and the ones declared above",
+            f"covariates = {value(names)}",
+            "",
+        ]
+    for g in draft.comparisons:
+        column = g.key.split(":", 1)[1]
+        out += [
+            f"[[comparisons]]  # {g.confidence}: {g.why}",
+            'kind = "randomised"',
+            f"column = {value(column)}",
+            f"reference = {value(g.value[0])}",
+            f"levels = {value(list(g.value))}",
+            "",
+        ]
+    if any(
+        s.time_points.get("assessments") and s.time_points["assessments"].weeks
+        for s in draft.sources
+    ):
+        out += [
+            "[time]  # the wide file has no dates: time is the weeks of its labels",
+            'source = "weeks"',
+            "",
+        ]
+    out += [
+        "[outputs]  # folders written by validate and run (relative to this file)",
+        'processed = "processed"',
+        'reports = "reports"',
+        "",
+        "[privacy]  # the pseudonym key: a secret of your own, never the demo key",
+        'key_env = "NEEDLING_PSEUDONYM_KEY"',
+        '# key_file = "/a/folder/outside/the/repository/pseudonym.key"',
+        "",
+    ]
+    for name, (points, percent) in MCID.items() if not draft.outcomes else ():
+        out += [f"[mcid.{name}]  # SAP section 2", f"points = {points}", f"percent = {percent}", ""]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,331 @@
+"""Wide files: one row per patient, one group of columns per time point (``nrs_{t}``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.config.instruments import LIBRARY
+from pipeline.ingest.draft import columns as cols
+from pipeline.ingest.draft.guess import (
+    HIGH,
+    LOW,
+    MEDIUM,
+    assign,
+    content_guesses,
+    file_settings,
+    guess_of,
+    site_from_folder,
+    unmapped_note,
+    values_settings,
+)
+from pipeline.ingest.draft.model import (
+    Confidence,
+    Export,
+    Guess,
+    Layout,
+    PointsDraft,
+    SourceDraft,
+)
+from pipeline.ingest.draft.words import (
+    label_weeks,
+    norm,
+)
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+
+# Outcome instruments of the library a study declares under [outcomes.NAME] (not built in).
+OWN_OUTCOMES = tuple(n for n in LIBRARY if n not in INSTRUMENT_COLUMNS)
+
+# Names of a control arm, the reference of a randomised comparison.
+CONTROL_WORDS = frozenset(
+    norm(w)
+    for w in (
+        "sham",
+        "placebo",
+        "control",
+        "usual care",
+        "kontrolle",
+        "schein",
+        "controle",
+        "simule",
+        "simulado",
+        "control",
+        "controllo",
+        "simulato",
+        "controle",
+        "nep",
+    )
+)
+
+
+# ------------------------------------------------------------------------------------------
+# wide files
+# ------------------------------------------------------------------------------------------
+_LABEL = (
+    r"baseline|bl|screening|fu\d*|\d+(?:m|w|wk|mo|y|d)?"
+    r"|(?:wk|w|week|m|mo|month|y|d|t|v|visit)\d+"
+)
+_SUFFIX = re.compile(rf"^(?P<stem>.*?[A-Za-z].*?)(?P<sep>[_ .\-]?)(?P<label>{_LABEL})$", re.I)
+_PREFIX = re.compile(r"^(?P<pre>[A-Za-z]{1,3})(?P<label>\d+)(?P<sep>[_ .\-])(?P<stem>.+)$")
+
+
+@dataclass
+class Template:
+    """A repeated column group: a pattern with ``{t}``, its stem and the labels seen."""
+
+    pattern: str
+    stem: str
+    columns: dict[str, str]
+    target: str | None = None
+    strength: int = 0
+    why: str = ""
+
+
+def templates(export: Export) -> list[Template]:
+    """Find the column patterns that repeat over time-point labels (``nrs_{t}``, ``s{t}_depth``).
+
+    A column whose whole name is a canonical column ("ODI3" in a visit sheet) is no time point.
+    """
+    found: dict[str, Template] = {}
+    per_column: dict[str, list[str]] = {}
+    for column in export.columns:
+        if any(c.strength == cols.EXACT for c in cols.name_candidates(column, OWN_OUTCOMES)):
+            continue
+        for regex, build in (
+            (_SUFFIX, lambda m: (f"{m['stem']}{m['sep']}{{t}}", m["stem"])),
+            (_PREFIX, lambda m: (f"{m['pre']}{{t}}{m['sep']}{m['stem']}", m["stem"])),
+        ):
+            match = regex.match(column)
+            if not match:
+                continue
+            pattern, stem = build(match)
+            found.setdefault(pattern, Template(pattern, stem, {})).columns[match["label"]] = column
+            per_column.setdefault(column, []).append(pattern)
+    for template in found.values():
+        cands = cols.name_candidates(template.stem, OWN_OUTCOMES)
+        strong = [c for c in cands if c.strength >= cols.WORDS]
+        if strong:
+            template.target, template.strength = strong[0].target, strong[0].strength
+            template.why = f"'{template.pattern}' repeats over {len(template.columns)} time points"
+    keep: dict[str, Template] = {}
+    for patterns in per_column.values():
+        usable = [found[p] for p in patterns if found[p].target and len(found[p].columns) >= 2]
+        if usable:
+            best = max(usable, key=lambda t: (t.strength, len(t.columns)))
+            keep[best.pattern] = best
+    return list(keep.values())
+
+
+def is_wide(export: Export) -> bool:
+    """Whether a file repeats column groups over time points (one row per patient)."""
+    found = templates(export)
+    scores = [t for t in found if t.target != cols.DATE]
+    return len(scores) >= 2 or (len(scores) == 1 and len(scores[0].columns) >= 3)
+
+
+def _numbers(labels: list[str], table: str) -> tuple[dict[str, int], Confidence, str]:
+    ints = [int(x) for x in labels if x.isdigit()]
+    if len(ints) == len(labels):
+        low = min(ints)
+        if table == "sessions":
+            step = 1 - low if low < 1 else 0
+            note = "session numbers from the labels" + (f" (+{step})" if step else "")
+            return {x: int(x) + step for x in labels}, HIGH, note
+        if low == 0:
+            return {x: int(x) for x in labels}, HIGH, "visit numbers from the labels (0 = baseline)"
+    weeks = {x: label_weeks(x) for x in labels}
+    if all(w is not None for w in weeks.values()):
+        order = sorted(labels, key=lambda x: weeks[x])
+        first = 1 if table == "sessions" else 0
+        return (
+            {x: k + first for k, x in enumerate(order)},
+            HIGH,
+            "numbered in the order of their weeks" + (" (baseline = 0)" if not first else ""),
+        )
+    first = 1 if table == "sessions" else 0
+    return (
+        {x: k + first for k, x in enumerate(labels)},
+        LOW,
+        "numbered in the order of the columns; check",
+    )
+
+
+def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
+    """Draft a wide source; return it with the study's own outcomes it found (rmdq, psfs)."""
+    found = templates(export)
+    in_templates = {c for t in found for c in t.columns.values()}
+    tables: dict[str, list[Template]] = {"assessments": [], "sessions": []}
+    dates = []
+    outcomes: list[Guess] = []
+    for t in found:
+        if t.target == cols.DATE:
+            dates.append(t)
+            continue
+        table = "assessments" if t.target in OWN_OUTCOMES else cols.table_of(t.target)
+        if table in tables:
+            tables[table].append(t)
+        if t.target in OWN_OUTCOMES:
+            outcomes.append(
+                Guess(t.target, t.target, HIGH, f"'{t.pattern}' names the instrument {t.target}")
+            )
+    order = {c: k for k, c in enumerate(export.columns)}
+
+    def labels_of(group: list[Template]) -> list[str]:
+        seen = {}
+        for t in group:
+            for label, column in t.columns.items():
+                seen.setdefault(label, order[column])
+        return sorted(seen, key=lambda x: seen[x])
+
+    source = SourceDraft(
+        kind=Guess("kind", Layout.WIDE.value, HIGH, ""),
+        files={"data": [export.label]},
+    )
+    used_dates = set()
+    for table, group in tables.items():
+        if not group:
+            continue
+        labels = labels_of(group)
+        date_column = "session_date" if table == "sessions" else "assessment_date"
+        columns = [
+            Guess(
+                t.target, t.pattern, cols.confidence(t.strength, True) if t.strength else LOW, t.why
+            )
+            for t in group
+        ]
+        if date_column not in {g.key for g in columns}:
+            for d in dates:
+                if len(set(d.columns) & set(labels)) >= max(1, len(labels) // 2):
+                    columns.insert(
+                        0, Guess(date_column, d.pattern, HIGH, f"{d.why}: the dates of the {table}")
+                    )
+                    used_dates.add(d.pattern)
+                    break
+        numbers, level, why = _numbers(labels, table)
+        points = [Guess(label, n, level, why) for label, n in numbers.items()]
+        weeks = []
+        if date_column not in {g.key for g in columns}:
+            if table == "sessions":
+                source.unmapped += [
+                    (export.label, f"{g.value} (sessions without a date column per session)")
+                    for g in columns
+                ]
+                continue
+            for label in labels:
+                w = label_weeks(label)
+                weeks.append(
+                    Guess(
+                        label,
+                        w if w is not None else numbers[label],
+                        HIGH if w is not None else LOW,
+                        "the week the label names"
+                        if w is not None
+                        else "no week in the label; check",
+                    )
+                )
+        source.time_points[table] = PointsDraft(points, columns, weeks)
+    source.kind = Guess(
+        "kind",
+        Layout.WIDE.value,
+        HIGH,
+        f"{len(in_templates)} columns repeat over time points",
+    )
+    rest = [c for c in export.columns if c not in in_templates]
+    sub = Export(export.label, export.folder, export.frame, tuple(rest))
+    mapped, unmatched = assign(sub, rest)
+    for target, m in mapped.items():
+        if target in (cols.DATE, cols.NUMBER):
+            if target == cols.DATE and "enrolment_date" not in mapped:
+                source.columns.append(
+                    guess_of("enrolment_date", m, export, ", the patient's one date")
+                )
+            else:
+                unmatched.append(m.column)
+            continue
+        table = cols.table_of(target)
+        if table in source.time_points:
+            source.time_points[table].columns.append(
+                Guess(target, m.column, MEDIUM, f"{m.why}: one column for every time point")
+            )
+        elif table in (None, "patients"):
+            source.columns.append(guess_of(target, m, export))
+        else:
+            unmatched.append(m.column)
+    covariates = []
+    found_content, left = content_guesses(
+        export, unmatched, {g.key for g in source.columns}, {"sex"}
+    )
+    source.columns += found_content
+    pid = source.column(PATIENT_ID)
+    if pid is None or export.frame[str(pid.value)].dropna().duplicated().any():
+        if pid is not None:
+            source.columns.remove(pid)
+            left.insert(0, str(pid.value))
+        why = (
+            f"the column '{pid.value}' repeats its values: each row is one patient"
+            if pid is not None
+            else "no identifier column: each row is one patient"
+        )
+        source.settings.append(Guess("patient_id", "row", MEDIUM, why))
+    for column in list(left):
+        values = cols.values_of(export.frame[column])
+        filled = len(values) / max(len(export.frame), 1)
+        if 2 <= values.nunique() <= 8 and filled >= 0.8 and cols.as_numbers(values).isna().all():
+            name = "_".join(norm(column).split())
+            if name and name[0].isalpha():
+                covariates.append(
+                    Guess(
+                        name,
+                        column,
+                        LOW,
+                        f"a patient characteristic with {values.nunique()} values",
+                    )
+                )
+                left.remove(column)
+    source.settings += file_settings(
+        export,
+        {g.key: str(g.value) for g in source.columns}
+        | {
+            g.key: next(iter(pattern_columns(export, str(g.value))), "")
+            for tp in source.time_points.values()
+            for g in tp.columns
+        },
+    )
+    if "site" not in {g.key for g in source.columns}:
+        site = site_from_folder(export)
+        if site:
+            source.settings.append(site)
+    all_guesses = list(source.columns) + [
+        Guess(g.key, c, g.confidence, g.why)
+        for tp in source.time_points.values()
+        for g in tp.columns
+        for c in pattern_columns(export, str(g.value))[:1]
+    ]
+    values_settings(source, [export], [all_guesses])
+    source.unmapped += [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
+    own = outcomes + [Guess(f"covariate:{g.key}", g.value, g.confidence, g.why) for g in covariates]
+    arm = source.column("arm")
+    if "sessions" not in source.time_points and arm is not None:
+        levels = sorted(cols.values_of(export.frame[str(arm.value)]).unique())
+        if len(levels) == 2:
+            control = [v for v in levels if norm(v) in CONTROL_WORDS]
+            reference = control[0] if control else levels[0]
+            ordered = [reference] + [v for v in levels if v != reference]
+            own.append(
+                Guess(
+                    "comparison:arm",
+                    ordered,
+                    MEDIUM if control else LOW,
+                    f"two arms without a session log; reference '{reference}'"
+                    + ("" if control else " (the first in order; check)"),
+                )
+            )
+    return source, own
+
+
+def pattern_columns(export: Export, pattern: str) -> list[str]:
+    """Return the columns a pattern reads (``nrs_{t}``: every ``nrs_...``)."""
+    if "{t}" not in pattern:
+        return [pattern] if pattern in export.frame else []
+    head, _, tail = pattern.partition("{t}")
+    return [c for c in export.columns if c.startswith(head) and c.endswith(tail) and c != pattern]
