@@ -304,7 +304,16 @@ def _run(
     tables["responders"] = responder_table
     threshold = config.privacy.small_cell_threshold
     patients = validation.valid("patients")
-    tables.update(clinic.clinic_tables(data, sessions, study, threshold, patients=patients))
+    tables.update(
+        clinic.clinic_tables(
+            data,
+            sessions,
+            study,
+            threshold,
+            patients=patients,
+            assessments=validation.valid("assessments"),
+        )
+    )
     not_supported = skipped_analyses(data, study)
     if not_supported:
         tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])

@@ -404,7 +404,8 @@ def co_intervention_items(text: pd.Series) -> pd.DataFrame:
     for code, word in codes.items():
         out[code] = pd.array(normal.map(lambda s, w=word: w in s), dtype="boolean")
     out[OTHER_CO_INTERVENTION] = pd.array(normal.map(lambda s: bool(s - known)), dtype="boolean")
-    return out.where(recorded.to_numpy()[:, None], pd.NA)
+    out.loc[~recorded.to_numpy()] = pd.NA
+    return out
 
 
 CO_INTERVENTION_GROUPS = (
