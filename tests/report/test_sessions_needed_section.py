@@ -91,6 +91,8 @@ def test_without_a_session_log_the_section_says_why(demo_data, config):
         "durability",
         "side_effects",
         "safety_signals",
+        "immediate_relief",
+        "combined_care",
     ]
     section = sessions_needed_section(tables, "note")
     (block,) = section.blocks

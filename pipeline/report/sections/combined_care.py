@@ -57,8 +57,8 @@ def combined_care_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
             continue
         row = adjusted.iloc[0]
         text = (
-            f"adjusted for co-interventions, {row['level']} improved {outcome} by "
-            f"{fmt(row['estimate'], 2)} points more than {row['reference']} (95 % CI "
+            f"adjusted for co-interventions, the {row['level']} group improved {outcome} by "
+            f"{fmt(row['estimate'], 2)} points more than the {row['reference']} group (95 % CI "
             f"{fmt(row['ci_low'], 2)} to {fmt(row['ci_high'], 2)})"
         )
         test = tests[tests["comparison"] == comparison]
@@ -95,7 +95,9 @@ def combined_care_section(tables: Mapping[str, pd.DataFrame], note: str) -> Sect
             "baseline, weeks and chronicity, random intercept per patient) as a covariate, and "
             "as an effect modifier of each comparison: the comparison within each group, and a "
             "likelihood-ratio test of the interaction (ML). Groups with fewer patients than the "
-            "small-cell threshold at a level are left out. " + combined_care_sentence(tables)
+            "small-cell threshold at a level are left out. The comparisons are the "
+            "patient-level groups, each on its own (the twitch group is not adjusted for "
+            "depth, which confounds it). " + combined_care_sentence(tables)
         )
     ]
     within = rows[rows["model"] == "modifier"]
