@@ -43,6 +43,7 @@ from pipeline.schemas.raw import (
     CO_INTERVENTIONS,
     CONTRAINDICATIONS,
     EXERCISE,
+    FOLLOW_UP,
     MANUAL_THERAPY,
     NO_CO_INTERVENTION,
     ODI_ITEMS,
@@ -638,6 +639,8 @@ def analysis_dataset(
         rows["twitch_share_before"] = np.nan
 
     rows["weeks"] = study_weeks(assessments, sessions, study)
+    if "timing" in assessments and bool((assessments["timing"] == FOLLOW_UP).any()):
+        rows["follow_up"] = (assessments["timing"] == FOLLOW_UP).fillna(False).astype(bool)
 
     rows = add_change_and_responders(rows, config.mcid, study.outcomes)
     out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")

@@ -23,7 +23,7 @@ from pipeline.describe import (
 )
 from pipeline.lmm import ModelDataError, ModelFitError
 from pipeline.schemas.columns import outcome_column
-from pipeline.schemas.raw import TIMINGS
+from pipeline.schemas.raw import SESSION_TIMINGS
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
@@ -172,7 +172,8 @@ def _durability(
     omitted: list[tuple[str, str]],
 ) -> None:
     """Add the durability table to ``out``, or its reason to ``omitted``."""
-    if reason:
+    marked = "follow_up" in data and bool(data["follow_up"].fillna(False).any())
+    if reason and not marked:
         omitted.append((DURABILITY, reason))
         return
     outcome = study.outcomes[0]
@@ -203,7 +204,7 @@ def _immediate_relief(
     if (
         assessments is None
         or "timing" not in assessments
-        or not assessments["timing"].isin(TIMINGS).any()
+        or not assessments["timing"].isin(SESSION_TIMINGS).any()
     ):
         return (
             "no assessment was recorded immediately before or after a session (the assessments' "

@@ -49,12 +49,16 @@ CONTRAINDICATIONS = (
     "unable_to_consent",
 )
 ODI_ITEMS = tuple(f"odi_q{k}" for k in range(1, 11))
-# When an assessment was taken relative to needling (the assessments' ``timing`` column, SAP §3):
+# When an assessment was taken relative to treatment (the assessments' ``timing`` column, SAP §3):
 # immediately before or immediately after a session (the within-session pairs of the immediate-
 # relief analysis). An empty cell is an ordinary scheduled assessment.
 PRE_SESSION = "pre_session"
 POST_SESSION = "post_session"
-TIMINGS = (PRE_SESSION, POST_SESSION)
+SESSION_TIMINGS = (PRE_SESSION, POST_SESSION)
+# A follow-up: an assessment after the end of treatment (durability reads it when there is no
+# session log to tell where treatment ended).
+FOLLOW_UP = "follow_up"
+TIMINGS = (*SESSION_TIMINGS, FOLLOW_UP)
 # Co-interventions recognised in the sessions' ``co_intervention`` text (the combined-care
 # analysis, SAP §4b): each ';'-separated item is matched ignoring case, spaces and '_' / '-'.
 # An item naming none of them counts as ``other``; ``none`` (or an empty list) is no
@@ -336,16 +340,18 @@ class Assessments(pa.DataFrameModel):
         isin=TIMINGS,
         nullable=True,
         description="Taken immediately before (`pre_session`) or after (`post_session`) the "
-        "needling session of the same day; empty: an ordinary assessment. A pre/post pair is "
-        "the immediate-relief measurement of that session; a row without a visit number is "
-        "used by that analysis only.",
+        "needling session of the same day, or a follow-up after the end of treatment "
+        "(`follow_up`); empty: an ordinary assessment. A pre/post pair is the immediate-relief "
+        "measurement of that session (a row without a visit number is used by that analysis "
+        "only); `follow_up` rows need a visit number and mark where treatment ended when "
+        "durability cannot tell it from the sessions.",
     )
 
     @pa.dataframe_check(error="visit is required unless timing is pre_session or post_session")
     @classmethod
     def visit_or_session_timing(cls, df: pd.DataFrame) -> Series[bool]:
         """Require a visit number unless the row is a pre- or post-session measurement."""
-        timed = df["timing"].isin(TIMINGS) if "timing" in df else False
+        timed = df["timing"].isin(SESSION_TIMINGS) if "timing" in df else False
         return pd.Series(df["visit"].notna() | timed, index=df.index)
 
     @pa.dataframe_check(
@@ -358,7 +364,7 @@ class Assessments(pa.DataFrameModel):
         if "timing" not in df:
             return pd.Series(True, index=df.index)
         dated = df["assessment_date"].notna() if "assessment_date" in df else False
-        return pd.Series(~df["timing"].isin(TIMINGS) | dated, index=df.index)
+        return pd.Series(~df["timing"].isin(SESSION_TIMINGS) | dated, index=df.index)
 
     @pa.dataframe_check(
         error="patient_id/assessment_date/timing: a session's pre (or post) measurement is "

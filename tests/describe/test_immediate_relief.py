@@ -98,3 +98,27 @@ def test_within_session_model_agrees_with_lmer(large, tmp_path, lmer_r):
         assert row["estimate"] == pytest.approx(ref["estimate"][term], rel=1e-4)
         assert row["std_err"] == pytest.approx(ref["std_err"][term], rel=1e-4)
         assert row["df"] == pytest.approx(ref["df"][term], rel=1e-2)
+
+
+def test_the_contract_keys_and_rules_of_timed_rows(tmp_path):
+    # a pre/post row may have no visit but needs a date; a follow-up needs its visit number;
+    # a session's pre (or post) measurement written twice is quarantined
+    tables = simulate_study(10, 1)
+    a = tables["assessments"]
+    timed = a[a["visit"].isna()]
+    first = timed.iloc[0].copy()
+    undated = first.copy()
+    undated["assessment_date"] = None
+    undated["timing"] = "post_session"
+    follow = first.copy()
+    follow["timing"] = "follow_up"
+    extra = pd.DataFrame([first, undated, follow])
+    tables["assessments"] = pd.concat([a, extra], ignore_index=True)
+    v = validate_study(read_raw_tables(write_raw_tables(tables, tmp_path)))
+    failures = v.failures[v.failures["table"] == "assessments"]
+    reasons = " ".join(failures["reason"])
+    assert "needs assessment_date" in reasons
+    assert "visit is required unless timing is pre_session or post_session" in reasons
+    assert "written on more than one row" in reasons
+    # the two copies of the first pre-session row, the undated and the follow-up row
+    assert v.tables["assessments"].quarantine.shape[0] == 4
