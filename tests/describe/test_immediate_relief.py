@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from factories import write_config
+from factories import DEMO_INPUTS, write_config
 from rcompare import parse_r
 
 from pipeline.config.settings import load_config
@@ -15,6 +15,7 @@ from pipeline.describe.immediate_relief import (
     relief_frame,
     within_session_change,
 )
+from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import read_raw_tables
 from pipeline.validate.study import validate_study
 
@@ -122,3 +123,31 @@ def test_the_contract_keys_and_rules_of_timed_rows(tmp_path):
     assert "written on more than one row" in reasons
     # the two copies of the first pre-session row, the undated and the follow-up row
     assert v.tables["assessments"].quarantine.shape[0] == 4
+
+
+def test_a_source_maps_its_own_timing_column_and_codes(tmp_path):
+    demo = DEMO_INPUTS
+    for name in ("patients", "sessions"):
+        lines = demo[name].read_text().splitlines()[:3]
+        (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "assessments.csv").write_text(
+        "patient_id,visit,assessment_date,nrs,Zeitpunkt\n"
+        "P0001,0,2025-01-08,8,\nP0001,,2025-01-13,6,vor\nP0001,,2025-01-13,4,nach\n"
+    )
+    config = tmp_path / "analysis.toml"
+    mcid = "\n".join(
+        f"[mcid.{name}]\npoints = {points}\npercent = 30"
+        for name, points in (("nrs", 2), ("vas", 15), ("odi", 10))
+    )
+    config.write_text(
+        '[[sources]]\nkind = "canonical"\npatients = "patients.csv"\n'
+        'sessions = "sessions.csv"\nassessments = "assessments.csv"\n'
+        '[sources.columns]\ntiming = "Zeitpunkt"\n'
+        '[sources.codes.timing]\n"vor" = "pre_session"\n"nach" = "post_session"\n'
+        f'[outputs]\nprocessed = "p"\nreports = "r"\n[privacy]\ndemo_key = true\n{mcid}\n'
+    )
+    loaded = load_config(config)
+    v = validate_study(read_sources(loaded.sources))
+    assert len(v.failures) == 0
+    timing = v.valid("assessments")["timing"]
+    assert timing.tolist()[1:] == ["pre_session", "post_session"]
