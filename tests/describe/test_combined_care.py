@@ -81,3 +81,27 @@ def test_co_intervention_text_is_read_by_its_codes():
     assert groups.loc["A", "co_intervention"] == "exercise"  # manual therapy in 1 of 3
     assert groups.loc["B", "co_intervention"] == "none"
     assert "C" not in groups.index
+
+
+def test_the_likelihood_ratio_agrees_with_lmer(tmp_path, lmer_r):
+    # R: anova(lmer(full, REML = FALSE), lmer(reduced, REML = FALSE)) from the two ML
+    # log-likelihoods of tests/r/lmer_fit.R (lme4 + lmerTest)
+    data, groups = simulate_combined(200, 4)
+    _, tests = combined_care(data, groups, "nrs", ("depth",), min_patients=5)
+    rows = data[["patient_id", "nrs_change", "nrs_baseline", "weeks", "chronicity", "depth"]]
+    rows = rows.merge(groups, on="patient_id").astype({"chronicity": str, "depth": str})
+    rows = rows.astype({"co_intervention": str})
+    csv = tmp_path / "combined.csv"
+    rows.to_csv(csv, index=False)
+    relevel = {"depth": "superficial", "co_intervention": "none", "chronicity": "acute"}
+    base = "nrs_change ~ nrs_baseline + weeks + chronicity + "
+    logliks = {}
+    for name, terms in (
+        ("reduced", "depth + co_intervention"),
+        ("full", "depth * co_intervention"),
+    ):
+        table = lmer_r(csv, base + terms + " + (1 | patient_id)", False, relevel=relevel)
+        logliks[name] = float(table.loc[table["kind"] == "loglik", "value"].iloc[0])
+    row = tests.iloc[0]
+    assert row["loglik_full"] == pytest.approx(logliks["full"], abs=1e-5)
+    assert row["loglik_reduced"] == pytest.approx(logliks["reduced"], abs=1e-5)
