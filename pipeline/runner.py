@@ -318,7 +318,15 @@ def _run(
     threshold = config.privacy.small_cell_threshold
     patients = validation.valid("patients")
     tables.update(
-        clinic.clinic_tables(data, sessions, study, threshold, patients=patients, record=record)
+        clinic.clinic_tables(
+            data,
+            sessions,
+            study,
+            threshold,
+            patients=patients,
+            assessments=validation.valid("assessments"),
+            record=record,
+        )
     )
     not_supported = skipped_analyses(data, study)
     if not_supported:

@@ -101,6 +101,9 @@ def write_demo_without(
         frame = pd.read_csv(source, dtype=str, keep_default_na=False)
         if patients is not None:
             frame = frame[frame["patient_id"].isin(patients)]
+        if "timing" in drop.get(name, []) and "visit" in frame:
+            # the demo's pre/post-session rows exist only with their timing (no visit number)
+            frame = frame[frame["visit"] != ""]
         frame = frame.drop(columns=[c for c in drop.get(name, []) if c in frame])
         paths[name] = folder / f"{name}.csv"
         frame.to_csv(paths[name], index=False)

@@ -86,9 +86,14 @@ def _outputs(kind: str) -> str:
 def canonical_text(n_patients: int = EXAMPLE_PATIENTS, seed: int = EXAMPLE_SEED) -> dict:
     """Return the simulated study as the canonical CSVs write it (text, ``""`` if missing)."""
     tables = simulate_study(n_patients, seed)
+    # the layout examples show the visits: the pre/post-session measurements (rows without a
+    # visit number, the demo's own) and their timing column are left out
+    visits = tables["assessments"]["visit"].notna().to_numpy()
+    tables["assessments"] = tables["assessments"][visits].astype({"visit": "int64"})
     out = {}
     for name, frame in tables.items():
-        text = frame[list(TABLE_COLUMNS[name])].to_csv(index=False, lineterminator="\n")
+        columns = [c for c in TABLE_COLUMNS[name] if c != "timing"]
+        text = frame[columns].to_csv(index=False, lineterminator="\n")
         out[name] = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     return out
 

@@ -84,6 +84,22 @@ Assessments
       patient drops out for good with P = 0.07, or 0.15 when the last *observed* NRS
       (the baseline if none since) is >= 7: missing at random given the observed data.
 
+Pre/post-session measurements (immediate relief; issue 17)
+    * Drawn after everything above from their own stream, ``PCG64([seed, 3])``, so the rows
+      and numbers above do not depend on them. Each session is measured immediately before
+      and after needling with P = 0.30: two assessment rows dated on the session's day,
+      ``timing`` ``pre_session`` / ``post_session``, no visit number, NRS only.
+    * Before: ``round(clip(mu_i(t) + e, 0, 10))`` with ``mu_i(t)`` the patient's latent NRS
+      above at ``t`` = weeks since the first session and ``e ~ N(0, 0.7²)``; after: the same
+      ``mu_i(t)`` minus the **true immediate relief 1.0 + 0.6 deep + 0.4 twitch** NRS points
+      (the session's own twitch), with its own ``e``. The relief is transient: it does not
+      enter any visit's NRS, so given depth and twitch it says nothing about the change at
+      the next visit (true slope 0).
+
+Co-interventions
+    * ``co_intervention`` is drawn per session independently of everything else: **its true
+      effect on every outcome, and its true interaction with depth and twitch, is 0**.
+
 Visit schedule
     The schedule above (five visits, about 4.2 assessments per patient after missed visits
     and dropout) is the default; the demo data use it. A study can be simulated with another
@@ -116,7 +132,7 @@ import pandas as pd
 
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import CONTRAINDICATIONS as CONTRAINDICATION_FLAGS
-from pipeline.schemas.raw import ODI_ITEMS, column_names
+from pipeline.schemas.raw import ODI_ITEMS, POST_SESSION, PRE_SESSION, column_names
 
 PATIENT_SCHEMA_COLUMNS = column_names("patients")
 SESSION_SCHEMA_COLUMNS = column_names("sessions")
@@ -256,6 +272,20 @@ TRUE_EFFECTS: dict = {
             "fainting": 0.01,
         },
         "severity": {"mild": 0.84, "moderate": 0.15, "severe": 0.01},
+    },
+    "immediate_relief": {
+        "stream": 3,  # PCG64([seed, 3]): independent of the study's own PCG64(seed)
+        "p_session_measured": 0.30,
+        "sd_measurement": 0.7,
+        "relief_nrs": 1.0,  # pre minus post, superficial session without twitch
+        "deep": 0.6,  # extra relief of a deep session
+        "twitch": 0.4,  # extra relief of a session with a twitch response
+        "next_visit_slope": 0.0,  # transient: no relation to the next visit given depth, twitch
+    },
+    "co_intervention": {
+        "effect_on_outcomes": 0.0,
+        "interaction_with_depth": 0.0,
+        "interaction_with_twitch": 0.0,
     },
     "missing_data": {
         "p_missed_visit": 0.08,
@@ -417,7 +447,67 @@ def simulate_study(
     patients, latent = _simulate_patients(rng, n)
     sessions, first_session_day = _simulate_sessions(rng, patients, latent)
     assessments = _simulate_assessments(rng, patients, latent, first_session_day, schedule)
+    relief_rng = np.random.Generator(
+        np.random.PCG64([seed, TRUE_EFFECTS["immediate_relief"]["stream"]])
+    )
+    measured = _simulate_session_measurements(relief_rng, patients, sessions, latent)
+    assessments = _append_rows(assessments, measured)
     return {"patients": patients, "sessions": sessions, "assessments": assessments}
+
+
+def _append_rows(assessments: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """Append rows without a visit number, keeping ``visit`` whole numbers (nullable)."""
+    out = assessments.copy()
+    out["visit"] = out["visit"].astype("Int64")
+    if more.empty:
+        return out
+    filled = pd.DataFrame(
+        {
+            c: more[c] if c in more else pd.Series([None] * len(more)).astype(out[c].dtype)
+            for c in out.columns
+        }
+    )
+    return pd.concat([out, filled], ignore_index=True)
+
+
+def _simulate_session_measurements(
+    rng: np.random.Generator, patients: pd.DataFrame, sessions: pd.DataFrame, latent: dict
+) -> pd.DataFrame:
+    """Draw the pre/post-session NRS pairs (own stream; see the module docstring)."""
+    par = TRUE_EFFECTS["immediate_relief"]
+    nrs_par = TRUE_EFFECTS["nrs"]
+    m = len(sessions)
+    chosen = rng.random(m) < par["p_session_measured"]
+    noise = rng.normal(0.0, par["sd_measurement"], size=(m, 2))
+    index = pd.Series(np.arange(len(patients)), index=patients[PATIENT_ID].to_numpy())
+    owner = index.reindex(sessions[PATIENT_ID].to_numpy()).to_numpy()
+    day = np.array([_days(str(d)) for d in sessions["session_date"]], dtype=np.int64)
+    first = pd.Series(day).groupby(owner).transform("min").to_numpy()
+    t = (day - first) / 7.0
+    deep = latent["deep"][owner].astype(float)
+    twitch = (sessions["twitch"].to_numpy(dtype=object) == "yes").astype(float)
+    mu = (
+        nrs_par["intercept"]
+        + nrs_par["chronic"] * latent["chronic"][owner]
+        + latent["u0"][owner]
+        + (nrs_par["time_per_week"] + nrs_par["deep_x_time_per_week"] * deep + latent["u1"][owner])
+        * t
+    )
+    relief = par["relief_nrs"] + par["deep"] * deep + par["twitch"] * twitch
+    lo, hi = nrs_par["range"]
+    pre = np.rint(np.clip(mu + noise[:, 0], lo, hi)).astype(np.int64)
+    post = np.rint(np.clip(mu - relief + noise[:, 1], lo, hi)).astype(np.int64)
+    rows = np.flatnonzero(chosen)
+    k = rows.size
+    ids = sessions[PATIENT_ID].to_numpy(dtype=object)[rows]
+    dates = sessions["session_date"].to_numpy(dtype=object)[rows]
+    frame = pd.DataFrame(index=pd.RangeIndex(2 * k))
+    frame[PATIENT_ID] = _str_col(np.repeat(ids, 2))
+    frame["visit"] = pd.array([pd.NA] * (2 * k), dtype="Int64")
+    frame["assessment_date"] = _str_col(np.repeat(dates, 2))
+    frame["nrs"] = np.column_stack([pre[rows], post[rows]]).ravel()
+    frame["timing"] = _str_col(np.tile(np.array([PRE_SESSION, POST_SESSION], dtype=object), k))
+    return frame
 
 
 def _simulate_patients(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, dict]:
@@ -690,6 +780,9 @@ def _simulate_assessments(
         col = np.where(total_only, np.nan, obs_items[:, k])
         columns[name] = pd.array([pd.NA if np.isnan(x) else int(x) for x in col], dtype="Int64")
     columns["odi_version"] = _str_col(np.full(rows_i.size, odi_par["version"], dtype=object))
+    columns["timing"] = _str_col(
+        np.full(rows_i.size, "", dtype=object), missing=np.ones(rows_i.size, dtype=bool)
+    )
     return pd.DataFrame(columns)[list(ASSESSMENT_COLUMNS)]
 
 
@@ -788,7 +881,13 @@ def add_bad_rows(
     rng = np.random.Generator(np.random.PCG64(seed))
     patients = tables["patients"]
     sessions = tables["sessions"]
-    assessments = tables["assessments"]
+    # the pre/post-session rows (no visit number) stay at the end, untouched: the bad rows
+    # are placed among the visits as before they existed
+    everything = tables["assessments"]
+    has_visit = everything["visit"].notna().to_numpy()
+    assessments = everything[has_visit].reset_index(drop=True)
+    measured = everything[~has_visit].reset_index(drop=True)
+    assessments = assessments.astype({"visit": "int64"})
 
     ids = patients[PATIENT_ID].astype(str).tolist()
     enrol = dict(zip(ids, patients["enrolment_date"].astype(str), strict=True))
@@ -933,7 +1032,7 @@ def add_bad_rows(
     out: dict[str, pd.DataFrame] = {}
     records: list[dict] = []
     for name in ("patients", "sessions", "assessments"):
-        original = tables[name]
+        original = assessments if name == "assessments" else tables[name]
         entries = bad[name]
         n_orig = len(original)
         keys = []
@@ -971,6 +1070,8 @@ def add_bad_rows(
                     "csv_line": new_row + 2,
                 }
             )
+        if name == "assessments":
+            combined = _append_rows(combined, measured)
         out[name] = combined
     manifest = pd.DataFrame.from_records(records, columns=list(MANIFEST_COLUMNS))
     manifest = manifest.astype(

@@ -40,7 +40,18 @@ from pipeline.config.settings import Comparison, Config, Mcid, Outcome, Study, T
 from pipeline.derive.adverse_events import EventRecord
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
-from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
+from pipeline.schemas.raw import (
+    CO_INTERVENTIONS,
+    CONTRAINDICATIONS,
+    EXERCISE,
+    FOLLOW_UP,
+    MANUAL_THERAPY,
+    NO_CO_INTERVENTION,
+    ODI_ITEMS,
+    OTHER_CO_INTERVENTION,
+    POST_SESSION,
+    PRE_SESSION,
+)
 
 
 def score_odi(assessments: pd.DataFrame, max_missing: int = 1) -> pd.DataFrame:
@@ -271,6 +282,202 @@ def add_change_and_responders(
     return out
 
 
+def visit_assessments(assessments: pd.DataFrame) -> pd.DataFrame:
+    """Keep the assessments that are visits: every row with a visit number.
+
+    A pre- or post-session measurement without a visit number (``timing``) is read by the
+    immediate-relief analysis only (:func:`session_pairs`).
+    """
+    has_visit = assessments["visit"].notna()
+    return assessments if bool(has_visit.all()) else assessments[has_visit.to_numpy()]
+
+
+def session_pairs(
+    assessments: pd.DataFrame,
+    sessions: pd.DataFrame,
+    data: pd.DataFrame,
+    outcomes: tuple[Outcome, ...],
+) -> pd.DataFrame:
+    """Each session's pre/post measurement pair, with its session and the next visit.
+
+    A pair is a patient's ``pre_session`` and ``post_session`` rows dated on the same day as
+    exactly one of their sessions (two sessions on one day cannot be told apart: left out).
+
+    Parameters
+    ----------
+    assessments : pandas.DataFrame
+        Valid assessments with ``timing`` and ``assessment_date``.
+    sessions : pandas.DataFrame
+        Valid sessions.
+    data : pandas.DataFrame
+        The analysis data set (:func:`analysis_dataset`): the next visit's change from
+        baseline of each outcome.
+    outcomes : tuple of Outcome
+        The study's outcomes (their assessment ``column`` and analysis name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: ``patient_id, session_number, depth, twitch`` (the session's,
+        ``twitch`` nullable), ``session_weeks`` (weeks after the patient's first session), and
+        per outcome ``<name>_pre``, ``<name>_post`` and ``<name>_next_change`` (the change from
+        baseline at the first visit dated after the session; missing when there is none).
+        Empty (with these columns) when nothing is paired.
+    """
+    names = [outcome_column(o.name) for o in outcomes]
+    columns = [PATIENT_ID, "session_number", "depth", "twitch", "session_weeks"]
+    columns += [f"{n}_{part}" for n in names for part in ("pre", "post", "next_change")]
+    empty = pd.DataFrame(columns=columns)
+    if "timing" not in assessments or not len(sessions) or "assessment_date" not in assessments:
+        return empty
+    timed = assessments[assessments["timing"].isin([PRE_SESSION, POST_SESSION]).to_numpy()]
+    timed = timed[timed["assessment_date"].notna().to_numpy()]
+    if timed.empty:
+        return empty
+    day = sessions.assign(_date=sessions["session_date"].dt.normalize())
+    single = ~day.duplicated([PATIENT_ID, "_date"], keep=False)
+    day = day[single.to_numpy()]
+    first = sessions.groupby(PATIENT_ID)["session_date"].transform("min")
+    day = day.assign(session_weeks=((day["session_date"] - first[single.to_numpy()]).dt.days / 7))
+    day = day.assign(_twitch=twitch_elicited(day))
+    values = timed.assign(_date=timed["assessment_date"].dt.normalize())
+    parts = {}
+    for timing, suffix in ((PRE_SESSION, "pre"), (POST_SESSION, "post")):
+        rows = values[(values["timing"] == timing).to_numpy()]
+        rows = rows.drop_duplicates([PATIENT_ID, "_date"], keep=False)
+        picked = pd.DataFrame({PATIENT_ID: rows[PATIENT_ID], "_date": rows["_date"]})
+        for outcome, name in zip(outcomes, names, strict=True):
+            if outcome.column in rows:
+                picked[f"{name}_{suffix}"] = rows[outcome.column].astype("float64").to_numpy()
+            else:
+                picked[f"{name}_{suffix}"] = np.nan
+        parts[suffix] = picked
+    pairs = parts["pre"].merge(parts["post"], on=[PATIENT_ID, "_date"], how="inner")
+    pairs = pairs.merge(
+        day[[PATIENT_ID, "_date", "session_number", "depth", "_twitch", "session_weeks"]],
+        on=[PATIENT_ID, "_date"],
+        how="inner",
+    ).rename(columns={"_twitch": "twitch"})
+    if pairs.empty:
+        return empty
+    visits = visit_assessments(assessments)
+    dated = visits[visits["assessment_date"].notna().to_numpy() & (visits["visit"] > 0)]
+    dated = pd.DataFrame(
+        {
+            PATIENT_ID: dated[PATIENT_ID].to_numpy(),
+            "visit": dated["visit"].astype("int64").to_numpy(),
+            "_next_date": dated["assessment_date"].dt.normalize().to_numpy(),
+        }
+    ).sort_values("_next_date", kind="stable")
+    later = pd.merge_asof(
+        pairs.assign(_after=pairs["_date"] + pd.Timedelta(days=1)).sort_values("_after"),
+        dated,
+        left_on="_after",
+        right_on="_next_date",
+        by=PATIENT_ID,
+        direction="forward",
+    )
+    change = data.set_index([PATIENT_ID, "visit"])
+    key = pd.MultiIndex.from_arrays([later[PATIENT_ID], later["visit"].fillna(-1).astype("int64")])
+    for name in names:
+        column = f"{name}_change"
+        found = change[column].reindex(key) if column in change else pd.Series(np.nan, key)
+        later[f"{name}_next_change"] = found.to_numpy(dtype="float64")
+    later["session_number"] = later["session_number"].astype("int64")
+    later["twitch"] = later["twitch"].astype("boolean")
+    out = later[columns].sort_values([PATIENT_ID, "session_number"], kind="stable")
+    return out.reset_index(drop=True)
+
+
+def co_intervention_items(text: pd.Series) -> pd.DataFrame:
+    """Which recognised co-interventions each session's ``co_intervention`` text names.
+
+    Parameters
+    ----------
+    text : pandas.Series
+        The free-text cells (``;``-separated items; missing: not recorded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Nullable booleans on the index of ``text``: one column per code of
+        :data:`pipeline.schemas.raw.CO_INTERVENTIONS` and ``other`` (an item naming none of
+        them and not ``none``); missing where the cell is empty.
+    """
+    recorded = text.notna()
+    items = text.fillna("").astype(str).str.lower().str.split(";")
+    normal = items.map(
+        lambda parts: {"".join(ch for ch in p if ch.isalnum()) for p in parts if p.strip()}
+    )
+    codes = {c: c.replace("_", "") for c in CO_INTERVENTIONS}
+    known = {*codes.values(), NO_CO_INTERVENTION}
+    out = pd.DataFrame(index=text.index)
+    for code, word in codes.items():
+        out[code] = pd.array(normal.map(lambda s, w=word: w in s), dtype="boolean")
+    out[OTHER_CO_INTERVENTION] = pd.array(normal.map(lambda s: bool(s - known)), dtype="boolean")
+    out.loc[~recorded.to_numpy()] = pd.NA
+    return out
+
+
+CO_INTERVENTION_GROUPS = (
+    NO_CO_INTERVENTION,
+    EXERCISE,
+    MANUAL_THERAPY,
+    f"{EXERCISE}+{MANUAL_THERAPY}",
+)
+"""A patient's combined-care group, reference (no co-intervention) first."""
+
+
+def co_intervention_groups(sessions: pd.DataFrame, share: float = 0.5) -> pd.DataFrame:
+    """Each patient's combined-care group from their sessions' co-interventions.
+
+    A patient had exercise (manual therapy) when it was recorded in at least ``share`` of the
+    sessions whose co-intervention was recorded; the group is ``none``, ``exercise``,
+    ``manual_therapy`` or ``exercise+manual_therapy``. Items of other kinds do not change the
+    group (they are counted in ``other_share``).
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Valid sessions with ``co_intervention``.
+    share : float
+        Share of the recorded sessions from which a co-intervention is the patient's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id, co_sessions`` (sessions with the co-intervention recorded),
+        ``exercise_share, manual_therapy_share, other_share, co_intervention`` (categorical,
+        levels :data:`CO_INTERVENTION_GROUPS`); only patients with at least one recorded session.
+    """
+    columns = [PATIENT_ID, "co_sessions", "exercise_share", "manual_therapy_share"]
+    columns += ["other_share", "co_intervention"]
+    if "co_intervention" not in sessions or not sessions["co_intervention"].notna().any():
+        return pd.DataFrame(columns=columns)
+    items = co_intervention_items(sessions["co_intervention"])
+    items[PATIENT_ID] = sessions[PATIENT_ID].to_numpy()
+    items = items[sessions["co_intervention"].notna().to_numpy()]
+    per = items.astype({c: "float64" for c in (*CO_INTERVENTIONS, OTHER_CO_INTERVENTION)})
+    per = per.groupby(PATIENT_ID, sort=True)
+    out = pd.DataFrame(
+        {
+            "co_sessions": per.size(),
+            "exercise_share": per[EXERCISE].mean(),
+            "manual_therapy_share": per[MANUAL_THERAPY].mean(),
+            "other_share": per[OTHER_CO_INTERVENTION].mean(),
+        }
+    ).reset_index()
+    exercise = out["exercise_share"] >= share
+    manual = out["manual_therapy_share"] >= share
+    group = np.select(
+        [exercise & manual, exercise, manual],
+        [CO_INTERVENTION_GROUPS[3], EXERCISE, MANUAL_THERAPY],
+        default=NO_CO_INTERVENTION,
+    )
+    out["co_intervention"] = pd.Categorical(group, categories=CO_INTERVENTION_GROUPS)
+    return out[columns]
+
+
 def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
     """Each patient's time zero: the baseline assessment date, else the first session date.
 
@@ -283,7 +490,7 @@ def time_zero(assessments: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
         Dates indexed by ``patient_id``; patients with neither are absent.
     """
     baseline = (
-        assessments.loc[assessments["visit"] == 0]
+        assessments.loc[assessments["visit"].eq(0).fillna(False).to_numpy(dtype=bool)]
         .groupby(PATIENT_ID, sort=True)["assessment_date"]
         .min()
     )
@@ -405,6 +612,7 @@ def analysis_dataset(
     """
     th = config.thresholds
     study = config.study
+    assessments = visit_assessments(assessments)
     people = patients[["patient_id", "site", "age", "sex"]].copy()
     people["chronicity"] = classify_chronicity(patients["symptom_weeks"], th)
     people["contraindicated"] = contraindicated(patients)
@@ -447,6 +655,8 @@ def analysis_dataset(
         rows["twitch_share_before"] = np.nan
 
     rows["weeks"] = study_weeks(assessments, sessions, study)
+    if "timing" in assessments and bool((assessments["timing"] == FOLLOW_UP).any()):
+        rows["follow_up"] = (assessments["timing"] == FOLLOW_UP).fillna(False).astype(bool)
 
     rows = add_change_and_responders(rows, config.mcid, study.outcomes)
     out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")

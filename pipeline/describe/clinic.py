@@ -10,15 +10,23 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.config.settings import Study
-from pipeline.derive.adverse_events import EventRecord, event_record
+from pipeline.derive.adverse_events import (
+    EventRecord,
+    event_record,
+)
+from pipeline.derive.dataset import co_intervention_groups, session_pairs
 from pipeline.describe import (
+    combined_care,
     dose_response,
     durability,
+    immediate_relief,
     safety_signals,
     sessions_to_response,
     side_effects,
 )
+from pipeline.lmm import ModelDataError, ModelFitError
 from pipeline.schemas.columns import outcome_column
+from pipeline.schemas.raw import SESSION_TIMINGS
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
@@ -28,6 +36,10 @@ DURABILITY = "durability"
 """The durability question's key in ``clinic_omitted``."""
 SAFETY_SIGNALS = "safety_signals"
 """The safety-signals question's key in ``clinic_omitted``."""
+IMMEDIATE_RELIEF = immediate_relief.QUESTION
+"""The immediate-relief question's key in ``clinic_omitted``."""
+COMBINED_CARE = combined_care.QUESTION
+"""The combined-care question's key in ``clinic_omitted``."""
 
 
 def clinic_tables(
@@ -38,6 +50,7 @@ def clinic_tables(
     events: pd.DataFrame | None = None,
     patients: pd.DataFrame | None = None,
     record: EventRecord | None = None,
+    assessments: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of the clinic questions, and ``clinic_omitted`` for those not analysable.
 
@@ -61,6 +74,9 @@ def clinic_tables(
         The run's adverse events as assembled once for every safety table
         (:func:`pipeline.derive.adverse_events.event_record`); when given, ``events`` is not
         read.
+    assessments : pandas.DataFrame, optional
+        The valid assessments with their ``timing`` (the pre/post-session measurements of the
+        immediate relief); without them immediate relief is not analysed.
 
     Returns
     -------
@@ -97,6 +113,12 @@ def clinic_tables(
     reason = _signals(patients, sessions, study, record, out)
     if reason:
         omitted.append((SAFETY_SIGNALS, reason))
+    reason = _immediate_relief(data, sessions, assessments, study, max(2, threshold), out)
+    if reason:
+        omitted.append((IMMEDIATE_RELIEF, reason))
+    reason = _combined_care(data, sessions, study, max(2, threshold), out)
+    if reason:
+        omitted.append((COMBINED_CARE, reason))
     if omitted:
         out["clinic_omitted"] = pd.DataFrame(omitted, columns=["question", "reason"])
     return out
@@ -159,7 +181,8 @@ def _durability(
     omitted: list[tuple[str, str]],
 ) -> None:
     """Add the durability table to ``out``, or its reason to ``omitted``."""
-    if reason:
+    marked = "follow_up" in data and bool(data["follow_up"].fillna(False).any())
+    if reason and not marked:
         omitted.append((DURABILITY, reason))
         return
     outcome = study.outcomes[0]
@@ -174,3 +197,90 @@ def _durability(
         omitted.append((DURABILITY, "no patient was assessed after the end of treatment"))
     else:
         out["durability"] = table.assign(outcome=outcome.name)[["outcome", *table.columns]]
+
+
+def _immediate_relief(
+    data: pd.DataFrame,
+    sessions: pd.DataFrame,
+    assessments: pd.DataFrame | None,
+    study: Study,
+    threshold: int,
+    out: dict[str, pd.DataFrame],
+) -> str:
+    """Add the immediate-relief tables to ``out``; return why they cannot be made, or empty."""
+    if not study.sessions or len(sessions) == 0:
+        return "the study has no session log, so no assessment is tied to a session"
+    if (
+        assessments is None
+        or "timing" not in assessments
+        or not assessments["timing"].isin(SESSION_TIMINGS).any()
+    ):
+        return (
+            "no assessment was recorded immediately before or after a session (the assessments' "
+            "timing column)"
+        )
+    pairs = session_pairs(assessments, sessions, data, study.outcomes)
+    changes, relations = [], []
+    for outcome in study.outcomes:
+        column = outcome_column(outcome.name)
+        sign = outcome.improvement_sign
+        try:
+            change = immediate_relief.within_session_change(pairs, column, sign, threshold)
+            relation = immediate_relief.next_visit_relation(pairs, column, sign, threshold)
+        except (ModelDataError, ModelFitError) as exc:
+            return f"the within-session model cannot be fitted to {outcome.name}: {exc}"
+        if not change.empty:
+            changes.append(change.assign(outcome=outcome.name))
+        if not relation.empty:
+            relations.append(relation.assign(outcome=outcome.name))
+    if not changes:
+        return (
+            f"fewer than {threshold} patients have a session measured both immediately before "
+            "and after it"
+        )
+    table = pd.concat(changes, ignore_index=True)
+    out["immediate_relief"] = table[["outcome", *immediate_relief.COLUMNS]]
+    if relations:
+        table = pd.concat(relations, ignore_index=True)
+        out["immediate_relief_next_visit"] = table[["outcome", *immediate_relief.NEXT_COLUMNS]]
+    return ""
+
+
+def _combined_care(
+    data: pd.DataFrame,
+    sessions: pd.DataFrame,
+    study: Study,
+    threshold: int,
+    out: dict[str, pd.DataFrame],
+) -> str:
+    """Add the combined-care tables to ``out``; return why they cannot be made, or empty."""
+    if not study.sessions or len(sessions) == 0:
+        return "the study has no session log, where co-interventions are recorded"
+    groups = co_intervention_groups(sessions)
+    if groups.empty:
+        return "co-interventions were not recorded (the sessions' co_intervention column)"
+    outcome = study.outcomes[0]
+    comparisons = tuple(c.name for c in study.comparisons if c.name in data)
+    try:
+        estimates, tests = combined_care.combined_care(
+            data,
+            groups,
+            outcome_column(outcome.name),
+            comparisons,
+            outcome.improvement_sign,
+            threshold,
+        )
+    except (ModelDataError, ModelFitError) as exc:
+        return f"the combined-care models cannot be fitted: {exc}"
+    if estimates.empty:
+        return (
+            f"fewer than two co-intervention groups have at least {threshold} patients at each "
+            "level of a comparison"
+        )
+    out["combined_care"] = estimates.assign(outcome=outcome.name)[
+        ["outcome", *combined_care.COLUMNS]
+    ]
+    out["combined_care_tests"] = tests.assign(outcome=outcome.name)[
+        ["outcome", *combined_care.TEST_COLUMNS]
+    ]
+    return ""

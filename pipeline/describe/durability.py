@@ -2,7 +2,10 @@
 
 A patient's *end-of-treatment* assessment is their first post-baseline assessment after their
 last session (``sessions_completed`` equal to ``n_sessions``, the sessions of their log); the
-later assessments are *follow-ups* 1, 2, ... For each follow-up and group level:
+later assessments are *follow-ups* 1, 2, ... A study that marks its follow-ups
+(``timing = follow_up``, the analysis data set's ``follow_up`` column) needs no session log: a
+patient's end of treatment is then their last post-baseline assessment before their first
+marked follow-up, and the marked rows are the follow-ups. For each follow-up and group level:
 
 - the change from the end of treatment, signed as an improvement (positive: still improving;
   negative: the relief wanes), mean with its t 95 % CI;
@@ -36,12 +39,27 @@ def follow_ups(data: pd.DataFrame, column: str) -> pd.DataFrame:
         outcome's value minus its end-of-treatment value), ``eot_responder``, ``responder``.
     """
     rows = data[(data["visit"] > 0) & data[column].notna()].copy()
+    if "follow_up" in rows and bool(rows["follow_up"].fillna(False).any()):
+        marked = rows["follow_up"].fillna(False).astype(bool)
+        rows = rows.sort_values([PATIENT_ID, "visit"], kind="stable")
+        first = rows["visit"].where(marked).groupby(rows[PATIENT_ID]).transform("min")
+        before = rows[~marked & (rows["visit"] < first)]
+        eot_rows = before.groupby(PATIENT_ID).tail(1)
+        later = rows[marked & rows[PATIENT_ID].isin(eot_rows[PATIENT_ID])]
+        rows = pd.concat([eot_rows, later]).sort_values([PATIENT_ID, "visit"], kind="stable")
+        return _follow_up_frame(rows, column)
     if "n_sessions" in rows:
         last = rows["n_sessions"]
     else:
         last = rows.groupby(PATIENT_ID)["sessions_completed"].transform("max")
     rows = rows[(last > 0) & (rows["sessions_completed"] >= last)]
     rows = rows.sort_values([PATIENT_ID, "visit"], kind="stable")
+    return _follow_up_frame(rows, column)
+
+
+def _follow_up_frame(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Follow-ups of ``rows``: each patient's end of treatment, then their follow-ups, in order."""
+    rows = rows.copy()
     rows["rank"] = rows.groupby(PATIENT_ID).cumcount()
     eot = rows[rows["rank"] == 0].set_index(PATIENT_ID)
     later = rows[rows["rank"] > 0]

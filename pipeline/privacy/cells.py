@@ -731,6 +731,14 @@ NO_COUNTS = frozenset(
         # assessments per session count, pooled upwards to at least max(10, threshold) rows
         "dose_response",
         "answer",  # headline estimates and their verdicts (analyses.headline): no counts
+        # pairs and patients behind each estimate: a factor (depth, twitch) enters only when
+        # each level has at least the threshold of patients, so no count is below it
+        "immediate_relief",
+        "immediate_relief_next_visit",
+        # patients per co-intervention group and comparison level: groups with fewer than the
+        # threshold at a level are left out of the models (describe.combined_care)
+        "combined_care",
+        "combined_care_tests",
     }
 )
 KNOWN = frozenset(

@@ -27,11 +27,13 @@ from pipeline.report.glossary import glossary_section, methods_table
 from pipeline.report.html import Paragraph, ReportContent, Section
 from pipeline.report.provenance import RunProvenance
 from pipeline.report.sections.appendix import appendix_section
+from pipeline.report.sections.combined_care import combined_care_section
 from pipeline.report.sections.common import fit_flags
 from pipeline.report.sections.data import data_section
 from pipeline.report.sections.diagnostics import diagnostics_section
 from pipeline.report.sections.dose_response import dose_response_section
 from pipeline.report.sections.durability import durability_section
+from pipeline.report.sections.immediate_relief import immediate_relief_section
 from pipeline.report.sections.methods import methods_text, mmrm_structure_text
 from pipeline.report.sections.outcomes import outcomes_section
 from pipeline.report.sections.provenance import provenance_section
@@ -58,6 +60,24 @@ ANSWER_CONTRIBUTORS: tuple[Contributor, ...] = (
 )
 """Sections' one-sentence contributions to the answer page (:mod:`pipeline.report.answer`):
 add a section's contributor here."""
+
+
+def clinic_sections(tables: Mapping[str, pd.DataFrame], note: str) -> list[Section | None]:
+    """Return the clinic's own questions (SAP §4b) in the issue's order, shown or omitted.
+
+    Each section is shown, or omitted with its reason; the safety signals come first in the
+    report, next to the answer. Both the needling report and a declared-design study's
+    report show them: a study without a session log sees each omitted with the reason
+    (``clinic_omitted``).
+    """
+    return [
+        sessions_needed_section(tables, note),
+        dose_response_section(tables, note),
+        immediate_relief_section(tables, note),
+        durability_section(tables, note),
+        combined_care_section(tables, note),
+        side_effects_section(tables, note),
+    ]
 
 
 def build_content(
@@ -118,10 +138,7 @@ def build_content(
         outcomes_section(tables, analysis, config, flags),
         responders_section(tables, config, note),
         safety_section(tables, note),
-        sessions_needed_section(tables, note),
-        dose_response_section(tables, note),
-        durability_section(tables, note),
-        side_effects_section(tables, note),
+        *clinic_sections(tables, note),
         sensitivity_section(tables, flags),
         diagnostics_section(tables, flags, residuals or {}),
         *extra,
@@ -168,11 +185,13 @@ def _declared_content(
         answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
+        safety_signals_section(tables, note),
         provenance_section(config, run),
         data_section(tables, note),
         table_one_section(tables, note),
         design.outcomes(tables, config, flags, analysis),
         design.responders(tables, config, note),
+        *clinic_sections(tables, note),
         diagnostics_section(tables, flags, residuals or {}, shorts),
         *extra,
         Section(

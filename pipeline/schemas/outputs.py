@@ -431,6 +431,82 @@ class Durability(_Output):
     share_high: Series[float] = pa.Field(nullable=True, ge=0, le=1)
 
 
+class ImmediateRelief(_Output):
+    """``immediate_relief``: the change within a session (pre minus post), by depth and twitch.
+
+    ``estimate`` is an improvement (positive: better after the session than before), a level's
+    mean relief (``kind = mean``) or a level minus its reference (``kind = difference``).
+    """
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    comparison: Series[str] = pa.Field(isin=["all", "depth", "twitch"])
+    kind: Series[str] = pa.Field(isin=["mean", "difference"])
+    level: Series[str]
+    reference: Series[str]
+    pairs: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str]
+
+
+class ImmediateReliefNextVisit(_Output):
+    """``immediate_relief_next_visit``: the next visit's improvement per unit of session relief."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    pairs: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    slope: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    correlation: Series[float] = pa.Field(nullable=True, ge=-1, le=1)
+    method: Series[str]
+
+
+class CombinedCare(_Output):
+    """``combined_care``: comparisons adjusted for, and within, co-intervention groups.
+
+    ``estimate`` is ``level`` minus ``reference`` turned into an improvement (positive: more
+    improvement with ``level``).
+    """
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    comparison: Series[str]
+    model: Series[str] = pa.Field(isin=["covariate", "modifier"])
+    effect: Series[str] = pa.Field(isin=["comparison", "co_intervention"])
+    level: Series[str]
+    reference: Series[str]
+    co_intervention: Series[str]
+    patients: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    estimate: Series[float] = pa.Field(nullable=True)
+    std_err: Series[float] = pa.Field(nullable=True, ge=0)
+    df: Series[float] = pa.Field(nullable=True)
+    ci_low: Series[float] = pa.Field(nullable=True)
+    ci_high: Series[float] = pa.Field(nullable=True)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+
+
+class CombinedCareTests(_Output):
+    """``combined_care_tests``: likelihood-ratio test of each comparison × co-intervention."""
+
+    outcome: Series[str] = pa.Field(str_matches=OUTCOME_NAME)
+    comparison: Series[str]
+    groups: Series[pd.Int64Dtype] = pa.Field(ge=2)
+    test: Series[str]
+    df: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    chisq: Series[float] = pa.Field(nullable=True, ge=0)
+    p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    loglik_reduced: Series[float] = pa.Field(nullable=True)
+    loglik_full: Series[float] = pa.Field(nullable=True)
+
+
 class Answer(_Output):
     """``answer``: the headline estimate of each comparison × outcome, its verdict (SAP §4).
 
@@ -483,6 +559,10 @@ MODELS: dict[str, type[_Output]] = {
     "durability": Durability,
     "safety_signals": SafetySignals,
     "safety_signal_rate_ratios": SafetySignalRateRatios,
+    "immediate_relief": ImmediateRelief,
+    "immediate_relief_next_visit": ImmediateReliefNextVisit,
+    "combined_care": CombinedCare,
+    "combined_care_tests": CombinedCareTests,
     "answer": Answer,
 }
 """The output tables with a contract, by name (file stem in ``reports/tables``)."""

@@ -49,6 +49,25 @@ CONTRAINDICATIONS = (
     "unable_to_consent",
 )
 ODI_ITEMS = tuple(f"odi_q{k}" for k in range(1, 11))
+# When an assessment was taken relative to treatment (the assessments' ``timing`` column, SAP §3):
+# immediately before or immediately after a session (the within-session pairs of the immediate-
+# relief analysis). An empty cell is an ordinary scheduled assessment.
+PRE_SESSION = "pre_session"
+POST_SESSION = "post_session"
+SESSION_TIMINGS = (PRE_SESSION, POST_SESSION)
+# A follow-up: an assessment after the end of treatment (durability reads it when there is no
+# session log to tell where treatment ended).
+FOLLOW_UP = "follow_up"
+TIMINGS = (*SESSION_TIMINGS, FOLLOW_UP)
+# Co-interventions recognised in the sessions' ``co_intervention`` text (the combined-care
+# analysis, SAP §4b): each ';'-separated item is matched ignoring case, spaces and '_' / '-'.
+# An item naming none of them counts as ``other``; ``none`` (or an empty list) is no
+# co-intervention. A cell left empty is not recorded.
+EXERCISE = "exercise"
+MANUAL_THERAPY = "manual_therapy"
+OTHER_CO_INTERVENTION = "other"
+NO_CO_INTERVENTION = "none"
+CO_INTERVENTIONS = (EXERCISE, MANUAL_THERAPY)
 OUTCOMES = tuple(INSTRUMENT_COLUMNS.values())
 # How a yes/no cell may be written (any case).
 YES = ("yes", "y", "true", "t", "1")
@@ -166,7 +185,10 @@ class Sessions(pa.DataFrameModel):
     )
     co_intervention: Optional[Series[str]] = pa.Field(  # noqa: UP045
         nullable=True,
-        description="Co-interventions in the session, free text separated by ';'.",
+        description="Co-interventions in the session, free text separated by ';'. The "
+        "combined-care analysis reads only the recognised items: `exercise`, `manual therapy` "
+        "(case, spaces, `_` and `-` ignored) and `none`; any other item counts as `other` and the "
+        "text itself never leaves validation.",
         metadata={FREE_TEXT: True},
     )
     adverse_event: Optional[Series[str]] = pa.Field(  # noqa: UP045
@@ -268,8 +290,10 @@ class Assessments(pa.DataFrameModel):
     visit: Series[pd.Int64Dtype] = pa.Field(
         ge=0,
         le=100,
+        nullable=True,
         description="Visit number: 0 = baseline before the first session, then "
-        "1, 2, ... in time order; unique per patient.",
+        "1, 2, ... in time order; unique per patient. Empty only on a pre- or post-session "
+        "measurement (`timing`) that is not one of the study's visits.",
     )
     assessment_date: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045
         nullable=True,
@@ -312,6 +336,48 @@ class Assessments(pa.DataFrameModel):
     odi_version: Optional[Series[str]] = pa.Field(  # noqa: UP045
         nullable=True, description="ODI version when known, e.g. 2.1a."
     )
+    timing: Optional[Series[str]] = pa.Field(  # noqa: UP045
+        isin=TIMINGS,
+        nullable=True,
+        description="Taken immediately before (`pre_session`) or after (`post_session`) the "
+        "needling session of the same day, or a follow-up after the end of treatment "
+        "(`follow_up`); empty: an ordinary assessment. A pre/post pair is the immediate-relief "
+        "measurement of that session (a row without a visit number is used by that analysis "
+        "only); `follow_up` rows need a visit number and mark where treatment ended when "
+        "durability cannot tell it from the sessions.",
+    )
+
+    @pa.dataframe_check(error="visit is required unless timing is pre_session or post_session")
+    @classmethod
+    def visit_or_session_timing(cls, df: pd.DataFrame) -> Series[bool]:
+        """Require a visit number unless the row is a pre- or post-session measurement."""
+        timed = df["timing"].isin(SESSION_TIMINGS) if "timing" in df else False
+        return pd.Series(df["visit"].notna() | timed, index=df.index)
+
+    @pa.dataframe_check(
+        error="a pre_session or post_session assessment needs assessment_date (the session's "
+        "date links it to its session)"
+    )
+    @classmethod
+    def timed_rows_are_dated(cls, df: pd.DataFrame) -> Series[bool]:
+        """Link a pre/post-session measurement to its session by the date."""
+        if "timing" not in df:
+            return pd.Series(True, index=df.index)
+        dated = df["assessment_date"].notna() if "assessment_date" in df else False
+        return pd.Series(~df["timing"].isin(SESSION_TIMINGS) | dated, index=df.index)
+
+    @pa.dataframe_check(
+        error="patient_id/assessment_date/timing: a session's pre (or post) measurement is "
+        "written on more than one row"
+    )
+    @classmethod
+    def one_measurement_per_timing(cls, df: pd.DataFrame) -> Series[bool]:
+        """Keep the key of the rows without a visit unique: patient, date and timing."""
+        if "timing" not in df or "assessment_date" not in df:
+            return pd.Series(True, index=df.index)
+        keyed = df["visit"].isna() & df["timing"].notna() & df["assessment_date"].notna()
+        key = [PATIENT_ID, "assessment_date", "timing"]
+        return ~(keyed & df[key].duplicated(keep=False))
 
     @pa.dataframe_check(error=no_outcome_error(OUTCOMES))
     @classmethod
@@ -577,6 +643,12 @@ def data_dictionary_markdown() -> str:
             )
         key = ", ".join(f"`{k}`" for k in KEYS[table])
         lines += ["", f"Row key: {key} (a key written twice quarantines every copy)."]
+        if table == "assessments":
+            lines[-1] += (
+                " A pre- or post-session measurement without a visit number is keyed by "
+                "`patient_id`, `assessment_date` and `timing` instead, and is left out of the "
+                "date-order rule and of every analysis by visit."
+            )
         row_rules = [check.error for check in schema.checks]
         if table in DATE_COLUMNS:
             row_rules.append(

@@ -92,7 +92,7 @@ def test_exact_columns_in_order(study):
         "symptom_weeks",
         "arm",
     ]
-    assert list(ASSESSMENT_COLUMNS[-11:]) == [*ITEMS, "odi_version"]
+    assert list(ASSESSMENT_COLUMNS[-12:]) == [*ITEMS, "odi_version", "timing"]
 
 
 def test_csv_header_and_format(study, tmp_path):
@@ -189,6 +189,7 @@ def test_session_ranges(study):
 
 def test_assessment_ranges(study):
     a = study["assessments"]
+    a = a[a["visit"].notna()]
     assert a["nrs"].dtype.kind == "i"
     assert a["nrs"].between(0, 10).all()
     vas = a["vas_mm"].dropna()
@@ -337,7 +338,7 @@ def test_bad_rows_carry_their_faults(study):
         table, r = row[fault]
         assert cell(fault, column) < enrol[bad[table].loc[r, "patient_id"]]
     a = bad["assessments"]
-    dup = a.duplicated(["patient_id", "visit"], keep=False)
+    dup = a.duplicated(["patient_id", "visit"], keep=False) & a["visit"].notna()
     assert dup.sum() == 2
     table, r = row["duplicate_assessment"]
     assert dup[r]
@@ -383,17 +384,19 @@ def test_dense_schedule_changes_only_the_assessments(large, dense):
         pd.testing.assert_frame_equal(large[name], dense[name])
     a = dense["assessments"]
     assert list(a.columns) == list(ASSESSMENT_COLUMNS)
+    a = a[a["visit"].notna()]
     assert sorted(a["visit"].unique()) == sorted(DENSE_VISIT_WEEKS)
     counts = a["visit"].value_counts().sort_index()
     assert counts[0] == len(dense["patients"])
     assert (np.diff(counts.to_numpy()) < 0).all()  # missed visits and dropout as before
     # about 6.2 assessments per patient (4.2 with the default schedule)
     assert 6.0 < len(a) / len(dense["patients"]) < 6.45
-    assert len(large["assessments"]) / len(large["patients"]) < 4.4
+    assert large["assessments"]["visit"].notna().sum() / len(large["patients"]) < 4.4
 
 
 def test_dense_schedule_dates_near_nominal_weeks_and_in_visit_order(dense):
     a = dense["assessments"]
+    a = a[a["visit"].notna()].astype({"visit": "int64"})
     dates = pd.to_datetime(a["assessment_date"], format="%Y-%m-%d")
     base = dates[a["visit"] == 0].set_axis(a.loc[a["visit"] == 0, "patient_id"])
     days = (dates - base[a["patient_id"]].to_numpy()).dt.days
@@ -436,3 +439,38 @@ def test_bad_rows_of_a_dense_study_dated_by_its_schedule():
         assert row["visit"] in DENSE_VISIT_WEEKS
         days = (pd.Timestamp(row["assessment_date"]) - pd.Timestamp(base[row["patient_id"]])).days
         assert days == 7 * DENSE_VISIT_WEEKS[row["visit"]]
+
+
+# ----------------------------------------------------------------------------- pre/post pairs
+def test_session_measurements_come_in_pairs_on_session_days(large):
+    a = large["assessments"]
+    timed = a[a["visit"].isna()]
+    assert set(timed["timing"]) == {"pre_session", "post_session"}
+    assert timed[[*ITEMS, "vas_mm", "odi"]].isna().all().all()
+    pairs = timed.groupby(["patient_id", "assessment_date"])["timing"].agg(sorted)
+    assert all(v == ["post_session", "pre_session"] for v in pairs)
+    s = large["sessions"]
+    days = set(zip(s["patient_id"], s["session_date"], strict=True))
+    assert set(pairs.index) <= days
+    # P = 0.30 per session (TRUE_EFFECTS["immediate_relief"])
+    share = len(pairs) / len(s)
+    assert abs(share - TRUE_EFFECTS["immediate_relief"]["p_session_measured"]) < 0.02
+    # the visit rows do not depend on them: the same as without the relief stream
+    assert a["timing"][a["visit"].notna()].isna().all()
+
+
+def test_immediate_relief_truth_in_the_pairs(large):
+    # pre minus post, averaged: 1.0 + 0.6 P(deep) + 0.4 P(twitch) before rounding and clipping
+    a = large["assessments"]
+    timed = a[a["visit"].isna()]
+    wide = timed.pivot_table(
+        index=["patient_id", "assessment_date"], columns="timing", values="nrs", aggfunc="first"
+    )
+    relief = (wide["pre_session"] - wide["post_session"]).astype(float)
+    s = large["sessions"].set_index(["patient_id", "session_date"])
+    deep = (s["depth"] == "deep").reindex(relief.index)
+    twitch = (s["twitch"] == "yes").reindex(relief.index)
+    truth = TRUE_EFFECTS["immediate_relief"]
+    expected = truth["relief_nrs"] + truth["deep"] * deep + truth["twitch"] * twitch
+    se = relief.std() / np.sqrt(len(relief))
+    assert abs(relief.mean() - expected.mean()) < 3 * se

@@ -55,3 +55,39 @@ def test_no_assessment_after_the_end_of_treatment_gives_no_follow_up():
     )
     assert follow_ups(data, "nrs").empty
     assert durability(data, "nrs", []).empty
+
+
+def test_marked_follow_ups_need_no_session_log():
+    # the course of pipeline.demo.course with its follow-ups marked (timing = follow_up) and
+    # the session counts removed: the same end of treatment, the same table
+    data = simulate_course(300, 2, follow_up=True)
+    with_log = durability(data, "nrs", ["chronicity"])
+    eot = data.groupby("patient_id")["visit"].transform(
+        lambda v: v[
+            data.loc[v.index, "sessions_completed"] >= data.loc[v.index, "n_sessions"]
+        ].min()
+    )
+    marked = data.assign(
+        follow_up=(data["visit"] > eot).to_numpy(),
+        sessions_completed=0,
+        n_sessions=0,
+    )
+    pd.testing.assert_frame_equal(durability(marked, "nrs", ["chronicity"]), with_log)
+
+
+def test_marked_follow_up_end_of_treatment_is_the_last_visit_before_it():
+    data = pd.DataFrame(
+        {
+            "patient_id": ["A"] * 5,
+            "visit": pd.array([0, 1, 2, 3, 4], dtype="Int64"),
+            "sessions_completed": [0] * 5,
+            "n_sessions": [0] * 5,
+            "weeks": [0.0, 2.0, 4.0, 8.0, 12.0],
+            "nrs": [7.0, 5.0, 3.0, 4.0, 6.0],
+            "nrs_responder": pd.array([None, True, True, True, False], dtype="boolean"),
+            "follow_up": [False, False, False, True, True],
+        }
+    )
+    found = follow_ups(data, "nrs")
+    assert list(found["follow_up"]) == [1, 2]
+    assert list(found["change"]) == [1.0, 3.0]  # from visit 2, the last before the first marked

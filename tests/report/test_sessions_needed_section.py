@@ -41,8 +41,15 @@ def sessions():
 
 @pytest.fixture(scope="module")
 def tables(demo_data, sessions, config):
-    patients = validate_study(read_raw_tables(DEMO_INPUTS)).valid("patients")
-    return clinic_tables(demo_data, sessions, config.study, 5, patients=patients)
+    validation = validate_study(read_raw_tables(DEMO_INPUTS))
+    return clinic_tables(
+        demo_data,
+        sessions,
+        config.study,
+        5,
+        patients=validation.valid("patients"),
+        assessments=validation.valid("assessments"),
+    )
 
 
 def test_demo_tables_meet_their_contracts_and_publish(tables):
@@ -91,6 +98,8 @@ def test_without_a_session_log_the_section_says_why(demo_data, config):
         "durability",
         "side_effects",
         "safety_signals",
+        "immediate_relief",
+        "combined_care",
     ]
     section = sessions_needed_section(tables, "note")
     (block,) = section.blocks

@@ -36,7 +36,9 @@ def durability_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section
         (
             Paragraph(
                 "A patient's end of treatment is their first assessment after their last "
-                "session; the later assessments are follow-ups 1, 2, ... The change is the "
+                "session (in a study that marks its follow-ups, their last assessment before "
+                "the first marked one); the later assessments are follow-ups 1, 2, ... The "
+                "change is the "
                 "further improvement since the end of treatment (negative: the relief waned); "
                 "the share is of the patients who were MCID responders at the end of treatment."
             ),
