@@ -321,11 +321,8 @@ def fit_all(
         )
     plans = runs.study_plans(study.data, chosen, design)
     visit = runs.primary_visit(study.data, design)
-    family = [
-        (identity, visit if identity.kind is analyses.AnalysisKind.CHANGE else None)
-        for identity in (runs.headline(c) for c in design.comparisons)
-    ]
-    return runs.combine(runs.run_analyses(plans, chosen.df_method, progress), family)
+    fits = runs.run_analyses(plans, chosen.df_method, progress)
+    return runs.combine(fits, design.comparisons, visit)
 
 
 def responder_table(study: Study, group: str = "depth") -> pd.DataFrame:

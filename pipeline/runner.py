@@ -266,11 +266,7 @@ def _run(
     )
     visit = primary_visit(data, study)
     headlines = [headline(c) for c in study.comparisons]
-    family = [
-        (identity, visit if identity.kind is AnalysisKind.CHANGE else None)
-        for identity in headlines
-    ]
-    model_tables = combine(results, family)
+    model_tables = combine(results, study.comparisons, visit)
     diagnostics = model_tables["diagnostics"]
     written.append(
         outputs.write_csv(

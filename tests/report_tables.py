@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.analyses.headline import answer_table
-from pipeline.config.settings import Mcid, Study, legacy_outcomes
+from pipeline.analyses.headline import adjust, answer_table
+from pipeline.config.settings import DEFAULT_COMPARISONS, Mcid, Study, legacy_outcomes
 from pipeline.describe.table_one import table_one
 from pipeline.schemas.identity import ContrastKind, FlowStage
 
@@ -16,7 +16,8 @@ FIT_SECONDS = 12.3456789  # a value that must never reach the report
 
 def contrasts() -> pd.DataFrame:
     rows = [
-        # analysis, outcome, question, contrast, visit, estimate, se, df, lo, hi, p, family, holm
+        # analysis, outcome, question, contrast, visit, estimate, se, df, lo, hi, p
+        # (the family and Holm p are added by the pipeline's one adjustment, headline.adjust)
         (
             "trajectory_depth",
             "nrs",
@@ -29,8 +30,6 @@ def contrasts() -> pd.DataFrame:
             -0.140,
             -0.064,
             3.5e-7,
-            "primary",
-            2.1e-6,
         ),
         (
             "trajectory_depth",
@@ -44,8 +43,6 @@ def contrasts() -> pd.DataFrame:
             -1.84,
             -0.86,
             1e-7,
-            "secondary",
-            None,
         ),
         (
             "trajectory_depth",
@@ -59,8 +56,6 @@ def contrasts() -> pd.DataFrame:
             -1.42,
             -0.62,
             2e-6,
-            "primary",
-            8e-6,
         ),
         (
             "trajectory_twitch",
@@ -74,8 +69,6 @@ def contrasts() -> pd.DataFrame:
             -0.098,
             -0.019,
             0.0035,
-            "primary",
-            0.007,
         ),
         (
             "trajectory_twitch",
@@ -88,8 +81,6 @@ def contrasts() -> pd.DataFrame:
             211.0,
             -0.71,
             0.11,
-            0.15,
-            "primary",
             0.15,
         ),
         (
@@ -104,8 +95,6 @@ def contrasts() -> pd.DataFrame:
             -0.57,
             0.15,
             0.25,
-            "secondary",
-            None,
         ),
         (
             "joint",
@@ -119,8 +108,6 @@ def contrasts() -> pd.DataFrame:
             -0.152,
             -0.056,
             2e-5,
-            "secondary",
-            None,
         ),
         (
             "joint",
@@ -134,8 +121,6 @@ def contrasts() -> pd.DataFrame:
             -0.044,
             0.051,
             0.89,
-            "secondary",
-            None,
         ),
         (
             "sensitivity_completers_depth",
@@ -149,8 +134,6 @@ def contrasts() -> pd.DataFrame:
             -0.16,
             -0.06,
             1e-5,
-            "secondary",
-            None,
         ),
         (
             "subgroup_chronicity_depth",
@@ -164,8 +147,19 @@ def contrasts() -> pd.DataFrame:
             -0.15,
             -0.03,
             0.004,
-            "secondary",
+        ),
+        (
+            "session_twitch",
+            "nrs",
+            "twitch",
+            "twitch in every earlier session vs none, within patients",
             None,
+            0.69,
+            0.51,
+            566.8,
+            -0.32,
+            1.70,
+            0.18,
         ),
     ]
     columns = [
@@ -180,16 +174,16 @@ def contrasts() -> pd.DataFrame:
         "ci_low",
         "ci_high",
         "p_value",
-        "family",
-        "p_holm",
     ]
     out = pd.DataFrame(rows, columns=columns)
     out["visit"] = out["visit"].astype("Int64")
     # typed fields, as the analyses give them (not derived from the labels)
     slope, visit = ContrastKind.SLOPE.value, ContrastKind.VISIT.value
-    out.insert(3, "kind", [slope, visit, slope, slope, slope, visit, slope, slope, slope, slope])
-    out.insert(4, "within", [None] * 9 + ["acute"])
-    return out
+    within = ContrastKind.WITHIN.value
+    kinds = [slope, visit, slope, slope, slope, visit, slope, slope, slope, slope, within]
+    out.insert(3, "kind", kinds)
+    out.insert(4, "within", [None] * 9 + ["acute", None])
+    return adjust(out, DEFAULT_COMPARISONS, 4)
 
 
 def emmeans() -> pd.DataFrame:

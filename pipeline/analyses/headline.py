@@ -16,9 +16,15 @@ unadjusted estimates of the same question are rows beside it, never the answer:
 
 One sign convention for every outcome: ``improvement`` is the level minus the reference turned
 so that a positive number means more improvement with the level, whichever way the instrument's
-scale runs (:attr:`pipeline.config.settings.Outcome.improvement_sign`). Holm's adjustment runs
-across the headline rows (the primary family of SAP §4). Each headline is classified against
-the outcome's MCID in points by :func:`classify`.
+scale runs (:attr:`pipeline.config.settings.Outcome.improvement_sign`). Each headline is
+classified against the outcome's MCID in points by :func:`classify`.
+
+**One multiplicity family.** The Holm primary family of SAP §4 is the headline estimates, one
+per comparison × outcome. :func:`holm_family` chooses those rows of the contrasts table (by
+their typed fields) and :func:`adjust` is the one place Holm's method is applied to them: the
+contrasts table (``family``, ``p_holm``, :func:`pipeline.analyses.run.combine`) and the answer
+table (which copies both from the contrast row it reads) carry the same adjusted p for the
+same estimate.
 
 Everything here is a pure function of the run's tidy tables.
 """
@@ -35,11 +41,7 @@ import pandas as pd
 
 from pipeline.config.settings import Comparison, Outcome, Study
 from pipeline.lmm.marginal import holm
-from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind
-
-WITHIN_TERM = "twitch_within"
-"""Fixed-effect term of the session-level model: the within-patient twitch share
-(:func:`pipeline.analyses.plans.session_plan`)."""
+from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family
 
 
 class Verdict(StrEnum):
@@ -96,6 +98,7 @@ ANSWER_COLUMNS = [
     "ci_low",
     "ci_high",
     "p_value",
+    "family",
     "p_holm",
     "mcid",
     "verdict",
@@ -153,6 +156,93 @@ class _Estimate:
     ci_low: float
     ci_high: float
     p_value: float
+    family: str
+    p_holm: float
+
+
+def _family(row: Mapping) -> tuple[str, float]:
+    """Return the contrast row's multiplicity family and Holm p (set by :func:`adjust`)."""
+    return str(row["family"]), float(row["p_holm"])
+
+
+def _mask(contrasts: pd.DataFrame, comparison: Comparison, visit: int | None) -> pd.Series:
+    """Return the contrast rows that are the headline estimates of one comparison (SAP §4)."""
+    unsplit = contrasts["within"].isna()  # a subgroup's estimate ("within" a level) never is
+    kind = contrasts["kind"].astype(str)
+    analysis = contrasts["analysis"]
+    own = unsplit & (contrasts["question"] == comparison.name)
+    if comparison.randomised:
+        change = AnalysisId(AnalysisKind.CHANGE, comparison.name).name
+        at = pd.to_numeric(contrasts["visit"], errors="coerce") == visit
+        return own & (analysis == change) & (kind == ContrastKind.VISIT) & at
+    if comparison.kind == "twitch":
+        session = AnalysisId(AnalysisKind.SESSION, "twitch").name
+        within = unsplit & (analysis == session) & (kind == ContrastKind.WITHIN)
+        joint = own & (analysis == AnalysisId(AnalysisKind.JOINT).name)
+        joint &= kind == ContrastKind.SLOPE
+        # without a session-level fit of an outcome (too few sessions), the joint model
+        # adjusted for depth answers for that outcome
+        fitted = within.groupby(contrasts["outcome"]).transform("any")
+        return within | (joint & ~fitted)
+    trajectory = AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name
+    return own & (analysis == trajectory) & (kind == ContrastKind.SLOPE)
+
+
+def holm_family(
+    contrasts: pd.DataFrame, comparisons: Sequence[Comparison], visit: int | None
+) -> np.ndarray:
+    """Choose the Holm primary family of SAP §4: the headline estimates' contrast rows.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        The run's contrasts with their in-memory typed ``kind`` and ``within``.
+    comparisons : sequence of Comparison
+        The declared comparisons.
+    visit : int or None
+        The primary visit (:func:`pipeline.analyses.run.primary_visit`).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for one row per comparison × outcome: a randomised arm's difference at the
+        primary visit in its visit-level model; twitch's within-patient coefficient in the
+        session-level model (the joint model's slope difference for an outcome without one);
+        any other grouping's slope difference in its trajectory model.
+    """
+    chosen = pd.Series(False, index=contrasts.index)
+    for comparison in comparisons:
+        chosen |= _mask(contrasts, comparison, visit)
+    return chosen.to_numpy(dtype=bool)
+
+
+def adjust(
+    contrasts: pd.DataFrame, comparisons: Sequence[Comparison], visit: int | None
+) -> pd.DataFrame:
+    """Mark the Holm family and adjust its p-values: the one multiplicity adjustment of a run.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        As for :func:`holm_family`.
+    comparisons : sequence of Comparison
+        The declared comparisons.
+    visit : int or None
+        The primary visit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``family`` (:class:`~pipeline.schemas.identity.Family`: ``primary`` for
+        the headline estimates of :func:`holm_family`, else ``secondary``) and ``p_holm``
+        (R's ``p.adjust(p, "holm")`` across the primary rows; NaN for the others).
+    """
+    out = contrasts.copy()
+    primary = holm_family(out, comparisons, visit)
+    out["family"] = np.where(primary, Family.PRIMARY.value, Family.SECONDARY.value)
+    out["p_holm"] = np.nan
+    out.loc[primary, "p_holm"] = holm(out.loc[primary, "p_value"].to_numpy(dtype=float))
+    return out
 
 
 def _levels(
@@ -237,6 +327,7 @@ def _accumulated(
                 float(r["ci_low"]) * horizon,
                 float(r["ci_high"]) * horizon,
                 float(r["p_value"]),
+                *_family(r),
             )
         )
     return found
@@ -280,23 +371,26 @@ def _at_visit(
             float(r["ci_low"]),
             float(r["ci_high"]),
             float(r["p_value"]),
+            *_family(r),
         )
         for level, r in zip(others, rows.to_dict(orient="records"), strict=False)
     ]
 
 
 def _within(
-    tables: Mapping[str, pd.DataFrame], comparison: Comparison, outcome: str, visit: int | None
+    contrasts: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame],
+    comparison: Comparison,
+    outcome: str,
+    visit: int | None,
 ) -> list[_Estimate]:
     """Return the twitch headline: the session-level model's within-patient coefficient."""
-    fixed = tables.get("fixed_effects")
-    if fixed is None or fixed.empty:
-        return []
     analysis = AnalysisId(AnalysisKind.SESSION, "twitch").name
-    rows = fixed[
-        (fixed["analysis"] == analysis)
-        & (fixed["outcome"] == outcome)
-        & (fixed["term"] == WITHIN_TERM)
+    rows = contrasts[
+        (contrasts["analysis"] == analysis)
+        & (contrasts["outcome"] == outcome)
+        & (contrasts["kind"].astype(str) == ContrastKind.WITHIN)
+        & contrasts["within"].isna()
     ]
     reference, *others = _levels(tables, analysis, outcome, comparison)
     return [
@@ -314,6 +408,7 @@ def _within(
             float(r["ci_low"]),
             float(r["ci_high"]),
             float(r["p_value"]),
+            *_family(r),
         )
         for r in rows.to_dict(orient="records")
     ]
@@ -326,9 +421,7 @@ def _estimates(
     visit: int | None,
 ) -> list[_Estimate]:
     """Return every row of one comparison and outcome, the headline first."""
-    contrasts = tables.get("contrasts")
-    if contrasts is None or contrasts.empty:
-        return []
+    contrasts = tables["contrasts"]
     trajectory = AnalysisId(AnalysisKind.TRAJECTORY, comparison.name).name
     joint = AnalysisId(AnalysisKind.JOINT).name
     if comparison.randomised:
@@ -356,7 +449,7 @@ def _estimates(
         trajectory,
     )
     if comparison.kind == "twitch":
-        within = _within(tables, comparison, outcome, visit)
+        within = _within(contrasts, tables, comparison, outcome, visit)
         unadjusted = [
             _Estimate(**{**e.__dict__, "role": Role.UNADJUSTED}) for e in total
         ]  # confounded by depth: shown, never the answer
@@ -381,7 +474,8 @@ def answer_table(
     ----------
     tables : mapping of str to pandas.DataFrame
         The run's tables before suppression: ``contrasts`` (with its in-memory ``kind`` and
-        ``within``), ``fixed_effects`` and ``emmeans``.
+        ``within``; its ``family`` and ``p_holm`` when :func:`adjust` has marked them, else
+        they are marked here by the same function) and ``emmeans``.
     study : Study
         The declared design: comparisons, outcomes (direction, MCID).
     visit : int or None
@@ -396,20 +490,23 @@ def answer_table(
         is; ``visit`` the primary visit and ``horizon`` the model's time at it (weeks or
         sessions; NaN for the within-patient coefficient); ``improvement, ci_low, ci_high`` the
         estimate and 95 % CI with positive = more improvement with ``level``; ``p_value``;
-        ``p_holm`` across the headline rows; ``mcid`` in the outcome's units (NaN when declared
-        only as a percentage); ``verdict`` (:class:`Verdict`, headline rows only).
+        ``family`` and ``p_holm`` those of the contrast row the estimate is read from (the
+        headline rows are the Holm family, :func:`holm_family`); ``mcid`` in the outcome's
+        units (NaN when declared only as a percentage); ``verdict`` (:class:`Verdict`,
+        headline rows only).
     """
+    contrasts = tables.get("contrasts")
+    if contrasts is None or contrasts.empty:
+        return pd.DataFrame(columns=ANSWER_COLUMNS)
+    if not {"family", "p_holm"} <= set(contrasts.columns):
+        contrasts = adjust(contrasts, study.comparisons, visit)
+    marked = {**tables, "contrasts": contrasts}
     rows = []
     for comparison in study.comparisons:
         for outcome in study.outcomes:
-            for e in _estimates(tables, comparison, outcome.name, visit):
+            for e in _estimates(marked, comparison, outcome.name, visit):
                 rows.append(_row(e, outcome))
     frame = pd.DataFrame(rows, columns=ANSWER_COLUMNS)
-    if frame.empty:
-        return frame
-    headline = (frame["role"] == Role.HEADLINE).to_numpy()
-    frame["p_holm"] = np.nan
-    frame.loc[headline, "p_holm"] = holm(frame.loc[headline, "p_value"].to_numpy(dtype=float))
     frame["visit"] = frame["visit"].astype("Int64")
     return frame
 
@@ -435,7 +532,8 @@ def _row(e: _Estimate, outcome: Outcome) -> dict:
         "ci_low": low,
         "ci_high": high,
         "p_value": e.p_value,
-        "p_holm": math.nan,
+        "family": e.family,
+        "p_holm": e.p_holm,
         "mcid": mcid_value,
         "verdict": verdict.value if verdict is not None else None,
     }

@@ -135,9 +135,10 @@ class ModelPlan:
         Effect modifier: means and contrasts are given within each of its levels.
     reduced : tuple of (str, str)
         ``(test label, reduced rhs)`` for each likelihood-ratio test.
-    coefficients : tuple of (str, str, dict)
-        Extra contrasts of coefficients: ``(question, label, {design column: weight})``;
-        their kind is :attr:`~pipeline.schemas.identity.ContrastKind.COEFFICIENT`.
+    coefficients : tuple of (str, ContrastKind, str, dict)
+        Extra contrasts of coefficients: ``(question, kind, label, {design column: weight})``;
+        ``kind`` is :attr:`~pipeline.schemas.identity.ContrastKind.WITHIN` for a within-patient
+        coefficient, else :attr:`~pipeline.schemas.identity.ContrastKind.COEFFICIENT`.
     baseline : pandas.Series
         Baseline outcome per patient in the model (for the standardised effect size).
     notes : tuple of str
@@ -172,7 +173,7 @@ class ModelPlan:
     factors: tuple[str, ...] = ()
     by: str | None = None
     reduced: tuple[tuple[str, str], ...] = ()
-    coefficients: tuple[tuple[str, str, dict[str, float]], ...] = ()
+    coefficients: tuple[tuple[str, ContrastKind, str, dict[str, float]], ...] = ()
     baseline: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
     notes: tuple[str, ...] = ()
     site: str | None = None
@@ -552,16 +553,19 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
         coefficients=(
             (
                 "twitch",
+                ContrastKind.WITHIN,
                 "twitch in every earlier session vs none, within patients",
                 {"twitch_within": 1.0},
             ),
             (
                 "twitch",
+                ContrastKind.COEFFICIENT,
                 "twitch in every earlier session vs none, between patients",
                 {"twitch_between": 1.0},
             ),
             (
                 "twitch",
+                ContrastKind.COEFFICIENT,
                 "between − within (contextual effect)",
                 {"twitch_between": 1.0, "twitch_within": -1.0},
             ),
@@ -781,14 +785,12 @@ def _contrasts(plan: ModelPlan, fit: LmmFit) -> pd.DataFrame:
                     for visit in visits
                 ]
     columns = list(fit.design_columns)
-    for question, label, weights in plan.coefficients:
+    for question, kind, label, weights in plan.coefficients:
         vec = np.zeros(len(columns))
         for name, weight in weights.items():
             vec[columns.index(name)] = weight
         vectors.append(vec)
-        meta.append(
-            {"question": question, "kind": ContrastKind.COEFFICIENT.value, "contrast": label}
-        )
+        meta.append({"question": question, "kind": ContrastKind(kind).value, "contrast": label})
     table = contrast_rows(fit, vectors, meta)
     table.insert(1, "kind", [m["kind"] for m in meta] if len(table) else [])
     table.insert(2, "within", [m.get("within") for m in meta] if len(table) else [])

@@ -7,15 +7,14 @@ which models the design cannot support and why; :func:`run_analyses` fits them a
 Holm-adjusted p-values across it.
 
 The primary family holds one headline estimate per comparison and outcome (SAP §4, headline
-estimands): for an observational exposure the difference in slope of the trajectory model
-(by default: deep vs superficial and twitch vs no twitch, three outcomes, six comparisons);
-for a randomised arm the baseline-adjusted difference at the primary visit from the visit-level
-model (``change_<arm>``, the MMRM of SAP §4.6: :func:`pipeline.analyses.plans.change_plan`;
+estimands), chosen and adjusted by :func:`pipeline.analyses.headline.adjust`, the one
+definition the answer table shares: depth's difference in slope
+of the trajectory model, twitch's within-patient coefficient of the session-level model, a
+randomised arm's baseline-adjusted difference at the primary visit from the visit-level model
+(``change_<arm>``, the MMRM of SAP §4.6: :func:`pipeline.analyses.plans.change_plan`;
 :func:`mmrm_fits` gives its fitted :class:`~pipeline.lmm.mmrm.MmrmFit` per comparison and
-outcome). It is chosen by typed fields, never by a label: the contrasts of
-``kind`` :attr:`ContrastKind.SLOPE` (or :attr:`ContrastKind.VISIT` at the primary visit) in
-the headline analyses, named by their :class:`~pipeline.schemas.identity.AnalysisId`. Every
-other contrast is secondary and reported unadjusted.
+outcome). It is chosen by typed fields, never by a label. Every other contrast is secondary and
+reported unadjusted.
 
 The analyses are independent, so :func:`run_analyses` fits them in parallel processes (one per
 core): each worker fits whole plans with the same code as a sequential run, so the numbers do
@@ -46,10 +45,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.analyses.cache import CacheWarning, FitCache, plan_key, portable, restore
+from pipeline.analyses.headline import adjust
 from pipeline.analyses.plans import (
     SENSITIVITY_POPULATIONS,
     TABLES,
@@ -62,13 +61,12 @@ from pipeline.analyses.plans import (
     subgroup_plan,
     trajectory_plan,
 )
-from pipeline.config.settings import Comparison, ModelSettings, Study
+from pipeline.config.settings import DEFAULT_COMPARISONS, Comparison, ModelSettings, Study
 from pipeline.errors import UserError
-from pipeline.lmm.marginal import holm
 from pipeline.lmm.mmrm import MmrmFit
 from pipeline.lmm.reuse import sharing_designs
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
-from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind, ContrastKind, Family
+from pipeline.schemas.identity import FACTORS, AnalysisId, AnalysisKind
 
 
 def primary_visit(data: pd.DataFrame, study: Study) -> int | None:
@@ -518,7 +516,8 @@ def mmrm_fits(results: Sequence[AnalysisResult]) -> dict[tuple[str, str], MmrmFi
 
 def combine(
     results: Sequence[AnalysisResult],
-    primary: Sequence[tuple[AnalysisId, int | None]] | None = None,
+    comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
+    visit: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Stack the tidy tables of every analysis; add the family and Holm's adjustment.
 
@@ -526,18 +525,20 @@ def combine(
     ----------
     results : sequence of AnalysisResult
         Fitted analyses.
-    primary : sequence of (AnalysisId, int or None), optional
-        The headline contrasts: ``(analysis, visit)`` for the differences at ``visit`` in that
-        analysis, ``(analysis, None)`` for its differences in slope. Default: the differences
-        in slope of the primary analyses (:attr:`AnalysisId.primary`).
+    comparisons : sequence of Comparison
+        The declared comparisons (default: the needling study's depth and twitch).
+    visit : int or None
+        The primary visit (:func:`primary_visit`): a randomised arm's headline is its
+        difference at this visit.
 
     Returns
     -------
     dict of str to pandas.DataFrame
         ``fixed_effects, variance_components, emmeans, contrasts, effect_sizes,
         model_comparison, diagnostics, covariance_structures``. ``contrasts`` gains ``family``
-        (``primary`` or ``secondary``) and ``p_holm`` (Holm-adjusted p across the primary
-        family, empty for secondary contrasts).
+        (``primary`` for the headline estimates of SAP §4, else ``secondary``) and ``p_holm``
+        (Holm-adjusted p across the primary family, empty for secondary contrasts), both from
+        :func:`pipeline.analyses.headline.adjust`.
     """
     tables = {}
     for name in TABLES:
@@ -546,22 +547,5 @@ def combine(
         tables[name] = (
             pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         )
-    contrasts = tables["contrasts"]
-    chosen = pd.Series(False, index=contrasts.index)
-    if primary is None:
-        primary = [
-            (r.identity, None) for r in results if r.identity is not None and r.identity.primary
-        ]
-    for identity, visit in primary:
-        mine = contrasts["analysis"] == identity.name
-        if visit is None:
-            chosen |= mine & (contrasts["kind"] == ContrastKind.SLOPE)
-        else:
-            at = pd.to_numeric(contrasts["visit"], errors="coerce") == visit
-            chosen |= mine & (contrasts["kind"] == ContrastKind.VISIT) & at
-    primary = chosen.to_numpy()
-    contrasts["family"] = np.where(primary, Family.PRIMARY.value, Family.SECONDARY.value)
-    adjusted = holm(contrasts.loc[primary, "p_value"].to_numpy(dtype=float))
-    contrasts["p_holm"] = np.nan
-    contrasts.loc[primary, "p_holm"] = adjusted
+    tables["contrasts"] = adjust(tables["contrasts"], comparisons, visit)
     return tables

@@ -5,10 +5,16 @@ estimate of each comparison × outcome, its 95 % CI, Holm p and verdict against 
 the supporting and unadjusted estimates beside it, never in its place. One figure draws the
 headlines against the MCID band; the adverse-event ratio follows.
 
-Other sections add one sentence each to the page: a contributor is a function of the published
-tables and the configuration returning :class:`AnswerLine` items (none when it has nothing to
-say); :func:`pipeline.report.content.build_content` passes the list of contributors to
-:func:`answer_section`, which places the lines after the verdicts, ordered by ``order``.
+The page is laid out to fit page 1 of the printed report: per question a box saying which
+estimate answers it and where it is read, then compact verdict rows (a table: the verdict in
+words, the difference and its CI, the Holm p, the MCID).
+
+Other sections add one sentence each: a contributor is a function of the published tables and
+the configuration returning :class:`AnswerLine` items (none when it has nothing to say);
+:func:`pipeline.report.content.build_content` passes the list of contributors to
+:func:`answer_section`, which keeps the ``headline`` lines (the adverse-event ratio) after the
+verdicts, and to :func:`answer_details_section`, the next section ("Behind the answer"), which
+opens with the others, ordered by ``order``, and shows the supporting and unadjusted estimates.
 """
 
 from __future__ import annotations
@@ -25,13 +31,26 @@ from pipeline.analyses.headline import Estimand, Role, Verdict
 from pipeline.config.settings import Comparison, Config, Outcome
 from pipeline.figures import panels as plotting
 from pipeline.figures.style import GREY, OKABE_ITO
-from pipeline.report.html import Block, Figure, Heading, Paragraph, Section, fmt, fmt_p, png
+from pipeline.report.html import (
+    MISSING,
+    Block,
+    Figure,
+    Heading,
+    Paragraph,
+    Section,
+    Table,
+    fmt,
+    fmt_p,
+    png,
+)
 from pipeline.report.sections import recorded
 from pipeline.report.sections.common import QUESTIONS, number, present
 from pipeline.schemas.columns import INSTRUMENTS
 
 SECTION_ID = "answer"
 SECTION_TITLE = "The answer"
+DETAILS_ID = "answer-details"
+DETAILS_TITLE = "Behind the answer"
 
 
 @dataclass(frozen=True)
@@ -47,11 +66,15 @@ class AnswerLine:
         The sentence, in plain words, ending with a pointer to the section it comes from.
     order : int
         Place among the contributed lines (smaller first; safety is 10).
+    headline : bool
+        Whether the line belongs on page 1 with the verdicts (the adverse-event ratio, which the
+        answer page names); the others open the next section, :data:`DETAILS_TITLE`.
     """
 
     topic: str
     text: str
     order: int = 50
+    headline: bool = False
 
 
 Contributor = Callable[[Mapping[str, pd.DataFrame], Config], Sequence[AnswerLine]]
@@ -114,12 +137,6 @@ def noun(comparison: Comparison, level: str, reference: str) -> str:
     return f"difference between {level} and {reference}"
 
 
-def _p_words(row: Mapping) -> str:
-    p = row["p_holm"]
-    text = fmt_p(p)
-    return "Holm p " + (text if text.startswith("<") else f"= {text}")
-
-
 def _over(row: Mapping, time_unit: str) -> str:
     """Say where the estimate is read: over the horizon, within patients, at the visit."""
     horizon = number(row["horizon"])
@@ -135,49 +152,92 @@ def _over(row: Mapping, time_unit: str) -> str:
     return f"over {horizon:g} {time_unit}{plural} of care"
 
 
-def _amount(row: Mapping, outcome: Outcome, *, direction: bool = False) -> str:
-    """Word an estimate and its CI; with ``direction``, say which group improved more."""
+def _amount(
+    row: Mapping, outcome: Outcome, *, interval_words: bool = True, unit: bool = True
+) -> str:
+    """Word an estimate and its CI: ``+1.22 points (95 % CI +0.76 to +1.68)``."""
     d = _digits(outcome)
     low, high = number(row["ci_low"]), number(row["ci_high"])
-    which = ""
-    if direction and (low > 0 or high < 0):
-        level, reference = row["level"], row["reference"]
-        which = (
-            f", more improvement with {level} than with {reference}"
-            if low > 0
-            else f", less improvement with {level} than with {reference}"
-        )
-    return (
-        f"{signed(row['improvement'], d)} {outcome_unit(outcome)} (95 % CI "
-        f"{signed(low, d)} to {signed(high, d)}){which}"
-    )
+    ci = "95 % CI " if interval_words else ""
+    units = f" {outcome_unit(outcome)}" if unit else ""
+    return f"{signed(row['improvement'], d)}{units} ({ci}{signed(low, d)} to {signed(high, d)})"
 
 
-def verdict_sentence(row: Mapping, outcome: Outcome, comparison: Comparison, time_unit: str) -> str:
-    """Word the verdict of one headline row (a row of the ``answer`` table).
+def verdict_words(row: Mapping, outcome: Outcome, comparison: Comparison) -> str:
+    """Word the verdict of one headline row (the first cell of its verdict row).
 
-    Returns
-    -------
-    str
-        E.g. "NRS pain: no detectable twitch effect; a clinically important one is ruled out.
-        +0.69 points (95 % CI −0.32 to +1.70), twitch in every earlier session vs none, within
-        the same patients; Holm p = 0.531; MCID 2 points."
+    E.g. "NRS pain: no detectable twitch effect; a clinically important one is ruled out."
     """
     verdict = Verdict(row["verdict"])
     what = VERDICT_WORDS[verdict].format(noun=noun(comparison, row["level"], row["reference"]))
-    if verdict is Verdict.NOT_ESTIMABLE:
-        return f"{outcome_words(outcome)}: {what}."
+    return f"{outcome_words(outcome)}: {what}."
+
+
+def _mcid_words(row: Mapping, outcome: Outcome) -> str:
     mcid = number(row["mcid"])
-    mcid_words = (
-        f"MCID {mcid:g} {outcome_unit(outcome)}"
-        if not math.isnan(mcid)
-        else "no MCID in points declared"
+    return f"{mcid:g} {outcome_unit(outcome)}" if not math.isnan(mcid) else "none in points"
+
+
+def verdict_table(
+    rows: pd.DataFrame, outcomes: Mapping[str, Outcome], comparison: Comparison
+) -> Table:
+    """Lay out the headline rows of one question as compact verdict rows, one per outcome.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Headline rows of the ``answer`` table for one comparison.
+    outcomes : mapping of str to Outcome
+        The declared outcomes by name (rows of other outcomes are left out).
+    comparison : Comparison
+        The question.
+
+    Returns
+    -------
+    Table
+        ``Outcome: verdict`` in words (:func:`verdict_words`), the difference with its 95 % CI
+        in the one sign convention, the Holm p and the MCID.
+    """
+    cells = []
+    for r in rows.to_dict(orient="records"):
+        if r["outcome"] not in outcomes:
+            continue
+        outcome = outcomes[r["outcome"]]
+        estimable = Verdict(r["verdict"]) is not Verdict.NOT_ESTIMABLE
+        cells.append(
+            (
+                verdict_words(r, outcome, comparison),
+                _amount(r, outcome, interval_words=False) if estimable else MISSING,
+                fmt_p(r["p_holm"]) if estimable else MISSING,
+                _mcid_words(r, outcome),
+            )
+        )
+    return Table(
+        header=("Outcome: verdict", "Difference (95 % CI)", "Holm p", "MCID"),
+        rows=tuple(cells),
+        caption=f"Verdicts: {comparison.label}",
+        numeric=(False, True, True, True),
+        anchor=f"answer-{comparison.name}-verdicts",
+        style="verdicts",
     )
-    return (
-        f"{outcome_words(outcome)}: {what}. {_amount(row, outcome, direction=True)}, "
-        f"{_over(row, time_unit)}; "
-        f"{_p_words(row)}; {mcid_words}."
-    )
+
+
+def _direction(rows: pd.DataFrame, outcomes: Mapping[str, Outcome]) -> str:
+    """Say which group improved more, for the outcomes whose interval excludes zero."""
+    found: dict[bool, list[str]] = {True: [], False: []}
+    for r in rows.to_dict(orient="records"):
+        low, high = number(r["ci_low"]), number(r["ci_high"])
+        if r["outcome"] in outcomes and (low > 0 or high < 0):
+            found[low > 0].append(outcomes[r["outcome"]].short)
+    level, reference = str(rows["level"].iloc[0]), str(rows["reference"].iloc[0])
+    parts = [
+        f"{'more' if better else 'less'} improvement with {level} than with {reference} "
+        f"({', '.join(names)})"
+        for better, names in found.items()
+        if names
+    ]
+    text = "; ".join(parts)
+    return f" {text[:1].upper()}{text[1:]}." if parts else ""
 
 
 def question_sentence(rows: pd.DataFrame, comparison: Comparison) -> str:
@@ -201,62 +261,105 @@ def question_sentence(rows: pd.DataFrame, comparison: Comparison) -> str:
     return f"A detectable {what} on {len(found)} of {len(verdicts)} outcomes."
 
 
-def _basis(comparison: Comparison, rows: pd.DataFrame) -> str:
-    """Say which estimate answers the question, and why (SAP §4 headline estimands)."""
+def _basis(comparison: Comparison, rows: pd.DataFrame, time_unit: str) -> str:
+    """Say which estimate answers the question, where it is read, and why (SAP §4)."""
     estimand = Estimand(rows["estimand"].iloc[0])
+    over = _over(rows.iloc[0].to_dict(), time_unit)
     if estimand is Estimand.VISIT_DIFFERENCE:
         return (
-            "Randomised comparison: the baseline-adjusted difference between the arms at the "
-            "primary visit (repeated-measures model)."
+            "Randomised comparison: the difference between the arms "
+            f"{over} (repeated-measures model)."
         )
     if estimand is Estimand.WITHIN_PATIENT:
         return (
             "Twitch varies from session to session, so the answer compares each patient with "
-            "themselves (session-level model); it is free of differences between patients, "
-            "such as needling depth."
+            f"themselves: {over} (session-level model); it is free of differences between "
+            "patients, such as needling depth."
         )
     if comparison.kind == "twitch":
         return (
             "No session-level estimate could be fitted, so the answer is the comparison adjusted "
-            "for needling depth (joint model)."
+            f"for needling depth (joint model), {over}."
         )
     return (
         "Observational comparison: the difference in the rate of change, adjusted for the "
-        "baseline covariates and accumulated to the last visit (trajectory model). Groups were "
-        "not randomised, so some of it may reflect who received what."
+        f"baseline covariates, {over} (trajectory model). Groups were not randomised, so some "
+        "of it may reflect who received what."
     )
 
 
+OTHER_ROWS = {
+    ("twitch", Role.SUPPORTING): "Twitch, adjusted for needling depth (joint model)",
+    ("twitch", Role.UNADJUSTED): "Twitch, unadjusted (confounded by depth)",
+    ("depth", Role.SUPPORTING): "Depth, adjusted for twitch (joint model)",
+}
+"""Row labels of the supporting and unadjusted estimates, by comparison kind and role."""
+
+
 def _others(
-    rows: pd.DataFrame, outcomes: Mapping[str, Outcome], comparison: Comparison, time_unit: str
+    answer: pd.DataFrame,
+    outcomes: Mapping[str, Outcome],
+    comparisons: Sequence[Comparison],
+    time_unit: str,
 ) -> list[Block]:
-    """Word the supporting and unadjusted estimates of one question as one note."""
-    parts = []
-    for role in (Role.SUPPORTING, Role.UNADJUSTED):
-        chosen = rows[rows["role"] == role]
-        if chosen.empty:
-            continue
-        amounts = "; ".join(
-            f"{outcomes[r['outcome']].short} {_amount(r, outcomes[r['outcome']])}"
-            for r in chosen.to_dict(orient="records")
-            if r["outcome"] in outcomes
-        )
-        over = _over(chosen.iloc[0].to_dict(), time_unit)
-        if role is Role.SUPPORTING:
-            other = "twitch" if comparison.kind == "depth" else "needling depth"
-            lead = f"Supporting, adjusted for {other} (joint model), {over}"
-            if comparison.kind == "depth":
-                lead += " (the part of the depth effect not through twitch)"
-        else:
-            lead = (
-                f"Unadjusted (not adjusted for needling depth), {over} — not the answer: deep "
-                "needling elicits twitches more often and has its own effect, so this comparison "
-                "is confounded by depth"
+    """Lay out the supporting and unadjusted estimates of every question as one table."""
+    names = [o for o in outcomes if o in set(answer["outcome"])]
+    rows, over = [], ""
+    for comparison in comparisons:
+        part = answer[answer["question"] == comparison.name]
+        for role in (Role.SUPPORTING, Role.UNADJUSTED):
+            chosen = part[part["role"] == role].set_index("outcome")
+            if chosen.empty:
+                continue
+            over = over or _over(chosen.iloc[0].to_dict(), time_unit)
+            label = OTHER_ROWS.get(
+                (comparison.kind, role), f"{comparison.label.capitalize()}, {role.value}"
             )
-        parts.append(f"{lead}: {amounts}.")
-    if not parts:
+            rows.append(
+                (
+                    label,
+                    *(
+                        _amount(
+                            chosen.loc[o].to_dict(), outcomes[o], interval_words=False, unit=False
+                        )
+                        if o in chosen.index
+                        else MISSING
+                        for o in names
+                    ),
+                )
+            )
+    if not rows:
         return []
-    return [Paragraph(f"{comparison.label.capitalize()}. " + " ".join(parts), "note")]
+    note = (
+        f"Each difference {over}, with its 95 % CI, in the answer page's sign convention; "
+        "not Holm-adjusted (not headline estimates)."
+    )
+    kinds = {c.kind for c in comparisons}
+    if "depth" in kinds:
+        note += (
+            " Depth adjusted for twitch is the part of the depth effect not through twitch "
+            "(supporting: twitch lies on the path from depth to outcome)."
+        )
+    if "twitch" in kinds:
+        note += (
+            " Unadjusted: not adjusted for needling depth; deep needling elicits twitches more "
+            "often and has its own effect, so this comparison is confounded by depth and is "
+            "never the answer."
+        )
+    return [
+        Table(
+            header=(
+                "Estimate",
+                *(f"{outcomes[o].short} ({outcome_unit(outcomes[o])})" for o in names),
+            ),
+            caption="Supporting and unadjusted estimates",
+            rows=tuple(rows),
+            numeric=(False, *(True for _ in names)),
+            note=note,
+            anchor="answer-others-table",
+            style="supporting",
+        ),
+    ]
 
 
 def answer_figure(rows: pd.DataFrame, labels: Mapping[str, str]) -> MplFigure:
@@ -282,7 +385,7 @@ def answer_figure(rows: pd.DataFrame, labels: Mapping[str, str]) -> MplFigure:
         }
     )
     n = len(scaled)
-    fig, axes = plotting.figure(1, 1, 7.0, 0.9 + 0.32 * n)
+    fig, axes = plotting.figure(1, 1, 7.0, 0.6 + 0.21 * n)  # about 45 mm high at A4 width
     ax = axes[0, 0]
     with plotting.house_style():
         y = np.arange(n)[::-1]
@@ -343,7 +446,10 @@ def safety_line(tables: Mapping[str, pd.DataFrame], config: Config) -> Sequence[
     if recorded.gaps(tables, ["adverse_event"])[0]:
         return [
             AnswerLine(
-                "safety", "Adverse events were not recorded, so no rate is reported.", order=10
+                "safety",
+                "Adverse events were not recorded, so no rate is reported.",
+                order=10,
+                headline=True,
             )
         ]
     if not present(tables, "adverse_event_rate_ratio"):
@@ -360,6 +466,7 @@ def safety_line(tables: Mapping[str, pd.DataFrame], config: Config) -> Sequence[
                 f"as after {r['reference']} sessions (rate ratio, 95 % CI {fmt(low, 2)} to "
                 f"{fmt(high, 2)}); see Safety.",
                 order=10,
+                headline=True,
             )
         )
     return lines
@@ -391,9 +498,7 @@ def answer_section(
     answer = tables["answer"]
     study = config.study
     outcomes = {o.name: o for o in study.outcomes}
-    time_unit = "week" if config.model.time_axis == "weeks" else "session"
-    if study.declared:
-        time_unit = "week"
+    time_unit = _time_unit(config)
     blocks: list[Block] = [
         Paragraph(
             "How to read the numbers (the same everywhere in this report): each difference is "
@@ -405,11 +510,8 @@ def answer_section(
             "note",
         )
     ]
-    figure_rows, figure_labels, others = [], {}, []
-    comparisons = list(study.comparisons)
-    if not study.declared:  # the plan's numbering: question 1 twitch, question 2 depth
-        numbers = {q.factor: q.number for q in QUESTIONS}
-        comparisons.sort(key=lambda c: numbers.get(c.name, len(numbers) + 1))
+    figure_rows, figure_labels = [], {}
+    comparisons = _ordered(config)
     for number_, comparison in enumerate(comparisons, start=1):
         part = answer[answer["question"] == comparison.name]
         top = part[part["role"] == Role.HEADLINE]
@@ -423,22 +525,24 @@ def answer_section(
             )
         )
         blocks.append(
-            Paragraph(f"{question_sentence(top, comparison)} {_basis(comparison, top)}", "headline")
+            Paragraph(
+                f"{question_sentence(top, comparison)}{_direction(top, outcomes)} "
+                f"{_basis(comparison, top, time_unit)}",
+                "headline",
+            )
         )
+        blocks.append(verdict_table(top, outcomes, comparison))
         for r in top.to_dict(orient="records"):
             if r["outcome"] not in outcomes:
                 continue
-            outcome = outcomes[r["outcome"]]
-            blocks.append(Paragraph(verdict_sentence(r, outcome, comparison, time_unit)))
             if not math.isnan(number(r["mcid"])) and not math.isnan(number(r["improvement"])):
-                figure_labels[len(figure_rows)] = f"{level} vs {reference} · {outcome.short}"
+                figure_labels[len(figure_rows)] = (
+                    f"{level} vs {reference} · {outcomes[r['outcome']].short}"
+                )
                 figure_rows.append(r)
-        others += _others(part, outcomes, comparison, time_unit)
-    lines = sorted(
-        (line for contribute in contributors for line in contribute(tables, config)),
-        key=lambda line: line.order,
-    )
-    blocks += [Paragraph(line.text) for line in lines]
+    blocks += [
+        Paragraph(line.text) for line in _lines(tables, config, contributors) if line.headline
+    ]
     if figure_rows:
         rows = pd.DataFrame(figure_rows)
         blocks.append(
@@ -446,13 +550,68 @@ def answer_section(
                 png(answer_figure(rows, figure_labels)),
                 alt="Headline estimates with 95 % confidence intervals in units of each "
                 "outcome's MCID, against the band of ± 1 MCID",
-                caption="Headline estimates with 95 % CIs, divided by each outcome's MCID so "
-                "that every outcome is on one scale; the shaded band is smaller than the MCID. "
-                "An interval inside the band rules out a clinically important difference.",
+                caption="Headline estimates with 95 % CIs in units of each outcome's MCID; "
+                "an interval inside the shaded band (± 1 MCID) rules out a clinically "
+                "important difference.",
                 anchor="answer-figure",
             )
         )
-    if others:
-        blocks.append(Heading("Supporting and unadjusted estimates", anchor="answer-others"))
-        blocks += others
     return Section(SECTION_ID, SECTION_TITLE, tuple(blocks))
+
+
+def _ordered(config: Config) -> list[Comparison]:
+    """Return the comparisons in the order of the answer page's questions."""
+    comparisons = list(config.study.comparisons)
+    if not config.study.declared:  # the plan's numbering: question 1 twitch, question 2 depth
+        numbers = {q.factor: q.number for q in QUESTIONS}
+        comparisons.sort(key=lambda c: numbers.get(c.name, len(numbers) + 1))
+    return comparisons
+
+
+def _time_unit(config: Config) -> str:
+    if config.study.declared or config.model.time_axis == "weeks":
+        return "week"
+    return "session"
+
+
+def _lines(
+    tables: Mapping[str, pd.DataFrame], config: Config, contributors: Sequence[Contributor]
+) -> list[AnswerLine]:
+    return sorted(
+        (line for contribute in contributors for line in contribute(tables, config)),
+        key=lambda line: line.order,
+    )
+
+
+def answer_details_section(
+    tables: Mapping[str, pd.DataFrame],
+    config: Config,
+    contributors: Sequence[Contributor] = (),
+) -> Section | None:
+    """Build the section after the answer page: sentences and supporting estimates.
+
+    The other sections' sentences come first, then the supporting and unadjusted estimates of
+    each question (the answer page keeps its verdicts, figure and adverse-event ratio).
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        The published tables; the section needs ``answer``.
+    config : Config
+        The run's configuration.
+    contributors : sequence of Contributor
+        As for :func:`answer_section` (its lines not marked ``headline`` are placed here).
+
+    Returns
+    -------
+    Section or None
+        None when there is neither a sentence nor a supporting estimate to show.
+    """
+    if not present(tables, "answer"):
+        return None
+    outcomes = {o.name: o for o in config.study.outcomes}
+    blocks: list[Block] = [
+        Paragraph(line.text) for line in _lines(tables, config, contributors) if not line.headline
+    ]
+    blocks += _others(tables["answer"], outcomes, _ordered(config), _time_unit(config))
+    return Section(DETAILS_ID, DETAILS_TITLE, tuple(blocks)) if blocks else None

@@ -22,7 +22,13 @@ import pandas as pd
 from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report import design
-from pipeline.report.answer import Contributor, answer_section, safety_line, sentence_line
+from pipeline.report.answer import (
+    Contributor,
+    answer_details_section,
+    answer_section,
+    safety_line,
+    sentence_line,
+)
 from pipeline.report.glossary import glossary_section, methods_table
 from pipeline.report.html import Paragraph, ReportContent, Section
 from pipeline.report.provenance import RunProvenance
@@ -131,6 +137,7 @@ def build_content(
     methods = methods_text(tables, config, run.versions, formulas or {})
     sections: list[Section | None] = [
         answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
+        answer_details_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
         safety_signals_section(tables, note),
         provenance_section(config, run),
         data_section(tables, note),
@@ -183,6 +190,7 @@ def _declared_content(
     shorts = {o.name: o.short for o in config.study.outcomes}
     sections: list[Section | None] = [
         answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
+        answer_details_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
         design.summary(tables, config, _primary_visit(tables)),
         design.not_in_design(tables),
         safety_signals_section(tables, note),

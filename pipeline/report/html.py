@@ -68,6 +68,9 @@ class Table:
         Rows drawn as sub-headings of the rows that follow.
     anchor : str
         HTML id of the table.
+    style : str
+        ``""``, or ``"verdicts"`` / ``"supporting"`` for the answer page's compact rows (never
+        sortable; a verdict row keeps each number on one line).
     """
 
     header: tuple[str, ...]
@@ -77,6 +80,7 @@ class Table:
     note: str = ""
     group_rows: frozenset[int] = frozenset()
     anchor: str = ""
+    style: str = ""
     kind: str = field(default="table", init=False)
 
 

@@ -32,7 +32,7 @@ from pipeline.report.html import Block, Figure, Heading, Paragraph, ReportConten
 
 DOCUMENT_NAME = "outcomes.docx"
 TABLES_FOLDER = "docx"
-SECTIONS = ("answer", "table-one", "outcomes", "safety")
+SECTIONS = ("answer", "answer-details", "table-one", "outcomes", "safety")
 """Sections that go into the journal document, in this order."""
 
 

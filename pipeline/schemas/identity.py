@@ -1,8 +1,10 @@
 """Typed identities of analyses, contrasts, families and flow steps: what code matches on.
 
 Every row of an output table says *what it is* in typed fields, and *how to read it* in labels.
-Code selects rows by the typed fields only: the Holm primary family is the slope differences
-(:attr:`ContrastKind.SLOPE`) of the trajectory analyses (:attr:`AnalysisKind.TRAJECTORY`), the
+Code selects rows by the typed fields only: the Holm primary family is the headline estimates of
+SAP §4 (:func:`pipeline.analyses.headline.holm_family`: a slope difference
+:attr:`ContrastKind.SLOPE`, a within-patient coefficient :attr:`ContrastKind.WITHIN` or a
+difference at the primary visit :attr:`ContrastKind.VISIT` of the named analyses), the
 report's sensitivity section takes :attr:`AnalysisKind.SENSITIVITY` analyses, the flow figure
 takes the :attr:`FlowStage.EXCLUSION_REASON` rows. A label ("deep − superficial: difference in
 slope per week", "Assessed at visit 2") can be reworded without changing any selection.
@@ -41,15 +43,25 @@ class ContrastKind(StrEnum):
     """Difference between two groups in the rate of change per unit of time."""
     VISIT = "visit_difference"
     """Difference between two groups at one visit."""
+    WITHIN = "within_patient"
+    """The within-patient coefficient of an exposure that varies from session to session: its
+    effect with the patient's own mean held fixed (SAP §4.3, the twitch headline)."""
     COEFFICIENT = "coefficient"
-    """A named combination of coefficients (e.g. the between-within split of twitch)."""
+    """Another named combination of coefficients (e.g. the between-patient twitch coefficient,
+    the contextual effect)."""
 
 
 class Family(StrEnum):
-    """Multiplicity family of a contrast (SAP §4.6)."""
+    """Multiplicity family of an estimate (SAP §4, headline estimands; the ``family`` column).
+
+    One family for the whole report: :func:`pipeline.analyses.headline.holm_family` chooses it,
+    and ``contrasts.csv`` and ``answer.csv`` both carry it and its Holm p.
+    """
 
     PRIMARY = "primary"
+    """The headline estimates, one per comparison × outcome: Holm-adjusted across them."""
     SECONDARY = "secondary"
+    """Every other estimate: reported unadjusted."""
 
 
 class FlowStage(StrEnum):
@@ -109,11 +121,6 @@ class AnalysisId:
             AnalysisKind.SUBGROUP: (self.kind, self.modifier, self.factor),
         }.get(self.kind, (self.kind, self.factor))
         return "_".join(str(p) for p in parts if p)
-
-    @property
-    def primary(self) -> bool:
-        """Whether the analysis answers a question of the plan in the whole population."""
-        return self.kind is AnalysisKind.TRAJECTORY and self.population is None
 
 
 def plan_identities(

@@ -98,7 +98,10 @@ class Contrasts(_ByAnalysis):
     ci_low: Series[float] = pa.Field(nullable=True)
     ci_high: Series[float] = pa.Field(nullable=True)
     p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    family: Optional[Series[str]] = pa.Field(isin=[f.value for f in Family])  # noqa: UP045
+    family: Optional[Series[str]] = pa.Field(  # noqa: UP045
+        isin=[f.value for f in Family],
+        description="Holm family: primary = the headline estimates of SAP §4 (as in answer).",
+    )
     p_holm: Optional[Series[float]] = pa.Field(nullable=True, ge=0, le=1)  # noqa: UP045
 
 
@@ -529,6 +532,10 @@ class Answer(_Output):
     ci_low: Series[float] = pa.Field(nullable=True)
     ci_high: Series[float] = pa.Field(nullable=True)
     p_value: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    family: Series[str] = pa.Field(
+        isin=[f.value for f in Family],
+        description="Holm family: primary = the headline estimates of SAP §4 (as in contrasts).",
+    )
     p_holm: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     mcid: Series[float] = pa.Field(nullable=True, description="MCID in the outcome's units.")
     verdict: Series[str] = pa.Field(nullable=True, isin=list(MCID_VERDICTS))

@@ -18,6 +18,7 @@ from pipeline.analyses import plans as an
 from pipeline.analyses.run import analysis_plans, combine, run_analyses
 from pipeline.config.settings import ModelSettings
 from pipeline.lmm.marginal import holm, pooled_sd
+from pipeline.schemas.identity import ContrastKind
 
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
 
@@ -230,8 +231,9 @@ def test_plan_covers_the_sap_and_marks_the_primary_family(demo_data):
     assert seen[0] == (1, 12) and seen[-1] == (12, 12)
     contrasts = tables["contrasts"]
     primary = contrasts[contrasts["family"] == "primary"]
-    assert set(primary["analysis"]) == {"trajectory_depth", "trajectory_twitch"}
-    assert primary["contrast"].str.contains("difference in slope").all()
+    # the headline estimates of SAP §4: depth's slope difference, twitch's within-patient one
+    assert set(primary["analysis"]) == {"trajectory_depth", "session_twitch"}
+    assert set(primary["kind"]) == {ContrastKind.SLOPE, ContrastKind.WITHIN}
     np.testing.assert_allclose(primary["p_holm"], holm(primary["p_value"]))
     assert contrasts.loc[contrasts["family"] == "secondary", "p_holm"].isna().all()
     comparison = tables["model_comparison"].set_index("analysis")

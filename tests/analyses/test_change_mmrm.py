@@ -17,7 +17,7 @@ import pytest
 
 from pipeline import api
 from pipeline.analyses import plans as pl
-from pipeline.analyses.run import combine, headline, primary_visit
+from pipeline.analyses.run import combine, primary_visit
 from pipeline.config.settings import ModelSettings
 from pipeline.lmm import mmrm as engine
 from pipeline.lmm.marginal import holm
@@ -89,8 +89,7 @@ def test_primary_visit_difference_joins_the_holm_family(trial):
     ]
     visit = primary_visit(trial.data, study)
     assert visit == 1
-    (identity,) = [headline(c) for c in study.comparisons]
-    tables = combine(results, [(identity, visit)])
+    tables = combine(results, study.comparisons, visit)
     contrasts = tables["contrasts"]
     primary = contrasts[contrasts["family"] == Family.PRIMARY]
     assert primary["visit"].tolist() == [1, 1]

@@ -12,9 +12,11 @@ from pipeline.analyses.headline import (
     Estimand,
     Role,
     Verdict,
+    adjust,
     answer_table,
     classify,
     headlines,
+    holm_family,
 )
 from pipeline.config.settings import (
     DEFAULT_COMPARISONS,
@@ -23,7 +25,7 @@ from pipeline.config.settings import (
     Study,
     library_outcome,
 )
-from pipeline.schemas.identity import ContrastKind
+from pipeline.schemas.identity import ContrastKind, Family
 from pipeline.schemas.outputs import check_output
 
 
@@ -75,6 +77,7 @@ def _emmeans(analysis, outcome, factor, levels, times):
 
 
 SLOPE, VISIT = ContrastKind.SLOPE, ContrastKind.VISIT
+WITHIN, COEFFICIENT = ContrastKind.WITHIN, ContrastKind.COEFFICIENT
 
 
 @pytest.fixture
@@ -91,28 +94,9 @@ def needling_tables():
                 **_contrast("trajectory_depth", "nrs", "depth", SLOPE, -9.0, -9.5, -8.5, 1e-9),
                 "within": "chronic",
             },
-        ]
-    )
-    fixed = pd.DataFrame(
-        [
-            {
-                "analysis": "session_twitch",
-                "outcome": "nrs",
-                "term": "twitch_between",
-                "estimate": -0.28,
-                "ci_low": -0.64,
-                "ci_high": 0.07,
-                "p_value": 0.12,
-            },
-            {
-                "analysis": "session_twitch",
-                "outcome": "nrs",
-                "term": "twitch_within",
-                "estimate": 0.69,
-                "ci_low": -0.32,
-                "ci_high": 1.70,
-                "p_value": 0.18,
-            },
+            # the session-level model: twitch within and between patients (coefficients)
+            _contrast("session_twitch", "nrs", "twitch", WITHIN, 0.69, -0.32, 1.70, 0.18),
+            _contrast("session_twitch", "nrs", "twitch", COEFFICIENT, -0.28, -0.64, 0.07, 0.12),
         ]
     )
     times = {0: 0.0, 4: 11.9975}
@@ -120,7 +104,7 @@ def needling_tables():
         _emmeans("trajectory_depth", "nrs", "depth", ["superficial", "deep"], times)
         + _emmeans("trajectory_twitch", "nrs", "twitch", ["no twitch", "twitch"], times)
     )
-    return {"contrasts": contrasts, "fixed_effects": fixed, "emmeans": emmeans}
+    return {"contrasts": contrasts, "emmeans": emmeans}
 
 
 def _study(*outcomes, comparisons=DEFAULT_COMPARISONS):
@@ -172,14 +156,58 @@ def test_holm_runs_across_the_headline_rows_only(needling_tables):
     # R: p.adjust(c(4e-7, 0.18), "holm") -> 8e-07 0.18
     assert top.loc["depth", "p_holm"] == pytest.approx(8e-7)
     assert top.loc["twitch", "p_holm"] == pytest.approx(0.18)
+    assert (top["family"] == Family.PRIMARY).all()
+    others = answer[answer["role"] != Role.HEADLINE]
+    assert (others["family"] == Family.SECONDARY).all() and others["p_holm"].isna().all()
+
+
+def test_one_holm_family_the_same_p_in_the_contrasts_and_the_answer(needling_tables):
+    """The family is chosen once (holm_family) and both tables carry its adjusted p."""
+    contrasts = adjust(needling_tables["contrasts"], DEFAULT_COMPARISONS, 4)
+    primary = contrasts[contrasts["family"] == Family.PRIMARY]
+    # the headline estimates: depth's slope difference and twitch's within-patient estimate,
+    # never the unadjusted twitch slope, a subgroup's slope or a between-patient coefficient
+    assert sorted(zip(primary["analysis"], primary["kind"], strict=True)) == [
+        ("session_twitch", WITHIN),
+        ("trajectory_depth", SLOPE),
+    ]
+    assert primary["within"].isna().all()
+    # R: p.adjust(c(4e-7, 0.18), "holm") -> 8e-07 0.18
+    assert primary["p_holm"].tolist() == pytest.approx([8e-7, 0.18])
+    assert contrasts.loc[contrasts["family"] == Family.SECONDARY, "p_holm"].isna().all()
+    # the answer table built from these contrasts, or from the bare ones, says the same
+    for given in (contrasts, needling_tables["contrasts"]):
+        answer = answer_table({**needling_tables, "contrasts": given}, _study(NRS), visit=4)
+        top = headlines(answer)
+        assert top["analysis"].tolist() == ["trajectory_depth", "session_twitch"]
+        assert top["p_value"].tolist() == primary["p_value"].tolist()
+        assert top["p_holm"].tolist() == primary["p_holm"].tolist()
+
+
+def test_the_family_is_chosen_per_outcome(needling_tables):
+    """An outcome without a session-level fit takes the joint model's twitch estimate."""
+    contrasts = needling_tables["contrasts"]
+    vas = contrasts[contrasts["analysis"] != "session_twitch"].assign(outcome="vas")
+    both = pd.concat([contrasts, vas], ignore_index=True)
+    primary = both[holm_family(both, DEFAULT_COMPARISONS, 4)]
+    members = sorted(zip(primary["outcome"], primary["analysis"], primary["kind"], strict=True))
+    assert members == [
+        ("nrs", "session_twitch", WITHIN),
+        ("nrs", "trajectory_depth", SLOPE),
+        ("vas", "joint", SLOPE),
+        ("vas", "trajectory_depth", SLOPE),
+    ]
 
 
 def test_without_a_session_level_fit_twitch_is_answered_by_the_joint_model(needling_tables):
-    tables = {**needling_tables, "fixed_effects": needling_tables["fixed_effects"].iloc[:0]}
+    contrasts = needling_tables["contrasts"]
+    tables = {**needling_tables, "contrasts": contrasts[contrasts["analysis"] != "session_twitch"]}
     answer = answer_table(tables, _study(NRS), visit=4)
     top = headlines(answer).set_index("question")
     assert top.loc["twitch", "analysis"] == "joint"
     assert top.loc["twitch", "improvement"] == pytest.approx(-0.003 * 12)
+    # the joint model's estimate is then the family's member: R p.adjust(c(4e-7, 0.89), "holm")
+    assert top.loc["twitch", ["family", "p_holm"]].tolist() == ["primary", pytest.approx(0.89)]
 
 
 def test_a_trial_is_answered_at_its_primary_visit_whichever_way_the_scale_runs():

@@ -112,7 +112,7 @@ def test_analyses_are_named_by_comparison_and_outcome(trial):
 def test_the_primary_family_is_the_difference_at_the_primary_visit(trial, change_fits):
     arm = trial.config.study.comparison("arm")
     results = list(change_fits.values())
-    tables = combine(results, [(headline(arm), PRIMARY_VISIT)])
+    tables = combine(results, (arm,), PRIMARY_VISIT)
     primary = tables["contrasts"][tables["contrasts"]["family"] == "primary"]
     assert sorted(primary["outcome"]) == ["psfs", "rmdq"]
     assert (primary["visit"] == PRIMARY_VISIT).all() and primary["p_holm"].notna().all()

@@ -7,6 +7,7 @@ step fails, or when no browser is found, run the pipeline again with the model f
 
 from __future__ import annotations
 
+import html as html_text
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from pipeline.config.settings import load_config
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "The answer",
+    "Behind the answer",
     "Provenance",
     "Data",
     "Table 1: baseline characteristics",
@@ -184,13 +186,38 @@ def test_pdf_prints_at_readable_sizes_with_page_numbers_and_no_half_empty_page(d
                 inked = np.flatnonzero((body < 200).any(axis=1))
                 assert inked.max() / body.shape[0] > 0.5, f"page {index + 1} is half empty"
         body_sizes = np.round(np.concatenate([_font_sizes(pdf[0])]), 1)
-        assert (body_sizes == 9.5).mean() > 0.3  # the answer page's sentences at 9.5 pt
+        # the answer page's sentences at 9.5 pt (its verdict rows are a table, at 8.5 pt)
+        assert (body_sizes == 9.5).mean() > 0.2
+        assert set(body_sizes[body_sizes < 9.5]) <= {8.0, 8.5}
     finally:
         pdf.close()
     # page 1 gives the answer to both questions
     first = " ".join(texts[0])
     assert "1. The answer" in first and "Question 1. Twitch response" in first
     assert "Question 2. Needling depth" in first
+
+
+def test_the_answer_page_ends_on_page_1(demo):
+    """Every block of the answer section prints on page 1; page 2 opens with what follows."""
+    html = (demo.folder / "reports" / "outcomes.html").read_text(encoding="utf-8")
+    start = html.index('<section id="answer">')
+    section = html[start : html.index("</section>", start)]
+    section = re.sub(r"<img [^>]*>", "", section)  # the figure: its caption is checked
+    shown = re.sub(r"<caption>.*?</caption>", "", section, flags=re.S)  # verdicts': not printed
+    words = html_text.unescape(re.sub(r"<[^>]+>", " ", shown)).split()
+    pdf = pdfium.PdfDocument(demo.folder / "reports" / "outcomes.pdf")
+    try:
+        first, second = (_page_text(pdf[i]) for i in (0, 1))
+    finally:
+        pdf.close()
+    printed = " ".join(t for t in first if t and not t.startswith("page ")).split()
+    # the answer section's last words (the figure's caption) are the last words of page 1
+    tail = words[-8:]
+    assert printed[-8:] == tail, printed[-8:]
+    following = [t for t in second if t and not t.startswith("page ")]
+    # page 2: the contents list (moved off page 1 in print), then the next section
+    assert following[0] == "Contents", following[:3]
+    assert "2. Behind the answer" in following
 
 
 def test_the_demo_answer_says_no_detectable_twitch_effect_and_places_depth_against_the_mcid(
@@ -210,6 +237,25 @@ def test_the_demo_answer_says_no_detectable_twitch_effect_and_places_depth_again
         assert f"{words}: no detectable twitch effect" in text, words
         assert f"{words}: detectable depth effect, but smaller than the MCID" in text, words
     assert "No detectable twitch effect on any outcome." in text
+
+
+def test_a_headline_estimate_has_one_holm_p_in_every_table(demo):
+    """answer.csv and contrasts.csv share one Holm family (SAP §4), each naming it."""
+    tables = demo.folder / "reports" / "tables"
+    answer = pd.read_csv(tables / "answer.csv")
+    contrasts = pd.read_csv(tables / "contrasts.csv")
+    keys = ["analysis", "outcome", "p_value"]
+    top = answer[answer["family"] == "primary"]
+    primary = contrasts[contrasts["family"] == "primary"]
+    assert (top["role"] == "headline").all() and len(top) == len(primary) == 6
+    both = top.merge(primary, on=keys, suffixes=("_answer", "_contrasts"), validate="1:1")
+    assert len(both) == 6  # every headline is a contrast row of the family, and back
+    np.testing.assert_array_equal(both["p_holm_answer"], both["p_holm_contrasts"])
+    # the unadjusted twitch comparison is outside the family in both tables
+    unadjusted = answer[answer["role"] == "unadjusted"]
+    assert (unadjusted["family"] == "secondary").all() and unadjusted["p_holm"].isna().all()
+    slopes = contrasts[contrasts["analysis"] == "trajectory_twitch"]
+    assert (slopes["family"] == "secondary").all()
 
 
 def test_the_html_speaks_plainly(demo):

@@ -62,13 +62,15 @@ def test_the_run_writes_a_report_for_a_trial(trial_run):
             f"{short}: detectable difference between deep and sham, but smaller than the MCID"
             in text
         )
-    assert "more improvement with deep than with sham, at the primary visit 1 (week 13)" in text
+    assert "More improvement with deep than with sham (RMDQ, PSFS)." in text
+    assert "the difference between the arms at the primary visit 1 (week 13)" in text
     answer = pd.read_csv(out / "reports" / "tables" / "answer.csv").set_index("outcome")
     assert set(answer["estimand"]) == {"visit_difference"} and set(answer["visit"]) == {1}
     assert (answer["improvement"] > 0).all() and (answer["ci_low"] > 0).all()
     contrasts = pd.read_csv(out / "reports" / "tables" / "contrasts.csv")
     primary = contrasts[contrasts["family"] == "primary"].set_index("outcome")
     # the trial's Holm family is the headline family: the same adjusted p on both tables
+    assert set(answer["family"]) == {"primary"}
     assert answer["p_holm"].to_dict() == pytest.approx(primary["p_holm"].to_dict())
 
 

@@ -11,6 +11,7 @@ from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report.sections.common import analysis_label, present
 from pipeline.schemas.identity import (
+    AnalysisId,
     AnalysisKind,
     ContrastKind,
     Family,
@@ -31,17 +32,28 @@ MMRM_DF_WORDS = {
 
 
 def _family_words(contrasts: pd.DataFrame) -> str:
-    """Describe the primary family from its typed rows (kind, visit), e.g. for a trial."""
+    """Describe the primary family from its typed rows (question, analysis, kind, visit)."""
     primary = contrasts.loc[contrasts["family"] == Family.PRIMARY]
+    joint = AnalysisId(AnalysisKind.JOINT).name
     parts = []
-    if (primary["kind"] == ContrastKind.SLOPE).any():
-        parts.append("the differences in slope of the trajectory models")
-    visits = primary.loc[primary["kind"] == ContrastKind.VISIT, "visit"].dropna().unique()
-    if len(visits):
-        at = ", ".join(str(int(v)) for v in sorted(visits))
-        parts.append(f"the differences between groups at visit {at} of the MMRMs")
+    for question, rows in primary.groupby("question", sort=False):
+        kinds = set(rows["kind"].astype(str))
+        what = []
+        if ContrastKind.SLOPE in kinds:
+            models = set(rows.loc[rows["kind"].astype(str) == ContrastKind.SLOPE, "analysis"])
+            if models - {joint}:
+                what.append("the trajectory model's difference in slope")
+            if joint in models:
+                what.append("the joint model's difference in slope (no session-level fit)")
+        if ContrastKind.WITHIN in kinds:
+            what.append("the session-level model's within-patient estimate")
+        visits = rows.loc[rows["kind"].astype(str) == ContrastKind.VISIT, "visit"].dropna()
+        if len(visits):
+            at = ", ".join(str(int(v)) for v in sorted(visits.unique()))
+            what.append(f"the MMRM's difference between groups at visit {at}")
+        parts.append(f"{question}: {' or '.join(what)}")
     pairs = primary[["question", "outcome"]].drop_duplicates()
-    return f"{' and '.join(parts)} ({len(pairs)} comparison × outcome pairs, {len(primary)} tests)"
+    return f"{'; '.join(parts)} ({len(pairs)} comparison × outcome pairs, {len(primary)} tests)"
 
 
 def _structure(name: str) -> str:
@@ -268,22 +280,13 @@ def methods_text(
         and "family" in contrasts
         and (contrasts["family"] == Family.PRIMARY).any()
     )
-    if present(tables, "answer"):
+    if holm:
         multiplicity = (
-            "Holm's method across the headline estimates (one per question and outcome) on the "
-            "answer page"
-            + (
-                f"; the contrasts tables adjust across {_family_words(contrasts)}"
-                " (the family of reports/tables/contrasts.csv)"
-                if holm
-                else ""
-            )
-            + "; other p-values are unadjusted."
-        )
-    elif holm:
-        multiplicity = (
-            f"Holm's method across the primary family, {_family_words(contrasts)}; other "
-            "p-values are unadjusted."
+            "Holm's method across one family, the headline estimates (one per question and "
+            f"outcome): {_family_words(contrasts)}. It is the family column of "
+            "reports/tables/answer.csv and reports/tables/contrasts.csv (primary), and a "
+            "headline estimate has the same Holm p wherever it appears; other p-values are "
+            "unadjusted."
         )
     else:
         multiplicity = "p-values are not adjusted for multiplicity."

@@ -156,8 +156,9 @@ def contrast_table(
     if "p_holm" in rows:
         columns.append(("Holm p", "#p_holm", lambda r: fmt_p(r["p_holm"])))
         note += (
-            " Holm p: adjusted across the family of reports/tables/contrasts.csv; the Holm p "
-            "of the headline estimates is on the answer page (reports/tables/answer.csv)."
+            " Holm p: adjusted across the headline estimates, one per question and outcome "
+            "(family = primary in the tables), the same p as on the answer page; blank for "
+            "the others."
         )
     if "effect_size" in rows:
         columns.append(
