@@ -44,7 +44,7 @@ from pipeline.report.html import (
     png,
 )
 from pipeline.report.sections import recorded
-from pipeline.report.sections.common import QUESTIONS, number, present
+from pipeline.report.sections.common import QUESTIONS, number, present, signed
 from pipeline.schemas.columns import INSTRUMENTS
 
 SECTION_ID = "answer"
@@ -105,12 +105,6 @@ VERDICT_SHORT = {
 """The verdict as a table cell or figure label."""
 
 NOT_DETECTED = (Verdict.NO_DIFFERENCE, Verdict.INCONCLUSIVE, Verdict.NOT_DETECTED)
-
-
-def signed(value: float, digits: int) -> str:
-    """Format a number with its sign always shown (``+1.22``, ``−0.69``)."""
-    text = fmt(float(value), digits)
-    return text if text.startswith("−") or float(value) == 0 else "+" + text
 
 
 def outcome_words(outcome: Outcome) -> str:
@@ -385,7 +379,7 @@ def answer_figure(rows: pd.DataFrame, labels: Mapping[str, str]) -> MplFigure:
         }
     )
     n = len(scaled)
-    fig, axes = plotting.figure(1, 1, 7.0, 0.6 + 0.21 * n)  # about 45 mm high at A4 width
+    fig, axes = plotting.figure(1, 1, 7.0, 0.5 + 0.16 * n)  # about 35 mm high at A4 width
     ax = axes[0, 0]
     with plotting.house_style():
         y = np.arange(n)[::-1]
@@ -415,7 +409,10 @@ def answer_figure(rows: pd.DataFrame, labels: Mapping[str, str]) -> MplFigure:
 
 
 def sentence_line(
-    topic: str, order: int, sentence: Callable[[Mapping[str, pd.DataFrame]], str]
+    topic: str,
+    order: int,
+    sentence: Callable[[Mapping[str, pd.DataFrame]], str],
+    short: Callable[[Mapping[str, pd.DataFrame]], str] | None = None,
 ) -> Contributor:
     """Make a :data:`Contributor` of a section's one-sentence function of the tables.
 
@@ -427,16 +424,25 @@ def sentence_line(
         Its place among the contributed lines.
     sentence : callable
         The section's sentence for the answer page; an empty string when it has nothing to say.
+    short : callable, optional
+        A shorter sentence for page 1 (a ``headline`` line, pointing to the section); the full
+        sentence then opens the next section. Without it the full sentence is not a headline.
 
     Returns
     -------
     Contributor
-        A function of the tables and the configuration giving zero or one line.
+        A function of the tables and the configuration giving zero, one or two lines.
     """
 
     def contribute(tables: Mapping[str, pd.DataFrame], config: Config) -> Sequence[AnswerLine]:
         text = sentence(tables)
-        return [AnswerLine(topic, text, order)] if text else []
+        if not text:
+            return []
+        lines = [AnswerLine(topic, text, order)]
+        brief = short(tables) if short is not None else ""
+        if brief:
+            lines.insert(0, AnswerLine(topic, brief, order, headline=True))
+        return lines
 
     return contribute
 
@@ -540,9 +546,9 @@ def answer_section(
                     f"{level} vs {reference} · {outcomes[r['outcome']].short}"
                 )
                 figure_rows.append(r)
-    blocks += [
-        Paragraph(line.text) for line in _lines(tables, config, contributors) if line.headline
-    ]
+    headline = [line.text for line in _lines(tables, config, contributors) if line.headline]
+    if headline:
+        blocks.append(Paragraph(" ".join(headline)))
     if figure_rows:
         rows = pd.DataFrame(figure_rows)
         blocks.append(

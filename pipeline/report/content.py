@@ -47,12 +47,14 @@ from pipeline.report.sections.responders import responders_section
 from pipeline.report.sections.safety import safety_section
 from pipeline.report.sections.safety_signals import (
     safety_signal_sentence,
+    safety_signal_short,
     safety_signals_section,
 )
 from pipeline.report.sections.sensitivity import sensitivity_section
 from pipeline.report.sections.sessions_needed import (
     sessions_needed_section,
     sessions_needed_sentence,
+    sessions_needed_short,
 )
 from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.table_one import table_one_section
@@ -61,8 +63,8 @@ TITLE = "Dry needling for low back pain: outcome report"
 
 ANSWER_CONTRIBUTORS: tuple[Contributor, ...] = (
     safety_line,
-    sentence_line("safety_signals", 15, safety_signal_sentence),
-    sentence_line("sessions_needed", 20, sessions_needed_sentence),
+    sentence_line("safety_signals", 15, safety_signal_sentence, safety_signal_short),
+    sentence_line("sessions_needed", 20, sessions_needed_sentence, sessions_needed_short),
 )
 """Sections' one-sentence contributions to the answer page (:mod:`pipeline.report.answer`):
 add a section's contributor here."""

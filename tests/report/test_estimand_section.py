@@ -8,6 +8,7 @@ import pytest
 from pipeline import api
 from pipeline.analyses.missing_data import missing_data_analysis
 from pipeline.report.html import Figure, Table, fmt
+from pipeline.report.sections.common import signed
 from pipeline.report.sections.estimand import (
     answer_sentence,
     estimand_section,
@@ -28,7 +29,10 @@ def result():
 def test_sentence_quotes_the_mar_estimate_and_the_tipping_delta(result):
     text = answer_sentence(result)
     mar = result.sensitivity.set_index("strategy").loc["MMRM", "estimate"]
-    assert fmt(mar, 1) in text
+    # the answer page's sign convention: RMDQ is higher-worse, so the deep - sham difference
+    # is turned and a fall with deep reads as positive (more improvement with deep)
+    assert result.estimand.outcome.improvement_sign == -1.0
+    assert signed(-mar, 1) in text and "difference in improvement, deep vs sham" in text
     assert fmt(abs(result.tipping_deltas["significance"]), 1) in text
     assert text.count(".") >= 1 and "\n" not in text
 

@@ -155,8 +155,9 @@ def number(value: Any) -> float:
 
 
 def signed(value: float, digits: int) -> str:
-    """Format a number with its sign (``+0.10``, ``−0.10``)."""
-    return fmt(float(value), digits) if value < 0 else "+" + fmt(float(value), digits)
+    """Format a number with its sign always shown (``+1.22``, ``−0.69``; zero unsigned)."""
+    text = fmt(float(value), digits)
+    return text if text.startswith("−") or float(value) == 0 else "+" + text
 
 
 def fit_flags(diagnostics: pd.DataFrame | None) -> dict[tuple[str, str], str]:

@@ -28,6 +28,7 @@ from pipeline.report.html import (
     table,
 )
 from pipeline.report.missing_figures import dropout_figure, tipping_figure
+from pipeline.report.sections.common import signed
 
 SECTION_ID = "estimand"
 SECTION_TITLE = "Estimand and missing data"
@@ -107,13 +108,15 @@ def answer_sentence(res: MissingDataResult) -> str:
     -------
     str
         E.g. "Assuming patients who stopped coming would have continued like those who stayed
-        (missing at random), deep − sham in RMDQ at visit 1 is −2.9 (95 % CI −3.7 to −2.1);
-        under the estimand's own assumptions it is ...; the conclusion would change only if ..."
+        (missing at random), the difference in improvement, deep vs sham, in RMDQ at visit 1
+        is +2.9 (+2.1 to +3.7) with its 95 % CI; under the estimand's own assumptions ..."
+        Signed as the answer page is: positive means more improvement with the level.
     """
     est = res.estimand
     rows = res.sensitivity.set_index("strategy")
-    mar_e, mar_lo, mar_hi = _cells(rows.loc["MMRM"])
-    own_e, own_lo, own_hi = _cells(rows.loc["estimand"])
+    sign = est.outcome.improvement_sign  # the answer page's convention: + = more improvement
+    mar_e, mar_lo, mar_hi = (sign * v for v in _cells(rows.loc["MMRM"]))
+    own_e, own_lo, own_hi = (sign * v for v in _cells(rows.loc["estimand"]))
     delta = res.tipping_deltas.get("significance", np.nan)
     whose = _shifted(res, possessive=True)
     if np.isfinite(delta):
@@ -124,13 +127,18 @@ def answer_sentence(res: MissingDataResult) -> str:
         )
     else:
         tip = "no shift of the imputed values within 20 MCIDs removes its significance"
+
+    def interval(estimate: float, low: float, high: float) -> str:
+        low, high = sorted((low, high))
+        return f"{signed(estimate, 1)} ({signed(low, 1)} to {signed(high, 1)})"
+
     return (
         f"Assuming patients who stopped coming would have continued like similar patients "
-        f"who stayed (missing at random), the {_difference(res)} difference in "
-        f"{est.outcome.short} at {_visit(res)} is {fmt(mar_e, 1)} (95 % CI "
-        f"{fmt_ci(mar_lo, mar_hi, 1)}); under the estimand's own assumptions about patients "
-        f"with intercurrent events it is {fmt(own_e, 1)} ({fmt_ci(own_lo, own_hi, 1)}), and "
-        f"{tip}."
+        f"who stayed (missing at random), the difference in improvement, {est.level} vs "
+        f"{est.comparison.reference}, in {est.outcome.short} at {_visit(res)} is "
+        f"{interval(mar_e, mar_lo, mar_hi)} with its 95 % CI; under the estimand's own "
+        f"assumptions about patients with intercurrent events it is "
+        f"{interval(own_e, own_lo, own_hi)}, and {tip}."
     )
 
 

@@ -80,6 +80,27 @@ def safety_signal_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
     return text + "."
 
 
+def safety_signal_short(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Word the answer page's short version of :func:`safety_signal_sentence` (page 1).
+
+    Returns
+    -------
+    str
+        E.g. "11 patients with a contraindication or caution flag were needled; see Safety
+        signals." Empty when the section was omitted.
+    """
+    if not present(tables, "safety_signals"):
+        return ""
+    signals = tables["safety_signals"]
+    every = signals[(signals["flag"] == "any flag") & (signals["depth"] == "all")]
+    if every.empty:
+        return "No patient with a recorded contraindication or caution flag was needled."
+    return (
+        f"{_count(every['patients'].iloc[0])} patients with a contraindication or caution flag "
+        f"were needled; see {TITLE.split(':')[0]}."
+    )
+
+
 def safety_signals_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | None:
     """Needled patients by flag and depth, their adverse-event rate, and the rate ratio."""
     if not present(tables, "safety_signals"):

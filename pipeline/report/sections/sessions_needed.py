@@ -38,6 +38,9 @@ def _percent(value: object) -> str:
     return "–" if pd.isna(number) else f"{100 * number:.0f} %"
 
 
+TITLE = "How many sessions until it helps"
+
+
 def sessions_needed_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
     """One sentence for the answer page: median sessions to the MCID and the claimed shares.
 
@@ -78,15 +81,40 @@ def sessions_needed_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
     return text + " (Kaplan–Meier, censored at dropout)."
 
 
+def sessions_needed_short(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Word the answer page's short version of :func:`sessions_needed_sentence` (page 1).
+
+    Returns
+    -------
+    str
+        E.g. "On NRS, half of the acute patients reached the MCID within 2 sessions and half of
+        the chronic within 5; see How many sessions until it helps." Empty when the section was
+        omitted.
+    """
+    if not present(tables, "sessions_to_response"):
+        return ""
+    med = tables["sessions_to_response"]
+    med = med[(med["endpoint"] == "mcid") & (med["group"] == "chronicity")]
+    if med.empty:
+        return ""
+    outcome = SHORT.get(str(med["outcome"].iloc[0]), str(med["outcome"].iloc[0]))
+    parts = [
+        f"fewer than half of the {row['level']} patients"
+        if pd.isna(_number(row["median"]))
+        else f"half of the {row['level']} patients within {fmt(row['median'], 0)} sessions"
+        for row in med.to_dict(orient="records")
+    ]
+    return f"On {outcome}, " + " and ".join(parts) + f" reached the MCID; see {TITLE}."
+
+
 def sessions_needed_section(tables: Mapping[str, pd.DataFrame], note: str) -> Section | None:
     """Sessions to first response: medians, claimed shares, hazard ratios and the curves."""
-    title = "How many sessions until it helps"
     if not present(tables, "sessions_to_response"):
         reason = omitted_reason(tables, QUESTION)
         if not reason:
             return None
         return Section(
-            QUESTION, title, (Paragraph(f"Sessions to response are not analysed: {reason}."),)
+            QUESTION, TITLE, (Paragraph(f"Sessions to response are not analysed: {reason}."),)
         )
     claims = " and ".join(
         f"{level} pain within {CLAIMS.get(level, '')} sessions ({k} at most)".replace(" ()", "")
@@ -175,4 +203,4 @@ def sessions_needed_section(tables: Mapping[str, pd.DataFrame], note: str) -> Se
                 "dropout; Wald 95 % CI.",
             )
         )
-    return Section(QUESTION, title, tuple(blocks))
+    return Section(QUESTION, TITLE, tuple(blocks))
