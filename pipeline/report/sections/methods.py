@@ -121,6 +121,66 @@ def mmrm_structure_text(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     return [text]
 
 
+CLINIC_METHODS: tuple[tuple[str, str, str], ...] = (
+    (
+        "sessions_to_response",
+        "Sessions to response (§4b)",
+        "sessions completed before each patient's first assessment reaching the MCID (or a "
+        "50 % reduction), censored at the last assessment; Kaplan–Meier curves with Greenwood "
+        "log intervals and medians by R's survfit rule, hazard ratios from a Cox model with "
+        "Efron ties, as R's survival package computes them.",
+    ),
+    (
+        "dose_response",
+        "Dose–response (§4b)",
+        "change from baseline ~ baseline + sessions completed (categorical) + chronicity with a "
+        "random intercept per patient; the gain of each extra session is the difference "
+        "between consecutive doses (without a control group, not the effect of one session).",
+    ),
+    (
+        "immediate_relief",
+        "Immediate relief (§4b)",
+        "pre- minus post-session score (turned to improvement) ~ depth + twitch with a random "
+        "intercept per patient; its relation to the next visit's change from baseline by a "
+        "mixed regression adjusted for depth and twitch.",
+    ),
+    (
+        "durability",
+        "Does it last (§4b)",
+        "change from the end-of-treatment assessment to each follow-up (mean, t interval) and "
+        "the share of end-of-treatment responders still responding (Clopper–Pearson).",
+    ),
+    (
+        "combined_care",
+        "Combined care (§4b)",
+        "each patient's co-intervention group as a covariate and as an effect modifier of the "
+        "comparison in the change-from-baseline model (random intercept per patient); the "
+        "interaction tested by the likelihood ratio of ML refits.",
+    ),
+    (
+        "side_effect_rates",
+        "Side effects by kind (§4b)",
+        "events per 100 sessions whose adverse events were recorded, by type and severity, "
+        "with exact Poisson intervals and exact conditional rate ratios (R's poisson.test); "
+        "a session with two events counts in both types.",
+    ),
+    (
+        "safety_signals",
+        "Safety signals (§4b)",
+        "patients needled despite a contraindication or caution flag, by flag and depth, and "
+        "their adverse-event rate against patients whose flags were all recorded as no (a "
+        "flag not recorded counts in neither group).",
+    ),
+)
+"""Methods items of the clinic's own questions: ``(table, item, what was done)``, shown when
+the run wrote the table."""
+
+
+def _clinic_items(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str]]:
+    """Return the methods items of the clinic questions the run answered."""
+    return [(item, text) for name, item, text in CLINIC_METHODS if present(tables, name)]
+
+
 def methods_text(
     tables: Mapping[str, pd.DataFrame],
     config: Config,
@@ -300,6 +360,7 @@ def methods_text(
             )
         )
     items += [("Covariance structure", text) for text in mmrm_structure_text(tables)]
+    items += _clinic_items(tables)
     items += [
         (
             "Missing data",
