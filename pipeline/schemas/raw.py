@@ -312,6 +312,11 @@ class Assessments(pa.DataFrameModel):
     odi_version: Optional[Series[str]] = pa.Field(  # noqa: UP045
         nullable=True, description="ODI version when known, e.g. 2.1a."
     )
+    co_intervention_started: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
+        "The patient started a co-intervention or medication for the complaint since the "
+        "previous assessment (an intercurrent event, ICH E9(R1)); empty at baseline or when "
+        "not asked."
+    )
 
     @pa.dataframe_check(error=no_outcome_error(OUTCOMES))
     @classmethod
