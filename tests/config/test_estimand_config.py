@@ -29,6 +29,8 @@ def test_the_demo_declares_one():
     assert (est.outcome, est.comparison, est.visit) == ("nrs", "depth", 4)
     assert est.events[0].imputation == "J2R" and est.mi_imputations == 50
     assert (est.events[1].event, est.events[1].imputation) == ("protocol_deviation", "MAR")
+    co = est.events[2]
+    assert (co.event, co.strategy, co.imputation) == ("co_intervention", "hypothetical", "MAR")
 
 
 def test_section_is_read(tmp_path):
