@@ -72,6 +72,7 @@ __all__ = [
     "MissingDataResult",
     "ResolvedEstimand",
     "co_intervention_visits",
+    "discontinuation_visits",
     "intercurrent_events",
     "missing_data_analysis",
     "resolve_estimand",
@@ -283,6 +284,25 @@ def co_intervention_visits(data: pd.DataFrame, patients: pd.DataFrame, visits: l
     return np.where(reported, index, out)
 
 
+def discontinuation_visits(y: np.ndarray) -> np.ndarray:
+    """First visit index after each patient's last observed one (``T``: attended the last).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(n, T)`` post-baseline responses, NaN where missing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)``; 0 for a patient with no post-baseline value.
+    """
+    t = y.shape[1]
+    observed = ~np.isnan(y)
+    last = np.where(observed.any(axis=1), t - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
+    return np.where(last < t - 1, last + 1, t)
+
+
 def intercurrent_events(
     patients: pd.DataFrame,
     y: np.ndarray,
@@ -313,10 +333,8 @@ def intercurrent_events(
         (``T``: no event), ``event`` empty when none.
     """
     n, t = y.shape
-    observed = ~np.isnan(y)
-    last = np.where(observed.any(axis=1), t - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
     when = {
-        "discontinued": np.where(last < t - 1, last + 1, t),
+        "discontinued": discontinuation_visits(y),
         "protocol_deviation": np.where(flags.fillna(False).astype(bool).to_numpy(), 0, t),
         "co_intervention": (
             np.full(n, t) if co_intervention is None else np.asarray(co_intervention, dtype=int)
@@ -526,7 +544,10 @@ def missing_data_analysis(
     co_intervention = co_intervention_visits(data, patients, visits)
     events = intercurrent_events(patients, y, est.settings.events, flags, co_intervention)
     ice = events["visit"].to_numpy(dtype=int)
-    discontinued = (events["event"] == "discontinued").to_numpy()
+    # The strategy rows impute every patient who stopped coming under the strategy, whatever
+    # event came first (a deviation or a co-intervention does not make their dropout MAR).
+    stopped_ice = discontinuation_visits(y)
+    discontinued = stopped_ice < y.shape[1]
     # Hypothetical and while-on-treatment set the values after the event aside.
     set_aside = events["strategy"].isin(["hypothetical", "while on treatment"]).to_numpy()
     post = np.arange(y.shape[1])[None, :] >= ice[:, None]
@@ -538,7 +559,6 @@ def missing_data_analysis(
     group = est.comparison.column
     reference = est.comparison.reference
     ancova = inner
-    stopped_ice = np.where(discontinued, ice, y.shape[1])
     data_all = build_cmi_data(fit, patients, y, group, reference, ancova, stopped_ice)
     strategies = {
         s: np.where(discontinued, s, "MAR") for s in STRATEGIES if s in est.settings.strategies

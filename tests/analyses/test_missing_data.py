@@ -174,6 +174,15 @@ def test_demo_co_interventions_enter_the_per_patient_strategy_map(demo_data):
     # Hypothetical: their values from the event on are set aside and imputed.
     table = res.sensitivity.set_index("strategy")
     assert table.loc["estimand", "n_imputed"] > table.loc["J2R", "n_imputed"]
+    # The strategy rows impute everyone who stopped coming, whatever event came first: they
+    # do not move when the co-intervention is declared (only the estimand row does).
+    without = missing_data_analysis(
+        demo_data, config, replace(settings, events=settings.events[:1])
+    )
+    other = without.sensitivity.set_index("strategy")
+    for name in ("MAR", "J2R"):
+        assert table.loc[name, "estimate"] == pytest.approx(other.loc[name, "estimate"], abs=1e-12)
+    assert table.loc["estimand", "estimate"] != pytest.approx(other.loc["estimand", "estimate"])
 
 
 def test_co_intervention_not_recorded_is_said_so(demo_data):
