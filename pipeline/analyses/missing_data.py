@@ -17,8 +17,9 @@ returns:
 
 The imputation model is the MMRM ``visit * (group + baseline + covariates)``: every covariate
 interacted with visit, so that under MAR the imputation reproduces it exactly (the theorem
-tested in ``tests/lmm/test_reference_based.py``). The per-visit analysis of the completed data
-is the ANCOVA ``group + baseline + covariates``.
+tested in ``tests/lmm/test_reference_based.py``) when its ``Sigma`` is shared by the groups
+(the default; ``covariance_by_group = true`` fits one per group, rbmi's ``same_cov = FALSE``).
+The per-visit analysis of the completed data is the ANCOVA ``group + baseline + covariates``.
 
 Intercurrent events recorded in the data
 ----------------------------------------
@@ -370,7 +371,15 @@ def _fit_imputation_model(
     long = long.dropna(subset=["response"])
     term = f"C({quote_name(group)}, Treatment({est.comparison.reference!r}))"
     inner = " + ".join([term, quote_name(baseline), *(quote_name(c) for c in est.covariates)])
-    fit = fit_mmrm(long, "response", f"{VISIT} * ({inner})", VISIT, SUBJECT, df_method="z")
+    fit = fit_mmrm(
+        long,
+        "response",
+        f"{VISIT} * ({inner})",
+        VISIT,
+        SUBJECT,
+        df_method="z",
+        covariance_group=group if est.settings.covariance_by_group else None,
+    )
     return fit, inner
 
 

@@ -47,6 +47,7 @@ strategies = ["MAR", "J2R"]
 tipping_deltas = 11
 tipping_range = 2
 tipping_groups = "both"
+covariance_by_group = true
 
 [estimand.events.discontinued]
 strategy = "hypothetical"
@@ -60,6 +61,10 @@ imputation = "CR"
     est = cfg.estimand
     assert est.outcome == "odi" and est.visit == 3 and est.tipping_range == 2.0
     assert est.strategies == ("MAR", "J2R") and est.tipping_groups == "both"
+    assert (
+        est.covariance_by_group
+        and not load_config(_write(tmp_path, "[estimand]\n")).estimand.covariance_by_group
+    )
     assert [(e.event, e.strategy, e.imputation) for e in est.events] == [
         ("discontinued", "hypothetical", "MAR"),
         ("protocol_deviation", "treatment policy", "CR"),
