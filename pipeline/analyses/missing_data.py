@@ -17,8 +17,9 @@ returns:
 
 The imputation model is the MMRM ``visit * (group + baseline + covariates)``: every covariate
 interacted with visit, so that under MAR the imputation reproduces it exactly (the theorem
-tested in ``tests/lmm/test_reference_based.py``). The per-visit analysis of the completed data
-is the ANCOVA ``group + baseline + covariates``.
+tested in ``tests/lmm/test_reference_based.py``) when its ``Sigma`` is shared by the groups
+(the default; ``covariance_by_group = true`` fits one per group, rbmi's ``same_cov = FALSE``).
+The per-visit analysis of the completed data is the ANCOVA ``group + baseline + covariates``.
 
 Intercurrent events recorded in the data
 ----------------------------------------
@@ -26,8 +27,12 @@ Intercurrent events recorded in the data
   first visit after the last one attended (intermittent missed visits before it are MAR).
 * ``protocol_deviation``: the patient flag; it carries no date, so it is placed at the first
   post-baseline visit.
-* ``co_intervention``: sessions record it as free text, which the analysis data set never holds
-  (privacy); the event is declared but no patient is assigned it, and the report says so.
+* ``co_intervention``: the assessment column ``co_intervention_started`` (the patient started a
+  co-intervention or medication since the previous assessment). It happened after the patient's
+  previous assessment, so the event is at the first visit after that one (the visit of the
+  report itself when no visit was missed in between). A study whose assessments do not record
+  it (the column absent or empty) has the event declared but assigned to nobody, and the
+  report says so; the sessions' free-text co-interventions are never read (privacy).
 
 Strategies (ICH E9(R1)): *treatment policy* keeps what was observed after the event and imputes
 what is missing under the event's ``imputation`` (default J2R); *hypothetical* and *while on
@@ -67,6 +72,8 @@ __all__ = [
     "ICE_COLUMNS",
     "MissingDataResult",
     "ResolvedEstimand",
+    "co_intervention_visits",
+    "discontinuation_visits",
     "intercurrent_events",
     "missing_data_analysis",
     "resolve_estimand",
@@ -241,8 +248,68 @@ def _wide(data: pd.DataFrame, est: ResolvedEstimand) -> tuple[pd.DataFrame, np.n
     return patients, wide.to_numpy(dtype=float), visits
 
 
+def co_intervention_visits(data: pd.DataFrame, patients: pd.DataFrame, visits: list) -> np.ndarray:
+    """First post-ICE visit index of each patient's reported co-intervention (module docstring).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The analysis data set: ``patient_id``, ``visit`` and, when recorded,
+        ``co_intervention_started``.
+    patients : pandas.DataFrame
+        One row per patient analysed (``patient_id``).
+    visits : list of int
+        The post-baseline visit numbers, in order (the columns of the responses).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` index into ``visits`` of the first visit after the assessment preceding the
+        first report (``len(visits)``: no report).
+    """
+    t = len(visits)
+    out = np.full(len(patients), t)
+    if "co_intervention_started" not in data:
+        return out
+    rows = data[[SUBJECT, "visit", "co_intervention_started"]].sort_values(
+        [SUBJECT, "visit"], kind="stable"
+    )
+    previous = rows.groupby(SUBJECT, observed=True)["visit"].shift(1)
+    started = rows["co_intervention_started"].astype("boolean").fillna(False).to_numpy(bool)
+    reports = rows.assign(previous=previous)[started & (rows["visit"] > 0).to_numpy()]
+    first = reports.drop_duplicates(SUBJECT, keep="first").set_index(SUBJECT)["previous"]
+    reported = patients[SUBJECT].isin(first.index).to_numpy()
+    # no earlier assessment in the data: the event is placed at the first visit
+    before = first.astype("float64").reindex(patients[SUBJECT]).fillna(-np.inf).to_numpy()
+    index = np.searchsorted(np.asarray(visits, dtype=float), before, side="right")
+    return np.where(reported, index, out)
+
+
+def discontinuation_visits(y: np.ndarray) -> np.ndarray:
+    """First visit index after each patient's last observed one (``T``: attended the last).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(n, T)`` post-baseline responses, NaN where missing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)``; 0 for a patient with no post-baseline value.
+    """
+    t = y.shape[1]
+    observed = ~np.isnan(y)
+    last = np.where(observed.any(axis=1), t - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
+    return np.where(last < t - 1, last + 1, t)
+
+
 def intercurrent_events(
-    patients: pd.DataFrame, y: np.ndarray, events: tuple[IntercurrentEvent, ...], flags: pd.Series
+    patients: pd.DataFrame,
+    y: np.ndarray,
+    events: tuple[IntercurrentEvent, ...],
+    flags: pd.Series,
+    co_intervention: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Each patient's first intercurrent event among the declared ones (module docstring).
 
@@ -256,6 +323,9 @@ def intercurrent_events(
         The declared events, in order (ties go to the first declared).
     flags : pandas.Series
         ``protocol_deviation`` per patient (aligned with ``patients``; may be all NA).
+    co_intervention : numpy.ndarray, optional
+        ``(n,)`` first post-ICE visit index of a reported co-intervention
+        (:func:`co_intervention_visits`; default: nobody).
 
     Returns
     -------
@@ -264,12 +334,12 @@ def intercurrent_events(
         (``T``: no event), ``event`` empty when none.
     """
     n, t = y.shape
-    observed = ~np.isnan(y)
-    last = np.where(observed.any(axis=1), t - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
     when = {
-        "discontinued": np.where(last < t - 1, last + 1, t),
+        "discontinued": discontinuation_visits(y),
         "protocol_deviation": np.where(flags.fillna(False).astype(bool).to_numpy(), 0, t),
-        "co_intervention": np.full(n, t),
+        "co_intervention": (
+            np.full(n, t) if co_intervention is None else np.asarray(co_intervention, dtype=int)
+        ),
     }
     first = np.full(n, t)
     which = np.full(n, -1)
@@ -301,7 +371,15 @@ def _fit_imputation_model(
     long = long.dropna(subset=["response"])
     term = f"C({quote_name(group)}, Treatment({est.comparison.reference!r}))"
     inner = " + ".join([term, quote_name(baseline), *(quote_name(c) for c in est.covariates)])
-    fit = fit_mmrm(long, "response", f"{VISIT} * ({inner})", VISIT, SUBJECT, df_method="z")
+    fit = fit_mmrm(
+        long,
+        "response",
+        f"{VISIT} * ({inner})",
+        VISIT,
+        SUBJECT,
+        df_method="z",
+        covariance_group=group if est.settings.covariance_by_group else None,
+    )
     return fit, inner
 
 
@@ -472,9 +550,13 @@ def missing_data_analysis(
         else pd.Series(dtype="boolean")
     )
     flags = flags.reindex(patients[SUBJECT]).reset_index(drop=True)
-    events = intercurrent_events(patients, y, est.settings.events, flags)
+    co_intervention = co_intervention_visits(data, patients, visits)
+    events = intercurrent_events(patients, y, est.settings.events, flags, co_intervention)
     ice = events["visit"].to_numpy(dtype=int)
-    discontinued = (events["event"] == "discontinued").to_numpy()
+    # The strategy rows impute every patient who stopped coming under the strategy, whatever
+    # event came first (a deviation or a co-intervention does not make their dropout MAR).
+    stopped_ice = discontinuation_visits(y)
+    discontinued = stopped_ice < y.shape[1]
     # Hypothetical and while-on-treatment set the values after the event aside.
     set_aside = events["strategy"].isin(["hypothetical", "while on treatment"]).to_numpy()
     post = np.arange(y.shape[1])[None, :] >= ice[:, None]
@@ -486,7 +568,6 @@ def missing_data_analysis(
     group = est.comparison.column
     reference = est.comparison.reference
     ancova = inner
-    stopped_ice = np.where(discontinued, ice, y.shape[1])
     data_all = build_cmi_data(fit, patients, y, group, reference, ancova, stopped_ice)
     strategies = {
         s: np.where(discontinued, s, "MAR") for s in STRATEGIES if s in est.settings.strategies
@@ -600,10 +681,16 @@ def missing_data_analysis(
     tipping, deltas = _tipping(cmi, est, t, labels)
     tipping["visit"] = tipping["visit"].astype("Int64")
     pattern, km, last = _dropout_tables(patients, y, visits, est)
+    recorded = {
+        "discontinued": True,
+        "protocol_deviation": True,
+        "co_intervention": "co_intervention_started" in data
+        and bool(data["co_intervention_started"].notna().any()),
+    }
     counts = []
     for ev in est.settings.events:
         k = int((events["event"] == ev.event).sum())
-        counts.append([ev.event, ev.strategy, ev.imputation, k, ev.event != "co_intervention"])
+        counts.append([ev.event, ev.strategy, ev.imputation, k, recorded[ev.event]])
     event_counts = pd.DataFrame(
         counts, columns=["event", "strategy", "imputation", "patients", "recorded"]
     )

@@ -816,6 +816,11 @@ class EstimandSettings:
         alternative to the jackknife (default 50; 0 leaves it out).
     mi_seed : int
         Seed of the bootstrap and the draws.
+    covariance_by_group : bool
+        A separate unstructured ``Sigma`` per level of the comparison in the imputation model
+        (rbmi's ``same_cov = FALSE``; default false: one shared ``Sigma``). Each patient is then
+        conditioned on the matrix their strategy implies (:mod:`pipeline.lmm.reference_based`),
+        and the MAR row no longer reproduces the MMRM exactly.
     """
 
     population: str | None = None
@@ -834,6 +839,7 @@ class EstimandSettings:
     jackknife: bool = True
     mi_imputations: int = 50
     mi_seed: int = 2022
+    covariance_by_group: bool = False
 
 
 @dataclass(frozen=True)
@@ -2219,6 +2225,9 @@ def load_estimand(raw: dict[str, Any], path: Path, study: Study) -> EstimandSett
         jackknife=_flag(section, "jackknife", path, name, d.jackknife),
         mi_imputations=_whole(section, "mi_imputations", path, name, d.mi_imputations, 0, 10000),
         mi_seed=_whole(section, "mi_seed", path, name, d.mi_seed, 0, 2**31 - 1),
+        covariance_by_group=_flag(
+            section, "covariance_by_group", path, name, d.covariance_by_group
+        ),
     )
 
 

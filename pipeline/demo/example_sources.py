@@ -57,6 +57,8 @@ VISIT_NAMES = {"0": "Baseline", "1": "Week 2", "2": "Week 4", "3": "Week 8", "4"
 POINTS = {"0": "baseline", "1": "wk2", "2": "wk4", "3": "wk8", "4": "wk12"}
 WEEKS = {"baseline": 0, "wk2": 2, "wk4": 4, "wk8": 8, "wk12": 12}
 FIXED_TIME = (2025, 1, 1, 0, 0, 0)
+LEFT_OUT = ("timing", "co_intervention_started")
+"""Simulator columns the examples do not carry."""
 
 MCID = """
 [mcid.nrs]
@@ -92,7 +94,9 @@ def canonical_text(n_patients: int = EXAMPLE_PATIENTS, seed: int = EXAMPLE_SEED)
     tables["assessments"] = tables["assessments"][visits].astype({"visit": "int64"})
     out = {}
     for name, frame in tables.items():
-        columns = [c for c in TABLE_COLUMNS[name] if c != "timing"]
+        # The layouts show how a clinic's export is mapped; the optional intercurrent-event
+        # column of the demo study (co_intervention_started) is not one they need to show.
+        columns = [c for c in TABLE_COLUMNS[name] if c not in LEFT_OUT]
         text = frame[columns].to_csv(index=False, lineterminator="\n")
         out[name] = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     return out

@@ -9,7 +9,10 @@ Data-generating model
 ---------------------
 Randomness
     Everything comes from one ``numpy.random.Generator(numpy.random.PCG64(seed))``, drawn in
-    a fixed order, so the same ``(n_patients, seed)`` gives byte-identical CSV files.
+    a fixed order, so the same ``(n_patients, seed)`` gives byte-identical CSV files. The
+    co-intervention events (below) alone come from a second generator,
+    ``PCG64(SeedSequence([seed, 19]))``, so adding them left every other number of a study
+    unchanged.
 
 Patients
     * Three clinics: ``Northside`` (P = 0.40), ``Riverside`` (0.35), ``Hillview`` (0.25).
@@ -83,6 +86,13 @@ Assessments
       (intermittently) with P = 0.08. After each post-baseline visit (attended or missed) the
       patient drops out for good with P = 0.07, or 0.15 when the last *observed* NRS
       (the baseline if none since) is >= 7: missing at random given the observed data.
+    * Co-interventions (an intercurrent event, ICH E9(R1)): at each attended post-baseline
+      visit a patient who has not yet done so reports having started a co-intervention or
+      medication since the previous assessment with P = 0.04, or 0.10 when the NRS of that
+      visit is >= 7 (``co_intervention_started`` ``yes``; ``no`` at the patient's other
+      post-baseline visits, empty at baseline). About 16 % of patients report one. **It has
+      no effect on any outcome**, so the hypothetical and treatment-policy estimands of the
+      depth effect are the same number here.
 
 Pre/post-session measurements (immediate relief; issue 17)
     * Drawn after everything above from their own stream, ``PCG64([seed, 3])``, so the rows
@@ -294,6 +304,13 @@ TRUE_EFFECTS: dict = {
         "high_pain_nrs": 7,
         "mechanism": "MAR (dropout depends on the last observed NRS)",
     },
+    "intercurrent_events": {
+        "p_co_intervention_per_visit": 0.04,
+        "p_co_intervention_high_pain": 0.10,
+        "high_pain_nrs": 7,
+        "effect_on_outcomes": 0.0,
+        "stream": 19,  # SeedSequence([seed, stream]): a generator of their own
+    },
 }
 
 #: A longer visit schedule (visit -> nominal week) over the same 12 weeks as the default:
@@ -443,10 +460,12 @@ def simulate_study(
     seed = _check_int(seed, "seed", 0)
     schedule = _schedule(visit_weeks)
     rng = np.random.Generator(np.random.PCG64(seed))
+    stream = TRUE_EFFECTS["intercurrent_events"]["stream"]
+    ice_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream])))
 
     patients, latent = _simulate_patients(rng, n)
     sessions, first_session_day = _simulate_sessions(rng, patients, latent)
-    assessments = _simulate_assessments(rng, patients, latent, first_session_day, schedule)
+    assessments = _simulate_assessments(rng, patients, latent, first_session_day, schedule, ice_rng)
     relief_rng = np.random.Generator(
         np.random.PCG64([seed, TRUE_EFFECTS["immediate_relief"]["stream"]])
     )
@@ -683,8 +702,12 @@ def _simulate_assessments(
     latent: dict,
     first_session_day: np.ndarray,
     visit_weeks: Mapping[int, int],
+    ice_rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """Draw the assessment table (NRS, VAS, ODI) with missed visits and dropout."""
+    """Draw the assessment table (NRS, VAS, ODI) with missed visits and dropout.
+
+    The co-intervention events come from ``ice_rng`` alone (module docstring).
+    """
     design = TRUE_EFFECTS["design"]
     nrs_par = TRUE_EFFECTS["nrs"]
     vas_par = TRUE_EFFECTS["vas_mm"]
@@ -764,6 +787,8 @@ def _simulate_assessments(
         )
         active &= drop_u[:, j] >= p_drop
 
+    started = _co_interventions(ice_rng, observed, nrs)
+
     rows_i, rows_j = np.nonzero(observed)  # row-major: patient, then visit
     total_only = np.isin(latent["site"][rows_i], odi_par["total_only_sites"])
     ids = patients[PATIENT_ID].to_numpy(dtype=object)
@@ -783,7 +808,29 @@ def _simulate_assessments(
     columns["timing"] = _str_col(
         np.full(rows_i.size, "", dtype=object), missing=np.ones(rows_i.size, dtype=bool)
     )
+    columns["co_intervention_started"] = _str_col(
+        _yes_no(started[rows_i, rows_j]), missing=rows_j == 0
+    )
     return pd.DataFrame(columns)[list(ASSESSMENT_COLUMNS)]
+
+
+def _co_interventions(
+    rng: np.random.Generator, observed: np.ndarray, nrs: np.ndarray
+) -> np.ndarray:
+    """Return ``(n, visits)``: True where a patient first reports a co-intervention.
+
+    Only attended post-baseline visits can hold the report (module docstring).
+    """
+    par = TRUE_EFFECTS["intercurrent_events"]
+    u = rng.random(observed.shape)  # one draw per cell, whatever was attended
+    p = np.where(
+        nrs >= par["high_pain_nrs"],
+        par["p_co_intervention_high_pain"],
+        par["p_co_intervention_per_visit"],
+    )
+    started = observed & (u < p)
+    started[:, 0] = False
+    return started & (np.cumsum(started, axis=1) == 1)
 
 
 # ----------------------------------------------------------------------------------------

@@ -600,7 +600,9 @@ def analysis_dataset(
     Returns
     -------
     pandas.DataFrame
-        ``patient_id, site, visit, weeks, sessions_completed, twitch_share_before`` (share of
+        ``patient_id, site, visit, weeks, co_intervention_started`` (nullable: the patient
+        reported a co-intervention or medication started since the previous assessment),
+        ``sessions_completed, twitch_share_before`` (share of
         the sessions before the assessment in which a twitch was elicited, among those where
         it was recorded, as :func:`twitch_elicited`; missing when there is none),
         the outcome columns (``nrs, vas_mm, odi, odi_answered, odi_source`` by default), the
@@ -657,6 +659,11 @@ def analysis_dataset(
     rows["weeks"] = study_weeks(assessments, sessions, study)
     if "timing" in assessments and bool((assessments["timing"] == FOLLOW_UP).any()):
         rows["follow_up"] = (assessments["timing"] == FOLLOW_UP).fillna(False).astype(bool)
+    # an intercurrent event (pipeline.analyses.missing_data); missing where not asked
+    if "co_intervention_started" in assessments:
+        rows["co_intervention_started"] = assessments["co_intervention_started"].astype("boolean")
+    else:
+        rows["co_intervention_started"] = pd.array([pd.NA] * len(rows), dtype="boolean")
 
     rows = add_change_and_responders(rows, config.mcid, study.outcomes)
     out = rows.merge(people, on="patient_id", how="left", validate="many_to_one")

@@ -26,8 +26,19 @@ means ``mu_a`` and reference means ``mu_r`` (the same patient's covariates, the 
 * ``LMCF`` (last mean carried forward): from ``t`` on, ``m_j = mu_a,t-1``.
 
 When the ICE comes before the first post-baseline visit (``t = 0``) there is no on-treatment
-mean to carry: CIR and LMCF then take the reference means (as J2R and CR do). One covariance
-``Sigma`` (shared by the groups) is used for the conditioning.
+mean to carry: CIR and LMCF then take the reference means (as J2R and CR do).
+
+Covariance: by default one ``Sigma`` shared by the groups conditions every patient. When the
+imputation MMRM has a separate ``Sigma`` per group (``fit_mmrm(..., covariance_group=group)``,
+rbmi's ``same_cov = FALSE``), each patient's covariance follows their strategy as in rbmi
+(Carpenter, Roger and Kenward 2013, section 4.3): MAR and LMCF their own group's ``T``, CR
+the reference's ``R`` (for a patient with an ICE), and J2R and CIR the joint matrix of
+pre-ICE visits ``a`` and post-ICE visits ``b``::
+
+    [[T_aa,                    T_aa R_aa^-1 R_ab                                     ],
+     [R_ba R_aa^-1 T_aa,       R_bb - R_ba R_aa^-1 (R_aa - T_aa) R_aa^-1 R_ab        ]]
+
+(``T`` when there is no post-ICE visit, ``R`` when there is no pre-ICE one).
 
 Theorems held by the tests
 --------------------------
@@ -76,6 +87,7 @@ __all__ = [
     "CmiResult",
     "MiResult",
     "conditional_mean_imputation",
+    "joint_sigma",
     "multiple_imputation",
     "strategy_means",
 ]
@@ -119,6 +131,11 @@ class CmiData:
     fit_subject : numpy.ndarray
         ``(n,)`` the patient's subject code in the imputation fit, -1 when the fit has no row
         of theirs (no observed post-baseline value).
+    cov_group : numpy.ndarray or None
+        ``(n,)`` index of the patient's own covariance group in the fit (None: one shared
+        ``Sigma``).
+    cov_reference : int
+        Index of the reference level's covariance group.
     """
 
     y: np.ndarray
@@ -129,6 +146,8 @@ class CmiData:
     level: np.ndarray
     ice: np.ndarray
     fit_subject: np.ndarray
+    cov_group: np.ndarray | None = None
+    cov_reference: int = 0
 
     @property
     def n(self) -> int:
@@ -280,6 +299,49 @@ def strategy_means(
     return np.where(s == "CR", cr, out)
 
 
+def joint_sigma(own: np.ndarray, ref: np.ndarray, ice: int) -> np.ndarray:
+    """Covariance of J2R and CIR with pre-ICE visits ``< ice`` (module docstring).
+
+    Parameters
+    ----------
+    own, ref : numpy.ndarray
+        ``(T, T)`` covariance of the patient's group (``T``) and of the reference (``R``).
+    ice : int
+        First post-ICE visit index.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, T)``.
+    """
+    t = own.shape[0]
+    if ice >= t:
+        return own
+    if ice <= 0:
+        return ref
+    a, b = np.arange(ice), np.arange(ice, t)
+    r_inv_t = np.linalg.solve(ref[np.ix_(a, a)], own[np.ix_(a, a)])  # R_aa^-1 T_aa
+    r_inv_rab = np.linalg.solve(ref[np.ix_(a, a)], ref[np.ix_(a, b)])  # R_aa^-1 R_ab
+    out = np.empty_like(own)
+    out[np.ix_(a, a)] = own[np.ix_(a, a)]
+    out[np.ix_(b, a)] = ref[np.ix_(b, a)] @ r_inv_t
+    out[np.ix_(a, b)] = out[np.ix_(b, a)].T
+    diff = ref[np.ix_(a, a)] - own[np.ix_(a, a)]
+    out[np.ix_(b, b)] = ref[np.ix_(b, b)] - r_inv_rab.T @ diff @ r_inv_rab
+    return out
+
+
+def _sigma_key(code: str, ice: int, own: int, ref: int, t: int) -> tuple:
+    """Name the matrix conditioning a patient: ``("own", g)``, ``("ref",)``, ``("joint", g, t)``."""
+    if own == ref or ice >= t or code == "MAR":
+        return ("own", own)
+    if code == "CR" or ice <= 0:
+        return ("ref",)
+    if code == "LMCF":
+        return ("own", own)
+    return ("joint", own, ice)
+
+
 class _Imputer:
     """Conditional means of the missing values, grouped by the patients' observed-visit sets."""
 
@@ -296,16 +358,68 @@ class _Imputer:
                 continue
             self.groups.append((rows, np.flatnonzero(obs), np.flatnonzero(~obs)))
         self.missing = ~observed
+        self.separate = data.cov_group is not None
+        # Separate covariances: the patients of each (pattern, strategy) split by the matrix
+        # that conditions them, fixed by the data, so worked out once for every refit.
+        self.blocks: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple]]] = []
+        if self.separate:
+            t = data.n_visits
+            for codes, ice in self.strategies:
+                per = []
+                for rows, obs, mis in self.groups:
+                    keys_s = [
+                        _sigma_key(
+                            str(codes[r]),
+                            int(ice[r]),
+                            int(data.cov_group[r]),
+                            data.cov_reference,
+                            t,
+                        )
+                        for r in rows
+                    ]
+                    for k in dict.fromkeys(keys_s):
+                        pick = rows[[kk == k for kk in keys_s]]
+                        per.append((pick, obs, mis, k))
+                self.blocks.append(per)
 
-    def complete(self, beta: np.ndarray, sigma: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Completed data ``(S, n, T)`` for the patients ``keep`` (others left NaN)."""
+    def _means(self, beta: np.ndarray) -> np.ndarray:
         d = self.data
         mu_own = d.x_own @ beta
         mu_ref = d.x_ref @ beta
-        out = np.repeat(d.y[None], len(self.strategies), axis=0)
-        means = np.array(
+        return np.array(
             [strategy_means(mu_own, mu_ref, ice, s) for s, ice in self.strategies]
         )  # (S, n, T)
+
+    def _sigma(self, key: tuple, sigmas: np.ndarray) -> np.ndarray:
+        if key[0] == "own":
+            return sigmas[key[1]]
+        if key[0] == "ref":
+            return sigmas[self.data.cov_reference]
+        return joint_sigma(sigmas[key[1]], sigmas[self.data.cov_reference], key[2])
+
+    def complete(self, beta: np.ndarray, sigma: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Completed data ``(S, n, T)`` for the patients ``keep`` (others left NaN).
+
+        ``sigma`` is ``(T, T)`` (shared) or ``(G, T, T)`` (one per covariance group).
+        """
+        d = self.data
+        out = np.repeat(d.y[None], len(self.strategies), axis=0)
+        means = self._means(beta)
+        if self.separate:
+            for s, blocks in enumerate(self.blocks):
+                for rows, obs, mis, key in blocks:
+                    rows = rows[keep[rows]]
+                    if rows.size == 0:
+                        continue
+                    m = means[s, rows]
+                    fill = m[:, mis]
+                    if obs.size:
+                        sig = self._sigma(key, sigma)
+                        coef = np.linalg.solve(sig[np.ix_(obs, obs)], sig[np.ix_(obs, mis)])
+                        fill = fill + (d.y[rows][:, obs] - m[:, obs]) @ coef
+                    out[s, rows[:, None], mis[None, :]] = fill
+            return out
+        sigma = sigma[0] if sigma.ndim == 3 else sigma
         for rows, obs, mis in self.groups:
             rows = rows[keep[rows]]
             if rows.size == 0:
@@ -320,6 +434,33 @@ class _Imputer:
             out[:, rows[:, None], mis[None, :]] = fill
         return out
 
+    def add_noise(self, completed: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> None:
+        """Add draws from each missing value's conditional normal distribution, in place."""
+        if self.separate:
+            z = rng.standard_normal(self.data.y.shape)  # shared by the strategies
+            for s, blocks in enumerate(self.blocks):
+                for rows, obs, mis, key in blocks:
+                    sig = self._sigma(key, sigma)
+                    completed[s, rows[:, None], mis[None, :]] += (
+                        z[rows][:, mis] @ _conditional_chol(sig, obs, mis).T
+                    )
+            return
+        sigma = sigma[0] if sigma.ndim == 3 else sigma
+        for rows, obs, mis in self.groups:
+            chol = _conditional_chol(sigma, obs, mis)
+            noise = rng.standard_normal((rows.size, mis.size)) @ chol.T
+            completed[:, rows[:, None], mis[None, :]] += noise[None]
+
+
+def _conditional_chol(sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray) -> np.ndarray:
+    """Cholesky factor of ``Sigma[M, M] - Sigma[M, O] Sigma[O, O]^{-1} Sigma[O, M]``."""
+    cond = sigma[np.ix_(mis, mis)]
+    if obs.size:
+        cond = cond - sigma[np.ix_(mis, obs)] @ np.linalg.solve(
+            sigma[np.ix_(obs, obs)], sigma[np.ix_(obs, mis)]
+        )
+    return np.linalg.cholesky(0.5 * (cond + cond.T))
+
 
 class _LeaveOneOut:
     """Leave-one-out refits of the imputation MMRM from the full fit (module docstring)."""
@@ -328,10 +469,6 @@ class _LeaveOneOut:
         lik = fit._likelihood
         if lik is None or fit._hessian is None:
             raise ValueError("the MMRM fit carries no likelihood (fit it with fit_mmrm)")
-        if len(lik.structures) != 1:
-            raise ValueError(
-                "reference-based imputation needs one covariance matrix shared by the groups"
-            )
         self.lik = lik
         self.theta = np.asarray(fit.theta, dtype=float)
         self.chol = scipy.linalg.cho_factor(fit._hessian)
@@ -349,11 +486,11 @@ class _LeaveOneOut:
         self.refits = 0
 
     def without(self, subject: int) -> tuple[np.ndarray, np.ndarray]:
-        """``beta`` and ``Sigma`` with ``subject`` left out (the full fit when -1)."""
+        """``beta`` and ``(G, T, T)`` Sigmas with ``subject`` left out (the full fit when -1)."""
         lik = self.lik
         if subject < 0:
             st = lik.state(self.theta)
-            return st.beta, lik.sigmas(self.theta)[0]
+            return st.beta, np.asarray(lik.sigmas(self.theta))
         b_idx, j, rows = self.where[subject]
         batch = lik.batches[b_idx]
         x = lik.data.x[rows]
@@ -369,7 +506,7 @@ class _LeaveOneOut:
         loo.batches = tuple(batches)
         theta = self._solve(loo)
         st = loo.state(theta)
-        return st.beta, loo.sigmas(theta)[0]
+        return st.beta, np.asarray(loo.sigmas(theta))
 
     def _solve(self, loo: object) -> np.ndarray:
         theta = self.theta.copy()
@@ -504,7 +641,8 @@ def build_cmi_data(
     ----------
     fit : MmrmFit
         The imputation MMRM; its fixed effects must be built from patient-level columns of
-        ``patients``, its visit column and the group.
+        ``patients``, its visit column and the group. Its covariance is shared, or separate
+        per level of ``group`` (``covariance_group=group``).
     patients : pandas.DataFrame
         One row per patient analysed, with ``fit.subject``, ``group`` and the covariates.
     y : numpy.ndarray
@@ -556,6 +694,19 @@ def build_cmi_data(
     del codes
     position = {v: k for k, v in enumerate(uniques)}
     fit_subject = np.array([position.get(v, -1) for v in patients[fit.subject]], dtype=int)
+    cov_group, cov_reference = None, 0
+    if fit.covariance_group is not None:
+        if fit.covariance_group != group:
+            raise ValueError(
+                f"the imputation model's covariance is separate by {fit.covariance_group!r}; "
+                f"reference-based imputation needs it shared or separate by {group!r}"
+            )
+        cov_levels = [str(v) for v in fit._likelihood.data.group_levels]  # type: ignore[union-attr]
+        lookup = {v: k for k, v in enumerate(cov_levels)}
+        cov_group = np.array([lookup.get(str(v), -1) for v in values], dtype=int)
+        if str(reference) not in lookup or np.any(cov_group < 0):
+            raise ValueError(f"a level of {group!r} has no covariance of its own in the fit")
+        cov_reference = lookup[str(reference)]
     if ice is None:
         observed = ~np.isnan(y)
         last = np.where(observed.any(axis=1), t - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
@@ -569,6 +720,8 @@ def build_cmi_data(
         level=level,
         ice=np.asarray(ice, dtype=int),
         fit_subject=fit_subject,
+        cov_group=cov_group,
+        cov_reference=cov_reference,
     )
 
 
@@ -673,17 +826,9 @@ def multiple_imputation(
         lik_b = _reweighted(loo.lik, w, loo.where)
         theta = loo._solve(lik_b)
         st = lik_b.state(theta)  # type: ignore[attr-defined]
-        sigma = lik_b.sigmas(theta)[0]  # type: ignore[attr-defined]
+        sigma = np.asarray(lik_b.sigmas(theta))  # type: ignore[attr-defined]
         completed = imputer.complete(st.beta, sigma, keep)
-        for rows, obs, mis in imputer.groups:
-            cond = sigma[np.ix_(mis, mis)]
-            if obs.size:
-                cond = cond - sigma[np.ix_(mis, obs)] @ np.linalg.solve(
-                    sigma[np.ix_(obs, obs)], sigma[np.ix_(obs, mis)]
-                )
-            chol = np.linalg.cholesky(0.5 * (cond + cond.T))
-            noise = rng.standard_normal((rows.size, mis.size)) @ chol.T
-            completed[:, rows[:, None], mis[None, :]] += noise[None]
+        imputer.add_noise(completed, sigma, rng)
         draws[b] = np.einsum("ln,snt->slt", weights_all, completed)
         coef = np.einsum("qk,skt->sqt", np.linalg.pinv(data.z), completed)
         resid = completed - np.einsum("nq,sqt->snt", data.z, coef)

@@ -29,6 +29,11 @@ class AnalysisData(pa.DataFrameModel):
     patient_id: Series[str] = pa.Field(description="Patient identifier.")
     visit: Series[pd.Int64Dtype] = pa.Field(ge=0, description="Visit number, 0 = baseline.")
     weeks: Series[float] = pa.Field(nullable=True, description="Weeks since baseline.")
+    co_intervention_started: Optional[Series[pd.BooleanDtype]] = pa.Field(  # noqa: UP045
+        nullable=True,
+        description="A co-intervention or medication started since the previous assessment "
+        "(an intercurrent event); missing where not asked.",
+    )
     sessions_completed: Series[int] = pa.Field(ge=0, description="Sessions before the visit.")
     twitch_share_before: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     # the needling default's outcomes; a declared design has its own (check_analysis)

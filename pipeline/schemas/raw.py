@@ -347,6 +347,12 @@ class Assessments(pa.DataFrameModel):
         "durability cannot tell it from the sessions.",
     )
 
+    co_intervention_started: Optional[Series[pd.BooleanDtype]] = _yes_no(  # noqa: UP045
+        "The patient started a co-intervention or medication for the complaint since the "
+        "previous assessment (an intercurrent event, ICH E9(R1)); empty at baseline or when "
+        "not asked."
+    )
+
     @pa.dataframe_check(error="visit is required unless timing is pre_session or post_session")
     @classmethod
     def visit_or_session_timing(cls, df: pd.DataFrame) -> Series[bool]:

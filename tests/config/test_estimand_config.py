@@ -29,6 +29,8 @@ def test_the_demo_declares_one():
     assert (est.outcome, est.comparison, est.visit) == ("nrs", "depth", 4)
     assert est.events[0].imputation == "J2R" and est.mi_imputations == 50
     assert (est.events[1].event, est.events[1].imputation) == ("protocol_deviation", "MAR")
+    co = est.events[2]
+    assert (co.event, co.strategy, co.imputation) == ("co_intervention", "hypothetical", "MAR")
 
 
 def test_section_is_read(tmp_path):
@@ -45,6 +47,7 @@ strategies = ["MAR", "J2R"]
 tipping_deltas = 11
 tipping_range = 2
 tipping_groups = "both"
+covariance_by_group = true
 
 [estimand.events.discontinued]
 strategy = "hypothetical"
@@ -58,6 +61,10 @@ imputation = "CR"
     est = cfg.estimand
     assert est.outcome == "odi" and est.visit == 3 and est.tipping_range == 2.0
     assert est.strategies == ("MAR", "J2R") and est.tipping_groups == "both"
+    assert (
+        est.covariance_by_group
+        and not load_config(_write(tmp_path, "[estimand]\n")).estimand.covariance_by_group
+    )
     assert [(e.event, e.strategy, e.imputation) for e in est.events] == [
         ("discontinued", "hypothetical", "MAR"),
         ("protocol_deviation", "treatment policy", "CR"),

@@ -92,7 +92,12 @@ def test_exact_columns_in_order(study):
         "symptom_weeks",
         "arm",
     ]
-    assert list(ASSESSMENT_COLUMNS[-12:]) == [*ITEMS, "odi_version", "timing"]
+    assert list(ASSESSMENT_COLUMNS[-13:]) == [
+        *ITEMS,
+        "odi_version",
+        "timing",
+        "co_intervention_started",
+    ]
 
 
 def test_csv_header_and_format(study, tmp_path):
@@ -474,3 +479,36 @@ def test_immediate_relief_truth_in_the_pairs(large):
     expected = truth["relief_nrs"] + truth["deep"] * deep + truth["twitch"] * twitch
     se = relief.std() / np.sqrt(len(relief))
     assert abs(relief.mean() - expected.mean()) < 3 * se
+
+
+# ----------------------------------------------------------------------------- co-interventions
+def test_co_interventions_reported_once_at_attended_visits(large):
+    a = large["assessments"]
+    flag = a["co_intervention_started"]
+    assert flag[a["visit"] == 0].isna().all()  # nothing to report at baseline
+    assert flag[a["visit"] > 0].isin(["yes", "no"]).all()
+    per_patient = (flag == "yes").groupby(a["patient_id"]).sum()
+    assert per_patient.max() == 1  # the intercurrent event is the first report only
+    # module docstring: P = 0.04 per attended visit, 0.10 at NRS >= 7 -> about 16 % of patients
+    assert 0.12 < (per_patient == 1).mean() < 0.20
+    post = a[a["visit"] > 0]
+    high = post["nrs"] >= TRUE_EFFECTS["intercurrent_events"]["high_pain_nrs"]
+    rate_high = (post.loc[high, "co_intervention_started"] == "yes").mean()
+    rate_low = (post.loc[~high, "co_intervention_started"] == "yes").mean()
+    assert rate_high > 1.8 * rate_low
+
+
+def test_co_interventions_have_their_own_random_stream(monkeypatch):
+    # Another stream changes who reports a co-intervention and nothing else, so the events
+    # could be added without moving any other number of the demo study.
+    base = simulate_study(300, 20250106)
+    par = dict(TRUE_EFFECTS["intercurrent_events"], stream=20)
+    monkeypatch.setitem(TRUE_EFFECTS, "intercurrent_events", par)
+    other = simulate_study(300, 20250106)
+    for name in ("patients", "sessions"):
+        pd.testing.assert_frame_equal(base[name], other[name])
+    flag = "co_intervention_started"
+    pd.testing.assert_frame_equal(
+        base["assessments"].drop(columns=flag), other["assessments"].drop(columns=flag)
+    )
+    assert not base["assessments"][flag].equals(other["assessments"][flag])

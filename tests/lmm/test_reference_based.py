@@ -182,3 +182,98 @@ def test_bootstrapped_mi_agrees_with_the_mmrm_under_mar(monotone):
     )
     np.testing.assert_allclose(mi.std_err[0, 0], mmrm["std_err"], rtol=0.3)
     assert np.all(mi.df[0, 0] > 10)
+
+
+# ------------------------------------------------------------ a separate Sigma per group
+def test_joint_sigma_gives_the_reference_conditional_after_the_ice():
+    # Carpenter, Roger and Kenward (2013), section 4.3: under J2R / CIR the post-ICE values
+    # given the pre-ICE ones follow the reference's regression and residual covariance, while
+    # the pre-ICE block keeps the patient's own group's covariance.
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(4, 4))
+    b = rng.normal(size=(4, 4))
+    own, ref = a @ a.T + 4 * np.eye(4), b @ b.T + 4 * np.eye(4)
+    for ice in (1, 2, 3):
+        sig = rb.joint_sigma(own, ref, ice)
+        pre, post = np.arange(ice), np.arange(ice, 4)
+        np.testing.assert_allclose(sig, sig.T, atol=1e-12)
+        assert np.all(np.linalg.eigvalsh(sig) > 0)
+        np.testing.assert_allclose(sig[np.ix_(pre, pre)], own[np.ix_(pre, pre)], atol=1e-12)
+        coef = np.linalg.solve(sig[np.ix_(pre, pre)], sig[np.ix_(pre, post)])
+        coef_ref = np.linalg.solve(ref[np.ix_(pre, pre)], ref[np.ix_(pre, post)])
+        np.testing.assert_allclose(coef, coef_ref, atol=1e-10)
+        cond = sig[np.ix_(post, post)] - sig[np.ix_(post, pre)] @ coef
+        cond_ref = ref[np.ix_(post, post)] - ref[np.ix_(post, pre)] @ coef_ref
+        np.testing.assert_allclose(cond, cond_ref, atol=1e-10)
+    np.testing.assert_array_equal(rb.joint_sigma(own, ref, 0), ref)
+    np.testing.assert_array_equal(rb.joint_sigma(own, ref, 4), own)
+
+
+@pytest.fixture(scope="module")
+def separate():
+    long, patients, y = _trial(n=120, seed=8)
+    fit = fit_mmrm(long, "y", FORMULA, "visit", "pid", "us", df_method="z", covariance_group="arm")
+    data = rb.build_cmi_data(fit, patients, y, "arm", "ctl", ANCOVA)
+    strategies = {s: np.full(len(patients), s) for s in rb.STRATEGIES}
+    result = rb.conditional_mean_imputation(fit, data, strategies)
+    return long, patients, y, fit, data, result
+
+
+def test_separate_sigmas_condition_each_patient_by_strategy(separate):
+    _, patients, y, fit, data, result = separate
+    own = fit.covariance["trt"].to_numpy()
+    ref = fit.covariance["ctl"].to_numpy()
+    assert not np.allclose(own, ref, rtol=0.05)  # the two groups' matrices do differ
+    mu_own = data.x_own @ fit.beta
+    mu_ref = data.x_ref @ fit.beta
+    trt = (patients["arm"] == "trt").to_numpy()
+    # A treated patient seen at the first visit only (ICE at visit index 1).
+    i = int(np.flatnonzero(trt & ~np.isnan(y[:, 0]) & np.isnan(y[:, 1]))[0])
+    o, m = np.array([0]), np.array([1, 2])
+
+    def regress(sig, mean):
+        coef = np.linalg.solve(sig[np.ix_(o, o)], sig[np.ix_(o, m)])
+        return mean[m] + (y[i, o] - mean[o]) @ coef
+
+    expected = {
+        # MAR: own means, own Sigma
+        "MAR": regress(own, mu_own[i]),
+        # J2R: reference means after the ICE, the reference's regression (joint Sigma)
+        "J2R": regress(ref, np.r_[mu_own[i, 0], mu_ref[i, 1:]]),
+        # CR: the reference's means and Sigma throughout
+        "CR": regress(ref, mu_ref[i]),
+        # LMCF: own Sigma, the last own mean carried
+        "LMCF": regress(own, np.full(3, mu_own[i, 0])),
+    }
+    for name, value in expected.items():
+        got = result.imputed[result.strategies.index(name), i, 1:]
+        np.testing.assert_allclose(got, value, atol=1e-9, err_msg=name)
+    # A reference patient is imputed with the reference's Sigma under every strategy.
+    j = int(np.flatnonzero(~trt & ~np.isnan(y[:, 0]) & np.isnan(y[:, 1]))[0])
+    mar = result.imputed[result.strategies.index("MAR"), j]
+    np.testing.assert_allclose(result.imputed[result.strategies.index("J2R"), j], mar)
+
+
+def test_separate_sigmas_leave_one_out_equal_refits(separate):
+    # Each jackknife replicate (chord-Newton from the full fit, downdated cross-products) must
+    # be the whole method run again without the patient: refit, re-impute, re-analyse.
+    long, patients, y, _, _, result = separate
+    for i in (0, 5):
+        keep = (patients["pid"] != i).to_numpy()
+        refit = fit_mmrm(
+            long[long["pid"] != i],
+            "y",
+            FORMULA,
+            "visit",
+            "pid",
+            "us",
+            df_method="z",
+            covariance_group="arm",
+        )
+        sub = patients[keep].reset_index(drop=True)
+        data = rb.build_cmi_data(refit, sub, y[keep], "arm", "ctl", ANCOVA)
+        again = rb.conditional_mean_imputation(
+            refit, data, {s: np.full(len(sub), s) for s in rb.STRATEGIES}, jackknife=False
+        )
+        np.testing.assert_allclose(result.jackknife[i], again.estimate, rtol=0, atol=1e-6)
+    assert result.n_fallback == 0
