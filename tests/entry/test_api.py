@@ -4,6 +4,7 @@ import pytest
 from factories import DEMO_INPUTS, write_config
 
 from pipeline import api
+from pipeline.derive.dataset import visit_assessments
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,9 @@ def study(tmp_path_factory):
 
 def test_load_study_holds_the_validated_tables(study):
     assert study.validation.quarantined_rows == 11
-    assert len(study.data) == len(study.validation.valid("assessments"))
+    # one analysis row per visit assessment; the pre/post-session pairs (no visit) are the
+    # immediate-relief analysis's own rows
+    assert len(study.data) == len(visit_assessments(study.validation.valid("assessments")))
     assert len(study.sessions) == 1047 and len(study.patients) == 240
 
 
