@@ -116,6 +116,7 @@ def test_console_reasons_use_the_data_dictionary_words():
                 "rows_valid": 2,
                 "rows_quarantined": 7,
                 "rows_unused": 0,
+                "cells_blanked": 0,
             }
         ]
     )
