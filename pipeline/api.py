@@ -666,10 +666,10 @@ def preview(config: str | Path | Config, rows: int = 5) -> Any:
 
     Returns
     -------
-    pipeline.ingest.draft.preview.Preview
+    pipeline.validate.preview.Preview
         ``heads`` (first valid rows per table), ``rows`` (kept and quarantined per table),
         ``summary`` and ``reasons`` (per file). Nothing is written.
     """
-    from pipeline.ingest.draft.preview import preview as _preview
+    from pipeline.validate.preview import preview as _preview
 
     return _preview(config if isinstance(config, Config) else load_config(config), rows)

@@ -425,7 +425,7 @@ def _cmd_draft(args: argparse.Namespace) -> int:
         for table in draft.missing_tables():
             print(f"note: no file gives the {table} table; add its file to the configuration")
         return EXIT_OK
-    from pipeline.ingest.draft.preview import preview_lines
+    from pipeline.validate.preview import preview_lines
 
     print("\n".join(preview_lines(api.preview(load_config(args.config), rows=args.rows))))
     return EXIT_OK
