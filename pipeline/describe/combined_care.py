@@ -25,6 +25,7 @@ import pandas as pd
 from pipeline.analyses.plans import _likelihood_ratio_row
 from pipeline.derive.dataset import CO_INTERVENTION_GROUPS
 from pipeline.lmm import fit_lmm
+from pipeline.lmm.marginal import inference_fields
 from pipeline.schemas.columns import PATIENT_ID
 
 QUESTION = "combined_care"
@@ -211,10 +212,5 @@ def _estimate(
         "reference": reference,
         CO: group,
         "patients": patients,
-        "estimate": float(result["estimate"]),
-        "std_err": float(result["std_err"]),
-        "df": float(result["df"]),
-        "ci_low": float(result["ci_low"]),
-        "ci_high": float(result["ci_high"]),
-        "p_value": float(result["p_value"]),
+        **inference_fields(result),
     }

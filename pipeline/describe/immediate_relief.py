@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.lmm import fit_lmm
+from pipeline.lmm.marginal import inference_fields
 from pipeline.schemas.analysis import DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import PATIENT_ID
 
@@ -176,12 +177,7 @@ def _row(
         "reference": reference,
         "pairs": len(part),
         "patients": int(part[PATIENT_ID].nunique()),
-        "estimate": float(result["estimate"]),
-        "std_err": float(result["std_err"]),
-        "df": float(result["df"]),
-        "ci_low": float(result["ci_low"]),
-        "ci_high": float(result["ci_high"]),
-        "p_value": float(result["p_value"]),
+        **inference_fields(result),
         "method": method,
     }
 
@@ -233,15 +229,9 @@ def next_visit_relation(
             {
                 "pairs": len(frame),
                 "patients": int(frame[PATIENT_ID].nunique()),
-                "slope": float(result["estimate"]),
-                "std_err": float(result["std_err"]),
-                "df": float(result["df"]),
-                "ci_low": float(result["ci_low"]),
-                "ci_high": float(result["ci_high"]),
-                "p_value": float(result["p_value"]),
+                **inference_fields(result),
                 "correlation": float(np.corrcoef(frame["relief"], frame["next"])[0, 1]),
                 "method": method,
             }
         ],
-        columns=NEXT_COLUMNS,
-    )
+    ).rename(columns={"estimate": "slope"})[NEXT_COLUMNS]

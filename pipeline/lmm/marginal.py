@@ -259,6 +259,15 @@ def slope_difference(
     return at_one - at_zero
 
 
+INFERENCE_FIELDS = ("estimate", "std_err", "df", "ci_low", "ci_high", "p_value")
+"""The inference columns of one contrast row (:meth:`LmmFit.contrast`)."""
+
+
+def inference_fields(result: Mapping[str, Any]) -> dict[str, float]:
+    """Return a contrast row's estimate, SE, df, 95 % CI and p-value as plain floats."""
+    return {name: float(result[name]) for name in INFERENCE_FIELDS}
+
+
 def contrast_rows(
     fit: LmmFit, vectors: Sequence[np.ndarray], meta: Sequence[Mapping[str, Any]]
 ) -> pd.DataFrame:
