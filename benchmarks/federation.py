@@ -70,6 +70,19 @@ def _cells(share: dict) -> int:
     return sum(len(site["cells"]) for m in share["models"] for site in m["sites"])
 
 
+def _load_sentence(load: float) -> str:
+    """Say whether the wall times were taken on a quiet machine (load below its 2 cores)."""
+    if load < 2:
+        return (
+            f"The machine was quiet (1-minute load at most {load:.2f} on 2 cores), so the wall "
+            "times above are what a user waits."
+        )
+    return (
+        f"The machine was shared (1-minute load up to {load:.2f} on 2 cores): the wall times "
+        "above are pessimistic and the CPU times are the steadier figure."
+    )
+
+
 def _summary(table: pd.DataFrame, p: int, q: int) -> str:
     """Write the Markdown report of one run's measurements."""
     by = table.set_index("measure")
@@ -90,9 +103,8 @@ def _summary(table: pd.DataFrame, p: int, q: int) -> str:
         f"patients {share_cpu:.1f} s (goal {SHARE_GOAL_S:g} s of wall time), the pooling of "
         f"{int(by.loc['pool (read and fit, in process)', 'files'])} files (reading and "
         f"fitting) {pool_cpu:.1f} s (goal {POOL_GOAL_S:g} s), the whole `pool` command "
-        f"{command_cpu:.1f} s (Python start-up and imports, pooling, tables and report). The "
-        "wall times above are those of a loaded machine; the goals were not measured on an "
-        "idle one.\n\n"
+        f"{command_cpu:.1f} s (Python start-up and imports, pooling, tables and report). "
+        f"{_load_sentence(table['load_average'].max())}\n\n"
         f"Each model in a file holds per site the {p} x {p} X'X, and per cell (site x schedule)"
         f" a {q} x {p + 1} sum and a {q * (p + 1)} x {q * (p + 1)} sum of outer products, so "
         "the size grows with cells x parameters; the number of cells is bounded by the sites x "
