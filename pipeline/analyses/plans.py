@@ -880,11 +880,11 @@ def _likelihood_ratio_tests(
             current = ml(plan.rhs, reduced.random_slope, reduced.theta)
         for label, f in (("full", current), ("reduced", reduced)):
             notes.extend(f"ML refit for the test of {test} ({label}): {w}" for w in f.warnings)
-        rows.append(_likelihood_ratio_row(test, current, reduced))
+        rows.append(likelihood_ratio_row(test, current, reduced))
     return pd.DataFrame(rows), notes, clock.perf_counter() - started
 
 
-def _likelihood_ratio_row(test: str, full: Any, reduced: Any) -> dict[str, object]:
+def likelihood_ratio_row(test: str, full: Any, reduced: Any) -> dict[str, object]:
     """One ``model_comparison`` row: the likelihood-ratio test of two nested ML fits.
 
     ``full`` and ``reduced`` are fits with ``design_columns`` and ``loglik`` (an
@@ -1099,7 +1099,7 @@ def _mmrm_tests(plan: ModelPlan, fit: MmrmFit) -> tuple[pd.DataFrame, list[str]]
         except (ModelDataError, ModelFitError) as exc:
             notes.append(f"ML refit for the test of {test} did not converge: {exc}")
             continue
-        rows.append(_likelihood_ratio_row(test, full, reduced))
+        rows.append(likelihood_ratio_row(test, full, reduced))
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS), notes
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.analyses.plans import _likelihood_ratio_row
+from pipeline.analyses.plans import likelihood_ratio_row
 from pipeline.derive.dataset import CO_INTERVENTION_GROUPS
 from pipeline.lmm import fit_lmm
 from pipeline.lmm.marginal import inference_fields
@@ -180,7 +180,7 @@ def combined_care(
             )
         ml_reduced = fit_lmm(frame, change, reduced, PATIENT_ID, reml=False)
         ml_full = fit_lmm(frame, change, full, PATIENT_ID, reml=False)
-        row = _likelihood_ratio_row(f"{comparison} x co-intervention", ml_full, ml_reduced)
+        row = likelihood_ratio_row(f"{comparison} x co-intervention", ml_full, ml_reduced)
         tests.append({"comparison": comparison, "groups": len(kept), **row})
     return pd.DataFrame(estimates, columns=COLUMNS), pd.DataFrame(tests, columns=TEST_COLUMNS)
 
