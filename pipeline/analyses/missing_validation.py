@@ -289,13 +289,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20260)
     parser.add_argument("--imputations", type=int, default=IMPUTATIONS)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     parser.add_argument("--out", type=Path, default=Path("reports/validation"))
     parser.add_argument("--scenarios", nargs="*", default=["null", "effect"])
     parser.add_argument(
         "--note", default="", help="words added after the timing, e.g. how the run was niced"
     )
     args = parser.parse_args(argv)
+    args.workers = args.workers or os.cpu_count() or 1
     load = os.getloadavg()
     wall, cpu = time.perf_counter(), _cpu_seconds()
     _, summary = validate(
