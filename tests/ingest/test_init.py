@@ -513,3 +513,29 @@ def test_a_list_is_recognised_by_its_items_alone_and_unknown_items_are_named(tmp
     assert block.list_column.value == "Efectos adversos"
     assert block.unknown == ["picor"] and block.list_column.confidence == Confidence.LOW
     assert "# not recognised, add by hand (an item = one of the types, or none): 'picor'" in text
+
+
+def test_flags_of_a_canonical_sessions_file_with_one_severity_column_validate(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(KEY_ENV, "a-secret-key-for-this-test-only-0123456789")
+    for table in TABLES:
+        shutil.copy(EXAMPLES / "canonical" / f"{table}.csv", tmp_path / f"{table}.csv")
+    sessions = pd.read_csv(tmp_path / "sessions.csv", dtype=str, keep_default_na=False)
+    sessions = sessions.drop(columns=["adverse_event", "ae_severity"])
+    every = pd.Series(range(len(sessions)))
+    sessions["AE soreness"] = (every % 5 == 0).map({True: "yes", False: "no"})
+    sessions["AE bruising"] = (every % 7 == 0).map({True: "yes", False: "no"})
+    sessions["AE severity"] = ((every % 5 == 0) | (every % 7 == 0)).map({True: "mild", False: ""})
+    sessions.to_csv(tmp_path / "sessions.csv", index=False)
+    out = tmp_path / "a.toml"
+    assert main(["init", *(str(tmp_path / f"{t}.csv") for t in TABLES), "--out", str(out)]) == 0
+    spec = load_config(out).sources[0].adverse_events
+    assert spec.flags == {"AE soreness": "soreness", "AE bruising": "bruising"}
+    assert spec.severity == "AE severity" and not spec.flag_severity
+    assert main(["validate", "--config", str(out)]) == 0
+    assert re.search(r"sessions\.csv\s+49 read =\s+49 valid", capsys.readouterr().out)
+    rows, recorded = _event_rows(out)
+    # sessions 0, 5, ..., 45 (10) had soreness, 0, 7, ..., 42 (7) bruising: 17 events
+    assert len(rows) == 17 and recorded == 49
+    assert {r[3] for r in rows} == {"mild"}
