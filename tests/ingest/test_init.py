@@ -539,3 +539,15 @@ def test_flags_of_a_canonical_sessions_file_with_one_severity_column_validate(
     # sessions 0, 5, ..., 45 (10) had soreness, 0, 7, ..., 42 (7) bruising: 17 events
     assert len(rows) == 17 and recorded == 49
     assert {r[3] for r in rows} == {"mild"}
+
+
+def test_an_english_list_of_type_names_needs_no_codes_but_names_what_it_cannot_read(tmp_path):
+    header = "Patient,Date,Session,NRS,Side effects"
+    rows = ["A1,03/02/2025,1,7,soreness; itching", "A1,10/02/2025,2,5,none", "A2,14/02/2025,1,6,"]
+    draft, text = _sheet(tmp_path / "v.csv", header, rows)
+    block = draft.sources[0].adverse_events
+    assert (block.list_column.value, block.delimiter.value) == ("Side effects", ";")
+    assert block.codes == [] and block.unknown == ["itching"]
+    assert "'itching'" in text and draft.sources[0].column("adverse_event") is None
+    spec = load_config(tmp_path / "v.toml").sources[0].adverse_events
+    assert (spec.list_column, spec.codes) == ("Side effects", {})

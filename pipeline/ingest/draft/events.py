@@ -182,6 +182,7 @@ class Listed:
     codes: dict[str, str]
     unknown: list[str]
     kinds: set[str]
+    known: int
 
 
 def read_list(values: pd.Series) -> Listed | None:
@@ -215,7 +216,8 @@ def read_list(values: pd.Series) -> Listed | None:
             else:
                 unknown.append(item)
         share = 1 - len(unknown) / len(items)
-        found = Listed(delimiter, str(values[several].iloc[0]), codes, unknown, kinds)
+        example = str(values[several].iloc[0])
+        found = Listed(delimiter, example, codes, unknown, kinds, len(items) - len(unknown))
         if best is None or share > best[0]:
             best = (share, found)
     return best[1] if best else None
@@ -315,7 +317,7 @@ def draft_events(export: Export, guesses: list[Guess], left: list[str]) -> Draft
             continue
         if not named and (found.unknown or len(found.kinds) < 2):
             continue
-        if named and len(found.unknown) * 2 > len(found.codes) + len(found.unknown):
+        if named and len(found.unknown) > found.known:
             continue  # mostly unknown words: not a list of events
         how = f"'{c}' is an adverse-event name" if named else "by content"
         level = (HIGH if named else MEDIUM) if not found.unknown else LOW
