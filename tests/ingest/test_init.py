@@ -21,12 +21,13 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source, load_config
+from pipeline.derive.adverse_events import event_record
 from pipeline.ingest.adapters.mapping import expand, read_source_file
 from pipeline.ingest.adapters.redcap import read_dictionary
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.draft.files import draft_files, write_draft
 from pipeline.ingest.draft.model import Confidence
-from pipeline.schemas.raw import TABLES, column_names
+from pipeline.schemas.raw import AE_TYPES, NO, TABLES, column_names
 from pipeline.validate.study import validate_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,7 @@ SHAPES = {
         "exports/redcap_events/export.csv",
         "exports/redcap_events/dictionary.csv",
     ],
+    "ae_flags": ["ae_flags/flags.csv", "ae_flags/list.csv"],
 }
 FOLDERS = {shape: EXAMPLES for shape in SHAPES}
 SHAPES["espanol"] = ["espanol/visitas.csv"]
@@ -121,6 +123,35 @@ def mapping_items(config_path: Path) -> dict[tuple, object]:
                     items[(f, "unit", column)] = unit
                 for column, step in s.shift.items():
                     items[(f, "shift", column)] = step
+                if s.adverse_events:
+                    items.update(_event_items(s, path, f))
+    return items
+
+
+def _event_items(source: Source, path: Path, f: str) -> dict[tuple, object]:
+    """The items of ``[sources.adverse_events]``: each flag's type and severity column, the list
+    column, its delimiter and the type each item listed in the file is read as (its code, its
+    own type name, or none; an item the file never lists decides nothing, so it is no item).
+    """
+    spec = source.adverse_events
+    items: dict[tuple, object] = {}
+    for column, kind in spec.flags.items():
+        items[(f, "adverse_events", "flag", _fold(column))] = kind
+    for flag, column in spec.flag_severity.items():
+        items[(f, "adverse_events", "severity", _fold(flag))] = _fold(column)
+    if spec.severity:
+        items[(f, "adverse_events", "severity")] = _fold(spec.severity)
+    if spec.list_column:
+        items[(f, "adverse_events", "list")] = _fold(spec.list_column)
+        items[(f, "adverse_events", "delimiter")] = spec.delimiter
+        codes = {_fold(k): v for k, v in spec.codes.items()}
+        nothing = {"none", *NO, *source.vocabulary.no}
+        cells = read_source_file(source, path).frame[spec.list_column].dropna()
+        for cell in cells:
+            for item in (_fold(i) for i in str(cell).split(spec.delimiter)):
+                if item:
+                    own = item if item in AE_TYPES else "none" if item in nothing else None
+                    items[(f, "adverse_events", "item", item)] = codes.get(item, own)
     return items
 
 
@@ -304,3 +335,219 @@ def test_columns_no_name_matches_are_recognised_by_their_cells_with_low_confiden
     assert found["depth"] == ("Behandlungsstufe", Confidence.MEDIUM)  # tief / oberflächlich
     (depth,) = [c for c in source.codes if c.column == "depth"]
     assert depth.codes == {"tief": "deep", "oberflächlich": "superficial"}
+
+
+# ------------------------------------------------------------------------------------------
+# adverse events as flag columns or one list (issue 15, shape 3): [sources.adverse_events]
+# ------------------------------------------------------------------------------------------
+AE_EXAMPLE = EXAMPLES / "ae_flags"
+EVENT_KEY = ["patient_id", "session_number", "ae_type", "ae_severity"]
+
+
+def _event_rows(config: Path) -> tuple[list[tuple], int]:
+    """The adverse-event rows a configuration reads (sorted), and its recorded sessions."""
+    loaded = load_config(config)
+    raw = read_sources(loaded.sources)
+    validation = validate_study(raw, loaded.study.ranges())
+    assert validation.failures.empty, validation.failures
+    record = event_record(validation.valid("sessions"), raw["sessions"].events)
+    rows = record.events[EVENT_KEY].astype({"session_number": "int64"}).astype(object)
+    rows = rows.where(rows.notna(), None)
+    return sorted(map(tuple, rows.itertuples(index=False)), key=str), int(record.recorded.sum())
+
+
+def _section_lines(text: str, prefix: str) -> list[str]:
+    """The key lines of the sections whose header starts with ``prefix``."""
+    section, out = "", []
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.split("]")[0] + "]"
+        elif section.startswith(prefix) and re.match(r'^[\w"]', line):
+            out.append(line)
+    return out
+
+
+def test_drafted_adverse_event_config_validates_and_reads_the_hand_written_events(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(KEY_ENV, "a-secret-key-for-this-test-only-0123456789")
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    for name in ("flags.csv", "list.csv"):
+        shutil.copy(AE_EXAMPLE / name, folder / name)
+    out = folder / "my-analysis.toml"
+    files = [str(folder / "flags.csv"), str(folder / "list.csv")]
+    assert main(["init", *files, "--out", str(out)]) == 0
+    assert main(["validate", "--config", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert " 0 quarantined" in printed, printed
+    text = out.read_text(encoding="utf-8")
+    levels = "|".join(c.value for c in Confidence)
+    lines = _section_lines(text, "[sources.adverse_events")
+    # 6 flags, 6 severities; the list, its delimiter and 6 codes
+    assert len(lines) == 20, lines
+    for line in lines:
+        assert re.search(rf"  # ({levels}): \S", line), line
+    drafted, drafted_recorded = _event_rows(out)
+    hand, hand_recorded = _event_rows(AE_EXAMPLE / "analysis.toml")
+    # 32 events (tests/ingest/test_adverse_event_sources.py), the same rows from either config
+    assert drafted == hand and len(hand) == 32
+    assert drafted_recorded == hand_recorded == 141
+
+
+def _sheet(path: Path, header: str, rows: list[str]):
+    """Write a small visit sheet, draft its configuration and write that next to it."""
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    out = path.with_suffix(".toml")
+    draft, text = draft_files([path], out)
+    out.write_text(text, encoding="utf-8")
+    return draft, text
+
+
+def test_a_yes_no_column_not_about_adverse_events_is_no_flag(tmp_path):
+    header = "Patient,Date,Session,NRS,Anticoagulants,Diabetes,Bleeding disorder"
+    rows = [
+        "P1,03/02/2025,1,7,yes,no,no",
+        "P1,10/02/2025,2,5,yes,no,no",
+        "P2,04/02/2025,1,6,no,yes,no",
+    ]
+    draft, text = _sheet(tmp_path / "a.csv", header, rows)
+    (source,) = draft.sources
+    assert source.adverse_events is None
+    assert "[sources.adverse_events" not in text
+    assert source.column("anticoagulants").value == "Anticoagulants"
+    assert "a.csv: Diabetes (yes/no values)" in text
+    # beside real flags, the yes/no columns about something else stay what they were
+    header += ",ae_bruising,AE itching"
+    rows = [r + f",{k % 2},0" for k, r in enumerate(rows)]
+    draft, text = _sheet(tmp_path / "b.csv", header, rows)
+    (source,) = draft.sources
+    assert {g.key: g.value for g in source.adverse_events.flags} == {"ae_bruising": "bruising"}
+    assert source.column("anticoagulants").value == "Anticoagulants"
+    assert source.column("bleeding_disorder").value == "Bleeding disorder"
+    assert "b.csv: Diabetes (yes/no values)" in text
+    # a flag of a kind no word names is listed, with what to do
+    assert "b.csv: AE itching (yes/no values under an adverse-event name" in text
+    assert load_config(tmp_path / "b.toml").sources[0].adverse_events.flags == {
+        "ae_bruising": "bruising"
+    }
+
+
+def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
+    header = (
+        "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"
+        "Schweregrad Muskelkater;Schweregrad Hämatom"
+    )
+    rows = [
+        "A1;03.02.2025;1;7;ja;nein;2;",
+        "A1;10.02.2025;2;5;nein;nein;;",
+        "A2;04.02.2025;1;6;ja;ja;1;3",
+    ]
+    draft, _ = _sheet(tmp_path / "v.csv", header, rows)
+    (source,) = draft.sources
+    block = source.adverse_events
+    assert {g.key: (g.value, g.confidence) for g in block.flags} == {
+        "Nebenwirkung Muskelkater": ("soreness", Confidence.HIGH),
+        "Nebenwirkung Hämatom": ("bruising", Confidence.HIGH),
+    }
+    assert {g.key: g.value for g in block.flag_severity} == {
+        "Nebenwirkung Muskelkater": "Schweregrad Muskelkater",
+        "Nebenwirkung Hämatom": "Schweregrad Hämatom",
+    }
+    assert source.column("adverse_event") is None and source.column("ae_severity") is None
+    (grades,) = [c for c in source.codes if c.column == "ae_severity"]
+    assert list(grades.codes.items()) == [("1", "mild"), ("2", "moderate"), ("3", "severe")]
+    assert grades.confidence == Confidence.LOW
+    spec = load_config(tmp_path / "v.toml").sources[0].adverse_events
+    assert spec.flags == {
+        "Nebenwirkung Muskelkater": "soreness",
+        "Nebenwirkung Hämatom": "bruising",
+    }
+    assert spec.flag_severity["Nebenwirkung Hämatom"] == "Schweregrad Hämatom"
+
+
+def test_a_french_list_with_one_severity_column_gets_codes_and_its_delimiter(tmp_path):
+    header = "Patient,Date,Séance,EN,EI,Gravité"
+    rows = [
+        "A1,03/02/2025,1,7,courbatures | hématome,légère | modérée",
+        "A1,10/02/2025,2,5,aucun,",
+        "A2,14/02/2025,1,6,malaise vagal,sévère",
+    ]
+    draft, _ = _sheet(tmp_path / "v.csv", header, rows)
+    (source,) = draft.sources
+    block = source.adverse_events
+    assert (block.list_column.value, block.delimiter.value) == ("EI", "|")
+    assert block.severity.value == "Gravité"
+    assert {g.key: g.value for g in block.codes} == {
+        "courbatures": "soreness",
+        "hématome": "bruising",
+        "aucun": "none",
+        "malaise vagal": "fainting",
+    }
+    (words,) = [c for c in source.codes if c.column == "ae_severity"]
+    assert words.codes == {"légère": "mild", "modérée": "moderate", "sévère": "severe"}
+    spec = load_config(tmp_path / "v.toml").sources[0].adverse_events
+    assert (spec.list_column, spec.delimiter, spec.severity) == ("EI", "|", "Gravité")
+    assert spec.codes["malaise vagal"] == "fainting"
+
+
+def test_a_list_is_recognised_by_its_items_alone_and_unknown_items_are_named(tmp_path):
+    header = "Paciente,Fecha,Sesión,EN,Observaciones,Notas"
+    rows = [
+        "A1,03/02/2025,1,7,agujetas; hematoma,llamar; martes",
+        "A1,10/02/2025,2,5,ninguno,",
+        "A2,14/02/2025,1,6,cansancio,",
+    ]
+    draft, _ = _sheet(tmp_path / "v.csv", header, rows)
+    (source,) = draft.sources
+    block = source.adverse_events
+    assert block.list_column.value == "Observaciones"
+    assert block.list_column.confidence == Confidence.MEDIUM  # by content
+    assert [label for label, _ in source.unmapped] == ["v.csv"]
+    assert "Notas" in source.unmapped[0][1]
+    # a list named so, with an item no word names: drafted, the item listed to translate
+    rows[2] = "A2,14/02/2025,1,6,picor; cansancio,"
+    header = "Paciente,Fecha,Sesión,EN,Efectos adversos,Notas"
+    draft, text = _sheet(tmp_path / "w.csv", header, rows)
+    block = draft.sources[0].adverse_events
+    assert block.list_column.value == "Efectos adversos"
+    assert block.unknown == ["picor"] and block.list_column.confidence == Confidence.LOW
+    assert "# not recognised, add by hand (an item = one of the types, or none): 'picor'" in text
+
+
+def test_flags_of_a_canonical_sessions_file_with_one_severity_column_validate(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(KEY_ENV, "a-secret-key-for-this-test-only-0123456789")
+    for table in TABLES:
+        shutil.copy(EXAMPLES / "canonical" / f"{table}.csv", tmp_path / f"{table}.csv")
+    sessions = pd.read_csv(tmp_path / "sessions.csv", dtype=str, keep_default_na=False)
+    sessions = sessions.drop(columns=["adverse_event", "ae_severity"])
+    every = pd.Series(range(len(sessions)))
+    sessions["AE soreness"] = (every % 5 == 0).map({True: "yes", False: "no"})
+    sessions["AE bruising"] = (every % 7 == 0).map({True: "yes", False: "no"})
+    sessions["AE severity"] = ((every % 5 == 0) | (every % 7 == 0)).map({True: "mild", False: ""})
+    sessions.to_csv(tmp_path / "sessions.csv", index=False)
+    out = tmp_path / "a.toml"
+    assert main(["init", *(str(tmp_path / f"{t}.csv") for t in TABLES), "--out", str(out)]) == 0
+    spec = load_config(out).sources[0].adverse_events
+    assert spec.flags == {"AE soreness": "soreness", "AE bruising": "bruising"}
+    assert spec.severity == "AE severity" and not spec.flag_severity
+    assert main(["validate", "--config", str(out)]) == 0
+    assert re.search(r"sessions\.csv\s+49 read =\s+49 valid", capsys.readouterr().out)
+    rows, recorded = _event_rows(out)
+    # sessions 0, 5, ..., 45 (10) had soreness, 0, 7, ..., 42 (7) bruising: 17 events
+    assert len(rows) == 17 and recorded == 49
+    assert {r[3] for r in rows} == {"mild"}
+
+
+def test_an_english_list_of_type_names_needs_no_codes_but_names_what_it_cannot_read(tmp_path):
+    header = "Patient,Date,Session,NRS,Side effects"
+    rows = ["A1,03/02/2025,1,7,soreness; itching", "A1,10/02/2025,2,5,none", "A2,14/02/2025,1,6,"]
+    draft, text = _sheet(tmp_path / "v.csv", header, rows)
+    block = draft.sources[0].adverse_events
+    assert (block.list_column.value, block.delimiter.value) == ("Side effects", ";")
+    assert block.codes == [] and block.unknown == ["itching"]
+    assert "'itching'" in text and draft.sources[0].column("adverse_event") is None
+    spec = load_config(tmp_path / "v.toml").sources[0].adverse_events
+    assert (spec.list_column, spec.codes) == ("Side effects", {})

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from pipeline.config.settings import VISIT_DATE
 from pipeline.ingest.draft import columns as cols
+from pipeline.ingest.draft.events import Drafted, draft_events
 from pipeline.ingest.draft.guess import (
     CONTENT_DATES,
     HIGH,
@@ -128,11 +129,15 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
     """Draft the sources of the canonical tables and visit sheets among ``exports``."""
     sources: list[SourceDraft] = []
     groups: dict[tuple, list[tuple[Export, str, list[Guess], list[str], str]]] = {}
+    events: dict[str, Drafted] = {}
     for export in exports:
         mapped, unmatched = assign(export)
         seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
         layout, table, why = flat_layout(seen)
         guesses, left = flat_columns(export, layout, table)
+        if layout == Layout.VISIT_SHEET or table == "sessions":
+            events[export.label] = draft_events(export, guesses, left)
+            guesses, left = events[export.label].guesses, events[export.label].left
         settings = file_settings(export, {g.key: str(g.value) for g in guesses})
         if layout == Layout.VISIT_SHEET:
             source = SourceDraft(
@@ -145,8 +150,9 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
                 site = site_from_folder(export)
                 if site:
                     source.settings.append(site)
-            source.unmapped = [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
+            source.unmapped = _unmapped(export, left, events.get(export.label))
             values_settings(source, [export], [guesses])
+            _add_events(source, events.get(export.label))
             sources.append(source)
             continue
         folder = posixpath.dirname(export.label)
@@ -161,8 +167,24 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
             else:
                 split.append([member])
         for group in split:
-            sources.append(_canonical_source(group))
+            sources.append(_canonical_source(group, events))
     return sources
+
+
+def _unmapped(export: Export, left: list[str], drafted: Drafted | None) -> list[tuple[str, str]]:
+    """List the unmapped columns of a file, each with a note on its cells (or why it was left)."""
+    notes = drafted.notes if drafted else {}
+    return [(export.label, f"{c} ({notes.get(c) or unmapped_note(export, c)})") for c in left]
+
+
+def _add_events(source: SourceDraft, drafted: Drafted | None) -> None:
+    """Put a file's ``[sources.adverse_events]`` block, and its severity codes, on its source."""
+    if drafted is None or drafted.block is None:
+        return
+    source.adverse_events = drafted.block
+    if drafted.severity_codes:
+        source.codes = [c for c in source.codes if c.column != "ae_severity"]
+        source.codes.append(drafted.severity_codes)
 
 
 # Settings two files of one canonical source must share; the others may be absent from one
@@ -182,7 +204,7 @@ def _same_dialect(first: tuple, other: tuple) -> bool:
     return all(a[k] == b[k] for k in set(a) & set(b))
 
 
-def _canonical_source(group: list) -> SourceDraft:
+def _canonical_source(group: list, events: Mapping[str, Drafted]) -> SourceDraft:
     exports = [m[0] for m in group]
     tables = {m[1]: m[0].label for m in group}
     columns: dict[str, Guess] = {}
@@ -210,6 +232,8 @@ def _canonical_source(group: list) -> SourceDraft:
         if site:
             source.settings.append(site)
     for export, _, _, left, _ in group:
-        source.unmapped += [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
+        source.unmapped += _unmapped(export, left, events.get(export.label))
     values_settings(source, exports, [m[2] for m in group])
+    if "sessions" in tables:
+        _add_events(source, events.get(tables["sessions"]))
     return source

@@ -93,6 +93,37 @@ class PointsDraft:
 
 
 @dataclass
+class EventsDraft:
+    """A drafted ``[sources.adverse_events]`` block: flag columns, or a list column, severities.
+
+    Attributes
+    ----------
+    flags : list of Guess
+        Key: a flag column; value: the adverse-event type it records.
+    flag_severity : list of Guess
+        Key: a flag column; value: the column holding that event's severity.
+    list_column : Guess or None
+        Key ``list``; value: the column listing the events.
+    delimiter : Guess or None
+        Key ``delimiter``; value: what separates the listed items.
+    codes : list of Guess
+        Key: a listed item as written; value: its type (or ``none``).
+    severity : Guess or None
+        Key ``severity``; value: one column with the severity of every event of the row.
+    unknown : list of str
+        Listed items no word of the six languages names (to translate by hand).
+    """
+
+    flags: list[Guess] = field(default_factory=list)
+    flag_severity: list[Guess] = field(default_factory=list)
+    list_column: Guess | None = None
+    delimiter: Guess | None = None
+    codes: list[Guess] = field(default_factory=list)
+    severity: Guess | None = None
+    unknown: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SourceDraft:
     """One drafted ``[[sources]]`` entry."""
 
@@ -109,6 +140,7 @@ class SourceDraft:
     instruments: list[Guess] = field(default_factory=list)
     events: list[Guess] = field(default_factory=list)
     session_events: list[Guess] = field(default_factory=list)
+    adverse_events: EventsDraft | None = None
     unmapped: list[tuple[str, str]] = field(default_factory=list)
 
     def column(self, key: str) -> Guess | None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 import re
 
-from pipeline.ingest.draft.model import CodeDraft, Confidence, Draft, Guess, SourceDraft
+from pipeline.ingest.draft.model import (
+    CodeDraft,
+    Confidence,
+    Draft,
+    EventsDraft,
+    Guess,
+    SourceDraft,
+)
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 MCID = {"nrs": (2, 30), "vas": (15, 30), "odi": (10, 30)}  # SAP section 2: points, per cent
@@ -45,6 +52,25 @@ def _codes(code: CodeDraft, number: int) -> list[str]:
     if code.unknown:
         shown = ", ".join(f"'{u}'" for u in code.unknown[:10])
         out.append(f"# not recognised, add by hand: {shown}")
+    return out
+
+
+def _events(block: EventsDraft) -> list[str]:
+    """Write ``[sources.adverse_events]``: its keys, then flags, severities and codes as tables."""
+    out = ["[sources.adverse_events]  # several adverse events per session (docs/ingestion.md)"]
+    out += [line(g) for g in (block.list_column, block.delimiter, block.severity) if g]
+    if block.flags:
+        out += ["", "[sources.adverse_events.flags]  # your yes/no column = the event it records"]
+        out += [line(g) for g in block.flags]
+    if block.flag_severity:
+        out += ["", "[sources.adverse_events.severity]  # flag column = its severity column"]
+        out += [line(g) for g in block.flag_severity]
+    if block.codes or block.unknown:
+        out += ["", "[sources.adverse_events.codes]  # listed item = event type (none: no event)"]
+        out += [line(g) for g in block.codes]
+    if block.unknown:
+        shown = ", ".join(f"'{u}'" for u in block.unknown[:10])
+        out.append(f"# not recognised, add by hand (an item = one of the types, or none): {shown}")
     return out
 
 
@@ -91,6 +117,8 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
         elif code.unknown:
             shown = ", ".join(f"'{u}'" for u in code.unknown[:10])
             out += ["", f"# {code.column}: values {shown} need a code list ({code.why})"]
+    if source.adverse_events:
+        out += ["", *_events(source.adverse_events)]
     return out
 
 

@@ -312,12 +312,13 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
             "nessuna", "geen",
         ),
         soreness=(
-            "soreness", "muskelkater", "muskelschmerz", "courbature", "courbatures",
+            "soreness", "sore", "muscle soreness", "muskelkater", "muskelschmerz", "courbature",
+            "courbatures",
             "dolor muscular", "agujetas", "indolenzimento", "spierpijn",
         ),
         bruising=(
             "bruising", "bruise", "hamatom", "bluterguss", "hematome", "ecchymose", "hematoma",
-            "moraton", "ematoma", "livido", "blauwe plek", "hematoom",
+            "moraton", "ematoma", "livido", "blauwe plek", "hematoom", "haematoma",
         ),
         fatigue=(
             "fatigue", "mudigkeit", "cansancio", "fatiga", "stanchezza", "fatica", "vermoeidheid",
@@ -329,8 +330,8 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         ),
         bleeding=("bleeding", "blutung", "saignement", "sangrado", "sanguinamento", "bloeding"),
         fainting=(
-            "fainting", "ohnmacht", "evanouissement", "malaise vagal", "desmayo", "svenimento",
-            "flauwvallen",
+            "fainting", "faint", "syncope", "ohnmacht", "evanouissement", "malaise vagal",
+            "desmayo", "sincope", "svenimento", "flauwvallen",
         ),
         other=("other", "andere", "anderes", "autre", "otro", "altro", "anders"),
     ),
@@ -343,6 +344,28 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         severe=("severe", "schwer", "severe", "grave", "ernstig"),
     ),
 }
+
+# Adverse events written as one yes/no column per kind ("ae_soreness", "Nebenwirkung Hämatom")
+# or as one column listing them, and the severity beside them ("sev_soreness", "Schweregrad").
+# A name is about adverse events when it holds one of these phrases as whole words (after
+# norm()); what is left of it names the kind (a value of VALUE_WORDS["adverse_event"]).
+AE_MARKERS = _names(
+    "ae", "adverse event", "adverse events", "adverse", "side effect", "side effects",
+    "nebenwirkung", "nebenwirkungen", "nw", "unerwunschtes ereignis", "unerwunscht",
+    "effet indesirable", "effets indesirables", "evenement indesirable", "ei",
+    "efecto adverso", "efectos adversos", "evento adverso", "ea", "evento avverso",
+    "eventi avversi", "effetto collaterale", "effetti collaterali", "bijwerking", "bijwerkingen",
+)
+SEVERITY_MARKERS = _names(
+    "sev", "severity", "grade", "schweregrad", "schwere", "gravite", "severite", "gravedad",
+    "severidad", "gravita", "severita", "ernst", "ernstigheid",
+)
+# Words a flag's name may carry besides the kind: "ae_soreness_yn", "AE bruising flag".
+FLAG_NOISE = _names("yn", "flag", "0 1", "ja nein", "oui non", "si no")
+# Severities written as grades 1-3 (the commonest form coding): a low guess, to check.
+SEVERITY_GRADES = {"1": "mild", "2": "moderate", "3": "severe"}
+# What separates the items of a list of adverse events, in the order tried.
+AE_LIST_DELIMITERS = (";", ",", "|", "/")
 
 # Co-interventions (free text, "; " between several): the words of the two the report counts.
 # fmt: off
