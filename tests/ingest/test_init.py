@@ -551,3 +551,29 @@ def test_an_english_list_of_type_names_needs_no_codes_but_names_what_it_cannot_r
     assert "'itching'" in text and draft.sources[0].column("adverse_event") is None
     spec = load_config(tmp_path / "v.toml").sources[0].adverse_events
     assert (spec.list_column, spec.codes) == ("Side effects", {})
+
+
+def test_preview_shows_the_adverse_events_of_flag_and_list_columns(capsys):
+    # Expected count from the files themselves: each 1 in an ae_* flag column, and each item of
+    # the Nebenwirkungen list other than "keine" (none), of the sessions the preview keeps.
+    folder = EXAMPLES / "ae_flags"
+    flags = pd.read_csv(folder / "flags.csv", dtype=str)
+    listed = pd.read_csv(folder / "list.csv", dtype=str)
+    flagged = (flags.filter(like="ae_") == "1").sum().sum()
+    items = listed["Nebenwirkungen"].dropna().str.split(";").explode().str.strip()
+    expected = int(flagged + (items != "keine").sum())
+    assert main(["preview", "--config", str(folder / "analysis.toml"), "--rows", "3"]) == 0
+    out = capsys.readouterr().out
+    block = next(b for b in out.split("\n\n") if b.startswith("adverse events"))
+    lines = block.splitlines()
+    assert lines[0].startswith(f"adverse events (from flag or list columns): {expected} event(s)")
+    assert lines[1].split() == ["patient_id", "session_number", "ae_type", "ae_severity"]
+    assert len(lines) == 5  # the counts, the column names, three events
+    assert {line.split()[2] for line in lines[2:]} <= {
+        "soreness",
+        "bruising",
+        "fatigue",
+        "discomfort",
+        "bleeding",
+        "fainting",
+    }
