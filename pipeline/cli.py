@@ -412,11 +412,7 @@ def _cmd_draft(args: argparse.Namespace) -> int:
 
     if args.command == "init":
         draft = api.init(args.exports, args.out, force=args.force)
-        guesses = [
-            g.confidence
-            for s in draft.sources
-            for g in (*s.columns, *(c for tp in s.time_points.values() for c in tp.columns))
-        ]
+        guesses = [g.confidence for s in draft.sources for g in s.column_guesses()]
         low = guesses.count(Confidence.LOW)
         print(
             f"Wrote {args.out}: {len(draft.sources)} source(s), {len(guesses)} column guesses "

@@ -147,6 +147,15 @@ class SourceDraft:
         """Return the guess of canonical column ``key`` under ``[sources.columns]``, if any."""
         return next((g for g in self.columns if g.key == key), None)
 
+    def column_guesses(self) -> list[Guess]:
+        """Return every guess that maps a clinic column: canonical, time-point, adverse-event."""
+        out = [*self.columns, *(c for tp in self.time_points.values() for c in tp.columns)]
+        block = self.adverse_events
+        if block is not None:
+            out += [*block.flags, *block.flag_severity]
+            out += [g for g in (block.list_column, block.severity) if g is not None]
+        return out
+
 
 @dataclass
 class Draft:
