@@ -22,6 +22,9 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.frameworks import pandas_first
+
+pandas_first()  # (before any model below is built; see the module)
 
 DEPTHS = ("superficial", "deep")
 SEXES = ("female", "male", "other")
