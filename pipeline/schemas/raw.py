@@ -385,6 +385,8 @@ class Assessments(pa.DataFrameModel):
         if "timing" not in df or "assessment_date" not in df:
             return pd.Series(True, index=df.index)
         keyed = df["visit"].isna() & df["timing"].notna() & df["assessment_date"].notna()
+        if not keyed.any():
+            return pd.Series(True, index=df.index)  # (no timed row: no key to compare)
         key = [PATIENT_ID, "assessment_date", "timing"]
         return ~(keyed & df[key].duplicated(keep=False))
 
