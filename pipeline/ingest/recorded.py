@@ -85,11 +85,11 @@ def recorded_by_file(raw: RawTable, valid: pd.DataFrame) -> pd.DataFrame:
     had = _columns_by_file(raw)
     labels = list(had)
     optional = list(optional_columns(raw.name))
-    present = _filled(raw, valid, optional)
     if len(labels) == 1:
         rows = pd.Series({labels[0]: len(valid)})
-        filled = present.sum().to_frame(labels[0]).T
+        filled = _filled_counts(raw, valid, optional).to_frame(labels[0]).T
     else:
+        present = _filled(raw, valid, optional)
         files = _file_of_rows(raw, valid[SOURCE_ROW], labels)
         rows = files.value_counts().reindex(labels, fill_value=0)
         filled = present.groupby(files.to_numpy()).sum()
@@ -107,6 +107,16 @@ def recorded_by_file(raw: RawTable, valid: pd.DataFrame) -> pd.DataFrame:
         for column in optional
     ]
     return pd.DataFrame(out, columns=RECORDED_COLUMNS)
+
+
+def _filled_counts(raw: RawTable, valid: pd.DataFrame, optional: list[str]) -> pd.Series:
+    """How many valid rows carry each optional column.
+
+    As :func:`_filled` summed, without building its frame when no event table adds to it.
+    """
+    if raw.events is not None:
+        return _filled(raw, valid, optional).sum()
+    return pd.Series({c: int(valid[c].count()) for c in optional}, index=optional, dtype="int64")
 
 
 def _filled(raw: RawTable, valid: pd.DataFrame, optional: list[str]) -> pd.DataFrame:

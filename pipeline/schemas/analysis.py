@@ -17,6 +17,9 @@ from pandera.errors import SchemaError, SchemaErrors
 from pandera.typing import Series
 
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS
+from pipeline.schemas.frameworks import pandas_first
+
+pandas_first()  # (before any model below is built; see the module)
 
 DEPTH_LEVELS = ["superficial", "deep"]
 TWITCH_LEVELS = ["no twitch", "twitch"]

@@ -25,7 +25,10 @@ from pandera.typing import Series
 
 from pipeline.schemas.analysis import failures
 from pipeline.schemas.columns import INSTRUMENTS
+from pipeline.schemas.frameworks import pandas_first
 from pipeline.schemas.identity import ContrastKind, Family, FlowStage
+
+pandas_first()  # (before any model below is built; see the module)
 
 OUTCOME_NAMES = tuple(INSTRUMENTS)
 # A built-in instrument or a study's declared outcome ([outcomes.NAME]: lower case, digits, _).

@@ -13,6 +13,7 @@ must be filled on every row.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Optional
@@ -22,6 +23,9 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.frameworks import pandas_first
+
+pandas_first()  # (before any model below is built; see the module)
 
 DEPTHS = ("superficial", "deep")
 SEXES = ("female", "male", "other")
@@ -382,6 +386,8 @@ class Assessments(pa.DataFrameModel):
         if "timing" not in df or "assessment_date" not in df:
             return pd.Series(True, index=df.index)
         keyed = df["visit"].isna() & df["timing"].notna() & df["assessment_date"].notna()
+        if not keyed.any():
+            return pd.Series(True, index=df.index)  # (no timed row: no key to compare)
         key = [PATIENT_ID, "assessment_date", "timing"]
         return ~(keyed & df[key].duplicated(keep=False))
 
@@ -479,9 +485,19 @@ def column_kinds(table: str, extra: Mapping[str, Mapping[str, str]] | None = Non
     return kinds
 
 
+@functools.cache
+def contract_schema(table: str) -> pa.DataFrameSchema:
+    """Return the data contract's schema of ``table``, built once per process (do not modify).
+
+    pandera keeps a model's schema per thread; the readers and validation work in threads of
+    their own, each of which would build it again (about 10 ms a table).
+    """
+    return MODELS[table].to_schema()
+
+
 def _contract_kinds(table: str) -> dict[str, str]:
     kinds = {}
-    for name, column in MODELS[table].to_schema().columns.items():
+    for name, column in contract_schema(table).columns.items():
         dtype = str(column.dtype)
         if dtype.startswith("datetime"):
             kinds[name] = "date"
@@ -543,13 +559,13 @@ def extra_schema_columns(
 
 def required_columns(table: str) -> list[str]:
     """Columns that must be present in the raw file of ``table``."""
-    return [n for n, c in MODELS[table].to_schema().columns.items() if c.required]
+    return [n for n, c in contract_schema(table).columns.items() if c.required]
 
 
 def coded_columns(table: str) -> dict[str, tuple[str, ...]]:
     """Return ``{column: allowed values}`` for the columns of ``table`` limited to a code list."""
     out = {}
-    for name, column in MODELS[table].to_schema().columns.items():
+    for name, column in contract_schema(table).columns.items():
         for check in column.checks:
             if "allowed_values" in check.statistics:
                 out[name] = tuple(check.statistics["allowed_values"])

@@ -54,13 +54,13 @@ from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import (
     DATE_COLUMNS,
     KEYS,
-    MODELS,
     NO,
     NUMBER_COLUMNS,
     ODI_ITEMS,
     OUTCOMES,
     YES,
     column_kinds,
+    contract_schema,
     extra_schema_columns,
     has_outcome_check,
 )
@@ -418,7 +418,7 @@ def extra_key(extra: dict[str, str] | None, ranges: dict | None = None) -> Extra
 
 @functools.cache
 def _schema(table: str, extra: Extra = (), outcomes: tuple[str, ...] = ()) -> pa.DataFrameSchema:
-    schema = MODELS[table].to_schema()
+    schema = contract_schema(table)
     if table == "assessments" and outcomes and outcomes != OUTCOMES:
         # the study's own outcomes make a row an assessment, and the reason names them
         schema = copy.deepcopy(schema)
@@ -806,6 +806,8 @@ def _per_row(failures: pd.DataFrame) -> pd.DataFrame:
     several = ordered[SOURCE_ROW].duplicated(keep=False).to_numpy()
     single = ordered[~several].set_index(SOURCE_ROW)[["column", "check", "reason"]]
     single.columns = ["failed_columns", "failed_checks", "reason"]
+    if not several.any():
+        return single  # (the usual case: grouping nothing costs pandas tens of milliseconds)
     joined = (
         ordered[several]
         .groupby(SOURCE_ROW, sort=True)

@@ -10,6 +10,7 @@ from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
     apply_codes,
     compact_ids,
+    fold_code_case,
     iso_dates,
     normalise,
     resolve_columns,
@@ -63,6 +64,35 @@ def test_units_and_patient_ids():
     assert scale(text("20.65"), 2).tolist() == ["41.3"]
     assert compact_ids(text("p-001", "P 001", "p_0.0/1", "P001", "--")).tolist()[:4] == ["P001"] * 4
     assert compact_ids(text("--")).isna().all()
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ("Deep", " SUPERficial ", None, "mild"),  # nothing for the regex: skipped
+        ("very  deep", "a\tb", "x\r\ny", "\u00e9t\u00e9  \u00e9", "v\x0bw", "f\x0cg"),
+        ("p-001", "P 001", "p_0.0/1", "\u00fc.\u00dc", None, "--"),
+    ],
+)
+def test_folding_and_ids_as_the_regex_gives(cells):
+    """The byte pre-check that skips a regex pass gives what the regex gives (whitespace runs
+    of every kind, separators, non-ASCII letters), on the first of these with nothing to do and
+    on the others where the regex runs."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrow = pa.chunked_array([pa.array(list(cells), pa.large_string())])
+    folded = pc.utf8_lower(
+        pc.replace_substring_regex(pc.utf8_trim_whitespace(arrow), r"\s+", " ")
+    ).to_pylist()
+    out = fold_code_case(text(*cells))
+    assert [None if pd.isna(v) else v for v in out] == folded
+    compact = [
+        v or None
+        for v in pc.replace_substring_regex(pc.utf8_upper(arrow), r"[\s\-_./]+", "").to_pylist()
+    ]
+    ids = compact_ids(text(*cells))
+    assert [None if pd.isna(v) else v for v in ids] == compact
 
 
 def test_normalise_applies_every_configured_step():

@@ -8,9 +8,13 @@ own column names (``[sources.columns]``), codes, units, delimiter, encoding and 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 
 from pipeline.config.settings import ODI_ANSWERED, Source
+from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (
     Adapted,
@@ -25,6 +29,7 @@ from pipeline.ingest.adapters.mapping import (
     site_for,
     source_file,
 )
+from pipeline.ingest.raw_tables import SourceFile
 from pipeline.schemas.raw import TABLES, column_names, required_columns
 
 
@@ -46,39 +51,61 @@ def read(source: Source) -> Adapted:
     InputFileError
         A file is missing or unreadable, or lacks a mapped or required column.
     """
-    pieces, files = [], []
+    jobs: list[tuple[str, Path] | InputFileError] = []
     for table in TABLES:
         if table not in source.files:
             continue
-        names = column_names(table, source.extra)
-        names += (ODI_ANSWERED,) if table == "assessments" else ()
-        by_events = table == "sessions" and source.adverse_events is not None
-        if by_events:  # read from the event columns instead
-            names = tuple(c for c in names if c not in ("adverse_event", "ae_severity"))
-        explicit = {c: v for c, v in source.columns.items() if c in names}
-        for path in expand(source, table):
-            text = read_source_file(source, path)
-            label = file_label(source, path)
-            site = site_for(source, path, label) if table == "patients" else None
-            required = [c for c in required_columns(table) if not (c == "site" and site)]
-            columns = resolve_columns(source, text, label, names, required, explicit=explicit)
-            if site and "site" in columns:
-                raise_site_twice(source, label)
-            frame = mapped_frame(source, text, columns, label, site)
-            if by_events:
-                found = event_columns.read_events(
-                    source, text, event_columns.event_columns(source, text, label)
-                )
-                events, problems = event_columns.for_rows(found, np.ones(len(frame), dtype=bool))
-                piece = Piece(
-                    table,
-                    frame,
-                    problems=problems_frame(problems),
-                    date_format=source.date_format,
-                    events=events,
-                )
-            else:
-                piece = Piece(table, frame, date_format=source.date_format)
-            pieces.append(piece)
-            files.append((source_file(source, text, label), (table,)))
-    return Adapted(tuple(pieces), tuple(files))
+        try:
+            jobs += [(table, path) for path in expand(source, table)]
+        except InputFileError as exc:  # (raised after the problems of the files before it)
+            jobs.append(exc)
+            break
+    # The files are read side by side (pyarrow's parsing, hashing and much of the normalising
+    # run outside the interpreter lock); the first problem in the order of the files is the one
+    # raised, as when they were read one after another.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [
+            job if isinstance(job, InputFileError) else pool.submit(_read_file, source, *job)
+            for job in jobs
+        ]
+        done = []
+        for future in futures:
+            if isinstance(future, InputFileError):
+                raise future
+            done.append(future.result())
+    return Adapted(tuple(p for p, _ in done), tuple(f for _, f in done))
+
+
+def _read_file(
+    source: Source, table: str, path: Path
+) -> tuple[Piece, tuple[SourceFile, tuple[str, ...]]]:
+    """Read one file of ``table`` into its piece, and describe the file."""
+    names = column_names(table, source.extra)
+    names += (ODI_ANSWERED,) if table == "assessments" else ()
+    by_events = table == "sessions" and source.adverse_events is not None
+    if by_events:  # read from the event columns instead
+        names = tuple(c for c in names if c not in ("adverse_event", "ae_severity"))
+    explicit = {c: v for c, v in source.columns.items() if c in names}
+    text = read_source_file(source, path)
+    label = file_label(source, path)
+    site = site_for(source, path, label) if table == "patients" else None
+    required = [c for c in required_columns(table) if not (c == "site" and site)]
+    columns = resolve_columns(source, text, label, names, required, explicit=explicit)
+    if site and "site" in columns:
+        raise_site_twice(source, label)
+    frame = mapped_frame(source, text, columns, label, site)
+    if by_events:
+        found = event_columns.read_events(
+            source, text, event_columns.event_columns(source, text, label)
+        )
+        events, problems = event_columns.for_rows(found, np.ones(len(frame), dtype=bool))
+        piece = Piece(
+            table,
+            frame,
+            problems=problems_frame(problems),
+            date_format=source.date_format,
+            events=events,
+        )
+    else:
+        piece = Piece(table, frame, date_format=source.date_format)
+    return piece, (source_file(source, text, label), (table,))

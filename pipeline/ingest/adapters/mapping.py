@@ -56,6 +56,8 @@ EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
 _ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _SERIAL = r"\d{5}(?:\.\d+)?"
 _ID_SEPARATORS = r"[\s\-_./]+"
+# Bytes of which an identifier holds none when the pattern above finds nothing to remove.
+_ID_SEPARATOR_BYTES = (b" ", b"\t", b"\n", b"\x0c", b"\r", b"\x0b", b"-", b"_", b".", b"/")
 # A session or visit number written after a word meaning "session" or "visit" (not "week"):
 # "Termin 3", "visit 3", "V3", "Besuch Nr. 3", "séance 3", "sesión 3", "seduta 3", "bezoek 3".
 _VISIT_WORDS = (
@@ -359,10 +361,33 @@ def _from_arrow(array: pa.ChunkedArray, like: pd.Series) -> pd.Series:
     return pd.Series(array.to_pandas(types_mapper=lambda _: STR).array, index=like.index)
 
 
+def _holds_any(cells: pa.ChunkedArray, needles: tuple[bytes, ...]) -> bool:
+    """Whether the bytes of any cell may contain one of ``needles`` (no cell is missed).
+
+    Searches the arrays' character buffers at once (bytes searches run at memory speed, many
+    times faster than a regular expression or a substring kernel over every cell). A buffer
+    may hold bytes of no cell (a sliced array), which can only answer ``True`` wrongly.
+    """
+    for chunk in cells.chunks:
+        data = chunk.buffers()[2]
+        if data is not None and len(data):
+            held = data.to_pybytes()
+            if any(needle in held for needle in needles):
+                return True
+    return False
+
+
+# What the pattern \s+ of RE2 (pyarrow's regular expressions) can match more than one space
+# of: \s is [\t\n\f\r ]; a vertical tab is looked for as well, to err on the side of the regex.
+_SPACE_RUNS = (b"  ", b"\t", b"\n", b"\x0c", b"\r", b"\x0b")
+
+
 def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
     cells = pc.utf8_trim_whitespace(_arrow_text(text))
-    return _from_arrow(pc.utf8_lower(pc.replace_substring_regex(cells, r"\s+", " ")), text)
+    if _holds_any(cells, _SPACE_RUNS):
+        cells = pc.replace_substring_regex(cells, r"\s+", " ")
+    return _from_arrow(pc.utf8_lower(cells), text)
 
 
 def scale(text: pd.Series, factor: float) -> pd.Series:
@@ -412,7 +437,9 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
 
 def compact_ids(text: pd.Series) -> pd.Series:
     """Patient identifiers in one form: upper case, without spaces, ``-``, ``_``, ``.``, ``/``."""
-    cells = pc.replace_substring_regex(pc.utf8_upper(_arrow_text(text)), _ID_SEPARATORS, "")
+    cells = pc.utf8_upper(_arrow_text(text))
+    if _holds_any(cells, _ID_SEPARATOR_BYTES):
+        cells = pc.replace_substring_regex(cells, _ID_SEPARATORS, "")
     out = _from_arrow(cells, text)
     return out.mask(out == "").astype(STR)
 
