@@ -274,17 +274,22 @@ def design_matrix(frame: ModelFrame, rows: pd.DataFrame) -> np.ndarray:
         codes[:, k] = found[local]
     if (codes < 0).any():
         raise ValueError("a model row holds a level the study-wide scan did not find")
-    if names:
-        combos, which = np.unique(codes, axis=0, return_inverse=True)
-    else:
-        combos, which = np.zeros((1, 0), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+    # one integer per combination of levels, then the combinations present, in O(rows)
+    sizes = [len(frame.levels[c]) for c in names]
+    key = np.ravel_multi_index(codes.T, sizes) if names else np.zeros(len(rows), np.int64)
+    present = np.zeros(int(np.prod(sizes)), dtype=bool)
+    present[key] = True
+    found = np.flatnonzero(present)
+    rank = np.cumsum(present) - 1
+    which = rank[key]
+    combos = np.column_stack(np.unravel_index(found, sizes)) if names else found[:, None][:, :0]
     grid: dict[str, Any] = {
         c: pd.Categorical.from_codes(combos[:, k], categories=frame.levels[c])
         for k, c in enumerate(names)
     }
     grid.update({c: np.ones(len(combos)) for c in frame.means})
     (coded,) = patsy.build_design_matrices([info], pd.DataFrame(grid), NA_action="raise")
-    x = np.asarray(coded, dtype=float)[np.ravel(which)]
+    x = np.asarray(coded, dtype=float)[which]
     for term, columns in info.term_slices.items():
         for factor in term.factors:
             if info.factor_infos[factor].type == "numerical":
