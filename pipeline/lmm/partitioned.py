@@ -9,7 +9,8 @@ split into partitions, each partition keeps its own ``GroupedCrossproducts`` whe
 sums at each evaluation:
 
 1. ``log|V|`` and ``[X y]'W[X y]`` (:func:`part_weighted`), summed: the GLS ``beta`` and
-   ``(X'WX)^{-1}`` follow on the driver;
+   ``(X'WX)^{-1}`` follow on the driver; each partition keeps its weights at this ``theta``
+   for step 2;
 2. for the gradient, ``sum_i Z_i'W_iZ_i``, ``sum_i c_i c_i'``, ``sum_i B_i C^{-1} B_i'`` and
    (Satterthwaite) ``sum_i B_i[r]'(Lambda'B_i)[c]`` (:func:`part_derivative_sums`), summed and
    assembled exactly as ``GroupedCrossproducts._assemble`` does.

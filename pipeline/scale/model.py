@@ -4,12 +4,14 @@ For each declared outcome and patient-level comparison, the model of
 :func:`pipeline.analyses.plans.trajectory_plan` (SAP §4.1: ``y ~ T * G + covariates``, random
 intercept and slope for ``T`` per patient, REML, Satterthwaite df):
 
-1. **scan**: each partition reports, over its complete model rows, the levels each categorical
-   variable takes, the sum of each numeric variable and of the time at each visit, and its row
-   count (:func:`scan_partition`); the driver adds them up: the levels, means and visit times
-   the in-memory plan would read of the whole data set (:class:`ModelFrame`);
+1. **scan**: each partition is read once for every model and reports, over each model's
+   complete rows, the levels each categorical variable takes, the sum of each numeric variable
+   and of the time at each visit, and its row count (:func:`scan_partition`); the driver adds
+   them up: the levels, means and visit times the in-memory plan would read of the whole data
+   set (:class:`ModelFrame`);
 2. **reduce**: each partition builds its patients' blocks (``GroupedCrossproducts``) with the
-   design coded by the driver's patsy design, and keeps them where it runs;
+   design coded by the driver's patsy design (:func:`design_matrix`: patsy codes the level
+   combinations, numpy the rows), and keeps them where it runs;
 3. **fit**: the optimiser runs on the driver on
    :class:`pipeline.lmm.partitioned.PartitionedCrossproducts` (each evaluation sends ``theta``
    and gathers ``O(p^2)`` numbers per partition), with the inference of
