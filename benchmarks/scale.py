@@ -129,6 +129,17 @@ def stage_seconds(stderr: str) -> dict[str, float]:
     return {s: float(found.get(s, "nan")) for s in STAGES}
 
 
+def stage_cpu(stderr: str) -> dict[str, float]:
+    """CPU time of the run's own process per stage (``cpu of this process: partition 1.0 s``).
+
+    Polars' threads are included; Dask's worker processes are not (their CPU is in ``cpu_s``).
+    """
+    marker = "cpu of this process:"
+    line = stderr.split(marker)[-1].splitlines()[0] if marker in stderr else ""
+    found = dict(re.findall(r"(\w+) ([0-9.]+) s", line))
+    return {s: float(found.get(s, "nan")) for s in STAGES}
+
+
 def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> dict:
     """Run ``outcomes run`` once; return one row of measurements."""
     config = configure(study, work / label, engine)
@@ -149,6 +160,7 @@ def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> d
         "peak_rss_mb": run.peak_rss_mb,
         "load_avg_1min": run.load_average,
         **{f"{s}_s": v for s, v in stage_seconds(run.stderr_tail).items()},
+        **{f"{s}_cpu_s": v for s, v in stage_cpu(run.stderr_tail).items()},
     }
 
 

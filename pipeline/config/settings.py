@@ -589,7 +589,8 @@ class EngineSettings:
     ``backend`` chooses the engine (docs/scale.md): ``pandas`` (the default: every table in
     memory in one process), ``polars`` (out of core on one machine: the raw tables are split
     by patient hash into Parquet partitions by Polars' streaming engine and processed one
-    partition at a time) or ``dask`` (the partitions are processed and the models reduced on
+    partition at a time; a model's per-evaluation sums over the partitions run on ``workers``
+    threads) or ``dask`` (the partitions are processed and the models reduced on
     a Dask distributed cluster). ``scheduler`` is ``"local"`` (a ``LocalCluster`` of
     ``workers`` processes on this machine, ``worker_memory`` each) or the address of an
     existing scheduler, ``"tcp://host:8786"``; ``partition_size`` is the number of patients

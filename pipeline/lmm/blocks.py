@@ -91,10 +91,14 @@ def apply_blocks(blocks: np.ndarray, rows: np.ndarray) -> np.ndarray:
     q = blocks.shape[0]
     extra = (slice(None),) + (None,) * (rows.ndim - 2)
     out = np.empty(rows.shape)
+    # products written into preallocated arrays: the same operations in the same order as
+    # ``out[j] = B[j, 0] * R[0] + ...``, without a fresh (page-faulting) temporary per term
+    product = np.empty(rows.shape[1:]) if q > 1 else None
     for j in range(q):
-        out[j] = blocks[j, 0][extra] * rows[0]
+        np.multiply(blocks[j, 0][extra], rows[0], out=out[j])
         for k in range(1, q):
-            out[j] += blocks[j, k][extra] * rows[k]
+            np.multiply(blocks[j, k][extra], rows[k], out=product)
+            out[j] += product
     return out
 
 

@@ -9,7 +9,8 @@ split into partitions, each partition keeps its own ``GroupedCrossproducts`` whe
 sums at each evaluation:
 
 1. ``log|V|`` and ``[X y]'W[X y]`` (:func:`part_weighted`), summed: the GLS ``beta`` and
-   ``(X'WX)^{-1}`` follow on the driver;
+   ``(X'WX)^{-1}`` follow on the driver; each partition keeps its weights at this ``theta``
+   for step 2;
 2. for the gradient, ``sum_i Z_i'W_iZ_i``, ``sum_i c_i c_i'``, ``sum_i B_i C^{-1} B_i'`` and
    (Satterthwaite) ``sum_i B_i[r]'(Lambda'B_i)[c]`` (:func:`part_derivative_sums`), summed and
    assembled exactly as ``GroupedCrossproducts._assemble`` does.
@@ -38,6 +39,8 @@ from pipeline.lmm.deviance import (
 
 __all__ = ["PartitionedCrossproducts", "part_derivative_sums", "part_totals", "part_weighted"]
 
+_WEIGHTS_AT = "_partition_weights_at"  # attribute of a partition: its weights at the last theta
+
 OnParts = Callable[..., list[Any]]
 """``on_parts(function, *args)`` returns ``[function(part, *args) for part in parts]``."""
 
@@ -47,11 +50,34 @@ def part_totals(gc: GroupedCrossproducts) -> tuple[int, int, np.ndarray, np.ndar
     return gc.n_obs, gc.n_groups, gc.xtx, gc.xty, gc.yty
 
 
+def _weights_at(
+    gc: GroupedCrossproducts, theta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """``sum_i log|M_i|``, ``H_i`` and ``H_i [Z_i'X_i, Z_i'y_i]`` of one partition at ``theta``.
+
+    The last result is kept on the partition (``_WEIGHTS_AT``, one ``theta``): the gradient's
+    pass (:func:`part_derivative_sums`) follows the criterion's pass at the same ``theta`` and
+    reuses them instead of computing them again.
+    """
+    key = theta.tobytes()
+    kept = getattr(gc, _WEIGHTS_AT, None)
+    if kept is not None and kept[0] == key:
+        return kept[1], kept[2], kept[3]
+    logdet, h = block_weights(gc._gram, lambda_from_theta(theta, gc.q))
+    h_aug = apply_blocks(h, gc._aug)
+    setattr(gc, _WEIGHTS_AT, (key, logdet, h, h_aug))
+    return logdet, h, h_aug
+
+
 def part_weighted(
     gc: GroupedCrossproducts, theta: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """One partition's ``log|V/sigma^2|``, ``X'WX``, ``X'Wy``, ``y'Wy`` at ``theta``."""
-    return gc.weighted_crossproducts(theta)
+    """One partition's ``log|V/sigma^2|``, ``X'WX``, ``X'Wy``, ``y'Wy`` at ``theta``.
+
+    The same operations as ``gc.weighted_crossproducts(theta)``.
+    """
+    logdet, _, h_aug = _weights_at(gc, np.asarray(theta, dtype=float))
+    return gc._weighted(logdet, h_aug)
 
 
 def part_derivative_sums(
@@ -69,19 +95,32 @@ def part_derivative_sums(
         ``sum Z'WZ`` (q, q), ``sum c c'`` (q, q), ``sum B C^-1 B'`` (q, q) and, with
         ``covariance``, ``Q_k`` per ``theta_k`` (n_theta, p, p), else None.
     """
-    lam = lambda_from_theta(np.asarray(theta, dtype=float), gc.q)
-    _, h = block_weights(gc._gram, lam)
-    h_aug = apply_blocks(h, gc._aug)
+    theta = np.asarray(theta, dtype=float)
+    p, q = gc.p, gc.q
+    _, h, h_aug = _weights_at(gc, theta)
     k_aug = gc._aug - apply_blocks(gc._gram, h_aug)
-    b = k_aug[:, :, : gc.p]
-    c = k_aug[:, :, gc.p] - b @ beta
+    b = k_aug[:, :, :p]
+    c = k_aug[:, :, p] - b @ beta
     a_sum = gc._gram.sum(axis=2) - sandwich_sum(gc._gram, h)
+    # bb[j][m] = sum_i B_i[j]' B_i[m] (p x p), one product of contiguous rows per pair; then
+    # sum_i B_i[j] C^-1 B_i[m]' = sum(C^-1 * bb[j][m]) and Q_k = sum_m Lambda[m, c] bb[r][m]
+    bb = [[np.empty(0)] * q for _ in range(q)]
+    for j in range(q):
+        for m in range(j, q):
+            bb[j][m] = (k_aug[j].T @ k_aug[m])[:p, :p]
+            bb[m][j] = bb[j][m].T
+    bcb = np.array([[float(np.sum(xwx_inv * bb[j][m])) for m in range(q)] for j in range(q)])
     q_k = None
     if covariance:
+        lam = lambda_from_theta(theta, q)
         rows, cols = gc._theta_at
-        lam_b = np.einsum("mc,mgp->cgp", lam, b)
-        q_k = np.stack([b[r].T @ lam_b[col] for r, col in zip(rows, cols, strict=True)])
-    return a_sum, sum_blocks(c, c), sum_blocks(b @ xwx_inv, b), q_k
+        q_k = np.stack(
+            [
+                sum(lam[m, col] * bb[r][m] for m in range(q))
+                for r, col in zip(rows, cols, strict=True)
+            ]
+        )
+    return a_sum, sum_blocks(c, c), bcb, q_k
 
 
 class PartitionedCrossproducts(GroupedCrossproducts):

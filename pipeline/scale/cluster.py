@@ -3,7 +3,8 @@
 An :class:`Executor` maps a function over partitions and keeps per-partition objects (a
 partition's model cross products) where they were built, so that a model fit sends only
 ``theta`` and a few small matrices per evaluation. :class:`LocalExecutor` runs everything in
-this process, one partition at a time; :class:`DaskExecutor` runs on a
+this process, one partition at a time (the model evaluations' sums on ``[engine] workers``
+threads, one per core by default); :class:`DaskExecutor` runs on a
 ``dask.distributed`` cluster: a ``LocalCluster`` of worker processes with a memory limit
 (``[engine] scheduler = "local"``), or an existing scheduler (``"tcp://host:8786"``).
 
@@ -15,6 +16,7 @@ gone), :func:`executor` raises :class:`ClusterError`, a user error of one senten
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +31,30 @@ class ClusterError(UserError):
 
 
 class LocalExecutor:
-    """Run every task in this process, in order."""
+    """Run every task in this process, in order.
+
+    The kept partitions' per-evaluation sums (:meth:`on_kept`, numpy work that releases the
+    GIL) run on ``threads`` threads; their results come back in partition order, so the
+    driver adds them up in the same order whatever the number of threads.
+
+    Parameters
+    ----------
+    threads : int, default 1
+        Threads for :meth:`on_kept`.
+    """
 
     name = "polars (this process)"
     n_workers = 1
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, int(threads))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the threads of :meth:`on_kept`, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def map(
         self,
@@ -55,7 +77,11 @@ class LocalExecutor:
 
     def on_kept(self, function: Callable[..., Any], kept: Sequence[Any], *args: Any) -> list[Any]:
         """Apply ``function(object, *args)`` to every kept object; return the results."""
-        return [function(obj, *args) for obj in kept]
+        if self.threads == 1 or len(kept) < 2:
+            return [function(obj, *args) for obj in kept]
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+        return list(self._pool.map(lambda obj: function(obj, *args), kept))
 
     def release(self, kept: Sequence[Any]) -> None:
         """Forget kept objects."""
@@ -151,7 +177,11 @@ def executor(engine: EngineSettings) -> Iterator[LocalExecutor | DaskExecutor]:
         The scheduler of ``[engine] scheduler`` cannot be reached.
     """
     if engine.backend != "dask":
-        yield LocalExecutor()
+        local = LocalExecutor(threads=engine.workers or os.cpu_count() or 1)
+        try:
+            yield local
+        finally:
+            local.close()
         return
     from distributed import Client
 

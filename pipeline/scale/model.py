@@ -4,12 +4,14 @@ For each declared outcome and patient-level comparison, the model of
 :func:`pipeline.analyses.plans.trajectory_plan` (SAP §4.1: ``y ~ T * G + covariates``, random
 intercept and slope for ``T`` per patient, REML, Satterthwaite df):
 
-1. **scan**: each partition reports, over its complete model rows, the levels each categorical
-   variable takes, the sum of each numeric variable and of the time at each visit, and its row
-   count (:func:`scan_partition`); the driver adds them up: the levels, means and visit times
-   the in-memory plan would read of the whole data set (:class:`ModelFrame`);
+1. **scan**: each partition is read once for every model and reports, over each model's
+   complete rows, the levels each categorical variable takes, the sum of each numeric variable
+   and of the time at each visit, and its row count (:func:`scan_partition`); the driver adds
+   them up: the levels, means and visit times the in-memory plan would read of the whole data
+   set (:class:`ModelFrame`);
 2. **reduce**: each partition builds its patients' blocks (``GroupedCrossproducts``) with the
-   design coded by the driver's patsy design, and keeps them where it runs;
+   design coded by the driver's patsy design (:func:`design_matrix`: patsy codes the level
+   combinations, numpy the rows), and keeps them where it runs;
 3. **fit**: the optimiser runs on the driver on
    :class:`pipeline.lmm.partitioned.PartitionedCrossproducts` (each evaluation sends ``theta``
    and gathers ``O(p^2)`` numbers per partition), with the inference of
@@ -48,6 +50,7 @@ from pipeline.analyses.plans import (
 )
 from pipeline.config.settings import Config
 from pipeline.errors import UserError
+from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.deviance import GroupedCrossproducts
 from pipeline.lmm.partitioned import PartitionedCrossproducts
 from pipeline.lmm.sufficient import SufficientFit, fit_crossproducts
@@ -135,27 +138,53 @@ def model_specs(config: Config, levels: Mapping[str, list]) -> list[ModelSpec]:
     return specs
 
 
-def _model_rows(path: Path, spec: ModelSpec) -> pd.DataFrame:
-    """Complete model rows of one partition, categorical columns as text."""
-    frame = pd.read_parquet(path, columns=[GROUP, *spec.columns])
-    frame = frame.dropna()
-    for column in spec.categorical:
-        frame[column] = frame[column].astype("object").astype(str)
-    return frame.reset_index(drop=True)
+def _read(path: Path, specs: Sequence[ModelSpec]) -> pd.DataFrame:
+    """Read the columns every model of ``specs`` needs of one partition, once."""
+    columns = list(dict.fromkeys(c for spec in specs for c in spec.columns))
+    return pd.read_parquet(path, columns=[GROUP, *columns])
 
 
-def scan_partition(path: Path, spec: ModelSpec) -> dict[str, Any]:
-    """Return what the driver needs of one partition's model rows (step 1)."""
-    rows = _model_rows(path, spec)
+def _model_rows(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Complete model rows of one partition (``model_rows``' complete cases), in file order."""
+    columns = [GROUP, *spec.columns]
+    return frame[columns].dropna().reset_index(drop=True)
+
+
+def _labelled(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a categorical or text column and the text of each code.
+
+    The text is the value's ``str``, as ``astype("object").astype(str)`` writes it, without
+    converting every row: a categorical column keeps its codes, a text column is factorised.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), [str(v) for v in column.cat.categories]
+    codes, uniques = pd.factorize(column.astype("object"), use_na_sentinel=True)
+    return codes, [str(v) for v in uniques]
+
+
+def _scan(rows: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
     numeric = [v for v in spec.variables if v not in spec.categorical]
     by_visit = rows.groupby("visit")[spec.time].agg(["sum", "count"])
+    levels = {}
+    for column in spec.categorical:
+        codes, labels = _labelled(rows[column])
+        levels[column] = sorted({labels[k] for k in np.unique(codes)})
     return {
         "n_rows": len(rows),
         "n_patients": int(rows[GROUP].nunique()),
-        "levels": {c: sorted(rows[c].unique()) for c in spec.categorical},
+        "levels": levels,
         "sums": {v: float(rows[v].astype("float64").sum()) for v in numeric},
         "visits": {int(v): (float(r["sum"]), int(r["count"])) for v, r in by_visit.iterrows()},
     }
+
+
+def scan_partition(path: Path, specs: Sequence[ModelSpec]) -> list[dict[str, Any]]:
+    """Return what the driver needs of one partition's rows of every model (step 1).
+
+    The partition is read once for all the models.
+    """
+    frame = _read(path, specs)
+    return [_scan(_model_rows(frame, spec), spec) for spec in specs]
 
 
 @functools.lru_cache(maxsize=32)
@@ -229,18 +258,66 @@ def model_frame(
     return ModelFrame(spec, levels, means, points, n_rows, sum(s["n_patients"] for s in scans))
 
 
+def design_matrix(frame: ModelFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Return the fixed-effect design of ``rows``, coded with the study-wide design of ``frame``.
+
+    Patsy codes only the distinct combinations of the categorical variables (a few rows, the
+    numeric variables set to 1); each row takes its combination's row, and the columns of a
+    term with numeric factors are multiplied by their values. Every column of ``y ~ T * G +
+    covariates`` is a product of contrast values and numeric values, so this is the matrix
+    ``patsy.build_design_matrices`` builds from the rows, without coding every row in Python.
+    """
+    info = frame.design_info
+    names = list(frame.levels)
+    codes = np.empty((len(rows), len(names)), dtype=np.int64)
+    for k, column in enumerate(names):
+        local, labels = _labelled(rows[column])
+        found = pd.Index(frame.levels[column]).get_indexer(labels)
+        codes[:, k] = found[local]
+    if (codes < 0).any():
+        raise ValueError("a model row holds a level the study-wide scan did not find")
+    # one integer per combination of levels, then the combinations present, in O(rows)
+    sizes = [len(frame.levels[c]) for c in names]
+    key = np.ravel_multi_index(codes.T, sizes) if names else np.zeros(len(rows), np.int64)
+    present = np.zeros(int(np.prod(sizes)), dtype=bool)
+    present[key] = True
+    found = np.flatnonzero(present)
+    rank = np.cumsum(present) - 1
+    which = rank[key]
+    combos = np.column_stack(np.unravel_index(found, sizes)) if names else found[:, None][:, :0]
+    grid: dict[str, Any] = {
+        c: pd.Categorical.from_codes(combos[:, k], categories=frame.levels[c])
+        for k, c in enumerate(names)
+    }
+    grid.update({c: np.ones(len(combos)) for c in frame.means})
+    (coded,) = patsy.build_design_matrices([info], pd.DataFrame(grid), NA_action="raise")
+    x = np.asarray(coded, dtype=float)[which]
+    for term, columns in info.term_slices.items():
+        for factor in term.factors:
+            if info.factor_infos[factor].type == "numerical":
+                x[:, columns] *= rows[factor.name()].to_numpy(dtype=float)[:, None]
+    return x
+
+
+def build_parts(path: Path, frames: Sequence[ModelFrame], q: int) -> list[GroupedCrossproducts]:
+    """One partition's patient blocks of every model of ``frames`` (step 2), read once."""
+    data = _read(path, [f.spec for f in frames])
+    out = []
+    for frame in frames:
+        spec = frame.spec
+        rows = _model_rows(data, spec)
+        z = np.ones((len(rows), q))
+        if q == 2:
+            z[:, 1] = rows[spec.time].to_numpy(dtype=float)
+        codes = pd.factorize(rows[GROUP])[0]
+        y = rows[spec.response].to_numpy(dtype=float)
+        out.append(GroupedCrossproducts(y, design_matrix(frame, rows), z, codes))
+    return out
+
+
 def build_part(path: Path, frame: ModelFrame, q: int) -> GroupedCrossproducts:
-    """One partition's patient blocks, coded with the study-wide design (step 2)."""
-    spec = frame.spec
-    rows = _model_rows(path, spec)
-    for column, values in frame.levels.items():
-        rows[column] = pd.Categorical(rows[column], categories=values)
-    (x,) = patsy.build_design_matrices([frame.design_info], rows, NA_action="raise")
-    z = np.ones((len(rows), q))
-    if q == 2:
-        z[:, 1] = rows[spec.time].to_numpy(dtype=float)
-    codes = pd.factorize(rows[GROUP])[0]
-    return GroupedCrossproducts(rows[spec.response].to_numpy(dtype=float), np.asarray(x), z, codes)
+    """One partition's patient blocks of one model."""
+    return build_parts(path, [frame], q)[0]
 
 
 @dataclass(frozen=True)
@@ -389,20 +466,38 @@ def fit_headlines(
     say = progress or (lambda line: None)
     out: dict[str, list[pd.DataFrame]] = {}
     specs = model_specs(config, order)
-    for number, spec in enumerate(specs, start=1):
-        say(f"  model {number}/{len(specs)}: {spec.response} ~ {spec.rhs}")
-        started = clock.perf_counter()
-        scans = executor.map(scan_partition, list(paths), spec)
-        used = [p for p, s in zip(paths, scans, strict=True) if s["n_rows"]]
-        scans = [s for s in scans if s["n_rows"]]
-        if not scans:
-            continue
-        frame = model_frame(spec, scans, order)
-        scaled = fit_partitions(executor, used, frame)
-        say(
-            f"  model {number}/{len(specs)}: {scaled.evaluations} criterion evaluations, "
-            f"{clock.perf_counter() - started:.1f} s"
-        )
-        for name, table in model_tables(frame, scaled, clock.perf_counter() - started).items():
-            out.setdefault(name, []).append(table)
+    if not specs:
+        return {}
+    with single_threaded():  # the driver's small products (pipeline.lmm.blas)
+        every = executor.map(scan_partition, list(paths), specs)
+        for number, spec in enumerate(specs, start=1):
+            scans = [s[number - 1] for s in every]
+            label = f"{number}/{len(specs)}"
+            for name, table in _fit_one(executor, paths, spec, scans, order, label, say).items():
+                out.setdefault(name, []).append(table)
     return {name: pd.concat(tables, ignore_index=True) for name, tables in out.items()}
+
+
+def _fit_one(
+    executor: Any,
+    paths: Sequence[Path],
+    spec: ModelSpec,
+    scans: Sequence[dict[str, Any]],
+    order: Mapping[str, list],
+    label: str,
+    say: Callable[[str], None],
+) -> dict[str, pd.DataFrame]:
+    """Fit one model from its partitions' scans; return its tables (none without rows)."""
+    say(f"  model {label}: {spec.response} ~ {spec.rhs}")
+    started = clock.perf_counter()
+    used = [p for p, s in zip(paths, scans, strict=True) if s["n_rows"]]
+    scans = [s for s in scans if s["n_rows"]]
+    if not scans:
+        return {}
+    frame = model_frame(spec, scans, order)
+    scaled = fit_partitions(executor, used, frame)
+    say(
+        f"  model {label}: {scaled.evaluations} criterion evaluations, "
+        f"{clock.perf_counter() - started:.1f} s"
+    )
+    return model_tables(frame, scaled, clock.perf_counter() - started)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_ROW
@@ -160,21 +162,35 @@ def partition_table(table: str, path: Path, folder: Path, n_partitions: int) -> 
     sha256, lines = _digest_and_lines(path)
     rows = cleaned(path, header)
     blank = pl.all_horizontal([pl.col(c).is_null() for c in header])
-    counts = rows.select(pl.len().alias("all"), blank.sum().alias("blank")).collect(
-        engine="streaming"
+    # one streaming pass: blank rows go to an extra partition ``n_partitions``, counted from
+    # the Parquet metadata and removed, instead of a second pass over the file to count them
+    key = (
+        pl.when(blank)
+        .then(pl.lit(n_partitions, dtype=pl.Int64))
+        .otherwise(partition_key(n_partitions))
+        .alias(PART)
     )
-    total, blank_lines = int(counts["all"][0]), int(counts["blank"][0])
+    target = folder / table
+    rows.with_columns(key).sink_parquet(
+        pl.PartitionBy(target, key=PART, include_key=False), mkdir=True, engine="streaming"
+    )
+    counts = {k: _rows_in(target, k) for k in range(n_partitions + 1)}
+    shutil.rmtree(target / f"{PART}={n_partitions}", ignore_errors=True)
+    total, blank_lines = sum(counts.values()), counts[n_partitions]
     if total != lines - 1:
+        shutil.rmtree(target, ignore_errors=True)
         raise InputFileError(
             f"{path}: {total} rows were read from {lines - 1} lines after the header: a cell "
             'holds a line break, which [engine] backend = "polars" or "dask" cannot number by '
             'line; use backend = "pandas" for this file'
         )
-    target = folder / table
-    rows.filter(~blank).with_columns(partition_key(n_partitions)).sink_parquet(
-        pl.PartitionBy(target, key=PART, include_key=False), mkdir=True, engine="streaming"
-    )
     return RawFile(table, path, sha256, header, total - blank_lines, blank_lines)
+
+
+def _rows_in(folder: Path, part: int) -> int:
+    """Rows written to one partition of a table (from the Parquet footers)."""
+    files = sorted((folder / f"{PART}={part}").glob("*.parquet"))
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
 def count_patients(path: Path) -> int:

@@ -148,7 +148,8 @@ def run_scaled(config: Config, progress: Progress | None = None) -> ScaledRun:
 def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
     out = config.outputs
     seconds: dict[str, float] = {}
-    started = clock.perf_counter()
+    cpu: dict[str, float] = {}  # CPU time of this process per stage (Dask workers not included)
+    started, c0 = clock.perf_counter(), clock.process_time()
     n_patients = count_patients(paths["patients"])
     n_parts = max(1, math.ceil(n_patients / config.engine.partition_size))
     staging = out.processed / STAGING
@@ -157,6 +158,7 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
         shutil.rmtree(out.processed / stale, ignore_errors=True)
     raw = partition_inputs(paths, staging, n_parts)
     seconds["partition"] = clock.perf_counter() - started
+    cpu["partition"] = clock.process_time() - c0
     say(
         f"partition: {n_patients} patients into {n_parts} partition(s) by patient hash, "
         f"{seconds['partition']:.1f} s"
@@ -164,7 +166,7 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
     try:
         with executor(config.engine) as pool:
             say(f"validate + derive: {n_parts} partition(s) on {pool.name}")
-            t0 = clock.perf_counter()
+            t0, c0 = clock.perf_counter(), clock.process_time()
             reports = pool.map(
                 process_partition,
                 list(range(n_parts)),
@@ -175,6 +177,7 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
             )
             merged = merge_reports(reports, raw)
             seconds["validate_derive"] = clock.perf_counter() - t0
+            cpu["validate_derive"] = clock.process_time() - c0
             written = write_validation(config, merged)
             if merged.analysis_rows == 0:
                 raise UserError(
@@ -183,13 +186,14 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
             levels = global_levels(merged.levels, config)
             parts = [out.processed / ANALYSIS / f"part-{k:05d}.parquet" for k in range(n_parts)]
             say(f"models: headline trajectory models over {n_parts} partition(s)")
-            t0 = clock.perf_counter()
+            t0, c0 = clock.perf_counter(), clock.process_time()
             models = fit_headlines(pool, parts, config, levels, say)
             seconds["models"] = clock.perf_counter() - t0
+            cpu["models"] = clock.process_time() - c0
             backend = pool.name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    t0 = clock.perf_counter()
+    t0, c0 = clock.perf_counter(), clock.process_time()
     counted = privacy.publish_tables(
         {
             "row_accounting": merged.accounting,
@@ -204,6 +208,8 @@ def _run(config: Config, paths: dict[str, Path], say: Progress) -> ScaledRun:
     }
     written += write_tables(config, tables)
     seconds["write"] = clock.perf_counter() - t0
+    cpu["write"] = clock.process_time() - c0
+    say("cpu of this process: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items()))
     say("done: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     return ScaledRun(merged, levels, tables, tuple(written), n_parts, seconds, backend)
 
