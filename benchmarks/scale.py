@@ -34,10 +34,19 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
-from harness import DEFAULT_OUT, DEFAULT_WORK, machine, markdown_table, run_child, write_config
+from harness import (
+    DEFAULT_OUT,
+    DEFAULT_WORK,
+    commit,
+    machine,
+    markdown_table,
+    run_child,
+    write_config,
+)
 
 from pipeline.demo.simulate import DENSE_VISIT_WEEKS, TABLE_COLUMNS, simulate_study
 
@@ -151,6 +160,8 @@ def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> d
     assessments = sum(1 for _ in (study / "assessments.csv").open("rb")) - 1
     return {
         "run": label,
+        "commit": commit(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "backend": engine["backend"],
         "workers": engine.get("workers", 1),
         "assessments": assessments,
@@ -175,10 +186,10 @@ def summary(table: pd.DataFrame) -> str:
     lines = [
         "# Registry scale: `outcomes run` on the Polars and Dask backends (issue 22)",
         "",
-        f"Machine: {machine()}. Shared with other jobs: the 1-minute load average when each "
-        "run ended is in `load_avg_1min`; on 2 cores a load above 2 means every process here "
-        "got a share of a core, so wall times are pessimistic and CPU times are the steadier "
-        "figure.",
+        f"Machine: {machine()}. Each row is one run, with the commit measured and when; the "
+        "1-minute load average when it ended is in `load_avg_1min`; on 2 cores a load above 2 "
+        "means every process here got a share of a core, so wall times are pessimistic and "
+        "CPU times are the steadier figure.",
         "",
         "Each study is generated in chunks of patients (never one frame in memory), dense "
         "schedule (about 6.2 assessments per patient). A run = partition by patient hash "
