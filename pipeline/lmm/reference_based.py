@@ -14,6 +14,12 @@ R's ``rbmi`` implements it (``method_condmean(type = "jackknife")``):
    the group indicators and the baseline covariates).
 4. The standard error is the leave-one-patient-out jackknife of steps 1-3,
    ``sqrt((n - 1) / n * sum_i (theta_(-i) - mean)^2)``, with normal CIs and p-values.
+   For large studies the delete-a-group jackknife (Kott 2001, "The delete-a-group jackknife",
+   *Journal of Official Statistics* 17(4):521-526) replaces it: the patients are split into
+   ``G`` groups (:func:`jackknife_groups`), each replicate deletes one group, and the variance
+   is ``(G - 1) / G * sum_g (theta_(-g) - mean)^2`` with ``G - 1`` degrees of freedom
+   (:attr:`CmiResult.df`). With ``G = n`` (every patient a group) it is the leave-one-out
+   jackknife, number for number.
 
 Strategies (Carpenter, Roger and Kenward 2013, *J Biopharm Stat* 23:1352), for a patient of
 group ``a`` whose intercurrent event (ICE) makes visits ``t, t+1, ...`` "post-ICE", with own-group
@@ -62,7 +68,10 @@ pattern's ``XX``, ``XY``, ``YY`` and count downdated (no patsy, no new design). 
 at the full estimate and takes chord-Newton steps with the full fit's Hessian factorised once
 (Cholesky) for all patients: the leave-one-out optimum is ``O(1/n)`` away, so a few steps
 (one criterion-and-gradient evaluation each) reach a step below ``1e-9``; a refit that does not
-settle falls back to L-BFGS-B from the warm start. The ANCOVA's leave-one-out coefficients use
+settle falls back to L-BFGS-B from the warm start. A deleted group downdates the patterns of
+all its patients (its optimum is ``O(1/G)`` away: a few more steps). The leave-one-out
+jackknife costs ``n`` refits and ``n`` re-imputations of all ``n`` patients, ``O(n^2)``; the
+grouped one ``G`` of each, ``O(G n)``. The ANCOVA's leave-one-out coefficients use
 the Sherman-Morrison downdate of ``(Z'Z)^{-1}``, and a tipping-point delta enters every estimate
 linearly, so the whole delta grid is read off the jackknife without refitting.
 """
@@ -71,6 +80,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,6 +97,7 @@ __all__ = [
     "CmiResult",
     "MiResult",
     "conditional_mean_imputation",
+    "jackknife_groups",
     "joint_sigma",
     "multiple_imputation",
     "strategy_means",
@@ -171,22 +182,27 @@ class CmiResult:
     estimate : numpy.ndarray
         ``(S, L, T)``: group difference (level ``l`` minus reference) at each visit.
     jackknife : numpy.ndarray
-        ``(n, S, L, T)``: the same with each patient left out.
+        ``(R, S, L, T)``: the same with each patient (``R = n``, leave-one-out) or each
+        jackknife group (``R = G``, delete-a-group) left out.
     slope : numpy.ndarray
         ``(S, L, T, G)``: change in ``estimate`` per unit delta added to the imputed values of
         the patients of group ``g`` (``G`` groups, reference first).
     slope_jackknife : numpy.ndarray
-        ``(n, S, L, T, G)``: the same, leave-one-out.
+        ``(R, S, L, T, G)``: the same, per jackknife replicate.
     imputed : numpy.ndarray
         ``(S, n, T)`` completed data of the full fit.
     n_refits : int
-        Leave-one-out refits of the imputation model.
+        Jackknife refits of the imputation model.
     n_fallback : int
         Refits that needed L-BFGS-B after the chord-Newton steps.
     max_newton_steps : int
         Largest number of chord-Newton steps taken by a refit.
     mean_newton_steps : float
         Mean number of chord-Newton steps per refit.
+    leave_one_out : bool
+        True when every patient is a jackknife replicate of their own (the leave-one-out
+        jackknife, normal CIs); False for the delete-a-group jackknife (``t`` with ``R - 1``
+        df, Kott 2001).
     """
 
     strategies: tuple[str, ...]
@@ -199,9 +215,35 @@ class CmiResult:
     n_fallback: int
     max_newton_steps: int
     mean_newton_steps: float
+    leave_one_out: bool = True
+
+    @property
+    def replicates(self) -> int:
+        """Jackknife replicates ``R``: patients (leave-one-out) or groups (delete-a-group)."""
+        return int(self.jackknife.shape[0])
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of the jackknife SE: infinite (normal) or ``G - 1`` (grouped)."""
+        return np.inf if self.leave_one_out else float(self.replicates - 1)
+
+    def critical_value(self, level: float = 0.95) -> float:
+        """Two-sided quantile of the CIs: normal, or ``t`` with :attr:`df` df when grouped."""
+        q = 0.5 + level / 2
+        return float(stats.norm.ppf(q) if np.isinf(self.df) else stats.t.ppf(q, self.df))
+
+    def p_values(self, estimate: np.ndarray, std_err: np.ndarray) -> np.ndarray:
+        """Two-sided p-values of ``estimate / std_err`` (NaN where the SE is zero)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(estimate) / std_err
+            tail = stats.norm.sf(ratio) if np.isinf(self.df) else stats.t.sf(ratio, self.df)
+        return np.where(std_err > 0, 2 * tail, np.nan)
 
     def std_err(self, delta: np.ndarray | float = 0.0) -> np.ndarray:
         """Jackknife SE of every estimate, with ``delta`` per group added to imputed values.
+
+        ``sqrt((R - 1) / R * sum_r (theta_r - mean)^2)`` over the ``R`` replicates: patients
+        (leave-one-out) or groups (delete-a-group, Kott 2001).
 
         Parameters
         ----------
@@ -234,13 +276,14 @@ class CmiResult:
         0-based visit index); the caller names them.
         """
         est, se = self.shifted(delta), self.std_err(delta)
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = self.critical_value(level)
+        pv = self.p_values(est, se)
         rows = []
         for s, name in enumerate(self.strategies):
             for lv in range(est.shape[1]):
                 for t in range(est.shape[2]):
                     e, sd = float(est[s, lv, t]), float(se[s, lv, t])
-                    p = float(2 * stats.norm.sf(abs(e) / sd)) if sd > 0 else np.nan
+                    p = float(pv[s, lv, t])
                     rows.append([name, lv + 1, t, e, sd, e - z * sd, e + z * sd, p])
         return pd.DataFrame(
             rows,
@@ -485,24 +528,49 @@ class _LeaveOneOut:
         self.steps = 0
         self.refits = 0
 
-    def without(self, subject: int) -> tuple[np.ndarray, np.ndarray]:
-        """``beta`` and ``(G, T, T)`` Sigmas with ``subject`` left out (the full fit when -1)."""
+    def without(self, subject: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``beta`` and ``(G, T, T)`` Sigmas with ``subject`` left out (the full fit when -1).
+
+        ``subject`` is one subject code or several (a deleted jackknife group); codes below
+        zero are ignored, and when none is left the full fit is returned.
+        """
         lik = self.lik
-        if subject < 0:
+        subjects = [int(v) for v in np.atleast_1d(subject) if v >= 0]
+        if not subjects:
             st = lik.state(self.theta)
             return st.beta, np.asarray(lik.sigmas(self.theta))
-        b_idx, j, rows = self.where[subject]
-        batch = lik.batches[b_idx]
-        x = lik.data.x[rows]
-        y = lik.data.y[rows]
-        xx, xy, yy, n = batch.xx.copy(), batch.xy.copy(), batch.yy.copy(), batch.n.copy()
-        xx[j] -= x[:, None, :, None] * x[None, :, None, :]
-        xy[j] -= x[:, None, :] * y[None, :, None]
-        yy[j] -= np.outer(y, y)
-        n[j] -= 1.0
+        changed: dict[int, list[np.ndarray]] = {}
+        by_pattern: dict[tuple[int, int], list[np.ndarray]] = {}
+        for code in subjects:
+            b_idx, j, rows = self.where[code]
+            by_pattern.setdefault((b_idx, j), []).append(rows)
+        for (b_idx, j), row_list in by_pattern.items():
+            if b_idx not in changed:
+                batch = lik.batches[b_idx]
+                changed[b_idx] = [batch.xx.copy(), batch.xy.copy(), batch.yy.copy(), batch.n.copy()]
+            xx, xy, yy, n = changed[b_idx]
+            if len(row_list) == 1:  # one patient: their outer products (leave-one-out)
+                x = lik.data.x[row_list[0]]
+                y = lik.data.y[row_list[0]]
+                xx[j] -= x[:, None, :, None] * x[None, :, None, :]
+                xy[j] -= x[:, None, :] * y[None, :, None]
+                yy[j] -= np.outer(y, y)
+                n[j] -= 1.0
+                continue
+            # several patients of one pattern (a deleted group): one matrix product
+            rows = np.stack(row_list)  # (m, k)
+            m, k = rows.shape
+            p = lik.data.x.shape[1]
+            xp = lik.data.x[rows].reshape(m, k * p)
+            yp = lik.data.y[rows]
+            xx[j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
+            xy[j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
+            yy[j] -= yp.T @ yp
+            n[j] -= float(m)
         loo = copy.copy(lik)
         batches = list(lik.batches)
-        batches[b_idx] = dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n)
+        for b_idx, (xx, xy, yy, n) in changed.items():
+            batches[b_idx] = dataclasses.replace(batches[b_idx], xx=xx, xy=xy, yy=yy, n=n)
         loo.batches = tuple(batches)
         theta = self._solve(loo)
         st = loo.state(theta)
@@ -544,6 +612,7 @@ def conditional_mean_imputation(
     strategies: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
     *,
     jackknife: bool = True,
+    groups: np.ndarray | None = None,
 ) -> CmiResult:
     """Impute by conditional means under each strategy vector, analyse, and jackknife.
 
@@ -560,8 +629,12 @@ def conditional_mean_imputation(
         (codes, first post-ICE visit index) to use other events than ``data.ice``. Every
         vector shares the imputation fit, so the jackknife refits serve them all.
     jackknife : bool, default True
-        Leave each patient out in turn (otherwise ``jackknife`` holds the full estimate ``n``
-        times and the SEs are zero).
+        Leave each patient (or group) out in turn (otherwise ``jackknife`` holds the full
+        estimate once per replicate and the SEs are zero).
+    groups : numpy.ndarray, optional
+        ``(n,)`` delete-a-group jackknife group of each patient, codes ``0 .. G - 1`` each
+        used (:func:`jackknife_groups`); default: every patient their own group, the
+        leave-one-out jackknife. Groups of one patient each give the leave-one-out numbers.
 
     Returns
     -------
@@ -588,30 +661,47 @@ def conditional_mean_imputation(
     slope = np.einsum("ln,ntg->ltg", weights, masks)
     slope = np.broadcast_to(slope, (len(names), *slope.shape)).copy()
 
-    jk = np.broadcast_to(estimate, (n, *estimate.shape)).copy()
-    jk_slope = np.broadcast_to(slope, (n, *slope.shape)).copy()
+    if groups is None:
+        members = [np.array([i]) for i in range(n)]
+    else:
+        labels = np.asarray(groups, dtype=int)
+        if labels.shape != (n,) or labels.min() < 0:
+            raise ValueError(f"groups must hold one code >= 0 per patient ({n})")
+        order = np.argsort(labels, kind="stable")
+        cuts = np.flatnonzero(np.diff(labels[order])) + 1
+        members = np.split(order, cuts)
+        if len(members) != labels.max() + 1:
+            raise ValueError("groups must use every code from 0 to their largest")
+    replicates = len(members)
+    jk = np.broadcast_to(estimate, (replicates, *estimate.shape)).copy()
+    jk_slope = np.broadcast_to(slope, (replicates, *slope.shape)).copy()
     if jackknife:
         zt_full = np.einsum("nq,snt->sqt", data.z, full)
         zt_mask = np.einsum("nq,ntg->qtg", data.z, masks)
-        for i in range(n):
+        for r, out in enumerate(members):
             keep = keep_all.copy()
-            keep[i] = False
-            subject = int(data.fit_subject[i])
-            if subject >= 0:
-                b_i, s_i = loo.without(subject)
-                comp = imputer.complete(b_i, s_i, keep)
-                comp[:, i, :] = 0.0
+            keep[out] = False
+            subjects = data.fit_subject[out]
+            if np.any(subjects >= 0):
+                b_r, s_r = loo.without(subjects)
+                comp = imputer.complete(b_r, s_r, keep)
+                comp[:, out, :] = 0.0
                 ztv = np.einsum("nq,snt->sqt", data.z, comp)
             else:  # the imputation fit is unchanged: downdate the full sums
-                ztv = zt_full - np.einsum("q,st->sqt", data.z[i], full[:, i, :])
-            zi = data.z[i]
-            u = a_inv @ zi
-            h = float(zi @ u)
-            a_loo = a_inv + np.outer(u, u) / (1.0 - h)
+                ztv = zt_full - np.einsum("kq,skt->sqt", data.z[out], full[:, out, :])
+            z_out = data.z[out]
+            if out.size == 1:  # Sherman-Morrison downdate of (Z'Z)^-1
+                u = a_inv @ z_out[0]
+                h = float(z_out[0] @ u)
+                a_loo = a_inv + np.outer(u, u) / (1.0 - h)
+            else:  # Woodbury: (Z'Z - Zg'Zg)^-1 = A + A Zg' (I - Zg A Zg')^-1 Zg A
+                u = a_inv @ z_out.T
+                inner = np.eye(out.size) - z_out @ u
+                a_loo = a_inv + u @ np.linalg.solve(inner, u.T)
             c = a_loo[data.effect_columns]
-            jk[i] = np.einsum("lq,sqt->slt", c, ztv)
-            zt_mask_i = zt_mask - np.einsum("q,tg->qtg", zi, masks[i])
-            jk_slope[i] = np.einsum("lq,qtg->ltg", c, zt_mask_i)[None]
+            jk[r] = np.einsum("lq,sqt->slt", c, ztv)
+            zt_mask_r = zt_mask - np.einsum("kq,ktg->qtg", z_out, masks[out])
+            jk_slope[r] = np.einsum("lq,qtg->ltg", c, zt_mask_r)[None]
     return CmiResult(
         strategies=names,
         estimate=estimate,
@@ -619,11 +709,50 @@ def conditional_mean_imputation(
         slope=slope,
         slope_jackknife=jk_slope,
         imputed=full,
-        n_refits=int(np.sum(data.fit_subject >= 0)) if jackknife else 0,
+        n_refits=sum(bool(np.any(data.fit_subject[m] >= 0)) for m in members) if jackknife else 0,
         n_fallback=loo.n_fallback,
         max_newton_steps=loo.max_steps,
         mean_newton_steps=loo.steps / max(loo.refits, 1),
+        leave_one_out=replicates == n,
     )
+
+
+def jackknife_groups(keys: Sequence[object], n_groups: int, seed: int = 0) -> np.ndarray:
+    """Assign patients to delete-a-group jackknife groups by a stable, seeded hash.
+
+    Each key (a patient's identifier) is hashed with ``seed`` (BLAKE2b, so the same on every
+    machine and run, whatever the order of the rows); the patients are ranked by hash and
+    dealt out in turn, rank ``k`` to group ``k mod G``, so that the groups are a random
+    partition with sizes differing by at most one (Kott 2001's random groups).
+
+    Parameters
+    ----------
+    keys : sequence
+        One distinct identifier per patient.
+    n_groups : int
+        Groups ``G``; with ``G >= n`` every patient is a group (leave-one-out).
+    seed : int, default 0
+        Seed of the hash.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` group codes ``0 .. min(G, n) - 1``.
+    """
+    n = len(keys)
+    if n_groups < 2:
+        raise ValueError(f"a jackknife needs at least 2 groups, got {n_groups}")
+    digests = [
+        int.from_bytes(
+            hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big", signed=False
+        )
+        for k in keys
+    ]
+    # ties (equal hashes) are broken by the key itself, so the ranking is total
+    order = sorted(range(n), key=lambda i: (digests[i], str(keys[i])))
+    labels = np.empty(n, dtype=int)
+    labels[np.asarray(order, dtype=int)] = np.arange(n) % min(n_groups, n)
+    return labels
 
 
 def build_cmi_data(
