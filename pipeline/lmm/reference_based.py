@@ -876,9 +876,14 @@ class MiResult:
     draws: np.ndarray
 
 
-def _reweighted(lik: object, weights: np.ndarray, where: Mapping[int, tuple]) -> object:
-    """Return the likelihood with each patient's cross-products times a bootstrap weight."""
+def _reweighted(lik: object, weights: np.ndarray) -> object:
+    """Return the likelihood with each patient's cross-products times a bootstrap weight.
+
+    Per visit pattern one weighted matrix product ``X_p' W X_p`` (the patterns' own
+    cross-products are built the same way, :func:`pipeline.lmm.patterns.prepare_mmrm`).
+    """
     data = lik.data  # type: ignore[attr-defined]
+    p = data.x.shape[1]
     out = copy.copy(lik)
     batches = []
     for batch in lik.batches:  # type: ignore[attr-defined]
@@ -888,20 +893,23 @@ def _reweighted(lik: object, weights: np.ndarray, where: Mapping[int, tuple]) ->
             np.zeros_like(batch.yy),
             np.zeros_like(batch.n),
         )
-        batches.append([batch, xx, xy, yy, n])
-    for subject, (b_idx, j, rows) in where.items():
-        w = weights[subject]
-        if w == 0:
-            continue
-        x, y = data.x[rows], data.y[rows]
-        _, xx, xy, yy, n = batches[b_idx]
-        xx[j] += w * (x[:, None, :, None] * x[None, :, None, :])
-        xy[j] += w * (x[:, None, :] * y[None, :, None])
-        yy[j] += w * np.outer(y, y)
-        n[j] += w
-    out.batches = tuple(
-        dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n) for batch, xx, xy, yy, n in batches
-    )
+        for j, p_idx in enumerate(batch.index):
+            rows = data.patterns[p_idx].rows  # (n_p, k): one patient a row
+            w = weights[data.subject_codes[rows[:, 0]]]
+            drawn = w != 0
+            if not drawn.any():
+                continue
+            rows, w = rows[drawn], w[drawn]
+            m, k = rows.shape
+            xp = data.x[rows].reshape(m, k * p)
+            yp = data.y[rows]
+            xw = xp * w[:, None]
+            xx[j] = (xw.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
+            xy[j] = (xw.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
+            yy[j] = (yp * w[:, None]).T @ yp
+            n[j] = w.sum()
+        batches.append(dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n))
+    out.batches = tuple(batches)
     return out
 
 
@@ -952,7 +960,7 @@ def multiple_imputation(
     variances = np.zeros_like(draws)
     for b in range(m):
         w = rng.multinomial(n_fit, np.full(n_fit, 1.0 / n_fit)).astype(float)
-        lik_b = _reweighted(loo.lik, w, loo.where)
+        lik_b = _reweighted(loo.lik, w)
         theta = loo._solve(lik_b)
         st = lik_b.state(theta)  # type: ignore[attr-defined]
         sigma = np.asarray(lik_b.sigmas(theta))  # type: ignore[attr-defined]
