@@ -876,41 +876,86 @@ class MiResult:
     draws: np.ndarray
 
 
-def _reweighted(lik: object, weights: np.ndarray) -> object:
-    """Return the likelihood with each patient's cross-products times a bootstrap weight.
+class _WeightedCrossproducts:
+    """Each visit pattern's cross-products under per-patient weights (the bootstrap's).
 
-    Per visit pattern one weighted matrix product ``X_p' W X_p`` (the patterns' own
-    cross-products are built the same way, :func:`pipeline.lmm.patterns.prepare_mmrm`).
+    A pattern's stacked design ``X_p`` (one patient a row, ``k p`` columns) has low rank when
+    the model holds only patient-level covariates and visit (``visit * (group + baseline +
+    covariates)``: each patient's row is a fixed linear map of their ``c`` covariates), so
+    ``X_p = X_p[:, J] B`` for ``r <= c`` columns ``J``, found once by a pivoted QR and checked
+    on every row; then ``X_p' W X_p = B' (X_p[:, J]' W X_p[:, J]) B`` costs ``r^2`` per patient
+    instead of ``(k p)^2``. A pattern whose design does not factor keeps the full product.
     """
-    data = lik.data  # type: ignore[attr-defined]
-    p = data.x.shape[1]
-    out = copy.copy(lik)
-    batches = []
-    for batch in lik.batches:  # type: ignore[attr-defined]
-        xx, xy, yy, n = (
-            np.zeros_like(batch.xx),
-            np.zeros_like(batch.xy),
-            np.zeros_like(batch.yy),
-            np.zeros_like(batch.n),
-        )
-        for j, p_idx in enumerate(batch.index):
-            rows = data.patterns[p_idx].rows  # (n_p, k): one patient a row
-            w = weights[data.subject_codes[rows[:, 0]]]
-            drawn = w != 0
-            if not drawn.any():
-                continue
-            rows, w = rows[drawn], w[drawn]
-            m, k = rows.shape
-            xp = data.x[rows].reshape(m, k * p)
-            yp = data.y[rows]
-            xw = xp * w[:, None]
-            xx[j] = (xw.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
-            xy[j] = (xw.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
-            yy[j] = (yp * w[:, None]).T @ yp
-            n[j] = w.sum()
-        batches.append(dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n))
-    out.batches = tuple(batches)
-    return out
+
+    def __init__(self, lik: object):
+        self.lik = lik
+        data = lik.data  # type: ignore[attr-defined]
+        self.p = data.x.shape[1]
+        self.parts: list[list[tuple]] = []
+        for batch in lik.batches:  # type: ignore[attr-defined]
+            per = []
+            for p_idx in batch.index:
+                rows = data.patterns[p_idx].rows  # (n_p, k): one patient a row
+                m, k = rows.shape
+                xp = data.x[rows].reshape(m, k * self.p)
+                yp = data.y[rows]
+                subjects = data.subject_codes[rows[:, 0]]
+                cols, basis = self._factor(xp)
+                if cols is not None:  # keep only the basis columns (memory)
+                    xp = np.ascontiguousarray(xp[:, cols])
+                per.append((subjects, xp, yp, cols, basis))
+            self.parts.append(per)
+
+    @staticmethod
+    def _factor(xp: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Columns ``J`` and ``B`` with ``xp = xp[:, J] @ B`` (None when it does not factor)."""
+        m, width = xp.shape
+        if m <= 2 * width:
+            return None, None
+        _, r_mat, piv = scipy.linalg.qr(xp[: 4 * width], mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r_mat))
+        rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size and diag[0] > 0 else 0
+        if rank == 0 or rank * 4 > width:
+            return None, None
+        cols = np.sort(piv[:rank])
+        basis = np.linalg.lstsq(xp[: 4 * width, cols], xp[: 4 * width], rcond=None)[0]
+        scale = max(float(np.max(np.abs(xp))), 1.0)
+        for start in range(0, m, 20000):  # the factorisation must hold on every row
+            chunk = slice(start, start + 20000)
+            if np.max(np.abs(xp[chunk, cols] @ basis - xp[chunk])) > 1e-10 * scale:
+                return None, None
+        return cols, basis
+
+    def weighted(self, weights: np.ndarray) -> object:
+        """Return the likelihood with each patient's cross-products times ``weights[subject]``."""
+        p = self.p
+        out = copy.copy(self.lik)
+        batches = []
+        for batch, per in zip(self.lik.batches, self.parts, strict=True):  # type: ignore[attr-defined]
+            xx, xy, yy, n = (
+                np.zeros_like(batch.xx),
+                np.zeros_like(batch.xy),
+                np.zeros_like(batch.yy),
+                np.zeros_like(batch.n),
+            )
+            for j, (subjects, xp, yp, cols, basis) in enumerate(per):
+                w = weights[subjects]
+                k = yp.shape[1]
+                yw = yp * w[:, None]
+                if cols is None:
+                    xw = xp * w[:, None]
+                    full_xx, full_xy = xw.T @ xp, xw.T @ yp
+                else:  # xp holds the basis columns only
+                    uw = xp * w[:, None]
+                    full_xx = basis.T @ (uw.T @ xp) @ basis
+                    full_xy = basis.T @ (uw.T @ yp)
+                xx[j] = full_xx.reshape(k, p, k, p).transpose(0, 2, 1, 3)
+                xy[j] = full_xy.reshape(k, p, k).transpose(0, 2, 1)
+                yy[j] = yw.T @ yp
+                n[j] = w.sum()
+            batches.append(dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n))
+        out.batches = tuple(batches)
+        return out
 
 
 def multiple_imputation(
@@ -958,9 +1003,10 @@ def multiple_imputation(
     keep = np.ones(n, dtype=bool)
     draws = np.zeros((m, len(names), len(data.effect_columns), data.n_visits))
     variances = np.zeros_like(draws)
+    crossproducts = _WeightedCrossproducts(loo.lik)
     for b in range(m):
         w = rng.multinomial(n_fit, np.full(n_fit, 1.0 / n_fit)).astype(float)
-        lik_b = _reweighted(loo.lik, w)
+        lik_b = crossproducts.weighted(w)
         theta = loo._solve(lik_b)
         st = lik_b.state(theta)  # type: ignore[attr-defined]
         sigma = np.asarray(lik_b.sigmas(theta))  # type: ignore[attr-defined]

@@ -361,3 +361,28 @@ def test_grouped_se_is_close_to_the_leave_one_out_se():
         if seed == 0:
             np.testing.assert_allclose(grouped.std_err(), loo.std_err(), rtol=0.35)
     np.testing.assert_allclose(np.mean(variances, axis=0), loo.std_err() ** 2, rtol=0.20)
+
+
+def test_bootstrap_crossproducts_equal_the_weighted_sum_over_patients():
+    # The bootstrap's weighted cross-products (one factored matrix product per visit pattern)
+    # must equal the definition, sum_i w_i x_i x_i' per pattern, patient by patient.
+    long, _, _ = _trial(n=300, seed=3, intermittent=True)
+    fit = fit_mmrm(long, "y", FORMULA, "visit", "pid", "us", df_method="z")
+    lik = fit._likelihood
+    data = lik.data
+    weights = np.random.default_rng(0).multinomial(300, np.full(300, 1 / 300)).astype(float)
+    products = rb._WeightedCrossproducts(lik)
+    assert any(part[3] is not None for per in products.parts for part in per)  # factored
+    got = products.weighted(weights)
+    for b, batch in enumerate(lik.batches):
+        for j, p_idx in enumerate(batch.index):
+            rows = data.patterns[p_idx].rows
+            w = weights[data.subject_codes[rows[:, 0]]]
+            x, y = data.x[rows], data.y[rows]  # (m, k, p), (m, k)
+            xx = np.einsum("i,iap,ibq->abpq", w, x, x)
+            xy = np.einsum("i,iap,ib->abp", w, x, y)
+            scale = np.abs(xx).max()
+            np.testing.assert_allclose(got.batches[b].xx[j], xx, rtol=0, atol=1e-12 * scale)
+            np.testing.assert_allclose(got.batches[b].xy[j], xy, rtol=0, atol=1e-12 * scale)
+            np.testing.assert_allclose(got.batches[b].yy[j], (y * w[:, None]).T @ y, rtol=1e-12)
+            assert got.batches[b].n[j] == w.sum()
