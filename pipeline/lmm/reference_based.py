@@ -69,9 +69,12 @@ at the full estimate and takes chord-Newton steps with the full fit's Hessian fa
 (Cholesky) for all patients: the leave-one-out optimum is ``O(1/n)`` away, so a few steps
 (one criterion-and-gradient evaluation each) reach a step below ``1e-9``; a refit that does not
 settle falls back to L-BFGS-B from the warm start. A deleted group downdates the patterns of
-all its patients (its optimum is ``O(1/G)`` away: a few more steps). The leave-one-out
-jackknife costs ``n`` refits and ``n`` re-imputations of all ``n`` patients, ``O(n^2)``; the
-grouped one ``G`` of each, ``O(G n)``. The ANCOVA's leave-one-out coefficients use
+all its patients (its optimum is ``O(1/G)`` away: a few more steps). A replicate's ANCOVA
+needs only ``Z'Y`` of the completed data, which is linear in ``beta`` and in each visit
+pattern's regression ``Sigma_OO^-1 Sigma_OM``: it is read off per-pattern sums formed once,
+less what the deleted patients contribute (:class:`_AncovaSums`), so no replicate re-imputes
+all ``n`` patients. The leave-one-out jackknife still costs ``n`` refits; the grouped one
+``G``, whatever the size. The ANCOVA's leave-one-out coefficients use
 the Sherman-Morrison downdate of ``(Z'Z)^{-1}``, and a tipping-point delta enters every estimate
 linearly, so the whole delta grid is read off the jackknife without refitting.
 """
@@ -308,7 +311,8 @@ def strategy_means(
     Parameters
     ----------
     mu_own, mu_ref : numpy.ndarray
-        ``(n, T)`` own-group and reference means of each patient.
+        ``(n, T)`` own-group and reference means of each patient (or ``(n, T, p)``: the
+        designs of those means, giving the design of the strategy's means).
     ice : numpy.ndarray
         ``(n,)`` first post-ICE visit index (``T``: no ICE).
     strategy : numpy.ndarray
@@ -319,23 +323,25 @@ def strategy_means(
     numpy.ndarray
         ``(n, T)``.
     """
-    n, t = mu_own.shape
+    n, t = mu_own.shape[:2]
     unknown = set(np.unique(strategy)) - set(STRATEGIES)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}: choose from {STRATEGIES}")
+    # trailing axes (a design's columns, ``(n, T, p)``) ride along: the map is linear
+    tail = (None,) * (mu_own.ndim - 2)
     cols = np.arange(t)[None, :]
-    post = cols >= ice[:, None]
+    post = (cols >= ice[:, None])[(..., *tail)]
     last = np.clip(ice - 1, 0, t - 1)
     rows = np.arange(n)
-    has_last = (ice > 0)[:, None]
+    has_last = (ice > 0)[(slice(None), None, *tail)]
     own_last = mu_own[rows, last][:, None]
     ref_last = mu_ref[rows, last][:, None]
-    s = np.asarray(strategy)[:, None]
+    s = np.asarray(strategy)[(slice(None), None, *tail)]
     out = mu_own.copy()
     j2r = np.where(post, mu_ref, mu_own)
     cir = np.where(post, np.where(has_last, own_last + mu_ref - ref_last, mu_ref), mu_own)
     lmcf = np.where(post, np.where(has_last, own_last, mu_ref), mu_own)
-    cr = np.where((ice < t)[:, None], mu_ref, mu_own)
+    cr = np.where((ice < t)[(slice(None), None, *tail)], mu_ref, mu_own)
     out = np.where(s == "J2R", j2r, out)
     out = np.where(s == "CIR", cir, out)
     out = np.where(s == "LMCF", lmcf, out)
@@ -493,6 +499,100 @@ class _Imputer:
             chol = _conditional_chol(sigma, obs, mis)
             noise = rng.standard_normal((rows.size, mis.size)) @ chol.T
             completed[:, rows[:, None], mis[None, :]] += noise[None]
+
+    def cells(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple | None]]:
+        """Every ``(strategy, rows, obs, mis, sigma key)`` block the imputation fills."""
+        if self.separate:
+            return [
+                (s, rows, obs, mis, key)
+                for s, blocks in enumerate(self.blocks)
+                for rows, obs, mis, key in blocks
+            ]
+        return [
+            (s, rows, obs, mis, None)
+            for s in range(len(self.strategies))
+            for rows, obs, mis in self.groups
+        ]
+
+    def _coef(self, key: tuple | None, sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray):
+        sig = (sigma[0] if sigma.ndim == 3 else sigma) if key is None else self._sigma(key, sigma)
+        return np.linalg.solve(sig[np.ix_(obs, obs)], sig[np.ix_(obs, mis)])
+
+    def design(self, s: int, rows: np.ndarray) -> np.ndarray:
+        """``(k, T, p)``: strategy ``s``'s mean of each cell of ``rows`` as a map of ``beta``."""
+        d = self.data
+        codes, ice = self.strategies[s]
+        return strategy_means(d.x_own[rows], d.x_ref[rows], ice[rows], codes[rows])
+
+
+class _AncovaSums:
+    """``Z' Y`` of the completed data from per-block sums: no pass over the patients.
+
+    A block's imputed values are ``M_mis beta + (y_obs - M_obs beta) C`` (``M`` the design of
+    the strategy's means, ``C = Sigma_OO^-1 Sigma_OM``), linear in ``beta`` and in ``C``; so
+    ``sum_i z_i y_i`` over the block is ``P_mis beta + (P_y - P_obs beta) C`` with the sums
+    ``P_mis = sum_i z_i M_i,mis``, ``P_obs = sum_i z_i M_i,obs`` and ``P_y = sum_i z_i y_i,obs``
+    formed once. A jackknife replicate evaluates them at its ``(beta, Sigma)`` and subtracts
+    what its deleted patients contribute: ``O(blocks + deleted)`` instead of ``O(n)``.
+    """
+
+    def __init__(self, imputer: _Imputer):
+        self.imputer = imputer
+        d = imputer.data
+        z = d.z
+        y0 = np.where(np.isnan(d.y), 0.0, d.y)
+        self.observed = np.einsum("nq,nt->qt", z, y0)  # observed cells, every strategy
+        self.cells = imputer.cells()
+        self.member = np.full((len(imputer.strategies), d.n), -1)  # each patient's block
+        self.blocks = []
+        for c, (s, rows, obs, mis, key) in enumerate(self.cells):
+            zr = z[rows]
+            m = imputer.design(s, rows)  # (k, T, p)
+            p_mis = np.einsum("kq,ktp->qtp", zr, m[:, mis])
+            p_obs = np.einsum("kq,ktp->qtp", zr, m[:, obs])
+            p_y = zr.T @ d.y[rows][:, obs]
+            self.blocks.append((s, obs, mis, key, p_mis, p_obs, p_y))
+            self.member[s, rows] = c
+
+    def _coefs(self, sigma: np.ndarray) -> dict:
+        out: dict = {}
+        for _, obs, mis, key, *_ in self.blocks:
+            name = (key, obs.tobytes(), mis.tobytes())
+            if obs.size and name not in out:
+                out[name] = self.imputer._coef(key, sigma, obs, mis)
+        return out
+
+    def total(self, beta: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, dict]:
+        """``(S, q, T)``: ``Z' Y`` of all patients completed at ``(beta, Sigma)``; the coefs."""
+        imp = self.imputer
+        coefs = self._coefs(sigma)
+        out = np.broadcast_to(self.observed, (len(imp.strategies), *self.observed.shape)).copy()
+        for s, obs, mis, key, p_mis, p_obs, p_y in self.blocks:
+            fill = p_mis @ beta
+            if obs.size:
+                fill = fill + (p_y - p_obs @ beta) @ coefs[(key, obs.tobytes(), mis.tobytes())]
+            out[s][:, mis] += fill
+        return out, coefs
+
+    def of(self, rows: np.ndarray, beta: np.ndarray, coefs: dict) -> np.ndarray:
+        """``(S, q, T)``: what the patients ``rows`` add to :meth:`total`, row by row."""
+        imp = self.imputer
+        d = imp.data
+        zr = d.z[rows]
+        y0 = np.where(np.isnan(d.y[rows]), 0.0, d.y[rows])
+        out = np.broadcast_to(zr.T @ y0, (len(imp.strategies), zr.shape[1], d.n_visits)).copy()
+        for s in range(len(imp.strategies)):
+            blocks = self.member[s, rows]
+            for c in np.unique(blocks[blocks >= 0]):
+                mine = rows[blocks == c]
+                _, _, obs, mis, key = self.cells[c]
+                m = imp.design(s, mine) @ beta  # (k, T)
+                fill = m[:, mis]
+                if obs.size:
+                    resid = d.y[mine][:, obs] - m[:, obs]
+                    fill = fill + resid @ coefs[(key, obs.tobytes(), mis.tobytes())]
+                out[s][:, mis] += d.z[mine].T @ fill
+        return out
 
 
 def _conditional_chol(sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray) -> np.ndarray:
@@ -678,15 +778,13 @@ def conditional_mean_imputation(
     if jackknife:
         zt_full = np.einsum("nq,snt->sqt", data.z, full)
         zt_mask = np.einsum("nq,ntg->qtg", data.z, masks)
+        sums = _AncovaSums(imputer)
         for r, out in enumerate(members):
-            keep = keep_all.copy()
-            keep[out] = False
             subjects = data.fit_subject[out]
             if np.any(subjects >= 0):
                 b_r, s_r = loo.without(subjects)
-                comp = imputer.complete(b_r, s_r, keep)
-                comp[:, out, :] = 0.0
-                ztv = np.einsum("nq,snt->sqt", data.z, comp)
+                everyone, coefs = sums.total(b_r, s_r)
+                ztv = everyone - sums.of(out, b_r, coefs)
             else:  # the imputation fit is unchanged: downdate the full sums
                 ztv = zt_full - np.einsum("kq,skt->sqt", data.z[out], full[:, out, :])
             z_out = data.z[out]
