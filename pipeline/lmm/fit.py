@@ -75,6 +75,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -102,6 +103,7 @@ from pipeline.lmm.reuse import shared
 
 __all__ = [
     "DEFAULT_ROUTES",
+    "FAST_PATH",
     "FAST_ROUTES",
     "FIXED_EFFECT_COLUMNS",
     "GRADIENT_TOL",
@@ -119,6 +121,14 @@ FAST_ROUTES: tuple[str, ...] = ("numpy-lbfgsb",)
 lme4's start, verified by lme4's gradient check; with ``escalate=DEFAULT_ROUTES`` the
 statsmodels routes and the derivative-free numpy Powell route are added whenever that check
 fails or the fit is singular."""
+
+FAST_PATH: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"routes": FAST_ROUTES, "escalate": DEFAULT_ROUTES}
+)
+"""``fit_lmm(..., **FAST_PATH)``: the analyses' policy, :data:`FAST_ROUTES` escalating to every
+route (statsmodels' included) when the optimum is not verified or is singular. The clinic
+questions (:mod:`pipeline.describe`) use it too: statsmodels' MixedLM loops over the patients
+in Python at every criterion evaluation, which at 20,000 patients and more cost minutes."""
 
 HESSIAN_EIGEN_TOL = 1e-8
 """lmerTest's tolerance for zero / negative eigenvalues of the deviance Hessian."""
