@@ -123,12 +123,13 @@ statsmodels routes and the derivative-free numpy Powell route are added whenever
 fails or the fit is singular."""
 
 FAST_PATH: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"routes": FAST_ROUTES, "escalate": DEFAULT_ROUTES}
+    {"routes": FAST_ROUTES, "escalate": ("numpy-powell",)}
 )
-"""``fit_lmm(..., **FAST_PATH)``: the analyses' policy, :data:`FAST_ROUTES` escalating to every
-route (statsmodels' included) when the optimum is not verified or is singular. The clinic
-questions (:mod:`pipeline.describe`) use it too: statsmodels' MixedLM loops over the patients
-in Python at every criterion evaluation, which at 20,000 patients and more cost minutes."""
+"""``fit_lmm(..., **FAST_PATH)``: the clinic questions' policy (:mod:`pipeline.describe`),
+:data:`FAST_ROUTES` checked by the derivative-free numpy Powell route (an independent second
+optimiser, SAP section 6) when the optimum is not verified or is singular. statsmodels' MixedLM
+routes are left out: its criterion loops over the patients in Python, which at 20,000 patients
+cost minutes per fit, and a singular fit (a legitimate zero variance) escalated every time."""
 
 HESSIAN_EIGEN_TOL = 1e-8
 """lmerTest's tolerance for zero / negative eigenvalues of the deviance Hessian."""
