@@ -64,6 +64,7 @@ from pipeline.lmm.reference_based import (
     CmiResult,
     build_cmi_data,
     conditional_mean_imputation,
+    jackknife_groups,
     multiple_imputation,
 )
 from pipeline.schemas.outputs import SENSITIVITY_MISSING_COLUMNS, TIPPING_POINT_COLUMNS
@@ -75,7 +76,9 @@ __all__ = [
     "co_intervention_visits",
     "discontinuation_visits",
     "intercurrent_events",
+    "jackknife_words",
     "missing_data_analysis",
+    "patient_groups",
     "resolve_estimand",
 ]
 
@@ -384,12 +387,34 @@ def _fit_imputation_model(
 
 
 def _jackknife_row(
-    cmi: CmiResult, s: int, t: int, delta: np.ndarray, z: float
+    cmi: CmiResult, s: int, t: int, delta: np.ndarray
 ) -> tuple[float, float, float, float, float]:
+    """Estimate, SE, 95 % CI and p of one row (normal, or ``t`` with ``G - 1`` df if grouped)."""
     est = float(cmi.shifted(delta)[s, 0, t])
     se = float(cmi.std_err(delta)[s, 0, t])
-    p = float(2 * stats.norm.sf(abs(est) / se)) if se > 0 else float("nan")
+    z = cmi.critical_value(0.95)
+    p = float(cmi.p_values(np.array(est), np.array(se)))
     return est, se, est - z * se, est + z * se, p
+
+
+def jackknife_words(cmi: CmiResult) -> str:
+    """Name the jackknife of a CMI result, e.g. ``delete-a-group jackknife SE (500 groups)``."""
+    if cmi.leave_one_out:
+        return "jackknife SE"
+    return f"delete-a-group jackknife SE ({cmi.replicates} groups)"
+
+
+def patient_groups(patients: pd.DataFrame, settings: EstimandSettings) -> np.ndarray | None:
+    """Delete-a-group jackknife groups of the patients, or None for leave-one-out.
+
+    A study of at most ``settings.jackknife_groups`` patients gets the leave-one-out jackknife;
+    above, :func:`pipeline.lmm.reference_based.jackknife_groups` deals the patients into that
+    many groups by a seeded hash of their identifiers (independent of the rows' order).
+    """
+    if len(patients) <= settings.jackknife_groups:
+        return None
+    keys = patients[SUBJECT].astype(str).tolist()
+    return jackknife_groups(keys, settings.jackknife_groups, settings.jackknife_seed)
 
 
 TIPPING_SEARCH = 20.0
@@ -409,7 +434,7 @@ def _tipping(
         shift[1] = 1.0  # the compared level is the first non-reference group
     if settings.tipping_groups in ("reference", "both"):
         shift[0] = 1.0
-    z = float(stats.norm.ppf(0.975))
+    z = cmi.critical_value(0.95)
     e0, a = float(cmi.estimate[s, 0, t]), float(cmi.slope[s, 0, t] @ shift)
     jk = cmi.jackknife[:, s, 0, t]
     jk_a = cmi.slope_jackknife[:, s, 0, t] @ shift
@@ -420,8 +445,7 @@ def _tipping(
         dev = values - values.mean(axis=0)
         se = np.sqrt((n - 1) / n * np.sum(dev**2, axis=0))
         estimate = e0 + a * deltas
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(se > 0, 2 * stats.norm.sf(np.abs(estimate) / se), np.nan)
+        p = cmi.p_values(estimate, se)
         low, high = estimate - z * se, estimate + z * se
         verdict = np.array(
             [classify(e, lo, hi, mcid).value for e, lo, hi in zip(estimate, low, high, strict=True)]
@@ -575,18 +599,23 @@ def missing_data_analysis(
     strategies.setdefault("MAR", np.full(len(patients), "MAR"))
     cmi_started, cmi_cpu = time.perf_counter(), time.process_time()
     jackknife = est.settings.jackknife
+    jk_groups = patient_groups(patients, est.settings)
     per_patient = events["imputation"].to_numpy()
     if np.array_equal(np.isnan(y_estimand), np.isnan(y)):
         # The estimand sets nothing aside: its per-patient strategies share the same fit.
         strategies["estimand"] = (per_patient, ice)
-        cmi = conditional_mean_imputation(fit, data_all, strategies, jackknife=jackknife)
+        cmi = conditional_mean_imputation(
+            fit, data_all, strategies, jackknife=jackknife, groups=jk_groups
+        )
         cmi_est, est_index = cmi, cmi.strategies.index("estimand")
     else:
-        cmi = conditional_mean_imputation(fit, data_all, strategies, jackknife=jackknife)
+        cmi = conditional_mean_imputation(
+            fit, data_all, strategies, jackknife=jackknife, groups=jk_groups
+        )
         est_fit, _ = _fit_imputation_model(patients, y_estimand, visits, est)
         data_est = build_cmi_data(est_fit, patients, y_estimand, group, reference, ancova, ice)
         cmi_est = conditional_mean_imputation(
-            est_fit, data_est, {"estimand": per_patient}, jackknife=jackknife
+            est_fit, data_est, {"estimand": per_patient}, jackknife=jackknife, groups=jk_groups
         )
         est_index = 0
     cmi_seconds = time.perf_counter() - cmi_started
@@ -622,11 +651,11 @@ def missing_data_analysis(
             0,  # the likelihood analysis imputes nothing
         ]
     )
-    method = "conditional mean imputation, jackknife SE"
+    method = f"conditional mean imputation, {jackknife_words(cmi)}"
     for s, name in enumerate(cmi.strategies):
         if name == "estimand":
             continue
-        e, se, lo, hi, p = _jackknife_row(cmi, s, t, np.zeros(cmi.slope.shape[-1]), z)
+        e, se, lo, hi, p = _jackknife_row(cmi, s, t, np.zeros(cmi.slope.shape[-1]))
         rows.append(
             [
                 *labels.values(),
@@ -642,7 +671,7 @@ def missing_data_analysis(
                 n_imputed,
             ]
         )
-    e, se, lo, hi, p = _jackknife_row(cmi_est, est_index, t, np.zeros(cmi.slope.shape[-1]), z)
+    e, se, lo, hi, p = _jackknife_row(cmi_est, est_index, t, np.zeros(cmi.slope.shape[-1]))
     n_imputed_est = int(np.sum(np.isnan(y_estimand[:, t]) & level_rows.to_numpy()))
     rows.append(
         [

@@ -782,6 +782,18 @@ DEFAULT_IMPUTATION = {
 """The imputation each ICH strategy implies unless the event's table names another."""
 
 
+JACKKNIFE_GROUPS = 500
+"""Default ``[estimand] jackknife_groups``: leave-one-out up to 500 patients, 500 groups above.
+
+The leave-one-out jackknife refits and re-imputes every patient once per patient, ``O(n^2)``
+(50 s at 2,000 patients, days at 100,000); the delete-a-group jackknife with ``G`` groups costs
+``G`` replicates whatever the size, and its SE carries ``G - 1`` df (relative SD of the SE about
+``1 / sqrt(2 (G - 1))``, 3 % at 500) (docs/estimands.md)."""
+
+JACKKNIFE_GROUPS_MIN = 10
+"""Fewest jackknife groups accepted: fewer leave the SE itself too uncertain (under 9 df)."""
+
+
 @dataclass(frozen=True)
 class EstimandSettings:
     """The estimand and the missing-data sensitivity analyses (``[estimand]``, SAP §4).
@@ -812,6 +824,13 @@ class EstimandSettings:
         ``level`` (the compared level's imputed values), ``both`` or ``reference``.
     jackknife : bool
         Jackknife standard errors (false: point estimates only; never for a report).
+    jackknife_groups : int
+        ``G``: a study of at most ``G`` patients gets the leave-one-patient-out jackknife; a
+        larger one the delete-a-group jackknife (Kott 2001), its patients dealt into ``G``
+        groups by a seeded hash of their identifiers, one replicate per group deleted, SEs
+        with ``G - 1`` df (default :data:`JACKKNIFE_GROUPS`).
+    jackknife_seed : int
+        Seed of the hash that deals the patients into jackknife groups.
     mi_imputations : int
         Imputations of the bootstrapped multiple imputation pooled by Rubin's rules, the
         alternative to the jackknife (default 50; 0 leaves it out).
@@ -838,6 +857,8 @@ class EstimandSettings:
     tipping_range: float | None = None
     tipping_groups: str = "level"
     jackknife: bool = True
+    jackknife_groups: int = JACKKNIFE_GROUPS
+    jackknife_seed: int = 0
     mi_imputations: int = 50
     mi_seed: int = 2022
     covariance_by_group: bool = False
@@ -2224,6 +2245,18 @@ def load_estimand(raw: dict[str, Any], path: Path, study: Study) -> EstimandSett
             section, "tipping_groups", path, name, d.tipping_groups, TIPPING_GROUPS
         ),
         jackknife=_flag(section, "jackknife", path, name, d.jackknife),
+        jackknife_groups=_whole(
+            section,
+            "jackknife_groups",
+            path,
+            name,
+            d.jackknife_groups,
+            JACKKNIFE_GROUPS_MIN,
+            10_000_000,
+        ),
+        jackknife_seed=_whole(
+            section, "jackknife_seed", path, name, d.jackknife_seed, 0, 2**31 - 1
+        ),
         mi_imputations=_whole(section, "mi_imputations", path, name, d.mi_imputations, 0, 10000),
         mi_seed=_whole(section, "mi_seed", path, name, d.mi_seed, 0, 2**31 - 1),
         covariance_by_group=_flag(

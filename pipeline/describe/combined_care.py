@@ -25,6 +25,7 @@ import pandas as pd
 from pipeline.analyses.plans import likelihood_ratio_row
 from pipeline.derive.dataset import CO_INTERVENTION_GROUPS
 from pipeline.lmm import fit_lmm
+from pipeline.lmm.fit import FAST_PATH
 from pipeline.lmm.marginal import inference_fields
 from pipeline.schemas.columns import PATIENT_ID
 
@@ -123,7 +124,7 @@ def combined_care(
         reduced = " + ".join([*terms, g, co])
         full = " + ".join([*terms, f"{g} * {co}"])
         people = rows.drop_duplicates(PATIENT_ID)[CO].astype(str)
-        fit = fit_lmm(frame, change, reduced, PATIENT_ID)
+        fit = fit_lmm(frame, change, reduced, PATIENT_ID, **FAST_PATH)
         names = list(fit.design_columns)
         effect = names.index(f"{g}[T.{level}]")
         estimates.append(
@@ -156,7 +157,7 @@ def combined_care(
                     int(people.isin([group, kept[0]]).sum()),
                 )
             )
-        fit_full = fit_lmm(frame, change, full, PATIENT_ID)
+        fit_full = fit_lmm(frame, change, full, PATIENT_ID, **FAST_PATH)
         names = list(fit_full.design_columns)
         effect = names.index(f"{g}[T.{level}]")
         for group in kept:
@@ -178,8 +179,8 @@ def combined_care(
                     int((people == group).sum()),
                 )
             )
-        ml_reduced = fit_lmm(frame, change, reduced, PATIENT_ID, reml=False)
-        ml_full = fit_lmm(frame, change, full, PATIENT_ID, reml=False)
+        ml_reduced = fit_lmm(frame, change, reduced, PATIENT_ID, reml=False, **FAST_PATH)
+        ml_full = fit_lmm(frame, change, full, PATIENT_ID, reml=False, **FAST_PATH)
         row = likelihood_ratio_row(f"{comparison} x co-intervention", ml_full, ml_reduced)
         tests.append({"comparison": comparison, "groups": len(kept), **row})
     return pd.DataFrame(estimates, columns=COLUMNS), pd.DataFrame(tests, columns=TEST_COLUMNS)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.lmm import fit_lmm
+from pipeline.lmm.fit import FAST_PATH
 from pipeline.schemas.columns import PATIENT_ID
 
 METHOD = "LMM: change ~ baseline + C(sessions) + chronicity + (1 | patient), Satterthwaite df"
@@ -94,7 +95,7 @@ def dose_response(
             terms.append(f"C({name}, Treatment('{reference}'))" if reference else f"C({name})")
     frame = rows[[PATIENT_ID, change, baseline, "dose", *adjust]].copy()
     frame["dose"] = frame["dose"].astype(int)
-    fit = fit_lmm(frame, change, " + ".join(terms), PATIENT_ID)
+    fit = fit_lmm(frame, change, " + ".join(terms), PATIENT_ID, **FAST_PATH)
     names = list(fit.design_columns)
 
     def coefficient(dose: int) -> np.ndarray:

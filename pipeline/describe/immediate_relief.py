@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.lmm import fit_lmm
+from pipeline.lmm.fit import FAST_PATH
 from pipeline.lmm.marginal import inference_fields
 from pipeline.schemas.analysis import DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import PATIENT_ID
@@ -133,13 +134,15 @@ def within_session_change(
     frame = relief_frame(pairs, column, improvement_sign)
     if frame[PATIENT_ID].nunique() < max(min_patients, 2):
         return pd.DataFrame(columns=COLUMNS)
-    overall = fit_lmm(frame, "relief", "1", PATIENT_ID)
+    overall = fit_lmm(frame, "relief", "1", PATIENT_ID, **FAST_PATH)
     row = overall.contrast([1.0], "all").iloc[0]
     rows = [_row("all", "mean", "all", "", frame, row, MEAN_METHOD)]
     factors = _factors(frame, min_patients)
     if factors:
         data = frame.dropna(subset=factors)
-        fit = fit_lmm(data, "relief", " + ".join(_term(f) for f in factors), PATIENT_ID)
+        fit = fit_lmm(
+            data, "relief", " + ".join(_term(f) for f in factors), PATIENT_ID, **FAST_PATH
+        )
         names = list(fit.design_columns)
         for name in factors:
             reference, level = _FACTORS[name]
@@ -212,7 +215,9 @@ def next_visit_relation(
         return pd.DataFrame(columns=NEXT_COLUMNS)
     factors = _factors(frame, min_patients)
     frame = frame.dropna(subset=factors)
-    fit = fit_lmm(frame, "next", " + ".join(["relief", *map(_term, factors)]), PATIENT_ID)
+    fit = fit_lmm(
+        frame, "next", " + ".join(["relief", *map(_term, factors)]), PATIENT_ID, **FAST_PATH
+    )
     vector = np.zeros(len(fit.design_columns))
     vector[list(fit.design_columns).index("relief")] = 1.0
     result = fit.contrast(vector, "relief").iloc[0]

@@ -213,7 +213,13 @@ def residuals_against_fitted(
 
 
 def normal_qq(
-    ax: Axes, values: np.ndarray, *, line_color: str, line_width: float, **points
+    ax: Axes,
+    values: np.ndarray,
+    *,
+    line_color: str,
+    line_width: float,
+    max_points: int | None = None,
+    **points,
 ) -> None:
     """Draw a normal Q–Q plot: ordered values against normal quantiles, with the fitted line.
 
@@ -227,10 +233,17 @@ def normal_qq(
         Colour of the fitted line.
     line_width : float
         Width of the fitted line.
+    max_points : int, optional
+        Draw at most this many points: the order statistics at evenly spaced ranks, the
+        smallest and largest always among them, each at its own normal quantile among all
+        ``n`` values (the line is fitted to all). Default: every point.
     **points
         Marker properties of :meth:`matplotlib.axes.Axes.scatter`.
     """
     (theoretical, ordered), (slope, intercept, _) = stats.probplot(values, dist="norm")
+    if max_points is not None and ordered.size > max_points:
+        ranks = np.unique(np.round(np.linspace(0, ordered.size - 1, max_points)).astype(int))
+        theoretical, ordered = theoretical[ranks], ordered[ranks]
     ax.scatter(theoretical, ordered, **points)
     ax.plot(theoretical, intercept + slope * theoretical, color=line_color, linewidth=line_width)
     ax.set_xlabel("Normal quantile")

@@ -75,6 +75,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -102,6 +103,7 @@ from pipeline.lmm.reuse import shared
 
 __all__ = [
     "DEFAULT_ROUTES",
+    "FAST_PATH",
     "FAST_ROUTES",
     "FIXED_EFFECT_COLUMNS",
     "GRADIENT_TOL",
@@ -119,6 +121,15 @@ FAST_ROUTES: tuple[str, ...] = ("numpy-lbfgsb",)
 lme4's start, verified by lme4's gradient check; with ``escalate=DEFAULT_ROUTES`` the
 statsmodels routes and the derivative-free numpy Powell route are added whenever that check
 fails or the fit is singular."""
+
+FAST_PATH: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"routes": FAST_ROUTES, "escalate": ("numpy-powell",)}
+)
+"""``fit_lmm(..., **FAST_PATH)``: the clinic questions' policy (:mod:`pipeline.describe`),
+:data:`FAST_ROUTES` checked by the derivative-free numpy Powell route (an independent second
+optimiser, SAP section 6) when the optimum is not verified or is singular. statsmodels' MixedLM
+routes are left out: its criterion loops over the patients in Python, which at 20,000 patients
+cost minutes per fit, and a singular fit (a legitimate zero variance) escalated every time."""
 
 HESSIAN_EIGEN_TOL = 1e-8
 """lmerTest's tolerance for zero / negative eigenvalues of the deviance Hessian."""

@@ -14,6 +14,12 @@ R's ``rbmi`` implements it (``method_condmean(type = "jackknife")``):
    the group indicators and the baseline covariates).
 4. The standard error is the leave-one-patient-out jackknife of steps 1-3,
    ``sqrt((n - 1) / n * sum_i (theta_(-i) - mean)^2)``, with normal CIs and p-values.
+   For large studies the delete-a-group jackknife (Kott 2001, "The delete-a-group jackknife",
+   *Journal of Official Statistics* 17(4):521-526) replaces it: the patients are split into
+   ``G`` groups (:func:`jackknife_groups`), each replicate deletes one group, and the variance
+   is ``(G - 1) / G * sum_g (theta_(-g) - mean)^2`` with ``G - 1`` degrees of freedom
+   (:attr:`CmiResult.df`). With ``G = n`` (every patient a group) it is the leave-one-out
+   jackknife, number for number.
 
 Strategies (Carpenter, Roger and Kenward 2013, *J Biopharm Stat* 23:1352), for a patient of
 group ``a`` whose intercurrent event (ICE) makes visits ``t, t+1, ...`` "post-ICE", with own-group
@@ -62,7 +68,13 @@ pattern's ``XX``, ``XY``, ``YY`` and count downdated (no patsy, no new design). 
 at the full estimate and takes chord-Newton steps with the full fit's Hessian factorised once
 (Cholesky) for all patients: the leave-one-out optimum is ``O(1/n)`` away, so a few steps
 (one criterion-and-gradient evaluation each) reach a step below ``1e-9``; a refit that does not
-settle falls back to L-BFGS-B from the warm start. The ANCOVA's leave-one-out coefficients use
+settle falls back to L-BFGS-B from the warm start. A deleted group downdates the patterns of
+all its patients (its optimum is ``O(1/G)`` away: a few more steps). A replicate's ANCOVA
+needs only ``Z'Y`` of the completed data, which is linear in ``beta`` and in each visit
+pattern's regression ``Sigma_OO^-1 Sigma_OM``: it is read off per-pattern sums formed once,
+less what the deleted patients contribute (:class:`_AncovaSums`), so no replicate re-imputes
+all ``n`` patients. The leave-one-out jackknife still costs ``n`` refits; the grouped one
+``G``, whatever the size. The ANCOVA's leave-one-out coefficients use
 the Sherman-Morrison downdate of ``(Z'Z)^{-1}``, and a tipping-point delta enters every estimate
 linearly, so the whole delta grid is read off the jackknife without refitting.
 """
@@ -71,6 +83,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,6 +100,7 @@ __all__ = [
     "CmiResult",
     "MiResult",
     "conditional_mean_imputation",
+    "jackknife_groups",
     "joint_sigma",
     "multiple_imputation",
     "strategy_means",
@@ -171,22 +185,27 @@ class CmiResult:
     estimate : numpy.ndarray
         ``(S, L, T)``: group difference (level ``l`` minus reference) at each visit.
     jackknife : numpy.ndarray
-        ``(n, S, L, T)``: the same with each patient left out.
+        ``(R, S, L, T)``: the same with each patient (``R = n``, leave-one-out) or each
+        jackknife group (``R = G``, delete-a-group) left out.
     slope : numpy.ndarray
         ``(S, L, T, G)``: change in ``estimate`` per unit delta added to the imputed values of
         the patients of group ``g`` (``G`` groups, reference first).
     slope_jackknife : numpy.ndarray
-        ``(n, S, L, T, G)``: the same, leave-one-out.
+        ``(R, S, L, T, G)``: the same, per jackknife replicate.
     imputed : numpy.ndarray
         ``(S, n, T)`` completed data of the full fit.
     n_refits : int
-        Leave-one-out refits of the imputation model.
+        Jackknife refits of the imputation model.
     n_fallback : int
         Refits that needed L-BFGS-B after the chord-Newton steps.
     max_newton_steps : int
         Largest number of chord-Newton steps taken by a refit.
     mean_newton_steps : float
         Mean number of chord-Newton steps per refit.
+    leave_one_out : bool
+        True when every patient is a jackknife replicate of their own (the leave-one-out
+        jackknife, normal CIs); False for the delete-a-group jackknife (``t`` with ``R - 1``
+        df, Kott 2001).
     """
 
     strategies: tuple[str, ...]
@@ -199,9 +218,35 @@ class CmiResult:
     n_fallback: int
     max_newton_steps: int
     mean_newton_steps: float
+    leave_one_out: bool = True
+
+    @property
+    def replicates(self) -> int:
+        """Jackknife replicates ``R``: patients (leave-one-out) or groups (delete-a-group)."""
+        return int(self.jackknife.shape[0])
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of the jackknife SE: infinite (normal) or ``G - 1`` (grouped)."""
+        return np.inf if self.leave_one_out else float(self.replicates - 1)
+
+    def critical_value(self, level: float = 0.95) -> float:
+        """Two-sided quantile of the CIs: normal, or ``t`` with :attr:`df` df when grouped."""
+        q = 0.5 + level / 2
+        return float(stats.norm.ppf(q) if np.isinf(self.df) else stats.t.ppf(q, self.df))
+
+    def p_values(self, estimate: np.ndarray, std_err: np.ndarray) -> np.ndarray:
+        """Two-sided p-values of ``estimate / std_err`` (NaN where the SE is zero)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(estimate) / std_err
+            tail = stats.norm.sf(ratio) if np.isinf(self.df) else stats.t.sf(ratio, self.df)
+        return np.where(std_err > 0, 2 * tail, np.nan)
 
     def std_err(self, delta: np.ndarray | float = 0.0) -> np.ndarray:
         """Jackknife SE of every estimate, with ``delta`` per group added to imputed values.
+
+        ``sqrt((R - 1) / R * sum_r (theta_r - mean)^2)`` over the ``R`` replicates: patients
+        (leave-one-out) or groups (delete-a-group, Kott 2001).
 
         Parameters
         ----------
@@ -234,13 +279,14 @@ class CmiResult:
         0-based visit index); the caller names them.
         """
         est, se = self.shifted(delta), self.std_err(delta)
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = self.critical_value(level)
+        pv = self.p_values(est, se)
         rows = []
         for s, name in enumerate(self.strategies):
             for lv in range(est.shape[1]):
                 for t in range(est.shape[2]):
                     e, sd = float(est[s, lv, t]), float(se[s, lv, t])
-                    p = float(2 * stats.norm.sf(abs(e) / sd)) if sd > 0 else np.nan
+                    p = float(pv[s, lv, t])
                     rows.append([name, lv + 1, t, e, sd, e - z * sd, e + z * sd, p])
         return pd.DataFrame(
             rows,
@@ -265,7 +311,8 @@ def strategy_means(
     Parameters
     ----------
     mu_own, mu_ref : numpy.ndarray
-        ``(n, T)`` own-group and reference means of each patient.
+        ``(n, T)`` own-group and reference means of each patient (or ``(n, T, p)``: the
+        designs of those means, giving the design of the strategy's means).
     ice : numpy.ndarray
         ``(n,)`` first post-ICE visit index (``T``: no ICE).
     strategy : numpy.ndarray
@@ -276,23 +323,25 @@ def strategy_means(
     numpy.ndarray
         ``(n, T)``.
     """
-    n, t = mu_own.shape
+    n, t = mu_own.shape[:2]
     unknown = set(np.unique(strategy)) - set(STRATEGIES)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}: choose from {STRATEGIES}")
+    # trailing axes (a design's columns, ``(n, T, p)``) ride along: the map is linear
+    tail = (None,) * (mu_own.ndim - 2)
     cols = np.arange(t)[None, :]
-    post = cols >= ice[:, None]
+    post = (cols >= ice[:, None])[(..., *tail)]
     last = np.clip(ice - 1, 0, t - 1)
     rows = np.arange(n)
-    has_last = (ice > 0)[:, None]
+    has_last = (ice > 0)[(slice(None), None, *tail)]
     own_last = mu_own[rows, last][:, None]
     ref_last = mu_ref[rows, last][:, None]
-    s = np.asarray(strategy)[:, None]
+    s = np.asarray(strategy)[(slice(None), None, *tail)]
     out = mu_own.copy()
     j2r = np.where(post, mu_ref, mu_own)
     cir = np.where(post, np.where(has_last, own_last + mu_ref - ref_last, mu_ref), mu_own)
     lmcf = np.where(post, np.where(has_last, own_last, mu_ref), mu_own)
-    cr = np.where((ice < t)[:, None], mu_ref, mu_own)
+    cr = np.where((ice < t)[(slice(None), None, *tail)], mu_ref, mu_own)
     out = np.where(s == "J2R", j2r, out)
     out = np.where(s == "CIR", cir, out)
     out = np.where(s == "LMCF", lmcf, out)
@@ -451,6 +500,100 @@ class _Imputer:
             noise = rng.standard_normal((rows.size, mis.size)) @ chol.T
             completed[:, rows[:, None], mis[None, :]] += noise[None]
 
+    def cells(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple | None]]:
+        """Every ``(strategy, rows, obs, mis, sigma key)`` block the imputation fills."""
+        if self.separate:
+            return [
+                (s, rows, obs, mis, key)
+                for s, blocks in enumerate(self.blocks)
+                for rows, obs, mis, key in blocks
+            ]
+        return [
+            (s, rows, obs, mis, None)
+            for s in range(len(self.strategies))
+            for rows, obs, mis in self.groups
+        ]
+
+    def _coef(self, key: tuple | None, sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray):
+        sig = (sigma[0] if sigma.ndim == 3 else sigma) if key is None else self._sigma(key, sigma)
+        return np.linalg.solve(sig[np.ix_(obs, obs)], sig[np.ix_(obs, mis)])
+
+    def design(self, s: int, rows: np.ndarray) -> np.ndarray:
+        """``(k, T, p)``: strategy ``s``'s mean of each cell of ``rows`` as a map of ``beta``."""
+        d = self.data
+        codes, ice = self.strategies[s]
+        return strategy_means(d.x_own[rows], d.x_ref[rows], ice[rows], codes[rows])
+
+
+class _AncovaSums:
+    """``Z' Y`` of the completed data from per-block sums: no pass over the patients.
+
+    A block's imputed values are ``M_mis beta + (y_obs - M_obs beta) C`` (``M`` the design of
+    the strategy's means, ``C = Sigma_OO^-1 Sigma_OM``), linear in ``beta`` and in ``C``; so
+    ``sum_i z_i y_i`` over the block is ``P_mis beta + (P_y - P_obs beta) C`` with the sums
+    ``P_mis = sum_i z_i M_i,mis``, ``P_obs = sum_i z_i M_i,obs`` and ``P_y = sum_i z_i y_i,obs``
+    formed once. A jackknife replicate evaluates them at its ``(beta, Sigma)`` and subtracts
+    what its deleted patients contribute: ``O(blocks + deleted)`` instead of ``O(n)``.
+    """
+
+    def __init__(self, imputer: _Imputer):
+        self.imputer = imputer
+        d = imputer.data
+        z = d.z
+        y0 = np.where(np.isnan(d.y), 0.0, d.y)
+        self.observed = np.einsum("nq,nt->qt", z, y0)  # observed cells, every strategy
+        self.cells = imputer.cells()
+        self.member = np.full((len(imputer.strategies), d.n), -1)  # each patient's block
+        self.blocks = []
+        for c, (s, rows, obs, mis, key) in enumerate(self.cells):
+            zr = z[rows]
+            m = imputer.design(s, rows)  # (k, T, p)
+            p_mis = np.einsum("kq,ktp->qtp", zr, m[:, mis])
+            p_obs = np.einsum("kq,ktp->qtp", zr, m[:, obs])
+            p_y = zr.T @ d.y[rows][:, obs]
+            self.blocks.append((s, obs, mis, key, p_mis, p_obs, p_y))
+            self.member[s, rows] = c
+
+    def _coefs(self, sigma: np.ndarray) -> dict:
+        out: dict = {}
+        for _, obs, mis, key, *_ in self.blocks:
+            name = (key, obs.tobytes(), mis.tobytes())
+            if obs.size and name not in out:
+                out[name] = self.imputer._coef(key, sigma, obs, mis)
+        return out
+
+    def total(self, beta: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, dict]:
+        """``(S, q, T)``: ``Z' Y`` of all patients completed at ``(beta, Sigma)``; the coefs."""
+        imp = self.imputer
+        coefs = self._coefs(sigma)
+        out = np.broadcast_to(self.observed, (len(imp.strategies), *self.observed.shape)).copy()
+        for s, obs, mis, key, p_mis, p_obs, p_y in self.blocks:
+            fill = p_mis @ beta
+            if obs.size:
+                fill = fill + (p_y - p_obs @ beta) @ coefs[(key, obs.tobytes(), mis.tobytes())]
+            out[s][:, mis] += fill
+        return out, coefs
+
+    def of(self, rows: np.ndarray, beta: np.ndarray, coefs: dict) -> np.ndarray:
+        """``(S, q, T)``: what the patients ``rows`` add to :meth:`total`, row by row."""
+        imp = self.imputer
+        d = imp.data
+        zr = d.z[rows]
+        y0 = np.where(np.isnan(d.y[rows]), 0.0, d.y[rows])
+        out = np.broadcast_to(zr.T @ y0, (len(imp.strategies), zr.shape[1], d.n_visits)).copy()
+        for s in range(len(imp.strategies)):
+            blocks = self.member[s, rows]
+            for c in np.unique(blocks[blocks >= 0]):
+                mine = rows[blocks == c]
+                _, _, obs, mis, key = self.cells[c]
+                m = imp.design(s, mine) @ beta  # (k, T)
+                fill = m[:, mis]
+                if obs.size:
+                    resid = d.y[mine][:, obs] - m[:, obs]
+                    fill = fill + resid @ coefs[(key, obs.tobytes(), mis.tobytes())]
+                out[s][:, mis] += d.z[mine].T @ fill
+        return out
+
 
 def _conditional_chol(sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray) -> np.ndarray:
     """Cholesky factor of ``Sigma[M, M] - Sigma[M, O] Sigma[O, O]^{-1} Sigma[O, M]``."""
@@ -485,24 +628,49 @@ class _LeaveOneOut:
         self.steps = 0
         self.refits = 0
 
-    def without(self, subject: int) -> tuple[np.ndarray, np.ndarray]:
-        """``beta`` and ``(G, T, T)`` Sigmas with ``subject`` left out (the full fit when -1)."""
+    def without(self, subject: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``beta`` and ``(G, T, T)`` Sigmas with ``subject`` left out (the full fit when -1).
+
+        ``subject`` is one subject code or several (a deleted jackknife group); codes below
+        zero are ignored, and when none is left the full fit is returned.
+        """
         lik = self.lik
-        if subject < 0:
+        subjects = [int(v) for v in np.atleast_1d(subject) if v >= 0]
+        if not subjects:
             st = lik.state(self.theta)
             return st.beta, np.asarray(lik.sigmas(self.theta))
-        b_idx, j, rows = self.where[subject]
-        batch = lik.batches[b_idx]
-        x = lik.data.x[rows]
-        y = lik.data.y[rows]
-        xx, xy, yy, n = batch.xx.copy(), batch.xy.copy(), batch.yy.copy(), batch.n.copy()
-        xx[j] -= x[:, None, :, None] * x[None, :, None, :]
-        xy[j] -= x[:, None, :] * y[None, :, None]
-        yy[j] -= np.outer(y, y)
-        n[j] -= 1.0
+        changed: dict[int, list[np.ndarray]] = {}
+        by_pattern: dict[tuple[int, int], list[np.ndarray]] = {}
+        for code in subjects:
+            b_idx, j, rows = self.where[code]
+            by_pattern.setdefault((b_idx, j), []).append(rows)
+        for (b_idx, j), row_list in by_pattern.items():
+            if b_idx not in changed:
+                batch = lik.batches[b_idx]
+                changed[b_idx] = [batch.xx.copy(), batch.xy.copy(), batch.yy.copy(), batch.n.copy()]
+            xx, xy, yy, n = changed[b_idx]
+            if len(row_list) == 1:  # one patient: their outer products (leave-one-out)
+                x = lik.data.x[row_list[0]]
+                y = lik.data.y[row_list[0]]
+                xx[j] -= x[:, None, :, None] * x[None, :, None, :]
+                xy[j] -= x[:, None, :] * y[None, :, None]
+                yy[j] -= np.outer(y, y)
+                n[j] -= 1.0
+                continue
+            # several patients of one pattern (a deleted group): one matrix product
+            rows = np.stack(row_list)  # (m, k)
+            m, k = rows.shape
+            p = lik.data.x.shape[1]
+            xp = lik.data.x[rows].reshape(m, k * p)
+            yp = lik.data.y[rows]
+            xx[j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
+            xy[j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
+            yy[j] -= yp.T @ yp
+            n[j] -= float(m)
         loo = copy.copy(lik)
         batches = list(lik.batches)
-        batches[b_idx] = dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n)
+        for b_idx, (xx, xy, yy, n) in changed.items():
+            batches[b_idx] = dataclasses.replace(batches[b_idx], xx=xx, xy=xy, yy=yy, n=n)
         loo.batches = tuple(batches)
         theta = self._solve(loo)
         st = loo.state(theta)
@@ -544,6 +712,7 @@ def conditional_mean_imputation(
     strategies: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
     *,
     jackknife: bool = True,
+    groups: np.ndarray | None = None,
 ) -> CmiResult:
     """Impute by conditional means under each strategy vector, analyse, and jackknife.
 
@@ -560,8 +729,12 @@ def conditional_mean_imputation(
         (codes, first post-ICE visit index) to use other events than ``data.ice``. Every
         vector shares the imputation fit, so the jackknife refits serve them all.
     jackknife : bool, default True
-        Leave each patient out in turn (otherwise ``jackknife`` holds the full estimate ``n``
-        times and the SEs are zero).
+        Leave each patient (or group) out in turn (otherwise ``jackknife`` holds the full
+        estimate once per replicate and the SEs are zero).
+    groups : numpy.ndarray, optional
+        ``(n,)`` delete-a-group jackknife group of each patient, codes ``0 .. G - 1`` each
+        used (:func:`jackknife_groups`); default: every patient their own group, the
+        leave-one-out jackknife. Groups of one patient each give the leave-one-out numbers.
 
     Returns
     -------
@@ -588,30 +761,45 @@ def conditional_mean_imputation(
     slope = np.einsum("ln,ntg->ltg", weights, masks)
     slope = np.broadcast_to(slope, (len(names), *slope.shape)).copy()
 
-    jk = np.broadcast_to(estimate, (n, *estimate.shape)).copy()
-    jk_slope = np.broadcast_to(slope, (n, *slope.shape)).copy()
+    if groups is None:
+        members = [np.array([i]) for i in range(n)]
+    else:
+        labels = np.asarray(groups, dtype=int)
+        if labels.shape != (n,) or labels.min() < 0:
+            raise ValueError(f"groups must hold one code >= 0 per patient ({n})")
+        order = np.argsort(labels, kind="stable")
+        cuts = np.flatnonzero(np.diff(labels[order])) + 1
+        members = np.split(order, cuts)
+        if len(members) != labels.max() + 1:
+            raise ValueError("groups must use every code from 0 to their largest")
+    replicates = len(members)
+    jk = np.broadcast_to(estimate, (replicates, *estimate.shape)).copy()
+    jk_slope = np.broadcast_to(slope, (replicates, *slope.shape)).copy()
     if jackknife:
         zt_full = np.einsum("nq,snt->sqt", data.z, full)
         zt_mask = np.einsum("nq,ntg->qtg", data.z, masks)
-        for i in range(n):
-            keep = keep_all.copy()
-            keep[i] = False
-            subject = int(data.fit_subject[i])
-            if subject >= 0:
-                b_i, s_i = loo.without(subject)
-                comp = imputer.complete(b_i, s_i, keep)
-                comp[:, i, :] = 0.0
-                ztv = np.einsum("nq,snt->sqt", data.z, comp)
+        sums = _AncovaSums(imputer)
+        for r, out in enumerate(members):
+            subjects = data.fit_subject[out]
+            if np.any(subjects >= 0):
+                b_r, s_r = loo.without(subjects)
+                everyone, coefs = sums.total(b_r, s_r)
+                ztv = everyone - sums.of(out, b_r, coefs)
             else:  # the imputation fit is unchanged: downdate the full sums
-                ztv = zt_full - np.einsum("q,st->sqt", data.z[i], full[:, i, :])
-            zi = data.z[i]
-            u = a_inv @ zi
-            h = float(zi @ u)
-            a_loo = a_inv + np.outer(u, u) / (1.0 - h)
+                ztv = zt_full - np.einsum("kq,skt->sqt", data.z[out], full[:, out, :])
+            z_out = data.z[out]
+            if out.size == 1:  # Sherman-Morrison downdate of (Z'Z)^-1
+                u = a_inv @ z_out[0]
+                h = float(z_out[0] @ u)
+                a_loo = a_inv + np.outer(u, u) / (1.0 - h)
+            else:  # Woodbury: (Z'Z - Zg'Zg)^-1 = A + A Zg' (I - Zg A Zg')^-1 Zg A
+                u = a_inv @ z_out.T
+                inner = np.eye(out.size) - z_out @ u
+                a_loo = a_inv + u @ np.linalg.solve(inner, u.T)
             c = a_loo[data.effect_columns]
-            jk[i] = np.einsum("lq,sqt->slt", c, ztv)
-            zt_mask_i = zt_mask - np.einsum("q,tg->qtg", zi, masks[i])
-            jk_slope[i] = np.einsum("lq,qtg->ltg", c, zt_mask_i)[None]
+            jk[r] = np.einsum("lq,sqt->slt", c, ztv)
+            zt_mask_r = zt_mask - np.einsum("kq,ktg->qtg", z_out, masks[out])
+            jk_slope[r] = np.einsum("lq,qtg->ltg", c, zt_mask_r)[None]
     return CmiResult(
         strategies=names,
         estimate=estimate,
@@ -619,11 +807,50 @@ def conditional_mean_imputation(
         slope=slope,
         slope_jackknife=jk_slope,
         imputed=full,
-        n_refits=int(np.sum(data.fit_subject >= 0)) if jackknife else 0,
+        n_refits=sum(bool(np.any(data.fit_subject[m] >= 0)) for m in members) if jackknife else 0,
         n_fallback=loo.n_fallback,
         max_newton_steps=loo.max_steps,
         mean_newton_steps=loo.steps / max(loo.refits, 1),
+        leave_one_out=replicates == n,
     )
+
+
+def jackknife_groups(keys: Sequence[object], n_groups: int, seed: int = 0) -> np.ndarray:
+    """Assign patients to delete-a-group jackknife groups by a stable, seeded hash.
+
+    Each key (a patient's identifier) is hashed with ``seed`` (BLAKE2b, so the same on every
+    machine and run, whatever the order of the rows); the patients are ranked by hash and
+    dealt out in turn, rank ``k`` to group ``k mod G``, so that the groups are a random
+    partition with sizes differing by at most one (Kott 2001's random groups).
+
+    Parameters
+    ----------
+    keys : sequence
+        One distinct identifier per patient.
+    n_groups : int
+        Groups ``G``; with ``G >= n`` every patient is a group (leave-one-out).
+    seed : int, default 0
+        Seed of the hash.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` group codes ``0 .. min(G, n) - 1``.
+    """
+    n = len(keys)
+    if n_groups < 2:
+        raise ValueError(f"a jackknife needs at least 2 groups, got {n_groups}")
+    digests = [
+        int.from_bytes(
+            hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big", signed=False
+        )
+        for k in keys
+    ]
+    # ties (equal hashes) are broken by the key itself, so the ranking is total
+    order = sorted(range(n), key=lambda i: (digests[i], str(keys[i])))
+    labels = np.empty(n, dtype=int)
+    labels[np.asarray(order, dtype=int)] = np.arange(n) % min(n_groups, n)
+    return labels
 
 
 def build_cmi_data(
@@ -747,33 +974,86 @@ class MiResult:
     draws: np.ndarray
 
 
-def _reweighted(lik: object, weights: np.ndarray, where: Mapping[int, tuple]) -> object:
-    """Return the likelihood with each patient's cross-products times a bootstrap weight."""
-    data = lik.data  # type: ignore[attr-defined]
-    out = copy.copy(lik)
-    batches = []
-    for batch in lik.batches:  # type: ignore[attr-defined]
-        xx, xy, yy, n = (
-            np.zeros_like(batch.xx),
-            np.zeros_like(batch.xy),
-            np.zeros_like(batch.yy),
-            np.zeros_like(batch.n),
-        )
-        batches.append([batch, xx, xy, yy, n])
-    for subject, (b_idx, j, rows) in where.items():
-        w = weights[subject]
-        if w == 0:
-            continue
-        x, y = data.x[rows], data.y[rows]
-        _, xx, xy, yy, n = batches[b_idx]
-        xx[j] += w * (x[:, None, :, None] * x[None, :, None, :])
-        xy[j] += w * (x[:, None, :] * y[None, :, None])
-        yy[j] += w * np.outer(y, y)
-        n[j] += w
-    out.batches = tuple(
-        dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n) for batch, xx, xy, yy, n in batches
-    )
-    return out
+class _WeightedCrossproducts:
+    """Each visit pattern's cross-products under per-patient weights (the bootstrap's).
+
+    A pattern's stacked design ``X_p`` (one patient a row, ``k p`` columns) has low rank when
+    the model holds only patient-level covariates and visit (``visit * (group + baseline +
+    covariates)``: each patient's row is a fixed linear map of their ``c`` covariates), so
+    ``X_p = X_p[:, J] B`` for ``r <= c`` columns ``J``, found once by a pivoted QR and checked
+    on every row; then ``X_p' W X_p = B' (X_p[:, J]' W X_p[:, J]) B`` costs ``r^2`` per patient
+    instead of ``(k p)^2``. A pattern whose design does not factor keeps the full product.
+    """
+
+    def __init__(self, lik: object):
+        self.lik = lik
+        data = lik.data  # type: ignore[attr-defined]
+        self.p = data.x.shape[1]
+        self.parts: list[list[tuple]] = []
+        for batch in lik.batches:  # type: ignore[attr-defined]
+            per = []
+            for p_idx in batch.index:
+                rows = data.patterns[p_idx].rows  # (n_p, k): one patient a row
+                m, k = rows.shape
+                xp = data.x[rows].reshape(m, k * self.p)
+                yp = data.y[rows]
+                subjects = data.subject_codes[rows[:, 0]]
+                cols, basis = self._factor(xp)
+                if cols is not None:  # keep only the basis columns (memory)
+                    xp = np.ascontiguousarray(xp[:, cols])
+                per.append((subjects, xp, yp, cols, basis))
+            self.parts.append(per)
+
+    @staticmethod
+    def _factor(xp: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Columns ``J`` and ``B`` with ``xp = xp[:, J] @ B`` (None when it does not factor)."""
+        m, width = xp.shape
+        if m <= 2 * width:
+            return None, None
+        _, r_mat, piv = scipy.linalg.qr(xp[: 4 * width], mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r_mat))
+        rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size and diag[0] > 0 else 0
+        if rank == 0 or rank * 4 > width:
+            return None, None
+        cols = np.sort(piv[:rank])
+        basis = np.linalg.lstsq(xp[: 4 * width, cols], xp[: 4 * width], rcond=None)[0]
+        scale = max(float(np.max(np.abs(xp))), 1.0)
+        for start in range(0, m, 20000):  # the factorisation must hold on every row
+            chunk = slice(start, start + 20000)
+            if np.max(np.abs(xp[chunk, cols] @ basis - xp[chunk])) > 1e-10 * scale:
+                return None, None
+        return cols, basis
+
+    def weighted(self, weights: np.ndarray) -> object:
+        """Return the likelihood with each patient's cross-products times ``weights[subject]``."""
+        p = self.p
+        out = copy.copy(self.lik)
+        batches = []
+        for batch, per in zip(self.lik.batches, self.parts, strict=True):  # type: ignore[attr-defined]
+            xx, xy, yy, n = (
+                np.zeros_like(batch.xx),
+                np.zeros_like(batch.xy),
+                np.zeros_like(batch.yy),
+                np.zeros_like(batch.n),
+            )
+            for j, (subjects, xp, yp, cols, basis) in enumerate(per):
+                w = weights[subjects]
+                k = yp.shape[1]
+                yw = yp * w[:, None]
+                if cols is None:
+                    xw = xp * w[:, None]
+                    full_xx, full_xy = xw.T @ xp, xw.T @ yp
+                else:  # xp holds the basis columns only
+                    uw = xp * w[:, None]
+                    full_xx = basis.T @ (uw.T @ xp) @ basis
+                    full_xy = basis.T @ (uw.T @ yp)
+                xx[j] = full_xx.reshape(k, p, k, p).transpose(0, 2, 1, 3)
+                xy[j] = full_xy.reshape(k, p, k).transpose(0, 2, 1)
+                yy[j] = yw.T @ yp
+                n[j] = w.sum()
+            batches.append(dataclasses.replace(batch, xx=xx, xy=xy, yy=yy, n=n))
+        out.batches = tuple(batches)
+        return out
 
 
 def multiple_imputation(
@@ -821,9 +1101,10 @@ def multiple_imputation(
     keep = np.ones(n, dtype=bool)
     draws = np.zeros((m, len(names), len(data.effect_columns), data.n_visits))
     variances = np.zeros_like(draws)
+    crossproducts = _WeightedCrossproducts(loo.lik)
     for b in range(m):
         w = rng.multinomial(n_fit, np.full(n_fit, 1.0 / n_fit)).astype(float)
-        lik_b = _reweighted(loo.lik, w, loo.where)
+        lik_b = crossproducts.weighted(w)
         theta = loo._solve(lik_b)
         st = lik_b.state(theta)  # type: ignore[attr-defined]
         sigma = np.asarray(lik_b.sigmas(theta))  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.settings import load_config
+from pipeline.config.settings import JACKKNIFE_GROUPS, load_config
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,9 +80,35 @@ imputation = "CR"
         ('[estimand.events.discontinued]\nstrategy = "composite"', "estimand.events.discontinued"),
         ("[estimand]\ntipping_deltas = 2", "estimand.tipping_deltas"),
         ("[estimand]\nmi_imputations = -1", "estimand.mi_imputations"),
+        ("[estimand]\njackknife_groups = 9", "estimand.jackknife_groups"),
+        ("[estimand]\njackknife_groups = 100.5", "estimand.jackknife_groups"),
+        ('[estimand]\njackknife_groups = "many"', "estimand.jackknife_groups"),
+        ("[estimand]\njackknife_seed = -3", "estimand.jackknife_seed"),
         ("[estimand]\nwhatever = 1", "estimand"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, extra, key):
     with pytest.raises(ConfigError, match=rf"\[{key}"):
         load_config(_write(tmp_path, extra))
+
+
+def test_jackknife_groups_default_and_setting(tmp_path):
+    # The default keeps the demo (240 patients) on the leave-one-out jackknife.
+    default = load_config(_write(tmp_path, "[estimand]\n")).estimand
+    assert default.jackknife_groups == JACKKNIFE_GROUPS >= 240 and default.jackknife_seed == 0
+    est = load_config(
+        _write(tmp_path, "[estimand]\njackknife_groups = 150\njackknife_seed = 4")
+    ).estimand
+    assert (est.jackknife_groups, est.jackknife_seed) == (150, 4)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("9", "must be between 10 and"), ("100.5", "must be a whole number")],
+)
+def test_jackknife_groups_mistake_is_one_sentence(tmp_path, value, words):
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, f"[estimand]\njackknife_groups = {value}"))
+    message = str(caught.value)
+    assert words in message and "[estimand.jackknife_groups]" in message
+    assert "\n" not in message and message.count(". ") == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import report_tables
 from matplotlib.figure import Figure
+from scipy import stats
 
 from pipeline.describe.summaries import trajectory_sample
 from pipeline.report import figures as report_figures
@@ -82,3 +83,21 @@ def test_figure_modules_leave_the_backend_to_the_caller():
         "assert matplotlib.rcParams._get('backend') is matplotlib.rcsetup._auto_backend_sentinel\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": ""})
+
+
+def test_residual_plots_draw_a_sample_of_a_large_model():
+    """Above RESIDUAL_POINTS residuals each panel draws that many; the Q-Q keeps the extremes."""
+    rng = np.random.default_rng(3)
+    n = report_figures.RESIDUAL_POINTS * 3
+    fitted, resid = rng.normal(5, 1, n), rng.standard_t(3, n)
+    fig = report_figures.residual_plots(fitted, resid, title="NRS")
+    left, right = fig.axes[:2]
+    scatter, qq = left.collections[0].get_offsets(), right.collections[0].get_offsets()
+    assert len(scatter) == len(qq) == report_figures.RESIDUAL_POINTS
+    assert set(map(tuple, scatter)) <= set(zip(fitted, resid, strict=True))  # real points
+    assert qq[:, 1].min() == resid.min() and qq[:, 1].max() == resid.max()
+    # each drawn order statistic sits at its normal quantile among all n (scipy's probplot)
+    (theory, _), _ = stats.probplot(resid, dist="norm")
+    assert qq[0, 0] == theory[0] and qq[-1, 0] == theory[-1]
+    small = report_figures.residual_plots(fitted[:300], resid[:300], title="NRS")
+    assert len(small.axes[0].collections[0].get_offsets()) == 300  # below the cap: every point

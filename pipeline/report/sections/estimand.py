@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.analyses.headline import Verdict
 from pipeline.analyses.missing_data import MissingDataResult
-from pipeline.lmm.reference_based import STRATEGY_LABELS
+from pipeline.lmm.reference_based import STRATEGY_LABELS, CmiResult
 from pipeline.report.html import (
     Figure,
     Heading,
@@ -197,6 +197,29 @@ def _span_words(first: int, last: int) -> str:
     return f"{name.get(first, f'visit {first}')} to visit {last}"
 
 
+def _jackknife_note(cmi: CmiResult) -> str:
+    """Word the table note on the jackknife: leave-one-out, or grouped with its df."""
+    if cmi.leave_one_out:
+        return "leave-one-patient-out jackknife, with normal 95 % CIs and p-values"
+    return (
+        f"delete-a-group jackknife ({cmi.replicates} groups), with 95 % CIs and p-values from "
+        f"t with {cmi.replicates - 1} df"
+    )
+
+
+def _jackknife_method(cmi: CmiResult) -> str:
+    """Word the methods paragraph on the jackknife and how its groups were formed."""
+    if cmi.leave_one_out:
+        return "leave-one-patient-out jackknife"
+    return (
+        f"delete-a-group jackknife (Kott 2001): the patients dealt into {cmi.replicates} "
+        "groups by a seeded hash of their identifiers, each replicate deleting one group, "
+        f"variance (G - 1) / G times the sum of squared deviations, t with "
+        f"{cmi.replicates - 1} df; the leave-one-patient-out jackknife is kept for studies "
+        "of at most [estimand] jackknife_groups patients"
+    )
+
+
 def estimand_section(
     res: MissingDataResult, threshold: int = 5, audience: str = "publication"
 ) -> Section:
@@ -247,9 +270,9 @@ def estimand_section(
             "each assumption about the missing values",
             note="Reference-based rows apply the assumption to every patient who stopped "
             "attending; intermittent missed visits are imputed under missing at random. SEs of "
-            "the conditional mean imputations: leave-one-patient-out jackknife, with normal 95 % "
-            "CIs and p-values; MI rows: bootstrapped multiple imputation pooled by Rubin's rules "
-            "(t with Barnard-Rubin df).",
+            f"the conditional mean imputations: {_jackknife_note(res.cmi)}; MI rows: "
+            "bootstrapped multiple imputation pooled by Rubin's rules (t with Barnard-Rubin "
+            "df).",
             anchor="sensitivity-missing",
         )
     )
@@ -358,7 +381,7 @@ def estimand_section(
             "observed values under the assumption of the row (Wolbers et al. 2022; the "
             "reference-based means of Carpenter, Roger and Kenward 2013), and the completed "
             "data are analysed by an ANCOVA at the visit. Under missing at random this "
-            "reproduces the MMRM exactly. Standard errors: leave-one-patient-out jackknife "
+            f"reproduces the MMRM exactly. Standard errors: {_jackknife_method(cmi)} "
             f"({cmi.n_refits} refits of the imputation model, each from the full fit by "
             f"chord-Newton steps with the full fit's Hessian; mean "
             f"{cmi.mean_newton_steps:.1f} steps, {cmi.n_fallback} needed the fallback "
