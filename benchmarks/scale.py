@@ -149,6 +149,11 @@ def stage_cpu(stderr: str) -> dict[str, float]:
     return {s: float(found.get(s, "nan")) for s in STAGES}
 
 
+MEASURED = commit()
+"""The commit measured, read once at the start: the results this script writes as it goes would
+otherwise mark the later rows ``+changes``."""
+
+
 def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> dict:
     """Run ``outcomes run`` once; return one row of measurements."""
     config = configure(study, work / label, engine)
@@ -160,7 +165,7 @@ def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> d
     assessments = sum(1 for _ in (study / "assessments.csv").open("rb")) - 1
     return {
         "run": label,
-        "commit": commit(),
+        "commit": MEASURED,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "backend": engine["backend"],
         "workers": engine.get("workers", 1),
