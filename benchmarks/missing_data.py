@@ -84,7 +84,8 @@ def main() -> None:
         "row's runs; wall time above CPU time is waiting for a core (or other work on the "
         "machine). Goals (issue 19): the demo under 30 s, 2,000 patients under 2 minutes.\n\n"
         "The block: imputation MMRM, CMI under five strategies plus the estimand's, "
-        "leave-one-patient-out jackknife (one refit per patient with observed data), tipping "
+        "jackknife (up to `[estimand] jackknife_groups` = 500 patients one refit per patient "
+        "with observed data, above it one per deleted group of the 500: `refits`), tipping "
         "grid of 21 deltas and its search, dropout description.\n\n" + markdown_table(table)
     )
     for path in write_results(args.out, "missing_data", table, summary):
