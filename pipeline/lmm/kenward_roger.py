@@ -213,7 +213,9 @@ def _assemble(
     keep = np.abs(evals) > 1e-10 * max(1.0, float(np.max(np.abs(evals))))
     w = 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
     u = np.einsum("kl,klij->ij", w, q_mats - 0.25 * r_mats)
-    u -= np.einsum("kl,kij,jm,lmn->in", w, p_mats, phi_vcov, p_mats)
+    # sum_kl w_kl P_k Phi P_l as matrix products (a one-call einsum is O(k^2 p^4))
+    w_p = np.tensordot(w, p_mats, axes=([1], [0]))  # sum_l w_kl P_l
+    u -= np.tensordot(p_mats @ phi_vcov, w_p, axes=([0, 2], [0, 1]))
     u = 0.5 * (u + u.T)
     adjusted = phi_vcov + 2.0 * phi_vcov @ u @ phi_vcov
     return KrPieces(phi_vcov, 0.5 * (adjusted + adjusted.T), p_mats, w, linear)
@@ -324,7 +326,7 @@ def kr_ftest(lmat: np.ndarray, pieces: KrPieces) -> tuple[float, float, int]:
     phi = pieces.vcov
     q = int(np.linalg.matrix_rank(lmat))
     theta_m = lmat.T @ np.linalg.solve(lmat @ phi @ lmat.T, lmat)
-    u = np.einsum("ij,jl,klm,mn->kin", theta_m, phi, pieces.p_mats, phi)  # Theta Phi P_k Phi
+    u = (theta_m @ phi) @ pieces.p_mats @ phi  # Theta Phi P_k Phi, (k, p, p)
     tr = np.einsum("kii->k", u)
     a1 = float(tr @ pieces.w @ tr)
     a2 = float(np.einsum("kl,kij,lji->", pieces.w, u, u))

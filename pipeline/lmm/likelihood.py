@@ -184,11 +184,14 @@ class Likelihood:
         t = self.data.n_visits
         out = np.zeros((len(self.structures), t, t))
         beta = st.beta
+        p = beta.size
+        # beta'XX_ab beta (+ tr((X'V^-1 X)^-1 XX_ab) for REML) in one pass over XX
+        weight = np.outer(beta, beta)
+        if self.reml:
+            weight = weight + st.xtwx_inv.T
+        weight = weight.reshape(-1)
         for b, inv in zip(self.batches, st.batch_inverses, strict=True):
-            p = beta.size
-            g = b.yy - 2.0 * (b.xy @ beta) + (b.xx @ beta) @ beta
-            if self.reml:
-                g += (b.xx.reshape(-1, p * p) @ st.xtwx_inv.T.reshape(-1)).reshape(g.shape)
+            g = b.yy - 2.0 * (b.xy @ beta) + (b.xx.reshape(-1, p * p) @ weight).reshape(b.yy.shape)
             g = 0.5 * (g + g.transpose(0, 2, 1))
             h = b.n[:, None, None] * inv - inv @ g @ inv
             v = b.visits
