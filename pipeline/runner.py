@@ -42,6 +42,7 @@ from pipeline.describe import clinic, responders, safety, summaries
 from pipeline.errors import UserError
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
+from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.data import ModelDataError
 from pipeline.lmm.optim import ModelFitError
 from pipeline.planning import report as planning_report
@@ -217,7 +218,11 @@ def run(
     with _locked(out.processed, out.reports):
         outputs.tidy_output_folder(out.reports)
         outputs.check_owned(out.reports)
-        return _run(config, project_root, progress, refit)
+        # one BLAS thread in this process, as in the model workers: its products are small
+        # (per-pattern blocks, marginal-mean grids), and threads synchronising on each call
+        # made them several times slower (pipeline.lmm.blas)
+        with single_threaded():
+            return _run(config, project_root, progress, refit)
 
 
 def _run(

@@ -57,6 +57,7 @@ from pipeline.config.settings import (
     IntercurrentEvent,
     Outcome,
 )
+from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.data import quote_name
 from pipeline.lmm.mmrm import MmrmFit, fit_mmrm
 from pipeline.lmm.reference_based import (
@@ -544,6 +545,7 @@ def _dropout_tables(
     )
 
 
+@single_threaded()  # per-pattern products: threads cost more than they save
 def missing_data_analysis(
     data: pd.DataFrame, config: Config, settings: EstimandSettings | None = None
 ) -> MissingDataResult:
