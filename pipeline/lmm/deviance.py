@@ -198,9 +198,9 @@ class GroupedCrossproducts:
         self.p = int(x.shape[1])
         self.q = int(z.shape[1])
         self.n_groups = int(starts.shape[0])
-        self.ztz = np.add.reduceat(z[:, :, None] * z[:, None, :], starts, axis=0)
-        self.ztx = np.add.reduceat(z[:, :, None] * x[:, None, :], starts, axis=0)
-        self.zty = np.add.reduceat(z * y[:, None], starts, axis=0)
+        ztz = np.add.reduceat(z[:, :, None] * z[:, None, :], starts, axis=0)
+        ztx = np.add.reduceat(z[:, :, None] * x[:, None, :], starts, axis=0)
+        zty = np.add.reduceat(z * y[:, None], starts, axis=0)
         self.xtx = x.T @ x
         self.xty = x.T @ y
         self.yty = float(y @ y)
@@ -212,10 +212,26 @@ class GroupedCrossproducts:
         self._theta_at = (rows[order_t], cols[order_t])  # position of theta_k in Lambda
         self.cache: dict[tuple, object] = {}
         """Results computed once per ``theta`` by the optimiser's checks (see lmm_optim)."""
-        # component-major copies for the batched block algebra (pipeline.lmm.blocks)
-        self._gram = np.ascontiguousarray(self.ztz.transpose(1, 2, 0))  # (q, q, g)
-        augmented = np.concatenate([self.ztx, self.zty[:, :, None]], axis=2)
+        # component-major, for the batched block algebra (pipeline.lmm.blocks); the only copy
+        # kept, so a partition's blocks held by a cluster worker take half the memory
+        self._gram = np.ascontiguousarray(ztz.transpose(1, 2, 0))  # (q, q, g)
+        augmented = np.concatenate([ztx, zty[:, :, None]], axis=2)
         self._aug = np.ascontiguousarray(augmented.transpose(1, 0, 2))  # (q, g, p + 1)
+
+    @property
+    def ztz(self) -> np.ndarray:
+        """``Z_i'Z_i`` of every group, ``(g, q, q)`` (a view)."""
+        return self._gram.transpose(2, 0, 1)
+
+    @property
+    def ztx(self) -> np.ndarray:
+        """``Z_i'X_i`` of every group, ``(g, q, p)`` (a view)."""
+        return self._aug[:, :, : self.p].transpose(1, 0, 2)
+
+    @property
+    def zty(self) -> np.ndarray:
+        """``Z_i'y_i`` of every group, ``(g, q)`` (a view)."""
+        return self._aug[:, :, self.p].T
 
     def weighted_crossproducts(
         self, theta: np.ndarray
