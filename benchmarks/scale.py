@@ -238,6 +238,7 @@ def summary(table: pd.DataFrame) -> str:
             "",
         ]
     dask = table[table["backend"] == "dask"]
+    lines += _largest_paragraph(polars, dask)
     for patients, runs in dask.groupby("patients"):
         by = runs.set_index("workers")
         if 1 in by.index and 2 in by.index:
@@ -256,6 +257,45 @@ def summary(table: pd.DataFrame) -> str:
                 "",
             ]
     return "\n".join(lines)
+
+
+def _largest_paragraph(polars: pd.DataFrame, dask: pd.DataFrame) -> list[str]:
+    """Describe the largest Dask run (issue 22's 10,000,000 patients) and the growth to it."""
+    if dask.empty or dask["patients"].max() < 1_000_000:
+        return []
+    big = dask.sort_values("patients").iloc[-1]
+    stages = ", ".join(
+        f"{name.replace('_', ' + ')} {big[f'{name}_s'] / 60:.1f} min"
+        for name in STAGES
+        if pd.notna(big.get(f"{name}_s"))
+    )
+    lines = [
+        f"{big.patients:,} patients ({big.assessments:,} assessment rows) on a LocalCluster of "
+        f"{big.workers} workers capped at 4 GB each: {big.wall_s / 60:.1f} min wall, "
+        f"{big.cpu_s / 60:.1f} min CPU, peak {big.peak_pss_mb / 1024:.1f} GB PSS for the whole "
+        f"process tree (driver and workers) at load {big.load_avg_1min:.1f}; stages (wall): "
+        f"{stages}.",
+        "",
+    ]
+    smaller = polars[polars["patients"] < big.patients].sort_values("patients")
+    if len(smaller):
+        steps = [
+            f"{r.patients:,}: {r.wall_s / 60:.1f} min wall, {r.cpu_s / 60:.1f} min CPU"
+            for r in smaller.itertuples()
+        ]
+        last = smaller.iloc[-1]
+        lines += [
+            "Growth with size: "
+            + "; ".join(steps)
+            + f" (Polars, one process); {big.patients:,}: {big.wall_s / 60:.1f} min wall, "
+            f"{big.cpu_s / 60:.1f} min CPU (Dask, {big.workers} workers): x"
+            f"{big.cpu_s / last.cpu_s:.1f} CPU for x{big.patients / last.patients:.0f} "
+            "patients from the last step. The last step also changes the engine (Dask "
+            "workers in separate processes, each partition's result sent to the driver at "
+            "every criterion evaluation), so its factor holds that cost as well as the size.",
+            "",
+        ]
+    return lines
 
 
 def main() -> int:
