@@ -132,10 +132,10 @@ def _coded_text(frame: pd.DataFrame, formula: str) -> pd.DataFrame:
             continue
         if not re.search(rf"(?<![\w.]){re.escape(str(name))}(?!\w)", formula):
             continue
-        values = column.dropna()
-        if not all(isinstance(v, str) for v in values.unique()):
+        levels = column.dropna().unique()
+        if not all(isinstance(v, str) for v in levels):
             continue
-        coded[name] = pd.Categorical(column, categories=sorted(values.unique()))
+        coded[name] = pd.Categorical(column, categories=sorted(levels))
     return frame.assign(**coded) if coded else frame
 
 
