@@ -16,11 +16,20 @@ Gradient: with ``W_p = Sigma_p^{-1}`` and ``G_p[a, b] = YY_ab - 2 beta'XY_ab + b
 entries of ``Sigma`` is ``D = sum_p scatter(n_p W_p - W_p G_p W_p)`` (``beta`` is at its
 optimum, so its own derivative drops out), and ``d/d theta_k = sum_ab D_ab dSigma_ab/dtheta_k``
 with the structure's complex-step ``dSigma/dtheta``.
+
+When the design is visit maps of patient-level covariates (``x_ia = M_a z_i``,
+:mod:`pipeline.lmm.visit_factor`), each pattern keeps only ``S_p = sum_i z_i z_i'`` and
+``ZY_p = sum_i z_i y_i'``: ``X'V^{-1}X = M (sum_p scatter(W_p) (x) S_p) M'`` with
+``M = [M_0 | M_1 | ...]``, and ``beta'XX_ab beta + tr(A XX_ab) = sum_ij S_p[i, j] (M_a' (beta
+beta' + A) M_b)[i, j]``, so an evaluation costs ``O(patterns T^2 q^2)`` instead of
+``O(patterns k^2 p^2)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +37,7 @@ import scipy.linalg
 
 from pipeline.lmm.covariance import Structure
 from pipeline.lmm.patterns import MmrmData
+from pipeline.lmm.visit_factor import VisitFactor, visit_factor
 
 __all__ = ["Likelihood", "PatternState"]
 
@@ -51,20 +61,32 @@ class PatternState:
 
 @dataclass(frozen=True)
 class _Batch:
-    """Patterns with the same number of visits, stacked so one numpy call serves them all."""
+    """Patterns with the same number of visits, stacked so one numpy call serves them all.
+
+    The cross-products are held in full (``xx``, ``xy``) or, when the design factors as visit
+    maps of patient-level covariates (:mod:`pipeline.lmm.visit_factor`), as the patients'
+    covariate sums (``zz``, ``zy``); the other pair is None.
+    """
 
     index: np.ndarray  # positions in data.patterns
     group: np.ndarray  # (m,)
     visits: np.ndarray  # (m, k)
     n: np.ndarray  # (m,)
-    xx: np.ndarray  # (m, k, k, p, p): XX[a, :, b, :] at [:, a, b]
-    xy: np.ndarray  # (m, k, k, p): XY[a, :, b] at [:, a, b]
     yy: np.ndarray  # (m, k, k)
+    xx: np.ndarray | None = None  # (m, k, k, p, p): XX[a, :, b, :] at [:, a, b]
+    xy: np.ndarray | None = None  # (m, k, k, p): XY[a, :, b] at [:, a, b]
+    zz: np.ndarray | None = None  # (m, q, q): sum_i z_i z_i'
+    zy: np.ndarray | None = None  # (m, q, k): sum_i z_i y_i'
 
     def blocks(self, sigmas: np.ndarray) -> np.ndarray:
         """Each pattern's ``Sigma[O, O]`` from the stacked group covariances ``(G, T, T)``."""
         v = self.visits
         return sigmas[self.group[:, None, None], v[:, :, None], v[:, None, :]]
+
+    def slots(self, t: int) -> np.ndarray:
+        """``(m, k k)``: the position of each block entry in a flattened ``T x T`` matrix."""
+        v = self.visits
+        return (v[:, :, None] * t + v[:, None, :]).reshape(v.shape[0], -1)
 
 
 class Likelihood:
@@ -78,34 +100,131 @@ class Likelihood:
         One structure per covariance group (the same kind for every group).
     reml : bool
         REML (default) or ML.
+    factor : bool, default True
+        Evaluate from the patients' covariate sums when the design factors as visit maps of
+        patient-level covariates (:mod:`pipeline.lmm.visit_factor`); False keeps the full
+        cross-products (the same numbers, to rounding).
     """
 
-    def __init__(self, data: MmrmData, structures: Sequence[Structure], reml: bool = True):
+    def __init__(
+        self,
+        data: MmrmData,
+        structures: Sequence[Structure],
+        reml: bool = True,
+        factor: bool = True,
+    ):
         self.data = data
         self.structures = tuple(structures)
         self.reml = reml
         sizes = [s.n_theta for s in self.structures]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n_theta = int(self.offsets[-1])
+        self.factor: VisitFactor | None = visit_factor(data) if factor else None
+        self._stacked = None if self.factor is None else self.factor.stacked
         batches = []
         ks = np.array([pat.visits.size for pat in data.patterns])
         for k in np.unique(ks):
             idx = np.flatnonzero(ks == k)
             pats = [data.patterns[i] for i in idx]
-            batches.append(
-                _Batch(
-                    idx,
-                    np.array([pat.group for pat in pats]),
-                    np.array([pat.visits for pat in pats]),
-                    np.array([pat.n for pat in pats], dtype=float),
-                    np.ascontiguousarray(
+            common = {
+                "index": idx,
+                "group": np.array([pat.group for pat in pats]),
+                "visits": np.array([pat.visits for pat in pats]),
+                "n": np.array([pat.n for pat in pats], dtype=float),
+                "yy": np.array([pat.yy for pat in pats]),
+            }
+            if self.factor is not None:
+                z = self.factor.z
+                firsts = [z[pat.rows[:, 0]] for pat in pats]
+                batch = _Batch(
+                    **common,
+                    zz=np.array([f.T @ f for f in firsts]),
+                    zy=np.array(
+                        [f.T @ data.y[pat.rows] for f, pat in zip(firsts, pats, strict=True)]
+                    ),
+                )
+            else:
+                batch = _Batch(
+                    **common,
+                    xx=np.ascontiguousarray(
                         np.array([pat.xx for pat in pats]).transpose(0, 1, 3, 2, 4)
                     ),
-                    np.ascontiguousarray(np.array([pat.xy for pat in pats]).transpose(0, 1, 3, 2)),
-                    np.array([pat.yy for pat in pats]),
+                    xy=np.ascontiguousarray(
+                        np.array([pat.xy for pat in pats]).transpose(0, 1, 3, 2)
+                    ),
                 )
-            )
+            batches.append(batch)
         self.batches = tuple(batches)
+
+    def downdated(self, removed: Mapping[tuple[int, int], np.ndarray]) -> Likelihood:
+        """Return a copy with some patients' contributions taken out of their patterns.
+
+        Parameters
+        ----------
+        removed : mapping of (int, int) to numpy.ndarray
+            ``(batch, position in the batch)`` -> ``(m, k)`` row numbers of the patients to take
+            out of that pattern (one patient a row).
+
+        Returns
+        -------
+        Likelihood
+            Shares everything with this one but the changed batches.
+        """
+        data = self.data
+        p = data.p
+        changed: dict[int, dict[str, np.ndarray]] = {}
+        for (b_idx, j), rows in removed.items():
+            batch = self.batches[b_idx]
+            if b_idx not in changed:
+                names = ("zz", "zy") if self.factor is not None else ("xx", "xy")
+                changed[b_idx] = {name: getattr(batch, name).copy() for name in (*names, "yy", "n")}
+            parts = changed[b_idx]
+            rows = np.atleast_2d(rows)
+            m, k = rows.shape
+            yp = data.y[rows]
+            if self.factor is not None:
+                zp = self.factor.z[rows[:, 0]]
+                parts["zz"][j] -= zp.T @ zp
+                parts["zy"][j] -= zp.T @ yp
+            else:
+                xp = data.x[rows].reshape(m, k * p)
+                parts["xx"][j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
+                parts["xy"][j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
+            parts["yy"][j] -= yp.T @ yp
+            parts["n"][j] -= float(m)
+        return self._with_batches(changed)
+
+    def reweighted(self, weights: np.ndarray) -> Likelihood:
+        """Return a copy with each patient's contribution times ``weights[subject code]``.
+
+        Only for a factored likelihood (:attr:`factor`): the covariate sums are rebuilt from the
+        rows, ``O(N q^2)``. (:class:`pipeline.lmm.reference_based` reweights full ones.)
+        """
+        if self.factor is None:
+            raise ValueError("reweighted needs a likelihood whose design factors by visit")
+        data, z = self.data, self.factor.z
+        changed: dict[int, dict[str, np.ndarray]] = {}
+        for b_idx, batch in enumerate(self.batches):
+            parts = {name: np.zeros_like(getattr(batch, name)) for name in ("zz", "zy", "yy", "n")}
+            for j, p_idx in enumerate(batch.index):
+                rows = data.patterns[p_idx].rows
+                w = weights[data.subject_codes[rows[:, 0]]]
+                zp, yp = z[rows[:, 0]], data.y[rows]
+                zw = zp * w[:, None]
+                parts["zz"][j] = zw.T @ zp
+                parts["zy"][j] = zw.T @ yp
+                parts["yy"][j] = (yp * w[:, None]).T @ yp
+                parts["n"][j] = w.sum()
+            changed[b_idx] = parts
+        return self._with_batches(changed)
+
+    def _with_batches(self, changed: Mapping[int, Mapping[str, np.ndarray]]) -> Likelihood:
+        out = copy.copy(self)
+        batches = list(self.batches)
+        for b_idx, parts in changed.items():
+            batches[b_idx] = dataclasses.replace(batches[b_idx], **parts)
+        out.batches = tuple(batches)
+        return out
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         """Split the full parameter vector into one slice per covariance group."""
@@ -127,7 +246,7 @@ class Likelihood:
 
     def state_from_sigmas(self, sigmas: Sequence[np.ndarray]) -> PatternState:
         """As :meth:`state`, from the groups' Sigma directly."""
-        p = self.data.p
+        p, t = self.data.p, self.data.n_visits
         stacked = np.asarray(sigmas, dtype=float)
         xtwx = np.zeros((p, p))
         xtwy = np.zeros(p)
@@ -135,6 +254,10 @@ class Likelihood:
         logdet = 0.0
         inverses: list[np.ndarray] = [np.empty(0)] * len(self.data.patterns)
         batch_inverses = []
+        if self.factor is not None:
+            q = self.factor.q
+            zz_sum = np.zeros((t * t, q * q))  # sum_p scatter(W_p) (x) S_p, as (a b, i j)
+            zy_sum = np.zeros((t, q))  # sum_p sum_b W_p[a, b] ZY_p[:, b] at visit a
         for b in self.batches:
             blocks = b.blocks(stacked)
             chol = np.linalg.cholesky(blocks)
@@ -144,10 +267,23 @@ class Likelihood:
             for j, i in enumerate(b.index):
                 inverses[i] = inv[j]
             logdet += 2.0 * float(b.n @ np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1))
+            ytwy += float(np.sum(inv * b.yy))
+            m = inv.shape[0]
+            if self.factor is not None:
+                full = np.zeros((m, t * t))
+                np.put_along_axis(full, b.slots(t), inv.reshape(m, -1), axis=1)
+                zz_sum += full.T @ b.zz.reshape(m, -1)
+                wzy = inv @ b.zy.transpose(0, 2, 1)  # (m, k, q)
+                np.add.at(zy_sum, b.visits.ravel(), wzy.reshape(-1, wzy.shape[-1]))
+                continue
             flat = inv.reshape(-1)
             xtwx += (flat @ b.xx.reshape(flat.size, p * p)).reshape(p, p)
             xtwy += flat @ b.xy.reshape(flat.size, p)
-            ytwy += float(np.sum(inv * b.yy))
+        if self.factor is not None:
+            q = self.factor.q
+            inner = zz_sum.reshape(t, t, q, q).transpose(0, 2, 1, 3).reshape(t * q, t * q)
+            xtwx = self._stacked @ inner @ self._stacked.T
+            xtwy = self._stacked @ zy_sum.reshape(-1)
         xtwx = 0.5 * (xtwx + xtwx.T)
         chol_x = np.linalg.cholesky(xtwx)
         beta = scipy.linalg.cho_solve((chol_x, True), xtwy)
@@ -189,9 +325,26 @@ class Likelihood:
         weight = np.outer(beta, beta)
         if self.reml:
             weight = weight + st.xtwx_inv.T
-        weight = weight.reshape(-1)
+        if self.factor is not None:
+            q = self.factor.q
+            mt = self._stacked
+            # beta'XX_ab beta + tr(A XX_ab) = sum_ij S_p[i, j] (M_a' W M_b)[i, j]
+            inner = (mt.T @ weight @ mt).reshape(t, q, t, q).transpose(0, 2, 1, 3)
+            inner = inner.reshape(t * t, q * q)
+            u = (mt.T @ beta).reshape(t, q)  # M_a' beta
+        else:
+            weight = weight.reshape(-1)
         for b, inv in zip(self.batches, st.batch_inverses, strict=True):
-            g = b.yy - 2.0 * (b.xy @ beta) + (b.xx.reshape(-1, p * p) @ weight).reshape(b.yy.shape)
+            if self.factor is not None:
+                m, k = b.visits.shape
+                quad = np.take_along_axis(b.zz.reshape(m, -1) @ inner.T, b.slots(t), axis=1)
+                g = b.yy - 2.0 * (u[b.visits] @ b.zy) + quad.reshape(m, k, k)
+            else:
+                g = (
+                    b.yy
+                    - 2.0 * (b.xy @ beta)
+                    + (b.xx.reshape(-1, p * p) @ weight).reshape(b.yy.shape)
+                )
             g = 0.5 * (g + g.transpose(0, 2, 1))
             h = b.n[:, None, None] * inv - inv @ g @ inv
             v = b.visits

@@ -514,10 +514,6 @@ class _Imputer:
             for rows, obs, mis in self.groups
         ]
 
-    def _coef(self, key: tuple | None, sigma: np.ndarray, obs: np.ndarray, mis: np.ndarray):
-        sig = (sigma[0] if sigma.ndim == 3 else sigma) if key is None else self._sigma(key, sigma)
-        return np.linalg.solve(sig[np.ix_(obs, obs)], sig[np.ix_(obs, mis)])
-
     def design(self, s: int, rows: np.ndarray) -> np.ndarray:
         """``(k, T, p)``: strategy ``s``'s mean of each cell of ``rows`` as a map of ``beta``."""
         d = self.data
@@ -544,54 +540,107 @@ class _AncovaSums:
         self.observed = np.einsum("nq,nt->qt", z, y0)  # observed cells, every strategy
         self.cells = imputer.cells()
         self.member = np.full((len(imputer.strategies), d.n), -1)  # each patient's block
-        self.blocks = []
-        for c, (s, rows, obs, mis, key) in enumerate(self.cells):
+        # the regressions C = Sigma_OO^-1 Sigma_OM the blocks need, one per (matrix, obs set)
+        self.keys: list[tuple | None] = []  # the matrices conditioning the blocks
+        names: dict[tuple, int] = {}
+        self.coef_of = np.full(len(self.cells), -1)  # block -> its regression (-1: none)
+        regressions = []  # (key position, obs, mis)
+        for c, (_, _, obs, mis, key) in enumerate(self.cells):
+            if key not in self.keys:
+                self.keys.append(key)
+            if obs.size == 0:
+                continue
+            name = (key, obs.tobytes())
+            if name not in names:
+                names[name] = len(regressions)
+                regressions.append((self.keys.index(key), obs, mis))
+            self.coef_of[c] = names[name]
+        # regressions batched by the number of observed visits (the missing ones are the rest)
+        self.solves = []  # (positions, key positions, obs (u, k), mis (u, T - k))
+        sizes = np.array([obs.size for _, obs, _ in regressions], dtype=int)
+        for k in np.unique(sizes):
+            at = np.flatnonzero(sizes == k)
+            self.solves.append(
+                (
+                    at,
+                    np.array([regressions[i][0] for i in at]),
+                    np.array([regressions[i][1] for i in at]),
+                    np.array([regressions[i][2] for i in at]),
+                )
+            )
+        self.n_regressions = len(regressions)
+        # each block's sums, batched by its number of observed visits
+        by_size: dict[int, list] = {}
+        for c, (s, rows, obs, mis, _) in enumerate(self.cells):
             zr = z[rows]
             m = imputer.design(s, rows)  # (k, T, p)
-            p_mis = np.einsum("kq,ktp->qtp", zr, m[:, mis])
-            p_obs = np.einsum("kq,ktp->qtp", zr, m[:, obs])
-            p_y = zr.T @ d.y[rows][:, obs]
-            self.blocks.append((s, obs, mis, key, p_mis, p_obs, p_y))
+            by_size.setdefault(obs.size, []).append(
+                (
+                    s,
+                    mis,
+                    self.coef_of[c],
+                    np.einsum("kq,ktp->qtp", zr, m[:, mis]),
+                    np.einsum("kq,ktp->qtp", zr, m[:, obs]),
+                    zr.T @ d.y[rows][:, obs],
+                )
+            )
             self.member[s, rows] = c
+        self.batches = []  # (strategy, mis, regression, P_mis, P_obs, P_y), stacked
+        for parts in by_size.values():
+            self.batches.append(tuple(np.array(col) for col in zip(*parts, strict=True)))
 
-    def _coefs(self, sigma: np.ndarray) -> dict:
-        out: dict = {}
-        for _, obs, mis, key, *_ in self.blocks:
-            name = (key, obs.tobytes(), mis.tobytes())
-            if obs.size and name not in out:
-                out[name] = self.imputer._coef(key, sigma, obs, mis)
+    def coefficients(self, sigma: np.ndarray) -> list[np.ndarray]:
+        """Every regression ``Sigma_OO^-1 Sigma_OM`` at ``sigma`` (position ``coef_of``)."""
+        imp = self.imputer
+        shared = sigma[0] if sigma.ndim == 3 else sigma
+        mats = np.array(
+            [shared if key is None else imp._sigma(key, sigma) for key in self.keys]
+        )  # (K, T, T)
+        out: list[np.ndarray] = [np.empty(0)] * self.n_regressions
+        for at, key, obs, mis in self.solves:
+            kk = key[:, None, None]
+            coef = np.linalg.solve(
+                mats[kk, obs[:, :, None], obs[:, None, :]],
+                mats[kk, obs[:, :, None], mis[:, None, :]],
+            )
+            for i, c in zip(at, coef, strict=True):
+                out[i] = c
         return out
 
-    def total(self, beta: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, dict]:
+    def total(self, beta: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, list]:
         """``(S, q, T)``: ``Z' Y`` of all patients completed at ``(beta, Sigma)``; the coefs."""
         imp = self.imputer
-        coefs = self._coefs(sigma)
+        coefs = self.coefficients(sigma)
         out = np.broadcast_to(self.observed, (len(imp.strategies), *self.observed.shape)).copy()
-        for s, obs, mis, key, p_mis, p_obs, p_y in self.blocks:
-            fill = p_mis @ beta
-            if obs.size:
-                fill = fill + (p_y - p_obs @ beta) @ coefs[(key, obs.tobytes(), mis.tobytes())]
-            out[s][:, mis] += fill
+        q = out.shape[1]
+        for s, mis, reg, p_mis, p_obs, p_y in self.batches:
+            fill = p_mis @ beta  # (B, q, T - k)
+            if p_obs.shape[2]:
+                c = np.array([coefs[i] for i in reg])  # (B, k, T - k)
+                fill = fill + (p_y - p_obs @ beta) @ c
+            np.add.at(out, (s[:, None, None], np.arange(q)[None, :, None], mis[:, None, :]), fill)
         return out, coefs
 
-    def of(self, rows: np.ndarray, beta: np.ndarray, coefs: dict) -> np.ndarray:
+    def of(self, rows: np.ndarray, beta: np.ndarray, coefs: list) -> np.ndarray:
         """``(S, q, T)``: what the patients ``rows`` add to :meth:`total`, row by row."""
         imp = self.imputer
         d = imp.data
         zr = d.z[rows]
         y0 = np.where(np.isnan(d.y[rows]), 0.0, d.y[rows])
         out = np.broadcast_to(zr.T @ y0, (len(imp.strategies), zr.shape[1], d.n_visits)).copy()
-        for s in range(len(imp.strategies)):
+        mu_own, mu_ref = d.x_own[rows] @ beta, d.x_ref[rows] @ beta
+        for s, (codes, ice) in enumerate(imp.strategies):
+            means = strategy_means(mu_own, mu_ref, ice[rows], codes[rows])  # (k, T)
             blocks = self.member[s, rows]
             for c in np.unique(blocks[blocks >= 0]):
-                mine = rows[blocks == c]
-                _, _, obs, mis, key = self.cells[c]
-                m = imp.design(s, mine) @ beta  # (k, T)
+                mine = blocks == c
+                _, _, obs, mis, _ = self.cells[c]
+                m = means[mine]
                 fill = m[:, mis]
                 if obs.size:
-                    resid = d.y[mine][:, obs] - m[:, obs]
-                    fill = fill + resid @ coefs[(key, obs.tobytes(), mis.tobytes())]
-                out[s][:, mis] += d.z[mine].T @ fill
+                    resid = d.y[rows[mine]][:, obs] - m[:, obs]
+                    fill = fill + resid @ coefs[self.coef_of[c]]
+                out[s][:, mis] += zr[mine].T @ fill
         return out
 
 
@@ -639,39 +688,11 @@ class _LeaveOneOut:
         if not subjects:
             st = lik.state(self.theta)
             return st.beta, np.asarray(lik.sigmas(self.theta))
-        changed: dict[int, list[np.ndarray]] = {}
         by_pattern: dict[tuple[int, int], list[np.ndarray]] = {}
         for code in subjects:
             b_idx, j, rows = self.where[code]
             by_pattern.setdefault((b_idx, j), []).append(rows)
-        for (b_idx, j), row_list in by_pattern.items():
-            if b_idx not in changed:
-                batch = lik.batches[b_idx]
-                changed[b_idx] = [batch.xx.copy(), batch.xy.copy(), batch.yy.copy(), batch.n.copy()]
-            xx, xy, yy, n = changed[b_idx]
-            if len(row_list) == 1:  # one patient: their outer products (leave-one-out)
-                x = lik.data.x[row_list[0]]
-                y = lik.data.y[row_list[0]]
-                xx[j] -= x[:, None, :, None] * x[None, :, None, :]
-                xy[j] -= x[:, None, :] * y[None, :, None]
-                yy[j] -= np.outer(y, y)
-                n[j] -= 1.0
-                continue
-            # several patients of one pattern (a deleted group): one matrix product
-            rows = np.stack(row_list)  # (m, k)
-            m, k = rows.shape
-            p = lik.data.x.shape[1]
-            xp = lik.data.x[rows].reshape(m, k * p)
-            yp = lik.data.y[rows]
-            xx[j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
-            xy[j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
-            yy[j] -= yp.T @ yp
-            n[j] -= float(m)
-        loo = copy.copy(lik)
-        batches = list(lik.batches)
-        for b_idx, (xx, xy, yy, n) in changed.items():
-            batches[b_idx] = dataclasses.replace(batches[b_idx], xx=xx, xy=xy, yy=yy, n=n)
-        loo.batches = tuple(batches)
+        loo = lik.downdated({key: np.stack(rows) for key, rows in by_pattern.items()})
         theta = self._solve(loo)
         st = loo.state(theta)
         return st.beta, np.asarray(loo.sigmas(theta))
@@ -983,6 +1004,9 @@ class _WeightedCrossproducts:
     ``X_p = X_p[:, J] B`` for ``r <= c`` columns ``J``, found once by a pivoted QR and checked
     on every row; then ``X_p' W X_p = B' (X_p[:, J]' W X_p[:, J]) B`` costs ``r^2`` per patient
     instead of ``(k p)^2``. A pattern whose design does not factor keeps the full product.
+    A likelihood that already holds its patients' covariate sums (its design factors as visit
+    maps of patient-level covariates, :mod:`pipeline.lmm.visit_factor`) reweights those
+    itself (:meth:`pipeline.lmm.likelihood.Likelihood.reweighted`).
     """
 
     def __init__(self, lik: object):
@@ -990,6 +1014,8 @@ class _WeightedCrossproducts:
         data = lik.data  # type: ignore[attr-defined]
         self.p = data.x.shape[1]
         self.parts: list[list[tuple]] = []
+        if lik.factor is not None:  # type: ignore[attr-defined]
+            return  # the likelihood reweights its own covariate sums
         for batch in lik.batches:  # type: ignore[attr-defined]
             per = []
             for p_idx in batch.index:
@@ -1026,6 +1052,8 @@ class _WeightedCrossproducts:
 
     def weighted(self, weights: np.ndarray) -> object:
         """Return the likelihood with each patient's cross-products times ``weights[subject]``."""
+        if self.lik.factor is not None:  # type: ignore[attr-defined]
+            return self.lik.reweighted(weights)  # type: ignore[attr-defined]
         p = self.p
         out = copy.copy(self.lik)
         batches = []

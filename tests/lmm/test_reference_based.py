@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from pipeline.lmm import reference_based as rb
+from pipeline.lmm.likelihood import Likelihood
 from pipeline.lmm.mmrm import fit_mmrm
 
 FORMULA = "visit * (C(arm, Treatment('ctl')) + base)"
@@ -368,7 +369,8 @@ def test_bootstrap_crossproducts_equal_the_weighted_sum_over_patients():
     # must equal the definition, sum_i w_i x_i x_i' per pattern, patient by patient.
     long, _, _ = _trial(n=300, seed=3, intermittent=True)
     fit = fit_mmrm(long, "y", FORMULA, "visit", "pid", "us", df_method="z")
-    lik = fit._likelihood
+    # the full cross-products (a likelihood that holds covariate sums reweights those itself)
+    lik = Likelihood(fit._likelihood.data, fit._likelihood.structures, factor=False)
     data = lik.data
     weights = np.random.default_rng(0).multinomial(300, np.full(300, 1 / 300)).astype(float)
     products = rb._WeightedCrossproducts(lik)
