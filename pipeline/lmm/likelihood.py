@@ -83,10 +83,24 @@ class _Batch:
         v = self.visits
         return sigmas[self.group[:, None, None], v[:, :, None], v[:, None, :]]
 
-    def slots(self, t: int) -> np.ndarray:
-        """``(m, k k)``: the position of each block entry in a flattened ``T x T`` matrix."""
-        v = self.visits
-        return (v[:, :, None] * t + v[:, None, :]).reshape(v.shape[0], -1)
+
+@dataclass(frozen=True)
+class _Scatter:
+    """Where a batch's ``k x k`` blocks and visits go in ``T x T`` (and ``G x T x T``) arrays."""
+
+    rows: np.ndarray  # (m, 1): the batch position of each block entry
+    slots: np.ndarray  # (m, k k): flat position in T x T
+    group_slots: np.ndarray  # (m k k,): flat position in G x T x T
+    visit_onehot: np.ndarray  # (m k, T): 1 where the entry's visit is the column's
+
+    @classmethod
+    def of(cls, group: np.ndarray, visits: np.ndarray, t: int) -> _Scatter:
+        """Index arrays of a batch's patterns (their covariance groups and visits)."""
+        m, k = visits.shape
+        slots = (visits[:, :, None] * t + visits[:, None, :]).reshape(m, k * k)
+        onehot = np.zeros((m * k, t))
+        onehot[np.arange(m * k), visits.ravel()] = 1.0
+        return cls(np.arange(m)[:, None], slots, (group[:, None] * t * t + slots).ravel(), onehot)
 
 
 class Likelihood:
@@ -155,6 +169,7 @@ class Likelihood:
                 )
             batches.append(batch)
         self.batches = tuple(batches)
+        self._scatter = tuple(_Scatter.of(b.group, b.visits, data.n_visits) for b in self.batches)
 
     def downdated(self, removed: Mapping[tuple[int, int], np.ndarray]) -> Likelihood:
         """Return a copy with some patients' contributions taken out of their patterns.
@@ -258,7 +273,7 @@ class Likelihood:
             q = self.factor.q
             zz_sum = np.zeros((t * t, q * q))  # sum_p scatter(W_p) (x) S_p, as (a b, i j)
             zy_sum = np.zeros((t, q))  # sum_p sum_b W_p[a, b] ZY_p[:, b] at visit a
-        for b in self.batches:
+        for b, where in zip(self.batches, self._scatter, strict=True):
             blocks = b.blocks(stacked)
             chol = np.linalg.cholesky(blocks)
             inv = np.linalg.inv(blocks)
@@ -271,10 +286,10 @@ class Likelihood:
             m = inv.shape[0]
             if self.factor is not None:
                 full = np.zeros((m, t * t))
-                np.put_along_axis(full, b.slots(t), inv.reshape(m, -1), axis=1)
+                full[where.rows, where.slots] = inv.reshape(m, -1)
                 zz_sum += full.T @ b.zz.reshape(m, -1)
                 wzy = inv @ b.zy.transpose(0, 2, 1)  # (m, k, q)
-                np.add.at(zy_sum, b.visits.ravel(), wzy.reshape(-1, wzy.shape[-1]))
+                zy_sum += where.visit_onehot.T @ wzy.reshape(-1, wzy.shape[-1])
                 continue
             flat = inv.reshape(-1)
             xtwx += (flat @ b.xx.reshape(flat.size, p * p)).reshape(p, p)
@@ -318,7 +333,8 @@ class Likelihood:
     def sigma_gradient(self, st: PatternState) -> list[np.ndarray]:
         """Return the criterion's derivative in each group's Sigma entries (module doc)."""
         t = self.data.n_visits
-        out = np.zeros((len(self.structures), t, t))
+        n_groups = len(self.structures)
+        out = np.zeros(n_groups * t * t)
         beta = st.beta
         p = beta.size
         # beta'XX_ab beta (+ tr((X'V^-1 X)^-1 XX_ab) for REML) in one pass over XX
@@ -334,10 +350,10 @@ class Likelihood:
             u = (mt.T @ beta).reshape(t, q)  # M_a' beta
         else:
             weight = weight.reshape(-1)
-        for b, inv in zip(self.batches, st.batch_inverses, strict=True):
+        for b, inv, where in zip(self.batches, st.batch_inverses, self._scatter, strict=True):
             if self.factor is not None:
                 m, k = b.visits.shape
-                quad = np.take_along_axis(b.zz.reshape(m, -1) @ inner.T, b.slots(t), axis=1)
+                quad = (b.zz.reshape(m, -1) @ inner.T)[where.rows, where.slots]
                 g = b.yy - 2.0 * (u[b.visits] @ b.zy) + quad.reshape(m, k, k)
             else:
                 g = (
@@ -347,9 +363,8 @@ class Likelihood:
                 )
             g = 0.5 * (g + g.transpose(0, 2, 1))
             h = b.n[:, None, None] * inv - inv @ g @ inv
-            v = b.visits
-            np.add.at(out, (b.group[:, None, None], v[:, :, None], v[:, None, :]), h)
-        return list(out)
+            out += np.bincount(where.group_slots, weights=h.ravel(), minlength=out.size)
+        return list(out.reshape(n_groups, t, t))
 
     def criterion_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Criterion and its exact gradient in ``theta`` (``inf`` and zeros when not PD)."""
