@@ -323,29 +323,50 @@ def strategy_means(
     numpy.ndarray
         ``(n, T)``.
     """
-    n, t = mu_own.shape[:2]
-    unknown = set(np.unique(strategy)) - set(STRATEGIES)
-    if unknown:
-        raise ValueError(f"unknown strategies {sorted(unknown)}: choose from {STRATEGIES}")
-    # trailing axes (a design's columns, ``(n, T, p)``) ride along: the map is linear
-    tail = (None,) * (mu_own.ndim - 2)
-    cols = np.arange(t)[None, :]
-    post = (cols >= ice[:, None])[(..., *tail)]
+    return _StrategyRows(ice, strategy)(mu_own, mu_ref)
+
+
+def _strategy_rows(code: str, own: np.ndarray, ref: np.ndarray, ice: np.ndarray) -> np.ndarray:
+    """Return the means of patients who all follow ``code`` (trailing axes ride along)."""
+    n, t = own.shape[:2]
+    tail = (None,) * (own.ndim - 2)
+    if code == "CR":
+        return np.where((ice < t)[(slice(None), None, *tail)], ref, own)
+    post = (np.arange(t)[None, :] >= ice[:, None])[(..., *tail)]
+    if code == "J2R":
+        return np.where(post, ref, own)
     last = np.clip(ice - 1, 0, t - 1)
-    rows = np.arange(n)
     has_last = (ice > 0)[(slice(None), None, *tail)]
-    own_last = mu_own[rows, last][:, None]
-    ref_last = mu_ref[rows, last][:, None]
-    s = np.asarray(strategy)[(slice(None), None, *tail)]
-    out = mu_own.copy()
-    j2r = np.where(post, mu_ref, mu_own)
-    cir = np.where(post, np.where(has_last, own_last + mu_ref - ref_last, mu_ref), mu_own)
-    lmcf = np.where(post, np.where(has_last, own_last, mu_ref), mu_own)
-    cr = np.where((ice < t)[(slice(None), None, *tail)], mu_ref, mu_own)
-    out = np.where(s == "J2R", j2r, out)
-    out = np.where(s == "CIR", cir, out)
-    out = np.where(s == "LMCF", lmcf, out)
-    return np.where(s == "CR", cr, out)
+    rows = np.arange(n)
+    own_last = own[rows, last][:, None]
+    if code == "CIR":
+        ref_last = ref[rows, last][:, None]
+        return np.where(post, np.where(has_last, own_last + ref - ref_last, ref), own)
+    return np.where(post, np.where(has_last, own_last, ref), own)  # LMCF
+
+
+class _StrategyRows:
+    """Which patients follow which strategy, sorted once for many ``beta``."""
+
+    def __init__(self, ice: np.ndarray, strategy: np.ndarray):
+        strategy = np.asarray(strategy)
+        present = set(np.unique(strategy))
+        unknown = present - set(STRATEGIES)
+        if unknown:
+            raise ValueError(f"unknown strategies {sorted(unknown)}: choose from {STRATEGIES}")
+        self.ice = np.asarray(ice, dtype=int)
+        self.rows = {
+            code: np.flatnonzero(strategy == code)
+            for code in STRATEGIES
+            if code != "MAR" and code in present
+        }
+
+    def __call__(self, mu_own: np.ndarray, mu_ref: np.ndarray) -> np.ndarray:
+        """Mean of every patient under their strategy, from own-group and reference means."""
+        out = mu_own.copy()
+        for code, rows in self.rows.items():
+            out[rows] = _strategy_rows(code, mu_own[rows], mu_ref[rows], self.ice[rows])
+        return out
 
 
 def joint_sigma(own: np.ndarray, ref: np.ndarray, ice: int) -> np.ndarray:
@@ -397,6 +418,7 @@ class _Imputer:
     def __init__(self, data: CmiData, strategies: Sequence[tuple[np.ndarray, np.ndarray]]):
         self.data = data
         self.strategies = [(np.asarray(s), np.asarray(ice, dtype=int)) for s, ice in strategies]
+        self.strategy_rows = [_StrategyRows(ice, s) for s, ice in self.strategies]
         observed = ~np.isnan(data.y)
         keys = observed @ (1 << np.arange(data.n_visits))
         self.groups = []
@@ -435,9 +457,7 @@ class _Imputer:
         d = self.data
         mu_own = d.x_own @ beta
         mu_ref = d.x_ref @ beta
-        return np.array(
-            [strategy_means(mu_own, mu_ref, ice, s) for s, ice in self.strategies]
-        )  # (S, n, T)
+        return np.array([rows(mu_own, mu_ref) for rows in self.strategy_rows])  # (S, n, T)
 
     def _sigma(self, key: tuple, sigmas: np.ndarray) -> np.ndarray:
         if key[0] == "own":
