@@ -404,18 +404,24 @@ def co_intervention_items(text: pd.Series) -> pd.DataFrame:
         :data:`pipeline.schemas.raw.CO_INTERVENTIONS` and ``other`` (an item naming none of
         them and not ``none``); missing where the cell is empty.
     """
-    recorded = text.notna()
-    items = text.fillna("").astype(str).str.lower().str.split(";")
-    normal = items.map(
-        lambda parts: {"".join(ch for ch in p if ch.isalnum()) for p in parts if p.strip()}
-    )
+    recorded = text.notna().to_numpy()
+    # parse each distinct cell once (a clinic writes the same few lists over and over)
+    codes_of, distinct = pd.factorize(text.astype("string"), use_na_sentinel=True)
+    normal = [
+        {"".join(ch for ch in p if ch.isalnum()) for p in str(cell).lower().split(";") if p.strip()}
+        for cell in distinct
+    ]
     codes = {c: c.replace("_", "") for c in CO_INTERVENTIONS}
     known = {*codes.values(), NO_CO_INTERVENTION}
+    flags = {
+        code: np.array([word in s for s in normal], dtype=bool) for code, word in codes.items()
+    }
+    flags[OTHER_CO_INTERVENTION] = np.array([bool(s - known) for s in normal], dtype=bool)
     out = pd.DataFrame(index=text.index)
-    for code, word in codes.items():
-        out[code] = pd.array(normal.map(lambda s, w=word: w in s), dtype="boolean")
-    out[OTHER_CO_INTERVENTION] = pd.array(normal.map(lambda s: bool(s - known)), dtype="boolean")
-    out.loc[~recorded.to_numpy()] = pd.NA
+    take = np.where(recorded, codes_of, 0)
+    for name, per_cell in flags.items():
+        values = per_cell[take] if per_cell.size else np.zeros(len(text), dtype=bool)
+        out[name] = pd.arrays.BooleanArray(values, ~recorded)
     return out
 
 
