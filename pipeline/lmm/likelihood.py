@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -48,7 +49,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 class PatternState:
     """Per-evaluation pieces: each pattern's inverse block and the GLS solution."""
 
-    inverses: tuple[np.ndarray, ...]
+    unpack: Callable[[], tuple[np.ndarray, ...]]  # each pattern's inverse block, on demand
     batch_inverses: tuple[np.ndarray, ...]
     xtwx: np.ndarray
     xtwy: np.ndarray
@@ -58,6 +59,11 @@ class PatternState:
     xtwx_inv: np.ndarray
     logdet_xtwx: float
 
+    @cached_property
+    def inverses(self) -> tuple[np.ndarray, ...]:
+        """``Sigma[O, O]^{-1}`` of every pattern, in ``data.patterns`` order."""
+        return self.unpack()
+
 
 @dataclass(frozen=True)
 class _Batch:
@@ -65,7 +71,9 @@ class _Batch:
 
     The cross-products are held in full (``xx``, ``xy``) or, when the design factors as visit
     maps of patient-level covariates (:mod:`pipeline.lmm.visit_factor`), as the patients'
-    covariate sums (``zz``, ``zy``); the other pair is None.
+    covariate sums (``zz``, ``zy``); the other pair is None. The covariate sums of every
+    pattern go in one batch padded to all ``T`` visits (``observed`` marks the attended ones;
+    ``yy`` and ``zy`` hold zeros elsewhere), so an evaluation is a few numpy calls in all.
     """
 
     index: np.ndarray  # positions in data.patterns
@@ -77,6 +85,7 @@ class _Batch:
     xy: np.ndarray | None = None  # (m, k, k, p): XY[a, :, b] at [:, a, b]
     zz: np.ndarray | None = None  # (m, q, q): sum_i z_i z_i'
     zy: np.ndarray | None = None  # (m, q, k): sum_i z_i y_i'
+    observed: np.ndarray | None = None  # (m, T): the padded batch's attended visits
 
     def blocks(self, sigmas: np.ndarray) -> np.ndarray:
         """Each pattern's ``Sigma[O, O]`` from the stacked group covariances ``(G, T, T)``."""
@@ -84,23 +93,10 @@ class _Batch:
         return sigmas[self.group[:, None, None], v[:, :, None], v[:, None, :]]
 
 
-@dataclass(frozen=True)
-class _Scatter:
-    """Where a batch's ``k x k`` blocks and visits go in ``T x T`` (and ``G x T x T``) arrays."""
-
-    rows: np.ndarray  # (m, 1): the batch position of each block entry
-    slots: np.ndarray  # (m, k k): flat position in T x T
-    group_slots: np.ndarray  # (m k k,): flat position in G x T x T
-    visit_onehot: np.ndarray  # (m k, T): 1 where the entry's visit is the column's
-
-    @classmethod
-    def of(cls, group: np.ndarray, visits: np.ndarray, t: int) -> _Scatter:
-        """Index arrays of a batch's patterns (their covariance groups and visits)."""
-        m, k = visits.shape
-        slots = (visits[:, :, None] * t + visits[:, None, :]).reshape(m, k * k)
-        onehot = np.zeros((m * k, t))
-        onehot[np.arange(m * k), visits.ravel()] = 1.0
-        return cls(np.arange(m)[:, None], slots, (group[:, None] * t * t + slots).ravel(), onehot)
+def _group_slots(group: np.ndarray, visits: np.ndarray, t: int) -> np.ndarray:
+    """``(m k k,)``: where a batch's ``k x k`` block entries go in a flat ``G x T x T`` array."""
+    slots = visits[:, :, None] * t + visits[:, None, :]
+    return (group[:, None, None] * t * t + slots).ravel()
 
 
 class Likelihood:
@@ -135,31 +131,28 @@ class Likelihood:
         self.n_theta = int(self.offsets[-1])
         self.factor: VisitFactor | None = visit_factor(data) if factor else None
         self._stacked = None if self.factor is None else self.factor.stacked
+        if self.factor is not None:
+            self.batches = (self._padded_batch(),)
+            mask = self.batches[0].observed
+            self._pair_mask = mask[:, :, None] & mask[:, None, :]
+            self._eye = np.eye(data.n_visits)
+            self._group_onehot = np.equal.outer(
+                np.arange(len(self.structures)), self.batches[0].group
+            ).astype(float)
+            self._slots: tuple[np.ndarray, ...] = ()
+            return
         batches = []
         ks = np.array([pat.visits.size for pat in data.patterns])
         for k in np.unique(ks):
             idx = np.flatnonzero(ks == k)
             pats = [data.patterns[i] for i in idx]
-            common = {
-                "index": idx,
-                "group": np.array([pat.group for pat in pats]),
-                "visits": np.array([pat.visits for pat in pats]),
-                "n": np.array([pat.n for pat in pats], dtype=float),
-                "yy": np.array([pat.yy for pat in pats]),
-            }
-            if self.factor is not None:
-                z = self.factor.z
-                firsts = [z[pat.rows[:, 0]] for pat in pats]
-                batch = _Batch(
-                    **common,
-                    zz=np.array([f.T @ f for f in firsts]),
-                    zy=np.array(
-                        [f.T @ data.y[pat.rows] for f, pat in zip(firsts, pats, strict=True)]
-                    ),
-                )
-            else:
-                batch = _Batch(
-                    **common,
+            batches.append(
+                _Batch(
+                    index=idx,
+                    group=np.array([pat.group for pat in pats]),
+                    visits=np.array([pat.visits for pat in pats]),
+                    n=np.array([pat.n for pat in pats], dtype=float),
+                    yy=np.array([pat.yy for pat in pats]),
                     xx=np.ascontiguousarray(
                         np.array([pat.xx for pat in pats]).transpose(0, 1, 3, 2, 4)
                     ),
@@ -167,9 +160,35 @@ class Likelihood:
                         np.array([pat.xy for pat in pats]).transpose(0, 1, 3, 2)
                     ),
                 )
-            batches.append(batch)
+            )
         self.batches = tuple(batches)
-        self._scatter = tuple(_Scatter.of(b.group, b.visits, data.n_visits) for b in self.batches)
+        self._slots = tuple(_group_slots(b.group, b.visits, data.n_visits) for b in self.batches)
+
+    def _padded_batch(self) -> _Batch:
+        """Every pattern's covariate sums in one batch padded to all visits."""
+        data, z = self.data, self.factor.z  # type: ignore[union-attr]
+        n_pat, t, q = len(data.patterns), data.n_visits, self.factor.q  # type: ignore[union-attr]
+        observed = np.zeros((n_pat, t), dtype=bool)
+        yy = np.zeros((n_pat, t, t))
+        zz = np.zeros((n_pat, q, q))
+        zy = np.zeros((n_pat, q, t))
+        for i, pat in enumerate(data.patterns):
+            v = pat.visits
+            first = z[pat.rows[:, 0]]
+            observed[i, v] = True
+            yy[i][np.ix_(v, v)] = pat.yy
+            zz[i] = first.T @ first
+            zy[i][:, v] = first.T @ data.y[pat.rows]
+        return _Batch(
+            index=np.arange(n_pat),
+            group=np.array([pat.group for pat in data.patterns]),
+            visits=np.broadcast_to(np.arange(t), (n_pat, t)),
+            n=np.array([pat.n for pat in data.patterns], dtype=float),
+            yy=yy,
+            zz=zz,
+            zy=zy,
+            observed=observed,
+        )
 
     def downdated(self, removed: Mapping[tuple[int, int], np.ndarray]) -> Likelihood:
         """Return a copy with some patients' contributions taken out of their patterns.
@@ -198,14 +217,16 @@ class Likelihood:
             m, k = rows.shape
             yp = data.y[rows]
             if self.factor is not None:
+                v = data.patterns[batch.index[j]].visits
                 zp = self.factor.z[rows[:, 0]]
                 parts["zz"][j] -= zp.T @ zp
-                parts["zy"][j] -= zp.T @ yp
+                parts["zy"][j][:, v] -= zp.T @ yp
+                parts["yy"][j][np.ix_(v, v)] -= yp.T @ yp
             else:
                 xp = data.x[rows].reshape(m, k * p)
                 parts["xx"][j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
                 parts["xy"][j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
-            parts["yy"][j] -= yp.T @ yp
+                parts["yy"][j] -= yp.T @ yp
             parts["n"][j] -= float(m)
         return self._with_batches(changed)
 
@@ -222,13 +243,13 @@ class Likelihood:
         for b_idx, batch in enumerate(self.batches):
             parts = {name: np.zeros_like(getattr(batch, name)) for name in ("zz", "zy", "yy", "n")}
             for j, p_idx in enumerate(batch.index):
-                rows = data.patterns[p_idx].rows
+                rows, v = data.patterns[p_idx].rows, data.patterns[p_idx].visits
                 w = weights[data.subject_codes[rows[:, 0]]]
                 zp, yp = z[rows[:, 0]], data.y[rows]
                 zw = zp * w[:, None]
                 parts["zz"][j] = zw.T @ zp
-                parts["zy"][j] = zw.T @ yp
-                parts["yy"][j] = (yp * w[:, None]).T @ yp
+                parts["zy"][j][:, v] = zw.T @ yp
+                parts["yy"][j][np.ix_(v, v)] = (yp * w[:, None]).T @ yp
                 parts["n"][j] = w.sum()
             changed[b_idx] = parts
         return self._with_batches(changed)
@@ -261,51 +282,79 @@ class Likelihood:
 
     def state_from_sigmas(self, sigmas: Sequence[np.ndarray]) -> PatternState:
         """As :meth:`state`, from the groups' Sigma directly."""
-        p, t = self.data.p, self.data.n_visits
         stacked = np.asarray(sigmas, dtype=float)
+        if self.factor is not None:
+            return self._padded_state(stacked)
+        p = self.data.p
         xtwx = np.zeros((p, p))
         xtwy = np.zeros(p)
         ytwy = 0.0
         logdet = 0.0
-        inverses: list[np.ndarray] = [np.empty(0)] * len(self.data.patterns)
         batch_inverses = []
-        if self.factor is not None:
-            q = self.factor.q
-            zz_sum = np.zeros((t * t, q * q))  # sum_p scatter(W_p) (x) S_p, as (a b, i j)
-            zy_sum = np.zeros((t, q))  # sum_p sum_b W_p[a, b] ZY_p[:, b] at visit a
-        for b, where in zip(self.batches, self._scatter, strict=True):
+        for b in self.batches:
             blocks = b.blocks(stacked)
             chol = np.linalg.cholesky(blocks)
             inv = np.linalg.inv(blocks)
             inv = 0.5 * (inv + inv.transpose(0, 2, 1))
             batch_inverses.append(inv)
-            for j, i in enumerate(b.index):
-                inverses[i] = inv[j]
             logdet += 2.0 * float(b.n @ np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1))
             ytwy += float(np.sum(inv * b.yy))
-            m = inv.shape[0]
-            if self.factor is not None:
-                full = np.zeros((m, t * t))
-                full[where.rows, where.slots] = inv.reshape(m, -1)
-                zz_sum += full.T @ b.zz.reshape(m, -1)
-                wzy = inv @ b.zy.transpose(0, 2, 1)  # (m, k, q)
-                zy_sum += where.visit_onehot.T @ wzy.reshape(-1, wzy.shape[-1])
-                continue
             flat = inv.reshape(-1)
             xtwx += (flat @ b.xx.reshape(flat.size, p * p)).reshape(p, p)
             xtwy += flat @ b.xy.reshape(flat.size, p)
-        if self.factor is not None:
-            q = self.factor.q
-            inner = zz_sum.reshape(t, t, q, q).transpose(0, 2, 1, 3).reshape(t * q, t * q)
-            xtwx = self._stacked @ inner @ self._stacked.T
-            xtwy = self._stacked @ zy_sum.reshape(-1)
+
+        def unpack() -> tuple[np.ndarray, ...]:
+            out: list[np.ndarray] = [np.empty(0)] * len(self.data.patterns)
+            for b, inv in zip(self.batches, batch_inverses, strict=True):
+                for j, i in enumerate(b.index):
+                    out[i] = inv[j]
+            return tuple(out)
+
+        return self._solved(unpack, tuple(batch_inverses), xtwx, xtwy, ytwy, logdet)
+
+    def _padded_state(self, stacked: np.ndarray) -> PatternState:
+        """:meth:`state_from_sigmas` over the padded batch of covariate sums."""
+        b = self.batches[0]
+        t, q = self.data.n_visits, self.factor.q  # type: ignore[union-attr]
+        n_pat = b.n.size
+        # an unattended visit is a unit variance of its own: no effect on the inverse's block
+        # of the attended ones nor on the log-determinant, and masked out of the inverse
+        blocks = np.where(self._pair_mask, stacked[b.group], self._eye)
+        chol = np.linalg.cholesky(blocks)
+        inv = np.linalg.inv(blocks)
+        inv = np.where(self._pair_mask, 0.5 * (inv + inv.transpose(0, 2, 1)), 0.0)
+        logdet = 2.0 * float(b.n @ np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1))
+        ytwy = float(np.sum(inv * b.yy))
+        zz_sum = inv.reshape(n_pat, t * t).T @ b.zz.reshape(n_pat, q * q)  # (a b, i j)
+        zy_sum = (inv @ b.zy.transpose(0, 2, 1)).sum(axis=0)  # (T, q)
+        inner = zz_sum.reshape(t, t, q, q).transpose(0, 2, 1, 3).reshape(t * q, t * q)
+        xtwx = self._stacked @ inner @ self._stacked.T
+        xtwy = self._stacked @ zy_sum.reshape(-1)
+        patterns = self.data.patterns
+
+        def unpack() -> tuple[np.ndarray, ...]:
+            return tuple(inv[i][np.ix_(pat.visits, pat.visits)] for i, pat in enumerate(patterns))
+
+        return self._solved(unpack, (inv,), xtwx, xtwy, ytwy, logdet)
+
+    def _solved(
+        self,
+        unpack: Callable[[], tuple[np.ndarray, ...]],
+        batch_inverses: tuple[np.ndarray, ...],
+        xtwx: np.ndarray,
+        xtwy: np.ndarray,
+        ytwy: float,
+        logdet: float,
+    ) -> PatternState:
+        """Solve the GLS equations and collect an evaluation's pieces."""
+        p = self.data.p
         xtwx = 0.5 * (xtwx + xtwx.T)
         chol_x = np.linalg.cholesky(xtwx)
         beta = scipy.linalg.cho_solve((chol_x, True), xtwy)
         xtwx_inv = scipy.linalg.cho_solve((chol_x, True), np.eye(p))
         return PatternState(
-            tuple(inverses),
-            tuple(batch_inverses),
+            unpack,
+            batch_inverses,
             xtwx,
             xtwy,
             ytwy,
@@ -334,7 +383,6 @@ class Likelihood:
         """Return the criterion's derivative in each group's Sigma entries (module doc)."""
         t = self.data.n_visits
         n_groups = len(self.structures)
-        out = np.zeros(n_groups * t * t)
         beta = st.beta
         p = beta.size
         # beta'XX_ab beta (+ tr((X'V^-1 X)^-1 XX_ab) for REML) in one pass over XX
@@ -342,28 +390,23 @@ class Likelihood:
         if self.reml:
             weight = weight + st.xtwx_inv.T
         if self.factor is not None:
-            q = self.factor.q
-            mt = self._stacked
+            b, inv = self.batches[0], st.batch_inverses[0]
+            q, mt = self.factor.q, self._stacked
             # beta'XX_ab beta + tr(A XX_ab) = sum_ij S_p[i, j] (M_a' W M_b)[i, j]
             inner = (mt.T @ weight @ mt).reshape(t, q, t, q).transpose(0, 2, 1, 3)
-            inner = inner.reshape(t * t, q * q)
+            quad = b.zz.reshape(-1, q * q) @ inner.reshape(t * t, q * q).T
             u = (mt.T @ beta).reshape(t, q)  # M_a' beta
-        else:
-            weight = weight.reshape(-1)
-        for b, inv, where in zip(self.batches, st.batch_inverses, self._scatter, strict=True):
-            if self.factor is not None:
-                m, k = b.visits.shape
-                quad = (b.zz.reshape(m, -1) @ inner.T)[where.rows, where.slots]
-                g = b.yy - 2.0 * (u[b.visits] @ b.zy) + quad.reshape(m, k, k)
-            else:
-                g = (
-                    b.yy
-                    - 2.0 * (b.xy @ beta)
-                    + (b.xx.reshape(-1, p * p) @ weight).reshape(b.yy.shape)
-                )
+            g = b.yy - 2.0 * (u @ b.zy) + quad.reshape(-1, t, t)
+            g = 0.5 * (g + g.transpose(0, 2, 1))
+            h = b.n[:, None, None] * inv - inv @ g @ inv  # zero off the attended visits
+            return list((self._group_onehot @ h.reshape(-1, t * t)).reshape(n_groups, t, t))
+        out = np.zeros(n_groups * t * t)
+        weight = weight.reshape(-1)
+        for b, inv, slots in zip(self.batches, st.batch_inverses, self._slots, strict=True):
+            g = b.yy - 2.0 * (b.xy @ beta) + (b.xx.reshape(-1, p * p) @ weight).reshape(b.yy.shape)
             g = 0.5 * (g + g.transpose(0, 2, 1))
             h = b.n[:, None, None] * inv - inv @ g @ inv
-            out += np.bincount(where.group_slots, weights=h.ravel(), minlength=out.size)
+            out += np.bincount(slots, weights=h.ravel(), minlength=out.size)
         return list(out.reshape(n_groups, t, t))
 
     def criterion_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
