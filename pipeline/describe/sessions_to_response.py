@@ -21,8 +21,8 @@ Pure functions, each returning a tidy table:
   the midpoint when it stays exactly at 0.5 over an interval);
 - :func:`share_within`: the share that responded within k sessions (``1 − S(k)``) with its CI;
 - :func:`cox_model`: the hazard ratio of each level against the reference from a Cox model with
-  Efron ties (statsmodels ``PHReg``), as R's ``coxph(Surv(sessions, event) ~ g)``; Wald CI and
-  p-value.
+  Efron ties (:mod:`pipeline.describe.cox`), as R's ``coxph(Surv(sessions, event) ~ g)``; Wald
+  CI and p-value.
 
 Sessions are counted *before* each assessment (:func:`pipeline.derive.dataset.sessions_before`),
 so an event at ``k`` means the patient had responded after ``k`` sessions at the latest.
@@ -37,9 +37,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.duration.hazard_regression import PHReg
 
 from pipeline.config.settings import Study
+from pipeline.describe.cox import cox_efron
 from pipeline.schemas.columns import PATIENT_ID, outcome_column
 
 QUESTION = "sessions_to_response"
@@ -326,7 +326,8 @@ def cox_model(
     """Hazard ratio of responding, each level of ``group`` against the reference (first).
 
     A Cox proportional-hazards model ``Surv(sessions, event) ~ group`` with Efron's handling of
-    tied times (many patients share a session count), fitted by statsmodels ``PHReg``; the
+    tied times (many patients share a session count), fitted on the data's distinct rows
+    (:func:`pipeline.describe.cox.cox_efron`, which agrees with statsmodels ``PHReg``); the
     standard errors are from the inverse observed information, the CI and p-value are Wald's,
     as R's ``summary(coxph(Surv(sessions, event) ~ g))``.
 
@@ -393,9 +394,8 @@ def cox_model(
             row["note"] = "a level has no response; hazard ratio not estimable"
         return pd.DataFrame(rows, columns=columns)
     time = sub["sessions"].to_numpy(float)
-    model = PHReg(time, design, status=events.astype(float), ties="efron")
     try:
-        fit = model.fit()
+        fit = cox_efron(time, events, design)
         bse = np.asarray(fit.bse, dtype=float)
     except np.linalg.LinAlgError:
         bse = np.full(len(others), np.nan)
