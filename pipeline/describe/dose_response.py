@@ -94,7 +94,8 @@ def dose_response(
             rows[name] = rows[name].astype(str)
             terms.append(f"C({name}, Treatment('{reference}'))" if reference else f"C({name})")
     frame = rows[[PATIENT_ID, change, baseline, "dose", *adjust]].copy()
-    frame["dose"] = frame["dose"].astype(int)
+    # a categorical of the doses: patsy reads its codes (an int column it maps value by value)
+    frame["dose"] = pd.Categorical(frame["dose"].astype(int), categories=doses)
     fit = fit_lmm(frame, change, " + ".join(terms), PATIENT_ID, **FAST_PATH)
     names = list(fit.design_columns)
 
