@@ -38,6 +38,7 @@ import scipy.linalg
 
 from pipeline.lmm.covariance import Structure
 from pipeline.lmm.patterns import MmrmData
+from pipeline.lmm.reuse import shared
 from pipeline.lmm.visit_factor import VisitFactor, visit_factor
 
 __all__ = ["Likelihood", "PatternState"]
@@ -129,7 +130,9 @@ class Likelihood:
         sizes = [s.n_theta for s in self.structures]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n_theta = int(self.offsets[-1])
-        self.factor: VisitFactor | None = visit_factor(data) if factor else None
+        self.factor: VisitFactor | None = (
+            shared(data, "visit_factor", lambda: visit_factor(data)) if factor else None
+        )
         self._stacked = None if self.factor is None else self.factor.stacked
         if self.factor is not None:
             self.batches = (self._padded_batch(),)

@@ -63,6 +63,7 @@ from pipeline.lmm.kenward_roger import (
 from pipeline.lmm.likelihood import Likelihood
 from pipeline.lmm.optim import ModelFitError
 from pipeline.lmm.patterns import MmrmData, prepare_mmrm
+from pipeline.lmm.reuse import shared
 
 __all__ = ["DF_METHODS", "MmrmFit", "fit_mmrm"]
 
@@ -388,6 +389,11 @@ class MmrmFit:
         return table
 
 
+def _hashable(levels: Sequence[Any] | None) -> tuple | None:
+    """Return the visit levels as a key of :func:`~pipeline.lmm.reuse.shared`."""
+    return None if levels is None else tuple(levels)
+
+
 def _start_sigma(data: MmrmData) -> np.ndarray:
     """Pairwise-complete covariance of the OLS residuals across visits, made positive definite."""
     beta, *_ = np.linalg.lstsq(data.x, data.y, rcond=None)
@@ -622,7 +628,11 @@ def fit_mmrm(
             f"Unknown covariance structure(s) {unknown}: choose from {', '.join(STRUCTURES)}."
         )
     _check_options(df_method, reml, robust)
-    prep = prepare_mmrm(data, response, fixed, visit, subject, covariance_group, visit_levels)
+    prep = shared(  # the ML refits of an analysis reuse its REML fit's design and patterns
+        data,
+        ("mmrm", response, fixed, visit, subject, covariance_group, _hashable(visit_levels)),
+        lambda: prepare_mmrm(data, response, fixed, visit, subject, covariance_group, visit_levels),
+    )
     notes: list[str] = []
     if prep.n_excluded:
         notes.append(f"data: {prep.n_excluded} row(s) with a missing model variable were excluded")

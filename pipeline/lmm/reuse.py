@@ -5,8 +5,10 @@ ML for its likelihood-ratio tests (the full model again, then each reduced model
 model's ML refit needs exactly the design (:func:`pipeline.lmm.data.prepare_data`: formula
 evaluation, checks, rank test) and the per-group cross-products
 (:class:`pipeline.lmm.deviance.GroupedCrossproducts`) the REML fit built: neither depends on
-REML or ML. Inside :func:`sharing_designs` they are built once and reused; outside it nothing
-is kept and every fit builds its own, as before.
+REML or ML. The same holds for an MMRM's prepared data (:func:`pipeline.lmm.patterns.prepare_mmrm`:
+design, visit patterns and their cross-products) and its visit factorisation. Inside
+:func:`sharing_designs` they are built once and reused; outside it nothing is kept and every fit
+builds its own, as before.
 
 The reuse is keyed by the identity of the data frame passed to
 :func:`pipeline.lmm.fit.fit_lmm` and by the model's specification (response, fixed effects,

@@ -9,6 +9,7 @@ random effect must get its own design.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from clinic_models import CLINIC_FIXED, simulate_clinic
 
@@ -85,3 +86,47 @@ def test_nothing_is_kept_outside_a_scope() -> None:
     with sharing_designs():  # a new scope starts empty
         shared(owner, "k", lambda: built.append(1))
     assert len(built) == 4
+
+
+def test_mmrm_ml_refit_reuses_the_reml_fits_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An MMRM analysis refits its model by ML for the likelihood-ratio tests: inside a scope the
+    # refit takes the REML fit's prepared data (design, visit patterns) and gives the numbers
+    # of an unshared refit; a reduced model still prepares its own.
+    from pipeline.lmm import mmrm as lmm_mmrm
+
+    rng = np.random.default_rng(4)
+    n, t = 120, 3
+    frame = pd.DataFrame(
+        {
+            "pid": np.repeat(np.arange(n), t),
+            "visit": np.tile(np.arange(t), n),
+            "arm": np.repeat(np.where(np.arange(n) % 2 == 0, "a", "b"), t),
+            "base": np.repeat(rng.normal(5, 1, n), t),
+        }
+    )
+    frame["y"] = frame["base"] + frame["visit"] + rng.normal(size=len(frame))
+    calls = {"prepare": 0}
+    prepare = lmm_mmrm.prepare_mmrm
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["prepare"] += 1
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(lmm_mmrm, "prepare_mmrm", counting)
+    fixed = "base + C(visit) * arm"
+
+    def fits():  # type: ignore[no-untyped-def]
+        reml = lmm_mmrm.fit_mmrm(frame, "y", fixed, "visit", "pid", "us")
+        ml = lmm_mmrm.fit_mmrm(frame, "y", fixed, "visit", "pid", "us", reml=False, df_method="z")
+        reduced = lmm_mmrm.fit_mmrm(frame, "y", "base + C(visit) + arm", "visit", "pid", "us")
+        return reml, ml, reduced
+
+    alone = fits()
+    assert calls["prepare"] == 3
+    with sharing_designs():
+        together = fits()
+    assert calls["prepare"] == 3 + 2
+    assert together[1]._likelihood.data is together[0]._likelihood.data
+    for a, b in zip(alone, together, strict=True):
+        assert a.criterion == b.criterion
+        np.testing.assert_array_equal(a.beta, b.beta)
