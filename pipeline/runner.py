@@ -22,9 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import outputs
+from pipeline.analyses.alongside import Alongside
 from pipeline.analyses.cache import FitCache, cache_key
 from pipeline.analyses.headline import answer_table
-from pipeline.analyses.missing_data import MissingDataResult, missing_data_analysis
+from pipeline.analyses.missing_data import (
+    MissingDataResult,
+    missing_data_analysis,
+    portable_missing_data_analysis,
+)
 from pipeline.analyses.plans import AnalysisResult
 from pipeline.analyses.run import (
     Progress,
@@ -262,89 +267,100 @@ def _run(
     secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
     folder = config.outputs.processed / MODEL_CACHE
     cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
-    results = run_analyses(
-        study_plans(data, config.model, study),
-        config.model.df_method,
-        progress=progress,
-        workers=config.engine.workers or None,
-        cache=cache,
-    )
-    visit = primary_visit(data, study)
-    headlines = [headline(c) for c in study.comparisons]
-    model_tables = combine(results, study.comparisons, visit)
-    diagnostics = model_tables["diagnostics"]
-    written.append(
-        outputs.write_csv(
-            config.outputs.processed / RUN_LOG,
-            diagnostics.loc[:, ["analysis", "outcome", "status", "fit_seconds"]],
+    with _estimand_beside_fits(data, config) as estimand:
+        results = run_analyses(
+            study_plans(data, config.model, study),
+            config.model.df_method,
+            progress=progress,
+            workers=config.engine.workers or None,
+            cache=cache,
         )
-    )
-    primary_outcome = study.outcomes[0].name
-    result = next(r for r in results if (r.identity, r.outcome) == (headlines[0], primary_outcome))
-    if result.fit is None:
-        message = result.diagnostics["message"].iloc[0]
-        raise UserError(
-            f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
-        )
-    if visit is not None and headlines[0].kind is AnalysisKind.CHANGE:
-        at = result.contrasts[pd.to_numeric(result.contrasts["visit"], errors="coerce") == visit]
-        if at.empty:
-            raise UserError(
-                f"the primary outcome {primary_outcome} has no between-group difference at the "
-                f"primary visit {visit}: no patient of both groups was assessed then; set [time] "
-                f"primary_visit to a visit the data hold"
+        visit = primary_visit(data, study)
+        headlines = [headline(c) for c in study.comparisons]
+        model_tables = combine(results, study.comparisons, visit)
+        diagnostics = model_tables["diagnostics"]
+        written.append(
+            outputs.write_csv(
+                config.outputs.processed / RUN_LOG,
+                diagnostics.loc[:, ["analysis", "outcome", "status", "fit_seconds"]],
             )
-    skipped = tuple(
-        f"{r.analysis} ({r.outcome}): {r.diagnostics['message'].iloc[0]}"
-        for r in results
-        if r.fit is None
-    )
-    groups = [c.name for c in study.comparisons]
-    outcome_names = [o.name for o in study.outcomes]
-    responder_table = pd.concat(
-        [responders.responders_by_instrument(data, g, outcome_names) for g in groups],
-        ignore_index=True,
-    )
-    reasons = summaries.quarantine_reasons(validation.failures)
-    tables = {
-        **model_tables,
-        "answer": answer_table(model_tables, study, visit),
-        "row_accounting": validation.accounting,
-        "quarantine_reasons": reasons,
-    }
-    if record is not None:
-        tables["adverse_event_rates"] = safety.adverse_event_rates(sessions, "depth", record=record)
-        tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
-    tables["responders"] = responder_table
-    threshold = config.privacy.small_cell_threshold
-    patients = validation.valid("patients")
-    tables.update(
-        clinic.clinic_tables(
-            data,
-            sessions,
-            study,
-            threshold,
-            patients=patients,
-            assessments=validation.valid("assessments"),
-            record=record,
         )
-    )
-    not_supported = skipped_analyses(data, study)
-    if not_supported:
-        tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
-    descriptive = summaries.descriptive_tables(
-        validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
-    )
-    missing = None
-    if config.estimand is not None:  # [estimand]: reference-based sensitivity (issue 19)
-        try:
-            missing = missing_data_analysis(data, config)
-        except (ValueError, ModelDataError, ModelFitError) as exc:
+        primary_outcome = study.outcomes[0].name
+        result = next(
+            r for r in results if (r.identity, r.outcome) == (headlines[0], primary_outcome)
+        )
+        if result.fit is None:
+            message = result.diagnostics["message"].iloc[0]
             raise UserError(
-                f"{config.source}: [estimand] cannot be analysed on these data: {exc}"
-            ) from None
-        tables["sensitivity_missing"] = missing.sensitivity
-        tables["tipping_point"] = missing.tipping
+                f"the primary model ({result.formula}) cannot be fitted to these data: {message}"
+            )
+        if visit is not None and headlines[0].kind is AnalysisKind.CHANGE:
+            at = result.contrasts[
+                pd.to_numeric(result.contrasts["visit"], errors="coerce") == visit
+            ]
+            if at.empty:
+                raise UserError(
+                    f"the primary outcome {primary_outcome} has no between-group difference at "
+                    f"the primary visit {visit}: no patient of both groups was assessed then; set "
+                    f"[time] primary_visit to a visit the data hold"
+                )
+        skipped = tuple(
+            f"{r.analysis} ({r.outcome}): {r.diagnostics['message'].iloc[0]}"
+            for r in results
+            if r.fit is None
+        )
+        groups = [c.name for c in study.comparisons]
+        outcome_names = [o.name for o in study.outcomes]
+        responder_table = pd.concat(
+            [responders.responders_by_instrument(data, g, outcome_names) for g in groups],
+            ignore_index=True,
+        )
+        reasons = summaries.quarantine_reasons(validation.failures)
+        tables = {
+            **model_tables,
+            "answer": answer_table(model_tables, study, visit),
+            "row_accounting": validation.accounting,
+            "quarantine_reasons": reasons,
+        }
+        if record is not None:
+            tables["adverse_event_rates"] = safety.adverse_event_rates(
+                sessions, "depth", record=record
+            )
+            tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
+        tables["responders"] = responder_table
+        threshold = config.privacy.small_cell_threshold
+        patients = validation.valid("patients")
+        tables.update(
+            clinic.clinic_tables(
+                data,
+                sessions,
+                study,
+                threshold,
+                patients=patients,
+                assessments=validation.valid("assessments"),
+                record=record,
+            )
+        )
+        not_supported = skipped_analyses(data, study)
+        if not_supported:
+            tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
+        descriptive = summaries.descriptive_tables(
+            validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
+        )
+        missing = None
+        if config.estimand is not None:  # [estimand]: reference-based sensitivity (issue 19)
+            try:
+                missing = (
+                    estimand.result()
+                    if estimand is not None
+                    else missing_data_analysis(data, config)
+                )
+            except (ValueError, ModelDataError, ModelFitError) as exc:
+                raise UserError(
+                    f"{config.source}: [estimand] cannot be analysed on these data: {exc}"
+                ) from None
+            tables["sensitivity_missing"] = missing.sensitivity
+            tables["tipping_point"] = missing.tipping
     report = render_report(
         config,
         raw,
@@ -364,6 +380,28 @@ def _run(
         pdf_problem=report.pdf_problem,
         not_supported=tuple(f"{name}: {reason}" for name, reason in not_supported),
     )
+
+
+@contextlib.contextmanager
+def _estimand_beside_fits(
+    data: pd.DataFrame, config: Config
+) -> Iterator[Alongside[MissingDataResult] | None]:
+    """Start the ``[estimand]`` block in a process of its own; stop it if the run stops.
+
+    None when there is no ``[estimand]`` section or the configuration asks for one process
+    at a time (``[engine] workers = 1``, to save memory): the block then runs in this process
+    after the fits.
+    """
+    job = (
+        Alongside(portable_missing_data_analysis, data, config, what="the [estimand] block")
+        if config.estimand is not None and config.engine.workers != 1
+        else None
+    )
+    try:
+        yield job
+    finally:
+        if job is not None:
+            job.cancel()
 
 
 def check_design(data: pd.DataFrame, study: Study) -> None:

@@ -41,6 +41,7 @@ treatment* set the values after the event aside and impute them (default MAR and
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ __all__ = [
     "jackknife_words",
     "missing_data_analysis",
     "patient_groups",
+    "portable_missing_data_analysis",
     "resolve_estimand",
 ]
 
@@ -745,3 +747,15 @@ def missing_data_analysis(
             "total_cpu": time.process_time() - cpu0,
         },
     )
+
+
+def portable_missing_data_analysis(data: pd.DataFrame, config: Config) -> MissingDataResult:
+    """Run :func:`missing_data_analysis`; return it with the imputation fit without its rows.
+
+    For a run that computes the block in a process of its own
+    (:class:`pipeline.analyses.alongside.Alongside`): the result is pickled back, and the
+    report needs of the imputation model only its numbers and formula
+    (:meth:`pipeline.lmm.mmrm.MmrmFit.without_data`).
+    """
+    result = missing_data_analysis(data, config)
+    return dataclasses.replace(result, fit=result.fit.without_data())
