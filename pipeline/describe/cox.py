@@ -32,6 +32,9 @@ MAX_ITER = 30
 TOLERANCE = 1e-10
 """Relative change of the log partial likelihood at which the fit has converged (R: 1e-9)."""
 
+R_EPS = 1e-9
+"""R's ``coxph.control(eps)``, the scale of its test for an infinite coefficient."""
+
 
 @dataclass(frozen=True)
 class CoxFit:
@@ -47,12 +50,16 @@ class CoxFit:
         Log partial likelihood at ``params``.
     iterations : int
         Newton steps taken.
+    infinite : numpy.ndarray
+        True for a coefficient still moving when the likelihood has converged (R's "coefficient
+        may be infinite": every event of a group before, or after, all of the other's).
     """
 
     params: np.ndarray
     cov: np.ndarray
     loglik: float
     iterations: int
+    infinite: np.ndarray
 
     @property
     def bse(self) -> np.ndarray:
@@ -153,4 +160,7 @@ def cox_efron(time: np.ndarray, status: np.ndarray, design: np.ndarray) -> CoxFi
         beta, loglik, grad, info = new, new_loglik, new_grad, new_info
         if converged:
             break
-    return CoxFit(beta, np.linalg.inv(info), loglik, iterations)
+    # R's coxph.fit: the step still to take, against its tolerance and the coefficient's size
+    still = np.abs(np.linalg.solve(info, grad))
+    infinite = (still > R_EPS) & (still > np.sqrt(R_EPS) * np.abs(beta))
+    return CoxFit(beta, np.linalg.inv(info), loglik, iterations, infinite)

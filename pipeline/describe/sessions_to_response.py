@@ -398,7 +398,14 @@ def cox_model(
         fit = cox_efron(time, events, design)
         bse = np.asarray(fit.bse, dtype=float)
     except np.linalg.LinAlgError:
-        bse = np.full(len(others), np.nan)
+        fit, bse = None, np.full(len(others), np.nan)
+    if fit is not None and fit.infinite[: len(others)].any():
+        for row in rows:
+            row["note"] = (
+                "every response of one group came before (or after) all of the other's: the "
+                "hazard ratio is infinite, not estimable"
+            )
+        return pd.DataFrame(rows, columns=columns)
     if not np.isfinite(bse[: len(others)]).all():
         for row in rows:
             row["note"] = "too few patients or responses for the Cox model; not estimable"

@@ -39,3 +39,15 @@ def test_a_covariate_constant_among_the_patients_makes_the_information_singular(
     x[:, 2] = 0.0
     with pytest.raises(np.linalg.LinAlgError):
         cox_efron(time, status, x)
+
+
+def test_a_group_whose_events_all_come_first_has_an_infinite_coefficient():
+    # R: coxph(Surv(t, s) ~ g) warns "Loglik converged before variable 1; coefficient may be
+    # infinite" when every event of group 1 precedes every event of group 0
+    time = np.array([1, 1, 2, 2, 3, 5, 6, 7, 8, 9], dtype=float)
+    status = np.ones(10, dtype=bool)
+    g = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], dtype=float)[:, None]
+    fit = cox_efron(time, status, g)
+    assert fit.infinite.tolist() == [True]
+    mixed = cox_efron(time, status, np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0.0])[:, None])
+    assert mixed.infinite.tolist() == [False]

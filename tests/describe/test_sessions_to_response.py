@@ -170,3 +170,15 @@ def test_cox_with_a_singular_design_says_not_estimable():
     )
     row = s2r.cox_model(frame, "g", adjust=["a"]).iloc[0]
     assert np.isnan(row["hazard_ratio"]) and "not estimable" in row["note"]
+
+
+def test_cox_with_one_group_responding_before_the_other_is_not_estimable():
+    frame = pd.DataFrame(
+        {
+            "sessions": [1, 1, 2, 2, 3, 5, 6, 7, 8, 9],
+            "event": [True] * 10,
+            "g": pd.Categorical(["b"] * 5 + ["a"] * 5, categories=["a", "b"]),
+        }
+    )
+    row = s2r.cox_model(frame, "g").iloc[0]
+    assert np.isnan(row["log_hr"]) and "infinite" in row["note"]
