@@ -92,7 +92,6 @@ TIMED = {
     "combine": (runner, "combine"),
     "responders": (runner.responders, "responders_by_instrument"),
     "adverse event tables": (runner.safety, "adverse_event_rates"),
-    "clinic tables, when made after the fits": (runner.clinic, "clinic_tables"),
     "descriptive tables": (runner.summaries, "descriptive_tables"),
     "estimand (missing data), when run after the fits": (runner, "missing_data_analysis"),
     "waiting for the clinic tables and the estimand (each started beside the fits)": (
