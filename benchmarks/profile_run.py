@@ -5,9 +5,8 @@ under :mod:`cProfile` with the process CPU clock as timer, so the figures are th
 whatever else runs on the machine (the profiler's own overhead inflates Python-heavy code such
 as matplotlib's layout more than numpy-heavy code). With ``--timers`` nothing is profiled: each
 stage's function is wrapped by a timer of wall time, this process's CPU time and its reaped
-children's CPU time (the forked model workers, and the processes of the clinic tables and the
-``[estimand]`` block, which run beside the fits: their stages are then the main process's wait
-for them), and the
+children's CPU time (the forked model workers and the ``[estimand]`` block's process, which
+runs beside the fits: its stage is then the main process's wait for it), and the
 configuration's ``workers`` is kept, which is what ``outcomes run --refit`` (no PDF) does.
 
 Reported per stage (cumulative CPU seconds of the stage's function): ingest +
@@ -92,9 +91,10 @@ TIMED = {
     "combine": (runner, "combine"),
     "responders": (runner.responders, "responders_by_instrument"),
     "adverse event tables": (runner.safety, "adverse_event_rates"),
+    "clinic tables": (runner.clinic, "clinic_tables"),
     "descriptive tables": (runner.summaries, "descriptive_tables"),
     "estimand (missing data), when run after the fits": (runner, "missing_data_analysis"),
-    "waiting for the clinic tables and the estimand (each started beside the fits)": (
+    "estimand: waiting for its own process (started before the fits)": (
         runner.Alongside,
         "result",
     ),

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,17 +267,7 @@ def _run(
     secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
     folder = config.outputs.processed / MODEL_CACHE
     cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
-    clinic_tables = functools.partial(
-        clinic.clinic_tables,
-        data,
-        sessions,
-        study,
-        config.privacy.small_cell_threshold,
-        patients=validation.valid("patients"),
-        assessments=validation.valid("assessments"),
-        record=record,
-    )
-    with _beside_fits(data, config, clinic_tables) as beside:
+    with _estimand_beside_fits(data, config) as estimand:
         results = run_analyses(
             study_plans(data, config.model, study),
             config.model.df_method,
@@ -339,7 +328,19 @@ def _run(
             )
             tables["adverse_event_rate_ratio"] = safety.rate_ratio(sessions, "depth", record=record)
         tables["responders"] = responder_table
-        tables.update(beside.clinic.result() if beside.clinic is not None else clinic_tables())
+        threshold = config.privacy.small_cell_threshold
+        patients = validation.valid("patients")
+        tables.update(
+            clinic.clinic_tables(
+                data,
+                sessions,
+                study,
+                threshold,
+                patients=patients,
+                assessments=validation.valid("assessments"),
+                record=record,
+            )
+        )
         not_supported = skipped_analyses(data, study)
         if not_supported:
             tables["skipped_analyses"] = pd.DataFrame(not_supported, columns=["analysis", "reason"])
@@ -350,8 +351,8 @@ def _run(
         if config.estimand is not None:  # [estimand]: reference-based sensitivity (issue 19)
             try:
                 missing = (
-                    beside.estimand.result()
-                    if beside.estimand is not None
+                    estimand.result()
+                    if estimand is not None
                     else missing_data_analysis(data, config)
                 )
             except (ValueError, ModelDataError, ModelFitError) as exc:
@@ -381,41 +382,26 @@ def _run(
     )
 
 
-@dataclass
-class _BesideFits:
-    """Work started before the model fits, each in a process of its own (None: done in place)."""
-
-    estimand: Alongside[MissingDataResult] | None
-    clinic: Alongside[dict[str, pd.DataFrame]] | None
-
-    def cancel(self) -> None:
-        """Stop whatever still runs (the run is stopping)."""
-        for job in (self.estimand, self.clinic):
-            if job is not None:
-                job.cancel()
-
-
 @contextlib.contextmanager
-def _beside_fits(
-    data: pd.DataFrame, config: Config, clinic_tables: Callable[[], dict[str, pd.DataFrame]]
-) -> Iterator[_BesideFits]:
-    """Start the ``[estimand]`` block and the clinic tables beside the fits (stopped with the run).
+def _estimand_beside_fits(
+    data: pd.DataFrame, config: Config
+) -> Iterator[Alongside[MissingDataResult] | None]:
+    """Start the ``[estimand]`` block in a process of its own; stop it if the run stops.
 
-    Each is None (computed in this process after the fits) when the configuration asks for
-    one process at a time (``[engine] workers = 1``, to save memory); the estimand is None
-    without an ``[estimand]`` section.
+    None when there is no ``[estimand]`` section or the configuration asks for one process
+    at a time (``[engine] workers = 1``, to save memory): the block then runs in this process
+    after the fits.
     """
-    beside = config.engine.workers != 1
-    jobs = _BesideFits(
+    job = (
         Alongside(portable_missing_data_analysis, data, config, what="the [estimand] block")
-        if beside and config.estimand is not None
-        else None,
-        Alongside(clinic_tables, what="the clinic tables") if beside else None,
+        if config.estimand is not None and config.engine.workers != 1
+        else None
     )
     try:
-        yield jobs
+        yield job
     finally:
-        jobs.cancel()
+        if job is not None:
+            job.cancel()
 
 
 def check_design(data: pd.DataFrame, study: Study) -> None:

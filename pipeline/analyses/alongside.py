@@ -1,13 +1,12 @@
-"""One analysis in a process of its own while the run goes on: work beside the model fits.
+"""One analysis in a process of its own while the run goes on: the estimand block beside the fits.
 
-The ``[estimand]`` block (:func:`pipeline.analyses.missing_data.missing_data_analysis`) and
-the clinic's tables (:func:`pipeline.describe.clinic.clinic_tables`) need only the validated
-tables and the analysis data set, not the plan's fits; and while the fits run, the main
-process only waits for its workers. Started before the fits, each in a process of its own, they
-use that time and the cores the fit workers leave idle, instead of running after them.
-:class:`Alongside` starts one the way the fit workers are started (:mod:`pipeline.analyses.run`:
-forked on Linux, dying with the run, Ctrl-C left to the main process) and gives back its
-result or its exception as if it had been called in place.
+The ``[estimand]`` block (:func:`pipeline.analyses.missing_data.missing_data_analysis`) needs
+only the analysis data set and the configuration, and the plan's model fits keep the cores busy
+only while there are models left: started before the fits, in one more process, it uses the
+time the fit workers leave idle and the main process's own tables, instead of running after
+them. :class:`Alongside` starts it the way the fit workers are started
+(:mod:`pipeline.analyses.run`: forked on Linux, dying with the run, Ctrl-C left to the main
+process) and gives back its result or its exception as if it had been called in place.
 """
 
 from __future__ import annotations
@@ -33,13 +32,13 @@ class Alongside(Generic[T]):
     ----------
     function : callable
         A module-level function (it is called in the other process).
-    *args, **kwargs
+    *args
         Its arguments (pickled to the other process, as its result is pickled back).
     what : str
         What it computes, for the message when its process is killed.
     """
 
-    def __init__(self, function: Callable[..., T], *args: Any, what: str, **kwargs: Any):
+    def __init__(self, function: Callable[..., T], *args: Any, what: str):
         self.what = what
         self._pool = ProcessPoolExecutor(
             max_workers=1,
@@ -47,7 +46,7 @@ class Alongside(Generic[T]):
             initializer=_worker_init,
             initargs=(os.getpid(),),
         )
-        self._future = self._pool.submit(function, *args, **kwargs)
+        self._future = self._pool.submit(function, *args)
 
     def result(self) -> T:
         """Wait for the result; an exception raised by the function is raised here.
