@@ -169,29 +169,45 @@ class Likelihood:
 
     def _padded_batch(self) -> _Batch:
         """Every pattern's covariate sums in one batch padded to all visits."""
-        data, z = self.data, self.factor.z  # type: ignore[union-attr]
+        data = self.data
         n_pat, t, q = len(data.patterns), data.n_visits, self.factor.q  # type: ignore[union-attr]
+        sums = {
+            "zz": np.zeros((n_pat, q, q)),
+            "zy": np.zeros((n_pat, q, t)),
+            "yy": np.zeros((n_pat, t, t)),
+            "n": np.zeros(n_pat),
+        }
         observed = np.zeros((n_pat, t), dtype=bool)
-        yy = np.zeros((n_pat, t, t))
-        zz = np.zeros((n_pat, q, q))
-        zy = np.zeros((n_pat, q, t))
         for i, pat in enumerate(data.patterns):
-            v = pat.visits
-            first = z[pat.rows[:, 0]]
-            observed[i, v] = True
-            yy[i][np.ix_(v, v)] = pat.yy
-            zz[i] = first.T @ first
-            zy[i][:, v] = first.T @ data.y[pat.rows]
+            observed[i, pat.visits] = True
+            self._add_sums(sums, i, pat.visits, pat.rows)
         return _Batch(
             index=np.arange(n_pat),
             group=np.array([pat.group for pat in data.patterns]),
             visits=np.broadcast_to(np.arange(t), (n_pat, t)),
-            n=np.array([pat.n for pat in data.patterns], dtype=float),
-            yy=yy,
-            zz=zz,
-            zy=zy,
             observed=observed,
+            **sums,
         )
+
+    def _add_sums(
+        self,
+        sums: Mapping[str, np.ndarray],
+        j: int,
+        visits: np.ndarray,
+        rows: np.ndarray,
+        weights: np.ndarray | float = 1.0,
+    ) -> None:
+        """Add the covariate sums of ``rows`` (one patient a row) to pattern ``j`` of ``sums``.
+
+        ``sums`` holds the padded ``zz``, ``zy``, ``yy`` and ``n``; ``weights`` multiplies each
+        patient's contribution (-1 takes the patients out).
+        """
+        zp, yp = self.factor.z[rows[:, 0]], self.data.y[rows]  # type: ignore[union-attr]
+        w = np.broadcast_to(np.asarray(weights, dtype=float), (rows.shape[0],))
+        sums["zz"][j] += (zp * w[:, None]).T @ zp
+        sums["zy"][j][:, visits] += (zp * w[:, None]).T @ yp
+        sums["yy"][j][np.ix_(visits, visits)] += (yp * w[:, None]).T @ yp
+        sums["n"][j] += w.sum()
 
     def downdated(self, removed: Mapping[tuple[int, int], np.ndarray]) -> Likelihood:
         """Return a copy with some patients' contributions taken out of their patterns.
@@ -218,18 +234,14 @@ class Likelihood:
             parts = changed[b_idx]
             rows = np.atleast_2d(rows)
             m, k = rows.shape
-            yp = data.y[rows]
             if self.factor is not None:
-                v = data.patterns[batch.index[j]].visits
-                zp = self.factor.z[rows[:, 0]]
-                parts["zz"][j] -= zp.T @ zp
-                parts["zy"][j][:, v] -= zp.T @ yp
-                parts["yy"][j][np.ix_(v, v)] -= yp.T @ yp
-            else:
-                xp = data.x[rows].reshape(m, k * p)
-                parts["xx"][j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
-                parts["xy"][j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
-                parts["yy"][j] -= yp.T @ yp
+                self._add_sums(parts, j, data.patterns[batch.index[j]].visits, rows, -1.0)
+                continue
+            yp = data.y[rows]
+            xp = data.x[rows].reshape(m, k * p)
+            parts["xx"][j] -= (xp.T @ xp).reshape(k, p, k, p).transpose(0, 2, 1, 3)
+            parts["xy"][j] -= (xp.T @ yp).reshape(k, p, k).transpose(0, 2, 1)
+            parts["yy"][j] -= yp.T @ yp
             parts["n"][j] -= float(m)
         return self._with_batches(changed)
 
@@ -241,21 +253,13 @@ class Likelihood:
         """
         if self.factor is None:
             raise ValueError("reweighted needs a likelihood whose design factors by visit")
-        data, z = self.data, self.factor.z
-        changed: dict[int, dict[str, np.ndarray]] = {}
-        for b_idx, batch in enumerate(self.batches):
-            parts = {name: np.zeros_like(getattr(batch, name)) for name in ("zz", "zy", "yy", "n")}
-            for j, p_idx in enumerate(batch.index):
-                rows, v = data.patterns[p_idx].rows, data.patterns[p_idx].visits
-                w = weights[data.subject_codes[rows[:, 0]]]
-                zp, yp = z[rows[:, 0]], data.y[rows]
-                zw = zp * w[:, None]
-                parts["zz"][j] = zw.T @ zp
-                parts["zy"][j][:, v] = zw.T @ yp
-                parts["yy"][j][np.ix_(v, v)] = (yp * w[:, None]).T @ yp
-                parts["n"][j] = w.sum()
-            changed[b_idx] = parts
-        return self._with_batches(changed)
+        data, batch = self.data, self.batches[0]
+        sums = {name: np.zeros_like(getattr(batch, name)) for name in ("zz", "zy", "yy", "n")}
+        for j, pat in enumerate(data.patterns):
+            self._add_sums(
+                sums, j, pat.visits, pat.rows, weights[data.subject_codes[pat.rows[:, 0]]]
+            )
+        return self._with_batches({0: sums})
 
     def _with_batches(self, changed: Mapping[int, Mapping[str, np.ndarray]]) -> Likelihood:
         out = copy.copy(self)
