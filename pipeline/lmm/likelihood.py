@@ -68,8 +68,9 @@ class PatternState:
 
 @dataclass(frozen=True)
 class _Batch:
-    """Patterns with the same number of visits, stacked so one numpy call serves them all.
+    """Visit patterns stacked so one numpy call serves them all.
 
+    With full cross-products, a batch holds the patterns with the same number of visits ``k``.
     The cross-products are held in full (``xx``, ``xy``) or, when the design factors as visit
     maps of patient-level covariates (:mod:`pipeline.lmm.visit_factor`), as the patients'
     covariate sums (``zz``, ``zy``); the other pair is None. The covariate sums of every
@@ -85,7 +86,7 @@ class _Batch:
     xx: np.ndarray | None = None  # (m, k, k, p, p): XX[a, :, b, :] at [:, a, b]
     xy: np.ndarray | None = None  # (m, k, k, p): XY[a, :, b] at [:, a, b]
     zz: np.ndarray | None = None  # (m, q, q): sum_i z_i z_i'
-    zy: np.ndarray | None = None  # (m, q, k): sum_i z_i y_i'
+    zy: np.ndarray | None = None  # (m, q, T): sum_i z_i y_i', zero at unattended visits
     observed: np.ndarray | None = None  # (m, T): the padded batch's attended visits
 
     def blocks(self, sigmas: np.ndarray) -> np.ndarray:

@@ -206,6 +206,20 @@ def _categorical_for_patsy(frame: pd.DataFrame, fixed: str) -> pd.DataFrame:
     return frame.assign(**changes) if changes else frame
 
 
+def pivoted_rank(x: np.ndarray) -> tuple[int, np.ndarray]:
+    """Rank of ``x`` and its columns in pivot order (pivoted QR of the scaled Gram matrix).
+
+    The first ``rank`` pivots are a linearly independent subset of the columns; a column is
+    dependent when its pivot is below 1e-10 of the first.
+    """
+    scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", x, x), 1e-300))
+    gram = (x.T @ x) / np.outer(scale, scale)
+    _, r_mat, piv = scipy.linalg.qr(gram, pivoting=True)
+    diag = np.abs(np.diag(r_mat))
+    rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size and diag[0] > 0 else 0
+    return rank, piv
+
+
 def prepare_mmrm(
     data: pd.DataFrame,
     response: str,
@@ -323,11 +337,7 @@ def prepare_mmrm(
         group_levels = (None,)
 
     p = x.shape[1]
-    scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", x, x), 1e-300))
-    gram = (x.T @ x) / np.outer(scale, scale)
-    _, r_mat, piv = scipy.linalg.qr(gram, pivoting=True)
-    diag = np.abs(np.diag(r_mat))
-    rank = int(np.sum(diag > diag[0] * 1e-10))
+    rank, piv = pivoted_rank(x)
     if rank < p:
         aliased = [x_df.columns[i] for i in piv[rank:]]
         raise ModelDataError(

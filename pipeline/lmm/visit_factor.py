@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
-from pipeline.lmm.patterns import MmrmData
+from pipeline.lmm.patterns import MmrmData, pivoted_rank
 
 __all__ = ["VisitFactor", "visit_factor"]
 
@@ -62,16 +61,6 @@ class VisitFactor:
         return np.ascontiguousarray(self.maps.transpose(1, 0, 2).reshape(p, t * q))
 
 
-def _independent(z: np.ndarray) -> np.ndarray:
-    """Positions of a linearly independent subset of the columns of ``z`` (pivoted QR)."""
-    scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", z, z), 1e-300))
-    gram = (z.T @ z) / np.outer(scale, scale)
-    _, r_mat, piv = scipy.linalg.qr(gram, pivoting=True)
-    diag = np.abs(np.diag(r_mat))
-    rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size and diag[0] > 0 else 0
-    return np.sort(piv[:rank])
-
-
 def visit_factor(data: MmrmData) -> VisitFactor | None:
     """Factor the design as visit maps of patient-level covariates (module docstring).
 
@@ -89,7 +78,8 @@ def visit_factor(data: MmrmData) -> VisitFactor | None:
     between = np.flatnonzero(data.between)
     if between.size == 0:
         return None
-    keep = between[_independent(data.x[:, between])]
+    rank, piv = pivoted_rank(data.x[:, between])
+    keep = between[np.sort(piv[:rank])]
     if keep.size == 0 or keep.size >= data.p:
         return None
     z = np.ascontiguousarray(data.x[:, keep])
