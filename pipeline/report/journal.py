@@ -87,14 +87,15 @@ def _add_table(document, table: Table, number: int) -> None:
     grid = document.add_table(rows=1 + len(table.rows), cols=len(table.header))
     grid.style = "Table Grid"
     grid.alignment = WD_TABLE_ALIGNMENT.CENTER
-    for column, title in enumerate(table.header):
-        cell = grid.rows[0].cells[column]
+    # python-docx finds a row, and a row's cells, by walking the table's XML: each is looked
+    # up once here, not once per cell
+    rows = list(grid.rows)
+    for cell, title in zip(rows[0].cells, table.header, strict=True):
         cell.text = title
         _set_font(cell.paragraphs[0], 9, bold=True)
-    _repeat_header(grid.rows[0])
+    _repeat_header(rows[0])
     for i, row in enumerate(table.rows, start=1):
-        for column, value in enumerate(row):
-            cell = grid.rows[i].cells[column]
+        for column, (cell, value) in enumerate(zip(rows[i].cells, row, strict=True)):
             cell.text = value
             paragraph = cell.paragraphs[0]
             _set_font(paragraph, 9, bold=(i - 1) in table.group_rows)
