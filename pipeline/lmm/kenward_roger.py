@@ -181,10 +181,16 @@ def kr_pieces(lik: Likelihood, theta: np.ndarray, linear: bool = False) -> KrPie
         a, b = offs[pat.group], offs[pat.group + 1]
         sub = dsig[pat.group][:, pat.visits][:, :, pat.visits]
         wd = inv @ sub  # W G_k
-        p_mats[a:b] -= np.tensordot(wd @ inv, pat.xx, axes=([1, 2], [0, 2]))
-        trace[a:b, a:b] += pat.n * np.einsum("kab,lba->kl", wd, wd)
-        qq = np.einsum("kab,lbc,cd->klad", wd, wd, inv)
-        q_mats[a:b, a:b] += np.tensordot(qq, pat.xx, axes=([2, 3], [0, 2]))
+        wdw = wd @ inv  # W G_k W
+        p_mats[a:b] -= np.tensordot(wdw, pat.xx, axes=([1, 2], [0, 2]))
+        # tr(W G_k W G_l) and W G_k W G_l W (as [k, a, l, d]), each one matrix product
+        n_k, v = wd.shape[0], wd.shape[1]
+        flat = wd.reshape(n_k, v * v)
+        trace[a:b, a:b] += pat.n * (flat @ wd.transpose(0, 2, 1).reshape(n_k, v * v).T)
+        qq = (wd.reshape(n_k * v, v) @ wdw.transpose(1, 0, 2).reshape(v, n_k * v)).reshape(
+            n_k, v, n_k, v
+        )
+        q_mats[a:b, a:b] += np.tensordot(qq, pat.xx, axes=([1, 3], [0, 2]))
         second = d2sig[pat.group]
         if second is not None:
             sub2 = second[:, :, pat.visits][:, :, :, pat.visits]
