@@ -140,7 +140,7 @@ def restore(result: AnalysisResult, plan: ModelPlan) -> AnalysisResult:
         result = replace(result, rows=plan.rows)
     fit = result.fit
     if isinstance(fit, MmrmFit):
-        return result if fit.rows is not None else replace(result, fit=fit.with_data(plan.rows))
+        return replace(result, fit=fit.with_rows_when_needed(plan.rows))
     if fit is None or fit.design_info is not None:
         return result
     env = patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)])

@@ -180,8 +180,8 @@ class MmrmFit:
     converged: bool
     warnings: tuple[str, ...]
     fit_seconds: float
-    design_info: Any = field(repr=False)
-    rows: pd.DataFrame = field(repr=False)
+    _design_info: Any = field(repr=False)
+    _rows: pd.DataFrame | None = field(repr=False)
     variables: tuple[str, ...] = field(repr=False)
     _jacobian: np.ndarray | None = field(repr=False)
     _varpar_vcov: np.ndarray | None = field(repr=False)
@@ -191,6 +191,34 @@ class MmrmFit:
     _hessian: np.ndarray | None = field(default=None, repr=False)
     response: str = ""
     fixed: str = ""
+    _source: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def design_info(self) -> Any:
+        """The fixed effects' design information (patsy) (None without the data)."""
+        self._load()
+        return self._design_info
+
+    @property
+    def rows(self) -> pd.DataFrame | None:
+        """The rows the model was fitted to, as prepared (None without the data)."""
+        self._load()
+        return self._rows
+
+    @property
+    def likelihood(self) -> Likelihood | None:
+        """The model's criterion (None without the data)."""
+        self._load()
+        return self._likelihood
+
+    def _load(self) -> None:
+        """Rebuild what :meth:`with_rows_when_needed` deferred, on first use."""
+        if self._source is None:
+            return
+        rebuilt = self.with_data(self._source)
+        for name in ("_design_info", "_rows", "_likelihood"):
+            object.__setattr__(self, name, getattr(rebuilt, name))
+        object.__setattr__(self, "_source", None)
 
     def without_data(self) -> MmrmFit:
         """Return the fit without its rows, design information and likelihood.
@@ -198,7 +226,20 @@ class MmrmFit:
         What is left is numbers and text (it pickles, and a cache can store it without the
         patients' rows); :meth:`with_data` gives the rest back from the same rows.
         """
-        return dataclasses.replace(self, design_info=None, rows=None, _likelihood=None)
+        return dataclasses.replace(
+            self, _design_info=None, _rows=None, _likelihood=None, _source=None
+        )
+
+    def with_rows_when_needed(self, data: pd.DataFrame) -> MmrmFit:
+        """Return the fit that rebuilds its rows, design and likelihood from ``data`` when used.
+
+        :meth:`with_data` at the first use of :attr:`rows`, :attr:`design_info` or
+        :attr:`likelihood` (or a method needing them), not before: a run whose report needs
+        only the fit's numbers never prepares the rows again.
+        """
+        if self._rows is not None:
+            return self
+        return dataclasses.replace(self, _source=data)
 
     def with_data(self, data: pd.DataFrame) -> MmrmFit:
         """Rebuild the rows, design information and likelihood dropped by :meth:`without_data`.
@@ -231,9 +272,10 @@ class MmrmFit:
         structures = [get_structure(self.structure, prep.n_visits) for _ in prep.group_levels]
         return dataclasses.replace(
             self,
-            design_info=prep.design_info,
-            rows=prep.frame,
+            _design_info=prep.design_info,
+            _rows=prep.frame,
             _likelihood=Likelihood(prep, structures, self.reml),
+            _source=None,
         )
 
     @property
@@ -274,7 +316,7 @@ class MmrmFit:
         robust = self.robust if robust is None else robust
         _check_options(df_method, self.reml, robust)
         used, jac, varpar, kr = _inference(
-            self._likelihood, self.theta, self._hessian, df_method, robust
+            self.likelihood, self.theta, self._hessian, df_method, robust
         )
         cols = list(self.design_columns)
         fit = dataclasses.replace(
@@ -710,8 +752,8 @@ def fit_mmrm(
         converged=True,
         warnings=tuple(notes),
         fit_seconds=0.0,
-        design_info=prep.design_info,
-        rows=prep.frame,
+        _design_info=prep.design_info,
+        _rows=prep.frame,
         variables=formula_variables(prep.design_info, list(prep.frame.columns)),
         _jacobian=jac,
         _varpar_vcov=varpar,

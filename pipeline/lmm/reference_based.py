@@ -678,7 +678,7 @@ class _LeaveOneOut:
     """Leave-one-out refits of the imputation MMRM from the full fit (module docstring)."""
 
     def __init__(self, fit: MmrmFit):
-        lik = fit._likelihood
+        lik = fit.likelihood
         if lik is None or fit._hessian is None:
             raise ValueError("the MMRM fit carries no likelihood (fit it with fit_mmrm)")
         self.lik = lik
@@ -969,7 +969,7 @@ def build_cmi_data(
                 f"the imputation model's covariance is separate by {fit.covariance_group!r}; "
                 f"reference-based imputation needs it shared or separate by {group!r}"
             )
-        cov_levels = [str(v) for v in fit._likelihood.data.group_levels]  # type: ignore[union-attr]
+        cov_levels = [str(v) for v in fit.likelihood.data.group_levels]  # type: ignore[union-attr]
         lookup = {v: k for k, v in enumerate(cov_levels)}
         cov_group = np.array([lookup.get(str(v), -1) for v in values], dtype=int)
         if str(reference) not in lookup or np.any(cov_group < 0):

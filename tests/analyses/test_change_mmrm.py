@@ -185,3 +185,29 @@ def test_a_trial_with_one_post_baseline_visit_gets_the_analysis_of_covariance(tr
     assert row.std_err == pytest.approx(ols.bse["arm[T.deep]"], rel=1e-6)
     assert row.df == pytest.approx(ols.df_resid, rel=1e-6)
     assert row.visit == 1
+
+
+def test_a_restored_mmrm_rebuilds_its_rows_only_when_they_are_used(trial, monkeypatch):
+    from pipeline.analyses.cache import portable, restore
+
+    plan = pl.change_plan(trial.data, "rmdq", "arm", trial.config.model)
+    fitted = pl.fit_plan(plan, tests=False)
+    prepared = []
+    real = engine.prepare_mmrm
+    monkeypatch.setattr(engine, "prepare_mmrm", lambda *a, **k: prepared.append(1) or real(*a, **k))
+    restored = restore(portable(fitted), plan)
+    fit = restored.fit
+    assert prepared == [] and fit.covariance_parameters.equals(fitted.fit.covariance_parameters)
+    # the first use rebuilds the rows, design and likelihood once, with the same numbers
+    pd.testing.assert_frame_equal(fit.lsmeans("arm"), fitted.fit.lsmeans("arm"))
+    assert prepared == [1]
+    pd.testing.assert_frame_equal(
+        fit.visit_differences("arm", "deep", "sham"),
+        fitted.fit.visit_differences("arm", "deep", "sham"),
+    )
+    pd.testing.assert_frame_equal(
+        fit.with_df_method("satterthwaite").fixed_effects,
+        fitted.fit.with_df_method("satterthwaite").fixed_effects,
+    )
+    assert prepared == [1] and len(fit.rows) == len(fitted.fit.rows)
+    assert portable(restored).fit.rows is None  # a cache entry never carries the rows
