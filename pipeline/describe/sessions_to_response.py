@@ -126,10 +126,11 @@ def response_times(
 def _levels(times: pd.DataFrame, group: str) -> list[str]:
     """Levels of ``group`` in reporting order (categories first), those with patients only."""
     column = times[group]
-    present = set(column.dropna().astype(str))
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return [str(c) for c in column.cat.categories if str(c) in present]
-    return sorted(present)
+        codes = column.cat.codes.to_numpy()
+        counts = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories))
+        return [str(c) for c, n in zip(column.cat.categories, counts, strict=True) if n]
+    return sorted({str(v) for v in column.dropna().unique()})
 
 
 def _km_one(time: np.ndarray, event: np.ndarray, conf_level: float) -> pd.DataFrame:
