@@ -69,6 +69,9 @@ class PreparedData:
         Integer site code of each row when the groups are nested in sites.
     site_levels : tuple
         Site values in code order.
+    within : (PreparedData, tuple of int) or None
+        When the design is some columns of another's (:func:`design_within`): that design and
+        the positions of these columns in it.
     """
 
     frame: pd.DataFrame
@@ -80,6 +83,7 @@ class PreparedData:
     design_info: Any
     site_codes: np.ndarray | None = None
     site_levels: tuple[Any, ...] = ()
+    within: tuple[PreparedData, tuple[int, ...]] | None = None
 
 
 def quote_name(name: str) -> str:
@@ -290,4 +294,66 @@ def prepare_data(
         design_info,
         None if site_codes is None else np.asarray(site_codes),
         site_levels,
+    )
+
+
+def design_within(full: PreparedData, fixed: str) -> PreparedData | None:
+    """Return the design of ``fixed`` on ``full``'s rows as some of its columns, when it is.
+
+    A likelihood-ratio test's reduced model drops terms of the full model; its design is then
+    the full design's columns of the remaining terms, with the same rows, checks and group
+    codes. patsy is run only on a few rows, to learn the reduced formula's terms and column
+    names; the columns are taken from ``full`` only when those names are the ones of the same
+    terms in ``full`` (so the coding is the one a design built from scratch would have) and
+    ``full`` dropped no rows (so the reduced model's rows are the same).
+
+    Parameters
+    ----------
+    full : PreparedData
+        A design from :func:`prepare_data`.
+    fixed : str
+        patsy right-hand side of the reduced model.
+
+    Returns
+    -------
+    PreparedData or None
+        The reduced design (``within`` names ``full`` and the columns), or None when it is not
+        a column subset of ``full`` (then :func:`prepare_data` builds it).
+    """
+    if full.n_excluded:
+        return None
+    formula = f"{full.formula.split('~', 1)[0].strip()} ~ {fixed}"
+    sample = _coded_text(full.frame, formula).iloc[:50]
+    try:
+        _, scratch = patsy.dmatrices(
+            formula,
+            sample,
+            NA_action="raise",
+            return_type="dataframe",
+            eval_env=patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)]),
+        )
+    except Exception:  # prepare_data reports the formula's problem
+        return None
+    terms = scratch.design_info.terms
+    if not all(term in full.design_info.terms for term in terms):
+        return None
+    info = full.design_info.subset(terms)
+    names = list(info.column_names)
+    if names != list(scratch.design_info.column_names):
+        return None
+    position = {name: k for k, name in enumerate(full.x.columns)}
+    if not all(name in position for name in names):
+        return None
+    columns = tuple(position[name] for name in names)
+    return PreparedData(
+        full.frame,
+        formula,
+        full.x.iloc[:, list(columns)],
+        full.y,
+        full.codes,
+        0,
+        info,
+        full.site_codes,
+        full.site_levels,
+        within=(full, columns),
     )

@@ -218,6 +218,33 @@ class GroupedCrossproducts:
         augmented = np.concatenate([ztx, zty[:, :, None]], axis=2)
         self._aug = np.ascontiguousarray(augmented.transpose(1, 0, 2))  # (q, g, p + 1)
 
+    def columns(self, which: tuple[int, ...]) -> GroupedCrossproducts:
+        """Return the summaries of the design made of some of these columns, without the rows.
+
+        Every cross product of the reduced design ``X[:, which]`` is a slice of this one's
+        (the groups' ``Z_i'Z_i`` are shared, not copied).
+
+        Parameters
+        ----------
+        which : tuple of int
+            Positions of the reduced design's columns in this design, in its order.
+
+        Returns
+        -------
+        GroupedCrossproducts
+        """
+        if type(self) is not GroupedCrossproducts:
+            raise TypeError("only the patients' own cross products can be sliced by column")
+        keep = np.asarray(which, dtype=int)
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.p = int(keep.size)
+        out.xtx = self.xtx[np.ix_(keep, keep)]
+        out.xty = self.xty[keep]
+        out.cache = {}
+        out._aug = np.ascontiguousarray(self._aug[:, :, np.r_[keep, self.p]])
+        return out
+
     @property
     def ztz(self) -> np.ndarray:
         """``Z_i'Z_i`` of every group, ``(g, q, q)`` (a view)."""

@@ -84,7 +84,13 @@ import patsy
 from scipy import stats
 
 from pipeline.lmm.blas import single_threaded
-from pipeline.lmm.data import MIN_GROUPS, ModelDataError, PreparedData, prepare_data
+from pipeline.lmm.data import (
+    MIN_GROUPS,
+    ModelDataError,
+    PreparedData,
+    design_within,
+    prepare_data,
+)
 from pipeline.lmm.deviance import (
     GroupedCrossproducts,
     jacobian_richardson,
@@ -99,7 +105,7 @@ from pipeline.lmm.optim import (
     WarningRecorder,
     fit_structure,
 )
-from pipeline.lmm.reuse import shared
+from pipeline.lmm.reuse import built, shared
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -437,6 +443,35 @@ def _satterthwaite_pieces(
     return 2.0 * h_inv, gc.vcov_jacobian(varpar), notes
 
 
+def _design(
+    data: pd.DataFrame,
+    response: str,
+    fixed: str,
+    group: str,
+    random_slope: str | None,
+    site: str | None,
+) -> PreparedData:
+    """Return :func:`prepare_data`'s design, or columns of one built in the scope on these rows.
+
+    A reduced model of a likelihood-ratio test takes its columns from the full model's design
+    (:func:`pipeline.lmm.data.design_within`) when that was built on the same data with the
+    same response, group, site and random slope (or with a random slope when this one has
+    none: its rows are then all the rows too).
+    """
+    for key, full in built(data):
+        if (
+            key[0] == "design"
+            and key[1] == response
+            and key[3] == group
+            and key[5] == site
+            and random_slope in (key[4], None)
+        ):
+            reduced = design_within(full, fixed)
+            if reduced is not None:
+                return reduced
+    return prepare_data(data, response, fixed, group, random_slope, site)
+
+
 @single_threaded()  # small products: threads cost more than they save (pipeline.lmm.blas)
 def fit_lmm(
     data: pd.DataFrame,
@@ -533,7 +568,7 @@ def fit_lmm(
         prep = shared(
             data,
             ("design", response, fixed, group, random_slope, site),
-            lambda: prepare_data(data, response, fixed, group, random_slope, site),
+            lambda: _design(data, response, fixed, group, random_slope, site),
         )
     recorder = WarningRecorder()
     if prep.n_excluded:

@@ -45,7 +45,7 @@ from pipeline.lmm.deviance import (
     lambda_from_theta,
     theta_from_relative_cov,
 )
-from pipeline.lmm.reuse import shared
+from pipeline.lmm.reuse import built, shared
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -688,6 +688,23 @@ def singular_reason(theta: np.ndarray, q: int, names: Sequence[str], sigma: floa
     return "; ".join(parts) if parts else None
 
 
+def _crossproducts(
+    prep: PreparedData, z: np.ndarray, random_slope: str | None
+) -> GroupedCrossproducts:
+    """Return the per-group cross products, sliced from the full design's when at hand.
+
+    A reduced design made of some of a full design's columns (``prep.within``, see
+    :func:`pipeline.lmm.data.design_within`) takes its summaries from the full design's, when
+    those were built in this scope with the same random effects.
+    """
+    if prep.within is not None:
+        full, columns = prep.within
+        for key, value in built(full):
+            if key == ("crossproducts", random_slope):
+                return value.columns(columns)
+    return GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes)
+
+
 def fit_structure(
     prep: PreparedData,
     group: str,
@@ -748,9 +765,7 @@ def fit_structure(
         label = f"(1 | site) + {label}"
     else:  # the same summaries serve REML and ML (lmm.reuse scope)
         gc = shared(
-            prep,
-            ("crossproducts", random_slope),
-            lambda: GroupedCrossproducts(prep.y, prep.x.to_numpy(), z, prep.codes),
+            prep, ("crossproducts", random_slope), lambda: _crossproducts(prep, z, random_slope)
         )
     built: list[MixedLM] = []
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["shared", "sharing_designs"]
+__all__ = ["built", "shared", "sharing_designs"]
 
 T = TypeVar("T")
 
@@ -76,3 +76,20 @@ def shared(owner: object, key: Hashable, build: Callable[[], T]) -> T:
     value = build()
     store[full] = (owner, value)
     return value
+
+
+def built(owner: object) -> list[tuple[Hashable, Any]]:
+    """``(key, value)`` of everything built from ``owner`` in this scope so far (none outside).
+
+    Parameters
+    ----------
+    owner : object
+        The object the results were derived from.
+
+    Returns
+    -------
+    list of (hashable, object)
+        In the order they were built.
+    """
+    store = _SHARED.get() or {}
+    return [(key, value) for (_, key), (kept, value) in store.items() if kept is owner]

@@ -130,3 +130,58 @@ def test_mmrm_ml_refit_reuses_the_reml_fits_patterns(monkeypatch: pytest.MonkeyP
     for a, b in zip(alone, together, strict=True):
         assert a.criterion == b.criterion
         np.testing.assert_array_equal(a.beta, b.beta)
+
+
+DEPTH = "C(depth, Treatment('superficial'))"
+CHRONICITY = "C(chronicity, Treatment('acute'))"
+
+
+def test_a_reduced_model_takes_its_columns_from_the_full_design(counted: dict[str, int]) -> None:
+    """A likelihood-ratio test's reduced model is some of the full model's columns.
+
+    Its design and cross products are taken from the full model's (no formula evaluation on
+    the rows, no pass over them); its fit equals one built from scratch to rounding.
+    """
+    data = simulate_clinic(120, seed=5, slope_sd=0.3)
+    kw = {"routes": FAST_ROUTES, "random_slope": "weeks", "reml": False}
+    reduced_rhs = f"weeks + {DEPTH} + {CHRONICITY}"  # CLINIC_FIXED without weeks × depth
+    alone = fit_lmm(data, "nrs", reduced_rhs, "patient", **kw)
+    counted.update(design=0, crossproducts=0)
+    with sharing_designs():
+        full = fit_lmm(data, "nrs", CLINIC_FIXED, "patient", **kw)
+        reduced = fit_lmm(data, "nrs", reduced_rhs, "patient", **kw)
+    assert counted == {"design": 1, "crossproducts": 1}
+    assert reduced.design_columns == alone.design_columns
+    assert len(reduced.design_columns) == len(full.design_columns) - 1
+    np.testing.assert_allclose(reduced.criterion, alone.criterion, rtol=1e-12)
+    np.testing.assert_allclose(reduced.theta, alone.theta, rtol=1e-7)
+    np.testing.assert_allclose(
+        reduced.fixed_effects["estimate"], alone.fixed_effects["estimate"], rtol=1e-7, atol=1e-9
+    )
+
+
+def test_a_reduced_formula_coded_differently_builds_its_own_design(
+    counted: dict[str, int],
+) -> None:
+    """Without the ``weeks`` main effect, patsy codes ``weeks:depth`` with both levels."""
+    data = simulate_clinic(60, seed=6, slope_sd=0.3)
+    with sharing_designs():
+        fit_lmm(data, "nrs", CLINIC_FIXED, "patient", routes=FAST_ROUTES, reml=False)
+        other = fit_lmm(
+            data, "nrs", f"{DEPTH} + weeks:{DEPTH}", "patient", routes=FAST_ROUTES, reml=False
+        )
+    assert counted["design"] == 2
+    assert sum(":" in c for c in other.design_columns) == 2
+
+
+def test_rows_dropped_for_the_full_model_are_not_assumed_for_the_reduced(
+    counted: dict[str, int],
+) -> None:
+    data = simulate_clinic(60, seed=7, slope_sd=0.3)
+    data.loc[data.index[:5], "chronicity"] = None  # only the full model needs chronicity
+    with sharing_designs():
+        fit_lmm(data, "nrs", CLINIC_FIXED, "patient", routes=FAST_ROUTES, reml=False)
+        reduced = fit_lmm(
+            data, "nrs", f"weeks * {DEPTH}", "patient", routes=FAST_ROUTES, reml=False
+        )
+    assert counted["design"] == 2 and reduced.n_obs == len(data)
