@@ -27,6 +27,7 @@ from pipeline.derive.dataset import CO_INTERVENTION_GROUPS
 from pipeline.lmm import fit_lmm
 from pipeline.lmm.fit import FAST_PATH
 from pipeline.lmm.marginal import inference_fields
+from pipeline.lmm.reuse import sharing_designs
 from pipeline.schemas.columns import PATIENT_ID
 
 QUESTION = "combined_care"
@@ -124,7 +125,17 @@ def combined_care(
         reduced = " + ".join([*terms, g, co])
         full = " + ".join([*terms, f"{g} * {co}"])
         people = rows.drop_duplicates(PATIENT_ID)[CO].astype(str)
-        fit = fit_lmm(frame, change, reduced, PATIENT_ID, **FAST_PATH)
+        # the four fits share one design: the reduced model's columns are the full model's,
+        # and each ML fit reuses its REML fit's cross products and starts from its estimate
+        with sharing_designs():
+            fit_full = fit_lmm(frame, change, full, PATIENT_ID, **FAST_PATH)
+            fit = fit_lmm(frame, change, reduced, PATIENT_ID, **FAST_PATH)
+            ml_full = fit_lmm(
+                frame, change, full, PATIENT_ID, reml=False, start=fit_full.theta, **FAST_PATH
+            )
+            ml_reduced = fit_lmm(
+                frame, change, reduced, PATIENT_ID, reml=False, start=fit.theta, **FAST_PATH
+            )
         names = list(fit.design_columns)
         effect = names.index(f"{g}[T.{level}]")
         estimates.append(
@@ -157,7 +168,6 @@ def combined_care(
                     int(people.isin([group, kept[0]]).sum()),
                 )
             )
-        fit_full = fit_lmm(frame, change, full, PATIENT_ID, **FAST_PATH)
         names = list(fit_full.design_columns)
         effect = names.index(f"{g}[T.{level}]")
         for group in kept:
@@ -179,8 +189,6 @@ def combined_care(
                     int((people == group).sum()),
                 )
             )
-        ml_reduced = fit_lmm(frame, change, reduced, PATIENT_ID, reml=False, **FAST_PATH)
-        ml_full = fit_lmm(frame, change, full, PATIENT_ID, reml=False, **FAST_PATH)
         row = likelihood_ratio_row(f"{comparison} x co-intervention", ml_full, ml_reduced)
         tests.append({"comparison": comparison, "groups": len(kept), **row})
     return pd.DataFrame(estimates, columns=COLUMNS), pd.DataFrame(tests, columns=TEST_COLUMNS)
