@@ -4,8 +4,11 @@ For each study size the simulator (:mod:`pipeline.demo.simulate`) writes a study
 ingests, validates and derives it, and :func:`pipeline.analyses.run.analysis_plans` lists the
 models.
 Each plan is then fitted as ``outcomes run`` fits it (:func:`pipeline.analyses.plans.fit_plan`, one
-process), and every call of the mixed-model engine is timed: the REML fit with Satterthwaite
-degrees of freedom, and the ML fits of the likelihood-ratio tests. The same fits are then run
+process, inside :func:`pipeline.lmm.reuse.sharing_designs`: the ML refit of the full model reuses
+the REML fit's design and cross products, and a reduced model takes its columns from the full
+model's, so the REML fit carries the cost of preparing the rows), and every call of the
+mixed-model engine is timed: the REML fit with Satterthwaite degrees of freedom, and the ML fits
+of the likelihood-ratio tests. The same fits are then run
 by ``benchmarks/lme4_fits.R`` in one ``Rscript`` process per size, on the same rows (written
 to CSV), timing only the ``lme4::lmer()`` call and, for REML fits, lmerTest's Satterthwaite
 set-up (``as_lmerModLmerTest``: the deviance Hessian and Jacobian that lmerTest::lmer adds).
@@ -55,6 +58,7 @@ from harness import (
 import pipeline.analyses.plans as an
 from pipeline import outputs
 from pipeline.analyses.run import analysis_plans
+from pipeline.lmm.reuse import sharing_designs
 
 R_SCRIPT = ROOT / "benchmarks" / "lme4_fits.R"
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
@@ -144,7 +148,9 @@ def fit_python(plans: list[an.ModelPlan], df_method: str, size: int) -> pd.DataF
     rows = []
     for i, plan in enumerate(plans, start=1):
         tests = not plan.analysis.startswith("sensitivity_")
-        with FitRecorder() as recorder:
+        # as outcomes run fits a plan (pipeline.analyses.run._fit): its ML refits reuse the
+        # REML fit's design, and a reduced model takes its columns from the full model's
+        with FitRecorder() as recorder, sharing_designs():
             started = time.perf_counter()
             result = an.fit_plan(plan, df_method, tests=tests)
             plan_seconds = time.perf_counter() - started
