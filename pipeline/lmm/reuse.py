@@ -6,9 +6,12 @@ model's ML refit needs exactly the design (:func:`pipeline.lmm.data.prepare_data
 evaluation, checks, rank test) and the per-group cross-products
 (:class:`pipeline.lmm.deviance.GroupedCrossproducts`) the REML fit built: neither depends on
 REML or ML. The same holds for an MMRM's prepared data (:func:`pipeline.lmm.patterns.prepare_mmrm`:
-design, visit patterns and their cross-products) and its visit factorisation. Inside
-:func:`sharing_designs` they are built once and reused; outside it nothing is kept and every fit
-builds its own, as before.
+design, visit patterns and their cross-products) and its visit factorisation. A reduced model
+of a test needs no new pass over the rows either when its terms are some of the full model's:
+its design is the full design's columns (:func:`pipeline.lmm.data.design_within`) and its
+cross-products a slice of the full model's (``GroupedCrossproducts.columns``; :func:`built`
+finds them). Inside :func:`sharing_designs` they are built once and reused; outside it nothing
+is kept and every fit builds its own, as before.
 
 The reuse is keyed by the identity of the data frame passed to
 :func:`pipeline.lmm.fit.fit_lmm` and by the model's specification (response, fixed effects,
