@@ -1357,16 +1357,10 @@ def _source(
     own = {
         "canonical": {"patients", "sessions", "assessments", "adverse_events"},
         "visit_sheet": {"files", "adverse_events"},
-        "wide": {"files", "assessments", "sessions"},
-        "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"},
+        "wide": {"files", "assessments", "sessions", "adverse_events"},
+        "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"}
+        | {"adverse_events"},
     }[kind]
-    if "adverse_events" in entry and kind not in ("visit_sheet", "canonical"):
-        raise _fail(
-            path,
-            f"{name}.adverse_events",
-            f"is read from visit sheets and canonical sessions files (one session per line), "
-            f"not from a {kind} source; map the single adverse_event column there instead",
-        )
     _check_keys(entry, common | own, path, name)
 
     if kind == "canonical":
@@ -1513,15 +1507,26 @@ def _source(
                 "describes the sessions' adverse events, but this source names no sessions file",
             )
         adverse_events = _event_columns(entry["adverse_events"], path, f"{name}.adverse_events")
-        taken = [c for c in ("adverse_event", "ae_severity") if c in columns]
+        session_columns, where = columns, f"{name}.columns"
+        if kind == "wide":
+            session_columns, where = _wide_events(adverse_events, time_points, path, name)
+        if kind == "redcap" and "sessions" not in instruments:
+            raise _fail(
+                path,
+                f"{name}.adverse_events",
+                f"describes the sessions' adverse events, but [{name}.instruments] names no "
+                f"sessions instrument",
+            )
+        taken = [c for c in ("adverse_event", "ae_severity") if c in session_columns]
         if taken:
             raise _fail(
                 path,
-                f"{name}.columns",
+                where,
                 f"maps {taken[0]}, and [{name}.adverse_events] records the adverse events too; "
                 f"a source records them one way, so remove one of them",
             )
         mapped = {_same_column(v): c for c, v in columns.items()}
+        mapped.update({_same_column(v): c for c, v in session_columns.items()})
         for clinic in adverse_events.clinic_columns():
             if _same_column(clinic) in mapped:
                 raise _fail(
@@ -1564,6 +1569,32 @@ def _source(
 
 
 EVENT_KEYS = {"flags", "list", "delimiter", "codes", "severity"}
+
+
+def _wide_events(
+    events: EventColumns, time_points: dict[str, TimePoints], path: Path, name: str
+) -> tuple[dict[str, str], str]:
+    """Check a wide source's event columns: per-session patterns beside a sessions group.
+
+    Returns the sessions group's columns and its key, which the event columns must not repeat.
+    """
+    if "sessions" not in time_points:
+        raise _fail(
+            path,
+            f"{name}.adverse_events",
+            f"describes the sessions' adverse events, but this wide source has no "
+            f"[{name}.sessions] group (points, columns) to tie them to",
+        )
+    for clinic in events.clinic_columns():
+        if "{t}" not in clinic:
+            raise _fail(
+                path,
+                f"{name}.adverse_events",
+                f"reads '{clinic}', which has no {{t}}; in a wide file each session has its own "
+                f"event columns, so write them as patterns like 'ae_soreness_{{t}}' (the "
+                f"session's label in place of {{t}}, as in [{name}.sessions.columns])",
+            )
+    return time_points["sessions"].columns, f"{name}.sessions.columns"
 
 
 def _event_columns(section: object, path: Path, name: str) -> EventColumns:

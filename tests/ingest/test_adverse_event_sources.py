@@ -65,6 +65,18 @@ def test_example_gives_the_simulated_event_table_from_config_alone(example):
     assert bool(record.recorded.all()) and len(sessions) == 141
 
 
+def test_the_wide_example_gives_the_simulated_event_table_from_config_alone():
+    # the same study as one row per patient, each session's flags and severities as
+    # s{t}_ae_soreness, s{t}_sev_soreness, ...: every event with its severity comes back
+    validation, sessions, record = _read(EXAMPLE / "wide" / "analysis.toml")
+    assert validation.failures.empty, validation.failures
+    assert _events(record) == sorted(
+        _events_of(ae_examples.event_truth()), key=lambda r: (r[0], r[1])
+    )
+    assert len(record.events) == 32
+    assert bool(record.recorded.all()) and len(sessions) == 141
+
+
 def test_a_session_with_two_events_gives_two_rows_and_two_events_by_type(example):
     _, sessions, record = example
     per_session = record.events.groupby(KEY).size()
@@ -205,12 +217,176 @@ def test_configuration_mistakes_are_one_sentence_at_load(tmp_path, events, messa
         load_config(_sheet(tmp_path, [{}], events))
 
 
-def test_a_wide_source_is_told_where_event_columns_are_read(tmp_path):
-    config = _sheet(tmp_path, [{}], FLAGS)
-    text = config.read_text().replace('kind = "visit_sheet"', 'kind = "wide"', 1)
-    config.write_text(text)
-    with pytest.raises(ConfigError, match="is read from visit sheets and canonical sessions"):
-        load_config(config)
+TAIL = '[outputs]\nprocessed = "p"\nreports = "r"\n' + "".join(
+    f"[mcid.{i}]\npoints = 1\npercent = 30\n" for i in ("nrs", "vas", "odi")
+)
+WIDE = (
+    "patient_id,site,date_0,nrs_0,date_1,nrs_1,"
+    "s1_date,s1_depth,s1_twitch,s1_sore,s1_bruise,s1_sev,"
+    "s2_date,s2_depth,s2_twitch,s2_sore,s2_bruise,s2_sev,"
+    "s3_date,s3_depth,s3_twitch,s3_sore,s3_bruise,s3_sev\n"
+    # P1: session 1 two events (soreness with its severity), session 2 none, no session 3
+    "P1,North,2025-01-06,5,2025-01-20,3,"
+    "2025-01-06,deep,no,1,1,moderate,2025-01-13,deep,yes,0,0,,,,,,,\n"
+    # P2: session 1 did not record its events, session 2 bruising, session 3 only a bad flag
+    "P2,North,2025-01-07,6,,,"
+    "2025-01-07,superficial,no,,,,2025-01-14,deep,no,0,1,,,,,2,,\n"
+)
+WIDE_SOURCE = (
+    '[[sources]]\nkind = "wide"\nfiles = ["w.csv"]\n'
+    '[sources.assessments]\ncolumns = { assessment_date = "date_{t}", nrs = "nrs_{t}" }\n'
+    '[sources.assessments.points]\n"0" = 0\n"1" = 1\n'
+    '[sources.sessions]\ncolumns = { session_date = "s{t}_date", depth = "s{t}_depth", '
+    'twitch = "s{t}_twitch" }\n'
+    '[sources.sessions.points]\n"1" = 1\n"2" = 2\n"3" = 3\n'
+)
+WIDE_EVENTS = (
+    '[sources.adverse_events]\nflags = { "s{t}_sore" = "soreness", "s{t}_bruise" = "bruising" }\n'
+    'severity = { "s{t}_sore" = "s{t}_sev" }\n'
+)
+
+
+def _wide(tmp_path: Path, events: str = WIDE_EVENTS, source: str = WIDE_SOURCE) -> Path:
+    (tmp_path / "w.csv").write_text(WIDE, encoding="utf-8")
+    config = tmp_path / "analysis.toml"
+    config.write_text(source + events + TAIL, encoding="utf-8")
+    return config
+
+
+def _events_of(frame: pd.DataFrame) -> list[tuple]:
+    events = frame[[*KEY, "ae_type", "ae_severity"]].astype({"session_number": "int64"})
+    events = events.astype(object)
+    return [tuple(r) for r in events.where(events.notna(), None).itertuples(index=False)]
+
+
+def _events(record) -> list[tuple]:
+    return _events_of(record.events)
+
+
+def test_a_wide_file_with_event_flags_per_session(tmp_path):
+    validation, sessions, record = _read(_wide(tmp_path))
+    assert _events(record) == [
+        ("P1", 1, "soreness", "moderate"),
+        ("P1", 1, "bruising", None),
+        ("P2", 2, "bruising", None),
+    ]
+    assert sessions[KEY].to_numpy().tolist() == [["P1", 1], ["P1", 2], ["P2", 1], ["P2", 2]]
+    assert record.recorded.tolist() == [True, True, False, True]
+    # the session with only an unreadable flag is a session, quarantined with its reason
+    quarantine = validation.tables["sessions"].quarantine
+    assert quarantine["source_detail"].tolist() == ["session 3"]
+    assert quarantine["source_line"].tolist() == [3]
+    assert "s3_sore = '2' is not yes or no (the soreness flag" in quarantine["reason"].iloc[0]
+    row = validation.accounting.set_index("table").loc["sessions"]
+    assert row["raw_rows"] == row["processed_rows"] + row["quarantined_rows"] == 5
+
+
+@pytest.mark.parametrize(
+    ("events", "source", "message"),
+    [
+        ('[sources.adverse_events]\nflags = { s1_sore = "soreness" }\n', WIDE_SOURCE, "no {t}"),
+        (
+            WIDE_EVENTS,
+            WIDE_SOURCE.split("[sources.sessions]")[0],
+            r"has no \[sources.1.sessions\] group",
+        ),
+        (
+            WIDE_EVENTS,
+            WIDE_SOURCE.replace(
+                'depth = "s{t}_depth"', 'depth = "s{t}_depth", adverse_event = "s{t}_ae"'
+            ),
+            r"\[sources.1.sessions.columns\] maps adverse_event, and",
+        ),
+    ],
+)
+def test_wide_event_columns_mistakes_are_one_sentence_at_load(tmp_path, events, source, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_wide(tmp_path, events, source))
+
+
+def test_a_wide_event_pattern_matching_no_column_is_named(tmp_path):
+    config = _wide(tmp_path, WIDE_EVENTS.replace("s{t}_bruise", "s{t}_bruising"))
+    with pytest.raises(InputFileError, match=r"reads 's\{t\}_bruising', but w.csv has no such"):
+        read_sources(load_config(config).sources)
+
+
+REDCAP_DICTIONARY = (
+    '"Variable / Field Name","Form Name","Field Type","Field Label",'
+    '"Choices, Calculations, OR Slider Labels"\n'
+    "record_id,demographics,text,Record ID,\n"
+    "site,demographics,text,Clinic,\n"
+    "session_date,needling_session,text,Date,\n"
+    'depth,needling_session,radio,Depth,"1, Superficial | 2, Deep"\n'
+    "twitch,needling_session,yesno,Twitch,\n"
+    'ae,needling_session,checkbox,Side effects,"0, None | 1, Soreness | 2, Bruising | '
+    '3, Muscle cramp"\n'
+    'ae_sev,needling_session,radio,Severity,"1, Mild | 2, Moderate | 3, Severe"\n'
+    "assessment_date,outcomes,text,Date,\n"
+    "nrs,outcomes,text,NRS,\n"
+)
+REDCAP_EXPORT = (
+    "record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,site,"
+    "session_date,depth,twitch,ae___0,ae___1,ae___2,ae___3,ae_sev,assessment_date,nrs\n"
+    "1,baseline_arm_1,,,North,,,,0,0,0,0,,2025-01-06,5\n"
+    # soreness and bruising, moderate; no event (None ticked); unticked: not recorded
+    "1,baseline_arm_1,needling_session,1,,2025-01-06,2,0,0,1,1,0,2,,\n"
+    "1,baseline_arm_1,needling_session,2,,2025-01-13,2,0,1,0,0,0,,,\n"
+    "1,baseline_arm_1,needling_session,3,,2025-01-20,1,0,0,0,0,0,,,\n"
+    # a cramp, coded as other; a severity without an event
+    "1,baseline_arm_1,needling_session,4,,2025-01-27,1,0,0,0,0,1,,,\n"
+    "1,baseline_arm_1,needling_session,5,,2025-02-03,1,0,0,0,0,0,3,,\n"
+)
+REDCAP_SOURCE = (
+    '[[sources]]\nkind = "redcap"\nfiles = ["export.csv"]\ndictionary = "dictionary.csv"\n'
+    '[sources.instruments]\npatients = "demographics"\nsessions = "needling_session"\n'
+    'assessments = "outcomes"\n[sources.events]\nbaseline = 0\n'
+)
+
+
+def _redcap(tmp_path: Path, events: str) -> Path:
+    (tmp_path / "dictionary.csv").write_text(REDCAP_DICTIONARY, encoding="utf-8")
+    (tmp_path / "export.csv").write_text(REDCAP_EXPORT, encoding="utf-8")
+    config = tmp_path / "analysis.toml"
+    config.write_text(REDCAP_SOURCE + "[sources.adverse_events]\n" + events + TAIL, "utf-8")
+    return config
+
+
+def test_redcap_checkbox_field_as_the_list_of_events(tmp_path):
+    events = 'list = "ae"\nseverity = "ae_sev"\ncodes = { "Muscle cramp" = "other" }\n'
+    validation, sessions, record = _read(_redcap(tmp_path, events))
+    assert _events(record) == [
+        ("1", 1, "soreness", "moderate"),
+        ("1", 1, "bruising", "moderate"),
+        ("1", 4, "other", None),
+    ]
+    assert sessions["session_number"].tolist() == [1, 2, 3, 4]
+    # None ticked: recorded without event; nothing ticked: not recorded
+    assert record.recorded.tolist() == [True, True, False, True]
+    quarantine = validation.tables["sessions"].quarantine
+    assert quarantine["source_line"].tolist() == [7]
+    assert (
+        "ae_sev = 'Severe' gives a severity, but the row records no adverse"
+        in (quarantine["reason"].iloc[0])
+    )
+
+
+def test_redcap_checkbox_choices_as_flags(tmp_path):
+    events = 'flags = { ae___1 = "soreness", ae___2 = "bruising", ae___3 = "other" }\n'
+    validation, sessions, record = _read(_redcap(tmp_path, events))
+    assert _events(record) == [
+        ("1", 1, "soreness", None),
+        ("1", 1, "bruising", None),
+        ("1", 4, "other", None),
+    ]
+    # an unticked choice is 0 in a raw export: every session recorded its events
+    assert record.recorded.all() and len(sessions) == 5
+    assert validation.failures.empty, validation.failures
+
+
+def test_redcap_event_fields_of_another_instrument_are_named(tmp_path):
+    config = _redcap(tmp_path, 'flags = { nrs = "soreness" }\n')
+    with pytest.raises(InputFileError, match="reads 'nrs', a field of the instrument 'outcomes'"):
+        read_sources(load_config(config).sources)
 
 
 def test_a_canonical_sessions_file_with_flags(tmp_path):

@@ -95,9 +95,7 @@ def _read_file(
         raise_site_twice(source, label)
     frame = mapped_frame(source, text, columns, label, site)
     if by_events:
-        found = event_columns.read_events(
-            source, text, event_columns.event_columns(source, text, label)
-        )
+        found = event_columns.file_events(source, text, label)
         events, problems = event_columns.for_rows(found, np.ones(len(frame), dtype=bool))
         piece = Piece(
             table,

@@ -23,13 +23,14 @@ the reason naming the clinic column and the value, and none of its events is kep
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import EventColumns, Source
-from pipeline.ingest.adapters.mapping import apply_codes, find_column
+from pipeline.ingest.adapters.mapping import _positions, apply_codes, find_column
 from pipeline.ingest.readers import STR, TextTable
 from pipeline.schemas.raw import AE_TYPES, NO, SEVERITIES, YES
 
@@ -99,15 +100,67 @@ def _severity(text: pd.Series, source: Source) -> pd.Series:
     return _fold(text)
 
 
-def read_events(source: Source, text: TextTable, columns: dict[str, str]) -> FileEvents:
+def no_events() -> pd.DataFrame:
+    """Return an empty event table (:data:`EVENT_FRAME_COLUMNS`)."""
+    return pd.DataFrame(
+        {
+            "row": pd.Series(dtype=np.int64),
+            "ae_type": pd.Series(dtype=object),
+            "ae_severity": pd.Series(dtype=object),
+        }
+    )
+
+
+def file_events(source: Source, text: TextTable, label: str) -> FileEvents:
+    """Read the adverse events of every row of a file whose columns are named as written."""
+    return read_events(source, text.frame, event_columns(source, text, label))
+
+
+def at_point(spec: EventColumns, point: str, text: TextTable) -> EventColumns | None:
+    """Return a wide file's event columns for one session: ``{t}`` replaced by its label.
+
+    Parameters
+    ----------
+    spec : EventColumns
+        ``[sources.N.adverse_events]`` of a wide source (every column a pattern with ``{t}``).
+    point : str
+        The session's label (a key of ``[sources.N.sessions.points]``).
+    text : TextTable
+        The wide file: a pattern with no column for this session is not read there.
+
+    Returns
+    -------
+    EventColumns or None
+        The columns of this session, or None when the file has none of them.
+    """
+
+    def named(pattern: str | None) -> str | None:
+        column = None if pattern is None else pattern.replace("{t}", point)
+        return column if column is not None and _positions(text, column) else None
+
+    flags = {named(c): kind for c, kind in spec.flags.items() if named(c)}
+    severity = {named(f): named(c) for f, c in spec.flag_severity.items() if named(f) and named(c)}
+    listed = named(spec.list_column)
+    if not flags and listed is None:
+        return None
+    return dataclasses.replace(
+        spec,
+        flags=flags,
+        flag_severity=severity,
+        list_column=listed,
+        severity=named(spec.severity),
+    )
+
+
+def read_events(source: Source, frame: pd.DataFrame, columns: dict[str, str]) -> FileEvents:
     """Read the adverse events of every row of a file (module docstring).
 
     Parameters
     ----------
     source : Source
         A source with ``adverse_events``.
-    text : TextTable
-        The file as read.
+    frame : pandas.DataFrame
+        The file's cells as text, one row per file row.
     columns : dict of str to str
         Clinic column -> frame column (:func:`event_columns`).
 
@@ -116,7 +169,6 @@ def read_events(source: Source, text: TextTable, columns: dict[str, str]) -> Fil
     FileEvents
     """
     spec: EventColumns = source.adverse_events  # type: ignore[assignment]
-    frame = text.frame
     n = len(frame)
     recorded = np.zeros(n, dtype=bool)
     problems: list[dict] = []
@@ -182,7 +234,7 @@ def read_events(source: Source, text: TextTable, columns: dict[str, str]) -> Fil
         events = pd.concat(parts, ignore_index=True)
         events = events.sort_values(["row", "_order"], kind="stable").reset_index(drop=True)
     else:
-        events = pd.DataFrame({"row": pd.Series(dtype=np.int64), "ae_type": [], "ae_severity": []})
+        events = no_events()
     events = events[list(EVENT_FRAME_COLUMNS)]
     events["ae_severity"] = (
         events["ae_severity"].astype("object").where(events["ae_severity"].notna(), None)

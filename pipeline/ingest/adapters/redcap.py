@@ -17,7 +17,9 @@ contract's. Coded fields are written
 as their labels (``1`` -> ``Deep``), yes/no fields as yes/no, and a canonical column mapped to a
 checkbox field gets the labels of the ticked choices joined by ``; `` (a single choice column
 ``f___1`` can be mapped as a yes/no column). ``[sources.codes.<column>]`` may name a choice by
-its code or its label.
+its code or its label. ``[sources.adverse_events]`` reads several events per session from fields
+of the sessions instrument: yes/no fields or checkbox choices as flags, a checkbox field's ticked
+labels as the list (:func:`_session_events`).
 
 Only the raw export is read: an export of labels (headers like ``Record ID`` and ``Event Name``,
 or values like ``Deep`` where the dictionary has codes) stops with a message asking for the raw
@@ -35,6 +37,8 @@ import pandas as pd
 
 from pipeline.config.settings import Source
 from pipeline.errors import InputFileError
+from pipeline.ingest.adapters import events as event_columns
+from pipeline.ingest.adapters.events import SEVERITY_FIELD
 from pipeline.ingest.adapters.mapping import (
     Adapted,
     Piece,
@@ -66,6 +70,8 @@ DICTIONARY_COLUMNS = {
 }
 LABEL_HEADERS = ("Record ID", "Event Name", "Repeat Instrument", "Repeat Instance")
 CODED_TYPES = ("radio", "dropdown", "yesno", "truefalse")
+EVENT_COLUMNS = ("adverse_event", "ae_severity")
+"""The single-event columns, which ``[sources.N.adverse_events]`` replaces."""
 _UNIQUE_EVENT = re.compile(r"^[a-z0-9_]+$")
 _ARM = re.compile(r"_arm_(\d+)$")
 RAW_EXPORT_HINT = (
@@ -249,9 +255,23 @@ def read(source: Source) -> Adapted:
 
 
 def _field_values(
-    source: Source, text: TextTable, fields: dict[str, Field], canonical: str, name: str
+    source: Source,
+    text: TextTable,
+    fields: dict[str, Field],
+    canonical: str,
+    name: str,
+    *,
+    key: str = "columns",
+    meaning: str | None = None,
+    joiner: str = "; ",
 ) -> pd.Series:
-    """Return the text of a field for a canonical column (labels for coded fields)."""
+    """Return the text of a field for a canonical column (labels for coded fields).
+
+    ``canonical`` names the codes (``[sources.codes.<canonical>]``) that may rename a choice;
+    ``key`` and ``meaning`` (default ``canonical``) say in a message which setting maps the
+    field to what; the ticked choices of a checkbox field are joined by ``joiner``.
+    """
+    meaning = meaning or canonical
     field = fields.get(name)
     if field is not None and field.type == "checkbox":
         ticked = []
@@ -262,14 +282,14 @@ def _field_values(
                 ticked.append(chosen.map({True: choice, False: ""}))
         if not ticked:
             raise InputFileError(
-                f"{source.config}: {source.key('columns')} maps {canonical} to the checkbox "
+                f"{source.config}: {source.key(key)} maps {meaning} to the checkbox "
                 f"field '{name}', but the export has none of its columns ({name}___<code>)"
             )
-        joined = pd.concat(ticked, axis=1).apply(lambda r: "; ".join(c for c in r if c), axis=1)
+        joined = pd.concat(ticked, axis=1).apply(lambda r: joiner.join(c for c in r if c), axis=1)
         return joined.mask(joined == "").astype(STR)
     if name not in text.header:
         raise InputFileError(
-            f"{source.config}: {source.key('columns')} maps {canonical} to '{name}', but the "
+            f"{source.config}: {source.key(key)} maps {meaning} to '{name}', but the "
             f"export has no such column"
         )
     values = text.frame[_column(text, name)].astype(STR)
@@ -301,8 +321,13 @@ def _table_piece(
     events = (
         frame[_column(text, EVENT)].astype(STR) if EVENT in header else pd.Series("", frame.index)
     )
+    by_events = table == "sessions" and source.adverse_events is not None
     # the contract's columns and the study's own (declared outcomes, covariates), alike
-    mapping = {c: source.columns.get(c, c) for c in column_names(table, source.extra)}
+    mapping = {
+        c: source.columns.get(c, c)
+        for c in column_names(table, source.extra)
+        if not (by_events and c in EVENT_COLUMNS)  # read from the event fields instead
+    }
     mapping[PATIENT_ID] = source.columns.get(PATIENT_ID, record_id)
     present = {
         c: n
@@ -315,6 +340,11 @@ def _table_piece(
     else:
         own = [n for c, n in present.items() if c != PATIENT_ID and _form(fields, n) == form]
         rows = _filled(frame, text, fields, own) & repeat.isna()
+    found = None
+    if by_events:
+        found = _session_events(source, text, fields, form)
+        mine = repeating if repeating.any() else repeat.isna()
+        rows = rows | (pd.Series(event_columns.triggers(found), index=frame.index) & mine)
     out = pd.DataFrame(
         {
             SOURCE_FILE: pd.Series(label, index=frame.index, dtype=STR),
@@ -353,8 +383,71 @@ def _table_piece(
     )
     kept = normalise(out[rows.to_numpy()].reset_index(drop=True), plain)
     position = rows.to_numpy().cumsum() - 1
-    found = problems_frame([{**p, "row": int(position[p["row"]])} for p in problems])
-    return Piece(table, kept, problems=found, date_format=source.date_format)
+    problems = [{**p, "row": int(position[p["row"]])} for p in problems]
+    events = None
+    if found is not None:
+        events, wrong = event_columns.for_rows(found, rows.to_numpy())
+        problems += wrong
+    return Piece(
+        table,
+        kept,
+        problems=problems_frame(problems),
+        date_format=source.date_format,
+        events=events,
+    )
+
+
+def _session_events(
+    source: Source, text: TextTable, fields: dict[str, Field], form: str
+) -> event_columns.FileEvents:
+    """Read ``[sources.N.adverse_events]`` from the fields of the sessions instrument.
+
+    A flag is a yes/no field or one choice of a checkbox field (``ae___2``, 1 when ticked); a
+    list is a checkbox field (its ticked choices' labels), a radio or dropdown field (its
+    label) or a text field; a severity field is read as its label (or as a
+    ``[sources.codes.ae_severity]`` name of its code).
+
+    Raises
+    ------
+    InputFileError
+        A field is not in the export, or belongs to another instrument.
+    """
+    spec = source.adverse_events
+    meanings = {column: f"the {kind} flag" for column, kind in spec.flags.items()}
+    meanings.update({c: f"the severity of {f}" for f, c in spec.flag_severity.items()})
+    if spec.list_column:
+        meanings[spec.list_column] = "the list of adverse events"
+    if spec.severity:
+        meanings[spec.severity] = "the severity of the events"
+    severities = {spec.severity, *spec.flag_severity.values()}
+    cells = {}
+    for name, meaning in meanings.items():
+        field = fields.get(name) or fields.get(name.rpartition("___")[0])
+        if field is not None and field.form != form:
+            raise InputFileError(
+                f"{source.config}: {source.key('adverse_events')} reads '{name}', a field of "
+                f"the instrument '{field.form}'; the events are read from the sessions "
+                f"instrument '{form}' (one row per session)"
+            )
+        canonical = SEVERITY_FIELD if name in severities else name
+        cells[name] = _field_values(
+            source,
+            text,
+            fields,
+            canonical,
+            name,
+            key="adverse_events",
+            meaning=meaning,
+            joiner=f"{spec.delimiter} ",
+        )
+    # a coded severity field was translated with its labels above; not twice
+    coded = any(n in fields and fields[n].type in CODED_TYPES for n in severities if n)
+    plain = source
+    if coded:
+        plain = dataclasses.replace(
+            source, codes={c: m for c, m in source.codes.items() if c != SEVERITY_FIELD}
+        )
+    return event_columns.read_events(plain, pd.DataFrame(cells), {n: n for n in cells})
 
 
 def _event_numbers(

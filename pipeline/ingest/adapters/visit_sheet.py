@@ -119,9 +119,7 @@ def read(source: Source) -> Adapted:
         pieces.append(patients_piece(frame, row_word, source.date_format, details))
         found = None
         if source.adverse_events is not None:
-            found = event_columns.read_events(
-                source, text, event_columns.event_columns(source, text, label)
-            )
+            found = event_columns.file_events(source, text, label)
         for table, triggers, own in (
             ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
             ("assessments", assessment_triggers(columns, score_triggers), scores),
