@@ -155,11 +155,76 @@ def _config() -> str:
     )
 
 
+WIDE_FOLDER = f"{FOLDER}/wide"
+WIDE_PATIENT = (PATIENT_ID, "site", "enrolment_date", "age", "sex", "symptom_weeks", *FLAGS)
+WIDE_SESSION = {"session_date": "visit_date", "depth": "depth", "twitch": "twitch"}
+WIDE_POINTS = {"0": "baseline", "1": "wk2", "2": "wk4", "3": "wk8", "4": "wk12"}
+
+
+def _wide_sheet(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """One row per patient: NRS per time point, then per session its columns and event flags.
+
+    Returns the sheet and the session numbers it has columns for.
+    """
+    rows = pd.concat([rows, cells], axis=1)
+    wide = rows.drop_duplicates(PATIENT_ID)[list(WIDE_PATIENT)].set_index(PATIENT_ID)
+    assessed = rows[rows["visit"] != ""].set_index([PATIENT_ID, "visit"])
+    for visit, point in WIDE_POINTS.items():
+        mine = assessed.xs(visit, level="visit")
+        wide[f"date_{point}"] = mine["visit_date"].reindex(wide.index)
+        wide[f"nrs_{point}"] = mine["nrs"].reindex(wide.index)
+    sessions = rows[rows["session_number"] != ""]
+    numbers = sorted(sessions["session_number"].astype(int).unique())
+    treated = sessions.set_index([PATIENT_ID, "session_number"])
+    for number in numbers:
+        mine = treated.xs(str(number), level="session_number")
+        for canonical, column in WIDE_SESSION.items():
+            wide[f"s{number}_{canonical}"] = mine[column].reindex(wide.index)
+        for kind, flag in FLAG_COLUMNS.items():
+            wide[f"s{number}_{flag}"] = mine[flag].reindex(wide.index)
+            wide[f"s{number}_{SEVERITY_COLUMNS[kind]}"] = mine[SEVERITY_COLUMNS[kind]].reindex(
+                wide.index
+            )
+    return wide.reset_index().fillna(""), numbers
+
+
+def _wide_config(numbers: list[int]) -> str:
+    points = "".join(f'"{p}" = {v}\n' for v, p in WIDE_POINTS.items())
+    sessions = "".join(f'"{n}" = {n}\n' for n in numbers)
+    columns = ", ".join(f'{c} = "s{{t}}_{c}"' for c in WIDE_SESSION)
+    flags = ", ".join(f'"s{{t}}_{column}" = "{kind}"' for kind, column in FLAG_COLUMNS.items())
+    severity = ", ".join(
+        f'"s{{t}}_{FLAG_COLUMNS[k]}" = "s{{t}}_{c}"' for k, c in SEVERITY_COLUMNS.items()
+    )
+    folder = WIDE_FOLDER.replace("/", "_")
+    return (
+        "# A wide file (one row per patient) whose sessions record their adverse events as one\n"
+        "# 0/1 column per event type, with the severity of each: {t} is the session's label.\n\n"
+        '[[sources]]\nkind = "wide"\nfiles = ["wide.csv"]\n\n'
+        '[sources.assessments]\ncolumns = { assessment_date = "date_{t}", nrs = "nrs_{t}" }\n\n'
+        f"[sources.assessments.points]\n{points}\n"
+        f"[sources.sessions]\ncolumns = {{ {columns} }}\n\n"
+        f"[sources.sessions.points]\n{sessions}\n"
+        "[sources.adverse_events]\n"
+        f"flags = {{ {flags} }}\n"
+        f"severity = {{ {severity} }}\n\n"
+        '[outcomes.nrs]\ninstrument = "nrs"\n\n'
+        "[report]\npdf = false  # the HTML report is enough for the example\n\n"
+        "[outputs]  # under data/processed/, which git ignores\n"
+        f'processed = "../../../../processed/examples/{folder}"\n'
+        f'reports = "../../../../processed/examples/{folder}/reports"\n\n'
+        "[privacy]\n"
+        "demo_key = true  # simulated data: the public demo key is fine; never for real "
+        "patients\n"
+    )
+
+
 def example_files(n_patients: int = AE_PATIENTS, seed: int = AE_SEED) -> dict[str, bytes]:
     """Return ``{relative path: bytes}`` of the example (pure: nothing is written)."""
     study = canonical_text(n_patients, seed)
     rows = visit_rows(study)
     cells = _event_cells(rows, event_truth(n_patients, seed))
+    wide, numbers = _wide_sheet(rows, cells)
     rows["depth"] = rows["depth"].map({"superficial": "1", "deep": "2", "": ""})
     rows["visit"] = rows["visit"].map(
         {"0": "Baseline", "1": "Week 2", "2": "Week 4", "3": "Week 8", "4": "Week 12", "": ""}
@@ -179,6 +244,8 @@ def example_files(n_patients: int = AE_PATIENTS, seed: int = AE_SEED) -> dict[st
         f"{FOLDER}/flags.csv": _csv(flag_sheet).encode(),
         f"{FOLDER}/list.csv": _csv(list_sheet).encode(),
         f"{FOLDER}/analysis.toml": _config().encode(),
+        f"{WIDE_FOLDER}/wide.csv": _csv(wide).encode(),
+        f"{WIDE_FOLDER}/analysis.toml": _wide_config(numbers).encode(),
     }
 
 

@@ -57,6 +57,7 @@ SHAPES = {
         "exports/redcap_events/dictionary.csv",
     ],
     "ae_flags": ["ae_flags/flags.csv", "ae_flags/list.csv"],
+    "ae_flags/wide": ["ae_flags/wide/wide.csv"],
 }
 FOLDERS = {shape: EXAMPLES for shape in SHAPES}
 SHAPES["espanol"] = ["espanol/visitas.csv"]
@@ -391,6 +392,21 @@ def test_drafted_adverse_event_config_validates_and_reads_the_hand_written_event
     drafted, drafted_recorded = _event_rows(out)
     hand, hand_recorded = _event_rows(AE_EXAMPLE / "analysis.toml")
     # 32 events (tests/ingest/test_adverse_event_sources.py), the same rows from either config
+    assert drafted == hand and len(hand) == 32
+    assert drafted_recorded == hand_recorded == 141
+
+
+def test_drafted_wide_event_columns_read_the_hand_written_events(tmp_path):
+    # s1_ae_soreness, s2_ae_soreness, ... and s1_sev_soreness, ...: drafted as the patterns
+    # s{t}_ae_soreness = "soreness" with severity s{t}_sev_soreness, as written by hand
+    out = tmp_path / "drafted.toml"
+    write_draft([AE_EXAMPLE / "wide" / "wide.csv"], out)
+    text = out.read_text(encoding="utf-8")
+    assert '"s{t}_ae_soreness" = "soreness"  # high: ' in text
+    assert '"s{t}_ae_soreness" = "s{t}_sev_soreness"  # high: ' in text
+    assert "s1_ae_soreness (" not in text  # read, so not listed as unmapped
+    drafted, drafted_recorded = _event_rows(out)
+    hand, hand_recorded = _event_rows(AE_EXAMPLE / "wide" / "analysis.toml")
     assert drafted == hand and len(hand) == 32
     assert drafted_recorded == hand_recorded == 141
 

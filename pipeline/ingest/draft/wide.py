@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import pandas as pd
 
 from pipeline.config.instruments import LIBRARY
 from pipeline.ingest.draft import columns as cols
+from pipeline.ingest.draft.events import SINGLE, Drafted, draft_events
 from pipeline.ingest.draft.guess import (
     HIGH,
     LOW,
@@ -230,7 +233,13 @@ def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
         HIGH,
         f"{len(in_templates)} columns repeat over time points",
     )
-    rest = [c for c in export.columns if c not in in_templates]
+    drafted, read_by_events = None, set()
+    sessions = source.time_points.get("sessions")
+    if sessions is not None and not {g.key for g in sessions.columns} & set(SINGLE):
+        drafted, read_by_events = _session_events(
+            export, [str(g.key) for g in sessions.points], in_templates
+        )
+    rest = [c for c in export.columns if c not in in_templates and c not in read_by_events]
     sub = Export(export.label, export.folder, export.frame, tuple(rest))
     mapped, unmatched = assign(sub, rest)
     for target, m in mapped.items():
@@ -302,6 +311,11 @@ def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
         for c in pattern_columns(export, str(g.value))[:1]
     ]
     values_settings(source, [export], [all_guesses])
+    if drafted is not None and drafted.block is not None:
+        source.adverse_events = drafted.block
+        if drafted.severity_codes:
+            source.codes = [c for c in source.codes if c.column != "ae_severity"]
+            source.codes.append(drafted.severity_codes)
     source.unmapped += [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
     own = outcomes + [Guess(f"covariate:{g.key}", g.value, g.confidence, g.why) for g in covariates]
     arm = source.column("arm")
@@ -321,6 +335,74 @@ def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
                 )
             )
     return source, own
+
+
+def _session_events(
+    export: Export, labels: list[str], taken: set[str]
+) -> tuple[Drafted | None, set[str]]:
+    """Draft ``[sources.adverse_events]`` from column groups repeated over the sessions.
+
+    Each group no canonical column names (``s{t}_ae_soreness``, ``s{t}_sev_soreness``) is read
+    as one column of all sessions' cells under its stem (``ae_soreness``), and drafted as a
+    visit sheet's event columns are (:func:`pipeline.ingest.draft.events.draft_events`); the
+    block then names the patterns.
+
+    Returns
+    -------
+    tuple of (Drafted or None, set of str)
+        The draft, and the file's columns its block reads.
+    """
+    groups: dict[str, dict[str, str]] = {}
+    patterns: dict[str, str] = {}
+    for column in export.columns:
+        if column in taken:
+            continue
+        for regex, build in (
+            (_SUFFIX, lambda m: (f"{m['stem']}{m['sep']}{{t}}", m["stem"])),
+            (_PREFIX, lambda m: (f"{m['pre']}{{t}}{m['sep']}{m['stem']}", m["stem"])),
+        ):
+            match = regex.match(column)
+            if match and match["label"] in labels:
+                pattern, stem = build(match)
+                if patterns.setdefault(stem, pattern) == pattern:
+                    groups.setdefault(stem, {})[match["label"]] = column
+                break
+    groups = {stem: group for stem, group in groups.items() if len(group) >= 2}
+    if not groups:
+        return None, set()
+    missing = pd.Series(pd.NA, index=export.frame.index, dtype=object)
+    stacked = pd.DataFrame(
+        {
+            stem: pd.concat(
+                [export.frame[group[x]] if x in group else missing for x in labels],
+                ignore_index=True,
+            )
+            for stem, group in groups.items()
+        }
+    )
+    drafted = draft_events(
+        Export(export.label, export.folder, stacked, tuple(groups)), [], list(groups)
+    )
+    block = drafted.block
+    if block is None:
+        return None, set()
+
+    def named(stem: object) -> str:
+        return patterns.get(str(stem), str(stem))
+
+    block.flags = [replace(g, key=named(g.key)) for g in block.flags]
+    block.flag_severity = [
+        replace(g, key=named(g.key), value=named(g.value)) for g in block.flag_severity
+    ]
+    if block.list_column is not None:
+        block.list_column = replace(block.list_column, value=named(block.list_column.value))
+    if block.severity is not None:
+        block.severity = replace(block.severity, value=named(block.severity.value))
+    used = {str(g.key) for g in block.flags}
+    used |= {str(g.value) for g in block.flag_severity}
+    used |= {str(g.value) for g in (block.list_column, block.severity) if g is not None}
+    read = {c for stem, group in groups.items() if named(stem) in used for c in group.values()}
+    return drafted, read
 
 
 def pattern_columns(export: Export, pattern: str) -> list[str]:
