@@ -28,14 +28,16 @@ import pandas as pd
 from pipeline import outputs
 from pipeline.demo.example_sources import (
     FLAGS,
+    REDCAP_HEADER,
     SHEET_COLUMNS,
+    _choices,
     _csv,
     canonical_text,
     visit_rows,
 )
 from pipeline.demo.simulate import simulate_adverse_event_details, simulate_study
 from pipeline.schemas.columns import PATIENT_ID
-from pipeline.schemas.raw import AE_TYPES
+from pipeline.schemas.raw import AE_TYPES, SEVERITIES
 
 AE_PATIENTS = 30
 AE_SEED = 1
@@ -219,11 +221,147 @@ def _wide_config(numbers: list[int]) -> str:
     )
 
 
+REDCAP_FOLDER = f"{FOLDER}/redcap"
+REDCAP_TYPES = {str(k): kind for k, kind in enumerate(FLAG_COLUMNS, start=1)}
+DEMOGRAPHICS = ("enrolment_date", "age", "symptom_weeks")
+REDCAP_EVENTS = {"0": "baseline", "1": "week_2", "2": "week_4", "3": "week_8", "4": "week_12"}
+
+
+def _redcap_dictionary() -> pd.DataFrame:
+    """Return the REDCap example's data dictionary.
+
+    Demographics; a repeating needling session with a checkbox of side effects and a severity
+    radio per choice (shown by branching logic); outcomes per event.
+    """
+    graded = _choices(dict(zip(("1", "2", "3"), (s.capitalize() for s in SEVERITIES), strict=True)))
+    fields = [
+        ("record_id", "demographics", "text", "Record ID", "", ""),
+        ("enrolment_date", "demographics", "text", "Date of enrolment", "", ""),
+        ("age", "demographics", "text", "Age (years)", "", ""),
+        ("symptom_weeks", "demographics", "text", "Duration of symptoms (weeks)", "", ""),
+        ("session_date", "needling_session", "text", "Date of session", "", ""),
+        ("depth", "needling_session", "radio", "Needling depth", "1, Superficial | 2, Deep", ""),
+        ("twitch", "needling_session", "yesno", "Local twitch response", "", ""),
+        (
+            "ae",
+            "needling_session",
+            "checkbox",
+            "Side effects after the session",
+            _choices({k: kind.capitalize() for k, kind in REDCAP_TYPES.items()}),
+            "",
+        ),
+        *[
+            (
+                f"ae_sev_{k}",
+                "needling_session",
+                "radio",
+                f"Severity: {kind}",
+                graded,
+                f"[ae({k})] = '1'",
+            )
+            for k, kind in REDCAP_TYPES.items()
+        ],
+        ("assessment_date", "outcomes", "text", "Date of assessment", "", ""),
+        ("nrs", "outcomes", "text", "Pain NRS (0-10)", "", ""),
+    ]
+    rows = [
+        dict.fromkeys(REDCAP_HEADER, "")
+        | {
+            "Variable / Field Name": f[0],
+            "Form Name": f[1],
+            "Field Type": f[2],
+            "Field Label": f[3],
+            "Choices, Calculations, OR Slider Labels": f[4],
+            "Branching Logic (Show field only if...)": f[5],
+        }
+        for f in fields
+    ]
+    return pd.DataFrame(rows, columns=REDCAP_HEADER)
+
+
+def _redcap_export(study: dict, events: pd.DataFrame) -> pd.DataFrame:
+    """Return the raw export: demographics and outcomes per event, a repeating row per session."""
+    codes = {kind: k for k, kind in REDCAP_TYPES.items()}
+    graded = {s: str(k) for k, s in enumerate(SEVERITIES, start=1)}
+    columns = ["record_id", "redcap_event_name", "redcap_repeat_instrument"]
+    columns += ["redcap_repeat_instance", "redcap_data_access_group", *DEMOGRAPHICS]
+    columns += ["session_date", "depth", "twitch", *(f"ae___{k}" for k in REDCAP_TYPES)]
+    columns += [*(f"ae_sev_{k}" for k in REDCAP_TYPES), "assessment_date", "nrs"]
+    assessed = study["assessments"].set_index([PATIENT_ID, "visit"])
+    by_session = {
+        key: group for key, group in events.groupby([PATIENT_ID, "session_number"], sort=False)
+    }
+    rows = []
+    for patient in study["patients"].to_dict("records"):
+        pid = patient[PATIENT_ID]
+        base = {"record_id": pid, "redcap_data_access_group": patient["site"].lower()}
+        for visit, event in REDCAP_EVENTS.items():
+            row = {**base, "redcap_event_name": f"{event}_arm_1"}
+            if visit == "0":
+                row |= {c: patient[c] for c in DEMOGRAPHICS}
+            if (pid, visit) in assessed.index:
+                found = assessed.loc[(pid, visit)]
+                row |= {"assessment_date": found["assessment_date"], "nrs": found["nrs"]}
+            if visit == "0" or (pid, visit) in assessed.index:
+                rows.append(row | {f"ae___{k}": "0" for k in REDCAP_TYPES})
+        mine = study["sessions"][study["sessions"][PATIENT_ID] == pid]
+        for session in mine.to_dict("records"):
+            number = int(session["session_number"])
+            row = {
+                **base,
+                "redcap_event_name": "baseline_arm_1",
+                "redcap_repeat_instrument": "needling_session",
+                "redcap_repeat_instance": str(number),
+                "session_date": session["session_date"],
+                "depth": {"superficial": "1", "deep": "2"}[session["depth"]],
+                "twitch": {"yes": "1", "no": "0", "": ""}[session["twitch"]],
+                **{f"ae___{k}": "0" for k in REDCAP_TYPES},
+            }
+            had = by_session.get((pid, number))
+            for event in [] if had is None else had.to_dict("records"):
+                code = codes[event["ae_type"]]
+                row[f"ae___{code}"] = "1"
+                row[f"ae_sev_{code}"] = graded[event["ae_severity"]]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns).fillna("")
+
+
+def _redcap_config() -> str:
+    flags = ", ".join(f'ae___{k} = "{kind}"' for k, kind in REDCAP_TYPES.items())
+    severity = ", ".join(f'ae___{k} = "ae_sev_{k}"' for k in REDCAP_TYPES)
+    events = "".join(f"{e} = {v}\n" for v, e in REDCAP_EVENTS.items())
+    sites = "".join(f'{s.lower()} = "{s}"\n' for s in (*FLAG_SITES, LIST_SITE))
+    folder = REDCAP_FOLDER.replace("/", "_")
+    return (
+        "# A raw REDCap export whose repeating session instrument records its side effects as a\n"
+        "# checkbox (one choice per type) and the severity of each ticked choice as a radio.\n\n"
+        '[[sources]]\nkind = "redcap"\nfiles = ["export.csv"]\ndictionary = "dictionary.csv"\n\n'
+        '[sources.instruments]\npatients = "demographics"\nsessions = "needling_session"\n'
+        'assessments = "outcomes"\n\n'
+        f"[sources.events]\n{events}\n"
+        '[sources.columns]\npatient_id = "record_id"\nsite = "redcap_data_access_group"\n\n'
+        f"[sources.codes.site]\n{sites}\n"
+        "[sources.adverse_events]\n"
+        "# each checkbox choice is a flag (1 when ticked); its severity radio beside it\n"
+        f"flags = {{ {flags} }}\n"
+        f"severity = {{ {severity} }}\n\n"
+        '[outcomes.nrs]\ninstrument = "nrs"\n\n'
+        "[report]\npdf = false  # the HTML report is enough for the example\n\n"
+        "[outputs]  # under data/processed/, which git ignores\n"
+        f'processed = "../../../../processed/examples/{folder}"\n'
+        f'reports = "../../../../processed/examples/{folder}/reports"\n\n'
+        "[privacy]\n"
+        "demo_key = true  # simulated data: the public demo key is fine; never for real "
+        "patients\n"
+    )
+
+
 def example_files(n_patients: int = AE_PATIENTS, seed: int = AE_SEED) -> dict[str, bytes]:
     """Return ``{relative path: bytes}`` of the example (pure: nothing is written)."""
     study = canonical_text(n_patients, seed)
     rows = visit_rows(study)
-    cells = _event_cells(rows, event_truth(n_patients, seed))
+    truth = event_truth(n_patients, seed)
+    cells = _event_cells(rows, truth)
     wide, numbers = _wide_sheet(rows, cells)
     rows["depth"] = rows["depth"].map({"superficial": "1", "deep": "2", "": ""})
     rows["visit"] = rows["visit"].map(
@@ -246,6 +384,9 @@ def example_files(n_patients: int = AE_PATIENTS, seed: int = AE_SEED) -> dict[st
         f"{FOLDER}/analysis.toml": _config().encode(),
         f"{WIDE_FOLDER}/wide.csv": _csv(wide).encode(),
         f"{WIDE_FOLDER}/analysis.toml": _wide_config(numbers).encode(),
+        f"{REDCAP_FOLDER}/export.csv": _csv(_redcap_export(study, truth)).encode(),
+        f"{REDCAP_FOLDER}/dictionary.csv": _csv(_redcap_dictionary()).encode(),
+        f"{REDCAP_FOLDER}/analysis.toml": _redcap_config().encode(),
     }
 
 

@@ -77,6 +77,18 @@ def test_the_wide_example_gives_the_simulated_event_table_from_config_alone():
     assert bool(record.recorded.all()) and len(sessions) == 141
 
 
+def test_the_redcap_example_gives_the_simulated_event_table_from_config_alone():
+    # a repeating session instrument: a checkbox of side effects (each choice a flag, ae___1,
+    # ae___2, ...) and a severity radio per choice (ae_sev_1, ...), read as their labels
+    validation, sessions, record = _read(EXAMPLE / "redcap" / "analysis.toml")
+    assert validation.failures.empty, validation.failures
+    assert sorted(_events(record), key=str) == sorted(
+        _events_of(ae_examples.event_truth()), key=str
+    )
+    assert len(record.events) == 32
+    assert bool(record.recorded.all()) and len(sessions) == 141
+
+
 def test_a_session_with_two_events_gives_two_rows_and_two_events_by_type(example):
     _, sessions, record = example
     per_session = record.events.groupby(KEY).size()
