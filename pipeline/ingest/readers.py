@@ -124,6 +124,25 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def may_contain(cells: pa.ChunkedArray | pa.Array, needles: tuple[bytes, ...]) -> bool:
+    """Whether the bytes of any cell may contain one of ``needles`` (no cell is missed).
+
+    Searches the arrays' character buffers at once (bytes searches run at memory speed, many
+    times faster than a regular expression or a substring kernel over every cell). A buffer
+    may hold bytes of no cell (a sliced array), which can only answer ``True`` wrongly; so
+    does any array that is not of pyarrow's string or large string type.
+    """
+    if cells.type not in (pa.string(), pa.large_string()):
+        return True
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else (cells,):
+        data = chunk.buffers()[2]
+        if data is not None and len(data):
+            held = data.to_pybytes()
+            if any(needle in held for needle in needles):
+                return True
+    return False
+
+
 def read_table(
     path: Path,
     *,

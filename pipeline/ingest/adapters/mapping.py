@@ -38,7 +38,14 @@ from pipeline.config.settings import ODI_ANSWERED, Source, strptime_pattern
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.ingest.readers import LINE, STR, TextTable, not_a_file, read_table
+from pipeline.ingest.readers import (
+    LINE,
+    STR,
+    TextTable,
+    may_contain,
+    not_a_file,
+    read_table,
+)
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import NO, TABLES, YES, coded_columns, column_kinds
 
@@ -361,22 +368,6 @@ def _from_arrow(array: pa.ChunkedArray, like: pd.Series) -> pd.Series:
     return pd.Series(array.to_pandas(types_mapper=lambda _: STR).array, index=like.index)
 
 
-def _holds_any(cells: pa.ChunkedArray, needles: tuple[bytes, ...]) -> bool:
-    """Whether the bytes of any cell may contain one of ``needles`` (no cell is missed).
-
-    Searches the arrays' character buffers at once (bytes searches run at memory speed, many
-    times faster than a regular expression or a substring kernel over every cell). A buffer
-    may hold bytes of no cell (a sliced array), which can only answer ``True`` wrongly.
-    """
-    for chunk in cells.chunks:
-        data = chunk.buffers()[2]
-        if data is not None and len(data):
-            held = data.to_pybytes()
-            if any(needle in held for needle in needles):
-                return True
-    return False
-
-
 # What the pattern \s+ of RE2 (pyarrow's regular expressions) can match more than one space
 # of: \s is [\t\n\f\r ]; a vertical tab is looked for as well, to err on the side of the regex.
 _SPACE_RUNS = (b"  ", b"\t", b"\n", b"\x0c", b"\r", b"\x0b")
@@ -385,7 +376,7 @@ _SPACE_RUNS = (b"  ", b"\t", b"\n", b"\x0c", b"\r", b"\x0b")
 def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
     cells = pc.utf8_trim_whitespace(_arrow_text(text))
-    if _holds_any(cells, _SPACE_RUNS):
+    if may_contain(cells, _SPACE_RUNS):
         cells = pc.replace_substring_regex(cells, r"\s+", " ")
     return _from_arrow(pc.utf8_lower(cells), text)
 
@@ -438,7 +429,7 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
 def compact_ids(text: pd.Series) -> pd.Series:
     """Patient identifiers in one form: upper case, without spaces, ``-``, ``_``, ``.``, ``/``."""
     cells = pc.utf8_upper(_arrow_text(text))
-    if _holds_any(cells, _ID_SEPARATOR_BYTES):
+    if may_contain(cells, _ID_SEPARATOR_BYTES):
         cells = pc.replace_substring_regex(cells, _ID_SEPARATORS, "")
     out = _from_arrow(cells, text)
     return out.mask(out == "").astype(STR)
