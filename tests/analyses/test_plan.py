@@ -97,6 +97,42 @@ def test_cache_refits_what_changed_and_keeps_one_run(demo_data, tmp_path):
     )
 
 
+def test_the_key_sees_every_kind_of_change_in_the_rows(demo_data):
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[0]
+    rows = plan.rows
+    assert isinstance(rows["patient_id"].dtype, pd.CategoricalDtype)  # as the plans code them
+    same = rows.copy()
+    same["patient_id"] = same["patient_id"].astype("str").astype("category")  # new levels object
+    ids = rows["patient_id"]
+    first, second = ids.cat.categories[:2]
+    swapped = ids.astype("str").replace({first: second, second: first}).astype(ids.dtype)
+    masked = rows["nrs"].astype("Float64")
+    variants = {
+        "a value": rows.assign(nrs=rows["nrs"].where(rows.index > 0, -1.0)),
+        "a patient": rows.assign(patient_id=swapped),
+        "a level's name": rows.assign(patient_id=ids.cat.rename_categories({first: "X"})),
+        "the levels' order": rows.assign(
+            patient_id=ids.cat.reorder_categories(ids.cat.categories[::-1])
+        ),
+        "a dtype": rows.assign(nrs=masked),
+        "a missing value": rows.assign(nrs=masked.where(rows.index > 0)),
+        "the row order": rows.iloc[::-1],
+        "the index": rows.set_axis(rows.index + 1),
+        "a column's name": rows.rename(columns={"nrs": "pain"}),
+    }
+    key = plan_key(plan, "z", True)
+    assert plan_key(replace(plan, rows=same), "z", True) == key
+    keys = {
+        what: plan_key(replace(plan, rows=frame), "z", True) for what, frame in variants.items()
+    }
+    assert all(k != key for k in keys.values()), keys
+    assert len(set(keys.values())) == len(keys)
+    # a missing value and the number that stands in for it under the mask differ
+    zero = rows.assign(nrs=masked.where(rows.index > 0, 0.0))
+    assert plan_key(replace(plan, rows=zero), "z", True) != keys["a missing value"]
+
+
 def test_refit_ignores_the_cache(demo_data, tmp_path, monkeypatch):
     settings = ModelSettings(df_method="z", random_slope=False)
     plan = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[2]
