@@ -58,6 +58,7 @@ SHAPES = {
     ],
     "ae_flags": ["ae_flags/flags.csv", "ae_flags/list.csv"],
     "ae_flags/wide": ["ae_flags/wide/wide.csv"],
+    "ae_flags/redcap": ["ae_flags/redcap/export.csv", "ae_flags/redcap/dictionary.csv"],
 }
 FOLDERS = {shape: EXAMPLES for shape in SHAPES}
 SHAPES["espanol"] = ["espanol/visitas.csv"]
@@ -407,6 +408,22 @@ def test_drafted_wide_event_columns_read_the_hand_written_events(tmp_path):
     assert "s1_ae_soreness (" not in text  # read, so not listed as unmapped
     drafted, drafted_recorded = _event_rows(out)
     hand, hand_recorded = _event_rows(AE_EXAMPLE / "wide" / "analysis.toml")
+    assert drafted == hand and len(hand) == 32
+    assert drafted_recorded == hand_recorded == 141
+
+
+def test_drafted_redcap_event_fields_read_the_hand_written_events(tmp_path):
+    # a checkbox of side effects (ae___1 Soreness, ...) and a severity radio per choice
+    # (ae_sev_1, 'Severity: soreness'): drafted as flags with their severities, as by hand
+    out = tmp_path / "drafted.toml"
+    folder = AE_EXAMPLE / "redcap"
+    write_draft([folder / "export.csv", folder / "dictionary.csv"], out)
+    text = out.read_text(encoding="utf-8")
+    assert "ae___1 = \"soreness\"  # high: 'ae___1' (read as 'ae soreness')" in text
+    assert 'ae___1 = "ae_sev_1"  # high: ' in text
+    assert "adverse_event = " not in text and "ae_severity = " not in text
+    drafted, drafted_recorded = _event_rows(out)
+    hand, hand_recorded = _event_rows(folder / "analysis.toml")
     assert drafted == hand and len(hand) == 32
     assert drafted_recorded == hand_recorded == 141
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pandas as pd
 
 from pipeline.ingest.adapters.redcap import DAG, EVENT, REPEAT, Field
 from pipeline.ingest.draft import columns as cols
+from pipeline.ingest.draft.events import KIND_WORDS, SINGLE, draft_events, read_name
 from pipeline.ingest.draft.guess import (
     HIGH,
     MEDIUM,
@@ -20,7 +22,7 @@ from pipeline.ingest.draft.model import (
     Layout,
     SourceDraft,
 )
-from pipeline.ingest.draft.words import label_weeks
+from pipeline.ingest.draft.words import label_weeks, norm
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES
 
@@ -138,6 +140,9 @@ def redcap_source(export: Export, fields: Mapping[str, Field], dictionary: str) 
             )
     events = _events(export, fields, instruments)
     source.events, source.session_events = events
+    if "sessions" in instruments:
+        read = _session_events(export, fields, instruments["sessions"], source)
+        used |= read
     columns_of = {f.name for f in fields.values()}
     skipped = [
         c
@@ -153,6 +158,98 @@ def redcap_source(export: Export, fields: Mapping[str, Field], dictionary: str) 
         for c in skipped
     ]
     return source
+
+
+def _session_events(
+    export: Export, fields: Mapping[str, Field], form: str, source: SourceDraft
+) -> set[str]:
+    """Draft ``[sources.adverse_events]`` from the fields of the sessions instrument.
+
+    Each field is read by what its name or label says, as a visit sheet's columns are
+    (:func:`pipeline.ingest.draft.events.draft_events`): a checkbox field about adverse events
+    gives one flag per choice named by a kind (``ae___1``, choice ``Soreness``), a yes/no field
+    named by one is a flag, a radio or text field named by a severity word a severity (of the
+    kind its name or label names, else of the row). The cells are the session rows', choices
+    as their labels. The block replaces the single ``adverse_event`` / ``ae_severity`` guesses
+    of the sessions instrument, and the draft's own reading of the sessions form is used only
+    when it finds flags.
+
+    Returns
+    -------
+    set of str
+        The export's columns the block reads (none when no block is drafted).
+    """
+    frame = export.frame
+    rows = frame[REPEAT].eq(form).fillna(False) if REPEAT in frame else None
+    if rows is None or not rows.any():
+        rows = pd.Series(True, index=frame.index)
+    cells: dict[str, pd.Series] = {}
+    real: dict[str, str] = {}
+
+    def add(name: str, column: str, values: pd.Series) -> None:
+        if name not in cells:
+            cells[name] = values[rows.to_numpy()].reset_index(drop=True)
+            real[name] = column
+
+    for f in fields.values():
+        if f.form != form:
+            continue
+        said = [read_name(text) for text in (f.label, f.name) if text]
+        marked = any(n.marked for n in said)
+        if f.type == "checkbox" and marked:
+            for code, label in f.choices.items():
+                column = f"{f.name}___{code}"
+                kind = read_name(label).kind or KIND_WORDS.get(norm(label))
+                if column in frame and kind:
+                    add(f"ae {kind}", column, frame[column])
+        elif f.type in ("yesno", "truefalse") and f.name in frame:
+            kind = next((n.kind for n in said if n.marked and n.kind), None)
+            if kind:
+                add(f"ae {kind}", f.name, frame[f.name].map({"1": "yes", "0": "no"}))
+        elif f.type in ("radio", "dropdown", "text") and f.name in frame:
+            graded = next((n for n in said if n.graded), None)
+            if graded is not None:
+                values = frame[f.name]
+                if f.choices:
+                    values = values.map(f.choices).where(values.notna())
+                name = f"severity {graded.rest}".strip() if graded.kind else "severity"
+                add(name, f.name, values)
+    if not any(n.startswith("ae ") for n in cells):
+        return set()
+    stacked = pd.DataFrame(cells)
+    single = [g for g in source.columns if g.key in SINGLE]
+    drafted = draft_events(
+        Export(export.label, export.folder, stacked, tuple(cells)), [], list(cells)
+    )
+    block = drafted.block
+    if block is None or not block.flags:
+        return set()
+
+    def named(name: object) -> str:
+        return real.get(str(name), str(name))
+
+    def why(text: str) -> str:  # the fields' names, not the names they were read by
+        for name, column in real.items():
+            text = text.replace(f"'{name}'", f"'{column}' (read as '{name}')", 1)
+        return text
+
+    block.flags = [replace(g, key=named(g.key), why=why(g.why)) for g in block.flags]
+    block.flag_severity = [
+        replace(g, key=named(g.key), value=named(g.value), why=why(g.why))
+        for g in block.flag_severity
+    ]
+    if block.severity is not None:
+        block.severity = replace(
+            block.severity, value=named(block.severity.value), why=why(block.severity.why)
+        )
+    source.adverse_events = block
+    source.columns = [g for g in source.columns if g not in single]
+    if drafted.severity_codes:
+        source.codes.append(drafted.severity_codes)
+    used = {str(g.key) for g in block.flags} | {str(g.value) for g in block.flag_severity}
+    if block.severity is not None:
+        used.add(str(block.severity.value))
+    return used | {str(g.value) for g in single}
 
 
 def _events(
