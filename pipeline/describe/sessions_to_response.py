@@ -99,25 +99,29 @@ def response_times(
         post-baseline assessment of the outcome are left out.
     """
     reached = _reached(data, column, endpoint, improvement_sign)
-    keep = (data["visit"] > 0).to_numpy() & reached.notna().to_numpy()
-    rows = pd.DataFrame(
-        {
-            PATIENT_ID: data[PATIENT_ID].to_numpy()[keep],
-            "visit": data["visit"].to_numpy()[keep],
-            "sessions": data["sessions_completed"].to_numpy()[keep].astype("int64"),
-            "hit": reached.to_numpy()[keep].astype(bool),
-        }
-    ).sort_values([PATIENT_ID, "visit"], kind="stable")
-    first_hit = rows[rows["hit"]].groupby(PATIENT_ID, sort=True)["sessions"].first()
-    last_seen = rows.groupby(PATIENT_ID, sort=True)["sessions"].last()
-    out = pd.DataFrame({PATIENT_ID: last_seen.index})
-    out["event"] = out[PATIENT_ID].isin(first_hit.index).to_numpy()
-    out["sessions"] = (
-        out[PATIENT_ID].map(first_hit).fillna(out[PATIENT_ID].map(last_seen)).astype("int64")
-    )
-    people = data.drop_duplicates(PATIENT_ID).set_index(PATIENT_ID)
+    keep = (data["visit"] > 0).to_numpy(dtype=bool, na_value=False) & reached.notna().to_numpy()
+    # by patient code (identifiers sorted), then visit: integer work, no text compared
+    codes, ids = pd.factorize(data[PATIENT_ID], sort=True)
+    code = codes[keep]
+    visit = data["visit"].to_numpy(dtype="int64", na_value=-1)[keep]
+    order = np.lexsort((visit, code))
+    code = code[order]
+    sessions = data["sessions_completed"].to_numpy()[keep].astype("int64")[order]
+    hit = reached.to_numpy(dtype=bool, na_value=False)[keep][order]
+    present, starts = np.unique(code, return_index=True)
+    ends = np.append(starts[1:], len(code)) - 1
+    found = sessions[ends]  # censored at the last assessment, unless reached before
+    event = np.zeros(len(present), dtype=bool)
+    hits = np.flatnonzero(hit)
+    if hits.size:
+        firsts = hits[np.append(True, code[hits][1:] != code[hits][:-1])]
+        where = np.searchsorted(present, code[firsts])
+        event[where] = True
+        found[where] = sessions[firsts]
+    out = pd.DataFrame({PATIENT_ID: ids[present], "sessions": found, "event": event})
+    _, first_rows = np.unique(codes, return_index=True)  # each patient's first row
     for group in groups:
-        out[group] = people[group].reindex(out[PATIENT_ID]).to_numpy()
+        out[group] = data[group].to_numpy()[first_rows[present]]
         if isinstance(data[group].dtype, pd.CategoricalDtype):
             out[group] = pd.Categorical(out[group], categories=data[group].cat.categories)
     return out[[PATIENT_ID, "sessions", "event", *groups]]
