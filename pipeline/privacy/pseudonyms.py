@@ -120,10 +120,13 @@ def pseudonyms(ids: pd.Series, key: PseudonymKey) -> pd.Series:
         When two different identifiers get the same pseudonym (a truncation collision).
     """
     unique = pd.unique(ids.dropna().astype(str).str.strip()).tolist()
-    table = {
-        i: hmac.new(key.secret, i.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_LENGTH]
-        for i in unique
-    }
+    known = _known(key)
+    for i in unique:
+        if i not in known:
+            known[i] = hmac.new(key.secret, i.encode("utf-8"), hashlib.sha256).hexdigest()[
+                :PSEUDONYM_LENGTH
+            ]
+    table = {i: known[i] for i in unique}
     if len(set(table.values())) != len(table):
         raise RuntimeError("two patient identifiers share a pseudonym; lengthen PSEUDONYM_LENGTH")
     # each row takes its identifier's pseudonym by position (a Series.map of millions of rows
@@ -132,6 +135,22 @@ def pseudonyms(ids: pd.Series, key: PseudonymKey) -> pd.Series:
     hashed = np.array([table.get(i) for i in found.tolist()] + [None], dtype=object)
     mapped = pd.Series(hashed[codes], index=ids.index)
     return mapped.astype("str").where(ids.notna())
+
+
+_KNOWN: dict[bytes, dict[str, str]] = {}
+
+
+def _known(key: PseudonymKey) -> dict[str, str]:
+    """Return the pseudonyms made so far under ``key`` in this process (one key at a time).
+
+    A run pseudonymises the same patients in every table it writes; each identifier's HMAC is
+    computed once. The key's fingerprint, not the key, names the memo.
+    """
+    fingerprint = hashlib.sha256(b"pseudonym memo\x00" + key.secret).digest()
+    if fingerprint not in _KNOWN:
+        _KNOWN.clear()
+        _KNOWN[fingerprint] = {}
+    return _KNOWN[fingerprint]
 
 
 def deidentify(

@@ -68,6 +68,27 @@ def test_pseudonyms_are_stable_keyed_and_ignore_surrounding_space():
     assert out.iloc[0] not in ("P1",) and len(out.iloc[0]) == PSEUDONYM_LENGTH
 
 
+def test_each_identifier_is_hashed_once_per_key_and_a_new_key_starts_afresh(monkeypatch):
+    import pipeline.privacy.pseudonyms as module
+
+    module._KNOWN.clear()  # (whatever earlier tests made)
+    calls = []
+    real = module.hmac.new
+    monkeypatch.setattr(
+        module.hmac, "new", lambda key, msg, digest: calls.append(msg) or real(key, msg, digest)
+    )
+    other = PseudonymKey(b"another key of sixteen bytes", "test")
+    ids = pd.Series(["Q1", "Q2", "Q1"])
+    first = pseudonyms(ids, KEY)
+    again = pseudonyms(pd.Series(["Q2", "Q3"]), KEY)  # a second table of the same run
+    assert calls == [b"Q1", b"Q2", b"Q3"]
+    assert again.iloc[0] == first.iloc[1]
+    changed = pseudonyms(ids, other)
+    assert calls[3:] == [b"Q1", b"Q2"] and changed.iloc[0] != first.iloc[0]
+    # back to the first key: its pseudonyms again, made afresh (one key's memo at a time)
+    assert pseudonyms(ids, KEY).tolist() == first.tolist()
+
+
 def test_deidentify_replaces_ids_and_dates_by_pseudonym_and_days():
     assessments = pd.DataFrame(
         {
