@@ -190,6 +190,20 @@ def _wide_sheet(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, 
     return wide.reset_index().fillna(""), numbers
 
 
+def _tail(folder: str) -> str:
+    """Return the end of a subfolder example's configuration: outcome, report, outputs, privacy."""
+    return (
+        '[outcomes.nrs]\ninstrument = "nrs"\n\n'
+        "[report]\npdf = false  # the HTML report is enough for the example\n\n"
+        "[outputs]  # under data/processed/, which git ignores\n"
+        f'processed = "../../../../processed/examples/{folder}"\n'
+        f'reports = "../../../../processed/examples/{folder}/reports"\n\n'
+        "[privacy]\n"
+        "demo_key = true  # simulated data: the public demo key is fine; never for real "
+        "patients\n"
+    )
+
+
 def _wide_config(numbers: list[int]) -> str:
     points = "".join(f'"{p}" = {v}\n' for v, p in WIDE_POINTS.items())
     sessions = "".join(f'"{n}" = {n}\n' for n in numbers)
@@ -209,15 +223,7 @@ def _wide_config(numbers: list[int]) -> str:
         f"[sources.sessions.points]\n{sessions}\n"
         "[sources.adverse_events]\n"
         f"flags = {{ {flags} }}\n"
-        f"severity = {{ {severity} }}\n\n"
-        '[outcomes.nrs]\ninstrument = "nrs"\n\n'
-        "[report]\npdf = false  # the HTML report is enough for the example\n\n"
-        "[outputs]  # under data/processed/, which git ignores\n"
-        f'processed = "../../../../processed/examples/{folder}"\n'
-        f'reports = "../../../../processed/examples/{folder}/reports"\n\n'
-        "[privacy]\n"
-        "demo_key = true  # simulated data: the public demo key is fine; never for real "
-        "patients\n"
+        f"severity = {{ {severity} }}\n\n" + _tail(folder)
     )
 
 
@@ -344,15 +350,7 @@ def _redcap_config() -> str:
         "[sources.adverse_events]\n"
         "# each checkbox choice is a flag (1 when ticked); its severity radio beside it\n"
         f"flags = {{ {flags} }}\n"
-        f"severity = {{ {severity} }}\n\n"
-        '[outcomes.nrs]\ninstrument = "nrs"\n\n'
-        "[report]\npdf = false  # the HTML report is enough for the example\n\n"
-        "[outputs]  # under data/processed/, which git ignores\n"
-        f'processed = "../../../../processed/examples/{folder}"\n'
-        f'reports = "../../../../processed/examples/{folder}/reports"\n\n'
-        "[privacy]\n"
-        "demo_key = true  # simulated data: the public demo key is fine; never for real "
-        "patients\n"
+        f"severity = {{ {severity} }}\n\n" + _tail(folder)
     )
 
 

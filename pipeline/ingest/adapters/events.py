@@ -76,16 +76,21 @@ def event_columns(source: Source, text: TextTable, label: str) -> dict[str, str]
     spec = source.adverse_events
     if spec is None:
         return {}
+    return {
+        clinic: find_column(source, text, label, meaning, clinic, "adverse_events")
+        for clinic, meaning in column_meanings(spec).items()
+    }
+
+
+def column_meanings(spec: EventColumns) -> dict[str, str]:
+    """Return each clinic column the block reads, with what it means (for messages)."""
     meanings = {column: f"the {kind} flag" for column, kind in spec.flags.items()}
     meanings.update({c: f"the severity of {f}" for f, c in spec.flag_severity.items()})
     if spec.list_column:
         meanings[spec.list_column] = "the list of adverse events"
     if spec.severity:
         meanings[spec.severity] = "the severity of the events"
-    return {
-        clinic: find_column(source, text, label, meaning, clinic, "adverse_events")
-        for clinic, meaning in meanings.items()
-    }
+    return meanings
 
 
 def _fold(text: pd.Series) -> pd.Series:

@@ -413,12 +413,7 @@ def _session_events(
         A field is not in the export, or belongs to another instrument.
     """
     spec = source.adverse_events
-    meanings = {column: f"the {kind} flag" for column, kind in spec.flags.items()}
-    meanings.update({c: f"the severity of {f}" for f, c in spec.flag_severity.items()})
-    if spec.list_column:
-        meanings[spec.list_column] = "the list of adverse events"
-    if spec.severity:
-        meanings[spec.severity] = "the severity of the events"
+    meanings = event_columns.column_meanings(spec)
     severities = {spec.severity, *spec.flag_severity.values()}
     cells = {}
     for name, meaning in meanings.items():
