@@ -5,7 +5,8 @@ Pure data: :mod:`.guess` fills it from the files' cells, :mod:`.render` writes i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import pandas as pd
@@ -121,6 +122,36 @@ class EventsDraft:
     codes: list[Guess] = field(default_factory=list)
     severity: Guess | None = None
     unknown: list[str] = field(default_factory=list)
+
+    def rename(self, names: Mapping[str, str], why: Callable[[str], str] | None = None) -> None:
+        """Name the columns the block reads by ``names`` (others keep theirs), in place.
+
+        A drafter that judged columns under names of its own (a wide file's stems, a REDCap
+        field's label) gives the block the file's names back; ``why`` may rewrite the reasons.
+        """
+
+        def named(column: object) -> str:
+            return names.get(str(column), str(column))
+
+        def fix(g: Guess, key: bool, value: bool) -> Guess:
+            return replace(
+                g,
+                key=named(g.key) if key else g.key,
+                value=named(g.value) if value else g.value,
+                why=why(g.why) if why else g.why,
+            )
+
+        self.flags = [fix(g, True, False) for g in self.flags]
+        self.flag_severity = [fix(g, True, True) for g in self.flag_severity]
+        if self.list_column is not None:
+            self.list_column = fix(self.list_column, False, True)
+        if self.severity is not None:
+            self.severity = fix(self.severity, False, True)
+
+    def columns(self) -> set[str]:
+        """Return the clinic columns the block reads."""
+        out = {str(g.key) for g in self.flags} | {str(g.value) for g in self.flag_severity}
+        return out | {str(g.value) for g in (self.list_column, self.severity) if g is not None}
 
 
 @dataclass

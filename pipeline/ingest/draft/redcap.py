@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 
 import pandas as pd
 
@@ -225,30 +224,17 @@ def _session_events(
     if block is None or not block.flags:
         return set()
 
-    def named(name: object) -> str:
-        return real.get(str(name), str(name))
-
     def why(text: str) -> str:  # the fields' names, not the names they were read by
         for name, column in real.items():
             text = text.replace(f"'{name}'", f"'{column}' (read as '{name}')", 1)
         return text
 
-    block.flags = [replace(g, key=named(g.key), why=why(g.why)) for g in block.flags]
-    block.flag_severity = [
-        replace(g, key=named(g.key), value=named(g.value), why=why(g.why))
-        for g in block.flag_severity
-    ]
-    if block.severity is not None:
-        block.severity = replace(
-            block.severity, value=named(block.severity.value), why=why(block.severity.why)
-        )
+    block.rename(real, why)
     source.adverse_events = block
     source.columns = [g for g in source.columns if g not in single]
     if drafted.severity_codes:
         source.codes.append(drafted.severity_codes)
-    used = {str(g.key) for g in block.flags} | {str(g.value) for g in block.flag_severity}
-    if block.severity is not None:
-        used.add(str(block.severity.value))
+    used = block.columns()
     return used | {str(g.value) for g in single}
 
 

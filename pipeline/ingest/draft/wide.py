@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -84,6 +84,22 @@ class Template:
     why: str = ""
 
 
+def _label_patterns(column: str) -> list[tuple[str, str, str]]:
+    """Return ``(pattern, stem, label)`` for each way a column's name holds a time-point label.
+
+    A label at the end (``nrs_wk2``: ``nrs_{t}``, stem ``nrs``) or after a short prefix
+    (``s2_depth``: ``s{t}_depth``, stem ``depth``).
+    """
+    found = []
+    suffix, prefix = _SUFFIX.match(column), _PREFIX.match(column)
+    if suffix:
+        found.append((f"{suffix['stem']}{suffix['sep']}{{t}}", suffix["stem"], suffix["label"]))
+    if prefix:
+        pattern = f"{prefix['pre']}{{t}}{prefix['sep']}{prefix['stem']}"
+        found.append((pattern, prefix["stem"], prefix["label"]))
+    return found
+
+
 def templates(export: Export) -> list[Template]:
     """Find the column patterns that repeat over time-point labels (``nrs_{t}``, ``s{t}_depth``).
 
@@ -94,15 +110,8 @@ def templates(export: Export) -> list[Template]:
     for column in export.columns:
         if any(c.strength == cols.EXACT for c in cols.name_candidates(column, OWN_OUTCOMES)):
             continue
-        for regex, build in (
-            (_SUFFIX, lambda m: (f"{m['stem']}{m['sep']}{{t}}", m["stem"])),
-            (_PREFIX, lambda m: (f"{m['pre']}{{t}}{m['sep']}{m['stem']}", m["stem"])),
-        ):
-            match = regex.match(column)
-            if not match:
-                continue
-            pattern, stem = build(match)
-            found.setdefault(pattern, Template(pattern, stem, {})).columns[match["label"]] = column
+        for pattern, stem, label in _label_patterns(column):
+            found.setdefault(pattern, Template(pattern, stem, {})).columns[label] = column
             per_column.setdefault(column, []).append(pattern)
     for template in found.values():
         cands = cols.name_candidates(template.stem, OWN_OUTCOMES)
@@ -357,15 +366,10 @@ def _session_events(
     for column in export.columns:
         if column in taken:
             continue
-        for regex, build in (
-            (_SUFFIX, lambda m: (f"{m['stem']}{m['sep']}{{t}}", m["stem"])),
-            (_PREFIX, lambda m: (f"{m['pre']}{{t}}{m['sep']}{m['stem']}", m["stem"])),
-        ):
-            match = regex.match(column)
-            if match and match["label"] in labels:
-                pattern, stem = build(match)
+        for pattern, stem, label in _label_patterns(column):
+            if label in labels:
                 if patterns.setdefault(stem, pattern) == pattern:
-                    groups.setdefault(stem, {})[match["label"]] = column
+                    groups.setdefault(stem, {})[label] = column
                 break
     groups = {stem: group for stem, group in groups.items() if len(group) >= 2}
     if not groups:
@@ -387,21 +391,9 @@ def _session_events(
     if block is None:
         return None, set()
 
-    def named(stem: object) -> str:
-        return patterns.get(str(stem), str(stem))
-
-    block.flags = [replace(g, key=named(g.key)) for g in block.flags]
-    block.flag_severity = [
-        replace(g, key=named(g.key), value=named(g.value)) for g in block.flag_severity
-    ]
-    if block.list_column is not None:
-        block.list_column = replace(block.list_column, value=named(block.list_column.value))
-    if block.severity is not None:
-        block.severity = replace(block.severity, value=named(block.severity.value))
-    used = {str(g.key) for g in block.flags}
-    used |= {str(g.value) for g in block.flag_severity}
-    used |= {str(g.value) for g in (block.list_column, block.severity) if g is not None}
-    read = {c for stem, group in groups.items() if named(stem) in used for c in group.values()}
+    block.rename(patterns)
+    used = block.columns()
+    read = {c for stem, group in groups.items() if patterns[stem] in used for c in group.values()}
     return drafted, read
 
 
