@@ -293,6 +293,37 @@ def test_a_wide_file_with_event_flags_per_session(tmp_path):
     assert row["raw_rows"] == row["processed_rows"] + row["quarantined_rows"] == 5
 
 
+def test_a_german_wide_file_with_a_list_and_severities_per_session(tmp_path):
+    # each session's own list and severities (NW_1, Grad_1, ...), German words, ja/nein
+    (tmp_path / "w.csv").write_text(
+        "Patient,Klinik,Datum_0,NRS_0,Datum_1,Tiefe_1,Zuckung_1,NW_1,Grad_1,"
+        "Datum_2,Tiefe_2,Zuckung_2,NW_2,Grad_2\n"
+        'P1,Nord,2025-01-06,5,2025-01-06,tief,nein,"Muskelkater; Hämatom","leicht; schwer",'
+        "2025-01-13,tief,ja,keine,\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "analysis.toml"
+    config.write_text(
+        '[[sources]]\nkind = "wide"\nfiles = ["w.csv"]\n'
+        '[sources.columns]\npatient_id = "Patient"\nsite = "Klinik"\n'
+        '[sources.assessments]\ncolumns = { assessment_date = "Datum_{t}", nrs = "NRS_{t}" }\n'
+        '[sources.assessments.points]\n"0" = 0\n'
+        '[sources.sessions]\ncolumns = { session_date = "Datum_{t}", depth = "Tiefe_{t}", '
+        'twitch = "Zuckung_{t}" }\n'
+        '[sources.sessions.points]\n"1" = 1\n"2" = 2\n'
+        '[sources.codes.depth]\ntief = "deep"\n'
+        '[sources.codes.ae_severity]\nleicht = "mild"\nschwer = "severe"\n'
+        '[sources.adverse_events]\nlist = "NW_{t}"\nseverity = "Grad_{t}"\n'
+        'codes = { "Muskelkater" = "soreness", "Hämatom" = "bruising", "keine" = "none" }\n' + TAIL,
+        encoding="utf-8",
+    )
+    validation, sessions, record = _read(config)
+    assert validation.failures.empty, validation.failures
+    assert _events(record) == [("P1", 1, "soreness", "mild"), ("P1", 1, "bruising", "severe")]
+    assert record.recorded.tolist() == [True, True]  # "keine": recorded, no event
+    assert sessions["twitch"].tolist() == [False, True]
+
+
 @pytest.mark.parametrize(
     ("events", "source", "message"),
     [
@@ -395,10 +426,17 @@ def test_redcap_checkbox_choices_as_flags(tmp_path):
     assert validation.failures.empty, validation.failures
 
 
-def test_redcap_event_fields_of_another_instrument_are_named(tmp_path):
-    config = _redcap(tmp_path, 'flags = { nrs = "soreness" }\n')
-    with pytest.raises(InputFileError, match="reads 'nrs', a field of the instrument 'outcomes'"):
-        read_sources(load_config(config).sources)
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ('flags = { nrs = "soreness" }\n', "reads 'nrs', a field of the instrument 'outcomes'"),
+        ('flags = { ae = "soreness" }\n', "reads the checkbox field 'ae' as the soreness flag;"),
+        ('flags = { ae___9 = "soreness" }\n', "maps the soreness flag to 'ae___9', but the"),
+    ],
+)
+def test_redcap_event_field_mistakes_are_one_sentence(tmp_path, events, message):
+    with pytest.raises(InputFileError, match=message):
+        read_sources(load_config(_redcap(tmp_path, events)).sources)
 
 
 def test_a_canonical_sessions_file_with_flags(tmp_path):

@@ -424,6 +424,12 @@ def _session_events(
                 f"the instrument '{field.form}'; the events are read from the sessions "
                 f"instrument '{form}' (one row per session)"
             )
+        if name in fields and fields[name].type == "checkbox" and name != spec.list_column:
+            raise InputFileError(
+                f"{source.config}: {source.key('adverse_events')} reads the checkbox field "
+                f"'{name}' as {meaning}; a flag is one of its choices ({name}___<code>, 1 when "
+                f'ticked), or the whole field is the list of events (list = "{name}")'
+            )
         canonical = SEVERITY_FIELD if name in severities else name
         cells[name] = _field_values(
             source,
