@@ -408,6 +408,24 @@ class Body:
         """Return how often ``byte`` occurs in the body."""
         return self.data.count(byte, self.start)
 
+    def last_line_has_odd_quotes(self) -> bool:
+        """Whether the last line that is not blank holds an odd number of quote marks.
+
+        A quote left open earlier in the body swallows the lines after it into one cell, which
+        the line count then shows (:func:`_line_numbers`); only one opened on the last line
+        leaves every line its row, so that line alone need be looked at (not the whole body).
+        """
+        data, end = self.data, len(self.data)
+        while end > self.start:  # (back from the end in small steps: no copy of the body)
+            low = max(self.start, end - 4096)
+            tail = data[low:end].rstrip(b"\r\n\t\x0b\x0c ")
+            if tail:
+                end = low + len(tail)
+                break
+            end = low
+        begin = max(data.rfind(b"\n", self.start, end) + 1, self.start)
+        return data.count(b'"', begin, end) % 2 == 1
+
     def ends_with_newline(self) -> bool:
         """Whether the body is not empty and ends with a line break."""
         return len(self) > 0 and self.data.endswith(b"\n")
@@ -576,7 +594,7 @@ def _parse_fast(
     if body.blank(b"\r\n"):
         empty_table = pa.table({n: pa.array([], TEXT) for n in names})
         return empty_table, np.empty(0, np.int64), body.count(b"\n")
-    if body.count(b'"') % 2:
+    if body.last_line_has_odd_quotes():
         return empty  # perhaps a quote never closed: the careful reader names its line
     trim = _needs_trim(body, delimiter)
     try:

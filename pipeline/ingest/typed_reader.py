@@ -9,9 +9,9 @@ be read differently, :func:`read_typed` returns ``None`` and the caller reads th
 a cell that does not parse as its column's type (the text route names it in the quarantine),
 surrounding spaces, ``0x`` anywhere in a file with whole-number columns (pyarrow would read
 hexadecimal), an infinite number, a yes/no written in mixed case (``yEs``), a quoted line break,
-or a row of only missing cells in the schema's columns while the file has other columns. The
-text of a row that validation quarantines is taken from the file's bytes afterwards
-(:meth:`TypedRows.text_of`), exactly as the text route reads it.
+a quote left open on the last line, or a row of only missing cells in the schema's columns while
+the file has other columns. The text of a row that validation quarantines is taken from the
+file's bytes afterwards (:meth:`TypedRows.text_of`), exactly as the text route reads it.
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     columns = [n for n in layout.names if n in kinds]
     if not columns or body.blank(b"\r\n") or _needs_trim(body, delimiter):
         return None
+    if body.last_line_has_odd_quotes():
+        return None  # perhaps a quote never closed: the text route names its line
     if any(kinds[c] == "integer" for c in columns) and _holds_0x(body):
         return None
     try:

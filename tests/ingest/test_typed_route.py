@@ -11,6 +11,7 @@ from factories import append_rows, write_study
 
 import pipeline.ingest.raw_tables
 import pipeline.validate.study
+from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import read_raw_table, read_raw_tables
 from pipeline.ingest.readers import read_text, split_header
 from pipeline.ingest.typed_reader import read_typed
@@ -113,6 +114,20 @@ def test_cells_the_fast_route_might_read_differently_take_the_text_route(
     raw, fast, careful = _both_routes(paths, monkeypatch)
     assert raw["assessments"].typed is None, reason
     _assert_same(fast, careful)
+
+
+@pytest.mark.parametrize("route", ["fast", "text"])
+def test_a_quote_left_open_on_the_last_line_is_one_sentence_on_both_routes(
+    tmp_path, monkeypatch, route
+):
+    # pyarrow would read the open cell to the end of the file ('mild' and its line break) and
+    # keep every line its row; the text route's reader names the line instead
+    text = append_rows("sessions", 'P1,3,2025-01-20,deep,no,0,soreness,"mild')
+    paths = write_study(tmp_path, sessions=text)
+    if route == "text":
+        _text_route(monkeypatch)
+    with pytest.raises(InputFileError, match=r"line 8 opens a quoted cell .* never closed"):
+        read_raw_tables(paths)
 
 
 def test_yes_no_in_mixed_case_takes_the_text_route(tmp_path, monkeypatch):
