@@ -62,8 +62,8 @@ from pipeline.lmm.kenward_roger import (
 )
 from pipeline.lmm.likelihood import Likelihood
 from pipeline.lmm.optim import ModelFitError
-from pipeline.lmm.patterns import MmrmData, prepare_mmrm
-from pipeline.lmm.reuse import shared
+from pipeline.lmm.patterns import MmrmData, mmrm_within, prepare_mmrm
+from pipeline.lmm.reuse import built, shared
 
 __all__ = ["DF_METHODS", "MmrmFit", "fit_mmrm"]
 
@@ -436,9 +436,37 @@ def _hashable(levels: Sequence[Any] | None) -> tuple | None:
     return None if levels is None else tuple(levels)
 
 
+def _prepared(
+    data: pd.DataFrame, response: str, fixed: str, spec: tuple, visit_levels: Sequence[Any] | None
+) -> MmrmData:
+    """Return :func:`prepare_mmrm`'s data, or columns of data built in the scope on these rows.
+
+    A reduced model of a likelihood-ratio test takes its design and visit patterns from the
+    full model's (:func:`pipeline.lmm.patterns.mmrm_within`) when that was built on the same
+    rows with the same response, visits, patients and covariance groups (``spec``).
+    """
+    for key, full in built(data):
+        if key[0] == "mmrm" and key[1] == response and key[3:] == spec:
+            reduced = mmrm_within(full, fixed)
+            if reduced is not None:
+                return reduced
+    visit, subject, covariance_group, _ = spec
+    return prepare_mmrm(data, response, fixed, visit, subject, covariance_group, visit_levels)
+
+
 def _start_sigma(data: MmrmData) -> np.ndarray:
-    """Pairwise-complete covariance of the OLS residuals across visits, made positive definite."""
-    beta, *_ = np.linalg.lstsq(data.x, data.y, rcond=None)
+    """Pairwise-complete covariance of the OLS residuals across visits, made positive definite.
+
+    The design has full column rank (:func:`~pipeline.lmm.patterns.prepare_mmrm` checks it), so
+    the least-squares fit is solved from the normal equations (a p x p Cholesky factor instead
+    of an SVD of the N x p design; it is only a starting point); least squares by SVD is the
+    fallback when the factor fails.
+    """
+    try:
+        factor = scipy.linalg.cho_factor(data.x.T @ data.x)
+        beta = scipy.linalg.cho_solve(factor, data.x.T @ data.y)
+    except (np.linalg.LinAlgError, ValueError):
+        beta, *_ = np.linalg.lstsq(data.x, data.y, rcond=None)
     resid = data.y - data.x @ beta
     t = data.n_visits
     wide = np.full((data.n_subjects, t), np.nan)
@@ -670,15 +698,16 @@ def fit_mmrm(
             f"Unknown covariance structure(s) {unknown}: choose from {', '.join(STRUCTURES)}."
         )
     _check_options(df_method, reml, robust)
+    spec = (visit, subject, covariance_group, _hashable(visit_levels))
     prep = shared(  # the ML refits of an analysis reuse its REML fit's design and patterns
         data,
-        ("mmrm", response, fixed, visit, subject, covariance_group, _hashable(visit_levels)),
-        lambda: prepare_mmrm(data, response, fixed, visit, subject, covariance_group, visit_levels),
+        ("mmrm", response, fixed, *spec),
+        lambda: _prepared(data, response, fixed, spec, visit_levels),
     )
     notes: list[str] = []
     if prep.n_excluded:
         notes.append(f"data: {prep.n_excluded} row(s) with a missing model variable were excluded")
-    sigma0 = _start_sigma(prep)
+    sigma0 = shared(prep, ("mmrm start",), lambda: _start_sigma(prep))
     trials = []
     chosen = None
     n_star = prep.n_obs - prep.p if reml else prep.n_obs

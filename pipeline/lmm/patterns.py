@@ -17,6 +17,7 @@ independent of the number of patients.
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,75 @@ def _categorical_for_patsy(frame: pd.DataFrame, fixed: str) -> pd.DataFrame:
     return frame.assign(**changes) if changes else frame
 
 
+def mmrm_within(full: MmrmData, fixed: str) -> MmrmData | None:
+    """Return the MMRM data of ``fixed`` on ``full``'s rows as some of its columns, when it is.
+
+    The MMRM counterpart of :func:`pipeline.lmm.data.design_within`: a likelihood-ratio test's
+    reduced model drops terms of the full model, so its design is the full design's columns of
+    the remaining terms and each visit pattern's cross-products are the same rows and columns of
+    the full ones. patsy is run on a few rows only, to learn the reduced formula's terms and
+    column names; the columns are taken from ``full`` only when those names are the ones of the
+    same terms in ``full`` (the coding a design built from scratch would have) and ``full``
+    dropped no rows (so the reduced model's rows are the same). A subset of full-rank columns
+    has full rank, so no check of :func:`prepare_mmrm` needs repeating.
+
+    Parameters
+    ----------
+    full : MmrmData
+        Data from :func:`prepare_mmrm`.
+    fixed : str
+        patsy right-hand side of the reduced model.
+
+    Returns
+    -------
+    MmrmData or None
+        The reduced model's data, or None when its design is not a column subset of ``full``
+        (then :func:`prepare_mmrm` builds it).
+    """
+    if full.n_excluded:
+        return None
+    formula = f"{full.formula.split('~', 1)[0].strip()} ~ {fixed}"
+    try:
+        _, scratch = patsy.dmatrices(
+            formula,
+            full.frame.iloc[:50],
+            NA_action="raise",
+            return_type="dataframe",
+            eval_env=patsy.EvalEnvironment([{**FORMULA_NAMESPACE, "C": fast_c}]),
+        )
+    except Exception:  # prepare_mmrm reports the formula's problem
+        return None
+    terms = scratch.design_info.terms
+    if not all(term in full.design_info.terms for term in terms):
+        return None
+    info = full.design_info.subset(terms)
+    names = list(info.column_names)
+    position = {name: k for k, name in enumerate(full.columns)}
+    if names != list(scratch.design_info.column_names) or not all(n in position for n in names):
+        return None
+    cols = np.array([position[name] for name in names], dtype=np.int64)
+    patterns = tuple(
+        Pattern(
+            pat.group,
+            pat.visits,
+            pat.rows,
+            np.ascontiguousarray(pat.xx[:, cols][:, :, :, cols]),
+            np.ascontiguousarray(pat.xy[:, cols]),
+            pat.yy,
+        )
+        for pat in full.patterns
+    )
+    return dataclasses.replace(
+        full,
+        formula=formula,
+        x=np.ascontiguousarray(full.x[:, cols]),
+        columns=tuple(names),
+        design_info=info,
+        patterns=patterns,
+        between=full.between[cols],
+    )
+
+
 def pivoted_rank(x: np.ndarray) -> tuple[int, np.ndarray]:
     """Rank of ``x`` and its columns in pivot order (pivoted QR of the scaled Gram matrix).
 
@@ -359,26 +429,26 @@ def prepare_mmrm(
     keys = sorted_rows[starts]
     bounds = [*starts.tolist(), order.size]
     patterns = []
+    # between-patient columns: constant within every patient, i.e. over each pattern's visits
+    spread = np.zeros(p)
     for pk, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True):
         mask = int(pk % (1 << len(levels)))
         visits = np.array([k for k in range(len(levels)) if mask >> k & 1], dtype=np.int64)
         k = visits.size
         rows = order[a:b].reshape(-1, k)
         n_p = rows.shape[0]
-        xp = x[rows].reshape(n_p, k * p)
+        xr = x[rows]  # (n_p, k, p)
+        if k > 1:
+            spread = np.maximum(spread, np.max(xr.max(axis=1) - xr.min(axis=1), axis=0))
+        xp = xr.reshape(n_p, k * p)
         yp = y[rows]
         xx = (xp.T @ xp).reshape(k, p, k, p)
         xy = (xp.T @ yp).reshape(k, p, k)
         yy = yp.T @ yp
         patterns.append(Pattern(int(pk >> len(levels)), visits, rows, xx, xy, yy))
 
-    # between-patient columns: constant within every patient (rows of a patient are contiguous)
-    by_subject = np.lexsort((visit_codes, subject_codes))
-    firsts = np.flatnonzero(np.r_[True, np.diff(subject_codes[by_subject]) != 0])
-    xs = x[by_subject]
-    spread = np.maximum.reduceat(xs, firsts, axis=0) - np.minimum.reduceat(xs, firsts, axis=0)
     tol = 1e-10 * np.maximum(1.0, np.max(np.abs(x), axis=0))
-    within = np.max(spread, axis=0) > tol
+    within = spread > tol
     return MmrmData(
         frame=frame,
         formula=formula,

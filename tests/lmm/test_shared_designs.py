@@ -91,20 +91,11 @@ def test_nothing_is_kept_outside_a_scope() -> None:
 def test_mmrm_ml_refit_reuses_the_reml_fits_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
     # An MMRM analysis refits its model by ML for the likelihood-ratio tests: inside a scope the
     # refit takes the REML fit's prepared data (design, visit patterns) and gives the numbers
-    # of an unshared refit; a reduced model still prepares its own.
+    # of an unshared refit; a reduced model takes the full model's columns and patterns
+    # (pipeline.lmm.patterns.mmrm_within) and gives the numbers of one built from scratch.
     from pipeline.lmm import mmrm as lmm_mmrm
 
-    rng = np.random.default_rng(4)
-    n, t = 120, 3
-    frame = pd.DataFrame(
-        {
-            "pid": np.repeat(np.arange(n), t),
-            "visit": np.tile(np.arange(t), n),
-            "arm": np.repeat(np.where(np.arange(n) % 2 == 0, "a", "b"), t),
-            "base": np.repeat(rng.normal(5, 1, n), t),
-        }
-    )
-    frame["y"] = frame["base"] + frame["visit"] + rng.normal(size=len(frame))
+    frame = _mmrm_frame()
     calls = {"prepare": 0}
     prepare = lmm_mmrm.prepare_mmrm
 
@@ -125,11 +116,60 @@ def test_mmrm_ml_refit_reuses_the_reml_fits_patterns(monkeypatch: pytest.MonkeyP
     assert calls["prepare"] == 3
     with sharing_designs():
         together = fits()
-    assert calls["prepare"] == 3 + 2
+    assert calls["prepare"] == 3 + 1
     assert together[1]._likelihood.data is together[0]._likelihood.data
-    for a, b in zip(alone, together, strict=True):
+    for a, b in zip(alone[:2], together[:2], strict=True):
         assert a.criterion == b.criterion
         np.testing.assert_array_equal(a.beta, b.beta)
+    reduced, scratch = together[2], alone[2]
+    assert reduced.design_columns == scratch.design_columns
+    np.testing.assert_allclose(reduced.criterion, scratch.criterion, rtol=1e-12)
+    np.testing.assert_allclose(reduced.beta, scratch.beta, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(reduced.vcov, scratch.vcov, rtol=1e-6, atol=1e-12)
+
+
+def _mmrm_frame(n: int = 120, t: int = 3, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "pid": np.repeat(np.arange(n), t),
+            "visit": np.tile(np.arange(t), n),
+            "arm": np.repeat(np.where(np.arange(n) % 2 == 0, "a", "b"), t),
+            "base": np.repeat(rng.normal(5, 1, n), t),
+        }
+    )
+    frame["y"] = frame["base"] + frame["visit"] + rng.normal(size=len(frame))
+    return frame
+
+
+def test_mmrm_between_patient_columns_are_those_constant_within_every_patient() -> None:
+    # (the Kenward-Roger and between-within degrees of freedom tell them apart)
+    from pipeline.lmm.patterns import prepare_mmrm
+
+    frame = _mmrm_frame().sample(frac=1.0, random_state=1)  # rows in no particular order
+    frame = frame.drop(index=frame.index[:7])  # patients with fewer visits: other patterns
+    prep = prepare_mmrm(frame, "y", "base + C(visit) * arm", "visit", "pid")
+    between = dict(zip(prep.columns, prep.between, strict=True))
+    assert between == {
+        "Intercept": True,
+        "C(visit)[T.1]": False,
+        "C(visit)[T.2]": False,
+        "arm[T.b]": True,
+        "C(visit)[T.1]:arm[T.b]": False,
+        "C(visit)[T.2]:arm[T.b]": False,
+        "base": True,
+    }
+
+
+def test_mmrm_rows_dropped_for_the_full_model_are_not_assumed_for_the_reduced() -> None:
+    from pipeline.lmm import mmrm as lmm_mmrm
+
+    frame = _mmrm_frame()
+    frame["extra"] = np.where(np.arange(len(frame)) < 6, np.nan, np.arange(len(frame)) % 5)
+    with sharing_designs():
+        lmm_mmrm.fit_mmrm(frame, "y", "base + extra + C(visit) * arm", "visit", "pid", "us")
+        reduced = lmm_mmrm.fit_mmrm(frame, "y", "base + C(visit) * arm", "visit", "pid", "us")
+    assert reduced.n_obs == len(frame)
 
 
 DEPTH = "C(depth, Treatment('superficial'))"
