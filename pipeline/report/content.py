@@ -14,7 +14,8 @@ depend on it are left out rather than shown empty.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ from pipeline.report.sections.sessions_needed import (
 )
 from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.table_one import table_one_section
+from pipeline.report.side_by_side import built_side_by_side
 
 TITLE = "Dry needling for low back pain: outcome report"
 
@@ -78,13 +80,23 @@ def clinic_sections(tables: Mapping[str, pd.DataFrame], note: str) -> list[Secti
     report show them: a study without a session log sees each omitted with the reason
     (``clinic_omitted``).
     """
+    return [build() for build in _clinic_builders(tables, note)]
+
+
+def _clinic_builders(
+    tables: Mapping[str, pd.DataFrame], note: str
+) -> list[Callable[[], Section | None]]:
+    """Return the builders of :func:`clinic_sections`, in its order."""
     return [
-        sessions_needed_section(tables, note),
-        dose_response_section(tables, note),
-        immediate_relief_section(tables, note),
-        durability_section(tables, note),
-        combined_care_section(tables, note),
-        side_effects_section(tables, note),
+        functools.partial(section, tables, note)
+        for section in (
+            sessions_needed_section,
+            dose_response_section,
+            immediate_relief_section,
+            durability_section,
+            combined_care_section,
+            side_effects_section,
+        )
     ]
 
 
@@ -137,30 +149,42 @@ def build_content(
             config, tables, run, note, flags, residuals, formulas, extra, analysis, contributors
         )
     methods = methods_text(tables, config, run.versions, formulas or {})
-    sections: list[Section | None] = [
-        answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
-        answer_details_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
-        safety_signals_section(tables, note),
-        provenance_section(config, run),
-        data_section(tables, note),
-        table_one_section(tables, note),
-        outcomes_section(tables, analysis, config, flags),
-        responders_section(tables, config, note),
-        safety_section(tables, note),
-        *clinic_sections(tables, note),
-        sensitivity_section(tables, flags),
-        diagnostics_section(tables, flags, residuals or {}),
-        *extra,
-        Section("methods", "Methods", (methods_table(methods),)),
-        glossary_section(),
-        appendix_section(tables),
+    contributions = (*ANSWER_CONTRIBUTORS, *contributors)
+    builders: list[Callable[[], Section | None]] = [
+        lambda: answer_section(tables, config, contributions),
+        lambda: answer_details_section(tables, config, contributions),
+        lambda: safety_signals_section(tables, note),
+        lambda: provenance_section(config, run),
+        lambda: data_section(tables, note),
+        lambda: table_one_section(tables, note),
+        lambda: outcomes_section(tables, analysis, config, flags),
+        lambda: responders_section(tables, config, note),
+        lambda: safety_section(tables, note),
+        *_clinic_builders(tables, note),
+        lambda: sensitivity_section(tables, flags),
+        lambda: diagnostics_section(tables, flags, residuals or {}),
+        *(functools.partial(_given, s) for s in extra),
+        lambda: Section("methods", "Methods", (methods_table(methods),)),
+        glossary_section,
+        lambda: appendix_section(tables),
     ]
     return ReportContent(
         title=TITLE,
         run_date=run.run_date,
         intro=_intro(config),
-        sections=tuple(s for s in sections if s is not None),
+        sections=_built(builders, config),
     )
+
+
+def _given(section: Section) -> Section:
+    """Return a section built elsewhere (a builder of :func:`_built`)."""
+    return section
+
+
+def _built(builders: Sequence[Callable[[], Section | None]], config: Config) -> tuple[Section, ...]:
+    """Build the sections side by side (:mod:`pipeline.report.side_by_side`); drop the absent."""
+    built = built_side_by_side(builders, workers=config.engine.workers)
+    return tuple(s for s in built if s is not None)
 
 
 def _primary_visit(tables: Mapping[str, pd.DataFrame]) -> int | None:
@@ -190,40 +214,42 @@ def _declared_content(
 ) -> ReportContent:
     """Assemble the report of a study that declares its design (:mod:`pipeline.report.design`)."""
     shorts = {o.name: o.short for o in config.study.outcomes}
-    sections: list[Section | None] = [
-        answer_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
-        answer_details_section(tables, config, (*ANSWER_CONTRIBUTORS, *contributors)),
-        design.summary(tables, config, _primary_visit(tables)),
-        design.not_in_design(tables),
-        safety_signals_section(tables, note),
-        provenance_section(config, run),
-        data_section(tables, note),
-        table_one_section(tables, note),
-        design.outcomes(tables, config, flags, analysis),
-        design.responders(tables, config, note),
-        *clinic_sections(tables, note),
-        diagnostics_section(tables, flags, residuals or {}, shorts),
-        *extra,
-        Section(
-            "methods",
-            "Methods",
-            tuple(
-                Paragraph(p)
-                for p in (
-                    *design.methods(config, run.versions, formulas or {}),
-                    *mmrm_structure_text(tables),
-                )
-            ),
+    contributions = (*ANSWER_CONTRIBUTORS, *contributors)
+    methods = Section(
+        "methods",
+        "Methods",
+        tuple(
+            Paragraph(p)
+            for p in (
+                *design.methods(config, run.versions, formulas or {}),
+                *mmrm_structure_text(tables),
+            )
         ),
-        glossary_section(),
-        appendix_section(tables, design.reference_words(config.study), shorts),
+    )
+    builders: list[Callable[[], Section | None]] = [
+        lambda: answer_section(tables, config, contributions),
+        lambda: answer_details_section(tables, config, contributions),
+        lambda: design.summary(tables, config, _primary_visit(tables)),
+        lambda: design.not_in_design(tables),
+        lambda: safety_signals_section(tables, note),
+        lambda: provenance_section(config, run),
+        lambda: data_section(tables, note),
+        lambda: table_one_section(tables, note),
+        lambda: design.outcomes(tables, config, flags, analysis),
+        lambda: design.responders(tables, config, note),
+        *_clinic_builders(tables, note),
+        lambda: diagnostics_section(tables, flags, residuals or {}, shorts),
+        *(functools.partial(_given, s) for s in extra),
+        functools.partial(_given, methods),
+        glossary_section,
+        lambda: appendix_section(tables, design.reference_words(config.study), shorts),
     ]
     kind = "randomised trial" if config.study.design == "trial" else "observational study"
     return ReportContent(
         title=f"Outcome report: {kind}",
         run_date=run.run_date,
         intro=_intro(config),
-        sections=tuple(s for s in sections if s is not None),
+        sections=_built(builders, config),
     )
 
 

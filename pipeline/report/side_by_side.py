@@ -1,0 +1,95 @@
+"""The report's sections built side by side in processes forked from the run.
+
+A report is some twenty sections, each made from the published tables alone: its sentences,
+tables and figures. Drawing the figures (matplotlib's layout, text and rasterising) is most of
+the time, and the sections are built after the models, when the other cores are idle. So
+:func:`built_side_by_side` calls the section builders in helper processes forked from this one
+(one per core; they die with the run and leave Ctrl-C to it, as the model workers do) and
+returns what each built, in order: a section with its figures already encoded is a few
+strings and PNG bytes to send back. A forked helper has everything the builders need (the
+tables, the configuration) without copying or pickling it, and runs the same code on the same
+data, so the report is the one built in a single process. Where processes are not forked
+(macOS, Windows), with one core, or with ``[engine] workers = 1`` (one process at a time, to
+save memory), the builders are called here, one after another.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pipeline.analyses.run import _kill_workers, _pool_context, _worker_init
+from pipeline.errors import UserError
+
+__all__ = ["built_side_by_side"]
+
+#: The builders of the call in progress: a forked helper finds them here (fork copies this
+#: process's memory; only each builder's position goes to the helper, only its result back).
+_BUILDERS: list[Callable[[], Any]] = []
+
+
+def _build(position: int) -> Any:
+    """Call builder ``position`` of :data:`_BUILDERS` (in a helper)."""
+    return _BUILDERS[position]()
+
+
+def _cores() -> int:
+    """Count the cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def built_side_by_side(builders: Sequence[Callable[[], Any]], workers: int | None = None) -> list:
+    """Call every builder, side by side in forked helpers where possible; results in order.
+
+    Parameters
+    ----------
+    builders : sequence of callable
+        Functions of no argument (closures over the tables they read); each result must be
+        picklable (a report section: text, table cells, PNG bytes).
+    workers : int, optional
+        ``[engine] workers``: 1 calls the builders here, one after another; otherwise (0 or
+        None: the default) up to one helper per core.
+
+    Returns
+    -------
+    list
+        ``[builder() for builder in builders]``.
+
+    Raises
+    ------
+    UserError
+        A helper was killed from outside (most likely for lack of memory).
+    """
+    helpers = min(len(builders), _cores(), workers or len(builders))
+    if helpers < 2 or not sys.platform.startswith("linux") or _BUILDERS:
+        return [build() for build in builders]  # (a builder calling this again runs in place)
+    _BUILDERS[:] = builders
+    pool = ProcessPoolExecutor(
+        max_workers=helpers,
+        mp_context=_pool_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    try:
+        futures = [pool.submit(_build, position) for position in range(len(builders))]
+        results = [future.result() for future in futures]
+    except BrokenProcessPool:
+        _kill_workers(pool)
+        raise UserError(
+            "a process building the report was killed from outside, most likely for lack of "
+            "memory; set [engine] workers = 1 in the configuration (one process at a time), "
+            "or give the run more memory"
+        ) from None
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    finally:
+        _BUILDERS.clear()
+    pool.shutdown(wait=True)
+    return results
