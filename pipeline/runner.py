@@ -309,6 +309,9 @@ def _run(
             for r in results
             if r.fit is None
         )
+        # the [estimand] block's process is done by now (it started before the fits): take its
+        # result, and its memory back, before the tables after the fits are made
+        missing = _estimand_result(estimand, data, config)
         groups = [c.name for c in study.comparisons]
         outcome_names = [o.name for o in study.outcomes]
         responder_table = pd.concat(
@@ -339,6 +342,7 @@ def _run(
                 patients=patients,
                 assessments=validation.valid("assessments"),
                 record=record,
+                workers=config.engine.workers,
             )
         )
         not_supported = skipped_analyses(data, study)
@@ -347,18 +351,7 @@ def _run(
         descriptive = summaries.descriptive_tables(
             validation, data, tables.get("diagnostics"), groups, study, headlines[0].name
         )
-        missing = None
-        if config.estimand is not None:  # [estimand]: reference-based sensitivity (issue 19)
-            try:
-                missing = (
-                    estimand.result()
-                    if estimand is not None
-                    else missing_data_analysis(data, config)
-                )
-            except (ValueError, ModelDataError, ModelFitError) as exc:
-                raise UserError(
-                    f"{config.source}: [estimand] cannot be analysed on these data: {exc}"
-                ) from None
+        if missing is not None:  # [estimand]: reference-based sensitivity (issue 19)
             tables["sensitivity_missing"] = missing.sensitivity
             tables["tipping_point"] = missing.tipping
     report = render_report(
@@ -380,6 +373,28 @@ def _run(
         pdf_problem=report.pdf_problem,
         not_supported=tuple(f"{name}: {reason}" for name, reason in not_supported),
     )
+
+
+def _estimand_result(
+    job: Alongside[MissingDataResult] | None, data: pd.DataFrame, config: Config
+) -> MissingDataResult | None:
+    """Return the ``[estimand]`` block's result: from its process, else computed here.
+
+    None without an ``[estimand]`` section.
+
+    Raises
+    ------
+    UserError
+        The block cannot be analysed on these data.
+    """
+    if config.estimand is None:
+        return None
+    try:
+        return job.result() if job is not None else missing_data_analysis(data, config)
+    except (ValueError, ModelDataError, ModelFitError) as exc:
+        raise UserError(
+            f"{config.source}: [estimand] cannot be analysed on these data: {exc}"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -59,7 +59,7 @@ from pipeline.report.sections.sessions_needed import (
 )
 from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.table_one import table_one_section
-from pipeline.report.side_by_side import built_side_by_side
+from pipeline.side_by_side import built_side_by_side
 
 TITLE = "Dry needling for low back pain: outcome report"
 
@@ -182,7 +182,7 @@ def _given(section: Section) -> Section:
 
 
 def _built(builders: Sequence[Callable[[], Section | None]], config: Config) -> tuple[Section, ...]:
-    """Build the sections side by side (:mod:`pipeline.report.side_by_side`); drop the absent."""
+    """Build the sections side by side (:mod:`pipeline.side_by_side`); drop the absent."""
     built = built_side_by_side(builders, workers=config.engine.workers)
     return tuple(s for s in built if s is not None)
 

@@ -141,3 +141,18 @@ def test_a_declared_trial_report_states_why_each_clinic_question_is_not_answered
         (block,) = sections[question].blocks
         assert isinstance(block, Paragraph) and "not analysed" in block.text, question
         assert "session log" in block.text or "no patient" in block.text, question
+
+
+def test_clinic_questions_answered_side_by_side_are_those_answered_in_place(demo, demo_data):
+    # (pipeline.side_by_side: forked helpers where the platform allows, else in place)
+    config, v, in_place = demo
+    kwargs = {"patients": v.valid("patients"), "assessments": v.valid("assessments")}
+    together = clinic_tables(demo_data, v.valid("sessions"), config.study, 5, workers=0, **kwargs)
+    assert list(together) == list(in_place)
+    for name, frame in in_place.items():
+        pd.testing.assert_frame_equal(together[name], frame, check_exact=True)
+    # without a session log most questions are omitted, each with its reason, in the same order
+    alone = clinic_tables(demo_data, pd.DataFrame(), config.study, 5, workers=1)
+    side = clinic_tables(demo_data, pd.DataFrame(), config.study, 5, workers=0)
+    pd.testing.assert_frame_equal(side["clinic_omitted"], alone["clinic_omitted"])
+    assert len(alone["clinic_omitted"]) >= 4

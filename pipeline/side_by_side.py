@@ -1,16 +1,16 @@
-"""The report's sections built side by side in processes forked from the run.
+"""Independent pieces of a run built side by side in processes forked from it, after the fits.
 
-A report is some twenty sections, each made from the published tables alone: its sentences,
-tables and figures. Drawing the figures (matplotlib's layout, text and rasterising) is most of
-the time, and the sections are built after the models, when the other cores are idle. So
-:func:`built_side_by_side` calls the section builders in helper processes forked from this one
-(one per core; they die with the run and leave Ctrl-C to it, as the model workers do) and
-returns what each built, in order: a section with its figures already encoded is a few
-strings and PNG bytes to send back. A forked helper has everything the builders need (the
-tables, the configuration) without copying or pickling it, and runs the same code on the same
-data, so the report is the one built in a single process. Where processes are not forked
-(macOS, Windows), with one core, or with ``[engine] workers = 1`` (one process at a time, to
-save memory), the builders are called here, one after another.
+Once the models are fitted, the run makes the clinic's tables (SAP §4b: a handful of
+independent questions) and the report's sections (each made from the published tables alone:
+its sentences, tables and figures, whose drawing is most of the time), while the other cores
+are idle. :func:`built_side_by_side` calls such builders in helper processes forked from this
+one (one per core; they die with the run and leave Ctrl-C to it, as the model workers do) and
+returns what each built, in order: a table or a section with its figures encoded is little to
+send back. A forked helper has everything the builders read (the data, the tables, the
+configuration) without copying or pickling it, and runs the same code on the same data, so the
+results are those of building them in a single process. Where processes are not forked (macOS,
+Windows), with one core, or with ``[engine] workers = 1`` (one process at a time, to save
+memory), the builders are called here, one after another.
 """
 
 from __future__ import annotations
@@ -44,17 +44,24 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def built_side_by_side(builders: Sequence[Callable[[], Any]], workers: int | None = None) -> list:
+def built_side_by_side(
+    builders: Sequence[Callable[[], Any]],
+    workers: int | None = None,
+    start: Sequence[int] | None = None,
+) -> list:
     """Call every builder, side by side in forked helpers where possible; results in order.
 
     Parameters
     ----------
     builders : sequence of callable
-        Functions of no argument (closures over the tables they read); each result must be
-        picklable (a report section: text, table cells, PNG bytes).
+        Functions of no argument (closures over what they read); each result must be picklable
+        (tables, a report section: text, table cells, PNG bytes).
     workers : int, optional
         ``[engine] workers``: 1 calls the builders here, one after another; otherwise (0 or
         None: the default) up to one helper per core.
+    start : sequence of int, optional
+        Positions of the builders in the order the helpers take them up (default: as given);
+        the longest first keeps the helpers busy to the end.
 
     Returns
     -------
@@ -77,8 +84,11 @@ def built_side_by_side(builders: Sequence[Callable[[], Any]], workers: int | Non
         initargs=(os.getpid(),),
     )
     try:
-        futures = [pool.submit(_build, position) for position in range(len(builders))]
-        results = [future.result() for future in futures]
+        order = list(range(len(builders))) if start is None else list(start)
+        if sorted(order) != list(range(len(builders))):
+            raise ValueError(f"start {order} is not an order of the {len(builders)} builders")
+        futures = {position: pool.submit(_build, position) for position in order}
+        results = [futures[position].result() for position in range(len(builders))]
     except BrokenProcessPool:
         _kill_workers(pool)
         raise UserError(
