@@ -72,21 +72,16 @@ ANSWER_CONTRIBUTORS: tuple[Contributor, ...] = (
 add a section's contributor here."""
 
 
-def clinic_sections(tables: Mapping[str, pd.DataFrame], note: str) -> list[Section | None]:
-    """Return the clinic's own questions (SAP §4b) in the issue's order, shown or omitted.
+def clinic_sections(
+    tables: Mapping[str, pd.DataFrame], note: str
+) -> list[Callable[[], Section | None]]:
+    """Return the builders of the clinic's own questions (SAP §4b), in the issue's order.
 
     Each section is shown, or omitted with its reason; the safety signals come first in the
     report, next to the answer. Both the needling report and a declared-design study's
     report show them: a study without a session log sees each omitted with the reason
     (``clinic_omitted``).
     """
-    return [build() for build in _clinic_builders(tables, note)]
-
-
-def _clinic_builders(
-    tables: Mapping[str, pd.DataFrame], note: str
-) -> list[Callable[[], Section | None]]:
-    """Return the builders of :func:`clinic_sections`, in its order."""
     return [
         functools.partial(section, tables, note)
         for section in (
@@ -150,7 +145,7 @@ def build_content(
         )
     methods = methods_text(tables, config, run.versions, formulas or {})
     contributions = (*ANSWER_CONTRIBUTORS, *contributors)
-    builders: list[Callable[[], Section | None]] = [
+    parts: list[Part] = [
         lambda: answer_section(tables, config, contributions),
         lambda: answer_details_section(tables, config, contributions),
         lambda: safety_signals_section(tables, note),
@@ -160,11 +155,11 @@ def build_content(
         lambda: outcomes_section(tables, analysis, config, flags),
         lambda: responders_section(tables, config, note),
         lambda: safety_section(tables, note),
-        *_clinic_builders(tables, note),
+        *clinic_sections(tables, note),
         lambda: sensitivity_section(tables, flags),
         lambda: diagnostics_section(tables, flags, residuals or {}),
-        *(functools.partial(_given, s) for s in extra),
-        lambda: Section("methods", "Methods", (methods_table(methods),)),
+        *extra,
+        Section("methods", "Methods", (methods_table(methods),)),
         glossary_section,
         lambda: appendix_section(tables),
     ]
@@ -172,19 +167,23 @@ def build_content(
         title=TITLE,
         run_date=run.run_date,
         intro=_intro(config),
-        sections=_built(builders, config),
+        sections=_built(parts, config),
     )
 
 
-def _given(section: Section) -> Section:
-    """Return a section built elsewhere (a builder of :func:`_built`)."""
-    return section
+Part = Section | Callable[[], Section | None]
+"""A section of the report: built already, or the function that builds it (or omits it)."""
 
 
-def _built(builders: Sequence[Callable[[], Section | None]], config: Config) -> tuple[Section, ...]:
-    """Build the sections side by side (:mod:`pipeline.side_by_side`); drop the absent."""
-    built = built_side_by_side(builders, workers=config.engine.workers)
-    return tuple(s for s in built if s is not None)
+def _built(parts: Sequence[Part], config: Config) -> tuple[Section, ...]:
+    """Build the sections side by side (:mod:`pipeline.side_by_side`), in order; drop the absent.
+
+    A part that is a section already (one built elsewhere, the methods) is taken as it is.
+    """
+    builders = [part for part in parts if callable(part)]
+    built = iter(built_side_by_side(builders, workers=config.engine.workers))
+    sections = [next(built) if callable(part) else part for part in parts]
+    return tuple(s for s in sections if s is not None)
 
 
 def _primary_visit(tables: Mapping[str, pd.DataFrame]) -> int | None:
@@ -226,7 +225,7 @@ def _declared_content(
             )
         ),
     )
-    builders: list[Callable[[], Section | None]] = [
+    parts: list[Part] = [
         lambda: answer_section(tables, config, contributions),
         lambda: answer_details_section(tables, config, contributions),
         lambda: design.summary(tables, config, _primary_visit(tables)),
@@ -237,10 +236,10 @@ def _declared_content(
         lambda: table_one_section(tables, note),
         lambda: design.outcomes(tables, config, flags, analysis),
         lambda: design.responders(tables, config, note),
-        *_clinic_builders(tables, note),
+        *clinic_sections(tables, note),
         lambda: diagnostics_section(tables, flags, residuals or {}, shorts),
-        *(functools.partial(_given, s) for s in extra),
-        functools.partial(_given, methods),
+        *extra,
+        methods,
         glossary_section,
         lambda: appendix_section(tables, design.reference_words(config.study), shorts),
     ]
@@ -249,7 +248,7 @@ def _declared_content(
         title=f"Outcome report: {kind}",
         run_date=run.run_date,
         intro=_intro(config),
-        sections=_built(builders, config),
+        sections=_built(parts, config),
     )
 
 
