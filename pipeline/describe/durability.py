@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.describe.ids import listed_in
 from pipeline.describe.safety import _binomial_ci
 from pipeline.schemas.columns import PATIENT_ID
 
@@ -45,7 +46,7 @@ def follow_ups(data: pd.DataFrame, column: str) -> pd.DataFrame:
         first = rows["visit"].where(marked).groupby(rows[PATIENT_ID]).transform("min")
         before = rows[~marked & (rows["visit"] < first)]
         eot_rows = before.groupby(PATIENT_ID).tail(1)
-        later = rows[marked & rows[PATIENT_ID].isin(eot_rows[PATIENT_ID])]
+        later = rows[marked & listed_in(rows[PATIENT_ID], eot_rows[PATIENT_ID])]
         rows = pd.concat([eot_rows, later]).sort_values([PATIENT_ID, "visit"], kind="stable")
         return _follow_up_frame(rows, column)
     if "n_sessions" in rows:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.describe.ids import listed_in
 from pipeline.ingest.raw_tables import SOURCE_ROW
 from pipeline.schemas.columns import INSTRUMENTS, PATIENT_ID
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, FlowStage
@@ -98,7 +99,7 @@ def flow_counts(
                 rule,
             )
         )
-    treated = valid[PATIENT_ID].isin(sessions[PATIENT_ID])
+    treated = listed_in(valid[PATIENT_ID], sessions[PATIENT_ID])
     rows.append(("included", "Valid patient records", len(valid), FlowStage.INCLUDED, None))
     if has_sessions:
         rows += [
