@@ -169,9 +169,9 @@ def subgroup_gap(data: pd.DataFrame, factor: str, modifier: str) -> str | None:
             "cannot be formed."
         )
     people = data.drop_duplicates(PATIENT_ID)[[factor, modifier]].dropna()
-    groups = set(people[factor].astype(str))
+    groups = set(people[factor].astype(str).unique())  # (distinct first: no Python loop)
     levels = {
-        str(level): set(part[factor].astype(str))
+        str(level): set(part[factor].astype(str).unique())
         for level, part in people.groupby(modifier, observed=True, sort=True)
     }
     missing = [

@@ -84,7 +84,7 @@ def _rate_row(group: str, level: str, kind: str, severity: str, x: int, t: int) 
 
 def _kinds(events: pd.DataFrame) -> list[str]:
     """Return the event types to report: those of the contract that occurred, in contract order."""
-    seen = set(events["ae_type"])
+    seen = set(events["ae_type"].unique())
     return [k for k in AE_TYPES if k in seen]
 
 
