@@ -582,11 +582,12 @@ class EngineSettings:
     """How the data are processed and the models fitted.
 
     ``workers`` is the number of processes fitting models (and, after the fits, answering the
-    clinic questions and building the report's sections: :mod:`pipeline.side_by_side`) at a
-    time (0: one per core); each holds one model's design, so fewer workers need less memory;
-    1 does everything in the run's own process. ``cache_key_file`` is the HMAC key that
-    authenticates the fit cache (default: ``$NEEDLING_CACHE_KEY_FILE``, else
-    ``$XDG_CONFIG_HOME/needling-outcomes/cache.key``, see :mod:`pipeline.analyses.cache`).
+    clinic questions and building the report's sections:
+    :mod:`pipeline.analyses.side_by_side`) at a time (0: one per core); each holds one model's
+    design, so fewer workers need less memory; 1 does everything in the run's own process.
+    ``cache_key_file`` is the HMAC key that authenticates the fit cache (default:
+    ``$NEEDLING_CACHE_KEY_FILE``, else ``$XDG_CONFIG_HOME/needling-outcomes/cache.key``, see
+    :mod:`pipeline.analyses.cache`).
 
     ``backend`` chooses the engine (docs/scale.md): ``pandas`` (the default: every table in
     memory in one process), ``polars`` (out of core on one machine: the raw tables are split

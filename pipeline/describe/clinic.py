@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from pipeline.analyses.side_by_side import built_side_by_side
 from pipeline.config.settings import Study
 from pipeline.derive.adverse_events import (
     EventRecord,
@@ -29,7 +30,6 @@ from pipeline.describe import (
 from pipeline.lmm import ModelDataError, ModelFitError
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.raw import SESSION_TIMINGS
-from pipeline.side_by_side import built_side_by_side
 
 SIDE_EFFECTS = "side_effects"
 """The side-effects question's key in ``clinic_omitted``."""
@@ -83,8 +83,8 @@ def clinic_tables(
         immediate relief); without them immediate relief is not analysed.
     workers : int, optional
         ``[engine] workers``: the questions are answered side by side in forked processes
-        (:func:`pipeline.side_by_side.built_side_by_side`) unless it is 1 (the default: here,
-        one after another); the tables are the same either way.
+        (:func:`pipeline.analyses.side_by_side.built_side_by_side`) unless it is 1 (the
+        default: here, one after another); the tables are the same either way.
 
     Returns
     -------

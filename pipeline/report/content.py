@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.analyses.side_by_side import built_side_by_side
 from pipeline.config.settings import Config
 from pipeline.privacy import wording
 from pipeline.report import design
@@ -59,7 +60,6 @@ from pipeline.report.sections.sessions_needed import (
 )
 from pipeline.report.sections.side_effects import side_effects_section
 from pipeline.report.sections.table_one import table_one_section
-from pipeline.side_by_side import built_side_by_side
 
 TITLE = "Dry needling for low back pain: outcome report"
 
@@ -176,9 +176,10 @@ Part = Section | Callable[[], Section | None]
 
 
 def _built(parts: Sequence[Part], config: Config) -> tuple[Section, ...]:
-    """Build the sections side by side (:mod:`pipeline.side_by_side`), in order; drop the absent.
+    """Build the sections side by side, in order; drop the absent ones.
 
-    A part that is a section already (one built elsewhere, the methods) is taken as it is.
+    The builders run in forked helpers (:mod:`pipeline.analyses.side_by_side`); a part that is
+    a section already (one built elsewhere, the methods) is taken as it is.
     """
     builders = [part for part in parts if callable(part)]
     built = iter(built_side_by_side(builders, workers=config.engine.workers))

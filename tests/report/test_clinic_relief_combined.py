@@ -144,7 +144,7 @@ def test_a_declared_trial_report_states_why_each_clinic_question_is_not_answered
 
 
 def test_clinic_questions_answered_side_by_side_are_those_answered_in_place(demo, demo_data):
-    # (pipeline.side_by_side: forked helpers where the platform allows, else in place)
+    # (pipeline.analyses.side_by_side: forked helpers where the platform allows, else in place)
     config, v, in_place = demo
     kwargs = {"patients": v.valid("patients"), "assessments": v.valid("assessments")}
     together = clinic_tables(demo_data, v.valid("sessions"), config.study, 5, workers=0, **kwargs)

@@ -1,4 +1,4 @@
-"""Report sections built side by side in forked helpers (:mod:`pipeline.side_by_side`).
+"""Report sections built side by side in forked helpers (``pipeline.analyses.side_by_side``).
 
 The report built side by side must be the report built in one process, section for section
 and byte for byte in its figures; a builder's error must reach the run as it would in place,
@@ -17,6 +17,7 @@ import pytest
 import report_tables
 from factories import write_config, write_study
 
+from pipeline.analyses.side_by_side import built_side_by_side
 from pipeline.config.settings import load_config
 from pipeline.errors import UserError
 from pipeline.ingest.raw_tables import read_raw_tables
@@ -24,7 +25,6 @@ from pipeline.privacy.suppression import publish_tables
 from pipeline.report import provenance
 from pipeline.report.content import build_content
 from pipeline.report.html import Figure
-from pipeline.side_by_side import built_side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
 forked = pytest.mark.skipif(
