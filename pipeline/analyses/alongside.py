@@ -11,13 +11,11 @@ process) and gives back its result or its exception as if it had been called in 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-from pipeline.analyses.run import _kill_workers, _pool_context, _worker_init
+from pipeline.analyses.run import _kill_workers, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["Alongside"]
@@ -40,12 +38,7 @@ class Alongside(Generic[T]):
 
     def __init__(self, function: Callable[..., T], *args: Any, what: str):
         self.what = what
-        self._pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=_pool_context(),
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        )
+        self._pool = worker_pool(1)
         self._future = self._pool.submit(function, *args)
 
     def result(self) -> T:

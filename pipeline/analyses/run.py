@@ -462,16 +462,27 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
-    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
-    results: list[Done | None] = [None] * len(jobs)
-    pending: dict[Future, int] = {}
-    pool = ProcessPoolExecutor(
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` processes started as the model workers are.
+
+    Forked where the platform can (:func:`_pool_context`), each dies with this process and
+    leaves Ctrl-C and SIGTERM to it (:func:`_worker_init`). The estimand beside the fits
+    (:mod:`pipeline.analyses.alongside`) and the pieces built after them
+    (:mod:`pipeline.analyses.side_by_side`) use the same.
+    """
+    return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=_pool_context(),
         initializer=_worker_init,
         initargs=(os.getpid(),),
     )
+
+
+def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
+    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
+    results: list[Done | None] = [None] * len(jobs)
+    pending: dict[Future, int] = {}
+    pool = worker_pool(workers)
     try:
 
         def submit(i: int) -> None:

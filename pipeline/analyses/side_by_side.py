@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipeline.analyses.run import _kill_workers, _pool_context, _worker_init
+from pipeline.analyses.run import _kill_workers, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["built_side_by_side"]
@@ -77,12 +76,7 @@ def built_side_by_side(
     if helpers < 2 or not sys.platform.startswith("linux") or _BUILDERS:
         return [build() for build in builders]  # (a builder calling this again runs in place)
     _BUILDERS[:] = builders
-    pool = ProcessPoolExecutor(
-        max_workers=helpers,
-        mp_context=_pool_context(),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    )
+    pool = worker_pool(helpers)
     try:
         order = list(range(len(builders))) if start is None else list(start)
         if sorted(order) != list(range(len(builders))):

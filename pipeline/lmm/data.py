@@ -9,7 +9,7 @@ fixed-effect design, a random slope that does not vary within groups.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,6 +297,60 @@ def prepare_data(
     )
 
 
+def columns_within(
+    formula: str,
+    sample: pd.DataFrame,
+    design_info: Any,
+    columns: Sequence[str],
+    namespace: Mapping[str, Any],
+) -> tuple[Any, tuple[int, ...]] | None:
+    """Return a reduced formula's design as columns of a full design, when it is.
+
+    patsy is run on ``sample`` (a few rows of the full design's data) only to learn the
+    reduced formula's terms and column names. The reduced design is the full one's columns
+    when its terms are some of the full design's and those columns carry the names they have
+    there, that is, the coding a design built from scratch would have.
+
+    Parameters
+    ----------
+    formula : str
+        ``response ~ reduced right-hand side``.
+    sample : pandas.DataFrame
+        A few rows of the data the full design was built from (coded as it was).
+    design_info : patsy.DesignInfo
+        The full design's.
+    columns : sequence of str
+        The full design's column names, in order.
+    namespace : mapping
+        The names the formula is evaluated with (as for the full design).
+
+    Returns
+    -------
+    (patsy.DesignInfo, tuple of int) or None
+        The reduced design's information and its columns' positions in the full design, or
+        None when it is not a subset of the full design's columns.
+    """
+    try:
+        _, scratch = patsy.dmatrices(
+            formula,
+            sample,
+            NA_action="raise",
+            return_type="dataframe",
+            eval_env=patsy.EvalEnvironment([dict(namespace)]),
+        )
+    except Exception:  # building the design from scratch reports the formula's problem
+        return None
+    terms = scratch.design_info.terms
+    if not all(term in design_info.terms for term in terms):
+        return None
+    info = design_info.subset(terms)
+    names = list(info.column_names)
+    position = {name: k for k, name in enumerate(columns)}
+    if names != list(scratch.design_info.column_names) or not all(n in position for n in names):
+        return None
+    return info, tuple(position[name] for name in names)
+
+
 def design_within(full: PreparedData, fixed: str) -> PreparedData | None:
     """Return the design of ``fixed`` on ``full``'s rows as some of its columns, when it is.
 
@@ -324,27 +378,10 @@ def design_within(full: PreparedData, fixed: str) -> PreparedData | None:
         return None
     formula = f"{full.formula.split('~', 1)[0].strip()} ~ {fixed}"
     sample = _coded_text(full.frame, formula).iloc[:50]
-    try:
-        _, scratch = patsy.dmatrices(
-            formula,
-            sample,
-            NA_action="raise",
-            return_type="dataframe",
-            eval_env=patsy.EvalEnvironment([dict(FORMULA_NAMESPACE)]),
-        )
-    except Exception:  # prepare_data reports the formula's problem
+    found = columns_within(formula, sample, full.design_info, full.x.columns, FORMULA_NAMESPACE)
+    if found is None:
         return None
-    terms = scratch.design_info.terms
-    if not all(term in full.design_info.terms for term in terms):
-        return None
-    info = full.design_info.subset(terms)
-    names = list(info.column_names)
-    if names != list(scratch.design_info.column_names):
-        return None
-    position = {name: k for k, name in enumerate(full.x.columns)}
-    if not all(name in position for name in names):
-        return None
-    columns = tuple(position[name] for name in names)
+    info, columns = found
     return PreparedData(
         full.frame,
         formula,

@@ -27,7 +27,13 @@ import pandas as pd
 import patsy
 import scipy.linalg
 
-from pipeline.lmm.data import FORMULA_NAMESPACE, ModelDataError, first_line, quote_name
+from pipeline.lmm.data import (
+    FORMULA_NAMESPACE,
+    ModelDataError,
+    columns_within,
+    first_line,
+    quote_name,
+)
 
 __all__ = ["MmrmData", "Pattern", "prepare_mmrm"]
 
@@ -235,25 +241,13 @@ def mmrm_within(full: MmrmData, fixed: str) -> MmrmData | None:
     if full.n_excluded:
         return None
     formula = f"{full.formula.split('~', 1)[0].strip()} ~ {fixed}"
-    try:
-        _, scratch = patsy.dmatrices(
-            formula,
-            full.frame.iloc[:50],
-            NA_action="raise",
-            return_type="dataframe",
-            eval_env=patsy.EvalEnvironment([{**FORMULA_NAMESPACE, "C": fast_c}]),
-        )
-    except Exception:  # prepare_mmrm reports the formula's problem
+    namespace = {**FORMULA_NAMESPACE, "C": fast_c}
+    found = columns_within(formula, full.frame.iloc[:50], full.design_info, full.columns, namespace)
+    if found is None:
         return None
-    terms = scratch.design_info.terms
-    if not all(term in full.design_info.terms for term in terms):
-        return None
-    info = full.design_info.subset(terms)
+    info, positions = found
     names = list(info.column_names)
-    position = {name: k for k, name in enumerate(full.columns)}
-    if names != list(scratch.design_info.column_names) or not all(n in position for n in names):
-        return None
-    cols = np.array([position[name] for name in names], dtype=np.int64)
+    cols = np.array(positions, dtype=np.int64)
     patterns = tuple(
         Pattern(
             pat.group,
