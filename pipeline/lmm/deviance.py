@@ -371,6 +371,17 @@ class GroupedCrossproducts:
             ``(criterion, gradient)``; ``(inf, 0)`` where the criterion is not finite.
         """
         theta = np.asarray(theta, dtype=float)
+        # the optimisers ask again for the point they ended on (L-BFGS-B's optimum is the
+        # first point of the Newton refinement): the last evaluation is remembered
+        key = (theta.tobytes(), reml)
+        last = self.cache.get(("last evaluation",))
+        if last is not None and last[0] == key:
+            return last[1], last[2].copy()
+        crit, grad = self._criterion_and_gradient(theta, reml)
+        self.cache[("last evaluation",)] = (key, crit, grad.copy())
+        return crit, grad
+
+    def _criterion_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
         try:
             d = self.derivatives(theta)
         except np.linalg.LinAlgError:

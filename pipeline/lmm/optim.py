@@ -90,6 +90,9 @@ _NEAR_BOUNDARY = 1e-3
 _NEWTON_DONE = 1e-6
 """A Newton step this small (relative to ``theta``) leaves an error of ~its square: stop."""
 
+_WARM_NEWTON_STEPS = 8
+"""Most Newton steps from a warm start before the route falls back to L-BFGS-B."""
+
 _TIE_TOL = 1e-8
 """Criteria closer than this are equal optima; the earlier route wins."""
 
@@ -381,9 +384,16 @@ def numpy_lbfgsb(
 
 
 def numpy_gradient_route(
-    gc: GroupedCrossproducts, reml: bool, start: np.ndarray
+    gc: GroupedCrossproducts, reml: bool, start: np.ndarray, warm: bool = False
 ) -> tuple[np.ndarray, bool, str]:
     """Run the ``numpy-lbfgsb`` route: L-BFGS-B with the exact gradient, in two phases.
+
+    From a warm start (the optimum of a closely related fit: the REML fit for its ML refit, the
+    full model for a reduced one), Newton's method is tried first: from a point that close it
+    converges in two or three steps (about seven evaluations each), where L-BFGS-B, which
+    starts from an identity Hessian, spends 10-40 evaluations finding the criterion's scale.
+    Its optimum is kept only when Newton converged and it passes the gradient check;
+    otherwise the route goes on as from any start, from the better of the two points.
 
     The criterion is even in the last diagonal element of ``Lambda`` (flipping the sign of a
     column of ``Lambda`` leaves ``Lambda Lambda'`` unchanged), so its gradient there is 0 at
@@ -403,6 +413,8 @@ def numpy_gradient_route(
         REML criterion or ML deviance.
     start : numpy.ndarray
         Starting ``theta`` (diagonal elements below 1e-4 start at 1e-4).
+    warm : bool, default False
+        ``start`` is a related fit's optimum: try Newton's method from it first.
 
     Returns
     -------
@@ -410,6 +422,11 @@ def numpy_gradient_route(
         ``(theta, converged, message)`` as :func:`numpy_lbfgsb`.
     """
     diag = gc.theta_diagonal
+    if warm:
+        newton = newton_refine(gc, reml, start, max_steps=_WARM_NEWTON_STEPS)
+        if ("hessian", newton.tobytes(), reml) in gc.cache and _gradient_ok(gc, newton, reml):
+            return newton, True, ""
+        start = newton  # (Newton keeps a step only when it lowers the criterion)
 
     def to_theta(u: np.ndarray) -> np.ndarray:
         return np.where(diag, np.exp(np.clip(u, -40.0, 40.0)), u)
@@ -545,7 +562,7 @@ def _route_functions(
         return numpy_powell(gc, reml, default)  # an independent check: always lme4's start
 
     def lbfgsb_numpy() -> tuple[np.ndarray, bool, str]:
-        return numpy_gradient_route(gc, reml, warm)
+        return numpy_gradient_route(gc, reml, warm, warm=warm is not default)
 
     return {
         "powell+bfgs": powell_bfgs,
