@@ -38,7 +38,7 @@ import scipy.linalg
 
 from pipeline.lmm.covariance import Structure
 from pipeline.lmm.patterns import MmrmData
-from pipeline.lmm.reuse import shared
+from pipeline.lmm.reuse import built, shared
 from pipeline.lmm.visit_factor import VisitFactor, visit_factor
 
 __all__ = ["Likelihood", "PatternState"]
@@ -101,6 +101,16 @@ def _group_slots(group: np.ndarray, visits: np.ndarray, t: int) -> np.ndarray:
     return (group[:, None, None] * t * t + slots).ravel()
 
 
+def _visit_factor(data: MmrmData) -> VisitFactor | None:
+    """Return the design's visit factorisation (a reduced model's: a slice of the full one's)."""
+    if data.within is not None:
+        full, columns = data.within
+        for key, value in built(full):
+            if key == "visit_factor" and value is not None:
+                return value.of_columns(columns)
+    return visit_factor(data)
+
+
 class Likelihood:
     """The (RE)ML criterion of an MMRM.
 
@@ -132,11 +142,16 @@ class Likelihood:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n_theta = int(self.offsets[-1])
         self.factor: VisitFactor | None = (
-            shared(data, "visit_factor", lambda: visit_factor(data)) if factor else None
+            shared(data, "visit_factor", lambda: _visit_factor(data)) if factor else None
         )
         self._stacked = None if self.factor is None else self.factor.stacked
         if self.factor is not None:
-            self.batches = (self._padded_batch(),)
+            # the patients' covariate sums depend on the rows and the covariates only, so a
+            # reduced model whose factorisation is a slice of the full one's shares them
+            rows_of = data.within[0] if data.within is not None else data
+            self.batches = (
+                shared(rows_of, ("padded batch", id(self.factor.z)), self._padded_batch),
+            )
             mask = self.batches[0].observed
             self._pair_mask = mask[:, :, None] & mask[:, None, :]
             self._eye = np.eye(data.n_visits)

@@ -99,6 +99,9 @@ class MmrmData:
         Input rows dropped for missing values.
     between : numpy.ndarray
         Boolean per design column: constant within every patient (between-patient effect).
+    within : tuple of (MmrmData, numpy.ndarray), optional
+        For a reduced model's data taken from a full model's (:func:`mmrm_within`): the full
+        data and the positions of these columns in its design.
     """
 
     frame: pd.DataFrame
@@ -115,6 +118,7 @@ class MmrmData:
     n_subjects: int
     n_excluded: int
     between: np.ndarray
+    within: tuple[MmrmData, np.ndarray] | None = None
 
     @property
     def n_obs(self) -> int:
@@ -267,6 +271,7 @@ def mmrm_within(full: MmrmData, fixed: str) -> MmrmData | None:
         design_info=info,
         patterns=patterns,
         between=full.between[cols],
+        within=(full, cols),
     )
 
 

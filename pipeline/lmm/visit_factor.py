@@ -12,9 +12,10 @@ the gradient's ``beta'XX_ab beta + tr(A XX_ab)`` from per-pattern ``q x q`` sums
 ``(k p)^2`` ones: ``O(patterns x T^2 x q^2)`` plus one ``p x Tq`` product per evaluation.
 
 :func:`visit_factor` finds ``z`` (the design columns constant within every patient, a linearly
-independent subset) and each ``M_a`` (least squares on the rows of visit ``a``) and checks the
-factorisation on every row; a design it does not hold for (a covariate that changes between
-visits, a time-varying dose) gets None and the likelihood keeps the full cross-products.
+independent subset) and each ``M_a`` (least squares on a spread of the rows of visit ``a``, on
+all of them when that map does not fit) and checks the factorisation on every row; a design
+it does not hold for (a covariate that changes between visits, a time-varying dose) gets None
+and the likelihood keeps the full cross-products.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ __all__ = ["VisitFactor", "visit_factor"]
 TOLERANCE = 1e-10
 """Largest residual of ``x_ia - M_a z_i``, relative to the largest design entry (at least 1)."""
 
+_SAMPLE_ROWS = 2048
+"""About this many rows of a visit (evenly spread) give its map, which all its rows check."""
+
 
 @dataclass(frozen=True, eq=False)
 class VisitFactor:
@@ -42,7 +46,8 @@ class VisitFactor:
     z : numpy.ndarray
         ``(N, q)``: each row's patient-level covariates (the same on all rows of a patient).
     columns : numpy.ndarray
-        Design columns that ``z`` holds.
+        Design columns that ``z`` holds (for :meth:`of_columns`, the columns of the design it
+        was found in).
     """
 
     maps: np.ndarray
@@ -53,6 +58,23 @@ class VisitFactor:
     def q(self) -> int:
         """Number of patient-level covariates."""
         return int(self.z.shape[1])
+
+    def of_columns(self, columns: np.ndarray) -> VisitFactor:
+        """Return the factorisation of the design made of some of these design columns.
+
+        ``x[:, columns] = maps[:, columns] z``: the same patient-level covariates, the rows of
+        the maps that give those columns (a reduced model of a likelihood-ratio test).
+
+        Parameters
+        ----------
+        columns : numpy.ndarray
+            Positions of the reduced design's columns in this design.
+
+        Returns
+        -------
+        VisitFactor
+        """
+        return VisitFactor(np.ascontiguousarray(self.maps[:, columns, :]), self.z, self.columns)
 
     @property
     def stacked(self) -> np.ndarray:
@@ -91,8 +113,13 @@ def visit_factor(data: MmrmData) -> VisitFactor | None:
         if rows.size == 0:
             continue
         za, xa = z[rows], data.x[rows]
-        coef = np.linalg.lstsq(za, xa, rcond=None)[0]  # (q, p)
+        # The map is exact where the design factors, so a spread of rows determines it; every
+        # row then checks it. Least squares on all the rows only when the sample's map fails.
+        sample = slice(None, None, max(1, rows.size // _SAMPLE_ROWS))
+        coef = np.linalg.lstsq(za[sample], xa[sample], rcond=None)[0]  # (q, p)
         if np.max(np.abs(za @ coef - xa)) > bound:
-            return None
+            coef = np.linalg.lstsq(za, xa, rcond=None)[0]
+            if np.max(np.abs(za @ coef - xa)) > bound:
+                return None
         maps[a] = coef.T
     return VisitFactor(maps, z, keep)

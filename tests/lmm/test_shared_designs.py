@@ -122,6 +122,12 @@ def test_mmrm_ml_refit_reuses_the_reml_fits_patterns(monkeypatch: pytest.MonkeyP
         assert a.criterion == b.criterion
         np.testing.assert_array_equal(a.beta, b.beta)
     reduced, scratch = together[2], alone[2]
+    # the reduced model's visit factorisation is a slice of the full one's, and the patients'
+    # covariate sums are the full model's (pipeline.lmm.likelihood)
+    full_lik, reduced_lik = together[0]._likelihood, reduced._likelihood
+    assert reduced_lik.factor is not None and reduced_lik.factor.z is full_lik.factor.z
+    assert reduced_lik.batches[0] is full_lik.batches[0]
+    assert alone[2]._likelihood.factor.z is not alone[0]._likelihood.factor.z
     assert reduced.design_columns == scratch.design_columns
     np.testing.assert_allclose(reduced.criterion, scratch.criterion, rtol=1e-12)
     np.testing.assert_allclose(reduced.beta, scratch.beta, rtol=1e-8, atol=1e-10)

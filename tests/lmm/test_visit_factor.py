@@ -67,6 +67,20 @@ def test_patient_level_design_factors_and_reproduces_every_row():
     np.testing.assert_allclose(rebuilt, data.x, rtol=0, atol=1e-12)
 
 
+def test_a_level_the_spread_of_rows_misses_still_factors(monkeypatch):
+    # Each visit's map comes from an evenly spread sample of its rows; a level the sample
+    # misses (here one patient of arm "b", away from the sampled rows) makes the sample's map
+    # fail the check on that patient's rows, and least squares on all the rows gives the map.
+    monkeypatch.setattr("pipeline.lmm.visit_factor._SAMPLE_ROWS", 8)
+    long = _long(n=200)
+    long["arm"] = np.where(long["pid"] == 101, "b", np.where(long["pid"] % 2 == 0, "ctl", "a"))
+    data = prepare_mmrm(long, "y", FORMULA, "visit", "pid")
+    factor = visit_factor(data)
+    assert factor is not None
+    rebuilt = np.einsum("npq,nq->np", factor.maps[data.visit_codes], factor.z)
+    np.testing.assert_allclose(rebuilt, data.x, rtol=0, atol=1e-12)
+
+
 def test_a_covariate_that_changes_between_visits_keeps_the_full_cross_products():
     lik, _ = _pair(_long(), FORMULA + " + dose")
     assert lik.factor is None
