@@ -293,7 +293,7 @@ def model_rows(data: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     reference); depth, twitch and chronicity keep their declared order (superficial, no twitch,
     acute first). Unused levels are dropped so that an empty group is reported, not fitted.
     """
-    rows = data[[GROUP, *dict.fromkeys(columns)]].dropna().copy()
+    rows = data[[GROUP, *dict.fromkeys(columns)]].dropna()  # a new frame (copy on write)
     for column in rows.columns.drop(GROUP):
         values = rows[column]
         if column in TEXT_CATEGORICALS and not isinstance(values.dtype, pd.CategoricalDtype):
@@ -303,6 +303,17 @@ def model_rows(data: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             rows[column] = values.astype("float64")
     return rows.reset_index(drop=True)
+
+
+def _post_baseline(data: pd.DataFrame, response: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Post-baseline rows of ``patient_id`` and ``columns``, ``baseline`` the outcome's baseline.
+
+    Only the columns asked for are taken from the analysis data set (the rows of all its
+    columns would be copied for nothing).
+    """
+    post = (data["visit"] > 0).to_numpy()
+    wanted = [c for c in dict.fromkeys([GROUP, *columns]) if c != "baseline"]
+    return data.loc[post, wanted].assign(baseline=data[f"{response}_baseline"].to_numpy()[post])
 
 
 def _covariates(settings: ModelSettings, data: pd.DataFrame, exclude: Sequence[str] = ()) -> list:
@@ -471,8 +482,8 @@ def change_plan(
     if site_as_random(settings, data) and "site" not in covariates:
         covariates.append("site")
         notes.append("site as a fixed effect (the MMRM has no random effects)")
-    post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
-    rows = model_rows(post, [response, "baseline", "visit", factor, *covariates])
+    columns = [response, "baseline", "visit", factor, *covariates]
+    rows = model_rows(_post_baseline(data, response, columns), columns)
     rows["visit_c"] = pd.Categorical(rows["visit"].astype(int))
     visits = [int(v) for v in rows["visit_c"].cat.categories]
     identity = AnalysisId(AnalysisKind.CHANGE, factor)
@@ -522,11 +533,9 @@ def session_twitch_plan(data: pd.DataFrame, outcome: str, settings: ModelSetting
     time = TIME_COLUMNS[settings.time_axis]
     covariates = _covariates(settings, data)
     site, site_column = _site(settings, data)
-    post = data.loc[data["visit"] > 0].assign(baseline=data[f"{response}_baseline"])
-    rows = model_rows(
-        post,
-        [response, "baseline", time, "twitch_share_before", "visit", *covariates, *site_column],
-    )
+    columns = [response, "baseline", time, "twitch_share_before", "visit", *covariates]
+    columns += site_column
+    rows = model_rows(_post_baseline(data, response, columns), columns)
     share = rows["twitch_share_before"]
     rows["twitch_between"] = share.groupby(rows[GROUP]).transform("mean")
     rows["twitch_within"] = share - rows["twitch_between"]
@@ -1126,19 +1135,21 @@ def mmrm_covariance_table(fit: MmrmFit) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "term", "variance", "std_dev", "correlation"])
 
 
-def mmrm_residual_checks(fit: MmrmFit, response: str) -> dict[str, float]:
+def mmrm_residual_checks(fit: MmrmFit) -> dict[str, float]:
     """Residual checks of an MMRM: residuals ``y - X beta`` scaled by their visit's SD."""
     rows = fit.rows
-    resid = rows[response].to_numpy(dtype=float) - fit.design_matrix(rows) @ fit.beta
+    data = fit.likelihood.data  # the design of these rows, in their order
+    resid = data.y - data.x @ fit.beta
     scale = np.full(len(rows), np.nan)
     for key, sigma in fit.covariance.items():
         sd = pd.Series(np.sqrt(np.diag(sigma.to_numpy())), index=sigma.index)
+        by_code = sd.reindex(pd.Index(data.visit_levels, dtype=object)).to_numpy(dtype=float)
         mask = (
             np.ones(len(rows), dtype=bool)
             if key is None
             else (rows[fit.covariance_group] == key).to_numpy()
         )
-        scale[mask] = rows.loc[mask, fit.visit].astype(object).map(sd).to_numpy(dtype=float)
+        scale[mask] = by_code[data.visit_codes[mask]]
     r = resid / scale
     return {
         "residual_sd": float(np.std(resid, ddof=1)),
@@ -1189,7 +1200,7 @@ def _fit_mmrm_plan(plan: ModelPlan, tests: bool, started: float) -> AnalysisResu
         "boundary": False,
         "fallback": structure_steps(fit.structure_trials),
         "warnings": " | ".join([*fit.warnings, *test_notes]),
-        **mmrm_residual_checks(fit, plan.response),
+        **mmrm_residual_checks(fit),
         "fit_seconds": clock.perf_counter() - started,
     }
     tables = {

@@ -205,6 +205,9 @@ def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> li
     skipped = {name for name, _ in skipped_analyses(data, study)}
     kinds = {c.kind: c for c in study.comparisons}
     groups = [c.name for c in study.comparisons]
+    populations = {
+        name: select(data) for name, select in SENSITIVITY_POPULATIONS.items() if study.outcomes
+    }
     plans: list[ModelPlan] = []
     for outcome in (o.name for o in study.outcomes):
         plans += [trajectory_plan(data, outcome, f, settings) for f in groups]
@@ -218,8 +221,7 @@ def study_plans(data: pd.DataFrame, settings: ModelSettings, study: Study) -> li
             for f in groups
             if AnalysisId(AnalysisKind.SUBGROUP, f, modifier="chronicity").name not in skipped
         ]
-        for name, select in SENSITIVITY_POPULATIONS.items():
-            subset, note = select(data)
+        for name, (subset, note) in populations.items():
             if name == "per_protocol" and "depth" not in kinds and len(subset) == len(data):
                 continue  # nobody to exclude: the same fit again
             plans += [
@@ -256,6 +258,9 @@ def analysis_plans(
         the trajectory models in the sensitivity populations.
     """
     data = patients_coded(data)
+    populations = {
+        name: select(data) for name, select in SENSITIVITY_POPULATIONS.items() if outcomes
+    }
     plans: list[ModelPlan] = []
     for outcome in outcomes:
         plans += [trajectory_plan(data, outcome, f, settings) for f in FACTORS]
@@ -263,8 +268,7 @@ def analysis_plans(
         plans.append(session_twitch_plan(data, outcome, settings))
         plans.append(joint_plan(data, outcome, settings))
         plans += [subgroup_plan(data, outcome, f, settings) for f in FACTORS]
-        for name, select in SENSITIVITY_POPULATIONS.items():
-            subset, note = select(data)
+        for name, (subset, note) in populations.items():
             plans += [
                 trajectory_plan(subset, outcome, f, settings, population=name, notes=[note])
                 for f in FACTORS
