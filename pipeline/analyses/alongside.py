@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-from pipeline.analyses.run import _kill_workers, worker_pool
+from pipeline.analyses.run import _kill_workers, wait_settled, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["Alongside"]
@@ -50,6 +50,7 @@ class Alongside(Generic[T]):
             When the process was killed from outside (most likely for lack of memory).
         """
         try:
+            wait_settled(self._pool, [self._future])
             value = self._future.result()
         except BrokenProcessPool:
             self.cancel()

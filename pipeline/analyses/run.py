@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -397,6 +397,8 @@ def _fit(plan: ModelPlan, df_method: str, tests: bool) -> AnalysisResult:
 
 _PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5
+_POLL_SECONDS = 0.5
+"""How often a wait for workers' results looks for a worker that died (wait_settled)."""
 
 
 def _die_with_parent(parent: int) -> None:
@@ -436,6 +438,12 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
             process.kill()
     for process in processes:
         process.join(timeout=5)
+    # With every worker gone, this process holds the last writing end of the pool's result
+    # pipe: closed, a manager thread waiting for the rest of a message that a killed worker
+    # had begun (see wait_settled) reads its end and stops, instead of waiting for ever.
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None and not writer.closed:
+        writer.close()
     manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     if manager is not None:
@@ -482,6 +490,46 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
+def wait_settled(
+    pool: ProcessPoolExecutor, futures: Iterable[Future], return_when: str = FIRST_COMPLETED
+) -> set[Future]:
+    """Wait as :func:`concurrent.futures.wait` does, and notice a worker that died unnoticed.
+
+    A worker killed while it writes its result (the out-of-memory killer, ``kill -9``) can
+    leave the first part of a message in the pool's result pipe; the pool's manager thread then
+    waits for the rest for ever and never marks the pool broken. The pool's workers live as
+    long as the pool, so a worker that has exited means a broken pool: this raises
+    :class:`~concurrent.futures.process.BrokenProcessPool` as the pool would have.
+
+    Parameters
+    ----------
+    pool : ProcessPoolExecutor
+        The pool running ``futures`` (from :func:`worker_pool`).
+    futures : iterable of Future
+        Futures of ``pool``.
+    return_when : str, default FIRST_COMPLETED
+        ``FIRST_COMPLETED`` or ``ALL_COMPLETED``.
+
+    Returns
+    -------
+    set of Future
+        The finished futures.
+
+    Raises
+    ------
+    BrokenProcessPool
+        A worker of ``pool`` has exited.
+    """
+    futures = list(futures)
+    while True:
+        done, waiting = wait(futures, timeout=_POLL_SECONDS, return_when=return_when)
+        if done and (return_when == FIRST_COMPLETED or not waiting):
+            return done
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        if any(process.exitcode is not None for process in processes):
+            raise BrokenProcessPool("a worker process exited while its pool was working")
+
+
 def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
     """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
     results: list[Done | None] = [None] * len(jobs)
@@ -500,17 +548,16 @@ def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | No
             if len(pending) == workers:
                 break
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                try:
+            try:
+                for future in wait_settled(pool, pending):
                     results[pending[future]] = future.result()
-                except BrokenProcessPool:
-                    fitting = [jobs[i][0] for i in sorted(pending.values())]
-                    raise UserError(_killed_message(fitting)) from None
-                del pending[future]
-                nxt = next(queued, None)
-                if nxt is not None:
-                    submit(nxt)
+                    del pending[future]
+                    nxt = next(queued, None)
+                    if nxt is not None:
+                        submit(nxt)
+            except BrokenProcessPool:
+                fitting = [jobs[i][0] for i in sorted(pending.values())]
+                raise UserError(_killed_message(fitting)) from None
     except BaseException:
         _kill_workers(pool)
         raise

@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ALL_COMPLETED
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipeline.analyses.run import _kill_workers, worker_pool
+from pipeline.analyses.run import _kill_workers, wait_settled, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["built_side_by_side"]
@@ -82,6 +83,7 @@ def built_side_by_side(
         if sorted(order) != list(range(len(builders))):
             raise ValueError(f"start {order} is not an order of the {len(builders)} builders")
         futures = {position: pool.submit(_build, position) for position in order}
+        wait_settled(pool, futures.values(), ALL_COMPLETED)
         results = [futures[position].result() for position in range(len(builders))]
     except BrokenProcessPool:
         _kill_workers(pool)

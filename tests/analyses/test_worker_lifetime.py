@@ -132,3 +132,50 @@ def test_a_worker_whose_parent_vanished_exits_on_its_own():
     )
     assert done.returncode == 1 and "still alive" not in done.stdout
     assert pl.WATCH_SECONDS <= 1
+
+
+PARTIAL_MESSAGE = """
+import os, signal, struct, sys
+from concurrent.futures.process import BrokenProcessPool
+from pipeline.analyses import run
+
+
+def die_mid_message():
+    # what a worker killed while sending a large result leaves in the pool's result pipe: the
+    # header of a message whose bytes never come
+    frame = sys._getframe(1)
+    while "result_queue" not in frame.f_locals:
+        frame = frame.f_back
+    frame.f_locals["result_queue"]._writer._send(struct.pack("!i", 1 << 20))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    pool = run.worker_pool(1)
+    future = pool.submit(die_mid_message)
+    manager = pool._executor_manager_thread
+    try:
+        run.wait_settled(pool, [future])
+    except BrokenProcessPool:
+        print("broken")
+    run._kill_workers(pool)
+    print("manager alive" if manager.is_alive() else "manager ended")
+"""
+
+
+def test_a_worker_killed_while_sending_its_result_breaks_the_pool(tmp_path):
+    # The pool's own manager thread would wait for the rest of the message for ever (the hang
+    # this test was written for); wait_settled notices the dead worker and the teardown ends
+    # the manager thread, so the process exits.
+    script = tmp_path / "partial.py"
+    script.write_text(PARTIAL_MESSAGE)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["broken", "manager", "ended"], done.stdout + done.stderr
