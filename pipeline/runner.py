@@ -267,9 +267,13 @@ def _run(
     secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
     folder = config.outputs.processed / MODEL_CACHE
     cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
+    # the plans are built before the [estimand] block's process is forked: after a fork
+    # every page this process writes to is copied first (copy on write), which made building
+    # them three times slower
+    plans = study_plans(data, config.model, study)
     with _estimand_beside_fits(data, config) as estimand:
         results = run_analyses(
-            study_plans(data, config.model, study),
+            plans,
             config.model.df_method,
             progress=progress,
             workers=config.engine.workers or None,
