@@ -11,16 +11,27 @@ process) and gives back its result or its exception as if it had been called in 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-from pipeline.analyses.run import _kill_workers, wait_settled, worker_pool
+from pipeline.analyses.run import _kill_workers, forks, wait_settled, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["Alongside"]
 
 T = TypeVar("T")
+
+_CALLS: dict[int, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+"""Calls started in a forked process, which it reads from its copy of this process."""
+_KEYS = itertools.count()
+
+
+def _inherited_call(key: int) -> Any:
+    """Make the call registered under ``key`` (in the forked process)."""
+    function, args = _CALLS[key]
+    return function(*args)
 
 
 class Alongside(Generic[T]):
@@ -31,7 +42,8 @@ class Alongside(Generic[T]):
     function : callable
         A module-level function (it is called in the other process).
     *args
-        Its arguments (pickled to the other process, as its result is pickled back).
+        Its arguments (a forked process inherits them; a spawned one gets them pickled, and
+        the result is pickled back).
     what : str
         What it computes, for the message when its process is killed.
     """
@@ -39,7 +51,13 @@ class Alongside(Generic[T]):
     def __init__(self, function: Callable[..., T], *args: Any, what: str):
         self.what = what
         self._pool = worker_pool(1)
-        self._future = self._pool.submit(function, *args)
+        self._key: int | None = None
+        if forks():  # the process inherits the call: nothing pickled on the way in
+            self._key = next(_KEYS)
+            _CALLS[self._key] = (function, args)
+            self._future = self._pool.submit(_inherited_call, self._key)
+        else:
+            self._future = self._pool.submit(function, *args)
 
     def result(self) -> T:
         """Wait for the result; an exception raised by the function is raised here.
@@ -63,8 +81,15 @@ class Alongside(Generic[T]):
             self.cancel()
             raise
         self._pool.shutdown(wait=True)
+        self._release()
         return value
 
     def cancel(self) -> None:
         """Stop the process at once (the run is stopping)."""
         _kill_workers(self._pool)
+        self._release()
+
+    def _release(self) -> None:
+        if self._key is not None:
+            _CALLS.pop(self._key, None)
+            self._key = None

@@ -375,6 +375,15 @@ Job = tuple[ModelPlan, str, bool, tuple[Path, bool, bytes | None] | None]
 Done = tuple[str, AnalysisResult, str | None]
 
 
+_JOBS: list[Job] = []
+"""The jobs of the fits under way, which forked workers read from their copy of this process."""
+
+
+def _fit_job_at(position: int) -> Done:
+    """Fit the job at ``position`` of :data:`_JOBS`, as the forked worker inherited it."""
+    return _fit_job(_JOBS[position])
+
+
 def _fit_job(job: Job) -> Done:
     """Fit one plan (or read it from the cache); return its key, result and cache problem."""
     plan, df_method, tests, where = job
@@ -474,6 +483,15 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def forks() -> bool:
+    """Whether :func:`worker_pool` forks its workers (they start with a copy of this process).
+
+    A pool forks all its workers at its first submission: what this process holds then is
+    theirs without pickling.
+    """
+    return _pool_context().get_start_method() == "fork"
+
+
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Return a pool of ``workers`` processes started as the model workers are.
 
@@ -531,16 +549,25 @@ def wait_settled(
 
 
 def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
-    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order."""
+    """Fit the jobs with ``workers`` processes, one plan each at a time, results in order.
+
+    Where the workers are forked they inherit the jobs (:data:`_JOBS`, set before the pool
+    starts them) and each is sent only its number: a plan's rows are not pickled and copied
+    through a pipe (at 100,000 patients that took the run 5 s of CPU during the fits).
+    """
     results: list[Done | None] = [None] * len(jobs)
     pending: dict[Future, int] = {}
     pool = worker_pool(workers)
+    by_fork = forks() and not _JOBS
+    if by_fork:
+        _JOBS[:] = jobs
     try:
 
         def submit(i: int) -> None:
             if progress is not None:
                 progress(i + 1, len(jobs), jobs[i][0])
-            pending[pool.submit(_fit_job, jobs[i])] = i
+            future = pool.submit(_fit_job_at, i) if by_fork else pool.submit(_fit_job, jobs[i])
+            pending[future] = i
 
         queued = iter(range(len(jobs)))
         for i in queued:
@@ -561,6 +588,9 @@ def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | No
     except BaseException:
         _kill_workers(pool)
         raise
+    finally:
+        if by_fork:
+            _JOBS.clear()
     pool.shutdown(wait=True)
     return [r for r in results if r is not None]
 

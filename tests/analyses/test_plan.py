@@ -36,6 +36,40 @@ def test_parallel_run_equals_sequential_run(demo_data):
         assert par.fit.design_matrix(rows) == pytest.approx(seq.fit.design_matrix(rows))
 
 
+def test_forked_workers_inherit_their_jobs_and_spawned_ones_get_them_pickled(
+    demo_data, monkeypatch
+):
+    # Forked workers read the plans from their copy of the run (pipeline.analyses.run._JOBS):
+    # what goes down the pipe to them is a job number, not a plan and its rows. Spawned
+    # workers (macOS, Windows) get the pickled jobs, and the same numbers.
+    import multiprocessing
+    from multiprocessing.reduction import ForkingPickler
+
+    settings = ModelSettings(df_method="z", random_slope=False)
+    plans = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[:3]
+    sent = []
+    dumps = ForkingPickler.dumps
+
+    def counting(obj, protocol=None):  # type: ignore[no-untyped-def]
+        data = dumps(obj, protocol)
+        sent.append(len(data))
+        return data
+
+    monkeypatch.setattr(ForkingPickler, "dumps", counting)
+    forked = pl.run_analyses(plans, "z", workers=2)
+    rows_bytes = min(len(dumps(p.rows)) for p in plans)
+    assert sent and max(sent) < rows_bytes / 10, (max(sent), rows_bytes)
+    assert pl._JOBS == []
+
+    monkeypatch.setattr(pl, "_pool_context", lambda: multiprocessing.get_context("spawn"))
+    spawned = pl.run_analyses(plans, "z", workers=2)
+    for a, b in zip(forked, spawned, strict=True):
+        for name in a.tables:
+            pd.testing.assert_frame_equal(
+                _without_times(a.tables[name]), _without_times(b.tables[name])
+            )
+
+
 def test_default_workers_is_bounded_by_plans_and_cores():
     assert pl.default_workers(1) == 1
     assert 1 <= pl.default_workers(100) <= 100
