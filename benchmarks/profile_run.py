@@ -103,11 +103,20 @@ TIMED = {
 }
 
 
-def _cpu() -> tuple[float, float]:
-    """CPU seconds of this process and of its reaped children (user + system)."""
+def _cpu() -> tuple[float, float, float, float]:
+    """CPU seconds of this process and of its reaped children, then their system parts.
+
+    User + system seconds; the system part is the kernel's work (mostly zeroing and copying
+    pages of fresh memory).
+    """
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+    return (
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
+        own.ru_stime,
+        children.ru_stime,
+    )
 
 
 def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
@@ -116,14 +125,15 @@ def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
 
     def wrap(label, function):  # type: ignore[no-untyped-def]
         def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-            wall, (own, children) = time.perf_counter(), _cpu()
+            wall, before_cpu = time.perf_counter(), _cpu()
             try:
                 return function(*args, **kwargs)
             finally:
-                own2, children2 = _cpu()
-                took = [time.perf_counter() - wall, own2 - own, children2 - children]
+                after_cpu = _cpu()
+                took = [time.perf_counter() - wall]
+                took += [b - a for a, b in zip(before_cpu, after_cpu, strict=True)]
                 # a stage called more than once (responders: once per comparison) adds up
-                before = spent.get(label, [0.0, 0.0, 0.0])
+                before = spent.get(label, [0.0] * 5)
                 spent[label] = [a + b for a, b in zip(before, took, strict=True)]
 
         return timed
@@ -131,22 +141,23 @@ def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
     saved = {label: getattr(holder, name) for label, (holder, name) in TIMED.items()}
     for label, (holder, name) in TIMED.items():
         setattr(holder, name, wrap(label, saved[label]))
-    wall, (own, children) = time.perf_counter(), _cpu()
+    wall, (own, children, own_sys, children_sys) = time.perf_counter(), _cpu()
     try:
         runner.run(config, refit=True)
     finally:
         for label, (holder, name) in TIMED.items():
             setattr(holder, name, saved[label])
-    own2, children2 = _cpu()
+    own2, children2, own_sys2, children_sys2 = _cpu()
     lines = [
         f"outcomes run --refit in-process, workers = {config.engine.workers or 'one per core'}, "
         f"no PDF: wall {time.perf_counter() - wall:.1f} s, CPU {own2 - own:.1f} s "
-        f"+ workers {children2 - children:.1f} s, load {os.getloadavg()[0]:.2f} at the end",
+        f"(system {own_sys2 - own_sys:.1f} s) + workers {children2 - children:.1f} s "
+        f"(system {children_sys2 - children_sys:.1f} s), load {os.getloadavg()[0]:.2f} at the end",
         "",
-        "stage | wall s | CPU s | workers' CPU s",
+        "stage | wall s | CPU s | of which system s | workers' CPU s | of which system s",
     ]
-    for label, (w, c, k) in spent.items():
-        lines.append(f"{label} | {w:.2f} | {c:.2f} | {k:.2f}")
+    for label, (w, c, k, cs, ks) in spent.items():
+        lines.append(f"{label} | {w:.2f} | {c:.2f} | {cs:.2f} | {k:.2f} | {ks:.2f}")
     return lines
 
 
