@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.config.settings import PrivacySettings
 from pipeline.errors import UserError
@@ -119,22 +120,23 @@ def pseudonyms(ids: pd.Series, key: PseudonymKey) -> pd.Series:
     RuntimeError
         When two different identifiers get the same pseudonym (a truncation collision).
     """
-    unique = pd.unique(ids.dropna().astype(str).str.strip()).tolist()
+    # each distinct identifier is hashed once, and each row takes its identifier's pseudonym
+    # by position (pyarrow's take: no Python string per row); rows without one stay missing
+    codes, found = pd.factorize(ids.astype("str").str.strip())
+    unique = found.tolist()
     known = _known(key)
     for i in unique:
         if i not in known:
             known[i] = hmac.new(key.secret, i.encode("utf-8"), hashlib.sha256).hexdigest()[
                 :PSEUDONYM_LENGTH
             ]
-    table = {i: known[i] for i in unique}
-    if len(set(table.values())) != len(table):
+    hashed = [known[i] for i in unique]
+    if len(set(hashed)) != len(hashed):
         raise RuntimeError("two patient identifiers share a pseudonym; lengthen PSEUDONYM_LENGTH")
-    # each row takes its identifier's pseudonym by position (a Series.map of millions of rows
-    # through a dict costs more than the HMACs); rows without an identifier stay missing
-    codes, found = pd.factorize(ids.astype("str").str.strip())
-    hashed = np.array([table.get(i) for i in found.tolist()] + [None], dtype=object)
-    mapped = pd.Series(hashed[codes], index=ids.index)
-    return mapped.astype("str").where(ids.notna())
+    rows = pa.array(codes, mask=codes < 0)
+    return pd.Series(
+        pa.array(hashed, type=pa.large_string()).take(rows), index=ids.index, dtype="str"
+    )
 
 
 _KNOWN: dict[bytes, dict[str, str]] = {}
@@ -181,8 +183,12 @@ def deidentify(
         if origin is None or PATIENT_ID not in out:
             raise ValueError("date columns need the patients' time zero to become days")
         # (typed as dates even when no patient has a time zero, e.g. every row quarantined)
-        ids = out[PATIENT_ID].to_numpy()
-        zero = pd.Series(pd.to_datetime(origin).reindex(ids).to_numpy(), index=out.index)
+        # each patient's time zero by position among the distinct identifiers (a lookup of
+        # every row's text identifier in the origin's index hashes each row again)
+        codes, found = pd.factorize(out[PATIENT_ID])
+        zeros = pd.to_datetime(origin).reindex(found).to_numpy()
+        zeros = np.append(zeros, np.datetime64("NaT").astype(zeros.dtype))  # (code -1: none)
+        zero = pd.Series(zeros[codes], index=out.index)
         for column in dates:
             days = (out[column] - zero).dt.days.astype("Int64")
             name = column.removesuffix("_date") + "_day"
