@@ -19,6 +19,7 @@ Reasons are counted in lines and described without quoting any cell value (as in
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.ingest.raw_tables import (
@@ -130,19 +131,30 @@ def source_files(raw: dict[str, RawTable]) -> list[SourceFile]:
 
 
 def _lines(raw: dict[str, RawTable], validation: Validation) -> pd.DataFrame:
-    """``table, source_row, source_file, source_line, quarantined`` for every row made."""
+    """``table, source_row, source_file, source_line, quarantined`` for every row made.
+
+    ``source_file`` is categorical over the files' labels (one code per row, where a text
+    label per row made every grouping hash the labels again).
+    """
+    links = {name: table.provenance() for name, table in raw.items()}
+    labels = dict.fromkeys(f.label for f in source_files(raw))
+    for frame in links.values():
+        labels.update(dict.fromkeys(frame[SOURCE_FILE].astype("str").unique().tolist()))
+    files = pd.CategoricalDtype(list(labels))
+    position = {label: k for k, label in enumerate(labels)}
     parts = []
-    for name, table in raw.items():
-        links = table.provenance()
+    for name, frame in links.items():
         bad = validation.tables[name].quarantine[SOURCE_ROW]
+        codes, found = pd.factorize(frame[SOURCE_FILE].astype("str"))
+        code_of = np.array([position[label] for label in found.tolist()] + [-1], dtype=np.int64)
         parts.append(
             pd.DataFrame(
                 {
                     "table": name,
-                    SOURCE_ROW: links[SOURCE_ROW].to_numpy(),
-                    SOURCE_FILE: links[SOURCE_FILE].astype("str").to_numpy(),
-                    SOURCE_LINE: links[SOURCE_LINE].to_numpy(),
-                    "quarantined": links[SOURCE_ROW].isin(bad).to_numpy(),
+                    SOURCE_ROW: frame[SOURCE_ROW].to_numpy(),
+                    SOURCE_FILE: pd.Categorical.from_codes(code_of[codes], dtype=files),
+                    SOURCE_LINE: frame[SOURCE_LINE].to_numpy(),
+                    "quarantined": frame[SOURCE_ROW].isin(bad).to_numpy(),
                 }
             )
         )
@@ -179,14 +191,21 @@ def file_summary(
         When a file's rows do not add up (a programming error).
     """
     lines = _lines(raw, validation)
-    per_line = lines.groupby([SOURCE_FILE, SOURCE_LINE], sort=False)["quarantined"].any()
-    used = per_line.groupby(level=0).size()
-    quarantined = per_line.groupby(level=0).sum()
+    # the distinct (file, line) pairs made into rows, and those with a quarantined row
+    file_code = lines[SOURCE_FILE].cat.codes.to_numpy().astype(np.int64)
+    line = lines[SOURCE_LINE].to_numpy(dtype=np.int64)
+    pair, first = np.unique(file_code * (int(line.max(initial=0)) + 1) + line, return_inverse=True)
+    bad = np.bincount(first, weights=lines["quarantined"].to_numpy(), minlength=pair.size) > 0
+    pair_file = pair // (int(line.max(initial=0)) + 1)
+    n_files = len(lines[SOURCE_FILE].cat.categories)
+    used = np.bincount(pair_file, minlength=n_files)
+    quarantined = np.bincount(pair_file, weights=bad, minlength=n_files)
+    index = {label: k for k, label in enumerate(lines[SOURCE_FILE].cat.categories)}
     blanked = blanked_cells(raw, validation)[SOURCE_FILE].value_counts()
     records = []
     for file in source_files(raw):
-        n_used = int(used.get(file.label, 0))
-        n_bad = int(quarantined.get(file.label, 0))
+        n_used = int(used[index[file.label]])
+        n_bad = int(quarantined[index[file.label]])
         records.append(
             {
                 "file": file.label,
@@ -209,6 +228,7 @@ def file_summary(
     located = failures.merge(lines, on=["table", SOURCE_ROW], how="inner")
     if located.empty:
         return summary, pd.DataFrame(columns=REASON_COLUMNS)
+    located[SOURCE_FILE] = located[SOURCE_FILE].astype("str")  # (sorted as text below)
     reasons = (
         located.groupby([SOURCE_FILE, "check", "column"], sort=True)[SOURCE_LINE]
         .nunique()
