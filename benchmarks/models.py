@@ -34,6 +34,7 @@ Results: ``reports/benchmarks/models.csv`` (one row per analysis and size),
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -49,6 +50,7 @@ from harness import (
     DEFAULT_WORK,
     ROOT,
     analysis_data,
+    commit,
     machine,
     markdown_table,
     simulated_study,
@@ -267,13 +269,16 @@ def per_analysis(fits: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="plan")
 
 
-def summary(table: pd.DataFrame, fits: pd.DataFrame, r_note: str, seed: int) -> str:
+def summary(
+    table: pd.DataFrame, fits: pd.DataFrame, r_note: str, seed: int, measured: str = ""
+) -> str:
     """Markdown summary: per size totals, then every analysis."""
     lines = [
         "# Mixed-model fits of the plan: Python engine vs R lme4",
         "",
         f"Machine: {machine()}. Simulated studies (`outcomes simulate`, seed {seed}).",
         f"R: {r_note}.",
+        *([measured] if measured else []),
         "",
         "Python: each plan fitted as `outcomes run` fits it (`fit_plan`, one process); "
         "time of every engine call (REML fit with Satterthwaite df, ML fits of the "
@@ -345,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     r_note = f"not run: {problem}" if problem else _r_versions()
     if problem:
         print(f"R / lme4 not benchmarked: {problem}", file=sys.stderr)
+    measured_at = commit()
     all_fits = []
     for size in args.sizes:
         study = simulated_study(size, args.seed, args.work)
@@ -366,7 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         all_fits.append(join(fits, r).assign(patients=size))
     fits = pd.concat(all_fits, ignore_index=True)
     table = per_analysis(fits)
-    written = write_results(args.out, "models", table, summary(table, fits, r_note, args.seed))
+    measured = (
+        f"Commit {measured_at}, one run per size (Python and R in the same run), load "
+        f"{os.getloadavg()[0]:.2f} at the end."
+    )
+    written = write_results(
+        args.out, "models", table, summary(table, fits, r_note, args.seed, measured)
+    )
     written.append(outputs.write_csv(args.out / "models_fits.csv", fits))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
