@@ -43,22 +43,12 @@ def test_a_killed_process_is_one_sentence_naming_what_it_computed():
         job.result()
 
 
-def test_a_forked_process_inherits_the_arguments(monkeypatch):
+def test_a_forked_process_inherits_the_arguments(pickled_sizes):
     # the forked process reads the call from its copy of this process: what goes down the
     # pipe is a number, not the (large) arguments; they are released once the result is in
-    from multiprocessing.reduction import ForkingPickler
-
     from pipeline.analyses import alongside
 
-    sent = []
-    dumps = ForkingPickler.dumps
-
-    def counting(obj, protocol=None):  # type: ignore[no-untyped-def]
-        data = dumps(obj, protocol)
-        sent.append(len(data))
-        return data
-
-    monkeypatch.setattr(ForkingPickler, "dumps", counting)
+    sent = pickled_sizes
     values = np.arange(1_000_000.0)  # 8 MB
     total, _ = Alongside(_sums, values, 1.0, what="a sum").result()
     assert total == float(values.sum())

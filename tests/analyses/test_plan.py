@@ -37,27 +37,19 @@ def test_parallel_run_equals_sequential_run(demo_data):
 
 
 def test_forked_workers_inherit_their_jobs_and_spawned_ones_get_them_pickled(
-    demo_data, monkeypatch
+    demo_data, monkeypatch, pickled_sizes
 ):
     # Forked workers read the plans from their copy of the run (pipeline.analyses.run._JOBS):
     # what goes down the pipe to them is a job number, not a plan and its rows. Spawned
     # workers (macOS, Windows) get the pickled jobs, and the same numbers.
     import multiprocessing
-    from multiprocessing.reduction import ForkingPickler
+    import pickle
 
     settings = ModelSettings(df_method="z", random_slope=False)
     plans = pl.analysis_plans(demo_data, settings, outcomes=("nrs",))[:3]
-    sent = []
-    dumps = ForkingPickler.dumps
-
-    def counting(obj, protocol=None):  # type: ignore[no-untyped-def]
-        data = dumps(obj, protocol)
-        sent.append(len(data))
-        return data
-
-    monkeypatch.setattr(ForkingPickler, "dumps", counting)
+    sent = pickled_sizes
     forked = pl.run_analyses(plans, "z", workers=2)
-    rows_bytes = min(len(dumps(p.rows)) for p in plans)
+    rows_bytes = min(len(pickle.dumps(p.rows)) for p in plans)
     assert sent and max(sent) < rows_bytes / 10, (max(sent), rows_bytes)
     assert pl._JOBS == []
 
