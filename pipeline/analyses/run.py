@@ -541,7 +541,7 @@ def wait_settled(
     futures = list(futures)
     while True:
         done, waiting = wait(futures, timeout=_POLL_SECONDS, return_when=return_when)
-        if done and (return_when == FIRST_COMPLETED or not waiting):
+        if not waiting or (done and return_when == FIRST_COMPLETED):
             return done
         processes = list((getattr(pool, "_processes", None) or {}).values())
         if any(process.exitcode is not None for process in processes):

@@ -179,3 +179,14 @@ def test_a_worker_killed_while_sending_its_result_breaks_the_pool(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["broken", "manager", "ended"], done.stdout + done.stderr
+
+
+def test_waiting_for_no_futures_returns_at_once():
+    from concurrent.futures import ALL_COMPLETED
+
+    pool = pl.worker_pool(1)
+    try:
+        assert pl.wait_settled(pool, []) == set()
+        assert pl.wait_settled(pool, [], ALL_COMPLETED) == set()
+    finally:
+        pool.shutdown()
