@@ -14,6 +14,7 @@ import pytest
 from clinic_models import CLINIC_FIXED, simulate_clinic
 
 from pipeline.lmm import deviance as lmm_deviance
+from pipeline.lmm import optim as lmm_optim
 from pipeline.lmm.fit import FAST_ROUTES, fit_lmm
 
 
@@ -23,14 +24,21 @@ def clinic():  # type: ignore[no-untyped-def]
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    calls = {"evaluations": 0}
+    """Count the criterion's evaluations and the L-BFGS-B runs."""
+    calls = {"evaluations": 0, "lbfgsb": 0}
     original = lmm_deviance.GroupedCrossproducts._criterion_and_gradient
+    minimize = lmm_optim.scipy.optimize.minimize
 
     def counting(self, theta, reml):  # type: ignore[no-untyped-def]
         calls["evaluations"] += 1
         return original(self, theta, reml)
 
+    def counting_minimize(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["lbfgsb"] += 1
+        return minimize(*args, **kwargs)
+
     monkeypatch.setattr(lmm_deviance.GroupedCrossproducts, "_criterion_and_gradient", counting)
+    monkeypatch.setattr(lmm_optim.scipy.optimize, "minimize", counting_minimize)
     return calls
 
 
@@ -44,8 +52,9 @@ def test_ml_refit_from_the_reml_optimum_reaches_the_same_optimum_sooner(clinic, 
     calls = _counted(monkeypatch)
     cold = _ml(clinic)
     cold_evaluations = calls["evaluations"]
-    calls["evaluations"] = 0
+    calls.update(evaluations=0, lbfgsb=0)
     warm = _ml(clinic, start=reml.theta)
+    assert calls["lbfgsb"] == 0  # Newton's method alone
     assert warm.converged and cold.converged
     assert warm.criterion == pytest.approx(cold.criterion, rel=1e-13, abs=1e-9)
     np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-8, atol=1e-10)
@@ -53,11 +62,13 @@ def test_ml_refit_from_the_reml_optimum_reaches_the_same_optimum_sooner(clinic, 
     assert calls["evaluations"] < cold_evaluations
 
 
-def test_a_warm_start_newton_cannot_use_falls_back_to_lbfgsb(clinic):
+def test_a_warm_start_newton_cannot_use_falls_back_to_lbfgsb(clinic, monkeypatch):
     # far from the optimum the Hessian is not positive definite or the steps do not lower
     # the gradient: the route goes on with L-BFGS-B and reaches the optimum all the same
     cold = _ml(clinic)
+    calls = _counted(monkeypatch)
     far = _ml(clinic, start=np.array([5.0, 3.0, 0.01]))
+    assert calls["lbfgsb"] >= 1
     assert far.converged
     assert far.criterion == pytest.approx(cold.criterion, rel=1e-13, abs=1e-9)
     np.testing.assert_allclose(far.theta, cold.theta, rtol=1e-7, atol=1e-9)
