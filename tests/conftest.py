@@ -227,3 +227,23 @@ def chromium() -> Path:
             pytest.fail(f"CI is set, so the browser tests must run: {problem}")
         pytest.skip(f"browser test skipped: {problem}")
     return find_browser()
+
+
+@pytest.fixture()
+def pickled_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of what this process pickles for other processes (calls and their arguments).
+
+    Only this process's pickling is seen: a forked worker's copy of the list is its own.
+    """
+    from multiprocessing.reduction import ForkingPickler
+
+    sizes: list[int] = []
+    dumps = ForkingPickler.dumps
+
+    def counting(obj, protocol=None):  # type: ignore[no-untyped-def]
+        data = dumps(obj, protocol)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(ForkingPickler, "dumps", counting)
+    return sizes
