@@ -5,33 +5,22 @@ only the analysis data set and the configuration, and the plan's model fits keep
 only while there are models left: started before the fits, in one more process, it uses the
 time the fit workers leave idle and the main process's own tables, instead of running after
 them. :class:`Alongside` starts it the way the fit workers are started
-(:mod:`pipeline.analyses.run`: forked on Linux, dying with the run, Ctrl-C left to the main
-process) and gives back its result or its exception as if it had been called in place.
+(:mod:`pipeline.analyses.workers`: forked on Linux, dying with the run, Ctrl-C left to the
+main process) and gives back its result or its exception as if it had been called in place.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-from pipeline.analyses.run import _kill_workers, forks, wait_settled, worker_pool
+from pipeline.analyses.workers import Handover, kill_workers, wait_settled, worker_pool
 from pipeline.errors import UserError
 
 __all__ = ["Alongside"]
 
 T = TypeVar("T")
-
-_CALLS: dict[int, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
-"""Calls started in a forked process, which it reads from its copy of this process."""
-_KEYS = itertools.count()
-
-
-def _inherited_call(key: int) -> Any:
-    """Make the call registered under ``key`` (in the forked process)."""
-    function, args = _CALLS[key]
-    return function(*args)
 
 
 class Alongside(Generic[T]):
@@ -51,13 +40,8 @@ class Alongside(Generic[T]):
     def __init__(self, function: Callable[..., T], *args: Any, what: str):
         self.what = what
         self._pool = worker_pool(1)
-        self._key: int | None = None
-        if forks():  # the process inherits the call: nothing pickled on the way in
-            self._key = next(_KEYS)
-            _CALLS[self._key] = (function, args)
-            self._future = self._pool.submit(_inherited_call, self._key)
-        else:
-            self._future = self._pool.submit(function, *args)
+        self._call = Handover([(function, args)])  # forked: nothing pickled on the way in
+        self._future = self._call.submit(self._pool, 0)
 
     def result(self) -> T:
         """Wait for the result; an exception raised by the function is raised here.
@@ -81,15 +65,10 @@ class Alongside(Generic[T]):
             self.cancel()
             raise
         self._pool.shutdown(wait=True)
-        self._release()
+        self._call.release()
         return value
 
     def cancel(self) -> None:
         """Stop the process at once (the run is stopping)."""
-        _kill_workers(self._pool)
-        self._release()
-
-    def _release(self) -> None:
-        if self._key is not None:
-            _CALLS.pop(self._key, None)
-            self._key = None
+        kill_workers(self._pool)
+        self._call.release()

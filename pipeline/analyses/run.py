@@ -22,26 +22,17 @@ not depend on the number of workers, and the results come back in the order of t
 Given a :class:`~pipeline.analyses.cache.FitCache`, an analysis whose rows, specification and code
 are those of an earlier run is read back instead of refitted.
 
-Workers never outlive the run: each asks the kernel to kill it when its parent dies (Linux
-``prctl(PR_SET_PDEATHSIG)``, which covers SIGKILL and the out-of-memory killer) and watches its
-parent's pid as a second line; workers ignore Ctrl-C, and a parent interrupted by a signal or an
-exception kills them before it stops. A worker killed from outside (usually for memory) ends the
-run with one sentence naming the models being fitted and the ``[engine] workers`` setting.
+The workers come from :func:`pipeline.analyses.workers.worker_pool` and never outlive the run
+(see :mod:`pipeline.analyses.workers`). A worker killed from outside (usually for memory) ends
+the run with one sentence naming the models being fitted and the ``[engine] workers`` setting.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import multiprocessing
-import os
-import signal
-import sys
-import threading
-import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -61,6 +52,7 @@ from pipeline.analyses.plans import (
     subgroup_plan,
     trajectory_plan,
 )
+from pipeline.analyses.workers import Handover, cores, kill_workers, wait_settled, worker_pool
 from pipeline.config.settings import DEFAULT_COMPARISONS, Comparison, ModelSettings, Study
 from pipeline.errors import UserError
 from pipeline.lmm.mmrm import MmrmFit
@@ -309,11 +301,7 @@ def default_workers(n_plans: int) -> int:
     int
         At least 1.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, n_plans))
+    return max(1, min(cores(), n_plans))
 
 
 def run_analyses(
@@ -375,15 +363,6 @@ Job = tuple[ModelPlan, str, bool, tuple[Path, bool, bytes | None] | None]
 Done = tuple[str, AnalysisResult, str | None]
 
 
-_JOBS: list[Job] = []
-"""The jobs of the fits under way, which forked workers read from their copy of this process."""
-
-
-def _fit_job_at(position: int) -> Done:
-    """Fit the job at ``position`` of :data:`_JOBS`, as the forked worker inherited it."""
-    return _fit_job(_JOBS[position])
-
-
 def _fit_job(job: Job) -> Done:
     """Fit one plan (or read it from the cache); return its key, result and cache problem."""
     plan, df_method, tests, where = job
@@ -404,64 +383,6 @@ def _fit(plan: ModelPlan, df_method: str, tests: bool) -> AnalysisResult:
         return fit_plan(plan, df_method, tests=tests)
 
 
-_PR_SET_PDEATHSIG = 1
-WATCH_SECONDS = 0.5
-_POLL_SECONDS = 0.5
-"""How often a wait for workers' results looks for a worker that died (wait_settled)."""
-
-
-def _die_with_parent(parent: int) -> None:
-    """Make this worker die when ``parent`` does, however the parent dies.
-
-    On Linux the kernel sends SIGKILL to the worker when its parent thread ends
-    (``prctl(PR_SET_PDEATHSIG)``); a daemon thread also exits the worker when its parent pid
-    changes (the parent died before the request, or the platform has no prctl).
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(WATCH_SECONDS)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
-def _worker_init(parent: int) -> None:
-    """Initialise a worker: die with the parent; leave Ctrl-C and SIGTERM to the parent's care."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches every worker
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler was inherited by fork
-    _die_with_parent(parent)
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """Kill the pool's workers at once (the parent is stopping) and wait for them."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-    for process in processes:
-        process.join(timeout=5)
-    # With every worker gone, this process holds the last writing end of the pool's result
-    # pipe: closed, a manager thread waiting for the rest of a message that a killed worker
-    # had begun (see wait_settled) reads its end and stops, instead of waiting for ever.
-    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-    if writer is not None and not writer.closed:
-        writer.close()
-    manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    if manager is not None:
-        # Let the pool's manager thread finish closing its wake-up pipe now: on Python 3.11 the
-        # interpreter's exit hook otherwise races it and writes to the closed pipe (a traceback
-        # after the one-sentence message).
-        manager.join(timeout=10)
-
-
 def _killed_message(plans: Sequence[ModelPlan]) -> str:
     fitting = ", ".join(f"{p.analysis} ({p.outcome})" for p in plans) or "a model"
     return (
@@ -471,103 +392,23 @@ def _killed_message(plans: Sequence[ModelPlan]) -> str:
     )
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Fork the workers where the platform can (Linux), else spawn them.
-
-    Forked workers start at once with the pipeline already imported, and the caller's
-    ``__main__`` is not re-run (a script without an ``if __name__ == "__main__"`` guard still
-    works); spawned workers (macOS, Windows) need that guard.
-    """
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def forks() -> bool:
-    """Whether :func:`worker_pool` forks its workers (they start with a copy of this process).
-
-    A pool forks all its workers at its first submission: what this process holds then is
-    theirs without pickling.
-    """
-    return _pool_context().get_start_method() == "fork"
-
-
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """Return a pool of ``workers`` processes started as the model workers are.
-
-    Forked where the platform can (:func:`_pool_context`), each dies with this process and
-    leaves Ctrl-C and SIGTERM to it (:func:`_worker_init`). The estimand beside the fits
-    (:mod:`pipeline.analyses.alongside`) and the pieces built after them
-    (:mod:`pipeline.analyses.side_by_side`) use the same.
-    """
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_pool_context(),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    )
-
-
-def wait_settled(
-    pool: ProcessPoolExecutor, futures: Iterable[Future], return_when: str = FIRST_COMPLETED
-) -> set[Future]:
-    """Wait as :func:`concurrent.futures.wait` does, and notice a worker that died unnoticed.
-
-    A worker killed while it writes its result (the out-of-memory killer, ``kill -9``) can
-    leave the first part of a message in the pool's result pipe; the pool's manager thread then
-    waits for the rest for ever and never marks the pool broken. The pool's workers live as
-    long as the pool, so a worker that has exited means a broken pool: this raises
-    :class:`~concurrent.futures.process.BrokenProcessPool` as the pool would have.
-
-    Parameters
-    ----------
-    pool : ProcessPoolExecutor
-        The pool running ``futures`` (from :func:`worker_pool`).
-    futures : iterable of Future
-        Futures of ``pool``.
-    return_when : str, default FIRST_COMPLETED
-        ``FIRST_COMPLETED`` or ``ALL_COMPLETED``.
-
-    Returns
-    -------
-    set of Future
-        The finished futures.
-
-    Raises
-    ------
-    BrokenProcessPool
-        A worker of ``pool`` has exited.
-    """
-    futures = list(futures)
-    while True:
-        done, waiting = wait(futures, timeout=_POLL_SECONDS, return_when=return_when)
-        if not waiting or (done and return_when == FIRST_COMPLETED):
-            return done
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        if any(process.exitcode is not None for process in processes):
-            raise BrokenProcessPool("a worker process exited while its pool was working")
-
-
 def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | None) -> list[Done]:
     """Fit the jobs with ``workers`` processes, one plan each at a time, results in order.
 
-    Where the workers are forked they inherit the jobs (:data:`_JOBS`, set before the pool
-    starts them) and each is sent only its number: a plan's rows are not pickled and copied
-    through a pipe (at 100,000 patients that took the run 5 s of CPU during the fits).
+    Where the workers are forked they inherit the jobs (:class:`~.workers.Handover`) and each
+    is sent only its number: a plan's rows are not pickled and copied through a pipe (at
+    100,000 patients that took the run 5 s of CPU during the fits).
     """
     results: list[Done | None] = [None] * len(jobs)
     pending: dict[Future, int] = {}
     pool = worker_pool(workers)
-    by_fork = forks() and not _JOBS
-    if by_fork:
-        _JOBS[:] = jobs
+    calls = Handover([(_fit_job, (job,)) for job in jobs])
     try:
 
         def submit(i: int) -> None:
             if progress is not None:
                 progress(i + 1, len(jobs), jobs[i][0])
-            future = pool.submit(_fit_job_at, i) if by_fork else pool.submit(_fit_job, jobs[i])
-            pending[future] = i
+            pending[calls.submit(pool, i)] = i
 
         queued = iter(range(len(jobs)))
         for i in queued:
@@ -586,11 +427,10 @@ def _run_in_processes(jobs: Sequence[Job], workers: int, progress: Progress | No
                 fitting = [jobs[i][0] for i in sorted(pending.values())]
                 raise UserError(_killed_message(fitting)) from None
     except BaseException:
-        _kill_workers(pool)
+        kill_workers(pool)
         raise
     finally:
-        if by_fork:
-            _JOBS.clear()
+        calls.release()
     pool.shutdown(wait=True)
     return [r for r in results if r is not None]
 

@@ -15,33 +15,23 @@ memory), the builders are called here, one after another.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ALL_COMPLETED
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pipeline.analyses.run import _kill_workers, wait_settled, worker_pool
+from pipeline.analyses.workers import (
+    Handover,
+    cores,
+    forks,
+    in_worker,
+    kill_workers,
+    wait_settled,
+    worker_pool,
+)
 from pipeline.errors import UserError
 
 __all__ = ["built_side_by_side"]
-
-#: The builders of the call in progress: a forked helper finds them here (fork copies this
-#: process's memory; only each builder's position goes to the helper, only its result back).
-_BUILDERS: list[Callable[[], Any]] = []
-
-
-def _build(position: int) -> Any:
-    """Call builder ``position`` of :data:`_BUILDERS` (in a helper)."""
-    return _BUILDERS[position]()
-
-
-def _cores() -> int:
-    """Count the cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def built_side_by_side(
@@ -73,29 +63,29 @@ def built_side_by_side(
     UserError
         A helper was killed from outside (most likely for lack of memory).
     """
-    helpers = min(len(builders), _cores(), workers or len(builders))
-    if helpers < 2 or not sys.platform.startswith("linux") or _BUILDERS:
+    helpers = min(len(builders), cores(), workers or len(builders))
+    if helpers < 2 or not forks() or in_worker():
         return [build() for build in builders]  # (a builder calling this again runs in place)
-    _BUILDERS[:] = builders
+    order = list(range(len(builders))) if start is None else list(start)
+    if sorted(order) != list(range(len(builders))):
+        raise ValueError(f"start {order} is not an order of the {len(builders)} builders")
     pool = worker_pool(helpers)
+    calls = Handover([(builder, ()) for builder in builders])
     try:
-        order = list(range(len(builders))) if start is None else list(start)
-        if sorted(order) != list(range(len(builders))):
-            raise ValueError(f"start {order} is not an order of the {len(builders)} builders")
-        futures = {position: pool.submit(_build, position) for position in order}
+        futures = {position: calls.submit(pool, position) for position in order}
         wait_settled(pool, futures.values(), ALL_COMPLETED)
         results = [futures[position].result() for position in range(len(builders))]
     except BrokenProcessPool:
-        _kill_workers(pool)
+        kill_workers(pool)
         raise UserError(
             "a process building the report was killed from outside, most likely for lack of "
             "memory; set [engine] workers = 1 in the configuration (one process at a time), "
             "or give the run more memory"
         ) from None
     except BaseException:
-        _kill_workers(pool)
+        kill_workers(pool)
         raise
     finally:
-        _BUILDERS.clear()
+        calls.release()
     pool.shutdown(wait=True)
     return results

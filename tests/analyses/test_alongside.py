@@ -46,11 +46,11 @@ def test_a_killed_process_is_one_sentence_naming_what_it_computed():
 def test_a_forked_process_inherits_the_arguments(pickled_sizes):
     # the forked process reads the call from its copy of this process: what goes down the
     # pipe is a number, not the (large) arguments; they are released once the result is in
-    from pipeline.analyses import alongside
+    from pipeline.analyses import workers
 
     sent = pickled_sizes
     values = np.arange(1_000_000.0)  # 8 MB
     total, _ = Alongside(_sums, values, 1.0, what="a sum").result()
     assert total == float(values.sum())
     assert sent and max(sent) < 10_000
-    assert alongside._CALLS == {}
+    assert workers._INHERITED == {}

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.analyses import run as pl
+from pipeline.analyses import workers
 from pipeline.analyses.cache import FitCache, plan_key
 from pipeline.config.settings import ModelSettings
 from pipeline.lmm.mmrm import MmrmFit
@@ -39,7 +40,7 @@ def test_parallel_run_equals_sequential_run(demo_data):
 def test_forked_workers_inherit_their_jobs_and_spawned_ones_get_them_pickled(
     demo_data, monkeypatch, pickled_sizes
 ):
-    # Forked workers read the plans from their copy of the run (pipeline.analyses.run._JOBS):
+    # Forked workers read the plans from their copy of the run (pipeline.analyses.workers):
     # what goes down the pipe to them is a job number, not a plan and its rows. Spawned
     # workers (macOS, Windows) get the pickled jobs, and the same numbers.
     import multiprocessing
@@ -51,9 +52,9 @@ def test_forked_workers_inherit_their_jobs_and_spawned_ones_get_them_pickled(
     forked = pl.run_analyses(plans, "z", workers=2)
     rows_bytes = min(len(pickle.dumps(p.rows)) for p in plans)
     assert sent and max(sent) < rows_bytes / 10, (max(sent), rows_bytes)
-    assert pl._JOBS == []
+    assert workers._INHERITED == {}
 
-    monkeypatch.setattr(pl, "_pool_context", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(workers, "_pool_context", lambda: multiprocessing.get_context("spawn"))
     spawned = pl.run_analyses(plans, "z", workers=2)
     for a, b in zip(forked, spawned, strict=True):
         for name in a.tables:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from small_study import small_study
 
-from pipeline.analyses import run as pl
+from pipeline.analyses import workers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,8 +119,8 @@ def test_a_worker_killed_for_memory_is_one_sentence_naming_the_model(study):
 def test_a_worker_whose_parent_vanished_exits_on_its_own():
     # the watchdog: a worker started for a parent that is already gone exits at once
     script = (
-        "import os, sys; from pipeline.analyses import run;"
-        "run._die_with_parent(os.getppid() + 1_000_000); print('still alive')"
+        "import os, sys; from pipeline.analyses import workers;"
+        "workers._die_with_parent(os.getppid() + 1_000_000); print('still alive')"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -131,13 +131,13 @@ def test_a_worker_whose_parent_vanished_exits_on_its_own():
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 1 and "still alive" not in done.stdout
-    assert pl.WATCH_SECONDS <= 1
+    assert workers.WATCH_SECONDS <= 1
 
 
 PARTIAL_MESSAGE = """
 import os, signal, struct, sys
 from concurrent.futures.process import BrokenProcessPool
-from pipeline.analyses import run
+from pipeline.analyses import workers
 
 
 def die_mid_message():
@@ -151,14 +151,14 @@ def die_mid_message():
 
 
 if __name__ == "__main__":
-    pool = run.worker_pool(1)
+    pool = workers.worker_pool(1)
     future = pool.submit(die_mid_message)
     manager = pool._executor_manager_thread
     try:
-        run.wait_settled(pool, [future])
+        workers.wait_settled(pool, [future])
     except BrokenProcessPool:
         print("broken")
-    run._kill_workers(pool)
+    workers.kill_workers(pool)
     print("manager alive" if manager.is_alive() else "manager ended")
 """
 
@@ -184,9 +184,9 @@ def test_a_worker_killed_while_sending_its_result_breaks_the_pool(tmp_path):
 def test_waiting_for_no_futures_returns_at_once():
     from concurrent.futures import ALL_COMPLETED
 
-    pool = pl.worker_pool(1)
+    pool = workers.worker_pool(1)
     try:
-        assert pl.wait_settled(pool, []) == set()
-        assert pl.wait_settled(pool, [], ALL_COMPLETED) == set()
+        assert workers.wait_settled(pool, []) == set()
+        assert workers.wait_settled(pool, [], ALL_COMPLETED) == set()
     finally:
         pool.shutdown()
