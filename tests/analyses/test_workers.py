@@ -77,3 +77,20 @@ def test_a_worker_knows_it_is_one_and_builds_side_by_side_pieces_in_place():
         assert pool.submit(_nested).result() == [worker, worker]
     finally:
         pool.shutdown()
+
+
+@forked
+def test_forked_workers_leave_the_objects_they_inherited_to_the_parent():
+    # The first submission forks the workers with the run's objects frozen: a worker's full
+    # garbage collection then skips them (no walk over the run's objects, no page copied by
+    # writing to them); the run's own collector is back to normal once they are started.
+    import gc
+
+    pool = workers.worker_pool(2)
+    try:
+        with workers.Handover([(gc.get_freeze_count, ())] * 4) as calls:
+            frozen = [calls.submit(pool, i).result() for i in range(4)]
+    finally:
+        pool.shutdown()
+    assert min(frozen) > 1_000  # (the pipeline and its libraries are imported here)
+    assert gc.get_freeze_count() == 0
