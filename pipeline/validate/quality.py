@@ -138,15 +138,18 @@ def _lines(raw: dict[str, RawTable], validation: Validation) -> pd.DataFrame:
     """
     links = {name: table.provenance() for name, table in raw.items()}
     labels = dict.fromkeys(f.label for f in source_files(raw))
-    for frame in links.values():
-        labels.update(dict.fromkeys(frame[SOURCE_FILE].astype("str").unique().tolist()))
+    coded = {}  # each row's file as a code into the labels its table holds
+    for name, frame in links.items():
+        codes, found = pd.factorize(frame[SOURCE_FILE].astype("str"))
+        coded[name] = codes, found.tolist()
+        labels.update(dict.fromkeys(coded[name][1]))
     files = pd.CategoricalDtype(list(labels))
     position = {label: k for k, label in enumerate(labels)}
     parts = []
     for name, frame in links.items():
         bad = validation.tables[name].quarantine[SOURCE_ROW]
-        codes, found = pd.factorize(frame[SOURCE_FILE].astype("str"))
-        code_of = np.array([position[label] for label in found.tolist()] + [-1], dtype=np.int64)
+        codes, found = coded[name]
+        code_of = np.array([position[label] for label in found] + [-1], dtype=np.int64)
         parts.append(
             pd.DataFrame(
                 {
