@@ -119,9 +119,20 @@ def _cpu() -> tuple[float, float, float, float]:
     )
 
 
+def _memory_mb() -> tuple[float, float]:
+    """Return the resident memory of this process now and its peak so far, in MB (Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # (KB on Linux)
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan"), float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20, peak
+
+
 def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
     """Run with a timer around every stage; return the breakdown as text lines."""
     spent: dict[str, list[float]] = {}
+    memory: dict[str, tuple[float, float]] = {}
 
     def wrap(label, function):  # type: ignore[no-untyped-def]
         def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -135,6 +146,7 @@ def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
                 # a stage called more than once (responders: once per comparison) adds up
                 before = spent.get(label, [0.0] * 5)
                 spent[label] = [a + b for a, b in zip(before, took, strict=True)]
+                memory[label] = _memory_mb()
 
         return timed
 
@@ -154,10 +166,15 @@ def run_timed(config) -> list[str]:  # type: ignore[no-untyped-def]
         f"(system {own_sys2 - own_sys:.1f} s) + workers {children2 - children:.1f} s "
         f"(system {children_sys2 - children_sys:.1f} s), load {os.getloadavg()[0]:.2f} at the end",
         "",
-        "stage | wall s | CPU s | of which system s | workers' CPU s | of which system s",
+        "stage | wall s | CPU s | of which system s | workers' CPU s | of which system s | "
+        "run's resident MB after it | run's peak MB so far",
     ]
     for label, (w, c, k, cs, ks) in spent.items():
-        lines.append(f"{label} | {w:.2f} | {c:.2f} | {cs:.2f} | {k:.2f} | {ks:.2f}")
+        now, peak = memory[label]
+        lines.append(
+            f"{label} | {w:.2f} | {c:.2f} | {cs:.2f} | {k:.2f} | {ks:.2f} | {now:,.0f} | "
+            f"{peak:,.0f}"
+        )
     return lines
 
 
