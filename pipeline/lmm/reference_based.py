@@ -412,6 +412,15 @@ def _sigma_key(code: str, ice: int, own: int, ref: int, t: int) -> tuple:
     return ("joint", own, ice)
 
 
+def _mean_of(design: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``design @ beta`` for an ``(n, T, p)`` design, as one matrix-vector product.
+
+    numpy multiplies a stack of matrices by a vector one matrix at a time; flattened, it is one
+    BLAS call (at 100,000 patients a quarter of the time).
+    """
+    return (design.reshape(-1, design.shape[-1]) @ beta).reshape(design.shape[:-1])
+
+
 class _Imputer:
     """Conditional means of the missing values, grouped by the patients' observed-visit sets."""
 
@@ -455,8 +464,8 @@ class _Imputer:
 
     def _means(self, beta: np.ndarray) -> np.ndarray:
         d = self.data
-        mu_own = d.x_own @ beta
-        mu_ref = d.x_ref @ beta
+        mu_own = _mean_of(d.x_own, beta)
+        mu_ref = _mean_of(d.x_ref, beta)
         return np.array([rows(mu_own, mu_ref) for rows in self.strategy_rows])  # (S, n, T)
 
     def _sigma(self, key: tuple, sigmas: np.ndarray) -> np.ndarray:
