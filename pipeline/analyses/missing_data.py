@@ -605,25 +605,40 @@ def missing_data_analysis(
     jackknife = est.settings.jackknife
     jk_groups = patient_groups(patients, est.settings)
     per_patient = events["imputation"].to_numpy()
-    if np.array_equal(np.isnan(y_estimand), np.isnan(y)):
-        # The estimand sets nothing aside: its per-patient strategies share the same fit.
+    global_strategies = dict(strategies)  # (the multiple imputation's: without the estimand's)
+    # The estimand sets nothing aside: its per-patient strategies share the same fit.
+    shares_fit = np.array_equal(np.isnan(y_estimand), np.isnan(y))
+    if shares_fit:
         strategies["estimand"] = (per_patient, ice)
-        cmi = conditional_mean_imputation(
-            fit, data_all, strategies, jackknife=jackknife, groups=jk_groups
+    cmi = conditional_mean_imputation(
+        fit, data_all, strategies, jackknife=jackknife, groups=jk_groups
+    )
+    cmi_seconds = time.perf_counter() - cmi_started
+    cmi_cpu_seconds = time.process_time() - cmi_cpu
+    settings_mi = est.settings.mi_imputations
+    mi = (
+        multiple_imputation(
+            fit, data_all, global_strategies, m=settings_mi, seed=est.settings.mi_seed
         )
+        if settings_mi > 0
+        else None
+    )
+    # The imputation data's designs (two (patients, visits, coefficients) arrays, about 400 MB
+    # at 100,000 patients) are let go before the estimand's own are built.
+    del data_all
+    if shares_fit:
         cmi_est, est_index = cmi, cmi.strategies.index("estimand")
     else:
-        cmi = conditional_mean_imputation(
-            fit, data_all, strategies, jackknife=jackknife, groups=jk_groups
-        )
+        cmi_started, cmi_cpu = time.perf_counter(), time.process_time()
         est_fit, _ = _fit_imputation_model(patients, y_estimand, visits, est)
         data_est = build_cmi_data(est_fit, patients, y_estimand, group, reference, ancova, ice)
         cmi_est = conditional_mean_imputation(
             est_fit, data_est, {"estimand": per_patient}, jackknife=jackknife, groups=jk_groups
         )
+        del data_est
         est_index = 0
-    cmi_seconds = time.perf_counter() - cmi_started
-    cmi_cpu_seconds = time.process_time() - cmi_cpu
+        cmi_seconds += time.perf_counter() - cmi_started
+        cmi_cpu_seconds += time.process_time() - cmi_cpu
 
     z = float(stats.norm.ppf(0.975))
     mcid = est.mcid if np.isfinite(est.mcid) else np.inf
@@ -692,12 +707,7 @@ def missing_data_analysis(
             n_imputed_est,
         ]
     )
-    settings_mi = est.settings.mi_imputations
-    if settings_mi > 0:
-        global_strategies = {k: v for k, v in strategies.items() if k != "estimand"}
-        mi = multiple_imputation(
-            fit, data_all, global_strategies, m=settings_mi, seed=est.settings.mi_seed
-        )
+    if mi is not None:
         mi_method = f"bootstrapped multiple imputation ({settings_mi}), Rubin's rules"
         for s, name in enumerate(mi.strategies):
             e, se, dfs = (float(v[s, 0, t]) for v in (mi.estimate, mi.std_err, mi.df))
