@@ -945,13 +945,14 @@ def build_cmi_data(
     if y.shape != (n, t):
         raise ValueError(f"y has shape {y.shape}, expected {(n, t)}")
     grid = patients.loc[patients.index.repeat(t)].reset_index(drop=True)
-    grid[fit.visit] = pd.Categorical(np.tile(levels, n), categories=levels)
+    # (categoricals from their codes: built from values, each of the n x T cells is looked up)
+    grid[fit.visit] = pd.Categorical.from_codes(np.tile(np.arange(t), n), categories=levels)
     x_own = fit.design_matrix(grid).reshape(n, t, -1)
     ref_grid = grid.copy()
     if isinstance(grid[group].dtype, pd.CategoricalDtype):
-        ref_grid[group] = pd.Categorical(
-            [reference] * len(grid), categories=grid[group].cat.categories
-        )
+        categories = grid[group].cat.categories
+        code = int(categories.get_indexer([reference])[0])  # (-1, missing: not a level)
+        ref_grid[group] = pd.Categorical.from_codes(np.full(len(grid), code), categories=categories)
     else:
         ref_grid[group] = reference
     x_ref = fit.design_matrix(ref_grid).reshape(n, t, -1)
@@ -967,10 +968,12 @@ def build_cmi_data(
     level = np.zeros(n, dtype=int)
     for pos, lab in enumerate(labels, start=1):
         level[np.array([str(v) == lab for v in values])] = pos
-    codes, uniques = pd.factorize(fit.rows[fit.subject], sort=True)
-    del codes
-    position = {v: k for k, v in enumerate(uniques)}
-    fit_subject = np.array([position.get(v, -1) for v in patients[fit.subject]], dtype=int)
+    _, uniques = pd.factorize(fit.rows[fit.subject], sort=True)
+    fit_subject = (
+        pd.Index(np.asarray(uniques, dtype=object))
+        .get_indexer(np.asarray(patients[fit.subject], dtype=object))
+        .astype(int)
+    )
     cov_group, cov_reference = None, 0
     if fit.covariance_group is not None:
         if fit.covariance_group != group:
