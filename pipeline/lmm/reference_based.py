@@ -965,9 +965,10 @@ def build_cmi_data(
         raise ValueError(f"the ANCOVA {ancova!r} has no column for {group!r}")
     values = patients[group].astype(object).to_numpy()
     labels = [names[k].rsplit("[T.", 1)[-1].rstrip("]") for k in effect]
+    written = np.array([str(v) for v in values], dtype=object)  # (once, not once per label)
     level = np.zeros(n, dtype=int)
     for pos, lab in enumerate(labels, start=1):
-        level[np.array([str(v) == lab for v in values])] = pos
+        level[written == lab] = pos
     _, uniques = pd.factorize(fit.rows[fit.subject], sort=True)
     fit_subject = (
         pd.Index(np.asarray(uniques, dtype=object))
