@@ -388,3 +388,42 @@ def test_bootstrap_crossproducts_equal_the_weighted_sum_over_patients():
             np.testing.assert_allclose(got.batches[b].xy[j], xy, rtol=0, atol=1e-12 * scale)
             np.testing.assert_allclose(got.batches[b].yy[j], (y * w[:, None]).T @ y, rtol=1e-12)
             assert got.batches[b].n[j] == w.sum()
+
+
+def test_imputation_data_of_a_trial_unlike_the_demo():
+    # Text patient ids, a categorical arm named in German, visits named by text, and patients
+    # the imputation model never saw: each patient's designs are the model's own design of
+    # their rows (the arm set to the reference for x_ref), and only fitted patients have a
+    # fitted subject, at their position among the fit's sorted ids.
+    long, patients, y = _trial()
+    ids = {i: f"Patient-{i:04d}" for i in patients["pid"]}
+    arms = {"ctl": "Kontrolle", "trt": "Behandlung"}
+    visits = {1: "Woche 2", 2: "Woche 6", 3: "Woche 12"}
+    for frame in (long, patients):
+        frame["pid"] = frame["pid"].map(ids)
+        frame["arm"] = pd.Categorical(frame["arm"].map(arms), categories=list(arms.values()))
+    long["visit"] = pd.Categorical(long["visit"].map(visits), categories=list(visits.values()))
+    unseen = patients.iloc[:3].assign(pid=["Neu-1", "Neu-2", "Neu-3"])
+    patients = pd.concat([patients, unseen], ignore_index=True)
+    y = np.vstack([y, y[:3]])
+    fit = fit_mmrm(
+        long, "y", FORMULA.replace("ctl", "Kontrolle"), "visit", "pid", "us", df_method="z"
+    )
+    data = rb.build_cmi_data(
+        fit, patients, y, "arm", "Kontrolle", ANCOVA.replace("ctl", "Kontrolle")
+    )
+
+    n, t = y.shape
+    grid = patients.loc[patients.index.repeat(t)].reset_index(drop=True)
+    grid["visit"] = pd.Categorical(
+        np.tile(list(visits.values()), n), categories=list(visits.values())
+    )
+    np.testing.assert_array_equal(data.x_own, fit.design_matrix(grid).reshape(n, t, -1))
+    grid["arm"] = pd.Categorical(["Kontrolle"] * len(grid), categories=list(arms.values()))
+    np.testing.assert_array_equal(data.x_ref, fit.design_matrix(grid).reshape(n, t, -1))
+    treated = (patients["arm"] == "Behandlung").to_numpy()
+    np.testing.assert_array_equal(data.level, treated.astype(int))
+    fitted = sorted(long["pid"].unique())  # (a patient with no visit is not in the fit)
+    expected = [fitted.index(p) if p in fitted else -1 for p in patients["pid"]]
+    np.testing.assert_array_equal(data.fit_subject, expected)
+    assert (data.fit_subject[-3:] == -1).all()
