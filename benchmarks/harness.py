@@ -275,13 +275,17 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
 
 
 def commit() -> str:
-    """Return the short commit of the code measured, ``+changes`` when the tree is not clean."""
+    """Return the short commit of the code measured, ``+changes`` when the tree is not clean.
+
+    The benchmarks' own results (``reports/``) do not count: ``make bench`` rewrites them one
+    script after another, and the code measured is the same.
+    """
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
             cwd=ROOT,
             capture_output=True,
             text=True,
