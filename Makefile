@@ -36,10 +36,11 @@ test: $(STAMP)  ## Run the whole test suite
 notebooks: $(STAMP)  ## Open Jupyter on the exploration notebooks (notebooks/README.md)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs, the MMRM vs nlme/glmmTMB, the estimand block, planning simulations, registry scale (reports/benchmarks/)
+bench: $(STAMP)  ## Time the pipeline: validation throughput, model fits vs lme4, whole runs and their stages, the MMRM vs nlme/glmmTMB, the estimand block, planning simulations, registry scale (reports/benchmarks/)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/profile_run.py --patients 100000 --timers --repeat 3
 	$(BIN)/python benchmarks/federation.py
 	$(BIN)/python benchmarks/mmrm.py
 	$(BIN)/python benchmarks/missing_data.py

@@ -26,7 +26,7 @@ minutes and 5 GB at 300,000).
 
 Usage::
 
-    python benchmarks/end_to_end.py [--sizes 2000 20000 100000] [--seed 7] [--schedule dense]
+    python benchmarks/end_to_end.py [--sizes 2000 20000 100000 300000] [--seed 7] [--schedule dense]
         [--repeat 3] [--pdf]
 
 Results: ``reports/benchmarks/end_to_end.csv``, ``end_to_end.md`` and ``end_to_end_runs.csv``.
@@ -174,7 +174,7 @@ def _write(rows: list[dict], single: list[dict], args: argparse.Namespace, measu
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; write ``end_to_end.csv`` and ``end_to_end.md``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000, 300000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="dense")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each kind (median)")
