@@ -34,6 +34,7 @@ from harness import (
     DEFAULT_OUT,
     DEFAULT_WORK,
     analysis_data,
+    commit,
     machine,
     markdown_table,
     run_child,
@@ -91,7 +92,7 @@ def _summary(table: pd.DataFrame, p: int, q: int) -> str:
     command_cpu = by.loc["pool (whole command)", "cpu_seconds"]
     return (
         "# Federation benchmark\n\n"
-        f"Machine: {machine()}.\n\n"
+        f"Machine: {machine()}. Code: commit {commit()}, one run of each measure.\n\n"
         "`outcomes share` at one clinic, `outcomes pool` of many clinics' files, and the share "
         "file's size against the clinic's size (benchmarks/federation.py; simulated studies, "
         "the project's analysis.toml with its [federation] section: three outcomes, depth, "

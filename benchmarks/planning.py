@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import DEFAULT_OUT, ROOT, machine, markdown_table, write_results
+from harness import DEFAULT_OUT, ROOT, commit, machine, markdown_table, write_results
 
 from pipeline.cli import _plan_progress
 from pipeline.lmm import DEFAULT_ROUTES, FAST_ROUTES, fit_lmm
@@ -149,7 +149,8 @@ def summary_text(
     parts = [
         "# Planning benchmark (`make bench`: `python benchmarks/planning.py`)",
         "",
-        f"Machine: {machine()}. Shared with other work: the 1-minute load average at the "
+        f"Machine: {machine()}. Code: commit {commit()}. Shared with other work: the 1-minute "
+        "load average at the "
         "start of each measurement is in the table. `seconds` is wall-clock time on the "
         "shared machine; `cpu_seconds` the CPU time of this process and its worker "
         "processes; `idle_machine_seconds` = `cpu_seconds / workers`, the wall-clock time "
