@@ -274,18 +274,23 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
     )
 
 
+#: The paths whose changes make a measurement ``+changes``.
+MEASURED = ("pipeline", "benchmarks", "pyproject.toml", "analysis.toml", "requirements.lock")
+
+
 def commit() -> str:
     """Return the short commit of the code measured, ``+changes`` when the tree is not clean.
 
-    The benchmarks' own results (``reports/``) do not count: ``make bench`` rewrites them one
-    script after another, and the code measured is the same.
+    Only what is measured counts (:data:`MEASURED`: the pipeline, the benchmarks, the project's
+    configuration and pins): ``make bench`` rewrites its results under ``reports/`` one script
+    after another, and an edited README changes nothing measured.
     """
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *MEASURED],
             cwd=ROOT,
             capture_output=True,
             text=True,
