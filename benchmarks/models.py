@@ -372,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite models.csv and models.md from an existing models_fits.csv",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     if args.summary_only:
         fits = pd.read_csv(args.out / "models_fits.csv")
         table = per_analysis(fits)

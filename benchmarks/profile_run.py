@@ -55,6 +55,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from pipeline import runner  # noqa: E402
 from pipeline.analyses import run as analyses_run  # noqa: E402
 from pipeline.config.settings import load_config  # noqa: E402
+from pipeline.errors import UserError  # noqa: E402
 
 sys.path.append(str(HERE))  # after the pipeline: only for the benchmarks' own harness
 import pandas as pd  # noqa: E402
@@ -261,7 +262,12 @@ def repeated(config_path: Path, repeat: int) -> list[dict]:
         for attempt in range(1, repeat + 1):
             out = Path(scratch) / f"run-{attempt}.json"
             command = [sys.executable, __file__, "--config", str(config_path), "--timers"]
-            subprocess.run([*command, "--json", str(out)], check=True)
+            done = subprocess.run([*command, "--json", str(out)], check=False)
+            if done.returncode != 0:
+                raise UserError(
+                    f"timed run {attempt} of {repeat} ended with exit code {done.returncode} "
+                    "(its messages are above)"
+                )
             results.append(json.loads(out.read_text(encoding="utf-8")))
             whole = results[-1]["whole"]
             print(
@@ -342,9 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help="also write the text here")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     if args.repeat > 1 and not args.timers:
         parser.error("--repeat needs --timers")
+    try:
+        return _profile(args)
+    except UserError as error:
+        print(f"profile_run.py: {error}", file=sys.stderr)
+        return 2
 
+
+def _profile(args: argparse.Namespace) -> int:
+    """Run what the parsed command line asks for (:func:`main`)."""
     config_path, study = args.config, f"The study of `{args.config}`"
     if args.patients is not None:
         folder = simulated_study(args.patients, 7, DEFAULT_WORK, "dense")
