@@ -24,6 +24,10 @@ the model evaluations) and the serial remainder solved from the 1- and 2-worker 
 Usage::
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--workers 1 2] [--big 10000000]
+                               [--repeat 3]
+
+Every command runs ``--repeat`` times (default 3); a row holds the median times, the highest
+peak memory and load, and the spread of the wall times.
 
 Results: ``reports/benchmarks/scale.csv`` and ``scale.md``.
 """
@@ -180,6 +184,43 @@ def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> d
     }
 
 
+def median_of(measurements: list[dict]) -> dict:
+    """Combine the runs of one label: median times, highest peaks and load, the wall's range.
+
+    Parameters
+    ----------
+    measurements : list of dict
+        Rows from :func:`measure` for the same run label.
+
+    Returns
+    -------
+    dict
+        One row: ``wall_s``, ``cpu_s`` and every stage time the median of the runs,
+        ``peak_pss_mb``, ``peak_rss_mb`` and ``load_avg_1min`` the highest, ``runs``,
+        ``min_wall_s`` and ``max_wall_s``, and ``measured`` when the last run ended.
+    """
+    frame = pd.DataFrame(measurements)
+    row = dict(measurements[-1])
+    times = ["wall_s", "cpu_s", *(f"{s}_s" for s in STAGES), *(f"{s}_cpu_s" for s in STAGES)]
+    row.update({c: float(frame[c].median()) for c in times})
+    row.update({c: float(frame[c].max()) for c in ("peak_pss_mb", "peak_rss_mb", "load_avg_1min")})
+    row.update(
+        runs=len(frame),
+        min_wall_s=float(frame["wall_s"].min()),
+        max_wall_s=float(frame["wall_s"].max()),
+    )
+    return row
+
+
+def measure_repeated(study: Path, args: argparse.Namespace, label: str, engine: dict) -> dict:
+    """Run ``outcomes run`` ``--repeat`` times on ``study``; return the combined row."""
+    runs = []
+    for attempt in range(1, args.repeat + 1):
+        print(f"  [{label}] run {attempt}/{args.repeat}", file=sys.stderr)
+        runs.append(measure(study, args.work, label, engine))
+    return median_of(runs)
+
+
 def projection(one: pd.Series, two: pd.Series) -> tuple[float, float]:
     """Solve ``T(N) = serial + parallel / N`` for its two terms from 1 and 2 workers."""
     parallel = 2.0 * (one["wall_s"] - two["wall_s"])
@@ -191,10 +232,12 @@ def summary(table: pd.DataFrame) -> str:
     lines = [
         "# Registry scale: `outcomes run` on the Polars and Dask backends (issue 22)",
         "",
-        f"Machine: {machine()}. Each row is one run, with the commit measured and when; the "
-        "1-minute load average when it ended is in `load_avg_1min`; on 2 cores a load above 2 "
-        "means every process here got a share of a core, so wall times are pessimistic and "
-        "CPU times are the steadier figure.",
+        f"Machine: {machine()}. Each row is the median of `runs` runs of the same command "
+        "(wall, CPU and stage times; `min_wall_s` and `max_wall_s` their spread), with the "
+        "commit measured and when the last run ended; `peak_pss_mb`, `peak_rss_mb` and "
+        "`load_avg_1min` (the 1-minute load average when a run ended) are the highest of the "
+        "runs. On 2 cores a load above 2 means every process here got a share of a core, so "
+        "wall times are pessimistic and CPU times are the steadier figure.",
         "",
         "Each study is generated in chunks of patients (never one frame in memory), dense "
         "schedule (about 6.2 assessments per patient). A run = partition by patient hash "
@@ -206,6 +249,18 @@ def summary(table: pd.DataFrame) -> str:
         markdown_table(table),
         "",
     ]
+    once = table[table["runs"] < 3]
+    if len(once):
+        listed = ", ".join(
+            f"{r.run} ({r.runs:.0f} run{'s' if r.runs > 1 else ''}, commit {r.commit})"
+            for r in once.itertuples()
+        )
+        lines += [
+            f"Measured fewer than 3 times: {listed}. A figure from fewer runs can be off by "
+            "the machine's noise (up to 2x between sets on this shared machine); rows of "
+            "earlier invocations stay in this file until their run is measured again.",
+            "",
+        ]
     polars = table[table["backend"] == "polars"].sort_values("patients")
     if len(polars) >= 2:
         first = polars.iloc[0]
@@ -303,7 +358,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
-    parser.add_argument("--workers-size", type=int, default=100_000)
+    parser.add_argument("--workers-size", type=int, default=20_000)
     parser.add_argument("--big", type=int, default=0, help="also run this size on 2 workers")
     parser.add_argument("--chunk", type=int, default=100_000)
     parser.add_argument(
@@ -315,13 +370,16 @@ def main() -> int:
     parser.add_argument("--partition-size", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK / "scale")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command (median)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     rows = []
     for size in args.sizes:
         study = study_of(size, args)
         engine = {"backend": "polars", "partition_size": args.partition_size}
-        rows.append({"patients": size, **measure(study, args.work, f"polars-{size}", engine)})
+        rows.append({"patients": size, **measure_repeated(study, args, f"polars-{size}", engine)})
         save(rows, args.out)
     if args.workers:
         study = study_of(args.workers_size, args)
@@ -333,7 +391,9 @@ def main() -> int:
                 "worker_memory": "4GB",
             }
             label = f"dask-{n}w-{args.workers_size}"
-            rows.append({"patients": args.workers_size, **measure(study, args.work, label, engine)})
+            rows.append(
+                {"patients": args.workers_size, **measure_repeated(study, args, label, engine)}
+            )
             save(rows, args.out)
     if args.big:
         study = study_of(args.big, args)
@@ -344,7 +404,7 @@ def main() -> int:
             "worker_memory": "4GB",
         }
         rows.append(
-            {"patients": args.big, **measure(study, args.work, f"dask-2w-{args.big}", engine)}
+            {"patients": args.big, **measure_repeated(study, args, f"dask-2w-{args.big}", engine)}
         )
     print(summary(save(rows, args.out)))
     return 0
@@ -361,6 +421,9 @@ def save(rows: list[dict], out: Path) -> pd.DataFrame:
     if previous.exists():
         earlier = pd.read_csv(previous)
         table = pd.concat([earlier[~earlier["run"].isin(table["run"])], table], ignore_index=True)
+    if "runs" not in table:
+        table["runs"] = 1
+    table["runs"] = table["runs"].fillna(1).astype(int)  # rows written before --repeat: one run
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "scale.csv", index=False, float_format="%.6g")
     (out / "scale.md").write_text(summary(table), encoding="utf-8")
