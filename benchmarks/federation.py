@@ -17,6 +17,10 @@ Three measurements (issue 21's goals in brackets):
 Usage::
 
     python benchmarks/federation.py [--patients 100000] [--clinics 20] [--clinic-patients 500]
+                                    [--repeat 3]
+
+Every measure is taken ``--repeat`` times (default 3): the table gives the median times and the
+highest peak memory and load.
 
 Results: ``reports/benchmarks/federation.csv`` and ``federation.md``.
 """
@@ -84,6 +88,33 @@ def _load_sentence(load: float) -> str:
     )
 
 
+def _median_row(runs: list[dict]) -> dict:
+    """Combine the runs of one measure into one row.
+
+    Parameters
+    ----------
+    runs : list of dict
+        The rows of the same measure, one per run.
+
+    Returns
+    -------
+    dict
+        The last run's row with ``seconds`` and ``cpu_seconds`` the medians, ``peak_pss_mb``
+        and ``load_average`` the highest of the runs, ``runs`` their number and ``goal_met``
+        judged on the median time.
+    """
+    row = dict(runs[-1])
+    for key in ("seconds", "cpu_seconds"):
+        row[key] = float(np.median([r[key] for r in runs]))
+    for key in ("peak_pss_mb", "load_average"):
+        values = np.array([r[key] for r in runs], dtype=float)
+        row[key] = float(np.nanmax(values)) if np.isfinite(values).any() else np.nan
+    if np.isfinite(row["goal_seconds"]):
+        row["goal_met"] = row["seconds"] < row["goal_seconds"]
+    row["runs"] = len(runs)
+    return row
+
+
 def _summary(table: pd.DataFrame, p: int, q: int) -> str:
     """Write the Markdown report of one run's measurements."""
     by = table.set_index("measure")
@@ -92,7 +123,9 @@ def _summary(table: pd.DataFrame, p: int, q: int) -> str:
     command_cpu = by.loc["pool (whole command)", "cpu_seconds"]
     return (
         "# Federation benchmark\n\n"
-        f"Machine: {machine()}. Code: commit {commit()}, one run of each measure.\n\n"
+        f"Machine: {machine()}. Code: commit {commit()}. Each row is the median of `runs` "
+        "runs of its measure (`seconds`, `cpu_seconds`; `peak_pss_mb` and `load_average` the "
+        "highest of the runs).\n\n"
         "`outcomes share` at one clinic, `outcomes pool` of many clinics' files, and the share "
         "file's size against the clinic's size (benchmarks/federation.py; simulated studies, "
         "the project's analysis.toml with its [federation] section: three outcomes, depth, "
@@ -129,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rewrite federation.md from the last run's federation.csv (no measurement)",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (median)")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     if args.summary_only:
         table = pd.read_csv(args.out / "federation.csv")
         share = read_share(args.work / "big.share")
@@ -145,63 +181,59 @@ def main(argv: list[str] | None = None) -> int:
     big = _relabelled(simulated_study(args.patients, args.seed, work), work, 1, args.seed)
     config = write_config(big, work / "big")
     share_file = work / "big.share"
-    run = run_child(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "share",
-            "--config",
-            str(config),
-            "--out",
-            str(share_file),
-        ]
-    )
-    if run.returncode != 0:
-        print(run.stderr_tail, file=sys.stderr)
-        return 1
-    share = read_share(share_file)
-    rows.append(
-        {
-            "measure": "share (whole command)",
-            "patients": args.patients,
-            "files": 1,
-            "seconds": run.seconds,
-            "cpu_seconds": run.cpu_seconds,
-            "peak_pss_mb": run.peak_pss_mb,
-            "bytes": share_file.stat().st_size,
-            "cells": _cells(share),
-            "goal_seconds": SHARE_GOAL_S,
-            "goal_met": run.seconds < SHARE_GOAL_S,
-            "load_average": run.load_average,
-        }
-    )
-    print(f"share, {args.patients:,} patients: {run.seconds:.1f} s", flush=True)
+    command = [sys.executable, "-m", "pipeline.cli", "share", "--config", str(config)]
+    runs = []
+    for _ in range(args.repeat):
+        run = run_child([*command, "--out", str(share_file)])
+        if run.returncode != 0:
+            print(run.stderr_tail, file=sys.stderr)
+            return 1
+        share = read_share(share_file)
+        runs.append(
+            {
+                "measure": "share (whole command)",
+                "patients": args.patients,
+                "files": 1,
+                "seconds": run.seconds,
+                "cpu_seconds": run.cpu_seconds,
+                "peak_pss_mb": run.peak_pss_mb,
+                "bytes": share_file.stat().st_size,
+                "cells": _cells(share),
+                "goal_seconds": SHARE_GOAL_S,
+                "goal_met": run.seconds < SHARE_GOAL_S,
+                "load_average": run.load_average,
+            }
+        )
+        print(f"share, {args.patients:,} patients: {run.seconds:.1f} s", flush=True)
+    rows.append(_median_row(runs))
 
     # 3. file size against clinic size (same clinic, its first n patients)
     data, cfg = analysis_data(big, work / "big-data")
     ids = data["patient_id"].drop_duplicates()
     for n in [*sorted(args.sizes), args.patients]:
         subset = data.loc[data["patient_id"].isin(set(ids.iloc[:n]))]
-        started, cpu0 = time.perf_counter(), time.process_time()
-        s = build_share(subset, cfg)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
-        path = write_share(s, work / f"size-{n}.share")
-        rows.append(
-            {
-                "measure": "share file of the first n patients (build only)",
-                "patients": n,
-                "files": 1,
-                "seconds": seconds,
-                "cpu_seconds": cpu,
-                "peak_pss_mb": np.nan,
-                "bytes": path.stat().st_size,
-                "cells": _cells(s),
-                "goal_seconds": np.nan,
-                "goal_met": np.nan,
-                "load_average": np.nan,
-            }
-        )
+        runs = []
+        for _ in range(args.repeat):
+            started, cpu0 = time.perf_counter(), time.process_time()
+            s = build_share(subset, cfg)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
+            path = write_share(s, work / f"size-{n}.share")
+            runs.append(
+                {
+                    "measure": "share file of the first n patients (build only)",
+                    "patients": n,
+                    "files": 1,
+                    "seconds": seconds,
+                    "cpu_seconds": cpu,
+                    "peak_pss_mb": np.nan,
+                    "bytes": path.stat().st_size,
+                    "cells": _cells(s),
+                    "goal_seconds": np.nan,
+                    "goal_met": np.nan,
+                    "load_average": np.nan,
+                }
+            )
+        rows.append(_median_row(runs))
         print(f"size, {n:,} patients: {path.stat().st_size:,} bytes, {_cells(s)} cells", flush=True)
 
     # 2. pool of many clinics' files
@@ -216,46 +248,52 @@ def main(argv: list[str] | None = None) -> int:
     for two_stage in (False, True):
         command = [sys.executable, "-m", "pipeline.cli", "pool", *map(str, files)]
         command += ["--out", str(work / "pooled")] + (["--two-stage"] if two_stage else [])
-        run = run_child(command)
-        if run.returncode != 0:
-            print(run.stderr_tail, file=sys.stderr)
-            return 1
-        rows.append(
+        runs = []
+        for _ in range(args.repeat):
+            run = run_child(command)
+            if run.returncode != 0:
+                print(run.stderr_tail, file=sys.stderr)
+                return 1
+            runs.append(
+                {
+                    "measure": "pool (whole command" + (", --two-stage)" if two_stage else ")"),
+                    "patients": n_network,
+                    "files": len(files),
+                    "seconds": run.seconds,
+                    "cpu_seconds": run.cpu_seconds,
+                    "peak_pss_mb": run.peak_pss_mb,
+                    "bytes": sum(f.stat().st_size for f in files),
+                    "cells": np.nan,
+                    "goal_seconds": np.nan,
+                    "goal_met": np.nan,
+                    "load_average": run.load_average,
+                }
+            )
+            print(f"pool command (two-stage {two_stage}): {run.seconds:.1f} s", flush=True)
+        rows.append(_median_row(runs))
+    runs = []
+    for _ in range(args.repeat):
+        started, cpu0 = time.perf_counter(), time.process_time()
+        shares = [(f, read_share(f)) for f in files]
+        models = pool_shares(shares)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
+        runs.append(
             {
-                "measure": "pool (whole command" + (", --two-stage)" if two_stage else ")"),
+                "measure": "pool (read and fit, in process)",
                 "patients": n_network,
                 "files": len(files),
-                "seconds": run.seconds,
-                "cpu_seconds": run.cpu_seconds,
-                "peak_pss_mb": run.peak_pss_mb,
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_pss_mb": np.nan,
                 "bytes": sum(f.stat().st_size for f in files),
-                "cells": np.nan,
-                "goal_seconds": np.nan,
-                "goal_met": np.nan,
-                "load_average": run.load_average,
+                "cells": sum(_cells(s) for _, s in shares),
+                "goal_seconds": POOL_GOAL_S,
+                "goal_met": seconds < POOL_GOAL_S,
+                "load_average": np.nan,
             }
         )
-        print(f"pool command (two-stage {two_stage}): {run.seconds:.1f} s", flush=True)
-    started, cpu0 = time.perf_counter(), time.process_time()
-    shares = [(f, read_share(f)) for f in files]
-    models = pool_shares(shares)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    rows.append(
-        {
-            "measure": "pool (read and fit, in process)",
-            "patients": n_network,
-            "files": len(files),
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "peak_pss_mb": np.nan,
-            "bytes": sum(f.stat().st_size for f in files),
-            "cells": sum(_cells(s) for _, s in shares),
-            "goal_seconds": POOL_GOAL_S,
-            "goal_met": seconds < POOL_GOAL_S,
-            "load_average": np.nan,
-        }
-    )
-    print(f"pool in process, {len(files)} files, {len(models)} models: {seconds:.2f} s")
+        print(f"pool in process, {len(files)} files, {len(models)} models: {seconds:.2f} s")
+    rows.append(_median_row(runs))
 
     table = pd.DataFrame(rows)
     p = len(share["models"][0]["fixed_effects"])

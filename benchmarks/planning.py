@@ -16,8 +16,9 @@ each one:
    stderr, target < 5 minutes (scaled to the number of studies).
 
 Usage: ``python benchmarks/planning.py [--sims 1000] [--curve-sims N] [--workers 2]
-[--out reports/benchmarks]``. The machine is shared; the load average at the start of each
-measurement and the CPU time of the workers are recorded.
+[--fits 20] [--repeat 3] [--out reports/benchmarks]``. Measurements 2 and 3 run ``--repeat``
+times and report the median times. The machine is shared; the load average at the start of
+each measurement and the CPU time of the workers are recorded.
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _medians(timed: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median wall and CPU seconds of the runs of one measurement, and the highest load."""
+    seconds, cpu, load = zip(*timed, strict=True)
+    return float(np.median(seconds)), float(np.median(cpu)), max(load)
+
+
 def summary_text(
     table: pd.DataFrame, per_fit: pd.DataFrame | None, result, repeats: int, load: float
 ) -> str:
@@ -151,8 +158,9 @@ def summary_text(
         "",
         f"Machine: {machine()}. Code: commit {commit()}. Shared with other work: the 1-minute "
         "load average at the "
-        "start of each measurement is in the table. `seconds` is wall-clock time on the "
-        "shared machine; `cpu_seconds` the CPU time of this process and its worker "
+        "start of each measurement is in the table (the highest of its runs). Each "
+        "measurement runs `runs` times: `seconds` is the median wall-clock time on the "
+        "shared machine; `cpu_seconds` the median CPU time of this process and its worker "
         "processes; `idle_machine_seconds` = `cpu_seconds / workers`, the wall-clock time "
         "the same work takes when the workers have a core each (a projection, not a "
         "measurement).",
@@ -196,22 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sims", type=int, default=1000, help="studies of 200 patients")
     parser.add_argument("--curve-sims", type=int, help="studies per size of the curve")
     parser.add_argument("--workers", type=int, default=simulate.default_workers())
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--fits", type=int, default=20, help="fits of the one study (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of measurements 2 and 3 (median)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    if min(args.repeat, args.fits) < 1:
+        parser.error("--repeat and --fits must be at least 1")
     curve_sims = args.curve_sims or args.sims
     rows: list[dict] = []
 
     def save(per_fit, result, load) -> None:
-        text = summary_text(pd.DataFrame(rows), per_fit, result, args.repeats, load)
+        text = summary_text(pd.DataFrame(rows), per_fit, result, args.fits, load)
         paths = write_results(args.out, "planning", pd.DataFrame(rows), text)
         print("Wrote " + ", ".join(map(str, paths)), file=sys.stderr)
 
-    print(f"1. one study, {args.repeats} fits: engine and lme4", file=sys.stderr)
+    print(f"1. one study, {args.fits} fits: engine and lme4", file=sys.stderr)
     frame = one_study_frame()
     fit_load = os.getloadavg()[0]
-    plain, prepared = time_python(frame, args.repeats)
-    r = time_lme4(frame, args.repeats)
+    plain, prepared = time_python(frame, args.fits)
+    r = time_lme4(frame, args.fits)
     per_fit = pd.DataFrame(
         {
             "fit": [
@@ -231,22 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     save(per_fit, None, fit_load)
 
     print(f"2. {args.sims} studies of 200 patients ({args.workers} workers)", file=sys.stderr)
-    load = os.getloadavg()[0]
-    started, cpu = time.perf_counter(), cpu_seconds()
-    runs = simulate.run_simulations(
-        design((200,)),
-        ASSUMPTIONS,
-        (200,),
-        args.sims,
-        2026,
-        workers=args.workers,
-        progress=_plan_progress(time.perf_counter()),
-    )
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    timed = []
+    for _ in range(args.repeat):
+        load = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), cpu_seconds()
+        runs = simulate.run_simulations(
+            design((200,)),
+            ASSUMPTIONS,
+            (200,),
+            args.sims,
+            2026,
+            workers=args.workers,
+            progress=_plan_progress(time.perf_counter()),
+        )
+        timed.append((time.perf_counter() - started, cpu_seconds() - cpu, load))
+    seconds, cpu, load = _medians(timed)
     ok = runs.loc[runs["failed"] == ""]
     rows.append(
         {
             "measurement": f"{args.sims} studies x 200 patients",
+            "runs": args.repeat,
             "seconds": seconds,
             "cpu_seconds": cpu,
             "idle_machine_seconds": cpu / args.workers,
@@ -263,20 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     save(per_fit, None, fit_load)
 
     print(f"3. power curve, {len(GRID)} sizes x {curve_sims} + null", file=sys.stderr)
-    load = os.getloadavg()[0]
-    started, cpu = time.perf_counter(), cpu_seconds()
-    result = plan_study(
-        design(GRID),
-        ASSUMPTIONS,
-        curve_sims,
-        2026,
-        workers=args.workers,
-        progress=_plan_progress(time.perf_counter()),
-    )
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    timed = []
+    for _ in range(args.repeat):
+        load = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), cpu_seconds()
+        result = plan_study(
+            design(GRID),
+            ASSUMPTIONS,
+            curve_sims,
+            2026,
+            workers=args.workers,
+            progress=_plan_progress(time.perf_counter()),
+        )
+        timed.append((time.perf_counter() - started, cpu_seconds() - cpu, load))
+    seconds, cpu, load = _medians(timed)
     rows.append(
         {
             "measurement": f"power curve {len(GRID)} sizes x {curve_sims} + null x {curve_sims}",
+            "runs": args.repeat,
             "seconds": seconds,
             "cpu_seconds": cpu,
             "idle_machine_seconds": cpu / args.workers,
