@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import subprocess
 import threading
 import time
@@ -276,6 +277,57 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
 
 #: The paths whose changes make a measurement ``+changes``.
 MEASURED = ("pipeline", "benchmarks", "pyproject.toml", "analysis.toml", "requirements.lock")
+
+
+def r_problem(packages: tuple[str, ...]) -> str | None:
+    """Why R cannot be benchmarked here, or None when ``Rscript`` loads every package.
+
+    Parameters
+    ----------
+    packages : tuple of str
+        R packages the benchmark's R side needs (``("lme4", "lmerTest")``).
+
+    Returns
+    -------
+    str or None
+        One clause saying what is missing, or None.
+    """
+    if shutil.which("Rscript") is None:
+        return "Rscript is not on PATH"
+    loads = "; ".join(f"library({p})" for p in packages)
+    probe = subprocess.run(
+        ["Rscript", "-e", f"suppressPackageStartupMessages({{{loads}}})"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"{', '.join(packages)} do not load: {probe.stderr.strip()[-200:]}"
+    return None
+
+
+def require_r(packages: tuple[str, ...], script: str, skip: str) -> None:
+    """Stop with one sentence (exit 1) when R or one of ``packages`` is missing.
+
+    A benchmark whose results compare with R would otherwise overwrite the published
+    comparison with a file that holds none.
+
+    Parameters
+    ----------
+    packages : tuple of str
+        R packages the benchmark needs.
+    script : str
+        The benchmark, as the sentence names it.
+    skip : str
+        The option that times Python only (``"--skip-r"``).
+    """
+    problem = r_problem(packages)
+    if problem:
+        raise SystemExit(
+            f"{script}: R cannot be run here ({problem}); install R and its packages as "
+            ".ci/run does (Debian: r-base-core r-cran-lme4 r-cran-lmertest r-cran-nlme "
+            f"r-cran-glmmtmb ...), or pass {skip} to time Python only."
+        )
 
 
 def commit() -> str:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from harness import DEFAULT_OUT, DEFAULT_WORK, ROOT, commit, machine, markdown_table
+from harness import DEFAULT_OUT, DEFAULT_WORK, ROOT, commit, machine, markdown_table, require_r
 
 from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm import fit_mmrm
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
+    if args.r_sizes:
+        require_r(("nlme", "glmmTMB"), "benchmarks/mmrm.py", "--r-sizes with no size")
     work = DEFAULT_WORK / "mmrm"
     work.mkdir(parents=True, exist_ok=True)
     rows = []

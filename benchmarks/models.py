@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -56,6 +55,8 @@ from harness import (
     commit,
     machine,
     markdown_table,
+    r_problem,
+    require_r,
     simulated_study,
     write_results,
 )
@@ -66,22 +67,8 @@ from pipeline.analyses.run import analysis_plans
 from pipeline.lmm.reuse import sharing_designs
 
 R_SCRIPT = ROOT / "benchmarks" / "lme4_fits.R"
+R_PACKAGES = ("lme4", "lmerTest")
 RELEVEL = {"depth": "superficial", "twitch": "no twitch", "chronicity": "acute"}
-
-
-def r_problem() -> str | None:
-    """Why R cannot be benchmarked here, or None when Rscript loads lme4 and lmerTest."""
-    if shutil.which("Rscript") is None:
-        return "Rscript is not on PATH"
-    probe = subprocess.run(
-        ["Rscript", "-e", "suppressPackageStartupMessages({library(lme4); library(lmerTest)})"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"lme4 / lmerTest do not load: {probe.stderr.strip()[-200:]}"
-    return None
 
 
 class FitRecorder:
@@ -377,15 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary_only:
         fits = pd.read_csv(args.out / "models_fits.csv")
         table = per_analysis(fits)
-        note = _r_versions() if r_problem() is None else "versions not recorded"
+        note = _r_versions() if r_problem(R_PACKAGES) is None else "versions not recorded"
         for path in write_results(args.out, "models", table, summary(table, fits, note, args.seed)):
             print(f"wrote {path}", file=sys.stderr)
         return 0
 
-    problem = "skipped (--skip-r)" if args.skip_r else r_problem()
-    r_note = f"not run: {problem}" if problem else _r_versions()
-    if problem:
-        print(f"R / lme4 not benchmarked: {problem}", file=sys.stderr)
+    if not args.skip_r:
+        require_r(R_PACKAGES, "benchmarks/models.py", "--skip-r")
+    r_note = "not run: skipped (--skip-r)" if args.skip_r else _r_versions()
     measured_at = commit()
     all_fits = []
     for size in args.sizes:
@@ -407,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             ["seconds", "plan_seconds"],
         )
         r = None
-        if not problem:
+        if not args.skip_r:
             manifest = manifest_for_r(plans, fits, folder)
             r = median_runs(
                 [fit_r(manifest, folder) for _ in range(args.repeat)],
