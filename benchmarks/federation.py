@@ -38,6 +38,7 @@ from harness import (
     DEFAULT_OUT,
     DEFAULT_WORK,
     analysis_data,
+    combine_runs,
     commit,
     machine,
     markdown_table,
@@ -89,29 +90,10 @@ def _load_sentence(load: float) -> str:
 
 
 def _median_row(runs: list[dict]) -> dict:
-    """Combine the runs of one measure into one row.
-
-    Parameters
-    ----------
-    runs : list of dict
-        The rows of the same measure, one per run.
-
-    Returns
-    -------
-    dict
-        The last run's row with ``seconds`` and ``cpu_seconds`` the medians, ``peak_pss_mb``
-        and ``load_average`` the highest of the runs, ``runs`` their number and ``goal_met``
-        judged on the median time.
-    """
-    row = dict(runs[-1])
-    for key in ("seconds", "cpu_seconds"):
-        row[key] = float(np.median([r[key] for r in runs]))
-    for key in ("peak_pss_mb", "load_average"):
-        values = np.array([r[key] for r in runs], dtype=float)
-        row[key] = float(np.nanmax(values)) if np.isfinite(values).any() else np.nan
+    """Median times of one measure's runs, highest peak and load, goal judged on the median."""
+    row = combine_runs(runs, ("seconds", "cpu_seconds"), ("peak_pss_mb", "load_average"))
     if np.isfinite(row["goal_seconds"]):
         row["goal_met"] = row["seconds"] < row["goal_seconds"]
-    row["runs"] = len(runs)
     return row
 
 

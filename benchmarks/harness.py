@@ -6,15 +6,17 @@ write what they measured to ``reports/benchmarks/``; nothing here asserts a time
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +279,34 @@ def run_child(command: list[str], echo_stderr: bool = True) -> ChildRun:
 
 #: The paths whose changes make a measurement ``+changes``.
 MEASURED = ("pipeline", "benchmarks", "pyproject.toml", "analysis.toml", "requirements.lock")
+
+
+def combine_runs(runs: list[dict], medians: Iterable[str], highest: Iterable[str] = ()) -> dict:
+    """Combine the runs of one measurement into the row a benchmark publishes.
+
+    Parameters
+    ----------
+    runs : list of dict
+        One row per run of the same measurement (same keys).
+    medians : iterable of str
+        Keys whose value is the median of the runs (times).
+    highest : iterable of str
+        Keys whose value is the highest of the runs, missing values ignored (peak memory,
+        load).
+
+    Returns
+    -------
+    dict
+        The last run's row with those keys replaced and ``runs``, the number of runs.
+    """
+    row = dict(runs[-1])
+    for key in medians:
+        row[key] = float(statistics.median(float(r[key]) for r in runs))
+    for key in highest:
+        values = [float(r[key]) for r in runs if not math.isnan(float(r[key]))]
+        row[key] = max(values) if values else math.nan
+    row["runs"] = len(runs)
+    return row
 
 
 def r_problem(packages: tuple[str, ...]) -> str | None:

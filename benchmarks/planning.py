@@ -34,7 +34,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import DEFAULT_OUT, ROOT, commit, machine, markdown_table, write_results
+from harness import (
+    DEFAULT_OUT,
+    ROOT,
+    combine_runs,
+    commit,
+    machine,
+    markdown_table,
+    write_results,
+)
 
 from pipeline.cli import _plan_progress
 from pipeline.lmm import DEFAULT_ROUTES, FAST_ROUTES, fit_lmm
@@ -141,12 +149,6 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _medians(timed: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-    """Median wall and CPU seconds of the runs of one measurement, and the highest load."""
-    seconds, cpu, load = zip(*timed, strict=True)
-    return float(np.median(seconds)), float(np.median(cpu)), max(load)
 
 
 def summary_text(
@@ -257,8 +259,15 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             progress=_plan_progress(time.perf_counter()),
         )
-        timed.append((time.perf_counter() - started, cpu_seconds() - cpu, load))
-    seconds, cpu, load = _medians(timed)
+        timed.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": cpu_seconds() - cpu,
+                "load_average": load,
+            }
+        )
+    run = combine_runs(timed, ("seconds", "cpu_seconds"), ("load_average",))
+    seconds, cpu, load = run["seconds"], run["cpu_seconds"], run["load_average"]
     ok = runs.loc[runs["failed"] == ""]
     rows.append(
         {
@@ -292,8 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             progress=_plan_progress(time.perf_counter()),
         )
-        timed.append((time.perf_counter() - started, cpu_seconds() - cpu, load))
-    seconds, cpu, load = _medians(timed)
+        timed.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": cpu_seconds() - cpu,
+                "load_average": load,
+            }
+        )
+    run = combine_runs(timed, ("seconds", "cpu_seconds"), ("load_average",))
+    seconds, cpu, load = run["seconds"], run["cpu_seconds"], run["load_average"]
     rows.append(
         {
             "measurement": f"power curve {len(GRID)} sizes x {curve_sims} + null x {curve_sims}",

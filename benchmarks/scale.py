@@ -45,6 +45,7 @@ import pandas as pd
 from harness import (
     DEFAULT_OUT,
     DEFAULT_WORK,
+    combine_runs,
     commit,
     machine,
     markdown_table,
@@ -185,31 +186,11 @@ def measure(study: Path, work: Path, label: str, engine: dict[str, object]) -> d
 
 
 def median_of(measurements: list[dict]) -> dict:
-    """Combine the runs of one label: median times, highest peaks and load, the wall's range.
-
-    Parameters
-    ----------
-    measurements : list of dict
-        Rows from :func:`measure` for the same run label.
-
-    Returns
-    -------
-    dict
-        One row: ``wall_s``, ``cpu_s`` and every stage time the median of the runs,
-        ``peak_pss_mb``, ``peak_rss_mb`` and ``load_avg_1min`` the highest, ``runs``,
-        ``min_wall_s`` and ``max_wall_s``, and ``measured`` when the last run ended.
-    """
-    frame = pd.DataFrame(measurements)
-    row = dict(measurements[-1])
+    """Combine the runs of one label: median times, highest peaks and load, the wall's range."""
     times = ["wall_s", "cpu_s", *(f"{s}_s" for s in STAGES), *(f"{s}_cpu_s" for s in STAGES)]
-    row.update({c: float(frame[c].median()) for c in times})
-    row.update({c: float(frame[c].max()) for c in ("peak_pss_mb", "peak_rss_mb", "load_avg_1min")})
-    row.update(
-        runs=len(frame),
-        min_wall_s=float(frame["wall_s"].min()),
-        max_wall_s=float(frame["wall_s"].max()),
-    )
-    return row
+    row = combine_runs(measurements, times, ("peak_pss_mb", "peak_rss_mb", "load_avg_1min"))
+    walls = [m["wall_s"] for m in measurements]
+    return {**row, "min_wall_s": min(walls), "max_wall_s": max(walls)}
 
 
 def measure_repeated(study: Path, args: argparse.Namespace, label: str, engine: dict) -> dict:
