@@ -328,7 +328,14 @@ def _largest_paragraph(polars: pd.DataFrame, dask: pd.DataFrame) -> list[str]:
             f"{big.cpu_s / last.cpu_s:.1f} CPU for x{big.patients / last.patients:.0f} "
             "patients from the last step. The last step also changes the engine (Dask "
             "workers in separate processes, each partition's result sent to the driver at "
-            "every criterion evaluation), so its factor holds that cost as well as the size.",
+            "every criterion evaluation), so its factor holds that cost as well as the size."
+            + (
+                f" The two were measured apart (commits {last.commit} and {big.commit}, "
+                f"{last.measured} and {big.measured}), so the factor also holds the "
+                "changes between them and the machine's speed on each day."
+                if last.commit != big.commit
+                else ""
+            ),
             "",
         ]
     return lines
