@@ -30,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +55,7 @@ from pipeline.planning.design import Assumptions, Design
 R_SCRIPT = ROOT / "benchmarks" / "lme4_fits.R"
 WEEKS = (0.0, 1.0, 2.0, 4.0, 8.0, 12.0)
 GRID = (40, 60, 80, 120, 160, 200, 260, 320)
+T = TypeVar("T")
 
 
 def design(n_grid: tuple[int, ...]) -> Design:
@@ -151,6 +154,31 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def timed_runs(repeat: int, work: Callable[[], T]) -> tuple[T, tuple[float, float, float]]:
+    """Run ``work`` ``repeat`` times; return its last result and the runs' timing.
+
+    Returns
+    -------
+    tuple
+        The last result, and the median wall and CPU seconds (this process and its workers)
+        with the highest 1-minute load average at the start of a run.
+    """
+    timed = []
+    for _ in range(repeat):
+        load = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), cpu_seconds()
+        result = work()
+        timed.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": cpu_seconds() - cpu,
+                "load_average": load,
+            }
+        )
+    run = combine_runs(timed, ("seconds", "cpu_seconds"), ("load_average",))
+    return result, (run["seconds"], run["cpu_seconds"], run["load_average"])
+
+
 def summary_text(
     table: pd.DataFrame, per_fit: pd.DataFrame | None, result, repeats: int, load: float
 ) -> str:
@@ -246,11 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     save(per_fit, None, fit_load)
 
     print(f"2. {args.sims} studies of 200 patients ({args.workers} workers)", file=sys.stderr)
-    timed = []
-    for _ in range(args.repeat):
-        load = os.getloadavg()[0]
-        started, cpu = time.perf_counter(), cpu_seconds()
-        runs = simulate.run_simulations(
+    runs, (seconds, cpu, load) = timed_runs(
+        args.repeat,
+        lambda: simulate.run_simulations(
             design((200,)),
             ASSUMPTIONS,
             (200,),
@@ -258,16 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             2026,
             workers=args.workers,
             progress=_plan_progress(time.perf_counter()),
-        )
-        timed.append(
-            {
-                "seconds": time.perf_counter() - started,
-                "cpu_seconds": cpu_seconds() - cpu,
-                "load_average": load,
-            }
-        )
-    run = combine_runs(timed, ("seconds", "cpu_seconds"), ("load_average",))
-    seconds, cpu, load = run["seconds"], run["cpu_seconds"], run["load_average"]
+        ),
+    )
     ok = runs.loc[runs["failed"] == ""]
     rows.append(
         {
@@ -289,27 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     save(per_fit, None, fit_load)
 
     print(f"3. power curve, {len(GRID)} sizes x {curve_sims} + null", file=sys.stderr)
-    timed = []
-    for _ in range(args.repeat):
-        load = os.getloadavg()[0]
-        started, cpu = time.perf_counter(), cpu_seconds()
-        result = plan_study(
+    result, (seconds, cpu, load) = timed_runs(
+        args.repeat,
+        lambda: plan_study(
             design(GRID),
             ASSUMPTIONS,
             curve_sims,
             2026,
             workers=args.workers,
             progress=_plan_progress(time.perf_counter()),
-        )
-        timed.append(
-            {
-                "seconds": time.perf_counter() - started,
-                "cpu_seconds": cpu_seconds() - cpu,
-                "load_average": load,
-            }
-        )
-    run = combine_runs(timed, ("seconds", "cpu_seconds"), ("load_average",))
-    seconds, cpu, load = run["seconds"], run["cpu_seconds"], run["load_average"]
+        ),
+    )
     rows.append(
         {
             "measurement": f"power curve {len(GRID)} sizes x {curve_sims} + null x {curve_sims}",
