@@ -27,6 +27,7 @@ import pyarrow.csv as pacsv
 
 from pipeline.ingest.readers import (
     _ARROW_TO_STR,
+    ARROW_POOL,
     LINE,
     MISSING_TOKENS,
     TEXT,
@@ -143,6 +144,7 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
+            memory_pool=ARROW_POOL,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
@@ -185,13 +187,38 @@ def _to_pandas(column: pa.ChunkedArray, kind: str) -> object:
         return np.asarray(pc.cast(column, pa.timestamp("us")).to_numpy()).astype(
             "datetime64[us]", copy=False
         )
-    missing = (
-        np.asarray(pc.is_null(column).to_numpy(), dtype=bool)
-        if column.null_count
-        else np.zeros(len(column), dtype=bool)
-    )
     if kind == "yes/no":
-        values = pc.fill_null(column, False) if column.null_count else column
-        return pd.arrays.BooleanArray(np.asarray(values.to_numpy(), dtype=bool), missing)
-    values = pc.fill_null(column, 0) if column.null_count else column
-    return pd.arrays.IntegerArray(np.asarray(values.to_numpy(), dtype=np.int64), missing)
+        values, missing = _values_and_missing(column, np.bool_)
+        return pd.arrays.BooleanArray(values, missing)
+    values, missing = _values_and_missing(column, np.int64)
+    return pd.arrays.IntegerArray(values, missing)
+
+
+def _values_and_missing(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Copy a whole-number or yes/no column out of its buffers: values (0 where missing), mask.
+
+    Reading the buffers directly costs one copy of each; filling the missing cells in pyarrow
+    first (``fill_null``) allocates every chunk again.
+    """
+    values = np.empty(len(column), dtype=dtype)
+    missing = np.zeros(len(column), dtype=bool)
+    position = 0
+    for chunk in column.chunks:
+        size, offset = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        window = slice(position, position + size)
+        if dtype is np.bool_:
+            values[window] = _bits(data, offset, size)
+        else:
+            values[window] = np.frombuffer(data, dtype=dtype, count=offset + size)[offset:]
+        if chunk.null_count:
+            missing[window] = ~_bits(validity, offset, size)
+        position += size
+    values[missing] = 0
+    return values, missing
+
+
+def _bits(buffer: pa.Buffer, offset: int, size: int) -> np.ndarray:
+    """Unpack ``size`` bits of an Arrow bitmap (least significant bit first) from ``offset``."""
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    return np.unpackbits(packed, count=offset + size, bitorder="little")[offset:].view(bool)

@@ -579,14 +579,22 @@ class PatientIndex:
     enrolment: np.ndarray
 
     @classmethod
-    def of(cls, patients: pd.DataFrame, valid_rows: np.ndarray) -> PatientIndex:
-        """Index the typed patients table; ``valid_rows`` marks the rows that passed."""
-        ids = pc.drop_null(pc.unique(_arrow(patients[PATIENT_ID]).combine_chunks()))
+    def of(
+        cls,
+        patients: pd.DataFrame,
+        valid_rows: np.ndarray,
+        encoded: tuple[np.ndarray, pyarrow.Array] | None = None,
+    ) -> PatientIndex:
+        """Index the typed patients table; ``valid_rows`` marks the rows that passed.
+
+        ``encoded`` is :func:`_encoded` of its ``patient_id`` column, when already computed.
+        """
+        codes, ids = encoded if encoded is not None else _encoded(patients[PATIENT_ID])
         valid = np.zeros(len(ids), dtype=bool)
         enrolment = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
-        kept = patients[valid_rows]
-        where = _numpy_filled(pc.index_in(_arrow(kept[PATIENT_ID]), value_set=ids), -1)
-        dates = kept["enrolment_date"].to_numpy().astype("datetime64[us]")
+        where = codes[valid_rows]
+        dates = patients["enrolment_date"].to_numpy()[valid_rows].astype("datetime64[us]")
+        dates, where = dates[where >= 0], where[where >= 0]
         valid[where] = True
         # reversed: for an id on several valid rows, the first row's date is the one kept
         enrolment[where[::-1]] = dates[::-1]
@@ -596,16 +604,21 @@ class PatientIndex:
         """Return the position of each id in :attr:`ids` (-1: not in the patients file).
 
         A patient's rows usually follow one another, so each run of equal ids is looked up
-        once (comparing neighbours is far cheaper than hashing every id).
+        once (comparing neighbours is far cheaper than hashing every id); when the runs hold
+        every patient in the patients file's order, as an export usually does, comparing them
+        with that order replaces the lookup.
         """
         cells = _arrow(ids).combine_chunks()
         n = len(cells)
         if n > 1:
             changed = pc.fill_null(pc.not_equal(cells.slice(1), cells.slice(0, n - 1)), True)
             heads = np.flatnonzero(np.concatenate(([True], changed.to_numpy(False))))
-            if heads.size < n // 2:
-                found = pc.index_in(cells.take(heads), value_set=self.ids)
-                return np.repeat(_numpy_filled(found, -1), np.diff(np.append(heads, n)))
+            if heads.size <= n // 2:
+                runs = np.diff(np.append(heads, n))
+                first = cells.take(heads)
+                if len(first) == len(self.ids) and first.equals(self.ids):
+                    return np.repeat(np.arange(len(first), dtype=np.int64), runs)
+                return np.repeat(_numpy_filled(pc.index_in(first, value_set=self.ids), -1), runs)
         return _numpy_filled(pc.index_in(cells, value_set=self.ids), -1)
 
 
@@ -744,6 +757,10 @@ def out_of_order(
     if not np.all((step_code > 0) | ((step_code == 0) & (step_number > 0))):
         order = np.lexsort((numbers, codes))
         rows, codes, numbers, days = rows[order], codes[order], numbers[order], days[order]
+        step_code = np.diff(codes)
+    # In the order of patient and number, no date goes back within a patient: nothing fails.
+    if np.all((step_code != 0) | (np.diff(days) >= 0)):
+        return _empty_failures()
     # Offsetting each patient's days by code x span keeps the running max/min within a patient.
     first = days.min()
     span = int(days.max() - first) + 1
@@ -777,9 +794,17 @@ def out_of_order(
 def _codes(values: pd.Series) -> np.ndarray:
     """Integer codes of a key column (equal values, equal codes; missing: -1)."""
     if str(values.dtype) == "str":
-        indices = pc.dictionary_encode(_arrow(values)).combine_chunks().indices
-        return _numpy_filled(indices, -1)
+        return _encoded(values)[0]
     return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _encoded(values: pd.Series) -> tuple[np.ndarray, pyarrow.Array]:
+    """Codes of a text column (missing: -1) and its distinct values, in order of first sight.
+
+    Code ``k`` stands for the ``k``-th distinct value: one pass of hashing gives both.
+    """
+    encoded = pc.dictionary_encode(_arrow(values)).combine_chunks()
+    return _numpy_filled(encoded.indices, -1), encoded.dictionary
 
 
 def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
@@ -1089,18 +1114,19 @@ def validate_study(
     """
     keys = {name: extra_key(table.extra, ranges) for name, table in raw.items()}
     patients, parse_failures = typed_cells(raw["patients"])
+    encoded = _encoded(patients[PATIENT_ID])
     failures = {
         "patients": _own_failures(
             raw["patients"],
             patients,
             parse_failures,
-            _codes(patients[PATIENT_ID]),
+            encoded[0],
             extra=keys["patients"],
             today=today,
         )
     }
     valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
-    index = PatientIndex.of(patients, valid_rows)
+    index = PatientIndex.of(patients, valid_rows, encoded)
     tables = {"patients": _split(raw["patients"], patients, failures["patients"])}
     # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
     # and pandas kernels that release the interpreter lock, so two threads use both cores.

@@ -227,7 +227,12 @@ def test_patient_positions_by_runs_equal_a_lookup_of_every_id():
     index = pipeline.validate.study.PatientIndex.of(patients, np.array([True, False, True, True]))
     rng = np.random.default_rng(7)
     runs = np.repeat(["P1", "P2", None, "P9", "P3", "P3x", "P4"], rng.integers(1, 6, 7))
-    for ids in (runs, rng.permutation(runs)):
+    # every patient once, in the patients file's order (compared, not looked up), out of that
+    # order, and with one patient left out; two rows each (runs exactly half the rows)
+    ordered = np.repeat(["P1", "P2", "P3", "P4"], 2)
+    swapped = np.repeat(["P1", "P2", "P4", "P3"], 2)
+    fewer = np.repeat(["P1", "P2", "P4"], 2)
+    for ids in (runs, rng.permutation(runs), ordered, swapped, fewer):
         series = pd.Series(pd.array(list(ids), dtype="str"))
         expected = [
             ["P1", "P2", "P3", "P4"].index(i) if i in {"P1", "P2", "P3", "P4"} else -1 for i in ids
