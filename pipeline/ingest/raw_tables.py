@@ -169,6 +169,8 @@ class RawTable:
     def text_rows(self, rows: np.ndarray | pd.Series) -> pd.DataFrame:
         """Return the rows whose ``source_row`` is in ``rows`` as text cells, in reading order."""
         if self.frame is not None:
+            if not len(rows):
+                return self.frame.iloc[:0]  # (no row: no pass over the whole table)
             return self.frame[self.frame[SOURCE_ROW].isin(rows)]
         return self.text_of(np.asarray(rows)).rename(columns={LINE: SOURCE_ROW})
 

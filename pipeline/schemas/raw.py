@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -83,6 +84,13 @@ FREE_TEXT = "free_text"
 
 # Short names used throughout for the three tables, in the order they are validated.
 TABLES = ("patients", "sessions", "assessments")
+
+
+#: A row rule of a table (a pandera dataframe check). By default pandera lets a row whose every
+#: cell is missing pass any rule, which costs a pass over every cell of the table per rule; a
+#: validated table has no such row (blank lines are skipped when reading, and ``source_row`` is
+#: always given), so the rules run without it.
+row_rule = functools.partial(pa.dataframe_check, ignore_na=False)
 
 
 def _odi_section(number: int, topic: str) -> pa.Field:
@@ -206,7 +214,7 @@ class Sessions(pa.DataFrameModel):
         description="Severity of the adverse event; required when adverse_event is not 'none'.",
     )
 
-    @pa.dataframe_check(
+    @row_rule(
         error="twitch must agree with ltr_count (no twitch with a count above 0, "
         "or twitch with a count of 0)"
     )
@@ -219,7 +227,7 @@ class Sessions(pa.DataFrameModel):
         agree = df["twitch"].fillna(False).astype(bool) == (df["ltr_count"].fillna(0) > 0)
         return ~both | agree
 
-    @pa.dataframe_check(error="twitch or ltr_count must be given")
+    @row_rule(error="twitch or ltr_count must be given")
     @classmethod
     def twitch_recorded(cls, df: pd.DataFrame) -> Series[bool]:
         """Every session says whether a twitch response was elicited."""
@@ -227,7 +235,7 @@ class Sessions(pa.DataFrameModel):
         count = df["ltr_count"].notna() if "ltr_count" in df else False
         return pd.Series(twitch | count, index=df.index)
 
-    @pa.dataframe_check(
+    @row_rule(
         error="ae_severity is required when an adverse event is recorded, "
         "and must be empty when adverse_event is 'none'"
     )
@@ -266,6 +274,20 @@ def no_outcome_error(outcomes: Sequence[str]) -> str:
     return f"no outcome recorded ({listed})"
 
 
+def any_recorded(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Whether each row has a value in at least one of ``columns`` (those ``df`` has).
+
+    Columns are looked at in turn, and only while some row has none yet: when the first column
+    is recorded on every row, as an outcome usually is, the others are not read.
+    """
+    none_yet = np.ones(len(df), dtype=bool)
+    for column in (c for c in columns if c in df):
+        none_yet &= df[column].isna().to_numpy()
+        if not none_yet.any():
+            break
+    return pd.Series(~none_yet, index=df.index)
+
+
 def has_outcome_check(outcomes: Sequence[str]) -> pa.Check:
     """Make the row rule of a study's assessments: a row records one of the study's outcomes.
 
@@ -276,12 +298,11 @@ def has_outcome_check(outcomes: Sequence[str]) -> pa.Check:
     columns = (*outcomes, *(ODI_ITEMS if "odi" in outcomes else ()))
 
     def recorded(df: pd.DataFrame) -> pd.Series:
-        present = [c for c in columns if c in df]
-        if not present:
-            return pd.Series(False, index=df.index)
-        return df[present].notna().any(axis=1)
+        return any_recorded(df, columns)
 
-    return pa.Check(recorded, name="has_an_outcome", error=no_outcome_error(outcomes))
+    return pa.Check(
+        recorded, name="has_an_outcome", error=no_outcome_error(outcomes), ignore_na=False
+    )
 
 
 class Assessments(pa.DataFrameModel):
@@ -357,14 +378,14 @@ class Assessments(pa.DataFrameModel):
         "not asked."
     )
 
-    @pa.dataframe_check(error="visit is required unless timing is pre_session or post_session")
+    @row_rule(error="visit is required unless timing is pre_session or post_session")
     @classmethod
     def visit_or_session_timing(cls, df: pd.DataFrame) -> Series[bool]:
         """Require a visit number unless the row is a pre- or post-session measurement."""
         timed = df["timing"].isin(SESSION_TIMINGS) if "timing" in df else False
         return pd.Series(df["visit"].notna() | timed, index=df.index)
 
-    @pa.dataframe_check(
+    @row_rule(
         error="a pre_session or post_session assessment needs assessment_date (the session's "
         "date links it to its session)"
     )
@@ -376,7 +397,7 @@ class Assessments(pa.DataFrameModel):
         dated = df["assessment_date"].notna() if "assessment_date" in df else False
         return pd.Series(~df["timing"].isin(SESSION_TIMINGS) | dated, index=df.index)
 
-    @pa.dataframe_check(
+    @row_rule(
         error="patient_id/assessment_date/timing: a session's pre (or post) measurement is "
         "written on more than one row"
     )
@@ -391,7 +412,7 @@ class Assessments(pa.DataFrameModel):
         key = [PATIENT_ID, "assessment_date", "timing"]
         return ~(keyed & df[key].duplicated(keep=False))
 
-    @pa.dataframe_check(error=no_outcome_error(OUTCOMES))
+    @row_rule(error=no_outcome_error(OUTCOMES))
     @classmethod
     def has_an_outcome(cls, df: pd.DataFrame) -> Series[bool]:
         """Require at least one outcome: a row without any carries no information.
@@ -401,10 +422,7 @@ class Assessments(pa.DataFrameModel):
         """
         contract = set(cls.__fields__) | {"source_row"}
         declared = [c for c in df.columns if c not in contract]
-        present = [c for c in (*OUTCOMES, *ODI_ITEMS, *declared) if c in df]
-        if not present:
-            return pd.Series(False, index=df.index)
-        return df[present].notna().any(axis=1)
+        return any_recorded(df, (*OUTCOMES, *ODI_ITEMS, *declared))
 
     class Config:
         """Validation settings."""

@@ -190,12 +190,18 @@ def parse_cells(
     """
     typed = {SOURCE_ROW: frame[SOURCE_ROW].to_numpy()}
     failed = []
-    for column, kind in column_kinds(table, {table: extra or {}}).items():
+    kinds = column_kinds(table, {table: extra or {}})
+    present = [c for c in kinds if c in frame]
+    # Columns are parsed two at a time: pyarrow's casts run outside the interpreter lock.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parsed_columns = pool.map(lambda c: _parse(frame[c], kinds[c]), present)
+        results = dict(zip(present, parsed_columns, strict=True))
+    for column, kind in kinds.items():
         if column not in frame:
             typed[column] = _absent(kind, len(frame))
             continue
         text = frame[column]
-        parsed, bad, bad_reason = _parse(text, kind)
+        parsed, bad, bad_reason = results[column]
         if kind == "date":
             bad_reason += date_format
         if bad.any():
