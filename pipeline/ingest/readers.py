@@ -52,10 +52,6 @@ STR = pd.StringDtype("pyarrow", na_value=np.nan)
 # Cells are read as large_string: pandas' default string dtype holds that type, so handing the
 # columns to pandas copies nothing.
 TEXT = pa.large_string()
-#: Where pyarrow puts the tables it parses: the C library's allocator. With pyarrow's default
-#: (mimalloc), a fresh Python reading and validating a million assessment rows took 0.4 s longer
-#: on our 2-core machine, nearly all of it system time (``benchmarks/ingest.py``).
-ARROW_POOL = pa.system_memory_pool()
 _ARROW_TO_STR = {pa.string(): STR, TEXT: STR}
 _TOKENS = pa.array(MISSING_TOKENS, TEXT)
 # Bytes next to which a space means a cell has surrounding whitespace.
@@ -626,7 +622,6 @@ def _parse_fast(
                 strings_can_be_null=not trim,
                 quoted_strings_can_be_null=not trim,
             ),
-            memory_pool=ARROW_POOL,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return empty

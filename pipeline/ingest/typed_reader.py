@@ -27,7 +27,6 @@ import pyarrow.csv as pacsv
 
 from pipeline.ingest.readers import (
     _ARROW_TO_STR,
-    ARROW_POOL,
     LINE,
     MISSING_TOKENS,
     TEXT,
@@ -144,7 +143,6 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
-            memory_pool=ARROW_POOL,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
