@@ -43,6 +43,7 @@ from harness import (
     commit,
     machine,
     markdown_table,
+    require_r,
     write_results,
 )
 
@@ -116,8 +117,8 @@ def time_python(frame: pd.DataFrame, repeats: int) -> tuple[float, float]:
     return float(np.median(plain)), float(np.median(prepared))
 
 
-def time_lme4(frame: pd.DataFrame, repeats: int) -> tuple[float, float] | None:
-    """Median seconds of lmer and of lmerTest's Satterthwaite set-up, or None without R."""
+def time_lme4(frame: pd.DataFrame, repeats: int) -> tuple[float, float]:
+    """Median seconds of lmer and of lmerTest's Satterthwaite set-up (stops if R fails)."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         data = folder / "study.csv"
@@ -134,15 +135,15 @@ def time_lme4(frame: pd.DataFrame, repeats: int) -> tuple[float, float] | None:
         )
         manifest.to_csv(folder / "manifest.csv", index=False)
         out = folder / "out.csv"
-        try:
-            subprocess.run(
-                ["Rscript", str(R_SCRIPT), str(folder / "manifest.csv"), str(out)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-        except (OSError, subprocess.CalledProcessError):
-            return None
+        done = subprocess.run(
+            ["Rscript", str(R_SCRIPT), str(folder / "manifest.csv"), str(out)],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SystemExit(f"benchmarks/planning.py: {R_SCRIPT.name} failed: {last}")
         r = pd.read_csv(out)
     return float(r["seconds_lme4"].median()), float(r["seconds_satterthwaite"].median())
 
@@ -238,10 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of measurements 2 and 3 (median)"
     )
+    parser.add_argument("--skip-r", action="store_true", help="time Python only (no lme4)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if min(args.repeat, args.fits) < 1:
         parser.error("--repeat and --fits must be at least 1")
+    if not args.skip_r:
+        require_r(("lme4", "lmerTest"), "benchmarks/planning.py", "--skip-r")
     curve_sims = args.curve_sims or args.sims
     rows: list[dict] = []
 
@@ -254,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = one_study_frame()
     fit_load = os.getloadavg()[0]
     plain, prepared = time_python(frame, args.fits)
-    r = time_lme4(frame, args.fits)
+    r = None if args.skip_r else time_lme4(frame, args.fits)
     per_fit = pd.DataFrame(
         {
             "fit": [

@@ -64,3 +64,18 @@ def test_commit_ignores_results_but_not_code(tmp_path, monkeypatch):
     assert harness.commit() == clean  # results and docs are not the code measured
     (tmp_path / "pipeline/a.py").write_text("2\n", encoding="utf-8")
     assert harness.commit() == clean + "+changes"
+
+
+def test_an_r_fit_that_stops_after_finished_runs_keeps_their_median(monkeypatch, tmp_path):
+    import mmrm
+
+    nan = math.nan
+    runs = iter(
+        [(10.0, 9.0, 1.5, ""), (12.0, 11.0, 1.5, ""), (900.0, nan, nan, "stopped at the timeout")]
+    )
+    monkeypatch.setattr(mmrm, "time_r", lambda *args: next(runs))
+    seconds, cpu, criterion, note = mmrm.time_r_repeated(tmp_path, "gls", 900.0, tmp_path, 3)
+    assert (seconds, cpu, criterion) == (11.0, 10.0, 1.5)
+    assert note.startswith("run 3 of 3: stopped at the timeout") and "2 run(s)" in note
+    runs = iter([(900.0, nan, nan, "stopped at the timeout")])  # the first run: a bound only
+    assert mmrm.time_r_repeated(tmp_path, "gls", 900.0, tmp_path, 3)[0] == 900.0
