@@ -26,7 +26,9 @@ user waits for): a plain pyarrow read of the same three files (``pyarrow.csv.rea
 types given) and the pipeline's read + validate of them, each the median of three runs, wall
 and CPU seconds; the ratio of the two is issue 23's measure (goal: at most 2). The in-process
 pyarrow read is timed too, and so is a fresh Python that only imports the pipeline's reading and
-validation, so the import cost can be told apart.
+validation, so the import cost can be told apart, and one that reads and validates with
+pyarrow's own default allocator (mimalloc) instead of the C library's, which the pipeline
+chooses (``pipeline/__init__.py``).
 
 Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make bench``.
 """
@@ -75,6 +77,12 @@ PYARROW_READ = "plain pyarrow read (pyarrow.csv.read_csv, in process)"
 PYARROW_PROCESS = "plain pyarrow read, whole process"
 PIPELINE_PROCESS = "[inputs] canonical read + validate, whole process"
 IMPORTS_PROCESS = "the pipeline's reading and validation imported, nothing read, whole process"
+MIMALLOC_PROCESS = (
+    "[inputs] canonical read + validate, whole process, pyarrow's default allocator (mimalloc)"
+)
+#: The pipeline makes the C library's allocator pyarrow's default (``pipeline/__init__.py``)
+#: unless this variable names another; the row above times pyarrow's own default.
+MIMALLOC = {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
 PROCESS_RUNS = 3
 #: Issue 15's goals, in assessment rows per second (median run): the fast route for canonical
 #: files, the text route of a ``[[sources]]`` entry.
@@ -100,10 +108,16 @@ PIPELINE_CHILD = (
 IMPORTS_CHILD = "import pipeline.ingest.raw_tables, pipeline.validate.study"
 
 
-def child_times(code: str, files: list[Path], repeat: int) -> list[tuple[float, float]]:
-    """Wall and CPU seconds (user + system) of ``repeat`` fresh Pythons running ``code``."""
+def child_times(
+    code: str, files: list[Path], repeat: int, env: dict[str, str] | None = None
+) -> list[tuple[float, float]]:
+    """Wall and CPU seconds (user + system) of ``repeat`` fresh Pythons running ``code``.
+
+    ``env`` adds environment variables to the children's.
+    """
     env = {
         **os.environ,
+        **(env or {}),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     times = []
@@ -280,6 +294,7 @@ def main() -> int:
         routes[PYARROW_READ] = routes[PYARROW_PROCESS] = "pyarrow, types inferred"
         routes[PIPELINE_PROCESS] = "as the canonical layout, plus imports"
         routes[IMPORTS_PROCESS] = "imports only (pandas, pandera, pyarrow, the pipeline's modules)"
+        routes[MIMALLOC_PROCESS] = "as the canonical layout, plus imports"
 
         def pyarrow_read() -> None:
             for path in files:
@@ -294,6 +309,7 @@ def main() -> int:
             (PYARROW_PROCESS, lambda: None, PROCESS_RUNS),
             (PIPELINE_PROCESS, lambda: None, PROCESS_RUNS),
             (IMPORTS_PROCESS, lambda: None, PROCESS_RUNS),
+            (MIMALLOC_PROCESS, lambda: None, PROCESS_RUNS),
         ):
             if layout == PYARROW_PROCESS:
                 runs = child_times(PYARROW_CHILD, files, repeat)
@@ -301,6 +317,8 @@ def main() -> int:
                 runs = child_times(PIPELINE_CHILD, files, repeat)
             elif layout == IMPORTS_PROCESS:
                 runs = child_times(IMPORTS_CHILD, [], repeat)
+            elif layout == MIMALLOC_PROCESS:
+                runs = child_times(PIPELINE_CHILD, files, repeat, env=MIMALLOC)
             else:
                 runs = timed(run, repeat)
             median = statistics.median(wall for wall, _ in runs)
@@ -355,7 +373,12 @@ def main() -> int:
         f"{PROCESS_GOAL:g}x: {'met' if ratio_wall <= PROCESS_GOAL else 'not met'}). Of its "
         f"{by.loc[PIPELINE_PROCESS, 'median_seconds']:.2f} s, a fresh Python that only imports "
         f"the pipeline's reading and validation takes "
-        f"{by.loc[IMPORTS_PROCESS, 'median_seconds']:.2f} s (median of {PROCESS_RUNS}).",
+        f"{by.loc[IMPORTS_PROCESS, 'median_seconds']:.2f} s (median of {PROCESS_RUNS}). With "
+        f"pyarrow's own default allocator (mimalloc) instead of the C library's, which the "
+        f"pipeline chooses, the same fresh Python takes "
+        f"{by.loc[MIMALLOC_PROCESS, 'median_seconds']:.2f} s "
+        f"({by.loc[MIMALLOC_PROCESS, 'median_cpu_seconds']:.2f} CPU s against "
+        f"{by.loc[PIPELINE_PROCESS, 'median_cpu_seconds']:.2f}).",
         "",
         "Rows/s are wall-clock, of the median run (each in-process layout is run once first, "
         "uncounted); CPU s count every thread of this process, so they "

@@ -2,9 +2,9 @@
 
 Importing the pipeline makes the C library's allocator pyarrow's default memory pool, unless
 ``ARROW_DEFAULT_MEMORY_POOL`` names one (``mimalloc``, ``jemalloc``, ``system``). With
-pyarrow's own default (mimalloc) on our 2-core machine, a fresh Python reading and validating a
-million assessment rows spent 0.3 to 0.4 s more, all of it in system time
-(``benchmarks/ingest.py``).
+pyarrow's own default (mimalloc), a fresh Python reading and validating a study spent markedly
+more system time on our 2-core machine: ``benchmarks/ingest.py`` times both
+(``reports/benchmarks/ingest.md``).
 """
 
 import os
