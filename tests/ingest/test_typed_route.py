@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from factories import append_rows, write_study
 
@@ -14,7 +15,7 @@ import pipeline.validate.study
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import read_raw_table, read_raw_tables
 from pipeline.ingest.readers import read_text, split_header
-from pipeline.ingest.typed_reader import read_typed
+from pipeline.ingest.typed_reader import _to_pandas, read_typed
 from pipeline.schemas.raw import MODELS, TABLES, column_kinds
 from pipeline.validate.study import check_values, parse_cells, typed_cells, validate_study
 
@@ -252,3 +253,15 @@ def test_windows_line_ends_and_a_byte_order_mark_quarantine_the_same_on_both_rou
     assert all(table.typed is not None for table in raw.values())
     assert len(fast.tables["assessments"].quarantine) >= 5
     _assert_same(fast, careful)
+
+
+def test_whole_number_and_yes_no_columns_leave_their_arrow_buffers_intact():
+    """Chunks that start inside their buffers (sliced) and hold missing cells convert exactly."""
+    numbers = pa.array([7, None, 3, 4, None, 9, 11, None, 2], pa.int64())
+    flags = pa.array([True, None, False, True, None, False, True, None, True], pa.bool_())
+    for array, kind in ((numbers, "integer"), (flags, "yes/no")):
+        column = pa.chunked_array([array.slice(1, 4), array.slice(5, 0), array.slice(6, 3)])
+        expected = array.slice(1, 4).to_pylist() + array.slice(6, 3).to_pylist()
+        converted = _to_pandas(column, kind)
+        assert [None if pd.isna(v) else v for v in converted] == expected
+        assert converted.dtype == ("Int64" if kind == "integer" else "boolean")
