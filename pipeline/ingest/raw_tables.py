@@ -234,7 +234,7 @@ def read_raw_table(name: str, path: Path, extra: dict[str, str] | None = None) -
             )
         typed = read_typed(layout, column_kinds(name, {name: extra or {}}))
         if typed is None:
-            text = read_text(layout, digest.hexdigest())
+            text = read_text(layout, digest)
             frame = text.frame.rename(columns={LINE: SOURCE_ROW})
             rows, blank = text.rows, text.blank_lines
         else:

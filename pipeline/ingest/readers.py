@@ -197,7 +197,7 @@ def read_table(
                 f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
             )
         layout = split_header(path, data, delimiter, encoding, header_row, hint)
-        return read_text(layout, digest.hexdigest(), missing)
+        return read_text(layout, digest, missing)
 
 
 def not_a_file(path: Path) -> str | None:
@@ -537,8 +537,12 @@ def split_header(
     )
 
 
-def read_text(layout: Layout, digest: str, missing: tuple[str, ...] = ()) -> TextTable:
-    """Read the body of a split file as text cells (see :func:`read_table`)."""
+def read_text(layout: Layout, digest: FileDigest | str, missing: tuple[str, ...] = ()) -> TextTable:
+    """Read the body of a split file as text cells (see :func:`read_table`).
+
+    ``digest`` is the file's SHA-256, or the :class:`FileDigest` computing it alongside: then
+    it is waited for only once the cells are parsed.
+    """
     names, delimiter, header_row = list(layout.names), layout.delimiter, layout.header_line
     tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
     table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row, tokens)
@@ -548,7 +552,7 @@ def read_text(layout: Layout, digest: str, missing: tuple[str, ...] = ()) -> Tex
         )
     return TextTable(
         path=layout.path,
-        sha256=digest,
+        sha256=digest if isinstance(digest, str) else digest.hexdigest(),
         frame=_to_frame(table, lines),
         header=layout.header,
         columns=layout.names,

@@ -94,9 +94,26 @@ def _min_max(values: pd.Series) -> tuple[object, object]:
                 return None, None
             return np.nanmin(numbers), np.nanmax(numbers)
         return numbers.min(), numbers.max()
+    if isinstance(values.array, pd.arrays.IntegerArray):
+        return _masked_min_max(values.array)
     if values.hasnans and values.isna().all():
         return None, None
     return values.min(), values.max()
+
+
+def _masked_min_max(values: pd.arrays.IntegerArray) -> tuple[object, object]:
+    """Smallest and largest whole number of a nullable integer column, by numpy.
+
+    pandas' own reductions take several times as long on a column without missing cells.
+    (``_data`` and ``_mask`` are the array's values and missing flags: pandas keeps no public
+    view of them.)
+    """
+    numbers, missing = values._data, values._mask
+    if missing.any():
+        numbers = numbers[~missing]
+        if not numbers.size:
+            return None, None
+    return numbers.min(), numbers.max()
 
 
 @functools.cache
