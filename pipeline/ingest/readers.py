@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import InputFileError
+from pipeline.ingest.mapped_file import MappedFile, file_bytes
 
 # Cell contents read as missing (compared after stripping surrounding spaces).
 # "None" is not one of them: it is also how a clinic may write the adverse-event code "none".
@@ -227,13 +228,16 @@ def not_a_file(path: Path) -> str | None:
     return None
 
 
-def read_bytes(path: Path) -> bytes:
-    """Return a file's bytes, or raise :class:`InputFileError` naming why it cannot be read."""
+def read_bytes(path: Path) -> bytes | MappedFile:
+    """Return a file's bytes, or raise :class:`InputFileError` naming why it cannot be read.
+
+    A large file is mapped from the system's file cache, not copied (:mod:`.mapped_file`).
+    """
     problem = not_a_file(path)
     if problem:
         raise InputFileError(f"{path}: {problem}")
     try:
-        return path.read_bytes()
+        return file_bytes(path)
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from None
 
