@@ -578,11 +578,14 @@ class PatientIndex:
         Per id of ``ids``: whether a valid patients row carries it.
     enrolment : numpy.ndarray
         Per id of ``ids``: the enrolment date of its valid row (``NaT`` when none).
+    ascending : bool
+        Whether ``ids`` are in ascending order: then a position in ``ids`` ranks its id.
     """
 
     ids: pyarrow.Array
     valid: np.ndarray
     enrolment: np.ndarray
+    ascending: bool = False
 
     @classmethod
     def of(
@@ -604,7 +607,7 @@ class PatientIndex:
         valid[where] = True
         # reversed: for an id on several valid rows, the first row's date is the one kept
         enrolment[where[::-1]] = dates[::-1]
-        return cls(ids=ids, valid=valid, enrolment=enrolment)
+        return cls(ids=ids, valid=valid, enrolment=enrolment, ascending=_ascending(ids))
 
     def positions(self, ids: pd.Series) -> np.ndarray:
         """Return the position of each id in :attr:`ids` (-1: not in the patients file).
@@ -809,18 +812,36 @@ def _encoded(values: pd.Series) -> tuple[np.ndarray, pyarrow.Array]:
 
     Code ``k`` stands for the ``k``-th distinct value: one pass of hashing gives both.
     """
-    encoded = pc.dictionary_encode(_arrow(values)).combine_chunks()
+    cells = _arrow(values).combine_chunks()
+    if _ascending(cells):  # (every value distinct and in order: nothing to hash)
+        return np.arange(len(cells), dtype=np.int64), cells
+    encoded = pc.dictionary_encode(cells)
     return _numpy_filled(encoded.indices, -1), encoded.dictionary
 
 
-def _sorted_by(frame: pd.DataFrame, keys: list[str]) -> bool:
-    """Whether ``frame`` is already sorted by ``keys`` (then sorting can be skipped)."""
+def _ascending(cells: pyarrow.Array) -> bool:
+    """Whether no cell is missing and each is greater than the one before (a sorted key)."""
+    n = len(cells)
+    if n < 2 or cells.null_count:
+        return n == 1 and not cells.null_count
+    return bool(pc.all(pc.less(cells.slice(0, n - 1), cells.slice(1))).as_py())
+
+
+def _sorted_by(frame: pd.DataFrame, keys: list[str], ranks: np.ndarray | None = None) -> bool:
+    """Whether ``frame`` is already sorted by ``keys`` (then sorting can be skipped).
+
+    ``ranks``, when given, are integers in the order of the first key's values (equal values,
+    equal ranks; a smaller value, a smaller rank), one per row: compared instead of the text.
+    """
     if len(frame) < 2 or frame[keys].isna().any().any():
         return len(frame) < 2
-    first = _arrow(frame[keys[0]]).combine_chunks()
-    before, after = first.slice(0, len(first) - 1), first.slice(1)
-    less = np.asarray(pc.less(before, after).to_numpy(zero_copy_only=False), dtype=bool)
-    equal = np.asarray(pc.equal(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+    if ranks is not None:
+        less, equal = ranks[:-1] < ranks[1:], ranks[:-1] == ranks[1:]
+    else:
+        first = _arrow(frame[keys[0]]).combine_chunks()
+        before, after = first.slice(0, len(first) - 1), first.slice(1)
+        less = np.asarray(pc.less(before, after).to_numpy(zero_copy_only=False), dtype=bool)
+        equal = np.asarray(pc.equal(before, after).to_numpy(zero_copy_only=False), dtype=bool)
     if len(keys) == 1:
         return bool(less.all())
     second = frame[keys[1]].to_numpy(dtype=np.int64)
@@ -853,13 +874,24 @@ def _per_row(failures: pd.DataFrame) -> pd.DataFrame:
 
 
 def _split(
-    raw: RawTable, typed: pd.DataFrame, failures: pd.DataFrame, blanked: pd.DataFrame | None = None
+    raw: RawTable,
+    typed: pd.DataFrame,
+    failures: pd.DataFrame,
+    blanked: pd.DataFrame | None = None,
+    ranks: np.ndarray | None = None,
 ) -> ValidatedTable:
+    """Split a table into its valid rows (sorted by its key) and its quarantined rows.
+
+    ``ranks`` (one per row of ``typed``) stand for its first key as :func:`_sorted_by` says,
+    when known; they need only hold for the valid rows.
+    """
     bad_rows = failures[SOURCE_ROW].unique()
-    is_bad = typed[SOURCE_ROW].isin(bad_rows) if len(bad_rows) else None
+    is_bad = typed[SOURCE_ROW].isin(bad_rows).to_numpy() if len(bad_rows) else None
     valid = typed[~is_bad] if is_bad is not None else typed
+    if ranks is not None and is_bad is not None:
+        ranks = ranks[~is_bad]
     keys = list(KEYS[raw.name])
-    if not _sorted_by(valid, keys):
+    if not _sorted_by(valid, keys, ranks):
         valid = valid.sort_values(keys)
     valid = valid.reset_index(drop=True)
     grouped = _per_row(failures)
@@ -1065,12 +1097,12 @@ def _linked_table(
     extra: Extra = (),
     outcomes: tuple[str, ...] = (),
     today: dt.date | None = None,
-) -> tuple[ValidatedTable, pd.DataFrame]:
+) -> tuple[ValidatedTable, pd.DataFrame, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
-    Returns the validated table and its failures: its own (cells, values, row rules, keys),
-    links to the patients (:func:`patient_links`) and the order of its dates
-    (:func:`out_of_order`).
+    Returns the validated table, its failures (its own: cells, values, row rules, keys; links
+    to the patients, :func:`patient_links`; the order of its dates, :func:`out_of_order`) and
+    which optional columns each of its files recorded (:func:`recorded_by_file`).
     """
     frame, parse_failures = typed_cells(raw)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -1086,7 +1118,10 @@ def _linked_table(
             frame, found, score_columns(extra), outcome_columns(extra, outcomes)
         )
     failures = _concat([found, out_of_order(raw.name, frame, found[SOURCE_ROW], codes)])
-    return _split(raw, frame, failures, blanked), failures
+    # A valid row's patient is in the index, so its position ranks its id when they ascend.
+    ranks = codes if index.ascending else None
+    table = _split(raw, frame, failures, blanked, ranks)
+    return table, failures, recorded_by_file(raw, table.valid)
 
 
 def validate_study(
@@ -1141,8 +1176,9 @@ def validate_study(
         checked = pool.map(
             lambda name: _linked_table(raw[name], index, keys[name], outcomes, today), LINKED
         )
-        for name, (table, failed) in zip(LINKED, checked, strict=True):
-            tables[name], failures[name] = table, failed
+        recorded = {"patients": recorded_by_file(raw["patients"], tables["patients"].valid)}
+        for name, (table, failed, found) in zip(LINKED, checked, strict=True):
+            tables[name], failures[name], recorded[name] = table, failed, found
     accounting = pd.DataFrame(
         [
             {
@@ -1160,12 +1196,9 @@ def validate_study(
     balance = accounting["raw_rows"] - accounting["processed_rows"] - accounting["quarantined_rows"]
     if (balance != 0).any():
         raise RuntimeError(f"row accounting does not balance:\n{accounting}")
-    recorded = pd.concat(
-        [recorded_by_file(raw[name], tables[name].valid) for name in tables], ignore_index=True
-    )
     return Validation(
         tables=tables,
         failures=_concat(list(failures.values())),
         accounting=accounting,
-        recorded=recorded,
+        recorded=pd.concat([recorded[name] for name in tables], ignore_index=True),
     )
