@@ -320,17 +320,21 @@ def _not_binary(path: Path, data: bytes) -> None:
         raise InputFileError(f"{path}: not a text table (the file holds binary data)")
 
 
-def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
-    """Return the file as UTF-8 bytes without a byte-order mark, and the encoding it was in."""
+def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str, bool | None]:
+    """Return the file as UTF-8 bytes without a byte-order mark, and the encoding it was in.
+
+    The third value says whether the bytes are ASCII (``None``: not looked at).
+    """
     if encoding in ("auto", "utf-8", "utf8", "utf-8-sig"):
         if data.startswith(codecs.BOM_UTF8):
             data, used = data[len(codecs.BOM_UTF8) :], "utf-8 (with byte-order mark)"
         elif encoding == "auto" and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return data.decode("utf-16").encode("utf-8"), "utf-16"
+            return data.decode("utf-16").encode("utf-8"), "utf-16", None
         else:
             used = "utf-8"
+        ascii_only = data.isascii()  # (ASCII is UTF-8; the check is far cheaper than decoding)
         try:
-            if not data.isascii():  # (ASCII is UTF-8; the check is far cheaper than decoding)
+            if not ascii_only:
                 data.decode("utf-8")
         except UnicodeDecodeError:
             if encoding != "auto":
@@ -339,12 +343,12 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
                 raise _not_utf8(path, data) from None
         else:
             _not_binary(path, data)
-            return data, used
+            return data, used, ascii_only
         _not_binary(path, data)
         try:
-            return data.decode("cp1252").encode("utf-8"), "windows-1252"
+            return data.decode("cp1252").encode("utf-8"), "windows-1252", None
         except UnicodeDecodeError:
-            return data.decode("latin-1").encode("utf-8"), "latin-1"
+            return data.decode("latin-1").encode("utf-8"), "latin-1", None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -353,7 +357,7 @@ def _as_utf8(path: Path, data: bytes, encoding: str) -> tuple[bytes, str]:
             f"{path}: line {line} is not valid {encoding} text; set the source's encoding to "
             f"the one the file was saved in"
         ) from None
-    return text.removeprefix("\ufeff").encode("utf-8"), encoding
+    return text.removeprefix("\ufeff").encode("utf-8"), encoding, None
 
 
 def _blank(data: bytes, chars: bytes | None = None) -> bool:
@@ -400,10 +404,13 @@ class Body:
         The whole file as UTF-8 without a byte-order mark.
     start : int
         Offset of the first byte after the header line.
+    ascii : bool or None
+        Whether the whole file is ASCII, when already known (``None``: look when asked).
     """
 
     data: bytes
     start: int = 0
+    ascii: bool | None = None
 
     def __len__(self) -> int:
         return len(self.data) - self.start
@@ -469,7 +476,7 @@ class Body:
 
     def isascii(self) -> bool:
         """Whether the whole file (header included, so a conservative answer) is ASCII."""
-        return self.data.isascii()
+        return self.ascii if self.ascii is not None else self.data.isascii()
 
 
 @dataclass(frozen=True)
@@ -507,7 +514,7 @@ def split_header(
     path: Path, data: bytes, delimiter: str, encoding: str, header_row: int, hint: str = ""
 ) -> Layout:
     """Decode a delimited file and split it at its header line (see :func:`read_table`)."""
-    data, used = _as_utf8(path, data, encoding)
+    data, used, ascii_only = _as_utf8(path, data, encoding)
     if _blank(data):
         raise InputFileError(f"{path}: the file is empty (no header row)")
     start = 0
@@ -534,7 +541,7 @@ def split_header(
         path=path,
         header=tuple(header),
         names=tuple(_unique_names(header)),
-        body=Body(data, min(end + 1, len(data))),
+        body=Body(data, min(end + 1, len(data)), ascii_only),
         header_line=header_row,
         encoding=used,
         delimiter=delimiter,
