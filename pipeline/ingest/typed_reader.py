@@ -17,6 +17,7 @@ file's bytes afterwards (:meth:`TypedRows.text_of`), exactly as the text route r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,9 +158,11 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     if dropped and len(columns) < len(layout.names):
         return None  # the file's other columns decide whether those rows are blank
     blank += dropped
-    frame = {LINE: lines}
-    for name in columns:
-        frame[name] = _to_pandas(table.column(name), kinds[name])
+    # Two columns at a time: the copies into new memory run outside the interpreter lock, and
+    # on some machines each new page of memory costs more than the copy itself.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        arrays = pool.map(lambda name: _to_pandas(table.column(name), kinds[name]), columns)
+        frame = {LINE: lines, **dict(zip(columns, arrays, strict=True))}
     return TypedRows(frame=pd.DataFrame(frame, copy=False), blank_lines=blank, layout=layout)
 
 
