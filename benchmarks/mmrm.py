@@ -39,38 +39,50 @@ from pipeline.analyses.simulated_trial import simulate_mmrm_trial
 from pipeline.lmm import fit_mmrm
 from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.patterns import prepare_mmrm
+from pipeline.lmm.reuse import sharing_designs
 
 FIXED = "baseline + C(visit) * C(arm, Treatment('control'))"
 R_SCRIPT = ROOT / "benchmarks" / "mmrm_fits.R"
 #: The note of an R engine at a size outside ``--r-sizes`` (its cells are empty).
 NOT_RUN = "not run (--r-sizes)"
+SAME_OPTIMUM = "Same optimum (positive: R's criterion is above ours):"
 
 
 def time_ours(data: pd.DataFrame, repeat: int) -> dict[str, float]:
     """Fit ours ``repeat`` times; return the median wall and CPU seconds and the criterion.
 
-    The split into the pass over the rows (``ours_rows_s``) and the rest is timed on separate
-    calls of :func:`pipeline.lmm.patterns.prepare_mmrm`, also as medians.
+    Its two parts are timed apart, also as medians: the pass over the rows
+    (``ours_rows_s``, :func:`pipeline.lmm.patterns.prepare_mmrm` alone) and the rest
+    (``ours_patterns_s``: a second fit inside the same :func:`sharing_designs` block, which
+    reuses the first one's design, per-pattern cross-products and starting covariance). The
+    parts are separate measurements: they add up to the whole fit only roughly.
     """
-    walls, cpus, prepares = [], [], []
+    walls, cpus, prepares, rests = [], [], [], []
+
+    def fit() -> object:
+        return fit_mmrm(data, "y", FIXED, "visit", "patient", "us", df_method="satterthwaite")
+
     with single_threaded():
         for _ in range(repeat):
             started = time.perf_counter()
             prepare_mmrm(data, "y", FIXED, "visit", "patient")
             prepares.append(time.perf_counter() - started)
-            started, cpu = time.perf_counter(), time.process_time()
-            fit = fit_mmrm(data, "y", FIXED, "visit", "patient", "us", df_method="satterthwaite")
-            walls.append(time.perf_counter() - started)
-            cpus.append(time.process_time() - cpu)
-    total, prepare = statistics.median(walls), statistics.median(prepares)
+            with sharing_designs():
+                started, cpu = time.perf_counter(), time.process_time()
+                result = fit()
+                walls.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)
+                started = time.perf_counter()
+                fit()
+                rests.append(time.perf_counter() - started)
     return {
-        "ours_s": total,
+        "ours_s": statistics.median(walls),
         "ours_cpu_s": statistics.median(cpus),
-        "ours_rows_s": prepare,
-        "ours_patterns_s": max(total - prepare, 0.0),
-        "patterns": fit.n_patterns,
-        "n_obs": fit.n_obs,
-        "ours_criterion": fit.criterion,
+        "ours_rows_s": statistics.median(prepares),
+        "ours_patterns_s": statistics.median(rests),
+        "patterns": result.n_patterns,
+        "n_obs": result.n_obs,
+        "ours_criterion": result.criterion,
     }
 
 
@@ -198,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(r, engine + "_note") not in ("", NOT_RUN)
     ]
     diffs = [
-        f"- {r.patients:,} patients: R's REML criterion minus ours: gls "
-        f"{r.gls_criterion_diff:+.2e}, glmmTMB {r.glmmTMB_criterion_diff:+.2e}"
+        f"- {r.patients:,} patients: R's REML criterion minus ours: "
+        + ", ".join(
+            f"{engine} {getattr(r, engine + '_criterion_diff'):+.2e}"
+            for engine in ("gls", "glmmTMB")
+            if pd.notna(getattr(r, engine + "_criterion_diff"))
+        )
         for r in table.itertuples()
+        if pd.notna(r.gls_criterion_diff) or pd.notna(r.glmmTMB_criterion_diff)
     ]
     text = "\n".join(
         [
@@ -220,18 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             "unstructured "
             "covariance (21 parameters), REML. Ours (`ours_s`) includes the Satterthwaite "
             "pieces; `ours_rows_s` is the one pass over the rows (design, per-pattern "
-            "cross-products), `ours_patterns_s` the rest (optimisation, df), whose cost "
-            "depends on the number of visit patterns, not patients. R times only the fitting "
+            "cross-products), timed alone, and `ours_patterns_s` the rest (optimisation, df), "
+            "timed as a second fit reusing the first one's design, whose cost depends on the "
+            "number of visit patterns, not patients (separate measurements: their sum is "
+            "only roughly `ours_s`). R times only the fitting "
             "call and `vcov()`. Ratios are ours / R wall time (below 1: ours faster); an R fit "
             "stopped at the timeout counts as taking the timeout, so its ratio is an upper "
             "bound. R is run only at the `--r-sizes`; where it is not run, the cells are empty.",
             "",
             markdown_table(shown, floats="{:.3g}"),
             "",
-            "Same optimum (positive: R's criterion is above ours):",
-            *diffs,
-            *(["", "R fits stopped or failed:", *notes] if notes else []),
-            "",
+            *([SAME_OPTIMUM, *diffs, ""] if diffs else []),
+            *(["R fits stopped or failed:", *notes, ""] if notes else []),
         ]
     )
     (args.out / "mmrm.md").write_text(text)
