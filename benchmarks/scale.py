@@ -279,6 +279,17 @@ def summary(table: pd.DataFrame) -> str:
         by = runs.set_index("workers")
         if 1 in by.index and 2 in by.index:
             serial, parallel = projection(by.loc[1], by.loc[2])
+            if parallel <= 0:
+                lines += [
+                    f"No projection at {patients:,} patients: the 2-worker run "
+                    f"({by.loc[2, 'wall_s']:.1f} s) was not faster than the 1-worker run "
+                    f"({by.loc[1, 'wall_s']:.1f} s), so the part a worker divides is lost in "
+                    "the serial part (partitioning and the optimiser on the driver, the "
+                    "scheduler's round trips) and the machine's noise at this size; on this "
+                    "2-core machine the second worker also competes with the driver.",
+                    "",
+                ]
+                continue
             guesses = ", ".join(
                 f"N={n}: {serial + parallel / n:.0f} s" for n in (1, 2, 4, 8, 16, 32)
             )

@@ -79,3 +79,27 @@ def test_an_r_fit_that_stops_after_finished_runs_keeps_their_median(monkeypatch,
     assert note.startswith("run 3 of 3: stopped at the timeout") and "2 run(s)" in note
     runs = iter([(900.0, nan, nan, "stopped at the timeout")])  # the first run: a bound only
     assert mmrm.time_r_repeated(tmp_path, "gls", 900.0, tmp_path, 3)[0] == 900.0
+
+
+def _dask_row(workers: int, wall: float) -> dict:
+    return {
+        "run": f"dask-{workers}w",
+        "backend": "dask",
+        "workers": workers,
+        "runs": 3,
+        "patients": 20_000,
+        "wall_s": wall,
+        "cpu_s": wall,
+        "commit": "abc",
+    }
+
+
+def test_scale_projects_workers_only_when_the_second_worker_helped():
+    import pandas as pd
+    import scale
+
+    helped = scale.summary(pd.DataFrame([_dask_row(1, 24.0), _dask_row(2, 20.0)]))
+    assert "T(N) = 16 s + 8 s / N" in helped  # 24 = 16 + 8, 20 = 16 + 8 / 2
+    slower = scale.summary(pd.DataFrame([_dask_row(1, 14.4), _dask_row(2, 15.1)]))
+    assert "T(N)" not in slower and "No projection at 20,000 patients" in slower
+    assert "(15.1 s) was not faster than the 1-worker run (14.4 s)" in slower
