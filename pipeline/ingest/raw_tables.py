@@ -170,7 +170,9 @@ class RawTable:
         """Return the rows whose ``source_row`` is in ``rows`` as text cells, in reading order."""
         if self.frame is not None:
             if not len(rows):
-                return self.frame.iloc[:0]  # (no row: no pass over the whole table)
+                # No row: no pass over the table, and new empty columns (a zero-row slice
+                # would keep the whole table's text alive as long as the quarantine).
+                return self.frame.take([])
             return self.frame[self.frame[SOURCE_ROW].isin(rows)]
         return self.text_of(np.asarray(rows)).rename(columns={LINE: SOURCE_ROW})
 

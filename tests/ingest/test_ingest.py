@@ -60,3 +60,29 @@ def test_missing_binary_and_ragged_files(tmp_path):
     ragged = write_study(tmp_path / "r", patients=PATIENTS + "P9,A,2025-01-01,3,4,5,6,7,8,9\n")
     with pytest.raises(InputFileError, match="not a comma-separated table"):
         read_raw_table("patients", ragged["patients"])
+
+
+def _arrow_bytes(frame: pd.DataFrame) -> int:
+    """Bytes of the Arrow buffers a frame's text columns refer to (sliced or not)."""
+    return sum(
+        buffer.size
+        for column in frame.columns
+        if hasattr(frame[column].array, "_pa_array")
+        for chunk in frame[column].array._pa_array.chunks
+        for buffer in chunk.buffers()
+        if buffer is not None
+    )
+
+
+def test_no_quarantined_row_keeps_none_of_the_tables_text(tmp_path):
+    # A zero-row slice would keep the whole table's text alive as long as the (empty)
+    # quarantine; at registry scale that was every partition's text, kept to the end.
+    path = tmp_path / "p.csv"
+    rows = "".join(f"Q{i},North,2025-01-02,40,f,6,,\n" for i in range(500))
+    path.write_text(PATIENTS.replace("P3,", " P3 ,") + rows)  # a spaced id: text route
+    table = read_raw_table("patients", path)
+    assert table.frame is not None and _arrow_bytes(table.frame) > 10_000
+    none = table.text_rows(pd.Series([], dtype="int64"))
+    assert none.empty and list(none.columns) == list(table.frame.columns)
+    assert none.dtypes.equals(table.frame.dtypes)
+    assert _arrow_bytes(none) < 1_000
