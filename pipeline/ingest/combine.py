@@ -140,7 +140,7 @@ def combine(
     frame = frame[order + present]
     had: dict[str, list[str]] = {}
     for piece in pieces:
-        for label in piece.frame[SOURCE_FILE].unique():
+        for label in _labels(piece.frame[SOURCE_FILE]):
             known = had.setdefault(str(label), [])
             known += [c for c in column_names(table) if c in piece.frame and c not in known]
             if piece.events is not None:  # the event columns record the adverse events
@@ -166,3 +166,11 @@ def combine(
         extra=dict(extra or {}),
         events=pd.concat(events, ignore_index=True) if events else None,
     )
+
+
+def _labels(files: pd.Series) -> list[str]:
+    """Return the files a piece's rows name, in order (nearly always one: compared, not hashed)."""
+    if not len(files):
+        return []
+    first = files.iloc[0]
+    return [first] if bool((files == first).all()) else list(files.unique())

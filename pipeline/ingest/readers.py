@@ -144,6 +144,61 @@ def may_contain(cells: pa.ChunkedArray | pa.Array, needles: tuple[bytes, ...]) -
     return False
 
 
+def cell_bytes(
+    cells: pa.ChunkedArray | pa.Array,
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Return the bytes the cells of a text array span, and their lengths, chunk by chunk.
+
+    Per chunk: the cells' characters, one cell after another (a sliced array's other bytes are
+    left out), as a numpy view (no copy), and each cell's length in bytes (a missing cell
+    usually spans none). ``None`` for an array that is not of pyarrow's string or large string
+    type.
+    """
+    if cells.type not in (pa.string(), pa.large_string()):
+        return None
+    width = np.int32 if cells.type == pa.string() else np.int64
+    spans = []
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else (cells,):
+        if not len(chunk):
+            continue
+        _, offsets, data = chunk.buffers()
+        ends = np.frombuffer(
+            offsets, dtype=width, count=len(chunk) + 1, offset=chunk.offset * width().itemsize
+        )
+        if data is None or ends[-1] == ends[0]:
+            region = np.empty(0, np.uint8)
+        else:
+            region = np.frombuffer(data, dtype=np.uint8)[ends[0] : ends[-1]]
+        spans.append((region, np.diff(ends)))
+    return spans
+
+
+def byte_set(*groups: bytes | range) -> np.ndarray:
+    """Return a 256-entry table of the bytes in ``groups``, for :func:`holds_any`."""
+    table = np.zeros(256, dtype=bool)
+    for group in groups:
+        table[list(group)] = True
+    return table
+
+
+def holds_any(cells: pa.ChunkedArray | pa.Array, table: np.ndarray) -> bool:
+    """Whether any cell holds a byte of ``table`` (:func:`byte_set`); ``True`` if not text.
+
+    One look-up per byte of the cells, at memory speed: the quick test of whether a text
+    transformation (lower case, trimming, removing separators) can change any cell.
+    """
+    spans = cell_bytes(cells)
+    if spans is None:
+        return True
+    for region, _ in spans:
+        if not region.size:
+            continue
+        low, high = int(region.min()), int(region.max())  # (reductions: far faster than look-ups)
+        if table[low : high + 1].any() and table[region].any():
+            return True
+    return False
+
+
 def read_table(
     path: Path,
     *,

@@ -145,3 +145,68 @@ def test_an_explicitly_used_column_is_not_taken_again_by_name(tmp_path):
         source(columns={"vas_mm": "nrs"}), read_table(path), "v", ["nrs", "vas_mm"]
     )
     assert found == {"vas_mm": "nrs"}
+
+
+ALPHABETS = {
+    "lower": "abcdez",  # nothing to change for folding: the byte scan skips it
+    "codes": "abcdz019",
+    "upper ids": "PQZ0129",  # nothing to change for ids
+    "mixed": "aZ0 -_./\t\u00e9\u00c9",
+}
+
+
+@pytest.mark.parametrize("alphabet", ALPHABETS.values(), ids=ALPHABETS.keys())
+def test_byte_scans_skip_only_what_would_not_change(alphabet):
+    """Folding and ids give what the text functions give, with or without the byte scan's
+    shortcut, including on sliced and several-chunk arrays (whose buffers hold other bytes)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    cells = [
+        None if rng.random() < 0.1 else "".join(rng.choice(list(alphabet), rng.integers(0, 6)))
+        for _ in range(400)
+    ]
+    whole = pa.array(["ZZ Q", *cells, "q-q"], pa.large_string())  # other bytes at both ends
+    arrow = pa.chunked_array([whole.slice(1, 200), whole.slice(201, 200)])
+    column = pd.Series(pd.arrays.ArrowStringArray(arrow), dtype="str")
+    plain = pd.Series(cells, dtype=object)
+    folded = plain.str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
+    assert _listed(fold_code_case(column)) == _listed(folded)
+    ids = plain.str.upper().str.replace(r"[\s\-_./]+", "", regex=True)
+    assert _listed(compact_ids(column)) == _listed(ids.mask(ids == ""))
+
+
+def _listed(values: pd.Series) -> list:
+    return [None if pd.isna(v) else v for v in values]
+
+
+@pytest.mark.parametrize(
+    ("cells", "iso"),
+    [
+        (("2025-01-02", None, "", "2024-12-31"), True),
+        (("2025-13-45", "2025-01-02"), True),  # not a date, but nothing to rewrite
+        (("2025-1-02", "2025-01-02"), False),
+        (("2025/01/02",), False),
+        (("2025-01-0a",), False),
+        (("2025-0--02",), False),
+        (("20250-1-02",), False),
+        (("2025-01-02T10:00",), False),
+        (("45293",), False),
+    ],
+)
+def test_the_byte_scan_finds_dates_written_iso(cells, iso):
+    import pyarrow as pa
+
+    from pipeline.ingest.adapters.mapping import _written_iso
+
+    whole = pa.array(["1999-01", *cells, "x"], pa.large_string())  # other bytes at both ends
+    assert _written_iso(pa.chunked_array([whole.slice(1, len(cells))])) == iso
+
+
+def test_dates_the_scan_passes_on_are_rewritten():
+    out = iso_dates(
+        text("2025-1-02", "2025-01-02T10:00", "45293", "2025-13-45", "02.01.2025"), "DD.MM.YYYY"
+    )
+    # (a month of one digit is not an ISO date; 45293 is an Excel serial day)
+    assert out.tolist() == ["2025-1-02", "2025-01-02", "2024-01-02", "2025-13-45", "2025-01-02"]

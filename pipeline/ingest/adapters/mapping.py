@@ -42,6 +42,9 @@ from pipeline.ingest.readers import (
     LINE,
     STR,
     TextTable,
+    byte_set,
+    cell_bytes,
+    holds_any,
     may_contain,
     not_a_file,
     read_table,
@@ -73,6 +76,12 @@ _VISIT_WORDS = (
 )
 _NUMBERED = rf"(?i)^\s*(?:{_VISIT_WORDS})\.?\s*(?:(?:nr|no|n°|nº)\.?\s*)?(\d+)\s*$"
 NUMBERED_COLUMNS = ("session_number", "visit")
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+# Bytes without which trimming, lower-casing and reducing space runs change no cell (ASCII
+# upper case, whitespace, and every byte of a non-ASCII character), and likewise for putting
+# identifiers in one form (ASCII lower case, non-ASCII, whitespace and the separators).
+_NOT_FOLDED = byte_set(range(ord("A"), ord("Z") + 1), range(128, 256), _WHITESPACE)
+_NOT_COMPACT = byte_set(range(ord("a"), ord("z") + 1), range(128, 256), _WHITESPACE, b"-_./")
 # Yes/no cells validation reads without a vocabulary (as in pipeline.schemas.raw YES and NO).
 _PLAIN_YES_NO = pa.array(
     [w for word in (*YES, *NO) for w in (word, word.upper(), word.capitalize())],
@@ -375,7 +384,10 @@ _SPACE_RUNS = (b"  ", b"\t", b"\n", b"\x0c", b"\r", b"\x0b")
 
 def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
-    cells = pc.utf8_trim_whitespace(_arrow_text(text))
+    cells = _arrow_text(text)
+    if not holds_any(cells, _NOT_FOLDED):
+        return text  # lower case throughout, no space: nothing to change (a byte scan)
+    cells = pc.utf8_trim_whitespace(cells)
     if may_contain(cells, _SPACE_RUNS):
         cells = pc.replace_substring_regex(cells, r"\s+", " ")
     return _from_arrow(pc.utf8_lower(cells), text)
@@ -405,6 +417,8 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
     # Already ISO dates throughout: nothing to do (the common case, and fast), unless the
     # configured format also starts with the year and a dash and so could read them otherwise.
     if pattern == "%Y-%m-%d" or not pattern.startswith("%Y-"):
+        if _written_iso(_arrow_text(text)):
+            return text  # (a cell such as 2025-13-45 is left as written either way)
         try:
             pc.cast(_arrow_text(text), pa.date32())
         except pa.ArrowInvalid:
@@ -426,9 +440,38 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
     return written.where(parsed.notna(), text).astype(STR)
 
 
+def _written_iso(cells: pa.ChunkedArray) -> bool:
+    """Whether every cell is missing, empty or written ``dddd-dd-dd`` (a scan of the bytes).
+
+    Fast reductions instead of a look at every cell: every cell spans 0 or 10 bytes when none
+    is longer than 10 and the bytes add up to 10 per non-empty cell; then the bytes are digits
+    and dashes when they lie between ``-`` and ``9`` and the only ones below ``0`` are the
+    dashes at the 5th and 8th byte of every cell.
+    """
+    spans = cell_bytes(cells)
+    if spans is None:
+        return False
+    for region, lengths in spans:
+        if not region.size:
+            continue
+        cells_here = np.count_nonzero(lengths)
+        if lengths.max() > 10 or region.size != 10 * cells_here:
+            return False
+        if region.min() < ord("-") or region.max() > ord("9"):
+            return False
+        dashes = (region[4::10] == ord("-")).all() and (region[7::10] == ord("-")).all()
+        if not dashes or np.count_nonzero(region < ord("0")) != 2 * cells_here:
+            return False
+    return True
+
+
 def compact_ids(text: pd.Series) -> pd.Series:
     """Patient identifiers in one form: upper case, without spaces, ``-``, ``_``, ``.``, ``/``."""
-    cells = pc.utf8_upper(_arrow_text(text))
+    cells = _arrow_text(text)
+    if not holds_any(cells, _NOT_COMPACT):
+        empty = pc.any(pc.equal(pc.binary_length(cells), 0)).as_py()
+        return text.mask(text == "").astype(STR) if empty else text.astype(STR)
+    cells = pc.utf8_upper(cells)
     if may_contain(cells, _ID_SEPARATOR_BYTES):
         cells = pc.replace_substring_regex(cells, _ID_SEPARATORS, "")
     out = _from_arrow(cells, text)
