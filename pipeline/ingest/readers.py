@@ -184,8 +184,9 @@ def byte_set(*groups: bytes | range) -> np.ndarray:
 def holds_any(cells: pa.ChunkedArray | pa.Array, table: np.ndarray) -> bool:
     """Whether any cell holds a byte of ``table`` (:func:`byte_set`); ``True`` if not text.
 
-    One look-up per byte of the cells, at memory speed: the quick test of whether a text
-    transformation (lower case, trimming, removing separators) can change any cell.
+    The quick test of whether a text transformation (lower case, trimming, removing
+    separators) can change any cell: the lowest and highest byte first (two reductions at
+    memory speed), then, only when a byte of ``table`` lies between them, a look-up per byte.
     """
     spans = cell_bytes(cells)
     if spans is None:
@@ -193,7 +194,7 @@ def holds_any(cells: pa.ChunkedArray | pa.Array, table: np.ndarray) -> bool:
     for region, _ in spans:
         if not region.size:
             continue
-        low, high = int(region.min()), int(region.max())  # (reductions: far faster than look-ups)
+        low, high = int(region.min()), int(region.max())
         if table[low : high + 1].any() and table[region].any():
             return True
     return False
