@@ -208,5 +208,6 @@ def test_dates_the_scan_passes_on_are_rewritten():
     out = iso_dates(
         text("2025-1-02", "2025-01-02T10:00", "45293", "2025-13-45", "02.01.2025"), "DD.MM.YYYY"
     )
-    # (a month of one digit is not an ISO date; 45293 is an Excel serial day)
+    # A month of one digit is not an ISO date. 45293 is an Excel serial day in the 1900 date
+    # system: Excel's =DATE(2024,1,2) gives 45293 (1899-12-30 plus 45293 days).
     assert out.tolist() == ["2025-1-02", "2025-01-02", "2024-01-02", "2025-13-45", "2025-01-02"]

@@ -386,7 +386,7 @@ def fold_code_case(text: pd.Series) -> pd.Series:
     """Lower-case a coded column and reduce runs of spaces to one."""
     cells = _arrow_text(text)
     if not holds_any(cells, _NOT_FOLDED):
-        return text  # lower case throughout, no space: nothing to change (a byte scan)
+        return text.astype(STR)  # lower case throughout, no space: nothing to change
     cells = pc.utf8_trim_whitespace(cells)
     if may_contain(cells, _SPACE_RUNS):
         cells = pc.replace_substring_regex(cells, r"\s+", " ")
