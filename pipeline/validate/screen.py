@@ -141,8 +141,16 @@ def _lengths_within(values: pd.Series, stats: dict) -> bool:
     text = _text(values)
     if text is None:
         return False
-    lengths = pc.min_max(pc.utf8_length(text)).as_py()
     low, high, exact = stats.get("min_value"), stats.get("max_value"), stats.get("exact_value")
+    if exact is None and (low is None or low <= 1):
+        # A cell has at most as many characters as bytes, and one at least when it has a byte:
+        # the byte lengths (read off the offsets, nothing decoded) settle the usual bounds.
+        sizes = pc.min_max(pc.binary_length(text)).as_py()
+        if sizes["min"] is not None and (
+            (low is None or sizes["min"] >= low) and (high is None or sizes["max"] <= high)
+        ):
+            return True
+    lengths = pc.min_max(pc.utf8_length(text)).as_py()
     if exact is not None:
         return lengths["min"] == exact and lengths["max"] == exact
     return (low is None or lengths["min"] >= low) and (high is None or lengths["max"] <= high)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.validate.screen import _min_max
+from pipeline.validate.screen import _lengths_within, _min_max
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,36 @@ def test_min_max_of_whole_numbers_skips_missing_cells(values, missing, expected)
     assert _min_max(column) == expected
     if expected[0] is not None:  # the same as pandas' own reductions
         assert (column.min(), column.max()) == expected
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"min_value": 1, "max_value": 64},  # the patient identifier's rule
+        {"min_value": 1, "max_value": None},
+        {"min_value": None, "max_value": 3},
+        {"min_value": 2, "max_value": 5},  # a lower bound above 1: characters counted
+        {"exact_value": 4},
+    ],
+)
+def test_text_lengths_agree_with_counting_characters(stats):
+    # Cells whose byte length differs from their length in characters (é is two bytes, 🙂
+    # four), around each bound: the byte-length shortcut must decide as pandera's own count
+    # of characters (str.len) does, whichever way it goes.
+    rng = np.random.default_rng(7)
+    alphabets = (["a", "Z"], ["a", "é", "🙂", "ß", "Z"])  # plain ASCII cells, and mixed ones
+    for _ in range(300):
+        cells = [
+            "".join(rng.choice(alphabets[rng.integers(2)], size=rng.integers(0, 70)))
+            for _ in range(rng.integers(1, 4))
+        ]
+        values = pd.Series(cells, dtype="str")
+        lengths = values.str.len()
+        low, high, exact = (stats.get(k) for k in ("min_value", "max_value", "exact_value"))
+        if exact is not None:
+            expected = bool((lengths == exact).all())
+        else:
+            expected = bool(
+                (low is None or lengths.min() >= low) and (high is None or lengths.max() <= high)
+            )
+        assert _lengths_within(values, stats) is expected, (cells, stats)
