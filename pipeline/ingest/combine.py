@@ -100,8 +100,13 @@ def combine(
     Returns
     -------
     RawTable
-        Provenance columns, then the canonical columns present, as text.
+        Provenance columns, then the canonical columns present: typed when every piece was
+        read straight into types (:mod:`pipeline.ingest.adapters.typed_canonical`), else text
+        (a typed piece among pieces of text is read as text).
     """
+    typed = bool(pieces) and all(p.text_of is not None for p in pieces)
+    if not typed:
+        pieces = [p.as_text() for p in pieces]
     frames, lineage, problems, events = [], [], [], []
     offset = 0
     for piece in pieces:
@@ -130,13 +135,14 @@ def combine(
     order = [SOURCE_ROW, *PROVENANCE]
     present = [c for c in column_names(table, {table: extra or {}}) if any(c in f for f in frames)]
     if frames:
-        frame = pd.concat(frames, ignore_index=True)
+        frame = _joined(frames)
     else:
         frame = pd.DataFrame({c: pd.Series(dtype=STR) for c in order})
         frame[SOURCE_ROW] = frame[SOURCE_ROW].astype("int64")
         frame[SOURCE_LINE] = frame[SOURCE_LINE].astype("int64")
-    for column in present:
-        frame[column] = frame[column].astype(STR)
+    if not typed:
+        for column in present:
+            frame[column] = frame[column].astype(STR)
     frame = frame[order + present]
     had: dict[str, list[str]] = {}
     for piece in pieces:
@@ -146,7 +152,7 @@ def combine(
             if piece.events is not None:  # the event columns record the adverse events
                 fields = EVENT_FIELDS if piece.events["ae_severity"].notna().any() else ()
                 known += [c for c in ("adverse_event", *fields) if c not in known]
-    merged = any(p.lineage is not None for p in pieces)
+    merged = typed or any(p.lineage is not None for p in pieces)
     formats = {p.date_format for p in pieces}
     unique = {f.label: f for f in files}
     first = next(iter(unique.values()), None)
@@ -156,16 +162,48 @@ def combine(
         sha256=(first.sha256 if len(unique) == 1 else combined_digest(unique.values()))
         if first
         else "",
-        frame=frame,
+        frame=None if typed else frame,
+        typed=frame if typed else None,
+        text_of=_text_of(pieces, order + present) if typed else None,
         blank_lines=sum(f.blank_lines for f in unique.values()),
         files=tuple(unique.values()),
-        lineage=pd.concat(lineage, ignore_index=True) if merged else None,
+        lineage=_joined(lineage) if merged else None,
         problems=pd.concat(problems, ignore_index=True) if problems else None,
         date_format=formats.pop() if len(formats) == 1 else "as configured for its source",
         columns_by_file=tuple((label, tuple(columns)) for label, columns in had.items()),
         extra=dict(extra or {}),
         events=pd.concat(events, ignore_index=True) if events else None,
     )
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Join frames one under the other (one frame, the usual case, is not copied)."""
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _text_of(pieces: list[Piece], columns: list[str]) -> Callable[[np.ndarray], pd.DataFrame]:
+    """Return the function giving typed pieces' rows as :func:`combine` joins pieces of text.
+
+    It takes ``source_row`` numbers and returns those rows, in reading order, with the
+    ``columns`` of the joined table (missing where a piece's file lacks one), as text.
+    """
+    ends = np.cumsum([len(p.frame) for p in pieces])
+
+    def text_of(rows: np.ndarray) -> pd.DataFrame:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        parts = []
+        for piece, end in zip(pieces, ends, strict=True):
+            start = end - len(piece.frame)
+            here = rows[(rows > start) & (rows <= end)]
+            part = piece.text_of(here - start - 1).reset_index(drop=True)
+            part.insert(0, SOURCE_ROW, here)
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+        for column in columns[len(PROVENANCE) + 1 :]:
+            frame[column] = frame[column].astype(STR)
+        return frame
+
+    return text_of
 
 
 def _labels(files: pd.Series) -> list[str]:

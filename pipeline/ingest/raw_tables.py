@@ -32,7 +32,7 @@ from pipeline.ingest.readers import (
     sha256_of,
     split_header,
 )
-from pipeline.ingest.typed_reader import read_typed
+from pipeline.ingest.typed_reader import TypedRows, read_typed
 from pipeline.schemas.raw import column_kinds, column_names, required_columns
 
 __all__ = [
@@ -129,7 +129,8 @@ class RawTable:
         was regular enough to be read that way (:mod:`pipeline.ingest.typed_reader`); validation
         then skips parsing. ``None`` otherwise.
     text_of : callable or None
-        With ``typed``: returns the text of the rows on the given lines, for the quarantine.
+        With ``typed``: given ``source_row`` numbers, returns those rows as text (as
+        :attr:`frame` would hold them, ``source_row`` first), for the quarantine.
     columns_by_file : tuple of (str, tuple of str)
         Per file label, the canonical columns that file actually had (mapped, for the
         ``[[sources]]`` form): what each source *recorded*. A canonical column a file lacks
@@ -174,7 +175,7 @@ class RawTable:
                 # would keep the whole table's text alive as long as the quarantine).
                 return self.frame.take([])
             return self.frame[self.frame[SOURCE_ROW].isin(rows)]
-        return self.text_of(np.asarray(rows)).rename(columns={LINE: SOURCE_ROW})
+        return self.text_of(np.asarray(rows))
 
     def file_digests(self) -> list[tuple[str, str]]:
         """Return ``(label, sha256)`` of every file the table was read from."""
@@ -260,10 +261,15 @@ def read_raw_table(name: str, path: Path, extra: dict[str, str] | None = None) -
         blank_lines=blank,
         files=(source,),
         typed=None if typed is None else typed.frame.rename(columns={LINE: SOURCE_ROW}),
-        text_of=None if typed is None else typed.text_of,
+        text_of=None if typed is None else _rows_of(typed),
         columns_by_file=((path.name, tuple(c for c in column_names(name) if c in layout.header)),),
         extra=dict(extra or {}),
     )
+
+
+def _rows_of(typed: TypedRows) -> Callable[[np.ndarray], pd.DataFrame]:
+    """Rows of a file read typed, as text, by ``source_row`` (here, the line of each row)."""
+    return lambda rows: typed.text_of(rows).rename(columns={LINE: SOURCE_ROW})
 
 
 def read_raw_tables(

@@ -23,9 +23,11 @@ import io
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,8 @@ import pyarrow.csv as pacsv
 
 from pipeline.errors import InputFileError
 from pipeline.ingest.mapped_file import MappedFile, file_bytes
+
+T = TypeVar("T")
 
 # Cell contents read as missing (compared after stripping surrounding spaces).
 # "None" is not one of them: it is also how a clinic may write the adverse-event code "none".
@@ -209,7 +213,8 @@ def read_table(
     sheet: str | None = None,
     hint: str = "",
     missing: tuple[str, ...] = (),
-) -> TextTable:
+    typed: Callable[[Layout, FileDigest], T | None] | None = None,
+) -> TextTable | T:
     r"""Read a delimited text file or an Excel sheet as text.
 
     Parameters
@@ -232,11 +237,15 @@ def read_table(
     missing : tuple of str
         More cell contents read as missing, besides :data:`MISSING_TOKENS` (exact, after
         removing surrounding spaces; e.g. a source's ``k.A.``, ``K.A.``).
+    typed : callable, optional
+        Tried first on a delimited file, with its layout and digest: a reader of the cells
+        straight into their types, returning ``None`` when the file must be read as text
+        (:mod:`pipeline.ingest.adapters.typed_canonical`).
 
     Returns
     -------
-    TextTable
-        The cells as text with their line numbers.
+    TextTable or what ``typed`` returned
+        The cells as text with their line numbers, or as ``typed`` read them.
 
     Raises
     ------
@@ -254,6 +263,10 @@ def read_table(
                 f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
             )
         layout = split_header(path, data, delimiter, encoding, header_row, hint)
+        if typed is not None:
+            found = typed(layout, digest)
+            if found is not None:
+                return found
         return read_text(layout, digest, missing)
 
 
@@ -564,6 +577,11 @@ class Layout:
     header_line: int
     encoding: str
     delimiter: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The names of the header positions, as :attr:`TextTable.columns` (one name, two uses)."""
+        return self.names
 
 
 def split_header(

@@ -69,11 +69,14 @@ class TypedRows:
         Blank lines and rows of only missing cells, skipped.
     layout : Layout
         The file, split at its header (for :meth:`text_of`).
+    tokens : tuple of str
+        The cell contents read as missing.
     """
 
     frame: pd.DataFrame
     blank_lines: int
     layout: Layout
+    tokens: tuple[str, ...] = MISSING_TOKENS
 
     def text_of(self, lines: np.ndarray) -> pd.DataFrame:
         """Return the rows on ``lines`` (file line numbers) as the text route reads them.
@@ -99,13 +102,15 @@ class TypedRows:
         starts = np.where(index > 0, ends[np.maximum(index - 1, 0)] + 1, body.start)
         data = body.data
         chunk = Body(b"\n".join(data[a:b] for a, b in zip(starts, ends[index], strict=True)))
-        table, _, _ = _parse_fast(chunk, names, layout.delimiter, 1)
+        table, _, _ = _parse_fast(chunk, names, layout.delimiter, 1, self.tokens)
         if table is None or table.num_rows != lines.size:
-            table, _, _ = _parse_slow(layout.path, chunk, names, layout.delimiter, 1)
+            table, _, _ = _parse_slow(layout.path, chunk, names, layout.delimiter, 1, self.tokens)
         return _to_frame(table, lines)
 
 
-def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
+def read_typed(
+    layout: Layout, kinds: Mapping[str, str], missing: tuple[str, ...] = ()
+) -> TypedRows | None:
     """Parse a regular file's schema columns straight into their types.
 
     Parameters
@@ -113,7 +118,11 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     layout : Layout
         The file, split at its header (:func:`pipeline.ingest.readers.split_header`).
     kinds : mapping of str to str
-        ``{column: kind}`` of the schema (:func:`pipeline.schemas.raw.column_kinds`).
+        ``{column: kind}`` of the schema (:func:`pipeline.schemas.raw.column_kinds`), by the
+        file's column names.
+    missing : tuple of str
+        More cell contents read as missing, as :func:`pipeline.ingest.readers.read_table` takes
+        them.
 
     Returns
     -------
@@ -121,6 +130,7 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
         The typed rows, or ``None`` when the file must take the text route (see the module).
     """
     body, delimiter = layout.body, layout.delimiter
+    tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
     columns = [n for n in layout.names if n in kinds]
     if not columns or body.blank(b"\r\n") or _needs_trim(body, delimiter):
         return None
@@ -138,7 +148,7 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
             convert_options=pacsv.ConvertOptions(
                 column_types={c: ARROW_TYPES[kinds[c]] for c in columns},
                 include_columns=columns,
-                null_values=list(MISSING_TOKENS),
+                null_values=list(tokens),
                 true_values=_spellings(YES),
                 false_values=_spellings(NO),
                 strings_can_be_null=True,
@@ -163,7 +173,9 @@ def read_typed(layout: Layout, kinds: Mapping[str, str]) -> TypedRows | None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         arrays = pool.map(lambda name: _to_pandas(table.column(name), kinds[name]), columns)
         frame = {LINE: lines, **dict(zip(columns, arrays, strict=True))}
-    return TypedRows(frame=pd.DataFrame(frame, copy=False), blank_lines=blank, layout=layout)
+    return TypedRows(
+        frame=pd.DataFrame(frame, copy=False), blank_lines=blank, layout=layout, tokens=tokens
+    )
 
 
 def _holds_0x(body: Body) -> bool:

@@ -94,7 +94,7 @@ def blanked_cells(raw: dict[str, RawTable], validation: Validation) -> pd.DataFr
         where = table.provenance().drop_duplicates(SOURCE_ROW).set_index(SOURCE_ROW)
         rows = cells[SOURCE_ROW].to_numpy()
         valid = validation.tables[name].valid.set_index(SOURCE_ROW)
-        frame = table.frame
+        frame = table.frame if table.frame is not None else table.typed
         detail = (
             frame.set_index(SOURCE_ROW)[SOURCE_DETAIL].reindex(rows).to_numpy()
             if frame is not None and SOURCE_DETAIL in frame

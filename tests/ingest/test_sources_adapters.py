@@ -211,7 +211,7 @@ def test_several_clinics_by_glob_with_a_site_per_file(tmp_path):
         "A1": "Northside",
         "B1": "Southside",
     }
-    assert raw["patients"].frame["source_row"].tolist() == [1, 2]
+    assert raw["patients"].source_rows.tolist() == [1, 2]
     assert len(raw["patients"].sha256) == 64
     with pytest.raises(InputFileError, match=r"names no site for south/patients\.csv"):
         ingest(project(tmp_path, sources.replace('"south/patients.csv" = "Southside"\n', "")))

@@ -9,6 +9,7 @@ own column names (``[sources.columns]``), codes, units, delimiter, encoding and 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ from pipeline.ingest.adapters.mapping import (
     site_for,
     source_file,
 )
+from pipeline.ingest.adapters.typed_canonical import read_typed_file
 from pipeline.ingest.raw_tables import SourceFile
+from pipeline.ingest.readers import TextTable
 from pipeline.schemas.raw import TABLES, column_names, required_columns
 
 
@@ -86,10 +89,16 @@ def _read_file(
     if by_events:  # read from the event columns instead
         names = tuple(c for c in names if c not in ("adverse_event", "ae_severity"))
     explicit = {c: v for c, v in source.columns.items() if c in names}
-    text = read_source_file(source, path)
     label = file_label(source, path)
     site = site_for(source, path, label) if table == "patients" else None
     required = [c for c in required_columns(table) if not (c == "site" and site)]
+    typed = None
+    if not by_events:  # (the event columns are read from the text)
+        typed = partial(read_typed_file, source, table, label, names, required, explicit, site)
+    text = read_source_file(source, path, typed=typed)
+    if not isinstance(text, TextTable):
+        piece, file = text
+        return piece, (file, (table,))
     columns = resolve_columns(source, text, label, names, required, explicit=explicit)
     if site and "site" in columns:
         raise_site_twice(source, label)

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,9 @@ from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, 
 from pipeline.ingest.readers import (
     LINE,
     STR,
+    FileDigest,
+    Layout,
+    T,
     TextTable,
     byte_set,
     cell_bytes,
@@ -111,6 +114,11 @@ class Piece:
         ``frame``), ``ae_type``, ``ae_severity``, one row per adverse event, and a row with
         ``ae_type`` missing for a session that recorded its events and had none
         (:mod:`pipeline.ingest.adapters.events`).
+    text_of : callable or None
+        For a piece read straight into types (:mod:`pipeline.ingest.adapters.typed_canonical`),
+        whose ``frame`` then holds the canonical columns in the schema's types: given positions
+        in ``frame``, the frame the text route makes of those rows (text, normalised). ``None``
+        for a piece of text.
     """
 
     table: str
@@ -119,6 +127,13 @@ class Piece:
     problems: pd.DataFrame | None = None
     date_format: str = "YYYY-MM-DD"
     events: pd.DataFrame | None = None
+    text_of: Callable[[np.ndarray], pd.DataFrame] | None = None
+
+    def as_text(self) -> Piece:
+        """Return the piece as the text route reads it (itself when it is text already)."""
+        if self.text_of is None:
+            return self
+        return replace(self, frame=self.text_of(np.arange(len(self.frame))), text_of=None)
 
 
 @dataclass(frozen=True)
@@ -171,8 +186,16 @@ def file_label(source: Source, path: Path) -> str:
         return str(path)
 
 
-def read_source_file(source: Source, path: Path) -> TextTable:
-    """Read one file of ``source`` with its delimiter, encoding, header row and sheet."""
+def read_source_file(
+    source: Source,
+    path: Path,
+    typed: Callable[[Layout, FileDigest], T | None] | None = None,
+) -> TextTable | T:
+    """Read one file of ``source`` with its delimiter, encoding, header row and sheet.
+
+    ``typed``, when given, is tried first on a delimited file (see
+    :func:`pipeline.ingest.readers.read_table`).
+    """
     problem = not_a_file(path)
     if problem:
         key = source.key("files" if source.kind != "canonical" else "")
@@ -185,6 +208,7 @@ def read_source_file(source: Source, path: Path) -> TextTable:
         sheet=source.sheet,
         hint=f"; set header_row in {source.key()} to the line that holds them",
         missing=source.vocabulary.missing_spellings(),
+        typed=typed,
     )
 
 
@@ -215,21 +239,21 @@ def _fold(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _positions(text: TextTable, name: str) -> list[int]:
+def _positions(text: TextTable | Layout, name: str) -> list[int]:
     exact = [k for k, h in enumerate(text.header) if h == name.strip()]
     if exact:
         return exact
     return [k for k, h in enumerate(text.header) if h and _fold(h) == _fold(name)]
 
 
-def _header_list(text: TextTable, limit: int = 40) -> str:
+def _header_list(text: TextTable | Layout, limit: int = 40) -> str:
     names = [h for h in text.header if h]
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def find_column(
-    source: Source, text: TextTable, label: str, canonical: str, clinic: str, key: str
+    source: Source, text: TextTable | Layout, label: str, canonical: str, clinic: str, key: str
 ) -> str:
     """Return the frame column of the clinic column ``clinic`` mapped to ``canonical``.
 
@@ -248,7 +272,7 @@ def find_column(
     return text.columns[positions[0]]
 
 
-def _single(text: TextTable, label: str, positions: list[int], key: str) -> None:
+def _single(text: TextTable | Layout, label: str, positions: list[int], key: str) -> None:
     if len(positions) > 1:
         raise InputFileError(
             f"{label}: column '{text.header[positions[0]]}' appears twice in the header "
@@ -259,7 +283,7 @@ def _single(text: TextTable, label: str, positions: list[int], key: str) -> None
 
 def resolve_columns(
     source: Source,
-    text: TextTable,
+    text: TextTable | Layout,
     label: str,
     wanted: Iterable[str],
     required: Iterable[str] = (),
@@ -272,8 +296,8 @@ def resolve_columns(
     ----------
     source : Source
         The source (for messages and its ``columns`` mapping).
-    text : TextTable
-        The file as read.
+    text : TextTable or Layout
+        The file as read, or split at its header (only the header is looked at).
     label : str
         The file as named in messages.
     wanted : iterable of str
@@ -414,9 +438,7 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
     if text.isna().all():
         return text
     pattern = strptime_pattern(date_format)
-    # Already ISO dates throughout: nothing to do (the common case, and fast), unless the
-    # configured format also starts with the year and a dash and so could read them otherwise.
-    if pattern == "%Y-%m-%d" or not pattern.startswith("%Y-"):
+    if iso_kept(date_format):
         if _written_iso(_arrow_text(text)):
             return text  # (a cell such as 2025-13-45 is left as written either way)
         try:
@@ -438,6 +460,16 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
         parsed[serial] = pd.to_datetime(EXCEL_EPOCH + days.astype("timedelta64[D]"))
     written = parsed.dt.strftime("%Y-%m-%d").astype(STR)
     return written.where(parsed.notna(), text).astype(STR)
+
+
+def iso_kept(date_format: str) -> bool:
+    """Whether :func:`iso_dates` leaves a column of ISO dates (``YYYY-MM-DD``) as written.
+
+    It does, the common case, unless the configured format also starts with the year and a dash
+    and so could read them otherwise (``YYYY-DD-MM``).
+    """
+    pattern = strptime_pattern(date_format)
+    return pattern == "%Y-%m-%d" or not pattern.startswith("%Y-")
 
 
 def _written_iso(cells: pa.ChunkedArray) -> bool:
@@ -521,6 +553,15 @@ def yes_no(text: pd.Series, vocabulary: Vocabulary) -> pd.Series:
     return out.mask(no.to_numpy(zero_copy_only=False), "no").astype(STR)
 
 
+def normalised_kinds(source: Source) -> dict[str, str]:
+    """Return ``{column: kind}`` as :func:`normalise` treats the columns of ``source``."""
+    kinds = {**all_kinds(), "visit_date": "date"}
+    for table_extra in source.extra.values():
+        for column, kind in table_extra.items():
+            kinds.setdefault(column, kind)
+    return kinds
+
+
 def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     """Normalise the canonical text columns of ``frame`` as ``source`` says (module docstring).
 
@@ -536,10 +577,7 @@ def normalise(frame: pd.DataFrame, source: Source) -> pd.DataFrame:
     pandas.DataFrame
         A new frame, still text.
     """
-    kinds = {**all_kinds(), "visit_date": "date"}
-    for table_extra in source.extra.values():
-        for column, kind in table_extra.items():
-            kinds.setdefault(column, kind)
+    kinds = normalised_kinds(source)
     coded = all_codes()
     out = frame.copy()
     for column in [c for c in out.columns if c in kinds]:
