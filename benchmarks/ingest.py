@@ -5,9 +5,9 @@ assessments: 200,000 patients with five visits each and two needling sessions ea
 reading and validating all three tables together
 (:func:`pipeline.ingest.raw_tables.read_raw_tables` and
 :func:`pipeline.validate.study.validate_study`, exactly what ``outcomes validate`` runs for the
-``[inputs]`` form), five runs after one uncounted. The throughput is counted in assessment
-rows per second of the median run's whole read + validate, so the patients and sessions come
-for free. Issue 15's goals: 2,000,000 rows/s for the canonical files (fast route) and 1,500,000
+``[inputs]`` form), five runs after one uncounted, the layouts taking turns run by run. The
+throughput is counted in assessment rows per second of the median run's whole read +
+validate, so the patients and sessions come for free. Issue 15's goals: 2,000,000 rows/s for the canonical files (fast route) and 1,500,000
 for a ``[[sources]]`` entry; the latter is shown for the entry as it is read (these files need
 no typed translation, so they take the fast route too:
 :mod:`pipeline.ingest.adapters.typed_canonical`) and with its text route forced.
@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,7 @@ MIMALLOC_PROCESS = (
 #: unless this variable names another; the row above times pyarrow's own default.
 MIMALLOC = {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
 PROCESS_RUNS = 3
+IN_PROCESS_RUNS = 5
 #: Issue 15's goals, in assessment rows per second (median run): the fast route for canonical
 #: files, a ``[[sources]]`` entry (shown as read and with its text route forced).
 GOALS = {CANONICAL: 2_000_000, SOURCES: 1_500_000, SOURCES_TEXT: 1_500_000}
@@ -225,19 +227,23 @@ def write(tables: dict[str, pa.Table], folder: Path) -> dict[str, Path]:
     return paths
 
 
-def timed(run, repeat: int) -> list[tuple[float, float]]:
-    """Wall-clock and CPU seconds (this process, all threads) of ``repeat`` calls of ``run``.
+def timed(runs: dict[str, Callable[[], None]], repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """Wall-clock and CPU seconds (this process, all threads) of ``repeat`` calls of each run.
 
-    One call before them is not counted (it pays for what a process does once: the lazy
-    imports, pyarrow's thread pools); the whole-process rows show that cost. CPU seconds tell
-    the work done even when other processes share the machine.
+    Each run is called once first, not counted (it pays for what a process does once: the lazy
+    imports, pyarrow's thread pools); the whole-process rows show that cost. Then the runs take
+    turns, ``repeat`` rounds of one call each, so that a slow spell of a shared machine, or the
+    first calls' fresh memory, falls on every layout alike rather than on whichever came first.
+    CPU seconds tell the work done even when other processes share the machine.
     """
-    run()
-    times = []
-    for _ in range(repeat):
-        start, cpu = time.perf_counter(), time.process_time()
+    for run in runs.values():
         run()
-        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
+    for _ in range(repeat):
+        for label, run in runs.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            run()
+            times[label].append((time.perf_counter() - start, time.process_time() - cpu))
     return times
 
 
@@ -262,6 +268,9 @@ def main() -> int:
         tables = study()
         paths = write(tables, folder / "clean")
         broken_paths = write(with_broken_scores(tables), folder / "broken")
+        # The files just written are flushed to disk first, so that the kernel's writing them
+        # back does not land in the timed runs of the first layouts.
+        os.sync()
         sizes = {n: t.num_rows for n, t in tables.items()}
         total = sum(sizes.values())
         routes: dict[str, str] = {}
@@ -317,17 +326,23 @@ def main() -> int:
             for path in files:
                 pacsv.read_csv(path)
 
-        for layout, run, repeat in (
-            (CANONICAL, lambda: validate(paths, 0, CANONICAL), 5),
-            (BROKEN, lambda: validate(broken_paths, broken, BROKEN), 5),
-            (TEXT_ROUTE, text_route, 5),
-            (SOURCES, mapped, 5),
-            (SOURCES_TEXT, mapped_text, 5),
-            (PYARROW_READ, pyarrow_read, 5),
-            (PYARROW_PROCESS, lambda: None, PROCESS_RUNS),
-            (PIPELINE_PROCESS, lambda: None, PROCESS_RUNS),
-            (IMPORTS_PROCESS, lambda: None, PROCESS_RUNS),
-            (MIMALLOC_PROCESS, lambda: None, PROCESS_RUNS),
+        in_process = timed(
+            {
+                CANONICAL: lambda: validate(paths, 0, CANONICAL),
+                BROKEN: lambda: validate(broken_paths, broken, BROKEN),
+                TEXT_ROUTE: text_route,
+                SOURCES: mapped,
+                SOURCES_TEXT: mapped_text,
+                PYARROW_READ: pyarrow_read,
+            },
+            IN_PROCESS_RUNS,
+        )
+        for layout, repeat in (
+            *((label, IN_PROCESS_RUNS) for label in in_process),
+            (PYARROW_PROCESS, PROCESS_RUNS),
+            (PIPELINE_PROCESS, PROCESS_RUNS),
+            (IMPORTS_PROCESS, PROCESS_RUNS),
+            (MIMALLOC_PROCESS, PROCESS_RUNS),
         ):
             if layout == PYARROW_PROCESS:
                 runs = child_times(PYARROW_CHILD, files, repeat)
@@ -338,7 +353,7 @@ def main() -> int:
             elif layout == MIMALLOC_PROCESS:
                 runs = child_times(PIPELINE_CHILD, files, repeat, env=MIMALLOC)
             else:
-                runs = timed(run, repeat)
+                runs = in_process[layout]
             median = statistics.median(wall for wall, _ in runs)
             rate = None if layout == IMPORTS_PROCESS else round(sizes["assessments"] / median)
             goal = GOALS.get(layout)
@@ -399,7 +414,9 @@ def main() -> int:
         f"{by.loc[PIPELINE_PROCESS, 'median_cpu_seconds']:.2f}).",
         "",
         "Rows/s are wall-clock, of the median run (each in-process layout is run once first, "
-        "uncounted); CPU s count every thread of this process, so they "
+        "uncounted; then the layouts take turns, one run each per round, so that a slow spell "
+        "of the machine falls on all of them alike); CPU s count every thread of this process, "
+        "so they "
         "show the work done even when other processes share the machine. Machine: "
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end "
         f"(other work on the machine lengthens the wall times, less the CPU times), commit "
