@@ -7,10 +7,10 @@ reading and validating all three tables together
 :func:`pipeline.validate.study.validate_study`, exactly what ``outcomes validate`` runs for the
 ``[inputs]`` form), five runs after one uncounted, the layouts taking turns run by run. The
 throughput is counted in assessment rows per second of the median run's whole read +
-validate, so the patients and sessions come for free. Issue 15's goals: 2,000,000 rows/s for the canonical files (fast route) and 1,500,000
-for a ``[[sources]]`` entry; the latter is shown for the entry as it is read (these files need
-no typed translation, so they take the fast route too:
-:mod:`pipeline.ingest.adapters.typed_canonical`) and with its text route forced.
+validate, so the patients and sessions come for free. Issue 15's goals: 2,000,000 rows/s for
+the canonical files (fast route) and 1,500,000 for a ``[[sources]]`` entry; the latter is shown
+for the entry as it is read (these files need no typed translation, so they take the fast
+route too: :mod:`pipeline.ingest.adapters.typed_canonical`) and with its text route forced.
 
 Also timed, for what they cost:
 
