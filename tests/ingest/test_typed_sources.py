@@ -200,3 +200,27 @@ def test_settings_that_change_cells_other_than_text_decline_the_typed_route(
     raw, _, _ = _both_routes(config, monkeypatch)
     typed = {name for name in TABLES if raw[name].typed is not None}
     assert typed == (set() if declined == "all" else set(TABLES) - {declined})
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "line_end", "bom", "preamble", "encoding"),
+    [
+        (";", "\r\n", True, 0, "utf-8"),  # Excel's CSV on Windows
+        ("\t", "\n", False, 2, "utf-8"),  # two lines above the header
+        (",", "\n", False, 0, "cp1252"),
+        ("|", "\r\n", False, 1, "utf-8"),
+    ],
+)
+def test_the_file_layouts_a_source_may_declare_read_alike_on_both_routes(
+    tmp_path, monkeypatch, delimiter, line_end, bom, preamble, encoding
+):
+    for name, text in FILES.items():
+        lines = [f"exported {k}" for k in range(preamble)]
+        lines += [line.replace(",", delimiter) for line in text.splitlines()]
+        data = (line_end.join(lines) + line_end).encode(encoding)
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + data if bom else data)
+    keys = f'delimiter = "{delimiter}"\nencoding = "{encoding}"\nheader_row = {preamble + 1}\n'
+    config = _write(tmp_path, _one_clinic(keys.replace("\t", "\\t")), {})
+    raw, _, typed_files = _both_routes(config, monkeypatch)
+    assert typed_files == 3
+    assert all(raw[name].typed is not None for name in TABLES)
