@@ -224,3 +224,32 @@ def test_the_file_layouts_a_source_may_declare_read_alike_on_both_routes(
     raw, _, typed_files = _both_routes(config, monkeypatch)
     assert typed_files == 3
     assert all(raw[name].typed is not None for name in TABLES)
+
+
+def test_a_clinic_on_the_text_route_turns_its_tables_to_text_for_the_other_too(
+    tmp_path, monkeypatch
+):
+    # The first clinic's files take the typed route; the second writes yes/no in German, so
+    # its files take the text route, and every table is joined as text: the first clinic's
+    # rows then come from reading its files again, whole (its k.A. still missing).
+    files = {**FILES}
+    for name, text in FILES.items():
+        german = text.replace(",no,", ",nein,").replace(",yes,", ",ja,").replace(",No,", ",Nein,")
+        header, *rows = german.splitlines()
+        files[f"south/{name}"] = (
+            "\n".join([header] + ["S" + row[1:] if row else row for row in rows]) + "\n"
+        )
+    south = (
+        '[[sources]]\nkind = "canonical"\nsite = "Southside"\n'
+        'patients = "south/patients.csv"\nsessions = "south/sessions.csv"\n'
+        'assessments = "south/assessments.csv"\n'
+        '[sources.columns]\npatient_id = "Patient"\n'
+    )
+    raw, found, typed_files = _both_routes(
+        _write(tmp_path, _one_clinic() + south, files), monkeypatch
+    )
+    assert typed_files == 4  # the first clinic's three files, and the south's assessments
+    assert [raw[name].typed is None for name in TABLES] == [True, True, False]
+    valid = found["patients valid"].set_index("patient_id")
+    assert valid["symptom_weeks"].isna().sum() == 2  # k.A. in each clinic
+    assert valid.loc[["S1", "S2", "S3"], "anticoagulants"].tolist() == [False, True, False]

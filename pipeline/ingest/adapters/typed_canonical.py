@@ -47,7 +47,7 @@ from pipeline.ingest.adapters.mapping import (
     resolve_columns,
 )
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.ingest.readers import LINE, FileDigest, Layout, TextTable
+from pipeline.ingest.readers import LINE, FileDigest, Layout, TextTable, read_text
 from pipeline.ingest.typed_reader import read_typed
 from pipeline.schemas.raw import column_kinds
 
@@ -164,10 +164,13 @@ def read_typed_file(
     sha256 = digest.hexdigest()
 
     def text_of(rows: np.ndarray) -> pd.DataFrame:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == len(lines):  # every row (positions are distinct): read the whole file
+            return mapped_frame(source, read_text(layout, sha256, missing), columns, label, site)
         as_read = TextTable(
             path=layout.path,
             sha256=sha256,
-            frame=typed.text_of(lines[np.asarray(rows, dtype=np.int64)]),
+            frame=typed.text_of(lines[rows]),
             header=layout.header,
             columns=layout.names,
             header_line=layout.header_line,
