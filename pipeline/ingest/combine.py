@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline.config.settings import Source
 from pipeline.ingest.adapters import canonical, redcap, visit_sheet, wide
 from pipeline.ingest.adapters.mapping import PROVENANCE, Adapted, Piece, combined_digest
+from pipeline.ingest.adapters.typed_canonical import may_type
 from pipeline.ingest.raw_tables import (
     SOURCE_FILE,
     SOURCE_LINE,
@@ -64,8 +65,14 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
     extra = sources[0].extra if sources else {}
     pieces: list[Piece] = []
     files: dict[str, list[SourceFile]] = {t: [] for t in TABLES}
+    # A table is read straight into types only where every source of it may be (a table
+    # joining typed and text pieces is joined as text, the typed ones read again).
+    typed = [t for t in TABLES if all(may_type(s, t) for s in sources if t in s.tables())]
     for source in sources:
-        adapted = ADAPTERS[source.kind](source)
+        if source.kind == "canonical":
+            adapted = canonical.read(source, typed)
+        else:
+            adapted = ADAPTERS[source.kind](source)
         pieces += adapted.pieces
         for file, tables in adapted.files:
             for table in tables:

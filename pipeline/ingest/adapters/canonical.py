@@ -8,6 +8,7 @@ own column names (``[sources.columns]``), codes, units, delimiter, encoding and 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -36,13 +37,16 @@ from pipeline.ingest.readers import TextTable
 from pipeline.schemas.raw import TABLES, column_names, required_columns
 
 
-def read(source: Source) -> Adapted:
+def read(source: Source, typed: Collection[str] = TABLES) -> Adapted:
     """Read every file of a canonical source into pieces of its tables.
 
     Parameters
     ----------
     source : Source
         A ``kind = "canonical"`` source.
+    typed : collection of str
+        The tables whose files may be read straight into types
+        (:mod:`pipeline.ingest.adapters.typed_canonical`); the others are read as text.
 
     Returns
     -------
@@ -68,7 +72,9 @@ def read(source: Source) -> Adapted:
     # raised, as when they were read one after another.
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [
-            job if isinstance(job, InputFileError) else pool.submit(_read_file, source, *job)
+            job
+            if isinstance(job, InputFileError)
+            else pool.submit(_read_file, source, *job, job[0] in typed)
             for job in jobs
         ]
         done = []
@@ -80,9 +86,12 @@ def read(source: Source) -> Adapted:
 
 
 def _read_file(
-    source: Source, table: str, path: Path
+    source: Source, table: str, path: Path, typed: bool = True
 ) -> tuple[Piece, tuple[SourceFile, tuple[str, ...]]]:
-    """Read one file of ``table`` into its piece, and describe the file."""
+    """Read one file of ``table`` into its piece, and describe the file.
+
+    With ``typed``, the file is read straight into types when it can be.
+    """
     names = column_names(table, source.extra)
     names += (ODI_ANSWERED,) if table == "assessments" else ()
     by_events = table == "sessions" and source.adverse_events is not None
@@ -92,10 +101,10 @@ def _read_file(
     label = file_label(source, path)
     site = site_for(source, path, label) if table == "patients" else None
     required = [c for c in required_columns(table) if not (c == "site" and site)]
-    typed = None
-    if not by_events:  # (the event columns are read from the text)
-        typed = partial(read_typed_file, source, table, label, names, required, explicit, site)
-    text = read_source_file(source, path, typed=typed)
+    reader = None
+    if typed and not by_events:  # (the event columns are read from the text)
+        reader = partial(read_typed_file, source, table, label, names, required, explicit, site)
+    text = read_source_file(source, path, typed=reader)
     if not isinstance(text, TextTable):
         piece, file = text
         return piece, (file, (table,))

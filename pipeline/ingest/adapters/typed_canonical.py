@@ -12,6 +12,9 @@ would leave every column that is not text as written:
   decimal point, ODI is not given as points over the sections answered, and the date format
   leaves ISO dates as written (:func:`pipeline.ingest.adapters.mapping.iso_kept`);
 * the session log does not take its adverse events from event columns;
+* every other source of the table allows it too (:func:`may_type`, decided from the settings
+  before any file is read): a table is joined in one form, and one that joins typed and text
+  pieces is joined as text (:func:`pipeline.ingest.combine.combine`);
 * and the typed reading itself succeeds. It declines any cell it would read differently (see
   :mod:`pipeline.ingest.typed_reader`): a yes/no answer in a language's own words (``ja``), a
   date written another way or a number with a unit sends the file to the text route. Whole
@@ -28,7 +31,7 @@ quarantine shows them as the text route would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -49,7 +52,34 @@ from pipeline.ingest.adapters.mapping import (
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.ingest.readers import LINE, FileDigest, Layout, TextTable, read_text
 from pipeline.ingest.typed_reader import read_typed
-from pipeline.schemas.raw import column_kinds
+from pipeline.schemas.raw import column_kinds, column_names
+
+
+def may_type(source: Source, table: str) -> bool:
+    """Whether the settings of ``source`` let its files of ``table`` take the typed route.
+
+    Decided before any file is read, over every column of the table, so that a table some of
+    whose sources must take the text route is not read typed first (it would be read again as
+    text, :func:`pipeline.ingest.combine.combine`).
+
+    Parameters
+    ----------
+    source : Source
+        Any source.
+    table : str
+        A canonical table it provides.
+
+    Returns
+    -------
+    bool
+        ``False`` for a source that is not canonical, a session log whose adverse events come
+        from event columns, or settings that translate a column other than text.
+    """
+    if source.kind != "canonical":
+        return False
+    if table == "sessions" and source.adverse_events is not None:
+        return False
+    return _translated_as_written(source, table, column_names(table, source.extra))
 
 
 def kept_as_written(source: Source, table: str, columns: Mapping[str, str]) -> bool:
@@ -71,10 +101,15 @@ def kept_as_written(source: Source, table: str, columns: Mapping[str, str]) -> b
         ``True`` when a typed reading of the file gives what the text route gives (the module's
         conditions other than the reading itself).
     """
-    kinds = column_kinds(table, source.extra)
-    normalised = normalised_kinds(source)
     if ODI_ANSWERED in columns or len(set(columns.values())) < len(columns):
         return False
+    return _translated_as_written(source, table, columns)
+
+
+def _translated_as_written(source: Source, table: str, columns: Iterable[str]) -> bool:
+    """Whether the settings of ``source`` leave each of ``columns`` that is not text as written."""
+    kinds = column_kinds(table, source.extra)
+    normalised = normalised_kinds(source)
     coded = all_codes()
     for column in columns:
         kind = kinds.get(column)
