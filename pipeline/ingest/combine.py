@@ -8,7 +8,7 @@ the file it came from. The ``[inputs]`` form is read exactly as before
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,13 @@ from pipeline.schemas.raw import TABLES, column_names
 EVENT_FIELDS = ("ae_severity",)
 """Recorded through an event table when a severity is given (``adverse_event`` always is)."""
 
-ADAPTERS: dict[str, Callable[[Source], Adapted]] = {
+ADAPTERS: dict[str, Callable[[Source, Collection[str]], Adapted]] = {
     "canonical": canonical.read,
-    "visit_sheet": visit_sheet.read,
-    "wide": wide.read,
-    "redcap": redcap.read,
+    # Only canonical files can be read straight into types (``typed``, the tables that may
+    # be); the other layouts build their rows from text.
+    "visit_sheet": lambda source, typed: visit_sheet.read(source),
+    "wide": lambda source, typed: wide.read(source),
+    "redcap": lambda source, typed: redcap.read(source),
 }
 
 
@@ -69,10 +71,7 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
     # joining typed and text pieces is joined as text, the typed ones read again).
     typed = [t for t in TABLES if all(may_type(s, t) for s in sources if t in s.tables())]
     for source in sources:
-        if source.kind == "canonical":
-            adapted = canonical.read(source, typed)
-        else:
-            adapted = ADAPTERS[source.kind](source)
+        adapted = ADAPTERS[source.kind](source, typed)
         pieces += adapted.pieces
         for file, tables in adapted.files:
             for table in tables:

@@ -350,16 +350,27 @@ def constant(value: str | None, index: pd.Index) -> pd.Series:
 
 def canonical_frame(text: TextTable, columns: Mapping[str, str], label: str) -> pd.DataFrame:
     """Return provenance columns plus the mapped columns renamed to their canonical names."""
-    frame = pd.DataFrame(
+    cells = {c: text.frame[column].astype(STR).array for c, column in columns.items()}
+    return provenance_frame(label, text.frame[LINE].to_numpy(), cells, text.frame.index)
+
+
+def provenance_frame(
+    label: str, lines: np.ndarray, cells: Mapping[str, object], index: pd.Index
+) -> pd.DataFrame:
+    """Return ``source_file, source_line, source_detail`` and ``cells`` (canonical name -> array).
+
+    The arrays are taken as they are (no copy); text or typed, as the caller read them.
+    """
+    return pd.DataFrame(
         {
-            SOURCE_FILE: constant(label, text.frame.index),
-            SOURCE_LINE: text.frame[LINE].to_numpy(),
-            SOURCE_DETAIL: constant(None, text.frame.index),
-        }
+            SOURCE_FILE: constant(label, index).array,
+            SOURCE_LINE: lines,
+            SOURCE_DETAIL: constant(None, index).array,
+            **cells,
+        },
+        index=index,
+        copy=False,
     )
-    for canonical, column in columns.items():
-        frame[canonical] = text.frame[column].astype(STR).array  # no copy through Python
-    return frame
 
 
 def site_for(source: Source, path: Path, label: str) -> str | None:

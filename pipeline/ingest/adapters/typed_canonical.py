@@ -47,9 +47,10 @@ from pipeline.ingest.adapters.mapping import (
     mapped_frame,
     normalise,
     normalised_kinds,
+    provenance_frame,
     resolve_columns,
 )
-from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
+from pipeline.ingest.raw_tables import SourceFile
 from pipeline.ingest.readers import LINE, FileDigest, Layout, TextTable, read_text
 from pipeline.ingest.typed_reader import read_typed
 from pipeline.schemas.raw import column_kinds, column_names
@@ -179,16 +180,8 @@ def read_typed_file(
         return None
     lines = typed.frame[LINE].to_numpy()
     index = pd.RangeIndex(len(lines))
-    frame = pd.DataFrame(
-        {
-            SOURCE_FILE: constant(label, index).array,
-            SOURCE_LINE: lines,
-            SOURCE_DETAIL: constant(None, index).array,
-            **{canonical: typed.frame[column].array for canonical, column in columns.items()},
-        },
-        index=index,
-        copy=False,
-    )
+    cells = {canonical: typed.frame[column].array for canonical, column in columns.items()}
+    frame = provenance_frame(label, lines, cells, index)
     text = [c for c in columns if kinds[c] == "text"]
     if text:
         normalised = normalise(frame[text], source)
