@@ -50,6 +50,12 @@ def cleared_columns(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[str
     ]
 
 
+#: The range checks, decided from a column's smallest and largest value.
+RANGE_CHECKS = ("greater_than_or_equal_to", "less_than_or_equal_to")
+#: Every check the screen can decide (any other leaves the column to pandera).
+KNOWN_CHECKS = (*RANGE_CHECKS, "isin", "str_length")
+
+
 def _clears(column: pa.Column, values: pd.Series) -> bool:
     if column.unique or not _dtype_matches(column.dtype, str(values.dtype)):
         return False
@@ -57,35 +63,50 @@ def _clears(column: pa.Column, values: pd.Series) -> bool:
         return False
     if len(values) == 0:
         return True  # an empty table (a study without a session log) breaks no check
-    low = high = None
+    if any(check.name not in KNOWN_CHECKS for check in column.checks):
+        return False
+    bounds = [check for check in column.checks if check.name in RANGE_CHECKS]
+    if bounds and not _within(bounds, values):
+        return False
     for check in column.checks:
-        stats = check.statistics
-        if check.name in ("greater_than_or_equal_to", "less_than_or_equal_to"):
-            if low is None:
-                low, high = _min_max(values)
-            if low is None:
-                return True  # every cell missing: checks skip missing cells
-            passed = (
-                low >= stats["min_value"]
-                if check.name == "greater_than_or_equal_to"
-                else high <= stats["max_value"]
-            )
-        elif check.name == "isin":
-            passed = _distinct(values).issubset(stats["allowed_values"])
-        elif check.name == "str_length":
-            passed = _lengths_within(values, stats)
-        else:
-            return False
-        if not passed:
+        if check.name == "isin":
+            if not _distinct(values).issubset(check.statistics["allowed_values"]):
+                return False
+        elif check.name == "str_length" and not _lengths_within(values, check.statistics):
             return False
     return True
 
 
-def _min_max(values: pd.Series) -> tuple[object, object]:
+def _within(checks: list[pa.Check], values: pd.Series) -> bool:
+    """Whether every cell that is not missing passes the range ``checks``.
+
+    The range of a nullable whole-number column is first taken over every value it holds, those
+    under its missing cells included (no copy of the column): when that range passes, so does
+    the narrower one of the cells that are filled, which is found only when it does not.
+    """
+    for exact in (False, True):
+        low, high = _min_max(values, exact=exact)
+        if low is None:
+            return True  # every cell missing: checks skip missing cells
+        if all(_passes(check, low, high) for check in checks):
+            return True
+    return False
+
+
+def _passes(check: pa.Check, low: object, high: object) -> bool:
+    """Whether a column ranging from ``low`` to ``high`` passes a range check."""
+    if check.name == "greater_than_or_equal_to":
+        return low >= check.statistics["min_value"]
+    return high <= check.statistics["max_value"]
+
+
+def _min_max(values: pd.Series, exact: bool = True) -> tuple[object, object]:
     """Smallest and largest value, missing cells skipped; ``(None, None)`` when all are missing.
 
     A float column without missing values, or with NaN as its only missing marker, is reduced
-    by numpy directly (several times faster than pandas' reductions).
+    by numpy directly (several times faster than pandas' reductions). With ``exact`` false, a
+    nullable whole-number column's range takes in the values under its missing cells too (a
+    range that holds the cells' own).
     """
     if str(values.dtype) == "float64":
         numbers = values.to_numpy()
@@ -95,21 +116,22 @@ def _min_max(values: pd.Series) -> tuple[object, object]:
             return np.nanmin(numbers), np.nanmax(numbers)
         return numbers.min(), numbers.max()
     if isinstance(values.array, pd.arrays.IntegerArray):
-        return _masked_min_max(values.array)
+        return _masked_min_max(values.array, exact)
     if values.hasnans and values.isna().all():
         return None, None
     return values.min(), values.max()
 
 
-def _masked_min_max(values: pd.arrays.IntegerArray) -> tuple[object, object]:
+def _masked_min_max(values: pd.arrays.IntegerArray, exact: bool = True) -> tuple[object, object]:
     """Smallest and largest whole number of a nullable integer column, by numpy.
 
     pandas' own reductions take several times as long on a column without missing cells.
-    (``_data`` and ``_mask`` are the array's values and missing flags: pandas keeps no public
-    view of them.)
+    With ``exact`` false, the values under the missing cells are taken in, which saves a copy
+    of the filled ones. (``_data`` and ``_mask`` are the array's values and missing flags:
+    pandas keeps no public view of them.)
     """
     numbers, missing = values._data, values._mask
-    if missing.any():
+    if exact and missing.any():
         numbers = numbers[~missing]
         if not numbers.size:
             return None, None

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 
-from pipeline.validate.screen import _lengths_within, _min_max
+from pipeline.validate.screen import _lengths_within, _min_max, cleared_columns
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,30 @@ def test_text_lengths_agree_with_counting_characters(stats):
                 (low is None or lengths.min() >= low) and (high is None or lengths.max() <= high)
             )
         assert _lengths_within(values, stats) is expected, (cells, stats)
+
+
+def test_range_screen_decides_as_pandera_whatever_lies_under_missing_cells():
+    # A nullable whole-number column holds some value under each missing cell (0 on the fast
+    # route, anything elsewhere). The screen first takes the range of every value, those
+    # included; the column must still be cleared exactly when pandera finds no failing cell.
+    schema = pa.DataFrameSchema(
+        {"x": pa.Column("Int64", [pa.Check.ge(0), pa.Check.le(10)], nullable=True)}
+    )
+    rng = np.random.default_rng(11)
+    decided = set()
+    for _ in range(400):
+        size = int(rng.integers(1, 8))
+        values = rng.integers(-3, 14, size)
+        missing = rng.random(size) < 0.4
+        frame = pd.DataFrame({"x": pd.arrays.IntegerArray(values, missing)})
+        try:
+            schema.validate(frame, lazy=True)
+            passes = True
+        except pa.errors.SchemaErrors:
+            passes = False
+        cleared = cleared_columns(schema, frame) == ["x"]
+        assert cleared is passes, (values, missing)
+        hidden = values[missing]
+        decided.add((passes, bool(((hidden < 0) | (hidden > 10)).any())))
+    # Both outcomes met, with out-of-range values under missing cells among each.
+    assert decided == {(True, True), (True, False), (False, True), (False, False)}
