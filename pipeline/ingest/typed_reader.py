@@ -201,13 +201,13 @@ def _to_pandas(column: pa.ChunkedArray, kind: str) -> object:
             "datetime64[us]", copy=False
         )
     if kind == "yes/no":
-        values, missing = _values_and_missing(column, np.bool_)
+        values, missing = values_and_missing(column, np.bool_)
         return pd.arrays.BooleanArray(values, missing)
-    values, missing = _values_and_missing(column, np.int64)
+    values, missing = values_and_missing(column, np.int64)
     return pd.arrays.IntegerArray(values, missing)
 
 
-def _values_and_missing(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+def values_and_missing(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Copy a whole-number or yes/no column out of its buffers: values (0 where missing), mask.
 
     Reading the buffers directly costs one copy of each; filling the missing cells in pyarrow

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from pipeline.ingest.raw_tables import SOURCE_ROW, RawTable
 from pipeline.ingest.readers import may_contain
 from pipeline.ingest.recorded import empty_recorded, recorded_by_file
+from pipeline.ingest.typed_reader import values_and_missing
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import (
     DATE_COLUMNS,
@@ -297,12 +298,12 @@ def _numbers(cells: pyarrow.ChunkedArray) -> np.ndarray:
     return out
 
 
-def _integers(cells: pyarrow.ChunkedArray) -> np.ndarray | None:
+def _integers(cells: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
     """Whole numbers when every cell is one, written in decimal digits; else ``None``.
 
-    The fast path: pyarrow casts the whole column at once (missing cells become 0, masked by
-    the caller). pyarrow also reads hexadecimal (``0x10``), which is not a score: such a column
-    takes the careful path.
+    The fast path: pyarrow casts the whole column at once; its values (0 where missing) and
+    which cells are missing are copied out of the cast's buffers. pyarrow also reads
+    hexadecimal (``0x10``), which is not a score: such a column takes the careful path.
     """
     try:
         values = pc.cast(cells, pyarrow.int64())
@@ -310,7 +311,7 @@ def _integers(cells: pyarrow.ChunkedArray) -> np.ndarray | None:
         return None
     if may_contain(cells, (b"x", b"X")):
         return None  # (a search of the character buffers, at memory speed)
-    return _numpy_filled(values, 0)
+    return values_and_missing(values, np.int64)
 
 
 def _numpy_filled(values: pyarrow.Array | pyarrow.ChunkedArray, fill: int) -> np.ndarray:
@@ -332,11 +333,11 @@ def _parse(text: pd.Series, kind: str) -> tuple[object, np.ndarray, str]:
     if kind == "text":
         return text.astype("str").array, np.zeros(len(text), dtype=bool), ""
     cells = _arrow(text)
-    missing = _missing(cells)
     if kind == "integer":
         whole = _integers(cells)
         if whole is not None:
-            return pd.arrays.IntegerArray(whole, missing), np.zeros(len(text), bool), ""
+            return pd.arrays.IntegerArray(*whole), np.zeros(len(text), bool), ""
+    missing = _missing(cells)
     if kind in ("integer", "number"):
         numbers = _numbers(cells)
         unparsed = np.isnan(numbers)
