@@ -171,9 +171,12 @@ class RawTable:
         """Return the rows whose ``source_row`` is in ``rows`` as text cells, in reading order."""
         if self.frame is not None:
             if not len(rows):
-                # No row: no pass over the table, and new empty columns (a zero-row slice
-                # would keep the whole table's text alive as long as the quarantine).
-                return self.frame.take([])
+                # No row: new empty columns of the same types, built without touching the
+                # table (pyarrow's take joins a column's chunks first; a zero-row slice would
+                # keep the whole table's text alive as long as the quarantine).
+                return pd.DataFrame(
+                    {c: pd.Series([], dtype=t) for c, t in self.frame.dtypes.items()}
+                )
             return self.frame[self.frame[SOURCE_ROW].isin(rows)]
         return self.text_of(np.asarray(rows))
 
