@@ -39,7 +39,7 @@ import dataclasses
 import datetime as dt
 import functools
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -1094,20 +1094,23 @@ LINKED = ("sessions", "assessments")
 
 def _linked_table(
     raw: RawTable,
-    index: PatientIndex,
+    patients: Future[PatientIndex],
     extra: Extra = (),
     outcomes: tuple[str, ...] = (),
     today: dt.date | None = None,
 ) -> tuple[ValidatedTable, pd.DataFrame, pd.DataFrame]:
     """Validate a patient-linked table against the patient index.
 
-    Returns the validated table, its failures (its own: cells, values, row rules, keys; links
-    to the patients, :func:`patient_links`; the order of its dates, :func:`out_of_order`) and
-    which optional columns each of its files recorded (:func:`recorded_by_file`).
+    ``patients`` gives the index once the patients table is validated: the table's cells are
+    parsed and its value checks started before it is waited for. Returns the validated table,
+    its failures (its own: cells, values, row rules, keys; links to the patients,
+    :func:`patient_links`; the order of its dates, :func:`out_of_order`) and which optional
+    columns each of its files recorded (:func:`recorded_by_file`).
     """
     frame, parse_failures = typed_cells(raw)
     with ThreadPoolExecutor(max_workers=1) as pool:
         values = pool.submit(check_values, raw.name, frame, extra, outcomes)
+        index = patients.result()
         positions = index.positions(frame[PATIENT_ID])
         codes = patient_codes(frame[PATIENT_ID], positions)
         links = patient_links(raw.name, frame, index, positions)
@@ -1123,6 +1126,21 @@ def _linked_table(
     ranks = codes if index.ascending else None
     table = _split(raw, frame, failures, blanked, ranks)
     return table, failures, recorded_by_file(raw, table.valid)
+
+
+def _patients_table(
+    raw: RawTable, extra: Extra, index: Future[PatientIndex], today: dt.date | None
+) -> tuple[pd.DataFrame, ValidatedTable]:
+    """Validate the patients table; set ``index`` to its patient index as soon as it is known.
+
+    Returns its failures and its validated table.
+    """
+    patients, parse_failures = typed_cells(raw)
+    encoded = _encoded(patients[PATIENT_ID])
+    failed = _own_failures(raw, patients, parse_failures, encoded[0], extra=extra, today=today)
+    valid_rows = ~patients[SOURCE_ROW].isin(failed[SOURCE_ROW]).to_numpy()
+    index.set_result(PatientIndex.of(patients, valid_rows, encoded))
+    return failed, _split(raw, patients, failed)
 
 
 def validate_study(
@@ -1155,31 +1173,27 @@ def validate_study(
         source recorded.
     """
     keys = {name: extra_key(table.extra, ranges) for name, table in raw.items()}
-    patients, parse_failures = typed_cells(raw["patients"])
-    encoded = _encoded(patients[PATIENT_ID])
-    failures = {
-        "patients": _own_failures(
-            raw["patients"],
-            patients,
-            parse_failures,
-            encoded[0],
-            extra=keys["patients"],
-            today=today,
-        )
-    }
-    valid_rows = ~patients[SOURCE_ROW].isin(failures["patients"][SOURCE_ROW]).to_numpy()
-    index = PatientIndex.of(patients, valid_rows, encoded)
-    tables = {"patients": _split(raw["patients"], patients, failures["patients"])}
-    # Sessions and assessments are checked side by side: most of the work is in numpy, pyarrow
-    # and pandas kernels that release the interpreter lock, so two threads use both cores.
+    outcomes = tuple(ranges or ())
+    index: Future[PatientIndex] = Future()
+    # Sessions and assessments are checked side by side, and start while the patients are:
+    # most of the work is in numpy, pyarrow and pandas kernels that release the interpreter
+    # lock, and each waits for the patient index only once its cells are parsed and its value
+    # checks started.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = tuple(ranges or ())
-        checked = pool.map(
-            lambda name: _linked_table(raw[name], index, keys[name], outcomes, today), LINKED
-        )
+        checked = [
+            pool.submit(_linked_table, raw[name], index, keys[name], outcomes, today)
+            for name in LINKED
+        ]
+        try:
+            failed, table = _patients_table(raw["patients"], keys["patients"], index, today)
+        except BaseException as exc:
+            if not index.done():
+                index.set_exception(exc)  # (the linked tables stop waiting)
+            raise
+        failures, tables = {"patients": failed}, {"patients": table}
         recorded = {"patients": recorded_by_file(raw["patients"], tables["patients"].valid)}
-        for name, (table, failed, found) in zip(LINKED, checked, strict=True):
-            tables[name], failures[name], recorded[name] = table, failed, found
+        for name, future in zip(LINKED, checked, strict=True):
+            tables[name], failures[name], recorded[name] = future.result()
     accounting = pd.DataFrame(
         [
             {

@@ -1,5 +1,9 @@
+import threading
+
+import pytest
 from factories import append_rows, write_study
 
+import pipeline.validate.study as study
 from pipeline.ingest.raw_tables import read_raw_tables, sha256_of
 from pipeline.validate.study import validate_study
 
@@ -160,3 +164,46 @@ def test_rows_failing_another_rule_do_not_make_others_out_of_order(tmp_path):
     # a session dated before enrolment is quarantined for that alone, not its neighbours
     v = _validate(tmp_path, sessions=append_rows("sessions", "P1,3,2025-01-01,deep,no,0,none,"))
     assert set(v.failures["check"]) == {"date_before_enrolment"}
+
+
+def test_an_error_in_the_patients_checks_reaches_the_caller_while_the_linked_tables_wait(
+    tmp_path, monkeypatch
+):
+    # Sessions and assessments are checked beside the patients and wait for their index. An
+    # error in the patients' checks, before the index is known or after it (in splitting the
+    # table), must end the validation with that error, never leave the linked tables waiting.
+    raw = read_raw_tables(write_study(tmp_path))
+    split = study._split
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    def split_broken_for_patients(raw_table, *args, **kwargs):
+        if raw_table.name == "patients":  # (the index is set by then)
+            broken()
+        return split(raw_table, *args, **kwargs)
+
+    faults = {
+        "PatientIndex.of": (study.PatientIndex, "of", classmethod(broken)),
+        "_split": (study, "_split", split_broken_for_patients),
+    }
+    for step, (owner, name, fault) in faults.items():
+        outcome = {}
+
+        def run(result=outcome):
+            try:
+                validate_study(raw)
+            except RuntimeError as exc:
+                result["error"] = str(exc)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(owner, name, fault)
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            worker.join(timeout=60)
+        assert not worker.is_alive(), f"validation still waiting after {step} failed"
+        assert outcome == {"error": "broken on purpose"}, step
+    # (and without the fault, the same tables validate)
+    assert validate_study(raw).quarantined_rows == 0
+    with pytest.raises(KeyError):
+        validate_study({k: v for k, v in raw.items() if k != "patients"})
