@@ -82,15 +82,19 @@ def _within(checks: list[pa.Check], values: pd.Series) -> bool:
 
     The range of a nullable whole-number column is first taken over every value it holds, those
     under its missing cells included (no copy of the column): when that range passes, so does
-    the narrower one of the cells that are filled, which is found only when it does not.
+    the narrower one of the cells that are filled, which is found only when it does not (and
+    only for such a column: any other's first range is already its cells' own).
     """
-    for exact in (False, True):
-        low, high = _min_max(values, exact=exact)
-        if low is None:
-            return True  # every cell missing: checks skip missing cells
-        if all(_passes(check, low, high) for check in checks):
-            return True
-    return False
+    low, high = _min_max(values, exact=False)
+    hidden = isinstance(values.array, pd.arrays.IntegerArray) and values.hasnans
+    if low is not None and hidden and not _all_pass(checks, low, high):
+        low, high = _min_max(values)
+    return low is None or _all_pass(checks, low, high)  # (all missing: checks skip them)
+
+
+def _all_pass(checks: list[pa.Check], low: object, high: object) -> bool:
+    """Whether a column ranging from ``low`` to ``high`` passes every range check."""
+    return all(_passes(check, low, high) for check in checks)
 
 
 def _passes(check: pa.Check, low: object, high: object) -> bool:
