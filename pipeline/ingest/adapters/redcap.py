@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import Source
@@ -274,19 +275,18 @@ def _field_values(
     meaning = meaning or canonical
     field = fields.get(name)
     if field is not None and field.type == "checkbox":
-        ticked = []
+        choices, ticked = [], []
         for code, choice in field.choices.items():
             column = f"{name}___{_checkbox_code(code)}"
             if column in text.header:
-                chosen = text.frame[_column(text, column)].eq("1").fillna(False)
-                ticked.append(chosen.map({True: choice, False: ""}))
+                choices.append(choice)
+                ticked.append(text.frame[_column(text, column)].eq("1").fillna(False).to_numpy())
         if not ticked:
             raise InputFileError(
                 f"{source.config}: {source.key(key)} maps {meaning} to the checkbox "
                 f"field '{name}', but the export has none of its columns ({name}___<code>)"
             )
-        joined = pd.concat(ticked, axis=1).apply(lambda r: joiner.join(c for c in r if c), axis=1)
-        return joined.mask(joined == "").astype(STR)
+        return _ticked_labels(choices, np.column_stack(ticked), joiner, text.frame.index)
     if name not in text.header:
         raise InputFileError(
             f"{source.config}: {source.key(key)} maps {meaning} to '{name}', but the "
@@ -480,6 +480,25 @@ def _event_numbers(
             }
         )
     return number.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
+
+
+def _ticked_labels(
+    choices: list[str], ticked: np.ndarray, joiner: str, index: pd.Index
+) -> pd.Series:
+    """Join the labels of each row's ticked choices (missing where none is ticked).
+
+    ``ticked`` holds one column per choice. The labels are joined once per distinct pattern of
+    ticks, of which an export has few, not once per row.
+    """
+    patterns, row_pattern = np.unique(ticked, axis=0, return_inverse=True)
+    labels = np.array(
+        [
+            joiner.join(c for c, on in zip(choices, p, strict=True) if on and c) or None
+            for p in patterns
+        ],
+        dtype=object,
+    )
+    return pd.Series(labels[row_pattern.ravel()], index=index).astype(STR)
 
 
 def _form(fields: dict[str, Field], name: str) -> str | None:
