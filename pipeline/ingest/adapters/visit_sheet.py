@@ -207,15 +207,20 @@ def patients_piece(
     key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
     groups = frame.assign(_key=key).groupby("_key", sort=False)
     merged = groups[details].first() if details else pd.DataFrame(index=groups.size().index)
-    lines = groups[SOURCE_LINE].agg(list)
+    # Each patient's lines, in order: the rows sorted by patient (stably), then cut.
+    patient = groups.ngroup().to_numpy()
+    sizes = np.bincount(patient, minlength=len(merged))
+    starts = np.cumsum(sizes) - sizes
+    lines = frame[SOURCE_LINE].to_numpy(dtype=np.int64)[np.argsort(patient, kind="stable")]
+    detail = np.full(len(merged), None, dtype=object)
+    for k in np.flatnonzero(sizes > 1):  # (a patient of one line has no detail)
+        detail[k] = _lines_text(lines[starts[k] : starts[k] + sizes[k]].tolist(), row_word)
     label = frame[SOURCE_FILE].iloc[0] if len(frame) else ""
     out = pd.DataFrame(
         {
             SOURCE_FILE: pd.Series(label, index=merged.index, dtype=STR),
-            SOURCE_LINE: [ls[0] for ls in lines],
-            SOURCE_DETAIL: pd.Series(
-                [_lines_text(ls, row_word) for ls in lines], index=merged.index, dtype=STR
-            ),
+            SOURCE_LINE: lines[starts],
+            SOURCE_DETAIL: pd.Series(detail, index=merged.index, dtype=STR),
             PATIENT_ID: groups[PATIENT_ID].first().astype(STR),
         }
     )
@@ -224,9 +229,9 @@ def patients_piece(
     out = out.reset_index(drop=True)
     lineage = pd.DataFrame(
         {
-            "row": np.array([k for k, ls in enumerate(lines) for _ in ls], dtype=np.int64),
+            "row": np.repeat(np.arange(len(merged), dtype=np.int64), sizes),
             SOURCE_FILE: label,
-            SOURCE_LINE: np.array([line for ls in lines for line in ls], dtype=np.int64),
+            SOURCE_LINE: lines,
         }
     )
     problems = []
