@@ -2,12 +2,16 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config.settings import Source, strptime_pattern
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
+    _coded,
+    _iso_written,
+    _scaled,
     apply_codes,
     compact_ids,
     fold_code_case,
@@ -64,6 +68,29 @@ def test_units_and_patient_ids():
     assert scale(text("20.65"), 2).tolist() == ["41.3"]
     assert compact_ids(text("p-001", "P 001", "p_0.0/1", "P001", "--")).tolist()[:4] == ["P001"] * 4
     assert compact_ids(text("--")).isna().all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_distinct_value_is_converted_as_every_cell_would_be(seed):
+    """Codes, units and dates are converted once per distinct value (``per_distinct``): over
+    columns drawing repeated values, missing cells among them, under a shuffled index, the
+    result is that of converting every cell."""
+    rng = np.random.default_rng(seed)
+    pool = np.array(
+        ["Tief", " tief ", "TIEF", "9", "mittel", "5.7", "14", "abc", "06/01/2025", "6/1/2025",
+         "2025-01-06", "2025-01-06 09:30:00", "45663", "31/02/2025", None],
+        dtype=object,
+    )  # fmt: skip
+    cells = pd.Series(rng.choice(pool, 300), index=rng.permutation(300) + 1000, dtype="str")
+    codes = {"tief": "deep", "9": ""}
+    pairs = [
+        (apply_codes(cells, codes), _coded(cells, codes)),
+        (scale(cells, 10), _scaled(cells, 10)),
+        (iso_dates(cells, "DD/MM/YYYY"), _iso_written(cells, "DD/MM/YYYY")),
+    ]
+    for distinct, every_cell in pairs:
+        pd.testing.assert_series_equal(distinct, every_cell.astype("str"))
+        assert distinct.isna().sum() >= cells.isna().sum()
 
 
 @pytest.mark.parametrize(

@@ -391,11 +391,27 @@ def site_for(source: Source, path: Path, label: str) -> str | None:
 # ------------------------------------------------------------------------------------------
 # normalising text
 # ------------------------------------------------------------------------------------------
+def per_distinct(convert: Callable[[pd.Series], pd.Series], text: pd.Series) -> pd.Series:
+    """Apply a cell-by-cell conversion of a text column once per distinct value.
+
+    A clinic's column holds far fewer distinct values (codes, dates, scores) than rows, and
+    converting a value in Python costs more than finding the distinct ones. ``convert`` must
+    treat each cell on its own and leave missing cells missing; the result is text.
+    """
+    positions, distinct = pd.factorize(text)
+    converted = convert(pd.Series(distinct, dtype=STR)).astype(STR).array
+    return pd.Series(converted.take(positions, allow_fill=True), index=text.index)
+
+
 def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     """Replace coded values by their canonical values (matched ignoring case and spaces).
 
     Values not in ``codes`` are kept as written; a code mapped to ``""`` becomes missing.
     """
+    return per_distinct(lambda cells: _coded(cells, codes), text)
+
+
+def _coded(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     folded = {_fold(k): v for k, v in codes.items()}
     keys = text.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
     mapped = keys.map(folded)
@@ -430,6 +446,10 @@ def fold_code_case(text: pd.Series) -> pd.Series:
 
 def scale(text: pd.Series, factor: float) -> pd.Series:
     """Multiply the numbers of a text column by ``factor``; other cells stay as written."""
+    return per_distinct(lambda cells: _scaled(cells, factor), text)
+
+
+def _scaled(text: pd.Series, factor: float) -> pd.Series:
     numbers = pd.to_numeric(text, errors="coerce")
     ok = numbers.notna() & np.isfinite(numbers)
     if not ok.any():
@@ -446,6 +466,10 @@ def iso_dates(text: pd.Series, date_format: str) -> pd.Series:
     Accepted: the configured format, ISO dates (a time of day is dropped) and Excel serial day
     numbers of five digits (the 1900 date system, days since 1899-12-30).
     """
+    return per_distinct(lambda cells: _iso_written(cells, date_format), text)
+
+
+def _iso_written(text: pd.Series, date_format: str) -> pd.Series:
     if text.isna().all():
         return text
     pattern = strptime_pattern(date_format)
