@@ -2,14 +2,17 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from factories import outputs_and_mcid, write_config, write_study
 
 from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError, InputFileError
+from pipeline.ingest.adapters.redcap import _ticked_labels
+from pipeline.ingest.adapters.visit_sheet import patients_piece
 from pipeline.ingest.combine import read_sources
-from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_LINE
+from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE
 from pipeline.validate.quality import file_summary, summary_json, summary_lines
 from pipeline.validate.study import validate_study
 
@@ -59,6 +62,57 @@ def test_visit_sheet_rows_make_sessions_assessments_and_merged_patients(tmp_path
     row = summary.iloc[0]
     assert (row.rows_read, row.rows_valid, row.rows_quarantined, row.rows_unused) == (6, 4, 2, 0)
     assert "conflicting_values" in set(reasons["check"])
+
+
+def test_a_patient_merges_its_lines_wherever_they_stand():
+    """A patient's lines need not follow each other: each patient keeps its lines in file order
+    (the first gives its line, all of them its lineage), patients in order of first line, and
+    a row without an id stays a patient of its own."""
+    ids = ["A", "B", "A", None, "B", "A", "C"] + ["D"] * 10
+    frame = pd.DataFrame(
+        {
+            SOURCE_FILE: "visits.csv",
+            SOURCE_LINE: np.arange(2, 2 + len(ids)),
+            SOURCE_DETAIL: None,
+            "patient_id": ids,
+            "age": ["40", None, None, "50", "61", None, "33"] + [None] * 10,
+        },
+        dtype="str",
+    ).astype({SOURCE_LINE: "int64"})
+    piece = patients_piece(frame, "lines", "YYYY-MM-DD", ("age",))
+    out = piece.frame
+    assert out["patient_id"].dropna().tolist() == ["A", "B", "C", "D"]
+    assert out["patient_id"].isna().tolist() == [False, False, True, False, False]
+    assert out[SOURCE_LINE].tolist() == [2, 3, 5, 8, 9]
+    assert out["age"].tolist()[:2] == ["40", "61"]
+    assert out[SOURCE_DETAIL].tolist()[:2] == [
+        "merged from lines 2, 4, 7",
+        "merged from lines 3, 6",
+    ]
+    assert out[SOURCE_DETAIL].isna().tolist()[2:4] == [True, True]
+    assert out[SOURCE_DETAIL].iloc[4] == (
+        "merged from lines 9, 10, 11, 12, 13, 14, 15, 16, ... (10 in all)"
+    )
+    assert piece.lineage["row"].tolist() == [0, 0, 0, 1, 1, 2, 3] + [4] * 10
+    assert piece.lineage[SOURCE_LINE].tolist() == [2, 4, 7, 3, 6, 5, 8, *range(9, 19)]
+    empty = patients_piece(frame.iloc[:0], "lines", "YYYY-MM-DD", ("age",))
+    assert empty.frame.empty and empty.lineage.empty
+
+
+def test_checkbox_labels_are_joined_per_row_as_ticked():
+    """A REDCap checkbox field's ticked choices are joined row by row, in the choices' order (an
+    unlabelled choice is left out); a row with none ticked is missing."""
+    rng = np.random.default_rng(7)
+    choices = ["Soreness", "Bruising", "", "Fatigue"]
+    ticked = rng.random((300, 4)) < 0.3
+    out = _ticked_labels(choices, ticked, "; ", pd.RangeIndex(5, 305))
+    expected = [
+        "; ".join(c for c, on in zip(choices, row, strict=True) if on and c) or None
+        for row in ticked
+    ]
+    assert [None if pd.isna(v) else v for v in out] == expected
+    assert out.index.equals(pd.RangeIndex(5, 305)) and str(out.dtype) == "str"
+    assert _ticked_labels(choices, np.zeros((0, 4), bool), "; ", pd.RangeIndex(0)).empty
 
 
 def test_merged_excel_cells_are_read_in_their_first_cell(tmp_path):
