@@ -10,6 +10,7 @@ that event table back; the small files below check each rule on rows written by 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from command import outcomes
@@ -19,6 +20,7 @@ from pipeline.demo import ae_examples
 from pipeline.derive.adverse_events import event_record
 from pipeline.describe import side_effects
 from pipeline.errors import ConfigError, InputFileError
+from pipeline.ingest.adapters.events import read_events
 from pipeline.ingest.combine import read_sources
 from pipeline.validate.study import validate_study
 
@@ -201,6 +203,39 @@ def test_list_items_severities_in_order_and_unknown_items_quarantined(tmp_path):
     )
     assert "gives 3 severities for the 2 events listed in AE" in quarantine.loc[6]
     assert sorted(quarantine.index) == [5, 6]
+
+
+def test_a_list_column_read_whole_gives_what_each_row_read_alone_gives(tmp_path):
+    """Each distinct list (with its severity cell) is read once and its events repeated on
+    every row that holds it: over rows drawing lists and severities at random (repeats, codes,
+    case and spacing, unknown items, severities of every count, empty cells, flags of every
+    kind), the whole column gives the events, problems and records of its rows read one by
+    one."""
+    source = load_config(_sheet(tmp_path, [{"lst": "keine"}], LIST)).sources[0]
+    rng = np.random.default_rng(3)
+    lists = ["soreness; Hämatom", "Fatigue", "keine", "itching; soreness", "soreness;  FATIGUE"]
+    severities = ["mild; severe", "moderate", "mild; mild; mild", "MILD", "extreme"]
+    frame = pd.DataFrame(
+        {
+            "AE": rng.choice(np.array([*lists, None], dtype=object), 400),
+            "AE sev": rng.choice(np.array([*severities, None, None], dtype=object), 400),
+        },
+        dtype="str",
+    )
+    columns = {"AE": "AE", "AE sev": "AE sev"}
+    whole = read_events(source, frame, columns)
+    alone = [read_events(source, frame.iloc[[k]], columns) for k in range(len(frame))]
+    events = pd.concat([a.events.assign(row=k) for k, a in enumerate(alone)], ignore_index=True)
+    pd.testing.assert_frame_equal(whole.events, events)
+    # (problems come by kind: the list's cells, severities without an event, unknown levels)
+    phase = {"severity_without_event": 1, "isin": 2}
+    assert whole.problems == sorted(
+        ({**p, "row": k} for k, a in enumerate(alone) for p in a.problems),
+        key=lambda p: (phase.get(p["check"], 0), p["row"]),
+    )
+    assert (whole.recorded == np.concatenate([a.recorded for a in alone])).all()
+    assert (whole.occurred == np.concatenate([a.occurred for a in alone])).all()
+    assert len(whole.events) > 200 and len(whole.problems) > 50
 
 
 def test_a_severity_that_is_none_of_the_three_quarantines_its_session(tmp_path):

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import EventColumns, Source
-from pipeline.ingest.adapters.mapping import _positions, apply_codes, find_column
+from pipeline.ingest.adapters.mapping import _positions, apply_codes, find_column, per_distinct
 from pipeline.ingest.readers import STR, TextTable
 from pipeline.schemas.raw import AE_TYPES, NO, SEVERITIES, YES
 
@@ -94,7 +94,10 @@ def column_meanings(spec: EventColumns) -> dict[str, str]:
 
 
 def _fold(text: pd.Series) -> pd.Series:
-    return text.astype(STR).str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+    """Trim, single-space and case-fold each cell (once per distinct value)."""
+    return per_distinct(
+        lambda cells: cells.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold(), text
+    )
 
 
 def _severity(text: pd.Series, source: Source) -> pd.Series:
@@ -286,71 +289,104 @@ def _list_events(
     parts: list[pd.DataFrame],
     problem,
 ) -> None:
-    """Read a delimited list column into event rows (appended to ``parts``)."""
+    """Read a delimited list column into event rows (appended to ``parts``).
+
+    What a row gives depends only on its list and its severity cell, so each distinct pair of
+    the two is read once (:func:`_listed`) and its events are repeated on every row holding it.
+    """
+    filled = np.flatnonzero(cells.notna().to_numpy())
+    lists, written = pd.factorize(cells.astype(STR).iloc[filled])
+    levels, given = pd.factorize(severity.iloc[filled])  # (-1: no severity)
+    width = len(given) + 1
+    pair, pairs = pd.factorize(lists * width + levels + 1)
+    read = [
+        _listed(source, spec, written[p // width], given[p % width - 1] if p % width else None)
+        for p in pairs
+    ]
+    void = np.array([r.problem is not None for r in read], dtype=bool)[pair]
+    for row, p in zip(filled[void], pair[void], strict=True):
+        problem(int(row), *read[p].problem)
+    sizes = np.array([len(r.kinds) for r in read], dtype=np.int64)
+    counts = sizes[pair]
+    # the k-th event of a row is the k-th of its pair: the pair's first event, plus k
+    first = np.repeat((np.cumsum(sizes) - sizes)[pair], counts)
+    at = first + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    kinds = np.array([k for r in read for k in r.kinds], dtype=object)
+    graded = np.array([g for r in read for g in r.levels], dtype=object)
+    parts.append(
+        pd.DataFrame(
+            {
+                "row": np.repeat(filled, counts).astype(np.int64),
+                "ae_type": pd.Series(kinds[at], dtype=object),
+                "ae_severity": pd.Series(graded[at], dtype=object),
+                "_order": len(parts),
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What one list cell, with its row's severity cell, gives.
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        The adverse-event types listed, in order (none for ``none`` or a problem).
+    levels : tuple of str or None
+        The severity of each.
+    problem : tuple of str or None
+        ``column, check, value, reason`` of a cell that cannot be read: the row keeps no event.
+    """
+
+    kinds: tuple[str, ...] = ()
+    levels: tuple[str | None, ...] = ()
+    problem: tuple[str, str, str, str] | None = None
+
+
+def _listed(source: Source, spec: EventColumns, written: str, given: str | None) -> _Listing:
+    """Read one list cell (``written``) with its row's severity cell (``given``)."""
     codes = {" ".join(k.split()).casefold(): v for k, v in spec.codes.items()}
     nothing = {NONE, *NO, *source.vocabulary.no}
-    known = ", ".join(AE_TYPES)
-    graded = {
-        " ".join(k.split()).casefold(): v for k, v in source.codes.get(SEVERITY_FIELD, {}).items()
-    }
-    rows, kinds, severities = [], [], []
-    cells = cells.astype(STR)
-    for row in np.flatnonzero(cells.notna().to_numpy()):
-        written = str(cells.iloc[row])
-        items = [" ".join(i.split()) for i in written.split(spec.delimiter)]
-        items = [i for i in items if i]
-        found, unknown = [], []
-        for item in items:
-            key = item.casefold()
-            kind = codes.get(key, key if key in AE_TYPES or key in nothing else None)
-            if kind is None:
-                unknown.append(item)
-            elif kind not in nothing:
-                found.append(kind)
-        if unknown:
-            problem(
-                int(row),
+    items = [i for i in (" ".join(i.split()) for i in written.split(spec.delimiter)) if i]
+    found, unknown = [], []
+    for item in items:
+        key = item.casefold()
+        kind = codes.get(key, key if key in AE_TYPES or key in nothing else None)
+        if kind is None:
+            unknown.append(item)
+        elif kind not in nothing:
+            found.append(kind)
+    if unknown:
+        return _Listing(
+            problem=(
                 EVENT_FIELD,
                 "adverse_event_item",
                 written,
                 f"{spec.list_column} = '{written}' lists '{unknown[0]}', which is not an "
-                f"adverse-event type ({known} or none); translate it in "
+                f"adverse-event type ({', '.join(AE_TYPES)} or none); translate it in "
                 f"{source.key('adverse_events.codes')}",
             )
-            continue
-        given = severity.iloc[row]
-        levels = [None] * len(found)
-        if not pd.isna(given) and found:
-            parts_given = [
-                graded.get(s, s)
-                for s in (" ".join(p.split()) for p in str(given).split(spec.delimiter))
-                if s
-            ]
-            if len(parts_given) == 1:
-                levels = parts_given * len(found)
-            elif len(parts_given) == len(found):
-                levels = parts_given
-            else:
-                problem(
-                    int(row),
-                    SEVERITY_FIELD,
-                    "severity_count",
-                    str(given),
-                    f"{spec.severity} = '{given}' gives {len(parts_given)} severities for the "
-                    f"{len(found)} events listed in {spec.list_column} ('{written}')",
-                )
-                continue
-        rows += [int(row)] * len(found)
-        kinds += found
-        severities += levels
-    parts.append(
-        pd.DataFrame(
-            {
-                "row": np.array(rows, dtype=np.int64),
-                "ae_type": pd.Series(kinds, dtype=object),
-                "ae_severity": pd.Series(severities, dtype=object),
-                "_order": len(parts),
-            }
+        )
+    if given is None or not found:
+        return _Listing(tuple(found), (None,) * len(found))
+    graded = {
+        " ".join(k.split()).casefold(): v for k, v in source.codes.get(SEVERITY_FIELD, {}).items()
+    }
+    levels = [
+        graded.get(s, s) for s in (" ".join(p.split()) for p in given.split(spec.delimiter)) if s
+    ]
+    if len(levels) == 1:
+        return _Listing(tuple(found), tuple(levels) * len(found))
+    if len(levels) == len(found):
+        return _Listing(tuple(found), tuple(levels))
+    return _Listing(
+        problem=(
+            SEVERITY_FIELD,
+            "severity_count",
+            given,
+            f"{spec.severity} = '{given}' gives {len(levels)} severities for the "
+            f"{len(found)} events listed in {spec.list_column} ('{written}')",
         )
     )
 
