@@ -237,14 +237,13 @@ def patients_piece(
     problems = []
     if details:
         distinct = groups[details].nunique()
-        position = {k: i for i, k in enumerate(merged.index)}
         for patient, row in distinct[(distinct > 1).any(axis=1)].iterrows():
             mine = frame[key == patient]
             for column in [c for c in details if row[c] > 1]:
                 values = list(dict.fromkeys(mine[column].dropna()))
                 problems.append(
                     {
-                        "row": position[patient],
+                        "row": merged.index.get_loc(patient),
                         "column": column,
                         "check": "conflicting_values",
                         "value": " / ".join(values),
