@@ -47,6 +47,7 @@ from pipeline.ingest.adapters.mapping import (
     expand,
     file_label,
     normalise,
+    per_distinct,
     problems_frame,
     read_source_file,
     source_file,
@@ -299,9 +300,13 @@ def _field_values(
             code: user.get(_fold(code), user.get(_fold(choice), choice))
             for code, choice in field.choices.items()
         }
-        mapped = values.map(translate)
-        values = values.where(mapped.isna(), mapped).astype(STR)
-        values = values.mask(values == "")
+
+        def labelled(codes: pd.Series) -> pd.Series:
+            mapped = codes.map(translate)
+            labels = codes.where(mapped.isna(), mapped).astype(STR)
+            return labels.mask(labels == "")
+
+        values = per_distinct(labelled, values)
     return values
 
 
@@ -464,9 +469,14 @@ def _event_numbers(
         (source.session_events, "session_events") if sessions else (source.events, "events")
     )
     column, word = ("session_number", "session") if sessions else ("visit", "visit")
-    base = events.str.replace(_ARM.pattern, "", regex=True)
-    number = events.map(mapping)
-    number = number.where(number.notna(), base.map(mapping))
+
+    def numbered(names: pd.Series) -> pd.Series:
+        number = names.map(mapping)
+        bare = names.str.replace(_ARM.pattern, "", regex=True)
+        number = number.where(number.notna(), bare.map(mapping))
+        return number.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
+
+    number = per_distinct(numbered, events)  # (an export names a handful of events)
     unknown = rows & number.isna() & events.notna()
     for position in [k for k, flag in enumerate(unknown.to_numpy()) if flag]:
         event = events.iloc[position]
@@ -479,7 +489,7 @@ def _event_numbers(
                 "reason": f"event '{event}' is not mapped to a {word} in {source.key(key)}",
             }
         )
-    return number.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
+    return number
 
 
 def _ticked_labels(
@@ -490,15 +500,18 @@ def _ticked_labels(
     ``ticked`` holds one column per choice. The labels are joined once per distinct pattern of
     ticks, of which an export has few, not once per row.
     """
-    patterns, row_pattern = np.unique(ticked, axis=0, return_inverse=True)
+    pattern = np.zeros(len(ticked), dtype=np.int64)
+    for column in ticked.T:  # (numbered again after each choice, so the numbers stay small)
+        pattern = pd.factorize(pattern * 2 + column)[0]
+    _, first = np.unique(pattern, return_index=True)  # a row of each pattern
     labels = np.array(
         [
-            joiner.join(c for c, on in zip(choices, p, strict=True) if on and c) or None
-            for p in patterns
+            joiner.join(c for c, on in zip(choices, ticked[row], strict=True) if on and c) or None
+            for row in first
         ],
         dtype=object,
     )
-    return pd.Series(labels[row_pattern.ravel()], index=index).astype(STR)
+    return pd.Series(labels[pattern], index=index).astype(STR)
 
 
 def _form(fields: dict[str, Field], name: str) -> str | None:
