@@ -34,14 +34,25 @@ validation, so the import cost can be told apart, and one that reads and validat
 pyarrow's own default allocator (mimalloc) instead of the C library's, which the pipeline
 chooses (``pipeline/__init__.py``).
 
+And the other layouts a ``[[sources]]`` entry reads by configuration (visit sheet, wide file,
+REDCap export, adverse events as flags and as lists): each committed example of
+``data/raw/examples/`` with its own configuration, its rows written over and over (every copy
+with its own patient identifiers) to about 190,000 assessments, read and validated as
+``outcomes validate`` does (:func:`pipeline.ingest.combine.read_sources`, then
+:func:`~pipeline.validate.study.validate_study`), five runs after one uncounted, taking turns.
+No goal is set for them: they show what building the canonical rows from a clinic's own layout
+costs beside the canonical files.
+
 Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make bench``.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,7 +74,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import pipeline.ingest.adapters.canonical  # noqa: E402
 import pipeline.ingest.raw_tables  # noqa: E402
 from pipeline import outputs  # noqa: E402
-from pipeline.config.settings import Source  # noqa: E402
+from pipeline.config.settings import Source, load_config  # noqa: E402
 from pipeline.ingest.combine import read_sources  # noqa: E402
 from pipeline.ingest.raw_tables import read_raw_tables  # noqa: E402
 from pipeline.validate.study import validate_study  # noqa: E402
@@ -99,6 +110,23 @@ GOALS = {CANONICAL: 2_000_000, SOURCES: 1_500_000, SOURCES_TEXT: 1_500_000}
 PROCESS_GOAL = 2.0
 OUT = Path("reports/benchmarks")
 ROOT = HERE.parent
+EXAMPLES = ROOT / "data" / "raw" / "examples"
+#: The other layouts: example folder, ``{data file: its patient-identifier column}``, and how
+#: many copies of its rows make about 190,000 assessments.
+OTHER_LAYOUTS = {
+    "visit sheet": ("visit_sheet", {"visits.csv": "Patient"}, 3000),
+    "wide file": ("wide", {"wide.csv": "patient_id"}, 3000),
+    "REDCap export (repeating instruments, checkboxes)": (
+        "redcap",
+        {"export.csv": "record_id"},
+        3000,
+    ),
+    "adverse events as 0/1 flags and as a German list (two visit sheets)": (
+        "ae_flags",
+        {"flags.csv": "Patient", "list.csv": "Patient"},
+        1500,
+    ),
+}
 
 #: A fresh Python reading the files with pyarrow alone (the baseline).
 PYARROW_CHILD = "import sys, pyarrow.csv as c\nfor p in sys.argv[1:]: c.read_csv(p)"
@@ -227,6 +255,30 @@ def write(tables: dict[str, pa.Table], folder: Path) -> dict[str, Path]:
     return paths
 
 
+def scaled_example(example: str, ids: dict[str, str], copies: int, folder: Path) -> Path:
+    """Copy an example to ``folder`` with its data files' rows written ``copies`` times.
+
+    Each copy's patient identifiers (``ids``: the identifier column of each data file) get the
+    suffix ``-<copy>``, so that every copy is other patients; the rest of the example (its
+    configuration, a REDCap data dictionary) is copied as it is. Returns the configuration.
+    """
+    target = folder / example
+    shutil.copytree(EXAMPLES / example, target)
+    for name, column in ids.items():
+        with (EXAMPLES / example / name).open(newline="", encoding="utf-8") as file:
+            header, *rows = list(csv.reader(file))
+        at = header.index(column)
+        with (target / name).open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(header)
+            for copy in range(copies):
+                for row in rows:
+                    if row[at]:
+                        row = [*row[:at], f"{row[at]}-{copy:05d}", *row[at + 1 :]]
+                    writer.writerow(row)
+    return target / "analysis.toml"
+
+
 def timed(runs: dict[str, Callable[[], None]], repeat: int) -> dict[str, list[tuple[float, float]]]:
     """Wall-clock and CPU seconds (this process, all threads) of ``repeat`` calls of each run.
 
@@ -257,6 +309,51 @@ def _goal(rate: float | None, met: bool | None) -> str:
     if rate is None or pd.isna(rate):
         return ""
     return f"{int(rate):,}/s: {'met' if met else 'not met'}"
+
+
+def other_layouts(folder: Path) -> pd.DataFrame:
+    """Time reading and validating each of :data:`OTHER_LAYOUTS`, scaled up in ``folder``."""
+    configs = {
+        label: load_config(scaled_example(example, ids, copies, folder))
+        for label, (example, ids, copies) in OTHER_LAYOUTS.items()
+    }
+    os.sync()
+    counts: dict[str, dict[str, int]] = {}
+
+    def run(label: str) -> Callable[[], None]:
+        def read_and_validate() -> None:
+            config = configs[label]
+            raw = read_sources(config.sources)
+            validation = validate_study(raw, config.study.ranges())
+            files = {f.path: f.rows for table in raw.values() for f in table.files}
+            counts[label] = {
+                "lines_read": sum(files.values()),
+                "assessment_rows": len(raw["assessments"].source_rows),
+                "all_rows": sum(len(table.source_rows) for table in raw.values()),
+                "quarantined_rows": validation.quarantined_rows,
+            }
+
+        return read_and_validate
+
+    times = timed({label: run(label) for label in configs}, IN_PROCESS_RUNS)
+    rows = []
+    for label, runs in times.items():
+        example, _, copies = OTHER_LAYOUTS[label]
+        median = statistics.median(wall for wall, _ in runs)
+        rows.append(
+            {
+                "layout": label,
+                "route": f"{example}, {copies:,} copies",
+                **counts[label],
+                "runs": len(runs),
+                "median_seconds": round(median, 3),
+                "best_seconds": round(min(wall for wall, _ in runs), 3),
+                "median_cpu_seconds": round(statistics.median(c for _, c in runs), 3),
+                "assessment_rows_per_second": round(counts[label]["assessment_rows"] / median),
+                "all_rows_per_second": round(counts[label]["all_rows"] / median),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def main() -> int:
@@ -373,6 +470,7 @@ def main() -> int:
                     "goal_met": None if goal is None else rate >= goal,
                 }
             )
+        others = other_layouts(folder / "examples")
     result = pd.DataFrame(rows)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     by = result.set_index("layout")
@@ -413,6 +511,24 @@ def main() -> int:
         f"({by.loc[MIMALLOC_PROCESS, 'median_cpu_seconds']:.2f} CPU s against "
         f"{by.loc[PIPELINE_PROCESS, 'median_cpu_seconds']:.2f}).",
         "",
+        "## Other layouts, by configuration",
+        "",
+        "Each committed example of `data/raw/examples/` with its own configuration, its rows "
+        "written over and over (each copy with its own patient identifiers), read and validated "
+        f"as `outcomes validate` does; {IN_PROCESS_RUNS} runs after one uncounted, the layouts "
+        "taking turns. No goal is set for these.",
+        "",
+        "| layout | example | lines read | assessment rows | all rows | rows quarantined | runs "
+        "| median s | best s | median CPU s | assessment rows/s | all rows/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {r.layout} | {r.route} | {r.lines_read:,} | {r.assessment_rows:,} | "
+            f"{r.all_rows:,} | {r.quarantined_rows:,} | {r.runs} | {r.median_seconds} | "
+            f"{r.best_seconds} | {r.median_cpu_seconds} | "
+            f"{_count(r.assessment_rows_per_second)} | {_count(r.all_rows_per_second)} |"
+            for r in others.itertuples(index=False)
+        ],
+        "",
         "Rows/s are wall-clock, of the median run (each in-process layout is run once first, "
         "uncounted; then the layouts take turns, one run each per round, so that a slow spell "
         "of the machine falls on all of them alike); CPU s count every thread of this process, "
@@ -424,7 +540,7 @@ def main() -> int:
         f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}.",
         "",
     ]
-    outputs.write_csv(OUT / "ingest.csv", result)
+    outputs.write_csv(OUT / "ingest.csv", pd.concat([result, others], ignore_index=True))
     outputs.write_text(OUT / "ingest.md", "\n".join(lines))
     print("\n".join(lines))
     print(f"Wrote {OUT / 'ingest.csv'} and {OUT / 'ingest.md'}")
