@@ -208,10 +208,10 @@ def patients_piece(
     groups = frame.assign(_key=key).groupby("_key", sort=False)
     merged = groups[details].first() if details else pd.DataFrame(index=groups.size().index)
     # Each patient's lines, in order: the rows sorted by patient (stably), then cut.
-    patient = groups.ngroup().to_numpy()
-    sizes = np.bincount(patient, minlength=len(merged))
+    owner = groups.ngroup().to_numpy()  # (each row's patient, numbered as in merged)
+    sizes = np.bincount(owner, minlength=len(merged))
     starts = np.cumsum(sizes) - sizes
-    lines = frame[SOURCE_LINE].to_numpy(dtype=np.int64)[np.argsort(patient, kind="stable")]
+    lines = frame[SOURCE_LINE].to_numpy(dtype=np.int64)[np.argsort(owner, kind="stable")]
     detail = np.full(len(merged), None, dtype=object)
     for k in np.flatnonzero(sizes > 1):  # (a patient of one line has no detail)
         detail[k] = _lines_text(lines[starts[k] : starts[k] + sizes[k]].tolist(), row_word)
