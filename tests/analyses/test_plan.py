@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.analyses import run as pl
 from pipeline.analyses import workers
-from pipeline.analyses.cache import FitCache, plan_key
+from pipeline.analyses.cache import CacheWarning, FitCache, plan_key
 from pipeline.config.settings import ModelSettings
 from pipeline.lmm.mmrm import MmrmFit
 
@@ -178,5 +178,6 @@ def test_an_unreadable_cache_entry_is_refitted(demo_data, tmp_path):
     cache = FitCache(tmp_path / "c")
     (first,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
     (tmp_path / "c" / f"{plan_key(plan, 'z', True)}.json").write_bytes(b"not an entry")
-    (again,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
+    with pytest.warns(CacheWarning, match="is unreadable or not a fit-cache entry"):
+        (again,) = pl.run_analyses([plan], "z", workers=1, cache=cache)
     pd.testing.assert_frame_equal(first.fixed_effects, again.fixed_effects)
