@@ -72,7 +72,7 @@ from harness import (  # noqa: E402
 
 #: Stage -> (module file suffix, function name) whose cumulative CPU is the stage's.
 STAGES = {
-    "ingest + validate + processed files": ("pipeline/runner.py", "_validate_inputs"),
+    "ingest + validate + processed files": ("pipeline/validate/inputs.py", "write_processed"),
     "derive": ("pipeline/derive/dataset.py", "analysis_dataset"),
     "plans (model rows)": ("pipeline/analyses/run.py", "study_plans"),
     "fits (all)": ("pipeline/analyses/run.py", "run_analyses"),
@@ -110,7 +110,7 @@ def _find(stats: pstats.Stats, suffix: str, name: str) -> tuple[int, float]:
 
 #: Stage -> (object holding the function as seen by the runner, attribute name).
 TIMED = {
-    "ingest + validate + processed files": (runner, "_validate_inputs"),
+    "ingest + validate + processed files": (runner, "write_processed"),
     "derive": (runner.derive, "analysis_dataset"),
     "plans (model rows)": (runner, "study_plans"),
     "fits (all; workers' CPU as children)": (runner, "run_analyses"),

@@ -45,7 +45,6 @@ from pipeline.derive import dataset as derive
 from pipeline.derive.adverse_events import event_record
 from pipeline.describe import clinic, responders, safety, summaries
 from pipeline.errors import UserError
-from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import RawTable
 from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.data import ModelDataError
@@ -64,12 +63,10 @@ from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
 from pipeline.schemas.outputs import check_output, for_publication
-from pipeline.schemas.raw import TABLES, free_text_columns
-from pipeline.validate import quality
-from pipeline.validate.study import Validation, validate_study
+from pipeline.validate.inputs import MODEL_CACHE, locked, write_processed
+from pipeline.validate.study import Validation
 
 REPORT_NAME = "outcomes.html"
-MODEL_CACHE = "model_cache"  # fits kept between runs, in the processed folder
 RUN_LOG = "run_log.csv"  # fit times of the last run, in the processed folder (they vary by machine)
 PDF_NAME = "outcomes.pdf"
 TABLES_FOLDER = "tables"
@@ -91,105 +88,6 @@ class RunResult:
     not_estimable: tuple[str, ...] = ()
     pdf_problem: str | None = None
     not_supported: tuple[str, ...] = ()
-
-
-@contextlib.contextmanager
-def _locked(*folders: Path) -> Iterator[None]:
-    """Hold the lock of every folder and remove what a killed run left in them."""
-    with contextlib.ExitStack() as stack:
-        for folder in folders:
-            stack.enter_context(outputs.folder_lock(folder))
-        yield
-
-
-def _processed_folders(config: Config) -> list[Path]:
-    out = config.outputs
-    return [out.processed, out.quarantine, out.processed / MODEL_CACHE]
-
-
-def without_free_text(frame: pd.DataFrame, table: str, keep: Sequence[str]) -> pd.DataFrame:
-    """Drop the free-text columns of ``table`` (:func:`free_text_columns`) not named in ``keep``.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Valid rows of the table.
-    table : str
-        Its name (``patients``, ``sessions``, ``assessments``).
-    keep : sequence of str
-        ``[privacy] keep_free_text``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The frame without those columns.
-    """
-    drop = [c for c in free_text_columns()[table] if c not in keep and c in frame]
-    return frame.drop(columns=drop)
-
-
-def validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
-    """Read and validate the raw tables; write the processed tables and the quarantine.
-
-    Holds the lock of the processed folder while it runs (:func:`outputs.folder_lock`).
-
-    Returns
-    -------
-    raw : dict of str to RawTable
-        The raw tables as read.
-    validation : Validation
-        Valid rows, quarantined rows and the row accounting.
-    written : list of Path
-        Files written: ``<processed>/<table>.parquet`` (with a pseudonym instead of the
-        patient id and days since the patient's time zero instead of dates, see
-        :mod:`pipeline.privacy.pseudonyms`), ``<processed>/quarantine/<table>.csv`` (the raw rows as
-        written, so that the source can be corrected; written even when empty, so no stale
-        file survives), ``<processed>/quarantine/blanked_cells.csv`` (each score cell blanked
-        in a kept row, with its file, line, column, value and reason),
-        ``<processed>/row_accounting.csv`` and the per-source-file
-        summary ``<processed>/quarantine/summary.csv`` and ``summary.json``
-        (:mod:`pipeline.validate.quality`).
-    """
-    with _locked(config.outputs.processed):
-        return _validate_inputs(config)
-
-
-def _validate_inputs(config: Config) -> tuple[dict[str, RawTable], Validation, list[Path]]:
-    outputs.remove_stale_temporaries(_processed_folders(config))
-    raw = read_sources(config.sources)
-    validation = validate_study(raw, config.study.ranges())
-    out = config.outputs
-    key = pseudonyms.load_key(config.privacy)
-    origin = derive.time_zero(validation.valid("assessments"), validation.valid("sessions"))
-    keep = config.privacy.keep_free_text
-    written = []
-    for name in TABLES:
-        table = validation.tables[name]
-        processed = pseudonyms.deidentify(without_free_text(table.valid, name, keep), key, origin)
-        written.append(
-            outputs.write_parquet(out.processed / f"{name}.parquet", processed, private=True)
-        )
-        written.append(
-            outputs.write_csv(out.quarantine / f"{name}.csv", table.quarantine, private=True)
-        )
-    written.append(
-        outputs.write_csv(out.processed / "row_accounting.csv", validation.accounting, private=True)
-    )
-    written.append(
-        outputs.write_csv(
-            out.quarantine / quality.BLANKED_FILE,
-            quality.blanked_cells(raw, validation),
-            private=True,
-        )
-    )
-    summary, reasons = quality.file_summary(raw, validation)
-    written.append(outputs.write_csv(out.quarantine / "summary.csv", summary, private=True))
-    written.append(
-        outputs.write_json(
-            out.quarantine / "summary.json", quality.summary_json(summary, reasons), private=True
-        )
-    )
-    return raw, validation, written
 
 
 def run(
@@ -220,7 +118,7 @@ def run(
         The validation, the analysis data set and every file written.
     """
     out = config.outputs
-    with _locked(out.processed, out.reports):
+    with locked(out.processed, out.reports):
         outputs.tidy_output_folder(out.reports)
         outputs.check_owned(out.reports)
         # one BLAS thread in this process, as in the model workers: its products are small
@@ -233,7 +131,7 @@ def run(
 def _run(
     config: Config, project_root: Path | None, progress: Progress | None, refit: bool
 ) -> RunResult:
-    raw, validation, written = _validate_inputs(config)
+    raw, validation, written = write_processed(config)
     if validation.valid("assessments").empty:
         # (validation itself accepts an empty result: a header without rows, every row
         # quarantined; there is then nothing to analyse)

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from factories import PATIENTS, SESSIONS, write_config, write_study
 
-from pipeline import outputs, runner
+from pipeline import outputs
 from pipeline.config.settings import load_config
 from pipeline.schemas.raw import free_text_columns
+from pipeline.validate.inputs import validate_inputs
 
 NOTE = "Jane Roe MRN 0012345 jane.roe@example.org +44 20 7946 0958 born 1961-03-02"
 # a session with a note in its free-text column, and a patient whose age cell is a formula
@@ -41,14 +42,14 @@ def test_free_text_columns_are_declared_in_the_schema():
 
 def test_free_text_is_dropped_from_processed_data_unless_kept(tmp_path):
     config = study(tmp_path / "dropped")
-    runner.validate_inputs(config)
+    validate_inputs(config)
     sessions = pd.read_parquet(config.outputs.processed / "sessions.parquet")
     assert "co_intervention" not in sessions
     for path in config.outputs.processed.glob("*.parquet"):
         assert b"jane.roe" not in path.read_bytes() and b"0012345" not in path.read_bytes()
 
     kept = study(tmp_path / "kept", 'demo_key = true\nkeep_free_text = ["co_intervention"]')
-    runner.validate_inputs(kept)
+    validate_inputs(kept)
     sessions = pd.read_parquet(kept.outputs.processed / "sessions.parquet")
     assert NOTE in set(sessions["co_intervention"].dropna())
 
@@ -58,7 +59,7 @@ def test_processed_and_quarantine_files_are_private(tmp_path, umask):
     config = study(tmp_path)
     old = os.umask(umask)
     try:
-        _, _, written = runner.validate_inputs(config)
+        _, _, written = validate_inputs(config)
         public = outputs.write_text(tmp_path / "public.txt", "x")
     finally:
         os.umask(old)
@@ -70,7 +71,7 @@ def test_processed_and_quarantine_files_are_private(tmp_path, umask):
 
 def test_formulas_in_the_quarantine_are_neutralised(tmp_path):
     config = study(tmp_path)
-    runner.validate_inputs(config)
+    validate_inputs(config)
     text = (config.outputs.quarantine / "patients.csv").read_text()
     quarantined = pd.read_csv(config.outputs.quarantine / "patients.csv", dtype=str)
     row = quarantined.loc[quarantined["patient_id"] == "P9"].iloc[0]
@@ -134,5 +135,5 @@ def test_temporary_files_a_killed_run_left_are_removed_by_the_next(tmp_path):
     left.write_text("patient_id\nP1\n")
     mine = quarantine / ".my-notes.tmp"  # not the writers' pattern: not theirs to delete
     mine.write_text("mine")
-    runner.validate_inputs(config)
+    validate_inputs(config)
     assert not left.exists() and mine.read_text() == "mine"
