@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -171,3 +172,19 @@ def test_docs_list_the_required_sections():
     section = text.split("## The required sections", 1)[1].split("\n## ", 1)[0]
     for name in ("[inputs]", "[[sources]]", "[outputs]", "[mcid.nrs]", "[mcid.vas]", "[mcid.odi]"):
         assert name in section, name
+
+
+def test_validating_imports_neither_the_models_nor_the_report():
+    """`outcomes validate` is what a user runs again and again while correcting their files:
+    the command (``pipeline.cli`` and :mod:`pipeline.validate.inputs`) must not import the
+    models, the analyses, the run's orchestration or the statistics and plotting libraries,
+    which would add seconds to every check."""
+    heavy = ("pipeline.lmm", "pipeline.analyses", "pipeline.runner", "scipy.stats", "statsmodels")
+    code = (
+        "import sys, pipeline.cli, pipeline.validate.inputs\n"
+        f"print(sorted(m for m in {heavy!r} + ('matplotlib',) if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == "[]"
