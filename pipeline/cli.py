@@ -406,12 +406,17 @@ def _add_federation_commands(
 
 
 def _cmd_draft(args: argparse.Namespace) -> int:
-    """``init`` (draft a configuration from exports) and ``preview`` (its first mapped rows)."""
-    from pipeline import api
+    """``init`` (draft a configuration from exports) and ``preview`` (its first mapped rows).
+
+    (The modules that do it are imported, not :mod:`pipeline.api`, which would bring in the
+    models: neither command needs them.)
+    """
+    from pipeline.ingest.draft.files import write_draft
     from pipeline.ingest.draft.model import Confidence
+    from pipeline.validate.preview import preview, preview_lines
 
     if args.command == "init":
-        draft = api.init(args.exports, args.out, force=args.force)
+        draft = write_draft([Path(p) for p in args.exports], Path(args.out), force=args.force)
         guesses = [g.confidence for s in draft.sources for g in s.column_guesses()]
         low = guesses.count(Confidence.LOW)
         print(
@@ -421,9 +426,7 @@ def _cmd_draft(args: argparse.Namespace) -> int:
         for table in draft.missing_tables():
             print(f"note: no file gives the {table} table; add its file to the configuration")
         return EXIT_OK
-    from pipeline.validate.preview import preview_lines
-
-    print("\n".join(preview_lines(api.preview(load_config(args.config), rows=args.rows))))
+    print("\n".join(preview_lines(preview(load_config(args.config), args.rows))))
     return EXIT_OK
 
 

@@ -174,14 +174,15 @@ def test_docs_list_the_required_sections():
         assert name in section, name
 
 
-def test_validating_imports_neither_the_models_nor_the_report():
-    """`outcomes validate` is what a user runs again and again while correcting their files:
-    the command (``pipeline.cli`` and :mod:`pipeline.validate.inputs`) must not import the
-    models, the analyses, the run's orchestration or the statistics and plotting libraries,
-    which would add seconds to every check."""
+def test_checking_files_imports_neither_the_models_nor_the_report():
+    """`outcomes validate`, `init` and `preview` are what a user runs again and again while
+    correcting their files and configuration: these commands (``pipeline.cli`` and the modules
+    it imports for them) must not import the models, the analyses, the run's orchestration or
+    the statistics and plotting libraries, which would add seconds to every check."""
     heavy = ("pipeline.lmm", "pipeline.analyses", "pipeline.runner", "scipy.stats", "statsmodels")
     code = (
-        "import sys, pipeline.cli, pipeline.validate.inputs\n"
+        "import sys, pipeline.cli, pipeline.validate.inputs, pipeline.validate.preview\n"
+        "import pipeline.ingest.draft.files, pipeline.ingest.draft.model\n"
         f"print(sorted(m for m in {heavy!r} + ('matplotlib',) if m in sys.modules))"
     )
     found = subprocess.run(
