@@ -1,7 +1,9 @@
 """The pipeline as a straight line: ingest → validate → derive → model → report.
 
-This module is the orchestrator and the only place, with :mod:`pipeline.ingest.raw_tables` and
-:mod:`pipeline.outputs`, that touches files. Every stage in between is a pure function.
+This module is the orchestrator and the only place, with :mod:`pipeline.ingest.raw_tables`,
+:mod:`pipeline.validate.inputs` (the processed tables and the quarantine, which ``outcomes
+validate`` also writes alone) and :mod:`pipeline.outputs`, that touches files. Every stage in
+between is a pure function.
 
 A run holds a lock on the processed folder and on the reports folder (:func:`outputs.folder_lock`),
 so a second run on the same folders stops with one sentence. Processed data and the quarantine are
