@@ -72,7 +72,7 @@ from harness import (  # noqa: E402
 
 #: Stage -> (module file suffix, function name) whose cumulative CPU is the stage's.
 STAGES = {
-    "ingest + validate + processed files": ("pipeline/validate/inputs.py", "write_processed"),
+    "ingest + validate + processed files": ("pipeline/processed.py", "write_processed"),
     "derive": ("pipeline/derive/dataset.py", "analysis_dataset"),
     "plans (model rows)": ("pipeline/analyses/run.py", "study_plans"),
     "fits (all)": ("pipeline/analyses/run.py", "run_analyses"),

@@ -76,8 +76,8 @@ def _print_blanked(accounting: pd.DataFrame, quarantine: Path) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.processed import validate_inputs
     from pipeline.validate import quality
-    from pipeline.validate.inputs import validate_inputs
 
     config = load_config(args.config)
     raw, validation, _ = validate_inputs(config)

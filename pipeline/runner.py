@@ -1,7 +1,7 @@
 """The pipeline as a straight line: ingest → validate → derive → model → report.
 
 This module is the orchestrator and the only place, with :mod:`pipeline.ingest.raw_tables`,
-:mod:`pipeline.validate.inputs` (the processed tables and the quarantine, which ``outcomes
+:mod:`pipeline.processed` (the processed tables and the quarantine, which ``outcomes
 validate`` also writes alone) and :mod:`pipeline.outputs`, that touches files. Every stage in
 between is a pure function.
 
@@ -56,6 +56,7 @@ from pipeline.planning.answers import plan_study
 from pipeline.planning.from_study import assumptions_from_study
 from pipeline.privacy import pseudonyms
 from pipeline.privacy import suppression as privacy
+from pipeline.processed import MODEL_CACHE, locked, write_processed
 from pipeline.report import journal, pdf, provenance
 from pipeline.report.answer import AnswerLine
 from pipeline.report.content import build_content
@@ -65,7 +66,6 @@ from pipeline.schemas.analysis import check_analysis
 from pipeline.schemas.columns import outcome_column
 from pipeline.schemas.identity import AnalysisKind
 from pipeline.schemas.outputs import check_output, for_publication
-from pipeline.validate.inputs import MODEL_CACHE, locked, write_processed
 from pipeline.validate.study import Validation
 
 REPORT_NAME = "outcomes.html"

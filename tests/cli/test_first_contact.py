@@ -181,7 +181,7 @@ def test_checking_files_imports_neither_the_models_nor_the_report():
     the statistics and plotting libraries, which would add seconds to every check."""
     heavy = ("pipeline.lmm", "pipeline.analyses", "pipeline.runner", "scipy.stats", "statsmodels")
     code = (
-        "import sys, pipeline.cli, pipeline.validate.inputs, pipeline.validate.preview\n"
+        "import sys, pipeline.cli, pipeline.processed, pipeline.validate.preview\n"
         "import pipeline.ingest.draft.files, pipeline.ingest.draft.model\n"
         f"print(sorted(m for m in {heavy!r} + ('matplotlib',) if m in sys.modules))"
     )

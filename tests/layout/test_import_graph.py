@@ -9,7 +9,7 @@ Stage order (lowest first). ``schemas`` sits below ``config``: the configuration
 mappings against the raw-table contract, and the contracts need no setting.
 
     errors, outputs -> schemas -> config -> privacy -> ingest -> validate -> derive
-    -> analyses (on lmm) -> describe -> figures -> report -> explore, demo
+    -> processed -> analyses (on lmm) -> describe -> figures -> report -> explore, demo
     -> runner, api -> cli
 """
 
@@ -30,6 +30,7 @@ STAGES = {
     "ingest": 4,
     "validate": 5,
     "derive": 6,
+    "processed": 6.5,  # the processed folder: reads, validates, writes (derive's time zero)
     "analyses": 7,
     "describe": 8,
     "figures": 9,

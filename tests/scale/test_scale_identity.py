@@ -21,9 +21,9 @@ import pytest
 from pipeline.analyses.plans import fit_plan, trajectory_plan
 from pipeline.config.settings import load_config
 from pipeline.errors import UserError
+from pipeline.processed import validate_inputs
 from pipeline.scale.run import run_scaled
 from pipeline.scale.tables import read_analysis
-from pipeline.validate.inputs import validate_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ["patients.csv", "sessions.csv", "assessments.csv", "summary.csv", "summary.json"]

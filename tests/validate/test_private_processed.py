@@ -12,8 +12,8 @@ from factories import PATIENTS, SESSIONS, write_config, write_study
 
 from pipeline import outputs
 from pipeline.config.settings import load_config
+from pipeline.processed import validate_inputs
 from pipeline.schemas.raw import free_text_columns
-from pipeline.validate.inputs import validate_inputs
 
 NOTE = "Jane Roe MRN 0012345 jane.roe@example.org +44 20 7946 0958 born 1961-03-02"
 # a session with a note in its free-text column, and a patient whose age cell is a formula

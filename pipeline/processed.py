@@ -1,10 +1,11 @@
-"""The validate stage's edge: read the sources, validate them, write the processed tables.
+"""The processed folder: read the sources, validate them, write the processed tables.
 
 ``outcomes validate`` runs this alone, and ``outcomes run`` runs it first
-(:mod:`pipeline.runner`); it imports only what reading and validating need, not the models and
-the report, so that checking the files does not wait for them. The processed tables and the
-quarantine are written private (0600, or stricter by the umask) and without free-text columns
-unless ``[privacy] keep_free_text`` names them.
+(:mod:`pipeline.runner`); it imports only what reading, validating and writing need (the dates
+become days since each patient's time zero, :func:`pipeline.derive.dataset.time_zero`), not the
+models and the report, so that checking the files does not wait for them. The processed tables
+and the quarantine are written private (0600, or stricter by the umask) and without free-text
+columns unless ``[privacy] keep_free_text`` names them.
 """
 
 from __future__ import annotations
