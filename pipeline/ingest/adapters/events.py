@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.settings import EventColumns, Source
-from pipeline.ingest.adapters.mapping import _positions, apply_codes, find_column, per_distinct
+from pipeline.ingest.adapters.mapping import (
+    _positions,
+    apply_codes,
+    find_column,
+    folded_cells,
+    per_distinct,
+)
 from pipeline.ingest.readers import STR, TextTable
 from pipeline.schemas.raw import AE_TYPES, NO, SEVERITIES, YES
 
@@ -95,9 +101,7 @@ def column_meanings(spec: EventColumns) -> dict[str, str]:
 
 def _fold(text: pd.Series) -> pd.Series:
     """Trim, single-space and case-fold each cell (once per distinct value)."""
-    return per_distinct(
-        lambda cells: cells.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold(), text
-    )
+    return per_distinct(folded_cells, text)
 
 
 def _severity(text: pd.Series, source: Source) -> pd.Series:

@@ -411,9 +411,14 @@ def apply_codes(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     return per_distinct(lambda cells: _coded(cells, codes), text)
 
 
+def folded_cells(text: pd.Series) -> pd.Series:
+    """Trim, single-space and case-fold each cell of a text column, as codes are matched."""
+    return text.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+
+
 def _coded(text: pd.Series, codes: Mapping[str, str]) -> pd.Series:
     folded = {_fold(k): v for k, v in codes.items()}
-    keys = text.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+    keys = folded_cells(text)
     mapped = keys.map(folded)
     out = text.where(mapped.isna(), mapped).astype(STR)
     return out.mask(out == "")
