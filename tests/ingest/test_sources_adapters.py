@@ -99,6 +99,48 @@ def test_a_patient_merges_its_lines_wherever_they_stand():
     assert empty.frame.empty and empty.lineage.empty
 
 
+def test_every_patient_whose_rows_disagree_is_reported_with_every_value():
+    """Random visit-sheet rows: a patient is reported for a detail exactly when its rows hold
+    two different values of it (missing cells do not count), with the values in line order,
+    and its lines are described as a patient's rows read one by one would describe them."""
+    rng = np.random.default_rng(11)
+    n = 600
+    ids = rng.choice([*(f"P{k:02d}" for k in range(60)), None], size=n)
+    frame = pd.DataFrame(
+        {
+            SOURCE_FILE: "visits.csv",
+            SOURCE_LINE: np.arange(2, 2 + n),
+            SOURCE_DETAIL: None,
+            "patient_id": ids,
+            "age": rng.choice(["40", "41", None, None, None], size=n),
+            "sex": rng.choice(["female", "male", *[None] * 14], size=n),
+        },
+        dtype="str",
+    ).astype({SOURCE_LINE: "int64"})
+    piece = patients_piece(frame, "rows", "YYYY-MM-DD", ("age", "sex"))
+    reported = {
+        (piece.frame["patient_id"].iloc[p.row], p.column): p.value
+        for p in piece.problems.itertuples()
+    }
+    expected = {}
+    for patient, rows in frame.dropna(subset=["patient_id"]).groupby("patient_id"):
+        for column in ("age", "sex"):
+            values = list(dict.fromkeys(rows[column].dropna()))
+            if len(values) > 1:
+                expected[(patient, column)] = " / ".join(values)
+    # (the seed gives 49 patients of two ages and 14 of two sexes)
+    assert sum(c == "age" for _, c in expected) > 40 and sum(c == "sex" for _, c in expected) > 10
+    assert reported == expected
+    for row in piece.frame.itertuples():
+        lines = piece.lineage.loc[piece.lineage["row"] == row.Index, SOURCE_LINE].tolist()
+        detail = getattr(row, SOURCE_DETAIL)
+        if len(lines) == 1:
+            assert pd.isna(detail)
+        else:
+            more = f", ... ({len(lines)} in all)" if len(lines) > 8 else ""
+            assert detail == f"merged from rows {', '.join(map(str, lines[:8]))}{more}"
+
+
 def test_checkbox_labels_are_joined_per_row_as_ticked():
     """A REDCap checkbox field's ticked choices are joined row by row, in the choices' order (an
     unlabelled choice is left out); a row with none ticked is missing."""
