@@ -543,11 +543,16 @@ def compact_ids(text: pd.Series) -> pd.Series:
     if not holds_any(cells, _NOT_COMPACT):
         empty = pc.any(pc.equal(pc.binary_length(cells), 0)).as_py()
         return text.mask(text == "").astype(STR) if empty else text.astype(STR)
-    cells = pc.utf8_upper(cells)
+    return per_distinct(_compacted, text)  # (a patient's id is written on each of its rows)
+
+
+def _compacted(text: pd.Series) -> pd.Series:
+    """Upper-case ``text`` and remove the separators from it (an empty result is missing)."""
+    cells = pc.utf8_upper(_arrow_text(text))
     if may_contain(cells, _ID_SEPARATOR_BYTES):
         cells = pc.replace_substring_regex(cells, _ID_SEPARATORS, "")
     out = _from_arrow(cells, text)
-    return out.mask(out == "").astype(STR)
+    return out.mask(out == "")
 
 
 def numbered(text: pd.Series) -> pd.Series:
