@@ -176,23 +176,22 @@ def _check_raw(source: Source, text: TextTable, label: str, fields: dict[str, Fi
             f"field of the data dictionary; columns: {', '.join(h for h in text.header if h)})"
         )
     if EVENT in header:
-        events = text.frame[_column(text, EVENT)].dropna()
-        odd = events[~events.str.fullmatch(_UNIQUE_EVENT.pattern)]
-        if len(odd):
+        events = _written(text, EVENT)
+        odd = [e for e in events if not _UNIQUE_EVENT.fullmatch(e)]
+        if odd:
             raise InputFileError(
-                f"{label}: redcap_event_name holds '{odd.iloc[0]}', an event label rather than "
+                f"{label}: redcap_event_name holds '{odd[0]}', an event label rather than "
                 f"a unique event name; {RAW_EXPORT_HINT}"
             )
     for field in fields.values():
         if field.type not in CODED_TYPES or field.name not in header:
             continue
-        values = text.frame[_column(text, field.name)].dropna()
-        unknown = values[~values.isin(list(field.choices))]
-        if len(unknown):
+        unknown = [v for v in _written(text, field.name) if v not in field.choices]
+        if unknown:
             labels_folded = {_fold(v) for v in field.choices.values()}
-            if _fold(unknown.iloc[0]) in labels_folded:
+            if _fold(unknown[0]) in labels_folded:
                 raise InputFileError(
-                    f"{label}: field {field.name} holds '{unknown.iloc[0]}', a label rather "
+                    f"{label}: field {field.name} holds '{unknown[0]}', a label rather "
                     f"than a raw code; {RAW_EXPORT_HINT}"
                 )
     for field in fields.values():
@@ -200,12 +199,16 @@ def _check_raw(source: Source, text: TextTable, label: str, fields: dict[str, Fi
             for code in field.choices:
                 column = f"{field.name}___{_checkbox_code(code)}"
                 if column in header:
-                    values = text.frame[_column(text, column)].dropna()
-                    if values.isin(["Checked", "Unchecked"]).any():
+                    if {"Checked", "Unchecked"} & set(_written(text, column)):
                         raise InputFileError(
                             f"{label}: checkbox column {column} holds 'Checked'/'Unchecked' "
                             f"labels; {RAW_EXPORT_HINT}"
                         )
+
+
+def _written(text: TextTable, name: str) -> list[str]:
+    """Return the distinct values written in field ``name``, in the order they first appear."""
+    return text.frame[_column(text, name)].dropna().unique().tolist()
 
 
 def _checkbox_code(code: str) -> str:
@@ -350,11 +353,17 @@ def _table_piece(
         found = _session_events(source, text, fields, form)
         mine = repeating if repeating.any() else repeat.isna()
         rows = rows | (pd.Series(event_columns.triggers(found), index=frame.index) & mine)
+    # From here on, only the instrument's rows of the export.
+    rows = rows.to_numpy()
+    frame = frame[rows].reset_index(drop=True)
+    text = dataclasses.replace(text, frame=frame)
+    repeat, events = repeat[rows].reset_index(drop=True), events[rows].reset_index(drop=True)
+    instance = frame[_column(text, INSTANCE)] if INSTANCE in header else None
     out = pd.DataFrame(
         {
             SOURCE_FILE: pd.Series(label, index=frame.index, dtype=STR),
             SOURCE_LINE: frame[LINE].to_numpy(),
-            SOURCE_DETAIL: _details(events, repeat, frame, text, header),
+            SOURCE_DETAIL: _details(events, repeat, instance),
         }
     )
     for canonical, name in present.items():
@@ -362,7 +371,7 @@ def _table_piece(
     problems = []
     if table == "sessions" and "session_number" not in source.columns and source.session_events:
         # a session instrument filled once per event: the event gives the session number
-        out["session_number"] = _event_numbers(source, table, events, rows, problems)
+        out["session_number"] = _event_numbers(source, table, events, problems)
     elif table == "sessions" and "session_number" not in source.columns and INSTANCE in header:
         out["session_number"] = frame[_column(text, INSTANCE)].astype(STR)
     if table == "patients" and "arm" not in source.columns and source.arms:
@@ -374,7 +383,7 @@ def _table_piece(
                 f"{source.config}: {source.key('columns')} must map visit: {label} has no "
                 f"redcap_event_name column to take visits from"
             )
-        out["visit"] = _event_numbers(source, table, events, rows, problems)
+        out["visit"] = _event_numbers(source, table, events, problems)
     missing = [c for c in required_columns(table) if c not in out]
     if missing:
         raise InputFileError(
@@ -386,19 +395,17 @@ def _table_piece(
     plain = dataclasses.replace(
         source, codes={c: m for c, m in source.codes.items() if c not in coded}
     )
-    kept = normalise(out[rows.to_numpy()].reset_index(drop=True), plain)
-    position = rows.to_numpy().cumsum() - 1
-    problems = [{**p, "row": int(position[p["row"]])} for p in problems]
-    events = None
+    kept = normalise(out, plain)
+    listed = None
     if found is not None:
-        events, wrong = event_columns.for_rows(found, rows.to_numpy())
+        listed, wrong = event_columns.for_rows(found, rows)
         problems += wrong
     return Piece(
         table,
         kept,
         problems=problems_frame(problems),
         date_format=source.date_format,
-        events=events,
+        events=listed,
     )
 
 
@@ -457,12 +464,12 @@ def _session_events(
 
 
 def _event_numbers(
-    source: Source, table: str, events: pd.Series, rows: pd.Series, problems: list[dict]
+    source: Source, table: str, events: pd.Series, problems: list[dict]
 ) -> pd.Series:
     """Return each row's number from its event: visit (``events``) or session (``session_events``).
 
-    Event names match with or without their ``_arm_N`` suffix. A row of the table whose event
-    is not mapped gets no number and an ``unknown_event`` problem (added to ``problems``).
+    Event names match with or without their ``_arm_N`` suffix. A row whose event is not mapped
+    gets no number and an ``unknown_event`` problem (added to ``problems``).
     """
     sessions = table == "sessions"
     mapping, key = (
@@ -477,7 +484,7 @@ def _event_numbers(
         return number.map(lambda v: None if pd.isna(v) else str(int(v))).astype(STR)
 
     number = per_distinct(numbered, events)  # (an export names a handful of events)
-    unknown = rows & number.isna() & events.notna()
+    unknown = number.isna() & events.notna()
     for position in [k for k, flag in enumerate(unknown.to_numpy()) if flag]:
         event = events.iloc[position]
         problems.append(
@@ -534,12 +541,10 @@ def _filled(
     return filled
 
 
-def _details(
-    events: pd.Series, repeat: pd.Series, frame: pd.DataFrame, text: TextTable, header: set
-) -> pd.Series:
+def _details(events: pd.Series, repeat: pd.Series, instance: pd.Series | None) -> pd.Series:
+    """Say where each row stands in the export: ``event baseline_arm_1, session #2``."""
     parts = ("event " + events).where(events.notna() & (events != ""), "")
-    if INSTANCE in header:
-        instance = frame[_column(text, INSTANCE)]
+    if instance is not None:
         repeated = (", " + repeat + " #" + instance).where(repeat.notna() & instance.notna(), "")
         parts = parts + repeated.fillna("")
     parts = parts.str.strip(", ")
