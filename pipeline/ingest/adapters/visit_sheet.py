@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source
+from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
+from pipeline.config.sources import Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (
