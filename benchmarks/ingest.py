@@ -74,7 +74,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import pipeline.ingest.adapters.canonical  # noqa: E402
 import pipeline.ingest.raw_tables  # noqa: E402
 from pipeline import outputs  # noqa: E402
-from pipeline.config.settings import Source, load_config  # noqa: E402
+from pipeline.config.settings import load_config  # noqa: E402
+from pipeline.config.sources import Source  # noqa: E402
 from pipeline.ingest.combine import read_sources  # noqa: E402
 from pipeline.ingest.raw_tables import read_raw_tables  # noqa: E402
 from pipeline.validate.study import validate_study  # noqa: E402

@@ -45,7 +45,8 @@ import pandas as pd
 
 from pipeline.analyses import plans as analyses
 from pipeline.analyses import run as runs
-from pipeline.config.settings import Config, ModelSettings, load_config
+from pipeline.config.options import ModelSettings
+from pipeline.config.settings import Config, load_config
 from pipeline.derive.adverse_events import EventRecord, event_record
 from pipeline.derive.dataset import analysis_dataset
 from pipeline.describe import responders, safety
@@ -141,7 +142,7 @@ def settings_with(settings: ModelSettings | None = None, **changes: Any) -> Mode
     Parameters
     ----------
     settings : ModelSettings, optional
-        Starting point (default: the defaults of :class:`~pipeline.config.settings.ModelSettings`).
+        Starting point (default: the defaults of :class:`~pipeline.config.options.ModelSettings`).
     **changes
         ``time_axis``, ``covariates``, ``random_slope``, ``df_method``, ``site``,
         ``min_sites_random``.
@@ -537,7 +538,7 @@ def missing_data(study: Study, **changes: Any) -> Any:
     study : Study
         A study from :func:`load_study`; its ``[estimand]`` section (or the defaults) is used.
     **changes
-        Any field of :class:`~pipeline.config.settings.EstimandSettings` to change, e.g.
+        Any field of :class:`~pipeline.config.estimand.EstimandSettings` to change, e.g.
         ``visit=2``, ``strategies=("MAR", "J2R")``, ``tipping_groups="both"``,
         ``jackknife=False`` (point estimates only, seconds faster).
 
@@ -549,7 +550,7 @@ def missing_data(study: Study, **changes: Any) -> Any:
         ``dropout_pattern``, ``dropout_km``, ``last_value``, the imputation ``fit`` and ``cmi``.
     """
     from pipeline.analyses.missing_data import missing_data_analysis
-    from pipeline.config.settings import EstimandSettings
+    from pipeline.config.estimand import EstimandSettings
 
     base = study.config.estimand or EstimandSettings()
     return missing_data_analysis(study.data, study.config, dataclasses.replace(base, **changes))

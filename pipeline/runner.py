@@ -42,7 +42,8 @@ from pipeline.analyses.run import (
     skipped_analyses,
     study_plans,
 )
-from pipeline.config.settings import Config, Study
+from pipeline.config.settings import Config
+from pipeline.config.study import Study
 from pipeline.derive import dataset as derive
 from pipeline.derive.adverse_events import event_record
 from pipeline.describe import clinic, responders, safety, summaries

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analyses.headline import adjust, answer_table
-from pipeline.config.settings import DEFAULT_COMPARISONS, Mcid, Study, legacy_outcomes
+from pipeline.config.study import DEFAULT_COMPARISONS, Mcid, Study, legacy_outcomes
 from pipeline.describe.table_one import table_one
 from pipeline.schemas.identity import ContrastKind, FlowStage
 

@@ -16,7 +16,7 @@ unadjusted estimates of the same question are rows beside it, never the answer:
 
 One sign convention for every outcome: ``improvement`` is the level minus the reference turned
 so that a positive number means more improvement with the level, whichever way the instrument's
-scale runs (:attr:`pipeline.config.settings.Outcome.improvement_sign`). Each headline is
+scale runs (:attr:`pipeline.config.study.Outcome.improvement_sign`). Each headline is
 classified against the outcome's MCID in points by :func:`classify`.
 
 **One multiplicity family.** The Holm primary family of SAP §4 is the headline estimates, one
@@ -39,7 +39,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Comparison, Outcome, Study
+from pipeline.config.study import Comparison, Outcome, Study
 from pipeline.lmm.marginal import holm
 from pipeline.schemas.identity import AnalysisId, AnalysisKind, ContrastKind, Family
 

@@ -1,7 +1,7 @@
 """The estimand and what its answer assumes about patients who stopped coming (SAP §4, ICH E9(R1)).
 
 :func:`missing_data_analysis` takes the analysis data set and the configuration's
-``[estimand]`` (:class:`~pipeline.config.settings.EstimandSettings`; defaults when absent) and
+``[estimand]`` (:class:`~pipeline.config.estimand.EstimandSettings`; defaults when absent) and
 returns:
 
 * the estimand's difference at its visit under the likelihood MMRM (missing at random) and
@@ -51,13 +51,9 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.analyses.headline import classify
-from pipeline.config.settings import (
-    Comparison,
-    Config,
-    EstimandSettings,
-    IntercurrentEvent,
-    Outcome,
-)
+from pipeline.config.estimand import EstimandSettings, IntercurrentEvent
+from pipeline.config.settings import Config
+from pipeline.config.study import Comparison, Outcome
 from pipeline.lmm.blas import single_threaded
 from pipeline.lmm.data import quote_name
 from pipeline.lmm.mmrm import MmrmFit, fit_mmrm

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.lmm.fit import (
     DEFAULT_ROUTES,
     FAST_ROUTES,

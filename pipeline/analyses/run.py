@@ -53,7 +53,8 @@ from pipeline.analyses.plans import (
     trajectory_plan,
 )
 from pipeline.analyses.workers import Handover, cores, kill_workers, wait_settled, worker_pool
-from pipeline.config.settings import DEFAULT_COMPARISONS, Comparison, ModelSettings, Study
+from pipeline.config.options import ModelSettings
+from pipeline.config.study import DEFAULT_COMPARISONS, Comparison, Study
 from pipeline.errors import UserError
 from pipeline.lmm.mmrm import MmrmFit
 from pipeline.lmm.reuse import sharing_designs

@@ -4,7 +4,7 @@ Each :class:`Instrument` gives the range, the direction (whether a higher score 
 better), the minimal clinically important difference and the source of each figure. A study
 declares ``[outcomes.rmdq] instrument = "rmdq"`` to use one as it is, and may override any field
 (label, unit, range, direction, MCID) in the same table; an outcome that is not in the library
-declares every field itself (:func:`pipeline.config.settings.load_config`).
+declares every field itself (:func:`pipeline.config.study.load_study`).
 
 Nothing happens at import time: the library is a constant mapping of frozen records.
 """

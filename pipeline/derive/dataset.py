@@ -36,7 +36,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Comparison, Config, Mcid, Outcome, Study, Thresholds
+from pipeline.config.options import Thresholds
+from pipeline.config.settings import Config
+from pipeline.config.study import Comparison, Mcid, Outcome, Study
 from pipeline.derive.adverse_events import EventRecord
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS
 from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID, outcome_column
@@ -256,7 +258,7 @@ def add_change_and_responders(
     out = frame.copy()
     is_baseline = out["visit"] == 0
     if outcomes is None:
-        from pipeline.config.settings import legacy_outcomes
+        from pipeline.config.study import legacy_outcomes
 
         outcomes = legacy_outcomes(mcid)
     for outcome in outcomes:

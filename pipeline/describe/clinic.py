@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from pipeline.analyses.side_by_side import built_side_by_side
-from pipeline.config.settings import Study
+from pipeline.config.study import Study
 from pipeline.derive.adverse_events import (
     EventRecord,
     event_record,

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.config.settings import Study
+from pipeline.config.study import Study
 from pipeline.describe.cox import cox_efron
 from pipeline.schemas.columns import PATIENT_ID, outcome_column
 

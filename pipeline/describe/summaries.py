@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.config.settings import Study
+from pipeline.config.study import Study
 from pipeline.describe.flow import flow_counts
 from pipeline.describe.table_one import patient_characteristics, table_one
 from pipeline.ingest.raw_tables import SOURCE_ROW

@@ -20,7 +20,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.analyses.plans import TABLES, AnalysisResult, session_twitch_plan
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.derive.dataset import twitch_elicited
 from pipeline.lmm.fit import LmmFit
 from pipeline.schemas.analysis import DEPTH_LEVELS

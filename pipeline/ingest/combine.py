@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Source
+from pipeline.config.sources import Source
 from pipeline.ingest.adapters import canonical, redcap, visit_sheet, wide
 from pipeline.ingest.adapters.mapping import PROVENANCE, Adapted, Piece, combined_digest
 from pipeline.ingest.adapters.typed_canonical import may_type

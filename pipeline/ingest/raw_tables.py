@@ -138,7 +138,7 @@ class RawTable:
         left empty (:mod:`pipeline.ingest.recorded`).
     extra : dict of str to str
         The study's own columns of this table, ``{column: kind}``
-        (:meth:`pipeline.config.settings.Study.extra_columns`).
+        (:meth:`pipeline.config.study.Study.extra_columns`).
     events : pandas.DataFrame or None
         Sessions from sources with ``[sources.N.adverse_events]``: ``source_row, ae_type,
         ae_severity``, one row per adverse event of the session on ``source_row`` and a row

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Mcid, PlanningAssumptions, PlanningSettings
+from pipeline.config.planning import PlanningAssumptions, PlanningSettings
+from pipeline.config.study import Mcid
 from pipeline.errors import ConfigError
 from pipeline.planning import analytic
 

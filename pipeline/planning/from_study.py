@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.analyses.plans import GROUP, fit_plan, trajectory_plan
-from pipeline.config.settings import Config, PlanningSettings
+from pipeline.config.planning import PlanningSettings
+from pipeline.config.settings import Config
 from pipeline.errors import UserError
 from pipeline.lmm.deviance import lambda_from_theta
 from pipeline.lmm.fit import LmmFit

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config.settings import PrivacySettings
+from pipeline.config.options import PrivacySettings
 from pipeline.errors import UserError
 from pipeline.schemas.columns import PATIENT_ID
 

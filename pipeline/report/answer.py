@@ -28,7 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
 from pipeline.analyses.headline import Estimand, Role, Verdict
-from pipeline.config.settings import Comparison, Config, Outcome
+from pipeline.config.settings import Config
+from pipeline.config.study import Comparison, Outcome
 from pipeline.figures import panels as plotting
 from pipeline.figures.style import GREY, OKABE_ITO
 from pipeline.report.html import (

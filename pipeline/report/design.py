@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipeline.analyses.headline import Verdict, classify
 from pipeline.analyses.plans import STRUCTURE_WORDS
-from pipeline.config.settings import Comparison, Config, Outcome, Study
+from pipeline.config.settings import Config
+from pipeline.config.study import Comparison, Outcome, Study
 from pipeline.describe import summaries
 from pipeline.privacy import panel
 from pipeline.report import figures as report_figures

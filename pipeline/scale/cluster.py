@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.config.settings import EngineSettings
+from pipeline.config.options import EngineSettings
 from pipeline.errors import UserError
 
 

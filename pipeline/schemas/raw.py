@@ -418,7 +418,7 @@ class Assessments(pa.DataFrameModel):
         """Require at least one outcome: a row without any carries no information.
 
         A column beyond the data contract is a study's declared outcome
-        (:meth:`pipeline.config.settings.Study.extra_columns`).
+        (:meth:`pipeline.config.study.Study.extra_columns`).
         """
         contract = set(cls.__fields__) | {"source_row"}
         declared = [c for c in df.columns if c not in contract]
@@ -486,7 +486,7 @@ def column_names(table: str, extra: Mapping[str, Mapping[str, str]] | None = Non
     """Return the columns of ``table`` in the order of the data contract.
 
     ``extra`` holds a study's own columns, ``{table: {column: kind}}``
-    (:meth:`pipeline.config.settings.Study.extra_columns`); they follow the contract's.
+    (:meth:`pipeline.config.study.Study.extra_columns`); they follow the contract's.
     """
     own = tuple(MODELS[table].__fields__)
     return own + tuple(c for c in (extra or {}).get(table, {}) if c not in own)

@@ -1157,7 +1157,7 @@ def validate_study(
         study's own columns (``RawTable.extra``), validated with the contract's.
     ranges : dict of str to (float, float), optional
         Allowed range of the study's own numeric columns (its declared outcomes,
-        :meth:`pipeline.config.settings.Study.ranges`). Its columns are the study's outcomes:
+        :meth:`pipeline.config.study.Study.ranges`). Its columns are the study's outcomes:
         an assessment must record one of them, and the reason of one that does not names them
         (``no outcome recorded (rmdq or psfs)``); without it, NRS, VAS and ODI.
     today : datetime.date, optional

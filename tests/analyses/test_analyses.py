@@ -16,7 +16,7 @@ from rcompare import assert_rel, assert_sig, check_against, check_mmrm_against_g
 
 from pipeline.analyses import plans as an
 from pipeline.analyses.run import analysis_plans, combine, run_analyses
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.lmm.marginal import holm, pooled_sd
 from pipeline.schemas.identity import ContrastKind
 

@@ -14,7 +14,7 @@ import pytest
 from pipeline.analyses import codec
 from pipeline.analyses import run as pl
 from pipeline.analyses.cache import CacheWarning, FitCache, cache_key, plan_key
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 from pipeline import api
 from pipeline.analyses import plans as pl
 from pipeline.analyses.run import combine, primary_visit
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.lmm import mmrm as engine
 from pipeline.lmm.marginal import holm
 from pipeline.lmm.mmrm import MmrmFit

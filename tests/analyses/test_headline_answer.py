@@ -18,13 +18,7 @@ from pipeline.analyses.headline import (
     headlines,
     holm_family,
 )
-from pipeline.config.settings import (
-    DEFAULT_COMPARISONS,
-    Comparison,
-    Mcid,
-    Study,
-    library_outcome,
-)
+from pipeline.config.study import DEFAULT_COMPARISONS, Comparison, Mcid, Study, library_outcome
 from pipeline.schemas.identity import ContrastKind, Family
 from pipeline.schemas.outputs import check_output
 

@@ -15,7 +15,8 @@ import pytest
 from pipeline import api
 from pipeline.analyses.headline import classify
 from pipeline.analyses.missing_data import co_intervention_visits, missing_data_analysis
-from pipeline.config.settings import EstimandSettings, IntercurrentEvent, load_config
+from pipeline.config.estimand import EstimandSettings, IntercurrentEvent
+from pipeline.config.settings import load_config
 from pipeline.schemas.outputs import MCID_VERDICTS, check_output
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from pipeline.analyses import run as pl
 from pipeline.analyses import workers
 from pipeline.analyses.cache import CacheWarning, FitCache, plan_key
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.lmm.mmrm import MmrmFit
 
 

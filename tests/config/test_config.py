@@ -22,13 +22,13 @@ def test_default_configuration_loads_with_plan_values():
 
 
 def test_mmrm_settings_name_what_the_engine_fits(tmp_path):
-    from pipeline.config import settings
+    from pipeline.config import options
     from pipeline.lmm.covariance import DEFAULT_FALLBACK, STRUCTURES
     from pipeline.lmm.mmrm import DF_METHODS
 
-    assert set(settings.MMRM_STRUCTURES) == set(STRUCTURES)
-    assert settings.MMRM_FALLBACK == DEFAULT_FALLBACK
-    assert set(settings.MMRM_DF_METHODS) == set(DF_METHODS)
+    assert set(options.MMRM_STRUCTURES) == set(STRUCTURES)
+    assert options.MMRM_FALLBACK == DEFAULT_FALLBACK
+    assert set(options.MMRM_DF_METHODS) == set(DF_METHODS)
     path = write_config(
         tmp_path,
         write_study(tmp_path / "raw"),

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.settings import JACKKNIFE_GROUPS, load_config
+from pipeline.config.estimand import JACKKNIFE_GROUPS
+from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

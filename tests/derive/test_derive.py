@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from factories import write_config, write_study
 
-from pipeline.config.settings import Thresholds, load_config
+from pipeline.config.options import Thresholds
+from pipeline.config.settings import load_config
 from pipeline.derive.dataset import (
     analysis_dataset,
     classify_chronicity,

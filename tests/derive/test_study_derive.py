@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config.settings import Mcid, library_outcome, load_config
+from pipeline.config.settings import load_config
+from pipeline.config.study import Mcid, library_outcome
 from pipeline.derive.dataset import add_change_and_responders, analysis_dataset, outcome_column
 from pipeline.ingest.combine import read_sources
 from pipeline.validate.study import validate_study

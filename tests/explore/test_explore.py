@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline.analyses.plans import AnalysisResult
-from pipeline.config.settings import ModelSettings
+from pipeline.config.options import ModelSettings
 from pipeline.explore import plots
 from pipeline.explore import tables as explore
 from pipeline.schemas.analysis import CHRONICITY_LEVELS, DEPTH_LEVELS, TWITCH_LEVELS

@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE, Source, load_config
+from pipeline.config.settings import load_config
+from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
+from pipeline.config.sources import Source
 from pipeline.derive.adverse_events import event_record
 from pipeline.ingest.adapters.mapping import expand, read_source_file
 from pipeline.ingest.adapters.redcap import read_dictionary

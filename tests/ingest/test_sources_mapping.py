@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config.settings import Source, strptime_pattern
+from pipeline.config.sources import Source, strptime_pattern
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
     _coded,

@@ -11,6 +11,10 @@ mappings against the raw-table contract, and the contracts need no setting.
     errors, outputs -> schemas -> config -> privacy -> ingest -> validate -> derive
     -> processed -> analyses (on lmm) -> describe -> figures -> report -> explore, demo
     -> runner, api -> cli
+
+Inside ``pipeline.config`` the modules are layered the same way (:data:`CONFIG_LAYERS`): the
+readers of TOML values and the constant tables at the bottom, the sections of the file above
+them, :mod:`pipeline.config.settings` (``load_config``) on top.
 """
 
 from __future__ import annotations
@@ -45,6 +49,19 @@ STAGES = {
     "cli": 13,
 }
 ENGINE = "lmm"
+CONFIG_LAYERS = {
+    "instruments": 0,  # the instrument library
+    "vocabulary": 0,  # the words for yes, no and "not recorded"
+    "toml_values": 0,  # the readers of TOML values every section uses
+    "source_columns": 1,
+    "study": 1,
+    "sources": 2,
+    "options": 2,
+    "estimand": 2,
+    "planning": 2,
+    "settings": 3,  # Config and load_config
+}
+"""Modules of ``pipeline.config``: each imports only modules of a lower layer of the package."""
 
 
 def _module_name(path: Path) -> str:
@@ -146,3 +163,26 @@ def test_the_checks_see_an_import_against_the_order(tmp_path):
         PACKAGE = saved
     assert "pipeline.report.content" in names
     assert "pipeline.analyses.run" in names
+
+
+def _config_module(name: str) -> str | None:
+    """The module of ``pipeline.config`` a dotted name is in (None: elsewhere, or the package)."""
+    parts = name.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["pipeline", "config"] else None
+
+
+def test_every_config_module_has_a_layer():
+    modules = {p.stem for p in (PACKAGE / "config").glob("*.py")} - {"__init__"}
+    assert modules == set(CONFIG_LAYERS), "add the new module of pipeline.config to CONFIG_LAYERS"
+
+
+def test_config_modules_import_only_lower_layers():
+    wrong = []
+    for path in sorted((PACKAGE / "config").glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        for name, line in _imports(path):
+            target = _config_module(name)
+            if target and target != path.stem and CONFIG_LAYERS[target] >= CONFIG_LAYERS[path.stem]:
+                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}")
+    assert wrong == []

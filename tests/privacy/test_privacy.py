@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config.settings import PrivacySettings
+from pipeline.config.options import PrivacySettings
 from pipeline.derive.dataset import time_zero
 from pipeline.errors import UserError
 from pipeline.privacy.audit import PRIMARY, Audit

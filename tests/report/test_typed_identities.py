@@ -16,7 +16,8 @@ import report_tables
 from pipeline.analyses import plans as an
 from pipeline.analyses import run as pl
 from pipeline.analyses.headline import answer_table
-from pipeline.config.settings import ModelSettings, Study, legacy_outcomes
+from pipeline.config.options import ModelSettings
+from pipeline.config.study import Study, legacy_outcomes
 from pipeline.privacy.suppression import publish_tables
 from pipeline.report.sections.common import fit_flags
 from pipeline.report.sections.outcomes import forest_rows

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.settings import ODI_ANSWERED, Source
+from pipeline.config.source_columns import ODI_ANSWERED
+from pipeline.config.sources import Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (

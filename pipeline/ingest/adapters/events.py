@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import EventColumns, Source
+from pipeline.config.source_columns import EventColumns
+from pipeline.config.sources import Source
 from pipeline.ingest.adapters.mapping import (
     _positions,
     apply_codes,

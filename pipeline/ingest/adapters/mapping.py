@@ -34,7 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config.settings import ODI_ANSWERED, Source, strptime_pattern
+from pipeline.config.source_columns import ODI_ANSWERED
+from pipeline.config.sources import Source, strptime_pattern
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Source
+from pipeline.config.sources import Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.events import SEVERITY_FIELD

@@ -36,7 +36,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import ODI_ANSWERED, Source
+from pipeline.config.source_columns import ODI_ANSWERED
+from pipeline.config.sources import Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters.mapping import (
     UNIT_FACTORS,

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.config.settings import Source, TimePoints
+from pipeline.config.source_columns import TimePoints
+from pipeline.config.sources import Source
 from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import events as event_columns
 from pipeline.ingest.adapters.mapping import (

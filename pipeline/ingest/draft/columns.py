@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config.settings import ODI_ANSWERED, VISIT_DATE
+from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
 from pipeline.config.vocabulary import LANGUAGES
 from pipeline.ingest.adapters.mapping import all_codes, all_kinds, numbered
 from pipeline.ingest.draft.model import Confidence

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.config.settings import Source
+from pipeline.config.sources import Source
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError, UserError
 from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, EVENT, Field, read_dictionary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 
-from pipeline.config.settings import VISIT_DATE
+from pipeline.config.source_columns import VISIT_DATE
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.events import Drafted, draft_events
 from pipeline.ingest.draft.guess import (

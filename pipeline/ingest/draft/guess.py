@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config.settings import ODI_ANSWERED
+from pipeline.config.source_columns import ODI_ANSWERED
 from pipeline.config.vocabulary import LANGUAGES
 from pipeline.ingest.adapters.mapping import numbered
 from pipeline.ingest.draft import columns as cols
