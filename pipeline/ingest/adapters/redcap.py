@@ -372,8 +372,8 @@ def _table_piece(
     if table == "sessions" and "session_number" not in source.columns and source.session_events:
         # a session instrument filled once per event: the event gives the session number
         out["session_number"] = _event_numbers(source, table, events, problems)
-    elif table == "sessions" and "session_number" not in source.columns and INSTANCE in header:
-        out["session_number"] = frame[_column(text, INSTANCE)].astype(STR)
+    elif table == "sessions" and "session_number" not in source.columns and instance is not None:
+        out["session_number"] = instance.astype(STR)
     if table == "patients" and "arm" not in source.columns and source.arms:
         arm = events.str.extract(_ARM.pattern, expand=False)
         out["arm"] = arm.map(source.arms).astype(STR)
