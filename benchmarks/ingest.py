@@ -48,6 +48,7 @@ Results: ``reports/benchmarks/ingest.csv`` and ``ingest.md``. Run with ``make be
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import platform
@@ -81,7 +82,7 @@ from pipeline.ingest.raw_tables import read_raw_tables  # noqa: E402
 from pipeline.validate.study import validate_study  # noqa: E402
 
 sys.path.append(str(HERE))  # after the pipeline: only for the benchmarks' own harness
-from harness import commit  # noqa: E402
+from harness import DEFAULT_OUT, commit  # noqa: E402
 
 ASSESSMENTS = 1_000_000
 VISITS = 5
@@ -109,7 +110,6 @@ IN_PROCESS_RUNS = 5
 GOALS = {CANONICAL: 2_000_000, SOURCES: 1_500_000, SOURCES_TEXT: 1_500_000}
 #: Issue 23's goal: a whole process reading and validating, against one reading with pyarrow.
 PROCESS_GOAL = 2.0
-OUT = Path("reports/benchmarks")
 ROOT = HERE.parent
 EXAMPLES = ROOT / "data" / "raw" / "examples"
 #: The other layouts: example folder, ``{data file: its patient-identifier column}``, and how
@@ -357,8 +357,13 @@ def other_layouts(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> int:
-    """Generate, time, print and write the results."""
+def main(argv: list[str] | None = None) -> int:
+    """Generate, time, print and write the results to ``--out`` (``ingest.csv``, ``ingest.md``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder of ingest.csv and ingest.md"
+    )
+    out = parser.parse_args(argv).out
     rows = []
     measured = commit()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
@@ -541,10 +546,10 @@ def main() -> int:
         f"Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}.",
         "",
     ]
-    outputs.write_csv(OUT / "ingest.csv", pd.concat([result, others], ignore_index=True))
-    outputs.write_text(OUT / "ingest.md", "\n".join(lines))
+    outputs.write_csv(out / "ingest.csv", pd.concat([result, others], ignore_index=True))
+    outputs.write_text(out / "ingest.md", "\n".join(lines))
     print("\n".join(lines))
-    print(f"Wrote {OUT / 'ingest.csv'} and {OUT / 'ingest.md'}")
+    print(f"Wrote {out / 'ingest.csv'} and {out / 'ingest.md'}")
     return 0
 
 
