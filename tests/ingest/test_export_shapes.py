@@ -82,6 +82,37 @@ def _config(tmp_path: Path, body: str) -> Path:
     return path
 
 
+def test_a_row_of_a_shared_number_is_a_session_only_when_it_records_one(tmp_path):
+    # An Italian sheet numbered from 0 by one column: 'seduta 0' is the baseline visit, with
+    # scores and no needling; it must not become a session (numbered 0, without a depth).
+    body = (
+        'site = "Milano"\ndelimiter = ";"\ndate_format = "DD.MM.YYYY"\n'
+        '[sources.vocabulary]\nlanguages = ["it"]\n'
+        '[sources.columns]\npatient_id = "codice"\nsession_number = "seduta"\n'
+        'visit = "seduta"\nvisit_date = "data"\ndepth = "profondità"\ntwitch = "twitch"\n'
+        'nrs = "nrs"\n[sources.codes.depth]\nprofondo = "deep"\nsuperficiale = "superficial"'
+    )
+    path = _config(tmp_path, body)
+    (tmp_path / "v.csv").write_text(
+        "codice;seduta;data;profondità;twitch;nrs\n"
+        "IT-1;0;03.03.2025;;;7\n"  # scores only: the baseline assessment, no session
+        "IT-1;1;10.03.2025;profondo;sì;\n"  # needling only: a session, no assessment
+        "IT-1;2;17.03.2025;superficiale;no;5\n"  # both
+        "IT-1;3;24.03.2025;;;\n",  # neither: a session lacking its depth, quarantined
+        encoding="utf-8",
+    )
+    validation = validate_study(read_sources(load_config(path).sources))
+    assert _rows(validation, "sessions", ["session_number", "depth", "twitch"]) == [
+        (1, "deep", True),
+        (2, "superficial", False),
+    ]
+    assert _rows(validation, "assessments", ["visit", "nrs"]) == [(0, 7), (2, 5)]
+    failures = validation.failures
+    assert set(failures["table"]) == {"sessions"}
+    assert "depth is empty but must be filled" in set(failures["reason"])
+    assert validation.quarantined_rows == 1  # that one row, not 'seduta 0'
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

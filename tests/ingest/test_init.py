@@ -468,6 +468,33 @@ def test_a_yes_no_column_not_about_adverse_events_is_no_flag(tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("yes", "languages"),
+    [("sì", ["it"]), ("sí", ["es"]), ("si", ["es", "it"]), ("yes", None)],
+)
+def test_yes_no_words_name_the_languages_whose_words_they_are(tmp_path, yes, languages):
+    # The reader compares accents (``sì`` is Italian, ``sí`` Spanish); a draft that named one
+    # language for words of another quarantined every 'yes' (found with an Italian export).
+    header = "Patient,Date,Session,NRS,Depth,Twitch"
+    rows = [
+        f"P1,03/02/2025,1,7,deep,{yes}",
+        "P1,10/02/2025,2,5,deep,no",
+        f"P2,04/02/2025,1,6,superficial,{yes.upper()}",
+    ]
+    draft, _ = _sheet(tmp_path / "a.csv", header, rows)
+    (source,) = draft.sources
+    assert (source.languages and source.languages.value) == languages  # English: no setting
+    config = load_config(tmp_path / "a.toml")
+    validation = validate_study(read_sources(config.sources))
+    assert validation.quarantined_rows == 0, validation.failures
+    sessions = validation.valid("sessions").sort_values(["patient_id", "session_number"])
+    assert sessions["twitch"].tolist() == [True, False, True]
+    # no visit column: the session number numbers the visits too, session 1 the baseline
+    assert source.column("visit").value == "Session"
+    visits = validation.valid("assessments").sort_values(["patient_id", "visit"])
+    assert visits[["visit", "nrs"]].to_numpy().tolist() == [[0, 7], [1, 5], [0, 6]]
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

@@ -123,15 +123,16 @@ def read(source: Source) -> Adapted:
         found = None
         if source.adverse_events is not None:
             found = event_columns.file_events(source, text, label)
-        for table, triggers, own in (
-            ("sessions", SESSION_TRIGGERS, SESSION_COLUMNS),
-            ("assessments", assessment_triggers(columns, score_triggers), scores),
+        assessed = _filled(frame, assessment_triggers(columns, score_triggers))
+        treated = _filled(frame, session_triggers(columns))
+        if found is not None:
+            treated |= event_columns.triggers(found)
+        if _shared_number(columns):  # a numbered row with nothing else: a session lacking details
+            treated |= _filled(frame, ("session_number",)) & ~assessed
+        for table, recorded, own in (
+            ("sessions", treated, SESSION_COLUMNS),
+            ("assessments", assessed, scores),
         ):
-            present = [c for c in triggers if c in frame]
-            recorded = frame[present].notna().any(axis=1) if present else frame.index < 0
-            recorded = np.array(recorded, dtype=bool)
-            if found is not None and table == "sessions":
-                recorded |= event_columns.triggers(found)
             keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID, DATE_COLUMNS[table]]
             keep += [c for c in own if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
@@ -167,6 +168,19 @@ def declared_columns(
     return details, (*ASSESSMENT_COLUMNS, *outcomes), (*ASSESSMENT_TRIGGERS, *outcomes)
 
 
+def _shared_number(columns: dict[str, str]) -> bool:
+    """Whether one clinic column numbers both the session and the visit ("Termin 3")."""
+    return "visit" in columns and columns["visit"] == columns.get("session_number")
+
+
+def _filled(frame: pd.DataFrame, triggers: tuple[str, ...]) -> np.ndarray:
+    """Which rows have any of the ``triggers`` columns filled."""
+    present = [c for c in triggers if c in frame]
+    if not present:
+        return np.zeros(len(frame), dtype=bool)
+    return np.array(frame[present].notna().any(axis=1), dtype=bool)
+
+
 def assessment_triggers(
     columns: dict[str, str], triggers: tuple[str, ...] = ASSESSMENT_TRIGGERS
 ) -> tuple[str, ...]:
@@ -176,8 +190,19 @@ def assessment_triggers(
     session too ("Termin 3") is filled on every session row, and a row with a session and no
     score is not an assessment.
     """
-    shared = "visit" in columns and columns["visit"] == columns.get("session_number")
-    return tuple(c for c in triggers if not (shared and c == "visit"))
+    return tuple(c for c in triggers if not (_shared_number(columns) and c == "visit"))
+
+
+def session_triggers(columns: dict[str, str]) -> tuple[str, ...]:
+    """Return the columns whose filling makes a row a session.
+
+    Likewise the session number counts only when it has a column of its own: a row of such a
+    column with scores and no session detail (the baseline visit, ``seduta 0``) is no session.
+    A row with neither scores nor details is still read as a session, so that validation names
+    what it lacks (:func:`read`).
+    """
+    shared = _shared_number(columns)
+    return tuple(c for c in SESSION_TRIGGERS if not (shared and c == "session_number"))
 
 
 def patients_piece(

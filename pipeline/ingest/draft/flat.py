@@ -95,6 +95,15 @@ def flat_columns(
                     out[t] = guess_of(
                         t, number, export, ", both the session number and the visit number"
                     )
+        session = out.get("session_number")
+        if session is not None and "visit" not in out:
+            out["visit"] = Guess(
+                "visit",
+                session.value,
+                MEDIUM,
+                f"no visit column: '{session.value}' numbers the visits too (each row's scores "
+                "are the assessment of its number)",
+            )
     else:
         date_column = {"sessions": "session_date", "assessments": "assessment_date"}.get(
             table or "", "enrolment_date"

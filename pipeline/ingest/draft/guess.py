@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.config.source_columns import ODI_ANSWERED
-from pipeline.config.vocabulary import LANGUAGES
+from pipeline.config.vocabulary import LANGUAGES, fold
 from pipeline.ingest.adapters.mapping import numbered
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.model import (
@@ -277,26 +277,34 @@ def file_settings(export: Export, mapped_columns: Mapping[str, str]) -> list[Gue
 
 
 def languages(export: Export, mapped_columns: Mapping[str, str]) -> Guess | None:
-    """Guess the language of the yes/no and "not recorded" words, when it is not English."""
+    """Guess the language of the yes/no and "not recorded" words, when it is not English.
+
+    Cells are compared as the reader compares them (:func:`~pipeline.config.vocabulary.fold`:
+    accents count, so ``sì`` is Italian and ``sí`` Spanish). Languages that recognise equally
+    many of the words seen are all listed (``si``/``no`` is Spanish or Italian): the reader
+    then knows the words of each.
+    """
     kinds = cols.KINDS
     cells = [
-        cols.values_of(export.frame[c]).map(norm)
+        cols.values_of(export.frame[c]).map(fold)
         for t, c in mapped_columns.items()
         if c in export.frame and (kinds.get(t) == "yes/no" or t in cols.CODES)
     ]
     seen = set(pd.concat(cells)) if cells else set()
-    scores = {}
-    for lang, lists in LANGUAGES.items():
-        words = {norm(w) for words in lists for w in words}
-        scores[lang] = sorted(seen & words)
-    best = max(scores, key=lambda k: len(scores[k]))
-    if best == "en" or not scores[best] or len(scores[best]) <= len(scores["en"]):
+    scores = {
+        lang: sorted(seen & {fold(w) for words in lists for w in words})
+        for lang, lists in LANGUAGES.items()
+    }
+    top = max(len(words) for words in scores.values())
+    if not top or top <= len(scores["en"]):
         return None
+    best = [lang for lang, words in scores.items() if len(words) == top]
     return Guess(
         "languages",
-        [best],
-        MEDIUM if len(scores[best]) < 2 else HIGH,
-        f"cells written {', '.join(scores[best][:4])}",
+        best,
+        MEDIUM if top < 2 else HIGH,
+        f"cells written {', '.join(scores[best[0]][:4])}"
+        + (f" (words of {' and '.join(best)} alike)" if len(best) > 1 else ""),
     )
 
 
