@@ -105,6 +105,7 @@ class Source:
     session_events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
     adverse_events: EventColumns | None = None
+    given: tuple[str, ...] = ()
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -120,14 +121,20 @@ class Source:
         return f"[sources.{self.number}{'.' + name if name else ''}]"
 
     def tables(self) -> tuple[str, ...]:
-        """Return the canonical tables this source provides."""
+        """Return the canonical tables this source provides.
+
+        A visit sheet or wide file gives the patients too, unless its ``tables`` key (``given``)
+        leaves them to another source (a patient list beside the visit sheet).
+        """
+        every = ("patients", "sessions", "assessments")
         if self.kind == "canonical":
-            return tuple(t for t in ("patients", "sessions", "assessments") if t in self.files)
+            return tuple(t for t in every if t in self.files)
         if self.kind == "visit_sheet":
-            return ("patients", "sessions", "assessments")
+            return tuple(t for t in every if t in (self.given or every))
         if self.kind == "wide":
-            return ("patients", *(t for t in ("sessions", "assessments") if t in self.time_points))
-        return tuple(t for t in ("patients", "sessions", "assessments") if t in self.instruments)
+            patients = ("patients",) if not self.given or "patients" in self.given else ()
+            return (*patients, *(t for t in every[1:] if t in self.time_points))
+        return tuple(t for t in every if t in self.instruments)
 
 
 def strptime_pattern(date_format: str) -> str:
@@ -243,8 +250,8 @@ def _source(
     common |= {"vocabulary"}
     own = {
         "canonical": {"patients", "sessions", "assessments", "adverse_events"},
-        "visit_sheet": {"files", "adverse_events"},
-        "wide": {"files", "assessments", "sessions", "adverse_events"},
+        "visit_sheet": {"files", "adverse_events", "tables"},
+        "wide": {"files", "assessments", "sessions", "adverse_events", "tables"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"}
         | {"adverse_events"},
     }[kind]
@@ -425,6 +432,9 @@ def _source(
                     f"{mapped[same_column(clinic)]}; a clinic column can fill only one field",
                 )
 
+    given = _tables_given(entry, path, name, kind, time_points)
+    _check_given(given, columns, bool(site or sites), adverse_events, path, name, extra)
+
     d = Source(number=number, kind=kind, config=path, files=files)
     return Source(
         number=number,
@@ -453,8 +463,93 @@ def _source(
         session_events=session_events,
         arms=arms,
         adverse_events=adverse_events,
+        given=given,
         extra={t: dict(c) for t, c in extra.items()},
     )
+
+
+def _tables_given(
+    entry: dict, path: Path, name: str, kind: str, time_points: dict[str, TimePoints]
+) -> tuple[str, ...]:
+    """Check ``tables`` (a visit sheet's or wide file's tables, when not all it could give).
+
+    A wide file gives the tables of its time-point groups; ``tables`` may only leave out the
+    patients. Returns ``()`` when the key is absent (every table the layout gives).
+    """
+    if "tables" not in entry:
+        return ()
+    value = entry["tables"]
+    every = ("patients", "sessions", "assessments")
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(t not in every for t in value)
+        or len(set(value)) != len(value)
+    ):
+        raise fail(
+            path,
+            f"{name}.tables",
+            f"must list the tables this source gives, each once, from {', '.join(every)}; "
+            f"got {value!r}",
+        )
+    if kind == "wide":
+        groups = sorted(time_points)
+        if sorted(t for t in value if t != "patients") != groups:
+            raise fail(
+                path,
+                f"{name}.tables",
+                f"lists {', '.join(value)}, but a wide source gives the tables of its time-point "
+                f"groups ({', '.join(groups)}), and the patients unless left out here",
+            )
+    return tuple(t for t in every if t in value)
+
+
+def _check_given(
+    given: tuple[str, ...],
+    columns: dict[str, str],
+    has_site: bool,
+    adverse_events: EventColumns | None,
+    path: Path,
+    name: str,
+    extra: dict[str, dict[str, str]],
+) -> None:
+    """Refuse a mapping, site or event block for a table the source's ``tables`` leaves out."""
+    from pipeline.schemas.raw import TABLES, column_names
+
+    if not given:
+        return
+    owner: dict[str, str] = {VISIT_DATE: "sessions", ODI_ANSWERED: "assessments"}
+    for table in TABLES:
+        for column in (*column_names(table), *extra.get(table, {})):
+            owner.setdefault(column, table)
+    left_out = [t for t in TABLES if t not in given]
+    shown = ", ".join(given)
+    for column in columns:
+        table = owner.get(column)
+        if column == "patient_id" or table in given:
+            continue
+        if column == VISIT_DATE and "assessments" in given:
+            continue
+        raise fail(
+            path,
+            f"{name}.columns",
+            f"maps {column}, a column of the {table} table, which this source does not give "
+            f"(tables = [{shown}]); map it on the source that gives the {table}, or remove it",
+        )
+    if has_site and "patients" in left_out:
+        raise fail(
+            path,
+            name,
+            f"sets the patients' site, but this source gives no patients (tables = [{shown}]); "
+            f"set it on the source that gives them",
+        )
+    if adverse_events is not None and "sessions" in left_out:
+        raise fail(
+            path,
+            f"{name}.adverse_events",
+            f"describes the sessions' adverse events, but this source gives no sessions "
+            f"(tables = [{shown}])",
+        )
 
 
 def load_sources(

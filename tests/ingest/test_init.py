@@ -495,6 +495,55 @@ def test_yes_no_words_name_the_languages_whose_words_they_are(tmp_path, yes, lan
     assert visits[["visit", "nrs"]].to_numpy().tolist() == [[0, 7], [1, 5], [0, 6]]
 
 
+def test_an_italian_visit_sheet_beside_a_patient_list_is_drafted_to_read_without_edits(tmp_path):
+    # Found by hand with an Italian export: the sheet numbered its rows by one session column
+    # from 0 (the baseline), wrote ODI as points over the sections answered, and gave the
+    # patients' details in a list of its own, in Windows-1252 with semicolons and decimal commas.
+    (tmp_path / "pazienti.csv").write_bytes(
+        "codice;età;sesso;anticoagulanti;settimane_sintomi;centro\r\n"
+        "IT-001;35;maschio;no;244,9;Milano\r\n"
+        "IT-002;71;femmina;sì;18,5;Milano\r\n"
+        "IT-003;50;maschio;no;36,6;Milano\r\n".encode("cp1252")
+    )
+    rows = [
+        "IT-001;0;04.03.2025;7;35;10;;",
+        "IT-001;1;11.03.2025;6;17;9;profondo;sì",
+        "IT-001;2;18.03.2025;;;;superficiale;no",
+        "IT-002;0;05.03.2025;8;30;10;;",
+        "IT-002;1;12.03.2025;5;20;10;profondo;no",
+        "IT-003;0;06.03.2025;4;10;10;;",
+    ]
+    header = "codice;seduta;data;nrs;odi_punti;odi_sezioni;profondità;twitch"
+    text = "\r\n".join([header, *rows]) + "\r\n"
+    (tmp_path / "visite.csv").write_bytes(text.encode("cp1252"))
+    out = tmp_path / "analisi.toml"
+    draft, text = draft_files([tmp_path / "pazienti.csv", tmp_path / "visite.csv"], out)
+    out.write_text(text, encoding="utf-8")
+    sheet = next(s for s in draft.sources if s.kind.value == "visit_sheet")
+    assert {g.key: g.value for g in sheet.settings}["tables"] == ["sessions", "assessments"]
+    assert sheet.column("visit").value == sheet.column("session_number").value == "seduta"
+    assert sheet.column(ODI_ANSWERED).value == "odi_sezioni"
+    assert sheet.languages.value == ["it"]
+    assert sheet.column("site") is None and not sheet.shift  # numbered from 0: no shift
+    validation = validate_study(read_sources(load_config(out).sources))
+    assert validation.failures.empty, validation.failures
+    patients = validation.valid("patients")
+    assert patients[["age", "anticoagulants", "symptom_weeks"]].to_numpy().tolist() == [
+        [35, False, 244.9],
+        [71, True, 18.5],
+        [50, False, 36.6],
+    ]
+    sessions = validation.valid("sessions")
+    assert sessions[["session_number", "depth", "twitch"]].to_numpy().tolist() == [
+        [1, "deep", True],
+        [2, "superficial", False],
+        [1, "deep", False],
+    ]
+    assessments = validation.valid("assessments")
+    assert assessments["visit"].tolist() == [0, 1, 0, 1, 0]  # seduta 2 has no scores
+    assert assessments["odi"].round(2).tolist() == [70.0, 37.78, 60.0, 40.0, 20.0]
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

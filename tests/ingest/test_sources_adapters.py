@@ -220,6 +220,114 @@ def test_wide_rows_per_time_point_with_dates_from_weeks(tmp_path):
         ingest(project(tmp_path, bad_pattern))
 
 
+PATIENT_LIST = "Patient,Clinic,Enrolled,Age\nP1,A,2025-01-06,44\nP2,B,2025-01-07,61\n"
+LIST_SOURCE = '[[sources]]\nkind = "canonical"\npatients = "patients.csv"\n'
+LIST_COLUMNS = (
+    '[sources.columns]\npatient_id = "Patient"\nsite = "Clinic"\nenrolment_date = "Enrolled"\n'
+    'age = "Age"\n'
+)
+
+
+def test_a_visit_sheet_beside_a_patient_list_leaves_the_patients_to_it(tmp_path):
+    # Both would give each patient a row; `tables` lets the list give them alone. The sheet's
+    # patient P3 is on no list: its rows are quarantined as of an unknown patient.
+    visits = (
+        "Patient;Date;Session;Depth;Twitch;Visit;NRS\n"
+        "P1;2025-01-06;1;deep;yes;0;8\n"
+        "P1;2025-01-13;2;deep;no;1;6\n"
+        "p-2;2025-01-07;1;superficial;no;0;6\n"
+        "P3;2025-01-08;1;deep;no;0;7\n"
+    )
+    sheet = (
+        '[[sources]]\nkind = "visit_sheet"\nfiles = ["visits.csv"]\n'
+        'tables = ["sessions", "assessments"]\n[sources.columns]\npatient_id = "Patient"\n'
+        'visit_date = "Date"\nsession_number = "Session"\ndepth = "Depth"\n'
+        'twitch = "Twitch"\nvisit = "Visit"\nnrs = "NRS"\n'
+    )
+    files = {"visits.csv": visits, "patients.csv": PATIENT_LIST}
+    raw, v = ingest(project(tmp_path, sheet + LIST_SOURCE + LIST_COLUMNS, files))
+    assert [label for label, _ in raw["patients"].file_digests()] == ["patients.csv"]
+    assert v.valid("patients")["patient_id"].tolist() == ["P1", "P2"]
+    assert v.valid("sessions")[["patient_id", "session_number"]].to_numpy().tolist() == [
+        ["P1", 1],
+        ["P1", 2],
+        ["P2", 1],
+    ]
+    assert len(v.valid("assessments")) == 3
+    assert set(v.failures["check"]) == {"unknown_patient"}
+    summary, _ = file_summary(raw, v)
+    sheet_row = summary.set_index("file").loc["visits.csv"]
+    assert (sheet_row.rows_read, sheet_row.rows_valid, sheet_row.rows_quarantined) == (4, 3, 1)
+    # without `tables`, P1 and P2 have two rows each, and every copy is quarantined
+    both = sheet.replace('tables = ["sessions", "assessments"]\n', 'site = "A"\n')
+    _, v = ingest(project(tmp_path, both + LIST_SOURCE + LIST_COLUMNS, files))
+    assert v.valid("patients")["patient_id"].tolist() == ["P3"]
+
+
+def test_a_wide_file_beside_a_patient_list_reads_only_its_identifiers(tmp_path):
+    wide = (  # its age is not read: the list has it
+        "id,age,date_0,nrs_0,date_6,nrs_6\nP1,99,2025-01-06,8,2025-02-17,5\nP2,,2025-01-07,6,,\n"
+    )
+    sources = (
+        '[[sources]]\nkind = "wide"\nfiles = ["wide.csv"]\ntables = ["assessments"]\n'
+        '[sources.columns]\npatient_id = "id"\n'
+        '[sources.assessments]\npoints = { "0" = 0, "6" = 1 }\n'
+        'columns = { nrs = "nrs_{t}", assessment_date = "date_{t}" }\n'
+        '[[sources]]\nkind = "canonical"\nsessions = "sessions.csv"\n'
+    )
+    sessions = "patient_id,session_number,session_date,depth,twitch\nP1,1,2025-01-07,deep,yes\n"
+    files = {"wide.csv": wide, "patients.csv": PATIENT_LIST, "sessions.csv": sessions}
+    raw, v = ingest(project(tmp_path, sources + LIST_SOURCE + LIST_COLUMNS, files))
+    assert v.failures.empty, v.failures
+    assert [label for label, _ in raw["patients"].file_digests()] == ["patients.csv"]
+    assert v.valid("patients")["age"].tolist() == [44, 61]
+    assert v.valid("assessments")[["patient_id", "visit", "nrs"]].to_numpy().tolist() == [
+        ["P1", 0, 8],
+        ["P1", 1, 5],
+        ["P2", 0, 6],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('tables = ["visits"]', "must list the tables this source gives, each once"),
+        ("tables = []", "must list the tables this source gives, each once"),
+        ('tables = ["sessions", "sessions"]', "must list the tables this source gives, each once"),
+        (
+            'tables = ["sessions", "assessments"]\nsite = "A"',
+            "sets the patients' site, but this source gives no patients",
+        ),
+        (
+            'tables = ["sessions", "assessments"]\n[sources.columns]\nage = "Age"',
+            "maps age, a column of the patients table, which this source does not give",
+        ),
+        (
+            'tables = ["patients", "sessions"]\n[sources.columns]\nnrs = "NRS"',
+            "maps nrs, a column of the assessments table, which this source does not give",
+        ),
+        (
+            'tables = ["assessments"]\n[sources.adverse_events]\nlist = "AE"',
+            "describes the sessions' adverse events, but this source gives no sessions",
+        ),
+    ],
+)
+def test_tables_of_a_visit_sheet_are_checked_at_load(tmp_path, entry, message):
+    config = project(tmp_path, VISIT_SOURCE + entry + "\n" + LIST_SOURCE)
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+
+
+def test_tables_of_a_wide_file_may_only_leave_out_the_patients(tmp_path):
+    sources = (
+        '[[sources]]\nkind = "wide"\nfiles = ["wide.csv"]\ntables = ["sessions"]\n'
+        '[sources.assessments]\npoints = { "0" = 0 }\n'
+        'columns = { nrs = "nrs_{t}", assessment_date = "date_{t}" }\n'
+    )
+    with pytest.raises(ConfigError, match="a wide source gives the tables of its time-point"):
+        load_config(project(tmp_path, sources + LIST_SOURCE))
+
+
 DICTIONARY = (
     'Variable / Field Name,Form Name,Field Type,Field Label,"Choices, Calculations, OR Slider '
     'Labels"\n'

@@ -84,42 +84,46 @@ def read(source: Source) -> Adapted:
         text = read_source_file(source, path)
         label = file_label(source, path)
         site = site_for(source, path, label)
+        tables = source.tables()
         details, scores, score_triggers = declared_columns(source)
+        if "patients" not in tables:  # another source gives them (a patient list)
+            details = ()
         wanted = [
             PATIENT_ID,
             VISIT_DATE,
             *details,
-            "session_date",
-            *SESSION_COLUMNS,
-            "assessment_date",
-            *scores,
-            ODI_ANSWERED,
+            *(("session_date", *SESSION_COLUMNS) if "sessions" in tables else ()),
+            *(("assessment_date", *scores, ODI_ANSWERED) if "assessments" in tables else ()),
         ]
         if source.adverse_events is not None:  # read from the event columns instead
             wanted = [c for c in wanted if c not in ("adverse_event", "ae_severity")]
         required = [
             PATIENT_ID,
-            *(c for c in required_columns("patients") if not (c == "site" and site)),
-            "session_number",
-            "depth",
-            "visit",
+            *(
+                c
+                for c in required_columns("patients")
+                if "patients" in tables and not (c == "site" and site)
+            ),
+            *(("session_number", "depth") if "sessions" in tables else ()),
+            *(("visit",) if "assessments" in tables else ()),
         ]
         columns = resolve_columns(source, text, label, wanted, dict.fromkeys(required))
         if site and "site" in columns:
             raise_site_twice(source, label)
-        for date in DATE_COLUMNS.values():
-            if date not in columns and VISIT_DATE not in columns:
+        for table, date in DATE_COLUMNS.items():
+            if table in tables and date not in columns and VISIT_DATE not in columns:
                 raise InputFileError(
                     f"{source.config}: {source.key('columns')} maps neither {VISIT_DATE} nor "
                     f"{date}, and {label} has no column of either name "
                     f"(columns: {', '.join(h for h in text.header if h)})"
                 )
         frame = mapped_frame(source, text, columns, label, site)
-        for date in DATE_COLUMNS.values():
-            if date not in frame:
+        for table, date in DATE_COLUMNS.items():
+            if table in tables and date not in frame:
                 frame[date] = frame[VISIT_DATE]
-        row_word = "rows" if text.delimiter is None else "lines"
-        pieces.append(patients_piece(frame, row_word, source.date_format, details))
+        if "patients" in tables:
+            row_word = "rows" if text.delimiter is None else "lines"
+            pieces.append(patients_piece(frame, row_word, source.date_format, details))
         found = None
         if source.adverse_events is not None:
             found = event_columns.file_events(source, text, label)
@@ -133,6 +137,8 @@ def read(source: Source) -> Adapted:
             ("sessions", treated, SESSION_COLUMNS),
             ("assessments", assessed, scores),
         ):
+            if table not in tables:
+                continue
             keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID, DATE_COLUMNS[table]]
             keep += [c for c in own if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
@@ -149,7 +155,7 @@ def read(source: Source) -> Adapted:
                 )
                 continue
             pieces.append(Piece(table, rows, date_format=source.date_format))
-        files.append((source_file(source, text, label), ("patients", "sessions", "assessments")))
+        files.append((source_file(source, text, label), tables))
     return Adapted(tuple(pieces), tuple(files))
 
 

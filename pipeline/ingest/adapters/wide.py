@@ -85,20 +85,23 @@ def read(source: Source) -> Adapted:
         label = file_label(source, path)
         site = site_for(source, path, label)
         by_row = source.patient_id == "row"
-        required = [
-            c
-            for c in required_columns("patients")
-            if not (c == "site" and site) and not (c == "patient_id" and by_row)
-        ]
+        # without the patients (another source gives them), only the identifier is read
+        given = "patients" in source.tables()
         wanted = [
-            c for c in column_names("patients", source.extra) if not (c == "patient_id" and by_row)
+            c
+            for c in column_names("patients", source.extra)
+            if not (c == "patient_id" and by_row) and (given or c == "patient_id")
+        ]
+        required = [
+            c for c in required_columns("patients") if c in wanted and not (c == "site" and site)
         ]
         columns = resolve_columns(source, text, label, wanted, required)
         patients = mapped_frame(source, text, columns, label, site)
         if by_row:
             lines = patients[SOURCE_LINE].astype("int64").astype(str)
             patients.insert(3, "patient_id", pd.Series(source.id_prefix + lines, dtype=STR))
-        pieces.append(Piece("patients", patients, date_format=source.date_format))
+        if given:
+            pieces.append(Piece("patients", patients, date_format=source.date_format))
         for table, group in source.time_points.items():
             long = long_rows(source, text, label, table, group)
             rows = long.rows

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.ingest.adapters.redcap import Field
+from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.flat import flat_sources
+from pipeline.ingest.draft.guess import HIGH
 from pipeline.ingest.draft.model import (
     Draft,
     Export,
     Guess,
+    Layout,
     SourceDraft,
 )
 from pipeline.ingest.draft.redcap import is_redcap, redcap_source
@@ -63,4 +66,42 @@ def draft(
         else:
             flat.append(export)
     sources += flat_sources(flat)
+    own_patients = {c.key for c in covariates}
+    for source in sources:
+        _patients_from_a_list(source, sources, own_patients)
     return Draft(sources, outcomes, covariates, comparisons, [e.label for e in exports])
+
+
+def _patients_from_a_list(
+    source: SourceDraft, sources: list[SourceDraft], own_patients: set[str]
+) -> None:
+    """Leave a visit sheet's or wide file's patients to a patient list drafted beside it.
+
+    Both would give each patient a row (the sheet its identifiers, the list their details),
+    and two rows of one patient are quarantined as duplicates; so the sheet gets ``tables``
+    without the patients, its site guess goes, and any patient detail it holds is listed as not
+    mapped. A wide file whose columns the study reads as its own covariates keeps its patients.
+    """
+    lists = [
+        f for s in sources if s.kind.value == Layout.CANONICAL for f in s.files.get("patients", [])
+    ]
+    kind = source.kind.value
+    if not lists or kind not in (Layout.VISIT_SHEET, Layout.WIDE):
+        return
+    if own_patients & {g.key for g in source.columns}:
+        return
+    named = ", ".join(lists)
+    details = [
+        g for g in source.columns if cols.table_of(g.key) == "patients" and g.key != "patient_id"
+    ]
+    source.columns = [g for g in source.columns if g not in details]
+    source.codes = [c for c in source.codes if cols.table_of(c.column) != "patients"]
+    label = source.files["data"][0]
+    source.unmapped += [
+        (label, f"{g.value} (a patient detail: the patients come from {named})") for g in details
+    ]
+    tables = ["sessions", "assessments"] if kind == Layout.VISIT_SHEET else [*source.time_points]
+    source.settings = [g for g in source.settings if g.key != "site"]
+    source.settings.append(
+        Guess("tables", tables, HIGH, f"the patients come from {named}, one row each")
+    )

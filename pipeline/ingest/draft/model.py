@@ -204,10 +204,14 @@ class Draft:
         for s in self.sources:
             if s.kind.value == Layout.CANONICAL:
                 given |= set(s.files)
-            elif s.kind.value == Layout.VISIT_SHEET:
-                given |= {"patients", "sessions", "assessments"}
-            elif s.kind.value == Layout.WIDE:
-                given |= {"patients", *s.time_points}
+            elif s.kind.value in (Layout.VISIT_SHEET, Layout.WIDE):
+                chosen = next((g.value for g in s.settings if g.key == "tables"), None)
+                every = (
+                    ["patients", "sessions", "assessments"]
+                    if s.kind.value == Layout.VISIT_SHEET
+                    else ["patients", *s.time_points]
+                )
+                given |= set(chosen or every)
             else:
                 given |= {g.key for g in s.instruments}
         return [t for t in ("patients", "assessments") if t not in given]

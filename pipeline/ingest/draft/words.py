@@ -79,7 +79,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "beschwerdedauer", "beschwerden", "symptomdauer", "dauer der beschwerden",
         "duree des symptomes", "duree symptomes", "duree", "duracion", "duracion sintomas",
         "duracion de los sintomas", "durata", "durata sintomi", "durata dei sintomi", "klachtduur",
-        "duur klachten", "duur van de klachten",
+        "duur klachten", "duur van de klachten", "sintomi", "settimane sintomi", "sintomas",
+        "semanas sintomas", "symptomes", "semaines symptomes", "klachten", "weken klachten",
     ),
     "arm": _names(
         "arm", "study arm", "randomised arm", "randomized arm", "allocation", "studienarm", "bras",
@@ -224,7 +225,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "odi_answered", "odi answered", "odi sections answered", "sections answered",
         "answered sections", "odi n", "odi beantwortet", "beantwortete abschnitte",
         "odi sections repondues", "sections repondues", "secciones respondidas",
-        "sezioni risposte", "beantwoorde secties",
+        "sezioni risposte", "beantwoorde secties", "odi sections", "odi abschnitte",
+        "odi secciones", "odi sezioni", "odi secties",
     ),
 }
 # fmt: on
