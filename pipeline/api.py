@@ -673,4 +673,5 @@ def preview(config: str | Path | Config, rows: int = 5) -> Any:
     """
     from pipeline.validate.preview import preview as _preview
 
-    return _preview(config if isinstance(config, Config) else load_config(config), rows)
+    cfg = config if isinstance(config, Config) else load_config(config, analyses=False)
+    return _preview(cfg, rows)

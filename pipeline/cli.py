@@ -79,7 +79,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.processed import validate_inputs
     from pipeline.validate import quality
 
-    config = load_config(args.config)
+    config = load_config(args.config, analyses=False)
     raw, validation, _ = validate_inputs(config)
     _print_accounting(validation.accounting)
     print("\n".join(quality.summary_lines(*quality.file_summary(raw, validation))))
@@ -413,6 +413,7 @@ def _cmd_draft(args: argparse.Namespace) -> int:
     """
     from pipeline.ingest.draft.files import write_draft
     from pipeline.ingest.draft.model import Confidence
+    from pipeline.ingest.draft.render import missing_sentences
     from pipeline.validate.preview import preview, preview_lines
 
     if args.command == "init":
@@ -423,10 +424,10 @@ def _cmd_draft(args: argparse.Namespace) -> int:
             f"Wrote {args.out}: {len(draft.sources)} source(s), {len(guesses)} column guesses "
             f"({low} low); check it, then run: outcomes preview --config {args.out}"
         )
-        for table in draft.missing_tables():
-            print(f"note: no file gives the {table} table; add its file to the configuration")
+        for sentence in missing_sentences(draft):
+            print(f"note: {sentence}")
         return EXIT_OK
-    print("\n".join(preview_lines(preview(load_config(args.config), args.rows))))
+    print("\n".join(preview_lines(preview(load_config(args.config, analyses=False), args.rows))))
     return EXIT_OK
 
 

@@ -67,13 +67,18 @@ class Config:
             object.__setattr__(self, "study", Study(outcomes=legacy_outcomes(self.mcid)))
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
+def load_config(path: Path | str = DEFAULT_CONFIG, analyses: bool = True) -> Config:
     """Read and check a TOML configuration file.
 
     Parameters
     ----------
     path : Path or str
         The TOML file; relative paths inside it are resolved against its folder.
+    analyses : bool
+        Check too that the study's comparisons can be made from the files (a depth or twitch
+        comparison needs a source of sessions). ``outcomes validate`` and ``preview``, which
+        only read and check the files, pass False: a first draft whose comparisons are still
+        to be declared can be previewed and validated.
 
     Returns
     -------
@@ -126,7 +131,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     inputs, sources = load_sources(raw, path, study.extra_columns())
     has_sessions = any("sessions" in s.tables() for s in sources)
     study = replace(study, sessions=has_sessions)
-    if not has_sessions:
+    if analyses and not has_sessions:
         needs = next((c for c in study.comparisons if c.needs_sessions), None)
         if needs is not None:
             raise fail(

@@ -24,6 +24,7 @@ from pipeline.config.settings import load_config
 from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
 from pipeline.config.sources import Source
 from pipeline.derive.adverse_events import event_record
+from pipeline.errors import ConfigError
 from pipeline.ingest.adapters.mapping import expand, read_source_file
 from pipeline.ingest.adapters.redcap import read_dictionary
 from pipeline.ingest.combine import read_sources
@@ -542,6 +543,62 @@ def test_an_italian_visit_sheet_beside_a_patient_list_is_drafted_to_read_without
     assessments = validation.valid("assessments")
     assert assessments["visit"].tolist() == [0, 1, 0, 1, 0]  # seduta 2 has no scores
     assert assessments["odi"].round(2).tolist() == [70.0, 37.78, 60.0, 40.0, 20.0]
+
+
+def test_a_cohort_without_sessions_or_arm_is_drafted_to_preview_and_told_what_run_needs(
+    tmp_path, monkeypatch, capsys
+):
+    # A Dutch wide outcomes file beside a patient list: no session log, no randomised arm, so
+    # the built-in comparisons (depth, twitch) cannot be made. The draft still previews and
+    # validates; `run` stops on the one sentence the draft announced.
+    monkeypatch.setenv(KEY_ENV, "a-secret-key-for-this-test-only-0123456789")
+    (tmp_path / "patienten.csv").write_text(
+        "patientnummer,geslacht,leeftijd,klachtduur_weken,praktijk\n"
+        "NL0001,man,44,3,Utrecht\nNL0002,vrouw,61,30,Utrecht\nNL0003,vrouw,50,8,Utrecht\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "uitkomsten.csv").write_text(
+        "patientnummer,nprs_t0,nprs_t1,datum_t0,datum_t1\n"
+        "NL0001,8,5,13-03-2025,20-03-2025\n"
+        "NL0002,6,,14-03-2025,\n"
+        "NL0003,7,nvt,15-03-2025,22-03-2025\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "analyse.toml"
+    exports = [str(tmp_path / "patienten.csv"), str(tmp_path / "uitkomsten.csv")]
+    assert main(["init", *exports, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: no file gives sessions and no randomised arm was found" in printed
+    assert "# NOTE: no file gives sessions" in out.read_text(encoding="utf-8")
+    wide = next(s for s in load_config(out, analyses=False).sources if s.kind == "wide")
+    assert wide.tables() == ("assessments",)
+    # one score over two dated time points is a pre-post wide file; t0 is the baseline
+    assert wide.time_points["assessments"].points == {"t0": 0, "t1": 1}
+    assert main(["preview", "--config", str(out)]) == 0
+    assert "uitkomsten.csv       3 read =       3 kept" in capsys.readouterr().out
+    assert main(["validate", "--config", str(out)]) == 0
+    with pytest.raises(ConfigError, match="'depth' is derived from the session log"):
+        load_config(out)
+
+
+def test_a_pre_post_file_is_drafted_as_wide_with_its_labels_in_column_order(tmp_path):
+    path = tmp_path / "prepost.csv"
+    path.write_text(
+        "id,date_pre,nrs_pre,odi_pre,date_post,nrs_post,odi_post\n"
+        "A1,2025-03-03,7,40,2025-04-14,3,22\n"
+        "A2,2025-03-04,6,36,2025-04-15,5,30\n",
+        encoding="utf-8",
+    )
+    draft, _ = draft_files([path], tmp_path / "prepost.toml")
+    (source,) = draft.sources
+    assert source.kind.value == "wide"
+    group = source.time_points["assessments"]
+    assert {g.key: g.value for g in group.points} == {"pre": 0, "post": 1}
+    assert {g.key: g.value for g in group.columns} == {
+        "assessment_date": "date_{t}",
+        "nrs": "nrs_{t}",
+        "odi": "odi_{t}",
+    }
 
 
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):

@@ -200,6 +200,15 @@ class Draft:
 
     def missing_tables(self) -> list[str]:
         """Return the tables no drafted source gives among those a configuration needs."""
+        given = self._given()
+        return [t for t in ("patients", "assessments") if t not in given]
+
+    def gives_sessions(self) -> bool:
+        """Whether a drafted source gives the sessions table."""
+        return "sessions" in self._given()
+
+    def _given(self) -> set[str]:
+        """Return the tables the drafted sources give."""
         given: set[str] = set()
         for s in self.sources:
             if s.kind.value == Layout.CANONICAL:
@@ -214,4 +223,4 @@ class Draft:
                 given |= set(chosen or every)
             else:
                 given |= {g.key for g in s.instruments}
-        return [t for t in ("patients", "assessments") if t not in given]
+        return given

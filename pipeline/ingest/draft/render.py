@@ -123,12 +123,20 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
 
 
 def missing_sentences(draft: Draft) -> list[str]:
-    """Say which table no file gives (the configuration cannot be read until one does)."""
-    return [
+    """Say what the draft lacks: a table no file gives, comparisons the data cannot make."""
+    out = [
         f"no file gives the {table} table; name its file to `outcomes init` too, or add a "
         f"[[sources]] entry for it"
         for table in draft.missing_tables()
     ]
+    if not draft.gives_sessions() and not draft.comparisons:
+        out.append(
+            "no file gives sessions and no randomised arm was found, so the built-in "
+            "comparisons (depth, twitch) cannot be made: `outcomes preview` and `validate` work "
+            "as drafted; before `outcomes run`, declare the [[comparisons]] your data hold "
+            "(docs/study-design.md)"
+        )
+    return out
 
 
 def render(draft: Draft, title: str = "") -> str:

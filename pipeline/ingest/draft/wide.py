@@ -65,7 +65,7 @@ CONTROL_WORDS = frozenset(
 # wide files
 # ------------------------------------------------------------------------------------------
 _LABEL = (
-    r"baseline|bl|screening|fu\d*|\d+(?:m|w|wk|mo|y|d)?"
+    r"baseline|bl|screening|pre|post|fu\d*|\d+(?:m|w|wk|mo|y|d)?"
     r"|(?:wk|w|week|m|mo|month|y|d|t|v|visit)\d+"
 )
 _SUFFIX = re.compile(rf"^(?P<stem>.*?[A-Za-z].*?)(?P<sep>[_ .\-]?)(?P<label>{_LABEL})$", re.I)
@@ -129,22 +129,33 @@ def templates(export: Export) -> list[Template]:
 
 
 def is_wide(export: Export) -> bool:
-    """Whether a file repeats column groups over time points (one row per patient)."""
+    """Whether a file repeats column groups over time points (one row per patient).
+
+    Two repeated scores, or one over three time points, or one over two time points that each
+    have a date of their own (``nrs_t0``, ``nrs_t1``, ``date_t0``, ``date_t1``: a pre-post file).
+    """
     found = templates(export)
     scores = [t for t in found if t.target != cols.DATE]
-    return len(scores) >= 2 or (len(scores) == 1 and len(scores[0].columns) >= 3)
+    dated = {label for t in found if t.target == cols.DATE for label in t.columns}
+    if len(scores) >= 2:
+        return True
+    return len(scores) == 1 and (len(scores[0].columns) >= 3 or set(scores[0].columns) <= dated)
+
+
+_NUMBERED_LABEL = re.compile(r"(?:t|v|visit)?(\d+)", re.I)  # 2, t2, V2, visit2
 
 
 def _numbers(labels: list[str], table: str) -> tuple[dict[str, int], Confidence, str]:
-    ints = [int(x) for x in labels if x.isdigit()]
+    found = {x: _NUMBERED_LABEL.fullmatch(x) for x in labels}
+    ints = {x: int(m[1]) for x, m in found.items() if m}
     if len(ints) == len(labels):
-        low = min(ints)
+        low = min(ints.values())
         if table == "sessions":
             step = 1 - low if low < 1 else 0
             note = "session numbers from the labels" + (f" (+{step})" if step else "")
-            return {x: int(x) + step for x in labels}, HIGH, note
+            return {x: n + step for x, n in ints.items()}, HIGH, note
         if low == 0:
-            return {x: int(x) for x in labels}, HIGH, "visit numbers from the labels (0 = baseline)"
+            return ints, HIGH, "visit numbers from the labels (0 = baseline)"
     weeks = {x: label_weeks(x) for x in labels}
     if all(w is not None for w in weeks.values()):
         order = sorted(labels, key=lambda x: weeks[x])
