@@ -30,6 +30,7 @@ from pipeline.ingest.adapters.redcap import read_dictionary
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.draft.files import draft_files, write_draft
 from pipeline.ingest.draft.model import Confidence
+from pipeline.ingest.draft.words import label_weeks
 from pipeline.schemas.raw import AE_TYPES, NO, TABLES, column_names
 from pipeline.validate.study import validate_study
 
@@ -598,6 +599,47 @@ def test_a_pre_post_file_is_drafted_as_wide_with_its_labels_in_column_order(tmp_
         "assessment_date": "date_{t}",
         "nrs": "nrs_{t}",
         "odi": "odi_{t}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("label", "weeks"),
+    [
+        ("Basal", 0),
+        ("Semana 2", 2),
+        ("wk2", 2),
+        ("3m", 13),  # 3 months of 52/12 weeks, rounded
+        ("Seguimiento 3 meses", 13),  # the time after words naming the time point
+        ("Follow-up 6 months", 26),
+        ("Nachkontrolle nach 12 Wochen", 12),
+        ("Suivi à 3 mois", 13),
+        ("follow up", None),  # no time named
+        ("visit 3", None),  # a number, not a time
+        ("Termin 3", None),
+    ],
+)
+def test_time_point_labels_name_their_weeks(label, weeks):
+    assert label_weeks(label) == weeks
+
+
+def test_follow_up_labels_get_a_visit_code_list_in_the_order_of_their_weeks(tmp_path):
+    header = "Patient,Date,Session,Depth,Twitch,Visit,NRS"
+    rows = [
+        "P1,03/02/2025,1,deep,yes,Baseline,7",
+        "P1,17/02/2025,2,deep,no,Week 2,5",
+        "P1,18/08/2025,,,,Follow-up 6 months,3",
+        "P2,04/02/2025,1,superficial,no,Baseline,6",
+        "P2,18/05/2025,,,,Follow-up 3 months,4",
+    ]
+    draft, _ = _sheet(tmp_path / "a.csv", header, rows)
+    (source,) = draft.sources
+    (visit,) = [c for c in source.codes if c.column == "visit"]
+    assert visit.confidence == Confidence.HIGH
+    assert visit.codes == {
+        "Baseline": 0,
+        "Week 2": 1,
+        "Follow-up 3 months": 2,
+        "Follow-up 6 months": 3,
     }
 
 

@@ -459,16 +459,20 @@ _UNIT_LAST = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-z]+)$")
 def label_weeks(label: str) -> float | None:
     """Return the nominal week a time-point label names (``wk2`` 2, ``3m`` 13, ``baseline`` 0).
 
-    ``None`` when the label names no time (``follow up``, ``visit 3``).
+    The time may follow words naming the time point (``Follow-up 6 months`` 26,
+    ``Seguimiento 3 meses`` 13). ``None`` when the label names no time (``follow up``,
+    ``visit 3``).
     """
     text = norm(label)
     if text in BASELINE_WORDS or text == "0":
         return 0.0
-    found = _UNIT_FIRST.match(text)
-    number, unit = (found.group(2), found.group(1)) if found else (None, None)
-    if not found:
-        found = _UNIT_LAST.match(text)
-        number, unit = (found.group(1), found.group(2)) if found else (None, None)
-    if unit in _WEEKS_PER:
-        return round(float(number) * _WEEKS_PER[unit])
+    words = text.split()
+    for tail in dict.fromkeys((text, " ".join(words[-2:]), words[-1] if words else "")):
+        found = _UNIT_FIRST.match(tail)
+        number, unit = (found.group(2), found.group(1)) if found else (None, None)
+        if not found:
+            found = _UNIT_LAST.match(tail)
+            number, unit = (found.group(1), found.group(2)) if found else (None, None)
+        if unit in _WEEKS_PER:
+            return round(float(number) * _WEEKS_PER[unit])
     return None
