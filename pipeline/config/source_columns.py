@@ -276,3 +276,63 @@ def check_event_columns(section: object, path: Path, name: str) -> EventColumns:
         codes=codes,
         severity=severity,
     )
+
+
+@dataclass(frozen=True)
+class Measures:
+    """How a file with one row per score names what each row measured (``kind = "measurements"``).
+
+    Attributes
+    ----------
+    column : str
+        Clinic column naming the measure of the row (``NRS``, ``Oswestry``).
+    value : str
+        Clinic column holding the score.
+    names : dict of str to str
+        A measure as written (matched ignoring case and spaces) -> the canonical assessment
+        column (or the study's own outcome) its score fills.
+    ignore : tuple of str
+        Measures the file holds that the study does not read (``BMI``); their rows are not used.
+    """
+
+    column: str
+    value: str
+    names: dict[str, str]
+    ignore: tuple[str, ...] = ()
+
+
+def check_measures(section: object, path: Path, name: str, targets: tuple[str, ...]) -> Measures:
+    """Check ``[sources.measures]``: its two columns, the measure names and the ones ignored.
+
+    ``targets`` are the columns a measure may fill: the numeric assessment columns of the data
+    contract and the study's own outcomes.
+    """
+    if not isinstance(section, dict):
+        raise fail(path, name, "must be a table with column, value and [names]")
+    check_keys(section, {"column", "value", "names", "ignore"}, path, name)
+    for key in ("column", "value", "names"):
+        if key not in section:
+            raise fail(path, name, f"needs {key} (docs/ingestion.md, one row per score)")
+    column = get_text(section, "column", path, name, None) or ""
+    value = get_text(section, "value", path, name, None) or ""
+    if same_column(column) == same_column(value):
+        raise fail(path, name, f"column and value both name '{column}'; they are two columns")
+    names = get_text_map(section["names"], path, f"{name}.names")
+    if not names:
+        raise fail(path, f"{name}.names", 'must name at least one measure, e.g. NRS = "nrs"')
+    for measure, target in names.items():
+        if target not in targets:
+            raise fail(
+                path,
+                f"{name}.names.{measure}",
+                f"'{target}' is not a score of the assessments (one of {', '.join(targets)})",
+            )
+    ignore = section.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(w, str) and w.strip() for w in ignore):
+        raise fail(path, f"{name}.ignore", 'must be a list of measures in quotes, e.g. ["BMI"]')
+    seen: dict[str, str] = {}
+    for measure in [*names, *ignore]:
+        other = seen.setdefault(same_column(measure), measure)
+        if other != measure or [*names, *ignore].count(measure) > 1:
+            raise fail(path, name, f"'{other}' and '{measure}' are the same measure; list it once")
+    return Measures(column=column, value=value, names=names, ignore=tuple(ignore))

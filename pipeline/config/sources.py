@@ -18,8 +18,10 @@ from pipeline.config.source_columns import (
     ODI_ANSWERED,
     VISIT_DATE,
     EventColumns,
+    Measures,
     TimePoints,
     check_event_columns,
+    check_measures,
     check_time_points,
     check_wide_events,
     one_column_each,
@@ -55,7 +57,7 @@ class Inputs:
         }
 
 
-SOURCE_KINDS = ("canonical", "visit_sheet", "wide", "redcap")
+SOURCE_KINDS = ("canonical", "visit_sheet", "wide", "redcap", "measurements")
 SOURCE_DELIMITERS = ("auto", ",", ";", "\t", "|")
 PATIENT_ID_RULES = ("compact", "as_written", "row")
 SOURCE_UNITS = {
@@ -105,6 +107,7 @@ class Source:
     session_events: dict[str, int] = field(default_factory=dict)
     arms: dict[str, str] = field(default_factory=dict)
     adverse_events: EventColumns | None = None
+    measures: Measures | None = None
     given: tuple[str, ...] = ()
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -134,6 +137,8 @@ class Source:
         if self.kind == "wide":
             patients = ("patients",) if not self.given or "patients" in self.given else ()
             return (*patients, *(t for t in every[1:] if t in self.time_points))
+        if self.kind == "measurements":
+            return ("assessments",)
         return tuple(t for t in every if t in self.instruments)
 
 
@@ -254,6 +259,7 @@ def _source(
         "wide": {"files", "assessments", "sessions", "adverse_events", "tables"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"}
         | {"adverse_events"},
+        "measurements": {"files", "measures"},
     }[kind]
     check_keys(entry, common | own, path, name)
 
@@ -271,7 +277,9 @@ def _source(
     for table_extra in extra.values():
         every.update(table_extra)
     allowed = tuple(every) + ((VISIT_DATE,) if kind == "visit_sheet" else ())
-    allowed += (ODI_ANSWERED,) if kind in ("visit_sheet", "canonical", "redcap") else ()
+    allowed += (
+        (ODI_ANSWERED,) if kind in ("visit_sheet", "canonical", "redcap", "measurements") else ()
+    )
     columns = get_text_map(entry.get("columns", {}), path, f"{name}.columns", keys=allowed)
     patient_id = get_choice(entry, "patient_id", path, name, "compact", PATIENT_ID_RULES)
     if patient_id == "row" and kind != "wide":
@@ -294,6 +302,9 @@ def _source(
                 f"'{stray[0]}' is not a patients column; map it under "
                 f"[{name}.assessments.columns] or [{name}.sessions.columns] with {{t}}",
             )
+    measures = None
+    if kind == "measurements":
+        measures = _measures(entry, path, name, columns, extra)
     if kind == "canonical":
         for table in TABLES:
             own = column_names(table) + tuple(extra.get(table, {}))
@@ -350,6 +361,13 @@ def _source(
             raise fail(path, f"{name}.encoding", f"unknown encoding {encoding!r}") from None
     site = get_text(entry, "site", path, name, None)
     sites = get_text_map(entry.get("sites", {}), path, f"{name}.sites")
+    if kind == "measurements" and (site or sites):
+        raise fail(
+            path,
+            name,
+            "sets the patients' site, but a measurements file gives the assessments only; set "
+            "it on the source that gives the patients",
+        )
     if site and sites:
         raise fail(path, name, "give site (one clinic) or [sites] (per file), not both")
     if (site or sites) and "site" in columns:
@@ -463,9 +481,46 @@ def _source(
         session_events=session_events,
         arms=arms,
         adverse_events=adverse_events,
+        measures=measures,
         given=given,
         extra={t: dict(c) for t, c in extra.items()},
     )
+
+
+def _measures(
+    entry: dict,
+    path: Path,
+    name: str,
+    columns: dict[str, str],
+    extra: dict[str, dict[str, str]],
+) -> Measures:
+    """Check a measurements source: ``[measures]``, and columns of the assessments only."""
+    from pipeline.schemas.raw import column_kinds, column_names
+
+    if "measures" not in entry:
+        raise fail(path, name, f"a measurements source needs [{name}.measures] (column, value)")
+    kinds = {**column_kinds("assessments"), **extra.get("assessments", {})}
+    scores = tuple(
+        c for c, k in kinds.items() if k in ("integer", "number") and c not in ("visit", "weeks")
+    )
+    measures = check_measures(entry["measures"], path, f"{name}.measures", (*scores, ODI_ANSWERED))
+    own = (*column_names("assessments"), *extra.get("assessments", {}), ODI_ANSWERED)
+    for column in columns:
+        if column not in own:
+            raise fail(
+                path,
+                f"{name}.columns",
+                f"maps {column}, which is not an assessments column; a measurements file gives "
+                f"the assessments only",
+            )
+        if column in measures.names.values():
+            raise fail(
+                path,
+                f"{name}.columns",
+                f"maps {column}, which [{name}.measures.names] fills from the score rows; map "
+                f"it in one place",
+            )
+    return measures
 
 
 def _tables_given(

@@ -51,7 +51,7 @@ from pipeline.schemas.raw import CONTRAINDICATIONS, ODI_ITEMS
 
 EXAMPLE_PATIENTS = 15
 EXAMPLE_SEED = 31
-KINDS = ("canonical", "clinics", "visit_sheet", "excel", "wide", "redcap")
+KINDS = ("canonical", "clinics", "visit_sheet", "excel", "wide", "redcap", "measurements")
 FLAGS = (*CONTRAINDICATIONS, "protocol_deviation")
 VISIT_NAMES = {"0": "Baseline", "1": "Week 2", "2": "Week 4", "3": "Week 8", "4": "Week 12"}
 POINTS = {"0": "baseline", "1": "wk2", "2": "wk4", "3": "wk8", "4": "wk12"}
@@ -698,6 +698,65 @@ def redcap_files(study: dict) -> dict[str, bytes]:
     }
 
 
+# Measurements: each score as the clinic's questionnaire system names it.
+MEASURE_NAMES = {
+    "nrs": "NRS",
+    "vas_mm": "VAS (mm)",
+    "odi": "Oswestry (%)",
+    **{item: f"ODI item {k}" for k, item in enumerate(ODI_ITEMS, start=1)},
+}
+
+
+def measurements_files(study: dict) -> dict[str, bytes]:
+    """One line per score (patient, visit, date, instrument, score), beside the patient list.
+
+    The patients and sessions are the canonical files; the assessments are written one score
+    per line, in a German-style dialect (semicolons, decimal commas, ``DD.MM.YYYY``).
+    """
+    scores = []
+    for row in study["assessments"].to_dict("records"):
+        for column, name in MEASURE_NAMES.items():
+            if row[column] != "":
+                scores.append(
+                    {
+                        "Patient": row[PATIENT_ID],
+                        "Visit": VISIT_NAMES[row["visit"]],
+                        "Date": row["assessment_date"],
+                        "Instrument": name,
+                        "Score": row[column],
+                        "ODI version": row["odi_version"],
+                    }
+                )
+    lines = _decimal_comma(_dates(pd.DataFrame(scores), ["Date"], "%d.%m.%Y"), ["Score"])
+    config = (
+        "# One line per score (measurements), beside the canonical patients and sessions.\n\n"
+        '[[sources]]\nkind = "canonical"\npatients = "patients.csv"\nsessions = "sessions.csv"\n'
+        '\n[[sources]]\nkind = "measurements"\nfiles = ["scores.csv"]\ndelimiter = ";"\n'
+        'decimal = ","\ndate_format = "DD.MM.YYYY"\n'
+        + _toml_table(
+            "sources.columns",
+            {
+                PATIENT_ID: "Patient",
+                "visit": "Visit",
+                "assessment_date": "Date",
+                "odi_version": "ODI version",
+            },
+        )
+        + '\n[sources.measures]\ncolumn = "Instrument"\nvalue = "Score"\n'
+        + _toml_table("sources.measures.names", {n: c for c, n in MEASURE_NAMES.items()})
+        + _toml_table("sources.codes.visit", {name: int(v) for v, name in VISIT_NAMES.items()})
+        + "\n"
+        + _outputs("measurements")
+        + MCID
+    )
+    return {
+        "patients.csv": _csv(study["patients"]).encode(),
+        "sessions.csv": _csv(study["sessions"]).encode(),
+        "scores.csv": _csv(lines, delimiter=";").encode(),
+        "analysis.toml": config.encode(),
+    }
+
+
 WRITERS = {
     "canonical": canonical_files,
     "clinics": clinics_files,
@@ -705,6 +764,7 @@ WRITERS = {
     "excel": excel_files,
     "wide": wide_files,
     "redcap": redcap_files,
+    "measurements": measurements_files,
 }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.sources import Source
-from pipeline.ingest.adapters import canonical, redcap, visit_sheet, wide
+from pipeline.ingest.adapters import canonical, measurements, redcap, visit_sheet, wide
 from pipeline.ingest.adapters.mapping import PROVENANCE, Adapted, Piece, combined_digest
 from pipeline.ingest.adapters.typed_canonical import may_type
 from pipeline.ingest.raw_tables import (
@@ -39,6 +39,7 @@ ADAPTERS: dict[str, Callable[[Source, Collection[str]], Adapted]] = {
     "visit_sheet": lambda source, typed: visit_sheet.read(source),
     "wide": lambda source, typed: wide.read(source),
     "redcap": lambda source, typed: redcap.read(source),
+    "measurements": lambda source, typed: measurements.read(source),
 }
 
 

@@ -394,7 +394,7 @@ _RULES = {
     "date_before_enrolment": "dated before the patient's enrolment",
     "date_in_future": "dated after the day the data were validated",
     "out_of_order": "dated out of the order of its visit or session number",
-    "conflicting_values": "the patient's details differ between rows of the source file",
+    "conflicting_values": "the lines merged into one patient or assessment disagree",
     "unknown_event": "the REDCap event is not mapped to a visit",
 }
 

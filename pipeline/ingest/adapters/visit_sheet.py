@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
 from pipeline.config.sources import Source
@@ -44,8 +42,8 @@ from pipeline.ingest.adapters.mapping import (
     site_for,
     source_file,
 )
+from pipeline.ingest.adapters.merge import merge_lines
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
-from pipeline.ingest.readers import _ARROW_TO_STR, STR
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import DATE_COLUMNS, ODI_ITEMS, OUTCOMES, column_names, required_columns
 
@@ -239,88 +237,16 @@ def patients_piece(
     details = [c for c in columns if c in frame]
     ids = frame[PATIENT_ID]
     key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
-    groups = frame.assign(_key=key).groupby("_key", sort=False)
-    merged = groups[details].first() if details else pd.DataFrame(index=groups.size().index)
-    # Each patient's rows, in order: the rows sorted by patient (stably), then cut.
-    owner = groups.ngroup().to_numpy()  # (each row's patient, numbered as in merged)
-    sizes = np.bincount(owner, minlength=len(merged))
-    starts = np.cumsum(sizes) - sizes
-    order = np.argsort(owner, kind="stable")
-    lines = frame[SOURCE_LINE].to_numpy(dtype=np.int64)[order]
-    label = frame[SOURCE_FILE].iloc[0] if len(frame) else ""
-    detail = _merged_from(lines, sizes, row_word).to_pandas(types_mapper=_ARROW_TO_STR.get)
-    out = pd.DataFrame(
+    merged = merge_lines(frame, key, details, row_word)
+    problems = [
         {
-            SOURCE_FILE: pd.Series(label, index=merged.index, dtype=STR),
-            SOURCE_LINE: lines[starts],
-            SOURCE_DETAIL: pd.Series(detail.array, index=merged.index),
-            PATIENT_ID: groups[PATIENT_ID].first().astype(STR),
+            "row": k,
+            "column": column,
+            "check": "conflicting_values",
+            "value": " / ".join(values),
+            "reason": f"{column} differs between the {row_word} of patient "
+            f"'{merged.frame[PATIENT_ID].iloc[k]}' ({' / '.join(values)})",
         }
-    )
-    for column in details:
-        out[column] = merged[column].astype(STR)
-    out = out.reset_index(drop=True)
-    lineage = pd.DataFrame(
-        {
-            "row": np.repeat(np.arange(len(merged), dtype=np.int64), sizes),
-            SOURCE_FILE: label,
-            SOURCE_LINE: lines,
-        }
-    )
-    differs = _differing(frame, merged, details, owner)
-    problems = []
-    for k in np.flatnonzero(differs.any(axis=1)):
-        patient = merged.index[k]
-        mine = frame.iloc[order[starts[k] : starts[k] + sizes[k]]]
-        for column in [c for c, differ in zip(details, differs[k], strict=True) if differ]:
-            values = list(dict.fromkeys(mine[column].dropna()))
-            problems.append(
-                {
-                    "row": k,
-                    "column": column,
-                    "check": "conflicting_values",
-                    "value": " / ".join(values),
-                    "reason": f"{column} differs between the {row_word} of patient "
-                    f"'{patient}' ({' / '.join(values)})",
-                }
-            )
-    return Piece("patients", out, lineage, problems_frame(problems), date_format)
-
-
-def _differing(
-    frame: pd.DataFrame, merged: pd.DataFrame, details: list[str], owner: np.ndarray
-) -> np.ndarray:
-    """Which patient (row) gives two values of which detail (column), as a boolean matrix.
-
-    ``merged`` holds each patient's first value of each detail; a patient gives two values
-    exactly when one of its rows holds a value that differs from that first one.
-    """
-    differs = np.zeros((len(merged), len(details)), dtype=bool)
-    for j, column in enumerate(details):
-        values = frame[column].array
-        first = merged[column].array.take(owner)
-        same = np.asarray(values.isna() | (values == first), dtype=bool)
-        differs[owner[~same], j] = True
-    return differs
-
-
-def _merged_from(lines: np.ndarray, sizes: np.ndarray, word: str, shown: int = 8) -> pa.Array:
-    """Describe each patient's lines: "merged from lines 2, 4, 7" (missing for a single line).
-
-    ``lines`` holds the patients' lines one patient after another, ``sizes`` how many each has;
-    at most ``shown`` are listed, then how many there are in all.
-    """
-    many = sizes > 1
-    within = np.arange(lines.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    listed = pa.array(lines[(within < shown) & np.repeat(many, sizes)], pa.int64())
-    counts = np.minimum(sizes[many], shown)
-    offsets = pa.array(np.concatenate(([0], np.cumsum(counts))), pa.int32())
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, listed.cast(pa.string())), ", ")
-    total = sizes[many]
-    more = pc.if_else(
-        pa.array(total > shown),
-        pc.binary_join_element_wise(", ... (", pa.array(total).cast(pa.string()), " in all)", ""),
-        "",
-    )
-    text = pc.binary_join_element_wise(f"merged from {word} ", joined, more, "")
-    return text.take(pa.array(np.cumsum(many) - 1, mask=~many))
+        for k, column, values in merged.conflicts
+    ]
+    return Piece("patients", merged.frame, merged.lineage, problems_frame(problems), date_format)
