@@ -60,6 +60,11 @@ SHAPES = {
         "exports/redcap_events/export.csv",
         "exports/redcap_events/dictionary.csv",
     ],
+    "measurements": [
+        "measurements/patients.csv",
+        "measurements/sessions.csv",
+        "measurements/scores.csv",
+    ],
     "ae_flags": ["ae_flags/flags.csv", "ae_flags/list.csv"],
     "ae_flags/wide": ["ae_flags/wide/wide.csv"],
     "ae_flags/redcap": ["ae_flags/redcap/export.csv", "ae_flags/redcap/dictionary.csv"],
@@ -81,6 +86,10 @@ def _wanted(source: Source, role: str) -> list[str]:
         return [*column_names(role), *source.extra.get(role, {})]
     if source.kind == "wide":
         return [*column_names("patients"), *source.extra.get("patients", {})]
+    if source.kind == "measurements":
+        scores = set(source.measures.names.values())
+        own = [*column_names("assessments"), *source.extra.get("assessments", {}), ODI_ANSWERED]
+        return [c for c in own if c not in scores]
     every = [c for t in TABLES for c in column_names(t)]
     return list(dict.fromkeys([*every, *extra, ODI_ANSWERED, VISIT_DATE]))
 
@@ -131,6 +140,25 @@ def mapping_items(config_path: Path) -> dict[tuple, object]:
                     items[(f, "shift", column)] = step
                 if s.adverse_events:
                     items.update(_event_items(s, path, f))
+                if s.measures:
+                    items.update(_measure_items(s, path, f))
+    return items
+
+
+def _measure_items(source: Source, path: Path, f: str) -> dict[tuple, object]:
+    """The items of ``[sources.measures]``: its two columns and what each measure the file
+    holds is read as (its score, or ignored)."""
+    spec = source.measures
+    items: dict[tuple, object] = {
+        (f, "measures", "column"): _fold(spec.column),
+        (f, "measures", "value"): _fold(spec.value),
+    }
+    names = {_fold(k): v for k, v in spec.names.items()}
+    names.update({_fold(k): "<ignored>" for k in spec.ignore})
+    text = read_source_file(source, path)
+    header = {_fold(h): c for h, c in zip(text.header, text.columns, strict=True) if h}
+    for measure in text.frame[header[_fold(spec.column)]].dropna().unique():
+        items[(f, "measures", _fold(measure))] = names.get(_fold(measure))
     return items
 
 
@@ -641,6 +669,39 @@ def test_follow_up_labels_get_a_visit_code_list_in_the_order_of_their_weeks(tmp_
         "Follow-up 3 months": 2,
         "Follow-up 6 months": 3,
     }
+
+
+def test_a_german_file_of_one_score_per_line_is_drafted_as_measurements(tmp_path):
+    # Not the committed example's dialect: German names, a weight the study does not read.
+    (tmp_path / "patienten.csv").write_text(
+        "Patient;Praxis;Alter\nP1;Nord;44\nP2;Nord;61\n", encoding="utf-8"
+    )
+    (tmp_path / "werte.csv").write_text(
+        "Patient;Termin;Datum;Fragebogen;Wert\n"
+        "P1;0;03.02.2025;NRS;7\n"
+        "P1;0;03.02.2025;ODI (%);42\n"
+        "P1;0;03.02.2025;Gewicht;81,5\n"
+        "P1;1;17.02.2025;NRS;5\n"
+        "P2;0;04.02.2025;NRS;6\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "analyse.toml"
+    draft, text = draft_files([tmp_path / "patienten.csv", tmp_path / "werte.csv"], out)
+    source = next(s for s in draft.sources if s.kind.value == "measurements")
+    assert (source.measures.column.value, source.measures.value.value) == ("Fragebogen", "Wert")
+    assert {g.key: g.value for g in source.measures.names} == {"NRS": "nrs", "ODI (%)": "odi"}
+    assert source.measures.ignore == ["Gewicht"]
+    assert "ignore = [\"Gewicht\"]  # low: 'Gewicht' names no score" in text
+    assert {g.key: g.value for g in source.settings}["decimal"] == ","
+    out.write_text(text, encoding="utf-8")
+    validation = validate_study(read_sources(load_config(out, analyses=False).sources))
+    assert validation.failures.empty, validation.failures
+    scores = validation.valid("assessments")[["patient_id", "visit", "nrs", "odi"]]
+    assert scores.astype(object).where(scores.notna(), None).to_numpy().tolist() == [
+        ["P1", 0, 7, 42.0],
+        ["P1", 1, 5, None],
+        ["P2", 0, 6, None],
+    ]
 
 
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):

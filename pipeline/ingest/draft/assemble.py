@@ -8,6 +8,7 @@ from pipeline.ingest.adapters.redcap import Field
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.flat import flat_sources
 from pipeline.ingest.draft.guess import HIGH
+from pipeline.ingest.draft.measures import find_measures, measurements_source
 from pipeline.ingest.draft.model import (
     Draft,
     Export,
@@ -49,10 +50,11 @@ def draft(
     comparisons: list[Guess] = []
     for export in exports:
         match = next((label for label, f in dictionaries.items() if is_redcap(export, f)), None)
+        measures = None if match else find_measures(export)
         if match:
             sources.append(redcap_source(export, dictionaries[match], match))
-        elif is_wide(export):
-            source, own = wide_source(export)
+        elif measures or is_wide(export):
+            source, own = measurements_source(export, measures) if measures else wide_source(export)
             sources.append(source)
             for g in own:
                 if g.key.startswith("comparison:"):

@@ -27,6 +27,7 @@ class Layout(StrEnum):
     VISIT_SHEET = "visit_sheet"
     WIDE = "wide"
     REDCAP = "redcap"
+    MEASUREMENTS = "measurements"
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,28 @@ class EventsDraft:
 
 
 @dataclass
+class MeasuresDraft:
+    """A drafted ``[sources.measures]`` block: one score per line.
+
+    Attributes
+    ----------
+    column : Guess
+        Key ``column``; value: the column naming each line's measure.
+    value : Guess
+        Key ``value``; value: the column holding the score.
+    names : list of Guess
+        Key: a measure as written; value: the score it fills.
+    ignore : list of str
+        Measures seen that name no score (left to check by hand).
+    """
+
+    column: Guess
+    value: Guess
+    names: list[Guess] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SourceDraft:
     """One drafted ``[[sources]]`` entry."""
 
@@ -172,6 +195,7 @@ class SourceDraft:
     events: list[Guess] = field(default_factory=list)
     session_events: list[Guess] = field(default_factory=list)
     adverse_events: EventsDraft | None = None
+    measures: MeasuresDraft | None = None
     unmapped: list[tuple[str, str]] = field(default_factory=list)
 
     def column(self, key: str) -> Guess | None:
@@ -213,6 +237,8 @@ class Draft:
         for s in self.sources:
             if s.kind.value == Layout.CANONICAL:
                 given |= set(s.files)
+            elif s.kind.value == Layout.MEASUREMENTS:
+                given.add("assessments")
             elif s.kind.value in (Layout.VISIT_SHEET, Layout.WIDE):
                 chosen = next((g.value for g in s.settings if g.key == "tables"), None)
                 every = (

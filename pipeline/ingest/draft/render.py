@@ -16,6 +16,7 @@ from pipeline.ingest.draft.model import (
     Draft,
     EventsDraft,
     Guess,
+    MeasuresDraft,
     SourceDraft,
 )
 
@@ -74,6 +75,20 @@ def _events(block: EventsDraft) -> list[str]:
     return out
 
 
+def _measures(block: MeasuresDraft) -> list[str]:
+    out = ["[sources.measures]  # one score per line (docs/ingestion.md)"]
+    out += [line(block.column), line(block.value)]
+    if block.ignore:
+        shown = ", ".join(f"'{m}'" for m in block.ignore[:10])
+        out.append(
+            f"ignore = {value(block.ignore)}  # low: {shown} "
+            f"{'names' if len(block.ignore) == 1 else 'name'} no score; name any that is one "
+            "under [sources.measures.names]"
+        )
+    out += ["", "[sources.measures.names]  # measure as written = the score it fills"]
+    return out + [line(g) for g in block.names]
+
+
 def source_lines(source: SourceDraft, number: int) -> list[str]:
     """Write one ``[[sources]]`` entry."""
     out = ["[[sources]]", line(source.kind)]
@@ -90,6 +105,8 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
     if source.columns:
         out += ["", "[sources.columns]  # canonical column = your column"]
         out += [line(g) for g in source.columns]
+    if source.measures:
+        out += ["", *_measures(source.measures)]
     for table, group in source.time_points.items():
         out += ["", f"[sources.{table}.points]  # time-point label = number"]
         out += [line(g) for g in group.points]

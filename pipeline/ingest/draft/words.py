@@ -231,6 +231,57 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 # fmt: on
 
+# A file of one score per line: the column naming the measure, the one holding the score.
+MEASURE_WORDS = _names(
+    "measure",
+    "instrument",
+    "questionnaire",
+    "scale",
+    "test",
+    "outcome",
+    "item",
+    "fragebogen",
+    "skala",
+    "messinstrument",
+    "messung",
+    "echelle",
+    "instrument de mesure",
+    "cuestionario",
+    "escala",
+    "instrumento",
+    "medida",
+    "questionario",
+    "scala",
+    "strumento",
+    "misura",
+    "vragenlijst",
+    "schaal",
+    "meetinstrument",
+)
+SCORE_WORDS = _names(
+    "score",
+    "value",
+    "result",
+    "points",
+    "wert",
+    "ergebnis",
+    "punkte",
+    "punktwert",
+    "valeur",
+    "resultat",
+    "points",
+    "valor",
+    "resultado",
+    "puntuacion",
+    "puntaje",
+    "valore",
+    "punteggio",
+    "risultato",
+    "waarde",
+    "uitslag",
+    "uitkomst",
+)
+
 # A date column without further words: its meaning depends on the layout.
 GENERIC_DATE = _names("date", "datum", "fecha", "data", "visit date", "date of visit")
 # Names meaning "the numbered visit": a session and the assessment before it (Termin 3).
