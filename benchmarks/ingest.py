@@ -127,6 +127,11 @@ OTHER_LAYOUTS = {
         {"flags.csv": "Patient", "list.csv": "Patient"},
         1500,
     ),
+    "one line per score (measurements), beside canonical patients and sessions": (
+        "measurements",
+        {"patients.csv": "patient_id", "sessions.csv": "patient_id", "scores.csv": "Patient"},
+        3000,
+    ),
 }
 
 #: A fresh Python reading the files with pyarrow alone (the baseline).
@@ -267,10 +272,12 @@ def scaled_example(example: str, ids: dict[str, str], copies: int, folder: Path)
     shutil.copytree(EXAMPLES / example, target)
     for name, column in ids.items():
         with (EXAMPLES / example / name).open(newline="", encoding="utf-8") as file:
-            header, *rows = list(csv.reader(file))
+            delimiter = ";" if ";" in file.readline() else ","
+            file.seek(0)
+            header, *rows = list(csv.reader(file, delimiter=delimiter))
         at = header.index(column)
         with (target / name).open("w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
+            writer = csv.writer(file, delimiter=delimiter)
             writer.writerow(header)
             for copy in range(copies):
                 for row in rows:

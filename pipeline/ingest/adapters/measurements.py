@@ -24,6 +24,7 @@ the other columns line by line, as every adapter does (:mod:`.mapping`).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config.source_columns import ODI_ANSWERED, same_column
@@ -37,13 +38,13 @@ from pipeline.ingest.adapters.mapping import (
     file_label,
     find_column,
     normalise,
+    per_distinct,
     problems_frame,
     read_source_file,
     resolve_columns,
     source_file,
 )
 from pipeline.ingest.adapters.merge import merge_lines
-from pipeline.ingest.raw_tables import SOURCE_LINE
 from pipeline.ingest.readers import LINE, STR, TextTable
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import column_names
@@ -91,8 +92,11 @@ def read(source: Source) -> Adapted:
         target = _targets(source, text, label, measure, value)
         used = target.notna().to_numpy()
         lines = normalise(canonical_frame(text, columns, label), source).loc[used]
+        codes, found = pd.factorize(target.loc[used])
+        values = value.loc[used].astype(STR)
         for score in scores:
-            lines[score] = value.loc[used].where(target.loc[used] == score).astype(STR)
+            which = codes == (found.get_loc(score) if score in found else -2)
+            lines[score] = values.where(which)
         merged_columns = [c for c in (*details, *scores) if c in lines]
         key = _keys(lines)
         row_word = "rows" if text.delimiter is None else "lines"
@@ -142,8 +146,9 @@ def _targets(
     assert spec is not None
     names = {same_column(m): target for m, target in spec.names.items()}
     ignored = {same_column(m) for m in spec.ignore}
-    folded = measure.astype(STR).map(same_column, na_action="ignore")
-    target = folded.map(names).astype(STR)
+    text_of = measure.astype(STR)
+    folded = per_distinct(lambda t: t.map(same_column, na_action="ignore"), text_of)
+    target = per_distinct(lambda t: t.map(names), folded)
     unknown = folded.notna() & target.isna() & ~folded.isin(ignored)
     unknown |= folded.isna() & value.notna()
     if unknown.any():
@@ -165,9 +170,11 @@ def _targets(
     return target
 
 
-def _keys(lines: pd.DataFrame) -> pd.Series:
-    """Return each line's assessment: its patient and visit (a line lacking either: its own)."""
-    own = "\x00line " + lines[SOURCE_LINE].astype("str")
-    patient = lines[PATIENT_ID].where(lines[PATIENT_ID].notna(), own)
-    visit = lines["visit"].where(lines["visit"].notna(), own)
-    return patient + "\x1f" + visit
+def _keys(lines: pd.DataFrame) -> np.ndarray:
+    """Return a number for each line's assessment: its patient and visit (else its own)."""
+    patient, _ = pd.factorize(lines[PATIENT_ID])
+    visit, visits = pd.factorize(lines["visit"])
+    key = patient.astype(np.int64) * (len(visits) + 1) + visit
+    lacking = (patient < 0) | (visit < 0)
+    key[lacking] = -1 - np.flatnonzero(lacking)  # (negative: no patient and visit is one)
+    return key

@@ -43,15 +43,18 @@ class Merged:
     conflicts: list[tuple[int, str, list[str]]]
 
 
-def merge_lines(frame: pd.DataFrame, key: pd.Series, columns: list[str], row_word: str) -> Merged:
+def merge_lines(
+    frame: pd.DataFrame, key: pd.Series | np.ndarray, columns: list[str], row_word: str
+) -> Merged:
     """Merge the lines of each key into one row; collect the columns whose lines disagree.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         Provenance, ``patient_id`` and ``columns``, one row per line of one file.
-    key : pandas.Series
-        Each line's key (text, never missing: give a line without one a key of its own).
+    key : pandas.Series or numpy.ndarray
+        Each line's key (text or whole numbers, never missing: give a line without one a key
+        of its own).
     columns : list of str
         The columns merged (missing cells do not count as values).
     row_word : str
@@ -110,9 +113,11 @@ def differing(
     differs = np.zeros((len(merged), len(columns)), dtype=bool)
     for j, column in enumerate(columns):
         values = frame[column].array
-        first = merged[column].array.take(owner)
-        same = np.asarray(values.isna() | (values == first), dtype=bool)
-        differs[owner[~same], j] = True
+        filled = np.flatnonzero(~np.asarray(values.isna(), dtype=bool))
+        # (a key with a filled line has a first value: only filled lines are compared)
+        first = merged[column].array.take(owner[filled])
+        same = np.asarray(values.take(filled) == first, dtype=bool)
+        differs[owner[filled[~same]], j] = True
     return differs
 
 
