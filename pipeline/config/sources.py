@@ -361,13 +361,6 @@ def _source(
             raise fail(path, f"{name}.encoding", f"unknown encoding {encoding!r}") from None
     site = get_text(entry, "site", path, name, None)
     sites = get_text_map(entry.get("sites", {}), path, f"{name}.sites")
-    if kind == "measurements" and (site or sites):
-        raise fail(
-            path,
-            name,
-            "sets the patients' site, but a measurements file gives the assessments only; set "
-            "it on the source that gives the patients",
-        )
     if site and sites:
         raise fail(path, name, "give site (one clinic) or [sites] (per file), not both")
     if (site or sites) and "site" in columns:
@@ -451,7 +444,8 @@ def _source(
                 )
 
     given = _tables_given(entry, path, name, kind, time_points)
-    _check_given(given, columns, bool(site or sites), adverse_events, path, name, extra)
+    gives = given or (("assessments",) if kind == "measurements" else ())
+    _check_given(gives, columns, bool(site or sites), adverse_events, path, name, extra)
 
     d = Source(number=number, kind=kind, config=path, files=files)
     return Source(
@@ -494,8 +488,8 @@ def _measures(
     columns: dict[str, str],
     extra: dict[str, dict[str, str]],
 ) -> Measures:
-    """Check a measurements source: ``[measures]``, and columns of the assessments only."""
-    from pipeline.schemas.raw import column_kinds, column_names
+    """Check ``[measures]`` of a measurements source, and that no column is mapped twice."""
+    from pipeline.schemas.raw import column_kinds
 
     if "measures" not in entry:
         raise fail(path, name, f"a measurements source needs [{name}.measures] (column, value)")
@@ -504,15 +498,7 @@ def _measures(
         c for c, k in kinds.items() if k in ("integer", "number") and c not in ("visit", "weeks")
     )
     measures = check_measures(entry["measures"], path, f"{name}.measures", (*scores, ODI_ANSWERED))
-    own = (*column_names("assessments"), *extra.get("assessments", {}), ODI_ANSWERED)
     for column in columns:
-        if column not in own:
-            raise fail(
-                path,
-                f"{name}.columns",
-                f"maps {column}, which is not an assessments column; a measurements file gives "
-                f"the assessments only",
-            )
         if column in measures.names.values():
             raise fail(
                 path,
@@ -568,7 +554,11 @@ def _check_given(
     name: str,
     extra: dict[str, dict[str, str]],
 ) -> None:
-    """Refuse a mapping, site or event block for a table the source's ``tables`` leaves out."""
+    """Refuse a mapping, site or event block for a table the source does not give.
+
+    ``given`` lists the tables a visit sheet's or wide file's ``tables`` keeps (a measurements
+    file gives the assessments only); empty: every table the layout gives.
+    """
     from pipeline.schemas.raw import TABLES, column_names
 
     if not given:
@@ -589,13 +579,13 @@ def _check_given(
             path,
             f"{name}.columns",
             f"maps {column}, a column of the {table} table, which this source does not give "
-            f"(tables = [{shown}]); map it on the source that gives the {table}, or remove it",
+            f"(it gives {shown}); map it on the source that gives the {table}, or remove it",
         )
     if has_site and "patients" in left_out:
         raise fail(
             path,
             name,
-            f"sets the patients' site, but this source gives no patients (tables = [{shown}]); "
+            f"sets the patients' site, but this source gives no patients (it gives {shown}); "
             f"set it on the source that gives them",
         )
     if adverse_events is not None and "sessions" in left_out:
@@ -603,7 +593,7 @@ def _check_given(
             path,
             f"{name}.adverse_events",
             f"describes the sessions' adverse events, but this source gives no sessions "
-            f"(tables = [{shown}])",
+            f"(it gives {shown})",
         )
 
 

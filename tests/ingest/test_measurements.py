@@ -144,12 +144,12 @@ def test_a_measure_the_configuration_does_not_know_stops_with_one_sentence(
         (
             '[sources.columns]\nage = "Age"\n[sources.measures]\ncolumn = "I"\nvalue = "S"\n'
             '[sources.measures.names]\nNRS = "nrs"\n',
-            "maps age, which is not an assessments column",
+            "maps age, a column of the patients table, which this source does not give",
         ),
         (
             'site = "A"\n[sources.measures]\ncolumn = "I"\nvalue = "S"\n'
             '[sources.measures.names]\nNRS = "nrs"\n',
-            "a measurements file gives the assessments only",
+            "sets the patients' site, but this source gives no patients",
         ),
     ],
 )

@@ -6,13 +6,17 @@ outcome assessment, or both. From every row the adapter makes
 * a **session** when any session column other than the therapist is filled (session number,
   depth, twitch, ...);
 * an **assessment** when the visit number or any score (NRS, VAS, ODI, an ODI section or a
-  study's declared outcome) is filled (the visit number only when no other canonical column is
-  read from its column: one "Termin" column may number both the session and the visit, and a
-  session row without a score is then no assessment);
-* the **patient**: the rows of one patient are merged, each detail taken from the rows that fill
-  it. When two rows of a patient give different values for a detail (age 44 on one row, 45 on
-  another), the patient row is quarantined (``conflicting_values``) and, with it, the patient's
-  sessions and assessments.
+  study's declared outcome) is filled;
+* the **patient**: the rows of one patient are merged (:mod:`.merge`), each detail taken from
+  the rows that fill it. When two rows of a patient give different values for a detail (age 44
+  on one row, 45 on another), the patient row is quarantined (``conflicting_values``) and, with
+  it, the patient's sessions and assessments.
+
+One "Termin" column may number both the session and the visit. Its number then counts for
+neither: a row is an assessment when a score is filled, a session when a session detail is (a
+row with neither is read as a session, so that validation names what it lacks). A source whose
+``tables`` leaves the patients to a patient list makes no patient rows and reads only each row's
+identifier.
 
 ``visit_date`` maps the one date column to both ``session_date`` and ``assessment_date`` (either
 may also be mapped on its own). The study's own columns (``Source.extra``: declared outcomes and
