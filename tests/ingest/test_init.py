@@ -704,6 +704,33 @@ def test_a_german_file_of_one_score_per_line_is_drafted_as_measurements(tmp_path
     ]
 
 
+@pytest.mark.parametrize("layout", ["wide", "measurements"])
+def test_a_library_outcome_beside_built_in_scores_declares_them_all(tmp_path, layout):
+    # [outcomes] replaces the built-in outcomes: a draft declaring only the RMDQ it found
+    # quarantined every assessment without one ("no outcome recorded"), NRS and ODI unread.
+    (tmp_path / "patients.csv").write_text("Patient,Clinic\nA1,North\nA2,North\n")
+    if layout == "wide":
+        scores = (
+            "Patient,date_t0,nrs_t0,rmdq_t0,date_t1,nrs_t1,rmdq_t1\n"
+            "A1,2025-02-03,7,12,2025-03-03,5,\nA2,2025-02-04,6,,2025-03-04,4,8\n"
+        )
+    else:
+        scores = (
+            "Patient,Visit,Date,Questionnaire,Result\n"
+            "A1,0,2025-02-03,NRS,7\nA1,0,2025-02-03,Roland-Morris,12\n"
+            "A1,1,2025-03-03,NRS,5\nA2,0,2025-02-04,NRS,6\n"
+        )
+    (tmp_path / "scores.csv").write_text(scores)
+    out = tmp_path / "a.toml"
+    _, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
+    out.write_text(text, encoding="utf-8")
+    config = load_config(out, analyses=False)
+    assert [o.name for o in config.study.outcomes] == ["rmdq", "nrs"]  # the study's own first
+    validation = validate_study(read_sources(config.sources), config.study.ranges())
+    assert validation.failures.empty, validation.failures
+    assert validation.valid("assessments")["nrs"].notna().all()
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pipeline.config.instruments import LIBRARY
 from pipeline.config.source_columns import ODI_ANSWERED
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.flat import flat_columns
@@ -24,7 +25,7 @@ from pipeline.ingest.draft.guess import (
 )
 from pipeline.ingest.draft.model import Export, Guess, Layout, MeasuresDraft, SourceDraft
 from pipeline.ingest.draft.wide import OWN_OUTCOMES
-from pipeline.ingest.draft.words import MEASURE_WORDS, SCORE_WORDS, base_name
+from pipeline.ingest.draft.words import MEASURE_WORDS, SCORE_WORDS, base_name, norm
 from pipeline.schemas.raw import ODI_ITEMS, OUTCOMES
 
 SCORES = (*OUTCOMES, *ODI_ITEMS, ODI_ANSWERED)
@@ -32,10 +33,21 @@ SCORES = (*OUTCOMES, *ODI_ITEMS, ODI_ANSWERED)
 
 
 def score_of(measure: str) -> str | None:
-    """Return the score a measure's name names (``Oswestry (%)``: ``odi``), if any."""
+    """Return the score a measure's name names (``Oswestry (%)``: ``odi``), if any.
+
+    The library's other instruments go by their short name or words of their full name too
+    (``RMDQ``, ``Roland-Morris``: ``rmdq``).
+    """
     for cand in cols.name_candidates(measure, OWN_OUTCOMES):
         if cand.strength >= cols.WORDS and cand.target in (*SCORES, *OWN_OUTCOMES):
             return cand.target
+    words = base_name(measure).split()
+    for name in OWN_OUTCOMES:
+        instrument = LIBRARY[name]
+        if " ".join(words) == norm(instrument.short) or (
+            len(words) >= 2 and set(words) <= set(norm(instrument.label).split())
+        ):
+            return name
     return None
 
 

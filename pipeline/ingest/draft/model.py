@@ -222,6 +222,16 @@ class Draft:
     comparisons: list[Guess] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
+    def mapped_columns(self) -> set[str]:
+        """Return the canonical columns the drafted sources fill (by column, pattern, measure)."""
+        out: set[str] = set()
+        for s in self.sources:
+            out |= {g.key for g in s.columns}
+            out |= {g.key for tp in s.time_points.values() for g in tp.columns}
+            if s.measures is not None:
+                out |= {str(g.value) for g in s.measures.names}
+        return out
+
     def missing_tables(self) -> list[str]:
         """Return the tables no drafted source gives among those a configuration needs."""
         given = self._given()

@@ -19,6 +19,8 @@ from pipeline.ingest.draft.model import (
     MeasuresDraft,
     SourceDraft,
 )
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
+from pipeline.schemas.raw import ODI_ITEMS
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 MCID = {"nrs": (2, 30), "vas": (15, 30), "odi": (10, 30)}  # SAP section 2: points, per cent
@@ -194,6 +196,18 @@ def render(draft: Draft, title: str = "") -> str:
             f"instrument = {value(g.value)}",
             "",
         ]
+    if draft.outcomes:  # [outcomes] replaces the built-in ones: those the files hold go too
+        mapped = draft.mapped_columns()
+        own = {g.key for g in draft.outcomes}
+        for name, column in INSTRUMENT_COLUMNS.items():
+            items = name == "odi" and any(c in mapped for c in ODI_ITEMS)
+            if name not in own and (column in mapped or items):
+                out += [
+                    f"[outcomes.{name}]  # high: the files hold {column}; declared beside the "
+                    "study's own (the first declared is the primary outcome)",
+                    f"instrument = {value(name)}",
+                    "",
+                ]
     for g in draft.covariates:
         out += [
             f"[covariates.{g.key}]  # {g.confidence}: {g.why}; remove it if it is no covariate",
