@@ -83,6 +83,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     raw, validation, _ = validate_inputs(config)
     _print_accounting(validation.accounting)
     print("\n".join(quality.summary_lines(*quality.file_summary(raw, validation))))
+    for sentence in quality.patients_of_two_sources(raw, validation):
+        print(f"note: {sentence}")
     _print_blanked(validation.accounting, config.outputs.quarantine)
     if validation.quarantined_rows:
         print(

@@ -37,6 +37,9 @@ class Preview:
         The adverse events of the kept sessions written by sources that record several per
         session (flag columns or a list): ``patient_id, session_number, ae_type, ae_severity``,
         one row per event; None when no source records them that way.
+    notes : list of str
+        Sentences on what the counts suggest to change
+        (:func:`pipeline.validate.quality.patients_of_two_sources`).
     """
 
     heads: dict[str, pd.DataFrame]
@@ -44,6 +47,7 @@ class Preview:
     summary: pd.DataFrame
     reasons: pd.DataFrame
     events: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
 
 
 def kept_events(sessions: pd.DataFrame, events: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -72,7 +76,8 @@ def preview(config: Config, rows: int = 5) -> Preview:
         head = valid.drop(columns=[SOURCE_ROW], errors="ignore").head(rows)
         heads[table] = head.loc[:, head.notna().any(axis=0)] if len(head) else head
     events = kept_events(validation.valid("sessions"), raw["sessions"].events)
-    return Preview(heads, counts, summary, reasons, events)
+    notes = tuple(quality.patients_of_two_sources(raw, validation))
+    return Preview(heads, counts, summary, reasons, events, notes)
 
 
 def preview_lines(shown: Preview) -> list[str]:
@@ -107,6 +112,7 @@ def preview_lines(shown: Preview) -> list[str]:
         mine = shown.reasons[shown.reasons["file"] == row.file].head(3)
         for reason in mine.itertuples(index=False):
             out.append(f"  {'':<{width}} {reason.rows:>7} x {reason.rule}")
+    out += [f"note: {sentence}" for sentence in shown.notes]
     out.append("Nothing was written; `outcomes validate` writes the tables and the quarantine.")
     return out
 

@@ -247,6 +247,44 @@ def file_summary(
     return summary, reasons[REASON_COLUMNS]
 
 
+def patients_of_two_sources(raw: dict[str, RawTable], validation: Validation) -> list[str]:
+    """Say when patients have a row from two sources (every copy is quarantined as a duplicate).
+
+    The likely cause is a visit sheet or wide file giving the patients beside a patient list
+    (fixed by its ``tables``), or two clinics numbering their patients alike (``id_prefix``);
+    one sentence naming the files and what to do, or nothing.
+    """
+    failures = validation.failures
+    twice = failures.loc[
+        (failures["table"] == "patients") & (failures["check"] == "duplicate_key"), SOURCE_ROW
+    ]
+    if twice.empty:
+        return []
+    ids = validation.tables["patients"].quarantine.set_index(SOURCE_ROW)[PATIENT_ID]
+    lines = raw["patients"].provenance()
+    lines = lines[lines[SOURCE_ROW].isin(twice)]
+    source_of = {f.label: f.source for f in source_files(raw)}
+    rows = pd.DataFrame(
+        {
+            PATIENT_ID: lines[SOURCE_ROW].map(ids).to_numpy(),
+            "source": lines[SOURCE_FILE].astype("str").map(source_of).to_numpy(),
+            SOURCE_FILE: lines[SOURCE_FILE].astype("str").to_numpy(),
+        }
+    )
+    sources = rows.groupby(PATIENT_ID, sort=False)["source"].nunique()
+    shared = sources.index[sources > 1]
+    if shared.empty:
+        return []
+    first = rows[rows[PATIENT_ID] == shared[0]]
+    files = " and ".join(dict.fromkeys(first[SOURCE_FILE]))
+    return [
+        f"{len(shared)} patient(s) (such as '{shared[0]}') have a row from two sources ("
+        f"{files}), and every copy is quarantined as a duplicate: if one file lists the "
+        f"patients, give the other source tables = [...] without the patients; if they are "
+        f"different patients, give one source an id_prefix (docs/ingestion.md)"
+    ]
+
+
 def summary_json(summary: pd.DataFrame, reasons: pd.DataFrame) -> dict:
     """Return the per-file summary as one JSON-ready object, reasons nested per file."""
     files = []

@@ -13,7 +13,12 @@ from pipeline.ingest.adapters.redcap import _ticked_labels
 from pipeline.ingest.adapters.visit_sheet import patients_piece
 from pipeline.ingest.combine import read_sources
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE
-from pipeline.validate.quality import file_summary, summary_json, summary_lines
+from pipeline.validate.quality import (
+    file_summary,
+    patients_of_two_sources,
+    summary_json,
+    summary_lines,
+)
 from pipeline.validate.study import validate_study
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "raw" / "examples"
@@ -258,10 +263,23 @@ def test_a_visit_sheet_beside_a_patient_list_leaves_the_patients_to_it(tmp_path)
     summary, _ = file_summary(raw, v)
     sheet_row = summary.set_index("file").loc["visits.csv"]
     assert (sheet_row.rows_read, sheet_row.rows_valid, sheet_row.rows_quarantined) == (4, 3, 1)
-    # without `tables`, P1 and P2 have two rows each, and every copy is quarantined
+    assert patients_of_two_sources(raw, v) == []
+    # without `tables`, P1 and P2 have two rows each, every copy quarantined, and the summary
+    # says why and what to do
     both = sheet.replace('tables = ["sessions", "assessments"]\n', 'site = "A"\n')
-    _, v = ingest(project(tmp_path, both + LIST_SOURCE + LIST_COLUMNS, files))
+    raw, v = ingest(project(tmp_path, both + LIST_SOURCE + LIST_COLUMNS, files))
     assert v.valid("patients")["patient_id"].tolist() == ["P3"]
+    (note,) = patients_of_two_sources(raw, v)
+    assert note.startswith(
+        "2 patient(s) (such as 'P1') have a row from two sources (visits.csv and patients.csv)"
+    )
+    # two rows of one patient in one source are duplicates too, but no such note
+    twice = PATIENT_LIST + "P1,A,2025-01-06,44\n"
+    raw, v = ingest(
+        project(tmp_path, sheet + LIST_SOURCE + LIST_COLUMNS, {**files, "patients.csv": twice})
+    )
+    assert "P1" not in set(v.valid("patients")["patient_id"])
+    assert patients_of_two_sources(raw, v) == []
 
 
 def test_a_wide_file_beside_a_patient_list_reads_only_its_identifiers(tmp_path):
