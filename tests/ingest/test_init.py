@@ -731,6 +731,38 @@ def test_a_library_outcome_beside_built_in_scores_declares_them_all(tmp_path, la
     assert validation.valid("assessments")["nrs"].notna().all()
 
 
+def test_a_french_wide_file_labelled_by_day_and_week_is_drafted_without_dates_as_covariates(
+    tmp_path,
+):
+    # J0 (jour 0) and S4 (semaine 4) label the time points, seance1 a session; a column of
+    # dates ("fin") was drafted as a category covariate ("a patient characteristic with 2
+    # values") before.
+    path = tmp_path / "suivi.csv"
+    path.write_text(
+        "dossier;sexe;EN_j0;EN_s4;ODI_j0;ODI_s4;date_j0;date_s4;profondeur_seance1;"
+        "date_seance1;profondeur_seance2;date_seance2;fin\n"
+        "F01;F;7;4;40;28;03/02/2025;03/03/2025;profonde;03/02/2025;profonde;10/02/2025;"
+        "31/03/2025\n"
+        "F02;H;6;5;36;30;04/02/2025;04/03/2025;superficielle;04/02/2025;;;01/04/2025\n",
+        encoding="utf-8",
+    )
+    draft, _ = draft_files([path], tmp_path / "suivi.toml")
+    (source,) = draft.sources
+    assert not draft.covariates
+    assessments = source.time_points["assessments"]
+    assert {g.key: g.value for g in assessments.points} == {"j0": 0, "s4": 1}
+    assert {g.key: g.value for g in assessments.columns}["assessment_date"] == "date_{t}"
+    sessions = source.time_points["sessions"]
+    assert {g.key: (g.value, g.confidence) for g in sessions.points} == {
+        "seance1": (1, Confidence.HIGH),
+        "seance2": (2, Confidence.HIGH),
+    }
+    assert {g.key: g.value for g in sessions.columns} == {
+        "session_date": "date_{t}",
+        "depth": "profondeur_{t}",
+    }
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

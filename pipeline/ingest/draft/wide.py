@@ -64,9 +64,10 @@ CONTROL_WORDS = frozenset(
 # ------------------------------------------------------------------------------------------
 # wide files
 # ------------------------------------------------------------------------------------------
+_SESSION_WORDS = r"session|seance|sitzung|sesion|seduta|sessie|behandlung"
 _LABEL = (
-    r"baseline|bl|screening|pre|post|fu\d*|\d+(?:m|w|wk|mo|y|d)?"
-    r"|(?:wk|w|week|m|mo|month|y|d|t|v|visit)\d+"
+    r"baseline|bl|screening|pre|post|fu\d*|\d+(?:m|w|wk|mo|y|d|j)?"
+    rf"|(?:wk|w|week|m|mo|month|y|d|j|s|t|v|visit|{_SESSION_WORDS})\d+"
 )
 _SUFFIX = re.compile(rf"^(?P<stem>.*?[A-Za-z].*?)(?P<sep>[_ .\-]?)(?P<label>{_LABEL})$", re.I)
 _PREFIX = re.compile(r"^(?P<pre>[A-Za-z]{1,3})(?P<label>\d+)(?P<sep>[_ .\-])(?P<stem>.+)$")
@@ -142,7 +143,8 @@ def is_wide(export: Export) -> bool:
     return len(scores) == 1 and (len(scores[0].columns) >= 3 or set(scores[0].columns) <= dated)
 
 
-_NUMBERED_LABEL = re.compile(r"(?:t|v|visit)?(\d+)", re.I)  # 2, t2, V2, visit2
+# 2, t2, V2, visit2; a session's s2, seance2, Sitzung2
+_NUMBERED_LABEL = re.compile(rf"(?:t|v|visit|s|{_SESSION_WORDS})?(\d+)", re.I)
 
 
 def _numbers(labels: list[str], table: str) -> tuple[dict[str, int], Confidence, str]:
@@ -299,7 +301,8 @@ def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
     for column in list(left):
         values = cols.values_of(export.frame[column])
         filled = len(values) / max(len(export.frame), 1)
-        if 2 <= values.nunique() <= 8 and filled >= 0.8 and cols.as_numbers(values).isna().all():
+        categorical = cols.as_numbers(values).isna().all() and not cols.is_date(values).any()
+        if 2 <= values.nunique() <= 8 and filled >= 0.8 and categorical:
             name = "_".join(norm(column).split())
             if name and name[0].isalpha():
                 covariates.append(

@@ -500,6 +500,12 @@ _WEEKS_PER = {
     "dia": 1 / 7,
     "giorno": 1 / 7,
     "dag": 1 / 7,
+    "j": 1 / 7,
+    "jours": 1 / 7,
+    "g": 1 / 7,
+    "giorni": 1 / 7,
+    "dias": 1 / 7,
+    "dagen": 1 / 7,
 }
 # fmt: on
 
