@@ -60,6 +60,7 @@ class Inputs:
 SOURCE_KINDS = ("canonical", "visit_sheet", "wide", "redcap", "measurements")
 SOURCE_DELIMITERS = ("auto", ",", ";", "\t", "|")
 PATIENT_ID_RULES = ("compact", "as_written", "row")
+VISIT_RULES = ("column", "by_date")
 SOURCE_UNITS = {
     "vas_mm": ("mm", "cm"),
     "odi": ("percent", "points"),
@@ -108,6 +109,7 @@ class Source:
     arms: dict[str, str] = field(default_factory=dict)
     adverse_events: EventColumns | None = None
     measures: Measures | None = None
+    visits: str = "column"
     given: tuple[str, ...] = ()
     legacy: bool = False
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -254,12 +256,12 @@ def _source(
     common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
     common |= {"vocabulary"}
     own = {
-        "canonical": {"patients", "sessions", "assessments", "adverse_events"},
+        "canonical": {"patients", "sessions", "assessments", "adverse_events", "visits"},
         "visit_sheet": {"files", "adverse_events", "tables"},
         "wide": {"files", "assessments", "sessions", "adverse_events", "tables"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"}
         | {"adverse_events"},
-        "measurements": {"files", "measures"},
+        "measurements": {"files", "measures", "visits"},
     }[kind]
     check_keys(entry, common | own, path, name)
 
@@ -443,6 +445,20 @@ def _source(
                     f"{mapped[same_column(clinic)]}; a clinic column can fill only one field",
                 )
 
+    visits = get_choice(entry, "visits", path, name, "column", VISIT_RULES)
+    if visits == "by_date" and kind == "canonical" and "assessments" not in files:
+        raise fail(
+            path,
+            f"{name}.visits",
+            "numbers the assessments' visits by date, but this source names no assessments file",
+        )
+    if visits == "by_date" and "visit" in columns:
+        raise fail(
+            path,
+            f"{name}.visits",
+            'is "by_date", which numbers the visits from the dates, and [columns] maps visit '
+            "too; keep one",
+        )
     given = _tables_given(entry, path, name, kind, time_points)
     gives = given or (("assessments",) if kind == "measurements" else ())
     _check_given(gives, columns, bool(site or sites), adverse_events, path, name, extra)
@@ -476,6 +492,7 @@ def _source(
         arms=arms,
         adverse_events=adverse_events,
         measures=measures,
+        visits=visits,
         given=given,
         extra={t: dict(c) for t, c in extra.items()},
     )

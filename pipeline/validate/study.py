@@ -395,6 +395,7 @@ _RULES = {
     "date_in_future": "dated after the day the data were validated",
     "out_of_order": "dated out of the order of its visit or session number",
     "conflicting_values": "the lines merged into one patient or assessment disagree",
+    "undated_visit": "no readable date to number the visit by (visits = by_date)",
     "unknown_event": "the REDCap event is not mapped to a visit",
 }
 

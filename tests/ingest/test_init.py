@@ -763,6 +763,36 @@ def test_a_french_wide_file_labelled_by_day_and_week_is_drafted_without_dates_as
     }
 
 
+@pytest.mark.parametrize("layout", ["canonical", "measurements"])
+def test_assessments_with_dates_and_no_visit_column_are_numbered_by_date(tmp_path, layout):
+    # Found with a long file of "Patient, Date, NRS, ODI": the draft mapped no visit, and the
+    # configuration stopped on "does not map visit".
+    (tmp_path / "patients.csv").write_text("Patient,Clinic\nA1,North\nA2,North\n")
+    if layout == "canonical":
+        scores = (
+            "Patient,Date,NRS,ODI\nA1,2025-02-03,7,40\nA1,2025-02-17,5,30\nA2,2025-02-04,6,36\n"
+        )
+    else:
+        scores = (
+            "Patient,Date,Instrument,Score\nA1,2025-02-03,NRS,7\nA1,2025-02-03,ODI,40\n"
+            "A1,2025-02-17,NRS,5\nA2,2025-02-04,NRS,6\n"
+        )
+    (tmp_path / "scores.csv").write_text(scores)
+    out = tmp_path / "a.toml"
+    _, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
+    assert 'visits = "by_date"  # medium: no visit column' in text
+    out.write_text(text, encoding="utf-8")
+    config = load_config(out, analyses=False)
+    validation = validate_study(read_sources(config.sources), config.study.ranges())
+    assert validation.failures.empty, validation.failures
+    kept = validation.valid("assessments")
+    assert kept[["patient_id", "visit", "nrs"]].to_numpy().tolist() == [
+        ["A1", 0, 7],
+        ["A1", 1, 5],
+        ["A2", 0, 6],
+    ]
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

@@ -151,6 +151,16 @@ def test_a_measure_the_configuration_does_not_know_stops_with_one_sentence(
             '[sources.measures.names]\nNRS = "nrs"\n',
             "sets the patients' site, but this source gives no patients",
         ),
+        (
+            'visits = "by_date"\n[sources.columns]\nvisit = "V"\n[sources.measures]\n'
+            'column = "I"\nvalue = "S"\n[sources.measures.names]\nNRS = "nrs"\n',
+            'is "by_date", which numbers the visits from the dates, and \\[columns\\] maps visit',
+        ),
+        (
+            'visits = "by_week"\n[sources.measures]\ncolumn = "I"\nvalue = "S"\n'
+            '[sources.measures.names]\nNRS = "nrs"\n',
+            "visits",
+        ),
     ],
 )
 def test_measures_mistakes_are_named_at_load(tmp_path, measures, message):
@@ -158,3 +168,27 @@ def test_measures_mistakes_are_named_at_load(tmp_path, measures, message):
     config.write_text(LIST + SCORES + measures + outputs_and_mcid("out", "rep"))
     with pytest.raises(ConfigError, match=message):
         load_config(config)
+
+
+def test_visits_may_be_numbered_by_date_in_each_patient(tmp_path):
+    # An export with dates and no visit numbers: each patient's first date is the baseline.
+    source = SCORES.replace('decimal = ","\n', 'decimal = ","\nvisits = "by_date"\n') + (
+        '[sources.columns]\npatient_id = "Patient"\nassessment_date = "Date"\n' + MEASURES
+    )
+    scores = (
+        "Patient,Date,Instrument,Score\n"
+        "P1,2025-03-03,NRS,5\n"  # written before the baseline: numbered by date, not by line
+        "P1,2025-02-03,NRS,7\n"
+        "P1,2025-02-03,Oswestry,42\n"  # the same day: the same assessment
+        "P2,2025-02-04,NRS,6\n"
+        "P2,,NRS,4\n"  # no date: no visit number, quarantined
+    )
+    _, v = _ingest(tmp_path, scores, source)
+    kept = v.valid("assessments")[["patient_id", "visit", "nrs", "odi"]]
+    assert kept.astype(object).where(kept.notna(), None).to_numpy().tolist() == [
+        ["P1", 0, 7, 42.0],
+        ["P1", 1, 5, None],
+        ["P2", 0, 6, None],
+    ]
+    (reason,) = v.failures["reason"]
+    assert reason == "assessment_date is empty, so the visit cannot be numbered by date"

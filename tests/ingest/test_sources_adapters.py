@@ -306,6 +306,31 @@ def test_a_wide_file_beside_a_patient_list_reads_only_its_identifiers(tmp_path):
     ]
 
 
+def test_a_canonical_assessments_file_without_visits_numbers_them_by_date(tmp_path):
+    scores = (
+        "Patient,Date,NRS\n"
+        "P1,2025-02-17,5\n"
+        "P1,2025-02-03,7\n"
+        "P2,2025-02-04,6\n"
+        "P2,2025-02-04,4\n"  # two assessments of one day: one visit written twice, quarantined
+        "P1,,3\n"  # no date: no visit number
+    )
+    sources = (
+        LIST_SOURCE + LIST_COLUMNS + '[[sources]]\nkind = "canonical"\n'
+        'assessments = "scores.csv"\nvisits = "by_date"\n'
+        '[sources.columns]\npatient_id = "Patient"\nassessment_date = "Date"\nnrs = "NRS"\n'
+        '[[sources]]\nkind = "canonical"\nsessions = "sessions.csv"\n'
+    )
+    sessions = "patient_id,session_number,session_date,depth,twitch\nP1,1,2025-02-03,deep,yes\n"
+    files = {"patients.csv": PATIENT_LIST, "scores.csv": scores, "sessions.csv": sessions}
+    raw, v = ingest(project(tmp_path, sources, files))
+    assert raw["assessments"].typed is None  # (numbered from the normalised text)
+    kept = v.valid("assessments")[["patient_id", "visit", "nrs"]]
+    assert kept.to_numpy().tolist() == [["P1", 0, 7], ["P1", 1, 5]]
+    assert set(v.failures["check"]) == {"duplicate_key", "undated_visit"}
+    assert v.quarantined_rows == 3
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [

@@ -31,6 +31,8 @@ from pipeline.ingest.adapters.mapping import (
     resolve_columns,
     site_for,
     source_file,
+    undated_visits,
+    visits_by_date,
 )
 from pipeline.ingest.adapters.typed_canonical import read_typed_file
 from pipeline.ingest.raw_tables import SourceFile
@@ -101,7 +103,12 @@ def _read_file(
     explicit = {c: v for c, v in source.columns.items() if c in names}
     label = file_label(source, path)
     site = site_for(source, path, label) if table == "patients" else None
+    by_date = table == "assessments" and source.visits == "by_date"
+    if by_date:  # the visits are numbered from the dates
+        names = tuple(c for c in names if c != "visit")
     required = [c for c in required_columns(table) if not (c == "site" and site)]
+    required = [c for c in required if not (by_date and c == "visit")]
+    required += ["assessment_date"] if by_date else []
     reader = None
     if typed and not by_events:  # (the event columns are read from the text)
         reader = partial(read_typed_file, source, table, label, names, required, explicit, site)
@@ -113,6 +120,8 @@ def _read_file(
     if site and "site" in columns:
         raise_site_twice(source, label)
     frame = mapped_frame(source, text, columns, label, site)
+    if by_date:
+        frame["visit"] = visits_by_date(frame)
     if by_events:
         found = event_columns.file_events(source, text, label)
         events, problems = event_columns.for_rows(found, np.ones(len(frame), dtype=bool))
@@ -124,5 +133,6 @@ def _read_file(
             events=events,
         )
     else:
-        piece = Piece(table, frame, date_format=source.date_format)
+        problems = problems_frame(undated_visits(frame)) if by_date else None
+        piece = Piece(table, frame, problems=problems, date_format=source.date_format)
     return piece, (source_file(source, text, label), (table,))

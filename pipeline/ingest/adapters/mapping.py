@@ -694,6 +694,50 @@ def odi_from_points(points: pd.Series, answered: pd.Series, max_missing: int) ->
     return out
 
 
+def visits_by_date(frame: pd.DataFrame) -> pd.Series:
+    """Return each row's visit: its patient's dates in order, the first visit 0 (the baseline).
+
+    For a source without a visit column (``visits = "by_date"``). Rows of one patient and day
+    share a number; a row without a patient or a readable date gets none (validation then
+    quarantines it, as it does a row without a visit number).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Normalised text with ``patient_id`` and ``assessment_date`` (``YYYY-MM-DD``).
+
+    Returns
+    -------
+    pandas.Series
+        The visit numbers, as text.
+    """
+    dates = pd.to_datetime(frame["assessment_date"], format="%Y-%m-%d", errors="coerce")
+    known = (frame[PATIENT_ID].notna() & dates.notna()).to_numpy()
+    out = pd.Series(pd.NA, index=frame.index, dtype=STR)
+    if known.any():
+        ranks = dates[known].groupby(frame[PATIENT_ID][known]).rank(method="dense")
+        out[known] = (ranks.astype("int64") - 1).astype("str").to_numpy()
+    return out
+
+
+def undated_visits(frame: pd.DataFrame) -> list[dict]:
+    """Problems of the rows :func:`visits_by_date` could not number (``row`` is the position)."""
+    out = []
+    for k in np.flatnonzero(frame["visit"].isna().to_numpy()):
+        date = frame["assessment_date"].iloc[k]
+        written = "is empty" if pd.isna(date) else f"= '{date}' is not a date"
+        out.append(
+            {
+                "row": int(k),
+                "column": "assessment_date",
+                "check": "undated_visit",
+                "value": "" if pd.isna(date) else str(date),
+                "reason": f"assessment_date {written}, so the visit cannot be numbered by date",
+            }
+        )
+    return out
+
+
 def mapped_frame(
     source: Source,
     text: TextTable,

@@ -43,6 +43,8 @@ from pipeline.ingest.adapters.mapping import (
     read_source_file,
     resolve_columns,
     source_file,
+    undated_visits,
+    visits_by_date,
 )
 from pipeline.ingest.adapters.merge import merge_lines
 from pipeline.ingest.readers import LINE, STR, TextTable
@@ -83,7 +85,9 @@ def read(source: Source) -> Adapted:
     for path in expand(source, "data"):
         text = read_source_file(source, path)
         label = file_label(source, path)
-        wanted, required = [PATIENT_ID, *details], [PATIENT_ID, "visit"]
+        by_date = source.visits == "by_date"  # (then the visits are numbered from the dates)
+        wanted = [PATIENT_ID, *(c for c in details if not (by_date and c == "visit"))]
+        required = [PATIENT_ID, "assessment_date" if by_date else "visit"]
         columns = resolve_columns(source, text, label, wanted, required)
         measure, value = (
             text.frame[find_column(source, text, label, role, clinic, "measures")]
@@ -92,6 +96,8 @@ def read(source: Source) -> Adapted:
         target = _targets(source, text, label, measure, value)
         used = target.notna().to_numpy()
         lines = normalise(canonical_frame(text, columns, label), source).loc[used]
+        if by_date:
+            lines["visit"] = visits_by_date(lines)
         codes, found = pd.factorize(target.loc[used])
         values = value.loc[used].astype(STR)
         for score in scores:
@@ -118,6 +124,7 @@ def read(source: Source) -> Adapted:
             }
             for k, column, values in merged.conflicts
         ]
+        problems += undated_visits(frame) if by_date else []
         pieces.append(
             Piece(
                 "assessments",

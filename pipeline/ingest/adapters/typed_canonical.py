@@ -75,12 +75,15 @@ def may_type(source: Source, table: str) -> bool:
     -------
     bool
         ``False`` for a source that is not canonical, a session log whose adverse events come
-        from event columns, or settings that translate a column other than text.
+        from event columns, assessments whose visits are numbered by date, or settings that
+        translate a column other than text.
     """
     if source.kind != "canonical":
         return False
     if table == "sessions" and source.adverse_events is not None:
         return False
+    if table == "assessments" and source.visits == "by_date":
+        return False  # (the visits are numbered from the normalised dates)
     return _translated_as_written(source, table, column_names(table, source.extra))
 
 

@@ -30,6 +30,14 @@ from pipeline.ingest.draft.model import (
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES
 
+VISITS_BY_DATE = Guess(
+    "visits",
+    "by_date",
+    MEDIUM,
+    "no visit column: each patient's assessments are numbered by date, the first the baseline",
+)
+"""Drafted for assessments with dates and no visit numbers (canonical and measurements)."""
+
 
 # ------------------------------------------------------------------------------------------
 # flat files: canonical tables and visit sheets
@@ -236,6 +244,8 @@ def _canonical_source(group: list, events: Mapping[str, Drafted]) -> SourceDraft
         settings=list(settings.values()),
         columns=list(columns.values()),
     )
+    if "assessments" in tables and "visit" not in columns and "assessment_date" in columns:
+        source.settings.append(VISITS_BY_DATE)
     if "patients" in tables and "site" not in columns:
         site = site_from_folder(exports[0])
         if site:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pipeline.config.instruments import LIBRARY
 from pipeline.config.source_columns import ODI_ANSWERED
 from pipeline.ingest.draft import columns as cols
-from pipeline.ingest.draft.flat import flat_columns
+from pipeline.ingest.draft.flat import VISITS_BY_DATE, flat_columns
 from pipeline.ingest.draft.guess import (
     HIGH,
     MEDIUM,
@@ -128,6 +128,9 @@ def measurements_source(
         measures=block,
     )
     source.unmapped = [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
+    keys = {g.key for g in guesses}
+    if "visit" not in keys and "assessment_date" in keys:
+        source.settings.append(VISITS_BY_DATE)
     values_settings(source, [export], [guesses])
     cells = export.frame[column].astype("string").str.strip()
     for measure, target in names.items():
