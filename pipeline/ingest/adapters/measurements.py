@@ -80,14 +80,14 @@ def read(source: Source) -> Adapted:
         for c in (*column_names("assessments"), *own, ODI_ANSWERED)
         if c != PATIENT_ID and c not in scores
     ]
+    by_date = source.visits == "by_date"  # (then the visits are numbered from the dates)
+    wanted = [PATIENT_ID, *(c for c in details if not (by_date and c == "visit"))]
+    required = [PATIENT_ID, "assessment_date" if by_date else "visit"]
     pieces: list[Piece] = []
     files = []
     for path in expand(source, "data"):
         text = read_source_file(source, path)
         label = file_label(source, path)
-        by_date = source.visits == "by_date"  # (then the visits are numbered from the dates)
-        wanted = [PATIENT_ID, *(c for c in details if not (by_date and c == "visit"))]
-        required = [PATIENT_ID, "assessment_date" if by_date else "visit"]
         columns = resolve_columns(source, text, label, wanted, required)
         measure, value = (
             text.frame[find_column(source, text, label, role, clinic, "measures")]
@@ -99,10 +99,10 @@ def read(source: Source) -> Adapted:
         if by_date:
             lines["visit"] = visits_by_date(lines)
         codes, found = pd.factorize(target.loc[used])
-        values = value.loc[used].astype(STR)
+        cells = value.loc[used].astype(STR)
         for score in scores:
             which = codes == (found.get_loc(score) if score in found else -2)
-            lines[score] = values.where(which)
+            lines[score] = cells.where(which)
         merged_columns = [c for c in (*details, *scores) if c in lines]
         key = _keys(lines)
         row_word = "rows" if text.delimiter is None else "lines"
