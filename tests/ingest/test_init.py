@@ -704,11 +704,21 @@ def test_a_german_file_of_one_score_per_line_is_drafted_as_measurements(tmp_path
     ]
 
 
+def _drafted_with_a_patient_list(tmp_path: Path, scores: str):
+    """Draft a configuration for a patient list and ``scores``; load it and validate."""
+    (tmp_path / "patients.csv").write_text("Patient,Clinic\nA1,North\nA2,North\n")
+    (tmp_path / "scores.csv").write_text(scores)
+    out = tmp_path / "a.toml"
+    _, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
+    out.write_text(text, encoding="utf-8")
+    config = load_config(out, analyses=False)
+    return text, config, validate_study(read_sources(config.sources), config.study.ranges())
+
+
 @pytest.mark.parametrize("layout", ["wide", "measurements"])
 def test_a_library_outcome_beside_built_in_scores_declares_them_all(tmp_path, layout):
     # [outcomes] replaces the built-in outcomes: a draft declaring only the RMDQ it found
     # quarantined every assessment without one ("no outcome recorded"), NRS and ODI unread.
-    (tmp_path / "patients.csv").write_text("Patient,Clinic\nA1,North\nA2,North\n")
     if layout == "wide":
         scores = (
             "Patient,date_t0,nrs_t0,rmdq_t0,date_t1,nrs_t1,rmdq_t1\n"
@@ -720,13 +730,8 @@ def test_a_library_outcome_beside_built_in_scores_declares_them_all(tmp_path, la
             "A1,0,2025-02-03,NRS,7\nA1,0,2025-02-03,Roland-Morris,12\n"
             "A1,1,2025-03-03,NRS,5\nA2,0,2025-02-04,NRS,6\n"
         )
-    (tmp_path / "scores.csv").write_text(scores)
-    out = tmp_path / "a.toml"
-    _, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
-    out.write_text(text, encoding="utf-8")
-    config = load_config(out, analyses=False)
+    _, config, validation = _drafted_with_a_patient_list(tmp_path, scores)
     assert [o.name for o in config.study.outcomes] == ["rmdq", "nrs"]  # the study's own first
-    validation = validate_study(read_sources(config.sources), config.study.ranges())
     assert validation.failures.empty, validation.failures
     assert validation.valid("assessments")["nrs"].notna().all()
 
@@ -767,7 +772,6 @@ def test_a_french_wide_file_labelled_by_day_and_week_is_drafted_without_dates_as
 def test_assessments_with_dates_and_no_visit_column_are_numbered_by_date(tmp_path, layout):
     # Found with a long file of "Patient, Date, NRS, ODI": the draft mapped no visit, and the
     # configuration stopped on "does not map visit".
-    (tmp_path / "patients.csv").write_text("Patient,Clinic\nA1,North\nA2,North\n")
     if layout == "canonical":
         scores = (
             "Patient,Date,NRS,ODI\nA1,2025-02-03,7,40\nA1,2025-02-17,5,30\nA2,2025-02-04,6,36\n"
@@ -777,13 +781,8 @@ def test_assessments_with_dates_and_no_visit_column_are_numbered_by_date(tmp_pat
             "Patient,Date,Instrument,Score\nA1,2025-02-03,NRS,7\nA1,2025-02-03,ODI,40\n"
             "A1,2025-02-17,NRS,5\nA2,2025-02-04,NRS,6\n"
         )
-    (tmp_path / "scores.csv").write_text(scores)
-    out = tmp_path / "a.toml"
-    _, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
+    text, _, validation = _drafted_with_a_patient_list(tmp_path, scores)
     assert 'visits = "by_date"  # medium: no visit column' in text
-    out.write_text(text, encoding="utf-8")
-    config = load_config(out, analyses=False)
-    validation = validate_study(read_sources(config.sources), config.study.ranges())
     assert validation.failures.empty, validation.failures
     kept = validation.valid("assessments")
     assert kept[["patient_id", "visit", "nrs"]].to_numpy().tolist() == [
