@@ -462,6 +462,13 @@ def _source(
     given = _tables_given(entry, path, name, kind, time_points)
     gives = given or (("assessments",) if kind == "measurements" else ())
     _check_given(gives, columns, bool(site or sites), adverse_events, path, name, extra)
+    if patient_id == "row" and gives and "patients" not in gives:
+        raise fail(
+            path,
+            f"{name}.patient_id",
+            "is 'row', but this source leaves the patients to another: row numbers cannot "
+            "match its identifiers; map the identifier column",
+        )
 
     d = Source(number=number, kind=kind, config=path, files=files)
     return Source(

@@ -369,6 +369,10 @@ def test_tables_of_a_wide_file_may_only_leave_out_the_patients(tmp_path):
     )
     with pytest.raises(ConfigError, match="a wide source gives the tables of its time-point"):
         load_config(project(tmp_path, sources + LIST_SOURCE))
+    # row numbers as identifiers cannot match a patient list
+    by_row = sources.replace('["sessions"]', '["assessments"]\npatient_id = "row"')
+    with pytest.raises(ConfigError, match="row numbers cannot match its identifiers"):
+        load_config(project(tmp_path, by_row + LIST_SOURCE))
 
 
 DICTIONARY = (
