@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from factories import outputs_and_mcid, write_config, write_study
 
+from pipeline.cli import main
 from pipeline.config.settings import load_config
 from pipeline.errors import ConfigError, InputFileError
 from pipeline.ingest.adapters.redcap import _ticked_labels
@@ -233,23 +234,26 @@ LIST_COLUMNS = (
 )
 
 
+SHEET_VISITS = (
+    "Patient;Date;Session;Depth;Twitch;Visit;NRS\n"
+    "P1;2025-01-06;1;deep;yes;0;8\n"
+    "P1;2025-01-13;2;deep;no;1;6\n"
+    "p-2;2025-01-07;1;superficial;no;0;6\n"
+    "P3;2025-01-08;1;deep;no;0;7\n"
+)
+SHEET_BESIDE_LIST = (
+    '[[sources]]\nkind = "visit_sheet"\nfiles = ["visits.csv"]\n'
+    'tables = ["sessions", "assessments"]\n[sources.columns]\npatient_id = "Patient"\n'
+    'visit_date = "Date"\nsession_number = "Session"\ndepth = "Depth"\n'
+    'twitch = "Twitch"\nvisit = "Visit"\nnrs = "NRS"\n'
+)
+
+
 def test_a_visit_sheet_beside_a_patient_list_leaves_the_patients_to_it(tmp_path):
     # Both would give each patient a row; `tables` lets the list give them alone. The sheet's
     # patient P3 is on no list: its rows are quarantined as of an unknown patient.
-    visits = (
-        "Patient;Date;Session;Depth;Twitch;Visit;NRS\n"
-        "P1;2025-01-06;1;deep;yes;0;8\n"
-        "P1;2025-01-13;2;deep;no;1;6\n"
-        "p-2;2025-01-07;1;superficial;no;0;6\n"
-        "P3;2025-01-08;1;deep;no;0;7\n"
-    )
-    sheet = (
-        '[[sources]]\nkind = "visit_sheet"\nfiles = ["visits.csv"]\n'
-        'tables = ["sessions", "assessments"]\n[sources.columns]\npatient_id = "Patient"\n'
-        'visit_date = "Date"\nsession_number = "Session"\ndepth = "Depth"\n'
-        'twitch = "Twitch"\nvisit = "Visit"\nnrs = "NRS"\n'
-    )
-    files = {"visits.csv": visits, "patients.csv": PATIENT_LIST}
+    sheet = SHEET_BESIDE_LIST
+    files = {"visits.csv": SHEET_VISITS, "patients.csv": PATIENT_LIST}
     raw, v = ingest(project(tmp_path, sheet + LIST_SOURCE + LIST_COLUMNS, files))
     assert [label for label, _ in raw["patients"].file_digests()] == ["patients.csv"]
     assert v.valid("patients")["patient_id"].tolist() == ["P1", "P2"]
@@ -280,6 +284,20 @@ def test_a_visit_sheet_beside_a_patient_list_leaves_the_patients_to_it(tmp_path)
     )
     assert "P1" not in set(v.valid("patients")["patient_id"])
     assert patients_of_two_sources(raw, v) == []
+
+
+def test_validate_and_preview_print_the_note_on_patients_of_two_sources(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("NEEDLING_PSEUDONYM_KEY", "a-secret-key-for-this-test-only-0123456789")
+    both = SHEET_BESIDE_LIST.replace('tables = ["sessions", "assessments"]\n', 'site = "A"\n')
+    files = {"visits.csv": SHEET_VISITS, "patients.csv": PATIENT_LIST}
+    config = project(tmp_path, both + LIST_SOURCE + LIST_COLUMNS, files)
+    note = "note: 2 patient(s) (such as 'P1') have a row from two sources"
+    assert main(["preview", "--config", str(config)]) == 0
+    assert note in capsys.readouterr().out
+    assert main(["validate", "--config", str(config)]) == 1  # (rows quarantined)
+    assert note in capsys.readouterr().out
 
 
 def test_a_wide_file_beside_a_patient_list_reads_only_its_identifiers(tmp_path):
