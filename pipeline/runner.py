@@ -164,7 +164,7 @@ def _run(
     )
 
     study = config.study
-    check_design(data, study)
+    check_design(data, study, config.model.covariates)
     secret = cache_key(config.engine.cache_key_file, config.outputs.processed)
     folder = config.outputs.processed / MODEL_CACHE
     cache = None if secret is None else FitCache(folder, read=not refit, secret=secret)
@@ -324,14 +324,17 @@ def _estimand_beside_fits(
             job.cancel()
 
 
-def check_design(data: pd.DataFrame, study: Study) -> None:
+def check_design(data: pd.DataFrame, study: Study, covariates: Sequence[str] = ()) -> None:
     """Stop with one sentence when the data cannot answer the declared design at all.
+
+    ``covariates`` are the models' baseline covariates (``[model] covariates``).
 
     Raises
     ------
     UserError
         No valid assessment; a declared comparison with fewer than two groups in the data;
-        the first (primary) outcome never recorded; a trial's primary visit never assessed.
+        a covariate with one value for every patient (it cannot adjust the models); the first
+        (primary) outcome never recorded; a trial's primary visit never assessed.
     """
     if data.empty:
         raise UserError("no valid assessment is left after validation; see the quarantine files")
@@ -345,6 +348,15 @@ def check_design(data: pd.DataFrame, study: Study) -> None:
                 f"the comparison '{comparison.name}' ({comparison.label}) has no patient in "
                 f"{empty[0]}: the data hold only {', '.join(present) or 'no group'}, so there "
                 f"is nothing to compare"
+            )
+    patients = data.drop_duplicates("patient_id")
+    for name in [c for c in covariates if c in patients]:
+        values = patients[name].dropna().astype("str").unique()
+        if len(values) < 2:
+            held = f"the one value '{values[0]}'" if len(values) else "no value"
+            raise UserError(
+                f"the covariate {name} has {held} for every patient, so it cannot adjust the "
+                f"models; remove it from [model] covariates (covariates = [] adjusts for none)"
             )
     primary = study.outcomes[0]
     column = outcome_column(primary.name)
