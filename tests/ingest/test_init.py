@@ -792,6 +792,34 @@ def test_assessments_with_dates_and_no_visit_column_are_numbered_by_date(tmp_pat
     ]
 
 
+def test_a_draft_without_nrs_or_symptom_duration_declares_what_the_files_hold(tmp_path):
+    # The default study's primary outcome is NRS and its covariate chronicity comes from the
+    # symptom duration: a sheet holding neither stopped the run ("the primary outcome nrs is
+    # never recorded", then "the covariate chronicity has no value for every patient").
+    header = "Patient,Date,Session,Depth,Twitch,Visit,VAS,ODI"
+    rows = [
+        "P1,03/02/2025,1,deep,yes,0,70,40",
+        "P1,10/02/2025,2,deep,no,1,50,30",
+        "P2,04/02/2025,1,superficial,no,0,60,36",
+    ]
+    _, text = _sheet(tmp_path / "a.csv", header, rows)
+    assert "[mcid." not in text  # ([outcomes] replaces the default and its [mcid] tables)
+    config = load_config(tmp_path / "a.toml")
+    assert [o.name for o in config.study.outcomes] == ["vas", "odi"]
+    assert tuple(config.model.covariates) == ()
+    # with NRS and a symptom duration, the needling default stays as it is
+    header = header.replace("VAS,ODI", "NRS,Weeks of symptoms")
+    rows = [
+        r.replace(",70,40", ",7,70").replace(",50,30", ",5,").replace(",60,36", ",6,20")
+        for r in rows
+    ]
+    _, text = _sheet(tmp_path / "b.csv", header, rows)
+    config = load_config(tmp_path / "b.toml")
+    assert [o.name for o in config.study.outcomes] == ["nrs", "vas", "odi"]
+    assert tuple(config.model.covariates) == ("chronicity",)
+    assert "[outcomes." not in text and "[model]" not in text
+
+
 def test_german_flags_with_graded_severity_are_drafted_with_a_severity_code_list(tmp_path):
     header = (
         "Patient;Datum;Sitzung;NRS;Nebenwirkung Muskelkater;Nebenwirkung Hämatom;"

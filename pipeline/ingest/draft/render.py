@@ -141,6 +141,24 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
     return out
 
 
+def _built_in_outcomes(draft: Draft) -> list[str]:
+    """Return the built-in outcomes to declare under ``[outcomes]`` (none: the default).
+
+    ``[outcomes]`` replaces the default (NRS, VAS, ODI; NRS the primary): when a study's own
+    outcome is declared, or the files hold no NRS, the built-in scores the files hold are
+    declared, in the default's order.
+    """
+    mapped = draft.mapped_columns()
+    own = {g.key for g in draft.outcomes}
+    held = [
+        name
+        for name, column in INSTRUMENT_COLUMNS.items()
+        if name not in own
+        and (column in mapped or (name == "odi" and any(c in mapped for c in ODI_ITEMS)))
+    ]
+    return held if draft.outcomes or "nrs" not in held else []
+
+
 def missing_sentences(draft: Draft) -> list[str]:
     """Say what the draft lacks: a table no file gives, comparisons the data cannot make."""
     out = [
@@ -196,31 +214,36 @@ def render(draft: Draft, title: str = "") -> str:
             f"instrument = {value(g.value)}",
             "",
         ]
-    if draft.outcomes:  # [outcomes] replaces the built-in ones: those the files hold go too
-        mapped = draft.mapped_columns()
-        own = {g.key for g in draft.outcomes}
-        for name, column in INSTRUMENT_COLUMNS.items():
-            items = name == "odi" and any(c in mapped for c in ODI_ITEMS)
-            if name not in own and (column in mapped or items):
-                out += [
-                    f"[outcomes.{name}]  # high: the files hold {column}; declared beside the "
-                    "study's own (the first declared is the primary outcome)",
-                    f"instrument = {value(name)}",
-                    "",
-                ]
+    built_in = _built_in_outcomes(draft)
+    for name in built_in:
+        why = (
+            "declared beside the study's own"
+            if draft.outcomes
+            else "declared because the files hold no NRS, the default primary outcome"
+        )
+        out += [
+            f"[outcomes.{name}]  # high: the files hold {INSTRUMENT_COLUMNS[name]}; {why} (the "
+            "first declared is the primary outcome)",
+            f"instrument = {value(name)}",
+            "",
+        ]
     for g in draft.covariates:
         out += [
             f"[covariates.{g.key}]  # {g.confidence}: {g.why}; remove it if it is no covariate",
             'kind = "category"',
             "",
         ]
-    if draft.covariates:
-        names = ["chronicity", *(g.key for g in draft.covariates)]
-        out += [
-            "[model]  # the default covariate (chronicity) and the ones declared above",
-            f"covariates = {value(names)}",
-            "",
-        ]
+    # chronicity, the default covariate, comes from the symptom duration: without it, no value
+    durations = "symptom_weeks" in draft.mapped_columns()
+    if draft.covariates or not durations:
+        names = [*(["chronicity"] if durations else []), *(g.key for g in draft.covariates)]
+        why = (
+            "the default covariate (chronicity) and the ones declared above"
+            if durations
+            else "no file gives the symptom duration, so the default covariate (chronicity) "
+            "would have no value" + ("; the ones declared above" if draft.covariates else "")
+        )
+        out += [f"[model]  # {why}", f"covariates = {value(names)}", ""]
     for g in draft.comparisons:
         column = g.key.split(":", 1)[1]
         out += [
@@ -250,6 +273,6 @@ def render(draft: Draft, title: str = "") -> str:
         '# key_file = "/a/folder/outside/the/repository/pseudonym.key"',
         "",
     ]
-    for name, (points, percent) in MCID.items() if not draft.outcomes else ():
+    for name, (points, percent) in MCID.items() if not (draft.outcomes or built_in) else ():
         out += [f"[mcid.{name}]  # SAP section 2", f"points = {points}", f"percent = {percent}", ""]
     return "\n".join(out).rstrip() + "\n"
