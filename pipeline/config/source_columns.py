@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config.toml_values import check_keys, fail, get_text, get_text_map
+from pipeline.config.toml_values import check_keys, fail, get_text, get_text_map, get_words
 from pipeline.schemas.columns import PATIENT_ID
 
 # A visit sheet's one date column, filling session_date and assessment_date alike.
@@ -327,12 +327,10 @@ def check_measures(section: object, path: Path, name: str, targets: tuple[str, .
                 f"{name}.names.{measure}",
                 f"'{target}' is not a score of the assessments (one of {', '.join(targets)})",
             )
-    ignore = section.get("ignore", [])
-    if not isinstance(ignore, list) or not all(isinstance(w, str) and w.strip() for w in ignore):
-        raise fail(path, f"{name}.ignore", 'must be a list of measures in quotes, e.g. ["BMI"]')
+    ignore = get_words(section.get("ignore", []), path, f"{name}.ignore", '["BMI"]')
     seen: dict[str, str] = {}
     for measure in [*names, *ignore]:
         other = seen.setdefault(same_column(measure), measure)
         if other != measure or [*names, *ignore].count(measure) > 1:
             raise fail(path, name, f"'{other}' and '{measure}' are the same measure; list it once")
-    return Measures(column=column, value=value, names=names, ignore=tuple(ignore))
+    return Measures(column=column, value=value, names=names, ignore=ignore)

@@ -35,6 +35,7 @@ from pipeline.config.toml_values import (
     get_text,
     get_text_map,
     get_whole,
+    get_words,
     missing_section,
 )
 from pipeline.config.vocabulary import LANGUAGES, Vocabulary
@@ -190,9 +191,8 @@ def _vocabulary_section(section: object, path: Path, name: str = "vocabulary") -
         raise fail(path, name, "must be a table with languages, yes, no and missing")
     check_keys(section, {"languages", "yes", "no", "missing"}, path, name)
     out = {}
-    for key, value in section.items():
-        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
-            raise fail(path, f"{name}.{key}", 'must be a list of words, e.g. ["ja", "j"]')
+    for key, raw in section.items():
+        value = get_words(raw, path, f"{name}.{key}", '["ja", "j"]')
         if key == "languages":
             unknown = [w for w in value if w not in LANGUAGES]
             if unknown:
@@ -201,7 +201,7 @@ def _vocabulary_section(section: object, path: Path, name: str = "vocabulary") -
                     f"{name}.languages",
                     f"unknown language '{unknown[0]}' (built in: {', '.join(LANGUAGES)})",
                 )
-        out[key] = tuple(value)
+        out[key] = value
     return out
 
 

@@ -145,6 +145,13 @@ def get_text(section: dict, key: str, path: Path, name: str, default: str | None
     return value
 
 
+def get_words(value: object, path: Path, name: str, example: str) -> tuple[str, ...]:
+    """Return a list of words in quotes as a tuple (``example`` shows one in the message)."""
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise fail(path, name, f"must be a list of words in quotes, e.g. {example}")
+    return tuple(value)
+
+
 def get_text_map(
     section: object, path: Path, name: str, *, keys: tuple | None = None, empty: bool = False
 ) -> dict:

@@ -522,6 +522,7 @@ def test_yes_no_words_name_the_languages_whose_words_they_are(tmp_path, yes, lan
     # no visit column: the session number numbers the visits too, session 1 the baseline
     assert source.column("visit").value == "Session"
     visits = validation.valid("assessments").sort_values(["patient_id", "visit"])
+    # the rows above: Session 1 and 2 of P1 (NRS 7, 5), Session 1 of P2 (NRS 6), visit = session - 1
     assert visits[["visit", "nrs"]].to_numpy().tolist() == [[0, 7], [1, 5], [0, 6]]
 
 
@@ -571,6 +572,7 @@ def test_an_italian_visit_sheet_beside_a_patient_list_is_drafted_to_read_without
     ]
     assessments = validation.valid("assessments")
     assert assessments["visit"].tolist() == [0, 1, 0, 1, 0]  # seduta 2 has no scores
+    # points / (5 x answered) x 100 (SAP section 2): 35/50, 17/45, 30/50, 20/50, 10/50
     assert assessments["odi"].round(2).tolist() == [70.0, 37.78, 60.0, 40.0, 20.0]
 
 

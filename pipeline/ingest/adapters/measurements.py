@@ -24,6 +24,8 @@ the other columns line by line, as every adapter does (:mod:`.mapping`).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -46,7 +48,7 @@ from pipeline.ingest.adapters.mapping import (
     undated_visits,
     visits_by_date,
 )
-from pipeline.ingest.adapters.merge import merge_lines
+from pipeline.ingest.adapters.merge import conflict_problems, merge_lines
 from pipeline.ingest.readers import LINE, STR, TextTable
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import column_names
@@ -112,18 +114,7 @@ def read(source: Source) -> Adapted:
         normalised = normalise(frame[read_after], source)
         for score in scores:
             frame[score] = normalised[score]
-        problems = [
-            {
-                "row": k,
-                "column": column,
-                "check": "conflicting_values",
-                "value": " / ".join(values),
-                "reason": f"{column} differs between the {row_word} of visit "
-                f"{frame['visit'].iloc[k]} of patient '{frame[PATIENT_ID].iloc[k]}' "
-                f"({' / '.join(values)})",
-            }
-            for k, column, values in merged.conflicts
-        ]
+        problems = conflict_problems(merged, row_word, partial(_assessment, frame))
         problems += undated_visits(frame) if by_date else []
         pieces.append(
             Piece(
@@ -175,6 +166,11 @@ def _targets(
             f'"{shown}" = "nrs") or list it under ignore'
         )
     return target
+
+
+def _assessment(frame: pd.DataFrame, row: int) -> str:
+    """Name a merged row in a reason: ``visit 0 of patient 'P2'``."""
+    return f"visit {frame['visit'].iloc[row]} of patient '{frame[PATIENT_ID].iloc[row]}'"
 
 
 def _keys(lines: pd.DataFrame) -> np.ndarray:

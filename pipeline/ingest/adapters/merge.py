@@ -9,6 +9,7 @@ different values of one column are reported, so that the row is quarantined with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,25 @@ def merge_lines(
         for column in [c for c, differ in zip(columns, differs[k], strict=True) if differ]:
             conflicts.append((int(k), column, list(dict.fromkeys(mine[column].dropna()))))
     return Merged(out, lineage, conflicts)
+
+
+def conflict_problems(merged: Merged, row_word: str, what: Callable[[int], str]) -> list[dict]:
+    """Problem records (``conflicting_values``) of the merged rows whose lines disagree.
+
+    ``what(row)`` names the merged row in the reason: ``patient 'P2'``, ``visit 0 of patient
+    'P2'``; the reason reads ``age differs between the lines of patient 'P2' (61 / 62)``.
+    """
+    return [
+        {
+            "row": k,
+            "column": column,
+            "check": "conflicting_values",
+            "value": " / ".join(values),
+            "reason": f"{column} differs between the {row_word} of {what(k)} "
+            f"({' / '.join(values)})",
+        }
+        for k, column, values in merged.conflicts
+    ]
 
 
 def differing(

@@ -46,7 +46,7 @@ from pipeline.ingest.adapters.mapping import (
     site_for,
     source_file,
 )
-from pipeline.ingest.adapters.merge import merge_lines
+from pipeline.ingest.adapters.merge import conflict_problems, merge_lines
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import DATE_COLUMNS, ODI_ITEMS, OUTCOMES, column_names, required_columns
@@ -242,15 +242,6 @@ def patients_piece(
     ids = frame[PATIENT_ID]
     key = ids.where(ids.notna(), "\x00row " + frame[SOURCE_LINE].astype("str"))
     merged = merge_lines(frame, key, details, row_word)
-    problems = [
-        {
-            "row": k,
-            "column": column,
-            "check": "conflicting_values",
-            "value": " / ".join(values),
-            "reason": f"{column} differs between the {row_word} of patient "
-            f"'{merged.frame[PATIENT_ID].iloc[k]}' ({' / '.join(values)})",
-        }
-        for k, column, values in merged.conflicts
-    ]
+    ids = merged.frame[PATIENT_ID]
+    problems = conflict_problems(merged, row_word, lambda k: f"patient '{ids.iloc[k]}'")
     return Piece("patients", merged.frame, merged.lineage, problems_frame(problems), date_format)

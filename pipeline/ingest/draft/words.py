@@ -269,7 +269,6 @@ SCORE_WORDS = _names(
     "punktwert",
     "valeur",
     "resultat",
-    "points",
     "valor",
     "resultado",
     "puntuacion",
