@@ -809,14 +809,22 @@ def test_a_draft_without_nrs_or_symptom_duration_declares_what_the_files_hold(tm
     config = load_config(tmp_path / "a.toml")
     assert [o.name for o in config.study.outcomes] == ["vas", "odi"]
     assert tuple(config.model.covariates) == ()
-    # with NRS and a symptom duration, the needling default stays as it is
-    header = header.replace("VAS,ODI", "NRS,Weeks of symptoms")
+    # NRS without VAS: the scores held are declared (a default VAS would be "not estimable")
+    nrs_only = [
+        r.replace(",70,40", ",7,").replace(",50,30", ",5,").replace(",60,36", ",6,") for r in rows
+    ]
+    _, text = _sheet(tmp_path / "b.csv", header.replace("VAS,ODI", "NRS,Note"), nrs_only)
+    assert [o.name for o in load_config(tmp_path / "b.toml").study.outcomes] == ["nrs"]
+    # with every default score and a symptom duration, the needling default stays as it is
+    header = header.replace("VAS,ODI", "NRS,VAS,ODI,Weeks of symptoms")
     rows = [
-        r.replace(",70,40", ",7,70").replace(",50,30", ",5,").replace(",60,36", ",6,20")
+        r.replace(",70,40", ",7,70,40,70")
+        .replace(",50,30", ",5,50,30,")
+        .replace(",60,36", ",6,60,36,20")
         for r in rows
     ]
-    _, text = _sheet(tmp_path / "b.csv", header, rows)
-    config = load_config(tmp_path / "b.toml")
+    _, text = _sheet(tmp_path / "c.csv", header, rows)
+    config = load_config(tmp_path / "c.toml")
     assert [o.name for o in config.study.outcomes] == ["nrs", "vas", "odi"]
     assert tuple(config.model.covariates) == ("chronicity",)
     assert "[outcomes." not in text and "[model]" not in text
@@ -959,3 +967,81 @@ def test_preview_shows_the_adverse_events_of_flag_and_list_columns(capsys):
     assert lines[1].split() == ["patient_id", "session_number", "ae_type", "ae_severity"]
     assert len(lines) == 5  # the counts, the column names, three events
     assert {line.split()[2] for line in lines[2:]} <= set(AE_TYPES)
+
+
+def test_a_long_trial_export_with_patient_details_is_drafted_as_a_sheet_with_its_arm(tmp_path):
+    # A trial database's export: one row per assessment, the arm, age and sex repeated on every
+    # row, no session log. As a canonical assessments file its patient details (the arm
+    # among them) were left unmapped and no table gave the patients; now the rows are a visit
+    # sheet giving the patients and the assessments, and the arm is the comparison.
+    header = "Subject\tGroup\tAge\tGender\tTimepoint\tNRS (0-10)\tODI (%)"
+    rows = [
+        "S-01\tDry needling\t61\tM\tBaseline\t7\t27",
+        "S-01\tDry needling\t61\tM\tWeek 4\t4\t11",
+        "S-02\tSham\t49\tF\tBaseline\t8\t30",
+        "S-02\tSham\t49\tF\tWeek 4\t7\t28",
+    ]
+    draft, text = _sheet(tmp_path / "trial.txt", header, rows)
+    (source,) = draft.sources
+    assert source.kind.value == "visit_sheet"
+    assert 'tables = ["patients", "assessments"]' in text
+    assert source.column("arm").value == "Group"
+    assert source.column("arm").confidence == Confidence.MEDIUM  # (a "group" may be other)
+    assert "no randomised arm was found" not in text
+    config = load_config(tmp_path / "trial.toml")  # (the comparisons are checked too)
+    (arm,) = config.study.comparisons
+    assert (arm.kind, arm.reference, arm.levels) == ("randomised", "Sham", ("Sham", "Dry needling"))
+    # VAS is not in the file: the scores it holds are declared, so none is "not estimable"
+    assert [o.name for o in config.study.outcomes] == ["nrs", "odi"]
+    raw = read_sources(config.sources)
+    assert raw["patients"].frame["arm"].tolist() == ["Dry needling", "Sham"]  # (merged rows)
+    validation = validate_study(raw)
+    assert validation.quarantined_rows == 0
+    assert len(validation.tables["patients"].valid) == 2
+    assert len(validation.tables["assessments"].valid) == 4
+    assert len(validation.tables["sessions"].valid) == 0
+
+
+def test_an_arm_beside_a_session_log_keeps_the_default_comparisons(tmp_path):
+    header = "Patient,Arm,Date,Session,Depth,Twitch,NRS,VAS,ODI"
+    rows = [
+        "P1,placebo,03/02/2025,1,superficial,no,7,70,40",
+        "P1,placebo,10/02/2025,2,superficial,no,6,60,38",
+        "P2,verum,04/02/2025,1,deep,yes,6,60,36",
+    ]
+    draft, _ = _sheet(tmp_path / "a.csv", header, rows)
+    assert [g.key for g in draft.comparisons] == [
+        "comparison:arm",
+        "comparison:depth",
+        "comparison:twitch",
+    ]
+    config = load_config(tmp_path / "a.toml")
+    kinds = [(c.kind, c.reference) for c in config.study.comparisons]
+    assert kinds[0] == ("randomised", "placebo")
+    assert [k for k, _ in kinds[1:]] == ["depth", "twitch"]
+    # a column of many values named "group" is no arm
+    header = header.replace("Arm", "Group")
+    rows = [r.replace("placebo", "g1", 1).replace("verum", "g2", 1) for r in rows]
+    rows += [f"P{k},g{k},05/02/2025,1,deep,no,5,50,30" for k in range(3, 11)]
+    draft, _ = _sheet(tmp_path / "b.csv", header, rows)
+    assert not draft.comparisons
+    assert draft.sources[0].column("arm").confidence == Confidence.LOW
+
+
+def test_a_long_export_beside_a_patient_list_gives_only_its_own_rows(tmp_path):
+    (tmp_path / "patients.csv").write_text(
+        "Patient,Arm,Age\nP1,sham,40\nP2,deep,50\n", encoding="utf-8"
+    )
+    (tmp_path / "scores.csv").write_text(
+        "Patient,Age,Visit,NRS\nP1,40,0,7\nP1,40,1,5\nP2,50,0,6\n", encoding="utf-8"
+    )
+    out = tmp_path / "a.toml"
+    draft, text = draft_files([tmp_path / "patients.csv", tmp_path / "scores.csv"], out)
+    sheet = next(s for s in draft.sources if s.kind.value == "visit_sheet")
+    assert next(g.value for g in sheet.settings if g.key == "tables") == ["assessments"]
+    assert sheet.column("age") is None  # (listed as a patient detail the list gives)
+    assert "scores.csv: Age (a patient detail: the patients come from patients.csv)" in text
+    out.write_text(text, encoding="utf-8")
+    validation = validate_study(read_sources(load_config(out).sources))
+    assert validation.quarantined_rows == 0
+    assert len(validation.tables["patients"].valid) == 2

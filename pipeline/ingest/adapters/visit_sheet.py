@@ -113,7 +113,12 @@ def read(source: Source) -> Adapted:
         if site and "site" in columns:
             raise_site_twice(source, label)
         for table, date in DATE_COLUMNS.items():
-            if table in tables and date not in columns and VISIT_DATE not in columns:
+            if (
+                table in tables
+                and date in required_columns(table)  # (an assessment may be undated)
+                and date not in columns
+                and VISIT_DATE not in columns
+            ):
                 raise InputFileError(
                     f"{source.config}: {source.key('columns')} maps neither {VISIT_DATE} nor "
                     f"{date}, and {label} has no column of either name "
@@ -121,7 +126,7 @@ def read(source: Source) -> Adapted:
                 )
         frame = mapped_frame(source, text, columns, label, site)
         for table, date in DATE_COLUMNS.items():
-            if table in tables and date not in frame:
+            if table in tables and date not in frame and VISIT_DATE in frame:
                 frame[date] = frame[VISIT_DATE]
         if "patients" in tables:
             row_word = "rows" if text.delimiter is None else "lines"
@@ -141,8 +146,8 @@ def read(source: Source) -> Adapted:
         ):
             if table not in tables:
                 continue
-            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID, DATE_COLUMNS[table]]
-            keep += [c for c in own if c in frame]
+            keep = [SOURCE_FILE, SOURCE_LINE, SOURCE_DETAIL, PATIENT_ID]
+            keep += [c for c in (DATE_COLUMNS[table], *own) if c in frame]
             rows = frame.loc[recorded, keep].reset_index(drop=True)
             if found is not None and table == "sessions":
                 events, problems = event_columns.for_rows(found, recorded)

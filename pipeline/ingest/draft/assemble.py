@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pipeline.ingest.adapters.redcap import Field
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.flat import flat_sources
-from pipeline.ingest.draft.guess import HIGH
+from pipeline.ingest.draft.guess import HIGH, LOW, MEDIUM
 from pipeline.ingest.draft.measures import find_measures, measurements_source
 from pipeline.ingest.draft.model import (
     Draft,
@@ -18,6 +18,7 @@ from pipeline.ingest.draft.model import (
 )
 from pipeline.ingest.draft.redcap import is_redcap, redcap_source
 from pipeline.ingest.draft.wide import is_wide, wide_source
+from pipeline.ingest.draft.words import CONTROL_WORDS, norm
 
 
 # ------------------------------------------------------------------------------------------
@@ -47,7 +48,6 @@ def draft(
     flat: list[Export] = []
     outcomes: list[Guess] = []
     covariates: list[Guess] = []
-    comparisons: list[Guess] = []
     for export in exports:
         match = next((label for label, f in dictionaries.items() if is_redcap(export, f)), None)
         measures = None if match else find_measures(export)
@@ -57,9 +57,7 @@ def draft(
             source, own = measurements_source(export, measures) if measures else wide_source(export)
             sources.append(source)
             for g in own:
-                if g.key.startswith("comparison:"):
-                    comparisons.append(g)
-                elif g.key.startswith("covariate:"):
+                if g.key.startswith("covariate:"):
                     name = g.key.split(":", 1)[1]
                     covariates.append(Guess(name, g.value, g.confidence, g.why))
                     source.columns.append(Guess(name, g.value, g.confidence, g.why))
@@ -71,7 +69,53 @@ def draft(
     own_patients = {c.key for c in covariates}
     for source in sources:
         _patients_from_a_list(source, sources, own_patients)
-    return Draft(sources, outcomes, covariates, comparisons, [e.label for e in exports])
+    drafted = Draft(sources, outcomes, covariates, files=[e.label for e in exports])
+    drafted.comparisons = arm_comparisons(drafted, exports)
+    return drafted
+
+
+def arm_comparisons(drafted: Draft, exports: list[Export]) -> list[Guess]:
+    """Draft ``[[comparisons]]`` for a randomised arm that a source maps (none without one).
+
+    The arm comes first: a trial's headline is its randomised comparison (SAP section 4). Its
+    reference is the level that names a control (sham, placebo, usual care, in six languages),
+    else the first in order (a low guess). With a session log, the default comparisons (depth,
+    twitch) follow, since ``[[comparisons]]`` replaces them.
+    """
+    by_label = {e.label: e for e in exports}
+    for source in drafted.sources:
+        arm = source.column("arm")
+        if arm is None or source.kind.value == Layout.REDCAP:
+            continue  # (a REDCap arm is a coded field: its levels are the dictionary's labels)
+        column = str(arm.value)
+        cells = [
+            cols.values_of(by_label[label].frame[column])
+            for labels in source.files.values()
+            for label in labels
+            if label in by_label and column in by_label[label].frame
+        ]
+        levels = sorted(set().union(*(set(c) for c in cells)))
+        if not 2 <= len(levels) <= cols.MAX_ARMS:
+            continue
+        control = [v for v in levels if norm(v) in CONTROL_WORDS]
+        reference = control[0] if control else levels[0]
+        why = (
+            f"'{column}' holds {len(levels)} groups, read as a randomised arm; reference "
+            f"'{reference}'" + ("" if control else " (the first in order; check)")
+        )
+        found = [
+            Guess(
+                "comparison:arm",
+                [reference, *(v for v in levels if v != reference)],
+                MEDIUM if control and arm.confidence != LOW else LOW,
+                why,
+            )
+        ]
+        if drafted.gives_sessions():
+            kept = "the default's comparison, kept (a [[comparisons]] table replaces the default)"
+            found += [Guess(f"comparison:{k}", k, HIGH, kept) for k in ("depth", "twitch")]
+        return found
+    return []
 
 
 def _patients_from_a_list(
@@ -102,8 +146,12 @@ def _patients_from_a_list(
     source.unmapped += [
         (label, f"{g.value} (a patient detail: the patients come from {named})") for g in details
     ]
-    tables = ["sessions", "assessments"] if kind == Layout.VISIT_SHEET else [*source.time_points]
-    source.settings = [g for g in source.settings if g.key != "site"]
+    given = next((g.value for g in source.settings if g.key == "tables"), None)
+    if kind == Layout.VISIT_SHEET:
+        tables = [t for t in given or ("sessions", "assessments") if t != "patients"]
+    else:
+        tables = [*source.time_points]
+    source.settings = [g for g in source.settings if g.key not in ("site", "tables")]
     source.settings.append(
         Guess("tables", tables, HIGH, f"the patients come from {named}, one row each")
     )

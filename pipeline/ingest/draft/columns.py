@@ -40,6 +40,8 @@ STRENGTH_WHY = {EXACT: "is a name of", WORDS: "holds the words of a name of", CL
 
 KINDS = {**all_kinds(), ODI_ANSWERED: "integer", VISIT_DATE: "date"}
 CODES = all_codes()
+MAX_ARMS = 6
+"""The most groups a column read as a randomised arm may hold."""
 YES_NO_WORDS = {norm(w) for lang in LANGUAGES.values() for w in (*lang[0], *lang[1])}
 YES_NO_WORDS |= {norm(w) for w in (*YES, *NO)}
 _DATE = re.compile(
@@ -217,6 +219,11 @@ def fit(column: str, cells: pd.Series) -> tuple[bool | None, str]:
         return ok >= share, f"{values.nunique()} identifiers" if ok >= share else "not codes"
     if column == "site":
         return values.nunique() <= 50, f"{values.nunique()} distinct values"
+    if column == "arm":
+        groups = sorted(values.unique())
+        if not 2 <= len(groups) <= MAX_ARMS:
+            return False, f"{len(groups)} distinct values, not a few groups"
+        return None, f"{len(groups)} groups: {', '.join(groups)}"
     return None, "free text"
 
 

@@ -62,15 +62,34 @@ def _content_targets(export: Export, unmatched: list[str]) -> list[str]:
     return out
 
 
-def flat_layout(mapped: Mapping[str, object]) -> tuple[Layout, str | None, str]:
-    """Decide between a canonical table (which) and a visit sheet, from the columns mapped."""
+def flat_layout(mapped: Mapping[str, object]) -> tuple[Layout, tuple[str, ...], str]:
+    """Decide between a canonical table and a visit sheet, and which tables, from the columns.
+
+    Columns of two tables on one row make a visit sheet (one row per visit): session and score
+    columns, or a patient's details repeated beside the scores or the sessions (a long export
+    of a trial). One table's columns, with at most the patient's identifier, make a canonical
+    table.
+    """
     tables = {cols.table_of(t) for t in mapped} - {None}
+    given = tuple(t for t in TABLES if t in tables or t == "patients")  # (a sheet gives its ids)
     if "sessions" in tables and "assessments" in tables:
-        return Layout.VISIT_SHEET, None, "session and score columns on one row: one row per visit"
+        why = "session and score columns on one row: one row per visit"
+        return Layout.VISIT_SHEET, given, why
     for table in ("sessions", "assessments"):
+        if table in tables and "patients" in tables:
+            why = f"patient details repeated beside {_rows(table)}: one row per visit"
+            return Layout.VISIT_SHEET, given, why
         if table in tables:
-            return Layout.CANONICAL, table, f"{table} columns and no {_other(table)} columns"
-    return Layout.CANONICAL, "patients", "only patient columns"
+            return Layout.CANONICAL, (table,), f"{table} columns and no {_other(table)} columns"
+    return Layout.CANONICAL, ("patients",), "only patient columns"
+
+
+def _rows(table: str) -> str:
+    return "the scores" if table == "assessments" else "the sessions"
+
+
+def _absent(tables: tuple[str, ...]) -> str:
+    return " or ".join(t.removesuffix("s") for t in TABLES if t not in tables)
 
 
 def _other(table: str) -> str:
@@ -78,20 +97,27 @@ def _other(table: str) -> str:
 
 
 def flat_columns(
-    export: Export, layout: Layout, table: str | None
+    export: Export, layout: Layout, tables: tuple[str, ...]
 ) -> tuple[list[Guess], list[str]]:
-    """Map one canonical table or visit sheet; return the column guesses and what is left."""
+    """Map one canonical table or visit sheet giving ``tables``; return the guesses and the rest.
+
+    A column of a table the file does not give is left unmapped. A date or number column no
+    name places is the visit's (both the session's and the assessment's) on a sheet of sessions
+    and scores, else the date and number of the table on the rows (the enrolment date of a
+    patient list).
+    """
     mapped, unmatched = assign(export)
     out: dict[str, Guess] = {}
     for target, m in mapped.items():
         if target in (cols.DATE, cols.NUMBER):
             continue
-        if layout == Layout.CANONICAL and cols.table_of(target) not in (None, table):
+        if cols.table_of(target) not in (None, *tables):
             unmatched.append(m.column)
             continue
         out[target] = guess_of(target, m, export)
     date, number = mapped.get(cols.DATE), mapped.get(cols.NUMBER)
-    if layout == Layout.VISIT_SHEET:
+    rows = [t for t in tables if t != "patients"]
+    if len(rows) == 2:
         if date:
             own = [d for d in ("session_date", "assessment_date") if d not in out]
             targets = [VISIT_DATE] if len(own) == 2 else own
@@ -113,23 +139,24 @@ def flat_columns(
                 "are the assessment of its number)",
             )
     else:
+        table = rows[0] if rows else "patients"
         date_column = {"sessions": "session_date", "assessments": "assessment_date"}.get(
-            table or "", "enrolment_date"
+            table, "enrolment_date"
         )
         if date and date_column not in out:
             out[date_column] = guess_of(date_column, date, export)
         elif date:
             unmatched.append(date.column)
-        number_column = {"sessions": "session_number", "assessments": "visit"}.get(table or "")
+        number_column = {"sessions": "session_number", "assessments": "visit"}.get(table)
         if number and number_column and number_column not in out:
             out[number_column] = guess_of(number_column, number, export)
         elif number:
             unmatched.append(number.column)
     allowed = set(cols.CODES) | {"nrs", *CONTENT_DATES}
-    if layout == Layout.CANONICAL:
-        allowed = {c for c in allowed if cols.table_of(c) == table}
-    else:
+    if len(rows) == 2:
         allowed -= {"session_date", "assessment_date"}
+    else:
+        allowed = {c for c in allowed if cols.table_of(c) in tables}
     found, left = content_guesses(export, unmatched, set(out), allowed)
     for g in found:
         out[g.key] = g
@@ -150,9 +177,9 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
     for export in exports:
         mapped, unmatched = assign(export)
         seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
-        layout, table, why = flat_layout(seen)
-        guesses, left = flat_columns(export, layout, table)
-        if layout == Layout.VISIT_SHEET or table == "sessions":
+        layout, tables, why = flat_layout(seen)
+        guesses, left = flat_columns(export, layout, tables)
+        if "sessions" in tables:
             events[export.label] = draft_events(export, guesses, left)
             guesses, left = events[export.label].guesses, events[export.label].left
         settings = file_settings(export, {g.key: str(g.value) for g in guesses})
@@ -163,6 +190,10 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
                 settings=settings,
                 columns=guesses,
             )
+            if tables != TABLES:
+                source.settings.append(
+                    Guess("tables", list(tables), MEDIUM, f"{why}; no {_absent(tables)} columns")
+                )
             if "site" not in {g.key for g in guesses}:
                 site = site_from_folder(export)
                 if site:
@@ -173,7 +204,7 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
             sources.append(source)
             continue
         folder = posixpath.dirname(export.label)
-        groups.setdefault(folder, []).append((export, table or "patients", guesses, left, why))
+        groups.setdefault(folder, []).append((export, tables[0], guesses, left, why))
     for members in groups.values():
         split: list[list] = []
         for member in members:

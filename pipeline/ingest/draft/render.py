@@ -145,8 +145,9 @@ def _built_in_outcomes(draft: Draft) -> list[str]:
     """Return the built-in outcomes to declare under ``[outcomes]`` (none: the default).
 
     ``[outcomes]`` replaces the default (NRS, VAS, ODI; NRS the primary): when a study's own
-    outcome is declared, or the files hold no NRS, the built-in scores the files hold are
-    declared, in the default's order.
+    outcome is declared, or the files do not hold every default score, the built-in scores the
+    files hold are declared, in the default's order (a default score never recorded would only
+    be reported as not estimable).
     """
     mapped = draft.mapped_columns()
     own = {g.key for g in draft.outcomes}
@@ -156,7 +157,7 @@ def _built_in_outcomes(draft: Draft) -> list[str]:
         if name not in own
         and (column in mapped or (name == "odi" and any(c in mapped for c in ODI_ITEMS)))
     ]
-    return held if draft.outcomes or "nrs" not in held else []
+    return held if draft.outcomes or len(held) < len(INSTRUMENT_COLUMNS) else []
 
 
 def missing_sentences(draft: Draft) -> list[str]:
@@ -219,7 +220,7 @@ def render(draft: Draft, title: str = "") -> str:
         why = (
             "declared beside the study's own"
             if draft.outcomes
-            else "declared because the files hold no NRS, the default primary outcome"
+            else "declared because the files do not hold every default score (NRS, VAS, ODI)"
         )
         out += [
             f"[outcomes.{name}]  # high: the files hold {INSTRUMENT_COLUMNS[name]}; {why} (the "
@@ -246,8 +247,11 @@ def render(draft: Draft, title: str = "") -> str:
         out += [f"[model]  # {why}", f"covariates = {value(names)}", ""]
     for g in draft.comparisons:
         column = g.key.split(":", 1)[1]
+        out.append(f"[[comparisons]]  # {g.confidence}: {g.why}")
+        if column != "arm":
+            out += [f"kind = {value(column)}", ""]
+            continue
         out += [
-            f"[[comparisons]]  # {g.confidence}: {g.why}",
             'kind = "randomised"',
             f"column = {value(column)}",
             f"reference = {value(g.value[0])}",

@@ -39,28 +39,6 @@ from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
 # Outcome instruments of the library a study declares under [outcomes.NAME] (not built in).
 OWN_OUTCOMES = tuple(n for n in LIBRARY if n not in INSTRUMENT_COLUMNS)
 
-# Names of a control arm, the reference of a randomised comparison.
-CONTROL_WORDS = frozenset(
-    norm(w)
-    for w in (
-        "sham",
-        "placebo",
-        "control",
-        "usual care",
-        "kontrolle",
-        "schein",
-        "controle",
-        "simule",
-        "simulado",
-        "control",
-        "controllo",
-        "simulato",
-        "controle",
-        "nep",
-    )
-)
-
-
 # ------------------------------------------------------------------------------------------
 # wide files
 # ------------------------------------------------------------------------------------------
@@ -341,22 +319,6 @@ def wide_source(export: Export) -> tuple[SourceDraft, list[Guess]]:
             source.codes.append(drafted.severity_codes)
     source.unmapped += [(export.label, f"{c} ({unmapped_note(export, c)})") for c in left]
     own = outcomes + [Guess(f"covariate:{g.key}", g.value, g.confidence, g.why) for g in covariates]
-    arm = source.column("arm")
-    if "sessions" not in source.time_points and arm is not None:
-        levels = sorted(cols.values_of(export.frame[str(arm.value)]).unique())
-        if len(levels) == 2:
-            control = [v for v in levels if norm(v) in CONTROL_WORDS]
-            reference = control[0] if control else levels[0]
-            ordered = [reference] + [v for v in levels if v != reference]
-            own.append(
-                Guess(
-                    "comparison:arm",
-                    ordered,
-                    MEDIUM if control else LOW,
-                    f"two arms without a session log; reference '{reference}'"
-                    + ("" if control else " (the first in order; check)"),
-                )
-            )
     return source, own
 
 

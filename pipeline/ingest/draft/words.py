@@ -84,7 +84,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "arm": _names(
         "arm", "study arm", "randomised arm", "randomized arm", "allocation", "studienarm", "bras",
-        "bras d etude", "brazo", "braccio", "studiearm",
+        "bras d etude", "brazo", "braccio", "studiearm", "group", "study group", "treatment group",
+        "randomisation", "randomization", "randomisation group", "randomization group",
+        "allocated group", "allocation group", "intervention group", "gruppe", "studiengruppe",
+        "behandlungsgruppe", "randomisierung", "groupe", "groupe de traitement",
+        "grupo", "grupo de tratamiento", "aleatorizacion", "gruppo", "gruppo di trattamento",
+        "randomizzazione", "groep", "behandelgroep", "studiegroep", "randomisatie",
     ),
     "anticoagulants": _names(
         "anticoagulants", "anticoagulant", "anticoagulation", "antikoagulanzien",
@@ -279,6 +284,35 @@ SCORE_WORDS = _names(
     "waarde",
     "uitslag",
     "uitkomst",
+)
+
+# Names of a control arm, the reference of a randomised comparison (EN, DE, FR, ES, IT, NL).
+CONTROL_WORDS = frozenset(
+    _names(
+        "sham",
+        "sham needling",
+        "placebo",
+        "control",
+        "control group",
+        "usual care",
+        "standard care",
+        "waiting list",
+        "wait list",
+        "kontrolle",
+        "kontrollgruppe",
+        "schein",
+        "scheinnadelung",
+        "controle",
+        "groupe controle",
+        "simule",
+        "simulado",
+        "grupo control",
+        "controllo",
+        "gruppo di controllo",
+        "simulato",
+        "nep",
+        "controlegroep",
+    )
 )
 
 # A date column without further words: its meaning depends on the layout.
