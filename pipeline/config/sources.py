@@ -93,6 +93,7 @@ class Source:
     encoding: str = "auto"
     decimal: str = "."
     header_row: int = 1
+    footer_rows: int = 0
     sheet: str | None = None
     date_format: str = "YYYY-MM-DD"
     patient_id: str = "compact"
@@ -252,7 +253,8 @@ def _source(
     kind = entry.get("kind")
     if kind not in SOURCE_KINDS:
         raise fail(path, f"{name}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
-    common = {"kind", "delimiter", "encoding", "decimal", "header_row", "sheet", "date_format"}
+    common = {"kind", "delimiter", "encoding", "decimal", "header_row", "footer_rows", "sheet"}
+    common |= {"date_format"}
     common |= {"patient_id", "id_prefix", "site", "sites", "columns", "codes", "units", "shift"}
     common |= {"vocabulary"}
     own = {
@@ -483,6 +485,7 @@ def _source(
         encoding=encoding,
         decimal=get_choice(entry, "decimal", path, name, d.decimal, (".", ",")),
         header_row=get_whole(entry, "header_row", path, name, d.header_row, 1, 10_000),
+        footer_rows=get_whole(entry, "footer_rows", path, name, d.footer_rows, 0, 10_000),
         sheet=get_text(entry, "sheet", path, name, None),
         date_format=date_format,
         patient_id=patient_id,

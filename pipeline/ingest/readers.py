@@ -210,6 +210,7 @@ def read_table(
     delimiter: str = "auto",
     encoding: str = "auto",
     header_row: int = 1,
+    footer_rows: int = 0,
     sheet: str | None = None,
     hint: str = "",
     missing: tuple[str, ...] = (),
@@ -230,6 +231,10 @@ def read_table(
         error naming the line) or any encoding Python knows (``"cp1252"``, ``"latin-1"``, ...).
     header_row : int
         Line (sheet row) holding the column names, from 1; the lines above it are skipped.
+    footer_rows : int
+        Lines (sheet rows) at the end that are not rows of the table (a total, an export note):
+        the last ``footer_rows`` lines that are not blank are skipped, as the lines above the
+        header are.
     sheet : str, optional
         Sheet of a workbook (default: the first).
     hint : str
@@ -257,12 +262,14 @@ def read_table(
     data = read_bytes(path)
     with FileDigest(data) as digest:
         if path.suffix.lower() in EXCEL_SUFFIXES:
-            return _read_excel(path, data, digest.hexdigest(), sheet, header_row, hint, missing)
+            return _read_excel(
+                path, data, digest.hexdigest(), sheet, (header_row, footer_rows), hint, missing
+            )
         if path.suffix.lower() == ".xls":
             raise InputFileError(
                 f"{path}: old Excel .xls workbooks are not read; save the sheet as .xlsx or CSV"
             )
-        layout = split_header(path, data, delimiter, encoding, header_row, hint)
+        layout = split_header(path, data, delimiter, encoding, header_row, hint, footer_rows)
         if typed is not None:
             found = typed(layout, digest)
             if found is not None:
@@ -585,9 +592,18 @@ class Layout:
 
 
 def split_header(
-    path: Path, data: bytes, delimiter: str, encoding: str, header_row: int, hint: str = ""
+    path: Path,
+    data: bytes,
+    delimiter: str,
+    encoding: str,
+    header_row: int,
+    hint: str = "",
+    footer_rows: int = 0,
 ) -> Layout:
-    """Decode a delimited file and split it at its header line (see :func:`read_table`)."""
+    """Decode a delimited file and split it at its header line (see :func:`read_table`).
+
+    The last ``footer_rows`` lines that are not blank are cut off the body.
+    """
     data, used, ascii_only = _as_utf8(path, data, encoding)
     if _blank(data):
         raise InputFileError(f"{path}: the file is empty (no header row)")
@@ -611,6 +627,8 @@ def split_header(
         )
     delimiter = _pick_delimiter(header_text, delimiter)
     header = [c.strip() for c in next(csv.reader([header_text], delimiter=delimiter))]
+    if footer_rows:
+        data = data[: _footer_start(path, data, end + 1, footer_rows, delimiter)]
     return Layout(
         path=path,
         header=tuple(header),
@@ -620,6 +638,27 @@ def split_header(
         encoding=used,
         delimiter=delimiter,
     )
+
+
+def _footer_start(path: Path, data: bytes, start: int, rows: int, delimiter: str) -> int:
+    """Return where the last ``rows`` lines of ``data[start:]`` that are not blank begin.
+
+    A line is blank when it holds only spaces, quotes and delimiters (``;;;``); blank lines
+    between the table and its footer stay, and are counted as blank lines are.
+    """
+    empty = b' \t\r\x0b\x0c"' + delimiter.encode()
+    end, found = len(data), 0
+    while found < rows:
+        stop = end - 1 if end > start and data[end - 1 : end] == b"\n" else end
+        if stop <= start:
+            raise InputFileError(
+                f"{path}: footer_rows is {rows}, but only {found} line(s) after the header "
+                "hold anything; set footer_rows to the number of lines below the table"
+            )
+        begin = max(data.rfind(b"\n", start, stop) + 1, start)
+        found += bool(data[begin:stop].strip(empty))
+        end = begin
+    return end
 
 
 def read_text(layout: Layout, digest: FileDigest | str, missing: tuple[str, ...] = ()) -> TextTable:
@@ -868,10 +907,11 @@ def _read_excel(
     data: bytes,
     digest: str,
     sheet: str | None,
-    header_row: int,
+    rows_around: tuple[int, int],
     hint: str,
     missing: tuple[str, ...] = (),
 ) -> TextTable:
+    """Read a sheet as text; ``rows_around`` is ``(header_row, footer_rows)``."""
     import openpyxl  # imported here: only workbooks need it, and it is slow to import
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -896,7 +936,8 @@ def _read_excel(
         book.close()
     if _has_formulas(data):
         _formulas_have_values(path, data, name, rows)
-    if not any(any(c is not None and c.strip() for c in row) for row in rows):
+    header_row, footer_rows = rows_around
+    if not any(_filled_row(row) for row in rows):
         raise InputFileError(f"{path}: sheet '{name}' is empty (no header row)")
     if len(rows) < header_row:
         raise InputFileError(
@@ -910,6 +951,8 @@ def _read_excel(
             f"row {header_row}{hint}"
         )
     body = rows[header_row:]
+    if footer_rows:
+        body = _without_footer(path, name, body, footer_rows)
     width = max([len(header), *(len(r) for r in body)])
     header += [""] * (width - len(header))
     names = _unique_names(header)
@@ -929,6 +972,24 @@ def _read_excel(
         encoding="xlsx",
         delimiter=None,
     )
+
+
+def _filled_row(row: list[str | None]) -> bool:
+    """Whether a sheet row has a cell that is not empty (nor only spaces)."""
+    return any(c is not None and c.strip() for c in row)
+
+
+def _without_footer(
+    path: Path, sheet: str, body: list[list[str | None]], rows: int
+) -> list[list[str | None]]:
+    """Drop the last ``rows`` rows of a sheet's body that are not blank (its footer)."""
+    filled = [k for k, row in enumerate(body) if _filled_row(row)]
+    if len(filled) < rows:
+        raise InputFileError(
+            f"{path}: footer_rows is {rows}, but only {len(filled)} row(s) of sheet '{sheet}' "
+            "below the header hold anything; set footer_rows to the number of rows below the table"
+        )
+    return body[: filled[-rows]]
 
 
 def _has_formulas(data: bytes) -> bool:

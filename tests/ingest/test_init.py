@@ -1045,3 +1045,26 @@ def test_a_long_export_beside_a_patient_list_gives_only_its_own_rows(tmp_path):
     validation = validate_study(read_sources(load_config(out).sources))
     assert validation.quarantined_rows == 0
     assert len(validation.tables["patients"].valid) == 2
+
+
+def test_a_footer_below_the_table_is_drafted_as_footer_rows(tmp_path):
+    # "Total subjects: 2" below a visit sheet was read as a patient of its own (its identifier
+    # the whole line), with no detail and no visit.
+    header = "Patient,Date,Session,Depth,Twitch,NRS"
+    rows = [
+        "P1,03/02/2025,1,deep,yes,7",
+        "P1,10/02/2025,2,deep,no,5",
+        "P2,04/02/2025,1,superficial,no,6",
+        "P2,11/02/2025,2,superficial,no,6",
+        "P2,18/02/2025,3,superficial,yes,4",
+    ]
+    _, text = _sheet(tmp_path / "a.csv", header, [*rows, ",,,,,", "Total subjects: 2,,,,,"])
+    assert "footer_rows = 1  # medium: the last line(s) below the table are no rows: " in text
+    assert "'Total subjects: 2'" in text
+    assert "2 identifiers" in text
+    validation = validate_study(read_sources(load_config(tmp_path / "a.toml").sources))
+    assert validation.tables["patients"].valid["patient_id"].tolist() == ["P1", "P2"]
+    assert validation.quarantined_rows == 0
+    # a last row holding only its patient's identifier is a row, not a footer
+    _, text = _sheet(tmp_path / "b.csv", header, [*rows, "P3,,,,,"])
+    assert "footer_rows" not in text

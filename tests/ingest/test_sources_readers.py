@@ -131,3 +131,31 @@ def test_cell_text():
     assert cell_text(0.1 + 0.2) == "0.3"
     assert cell_text(12.0) == "12"
     assert cell_text(None) is None
+
+
+def test_footer_rows_skip_the_lines_below_the_table(tmp_path):
+    # A total and an export note below the table, after a blank line and a row of delimiters
+    # (as spreadsheets save them): the two lines that hold anything are the footer.
+    text = "id;nrs\nP1;5\nP2;6\n\n;;\nTotal: 2 patients\nExported 2026-03-01;\n"
+    table = read_table(_write(tmp_path, text), footer_rows=2)
+    assert table.frame["id"].tolist() == ["P1", "P2"]
+    assert table.frame[LINE].tolist() == [2, 3]
+    assert table.blank_lines == 2  # (the blank line and the row of delimiters stay blank)
+    assert len(read_table(_write(tmp_path, text)).frame) == 4  # (without: rows of the table)
+    # a file without a final line break, and a footer right below the last row
+    table = read_table(_write(tmp_path, "id,nrs\nP1,5\nP2,6\nn = 2", "g.csv"), footer_rows=1)
+    assert table.frame["id"].tolist() == ["P1", "P2"]
+    with pytest.raises(InputFileError, match=r"g.csv: footer_rows is 4, but only 3 line\(s\)"):
+        read_table(tmp_path / "g.csv", footer_rows=4)
+
+
+def test_footer_rows_of_a_sheet(tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["id", "nrs"], ["P1", 5], ["P2", 6], [None, None], ["Total", 11]):
+        sheet.append(row)
+    book.save(tmp_path / "f.xlsx")
+    table = read_table(tmp_path / "f.xlsx", footer_rows=1)
+    assert table.frame["id"].tolist() == ["P1", "P2"]
+    with pytest.raises(InputFileError, match="only 3 row"):
+        read_table(tmp_path / "f.xlsx", footer_rows=5)

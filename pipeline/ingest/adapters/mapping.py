@@ -206,6 +206,7 @@ def read_source_file(
         delimiter=source.delimiter,
         encoding=source.encoding,
         header_row=source.header_row,
+        footer_rows=source.footer_rows,
         sheet=source.sheet,
         hint=f"; set header_row in {source.key()} to the line that holds them",
         missing=source.vocabulary.missing_spellings(),

@@ -12,6 +12,9 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from pipeline.config.sources import Source
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError, UserError
@@ -22,6 +25,32 @@ from pipeline.ingest.draft.render import render
 from pipeline.ingest.readers import EXCEL_SUFFIXES, TextTable, read_bytes, read_table
 
 HEADER_ROWS = 10  # the header is looked for on the first lines (sheet rows)
+
+
+FOOTER_ROWS = 5  # the most lines below a table read as its footer
+
+
+def footer_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> int:
+    """Count the rows at the end of a table that are a footer, not rows (``Total: 40``).
+
+    A footer row fills at most a quarter of the cells a row usually fills (one at least), and
+    one of them is prose (a space or a colon), not a code: a last patient's row holding only
+    its identifier is no footer.
+    """
+    if len(columns) < 3 or len(frame) < 5:
+        return 0
+    cells = frame[list(columns)]
+    filled = cells.notna().sum(axis=1).to_numpy()
+    few = max(1, int(np.median(filled)) // 4)
+    if np.median(filled) < 3:
+        return 0
+    rows = 0
+    while rows < FOOTER_ROWS and filled[-1 - rows] <= few:
+        prose = cells.iloc[-1 - rows].dropna().astype(str).str.contains(r"\S[ :]|:", regex=True)
+        if not prose.any():
+            break
+        rows += 1
+    return rows
 
 
 def _plausible(text: TextTable) -> bool:
@@ -140,11 +169,17 @@ def read_exports(
             )
             dictionaries[label] = read_dictionary(stub)
             continue
+        rows = footer_rows(text.frame, text.columns)
+        footer = text.frame.iloc[len(text.frame) - rows :] if rows else text.frame.iloc[:0]
         exports.append(
             Export(
                 label=label,
                 folder=Path(path).resolve().parent.name,
-                frame=text.frame,
+                frame=text.frame.iloc[: len(text.frame) - rows],
+                footer=tuple(
+                    " ".join(str(c) for c in row if pd.notna(c))
+                    for row in footer[list(text.columns)].itertuples(index=False)
+                ),
                 columns=text.columns,
                 header_row=text.header_line,
                 delimiter=text.delimiter,

@@ -237,7 +237,7 @@ def _add_events(source: SourceDraft, drafted: Drafted | None) -> None:
 
 # Settings two files of one canonical source must share; the others may be absent from one
 # (an ASCII file reads the same as Windows-1252, a file without decimals has no decimal mark).
-_STRICT = {"delimiter": ",", "header_row": 1, "sheet": None}
+_STRICT = {"delimiter": ",", "header_row": 1, "footer_rows": 0, "sheet": None}
 
 
 def _dialect(member: tuple) -> dict[str, object]:

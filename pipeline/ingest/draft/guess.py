@@ -251,6 +251,16 @@ def file_settings(export: Export, mapped_columns: Mapping[str, str]) -> list[Gue
                 f"the lines above line {export.header_row} hold no table",
             )
         )
+    if export.footer:
+        shown = "; ".join(f"'{line[:40]}'" for line in export.footer)
+        out.append(
+            Guess(
+                "footer_rows",
+                len(export.footer),
+                MEDIUM,
+                f"the last line(s) below the table are no rows: {shown}",
+            )
+        )
     if export.sheet:
         out.append(Guess("sheet", export.sheet, HIGH, "the sheet holding the table"))
     numeric = [

@@ -52,6 +52,9 @@ class Export:
         Encoding read (``xlsx`` for a workbook).
     sheet : str or None
         Sheet of a workbook, when it is not the first.
+    footer : tuple of str
+        The lines below the table that are no rows (a total, an export note), as written; they
+        are not in ``frame``.
     """
 
     label: str
@@ -62,6 +65,7 @@ class Export:
     delimiter: str | None = ","
     encoding: str = "utf-8"
     sheet: str | None = None
+    footer: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
