@@ -1068,3 +1068,31 @@ def test_a_footer_below_the_table_is_drafted_as_footer_rows(tmp_path):
     # a last row holding only its patient's identifier is a row, not a footer
     _, text = _sheet(tmp_path / "b.csv", header, [*rows, "P3,,,,,"])
     assert "footer_rows" not in text
+
+
+def test_a_statistics_package_export_gets_its_missing_codes_and_library_outcomes(tmp_path):
+    # SPSS and SAS write "not recorded" as "." or -99; a long file's Roland-Morris column was
+    # left unmapped (only wide patterns knew the library's instruments).
+    header = "id,arm,age,visit,nrs,Roland-Morris"
+    rows = [
+        "1,sham,45,0,7,12",
+        "1,sham,45,1,.,9",
+        "2,deep,52,0,6,.",
+        "2,deep,52,1,-99,10",
+        "3,sham,38,0,8,18",
+        "3,sham,38,1,4,-99",
+    ]
+    draft, _ = _sheet(tmp_path / "a.csv", header, rows)
+    (source,) = draft.sources
+    assert sorted(source.missing.value) == ["-99", "."]
+    assert source.column("nrs").confidence == Confidence.HIGH  # (the codes are no cells)
+    assert source.column("rmdq").value == "Roland-Morris"
+    assert [g.key for g in draft.outcomes] == ["rmdq"]
+    config = load_config(tmp_path / "a.toml")
+    assert [o.name for o in config.study.outcomes] == ["rmdq", "nrs"]
+    validation = validate_study(read_sources(config.sources), ranges=config.study.ranges())
+    assert validation.quarantined_rows == 0
+    assert validation.blanked_cells == 0  # (without the codes: four cells blanked)
+    kept = validation.tables["assessments"].valid
+    assert kept["nrs"].isna().sum() == 2
+    assert kept["rmdq"].isna().sum() == 2

@@ -65,7 +65,13 @@ def draft(
                     outcomes.append(g)
         else:
             flat.append(export)
-    sources += flat_sources(flat)
+    for source in flat_sources(flat):
+        sources.append(source)
+        outcomes += [
+            Guess(g.key, g.key, HIGH, f"'{g.value}' names the instrument {g.key}")
+            for g in source.columns
+            if g.key in cols.OWN_OUTCOMES and g.key not in {o.key for o in outcomes}
+        ]
     own_patients = {c.key for c in covariates}
     for source in sources:
         _patients_from_a_list(source, sources, own_patients)

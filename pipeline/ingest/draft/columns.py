@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline.config.instruments import LIBRARY
 from pipeline.config.source_columns import ODI_ANSWERED, VISIT_DATE
 from pipeline.config.vocabulary import LANGUAGES
 from pipeline.ingest.adapters.mapping import all_codes, all_kinds, numbered
@@ -29,7 +30,8 @@ from pipeline.ingest.draft.words import (
     norm,
     odi_item,
 )
-from pipeline.schemas.raw import MODELS, NO, TABLES, YES, column_names
+from pipeline.schemas.columns import INSTRUMENT_COLUMNS
+from pipeline.schemas.raw import MODELS, NO, ODI_ITEMS, OUTCOMES, TABLES, YES, column_names
 
 # Targets of a name whose canonical column depends on the layout.
 DATE = "<date>"
@@ -40,6 +42,9 @@ STRENGTH_WHY = {EXACT: "is a name of", WORDS: "holds the words of a name of", CL
 
 KINDS = {**all_kinds(), ODI_ANSWERED: "integer", VISIT_DATE: "date"}
 CODES = all_codes()
+# A cell of a number or date column that is a code for "not recorded": punctuation alone (".",
+# "?", "--", as SAS and SPSS write a missing value) or a negative run of 9s or 8s (-99, -888).
+MISSING_CODE = re.compile(r"^(?:[^\w\s]{1,3}|-(?:9{1,4}|8{1,4}))$")
 MAX_ARMS = 6
 """The most groups a column read as a randomised arm may hold."""
 YES_NO_WORDS = {norm(w) for lang in LANGUAGES.values() for w in (*lang[0], *lang[1])}
@@ -51,8 +56,12 @@ _DATE = re.compile(
 
 
 def table_of(column: str) -> str | None:
-    """Return the one canonical table a column belongs to (``None`` for patient_id)."""
-    if column == ODI_ANSWERED:
+    """Return the one canonical table a column belongs to (``None`` for patient_id).
+
+    The library's instruments other than the built-in scores (:data:`OWN_OUTCOMES`) are
+    assessment columns.
+    """
+    if column == ODI_ANSWERED or column in OWN_OUTCOMES:
         return "assessments"
     tables = [t for t in TABLES if column in column_names(t)]
     return tables[0] if len(tables) == 1 else None
@@ -118,6 +127,9 @@ def name_candidates(name: str, extra: tuple[str, ...] = ()) -> list[Candidate]:
     for target in extra:
         if base == norm(target):
             out.append(Candidate(target, EXACT, f"{shown} is the name of the outcome {target}"))
+        elif target in LIBRARY and _names_instrument(base, target):
+            why = f"{shown} names the instrument {LIBRARY[target].label}"
+            out.append(Candidate(target, WORDS, why))
     for column, names in ALIASES.items():
         if base in names or _compact(base) in _COMPACT[column]:
             out.append(Candidate(column, EXACT, f"{shown} {STRENGTH_WHY[EXACT]} {column}"))
@@ -172,9 +184,11 @@ def fit(column: str, cells: pd.Series) -> tuple[bool | None, str]:
         What the cells showed, e.g. ``values 0-10, whole numbers``.
     """
     values = values_of(cells)
+    kind = KINDS.get(column, "text")
+    if kind in ("integer", "number", "date") or column in OWN_OUTCOMES:
+        values = values[~values.str.match(MISSING_CODE)]  # (drafted as missing codes)
     if values.empty:
         return None, "no filled cells"
-    kind = KINDS.get(column, "text")
     share = 0.9
     if kind == "date":
         ok = float(is_date(values).mean())
@@ -219,6 +233,15 @@ def fit(column: str, cells: pd.Series) -> tuple[bool | None, str]:
         return ok >= share, f"{values.nunique()} identifiers" if ok >= share else "not codes"
     if column == "site":
         return values.nunique() <= 50, f"{values.nunique()} distinct values"
+    if column in OWN_OUTCOMES:
+        numbers = as_numbers(values)
+        ok = float(numbers.notna().mean())
+        if ok < share:
+            return False, f"only {ok:.0%} of the cells are numbers"
+        low, high = LIBRARY[column].low, LIBRARY[column].high
+        inside = bool(numbers.dropna().between(low, high).all())
+        shown = f"values {numbers.min():g}-{numbers.max():g}"
+        return inside, shown if inside else f"{shown}, outside {low:g}-{high:g}"
     if column == "arm":
         groups = sorted(values.unique())
         if not 2 <= len(groups) <= MAX_ARMS:
@@ -260,3 +283,30 @@ def by_content(cells: pd.Series) -> list[tuple[str, str]]:
         if folded <= known and len(folded - single) >= 1:
             out.append((column, f"values {', '.join(sorted(folded)[:5])} are {column} codes"))
     return out
+
+
+OWN_OUTCOMES = tuple(n for n in LIBRARY if n not in INSTRUMENT_COLUMNS)
+"""The library's instruments besides the built-in scores (rmdq, psfs, ...): a study's own."""
+
+SCORES = (*OUTCOMES, *ODI_ITEMS, ODI_ANSWERED)
+"""Built-in assessment scores a measure may fill (the library's other outcomes too)."""
+
+
+def score_of(measure: str) -> str | None:
+    """Return the score a measure's name names (``Oswestry (%)``: ``odi``), if any.
+
+    The library's other instruments go by their short name or words of their full name too
+    (``RMDQ``, ``Roland-Morris``: ``rmdq``).
+    """
+    for cand in name_candidates(measure, OWN_OUTCOMES):
+        if cand.strength >= WORDS and cand.target in (*SCORES, *OWN_OUTCOMES):
+            return cand.target
+    return None
+
+
+def _names_instrument(base: str, name: str) -> bool:
+    """Whether a name (:func:`base_name`) is a library instrument's short name or its words."""
+    instrument, words = LIBRARY[name], base.split()
+    return base == norm(instrument.short) or (
+        len(words) >= 2 and set(words) <= set(norm(instrument.label).split())
+    )

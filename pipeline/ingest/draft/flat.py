@@ -106,7 +106,7 @@ def flat_columns(
     and scores, else the date and number of the table on the rows (the enrolment date of a
     patient list).
     """
-    mapped, unmatched = assign(export)
+    mapped, unmatched = assign(export, extra=cols.OWN_OUTCOMES)
     out: dict[str, Guess] = {}
     for target, m in mapped.items():
         if target in (cols.DATE, cols.NUMBER):
@@ -175,7 +175,7 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
     groups: dict[tuple, list[tuple[Export, str, list[Guess], list[str], str]]] = {}
     events: dict[str, Drafted] = {}
     for export in exports:
-        mapped, unmatched = assign(export)
+        mapped, unmatched = assign(export, extra=cols.OWN_OUTCOMES)
         seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
         layout, tables, why = flat_layout(seen)
         guesses, left = flat_columns(export, layout, tables)

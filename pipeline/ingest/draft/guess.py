@@ -318,6 +318,36 @@ def languages(export: Export, mapped_columns: Mapping[str, str]) -> Guess | None
     )
 
 
+def missing_codes(export: Export, mapped_columns: Mapping[str, str]) -> Guess | None:
+    """Find the cells of number and date columns written as a code for a missing value.
+
+    No score, date, age or count is negative, and punctuation is no value, so these cells say
+    "not recorded"; read as cells, each would be an unreadable score blanked, or a row
+    quarantined, with its reason.
+    """
+    numeric = [
+        c
+        for t, c in mapped_columns.items()
+        if c in export.frame
+        and (cols.KINDS.get(t) in ("integer", "number", "date") or t in cols.OWN_OUTCOMES)
+    ]
+    if not numeric:
+        return None
+    cells = pd.concat([cols.values_of(export.frame[c]) for c in dict.fromkeys(numeric)])
+    codes = cells[cells.str.match(cols.MISSING_CODE)]
+    if codes.empty:
+        return None
+    counts = codes.value_counts()
+    seen = sorted(counts.index, key=lambda v: (-counts[v], v))  # (most frequent first)
+    return Guess(
+        "missing",
+        seen,
+        MEDIUM,
+        f"number or date cells written {', '.join(seen[:4])} ({len(codes)} cells): codes for a "
+        "value not recorded, as statistics packages write them",
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # code lists and units
 # ------------------------------------------------------------------------------------------
@@ -462,6 +492,11 @@ def values_settings(
                 )
         if source.languages is None:
             source.languages = languages(export, by_key)
+        found_codes = missing_codes(export, by_key)
+        if found_codes is not None:
+            held = list(source.missing.value) if source.missing is not None else []
+            codes_seen = list(dict.fromkeys([*held, *found_codes.value]))
+            source.missing = Guess("missing", codes_seen, found_codes.confidence, found_codes.why)
     source.codes = list(codes.values())
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pipeline.config.instruments import LIBRARY
-from pipeline.config.source_columns import ODI_ANSWERED
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.flat import VISITS_BY_DATE, flat_columns
 from pipeline.ingest.draft.guess import (
@@ -24,31 +22,7 @@ from pipeline.ingest.draft.guess import (
     values_settings,
 )
 from pipeline.ingest.draft.model import Export, Guess, Layout, MeasuresDraft, SourceDraft
-from pipeline.ingest.draft.wide import OWN_OUTCOMES
-from pipeline.ingest.draft.words import MEASURE_WORDS, SCORE_WORDS, base_name, norm
-from pipeline.schemas.raw import ODI_ITEMS, OUTCOMES
-
-SCORES = (*OUTCOMES, *ODI_ITEMS, ODI_ANSWERED)
-"""Built-in assessment scores a measure may fill (the library's other outcomes too)."""
-
-
-def score_of(measure: str) -> str | None:
-    """Return the score a measure's name names (``Oswestry (%)``: ``odi``), if any.
-
-    The library's other instruments go by their short name or words of their full name too
-    (``RMDQ``, ``Roland-Morris``: ``rmdq``).
-    """
-    for cand in cols.name_candidates(measure, OWN_OUTCOMES):
-        if cand.strength >= cols.WORDS and cand.target in (*SCORES, *OWN_OUTCOMES):
-            return cand.target
-    words = base_name(measure).split()
-    for name in OWN_OUTCOMES:
-        instrument = LIBRARY[name]
-        if " ".join(words) == norm(instrument.short) or (
-            len(words) >= 2 and set(words) <= set(norm(instrument.label).split())
-        ):
-            return name
-    return None
+from pipeline.ingest.draft.words import MEASURE_WORDS, SCORE_WORDS, base_name
 
 
 def find_measures(export: Export) -> tuple[str, str, dict[str, str], list[str]] | None:
@@ -66,7 +40,7 @@ def find_measures(export: Export) -> tuple[str, str, dict[str, str], list[str]] 
         distinct = list(dict.fromkeys(values))
         if values.empty or len(distinct) > 60:
             continue
-        names = {v: s for v in distinct if (s := score_of(v)) is not None}
+        names = {v: s for v in distinct if (s := cols.score_of(v)) is not None}
         share = float(values.isin(list(names)).mean()) if names else 0.0
         if share >= 0.5:
             found.append((share, column, names, [v for v in distinct if v not in names]))
@@ -140,6 +114,6 @@ def measurements_source(
     own = [
         Guess(target, target, HIGH, f"the measure '{measure}' names the {target} scale")
         for measure, target in names.items()
-        if target in OWN_OUTCOMES
+        if target in cols.OWN_OUTCOMES
     ]
     return source, list({g.key: g for g in own}.values())

@@ -194,6 +194,7 @@ class SourceDraft:
     units: list[Guess] = field(default_factory=list)
     shift: list[Guess] = field(default_factory=list)
     languages: Guess | None = None
+    missing: Guess | None = None
     time_points: dict[str, PointsDraft] = field(default_factory=dict)
     instruments: list[Guess] = field(default_factory=list)
     events: list[Guess] = field(default_factory=list)

@@ -102,8 +102,9 @@ def source_lines(source: SourceDraft, number: int) -> list[str]:
     if source.unmapped:
         out.append("# Columns not mapped (the pipeline ignores them; map any you need):")
         out += [f"#   {label}: {text}" for label, text in source.unmapped]
-    if source.languages:
-        out += ["", "[sources.vocabulary]", line(source.languages)]
+    vocabulary = [line(g) for g in (source.languages, source.missing) if g is not None]
+    if vocabulary:
+        out += ["", "[sources.vocabulary]", *vocabulary]
     if source.columns:
         out += ["", "[sources.columns]  # canonical column = your column"]
         out += [line(g) for g in source.columns]

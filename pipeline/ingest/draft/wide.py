@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config.instruments import LIBRARY
 from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.events import SINGLE, Drafted, draft_events
 from pipeline.ingest.draft.guess import (
@@ -34,10 +33,10 @@ from pipeline.ingest.draft.words import (
     label_weeks,
     norm,
 )
-from pipeline.schemas.columns import INSTRUMENT_COLUMNS, PATIENT_ID
+from pipeline.schemas.columns import PATIENT_ID
 
 # Outcome instruments of the library a study declares under [outcomes.NAME] (not built in).
-OWN_OUTCOMES = tuple(n for n in LIBRARY if n not in INSTRUMENT_COLUMNS)
+OWN_OUTCOMES = cols.OWN_OUTCOMES
 
 # ------------------------------------------------------------------------------------------
 # wide files
