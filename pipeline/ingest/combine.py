@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.sources import Source
+from pipeline.errors import InputFileError
 from pipeline.ingest.adapters import canonical, measurements, redcap, visit_sheet, wide
 from pipeline.ingest.adapters.mapping import PROVENANCE, Adapted, Piece, combined_digest
 from pipeline.ingest.adapters.typed_canonical import may_type
@@ -71,10 +72,12 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
     # A table is read straight into types only where every source of it may be (a table
     # joining typed and text pieces is joined as text, the typed ones read again).
     typed = [t for t in TABLES if all(may_type(s, t) for s in sources if t in s.tables())]
+    read_by: dict[str, str] = {}
     for source in sources:
         adapted = ADAPTERS[source.kind](source, typed)
         pieces += adapted.pieces
         for file, tables in adapted.files:
+            _read_once(file, source, read_by)
             for table in tables:
                 files[table].append(file)
     return {
@@ -83,6 +86,18 @@ def read_sources(sources: tuple[Source, ...]) -> dict[str, RawTable]:
         )
         for table in TABLES
     }
+
+
+def _read_once(file: SourceFile, source: Source, read_by: dict[str, str]) -> None:
+    """Stop when a file (a workbook's sheet) is read a second time: its rows would count twice."""
+    where = f"{source.key()} ({file.kind})"
+    if file.label in read_by:
+        raise InputFileError(
+            f"{file.path}: read twice, by {read_by[file.label]} and {where}; a file (or a "
+            "workbook's sheet) is read by one source, for one table or, as a visit sheet or wide "
+            "file, for the tables it gives (`tables`)"
+        )
+    read_by[file.label] = where
 
 
 def combine(

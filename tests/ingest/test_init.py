@@ -12,10 +12,12 @@ German (``clinics`` Riverside, ``exports/termin``) and French (``exports/francai
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -1096,3 +1098,37 @@ def test_a_statistics_package_export_gets_its_missing_codes_and_library_outcomes
     kept = validation.tables["assessments"].valid
     assert kept["nrs"].isna().sum() == 2
     assert kept["rmdq"].isna().sum() == 2
+
+
+def test_a_workbook_with_a_patient_sheet_and_a_visit_sheet_is_drafted_as_two_sources(tmp_path):
+    # Only the widest sheet was read: the patient sheet (site, age, sex, symptom duration) was
+    # left out, and two sources naming two sheets of one workbook then stopped the preview
+    # with a traceback (the per-file counts, by file name, did not add up).
+    book = openpyxl.Workbook()
+    patients = book.active
+    patients.title = "Patienten"
+    patients.append(["Patient", "Alter", "Geschlecht", "Standort"])
+    visits = book.create_sheet("Behandlungen")
+    visits.append(["Patient", "Termin", "Datum", "Tiefe", "Zuckung", "NRS"])
+    for k in range(1, 4):
+        patients.append([f"PT{k}", 40 + k, "w" if k % 2 else "m", "Praxis Nord"])
+        for t in (1, 2):
+            day = dt.date(2025, 3, k) + dt.timedelta(days=7 * (t - 1))
+            visits.append([f"PT{k}", t, day, "tief", "ja" if t == 1 else "nein", 7 - t])
+    path = tmp_path / "praxis.xlsx"
+    book.save(path)
+    out = tmp_path / "a.toml"
+    draft, text = draft_files([path], out)
+    kinds = {s.kind.value: s for s in draft.sources}
+    assert set(kinds) == {"visit_sheet", "canonical"}
+    assert ("sheet", "Behandlungen") in [(g.key, g.value) for g in kinds["visit_sheet"].settings]
+    assert "the patients come from praxis.xlsx (first sheet)" in text
+    assert kinds["canonical"].column("site").value == "Standort"
+    out.write_text(text, encoding="utf-8")
+    raw = read_sources(load_config(out).sources)
+    assert [f.label for f in raw["sessions"].files] == ["praxis.xlsx (sheet Behandlungen)"]
+    validation = validate_study(raw)
+    assert validation.quarantined_rows == 0
+    assert len(validation.tables["patients"].valid) == 3
+    assert len(validation.tables["sessions"].valid) == 6
+    assert main(["preview", "--config", str(out)]) == 0

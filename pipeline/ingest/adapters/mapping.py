@@ -180,11 +180,16 @@ def expand(source: Source, role: str) -> list[Path]:
 
 
 def file_label(source: Source, path: Path) -> str:
-    """Name a file as summaries show it: relative to the configuration's folder when inside."""
+    """Name a file as summaries show it: relative to the configuration's folder when inside.
+
+    A workbook's sheet named by the source is named too (``visits.xlsx (sheet Termine)``):
+    two sources may read two sheets of one workbook.
+    """
     try:
-        return path.resolve().relative_to(source.root.resolve()).as_posix()
+        label = path.resolve().relative_to(source.root.resolve()).as_posix()
     except ValueError:
-        return str(path)
+        label = str(path)
+    return f"{label} (sheet {source.sheet})" if source.sheet else label
 
 
 def read_source_file(

@@ -88,17 +88,17 @@ def arm_comparisons(drafted: Draft, exports: list[Export]) -> list[Guess]:
     else the first in order (a low guess). With a session log, the default comparisons (depth,
     twitch) follow, since ``[[comparisons]]`` replaces them.
     """
-    by_label = {e.label: e for e in exports}
     for source in drafted.sources:
         arm = source.column("arm")
         if arm is None or source.kind.value == Layout.REDCAP:
             continue  # (a REDCap arm is a coded field: its levels are the dictionary's labels)
         column = str(arm.value)
+        sheet = next((g.value for g in source.settings if g.key == "sheet"), None)
+        labels = {label for files in source.files.values() for label in files}
         cells = [
-            cols.values_of(by_label[label].frame[column])
-            for labels in source.files.values()
-            for label in labels
-            if label in by_label and column in by_label[label].frame
+            cols.values_of(e.frame[column])
+            for e in exports
+            if e.label in labels and e.sheet == sheet and column in e.frame
         ]
         levels = sorted(set().union(*(set(c) for c in cells)))
         if not 2 <= len(levels) <= cols.MAX_ARMS:
@@ -124,6 +124,14 @@ def arm_comparisons(drafted: Draft, exports: list[Export]) -> list[Guess]:
     return []
 
 
+def _named(label: str, source: SourceDraft, beside: list[str]) -> str:
+    """Name a source's file with its sheet (``first sheet`` beside another sheet of it)."""
+    sheet = next((g.value for g in source.settings if g.key == "sheet"), None)
+    if sheet:
+        return f"{label} (sheet {sheet})"
+    return f"{label} (first sheet)" if label in beside else label
+
+
 def _patients_from_a_list(
     source: SourceDraft, sources: list[SourceDraft], own_patients: set[str]
 ) -> None:
@@ -134,8 +142,12 @@ def _patients_from_a_list(
     without the patients, its site guess goes, and any patient detail it holds is listed as not
     mapped. A wide file whose columns the study reads as its own covariates keeps its patients.
     """
+    own_files = source.files.get("data", [])
     lists = [
-        f for s in sources if s.kind.value == Layout.CANONICAL for f in s.files.get("patients", [])
+        _named(f, s, own_files)
+        for s in sources
+        if s.kind.value == Layout.CANONICAL
+        for f in s.files.get("patients", [])
     ]
     kind = source.kind.value
     if not lists or kind not in (Layout.VISIT_SHEET, Layout.WIDE):

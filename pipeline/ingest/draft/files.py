@@ -19,10 +19,12 @@ from pipeline.config.sources import Source
 from pipeline.config.vocabulary import Vocabulary
 from pipeline.errors import InputFileError, UserError
 from pipeline.ingest.adapters.redcap import DICTIONARY_COLUMNS, EVENT, Field, read_dictionary
+from pipeline.ingest.draft import columns as cols
 from pipeline.ingest.draft.assemble import draft
 from pipeline.ingest.draft.model import Draft, Export
 from pipeline.ingest.draft.render import render
 from pipeline.ingest.readers import EXCEL_SUFFIXES, TextTable, read_bytes, read_table
+from pipeline.schemas.columns import PATIENT_ID
 
 HEADER_ROWS = 10  # the header is looked for on the first lines (sheet rows)
 
@@ -117,24 +119,41 @@ def _sheets(path: Path) -> list[str]:
         book.close()
 
 
-def read_export(path: Path) -> tuple[TextTable, str | None]:
-    """Read one export; for a workbook, the sheet with the widest table (and its name)."""
+def read_export(path: Path) -> list[tuple[TextTable, str | None]]:
+    """Read one export: each table with its sheet (``None``: a text file, or the first sheet).
+
+    Of a workbook, every sheet holding a table with a column named as the patient identifier
+    (a patient list beside the visits); when none has one, the widest table.
+    """
     read_bytes(path)  # a missing, unreadable or special file: one sentence saying which
     if path.suffix.lower() not in EXCEL_SUFFIXES:
-        return read_with_header(path), None
+        return [(read_with_header(path), None)]
     names = _sheets(path)
-    best: tuple[int, TextTable, str | None] | None = None
+    found: list[tuple[int, TextTable, str | None]] = []
     for k, name in enumerate(names):
         try:
             text = read_with_header(path, sheet=name)
         except InputFileError:
             continue
         size = len([h for h in text.header if h]) * max(text.rows, 1)
-        if best is None or size > best[0]:
-            best = (size, text, None if k == 0 else name)
-    if best is None:
-        return read_with_header(path), None
-    return best[1], best[2]
+        found.append((size, text, None if k == 0 else name))
+    if not found:
+        return [(read_with_header(path), None)]
+    with_ids = [(text, sheet) for _, text, sheet in found if _names_patients(text)]
+    if with_ids:
+        return with_ids
+    _, text, sheet = max(found, key=lambda f: f[0])
+    return [(text, sheet)]
+
+
+def _names_patients(text: TextTable) -> bool:
+    """Whether a table has a column named as the patient identifier."""
+    return any(
+        c.target == PATIENT_ID and c.strength == cols.EXACT
+        for h in text.header
+        if h
+        for c in cols.name_candidates(h)
+    )
 
 
 def is_dictionary(text: TextTable) -> bool:
@@ -160,8 +179,7 @@ def read_exports(
         Folder of the configuration to write (file labels are relative to it).
     """
     exports, dictionaries = [], {}
-    for path in paths:
-        text, sheet = read_export(Path(path))
+    for path, (text, sheet) in ((p, t) for p in paths for t in read_export(Path(p))):
         label = _label(Path(path), config_folder)
         if is_dictionary(text):
             stub = Source(

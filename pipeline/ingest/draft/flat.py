@@ -173,15 +173,15 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
     """Draft the sources of the canonical tables and visit sheets among ``exports``."""
     sources: list[SourceDraft] = []
     groups: dict[tuple, list[tuple[Export, str, list[Guess], list[str], str]]] = {}
-    events: dict[str, Drafted] = {}
+    events: dict[tuple[str, str | None], Drafted] = {}
     for export in exports:
         mapped, unmatched = assign(export, extra=cols.OWN_OUTCOMES)
         seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
         layout, tables, why = flat_layout(seen)
         guesses, left = flat_columns(export, layout, tables)
         if "sessions" in tables:
-            events[export.label] = draft_events(export, guesses, left)
-            guesses, left = events[export.label].guesses, events[export.label].left
+            events[_key(export)] = draft_events(export, guesses, left)
+            guesses, left = events[_key(export)].guesses, events[_key(export)].left
         settings = file_settings(export, {g.key: str(g.value) for g in guesses})
         if layout == Layout.VISIT_SHEET:
             source = SourceDraft(
@@ -198,9 +198,9 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
                 site = site_from_folder(export)
                 if site:
                     source.settings.append(site)
-            source.unmapped = _unmapped(export, left, events.get(export.label))
+            source.unmapped = _unmapped(export, left, events.get(_key(export)))
             values_settings(source, [export], [guesses])
-            _add_events(source, events.get(export.label))
+            _add_events(source, events.get(_key(export)))
             sources.append(source)
             continue
         folder = posixpath.dirname(export.label)
@@ -217,6 +217,11 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
         for group in split:
             sources.append(_canonical_source(group, events))
     return sources
+
+
+def _key(export: Export) -> tuple[str, str | None]:
+    """Tell the tables of a drafted file apart: its label and sheet (two sheets, one workbook)."""
+    return export.label, export.sheet
 
 
 def _unmapped(export: Export, left: list[str], drafted: Drafted | None) -> list[tuple[str, str]]:
@@ -252,7 +257,7 @@ def _same_dialect(first: tuple, other: tuple) -> bool:
     return all(a[k] == b[k] for k in set(a) & set(b))
 
 
-def _canonical_source(group: list, events: Mapping[str, Drafted]) -> SourceDraft:
+def _canonical_source(group: list, events: Mapping[tuple[str, str | None], Drafted]) -> SourceDraft:
     exports = [m[0] for m in group]
     tables = {m[1]: m[0].label for m in group}
     columns: dict[str, Guess] = {}
@@ -282,8 +287,9 @@ def _canonical_source(group: list, events: Mapping[str, Drafted]) -> SourceDraft
         if site:
             source.settings.append(site)
     for export, _, _, left, _ in group:
-        source.unmapped += _unmapped(export, left, events.get(export.label))
+        source.unmapped += _unmapped(export, left, events.get(_key(export)))
     values_settings(source, exports, [m[2] for m in group])
     if "sessions" in tables:
-        _add_events(source, events.get(tables["sessions"]))
+        sessions = next(m[0] for m in group if m[1] == "sessions")
+        _add_events(source, events.get(_key(sessions)))
     return source
