@@ -47,7 +47,11 @@ def marker(threshold: int) -> str:
 
 
 def _candidates(audit: Audit, target: Hashable) -> list[Hashable]:
-    """List the published counts tied to ``target`` that may still be hidden, cheapest first."""
+    """List the published counts tied to ``target`` that may still be hidden, cheapest first.
+
+    A small count of patients is never one: ``[c]`` on a count of patients tells the reader it
+    is at least ``k`` (a small count left shown follows from totals, public by the rule).
+    """
     grid = audit.grid
     _, relations = audit.component(target)
     seen: dict[Hashable, int] = {}
@@ -59,6 +63,7 @@ def _candidates(audit: Audit, target: Hashable) -> list[Hashable]:
                 and cell.places
                 and not cell.fixed
                 and cell.value > 0
+                and not (cell.sensitive and cell.value < audit.threshold)
                 and key not in audit.marker
                 and key not in audit.shown_elsewhere
             ):
@@ -191,6 +196,7 @@ def protect(grid: CellGrid, threshold: int) -> tuple[set[Hashable], set[Hashable
             pending.pop(0)
             if audit.follows_from_totals(target):
                 audit.marker.pop(target, None)
+                audit.shown_elsewhere.add(target)  # (shown: never a complement after this)
                 primary = [k for k in primary if k != target]
                 complementary = [k for k in complementary if k != target]
                 continue

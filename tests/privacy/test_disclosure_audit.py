@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.privacy.audit import PRIMARY, Audit, audit_tables
+from pipeline.privacy.audit import COMPLEMENT, PRIMARY, Audit, audit_tables
 from pipeline.privacy.cells import CellGrid
 from pipeline.privacy.panel import panel_counts, publishable_sample
 from pipeline.privacy.suppression import COMPLEMENTARY, count_suppressed, protect, publish_tables
@@ -357,3 +357,93 @@ def test_a_count_that_equals_a_published_total_is_shown_not_an_error():
     # a mean of 3 patients is still withheld
     assert published["mean_by_visit"].loc[1, "mean"] == COMPLEMENTARY
     assert audit_tables({"flow": flow, "mean_by_visit": means}, published, 5) == []
+
+
+def test_a_small_count_public_by_the_rule_is_never_chosen_as_a_complement():
+    # 8 patients, 4 with a twitch and 4 without: both below 5, they follow from the total (never
+    # hidden) and are shown. One of them was then chosen as "[c]" to protect another count,
+    # which tells a reader it is at least 5: the audit found no count fitting that, and the run
+    # of a clinic's 8-patient workbook stopped with a traceback.
+    spec = {
+        "depth": {
+            "superficial": (2, {"female": 1, "male": 1}),
+            "deep": (6, {"female": 3, "male": 3}),
+        },
+        "twitch": {
+            "no twitch": (4, {"female": 2, "male": 2}),
+            "twitch": (4, {"female": 2, "male": 2}),
+        },
+    }
+    rows = []
+    for factor, levels in (("depth", ("superficial", "deep")), ("twitch", ("no twitch", "twitch"))):
+        rows += [
+            ("nrs", factor, "proportion", lv, spec[factor][lv][0], spec[factor][lv][0])
+            for lv in levels
+        ]
+        rows.append(("nrs", factor, "risk difference", levels[1], 8, 8))
+    responders = pd.DataFrame(
+        rows, columns=["outcome", "group", "quantity", "level", "n", "responders"]
+    )
+    responders[["reference", "method", "note"]] = ""
+    responders[["estimate", "ci_low", "ci_high", "p_value"]] = 0.5
+    flow = FLOW.iloc[[0, 2, 3]].assign(patients=8).reset_index(drop=True)
+    tables = {
+        "table_one": table_one(spec),
+        "table_one_std_diff": std_diff(["depth", "twitch"]),
+        "responders": responders,
+        "flow": flow,
+    }
+    published = publish_tables(tables, 5)
+    assert audit_tables(tables, published, 5) == []
+    t1 = published["table_one"]
+    sizes = t1[(t1["factor"] == "twitch") & (t1["kind"] == "patients")]["n"].tolist()
+    assert sizes == [4, 4]  # (public by the rule: both below 5, together the 8 included)
+    hidden = tables["table_one"].loc[t1["n"] == COMPLEMENTARY, "n"]
+    assert len(hidden) and (hidden >= 5).all()  # a "[c]" count of patients is at least 5
+
+
+def test_a_count_shown_by_the_rule_is_not_hidden_again_in_a_loop(monkeypatch):
+    # The baseline NRS was recorded for the 4 and 4 patients of the twitch groups: Table 1's
+    # n (no small-cell rule: not a group of patients) equals the means' n, which follows from
+    # the 8 assessed and is shown. Hidden as a complement for the depth counts, the Table 1 n
+    # was found determined, shown again, chosen again: the run of an 8-patient study never
+    # ended. (Each hide is counted here, so that a loop fails instead of hanging.)
+    hides = []
+    suppress = Audit.suppress
+
+    def counted(self, key, marker=COMPLEMENT):
+        hides.append(key)
+        if len(hides) > 500:
+            raise AssertionError(f"the suppression loops (last hidden: {key!r})")
+        suppress(self, key, marker)
+
+    monkeypatch.setattr(Audit, "suppress", counted)
+    spec = {
+        "depth": {
+            "superficial": (2, {"female": 1, "male": 1}),
+            "deep": (6, {"female": 3, "male": 3}),
+        },
+        "twitch": {
+            "no twitch": (4, {"female": 2, "male": 2}),
+            "twitch": (4, {"female": 2, "male": 2}),
+        },
+    }
+    groups = [(f, lv, spec[f][lv][0]) for f in spec for lv in spec[f]]
+    t1 = table_one(spec)
+    baseline = pd.DataFrame(
+        [(f, "nrs_baseline", "continuous", "", lv, n, NA) for f, lv, n in groups],
+        columns=t1.columns,
+    )
+    means = pd.DataFrame(
+        [("nrs", f, 0, lv, n, 6.0, 1.0, 5.0, 7.0, 0.0) for f, lv, n in groups],
+        columns=MEANS.columns,
+    )
+    tables = {
+        "table_one": pd.concat([t1, baseline], ignore_index=True),
+        "table_one_std_diff": std_diff(["depth", "twitch"]),
+        "mean_by_visit": means,
+        "flow": FLOW.iloc[[0, 2, 3]].assign(patients=8).reset_index(drop=True),
+    }
+    published = publish_tables(tables, 5)
+    assert audit_tables(tables, published, 5) == []
+    assert published["mean_by_visit"]["n"].tolist() == ["<5", COMPLEMENTARY, 4, 4]
