@@ -259,7 +259,7 @@ def _source(
     common |= {"vocabulary"}
     own = {
         "canonical": {"patients", "sessions", "assessments", "adverse_events", "visits"},
-        "visit_sheet": {"files", "adverse_events", "tables"},
+        "visit_sheet": {"files", "adverse_events", "tables", "visits"},
         "wide": {"files", "assessments", "sessions", "adverse_events", "tables"},
         "redcap": {"files", "dictionary", "instruments", "events", "session_events", "arms"}
         | {"adverse_events"},
@@ -462,6 +462,13 @@ def _source(
             "too; keep one",
         )
     given = _tables_given(entry, path, name, kind, time_points)
+    if visits == "by_date" and kind == "visit_sheet" and given and "assessments" not in given:
+        raise fail(
+            path,
+            f"{name}.visits",
+            "numbers the assessments' visits by date, but this sheet gives no assessments "
+            "([tables])",
+        )
     gives = given or (("assessments",) if kind == "measurements" else ())
     _check_given(gives, columns, bool(site or sites), adverse_events, path, name, extra)
     if patient_id == "row" and gives and "patients" not in gives:

@@ -20,6 +20,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from factories import outputs_and_mcid
 
 from pipeline.cli import main
 from pipeline.config.settings import load_config
@@ -1132,3 +1133,39 @@ def test_a_workbook_with_a_patient_sheet_and_a_visit_sheet_is_drafted_as_two_sou
     assert len(validation.tables["patients"].valid) == 3
     assert len(validation.tables["sessions"].valid) == 6
     assert main(["preview", "--config", str(out)]) == 0
+
+
+def test_a_long_export_without_visit_numbers_is_a_sheet_numbered_by_date(tmp_path):
+    # Patient details beside dated scores and no visit column: the sheet's assessments are
+    # numbered by date (before, the draft stopped on "does not map visit").
+    header = "Patient,Age,Sex,Date,NRS,ODI"
+    rows = [
+        "A1,40,f,2025-01-20,5,30",
+        "A1,40,f,2025-01-06,7,40",
+        "A2,55,m,2025-01-07,6,36",
+        "A2,55,m,,4,20",
+    ]
+    _, text = _sheet(tmp_path / "a.csv", header, rows)
+    assert 'visits = "by_date"  # medium' in text
+    config = load_config(tmp_path / "a.toml", analyses=False)  # (no comparison in the data)
+    validation = validate_study(read_sources(config.sources))
+    kept = validation.tables["assessments"].valid
+    assert kept[["patient_id", "visit", "nrs"]].to_numpy().tolist() == [
+        ["A1", 0, 7],
+        ["A1", 1, 5],
+        ["A2", 0, 6],
+    ]
+    (bad,) = validation.tables["assessments"].quarantine["failed_checks"]
+    assert bad == "undated_visit"  # (the undated row: no number, quarantined with its reason)
+    assert len(validation.tables["patients"].valid) == 2
+
+
+def test_a_sheet_numbered_by_date_must_give_assessments(tmp_path):
+    config = tmp_path / "a.toml"
+    config.write_text(
+        '[[sources]]\nkind = "visit_sheet"\nfiles = ["a.csv"]\ntables = ["patients"]\n'
+        'visits = "by_date"\n' + outputs_and_mcid("out", "rep"),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"\[sources.1.visits\] numbers the assessments' visits"):
+        load_config(config)

@@ -45,6 +45,8 @@ from pipeline.ingest.adapters.mapping import (
     resolve_columns,
     site_for,
     source_file,
+    undated_visits,
+    visits_by_date,
 )
 from pipeline.ingest.adapters.merge import conflict_problems, merge_lines
 from pipeline.ingest.raw_tables import SOURCE_DETAIL, SOURCE_FILE, SOURCE_LINE, SourceFile
@@ -90,6 +92,9 @@ def read(source: Source) -> Adapted:
         details, scores, score_triggers = declared_columns(source)
         if "patients" not in tables:  # another source gives them (a patient list)
             details = ()
+        by_date = "assessments" in tables and source.visits == "by_date"
+        if by_date:  # the visits are numbered from the dates
+            scores = tuple(c for c in scores if c != "visit")
         wanted = [
             PATIENT_ID,
             VISIT_DATE,
@@ -107,7 +112,7 @@ def read(source: Source) -> Adapted:
                 if "patients" in tables and not (c == "site" and site)
             ),
             *(("session_number", "depth") if "sessions" in tables else ()),
-            *(("visit",) if "assessments" in tables else ()),
+            *(("visit",) if "assessments" in tables and not by_date else ()),
         ]
         columns = resolve_columns(source, text, label, wanted, dict.fromkeys(required))
         if site and "site" in columns:
@@ -115,7 +120,8 @@ def read(source: Source) -> Adapted:
         for table, date in DATE_COLUMNS.items():
             if (
                 table in tables
-                and date in required_columns(table)  # (an assessment may be undated)
+                # (an assessment may be undated, unless its visit is numbered by its date)
+                and (date in required_columns(table) or (by_date and table == "assessments"))
                 and date not in columns
                 and VISIT_DATE not in columns
             ):
@@ -161,7 +167,11 @@ def read(source: Source) -> Adapted:
                     )
                 )
                 continue
-            pieces.append(Piece(table, rows, date_format=source.date_format))
+            problems = None
+            if by_date and table == "assessments":
+                rows["visit"] = visits_by_date(rows)
+                problems = problems_frame(undated_visits(rows))
+            pieces.append(Piece(table, rows, problems=problems, date_format=source.date_format))
         files.append((source_file(source, text, label), tables))
     return Adapted(tuple(pieces), tuple(files))
 

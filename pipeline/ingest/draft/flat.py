@@ -30,13 +30,15 @@ from pipeline.ingest.draft.model import (
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES
 
+DATE_OF = "assessment_date"
+
 VISITS_BY_DATE = Guess(
     "visits",
     "by_date",
     MEDIUM,
     "no visit column: each patient's assessments are numbered by date, the first the baseline",
 )
-"""Drafted for assessments with dates and no visit numbers (canonical and measurements)."""
+"""Drafted for assessments with dates and no visit numbers (not for wide files and REDCap)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -194,6 +196,9 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
                 source.settings.append(
                     Guess("tables", list(tables), MEDIUM, f"{why}; no {_absent(tables)} columns")
                 )
+            keys = {g.key for g in guesses}
+            if "assessments" in tables and "visit" not in keys and keys & {DATE_OF, VISIT_DATE}:
+                source.settings.append(VISITS_BY_DATE)
             if "site" not in {g.key for g in guesses}:
                 site = site_from_folder(export)
                 if site:
