@@ -146,11 +146,17 @@ class Source:
         return tuple(t for t in every if t in self.instruments)
 
 
+DATE_TOKENS = {"YYYY": "%Y", "MONTH": "%B", "MON": "%b", "MM": "%m", "DD": "%d"}
+"""The parts of a date format: the year, the month (a number, or its English name or its first
+three letters, any case: ``03FEB2025`` as SAS and Stata write dates) and the day."""
+
+
 def strptime_pattern(date_format: str) -> str:
     """Turn a date format written like ``DD/MM/YYYY`` into a :func:`~time.strptime` pattern.
 
-    ``YYYY``, ``MM`` and ``DD`` must each appear once (``MM`` and ``DD`` also read one digit),
-    separated by nothing or by ``-``, ``/``, ``.`` or spaces.
+    ``YYYY``, ``DD`` and one of ``MM``, ``MON`` (``Feb``) and ``MONTH`` (``February``) must
+    each appear once (``MM`` and ``DD`` also read one digit), separated by nothing or by ``-``,
+    ``/``, ``.``, ``,`` or spaces.
 
     Raises
     ------
@@ -159,12 +165,12 @@ def strptime_pattern(date_format: str) -> str:
     """
     text, out, seen, k = date_format.strip().upper(), "", [], 0
     while k < len(text):
-        token = next((t for t in ("YYYY", "MM", "DD") if text.startswith(t, k)), None)
+        token = next((t for t in DATE_TOKENS if text.startswith(t, k)), None)
         if token:
-            out += {"YYYY": "%Y", "MM": "%m", "DD": "%d"}[token]
-            seen.append(token)
+            out += DATE_TOKENS[token]
+            seen.append("MM" if token.startswith("MON") else token)
             k += len(token)
-        elif text[k] in "-/. ":
+        elif text[k] in "-/., ":
             out += text[k]
             k += 1
         else:
@@ -355,7 +361,7 @@ def _source(
         raise fail(
             path,
             f"{name}.date_format",
-            f"must be written like DD/MM/YYYY or YYYY-MM-DD, got {date_format!r}",
+            f"must be written like DD/MM/YYYY, YYYY-MM-DD or DDMONYYYY, got {date_format!r}",
         ) from None
     encoding = get_text(entry, "encoding", path, name, "auto")
     if encoding != "auto":

@@ -58,9 +58,25 @@ def test_dates_in_the_configured_format_iso_and_excel_serials():
     assert out.tolist()[5:7] == ["31/02/2025", "2025/01/06"]  # left for validation to reject
     assert strptime_pattern("DD.MM.YYYY") == "%d.%m.%Y"
     assert strptime_pattern("yyyymmdd") == "%Y%m%d"
-    for bad in ("DD/MM/YY", "MM/DD", "day/month/year"):
+    for bad in ("DD/MM/YY", "MM/DD", "day/month/year", "DD MON MM YYYY"):
         with pytest.raises(ValueError):
             strptime_pattern(bad)
+
+
+def test_dates_with_the_month_by_its_name():
+    # SAS and Stata write 03FEB2025; other exports 3 Feb 2025, 3 February 2025 or Feb 3, 2025
+    # (English names, any case)
+    for written, cells in (
+        ("DDMONYYYY", ("03FEB2025", "3feb2025")),
+        ("DD-MON-YYYY", ("03-Feb-2025", "3-FEB-2025")),
+        ("DD MONTH YYYY", ("3 February 2025", "03 february 2025")),
+        ("MON DD, YYYY", ("Feb 3, 2025", "feb 03, 2025")),
+    ):
+        assert iso_dates(text(*cells, "31FEB2025"), written).tolist() == [
+            "2025-02-03",
+            "2025-02-03",
+            "31FEB2025",  # (not a date: left for validation to quarantine)
+        ]
 
 
 def test_units_and_patient_ids():

@@ -49,9 +49,16 @@ MAX_ARMS = 6
 """The most groups a column read as a randomised arm may hold."""
 YES_NO_WORDS = {norm(w) for lang in LANGUAGES.values() for w in (*lang[0], *lang[1])}
 YES_NO_WORDS |= {norm(w) for w in (*YES, *NO)}
+# An English month by its name or first three letters (SAS, Stata: 03FEB2025; 3 February 2025).
+MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _DATE = re.compile(
     r"^(?:\d{4}-\d{1,2}-\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[./-]\d{1,2}[./-]\d{4}|\d{4}/\d{1,2}/\d{1,2}"
-    r"|\d{1,2}\.\d{1,2}\.\d{4}|\d{5})$"
+    rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}|\d{{5}}|\d{{1,2}}[ -]?{MONTH}[ -]?\d{{4}}"
+    rf"|{MONTH} \d{{1,2}},? \d{{4}})$",
+    re.IGNORECASE,
 )
 
 

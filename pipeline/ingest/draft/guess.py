@@ -194,6 +194,26 @@ def unmapped_note(export: Export, column: str) -> str:
 # how a file is written
 # ------------------------------------------------------------------------------------------
 _DMY = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})")
+_DAY_NAMED = re.compile(rf"^\d{{1,2}}([ -]?){cols.MONTH}\1\d{{4}}$", re.IGNORECASE)
+_NAMED_DAY = re.compile(rf"^{cols.MONTH} \d{{1,2}}(,?) \d{{4}}$", re.IGNORECASE)
+
+
+def _named_month(values: pd.Series) -> Guess | None:
+    """Guess a format whose month is a name (``03FEB2025``, ``3 Feb 2025``, ``Feb 3, 2025``)."""
+    for pattern, day_first in ((_DAY_NAMED, True), (_NAMED_DAY, False)):
+        found = values.str.extract(pattern)
+        matched = found[0].notna()
+        if matched.mean() <= 0.5:
+            continue
+        sep = found.loc[matched, 0].mode().iloc[0]
+        long = values[matched].str.contains(r"[A-Za-z]{4}", regex=True).mean() > 0.5
+        month = "MONTH" if long else "MON"
+        written = f"DD{sep}{month}{sep}YYYY" if day_first else f"{month} DD{sep} YYYY"
+        shown = values[matched].iloc[0]
+        return Guess("date_format", written, HIGH, f"dates like {shown}: the month by its name")
+    return None
+
+
 _YMD_SLASH = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
 
 
@@ -202,6 +222,9 @@ def date_format(values: pd.Series) -> Guess | None:
     values = values.dropna().astype(str).str.strip()
     if values.empty:
         return None
+    named = _named_month(values)
+    if named is not None:
+        return named
     parts = values.str.extract(_DMY)
     dmy = parts[0].notna()
     if not dmy.any():
