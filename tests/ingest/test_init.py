@@ -1176,13 +1176,13 @@ def test_dates_with_the_month_by_its_name_are_drafted_and_read(tmp_path):
     (tmp_path / "patients.csv").write_text("id,site\n1,North\n2,North\n", encoding="utf-8")
     scores = tmp_path / "scores.csv"
     scores.write_text(
-        "id,visit,Date,nrs\n1,0,03FEB2025,7\n1,1,17FEB2025,5\n2,0,04MAR2025,6\n2,1,18MAR2025,4\n",
+        "id,visit,visitdate,nrs\n1,0,03FEB2025,7\n1,1,17FEB2025,5\n2,0,04MAR2025,6\n2,1,18MAR2025,4\n",
         encoding="utf-8",
     )
     out = tmp_path / "a.toml"
     _, text = draft_files([tmp_path / "patients.csv", scores], out)
     assert 'date_format = "DDMONYYYY"  # high: dates like 03FEB2025' in text
-    assert 'assessment_date = "Date"' in text
+    assert 'assessment_date = "visitdate"  # high' in text  # (one word: "visit date")
     out.write_text(text, encoding="utf-8")
     raw = read_sources(load_config(out, analyses=False).sources)
     assert raw["assessments"].frame["assessment_date"].tolist() == [

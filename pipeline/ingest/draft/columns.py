@@ -107,6 +107,8 @@ def _compact(text: str) -> str:
 
 
 _COMPACT = {c: {_compact(a) for a in names} for c, names in ALIASES.items()}
+_COMPACT_DATE = {_compact(a) for a in GENERIC_DATE}
+_COMPACT_NUMBER = {_compact(a) for a in NUMBER_WORDS}
 
 
 def name_candidates(name: str, extra: tuple[str, ...] = ()) -> list[Candidate]:
@@ -127,9 +129,9 @@ def name_candidates(name: str, extra: tuple[str, ...] = ()) -> list[Candidate]:
     item = odi_item(base) or odi_item(_compact(base))
     if item:
         out.append(Candidate(item, EXACT, f"{shown} names ODI section {item[5:]}"))
-    if base in GENERIC_DATE:
+    if base in GENERIC_DATE or _compact(base) in _COMPACT_DATE:  # ("visitdate")
         out.append(Candidate(DATE, EXACT, f"{shown} is a date column"))
-    if base in NUMBER_WORDS:
+    if base in NUMBER_WORDS or _compact(base) in _COMPACT_NUMBER:
         out.append(Candidate(NUMBER, EXACT, f"{shown} numbers the visits"))
     for target in extra:
         if base == norm(target):
