@@ -263,7 +263,7 @@ def read_table(
     with FileDigest(data) as digest:
         if path.suffix.lower() in EXCEL_SUFFIXES:
             return _read_excel(
-                path, data, digest.hexdigest(), sheet, (header_row, footer_rows), hint, missing
+                path, data, digest.hexdigest(), sheet, header_row, hint, missing, footer_rows
             )
         if path.suffix.lower() == ".xls":
             raise InputFileError(
@@ -907,11 +907,11 @@ def _read_excel(
     data: bytes,
     digest: str,
     sheet: str | None,
-    rows_around: tuple[int, int],
+    header_row: int,
     hint: str,
     missing: tuple[str, ...] = (),
+    footer_rows: int = 0,
 ) -> TextTable:
-    """Read a sheet as text; ``rows_around`` is ``(header_row, footer_rows)``."""
     import openpyxl  # imported here: only workbooks need it, and it is slow to import
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -936,7 +936,6 @@ def _read_excel(
         book.close()
     if _has_formulas(data):
         _formulas_have_values(path, data, name, rows)
-    header_row, footer_rows = rows_around
     if not any(_filled_row(row) for row in rows):
         raise InputFileError(f"{path}: sheet '{name}' is empty (no header row)")
     if len(rows) < header_row:

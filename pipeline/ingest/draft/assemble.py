@@ -93,7 +93,7 @@ def arm_comparisons(drafted: Draft, exports: list[Export]) -> list[Guess]:
         if arm is None or source.kind.value == Layout.REDCAP:
             continue  # (a REDCap arm is a coded field: its levels are the dictionary's labels)
         column = str(arm.value)
-        sheet = next((g.value for g in source.settings if g.key == "sheet"), None)
+        sheet = source.setting("sheet")
         labels = {label for files in source.files.values() for label in files}
         cells = [
             cols.values_of(e.frame[column])
@@ -126,7 +126,7 @@ def arm_comparisons(drafted: Draft, exports: list[Export]) -> list[Guess]:
 
 def _named(label: str, source: SourceDraft, beside: list[str]) -> str:
     """Name a source's file with its sheet (``first sheet`` beside another sheet of it)."""
-    sheet = next((g.value for g in source.settings if g.key == "sheet"), None)
+    sheet = source.setting("sheet")
     if sheet:
         return f"{label} (sheet {sheet})"
     return f"{label} (first sheet)" if label in beside else label
@@ -164,7 +164,7 @@ def _patients_from_a_list(
     source.unmapped += [
         (label, f"{g.value} (a patient detail: the patients come from {named})") for g in details
     ]
-    given = next((g.value for g in source.settings if g.key == "tables"), None)
+    given = source.setting("tables")
     if kind == Layout.VISIT_SHEET:
         tables = [t for t in given or ("sessions", "assessments") if t != "patients"]
     else:

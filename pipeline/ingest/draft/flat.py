@@ -30,8 +30,6 @@ from pipeline.ingest.draft.model import (
 from pipeline.schemas.columns import PATIENT_ID
 from pipeline.schemas.raw import TABLES
 
-DATE_OF = "assessment_date"
-
 VISITS_BY_DATE = Guess(
     "visits",
     "by_date",
@@ -98,9 +96,7 @@ def _other(table: str) -> str:
     return "assessment" if table == "sessions" else "session"
 
 
-def flat_columns(
-    export: Export, layout: Layout, tables: tuple[str, ...]
-) -> tuple[list[Guess], list[str]]:
+def flat_columns(export: Export, tables: tuple[str, ...]) -> tuple[list[Guess], list[str]]:
     """Map one canonical table or visit sheet giving ``tables``; return the guesses and the rest.
 
     A column of a table the file does not give is left unmapped. A date or number column no
@@ -180,7 +176,7 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
         mapped, unmatched = assign(export, extra=cols.OWN_OUTCOMES)
         seen = dict.fromkeys([*mapped, *_content_targets(export, unmatched)])
         layout, tables, why = flat_layout(seen)
-        guesses, left = flat_columns(export, layout, tables)
+        guesses, left = flat_columns(export, tables)
         if "sessions" in tables:
             events[_key(export)] = draft_events(export, guesses, left)
             guesses, left = events[_key(export)].guesses, events[_key(export)].left
@@ -197,7 +193,11 @@ def flat_sources(exports: list[Export]) -> list[SourceDraft]:
                     Guess("tables", list(tables), MEDIUM, f"{why}; no {_absent(tables)} columns")
                 )
             keys = {g.key for g in guesses}
-            if "assessments" in tables and "visit" not in keys and keys & {DATE_OF, VISIT_DATE}:
+            if (
+                "assessments" in tables
+                and "visit" not in keys
+                and keys & {"assessment_date", VISIT_DATE}
+            ):
                 source.settings.append(VISITS_BY_DATE)
             if "site" not in {g.key for g in guesses}:
                 site = site_from_folder(export)

@@ -68,7 +68,7 @@ def measurements_source(
     column, value, names, unknown = found
     rest = tuple(c for c in export.columns if c not in (column, value))
     others = replace(export, frame=export.frame[list(rest)], columns=rest)
-    guesses, left = flat_columns(others, Layout.CANONICAL, ("assessments",))
+    guesses, left = flat_columns(others, ("assessments",))
     guesses = [g for g in guesses if g.key not in names.values()]
     shown = ", ".join(list(names)[:4])
     measure_why = (

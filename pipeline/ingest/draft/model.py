@@ -207,6 +207,10 @@ class SourceDraft:
         """Return the guess of canonical column ``key`` under ``[sources.columns]``, if any."""
         return next((g for g in self.columns if g.key == key), None)
 
+    def setting(self, key: str) -> object | None:
+        """Return the value of the entry's key ``key`` (``sheet``, ``tables``, ...), if drafted."""
+        return next((g.value for g in self.settings if g.key == key), None)
+
     def column_guesses(self) -> list[Guess]:
         """Return every guess that maps a clinic column: canonical, time-point, adverse-event."""
         out = [*self.columns, *(c for tp in self.time_points.values() for c in tp.columns)]
@@ -255,7 +259,7 @@ class Draft:
             elif s.kind.value == Layout.MEASUREMENTS:
                 given.add("assessments")
             elif s.kind.value in (Layout.VISIT_SHEET, Layout.WIDE):
-                chosen = next((g.value for g in s.settings if g.key == "tables"), None)
+                chosen = s.setting("tables")
                 every = (
                     ["patients", "sessions", "assessments"]
                     if s.kind.value == Layout.VISIT_SHEET
