@@ -713,8 +713,11 @@ def fit_mmrm(
     n_star = prep.n_obs - prep.p if reml else prep.n_obs
     for name in names:
         try:
-            lik, theta, hess, ok, message = _fit_structure(prep, name, reml, sigma0)
-            crit = lik.criterion(theta)
+            # (a structure the data do not support may overflow on its way to failing: the
+            # failure is reported below, without a warning per overflow on the terminal)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                lik, theta, hess, ok, message = _fit_structure(prep, name, reml, sigma0)
+                crit = lik.criterion(theta)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
             ok, message, crit, lik = False, f"{type(exc).__name__}: {exc}", float("nan"), None
         k = lik.n_theta + (0 if reml else prep.p) if lik is not None else 0

@@ -1191,3 +1191,20 @@ def test_dates_with_the_month_by_its_name_are_drafted_and_read(tmp_path):
         "2025-03-04",
         "2025-03-18",
     ]
+
+
+def test_a_wide_file_whose_time_points_are_written_out_in_weeks_and_months(tmp_path):
+    # "NRS 6 weeks", "ODI 3 months" (a published trial's supplement): the file was drafted as
+    # a visit sheet holding one score ("NRS baseline") and five columns left unmapped.
+    header = "ID,Group,NRS baseline,NRS 6 weeks,NRS 3 months,ODI baseline,ODI 6 weeks,ODI 3 months"
+    rows = ["1,Sham,7,6,6,40,36,35", "2,Dry needling,8,5,4,50,38,30", "3,Sham,6,6,,30,28,"]
+    draft, text = _sheet(tmp_path / "a.csv", header, rows)
+    (source,) = draft.sources
+    assert source.kind.value == "wide"
+    assert '"6 weeks" = 6  # high: the week the label names' in text
+    assert '"3 months" = 13' in text
+    config = load_config(tmp_path / "a.toml")
+    validation = validate_study(read_sources(config.sources), ranges=config.study.ranges())
+    kept = validation.tables["assessments"].valid
+    assert len(kept) == 8 and validation.quarantined_rows == 0
+    assert sorted(kept["weeks"].unique().tolist()) == [0, 6, 13]

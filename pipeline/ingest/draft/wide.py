@@ -42,8 +42,14 @@ OWN_OUTCOMES = cols.OWN_OUTCOMES
 # wide files
 # ------------------------------------------------------------------------------------------
 _SESSION_WORDS = r"session|seance|sitzung|sesion|seduta|sessie|behandlung"
+# A number of weeks, months, years or days written out (6 weeks, 3 Monate, 12 mois, 1 anno)
+_UNIT_WORDS = (
+    r"weeks?|wks?|months?|years?|days?|wochen|woche|monate?n?|jahre?n?|tage?n?|semaines?|mois"
+    r"|ans?|jours?|semanas?|meses|mes|anos?|dias?|settimane|settimana|mesi|mese|anni|anno"
+    r"|giorni|weken|maanden|maand|jaar|dagen|dag"
+)
 _LABEL = (
-    r"baseline|bl|screening|pre|post|fu\d*|\d+(?:m|w|wk|mo|y|d|j)?"
+    rf"baseline|bl|screening|pre|post|fu\d*|\d+ ?(?:{_UNIT_WORDS})|\d+(?:m|w|wk|mo|y|d|j)?"
     rf"|(?:wk|w|week|m|mo|month|y|d|j|s|t|v|visit|{_SESSION_WORDS})\d+"
 )
 _SUFFIX = re.compile(rf"^(?P<stem>.*?[A-Za-z].*?)(?P<sep>[_ .\-]?)(?P<label>{_LABEL})$", re.I)
