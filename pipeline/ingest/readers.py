@@ -570,11 +570,13 @@ class Layout:
     body : Body
         The lines after the header.
     header_line : int
-        Line of the header; the body starts on the next line.
+        Line of the header (its first, when a quoted name holds a line break).
     encoding : str
         The text encoding the file was in.
     delimiter : str
         The delimiter.
+    header_lines : int
+        Lines the header spans; the body starts on the next line (:attr:`first_line`).
     """
 
     path: Path
@@ -584,6 +586,12 @@ class Layout:
     header_line: int
     encoding: str
     delimiter: str
+    header_lines: int = 1
+
+    @property
+    def first_line(self) -> int:
+        """The line the body starts on."""
+        return self.header_line + self.header_lines
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -617,8 +625,7 @@ def split_header(
                 f"{lines} line(s)"
             )
         start = newline + 1
-    end = data.find(b"\n", start)
-    end = len(data) if end < 0 else end
+    end, lines = _header_end(data, start)
     header_text = data[start:end].decode("utf-8").rstrip("\r")
     if not header_text.strip():
         raise InputFileError(
@@ -626,7 +633,7 @@ def split_header(
             f"{header_row}{hint}"
         )
     delimiter = _pick_delimiter(header_text, delimiter)
-    header = [c.strip() for c in next(csv.reader([header_text], delimiter=delimiter))]
+    header = [_name(c) for c in next(csv.reader([header_text], delimiter=delimiter))]
     if footer_rows:
         data = data[: _footer_start(path, data, end + 1, footer_rows, delimiter)]
     return Layout(
@@ -637,7 +644,30 @@ def split_header(
         header_line=header_row,
         encoding=used,
         delimiter=delimiter,
+        header_lines=lines,
     )
+
+
+def _name(cell: str) -> str:
+    """Return a header cell as a column name: trimmed, a line break in it read as a space."""
+    return " ".join(cell.split()) if "\n" in cell else cell.strip()
+
+
+def _header_end(data: bytes, start: int) -> tuple[int, int]:
+    """Return where the header line starting at ``start`` ends, and how many lines it spans.
+
+    A spreadsheet writes a column name holding a line break (``"NRS<line break>(0-10)"``) in
+    quotes: the header then goes on while a quote is open (up to ten lines).
+    """
+    end, lines = data.find(b"\n", start), 1
+    end = len(data) if end < 0 else end
+    while data.count(b'"', start, end) % 2 and end < len(data) and lines < HEADER_LINES:
+        following = data.find(b"\n", end + 1)
+        end, lines = (len(data) if following < 0 else following), lines + 1
+    return end, lines
+
+
+HEADER_LINES = 10  # the most lines a header with line breaks in its names may span
 
 
 def _footer_start(path: Path, data: bytes, start: int, rows: int, delimiter: str) -> int:
@@ -667,7 +697,7 @@ def read_text(layout: Layout, digest: FileDigest | str, missing: tuple[str, ...]
     ``digest`` is the file's SHA-256, or the :class:`FileDigest` computing it alongside: then
     it is waited for only once the cells are parsed.
     """
-    names, delimiter, header_row = list(layout.names), layout.delimiter, layout.header_line
+    names, delimiter, header_row = list(layout.names), layout.delimiter, layout.first_line - 1
     tokens = tuple(dict.fromkeys((*MISSING_TOKENS, *missing)))
     table, lines, blank = _parse_fast(layout.body, names, delimiter, header_row, tokens)
     if table is None:
@@ -680,7 +710,7 @@ def read_text(layout: Layout, digest: FileDigest | str, missing: tuple[str, ...]
         frame=_to_frame(table, lines),
         header=layout.header,
         columns=layout.names,
-        header_line=header_row,
+        header_line=layout.header_line,
         blank_lines=blank,
         encoding=layout.encoding,
         delimiter=delimiter,
@@ -943,7 +973,7 @@ def _read_excel(
             f"{path}: the header is set to row {header_row}, but sheet '{name}' has only "
             f"{len(rows)} row(s)"
         )
-    header = [(c or "").strip() for c in rows[header_row - 1]]
+    header = [_name(c or "") for c in rows[header_row - 1]]
     if not any(header):
         raise InputFileError(
             f"{path}: row {header_row} of sheet '{name}' is blank; the column names must be on "

@@ -98,7 +98,7 @@ class TypedRows:
             return _to_frame(pa.table({n: pa.array([], TEXT) for n in names}), lines)
         body = layout.body
         ends = np.append(np.flatnonzero(body.array() == 10), len(body)) + body.start
-        index = lines - (layout.header_line + 1)
+        index = lines - layout.first_line
         starts = np.where(index > 0, ends[np.maximum(index - 1, 0)] + 1, body.start)
         data = body.data
         chunk = Body(b"\n".join(data[a:b] for a, b in zip(starts, ends[index], strict=True)))
@@ -157,7 +157,7 @@ def read_typed(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    lines, blank = _line_numbers(body, layout.header_line + 1, table.num_rows)
+    lines, blank = _line_numbers(body, layout.first_line, table.num_rows)
     if len(lines) != table.num_rows:
         return None  # a quoted line break
     for name in columns:

@@ -159,3 +159,19 @@ def test_footer_rows_of_a_sheet(tmp_path):
     assert table.frame["id"].tolist() == ["P1", "P2"]
     with pytest.raises(InputFileError, match="only 3 row"):
         read_table(tmp_path / "f.xlsx", footer_rows=5)
+
+
+def test_a_column_name_holding_a_line_break(tmp_path):
+    # Excel writes a header cell typed with Alt+Enter in quotes, its line break kept: the header
+    # spans two lines. It was cut at the first, and every row was "longer than the header".
+    text = 'id;"NRS\n(0-10)";date\nP1;5;2025-01-06\nP2;6;2025-01-07\n'
+    table = read_table(_write(tmp_path, text))
+    assert table.header == ("id", "NRS (0-10)", "date")
+    assert table.frame["NRS (0-10)"].tolist() == ["5", "6"]
+    assert table.frame[LINE].tolist() == [3, 4]  # (the lines of the file)
+    assert table.header_line == 1
+    book = openpyxl.Workbook()
+    book.active.append(["id", "NRS\n(0-10)"])
+    book.active.append(["P1", 5])
+    book.save(tmp_path / "f.xlsx")
+    assert read_table(tmp_path / "f.xlsx").header == ("id", "NRS (0-10)")

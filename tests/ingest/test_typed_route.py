@@ -265,3 +265,16 @@ def test_whole_number_and_yes_no_columns_leave_their_arrow_buffers_intact():
         converted = _to_pandas(column, kind)
         assert [None if pd.isna(v) else v for v in converted] == expected
         assert converted.dtype == ("Int64" if kind == "integer" else "boolean")
+
+
+def test_a_header_over_two_lines_numbers_the_rows_alike_on_both_routes(tmp_path, monkeypatch):
+    # A quoted column name holding a line break: the body starts a line later, and a rejected
+    # row's line (and its text, read back from the file) must be the file's on both routes.
+    lines = append_rows("sessions", "P1,3,2025-01-20,medium,no,0,none,").splitlines()
+    lines = [lines[0] + ',"note\n(free text)"', *(line + ",-" for line in lines[1:])]
+    paths = write_study(tmp_path, sessions="\n".join(lines) + "\n")
+    raw, fast, careful = _both_routes(paths, monkeypatch)
+    assert raw["sessions"].typed is not None  # (the fast route was taken)
+    _assert_same(fast, careful)
+    (line,) = fast.tables["sessions"].quarantine["source_row"]
+    assert line == len(paths["sessions"].read_text(encoding="utf-8").splitlines())
