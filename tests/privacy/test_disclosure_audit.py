@@ -359,21 +359,26 @@ def test_a_count_that_equals_a_published_total_is_shown_not_an_error():
     assert audit_tables({"flow": flow, "mean_by_visit": means}, published, 5) == []
 
 
+# 8 patients: 2 superficial and 6 deep; 4 with a twitch and 4 without (both below 5, so their
+# sizes follow from the 8 included, never hidden, and are public by the rule)
+EIGHT_PATIENTS = {
+    "depth": {
+        "superficial": (2, {"female": 1, "male": 1}),
+        "deep": (6, {"female": 3, "male": 3}),
+    },
+    "twitch": {
+        "no twitch": (4, {"female": 2, "male": 2}),
+        "twitch": (4, {"female": 2, "male": 2}),
+    },
+}
+
+
 def test_a_small_count_public_by_the_rule_is_never_chosen_as_a_complement():
     # 8 patients, 4 with a twitch and 4 without: both below 5, they follow from the total (never
     # hidden) and are shown. One of them was then chosen as "[c]" to protect another count,
     # which tells a reader it is at least 5: the audit found no count fitting that, and the run
     # of a clinic's 8-patient workbook stopped with a traceback.
-    spec = {
-        "depth": {
-            "superficial": (2, {"female": 1, "male": 1}),
-            "deep": (6, {"female": 3, "male": 3}),
-        },
-        "twitch": {
-            "no twitch": (4, {"female": 2, "male": 2}),
-            "twitch": (4, {"female": 2, "male": 2}),
-        },
-    }
+    spec = EIGHT_PATIENTS
     rows = []
     for factor, levels in (("depth", ("superficial", "deep")), ("twitch", ("no twitch", "twitch"))):
         rows += [
@@ -418,16 +423,7 @@ def test_a_count_shown_by_the_rule_is_not_hidden_again_in_a_loop(monkeypatch):
         suppress(self, key, marker)
 
     monkeypatch.setattr(Audit, "suppress", counted)
-    spec = {
-        "depth": {
-            "superficial": (2, {"female": 1, "male": 1}),
-            "deep": (6, {"female": 3, "male": 3}),
-        },
-        "twitch": {
-            "no twitch": (4, {"female": 2, "male": 2}),
-            "twitch": (4, {"female": 2, "male": 2}),
-        },
-    }
+    spec = EIGHT_PATIENTS
     groups = [(f, lv, spec[f][lv][0]) for f in spec for lv in spec[f]]
     t1 = table_one(spec)
     baseline = pd.DataFrame(
