@@ -27,8 +27,6 @@ from pipeline.ingest.readers import EXCEL_SUFFIXES, TextTable, read_bytes, read_
 from pipeline.schemas.columns import PATIENT_ID
 
 HEADER_ROWS = 10  # the header is looked for on the first lines (sheet rows)
-
-
 FOOTER_ROWS = 5  # the most lines below a table read as its footer
 
 
@@ -43,10 +41,10 @@ def footer_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> int:
         return 0
     cells = frame[list(columns)]
     filled = cells.notna().sum(axis=1).to_numpy()
-    few = max(1, int(np.median(filled)) // 4)
-    if np.median(filled) < 3:
+    usual = int(np.median(filled))
+    if usual < 3:
         return 0
-    rows = 0
+    few, rows = max(1, usual // 4), 0
     while rows < FOOTER_ROWS and filled[-1 - rows] <= few:
         prose = cells.iloc[-1 - rows].dropna().astype(str).str.contains(r"\S[ :]|:", regex=True)
         if not prose.any():

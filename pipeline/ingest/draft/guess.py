@@ -194,6 +194,7 @@ def unmapped_note(export: Export, column: str) -> str:
 # how a file is written
 # ------------------------------------------------------------------------------------------
 _DMY = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})")
+_YMD_SLASH = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
 _DAY_NAMED = re.compile(rf"^\d{{1,2}}([ -]?){cols.MONTH}\1\d{{4}}$", re.IGNORECASE)
 _NAMED_DAY = re.compile(rf"^{cols.MONTH} \d{{1,2}}(,?) \d{{4}}$", re.IGNORECASE)
 
@@ -212,9 +213,6 @@ def _named_month(values: pd.Series) -> Guess | None:
         shown = values[matched].iloc[0]
         return Guess("date_format", written, HIGH, f"dates like {shown}: the month by its name")
     return None
-
-
-_YMD_SLASH = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
 
 
 def date_format(values: pd.Series) -> Guess | None:
